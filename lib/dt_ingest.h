@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt_ingest.h - the receiving side of a batch link (collector for agents, analyzer for
+ * collectors).
+ *
+ * An ingest server listens with an NNG rep socket. For each request it decodes a batch
+ * strictly; a malformed request is counted by error code, logged (rate limited) under
+ * DT-INGEST-MALFORMED and answered with DT_MSG_ERROR, and the server goes on. A batch
+ * whose (sender, seq) was already stored is acknowledged again without storing it twice.
+ * Otherwise on_batch stores it; its result decides the ACK status. The ACK carries the
+ * current control set when the sender's ctl_gen differs from it.
+ */
+#ifndef DT_INGEST_H
+#define DT_INGEST_H
+
+#include <stdint.h>
+
+#include "dt_proto.h"
+
+struct dt_ingest;
+
+struct dt_ingest_ops {
+	/* Stores a valid batch; returns DT_ST_OK once it is durable, another dt_status to
+	 * make the sender retry. raw/rawlen is the message as received. */
+	int (*on_batch)(void *arg, const struct dt_batch *b, const void *raw, size_t rawlen);
+	/* Returns the highest seq already stored for sender (0: none), for deduplication. */
+	uint64_t (*last_seq)(void *arg, const char *sender);
+	void *arg;
+};
+
+struct dt_ingest_stats {
+	uint64_t batches;   /* batches stored */
+	uint64_t samples;   /* samples in them */
+	uint64_t duplicates; /* batches acknowledged again without storing */
+	uint64_t malformed; /* requests refused, all codes */
+	uint64_t malformed_by[9]; /* by -DT_PROTO_* code (index 1..8) */
+	uint64_t store_errors; /* on_batch did not return DT_ST_OK */
+};
+
+int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_ingest **out);
+
+/* Replaces the control set sent to senders (deep copy). */
+int dt_ingest_set_control(struct dt_ingest *in, const struct dt_control *c);
+
+/*
+ * The lowest control generation applied by the senders heard from within the last
+ * window_ms, and how many they are (0 senders: returns 0). The collector reports it
+ * upstream as its own ctl_gen, so that the analyzer knows when every agent has applied
+ * a set.
+ */
+uint64_t dt_ingest_min_gen(struct dt_ingest *in, unsigned window_ms, unsigned *senders);
+
+void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st);
+void dt_ingest_stop(struct dt_ingest *in);
+
+#endif /* DT_INGEST_H */

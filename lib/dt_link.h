@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt_link.h - the sending side of a batch link (agent -> collector, collector -> analyzer).
+ *
+ * A link owns an NNG req socket dialed to its peer and a bounded queue of encoded
+ * batches. A thread sends the queue head, waits for its DT_MSG_ACK, and only then drops
+ * it; on a timeout or an error reply it sends the same bytes again (same seq), so
+ * delivery is at least once and the receiver deduplicates by (sender, seq). When the
+ * queue stays empty for heartbeat_ms it sends a heartbeat (a batch without samples), so
+ * that control changes reach the sender even when no sample flows.
+ *
+ * An ACK may carry a control set (the armed tasks); the link hands it to on_control on
+ * its own thread and from then on advertises its generation in every batch.
+ */
+#ifndef DT_LINK_H
+#define DT_LINK_H
+
+#include <stdint.h>
+
+#include "dt_proto.h"
+
+struct dt_link;
+
+struct dt_link_cfg {
+	const char *url;        /* peer, e.g. "tcp://10.0.0.1:7400" */
+	const char *sender;     /* our name, put in every batch */
+	unsigned heartbeat_ms;  /* idle time before a heartbeat */
+	unsigned timeout_ms;    /* wait for an ACK before resending */
+	unsigned queue_max;     /* batches held at most */
+};
+
+struct dt_link_ops {
+	/* Called on the link thread with each new control set; returns the generation it
+	 * applied (normally c->gen), which the link then advertises. */
+	uint64_t (*on_control)(void *arg, const struct dt_control *c);
+	/* Fills the loss counters of an outgoing heartbeat (may be NULL). */
+	void (*heartbeat_lost)(void *arg, uint64_t lost[DT_LOSS_MAX]);
+	void *arg;
+};
+
+struct dt_link_stats {
+	uint64_t batches_sent;  /* batches acknowledged by the peer */
+	uint64_t samples_sent;  /* samples in those batches */
+	uint64_t resends;       /* sends repeated after a timeout or an error reply */
+	uint64_t rejected;      /* batches the peer refused as malformed (their samples lost) */
+	uint64_t queue_depth;   /* batches waiting now */
+	uint64_t ctl_gen;       /* generation of the last control set applied */
+	int connected;          /* 1 once an ACK arrived and no send has timed out since */
+};
+
+/* Starts the link thread. Returns 0 or -errno; *out is set on success only. */
+int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
+		  struct dt_link **out);
+
+/*
+ * Queues b for sending: fills b->sender, b->seq and b->ctl_gen, encodes it, and leaves b
+ * owned by the caller (samples are copied by the encoding). Returns 0, or -ENOBUFS when
+ * the queue is full: then nothing is queued and the caller counts the samples as lost
+ * (DT_LOSS_QUEUE_FULL).
+ */
+int dt_link_send(struct dt_link *l, struct dt_batch *b);
+
+void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
+
+/* Tries for at most drain_ms to send what is queued, then stops the thread, closes the
+ * socket and frees the link. Returns the number of batches left unsent. */
+unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms);
+
+#endif /* DT_LINK_H */

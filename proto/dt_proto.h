@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt_proto.h - the dyetrace wire format (msgpack) and its codec.
+ *
+ * Every message is one msgpack array whose first two elements are the protocol version
+ * and the message type:
+ *
+ *     [version, type, field, field, ...]
+ *
+ * Fields are positional (arrays, not maps): a sample record costs ~45 bytes this way.
+ * The layout of every message is documented next to its struct below and in
+ * proto/README.md. Decoders are strict: the whole buffer must be exactly one message,
+ * every field must have the documented msgpack type and range, and arrays must have
+ * exactly the documented length. A message with a version greater than
+ * DT_PROTO_VERSION is refused with DT_PROTO_EVERSION.
+ *
+ * Decoders never leave a partially filled struct: on error the output struct is all
+ * zero and owns nothing. On success, the caller owns what the struct points to and
+ * releases it with the matching *_free() function (which also zeroes the struct and is
+ * safe to call on a zeroed struct).
+ *
+ * Encoders append one message to a msgpack_sbuffer the caller initialised; they return
+ * 0 or a negative DT_PROTO_* code (only for values that cannot be represented).
+ *
+ * Bump DT_PROTO_VERSION whenever a message changes its layout or the meaning of a field.
+ */
+#ifndef DT_PROTO_H
+#define DT_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/types.h>
+#include <msgpack.h>
+
+#include "dt_sample.h"
+
+#define DT_PROTO_VERSION 1
+
+#define DT_NAME_MAX 64            /* node, collector and region names, with the NUL */
+#define DT_IFNAME_MAX 16          /* interface names, with the NUL (IFNAMSIZ) */
+#define DT_MSG_MAX 256            /* error and status sentences, with the NUL */
+#define DT_BATCH_MAX_IFACES 256   /* interface names one batch may carry */
+#define DT_BATCH_MAX_SAMPLES 65536
+#define DT_CONTROL_MAX_TASKS 65536
+#define DT_REPORT_MAX_PACKETS 1048576
+#define DT_REPORT_MAX_HOPS 64     /* hops of one packet */
+#define DT_REPORT_MAX_STATS 4096
+
+enum dt_msg_type {
+	DT_MSG_BATCH = 1,       /* samples; agent -> collector -> analyzer */
+	DT_MSG_ACK = 2,         /* reply to a batch, may carry the control set */
+	DT_MSG_CONTROL = 3,     /* the armed task set; analyzer -> collector -> agents */
+	DT_MSG_TASK_CREATE = 4, /* CLI -> analyzer */
+	DT_MSG_TASK_GET = 5,    /* CLI -> analyzer */
+	DT_MSG_TASK = 6,        /* analyzer -> CLI: one task */
+	DT_MSG_REPORT_GET = 7,  /* CLI -> analyzer */
+	DT_MSG_REPORT = 8,      /* analyzer -> CLI: a task's report */
+	DT_MSG_ERROR = 9,       /* any reply that failed */
+	DT_MSG_TYPE_MAX,
+};
+
+/* Codec errors: 0 or one of these negative values. */
+enum dt_proto_err {
+	DT_PROTO_OK = 0,
+	DT_PROTO_ETRUNC = -1,   /* buffer ends inside a message, or is not msgpack at all */
+	DT_PROTO_ETYPE = -2,    /* a field has the wrong msgpack type */
+	DT_PROTO_ELENGTH = -3,  /* an array has more or fewer elements than its layout */
+	DT_PROTO_EVERSION = -4, /* version newer than this build understands (or 0) */
+	DT_PROTO_EMSGTYPE = -5, /* unknown message type, or not the type the decoder expects */
+	DT_PROTO_ERANGE = -6,   /* a value is out of range (too long string, unknown hook...) */
+	DT_PROTO_ETRAILING = -7, /* bytes after the end of the message */
+	DT_PROTO_ENOMEM = -8,
+};
+
+/* Short English text for a DT_PROTO_* code ("truncated message", ...). Never NULL. */
+const char *dt_proto_strerror(int err);
+
+/*
+ * Status of an API reply (DT_MSG_ERROR carries one). The CLI maps them to exit codes.
+ * Append, never renumber.
+ */
+enum dt_status {
+	DT_ST_OK = 0,
+	DT_ST_INVALID = 1,   /* the request is malformed or names an impossible flow */
+	DT_ST_NOT_FOUND = 2, /* no such task */
+	DT_ST_REFUSED = 3,   /* well-formed but refused (overlap, limits, permissions) */
+	DT_ST_FAILED = 4,    /* the service could not do it */
+	DT_ST_MAX,
+};
+
+/* Task lifecycle. Append, never renumber. */
+enum dt_task_state {
+	DT_TASK_NEW = 0,
+	DT_TASK_READY = 1,
+	DT_TASK_ARMED = 2,
+	DT_TASK_RUNNING = 3,
+	DT_TASK_DONE = 4,
+	DT_TASK_EXPIRED = 5,
+	DT_TASK_CANCELLED = 6,
+	DT_TASK_FAILED = 7,
+	DT_TASK_STATE_MAX,
+};
+
+/* Why samples were lost before they reached a store. Append, never renumber. */
+enum dt_loss {
+	DT_LOSS_RING_FULL = 0,  /* BPF ring buffer full (data plane) */
+	DT_LOSS_QUEUE_FULL = 1, /* sender's in-memory queue full */
+	DT_LOSS_BAD_VERSION = 2, /* ring record of an unknown layout version */
+	DT_LOSS_MAX,
+};
+
+/* Peek at the header of a message: checks that buf starts with an array whose first two
+ * elements are a supported version and a known type. Does not validate the rest. */
+int dt_msg_type(const void *buf, size_t len, enum dt_msg_type *type);
+
+/*
+ * One sample on the wire: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto,
+ * vni, task_id, ip_id, ident, len, outer_saddr, outer_daddr]
+ * Addresses and ports are carried as unsigned integers in network byte order, exactly as
+ * in struct dt_tuple. hook is 1..DT_HOOK_MAX-1, iface < the batch's n_ifaces.
+ * ts_ns is wall-clock time (CLOCK_REALTIME, ns since the epoch).
+ */
+struct dt_wire_sample {
+	uint8_t hook;
+	uint8_t flags;
+	uint16_t iface;
+	uint64_t ts_ns;
+	struct dt_tuple tuple;
+	uint32_t task_id;
+	uint16_t ip_id;
+	uint32_t ident;
+	uint32_t len;
+	uint32_t outer_saddr;
+	uint32_t outer_daddr;
+};
+
+/*
+ * DT_MSG_BATCH: [1, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [sample...]]
+ * sender:  who sent this message (the agent's node name, or the collector's name)
+ * seq:     sender's message sequence, starting at 1 and growing by 1 per batch;
+ *          a heartbeat is a batch with no samples (it still has a seq)
+ * ctl_gen: generation of the control set the sender has applied (0: none yet)
+ * node:    node whose data plane took the samples
+ * lost:    exactly DT_LOSS_MAX counters, cumulative since the node's agent started
+ */
+struct dt_batch {
+	char sender[DT_NAME_MAX];
+	uint64_t seq;
+	uint64_t ctl_gen;
+	char node[DT_NAME_MAX];
+	uint32_t n_ifaces;
+	char ifaces[DT_BATCH_MAX_IFACES][DT_IFNAME_MAX];
+	uint64_t lost[DT_LOSS_MAX];
+	uint32_t n_samples;
+	struct dt_wire_sample *samples; /* n_samples, malloc'd */
+};
+
+int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b);
+int dt_batch_decode(const void *buf, size_t len, struct dt_batch *b);
+void dt_batch_free(struct dt_batch *b);
+
+/*
+ * One armed task as carried by the control set: [task_id, flags, saddr, daddr, sport,
+ * dport, proto, vni]. flags: DT_TASK_F_* (bpf/dt_sample.h).
+ */
+struct dt_arm {
+	uint32_t task_id;
+	uint32_t flags;
+	struct dt_tuple tuple;
+};
+
+/*
+ * DT_MSG_CONTROL: [1, 3, gen, [arm...]]
+ * The full set of tasks that must be armed, at generation gen (strictly increasing).
+ * A receiver arms the tasks it does not hold yet and disarms those no longer listed.
+ */
+struct dt_control {
+	uint64_t gen;
+	uint32_t n_arms;
+	struct dt_arm *arms; /* n_arms, malloc'd */
+};
+
+int dt_control_encode(msgpack_sbuffer *out, const struct dt_control *c);
+int dt_control_decode(const void *buf, size_t len, struct dt_control *c);
+void dt_control_free(struct dt_control *c);
+
+/*
+ * DT_MSG_ACK: [1, 2, seq, status, control]
+ * seq:     the batch being acknowledged (stored durably when status is DT_ST_OK)
+ * control: nil, or [gen, [arm...]] when the receiver's control generation differs from
+ *          the batch's ctl_gen
+ */
+struct dt_ack {
+	uint64_t seq;
+	uint32_t status; /* enum dt_status */
+	bool has_control;
+	struct dt_control control;
+};
+
+int dt_ack_encode(msgpack_sbuffer *out, const struct dt_ack *a);
+int dt_ack_decode(const void *buf, size_t len, struct dt_ack *a);
+void dt_ack_free(struct dt_ack *a);
+
+/*
+ * DT_MSG_TASK_CREATE: [1, 4, flags, saddr, daddr, sport, dport, proto, vni]
+ */
+struct dt_task_spec {
+	uint32_t flags; /* DT_TASK_F_* */
+	struct dt_tuple tuple;
+};
+
+int dt_task_create_encode(msgpack_sbuffer *out, const struct dt_task_spec *s);
+int dt_task_create_decode(const void *buf, size_t len, struct dt_task_spec *s);
+
+/* DT_MSG_TASK_GET: [1, 5, task_id] and DT_MSG_REPORT_GET: [1, 7, task_id] */
+int dt_task_get_encode(msgpack_sbuffer *out, uint32_t task_id);
+int dt_task_get_decode(const void *buf, size_t len, uint32_t *task_id);
+int dt_report_get_encode(msgpack_sbuffer *out, uint32_t task_id);
+int dt_report_get_decode(const void *buf, size_t len, uint32_t *task_id);
+
+/*
+ * DT_MSG_TASK: [1, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni,
+ *               created_ns, colored, delivered]
+ * colored:   packets colored at the first hop (samples at DT_HOOK_PORT_IN)
+ * delivered: packets seen at the last hop (samples at DT_HOOK_PORT_OUT)
+ */
+struct dt_task_info {
+	uint32_t id;
+	uint32_t state; /* enum dt_task_state */
+	struct dt_task_spec spec;
+	uint64_t created_ns;
+	uint64_t colored;
+	uint64_t delivered;
+};
+
+int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t);
+int dt_task_decode(const void *buf, size_t len, struct dt_task_info *t);
+
+/* DT_MSG_ERROR: [1, 9, status, message] */
+struct dt_error {
+	uint32_t status; /* enum dt_status, never DT_ST_OK */
+	char message[DT_MSG_MAX];
+};
+
+int dt_error_encode(msgpack_sbuffer *out, const struct dt_error *e);
+int dt_error_decode(const void *buf, size_t len, struct dt_error *e);
+
+/* A place where samples are taken: [node, ifname, hook]. */
+struct dt_hop_ref {
+	char node[DT_NAME_MAX];
+	char ifname[DT_IFNAME_MAX];
+	uint8_t hook; /* enum dt_hook */
+};
+
+/* One hop of one packet: [node, ifname, hook, ts_ns] */
+struct dt_hop {
+	struct dt_hop_ref at;
+	uint64_t ts_ns;
+};
+
+/* One traced packet: [ip_id, ident, len, [hop...]], hops in path order. */
+struct dt_packet_path {
+	uint16_t ip_id;
+	uint32_t ident;
+	uint32_t len;
+	uint32_t n_hops;
+	struct dt_hop *hops; /* n_hops, malloc'd */
+};
+
+/*
+ * Latency between two consecutive hops, over all packets that took both:
+ * [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns]
+ * mean_ns and stddev_ns are msgpack floats (double).
+ */
+struct dt_hop_stat {
+	struct dt_hop_ref from;
+	struct dt_hop_ref to;
+	uint64_t count;
+	uint64_t min_ns;
+	uint64_t max_ns;
+	double mean_ns;
+	double stddev_ns;
+};
+
+/*
+ * DT_MSG_REPORT: [1, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
+ *                 [stat...], [lost...]]
+ * lost: exactly DT_LOSS_MAX counters, summed over the nodes that reported samples.
+ */
+struct dt_report {
+	struct dt_task_info task;
+	uint32_t n_packets;
+	struct dt_packet_path *packets; /* n_packets, malloc'd */
+	uint32_t n_stats;
+	struct dt_hop_stat *stats; /* n_stats, malloc'd */
+	uint64_t lost[DT_LOSS_MAX];
+};
+
+int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r);
+int dt_report_decode(const void *buf, size_t len, struct dt_report *r);
+void dt_report_free(struct dt_report *r);
+
+/* Names used in text and JSON output. Never NULL ("?" for out-of-range values). */
+const char *dt_hook_name(unsigned int hook);        /* "port-in", "uplink-out", ... */
+const char *dt_task_state_name(unsigned int state); /* "running", ... */
+const char *dt_status_name(unsigned int status);    /* "not-found", ... */
+const char *dt_loss_name(unsigned int loss);        /* "ring-full", ... */
+
+#endif /* DT_PROTO_H */
