@@ -33,6 +33,9 @@ struct dt_link_ops {
 	/* Called on the link thread with each new control set; returns the generation it
 	 * applied (normally c->gen), which the link then advertises. */
 	uint64_t (*on_control)(void *arg, const struct dt_control *c);
+	/* The control generation to advertise in each batch (may be NULL: the generation
+	 * on_control last returned). A collector advertises what all its agents applied. */
+	uint64_t (*advertise_gen)(void *arg);
 	/* Fills the loss counters of an outgoing heartbeat (may be NULL). */
 	void (*heartbeat_lost)(void *arg, uint64_t lost[DT_LOSS_MAX]);
 	void *arg;

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "dataplane.h"
+#include "dt_link.h"
+#include "dt_log.h"
+#include "dt_time.h"
+
+/* The agent's state shared by the ring-draining main thread and the link thread. */
+struct agent {
+	const struct dt_agent_cfg *cfg;
+	struct dt_dataplane *dp;
+	struct dt_link *link;
+	pthread_mutex_t mu;       /* guards lost[] and the data plane's task map */
+	uint64_t lost[DT_LOSS_MAX]; /* cumulative, as shipped in every batch */
+	struct dt_batch batch;    /* being filled by the main thread */
+	uint64_t batch_started_ms;
+	uint64_t mono_to_real_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	int ifindex_slot[DT_AGENT_MAX_IFACES];
+};
+
+static int iface_slot(struct agent *a, unsigned ifindex)
+{
+	unsigned i;
+
+	for (i = 0; i < a->cfg->n_ifaces; i++)
+		if (a->cfg->ifaces[i].ifindex == ifindex)
+			return (int)i;
+	return -1;
+}
+
+static void refresh_clock(struct agent *a)
+{
+	a->mono_to_real_ns = dt_clock_ns(CLOCK_REALTIME) - dt_clock_ns(CLOCK_MONOTONIC);
+}
+
+/* Counts the data plane's ring-full drops into lost[] (they are cumulative there too). */
+static void refresh_lost(struct agent *a)
+{
+	uint64_t cnt[DT_CNT_MAX];
+
+	dt_dataplane_counters(a->dp, cnt);
+	pthread_mutex_lock(&a->mu);
+	a->lost[DT_LOSS_RING_FULL] = cnt[DT_CNT_RING_FULL];
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void flush(struct agent *a)
+{
+	uint32_t n = a->batch.n_samples;
+	int rv;
+
+	if (n == 0)
+		return;
+	refresh_lost(a);
+	pthread_mutex_lock(&a->mu);
+	memcpy(a->batch.lost, a->lost, sizeof(a->lost));
+	pthread_mutex_unlock(&a->mu);
+	rv = dt_link_send(a->link, &a->batch);
+	if (rv) {
+		pthread_mutex_lock(&a->mu);
+		a->lost[DT_LOSS_QUEUE_FULL] += n;
+		pthread_mutex_unlock(&a->mu);
+		dt_debug("DT-AGENT-QUEUE-FULL", "dropped a batch of %u samples: %s", n, strerror(-rv));
+	}
+	a->batch.n_samples = 0;
+	refresh_clock(a);
+}
+
+static void on_sample(void *arg, const struct dt_sample *s)
+{
+	struct agent *a = arg;
+	struct dt_wire_sample *w;
+	int slot;
+
+	if (s->version != DT_SAMPLE_VERSION || (slot = iface_slot(a, s->ifindex)) < 0) {
+		pthread_mutex_lock(&a->mu);
+		a->lost[DT_LOSS_BAD_VERSION]++;
+		pthread_mutex_unlock(&a->mu);
+		return;
+	}
+	if (a->batch.n_samples == 0)
+		a->batch_started_ms = dt_mono_ms();
+	w = &a->batch.samples[a->batch.n_samples++];
+	w->hook = s->hook;
+	w->flags = s->flags;
+	w->iface = (uint16_t)slot;
+	w->ts_ns = s->ts_ns + a->mono_to_real_ns;
+	w->tuple = s->tuple;
+	w->task_id = s->task_id;
+	w->ip_id = s->ip_id;
+	w->ident = s->ident;
+	w->len = s->len;
+	w->outer_saddr = s->outer_saddr;
+	w->outer_daddr = s->outer_daddr;
+	if (a->batch.n_samples >= a->cfg->batch_max_samples)
+		flush(a);
+}
+
+static uint64_t on_control(void *arg, const struct dt_control *c)
+{
+	struct agent *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	dt_dataplane_apply(a->dp, c);
+	pthread_mutex_unlock(&a->mu);
+	return c->gen;
+}
+
+static void heartbeat_lost(void *arg, uint64_t lost[DT_LOSS_MAX])
+{
+	struct agent *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	memcpy(lost, a->lost, sizeof(a->lost));
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void log_stats(struct agent *a, const char *id)
+{
+	struct dt_link_stats ls;
+	uint64_t cnt[DT_CNT_MAX], lost[DT_LOSS_MAX];
+
+	dt_dataplane_counters(a->dp, cnt);
+	dt_link_stats(a->link, &ls);
+	heartbeat_lost(a, lost);
+	dt_info(id,
+		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu batches_sent=%llu "
+		"samples_sent=%llu resends=%llu queued=%llu lost_ring_full=%llu "
+		"lost_queue_full=%llu lost_bad_record=%llu armed=%u",
+		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
+		(unsigned long long)cnt[DT_CNT_UNCOLORED],
+		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR],
+		(unsigned long long)ls.batches_sent, (unsigned long long)ls.samples_sent,
+		(unsigned long long)ls.resends, (unsigned long long)ls.queue_depth,
+		(unsigned long long)lost[DT_LOSS_RING_FULL],
+		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
+		(unsigned long long)lost[DT_LOSS_BAD_VERSION], dt_dataplane_armed(a->dp));
+}
+
+int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
+{
+	struct dt_agent_cfg cfg = *cfg_in;
+	struct dt_link_cfg lc = {
+		.url = cfg.collector,
+		.sender = cfg.node,
+		.heartbeat_ms = (unsigned)cfg.heartbeat_ms,
+		.timeout_ms = (unsigned)cfg.ack_timeout_ms,
+		.queue_max = (unsigned)cfg.queue_max,
+	};
+	struct dt_link_ops ops = {.on_control = on_control, .heartbeat_lost = heartbeat_lost};
+	char err[DT_ERRBUF_MAX];
+	struct agent a;
+	uint64_t last_stats_ms;
+	unsigned i, left;
+	int rv;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = &cfg;
+	pthread_mutex_init(&a.mu, NULL);
+	strcpy(a.batch.node, cfg.node);
+	a.batch.n_ifaces = cfg.n_ifaces;
+	for (i = 0; i < cfg.n_ifaces; i++)
+		strcpy(a.batch.ifaces[i], cfg.ifaces[i].name);
+	a.batch.samples = calloc(cfg.batch_max_samples, sizeof(*a.batch.samples));
+	if (!a.batch.samples)
+		return -ENOMEM;
+	refresh_clock(&a);
+	dt_log_libbpf();
+	if ((rv = dt_dataplane_open(&cfg, on_sample, &a, &a.dp, err, sizeof(err)))) {
+		dt_err("DT-AGENT-LOAD", "%s", err);
+		goto out;
+	}
+	ops.arg = &a;
+	if ((rv = dt_link_start(&lc, &ops, &a.link))) {
+		dt_err("DT-AGENT-LINK", "cannot start the link to %s", cfg.collector);
+		goto out;
+	}
+	dt_info("DT-AGENT-READY", "node %s: %u interfaces attached, shipping to %s", cfg.node,
+		cfg.n_ifaces, cfg.collector);
+	last_stats_ms = dt_mono_ms();
+	while (!*stop) {
+		rv = dt_dataplane_poll(a.dp, (int)cfg.batch_delay_ms);
+		if (rv < 0 && rv != -EINTR) {
+			dt_err("DT-AGENT-RING", "ring buffer: %s", strerror(-rv));
+			break;
+		}
+		if (a.batch.n_samples && dt_mono_ms() - a.batch_started_ms >= cfg.batch_delay_ms)
+			flush(&a);
+		if (cfg.stats_interval_s && dt_mono_ms() - last_stats_ms >= cfg.stats_interval_s * 1000) {
+			log_stats(&a, "DT-AGENT-STATS");
+			last_stats_ms = dt_mono_ms();
+		}
+	}
+	rv = 0;
+	/* Drain what the ring still holds, then give the link a moment to deliver it. */
+	dt_dataplane_poll(a.dp, 0);
+	flush(&a);
+	log_stats(&a, "DT-AGENT-EXIT");
+	left = dt_link_stop(a.link, 2000);
+	a.link = NULL;
+	if (left)
+		dt_warn("DT-AGENT-UNSENT", "%u batches could not be delivered before exit", left);
+out:
+	if (a.link)
+		dt_link_stop(a.link, 0);
+	dt_dataplane_close(a.dp);
+	free(a.batch.samples);
+	pthread_mutex_destroy(&a.mu);
+	return rv;
+}

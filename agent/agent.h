@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent.h - dyetrace-agent: one per forwarding node.
+ *
+ * The agent loads the data plane (bpf/dyetrace.bpf.c), attaches it to the interfaces of
+ * its configuration by role, keeps the armed-task map equal to the control set its
+ * collector sends, drains the ring buffer into batches and ships them over a dt_link.
+ */
+#ifndef DT_AGENT_H
+#define DT_AGENT_H
+
+#include <stdint.h>
+
+#include "dt_config.h"
+#include "dt_proto.h"
+
+enum dt_role {
+	DT_ROLE_PORT = 1,   /* faces an instance: first and last hop */
+	DT_ROLE_UPLINK = 2, /* underlay NIC: VXLAN-encapsulated traffic */
+};
+
+struct dt_agent_iface {
+	char name[DT_IFNAME_MAX];
+	enum dt_role role;
+	uint32_t vni;     /* ports only */
+	unsigned ifindex; /* resolved at attach time */
+};
+
+#define DT_AGENT_MAX_IFACES 64
+
+struct dt_agent_cfg {
+	char node[DT_NAME_MAX];
+	char collector[256];
+	uint64_t heartbeat_ms;
+	uint64_t ack_timeout_ms;
+	uint64_t queue_max;         /* batches waiting for the collector, at most */
+	uint64_t batch_max_samples; /* a batch is sent when it holds this many samples */
+	uint64_t batch_delay_ms;    /* ... or when its oldest sample is this old */
+	uint64_t ring_kib;          /* BPF ring buffer size, a power of two */
+	uint64_t stats_interval_s;  /* counters are logged this often (0: only at exit) */
+	unsigned n_ifaces;
+	struct dt_agent_iface ifaces[DT_AGENT_MAX_IFACES];
+};
+
+extern const struct dt_agent_cfg dt_agent_cfg_defaults;
+
+/* Loads a libconfig file over the defaults. Errors: "file:line: what" in err, -EINVAL. */
+int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *cfg, char *err, size_t errlen);
+
+/* Runs the agent until *stop becomes non-zero. Returns 0 or -errno. */
+int dt_agent_run(const struct dt_agent_cfg *cfg, volatile int *stop);
+
+#endif /* DT_AGENT_H */

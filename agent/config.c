@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+
+const struct dt_agent_cfg dt_agent_cfg_defaults = {
+	.collector = "tcp://127.0.0.1:7400",
+	.heartbeat_ms = 200,
+	.ack_timeout_ms = 2000,
+	.queue_max = 1024,
+	.batch_max_samples = 1024,
+	.batch_delay_ms = 50,
+	.ring_kib = 4096,
+	.stats_interval_s = 60,
+};
+
+static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, char *err,
+		      size_t errlen)
+{
+	static const char *const known[] = {"name", "role", "vni", NULL};
+	char role[16] = "";
+	uint64_t vni = 0;
+	int rv, have_vni;
+
+	if (!config_setting_is_group(s)) {
+		dt_cfg_error(s, err, errlen, "each interface must be a group { name = ...; role = ...; }");
+		return -EINVAL;
+	}
+	if ((rv = dt_cfg_known(s, known, err, errlen)) < 0)
+		return rv;
+	if ((rv = dt_cfg_string(s, "name", ifc->name, sizeof(ifc->name), err, errlen)) < 0)
+		return rv;
+	if (rv == 0) {
+		dt_cfg_error(s, err, errlen, "interface without 'name'");
+		return -EINVAL;
+	}
+	if ((rv = dt_cfg_string(s, "role", role, sizeof(role), err, errlen)) < 0)
+		return rv;
+	if (strcmp(role, "port") == 0) {
+		ifc->role = DT_ROLE_PORT;
+	} else if (strcmp(role, "uplink") == 0) {
+		ifc->role = DT_ROLE_UPLINK;
+	} else {
+		dt_cfg_error(s, err, errlen, "interface '%s': role must be \"port\" or \"uplink\"",
+			     ifc->name);
+		return -EINVAL;
+	}
+	if ((have_vni = dt_cfg_uint(s, "vni", 1, 0xFFFFFF, &vni, err, errlen)) < 0)
+		return have_vni;
+	if (ifc->role == DT_ROLE_PORT && !have_vni) {
+		dt_cfg_error(s, err, errlen, "port '%s' needs a 'vni' (1..16777215)", ifc->name);
+		return -EINVAL;
+	}
+	if (ifc->role == DT_ROLE_UPLINK && have_vni) {
+		dt_cfg_error(s, err, errlen,
+			     "uplink '%s' takes no 'vni' (it reads the VNI from each packet)",
+			     ifc->name);
+		return -EINVAL;
+	}
+	ifc->vni = (uint32_t)vni;
+	return 0;
+}
+
+int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, size_t errlen)
+{
+	static const char *const known[] = {
+		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
+		"batch_max_samples", "batch_delay_ms", "ring_kib", "stats_interval_s",
+		"interfaces", NULL};
+	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
+	config_setting_t *root, *list;
+	config_t c;
+	int rv, i, n;
+
+	config_init(&c);
+	if ((rv = dt_cfg_read(&c, path, err, errlen)) < 0)
+		goto out;
+	root = config_root_setting(&c);
+	if ((rv = dt_cfg_known(root, known, err, errlen)) < 0)
+		goto out;
+	if ((rv = dt_cfg_string(root, "node", cfg.node, sizeof(cfg.node), err, errlen)) < 0)
+		goto out;
+	if (rv == 0) {
+		snprintf(err, errlen, "%s: 'node' is required (this node's name)", path);
+		rv = -EINVAL;
+		goto out;
+	}
+	if ((rv = dt_cfg_string(root, "collector", cfg.collector, sizeof(cfg.collector), err,
+				errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "heartbeat_ms", 10, 60000, &cfg.heartbeat_ms, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "ack_timeout_ms", 10, 600000, &cfg.ack_timeout_ms, err,
+			      errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "queue_max", 1, 1u << 20, &cfg.queue_max, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "batch_max_samples", 1, DT_BATCH_MAX_SAMPLES,
+			      &cfg.batch_max_samples, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "batch_delay_ms", 1, 60000, &cfg.batch_delay_ms, err,
+			      errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "ring_kib", 4, 1u << 20, &cfg.ring_kib, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "stats_interval_s", 0, 86400, &cfg.stats_interval_s, err,
+			      errlen)) < 0)
+		goto out;
+	if (cfg.ring_kib & (cfg.ring_kib - 1)) {
+		dt_cfg_error(config_setting_get_member(root, "ring_kib"), err, errlen,
+			     "'ring_kib' must be a power of two");
+		rv = -EINVAL;
+		goto out;
+	}
+	list = config_setting_get_member(root, "interfaces");
+	if (!list || !config_setting_is_list(list) || config_setting_length(list) == 0) {
+		if (list)
+			dt_cfg_error(list, err, errlen,
+				     "'interfaces' must be a non-empty list ( { ... }, { ... } )");
+		else
+			snprintf(err, errlen, "%s: 'interfaces' is required", path);
+		rv = -EINVAL;
+		goto out;
+	}
+	n = config_setting_length(list);
+	if (n > DT_AGENT_MAX_IFACES) {
+		dt_cfg_error(list, err, errlen, "at most %d interfaces", DT_AGENT_MAX_IFACES);
+		rv = -EINVAL;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(list, i);
+		int j;
+
+		if ((rv = load_iface(s, &cfg.ifaces[i], err, errlen)) < 0)
+			goto out;
+		for (j = 0; j < i; j++) {
+			if (strcmp(cfg.ifaces[j].name, cfg.ifaces[i].name) == 0) {
+				dt_cfg_error(s, err, errlen, "interface '%s' is listed twice",
+					     cfg.ifaces[i].name);
+				rv = -EINVAL;
+				goto out;
+			}
+		}
+	}
+	cfg.n_ifaces = (unsigned)n;
+	*out = cfg;
+	rv = 0;
+out:
+	config_destroy(&c);
+	return rv;
+}

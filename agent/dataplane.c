@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "dataplane.h"
+#include "dt_log.h"
+#include "dt_tuple.h"
+#include "dyetrace.skel.h"
+
+/* One tc attachment we made, so that we undo exactly what we did. */
+struct attachment {
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts opts;
+	bool created_qdisc;
+};
+
+struct dt_dataplane {
+	struct dyetrace_bpf *skel;
+	struct ring_buffer *rb;
+	dt_sample_fn fn;
+	void *fn_arg;
+	unsigned n_att;
+	struct attachment att[2 * DT_AGENT_MAX_IFACES];
+	unsigned armed;
+};
+
+_Static_assert(sizeof(struct dt_sample) == 64, "dt_sample layout");
+_Static_assert(sizeof(struct dt_tuple) == 20, "dt_tuple layout");
+
+static int ring_cb(void *ctx, void *data, size_t size)
+{
+	struct dt_dataplane *dp = ctx;
+
+	if (size < sizeof(struct dt_sample))
+		return 0; /* cannot happen with our programs; the version check counts it */
+	dp->fn(dp->fn_arg, data);
+	return 0;
+}
+
+/* Creates the clsact qdisc (unless present) and attaches prog at one direction of ifindex. */
+static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_attach_point where,
+		      struct bpf_program *prog, const char *ifname, char *err, size_t errlen)
+{
+	struct attachment *a = &dp->att[dp->n_att];
+	int rv;
+
+	memset(a, 0, sizeof(*a));
+	a->hook.sz = sizeof(a->hook);
+	a->hook.ifindex = (int)ifindex;
+	a->hook.attach_point = where;
+	rv = bpf_tc_hook_create(&a->hook);
+	if (rv && rv != -EEXIST) {
+		snprintf(err, errlen, "%s: cannot create clsact qdisc: %s", ifname, strerror(-rv));
+		return rv;
+	}
+	/* Only the first direction of an interface creates the qdisc. */
+	a->created_qdisc = rv == 0;
+	a->opts.sz = sizeof(a->opts);
+	a->opts.prog_fd = bpf_program__fd(prog);
+	a->opts.handle = 0xd7e;
+	a->opts.priority = 1;
+	rv = bpf_tc_attach(&a->hook, &a->opts);
+	if (rv) {
+		snprintf(err, errlen, "%s: cannot attach %s: %s", ifname, bpf_program__name(prog),
+			 strerror(-rv));
+		if (a->created_qdisc) {
+			a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+			bpf_tc_hook_destroy(&a->hook);
+		}
+		return rv;
+	}
+	dp->n_att++;
+	return 0;
+}
+
+static int attach_iface(struct dt_dataplane *dp, struct dt_agent_iface *ifc, char *err,
+			size_t errlen)
+{
+	struct dyetrace_bpf *s = dp->skel;
+	struct dt_port_val pv = {.vni = ifc->vni};
+	int rv;
+
+	ifc->ifindex = if_nametoindex(ifc->name);
+	if (!ifc->ifindex) {
+		snprintf(err, errlen, "interface '%s': %s", ifc->name, strerror(errno));
+		return -ENODEV;
+	}
+	if (ifc->role == DT_ROLE_PORT) {
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), &ifc->ifindex, &pv, BPF_ANY)) {
+			rv = -errno;
+			snprintf(err, errlen, "port '%s': cannot configure: %s", ifc->name,
+				 strerror(errno));
+			return rv;
+		}
+		if ((rv = attach_one(dp, ifc->ifindex, BPF_TC_INGRESS, s->progs.dt_port_ingress,
+				     ifc->name, err, errlen)) ||
+		    (rv = attach_one(dp, ifc->ifindex, BPF_TC_EGRESS, s->progs.dt_port_egress,
+				     ifc->name, err, errlen)))
+			return rv;
+	} else {
+		if ((rv = attach_one(dp, ifc->ifindex, BPF_TC_INGRESS, s->progs.dt_uplink_ingress,
+				     ifc->name, err, errlen)) ||
+		    (rv = attach_one(dp, ifc->ifindex, BPF_TC_EGRESS, s->progs.dt_uplink_egress,
+				     ifc->name, err, errlen)))
+			return rv;
+	}
+	dt_info("DT-AGENT-ATTACH", "%s: attached as %s%s", ifc->name,
+		ifc->role == DT_ROLE_PORT ? "port" : "uplink",
+		ifc->role == DT_ROLE_PORT ? "" : " (VXLAN)");
+	return 0;
+}
+
+int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
+		      struct dt_dataplane **out, char *err, size_t errlen)
+{
+	struct dt_dataplane *dp;
+	unsigned i;
+	int rv;
+
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	dp->fn = fn;
+	dp->fn_arg = arg;
+	dp->skel = dyetrace_bpf__open();
+	if (!dp->skel) {
+		rv = -errno;
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	bpf_map__set_max_entries(dp->skel->maps.dt_events, (uint32_t)cfg->ring_kib * 1024);
+	if ((rv = dyetrace_bpf__load(dp->skel))) {
+		snprintf(err, errlen,
+			 "cannot load the BPF programs: %s (run as root on a kernel with BTF; "
+			 "-v shows the verifier log)",
+			 strerror(-rv));
+		goto fail;
+	}
+	dp->rb = ring_buffer__new(bpf_map__fd(dp->skel->maps.dt_events), ring_cb, dp, NULL);
+	if (!dp->rb) {
+		rv = -errno;
+		snprintf(err, errlen, "cannot open the ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	for (i = 0; i < cfg->n_ifaces; i++)
+		if ((rv = attach_iface(dp, &cfg->ifaces[i], err, errlen)))
+			goto fail;
+	*out = dp;
+	return 0;
+fail:
+	dt_dataplane_close(dp);
+	return rv;
+}
+
+static int tuple_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct dt_tuple));
+}
+
+int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
+{
+	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
+	struct dt_tuple *keys, *stale = NULL, key, next;
+	unsigned i, n_keys = 0, n_stale = 0, anyport = 0;
+	bool more;
+	int rv = 0;
+
+	keys = calloc(c->n_arms ? c->n_arms : 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	/* Arm what is listed. */
+	for (i = 0; i < c->n_arms; i++) {
+		struct dt_task_val v = {.task_id = c->arms[i].task_id, .flags = c->arms[i].flags};
+
+		if (dt_tuple_task_key(&c->arms[i].tuple, &v.flags, &keys[n_keys])) {
+			dt_warn("DT-AGENT-BADTASK", "task %u: its tuple cannot be armed; skipped",
+				v.task_id);
+			continue;
+		}
+		if (bpf_map_update_elem(fd, &keys[n_keys], &v, BPF_ANY)) {
+			rv = -errno;
+			dt_err("DT-AGENT-ARM", "task %u: cannot arm: %s", v.task_id, strerror(errno));
+			continue;
+		}
+		if (v.flags & DT_TASK_F_ANYPORT)
+			anyport++;
+		n_keys++;
+	}
+	qsort(keys, n_keys, sizeof(*keys), tuple_cmp);
+	/* Disarm what is no longer listed; collect first, deleting while iterating skips keys. */
+	stale = calloc(DT_MAX_TASKS, sizeof(*stale));
+	if (!stale) {
+		free(keys);
+		return -ENOMEM;
+	}
+	more = bpf_map_get_next_key(fd, NULL, &key) == 0;
+	while (more && n_stale < DT_MAX_TASKS) {
+		if (!bsearch(&key, keys, n_keys, sizeof(*keys), tuple_cmp))
+			stale[n_stale++] = key;
+		more = bpf_map_get_next_key(fd, &key, &next) == 0;
+		key = next;
+	}
+	for (i = 0; i < n_stale; i++)
+		bpf_map_delete_elem(fd, &stale[i]);
+	free(stale);
+	free(keys);
+	dp->skel->bss->dt_anyport_tasks = anyport;
+	dp->armed = n_keys;
+	dt_info("DT-AGENT-ARMED", "control set %llu applied: %u tasks armed, %u disarmed",
+		(unsigned long long)c->gen, n_keys, n_stale);
+	return rv;
+}
+
+int dt_dataplane_poll(struct dt_dataplane *dp, int timeout_ms)
+{
+	return ring_buffer__poll(dp->rb, timeout_ms);
+}
+
+void dt_dataplane_counters(struct dt_dataplane *dp, uint64_t out[DT_CNT_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(dp->skel->maps.dt_counters);
+	uint64_t vals[ncpu > 0 ? ncpu : 1];
+	uint32_t k;
+
+	for (k = 0; k < DT_CNT_MAX; k++) {
+		out[k] = 0;
+		if (ncpu <= 0 || bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			out[k] += vals[c];
+	}
+}
+
+unsigned dt_dataplane_armed(struct dt_dataplane *dp)
+{
+	return dp->armed;
+}
+
+void dt_dataplane_close(struct dt_dataplane *dp)
+{
+	if (!dp)
+		return;
+	while (dp->n_att > 0) {
+		struct attachment *a = &dp->att[--dp->n_att];
+
+		a->opts.prog_fd = 0;
+		a->opts.prog_id = 0;
+		a->opts.flags = 0;
+		bpf_tc_detach(&a->hook, &a->opts);
+		if (a->created_qdisc) {
+			a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+			bpf_tc_hook_destroy(&a->hook);
+		}
+	}
+	ring_buffer__free(dp->rb);
+	dyetrace_bpf__destroy(dp->skel);
+	free(dp);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dataplane.h - the agent's handle on the eBPF programs: load, attach by role, keep the
+ * armed-task map in step with the control set, read the counters, drain the ring.
+ */
+#ifndef DT_DATAPLANE_H
+#define DT_DATAPLANE_H
+
+#include <stdint.h>
+
+#include "agent.h"
+
+struct dt_dataplane;
+
+/* Called for every record drained from the ring buffer. */
+typedef void (*dt_sample_fn)(void *arg, const struct dt_sample *s);
+
+/*
+ * Opens and loads the programs (ring buffer of ring_kib KiB) and attaches them to every
+ * interface of cfg (resolving ifindex into cfg->ifaces). Returns 0 or -errno with err
+ * filled; on failure nothing stays attached.
+ */
+int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
+		      struct dt_dataplane **out, char *err, size_t errlen);
+
+/* Makes the armed-task map hold exactly the tasks of c. Returns 0 or -errno. */
+int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c);
+
+/* Drains the ring buffer, waiting at most timeout_ms. Returns records read or -errno. */
+int dt_dataplane_poll(struct dt_dataplane *dp, int timeout_ms);
+
+/* Sums the per-CPU counters into out[DT_CNT_MAX]. */
+void dt_dataplane_counters(struct dt_dataplane *dp, uint64_t out[DT_CNT_MAX]);
+
+/* Number of tasks in the armed-task map. */
+unsigned dt_dataplane_armed(struct dt_dataplane *dp);
+
+/* Detaches everything it attached (and removes the clsact qdiscs it created). */
+void dt_dataplane_close(struct dt_dataplane *dp);
+
+#endif /* DT_DATAPLANE_H */

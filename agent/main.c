@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#include "agent.h"
+#include "dt_daemon.h"
+
+static int load(const char *path, void *cfg, char *err, size_t errlen)
+{
+	return dt_agent_cfg_load(path, cfg, err, errlen);
+}
+
+static int run(const void *cfg, volatile int *stop)
+{
+	return dt_agent_run(cfg, stop);
+}
+
+static const struct dt_daemon agent_daemon = {
+	.name = "dyetrace-agent",
+	.default_config = "/etc/dyetrace/agent.conf",
+	.cfg_size = sizeof(struct dt_agent_cfg),
+	.load = load,
+	.run = run,
+	.help =
+	"DESCRIPTION\n"
+	"    The dyetrace agent runs on every forwarding node. It attaches the dyetrace eBPF\n"
+	"    programs (tc clsact) to the node's interfaces according to their role, arms the\n"
+	"    trace tasks its collector sends (only a port's ingress colors packets: it is the\n"
+	"    first hop), samples every colored packet at every hook, and ships the samples in\n"
+	"    batches to its collector. It detaches everything it attached on SIGINT/SIGTERM.\n\n"
+	"CONFIGURATION\n"
+	"    node = \"host1\";                      # this node's name in reports (required)\n"
+	"    collector = \"tcp://10.0.0.1:7400\";   # NNG URL of the regional collector\n"
+	"    interfaces = (                        # required, at most 64\n"
+	"      { name = \"tap1\"; role = \"port\"; vni = 100; },  # faces an instance\n"
+	"      { name = \"eth0\"; role = \"uplink\"; }            # underlay NIC (VXLAN)\n"
+	"    );\n"
+	"    heartbeat_ms = 200;       # idle link heartbeat; control changes arrive with it\n"
+	"    ack_timeout_ms = 2000;    # resend a batch not acknowledged by then\n"
+	"    queue_max = 1024;         # batches held for the collector, at most\n"
+	"    batch_max_samples = 1024; # samples per batch (about 60 KiB)\n"
+	"    batch_delay_ms = 50;      # a batch leaves at the latest this long after its first sample\n"
+	"    ring_kib = 4096;          # BPF ring buffer size, a power of two\n"
+	"    stats_interval_s = 60;    # counters logged this often (0: at exit only)\n",
+};
+
+int main(int argc, char **argv)
+{
+	return dt_daemon_main(argc, argv, &agent_daemon);
+}

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "collector.h"
+#include "dt_ingest.h"
+#include "dt_link.h"
+#include "dt_log.h"
+#include "dt_time.h"
+#include "store.h"
+
+struct collector {
+	const struct dt_collector_cfg *cfg;
+	struct dt_store *store;
+	struct dt_ingest *ingest;
+	struct dt_link *link;
+	uint64_t forwarded;  /* local sequence of the last batch handed to the link */
+	uint64_t forward_errors; /* stored batches that could not be re-read (corruption) */
+};
+
+static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	struct collector *c = arg;
+
+	if (b->n_samples == 0)
+		return DT_ST_OK; /* a heartbeat: nothing to keep */
+	return dt_store_put(c->store, b->sender, b->seq, raw, len) == 0 ? DT_ST_OK : DT_ST_FAILED;
+}
+
+static uint64_t last_seq(void *arg, const char *sender)
+{
+	struct collector *c = arg;
+
+	return dt_store_last_seq(c->store, sender);
+}
+
+/* The analyzer's control set: relay it to the agents. */
+static uint64_t on_control(void *arg, const struct dt_control *ctl)
+{
+	struct collector *c = arg;
+
+	if (dt_ingest_set_control(c->ingest, ctl))
+		return 0;
+	dt_info("DT-COLL-CONTROL", "control set %llu: %u tasks, relaying to agents",
+		(unsigned long long)ctl->gen, ctl->n_arms);
+	return ctl->gen;
+}
+
+/* Upstream we advertise the generation every agent heard from has applied. */
+static uint64_t advertise_gen(void *arg)
+{
+	struct collector *c = arg;
+	unsigned agents;
+	uint64_t gen = dt_ingest_min_gen(c->ingest, (unsigned)c->cfg->agent_window_ms, &agents);
+
+	return agents ? gen : 0;
+}
+
+/* Forwards one stored batch: the link re-stamps sender and seq as ours. */
+static int forward_one(void *arg, uint64_t lseq, const void *raw, size_t len)
+{
+	struct collector *c = arg;
+	struct dt_batch b;
+	int rv;
+
+	if ((rv = dt_batch_decode(raw, len, &b)) != 0) {
+		c->forward_errors++;
+		dt_err("DT-COLL-CORRUPT", "stored batch %llu cannot be decoded: %s; skipped",
+		       (unsigned long long)lseq, dt_proto_strerror(rv));
+		return 0;
+	}
+	rv = dt_link_send(c->link, &b);
+	dt_batch_free(&b);
+	return rv == -ENOBUFS ? 1 : 0; /* queue full: try again later from here */
+}
+
+static void log_stats(struct collector *c, const char *id)
+{
+	struct dt_ingest_stats is;
+	struct dt_link_stats ls;
+	unsigned agents;
+
+	dt_ingest_stats(c->ingest, &is);
+	dt_link_stats(c->link, &ls);
+	dt_ingest_min_gen(c->ingest, (unsigned)c->cfg->agent_window_ms, &agents);
+	dt_info(id,
+		"agents=%u batches_stored=%llu samples_stored=%llu duplicates=%llu malformed=%llu "
+		"store_errors=%llu batches_forwarded=%llu samples_forwarded=%llu queued=%llu "
+		"resends=%llu stored_total=%llu",
+		agents, (unsigned long long)is.batches, (unsigned long long)is.samples,
+		(unsigned long long)is.duplicates, (unsigned long long)is.malformed,
+		(unsigned long long)is.store_errors, (unsigned long long)ls.batches_sent,
+		(unsigned long long)ls.samples_sent, (unsigned long long)ls.queue_depth,
+		(unsigned long long)ls.resends, (unsigned long long)dt_store_count(c->store));
+}
+
+int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
+{
+	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
+	struct dt_link_ops lops = {.on_control = on_control, .advertise_gen = advertise_gen};
+	struct dt_link_cfg lc = {
+		.url = cfg->analyzer,
+		.sender = cfg->name,
+		.heartbeat_ms = (unsigned)cfg->heartbeat_ms,
+		.timeout_ms = (unsigned)cfg->ack_timeout_ms,
+		.queue_max = (unsigned)cfg->queue_max,
+	};
+	struct collector c = {.cfg = cfg};
+	uint64_t last_stats_ms, persisted;
+	int rv;
+
+	if ((rv = dt_store_open(cfg->store, cfg->store_max_mib, &c.store)))
+		return rv;
+	iops.arg = &c;
+	lops.arg = &c;
+	if ((rv = dt_ingest_start(cfg->listen, &iops, &c.ingest)))
+		goto out;
+	if ((rv = dt_link_start(&lc, &lops, &c.link)))
+		goto out;
+	c.forwarded = persisted = dt_store_forwarded(c.store);
+	dt_info("DT-COLL-READY", "collector %s: agents on %s, analyzer at %s, store %s (%llu batches)",
+		cfg->name, cfg->listen, cfg->analyzer, cfg->store,
+		(unsigned long long)dt_store_count(c.store));
+	last_stats_ms = dt_mono_ms();
+	while (!*stop) {
+		c.forwarded = dt_store_scan(c.store, c.forwarded, 64, forward_one, &c);
+		if (c.forwarded != persisted && dt_store_set_forwarded(c.store, c.forwarded) == 0)
+			persisted = c.forwarded;
+		if (cfg->stats_interval_s && dt_mono_ms() - last_stats_ms >= cfg->stats_interval_s * 1000) {
+			log_stats(&c, "DT-COLL-STATS");
+			last_stats_ms = dt_mono_ms();
+		}
+		nng_msleep(10);
+	}
+	rv = 0;
+	log_stats(&c, "DT-COLL-EXIT");
+out:
+	if (c.ingest)
+		dt_ingest_stop(c.ingest);
+	if (c.link) {
+		unsigned left = dt_link_stop(c.link, 2000);
+
+		if (left)
+			dt_warn("DT-COLL-UNSENT", "%u stored batches not yet acknowledged by the analyzer; they stay in the store",
+				left);
+	}
+	dt_store_close(c.store);
+	return rv;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * collector.h - dyetrace-collector: one per region.
+ *
+ * Agents send sample batches; the collector stores each one durably in LMDB before it
+ * acknowledges it, forwards the stored batches in order to the analyzer, and relays
+ * the analyzer's control set (the armed tasks) to its agents in their acknowledgements.
+ */
+#ifndef DT_COLLECTOR_H
+#define DT_COLLECTOR_H
+
+#include <stdint.h>
+
+#include "dt_config.h"
+#include "dt_proto.h"
+
+struct dt_collector_cfg {
+	char name[DT_NAME_MAX];
+	char listen[256];
+	char analyzer[256];
+	char store[512];
+	uint64_t store_max_mib;
+	uint64_t heartbeat_ms;
+	uint64_t ack_timeout_ms;
+	uint64_t queue_max;
+	uint64_t agent_window_ms; /* an agent not heard from for this long no longer counts */
+	uint64_t stats_interval_s;
+};
+
+extern const struct dt_collector_cfg dt_collector_cfg_defaults;
+
+int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *cfg, char *err,
+			  size_t errlen);
+int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop);
+
+#endif /* DT_COLLECTOR_H */

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - the collector's durable sample store (LMDB).
+ *
+ * Databases in one environment:
+ *   batches  u64 big-endian local sequence -> the batch as received (msgpack), appended
+ *            with MDB_APPEND in arrival order
+ *   senders  sender name -> u64 highest batch seq stored from it (deduplication)
+ *   meta     "forwarded" -> u64 local sequence of the last batch handed to the analyzer
+ * A batch and its sender's seq are written in one transaction, so a batch is either
+ * stored and deduplicable, or not stored at all.
+ */
+#ifndef DT_COLLECTOR_STORE_H
+#define DT_COLLECTOR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dt_store;
+
+int dt_store_open(const char *dir, uint64_t max_mib, struct dt_store **out);
+void dt_store_close(struct dt_store *st);
+
+/* Appends one batch from sender with its seq. Returns 0 or -errno. */
+int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw,
+		 size_t len);
+
+/* Highest seq stored from sender (0: none). */
+uint64_t dt_store_last_seq(struct dt_store *st, const char *sender);
+
+/*
+ * Calls fn for each stored batch with a local sequence greater than after, in order,
+ * at most max of them; stops early when fn returns non-zero. Returns the local
+ * sequence of the last batch passed to fn that returned 0 (after, when none).
+ */
+uint64_t dt_store_scan(struct dt_store *st, uint64_t after, unsigned max,
+		       int (*fn)(void *arg, uint64_t lseq, const void *raw, size_t len), void *arg);
+
+int dt_store_set_forwarded(struct dt_store *st, uint64_t lseq);
+uint64_t dt_store_forwarded(struct dt_store *st);
+
+/* Number of batches stored. */
+uint64_t dt_store_count(struct dt_store *st);
+
+#endif /* DT_COLLECTOR_STORE_H */

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "dt_ingest.h"
+#include "dt_log.h"
+#include "dt_time.h"
+
+/* What we know of one sender: the control generation it applied, and when. */
+struct sender {
+	struct sender *next;
+	char name[DT_NAME_MAX];
+	uint64_t gen;
+	uint64_t heard_ms;
+};
+
+struct dt_ingest {
+	char url[256];
+	struct dt_ingest_ops ops;
+	nng_socket sock;
+	pthread_t thread;
+	pthread_mutex_t mu; /* guards ctl, senders and st */
+	struct dt_control ctl;
+	struct sender *senders;
+	struct dt_ingest_stats st;
+	struct dt_ratelimit rl_malformed;
+	volatile bool stopping;
+};
+
+static struct sender *sender_find(struct dt_ingest *in, const char *name)
+{
+	struct sender *s;
+
+	for (s = in->senders; s; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	strcpy(s->name, name);
+	s->next = in->senders;
+	in->senders = s;
+	return s;
+}
+
+static void reply_error(struct dt_ingest *in, enum dt_status status, const char *text)
+{
+	struct dt_error e = {.status = status};
+	msgpack_sbuffer out;
+
+	snprintf(e.message, sizeof(e.message), "%s", text);
+	msgpack_sbuffer_init(&out);
+	if (dt_error_encode(&out, &e) == 0)
+		nng_send(in->sock, out.data, out.size, 0);
+	msgpack_sbuffer_destroy(&out);
+}
+
+static void reply_ack(struct dt_ingest *in, uint64_t seq, enum dt_status status,
+		      uint64_t sender_gen)
+{
+	struct dt_ack ack = {.seq = seq, .status = status};
+	msgpack_sbuffer out;
+
+	msgpack_sbuffer_init(&out);
+	pthread_mutex_lock(&in->mu);
+	if (in->ctl.gen != 0 && in->ctl.gen != sender_gen) {
+		ack.has_control = true;
+		ack.control = in->ctl; /* shallow: encoded under the lock */
+	}
+	if (dt_ack_encode(&out, &ack) != 0)
+		msgpack_sbuffer_clear(&out);
+	pthread_mutex_unlock(&in->mu);
+	if (out.size)
+		nng_send(in->sock, out.data, out.size, 0);
+	else
+		reply_error(in, DT_ST_FAILED, "cannot encode acknowledgement");
+	msgpack_sbuffer_destroy(&out);
+}
+
+static void count_malformed(struct dt_ingest *in, int err, const char *what)
+{
+	uint64_t suppressed;
+
+	pthread_mutex_lock(&in->mu);
+	in->st.malformed++;
+	if (-err > 0 && -err < (int)(sizeof(in->st.malformed_by) / sizeof(in->st.malformed_by[0])))
+		in->st.malformed_by[-err]++;
+	pthread_mutex_unlock(&in->mu);
+	if (dt_ratelimit_ok(&in->rl_malformed, 1000, &suppressed))
+		dt_warn("DT-INGEST-MALFORMED", "%s: refused a %s: %s (%llu more refused since the last report)",
+			in->url, what, dt_proto_strerror(err), (unsigned long long)suppressed);
+}
+
+static void handle(struct dt_ingest *in, const void *buf, size_t len)
+{
+	enum dt_msg_type type;
+	struct dt_batch b;
+	struct sender *s;
+	int rv, status;
+
+	if ((rv = dt_msg_type(buf, len, &type)) == 0 && type != DT_MSG_BATCH)
+		rv = DT_PROTO_EMSGTYPE;
+	if (rv == 0)
+		rv = dt_batch_decode(buf, len, &b);
+	if (rv != 0) {
+		count_malformed(in, rv, "message");
+		reply_error(in, DT_ST_INVALID, dt_proto_strerror(rv));
+		return;
+	}
+	if (b.seq <= in->ops.last_seq(in->ops.arg, b.sender)) {
+		pthread_mutex_lock(&in->mu);
+		in->st.duplicates++;
+		pthread_mutex_unlock(&in->mu);
+		status = DT_ST_OK;
+	} else {
+		status = in->ops.on_batch(in->ops.arg, &b, buf, len);
+		pthread_mutex_lock(&in->mu);
+		if (status == DT_ST_OK) {
+			in->st.batches++;
+			in->st.samples += b.n_samples;
+		} else {
+			in->st.store_errors++;
+		}
+		pthread_mutex_unlock(&in->mu);
+	}
+	pthread_mutex_lock(&in->mu);
+	if ((s = sender_find(in, b.sender))) {
+		s->gen = b.ctl_gen;
+		s->heard_ms = dt_mono_ms();
+	}
+	pthread_mutex_unlock(&in->mu);
+	reply_ack(in, b.seq, status, b.ctl_gen);
+	dt_batch_free(&b);
+}
+
+static void *ingest_thread(void *arg)
+{
+	struct dt_ingest *in = arg;
+
+	while (!in->stopping) {
+		void *buf = NULL;
+		size_t len = 0;
+		int rv = nng_recv(in->sock, &buf, &len, NNG_FLAG_ALLOC);
+
+		if (rv == NNG_ETIMEDOUT)
+			continue;
+		if (rv != 0) {
+			if (rv != NNG_ECLOSED)
+				dt_err("DT-INGEST-RECV", "%s: %s", in->url, nng_strerror(rv));
+			break;
+		}
+		handle(in, buf, len);
+		nng_free(buf, len);
+	}
+	return NULL;
+}
+
+int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_ingest **out)
+{
+	struct dt_ingest *in;
+	int rv;
+
+	if (strlen(url) >= sizeof(in->url))
+		return -EINVAL;
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	strcpy(in->url, url);
+	in->ops = *ops;
+	pthread_mutex_init(&in->mu, NULL);
+	if ((rv = nng_rep0_open(&in->sock)) != 0)
+		goto fail;
+	nng_socket_set_ms(in->sock, NNG_OPT_RECVTIMEO, 200);
+	nng_socket_set_ms(in->sock, NNG_OPT_SENDTIMEO, 1000);
+	nng_socket_set_size(in->sock, NNG_OPT_RECVMAXSZ, 64u << 20);
+	if ((rv = nng_listen(in->sock, url, NULL, 0)) != 0) {
+		dt_err("DT-INGEST-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
+		nng_close(in->sock);
+		goto fail;
+	}
+	if ((rv = pthread_create(&in->thread, NULL, ingest_thread, in)) != 0) {
+		nng_close(in->sock);
+		goto fail;
+	}
+	dt_info("DT-INGEST-LISTEN", "listening for batches on %s", url);
+	*out = in;
+	return 0;
+fail:
+	pthread_mutex_destroy(&in->mu);
+	free(in);
+	return -EINVAL;
+}
+
+int dt_ingest_set_control(struct dt_ingest *in, const struct dt_control *c)
+{
+	struct dt_arm *arms = NULL;
+
+	if (c->n_arms) {
+		arms = malloc(sizeof(*arms) * c->n_arms);
+		if (!arms)
+			return -ENOMEM;
+		memcpy(arms, c->arms, sizeof(*arms) * c->n_arms);
+	}
+	pthread_mutex_lock(&in->mu);
+	dt_control_free(&in->ctl);
+	in->ctl.gen = c->gen;
+	in->ctl.n_arms = c->n_arms;
+	in->ctl.arms = arms;
+	pthread_mutex_unlock(&in->mu);
+	return 0;
+}
+
+uint64_t dt_ingest_min_gen(struct dt_ingest *in, unsigned window_ms, unsigned *senders)
+{
+	uint64_t now = dt_mono_ms(), min = 0;
+	unsigned n = 0;
+	struct sender *s;
+
+	pthread_mutex_lock(&in->mu);
+	for (s = in->senders; s; s = s->next) {
+		if (now - s->heard_ms > window_ms)
+			continue;
+		if (n == 0 || s->gen < min)
+			min = s->gen;
+		n++;
+	}
+	pthread_mutex_unlock(&in->mu);
+	if (senders)
+		*senders = n;
+	return min;
+}
+
+void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st)
+{
+	pthread_mutex_lock(&in->mu);
+	*st = in->st;
+	pthread_mutex_unlock(&in->mu);
+}
+
+void dt_ingest_stop(struct dt_ingest *in)
+{
+	struct sender *s;
+
+	in->stopping = true;
+	pthread_join(in->thread, NULL);
+	nng_close(in->sock);
+	while ((s = in->senders)) {
+		in->senders = s->next;
+		free(s);
+	}
+	dt_control_free(&in->ctl);
+	pthread_mutex_destroy(&in->mu);
+	free(in);
+}

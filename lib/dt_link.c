@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "dt_link.h"
+#include "dt_log.h"
+#include "dt_time.h"
+
+struct qitem {
+	struct qitem *next;
+	uint64_t seq;
+	uint32_t n_samples;
+	msgpack_sbuffer msg;
+};
+
+struct dt_link {
+	char url[256];
+	char sender[DT_NAME_MAX];
+	struct dt_link_cfg cfg;
+	struct dt_link_ops ops;
+	nng_socket sock;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct qitem *head, *tail; /* FIFO; the head is in flight until acknowledged */
+	uint64_t next_seq;
+	bool stopping;
+	uint64_t drain_until_ms;
+	struct dt_link_stats st;
+	struct dt_ratelimit rl_down;
+};
+
+/* Encodes b as the next message of this link. Called with l->mu held. */
+static struct qitem *link_encode(struct dt_link *l, struct dt_batch *b)
+{
+	struct qitem *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	strcpy(b->sender, l->sender);
+	b->seq = l->next_seq;
+	b->ctl_gen = l->ops.advertise_gen ? l->ops.advertise_gen(l->ops.arg) : l->st.ctl_gen;
+	msgpack_sbuffer_init(&q->msg);
+	if (dt_batch_encode(&q->msg, b) != 0) {
+		msgpack_sbuffer_destroy(&q->msg);
+		free(q);
+		return NULL;
+	}
+	q->seq = l->next_seq++;
+	q->n_samples = b->n_samples;
+	return q;
+}
+
+static void qitem_free(struct qitem *q)
+{
+	msgpack_sbuffer_destroy(&q->msg);
+	free(q);
+}
+
+enum send_result { SENT_ACKED, SENT_RETRY, SENT_REJECTED };
+
+/* One request/reply exchange. Applies a control set carried by the ACK. */
+static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
+{
+	enum dt_msg_type type;
+	struct dt_ack ack;
+	void *reply = NULL;
+	size_t len = 0;
+	uint64_t suppressed;
+	int rv;
+
+	if ((rv = nng_send(l->sock, q->msg.data, q->msg.size, 0)) != 0 ||
+	    (rv = nng_recv(l->sock, &reply, &len, NNG_FLAG_ALLOC)) != 0) {
+		pthread_mutex_lock(&l->mu);
+		l->st.connected = 0;
+		pthread_mutex_unlock(&l->mu);
+		if (dt_ratelimit_ok(&l->rl_down, 10000, &suppressed))
+			dt_warn("DT-LINK-DOWN", "%s: no acknowledgement (%s); %llu batches queued, retrying",
+				l->url, nng_strerror(rv), (unsigned long long)l->st.queue_depth);
+		return SENT_RETRY;
+	}
+	if (dt_msg_type(reply, len, &type) == 0 && type == DT_MSG_ERROR) {
+		struct dt_error e;
+
+		if (dt_error_decode(reply, len, &e) == 0 && e.status == DT_ST_INVALID) {
+			dt_err("DT-LINK-REJECTED", "%s refused batch %llu as malformed: %s", l->url,
+			       (unsigned long long)q->seq, e.message);
+			nng_free(reply, len);
+			return SENT_REJECTED;
+		}
+		nng_free(reply, len);
+		return SENT_RETRY;
+	}
+	if ((rv = dt_ack_decode(reply, len, &ack)) != 0) {
+		dt_warn("DT-LINK-BADACK", "%s: unreadable acknowledgement: %s", l->url,
+			dt_proto_strerror(rv));
+		nng_free(reply, len);
+		return SENT_RETRY;
+	}
+	nng_free(reply, len);
+	if (ack.has_control && l->ops.on_control) {
+		uint64_t gen = l->ops.on_control(l->ops.arg, &ack.control);
+
+		pthread_mutex_lock(&l->mu);
+		l->st.ctl_gen = gen;
+		pthread_mutex_unlock(&l->mu);
+	}
+	rv = ack.seq == q->seq && ack.status == DT_ST_OK ? SENT_ACKED : SENT_RETRY;
+	dt_ack_free(&ack);
+	if (rv == SENT_ACKED) {
+		pthread_mutex_lock(&l->mu);
+		if (!l->st.connected)
+			dt_info("DT-LINK-UP", "%s: connected", l->url);
+		l->st.connected = 1;
+		pthread_mutex_unlock(&l->mu);
+	}
+	return rv;
+}
+
+/* A heartbeat: a batch with no samples, sent when the queue has been idle. */
+static struct qitem *link_heartbeat(struct dt_link *l)
+{
+	struct dt_batch hb;
+
+	memset(&hb, 0, sizeof(hb));
+	strcpy(hb.node, l->sender);
+	if (l->ops.heartbeat_lost)
+		l->ops.heartbeat_lost(l->ops.arg, hb.lost);
+	return link_encode(l, &hb);
+}
+
+static void *link_thread(void *arg)
+{
+	struct dt_link *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		struct qitem *q;
+		bool heartbeat = false;
+		enum send_result res;
+
+		if (l->stopping && (!l->head || dt_mono_ms() >= l->drain_until_ms))
+			break;
+		if (!l->head && !l->stopping) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += l->cfg.heartbeat_ms / 1000;
+			ts.tv_nsec += (long)(l->cfg.heartbeat_ms % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT && !l->head)
+				heartbeat = true;
+			else
+				continue;
+		}
+		if (heartbeat) {
+			q = link_heartbeat(l);
+			if (!q)
+				continue;
+		} else {
+			q = l->head;
+		}
+		pthread_mutex_unlock(&l->mu);
+		res = link_exchange(l, q);
+		pthread_mutex_lock(&l->mu);
+		if (heartbeat) {
+			qitem_free(q); /* heartbeats are not retried: the next one follows */
+			continue;
+		}
+		if (res == SENT_RETRY) {
+			l->st.resends++;
+			/* Back off a little so a dead peer does not turn into a busy loop. */
+			pthread_mutex_unlock(&l->mu);
+			nng_msleep(l->st.connected ? 10 : 100);
+			pthread_mutex_lock(&l->mu);
+			continue;
+		}
+		l->head = q->next;
+		if (!l->head)
+			l->tail = NULL;
+		l->st.queue_depth--;
+		if (res == SENT_ACKED) {
+			l->st.batches_sent++;
+			l->st.samples_sent += q->n_samples;
+		} else {
+			l->st.rejected++;
+		}
+		qitem_free(q);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
+		  struct dt_link **out)
+{
+	struct dt_link *l;
+	int rv;
+
+	if (strlen(cfg->url) >= sizeof(l->url) || strlen(cfg->sender) >= DT_NAME_MAX)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	strcpy(l->url, cfg->url);
+	strcpy(l->sender, cfg->sender);
+	l->cfg = *cfg;
+	l->cfg.url = l->url;
+	l->cfg.sender = l->sender;
+	if (ops)
+		l->ops = *ops;
+	/*
+	 * Sequence numbers start at the wall clock in microseconds, so that a restarted
+	 * sender continues above what its receiver has already stored.
+	 */
+	l->next_seq = dt_clock_ns(CLOCK_REALTIME) / 1000;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	if ((rv = nng_req0_open(&l->sock)) != 0)
+		goto fail;
+	nng_socket_set_ms(l->sock, NNG_OPT_RECVTIMEO, cfg->timeout_ms);
+	nng_socket_set_ms(l->sock, NNG_OPT_SENDTIMEO, cfg->timeout_ms);
+	nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 100);
+	nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 2000);
+	nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, 0);
+	if ((rv = nng_dial(l->sock, cfg->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		dt_err("DT-LINK-URL", "cannot dial %s: %s", cfg->url, nng_strerror(rv));
+		nng_close(l->sock);
+		goto fail;
+	}
+	if ((rv = pthread_create(&l->thread, NULL, link_thread, l)) != 0) {
+		nng_close(l->sock);
+		rv = -rv;
+		goto fail_errno;
+	}
+	*out = l;
+	return 0;
+fail:
+	rv = -EINVAL;
+fail_errno:
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+	return rv;
+}
+
+int dt_link_send(struct dt_link *l, struct dt_batch *b)
+{
+	struct qitem *q;
+	int rv = 0;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->st.queue_depth >= l->cfg.queue_max) {
+		rv = -ENOBUFS;
+	} else if (!(q = link_encode(l, b))) {
+		rv = -ENOMEM;
+	} else {
+		if (l->tail)
+			l->tail->next = q;
+		else
+			l->head = q;
+		l->tail = q;
+		l->st.queue_depth++;
+		pthread_cond_signal(&l->cv);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return rv;
+}
+
+void dt_link_stats(struct dt_link *l, struct dt_link_stats *st)
+{
+	pthread_mutex_lock(&l->mu);
+	*st = l->st;
+	pthread_mutex_unlock(&l->mu);
+}
+
+unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms)
+{
+	unsigned left = 0;
+	struct qitem *q;
+
+	pthread_mutex_lock(&l->mu);
+	l->stopping = true;
+	l->drain_until_ms = dt_mono_ms() + drain_ms;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->thread, NULL);
+	nng_close(l->sock);
+	while ((q = l->head)) {
+		l->head = q->next;
+		left++;
+		qitem_free(q);
+	}
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+	return left;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/* Configuration loading: good files load, bad lines are named as file:line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "agent.h"
+#include "analyzer.h"
+#include "collector.h"
+
+static char path[64];
+
+static const char *write_cfg(const char *text)
+{
+	FILE *f;
+	int fd;
+
+	strcpy(path, "/tmp/dt-test-cfg-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void cleanup(void)
+{
+	if (path[0])
+		unlink(path);
+}
+
+TestSuite(config, .fini = cleanup);
+
+Test(config, agent_good_file)
+{
+	struct dt_agent_cfg cfg;
+	char err[DT_ERRBUF_MAX] = "";
+
+	write_cfg("node = \"h1\";\ncollector = \"tcp://10.0.0.1:7400\";\n"
+		  "interfaces = ( { name = \"pt1\"; role = \"port\"; vni = 100; },\n"
+		  "  { name = \"ul0\"; role = \"uplink\"; } );\nbatch_max_samples = 512;\n");
+	cr_assert_eq(dt_agent_cfg_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cfg.node, "h1");
+	cr_assert_eq(cfg.n_ifaces, 2);
+	cr_assert_eq(cfg.ifaces[0].role, DT_ROLE_PORT);
+	cr_assert_eq(cfg.ifaces[0].vni, 100);
+	cr_assert_eq(cfg.ifaces[1].role, DT_ROLE_UPLINK);
+	cr_assert_eq(cfg.batch_max_samples, 512);
+	cr_assert_eq(cfg.heartbeat_ms, dt_agent_cfg_defaults.heartbeat_ms);
+}
+
+/* Each bad file must fail with "path:LINE: <needle>". */
+static void expect_error(const char *text, int line, const char *needle)
+{
+	struct dt_agent_cfg cfg;
+	char err[DT_ERRBUF_MAX] = "", prefix[128];
+
+	write_cfg(text);
+	cr_assert_lt(dt_agent_cfg_load(path, &cfg, err, sizeof(err)), 0);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	cr_assert(strncmp(err, prefix, strlen(prefix)) == 0, "got '%s', want prefix '%s'", err,
+		  prefix);
+	cr_assert(strstr(err, needle), "got '%s', want '%s'", err, needle);
+}
+
+Test(config, agent_errors_name_file_and_line)
+{
+	expect_error("node = \"h1\";\ninterfaces = ( { name = \"pt1\"; role = \"port\"; } );\n", 2,
+		     "needs a 'vni'");
+	expect_error("node = \"h1\";\n\ninterfaces = ( { name = \"pt1\"; role = \"bridge\"; } );\n", 3,
+		     "role must be");
+	expect_error("node = \"h1\";\nheartbeat_ms = \"fast\";\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+		     2, "must be an integer");
+	expect_error("node = \"h1\";\nhartbeat_ms = 5;\n", 2, "unknown setting 'hartbeat_ms'");
+	expect_error("node = \"h1\";\nbatch_delay_ms = = 5;\n", 2, "syntax error");
+	expect_error("node = \"h1\";\ninterfaces = ( { name = \"a\"; role = \"uplink\"; },\n"
+		     "{ name = \"a\"; role = \"uplink\"; } );\n", 3, "listed twice");
+	expect_error("node = \"h1\";\nring_kib = 3000;\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+		     2, "power of two");
+}
+
+Test(config, agent_missing_file_is_an_error)
+{
+	struct dt_agent_cfg cfg;
+	char err[DT_ERRBUF_MAX] = "";
+
+	cr_assert_lt(dt_agent_cfg_load("/nonexistent/agent.conf", &cfg, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "/nonexistent/agent.conf"), "%s", err);
+}
+
+Test(config, collector_and_analyzer)
+{
+	struct dt_collector_cfg cc;
+	struct dt_analyzer_cfg ac;
+	char err[DT_ERRBUF_MAX] = "";
+
+	write_cfg("name = \"c1\";\nlisten = \"tcp://127.0.0.1:9\";\nstore = \"/tmp/x\";\n");
+	cr_assert_eq(dt_collector_cfg_load(path, &cc, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cc.name, "c1");
+	cr_assert_str_eq(cc.store, "/tmp/x");
+	write_cfg("listen = \"tcp://127.0.0.1:9\";\napi = 5;\n");
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":2: 'api' must be a string"), "%s", err);
+}

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The batch link and its receiving side, over NNG's inproc transport: delivery with
+ * acknowledgement, deduplication of a resent batch, control relay, and malformed
+ * requests that are counted and refused while the server goes on.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "dt_ingest.h"
+#include "dt_link.h"
+
+#define MAX_STORED 64
+
+/* A store in memory, standing in for LMDB. */
+static struct {
+	pthread_mutex_t mu;
+	unsigned n;
+	uint64_t seqs[MAX_STORED];
+	uint32_t samples[MAX_STORED];
+	uint64_t last;
+	uint64_t controls_seen;
+} fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	pthread_mutex_lock(&fake.mu);
+	if (b->n_samples && fake.n < MAX_STORED) {
+		fake.seqs[fake.n] = b->seq;
+		fake.samples[fake.n++] = b->n_samples;
+	}
+	fake.last = b->seq;
+	pthread_mutex_unlock(&fake.mu);
+	return DT_ST_OK;
+}
+
+static uint64_t last_seq(void *arg, const char *sender)
+{
+	uint64_t r;
+
+	pthread_mutex_lock(&fake.mu);
+	r = fake.last;
+	pthread_mutex_unlock(&fake.mu);
+	return r;
+}
+
+static uint64_t on_control(void *arg, const struct dt_control *c)
+{
+	pthread_mutex_lock(&fake.mu);
+	fake.controls_seen++;
+	pthread_mutex_unlock(&fake.mu);
+	return c->gen;
+}
+
+static unsigned stored(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&fake.mu);
+	n = fake.n;
+	pthread_mutex_unlock(&fake.mu);
+	return n;
+}
+
+static void reset(void)
+{
+	pthread_mutex_lock(&fake.mu);
+	fake.n = 0;
+	fake.last = 0;
+	fake.controls_seen = 0;
+	pthread_mutex_unlock(&fake.mu);
+}
+
+TestSuite(link, .init = reset);
+
+static struct dt_ingest *start_ingest(const char *url)
+{
+	struct dt_ingest_ops ops = {.on_batch = on_batch, .last_seq = last_seq};
+	struct dt_ingest *in;
+
+	cr_assert_eq(dt_ingest_start(url, &ops, &in), 0);
+	return in;
+}
+
+static void fill_batch(struct dt_batch *b, struct dt_wire_sample *s, uint32_t n)
+{
+	memset(b, 0, sizeof(*b));
+	strcpy(b->node, "h1");
+	b->n_ifaces = 1;
+	strcpy(b->ifaces[0], "pt1");
+	memset(s, 0, sizeof(*s) * n);
+	for (uint32_t i = 0; i < n; i++) {
+		s[i].hook = DT_HOOK_PORT_IN;
+		s[i].ts_ns = 1000 + i;
+		s[i].tuple.proto = 1;
+	}
+	b->n_samples = n;
+	b->samples = s;
+}
+
+/* Waits up to 5 s for cond; the polling only bounds the test, it asserts no timing. */
+#define WAIT_FOR(cond)                                                                             \
+	do {                                                                                       \
+		for (int _i = 0; _i < 500 && !(cond); _i++)                                         \
+			nng_msleep(10);                                                            \
+	} while (0)
+
+Test(link, delivers_batches_in_order_with_acknowledgement)
+{
+	struct dt_ingest *in = start_ingest("inproc://link-order");
+	struct dt_link_cfg lc = {.url = "inproc://link-order", .sender = "h1", .heartbeat_ms = 50,
+				 .timeout_ms = 1000, .queue_max = 16};
+	struct dt_link_ops ops = {.on_control = on_control};
+	struct dt_wire_sample s[3];
+	struct dt_link_stats st;
+	struct dt_batch b;
+	struct dt_link *l;
+
+	cr_assert_eq(dt_link_start(&lc, &ops, &l), 0);
+	for (uint32_t n = 1; n <= 3; n++) {
+		fill_batch(&b, s, n);
+		cr_assert_eq(dt_link_send(l, &b), 0);
+	}
+	WAIT_FOR(stored() == 3);
+	cr_assert_eq(stored(), 3);
+	cr_assert_eq(fake.samples[0], 1);
+	cr_assert_eq(fake.samples[2], 3);
+	cr_assert_lt(fake.seqs[0], fake.seqs[1]);
+	cr_assert_lt(fake.seqs[1], fake.seqs[2]);
+	dt_link_stats(l, &st);
+	WAIT_FOR((dt_link_stats(l, &st), st.batches_sent == 3));
+	cr_assert_eq(st.samples_sent, 6);
+	cr_assert_eq(dt_link_stop(l, 1000), 0);
+	dt_ingest_stop(in);
+}
+
+Test(link, full_queue_refuses_instead_of_growing)
+{
+	/* Nobody listens: nothing is acknowledged, so the queue fills up. */
+	struct dt_link_cfg lc = {.url = "inproc://link-nobody", .sender = "h1", .heartbeat_ms = 50,
+				 .timeout_ms = 50, .queue_max = 2};
+	struct dt_wire_sample s[1];
+	struct dt_batch b;
+	struct dt_link *l;
+
+	cr_assert_eq(dt_link_start(&lc, NULL, &l), 0);
+	fill_batch(&b, s, 1);
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	cr_assert_eq(dt_link_send(l, &b), -ENOBUFS);
+	cr_assert_eq(dt_link_stop(l, 0), 2);
+}
+
+Test(link, control_set_reaches_the_sender_and_is_advertised)
+{
+	struct dt_ingest *in = start_ingest("inproc://link-ctl");
+	struct dt_link_cfg lc = {.url = "inproc://link-ctl", .sender = "h1", .heartbeat_ms = 20,
+				 .timeout_ms = 1000, .queue_max = 4};
+	struct dt_link_ops ops = {.on_control = on_control};
+	struct dt_arm arm = {.task_id = 9, .flags = DT_TASK_F_ANYPORT};
+	struct dt_control c = {.gen = 5, .n_arms = 1, .arms = &arm};
+	struct dt_link_stats st;
+	struct dt_link *l;
+	unsigned senders = 0;
+
+	cr_assert_eq(dt_ingest_set_control(in, &c), 0);
+	cr_assert_eq(dt_link_start(&lc, &ops, &l), 0);
+	WAIT_FOR(dt_ingest_min_gen(in, 5000, &senders) == 5);
+	cr_assert_eq(dt_ingest_min_gen(in, 5000, &senders), 5);
+	cr_assert_eq(senders, 1);
+	dt_link_stats(l, &st);
+	cr_assert_eq(st.ctl_gen, 5);
+	/* Once the sender advertises the generation, the set is not sent again. */
+	nng_msleep(100);
+	cr_assert_eq(fake.controls_seen, 1);
+	dt_link_stop(l, 0);
+	dt_ingest_stop(in);
+}
+
+/* Sends raw bytes as one request and returns the reply's message type. */
+static enum dt_msg_type raw_request(nng_socket s, const void *buf, size_t len, uint32_t *status)
+{
+	enum dt_msg_type type = 0;
+	void *reply;
+	size_t rlen;
+
+	cr_assert_eq(nng_send(s, (void *)buf, len, 0), 0);
+	cr_assert_eq(nng_recv(s, &reply, &rlen, NNG_FLAG_ALLOC), 0);
+	cr_assert_eq(dt_msg_type(reply, rlen, &type), 0);
+	if (type == DT_MSG_ERROR) {
+		struct dt_error e;
+
+		cr_assert_eq(dt_error_decode(reply, rlen, &e), 0);
+		*status = e.status;
+	} else {
+		struct dt_ack a;
+
+		cr_assert_eq(dt_ack_decode(reply, rlen, &a), 0);
+		*status = a.status;
+		dt_ack_free(&a);
+	}
+	nng_free(reply, rlen);
+	return type;
+}
+
+Test(link, malformed_requests_are_counted_refused_and_service_goes_on)
+{
+	struct dt_ingest *in = start_ingest("inproc://link-bad");
+	struct dt_ingest_stats st;
+	struct dt_wire_sample s[2];
+	msgpack_sbuffer buf;
+	struct dt_batch b;
+	nng_socket req;
+	uint32_t status = 0;
+
+	cr_assert_eq(nng_req0_open(&req), 0);
+	nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 2000);
+	cr_assert_eq(nng_dial(req, "inproc://link-bad", NULL, 0), 0);
+
+	/* A well-formed message of a type the ingest side does not take. */
+	msgpack_sbuffer_init(&buf);
+	cr_assert_eq(dt_task_get_encode(&buf, 7), 0);
+	cr_assert_eq(raw_request(req, buf.data, buf.size, &status), DT_MSG_ERROR);
+	cr_assert_eq(status, DT_ST_INVALID);
+	msgpack_sbuffer_clear(&buf);
+
+	fill_batch(&b, s, 2);
+	strcpy(b.sender, "h1");
+	b.seq = 42;
+	cr_assert_eq(dt_batch_encode(&buf, &b), 0);
+	cr_assert_eq(raw_request(req, buf.data, buf.size - 1, &status), DT_MSG_ERROR); /* truncated */
+	cr_assert_eq(raw_request(req, buf.data, buf.size, &status), DT_MSG_ACK);
+	cr_assert_eq(status, DT_ST_OK);
+	/* The same batch again (a resend): acknowledged, stored once. */
+	cr_assert_eq(raw_request(req, buf.data, buf.size, &status), DT_MSG_ACK);
+	cr_assert_eq(status, DT_ST_OK);
+	msgpack_sbuffer_destroy(&buf);
+
+	dt_ingest_stats(in, &st);
+	cr_assert_eq(st.malformed, 2);
+	cr_assert_eq(st.malformed_by[-DT_PROTO_ETRUNC], 1);
+	cr_assert_eq(st.malformed_by[-DT_PROTO_EMSGTYPE], 1);
+	cr_assert_eq(st.batches, 1);
+	cr_assert_eq(st.duplicates, 1);
+	cr_assert_eq(stored(), 1);
+	nng_close(req);
+	dt_ingest_stop(in);
+}
