@@ -130,13 +130,14 @@ static void log_stats(struct agent *a, const char *id)
 	heartbeat_lost(a, lost);
 	dt_info(id,
 		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu batches_sent=%llu "
-		"samples_sent=%llu resends=%llu queued=%llu lost_ring_full=%llu "
+		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu armed=%u",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
 		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR],
 		(unsigned long long)ls.batches_sent, (unsigned long long)ls.samples_sent,
-		(unsigned long long)ls.resends, (unsigned long long)ls.queue_depth,
+		(unsigned long long)ls.resends, (unsigned long long)ls.bad_replies,
+		(unsigned long long)ls.queue_depth,
 		(unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION], dt_dataplane_armed(a->dp));

@@ -22,7 +22,7 @@ struct attachment {
 };
 
 struct dt_dataplane {
-	struct dyetrace_bpf *skel;
+	struct dyetrace *skel;
 	struct ring_buffer *rb;
 	dt_sample_fn fn;
 	void *fn_arg;
@@ -83,7 +83,7 @@ static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_att
 static int attach_iface(struct dt_dataplane *dp, struct dt_agent_iface *ifc, char *err,
 			size_t errlen)
 {
-	struct dyetrace_bpf *s = dp->skel;
+	struct dyetrace *s = dp->skel;
 	struct dt_port_val pv = {.vni = ifc->vni};
 	int rv;
 
@@ -129,14 +129,14 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 		return -ENOMEM;
 	dp->fn = fn;
 	dp->fn_arg = arg;
-	dp->skel = dyetrace_bpf__open();
+	dp->skel = dyetrace__open();
 	if (!dp->skel) {
 		rv = -errno;
 		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
 		goto fail;
 	}
 	bpf_map__set_max_entries(dp->skel->maps.dt_events, (uint32_t)cfg->ring_kib * 1024);
-	if ((rv = dyetrace_bpf__load(dp->skel))) {
+	if ((rv = dyetrace__load(dp->skel))) {
 		snprintf(err, errlen,
 			 "cannot load the BPF programs: %s (run as root on a kernel with BTF; "
 			 "-v shows the verifier log)",
@@ -260,6 +260,6 @@ void dt_dataplane_close(struct dt_dataplane *dp)
 		}
 	}
 	ring_buffer__free(dp->rb);
-	dyetrace_bpf__destroy(dp->skel);
+	dyetrace__destroy(dp->skel);
 	free(dp);
 }

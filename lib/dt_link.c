@@ -88,7 +88,8 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 	if (dt_msg_type(reply, len, &type) == 0 && type == DT_MSG_ERROR) {
 		struct dt_error e;
 
-		if (dt_error_decode(reply, len, &e) == 0 && e.status == DT_ST_INVALID) {
+		if (dt_error_decode(reply, len, &e) == 0 && e.status == DT_ST_INVALID &&
+		    q->n_samples > 0) {
 			dt_err("DT-LINK-REJECTED", "%s refused batch %llu as malformed: %s", l->url,
 			       (unsigned long long)q->seq, e.message);
 			nng_free(reply, len);
@@ -98,6 +99,9 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 		return SENT_RETRY;
 	}
 	if ((rv = dt_ack_decode(reply, len, &ack)) != 0) {
+		pthread_mutex_lock(&l->mu);
+		l->st.bad_replies++;
+		pthread_mutex_unlock(&l->mu);
 		dt_warn("DT-LINK-BADACK", "%s: unreadable acknowledgement: %s", l->url,
 			dt_proto_strerror(rv));
 		nng_free(reply, len);

@@ -1,0 +1,767 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cli.c - dyetrace, the command line client of the analyzer's API.
+ *
+ *     dyetrace [options] task create --src IP --dst IP [--sport N] [--dport N] --proto P --vni N
+ *     dyetrace [options] task show ID
+ *     dyetrace [options] report ID
+ *
+ * Every command sends one request over an NNG req socket and waits for one reply (see
+ * call()). Commands are looked up in tables, bpftool style: do_<verb>() per subcommand,
+ * and any unambiguous prefix of a command name works ("dyetrace t c ...").
+ *
+ * The exit status tells scripts what happened without parsing text (see the help text):
+ * it is the one contract of this program besides the JSON of render.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "dt_proto.h"
+#include "dt_tuple.h"
+#include "render.h"
+
+#ifndef DYETRACE_VERSION
+#define DYETRACE_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_API "ipc:///run/dyetrace/api.sock"
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_TIMEOUT_MS 3600000
+
+/* Exit status, documented in the help text. */
+enum {
+	RC_OK = 0,
+	RC_FAILED = 1,	    /* the service failed (DT_ST_FAILED), or an internal error */
+	RC_USAGE = 2,	    /* invalid input or usage (also DT_ST_INVALID) */
+	RC_NOT_FOUND = 3,   /* DT_ST_NOT_FOUND */
+	RC_REFUSED = 4,	    /* DT_ST_REFUSED */
+	RC_UNREACHABLE = 5, /* the analyzer could not be reached or did not answer in time */
+	/* Not exit statuses: what the option parsers return to go on. */
+	RC_CONTINUE = -1, /* parsed, carry on */
+	RC_NOT_MINE = -2, /* not an option this parser knows */
+};
+
+/* The word that --json errors carry for failures that are not the analyzer's. */
+#define ST_UNREACHABLE "unreachable"
+
+struct cli {
+	const char *url;
+	bool json;
+	int timeout_ms;
+	uint32_t max_packets; /* report: packets listed in text, 0 for all */
+	bool sock_open;
+	nng_socket sock;
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct cli *c, int argc, char **argv);
+};
+
+static const char help_text[] =
+	"NAME\n"
+	"    dyetrace - trace a tenant flow through the overlay network\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    dyetrace [OPTIONS] task create --src IP --dst IP [--sport PORT --dport PORT]\n"
+	"                                   --proto tcp|udp|icmp|NUMBER --vni VNI\n"
+	"    dyetrace [OPTIONS] task show ID\n"
+	"    dyetrace [OPTIONS] report [--packets N] ID\n"
+	"    dyetrace --help | --version\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    dyetrace talks to dyetrace-analyzer. A trace task names a flow by its six-tuple;\n"
+	"    the first forwarding node that sees a packet of that flow colors it, every node\n"
+	"    samples colored packets, and the analyzer stitches the samples into per-packet\n"
+	"    paths with the latency between consecutive hops.\n"
+	"\n"
+	"COMMANDS\n"
+	"    task create   Create a trace task and print it. --src, --dst, --proto and --vni\n"
+	"                  are required. Leave both ports out to trace every port pair of\n"
+	"                  the flow (any port). For icmp, ports are the echo identifier:\n"
+	"                  --sport for requests or --dport for replies, or neither.\n"
+	"    task show ID  Print a task: its state and how many packets were colored at the\n"
+	"                  first hop and delivered at the last hop.\n"
+	"    report ID     Print a task's report: per-hop latency statistics and the path of\n"
+	"                  each traced packet. Text lists the first 20 packets (see\n"
+	"                  --packets); JSON lists all of them.\n"
+	"\n"
+	"    Any unambiguous prefix of a command works: \"dyetrace t s 1\".\n"
+	"\n"
+	"OPTIONS\n"
+	"    Options may come before or after the command.\n"
+	"    -a, --analyzer URL   The analyzer's API address (NNG URL). Default: $DYETRACE_API,\n"
+	"                         else " DEFAULT_API ".\n"
+	"    -j, --json           Print JSON for scripts instead of text. Errors are then also\n"
+	"                         printed on stdout as {\"error\":{\"status\":S,\"message\":M}}.\n"
+	"    -t, --timeout MS     How long to wait for the analyzer, in milliseconds.\n"
+	"                         Default: 5000.\n"
+	"    -n, --packets N      report: packets to list in text, 0 for all. Default: 20.\n"
+	"        --src IP         task create: source IPv4 address of the flow.\n"
+	"        --dst IP         task create: destination IPv4 address of the flow.\n"
+	"        --sport PORT     task create: source port (icmp: echo identifier).\n"
+	"        --dport PORT     task create: destination port (icmp: echo identifier).\n"
+	"        --proto PROTO    task create: tcp, udp, icmp or an IP protocol number.\n"
+	"        --vni VNI        task create: VXLAN network identifier of the tenant network.\n"
+	"    -h, --help           Print this help and exit.\n"
+	"        --version        Print the version and exit.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0  Success.\n"
+	"    1  The analyzer failed to do it (status \"failed\"), its reply was malformed, or\n"
+	"       an internal error occurred.\n"
+	"    2  Invalid input or usage, here or as judged by the analyzer (status \"invalid\").\n"
+	"    3  No such task (status \"not-found\").\n"
+	"    4  The analyzer refused the request (status \"refused\"), e.g. a task that\n"
+	"       overlaps a running one.\n"
+	"    5  The analyzer could not be reached or did not answer in time (status\n"
+	"       \"unreachable\").\n"
+	"    Errors are printed on stderr as \"dyetrace: MESSAGE\".\n"
+	"\n"
+	"ENVIRONMENT\n"
+	"    DYETRACE_API   The analyzer's API address when --analyzer is not given.\n"
+	"\n"
+	"EXAMPLES\n"
+	"    Trace pings between two instances of VNI 100, then read the result:\n"
+	"        dyetrace task create --src 10.100.0.1 --dst 10.100.0.2 --proto icmp --vni 100\n"
+	"        dyetrace report 1\n"
+	"\n"
+	"    Trace one TCP connection and get its report as JSON:\n"
+	"        dyetrace task create --src 10.100.0.1 --sport 40000 --dst 10.100.0.2 \\\n"
+	"            --dport 5201 --proto tcp --vni 100\n"
+	"        dyetrace report 2 --json | jq '.hop_latency'\n"
+	"\n"
+	"    Ask another analyzer, waiting at most 2 seconds:\n"
+	"        dyetrace -a tcp://10.0.0.5:7400 -t 2000 task show 2\n";
+
+/* ------------------------------------------------------------------------------------ */
+/* Errors */
+
+/*
+ * Reports a failure: "dyetrace: MESSAGE" on stderr and, with --json, the error object on
+ * stdout. Returns rc, so that callers can write "return fail(...)".
+ */
+static int fail(const struct cli *c, int rc, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(const struct cli *c, int rc, const char *status, const char *fmt, ...)
+{
+	char msg[DT_MSG_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "dyetrace: %s\n", msg);
+	if (c->json) {
+		dt_render_error_json(stdout, status, msg);
+		fflush(stdout);
+	}
+	return rc;
+}
+
+#define usage_error(c, ...) fail(c, RC_USAGE, dt_status_name(DT_ST_INVALID), __VA_ARGS__)
+#define internal_error(c, ...) fail(c, RC_FAILED, dt_status_name(DT_ST_FAILED), __VA_ARGS__)
+
+static int status_rc(uint32_t status)
+{
+	switch (status) {
+	case DT_ST_INVALID:
+		return RC_USAGE;
+	case DT_ST_NOT_FOUND:
+		return RC_NOT_FOUND;
+	case DT_ST_REFUSED:
+		return RC_REFUSED;
+	default:
+		return RC_FAILED;
+	}
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Talking to the analyzer */
+
+/* Local transports connect at once or fail at once: dial them synchronously, so that a
+ * missing analyzer is reported as such. Others (tcp) could hang in connect() far beyond
+ * the timeout: dial them in the background and let the timeout decide. */
+static bool dial_now(const char *url)
+{
+	return strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0 ||
+	       strncmp(url, "abstract://", 11) == 0;
+}
+
+static int connect_api(struct cli *c)
+{
+	int rv;
+
+	if (c->sock_open) {
+		return RC_OK;
+	}
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		return internal_error(c, "cannot open a socket: %s", nng_strerror(rv));
+	}
+	c->sock_open = true;
+	/* No automatic resend: creating a task twice is not harmless. */
+	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, c->timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, c->timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0) {
+		return internal_error(c, "cannot set socket options: %s", nng_strerror(rv));
+	}
+	rv = nng_dial(c->sock, c->url, NULL, dial_now(c->url) ? 0 : NNG_FLAG_NONBLOCK);
+	switch (rv) {
+	case 0:
+		return RC_OK;
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+		return usage_error(c, "invalid analyzer address \"%s\": %s", c->url,
+				   nng_strerror(rv));
+	default:
+		return fail(c, RC_UNREACHABLE, ST_UNREACHABLE,
+			    "cannot reach the analyzer at %s: %s", c->url, nng_strerror(rv));
+	}
+}
+
+typedef int (*decode_fn)(const void *buf, size_t len, void *out);
+
+static int decode_task(const void *buf, size_t len, void *out)
+{
+	return dt_task_decode(buf, len, out);
+}
+
+static int decode_report(const void *buf, size_t len, void *out)
+{
+	return dt_report_decode(buf, len, out);
+}
+
+static const char *msg_name(enum dt_msg_type type)
+{
+	return type == DT_MSG_TASK ? "task" : type == DT_MSG_REPORT ? "report" : "?";
+}
+
+/*
+ * Sends the request req to the analyzer and waits for its reply. A reply of type want is
+ * decoded into out with dec (the caller then owns what out points to). A DT_MSG_ERROR
+ * reply, a malformed reply, and transport failures are reported here (see fail()).
+ * Returns the exit status: RC_OK when out was filled.
+ */
+static int call(struct cli *c, const msgpack_sbuffer *req, enum dt_msg_type want, decode_fn dec,
+		void *out)
+{
+	enum dt_msg_type type;
+	struct dt_error e;
+	void *buf = NULL;
+	size_t len = 0;
+	int rv, rc;
+
+	if ((rc = connect_api(c)) != RC_OK) {
+		return rc;
+	}
+	if ((rv = nng_send(c->sock, req->data, req->size, 0)) != 0 ||
+	    (rv = nng_recv(c->sock, &buf, &len, NNG_FLAG_ALLOC)) != 0) {
+		if (rv == NNG_ETIMEDOUT) {
+			return fail(c, RC_UNREACHABLE, ST_UNREACHABLE,
+				    "no answer from the analyzer at %s within %d ms (is it running "
+				    "and reachable?)",
+				    c->url, c->timeout_ms);
+		}
+		return fail(c, RC_UNREACHABLE, ST_UNREACHABLE,
+			    "cannot talk to the analyzer at %s: %s", c->url, nng_strerror(rv));
+	}
+
+	if ((rv = dt_msg_type(buf, len, &type)) != 0) {
+		rc = internal_error(c, "malformed reply from the analyzer: %s",
+				    dt_proto_strerror(rv));
+	} else if (type == DT_MSG_ERROR) {
+		if ((rv = dt_error_decode(buf, len, &e)) != 0) {
+			rc = internal_error(c, "malformed error reply from the analyzer: %s",
+					    dt_proto_strerror(rv));
+		} else {
+			rc = fail(c, status_rc(e.status), dt_status_name(e.status), "%s",
+				  e.message[0] ? e.message : dt_status_name(e.status));
+		}
+	} else if (type != want) {
+		rc = internal_error(c, "malformed reply from the analyzer: %s (%d, wanted a %s)",
+				    dt_proto_strerror(DT_PROTO_EMSGTYPE), (int)type,
+				    msg_name(want));
+	} else if ((rv = dec(buf, len, out)) != 0) {
+		rc = internal_error(c, "malformed %s reply from the analyzer: %s", msg_name(want),
+				    dt_proto_strerror(rv));
+	} else {
+		rc = RC_OK;
+	}
+	nng_free(buf, len);
+	return rc;
+}
+
+/* Encodes a request with enc's result err, then call()s. Frees the request. */
+static int call_sb(struct cli *c, msgpack_sbuffer *req, int err, enum dt_msg_type want,
+		   decode_fn dec, void *out)
+{
+	int rc;
+
+	if (err != 0) {
+		rc = internal_error(c, "cannot encode the request: %s", dt_proto_strerror(err));
+	} else {
+		rc = call(c, req, want, dec, out);
+	}
+	msgpack_sbuffer_destroy(req);
+	return rc;
+}
+
+/* Exit status after printing: a failed write to stdout (full disk, closed pipe) counts. */
+static int printed(struct cli *c, int err)
+{
+	if (err == 0 && fflush(stdout) == 0 && !ferror(stdout)) {
+		return RC_OK;
+	}
+	c->json = false; /* stdout is what failed */
+	return internal_error(c, "cannot write the output: %s", strerror(errno ? errno : EIO));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Options */
+
+enum {
+	OPT_VERSION = 256,
+	OPT_SRC,
+	OPT_DST,
+	OPT_SPORT,
+	OPT_DPORT,
+	OPT_PROTO,
+	OPT_VNI,
+};
+
+static const struct option long_opts[] = {
+	{"analyzer", required_argument, NULL, 'a'},
+	{"json", no_argument, NULL, 'j'},
+	{"timeout", required_argument, NULL, 't'},
+	{"packets", required_argument, NULL, 'n'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"src", required_argument, NULL, OPT_SRC},
+	{"dst", required_argument, NULL, OPT_DST},
+	{"sport", required_argument, NULL, OPT_SPORT},
+	{"dport", required_argument, NULL, OPT_DPORT},
+	{"proto", required_argument, NULL, OPT_PROTO},
+	{"vni", required_argument, NULL, OPT_VNI},
+	{NULL, 0, NULL, 0},
+};
+
+/* Strict decimal: digits only, no sign, no spaces, at most max. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9') {
+		return -EINVAL;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max) {
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* The name of the option getopt_long() just returned, for messages. */
+static const char *opt_name(int opt, char *buf, size_t len)
+{
+	const struct option *o;
+
+	for (o = long_opts; o->name; o++) {
+		if (o->val == opt) {
+			snprintf(buf, len, "--%s", o->name);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "-%c", opt);
+	return buf;
+}
+
+/*
+ * Handles the options every command accepts. Returns RC_CONTINUE when opt was one of
+ * them, RC_NOT_MINE when it is not, or the exit status when the program must stop (help,
+ * version, a bad value).
+ */
+static int common_opt(struct cli *c, int opt, const char *arg, char **argv)
+{
+	unsigned long v;
+
+	switch (opt) {
+	case 'a':
+		if (*arg == '\0') {
+			return usage_error(c, "--analyzer needs a URL");
+		}
+		c->url = arg;
+		return RC_CONTINUE;
+	case 'j':
+		c->json = true;
+		return RC_CONTINUE;
+	case 't':
+		if (parse_uint(arg, MAX_TIMEOUT_MS, &v) != 0 || v == 0) {
+			return usage_error(c, "--timeout wants milliseconds, 1 to %d: \"%s\"",
+					   MAX_TIMEOUT_MS, arg);
+		}
+		c->timeout_ms = (int)v;
+		return RC_CONTINUE;
+	case 'h':
+		fputs(help_text, stdout);
+		return RC_OK;
+	case OPT_VERSION:
+		printf("dyetrace %s\n", DYETRACE_VERSION);
+		return RC_OK;
+	case '?':
+		if (optopt != 0) {
+			return usage_error(c, "unknown option -%c (see dyetrace --help)", optopt);
+		}
+		return usage_error(c, "unknown option %s (see dyetrace --help)", argv[optind - 1]);
+	case ':': {
+		char name[32];
+
+		return usage_error(c, "%s needs a value", opt_name(optopt, name, sizeof(name)));
+	}
+	default:
+		return RC_NOT_MINE;
+	}
+}
+
+/*
+ * Parses a command's options (argv[0] is the command's name). Common options are handled
+ * here; the command's own go to own(), which returns like common_opt(). Returns
+ * RC_CONTINUE, with the positional arguments in argv[optind..argc), or an exit status.
+ */
+static int parse_cmd_opts(struct cli *c, int argc, char **argv,
+			  int (*own)(struct cli *c, int opt, const char *arg, void *ctx), void *ctx)
+{
+	int opt, rv;
+
+	optind = 0; /* glibc: start over, at argv[1] */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":a:jt:n:h", long_opts, NULL)) != -1) {
+		rv = common_opt(c, opt, optarg, argv);
+		if (rv == RC_NOT_MINE && own) {
+			rv = own(c, opt, optarg, ctx);
+		}
+		if (rv == RC_NOT_MINE) {
+			char name[32];
+
+			rv = usage_error(c, "option %s does not apply to \"%s\"",
+					 opt_name(opt, name, sizeof(name)), argv[0]);
+		}
+		if (rv != RC_CONTINUE) {
+			return rv;
+		}
+	}
+	return RC_CONTINUE;
+}
+
+/* Parses exactly one task id from the positional arguments. Returns like parse_cmd_opts(). */
+static int parse_task_id(struct cli *c, int argc, char **argv, uint32_t *id)
+{
+	unsigned long v;
+
+	if (optind >= argc) {
+		return usage_error(c, "%s: missing task ID", argv[0]);
+	}
+	if (optind + 1 < argc) {
+		return usage_error(c, "%s: unexpected argument \"%s\"", argv[0], argv[optind + 1]);
+	}
+	if (parse_uint(argv[optind], UINT32_MAX, &v) != 0 || v == 0) {
+		return usage_error(c, "%s: not a task ID: \"%s\"", argv[0], argv[optind]);
+	}
+	*id = (uint32_t)v;
+	return RC_CONTINUE;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Commands */
+
+struct create_args {
+	const char *src, *dst, *sport, *dport, *proto, *vni;
+};
+
+static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
+{
+	struct create_args *a = ctx;
+
+	switch (opt) {
+	case OPT_SRC:
+		a->src = arg;
+		return RC_CONTINUE;
+	case OPT_DST:
+		a->dst = arg;
+		return RC_CONTINUE;
+	case OPT_SPORT:
+		a->sport = arg;
+		return RC_CONTINUE;
+	case OPT_DPORT:
+		a->dport = arg;
+		return RC_CONTINUE;
+	case OPT_PROTO:
+		a->proto = arg;
+		return RC_CONTINUE;
+	case OPT_VNI:
+		a->vni = arg;
+		return RC_CONTINUE;
+	default:
+		return RC_NOT_MINE;
+	}
+}
+
+static int parse_port(struct cli *c, const char *name, const char *arg, uint16_t *port)
+{
+	unsigned long v;
+
+	if (!arg) {
+		*port = 0;
+		return 0;
+	}
+	if (parse_uint(arg, 65535, &v) != 0 || v == 0) {
+		return usage_error(c, "%s wants a port, 1 to 65535: \"%s\"", name, arg);
+	}
+	*port = htons((uint16_t)v);
+	return 0;
+}
+
+/* Builds the task spec from the arguments. Returns an exit status. */
+static int build_spec(struct cli *c, const struct create_args *a, struct dt_task_spec *spec)
+{
+	struct dt_tuple t;
+	unsigned long vni;
+	char buf[DT_TUPLE_STR_MAX];
+	int rc;
+
+	memset(&t, 0, sizeof(t));
+	if (!a->src || !a->dst || !a->proto || !a->vni) {
+		return usage_error(c, "create: missing%s%s%s%s (see dyetrace --help)",
+				   a->src ? "" : " --src", a->dst ? "" : " --dst",
+				   a->proto ? "" : " --proto", a->vni ? "" : " --vni");
+	}
+	if (dt_ipv4_parse(a->src, &t.saddr) != 0) {
+		return usage_error(c, "--src wants an IPv4 address: \"%s\"", a->src);
+	}
+	if (dt_ipv4_parse(a->dst, &t.daddr) != 0) {
+		return usage_error(c, "--dst wants an IPv4 address: \"%s\"", a->dst);
+	}
+	if (dt_proto_parse(a->proto, &t.proto) != 0) {
+		return usage_error(c, "--proto wants tcp, udp, icmp or 1 to 255: \"%s\"", a->proto);
+	}
+	if (parse_uint(a->vni, 0xffffff, &vni) != 0) {
+		return usage_error(c, "--vni wants a VNI, 0 to 16777215: \"%s\"", a->vni);
+	}
+	t.vni = (uint32_t)vni;
+	if ((rc = parse_port(c, "--sport", a->sport, &t.sport)) != 0 ||
+	    (rc = parse_port(c, "--dport", a->dport, &t.dport)) != 0) {
+		return rc;
+	}
+
+	memset(spec, 0, sizeof(*spec));
+	if (dt_tuple_task_key(&t, &spec->flags, &spec->tuple) != 0) {
+		dt_tuple_str(&t, 0, buf, sizeof(buf));
+		if (t.saddr == 0 || t.daddr == 0) {
+			return usage_error(c, "cannot trace %s: the addresses must not be 0.0.0.0",
+					   buf);
+		}
+		if (t.proto == IPPROTO_ICMP) {
+			return usage_error(c,
+					   "cannot trace %s: icmp takes the echo identifier as "
+					   "--sport or --dport, not both",
+					   buf);
+		}
+		if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
+			return usage_error(c,
+					   "cannot trace %s: give both --sport and --dport, or "
+					   "neither to trace any port",
+					   buf);
+		}
+		return usage_error(c,
+				   "cannot trace %s: protocol %u has no ports, leave "
+				   "--sport and --dport out",
+				   buf, t.proto);
+	}
+	return RC_OK;
+}
+
+static int do_task_create(struct cli *c, int argc, char **argv)
+{
+	struct create_args a = {0};
+	struct dt_task_spec spec;
+	struct dt_task_info t;
+	msgpack_sbuffer req;
+	int rc;
+
+	if ((rc = parse_cmd_opts(c, argc, argv, create_opt, &a)) != RC_CONTINUE) {
+		return rc;
+	}
+	if (optind < argc) {
+		return usage_error(c, "create: unexpected argument \"%s\"", argv[optind]);
+	}
+	if ((rc = build_spec(c, &a, &spec)) != RC_OK) {
+		return rc;
+	}
+	msgpack_sbuffer_init(&req);
+	rc = call_sb(c, &req, dt_task_create_encode(&req, &spec), DT_MSG_TASK, decode_task, &t);
+	if (rc != RC_OK) {
+		return rc;
+	}
+	return printed(c,
+		       c->json ? dt_render_task_json(stdout, &t) : dt_render_task_text(stdout, &t));
+}
+
+static int do_task_show(struct cli *c, int argc, char **argv)
+{
+	struct dt_task_info t;
+	msgpack_sbuffer req;
+	uint32_t id;
+	int rc;
+
+	if ((rc = parse_cmd_opts(c, argc, argv, NULL, NULL)) != RC_CONTINUE ||
+	    (rc = parse_task_id(c, argc, argv, &id)) != RC_CONTINUE) {
+		return rc;
+	}
+	msgpack_sbuffer_init(&req);
+	rc = call_sb(c, &req, dt_task_get_encode(&req, id), DT_MSG_TASK, decode_task, &t);
+	if (rc != RC_OK) {
+		return rc;
+	}
+	return printed(c,
+		       c->json ? dt_render_task_json(stdout, &t) : dt_render_task_text(stdout, &t));
+}
+
+static int report_opt(struct cli *c, int opt, const char *arg, void *ctx)
+{
+	unsigned long v;
+
+	if (opt != 'n') {
+		return RC_NOT_MINE;
+	}
+	if (parse_uint(arg, UINT32_MAX, &v) != 0) {
+		return usage_error(c, "--packets wants a count, 0 for all: \"%s\"", arg);
+	}
+	c->max_packets = (uint32_t)v;
+	return RC_CONTINUE;
+}
+
+static int do_report(struct cli *c, int argc, char **argv)
+{
+	struct dt_report r;
+	msgpack_sbuffer req;
+	uint32_t id;
+	int rc;
+
+	if ((rc = parse_cmd_opts(c, argc, argv, report_opt, NULL)) != RC_CONTINUE ||
+	    (rc = parse_task_id(c, argc, argv, &id)) != RC_CONTINUE) {
+		return rc;
+	}
+	msgpack_sbuffer_init(&req);
+	rc = call_sb(c, &req, dt_report_get_encode(&req, id), DT_MSG_REPORT, decode_report, &r);
+	if (rc != RC_OK) {
+		return rc;
+	}
+	rc = printed(c, c->json ? dt_render_report_json(stdout, &r)
+				: dt_render_report_text(stdout, &r, c->max_packets));
+	dt_report_free(&r);
+	return rc;
+}
+
+static int do_help(struct cli *c, int argc, char **argv)
+{
+	fputs(help_text, stdout);
+	return RC_OK;
+}
+
+/*
+ * Runs the command argv[0] names in cmds: an exact name, or a prefix of exactly one.
+ * what names the level for messages ("command", "task command").
+ */
+static int dispatch(struct cli *c, const struct cmd *cmds, const char *what, int argc, char **argv)
+{
+	const struct cmd *found = NULL, *cmd;
+	size_t len;
+
+	if (argc < 1) {
+		return usage_error(c, "missing %s (see dyetrace --help)", what);
+	}
+	len = strlen(argv[0]);
+	for (cmd = cmds; cmd->name; cmd++) {
+		if (strcmp(cmd->name, argv[0]) == 0) {
+			found = cmd;
+			break;
+		}
+		if (len > 0 && strncmp(cmd->name, argv[0], len) == 0) {
+			if (found) {
+				return usage_error(c, "ambiguous %s \"%s\": %s or %s?", what,
+						   argv[0], found->name, cmd->name);
+			}
+			found = cmd;
+		}
+	}
+	if (!found) {
+		return usage_error(c, "unknown %s \"%s\" (see dyetrace --help)", what, argv[0]);
+	}
+	return found->fn(c, argc, argv);
+}
+
+static const struct cmd task_cmds[] = {
+	{"create", do_task_create},
+	{"show", do_task_show},
+	{"help", do_help},
+	{NULL, NULL},
+};
+
+static int do_task(struct cli *c, int argc, char **argv)
+{
+	return dispatch(c, task_cmds, "task command", argc - 1, argv + 1);
+}
+
+static const struct cmd cmds[] = {
+	{"task", do_task},
+	{"report", do_report},
+	{"help", do_help},
+	{NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	struct cli c = {
+		.url = DEFAULT_API,
+		.timeout_ms = DEFAULT_TIMEOUT_MS,
+		.max_packets = DT_RENDER_TEXT_PACKETS,
+	};
+	const char *env = getenv("DYETRACE_API");
+	int opt, rc;
+
+	if (env && *env) {
+		c.url = env;
+	}
+	/* Options before the command; '+' stops at the first word, the command. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:a:jt:h", long_opts, NULL)) != -1) {
+		rc = common_opt(&c, opt, optarg, argv);
+		if (rc == RC_NOT_MINE) {
+			char name[32];
+
+			rc = usage_error(&c, "option %s goes after the command",
+					 opt_name(opt, name, sizeof(name)));
+		}
+		if (rc != RC_CONTINUE) {
+			return rc;
+		}
+	}
+	rc = dispatch(&c, cmds, "command", argc - optind, argv + optind);
+	if (c.sock_open) {
+		nng_close(c.sock);
+	}
+	return rc;
+}

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: MIT
+/*
+ * render.c - tasks, reports and errors as text or JSON (see render.h for the formats).
+ *
+ * The JSON writer is a few functions over a FILE *: it tracks nesting only to place the
+ * commas, so a caller that opens something must close it. Output is compact; use jq to
+ * pretty-print.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include "dt_tuple.h"
+#include "render.h"
+
+const char dt_render_clock_note[] =
+	"latency between hops on different nodes depends on their clocks being in sync; "
+	"a negative one there means clock skew and counts as 0 in the hop latency statistics";
+
+/* ------------------------------------------------------------------------------------ */
+/* JSON writer */
+
+#define JW_DEPTH 16
+
+struct jw {
+	FILE *f;
+	int depth;
+	bool comma[JW_DEPTH]; /* a value was written at this level: the next needs a comma */
+};
+
+static void jw_sep(struct jw *w)
+{
+	if (w->comma[w->depth]) {
+		fputc(',', w->f);
+	}
+	w->comma[w->depth] = true;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (s[0] < 0x80) {
+		return 1;
+	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		if (s[0] == 0xe0) {
+			lo = 0xa0; /* overlong */
+		} else if (s[0] == 0xed) {
+			hi = 0x9f; /* surrogates */
+		}
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		if (s[0] == 0xf0) {
+			lo = 0x90; /* overlong */
+		} else if (s[0] == 0xf4) {
+			hi = 0x8f; /* above U+10FFFF */
+		}
+	} else {
+		return 0;
+	}
+	if (len > n || s[1] < lo || s[1] > hi) {
+		return 0;
+	}
+	for (i = 2; i < len; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf) {
+			return 0;
+		}
+	}
+	return len;
+}
+
+/* Writes the first max bytes of s (up to its NUL) as a JSON string. */
+static void json_string(FILE *f, const char *str, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strnlen(str, max), i = 0;
+
+	fputc('"', f);
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+
+		switch (c) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				fprintf(f, "\\u%04x", c);
+				break;
+			}
+			len = utf8_len(&s[i], n - i);
+			if (len == 0) {
+				fputs("\\ufffd", f);
+				break;
+			}
+			fwrite(&s[i], 1, len, f);
+			i += len;
+			continue;
+		}
+		i++;
+	}
+	fputc('"', f);
+}
+
+static void jw_open(struct jw *w, char c)
+{
+	jw_sep(w);
+	fputc(c, w->f);
+	if (w->depth < JW_DEPTH - 1) {
+		w->depth++;
+	}
+	w->comma[w->depth] = false;
+}
+
+static void jw_close(struct jw *w, char c)
+{
+	fputc(c, w->f);
+	if (w->depth > 0) {
+		w->depth--;
+	}
+}
+
+static void jw_key(struct jw *w, const char *key)
+{
+	jw_sep(w);
+	json_string(w->f, key, SIZE_MAX);
+	fputc(':', w->f);
+	w->comma[w->depth] = false; /* the value follows without a comma */
+}
+
+static void jw_obj(struct jw *w, const char *key)
+{
+	if (key) {
+		jw_key(w, key);
+	}
+	jw_open(w, '{');
+}
+
+static void jw_arr(struct jw *w, const char *key)
+{
+	if (key) {
+		jw_key(w, key);
+	}
+	jw_open(w, '[');
+}
+
+static void jw_str(struct jw *w, const char *key, const char *val, size_t max)
+{
+	jw_key(w, key);
+	jw_sep(w);
+	json_string(w->f, val, max);
+}
+
+static void jw_u64(struct jw *w, const char *key, uint64_t val)
+{
+	jw_key(w, key);
+	jw_sep(w);
+	fprintf(w->f, "%" PRIu64, val);
+}
+
+static void jw_i64(struct jw *w, const char *key, int64_t val)
+{
+	jw_key(w, key);
+	jw_sep(w);
+	fprintf(w->f, "%" PRId64, val);
+}
+
+static void jw_double(struct jw *w, const char *key, double val)
+{
+	jw_key(w, key);
+	jw_sep(w);
+	if (isfinite(val)) {
+		fprintf(w->f, "%.3f", val);
+	} else {
+		fputs("null", w->f);
+	}
+}
+
+static void jw_null(struct jw *w, const char *key)
+{
+	jw_key(w, key);
+	jw_sep(w);
+	fputs("null", w->f);
+}
+
+static void jw_bool(struct jw *w, const char *key, bool val)
+{
+	jw_key(w, key);
+	jw_sep(w);
+	fputs(val ? "true" : "false", w->f);
+}
+
+static int finish(FILE *f)
+{
+	return ferror(f) ? -EIO : 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* JSON documents */
+
+static void json_task(struct jw *w, const char *key, const struct dt_task_info *t)
+{
+	const struct dt_tuple *tu = &t->spec.tuple;
+	bool any = t->spec.flags & DT_TASK_F_ANYPORT;
+	char a[INET_ADDRSTRLEN], p[8];
+
+	jw_obj(w, key);
+	jw_u64(w, "id", t->id);
+	jw_str(w, "state", dt_task_state_name(t->state), SIZE_MAX);
+	jw_obj(w, "flow");
+	jw_str(w, "src", dt_ipv4_str(tu->saddr, a, sizeof(a)), sizeof(a));
+	jw_str(w, "dst", dt_ipv4_str(tu->daddr, a, sizeof(a)), sizeof(a));
+	if (any) {
+		jw_null(w, "sport");
+		jw_null(w, "dport");
+	} else {
+		jw_u64(w, "sport", ntohs(tu->sport));
+		jw_u64(w, "dport", ntohs(tu->dport));
+	}
+	jw_str(w, "proto", dt_proto_name(tu->proto, p, sizeof(p)), sizeof(p));
+	jw_u64(w, "vni", tu->vni);
+	jw_bool(w, "any_port", any);
+	jw_close(w, '}');
+	jw_u64(w, "created_ns", t->created_ns);
+	jw_u64(w, "colored", t->colored);
+	jw_u64(w, "delivered", t->delivered);
+	jw_close(w, '}');
+}
+
+int dt_render_task_json(FILE *f, const struct dt_task_info *t)
+{
+	struct jw w = {.f = f};
+
+	json_task(&w, NULL, t);
+	fputc('\n', f);
+	return finish(f);
+}
+
+static void json_ref(struct jw *w, const char *key, const struct dt_hop_ref *ref)
+{
+	jw_obj(w, key);
+	jw_str(w, "node", ref->node, sizeof(ref->node));
+	jw_str(w, "ifname", ref->ifname, sizeof(ref->ifname));
+	jw_str(w, "hook", dt_hook_name(ref->hook), SIZE_MAX);
+	jw_close(w, '}');
+}
+
+static void json_packet(struct jw *w, const struct dt_packet_path *p)
+{
+	uint32_t i;
+
+	jw_obj(w, NULL);
+	jw_u64(w, "ip_id", p->ip_id);
+	jw_u64(w, "ident", p->ident);
+	jw_u64(w, "len", p->len);
+	jw_arr(w, "hops");
+	for (i = 0; i < p->n_hops; i++) {
+		const struct dt_hop *h = &p->hops[i];
+
+		jw_obj(w, NULL);
+		jw_str(w, "node", h->at.node, sizeof(h->at.node));
+		jw_str(w, "ifname", h->at.ifname, sizeof(h->at.ifname));
+		jw_str(w, "hook", dt_hook_name(h->at.hook), SIZE_MAX);
+		jw_u64(w, "ts_ns", h->ts_ns);
+		if (i == 0) {
+			jw_null(w, "latency_ns");
+		} else {
+			jw_i64(w, "latency_ns", (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns));
+		}
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+	jw_close(w, '}');
+}
+
+static void json_stat(struct jw *w, const struct dt_hop_stat *s)
+{
+	jw_obj(w, NULL);
+	json_ref(w, "from", &s->from);
+	json_ref(w, "to", &s->to);
+	jw_u64(w, "count", s->count);
+	jw_u64(w, "min_ns", s->min_ns);
+	jw_u64(w, "max_ns", s->max_ns);
+	jw_double(w, "mean_ns", s->mean_ns);
+	jw_double(w, "stddev_ns", s->stddev_ns);
+	jw_close(w, '}');
+}
+
+int dt_render_report_json(FILE *f, const struct dt_report *r)
+{
+	struct jw w = {.f = f};
+	uint32_t i;
+
+	jw_obj(&w, NULL);
+	json_task(&w, "task", &r->task);
+	jw_arr(&w, "packets");
+	for (i = 0; i < r->n_packets; i++) {
+		json_packet(&w, &r->packets[i]);
+	}
+	jw_close(&w, ']');
+	jw_arr(&w, "hop_latency");
+	for (i = 0; i < r->n_stats; i++) {
+		json_stat(&w, &r->stats[i]);
+	}
+	jw_close(&w, ']');
+	jw_obj(&w, "lost");
+	for (i = 0; i < DT_LOSS_MAX; i++) {
+		jw_u64(&w, dt_loss_name(i), r->lost[i]);
+	}
+	jw_close(&w, '}');
+	jw_str(&w, "clock_note", dt_render_clock_note, SIZE_MAX);
+	jw_close(&w, '}');
+	fputc('\n', f);
+	return finish(f);
+}
+
+int dt_render_error_json(FILE *f, const char *status, const char *message)
+{
+	struct jw w = {.f = f};
+
+	jw_obj(&w, NULL);
+	jw_obj(&w, "error");
+	jw_str(&w, "status", status, SIZE_MAX);
+	jw_str(&w, "message", message, SIZE_MAX);
+	jw_close(&w, '}');
+	jw_close(&w, '}');
+	fputc('\n', f);
+	return finish(f);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Text */
+
+/* "2026-11-22T10:00:00.123Z" */
+static const char *time_str(uint64_t ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+
+	if (ns == 0 || !gmtime_r(&sec, &tm)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned int)(ns / 1000000ull % 1000));
+	return buf;
+}
+
+static void text_task(FILE *f, const struct dt_task_info *t)
+{
+	char flow[DT_TUPLE_STR_MAX], when[40];
+
+	dt_tuple_str(&t->spec.tuple, t->spec.flags, flow, sizeof(flow));
+	fprintf(f, "task %" PRIu32 " (%s): %s%s\n", t->id, dt_task_state_name(t->state), flow,
+		t->spec.flags & DT_TASK_F_ANYPORT ? ", any port" : "");
+	fprintf(f, "created %s\n", time_str(t->created_ns, when, sizeof(when)));
+	fprintf(f, "colored %" PRIu64 ", delivered %" PRIu64, t->colored, t->delivered);
+	if (t->colored > 0) {
+		fprintf(f, " (%.1f%%)\n", 100.0 * (double)t->delivered / (double)t->colored);
+	} else {
+		fputs(" (-)\n", f);
+	}
+}
+
+int dt_render_task_text(FILE *f, const struct dt_task_info *t)
+{
+	text_task(f, t);
+	return finish(f);
+}
+
+/* "h1/pt1 port-in" */
+static int ref_str(const struct dt_hop_ref *r, char *buf, size_t len)
+{
+	return snprintf(buf, len, "%.*s/%.*s %s", (int)sizeof(r->node), r->node,
+			(int)sizeof(r->ifname), r->ifname, dt_hook_name(r->hook));
+}
+
+#define REF_STR_MAX (DT_NAME_MAX + DT_IFNAME_MAX + 16)
+
+static void text_stats(FILE *f, const struct dt_report *r)
+{
+	char from[REF_STR_MAX], to[REF_STR_MAX], pair[2 * REF_STR_MAX + 8];
+	int width = (int)strlen("from -> to");
+	uint32_t i;
+
+	if (r->n_stats == 0) {
+		fputs("\nhop latency: no hop pairs seen\n", f);
+		return;
+	}
+	for (i = 0; i < r->n_stats; i++) {
+		int n;
+
+		ref_str(&r->stats[i].from, from, sizeof(from));
+		ref_str(&r->stats[i].to, to, sizeof(to));
+		n = snprintf(pair, sizeof(pair), "%s -> %s", from, to);
+		if (n > width) {
+			width = n;
+		}
+	}
+	fprintf(f, "\nhop latency, \u00b5s:\n  %-*s %8s %10s %10s %10s %10s\n", width, "from -> to",
+		"count", "min", "mean", "max", "stddev");
+	for (i = 0; i < r->n_stats; i++) {
+		const struct dt_hop_stat *s = &r->stats[i];
+
+		ref_str(&s->from, from, sizeof(from));
+		ref_str(&s->to, to, sizeof(to));
+		snprintf(pair, sizeof(pair), "%s -> %s", from, to);
+		fprintf(f, "  %-*s %8" PRIu64 " %10.1f %10.1f %10.1f %10.1f\n", width, pair,
+			s->count, (double)s->min_ns / 1e3, s->mean_ns / 1e3,
+			(double)s->max_ns / 1e3, s->stddev_ns / 1e3);
+	}
+}
+
+static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
+{
+	char when[40], at[DT_NAME_MAX + DT_IFNAME_MAX + 2];
+	int wa = 0, wh = 0;
+	bool delivered = false;
+	uint32_t i;
+
+	fprintf(f, "\n#%" PRIu32 " ip_id %u ident 0x%08" PRIx32 " len %" PRIu32 ", %s\n", n,
+		p->ip_id, p->ident, p->len,
+		p->n_hops ? time_str(p->hops[0].ts_ns, when, sizeof(when)) : "no hops");
+	for (i = 0; i < p->n_hops; i++) {
+		const struct dt_hop_ref *a = &p->hops[i].at;
+		int l;
+
+		l = snprintf(at, sizeof(at), "%.*s/%.*s", (int)sizeof(a->node), a->node,
+			     (int)sizeof(a->ifname), a->ifname);
+		wa = l > wa ? l : wa;
+		l = (int)strlen(dt_hook_name(a->hook));
+		wh = l > wh ? l : wh;
+	}
+	for (i = 0; i < p->n_hops; i++) {
+		const struct dt_hop *h = &p->hops[i];
+		int64_t lat = i ? (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns) : 0;
+
+		snprintf(at, sizeof(at), "%.*s/%.*s", (int)sizeof(h->at.node), h->at.node,
+			 (int)sizeof(h->at.ifname), h->at.ifname);
+		fprintf(f, "  %s %-*s %-*s %+10.1f\u00b5s%s\n", i ? "->" : "  ", wa, at, wh,
+			dt_hook_name(h->at.hook), (double)lat / 1e3,
+			lat < 0 ? "  (clock skew)" : "");
+		if (h->at.hook == DT_HOOK_PORT_OUT) {
+			delivered = true;
+		}
+	}
+	if (!delivered && p->n_hops > 0) {
+		char last[REF_STR_MAX];
+
+		ref_str(&p->hops[p->n_hops - 1].at, last, sizeof(last));
+		fprintf(f, "  not delivered: last seen at %s\n", last);
+	}
+}
+
+/* The clock note, one clause per line. */
+static void text_note(FILE *f)
+{
+	const char *s;
+
+	fputs("\nnote: ", f);
+	for (s = dt_render_clock_note; *s; s++) {
+		if (s[0] == ';' && s[1] == ' ') {
+			fputs(";\n     ", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+	fputs(".\n", f);
+}
+
+int dt_render_report_text(FILE *f, const struct dt_report *r, uint32_t max_packets)
+{
+	uint32_t shown = r->n_packets, i;
+
+	text_task(f, &r->task);
+	fputs("samples lost before analysis:", f);
+	for (i = 0; i < DT_LOSS_MAX; i++) {
+		fprintf(f, "%s %s %" PRIu64, i ? "," : "", dt_loss_name(i), r->lost[i]);
+	}
+	fputc('\n', f);
+
+	text_stats(f, r);
+
+	if (max_packets > 0 && shown > max_packets) {
+		shown = max_packets;
+	}
+	fprintf(f, "\npackets: %" PRIu32, r->n_packets);
+	if (shown < r->n_packets) {
+		fprintf(f, ", the first %" PRIu32 " listed, %" PRIu32 " omitted (--json lists all)",
+			shown, r->n_packets - shown);
+	}
+	fputc('\n', f);
+	for (i = 0; i < shown; i++) {
+		text_packet(f, i + 1, &r->packets[i]);
+	}
+
+	text_note(f);
+	return finish(f);
+}

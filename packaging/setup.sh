@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# setup.sh - from a fresh Debian 12 machine to a running dyetrace, in one command.
+#
+#     sudo packaging/setup.sh demo     install the dependencies, build, run the demo
+#     sudo packaging/setup.sh test     install the dependencies, build, run every test
+#     sudo packaging/setup.sh deps     install the dependencies only (Debian packages)
+#          packaging/setup.sh build    configure and build into build/
+#
+# Works from any directory. deps skips apt-get entirely when every package is already
+# installed. The demo and the tests need root: they load eBPF programs and build network
+# namespaces (only inside namespaces they create; nothing is sent anywhere else).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+BUILD_DIR=${DT_BUILD_DIR:-$REPO/build}
+
+# Everything a fresh Debian 12 needs: toolchain and libraries to build, tools the lab uses.
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config clang llvm libbpf-dev bpftool
+	libnng-dev libmsgpack-dev liblmdb-dev lmdb-utils libconfig-dev libcriterion-dev
+	# the lab: namespaces, veth, bridges, VXLAN, captures, traffic, JSON assertions
+	iproute2 iptables nftables tcpdump jq ethtool socat iputils-ping procps coreutils
+)
+
+say() { printf '==> %s\n' "$*"; }
+die() {
+	printf 'setup.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '6,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+need_root() {
+	if ((EUID != 0)); then
+		die "'$1' needs root (it installs packages, loads eBPF programs and creates network namespaces); run: sudo $0 $1"
+	fi
+}
+
+do_deps() {
+	need_root deps
+	local p missing=()
+	for p in "${PACKAGES[@]}"; do
+		[[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
+	done
+	if ((${#missing[@]} == 0)); then
+		say "dependencies: all ${#PACKAGES[@]} packages already installed"
+		return 0
+	fi
+	say "dependencies: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q || die "apt-get update failed"
+	apt-get install -y -q "${missing[@]}" ||
+		die "apt-get install failed for: ${missing[*]}"
+}
+
+do_build() {
+	say "build: cmake into $BUILD_DIR"
+	cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+do_demo() {
+	need_root demo
+	do_deps
+	do_build
+	say "demo"
+	DT_BIN="$BUILD_DIR/bin" bash "$REPO/test/lab/demo.sh"
+}
+
+do_test() {
+	need_root test
+	do_deps
+	do_build
+	say "tests: unit, BPF and lab"
+	ctest --test-dir "$BUILD_DIR" --output-on-failure
+}
+
+cd "$REPO"
+case ${1:-} in
+deps) do_deps ;;
+build) do_build ;;
+demo) do_demo ;;
+test) do_test ;;
+-h | --help | help)
+	usage
+	;;
+*)
+	usage >&2
+	exit 2
+	;;
+esac

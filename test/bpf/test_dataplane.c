@@ -1,0 +1,1155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_dataplane.c - the real data plane programs on crafted packets.
+ *
+ * Every test loads a fresh skeleton (nothing is attached), makes the loopback device a
+ * port with VNI 100 (BPF_PROG_TEST_RUN gives the skb the loopback device, ifindex 1),
+ * arms tasks through dt_tuple_task_key() as the agent does, builds a frame byte by byte,
+ * runs one program on it with bpf_prog_test_run_opts() and checks the frame that comes
+ * out, the records in the ring buffer and the counters.
+ *
+ * Needs root (CAP_BPF + CAP_NET_ADMIN) and a kernel with BTF, like the agent.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <linux/types.h>
+
+#include "dt_sample.h"
+#include "dt_tuple.h"
+#include "dyetrace.skel.h"
+
+#define TC_ACT_OK 0
+#define LO_IFINDEX 1
+#define PORT_VNI 100
+#define UPLINK_VNI 4242
+#define ETH_LEN 14
+#define IP_LEN 20
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define FRAME_MAX 2048
+#define MAX_SAMPLES 256
+
+#define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))
+#define A_IP IP4(10, 1, 0, 2) /* instance A */
+#define B_IP IP4(10, 1, 0, 3) /* instance B */
+#define C_IP IP4(10, 1, 0, 4)
+#define HOST1 IP4(192, 168, 50, 1) /* underlay */
+#define HOST2 IP4(192, 168, 50, 2)
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO 8
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * One inner (tenant) packet: Ethernet, IPv4 (options optional), TCP/UDP/ICMP, payload.
+ * Numbers in host order; the builder writes them in network order.
+ */
+struct pkt {
+	char name[32]; /* not a pointer: Criterion copies parameters into a fresh process */
+	uint8_t proto;
+	uint32_t saddr, daddr;
+	uint16_t sport, dport; /* ICMP: the echo identifier in sport */
+	uint8_t icmp_type;
+	uint32_t seq;      /* TCP sequence; ICMP echo sequence (low 16 bits) */
+	uint16_t udp_csum; /* UDP checksum field as sent (the data plane only reads it) */
+	uint16_t ip_id;
+	uint16_t frag;     /* IPv4 flags and offset; DT_COLOR_BIT makes it pre-colored */
+	uint8_t opt_words; /* IPv4 options, 32-bit words (NOPs) */
+	uint16_t payload;  /* payload bytes after the L4 header */
+	uint8_t l4_cut;    /* nonzero: the frame ends this many bytes into the L4 header */
+};
+
+/* The encapsulation around an inner packet on the underlay. */
+struct outer {
+	uint32_t saddr, daddr;
+	uint8_t proto;    /* 0: UDP */
+	uint16_t dport;   /* 0: DT_VXLAN_PORT */
+	uint32_t vx_flags; /* 0: the I flag */
+	uint32_t vni;
+	uint16_t frag;
+	uint8_t opt_words;
+};
+
+static const struct pkt tcp_ab = {
+	.name = "tcp", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP, .sport = 40000,
+	.dport = 80, .seq = 0xdeadbeef, .ip_id = 0x1234, .frag = IP_DF, .payload = 100,
+};
+static const struct pkt udp_ab = {
+	.name = "udp", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP, .sport = 5353,
+	.dport = 53, .udp_csum = 0xabcd, .ip_id = 0x0101, .payload = 32,
+};
+static const struct pkt icmp_ab = {
+	.name = "icmp-echo", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP, .sport = 0x77,
+	.icmp_type = ICMP_ECHO, .seq = 3, .ip_id = 0xbeef, .frag = IP_DF, .payload = 56,
+};
+
+static struct dyetrace_bpf *skel;
+static struct ring_buffer *rb;
+static struct dt_sample samples[MAX_SAMPLES];
+static int nsamples;
+
+/* --- frames --------------------------------------------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v & 0xffff);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* The one's-complement sum of an IPv4 header, checksum included: 0xffff when valid. */
+static uint16_t ip_sum(const uint8_t *ip)
+{
+	size_t hlen = (ip[0] & 0x0f) * 4;
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < hlen; i += 2)
+		sum += get16(ip + i);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static bool ip_csum_ok(const uint8_t *ip)
+{
+	return ip_sum(ip) == 0xffff;
+}
+
+static size_t put_eth(uint8_t *p)
+{
+	static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
+
+	memcpy(p, macs, sizeof(macs));
+	put16(p + 12, 0x0800);
+	return ETH_LEN;
+}
+
+/* IPv4 header with options and checksum; returns its length. */
+static size_t put_ip(uint8_t *p, uint8_t proto, uint32_t saddr, uint32_t daddr, uint16_t id,
+		     uint16_t frag, uint8_t opt_words, size_t l4_len)
+{
+	size_t hlen = IP_LEN + 4 * opt_words;
+
+	p[0] = 0x40 | (uint8_t)(hlen / 4);
+	p[1] = 0;
+	put16(p + 2, (uint16_t)(hlen + l4_len));
+	put16(p + 4, id);
+	put16(p + 6, frag);
+	p[8] = 64;
+	p[9] = proto;
+	put16(p + 10, 0);
+	put32(p + 12, saddr);
+	put32(p + 16, daddr);
+	memset(p + IP_LEN, 1, hlen - IP_LEN); /* NOP options */
+	put16(p + 10, (uint16_t)~ip_sum(p));
+	return hlen;
+}
+
+static size_t l4_hdr_len(const struct pkt *k)
+{
+	if (k->frag & 0x1fff)
+		return 0; /* a non-first fragment: payload only */
+	switch (k->proto) {
+	case IPPROTO_TCP:
+		return 20;
+	case IPPROTO_UDP:
+	case IPPROTO_ICMP:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+/* Ethernet + IPv4 + L4 + payload of k at p; returns the frame length. */
+static size_t put_pkt(uint8_t *p, const struct pkt *k)
+{
+	size_t l4 = l4_hdr_len(k), total = l4 + k->payload, off;
+	uint8_t *h;
+
+	off = put_eth(p);
+	off += put_ip(p + off, k->proto, k->saddr, k->daddr, k->ip_id, k->frag, k->opt_words, total);
+	h = p + off;
+	memset(h, 0, l4);
+	if (l4) {
+		switch (k->proto) {
+		case IPPROTO_TCP:
+			put16(h, k->sport);
+			put16(h + 2, k->dport);
+			put32(h + 4, k->seq);
+			put32(h + 8, 0x01020304);       /* ack */
+			h[12] = 5 << 4;                 /* data offset */
+			h[13] = 0x18;                   /* PSH ACK */
+			put16(h + 14, 64240);           /* window */
+			put16(h + 16, 0x5a5a);          /* checksum, unchecked */
+			break;
+		case IPPROTO_UDP:
+			put16(h, k->sport);
+			put16(h + 2, k->dport);
+			put16(h + 4, (uint16_t)total);
+			put16(h + 6, k->udp_csum);
+			break;
+		case IPPROTO_ICMP:
+			h[0] = k->icmp_type;
+			put16(h + 2, 0x3c3c);
+			put16(h + 4, k->sport);
+			put16(h + 6, (uint16_t)k->seq);
+			break;
+		}
+	}
+	for (size_t i = 0; i < k->payload; i++)
+		h[l4 + i] = (uint8_t)(i * 7 + 1);
+	off += total;
+	if (k->l4_cut)
+		off -= total - k->l4_cut;
+	return off;
+}
+
+/* Outer Ethernet/IPv4/UDP/VXLAN around inner packet k; returns the frame length. */
+static size_t put_vxlan(uint8_t *p, const struct outer *o, const struct pkt *k)
+{
+	uint8_t inner[FRAME_MAX];
+	size_t ilen = put_pkt(inner, k), udp_len = 8 + 8 + ilen, off;
+	uint8_t *u;
+
+	off = put_eth(p);
+	off += put_ip(p + off, o->proto ? o->proto : IPPROTO_UDP, o->saddr, o->daddr, 0x4321,
+		      o->frag ? o->frag : IP_DF, o->opt_words, udp_len);
+	u = p + off;
+	put16(u, 51234);
+	put16(u + 2, o->dport ? o->dport : DT_VXLAN_PORT);
+	put16(u + 4, (uint16_t)udp_len);
+	put16(u + 6, 0);
+	put32(u + 8, o->vx_flags ? o->vx_flags : 0x08000000);
+	put32(u + 12, o->vni << 8);
+	memcpy(u + 16, inner, ilen);
+	return off + udp_len;
+}
+
+/* --- what the data plane should make of a packet ---------------------------------------- */
+
+static bool has_l4(const struct pkt *k)
+{
+	return !(k->frag & 0x1fff);
+}
+
+static struct dt_tuple pkt_tuple(const struct pkt *k, uint32_t vni)
+{
+	struct dt_tuple t;
+
+	memset(&t, 0, sizeof(t));
+	t.saddr = htonl(k->saddr);
+	t.daddr = htonl(k->daddr);
+	t.proto = k->proto;
+	t.vni = vni;
+	if (!has_l4(k))
+		return t;
+	if (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) {
+		t.sport = htons(k->sport);
+		t.dport = htons(k->dport);
+	} else if (k->proto == IPPROTO_ICMP && k->icmp_type == ICMP_ECHO) {
+		t.sport = htons(k->sport);
+	} else if (k->proto == IPPROTO_ICMP && k->icmp_type == ICMP_ECHOREPLY) {
+		t.dport = htons(k->sport);
+	}
+	return t;
+}
+
+static uint32_t pkt_ident(const struct pkt *k)
+{
+	if (!has_l4(k))
+		return 0;
+	switch (k->proto) {
+	case IPPROTO_TCP:
+		return k->seq;
+	case IPPROTO_UDP:
+		return (uint32_t)k->sport << 16 | k->udp_csum;
+	case IPPROTO_ICMP:
+		if (k->icmp_type == ICMP_ECHO || k->icmp_type == ICMP_ECHOREPLY)
+			return (uint32_t)k->sport << 16 | (k->seq & 0xffff);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static uint32_t pkt_ip_len(const struct pkt *k)
+{
+	return IP_LEN + 4 * k->opt_words + l4_hdr_len(k) + k->payload;
+}
+
+/* --- the data plane -------------------------------------------------------------------- */
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	cr_assert_eq(size, sizeof(struct dt_sample), "record of %zu bytes", size);
+	if (nsamples < MAX_SAMPLES)
+		memcpy(&samples[nsamples], data, sizeof(struct dt_sample));
+	nsamples++;
+	return 0;
+}
+
+static void load(uint32_t ring_bytes)
+{
+	struct dt_port_val pv = {.vni = PORT_VNI};
+	uint32_t ifindex = LO_IFINDEX;
+	int rc;
+
+	skel = dyetrace_bpf__open();
+	cr_assert_not_null(skel, "open: %s", strerror(errno));
+	if (ring_bytes)
+		cr_assert_eq(bpf_map__set_max_entries(skel->maps.dt_events, ring_bytes), 0);
+	rc = dyetrace_bpf__load(skel);
+	cr_assert_eq(rc, 0, "load (verifier): %s", strerror(-rc));
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.dt_events), on_sample, NULL, NULL);
+	cr_assert_not_null(rb, "ring_buffer__new: %s", strerror(errno));
+	rc = bpf_map_update_elem(bpf_map__fd(skel->maps.dt_ports), &ifindex, &pv, BPF_ANY);
+	cr_assert_eq(rc, 0, "dt_ports: %s", strerror(errno));
+	nsamples = 0;
+}
+
+static void setup(void)
+{
+	load(0);
+}
+
+static void teardown(void)
+{
+	ring_buffer__free(rb);
+	dyetrace_bpf__destroy(skel);
+}
+
+/* Arms a task for packets like k (ports left out when flags has DT_TASK_F_ANYPORT). */
+static void arm(const struct pkt *k, uint32_t vni, uint32_t flags, uint32_t task_id)
+{
+	struct dt_tuple in = pkt_tuple(k, vni), key;
+	struct dt_task_val val = {.task_id = task_id};
+	int rc;
+
+	if (flags & DT_TASK_F_ANYPORT)
+		in.sport = in.dport = 0;
+	rc = dt_tuple_task_key(&in, &flags, &key);
+	cr_assert_eq(rc, 0, "dt_tuple_task_key(%s): %d", k->name, rc);
+	val.flags = flags;
+	rc = bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_NOEXIST);
+	cr_assert_eq(rc, 0, "dt_tasks: %s", strerror(errno));
+	if (flags & DT_TASK_F_ANYPORT)
+		skel->bss->dt_anyport_tasks++;
+}
+
+static void unport(void)
+{
+	uint32_t ifindex = LO_IFINDEX;
+
+	cr_assert_eq(bpf_map_delete_elem(bpf_map__fd(skel->maps.dt_ports), &ifindex), 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs prog once on in[0..len) into out; returns the output length. */
+static uint32_t run(struct bpf_program *prog, const uint8_t *in, size_t len, uint8_t *out)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = FRAME_MAX, .repeat = 1);
+	int rc;
+
+	rc = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
+	cr_assert_eq(rc, 0, "test_run %s: %s", bpf_program__name(prog), strerror(errno));
+	cr_assert_eq(opts.retval, TC_ACT_OK, "%s returned %u", bpf_program__name(prog),
+		     opts.retval);
+	return opts.data_size_out;
+}
+
+/* Consumes everything in the ring into samples[0..nsamples). */
+static void drain(void)
+{
+	int n;
+
+	nsamples = 0;
+	n = ring_buffer__consume(rb);
+	cr_assert_geq(n, 0, "ring_buffer__consume: %d", n);
+	cr_assert_eq(n, nsamples);
+}
+
+static uint64_t counter(enum dt_counter idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t vals[ncpu], sum = 0;
+	uint32_t key = idx;
+
+	cr_assert_gt(ncpu, 0);
+	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.dt_counters), &key, vals), 0);
+	for (int i = 0; i < ncpu; i++)
+		sum += vals[i];
+	return sum;
+}
+
+static void assert_counters(uint64_t colored, uint64_t sampled, uint64_t uncolored,
+			    uint64_t foreign)
+{
+	uint64_t c[DT_CNT_MAX];
+
+	/* (Read first: a function that asserts must not run inside another assertion.) */
+	for (int i = 0; i < DT_CNT_MAX; i++)
+		c[i] = counter(i);
+	cr_expect_eq(c[DT_CNT_COLORED], colored, "DT_CNT_COLORED %llu, want %llu",
+		     (unsigned long long)c[DT_CNT_COLORED], (unsigned long long)colored);
+	cr_expect_eq(c[DT_CNT_SAMPLED], sampled, "DT_CNT_SAMPLED %llu, want %llu",
+		     (unsigned long long)c[DT_CNT_SAMPLED], (unsigned long long)sampled);
+	cr_expect_eq(c[DT_CNT_RING_FULL], 0, "DT_CNT_RING_FULL %llu",
+		     (unsigned long long)c[DT_CNT_RING_FULL]);
+	cr_expect_eq(c[DT_CNT_UNCOLORED], uncolored, "DT_CNT_UNCOLORED %llu, want %llu",
+		     (unsigned long long)c[DT_CNT_UNCOLORED], (unsigned long long)uncolored);
+	cr_expect_eq(c[DT_CNT_FOREIGN_COLOR], foreign, "DT_CNT_FOREIGN_COLOR %llu, want %llu",
+		     (unsigned long long)c[DT_CNT_FOREIGN_COLOR], (unsigned long long)foreign);
+}
+
+/*
+ * out is in with, at most, the color changed: same length, every byte but the IPv4
+ * flags and checksum equal, the flags as in with the color bit set or clear as asked,
+ * and a valid header checksum.
+ */
+static void assert_recolored(const uint8_t *in, size_t len, const uint8_t *out, uint32_t out_len,
+			     bool colored)
+{
+	const size_t l3 = ETH_LEN;
+	uint16_t want = get16(in + l3 + 6);
+
+	want = colored ? want | DT_COLOR_BIT : want & ~DT_COLOR_BIT;
+	cr_assert_eq(out_len, len, "length changed: %u -> %u", (unsigned)len, out_len);
+	for (size_t i = 0; i < len; i++) {
+		if (i == l3 + 6 || i == l3 + 7 || i == l3 + 10 || i == l3 + 11)
+			continue;
+		cr_assert_eq(out[i], in[i], "byte %zu changed: %#x -> %#x", i, in[i], out[i]);
+	}
+	cr_assert_eq(get16(out + l3 + 6), want, "frag_off %#x, want %#x", get16(out + l3 + 6),
+		     want);
+	cr_assert(ip_csum_ok(out + l3), "IPv4 header checksum invalid: %#x", get16(out + l3 + 10));
+}
+
+static void assert_unchanged(const uint8_t *in, size_t len, const uint8_t *out, uint32_t out_len)
+{
+	cr_assert_eq(out_len, len, "length changed: %u -> %u", (unsigned)len, out_len);
+	cr_assert_arr_eq(out, in, len, "packet modified");
+}
+
+static void assert_sample(const struct dt_sample *s, uint8_t hook, uint8_t flags,
+			  const struct pkt *k, uint32_t vni, uint32_t task_id, uint32_t osaddr,
+			  uint32_t odaddr, uint64_t t0, uint64_t t1)
+{
+	struct dt_tuple t = pkt_tuple(k, vni);
+
+	cr_expect_eq(s->version, DT_SAMPLE_VERSION);
+	cr_expect_eq(s->hook, hook, "hook %u, want %u", s->hook, hook);
+	cr_expect_eq(s->flags, flags, "flags %#x, want %#x", s->flags, flags);
+	cr_expect_eq(s->ifindex, LO_IFINDEX);
+	cr_expect(s->ts_ns >= t0 && s->ts_ns <= t1, "ts_ns %llu outside [%llu, %llu]",
+		  (unsigned long long)s->ts_ns, (unsigned long long)t0, (unsigned long long)t1);
+	cr_expect_arr_eq(&s->tuple, &t, sizeof(t), "tuple %08x:%u -> %08x:%u p%u vni %u",
+			 ntohl(s->tuple.saddr), ntohs(s->tuple.sport), ntohl(s->tuple.daddr),
+			 ntohs(s->tuple.dport), s->tuple.proto, s->tuple.vni);
+	cr_expect_eq(s->task_id, task_id, "task_id %u, want %u", s->task_id, task_id);
+	cr_expect_eq(s->ip_id, k->ip_id, "ip_id %#x, want %#x", s->ip_id, k->ip_id);
+	cr_expect_eq(s->ident, pkt_ident(k), "ident %#x, want %#x", s->ident, pkt_ident(k));
+	cr_expect_eq(s->len, pkt_ip_len(k), "len %u, want %u", s->len, pkt_ip_len(k));
+	cr_expect_eq(s->outer_saddr, htonl(osaddr));
+	cr_expect_eq(s->outer_daddr, htonl(odaddr));
+	cr_expect(s->pad0 == 0 && s->pad1 == 0 && s->pad2 == 0, "padding not zero");
+}
+
+/* Runs the port ingress program on k; returns nothing, fills out/out_len/t0/t1. */
+struct result {
+	uint8_t in[FRAME_MAX], out[FRAME_MAX];
+	size_t len;
+	uint32_t out_len;
+	uint64_t t0, t1;
+};
+
+static void run_pkt(struct bpf_program *prog, const struct pkt *k, struct result *r)
+{
+	r->len = put_pkt(r->in, k);
+	r->t0 = now_ns();
+	r->out_len = run(prog, r->in, r->len, r->out);
+	r->t1 = now_ns();
+}
+
+static void run_vxlan(struct bpf_program *prog, const struct outer *o, const struct pkt *k,
+		      struct result *r)
+{
+	r->len = put_vxlan(r->in, o, k);
+	r->t0 = now_ns();
+	r->out_len = run(prog, r->in, r->len, r->out);
+	r->t1 = now_ns();
+}
+
+static struct pkt with_frag(struct pkt k, uint16_t frag)
+{
+	k.frag = frag;
+	return k;
+}
+
+/* The builder itself: a frame the tests trust must be what they think it is. */
+Test(frames, builder_is_sane)
+{
+	uint8_t f[FRAME_MAX];
+	size_t len = put_pkt(f, &tcp_ab);
+
+	cr_assert_eq(len, ETH_LEN + IP_LEN + 20 + 100);
+	cr_assert(ip_csum_ok(f + ETH_LEN));
+	cr_assert_eq(get16(f + ETH_LEN + 2), IP_LEN + 20 + 100);
+	cr_assert_eq(get16(f + ETH_LEN + IP_LEN), 40000);
+	len = put_vxlan(f, &(struct outer){.saddr = HOST1, .daddr = HOST2, .vni = 7}, &udp_ab);
+	cr_assert_eq(len, ETH_LEN + IP_LEN + 16 + ETH_LEN + IP_LEN + 8 + 32);
+	cr_assert(ip_csum_ok(f + ETH_LEN));
+	cr_assert(ip_csum_ok(f + ETH_LEN + IP_LEN + 16 + ETH_LEN));
+}
+
+/* --- port ingress: the first hop -------------------------------------------------------- */
+
+TestSuite(port_in, .init = setup, .fini = teardown);
+
+ParameterizedTestParameters(port_in, colors_and_samples_a_match)
+{
+	static struct pkt cases[] = {
+		{.name = "tcp", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP, .sport = 40000,
+		 .dport = 80, .seq = 0xdeadbeef, .ip_id = 0x1234, .frag = IP_DF, .payload = 100},
+		{.name = "tcp-syn-no-payload", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 1, .dport = 65535, .seq = 1, .ip_id = 0, .frag = IP_DF},
+		{.name = "tcp-ip-options", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 40001, .dport = 443, .seq = 0x80000000, .ip_id = 0xffff, .frag = IP_DF,
+		 .opt_words = 10, .payload = 20},
+		{.name = "udp", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP, .sport = 5353,
+		 .dport = 53, .udp_csum = 0xabcd, .ip_id = 0x0101, .payload = 32},
+		{.name = "udp-first-fragment", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 7000, .dport = 7001, .udp_csum = 0x1111, .ip_id = 0x0202, .frag = IP_MF,
+		 .payload = 1000},
+		{.name = "icmp-echo", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 0x77, .icmp_type = ICMP_ECHO, .seq = 3, .ip_id = 0xbeef, .frag = IP_DF,
+		 .payload = 56},
+		{.name = "icmp-echo-reply", .proto = IPPROTO_ICMP, .saddr = B_IP, .daddr = A_IP,
+		 .sport = 0x77, .icmp_type = ICMP_ECHOREPLY, .seq = 3, .ip_id = 0x0042,
+		 .payload = 56},
+	};
+
+	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct pkt *k, port_in, colors_and_samples_a_match)
+{
+	struct result r;
+
+	arm(k, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1, "%s: samples", k->name);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, k, PORT_VNI, 7, 0, 0,
+		      r.t0, r.t1);
+	assert_counters(1, 1, 0, 0);
+}
+
+/* Packets that differ from the armed task in one field of the six-tuple. */
+ParameterizedTestParameters(port_in, leaves_a_miss_alone)
+{
+	static struct pkt cases[] = {
+		{.name = "other-sport", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 40002, .dport = 80, .seq = 5, .frag = IP_DF},
+		{.name = "other-dport", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 40000, .dport = 81, .seq = 5, .frag = IP_DF},
+		{.name = "swapped-ports", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 80, .dport = 40000, .seq = 5, .frag = IP_DF},
+		{.name = "other-saddr", .proto = IPPROTO_TCP, .saddr = C_IP, .daddr = B_IP,
+		 .sport = 40000, .dport = 80, .seq = 5, .frag = IP_DF},
+		{.name = "other-daddr", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = C_IP,
+		 .sport = 40000, .dport = 80, .seq = 5, .frag = IP_DF},
+		{.name = "reverse-direction", .proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
+		 .sport = 80, .dport = 40000, .seq = 5, .frag = IP_DF},
+		{.name = "udp-same-ports", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 40000, .dport = 80, .udp_csum = 1},
+		{.name = "icmp", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 40000, .icmp_type = ICMP_ECHO},
+		{.name = "non-first-fragment", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .frag = 185, .payload = 64},
+	};
+
+	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct pkt *k, port_in, leaves_a_miss_alone)
+{
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, k, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0, "%s: samples", k->name);
+	assert_counters(0, 0, 0, 0);
+}
+
+Test(port_in, vni_is_part_of_the_tuple)
+{
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI + 1, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 0);
+}
+
+Test(port_in, unconfigured_port_colors_nothing)
+{
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	unport();
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 0);
+}
+
+Test(port_in, anyport_task_matches_every_port_pair)
+{
+	static const uint16_t ports[][2] = {{40000, 80}, {1, 2}, {65535, 65535}, {80, 40000}};
+	struct pkt k = tcp_ab;
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	cr_assert_eq(skel->bss->dt_anyport_tasks, 1);
+	for (size_t i = 0; i < ARRAY_LEN(ports); i++) {
+		k.sport = ports[i][0];
+		k.dport = ports[i][1];
+		run_pkt(skel->progs.dt_port_ingress, &k, &r);
+		assert_recolored(r.in, r.len, r.out, r.out_len, true);
+		drain();
+		cr_assert_eq(nsamples, 1);
+		assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &k, PORT_VNI, 9,
+			      0, 0, r.t0, r.t1);
+	}
+	/* ...but only for its addresses and protocol. */
+	k.proto = IPPROTO_UDP;
+	run_pkt(skel->progs.dt_port_ingress, &k, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(ARRAY_LEN(ports), ARRAY_LEN(ports), 0, 0);
+}
+
+Test(port_in, icmp_task_without_id_matches_every_echo)
+{
+	struct pkt k = icmp_ab;
+	struct result r;
+
+	arm(&icmp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 11);
+	for (uint16_t id = 1; id < 4; id++) {
+		k.sport = id;
+		k.seq = id * 10;
+		run_pkt(skel->progs.dt_port_ingress, &k, &r);
+		assert_recolored(r.in, r.len, r.out, r.out_len, true);
+		drain();
+		cr_assert_eq(nsamples, 1);
+		assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &k, PORT_VNI, 11,
+			      0, 0, r.t0, r.t1);
+	}
+	/* ICMP that is not an echo has ports 0: it matches the wildcard with one lookup. */
+	k.icmp_type = ICMP_DEST_UNREACH;
+	run_pkt(skel->progs.dt_port_ingress, &k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	assert_counters(4, 4, 0, 0);
+}
+
+/* The wildcard lookup costs a second hash lookup; it only runs while the agent says
+ * wildcard tasks exist (dt_anyport_tasks). */
+Test(port_in, wildcard_lookup_is_gated_by_dt_anyport_tasks)
+{
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	skel->bss->dt_anyport_tasks = 0;
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	skel->bss->dt_anyport_tasks = 1;
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1);
+}
+
+Test(port_in, exact_task_wins_over_wildcard)
+{
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	arm(&tcp_ab, PORT_VNI, 0, 10);
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	cr_assert_eq(samples[0].task_id, 10);
+}
+
+/* The second lookup accepts only a wildcard: an entry with ports 0 that is not flagged
+ * DT_TASK_F_ANYPORT (dt_tuple_task_key() never makes one) matches port-less packets only. */
+Test(port_in, portless_entry_without_wildcard_flag_is_exact)
+{
+	struct dt_tuple key = pkt_tuple(&tcp_ab, PORT_VNI);
+	struct dt_task_val val = {.task_id = 5, .flags = 0};
+	struct pkt frag = with_frag(tcp_ab, 185);
+	struct result r;
+
+	key.sport = key.dport = 0;
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_ANY),
+		     0);
+	skel->bss->dt_anyport_tasks = 1;
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	run_pkt(skel->progs.dt_port_ingress, &frag, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	cr_assert_eq(samples[0].task_id, 5);
+}
+
+/* A first fragment or unfragmented packet whose L4 header is cut short matches nothing,
+ * not even a wildcard: its ports are unknown, not 0. */
+Test(port_in, truncated_l4_matches_nothing)
+{
+	struct pkt k = tcp_ab;
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	k.l4_cut = 19;
+	run_pkt(skel->progs.dt_port_ingress, &k, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 0);
+}
+
+/* A non-first fragment has no L4 header: ports 0, so only a wildcard task colors it. */
+Test(port_in, non_first_fragment_matches_wildcard_only)
+{
+	struct pkt frag = with_frag(tcp_ab, 185);
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, &frag, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+
+	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	run_pkt(skel->progs.dt_port_ingress, &frag, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &frag, PORT_VNI, 9, 0,
+		      0, r.t0, r.t1);
+	cr_assert_eq(samples[0].tuple.sport, 0);
+	cr_assert_eq(samples[0].ident, 0);
+}
+
+/* A tenant cannot inject traced packets: a colored packet that matches nothing loses it. */
+ParameterizedTestParameters(port_in, strips_a_foreign_color)
+{
+	static struct pkt cases[] = {
+		{.name = "tcp", .proto = IPPROTO_TCP, .saddr = C_IP, .daddr = B_IP, .sport = 1,
+		 .dport = 2, .seq = 9, .ip_id = 0x0909, .frag = IP_DF | DT_COLOR_BIT, .payload = 10},
+		{.name = "udp-no-df", .proto = IPPROTO_UDP, .saddr = C_IP, .daddr = B_IP,
+		 .sport = 3, .dport = 4, .frag = DT_COLOR_BIT},
+		{.name = "icmp-ip-options", .proto = IPPROTO_ICMP, .saddr = C_IP, .daddr = A_IP,
+		 .sport = 5, .icmp_type = ICMP_ECHO, .frag = DT_COLOR_BIT | IP_DF, .opt_words = 3},
+		{.name = "fragment", .proto = IPPROTO_UDP, .saddr = C_IP, .daddr = B_IP,
+		 .frag = DT_COLOR_BIT | IP_MF | 100, .payload = 200},
+		{.name = "gre", .proto = 47, .saddr = C_IP, .daddr = B_IP,
+		 .frag = DT_COLOR_BIT, .payload = 40},
+		{.name = "tcp-truncated", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 40000, .dport = 80, .frag = DT_COLOR_BIT, .l4_cut = 12},
+		{.name = "tcp-other-dport", .proto = IPPROTO_TCP, .saddr = A_IP,
+		 .daddr = B_IP, .sport = 40000, .dport = 81, .seq = 1,
+		 .frag = IP_DF | DT_COLOR_BIT},
+	};
+
+	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct pkt *k, port_in, strips_a_foreign_color)
+{
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 0, "%s: samples", k->name);
+	assert_counters(0, 0, 0, 1);
+}
+
+Test(port_in, strips_a_foreign_color_on_an_unconfigured_port)
+{
+	struct pkt k = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	unport();
+	run_pkt(skel->progs.dt_port_ingress, &k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 1);
+}
+
+/* Colored by the instance and matching a task: the first hop keeps it and samples it. */
+Test(port_in, keeps_a_color_that_matches)
+{
+	struct pkt k = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, &k, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &k, PORT_VNI, 7, 0, 0,
+		      r.t0, r.t1);
+	assert_counters(1, 1, 0, 0);
+}
+
+/* Frames that are not IPv4, or not well-formed IPv4, pass untouched. */
+Test(port_in, ignores_what_it_cannot_parse)
+{
+	uint8_t f[FRAME_MAX], out[FRAME_MAX];
+	size_t len = put_pkt(f, &tcp_ab);
+	uint32_t out_len;
+
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+
+	put16(f + 12, 0x86dd); /* IPv6 EtherType */
+	out_len = run(skel->progs.dt_port_ingress, f, len, out);
+	assert_unchanged(f, len, out, out_len);
+
+	len = put_pkt(f, &tcp_ab);
+	f[ETH_LEN] = 0x44; /* ihl 4 */
+	out_len = run(skel->progs.dt_port_ingress, f, len, out);
+	assert_unchanged(f, len, out, out_len);
+
+	len = put_pkt(f, &tcp_ab);
+	f[ETH_LEN] = 0x65; /* version 6 */
+	out_len = run(skel->progs.dt_port_ingress, f, len, out);
+	assert_unchanged(f, len, out, out_len);
+
+	len = put_pkt(f, &tcp_ab);
+	f[ETH_LEN] = 0x4f; /* ihl 15: options past the end of a short frame */
+	out_len = run(skel->progs.dt_port_ingress, f, ETH_LEN + 40, out);
+	assert_unchanged(f, ETH_LEN + 40, out, out_len);
+
+	/* (Ethernet and half an IPv4 header: BPF_PROG_TEST_RUN refuses such a frame itself.) */
+	len = put_pkt(f, &tcp_ab); /* an IPv4 header and nothing after it */
+	out_len = run(skel->progs.dt_port_ingress, f, ETH_LEN + IP_LEN, out);
+	assert_unchanged(f, ETH_LEN + IP_LEN, out, out_len);
+
+	drain();
+
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 0);
+}
+
+/* --- port egress: the last hop ---------------------------------------------------------- */
+
+TestSuite(port_out, .init = setup, .fini = teardown);
+
+ParameterizedTestParameters(port_out, uncolors_and_samples)
+{
+	static struct pkt cases[] = {
+		{.name = "tcp", .proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP, .sport = 80,
+		 .dport = 40000, .seq = 0x01020304, .ip_id = 0x4444, .frag = IP_DF | DT_COLOR_BIT,
+		 .payload = 1400},
+		{.name = "udp", .proto = IPPROTO_UDP, .saddr = B_IP, .daddr = A_IP, .sport = 53,
+		 .dport = 5353, .udp_csum = 0, .ip_id = 0x0001, .frag = DT_COLOR_BIT, .payload = 9},
+		{.name = "icmp-echo", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
+		 .sport = 0x1234, .icmp_type = ICMP_ECHO, .seq = 0xffff, .ip_id = 0x7777,
+		 .frag = IP_DF | DT_COLOR_BIT, .payload = 56},
+		{.name = "icmp-echo-reply-options", .proto = IPPROTO_ICMP, .saddr = B_IP,
+		 .daddr = A_IP, .sport = 0x1234, .icmp_type = ICMP_ECHOREPLY, .seq = 1,
+		 .ip_id = 0x7778, .frag = DT_COLOR_BIT, .opt_words = 2, .payload = 56},
+		{.name = "non-first-fragment", .proto = IPPROTO_UDP, .saddr = B_IP, .daddr = A_IP,
+		 .ip_id = 0x0303, .frag = DT_COLOR_BIT | 185, .payload = 100},
+	};
+
+	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct pkt *k, port_out, uncolors_and_samples)
+{
+	struct result r;
+
+	run_pkt(skel->progs.dt_port_egress, k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 1, "%s: samples", k->name);
+	assert_sample(&samples[0], DT_HOOK_PORT_OUT, 0, k, PORT_VNI, 0, 0, 0, r.t0, r.t1);
+	assert_counters(0, 1, 1, 0);
+}
+
+Test(port_out, ignores_uncolored)
+{
+	const struct pkt *cases[] = {&tcp_ab, &udp_ab, &icmp_ab};
+	struct result r;
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		run_pkt(skel->progs.dt_port_egress, cases[i], &r);
+		assert_unchanged(r.in, r.len, r.out, r.out_len);
+	}
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 0);
+}
+
+/* Whatever the port map says, the instance never sees the color. */
+Test(port_out, uncolors_on_an_unconfigured_port)
+{
+	struct pkt k = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
+	struct result r;
+
+	unport();
+	run_pkt(skel->progs.dt_port_egress, &k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	assert_sample(&samples[0], DT_HOOK_PORT_OUT, 0, &k, 0, 0, 0, 0, r.t0, r.t1);
+	assert_counters(0, 1, 1, 0);
+}
+
+/* A colored packet too short to read ports from still loses its color, unsampled. */
+Test(port_out, uncolors_a_truncated_packet)
+{
+	struct pkt k = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
+	struct result r;
+
+	k.l4_cut = 10;
+	run_pkt(skel->progs.dt_port_egress, &k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 1, 0);
+}
+
+/* First hop then last hop: the packet the instance gets is the packet that was sent. */
+Test(port_out, round_trip_restores_the_packet)
+{
+	struct result in, out;
+
+	arm(&udp_ab, PORT_VNI, 0, 3);
+	run_pkt(skel->progs.dt_port_ingress, &udp_ab, &in);
+	out.len = in.out_len;
+	memcpy(out.in, in.out, in.out_len);
+	out.out_len = run(skel->progs.dt_port_egress, out.in, out.len, out.out);
+	assert_unchanged(in.in, in.len, out.out, out.out_len);
+	drain();
+	cr_assert_eq(nsamples, 2);
+	cr_assert_eq(samples[0].hook, DT_HOOK_PORT_IN);
+	cr_assert_eq(samples[1].hook, DT_HOOK_PORT_OUT);
+	cr_assert_eq(samples[0].ip_id, samples[1].ip_id);
+	cr_assert_eq(samples[0].ident, samples[1].ident);
+	cr_assert_arr_eq(&samples[0].tuple, &samples[1].tuple, sizeof(struct dt_tuple));
+	cr_assert_leq(samples[0].ts_ns, samples[1].ts_ns);
+	assert_counters(1, 2, 1, 0);
+}
+
+/* --- uplink: both directions, never a write ---------------------------------------------- */
+
+TestSuite(uplink, .init = setup, .fini = teardown);
+
+struct uplink_case {
+	char name[32];
+	bool egress;
+	struct pkt inner;
+	struct outer outer;
+};
+
+static struct bpf_program *uplink_prog(bool egress)
+{
+	return egress ? skel->progs.dt_uplink_egress : skel->progs.dt_uplink_ingress;
+}
+
+ParameterizedTestParameters(uplink, samples_a_colored_inner_packet)
+{
+	static struct uplink_case cases[] = {
+		{"in-tcp", false,
+		 {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP, .sport = 80, .dport = 40000,
+		  .seq = 77, .ip_id = 0x0a0a, .frag = IP_DF | DT_COLOR_BIT, .payload = 1000},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI}},
+		{"out-tcp", true,
+		 {.proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP, .sport = 40000, .dport = 80,
+		  .seq = 78, .ip_id = 0x0b0b, .frag = IP_DF | DT_COLOR_BIT, .payload = 1},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
+		{"in-udp", false,
+		 {.proto = IPPROTO_UDP, .saddr = B_IP, .daddr = A_IP, .sport = 53, .dport = 5353,
+		  .udp_csum = 0xfeed, .ip_id = 0x0c0c, .frag = DT_COLOR_BIT, .payload = 40},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = 1}},
+		{"out-udp", true,
+		 {.proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP, .sport = 5353, .dport = 53,
+		  .udp_csum = 0xbeef, .ip_id = 0x0d0d, .frag = DT_COLOR_BIT, .payload = 40},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = 0xffffff}},
+		{"in-icmp-reply", false,
+		 {.proto = IPPROTO_ICMP, .saddr = B_IP, .daddr = A_IP, .sport = 0x99,
+		  .icmp_type = ICMP_ECHOREPLY, .seq = 4, .ip_id = 0x0e0e,
+		  .frag = DT_COLOR_BIT, .payload = 56},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI}},
+		{"out-icmp-echo", true,
+		 {.proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP, .sport = 0x99,
+		  .icmp_type = ICMP_ECHO, .seq = 4, .ip_id = 0x0f0f,
+		  .frag = IP_DF | DT_COLOR_BIT, .payload = 56},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
+		{"in-both-with-options", false,
+		 {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP, .sport = 1, .dport = 2,
+		  .seq = 3, .ip_id = 4, .frag = DT_COLOR_BIT, .opt_words = 1},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI, .opt_words = 2}},
+		{"out-inner-non-first-fragment", true,
+		 {.proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP, .ip_id = 5,
+		  .frag = DT_COLOR_BIT | 185, .payload = 64},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
+	};
+
+	return cr_make_param_array(struct uplink_case, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct uplink_case *c, uplink, samples_a_colored_inner_packet)
+{
+	struct result r;
+
+	memcpy(c->inner.name, c->name, sizeof(c->name));
+	run_vxlan(uplink_prog(c->egress), &c->outer, &c->inner, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 1, "%s: samples", c->name);
+	assert_sample(&samples[0], c->egress ? DT_HOOK_UPLINK_OUT : DT_HOOK_UPLINK_IN, 0,
+		      &c->inner, c->outer.vni, 0, c->outer.saddr, c->outer.daddr, r.t0, r.t1);
+	assert_counters(0, 1, 0, 0);
+}
+
+/* Encapsulated traffic the uplink must not sample: uncolored, or not VXLAN at all. */
+ParameterizedTestParameters(uplink, ignores)
+{
+	static struct uplink_case cases[] = {
+		{"uncolored-in", false, {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
+		  .sport = 80, .dport = 40000, .frag = IP_DF},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI}},
+		{"uncolored-out", true, {.proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
+		  .sport = 1, .icmp_type = ICMP_ECHO},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
+		{"other-udp-port", true, {.proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		  .sport = 1, .dport = 2, .frag = DT_COLOR_BIT},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI, .dport = 8472}},
+		{"vxlan-i-flag-clear", false, {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
+		  .sport = 1, .dport = 2, .frag = DT_COLOR_BIT},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI, .vx_flags = 0x80000000}},
+		{"outer-not-udp", false, {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
+		  .sport = 1, .dport = 2, .frag = DT_COLOR_BIT},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI, .proto = IPPROTO_TCP}},
+		{"outer-non-first-fragment", false, {.proto = IPPROTO_TCP, .saddr = B_IP,
+		  .daddr = A_IP, .sport = 1, .dport = 2, .frag = DT_COLOR_BIT},
+		 {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI, .frag = 100}},
+		{"inner-truncated", true, {.proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+		  .sport = 1, .dport = 2, .frag = DT_COLOR_BIT, .l4_cut = 4},
+		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
+	};
+
+	return cr_make_param_array(struct uplink_case, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct uplink_case *c, uplink, ignores)
+{
+	struct result r;
+
+	memcpy(c->inner.name, c->name, sizeof(c->name));
+	run_vxlan(uplink_prog(c->egress), &c->outer, &c->inner, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0, "%s: samples", c->name);
+	assert_counters(0, 0, 0, 0);
+}
+
+/* The port programs take VXLAN for what it is to them: UDP between two hosts. */
+Test(uplink, port_programs_do_not_look_inside_vxlan)
+{
+	struct outer o = {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI};
+	struct pkt k = with_frag(tcp_ab, DT_COLOR_BIT);
+	struct result r;
+
+	run_vxlan(skel->progs.dt_port_egress, &o, &k, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 0);
+}
+
+/* --- ring buffer full: counted, not silent ------------------------------------------------ */
+
+static void setup_small_ring(void)
+{
+	load(4096); /* one page: 56 records of 64 + 8 bytes */
+}
+
+TestSuite(ring, .init = setup_small_ring, .fini = teardown);
+
+Test(ring, full_ring_is_counted)
+{
+	const uint32_t runs = 100;
+	struct outer o = {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI};
+	struct pkt k = with_frag(udp_ab, DT_COLOR_BIT);
+	uint8_t f[FRAME_MAX], out[FRAME_MAX];
+	size_t len = put_vxlan(f, &o, &k);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = runs);
+	uint64_t sampled, full, after;
+
+	cr_assert_eq(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.dt_uplink_egress), &opts),
+		     0, "test_run: %s", strerror(errno));
+	sampled = counter(DT_CNT_SAMPLED);
+	full = counter(DT_CNT_RING_FULL);
+	cr_assert_eq(sampled + full, runs, "sampled %llu + full %llu != %u",
+		     (unsigned long long)sampled, (unsigned long long)full, runs);
+	cr_assert_gt(full, 0, "the ring never filled");
+	cr_assert_lt(sampled, runs);
+	drain();
+	cr_assert_eq(nsamples, (int)sampled, "records in the ring != DT_CNT_SAMPLED");
+
+	/* Drained, the ring takes records again. */
+	cr_assert_eq(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.dt_uplink_ingress), &opts),
+		     0);
+	after = counter(DT_CNT_SAMPLED);
+	cr_assert_gt(after, sampled);
+}

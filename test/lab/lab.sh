@@ -1,0 +1,706 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# lab.sh - a real VXLAN overlay in network namespaces, with the dyetrace daemons on it.
+#
+# Sourced by the demo and the lab tests, or run on its own:
+#
+#     test/lab/lab.sh up [--net-only]    build the lab (and start the daemons), leave it up
+#     test/lab/lab.sh down               tear it down (idempotent; also cleans a crashed run)
+#     test/lab/lab.sh status             what exists now
+#
+# Topology ($P is $DT_LAB, default "dtl"):
+#
+#            $P-mgmt: bridge mgbr0 10.254.0.1/24, analyzer (:7401, api ipc) and collector (:7400)
+#               |  mg-h1                                 |  mg-h2
+#               |  mg0 10.254.0.11                       |  mg0 10.254.0.12
+#     $P-h1: agent h1                             $P-h2: agent h2
+#        br0 = { pt1, vxlan0 (vni 100) }             br0 = { pt1, vxlan0 (vni 100) }
+#        ul0 172.31.0.1/24  <---- underlay veth ---->   ul0 172.31.0.2/24
+#        pt1                                          pt1
+#         |                                            |
+#     $P-i1: eth0 10.100.0.1/24 (mtu 1450)       $P-i2: eth0 10.100.0.2/24 (mtu 1450)
+#
+# Every interface lives inside a namespace the lab creates (veth peers are created directly
+# in their target namespace), so nothing is ever added to the root namespace and deleting
+# the namespaces removes every interface, qdisc and attached BPF program.
+#
+# Environment:
+#   DT_LAB       namespace prefix (default "dtl"); one lab per prefix at a time
+#   DT_LAB_DIR   state dir: configs, logs, the collector's LMDB store, the API socket,
+#                captures (default: a new mktemp -d); removed at down unless DT_KEEP=1
+#   DT_BIN       where the binaries are (default <repo>/build/bin)
+#   DT_KEEP=1    keep the state dir at down (its path is printed)
+#   DT_LAB_TIMEOUT  seconds to wait for each daemon to become ready (default 20)
+#
+# Library use (the caller may run under set -euo pipefail; no option is changed here):
+#
+#     . test/lab/lab.sh
+#     lab_trap                 # lab_down on EXIT, INT and TERM
+#     lab_up                   # or lab_up --net-only
+#     id=$(lab_task_create --src 10.100.0.1 --dst 10.100.0.2 --proto icmp --vni 100)
+#     lab_task_wait_armed "$id"
+#     lab_in "$LAB_I1" ping -c 5 10.100.0.2
+#     lab_cli report "$id"
+#     lab_down
+#
+# Functions return non-zero (after printing why on stderr) rather than exiting.
+
+# ---------------------------------------------------------------------------------------
+# Names and addresses
+
+LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LAB_P=${DT_LAB:-dtl}
+LAB_BIN=${DT_BIN:-$LAB_REPO/build/bin}
+LAB_DIR=${DT_LAB_DIR:-}
+LAB_TIMEOUT=${DT_LAB_TIMEOUT:-20}
+
+LAB_MGMT=$LAB_P-mgmt
+LAB_H1=$LAB_P-h1
+LAB_H2=$LAB_P-h2
+LAB_I1=$LAB_P-i1
+LAB_I2=$LAB_P-i2
+LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
+
+LAB_MGMT_IP=10.254.0.1
+LAB_H1_MGMT_IP=10.254.0.11
+LAB_H2_MGMT_IP=10.254.0.12
+LAB_H1_UL_IP=172.31.0.1
+LAB_H2_UL_IP=172.31.0.2
+LAB_I1_IP=10.100.0.1
+LAB_I2_IP=10.100.0.2
+LAB_I1_MAC=02:00:0a:64:00:01
+LAB_I2_MAC=02:00:0a:64:00:02
+LAB_VNI=100
+LAB_MTU=1450 # 1500 underlay - 50 bytes of outer Ethernet/IPv4/UDP/VXLAN
+
+LAB_COLLECTOR_URL=tcp://$LAB_MGMT_IP:7400
+LAB_ANALYZER_URL=tcp://$LAB_MGMT_IP:7401
+
+# Where a standalone "lab.sh up" records its state dir for a later "lab.sh down".
+LAB_RUN_DIR=/run/dyetrace-lab
+LAB_MARK=.dyetrace-lab
+
+# ---------------------------------------------------------------------------------------
+# Messages
+
+lab_log() { printf 'lab: %s\n' "$*" >&2; }
+lab_err() { printf 'lab: error: %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------------------------------
+# Small helpers
+
+# lab_in NS CMD...: runs CMD inside namespace NS.
+lab_in() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# lab_cli ARGS...: the dyetrace CLI against the lab's analyzer.
+lab_cli() {
+	"$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" "$@"
+}
+
+lab__ns_exists() {
+	ip netns list 2>/dev/null | awk '{print $1}' | grep -qxF -- "$1"
+}
+
+# True when PID is a live process (not a zombie).
+lab__alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[[ ${s%% *} != Z ]]
+}
+
+# Seconds since the epoch with fractions, for timeouts.
+lab__now() { date +%s.%N; }
+lab__elapsed_lt() { # START LIMIT: true while less than LIMIT seconds passed since START
+	awk -v s="$1" -v n="$(lab__now)" -v l="$2" 'BEGIN { exit !(n - s < l) }'
+}
+
+# lab_logs_tail [N]: the last N lines (default 20) of every log in the state dir.
+lab_logs_tail() {
+	local n=${1:-20} f
+	[[ -n $LAB_DIR && -d $LAB_DIR ]] || return 0
+	for f in "$LAB_DIR"/*.log; do
+		[[ -e $f ]] || continue
+		printf -- '----- %s (last %s lines) -----\n' "${f##*/}" "$n" >&2
+		tail -n "$n" "$f" >&2
+	done
+}
+
+# ---------------------------------------------------------------------------------------
+# Background processes: every one runs inside a lab namespace, logs into the state dir
+# and has a pid file in $LAB_DIR/pids, so that down can stop it by its id.
+
+# lab_bg NAME NS CMD...: starts CMD in NS in the background; output to $LAB_DIR/NAME.log.
+lab_bg() {
+	local name=$1 ns=$2
+	shift 2
+	mkdir -p "$LAB_DIR/pids" || return 1
+	# ip netns exec execs CMD in place, so $! is the pid of CMD itself.
+	ip netns exec "$ns" "$@" </dev/null >"$LAB_DIR/$name.log" 2>&1 &
+	echo $! >"$LAB_DIR/pids/$name.pid"
+}
+
+# lab_pid NAME: prints the pid of background process NAME.
+lab_pid() {
+	local f=$LAB_DIR/pids/$1.pid
+	[[ -r $f ]] && cat "$f"
+}
+
+# lab__stop_pids WAIT PID...: SIGTERM, up to WAIT seconds, then SIGKILL. Reaps our
+# children and warns about any that needed SIGKILL.
+lab__stop_pids() {
+	local wait=$1 pid start left
+	shift
+	(($# > 0)) || return 0
+	for pid in "$@"; do
+		lab__alive "$pid" && kill -TERM "$pid" 2>/dev/null
+	done
+	start=$(lab__now)
+	while :; do
+		left=()
+		for pid in "$@"; do
+			lab__alive "$pid" && left+=("$pid")
+		done
+		((${#left[@]} > 0)) || break
+		if ! lab__elapsed_lt "$start" "$wait"; then
+			for pid in "${left[@]}"; do
+				lab_log "pid $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null | cut -c1-60)) ignored SIGTERM for ${wait}s: SIGKILL"
+				kill -KILL "$pid" 2>/dev/null
+			done
+			sleep 0.2
+			break
+		fi
+		sleep 0.1
+	done
+	for pid in "$@"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	return 0
+}
+
+# lab_bg_stop NAME [WAIT]: stops background process NAME (SIGTERM, then SIGKILL after WAIT
+# seconds, default 5).
+lab_bg_stop() {
+	local name=$1 wait=${2:-5} pid
+	pid=$(lab_pid "$name") || return 0
+	lab__stop_pids "$wait" "$pid"
+	rm -f "$LAB_DIR/pids/$name.pid"
+}
+
+# ---------------------------------------------------------------------------------------
+# Captures: tcpdump inside a namespace, into $LAB_DIR/NAME.pcap.
+
+# lab_capture_start NAME NS IFACE FILTER: returns once tcpdump is listening.
+lab_capture_start() {
+	local name=$1 ns=$2 ifc=$3 filter=$4 start
+	rm -f "$LAB_DIR/$name.pcap"
+	# -Z root: do not drop privileges, the state dir belongs to root; -U: write each
+	# packet at once so that the file is complete whenever tcpdump is stopped.
+	lab_bg "$name" "$ns" tcpdump -i "$ifc" -nn -U -Z root -w "$LAB_DIR/$name.pcap" "$filter" ||
+		return 1
+	start=$(lab__now)
+	until grep -q 'listening on' "$LAB_DIR/$name.log" 2>/dev/null; do
+		if ! lab__alive "$(lab_pid "$name")" || ! lab__elapsed_lt "$start" 10; then
+			lab_err "tcpdump $name on $ns/$ifc did not start:"
+			cat "$LAB_DIR/$name.log" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# lab_capture_stop NAME: stops the capture; the pcap file stays.
+lab_capture_stop() {
+	lab_bg_stop "$1" 5
+}
+
+# lab_capture_read NAME [TCPDUMP-OPTS...]: the captured packets, one line each.
+lab_capture_read() {
+	local name=$1
+	shift
+	tcpdump -nn -r "$LAB_DIR/$name.pcap" "$@" 2>/dev/null
+}
+
+# lab_capture_count NAME: how many packets were captured.
+lab_capture_count() {
+	lab_capture_read "$1" | wc -l
+}
+
+# ---------------------------------------------------------------------------------------
+# The network
+
+# Runs one command per line of stdin (words split on blanks, no quoting), stopping at the
+# first failure with the command and its error.
+lab__run_lines() {
+	local -a cmd
+	local out
+	while read -r -a cmd; do
+		((${#cmd[@]} > 0)) || continue
+		[[ ${cmd[0]} == \#* ]] && continue
+		if ! out=$("${cmd[@]}" </dev/null 2>&1); then
+			lab_err "failed: ${cmd[*]}"
+			[[ -n $out ]] && printf '%s\n' "$out" >&2
+			return 1
+		fi
+	done
+}
+
+# lab_net_up: the namespaces, the management network, the underlay, VXLAN and bridges.
+lab_net_up() {
+	local ns h n
+	{
+		for ns in "${LAB_NAMESPACES[@]}"; do
+			echo "ip netns add $ns"
+		done
+		for ns in "${LAB_NAMESPACES[@]}"; do
+			# No IPv6: keeps router solicitations and MLD out of the captures.
+			echo "ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+			echo "ip -n $ns link set lo up"
+		done
+		cat <<-EOF
+			# management network: a bridge in mgmt, one veth per host into it
+			ip -n $LAB_MGMT link add mgbr0 type bridge
+			ip -n $LAB_MGMT addr add $LAB_MGMT_IP/24 dev mgbr0
+			ip -n $LAB_MGMT link set mgbr0 up
+			# underlay: one veth between the hosts
+			ip -n $LAB_H1 link add ul0 address 02:00:ac:1f:00:01 type veth peer name ul0 address 02:00:ac:1f:00:02 netns $LAB_H2
+			ip -n $LAB_H1 addr add $LAB_H1_UL_IP/24 dev ul0
+			ip -n $LAB_H2 addr add $LAB_H2_UL_IP/24 dev ul0
+			ip -n $LAB_H1 link set ul0 up
+			ip -n $LAB_H2 link set ul0 up
+		EOF
+		for n in 1 2; do
+			h=$LAB_P-h$n
+			local mgip local_ul remote_ul ipaddr mac
+			if ((n == 1)); then
+				mgip=$LAB_H1_MGMT_IP local_ul=$LAB_H1_UL_IP remote_ul=$LAB_H2_UL_IP
+				ipaddr=$LAB_I1_IP mac=$LAB_I1_MAC
+			else
+				mgip=$LAB_H2_MGMT_IP local_ul=$LAB_H2_UL_IP remote_ul=$LAB_H1_UL_IP
+				ipaddr=$LAB_I2_IP mac=$LAB_I2_MAC
+			fi
+			cat <<-EOF
+				# host h$n: management veth
+				ip -n $h link add mg0 address 02:00:0a:fe:00:1$n type veth peer name mg-h$n netns $LAB_MGMT
+				ip -n $LAB_MGMT link set mg-h$n master mgbr0
+				ip -n $LAB_MGMT link set mg-h$n up
+				ip -n $h addr add $mgip/24 dev mg0
+				ip -n $h link set mg0 up
+				# host h$n: VXLAN over the underlay, a bridge joining it with the port
+				ip -n $h link add vxlan0 address 02:00:00:00:0$n:02 type vxlan id $LAB_VNI local $local_ul remote $remote_ul dstport 4789 dev ul0
+				ip -n $h link add br0 type bridge
+				ip -n $h link set vxlan0 master br0
+				ip -n $h link add pt1 address 02:00:00:00:0$n:01 type veth peer name eth0 address $mac netns $LAB_P-i$n
+				ip -n $h link set pt1 mtu $LAB_MTU
+				ip -n $h link set pt1 master br0
+				ip -n $h link set vxlan0 up
+				ip -n $h link set pt1 up
+				ip -n $h link set br0 up
+				# instance i$n
+				ip -n $LAB_P-i$n link set eth0 mtu $LAB_MTU
+				ip -n $LAB_P-i$n addr add $ipaddr/24 dev eth0
+				ip -n $LAB_P-i$n link set eth0 up
+			EOF
+		done
+	} | lab__run_lines || return 1
+	# The pipeline above runs lab__run_lines in a subshell; its status is the pipeline's.
+
+	# The overlay must carry traffic before anything else starts.
+	local try
+	for ((try = 0; try < 10; try++)); do
+		if lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I2_IP" >/dev/null 2>&1; then
+			lab_log "overlay up: $LAB_I1 ($LAB_I1_IP) reaches $LAB_I2 ($LAB_I2_IP) over VXLAN $LAB_VNI"
+			return 0
+		fi
+	done
+	lab_err "$LAB_I1 cannot ping $LAB_I2 ($LAB_I2_IP) over the overlay"
+	return 1
+}
+
+# lab__mgmt_check: both hosts reach the management address (where the collector listens).
+lab__mgmt_check() {
+	local h
+	for h in "$LAB_H1" "$LAB_H2"; do
+		if ! lab_in "$h" ping -c 1 -W 2 -q "$LAB_MGMT_IP" >/dev/null 2>&1; then
+			lab_err "$h cannot reach the management network ($LAB_MGMT_IP)"
+			return 1
+		fi
+	done
+}
+
+# ---------------------------------------------------------------------------------------
+# The daemons
+
+lab__write_configs() {
+	local n
+	cat >"$LAB_DIR/analyzer.conf" <<-EOF
+		# dyetrace-analyzer, written by test/lab/lab.sh
+		listen = "$LAB_ANALYZER_URL";   # collectors connect here
+		api = "ipc://$LAB_DIR/api.sock";   # the CLI connects here
+	EOF
+	cat >"$LAB_DIR/collector.conf" <<-EOF
+		# dyetrace-collector, written by test/lab/lab.sh
+		name = "c1";
+		listen = "$LAB_COLLECTOR_URL";   # agents connect here
+		analyzer = "$LAB_ANALYZER_URL";
+		store = "$LAB_DIR/collector-c1";
+	EOF
+	for n in 1 2; do
+		cat >"$LAB_DIR/h$n.conf" <<-EOF
+			# dyetrace-agent for host h$n, written by test/lab/lab.sh
+			node = "h$n";
+			collector = "$LAB_COLLECTOR_URL";
+			interfaces = (
+				{ name = "pt1"; role = "port"; vni = $LAB_VNI; },
+				{ name = "ul0"; role = "uplink"; }
+			);
+		EOF
+	done
+	mkdir -p "$LAB_DIR/collector-c1"
+}
+
+# Fails (with the log) when daemon NAME has exited.
+lab__check_running() {
+	local name=$1 pid
+	pid=$(lab_pid "$name")
+	if [[ -z $pid ]] || ! lab__alive "$pid"; then
+		local rc=0
+		[[ -n $pid ]] && { wait "$pid" 2>/dev/null || rc=$?; }
+		lab_err "$name exited during start-up (status $rc); its log $LAB_DIR/$name.log:"
+		tail -n 30 "$LAB_DIR/$name.log" >&2
+		return 1
+	fi
+}
+
+# lab__wait NAME WHAT CMD...: polls CMD until it succeeds, while NAME runs, for
+# LAB_TIMEOUT seconds.
+lab__wait() {
+	local name=$1 what=$2 start
+	shift 2
+	start=$(lab__now)
+	until "$@" >/dev/null 2>&1; do
+		lab__check_running "$name" || return 1
+		if ! lab__elapsed_lt "$start" "$LAB_TIMEOUT"; then
+			lab_err "timed out after ${LAB_TIMEOUT}s waiting for $name: $what"
+			lab_logs_tail 20
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+lab__tcp_listening() { # NS PORT
+	[[ -n $(ip netns exec "$1" ss -Htln "sport = :$2" 2>/dev/null) ]]
+}
+
+# lab_wait_listen NS PORT [TIMEOUT]: waits until something listens on TCP PORT in NS.
+lab_wait_listen() {
+	local start
+	start=$(lab__now)
+	until lab__tcp_listening "$1" "$2"; do
+		if ! lab__elapsed_lt "$start" "${3:-10}"; then
+			lab_err "nothing listens on TCP port $2 in $1"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# The API answers when a request for a task that does not exist gets an answer from the
+# analyzer: a task, or a "not found" error; not a transport error or a timeout.
+lab__api_answers() {
+	local out rc=0
+	[[ -S $LAB_DIR/api.sock ]] || return 1
+	out=$(timeout 5 "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" --json task show 999999 2>&1) || rc=$?
+	((rc == 0)) && return 0
+	((rc == 124)) && return 1
+	grep -qiE 'not[ _-]?found|no such task' <<<"$out"
+}
+
+lab__agent_ready() { grep -q 'DT-AGENT-READY' "$LAB_DIR/$1.log" 2>/dev/null; }
+
+lab_daemons_up() {
+	local b missing=()
+	for b in dyetrace-analyzer dyetrace-collector dyetrace-agent dyetrace; do
+		[[ -x $LAB_BIN/$b ]] || missing+=("$b")
+	done
+	if ((${#missing[@]} > 0)); then
+		lab_err "missing in $LAB_BIN: ${missing[*]}"
+		lab_err "build first (packaging/setup.sh build), or point DT_BIN at the binaries"
+		return 1
+	fi
+	if ((${#LAB_DIR} + 16 > 107)); then
+		lab_err "state dir path too long for an ipc:// socket: $LAB_DIR"
+		return 1
+	fi
+	lab__write_configs || return 1
+
+	lab_bg analyzer "$LAB_MGMT" "$LAB_BIN/dyetrace-analyzer" -c "$LAB_DIR/analyzer.conf" || return 1
+	lab__wait analyzer "collector endpoint $LAB_ANALYZER_URL" lab__tcp_listening "$LAB_MGMT" 7401 || return 1
+	lab__wait analyzer "API ipc://$LAB_DIR/api.sock" lab__api_answers || return 1
+	lab_log "analyzer ready (pid $(lab_pid analyzer))"
+
+	lab_bg collector "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector.conf" || return 1
+	lab__wait collector "agent endpoint $LAB_COLLECTOR_URL" lab__tcp_listening "$LAB_MGMT" 7400 || return 1
+	lab_log "collector ready (pid $(lab_pid collector))"
+
+	lab_bg agent-h1 "$LAB_H1" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h1.conf" || return 1
+	lab_bg agent-h2 "$LAB_H2" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h2.conf" || return 1
+	lab__wait agent-h1 "DT-AGENT-READY in agent-h1.log" lab__agent_ready agent-h1 || return 1
+	lab__wait agent-h2 "DT-AGENT-READY in agent-h2.log" lab__agent_ready agent-h2 || return 1
+	lab_log "agents ready (h1 pid $(lab_pid agent-h1), h2 pid $(lab_pid agent-h2))"
+}
+
+# ---------------------------------------------------------------------------------------
+# Tasks
+
+# lab_task_create ARGS...: creates a task (dyetrace task create ARGS) and prints its id.
+lab_task_create() {
+	local out id
+	out=$(lab_cli --json task create "$@") || {
+		lab_err "task create $* failed: $out"
+		return 1
+	}
+	id=$(jq -er '.id' <<<"$out" 2>/dev/null) || {
+		lab_err "task create $*: no id in: $out"
+		return 1
+	}
+	echo "$id"
+}
+
+# lab_task_field ID JQ-FILTER: one field of the task, e.g. lab_task_field 3 .colored
+lab_task_field() {
+	lab_cli --json task show "$1" | jq -r "$2"
+}
+
+# lab_task_wait_armed ID [TIMEOUT]: waits until the task is armed (or running).
+lab_task_wait_armed() {
+	local id=$1 limit=${2:-$LAB_TIMEOUT} start state=
+	start=$(lab__now)
+	while :; do
+		state=$(lab_task_field "$id" .state 2>/dev/null) || state=
+		case $state in
+		armed | running) return 0 ;;
+		failed | expired | cancelled | done)
+			lab_err "task $id is $state, it will never be armed"
+			return 1
+			;;
+		esac
+		if ! lab__elapsed_lt "$start" "$limit"; then
+			lab_err "task $id not armed after ${limit}s (state '${state:-?}')"
+			lab_logs_tail 15
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# lab_task_wait_counts ID COLORED [TIMEOUT]: waits until the task has at least COLORED
+# colored packets and as many delivered as colored. Returns 1 on timeout (not an error
+# message: the caller's assertions say what is missing).
+lab_task_wait_counts() {
+	local id=$1 want=$2 limit=${3:-10} start c d
+	start=$(lab__now)
+	while :; do
+		read -r c d < <(lab_cli --json task show "$id" 2>/dev/null | jq -r '"\(.colored) \(.delivered)"' 2>/dev/null) || true
+		if [[ $c =~ ^[0-9]+$ && $d =~ ^[0-9]+$ ]] && ((c >= want && d >= c)); then
+			return 0
+		fi
+		lab__elapsed_lt "$start" "$limit" || return 1
+		sleep 0.2
+	done
+}
+
+# ---------------------------------------------------------------------------------------
+# Up, down, status
+
+# lab_up [--net-only]: cleans leftovers of this prefix, builds the network and starts the
+# daemons. On failure it returns 1 and leaves the cleanup to lab_down (or the trap).
+lab_up() {
+	local net_only=0
+	[[ ${1:-} == --net-only ]] && net_only=1
+	if ((EUID != 0)); then
+		lab_err "the lab needs root (network namespaces)"
+		return 1
+	fi
+	local tool
+	for tool in ip jq tcpdump ping timeout ss; do
+		command -v "$tool" >/dev/null || {
+			lab_err "missing tool: $tool (run packaging/setup.sh deps)"
+			return 1
+		}
+	done
+	# Leftovers of an earlier run with the same prefix (crashed, or never taken down).
+	LAB_DIR_SAVE=$LAB_DIR
+	lab__cleanup_prefix
+	LAB_DIR=$LAB_DIR_SAVE
+
+	if [[ -z $LAB_DIR ]]; then
+		LAB_DIR=$(mktemp -d "/tmp/dyetrace-lab.$LAB_P.XXXXXX") || return 1
+		echo "created=1" >"$LAB_DIR/$LAB_MARK"
+	else
+		if [[ -d $LAB_DIR ]]; then
+			[[ -e $LAB_DIR/$LAB_MARK ]] || echo "created=0" >"$LAB_DIR/$LAB_MARK"
+		else
+			mkdir -p "$LAB_DIR" || return 1
+			echo "created=1" >"${LAB_DIR:?}/$LAB_MARK"
+		fi
+		LAB_DIR=$(cd "$LAB_DIR" && pwd)
+	fi
+	mkdir -p "$LAB_DIR/pids" "$LAB_RUN_DIR" || return 1
+	echo "$LAB_DIR" >"$LAB_RUN_DIR/$LAB_P.dir"
+	export DT_LAB_DIR=$LAB_DIR
+	lab_log "prefix $LAB_P, state in $LAB_DIR"
+
+	lab_net_up || return 1
+	lab__mgmt_check || return 1
+	((net_only)) && return 0
+	lab_daemons_up || return 1
+}
+
+# Stops every process of the lab and deletes its namespaces. Quiet when nothing is left.
+lab__cleanup_prefix() {
+	local ns f pid pids=() present=()
+	# The state dir of an earlier standalone run of this prefix.
+	if [[ -z $LAB_DIR && -r $LAB_RUN_DIR/$LAB_P.dir ]]; then
+		LAB_DIR=$(cat "$LAB_RUN_DIR/$LAB_P.dir")
+	fi
+	for ns in "${LAB_NAMESPACES[@]}"; do
+		lab__ns_exists "$ns" && present+=("$ns")
+	done
+	# Daemons by pid file (stopped first so that agents detach cleanly), then anything
+	# else still running inside the lab's namespaces.
+	if [[ -n $LAB_DIR && -d $LAB_DIR/pids ]]; then
+		for f in "$LAB_DIR"/pids/agent-*.pid "$LAB_DIR"/pids/*.pid; do
+			[[ -r $f ]] || continue
+			pid=$(cat "$f")
+			[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" &&
+				[[ " ${pids[*]} " != *" $pid "* ]] && pids+=("$pid")
+		done
+	fi
+	for ns in "${present[@]}"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			[[ " ${pids[*]} " == *" $pid "* ]] || pids+=("$pid")
+		done
+	done
+	if ((${#pids[@]} > 0)); then
+		lab_log "stopping ${#pids[@]} process(es): ${pids[*]}"
+		lab__stop_pids 5 "${pids[@]}"
+	fi
+	if [[ -n $LAB_DIR && -d $LAB_DIR/pids ]]; then
+		rm -f "$LAB_DIR"/pids/*.pid
+	fi
+	for ns in "${present[@]}"; do
+		ip netns del "$ns" 2>/dev/null || lab_err "could not delete namespace $ns"
+	done
+	((${#present[@]} > 0)) && lab_log "deleted namespaces: ${present[*]}"
+
+	# State dirs of crashed runs of this prefix whose pointer is gone (never one kept on
+	# purpose with DT_KEEP=1).
+	for f in /tmp/dyetrace-lab."$LAB_P".*/"$LAB_MARK"; do
+		[[ -e $f && ${f%/*} != "${LAB_DIR:-}" ]] || continue
+		grep -qx 'created=1' "$f" && ! grep -qx 'kept=1' "$f" && rm -rf -- "${f%/*}"
+	done
+	# The state dir: whole when the lab created it, else only what the lab put there.
+	if [[ -n $LAB_DIR && -e $LAB_DIR/$LAB_MARK ]]; then
+		if [[ ${DT_KEEP:-0} == 1 ]]; then
+			grep -qx 'kept=1' "$LAB_DIR/$LAB_MARK" || echo 'kept=1' >>"$LAB_DIR/$LAB_MARK"
+			lab_log "kept state dir $LAB_DIR (DT_KEEP=1)"
+		elif grep -qx 'created=1' "$LAB_DIR/$LAB_MARK" 2>/dev/null; then
+			rm -rf -- "$LAB_DIR"
+		else
+			rm -rf -- "$LAB_DIR"/pids "$LAB_DIR"/collector-c1 "$LAB_DIR"/api.sock \
+				"$LAB_DIR"/*.conf "$LAB_DIR"/*.log "$LAB_DIR"/*.pcap "${LAB_DIR:?}/$LAB_MARK"
+		fi
+	fi
+	if [[ -r $LAB_RUN_DIR/$LAB_P.dir && $(cat "$LAB_RUN_DIR/$LAB_P.dir") == "${LAB_DIR:-}" ]]; then
+		rm -f "$LAB_RUN_DIR/$LAB_P.dir"
+	fi
+	rmdir "$LAB_RUN_DIR" 2>/dev/null || true
+	return 0
+}
+
+# lab_down: idempotent; safe in a trap, safe when up failed half way.
+lab_down() {
+	# A second Ctrl-C must not cut the cleanup short.
+	trap '' INT TERM
+	lab__cleanup_prefix
+	trap - INT TERM
+	[[ ${LAB__TRAPPED:-0} == 1 ]] && lab__set_signal_traps
+	return 0
+}
+
+lab__set_signal_traps() {
+	trap 'lab_down; exit 130' INT
+	trap 'lab_down; exit 143' TERM
+}
+
+# lab_trap: tear the lab down when the calling script exits or is interrupted.
+lab_trap() {
+	LAB__TRAPPED=1
+	trap 'lab_down' EXIT
+	lab__set_signal_traps
+}
+
+lab_status() {
+	local ns any=0 pid f
+	if [[ -z $LAB_DIR && -r $LAB_RUN_DIR/$LAB_P.dir ]]; then
+		LAB_DIR=$(cat "$LAB_RUN_DIR/$LAB_P.dir")
+	fi
+	echo "prefix:    $LAB_P"
+	echo "state dir: ${LAB_DIR:-(none)}"
+	for ns in "${LAB_NAMESPACES[@]}"; do
+		if lab__ns_exists "$ns"; then
+			any=1
+			echo "namespace $ns:"
+			ip -n "$ns" -br addr | sed 's/^/    /'
+		fi
+	done
+	((any)) || echo "no namespaces"
+	if [[ -n $LAB_DIR && -d $LAB_DIR/pids ]]; then
+		for f in "$LAB_DIR"/pids/*.pid; do
+			[[ -r $f ]] || continue
+			pid=$(cat "$f")
+			if lab__alive "$pid"; then
+				echo "${f##*/}: $pid running"
+			else
+				echo "${f##*/}: $pid gone"
+			fi
+		done
+	fi
+	((any))
+}
+
+lab__main() {
+	set -uo pipefail
+	case ${1:-} in
+	up)
+		lab_trap
+		if lab_up "${2:-}"; then
+			trap - EXIT INT TERM # leave it up
+			LAB__TRAPPED=0
+			lab_log "lab is up; state in $LAB_DIR; take it down with: DT_LAB=$LAB_P $0 down"
+			lab_log "CLI: $LAB_BIN/dyetrace -a ipc://$LAB_DIR/api.sock ..."
+			return 0
+		fi
+		lab_err "lab up failed; tearing down"
+		return 1 # the EXIT trap tears down
+		;;
+	down) lab_down ;;
+	status) lab_status ;;
+	*)
+		echo "usage: $0 up [--net-only] | down | status    (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP)" >&2
+		return 2
+		;;
+	esac
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	lab__main "$@"
+	exit $?
+fi

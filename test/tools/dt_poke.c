@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt-poke - a test tool that speaks to the dyetrace daemons the wrong way on purpose.
+ *
+ *   dt-poke send URL KIND     send one malformed request of KIND to a daemon's rep
+ *                             endpoint (collector, analyzer ingest or API); prints the
+ *                             reply ("error invalid: ..." or "ack ok"); exit 0 when the
+ *                             daemon answered, 1 when it did not
+ *   dt-poke serve URL N       listen on URL as a fake collector and answer the first N
+ *                             requests with garbage, the rest with nothing; exit after
+ *                             N garbage replies (to test the agent's side)
+ *
+ * KIND: garbage | truncated | wrong-type | newer-version | bad-hook | trailing
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "dt_proto.h"
+
+static void valid_batch(msgpack_sbuffer *out, uint8_t hook)
+{
+	struct dt_wire_sample s = {.hook = hook, .ts_ns = 1, .len = 84};
+	struct dt_batch b;
+
+	memset(&b, 0, sizeof(b));
+	strcpy(b.sender, "dt-poke");
+	strcpy(b.node, "dt-poke");
+	b.seq = 1;
+	b.n_ifaces = 1;
+	strcpy(b.ifaces[0], "x0");
+	s.tuple.proto = 1;
+	b.n_samples = 1;
+	b.samples = &s;
+	dt_batch_encode(out, &b);
+}
+
+/* Builds the malformed message of kind into out. Returns 0, or -1 for an unknown kind. */
+static int make(const char *kind, msgpack_sbuffer *out)
+{
+	if (strcmp(kind, "garbage") == 0) {
+		msgpack_sbuffer_write(out, "\xc1\xc1\xc1\xc1 not msgpack", 16);
+	} else if (strcmp(kind, "truncated") == 0) {
+		valid_batch(out, DT_HOOK_PORT_IN);
+		out->size /= 2;
+	} else if (strcmp(kind, "wrong-type") == 0) {
+		dt_task_get_encode(out, 1); /* a CLI request sent to an ingest endpoint */
+	} else if (strcmp(kind, "newer-version") == 0) {
+		valid_batch(out, DT_HOOK_PORT_IN);
+		out->data[1] = DT_PROTO_VERSION + 1; /* [fixarray, version, ...] */
+	} else if (strcmp(kind, "bad-hook") == 0) {
+		valid_batch(out, DT_HOOK_MAX);
+		/* the encoder refuses nothing here: the decoder must */
+	} else if (strcmp(kind, "trailing") == 0) {
+		valid_batch(out, DT_HOOK_PORT_IN);
+		msgpack_sbuffer_write(out, "\x00", 1);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int do_send(const char *url, const char *kind)
+{
+	msgpack_sbuffer msg;
+	enum dt_msg_type type;
+	struct dt_error e;
+	nng_socket s;
+	void *reply;
+	size_t len;
+	int rv;
+
+	msgpack_sbuffer_init(&msg);
+	if (make(kind, &msg)) {
+		fprintf(stderr, "dt-poke: unknown kind '%s'\n", kind);
+		return 2;
+	}
+	if ((rv = nng_req0_open(&s)) || (rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000)) ||
+	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000)) || (rv = nng_dial(s, url, NULL, 0)) ||
+	    (rv = nng_send(s, msg.data, msg.size, 0)) ||
+	    (rv = nng_recv(s, &reply, &len, NNG_FLAG_ALLOC))) {
+		fprintf(stderr, "dt-poke: %s: %s\n", url, nng_strerror(rv));
+		return 1;
+	}
+	if (dt_msg_type(reply, len, &type) == 0 && type == DT_MSG_ERROR &&
+	    dt_error_decode(reply, len, &e) == 0)
+		printf("error %s: %s\n", dt_status_name(e.status), e.message);
+	else if (type == DT_MSG_ACK)
+		printf("ack\n");
+	else
+		printf("unreadable reply\n");
+	nng_free(reply, len);
+	nng_close(s);
+	msgpack_sbuffer_destroy(&msg);
+	return 0;
+}
+
+static int do_serve(const char *url, int n)
+{
+	nng_socket s;
+	int rv;
+
+	if ((rv = nng_rep0_open(&s)) || (rv = nng_listen(s, url, NULL, 0))) {
+		fprintf(stderr, "dt-poke: %s: %s\n", url, nng_strerror(rv));
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		void *req;
+		size_t len;
+
+		if ((rv = nng_recv(s, &req, &len, NNG_FLAG_ALLOC)))
+			break;
+		nng_free(req, len);
+		nng_send(s, "\x93\x01\x02\xc1", 4, 0); /* an ACK header, then garbage */
+	}
+	nng_close(s);
+	return rv ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && strcmp(argv[1], "send") == 0)
+		return do_send(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "serve") == 0)
+		return do_serve(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: dt-poke send URL KIND | dt-poke serve URL N\n");
+	return 2;
+}

@@ -1,0 +1,540 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_paths.c - path ordering and hop latency statistics (analyzer/paths.c).
+ *
+ * The fixture is the lab's overlay: h1 and h2 each have a port (pt1, pt2) and an uplink
+ * (ul0) on the underlay 192.168.0.1 <-> 192.168.0.2. A packet from the instance behind
+ * h1 goes h1/pt1 port-in -> h1/ul0 uplink-out -> h2/ul0 uplink-in -> h2/pt2 port-out.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "paths.h"
+
+#define UL_H1 0xc0a80001u /* 192.168.0.1, host order */
+#define UL_H2 0xc0a80002u
+#define UL_H3 0xc0a80003u
+
+/* A flow, in host order for readability. */
+struct flow {
+	uint32_t saddr;
+	uint32_t daddr;
+	uint16_t sport;
+	uint16_t dport;
+	uint8_t proto;
+	uint32_t vni;
+};
+
+static const struct flow ping = {0x0a640001, 0x0a640002, 7, 0, IPPROTO_ICMP, 100};
+static const struct flow pong = {0x0a640002, 0x0a640001, 0, 7, IPPROTO_ICMP, 100};
+
+static struct dt_obs mk(const struct flow *f, uint16_t ip_id, uint32_t ident, const char *node,
+			const char *ifname, uint8_t hook, uint64_t ts, uint32_t osrc, uint32_t odst)
+{
+	struct dt_obs o;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(o.node, sizeof(o.node), "%s", node);
+	snprintf(o.ifname, sizeof(o.ifname), "%s", ifname);
+	o.s.hook = hook;
+	o.s.ts_ns = ts;
+	o.s.tuple.saddr = htonl(f->saddr);
+	o.s.tuple.daddr = htonl(f->daddr);
+	o.s.tuple.sport = htons(f->sport);
+	o.s.tuple.dport = htons(f->dport);
+	o.s.tuple.proto = f->proto;
+	o.s.tuple.vni = f->vni;
+	o.s.ip_id = ip_id;
+	o.s.ident = ident;
+	o.s.len = 84;
+	o.s.outer_saddr = htonl(osrc);
+	o.s.outer_daddr = htonl(odst);
+	return o;
+}
+
+/*
+ * Appends the four observations of one packet h1 -> h2 (or h2 -> h1 when rev) at
+ * t0 + {0, a, a + b, a + b + c} where the last two are on the receiver's clock, shifted
+ * by skew.
+ */
+static size_t add_packet(struct dt_obs *o, size_t n, const struct flow *f, uint16_t ip_id,
+			 uint64_t t0, uint64_t a, uint64_t b, uint64_t c, int64_t skew, bool rev)
+{
+	const char *tx = rev ? "h2" : "h1", *rx = rev ? "h1" : "h2";
+	const char *txp = rev ? "pt2" : "pt1", *rxp = rev ? "pt1" : "pt2";
+	uint32_t os = rev ? UL_H2 : UL_H1, od = rev ? UL_H1 : UL_H2;
+	uint32_t ident = 7u << 16 | ip_id;
+
+	o[n++] = mk(f, ip_id, ident, tx, txp, DT_HOOK_PORT_IN, t0, 0, 0);
+	o[n++] = mk(f, ip_id, ident, tx, "ul0", DT_HOOK_UPLINK_OUT, t0 + a, os, od);
+	o[n++] = mk(f, ip_id, ident, rx, "ul0", DT_HOOK_UPLINK_IN, t0 + a + b + skew, os, od);
+	o[n++] = mk(f, ip_id, ident, rx, rxp, DT_HOOK_PORT_OUT, t0 + a + b + c + skew, 0, 0);
+	return n;
+}
+
+/* A fixed Fisher-Yates shuffle (LCG), so that failures are reproducible. */
+static void shuffle(struct dt_obs *o, size_t n, uint32_t seed)
+{
+	size_t i;
+
+	for (i = n; i > 1; i--) {
+		size_t j;
+		struct dt_obs t;
+
+		seed = seed * 1103515245u + 12345u;
+		j = (seed >> 8) % i;
+		t = o[i - 1];
+		o[i - 1] = o[j];
+		o[j] = t;
+	}
+}
+
+static void report_clear(struct dt_report *r)
+{
+	uint32_t i;
+
+	for (i = 0; i < r->n_packets; i++) {
+		free(r->packets[i].hops);
+	}
+	free(r->packets);
+	free(r->stats);
+	memset(r, 0, sizeof(*r));
+}
+
+static void expect_hop(const struct dt_hop *h, const char *node, const char *ifname, uint8_t hook)
+{
+	cr_expect_str_eq(h->at.node, node);
+	cr_expect_str_eq(h->at.ifname, ifname);
+	cr_expect_eq(h->at.hook, hook, "hook %u at %s/%s, expected %u", h->at.hook, h->at.node,
+		     h->at.ifname, hook);
+}
+
+static void expect_four_hops(const struct dt_packet_path *p, bool rev)
+{
+	cr_assert_eq(p->n_hops, 4, "packet ip_id %u has %u hops", p->ip_id, p->n_hops);
+	expect_hop(&p->hops[0], rev ? "h2" : "h1", rev ? "pt2" : "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&p->hops[1], rev ? "h2" : "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&p->hops[2], rev ? "h1" : "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&p->hops[3], rev ? "h1" : "h2", rev ? "pt1" : "pt2", DT_HOOK_PORT_OUT);
+}
+
+static void expect_ref(const struct dt_hop_ref *r, const char *node, const char *ifname,
+		       uint8_t hook)
+{
+	cr_expect_str_eq(r->node, node);
+	cr_expect_str_eq(r->ifname, ifname);
+	cr_expect_eq(r->hook, hook);
+}
+
+Test(paths, shuffled_ping_pong_four_hops)
+{
+	struct dt_obs o[64], copy[64];
+	struct dt_report r = {0};
+	size_t n = 0;
+	uint16_t id;
+
+	/* Requests h1 -> h2 and replies h2 -> h1, interleaved in time. */
+	for (id = 1; id <= 5; id++) {
+		uint64_t t = 1000000000ull + id * 1000000ull;
+
+		n = add_packet(o, n, &ping, id, t, 10000, 50000, 8000, 0, false);
+		n = add_packet(o, n, &pong, 100 + id, t + 200000, 9000, 40000, 7000, 0, true);
+	}
+	shuffle(o, n, 42);
+	memcpy(copy, o, sizeof(o[0]) * n);
+
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_expect_eq(memcmp(copy, o, sizeof(o[0]) * n), 0, "input was modified");
+	cr_assert_eq(r.n_packets, 10);
+	for (id = 0; id < 10; id++) {
+		const struct dt_packet_path *p = &r.packets[id];
+		bool rev = id % 2 == 1; /* request, reply, request, ... by time */
+
+		cr_expect_eq(p->ip_id, rev ? 100 + id / 2 + 1 : id / 2 + 1, "packet %u: ip_id %u",
+			     id, p->ip_id);
+		cr_expect_eq(p->len, 84);
+		expect_four_hops(p, rev);
+	}
+	cr_expect_eq(r.task.colored, 10);
+	cr_expect_eq(r.task.delivered, 10);
+	report_clear(&r);
+}
+
+Test(paths, hand_off_beats_receiver_clock_behind)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* h2's clock is 1 ms behind: its samples look older than h1's port-in. */
+	n = add_packet(o, n, &ping, 1, 5000000, 10000, 30000, 5000, -1000000, false);
+	shuffle(o, n, 7);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	expect_four_hops(&r.packets[0], false);
+
+	/* The negative cross-node latency enters the statistics as 0. */
+	cr_assert_eq(r.n_stats, 3);
+	expect_ref(&r.stats[1].from, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_ref(&r.stats[1].to, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(r.stats[1].min_ns, 0);
+	cr_expect_eq(r.stats[1].max_ns, 0);
+	cr_expect_float_eq(r.stats[1].mean_ns, 0.0, 1e-9);
+	/* Inside one node latency is exact whatever the skew. */
+	cr_expect_eq(r.stats[0].min_ns, 10000);
+	cr_expect_eq(r.stats[2].min_ns, 5000);
+	report_clear(&r);
+}
+
+Test(paths, no_port_in_starts_with_sender_despite_skew)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* The port-in sample was lost and h2's clock is behind: h1 must still go first. */
+	n = add_packet(o, n, &ping, 1, 5000000, 10000, 30000, 5000, -1000000, false);
+	memmove(&o[0], &o[1], sizeof(o[0]) * --n);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	cr_assert_eq(r.packets[0].n_hops, 3);
+	expect_hop(&r.packets[0].hops[0], "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&r.packets[0].hops[1], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[2], "h2", "pt2", DT_HOOK_PORT_OUT);
+	cr_expect_eq(r.task.colored, 0);
+	cr_expect_eq(r.task.delivered, 1);
+	report_clear(&r);
+}
+
+Test(paths, no_port_in_no_hand_off_starts_with_earliest)
+{
+	struct dt_obs o[4];
+	struct dt_report r = {0};
+
+	/* Two uplink-in hops that no hand-off links: plain time order, whatever the names. */
+	o[0] = mk(&ping, 1, 1, "h1", "ul0", DT_HOOK_UPLINK_IN, 900, UL_H3, UL_H1);
+	o[1] = mk(&ping, 1, 1, "h2", "ul0", DT_HOOK_UPLINK_IN, 500, UL_H3, UL_H2);
+	cr_assert_eq(dt_paths_build(o, 2, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 2);
+	expect_hop(&r.packets[0].hops[0], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[1], "h1", "ul0", DT_HOOK_UPLINK_IN);
+	report_clear(&r);
+}
+
+Test(paths, unreached_nodes_follow_by_time)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* h1 hands off to nobody seen; h3 (earlier) and h2 (later) follow by time. */
+	o[n++] = mk(&ping, 9, 9, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[n++] = mk(&ping, 9, 9, "h1", "ul0", DT_HOOK_UPLINK_OUT, 1100, UL_H1, UL_H2);
+	o[n++] = mk(&ping, 9, 9, "h2", "ul0", DT_HOOK_UPLINK_IN, 3000, UL_H3, UL_H2);
+	o[n++] = mk(&ping, 9, 9, "h2", "pt2", DT_HOOK_PORT_OUT, 3100, 0, 0);
+	o[n++] = mk(&ping, 9, 9, "h3", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H2, UL_H3);
+	shuffle(o, n, 3);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	cr_assert_eq(r.packets[0].n_hops, 5);
+	expect_hop(&r.packets[0].hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&r.packets[0].hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&r.packets[0].hops[2], "h3", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[3], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[4], "h2", "pt2", DT_HOOK_PORT_OUT);
+	report_clear(&r);
+}
+
+Test(paths, port_in_goes_first_even_when_another_node_is_earlier)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_packet(o, n, &ping, 4, 5000000, 10000, 30000, 5000, 0, false);
+	/* h3 saw the packet on a link nobody else reports, on a clock far behind. */
+	o[n++] = mk(&ping, 4, 4 | 7u << 16, "h3", "ul0", DT_HOOK_UPLINK_IN, 100, UL_H3, UL_H3);
+	shuffle(o, n, 21);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	cr_assert_eq(r.packets[0].n_hops, 5);
+	expect_hop(&r.packets[0].hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&r.packets[0].hops[3], "h2", "pt2", DT_HOOK_PORT_OUT);
+	expect_hop(&r.packets[0].hops[4], "h3", "ul0", DT_HOOK_UPLINK_IN);
+	report_clear(&r);
+}
+
+Test(paths, fan_out_receivers_by_time_before_unrelated_nodes)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* h1 floods to h2 and h3 (same outer pair, as BUM traffic would); h4 is unrelated
+	 * but its sample falls between them. */
+	o[n++] = mk(&ping, 6, 6, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[n++] = mk(&ping, 6, 6, "h1", "ul0", DT_HOOK_UPLINK_OUT, 1100, UL_H1, UL_H2);
+	o[n++] = mk(&ping, 6, 6, "h3", "ul0", DT_HOOK_UPLINK_IN, 3000, UL_H1, UL_H2);
+	o[n++] = mk(&ping, 6, 6, "h2", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H1, UL_H2);
+	o[n++] = mk(&ping, 6, 6, "h4", "ul0", DT_HOOK_UPLINK_IN, 2500, UL_H3, UL_H1);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 5);
+	expect_hop(&r.packets[0].hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[3], "h3", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[4], "h4", "ul0", DT_HOOK_UPLINK_IN);
+	report_clear(&r);
+}
+
+Test(paths, hairpin_visits_a_node_twice)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* h1 -> gateway h3 -> back to h1 (another port); h3's clock is far ahead. */
+	o[n++] = mk(&ping, 5, 5, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[n++] = mk(&ping, 5, 5, "h1", "ul0", DT_HOOK_UPLINK_OUT, 1100, UL_H1, UL_H3);
+	o[n++] = mk(&ping, 5, 5, "h3", "ul0", DT_HOOK_UPLINK_IN, 90000, UL_H1, UL_H3);
+	o[n++] = mk(&ping, 5, 5, "h3", "ul0", DT_HOOK_UPLINK_OUT, 90100, UL_H3, UL_H1);
+	o[n++] = mk(&ping, 5, 5, "h1", "ul0", DT_HOOK_UPLINK_IN, 1300, UL_H3, UL_H1);
+	o[n++] = mk(&ping, 5, 5, "h1", "pt9", DT_HOOK_PORT_OUT, 1400, 0, 0);
+	shuffle(o, n, 17);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 6);
+	expect_hop(&r.packets[0].hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&r.packets[0].hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&r.packets[0].hops[2], "h3", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[3], "h3", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&r.packets[0].hops[4], "h1", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[5], "h1", "pt9", DT_HOOK_PORT_OUT);
+	report_clear(&r);
+}
+
+/* A hand-off needs both outer addresses to match: one of them is not enough. */
+static void hand_off_needs_both(uint32_t decoy_src, uint32_t decoy_dst)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	o[n++] = mk(&ping, 3, 3, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[n++] = mk(&ping, 3, 3, "h1", "ul0", DT_HOOK_UPLINK_OUT, 1100, UL_H1, UL_H2);
+	/* h2 sees something earlier, but only one outer address matches. */
+	o[n++] = mk(&ping, 3, 3, "h2", "ul0", DT_HOOK_UPLINK_IN, 1200, decoy_src, decoy_dst);
+	/* h3 is the real receiver, its sample later than the decoy. */
+	o[n++] = mk(&ping, 3, 3, "h3", "ul0", DT_HOOK_UPLINK_IN, 1500, UL_H1, UL_H2);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 4);
+	expect_hop(&r.packets[0].hops[2], "h3", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&r.packets[0].hops[3], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	report_clear(&r);
+}
+
+Test(paths, hand_off_needs_outer_saddr_and_daddr)
+{
+	hand_off_needs_both(UL_H1, UL_H3);
+	hand_off_needs_both(UL_H3, UL_H2);
+}
+
+Test(paths, equal_timestamps_in_a_node_order_by_hook)
+{
+	struct dt_obs o[4];
+	struct dt_report r = {0};
+
+	o[0] = mk(&ping, 1, 1, "h1", "ul0", DT_HOOK_UPLINK_OUT, 1000, UL_H1, UL_H2);
+	o[1] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[2] = mk(&ping, 1, 1, "h2", "pt2", DT_HOOK_PORT_OUT, 2000, 0, 0);
+	o[3] = mk(&ping, 1, 1, "h2", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H1, UL_H2);
+	cr_assert_eq(dt_paths_build(o, 4, &r), 0);
+	expect_four_hops(&r.packets[0], false);
+	report_clear(&r);
+}
+
+Test(paths, lost_in_the_middle_is_colored_not_delivered)
+{
+	struct dt_obs o[16];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_packet(o, n, &ping, 1, 1000000, 10000, 50000, 8000, 0, false);
+	n = add_packet(o, n, &ping, 2, 2000000, 10000, 50000, 8000, 0, false);
+	n -= 2; /* packet 2 died on the underlay: no uplink-in, no port-out */
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 2);
+	cr_expect_eq(r.task.colored, 2);
+	cr_expect_eq(r.task.delivered, 1);
+	expect_four_hops(&r.packets[0], false);
+	cr_assert_eq(r.packets[1].n_hops, 2);
+	expect_hop(&r.packets[1].hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	/* The first pair was taken by both packets, the others by one. */
+	cr_assert_eq(r.n_stats, 3);
+	cr_expect_eq(r.stats[0].count, 2);
+	cr_expect_eq(r.stats[1].count, 1);
+	cr_expect_eq(r.stats[2].count, 1);
+	report_clear(&r);
+}
+
+Test(paths, stats_against_hand_computed_values)
+{
+	/* uplink-out -> uplink-in latencies 1000, 2000, 3000, 6000 ns:
+	 * mean 3000, deviations -2000 -1000 0 3000, squares sum 14e6,
+	 * population variance 3.5e6, stddev 1870.8286933869706. */
+	static const uint64_t lat[] = {1000, 2000, 3000, 6000};
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	for (i = 0; i < 4; i++) {
+		n = add_packet(o, n, &ping, i + 1, 1000000 * (i + 1), 500 + i * 100, lat[i], 700, 0,
+			       false);
+	}
+	/* A reply, to have a pair taken once. */
+	n = add_packet(o, n, &pong, 50, 9000000, 4000, 4000, 4000, 0, true);
+	shuffle(o, n, 11);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_stats, 6);
+
+	/* Along the path: positions 0, 1, 2; ties by name (h1 < h2). */
+	expect_ref(&r.stats[0].from, "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_ref(&r.stats[0].to, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_ref(&r.stats[1].from, "h2", "pt2", DT_HOOK_PORT_IN);
+	expect_ref(&r.stats[2].from, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_ref(&r.stats[2].to, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_ref(&r.stats[4].from, "h1", "ul0", DT_HOOK_UPLINK_IN);
+	expect_ref(&r.stats[4].to, "h1", "pt1", DT_HOOK_PORT_OUT);
+	expect_ref(&r.stats[5].from, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_ref(&r.stats[5].to, "h2", "pt2", DT_HOOK_PORT_OUT);
+
+	cr_expect_eq(r.stats[2].count, 4);
+	cr_expect_eq(r.stats[2].min_ns, 1000);
+	cr_expect_eq(r.stats[2].max_ns, 6000);
+	cr_expect_float_eq(r.stats[2].mean_ns, 3000.0, 1e-9);
+	cr_expect_float_eq(r.stats[2].stddev_ns, 1870.8286933869706, 1e-9);
+
+	/* port-in -> uplink-out: 500, 600, 700, 800: mean 650, stddev sqrt(12500). */
+	cr_expect_eq(r.stats[0].count, 4);
+	cr_expect_eq(r.stats[0].min_ns, 500);
+	cr_expect_eq(r.stats[0].max_ns, 800);
+	cr_expect_float_eq(r.stats[0].mean_ns, 650.0, 1e-9);
+	cr_expect_float_eq(r.stats[0].stddev_ns, 111.80339887498948, 1e-9);
+
+	/* A single value: stddev 0. */
+	cr_expect_eq(r.stats[1].count, 1);
+	cr_expect_eq(r.stats[1].min_ns, 4000);
+	cr_expect_eq(r.stats[1].max_ns, 4000);
+	cr_expect_float_eq(r.stats[1].mean_ns, 4000.0, 1e-9);
+	cr_expect_float_eq(r.stats[1].stddev_ns, 0.0, 1e-12);
+	report_clear(&r);
+}
+
+Test(paths, duplicates_count_once)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	n = add_packet(o, n, &ping, 1, 1000000, 10000, 50000, 8000, 0, false);
+	n = add_packet(o, n, &ping, 2, 2000000, 20000, 50000, 8000, 0, false);
+	for (i = 0; i < 8; i++) {
+		o[n++] = o[i]; /* every observation twice (a batch delivered twice) */
+	}
+	o[n++] = o[1]; /* and one of them three times */
+	shuffle(o, n, 5);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 2);
+	expect_four_hops(&r.packets[0], false);
+	expect_four_hops(&r.packets[1], false);
+	cr_expect_eq(r.task.colored, 2);
+	cr_expect_eq(r.task.delivered, 2);
+	cr_assert_eq(r.n_stats, 3);
+	for (i = 0; i < 3; i++) {
+		cr_expect_eq(r.stats[i].count, 2, "stat %zu counted %lu", i,
+			     (unsigned long)r.stats[i].count);
+	}
+	cr_expect_eq(r.stats[0].min_ns, 10000);
+	cr_expect_eq(r.stats[0].max_ns, 20000);
+	report_clear(&r);
+}
+
+Test(paths, same_node_and_time_but_other_hook_is_no_duplicate)
+{
+	struct dt_obs o[2];
+	struct dt_report r = {0};
+
+	o[0] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[1] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_OUT, 1000, 0, 0);
+	cr_assert_eq(dt_paths_build(o, 2, &r), 0);
+	cr_expect_eq(r.packets[0].n_hops, 2);
+	report_clear(&r);
+}
+
+Test(paths, empty_input)
+{
+	struct dt_report r = {0};
+
+	r.task.id = 17;
+	r.task.colored = 99;
+	r.task.delivered = 98;
+	r.lost[DT_LOSS_RING_FULL] = 5;
+	cr_assert_eq(dt_paths_build(NULL, 0, &r), 0);
+	cr_expect_eq(r.n_packets, 0);
+	cr_expect_null(r.packets);
+	cr_expect_eq(r.n_stats, 0);
+	cr_expect_null(r.stats);
+	cr_expect_eq(r.task.colored, 0);
+	cr_expect_eq(r.task.delivered, 0);
+	cr_expect_eq(r.task.id, 17, "task fields other than the counters are the caller's");
+	cr_expect_eq(r.lost[DT_LOSS_RING_FULL], 5);
+}
+
+Test(paths, anyport_flows_with_the_same_ip_id_are_separate)
+{
+	struct flow other = ping;
+	struct dt_obs o[16];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	other.sport = 8; /* another ping process: another echo identifier */
+	n = add_packet(o, n, &ping, 42, 1000000, 10000, 50000, 8000, 0, false);
+	n = add_packet(o, n, &other, 42, 1000500, 10000, 50000, 8000, 0, false);
+	shuffle(o, n, 9);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 2);
+	expect_four_hops(&r.packets[0], false);
+	expect_four_hops(&r.packets[1], false);
+	cr_expect_eq(r.packets[0].hops[0].ts_ns, 1000000);
+	cr_expect_eq(r.packets[1].hops[0].ts_ns, 1000500);
+	cr_expect_eq(r.task.colored, 2);
+	cr_assert_eq(r.n_stats, 3);
+	cr_expect_eq(r.stats[0].count, 2);
+	report_clear(&r);
+}
+
+Test(paths, a_colliding_id_keeps_the_earliest_max_hops)
+{
+	size_t n = DT_REPORT_MAX_HOPS + 36, i;
+	struct dt_obs *o = calloc(n, sizeof(*o));
+	struct dt_report r = {0};
+
+	cr_assert_not_null(o);
+	for (i = 0; i < n; i++) {
+		char node[8];
+
+		snprintf(node, sizeof(node), "n%zu", n - i); /* names against time order */
+		o[i] = mk(&ping, 1, 1, node, "ul0", DT_HOOK_UPLINK_IN, 1000 + i, UL_H3, UL_H1);
+	}
+	shuffle(o, n, 13);
+	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	cr_assert_eq(r.packets[0].n_hops, DT_REPORT_MAX_HOPS);
+	for (i = 0; i < DT_REPORT_MAX_HOPS; i++) {
+		cr_expect_eq(r.packets[0].hops[i].ts_ns, 1000 + i);
+	}
+	cr_expect_eq(r.n_stats, DT_REPORT_MAX_HOPS - 1);
+	report_clear(&r);
+	free(o);
+}

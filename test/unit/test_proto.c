@@ -1,0 +1,1613 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_proto.c - the msgpack codec (proto/dt_proto.c).
+ *
+ * Round trips of every message with non-trivial values, encoder refusals, and for every
+ * decoder: each truncation of a valid message, trailing bytes, wrong versions and types,
+ * and a table of single-field mutations (wrong msgpack type, out-of-range value, arrays
+ * one element short or long). Mutations are made on the decoded msgpack object tree of a
+ * valid message, which is then packed again, so that each case changes exactly one thing.
+ * Every failed decode must leave the output struct all zero; a fuzz loop flips bytes of
+ * valid messages and checks the same.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "dt_proto.h"
+
+/* clang-format off */
+#define LONG_NAME "node-0123456789-0123456789-0123456789-0123456789-0123456789-abc" /* 63 */
+#define LONG_IF "ifname-01234567" /* 15 */
+/* clang-format on */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Valid messages                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+static void fill(char *buf, size_t len, char c)
+{
+	memset(buf, c, len - 1);
+	buf[len - 1] = '\0';
+}
+
+static void mk_tuple(struct dt_tuple *t, unsigned int i)
+{
+	t->saddr = htonl(0x0a640001 + i);
+	t->daddr = htonl(0x0a640002 + i);
+	t->sport = htons(40000 + i);
+	t->dport = htons(443);
+	t->proto = i % 3 == 0 ? 6 : i % 3 == 1 ? 17 : 1;
+	t->vni = 0xFFFFFF - i;
+}
+
+static void mk_sample(struct dt_wire_sample *s, unsigned int i)
+{
+	s->hook = 1 + i % 4;
+	s->flags = i == 0 ? DT_SAMPLE_F_FIRST_HOP : 0;
+	s->iface = i % 3;
+	s->ts_ns = 1700000000123456789ull + i * 1000;
+	mk_tuple(&s->tuple, i);
+	s->task_id = i == 0 ? 0xFFFFFFFFu : 0;
+	s->ip_id = 0xFFFF - i;
+	s->ident = 0xDEADBEEF + i;
+	s->len = 84 + i;
+	s->outer_saddr = s->hook >= DT_HOOK_UPLINK_IN ? htonl(0xc0a80001) : 0;
+	s->outer_daddr = s->hook >= DT_HOOK_UPLINK_IN ? htonl(0xc0a80002) : 0;
+}
+
+/* A batch with max-length names, three interfaces and n samples (calloc'd: zero padding). */
+static void mk_batch(struct dt_batch *b, uint32_t n)
+{
+	uint32_t i;
+
+	memset(b, 0, sizeof(*b));
+	strcpy(b->sender, LONG_NAME);
+	b->seq = 42;
+	b->ctl_gen = 0x100000000ull;
+	strcpy(b->node, "h1");
+	b->n_ifaces = 3;
+	strcpy(b->ifaces[0], "pt1");
+	strcpy(b->ifaces[1], "ul0");
+	strcpy(b->ifaces[2], LONG_IF);
+	b->lost[DT_LOSS_RING_FULL] = 7;
+	b->lost[DT_LOSS_QUEUE_FULL] = UINT64_MAX;
+	b->lost[DT_LOSS_BAD_VERSION] = 0;
+	b->n_samples = n;
+	b->samples = n > 0 ? calloc(n, sizeof(*b->samples)) : NULL;
+	for (i = 0; i < n; i++) {
+		mk_sample(&b->samples[i], i);
+	}
+}
+
+static void mk_arm(struct dt_arm *a, unsigned int i)
+{
+	a->task_id = 1 + i;
+	a->flags = i % 2 ? DT_TASK_F_ANYPORT : 0;
+	mk_tuple(&a->tuple, i);
+	if (a->flags & DT_TASK_F_ANYPORT) {
+		a->tuple.sport = 0;
+		a->tuple.dport = 0;
+	}
+}
+
+static void mk_control(struct dt_control *c, uint64_t gen, uint32_t n)
+{
+	uint32_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->gen = gen;
+	c->n_arms = n;
+	c->arms = n > 0 ? calloc(n, sizeof(*c->arms)) : NULL;
+	for (i = 0; i < n; i++) {
+		mk_arm(&c->arms[i], i);
+	}
+}
+
+static void mk_task(struct dt_task_info *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->id = 0xFFFFFFFEu;
+	t->state = DT_TASK_RUNNING;
+	t->spec.flags = DT_TASK_F_ANYPORT;
+	mk_tuple(&t->spec.tuple, 2);
+	t->spec.tuple.sport = 0;
+	t->spec.tuple.dport = 0;
+	t->created_ns = 1700000000000000000ull;
+	t->colored = 10;
+	t->delivered = 9;
+}
+
+static void mk_hop_ref(struct dt_hop_ref *r, const char *node, const char *ifname, uint8_t hook)
+{
+	strcpy(r->node, node);
+	strcpy(r->ifname, ifname);
+	r->hook = hook;
+}
+
+/* A report of n_packets four-hop packets (the last with 0 hops) and three hop stats. */
+static void mk_report(struct dt_report *r, uint32_t n_packets)
+{
+	static const uint8_t hooks[] = {DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN,
+					DT_HOOK_PORT_OUT};
+	static const char *const nodes[] = {"h1", "h1", LONG_NAME, LONG_NAME};
+	static const char *const ifs[] = {"pt1", "ul0", "ul0", LONG_IF};
+	uint32_t i, j;
+
+	memset(r, 0, sizeof(*r));
+	mk_task(&r->task);
+	r->n_packets = n_packets;
+	r->packets = calloc(n_packets, sizeof(*r->packets));
+	for (i = 0; i < n_packets; i++) {
+		struct dt_packet_path *p = &r->packets[i];
+
+		p->ip_id = 1000 + i;
+		p->ident = 0x00070000 + i;
+		p->len = 84;
+		p->n_hops = i + 1 < n_packets ? 4 : 0;
+		p->hops = p->n_hops ? calloc(p->n_hops, sizeof(*p->hops)) : NULL;
+		for (j = 0; j < p->n_hops; j++) {
+			mk_hop_ref(&p->hops[j].at, nodes[j], ifs[j], hooks[j]);
+			p->hops[j].ts_ns = 1700000000000000000ull + i * 1000000 + j * 25000;
+		}
+	}
+	r->n_stats = 3;
+	r->stats = calloc(r->n_stats, sizeof(*r->stats));
+	for (j = 0; j < r->n_stats; j++) {
+		struct dt_hop_stat *s = &r->stats[j];
+
+		mk_hop_ref(&s->from, nodes[j], ifs[j], hooks[j]);
+		mk_hop_ref(&s->to, nodes[j + 1], ifs[j + 1], hooks[j + 1]);
+		s->count = n_packets - 1;
+		s->min_ns = 20000 + j;
+		s->max_ns = 30000 + j;
+		s->mean_ns = 25000.125 + j;
+		s->stddev_ns = j == 0 ? 0.0 : 1234.5;
+	}
+	r->lost[DT_LOSS_RING_FULL] = 1;
+	r->lost[DT_LOSS_QUEUE_FULL] = 2;
+	r->lost[DT_LOSS_BAD_VERSION] = 3;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The decoders behind one interface, with one valid message each                           */
+/* ---------------------------------------------------------------------------------------- */
+
+union any_msg {
+	struct dt_batch batch;
+	struct dt_ack ack;
+	struct dt_control control;
+	struct dt_task_spec spec;
+	uint32_t task_id;
+	struct dt_task_info task;
+	struct dt_error error;
+	struct dt_report report;
+};
+
+struct codec {
+	const char *name;
+	enum dt_msg_type type;
+	size_t size; /* of the decoder's output */
+	int (*decode)(const void *buf, size_t len, union any_msg *m);
+	void (*release)(union any_msg *m);
+	void (*valid)(msgpack_sbuffer *sb); /* appends a valid, non-trivial message */
+};
+
+static int dec_batch(const void *b, size_t l, union any_msg *m)
+{
+	return dt_batch_decode(b, l, &m->batch);
+}
+
+static int dec_ack(const void *b, size_t l, union any_msg *m)
+{
+	return dt_ack_decode(b, l, &m->ack);
+}
+
+static int dec_control(const void *b, size_t l, union any_msg *m)
+{
+	return dt_control_decode(b, l, &m->control);
+}
+
+static int dec_task_create(const void *b, size_t l, union any_msg *m)
+{
+	return dt_task_create_decode(b, l, &m->spec);
+}
+
+static int dec_task_get(const void *b, size_t l, union any_msg *m)
+{
+	return dt_task_get_decode(b, l, &m->task_id);
+}
+
+static int dec_report_get(const void *b, size_t l, union any_msg *m)
+{
+	return dt_report_get_decode(b, l, &m->task_id);
+}
+
+static int dec_task(const void *b, size_t l, union any_msg *m)
+{
+	return dt_task_decode(b, l, &m->task);
+}
+
+static int dec_error(const void *b, size_t l, union any_msg *m)
+{
+	return dt_error_decode(b, l, &m->error);
+}
+
+static int dec_report(const void *b, size_t l, union any_msg *m)
+{
+	return dt_report_decode(b, l, &m->report);
+}
+
+static void rel_batch(union any_msg *m)
+{
+	dt_batch_free(&m->batch);
+}
+
+static void rel_ack(union any_msg *m)
+{
+	dt_ack_free(&m->ack);
+}
+
+static void rel_control(union any_msg *m)
+{
+	dt_control_free(&m->control);
+}
+
+static void rel_report(union any_msg *m)
+{
+	dt_report_free(&m->report);
+}
+
+static void valid_batch(msgpack_sbuffer *sb)
+{
+	struct dt_batch b;
+
+	mk_batch(&b, 5);
+	cr_assert_eq(dt_batch_encode(sb, &b), 0);
+	dt_batch_free(&b);
+}
+
+static void valid_ack(msgpack_sbuffer *sb)
+{
+	struct dt_ack a;
+
+	memset(&a, 0, sizeof(a));
+	a.seq = 42;
+	a.status = DT_ST_OK;
+	a.has_control = true;
+	mk_control(&a.control, 7, 3);
+	cr_assert_eq(dt_ack_encode(sb, &a), 0);
+	dt_ack_free(&a);
+}
+
+static void valid_control(msgpack_sbuffer *sb)
+{
+	struct dt_control c;
+
+	mk_control(&c, 9, 4);
+	cr_assert_eq(dt_control_encode(sb, &c), 0);
+	dt_control_free(&c);
+}
+
+static void valid_task_create(msgpack_sbuffer *sb)
+{
+	struct dt_task_spec s;
+
+	memset(&s, 0, sizeof(s));
+	mk_tuple(&s.tuple, 0);
+	cr_assert_eq(dt_task_create_encode(sb, &s), 0);
+}
+
+static void valid_task_get(msgpack_sbuffer *sb)
+{
+	cr_assert_eq(dt_task_get_encode(sb, 300), 0);
+}
+
+static void valid_report_get(msgpack_sbuffer *sb)
+{
+	cr_assert_eq(dt_report_get_encode(sb, 70000), 0);
+}
+
+static void valid_task(msgpack_sbuffer *sb)
+{
+	struct dt_task_info t;
+
+	mk_task(&t);
+	cr_assert_eq(dt_task_encode(sb, &t), 0);
+}
+
+static void valid_error(msgpack_sbuffer *sb)
+{
+	struct dt_error e;
+
+	memset(&e, 0, sizeof(e));
+	e.status = DT_ST_NOT_FOUND;
+	strcpy(e.message, "no task 7");
+	cr_assert_eq(dt_error_encode(sb, &e), 0);
+}
+
+static void valid_report(msgpack_sbuffer *sb)
+{
+	struct dt_report r;
+
+	mk_report(&r, 3);
+	cr_assert_eq(dt_report_encode(sb, &r), 0);
+	dt_report_free(&r);
+}
+
+#define CODEC(n, t, field, rel)                                                                    \
+	{                                                                                          \
+		.name = #n, .type = t, .size = sizeof(((union any_msg *)0)->field),                \
+		.decode = dec_##n, .release = rel, .valid = valid_##n,                             \
+	}
+
+static const struct codec codecs[] = {
+	CODEC(batch, DT_MSG_BATCH, batch, rel_batch),
+	CODEC(ack, DT_MSG_ACK, ack, rel_ack),
+	CODEC(control, DT_MSG_CONTROL, control, rel_control),
+	CODEC(task_create, DT_MSG_TASK_CREATE, spec, NULL),
+	CODEC(task_get, DT_MSG_TASK_GET, task_id, NULL),
+	CODEC(task, DT_MSG_TASK, task, NULL),
+	CODEC(report_get, DT_MSG_REPORT_GET, task_id, NULL),
+	CODEC(report, DT_MSG_REPORT, report, rel_report),
+	CODEC(error, DT_MSG_ERROR, error, NULL),
+};
+
+#define N_CODECS (sizeof(codecs) / sizeof(codecs[0]))
+
+static const struct codec *codec_of(enum dt_msg_type type)
+{
+	size_t i;
+
+	for (i = 0; i < N_CODECS; i++) {
+		if (codecs[i].type == type) {
+			return &codecs[i];
+		}
+	}
+	cr_assert_fail("no codec for type %d", type);
+	return NULL;
+}
+
+static bool all_zero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (c[i] != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Decodes into an output filled with garbage. On failure the output must be all zero;
+ * on success it is released again. Returns the decoder's result.
+ */
+static int try_decode(const struct codec *c, const void *buf, size_t len)
+{
+	union any_msg *m = malloc(sizeof(*m));
+	int rv;
+
+	cr_assert_not_null(m);
+	memset(m, 0xa5, sizeof(*m));
+	rv = c->decode(buf, len, m);
+	if (rv == 0) {
+		if (c->release != NULL) {
+			c->release(m);
+			cr_expect(all_zero(m, c->size), "%s: *_free() left bytes behind", c->name);
+		}
+	} else {
+		cr_expect(all_zero(m, c->size), "%s: output not zeroed after error %d (len %zu)",
+			  c->name, rv, len);
+	}
+	free(m);
+	return rv;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Mutating valid messages                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+enum op {
+	OP_UINT, /* the object becomes the unsigned integer u */
+	OP_NEG,	 /* the negative integer -u */
+	OP_STR,	 /* the string s (of length n, or strlen(s) when n is 0) */
+	OP_BIN,	 /* the binary s */
+	OP_NIL,
+	OP_BOOL,
+	OP_F64,	   /* the double f */
+	OP_F32,	   /* the float f */
+	OP_MAP,	   /* an empty map */
+	OP_DROP,   /* an array loses its last element */
+	OP_RESIZE, /* an array gets u elements (0: one more), copies of its last one */
+};
+
+#define END -1
+
+struct mutation {
+	const char *what;
+	int path[6]; /* array indexes from the root, ended by END */
+	enum op op;
+	uint64_t u;
+	const char *s;
+	size_t n;
+	double f;
+	int expect;
+};
+
+static const char chars300[] =
+	"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
+	"8901234567890123456789012345678901234567890123456789012345678901234567890123456789012345"
+	"6789012345678901234567890123456789012345678901234567890123456789012345678901234567890123"
+	"456789012345678901234567890123456789";
+
+/* Applies m to the valid message in `in` and appends the result to `out`. */
+static void mutate(const msgpack_sbuffer *in, const struct mutation *m, msgpack_sbuffer *out)
+{
+	msgpack_object root, *o = &root, *items;
+	msgpack_packer pk;
+	msgpack_zone zone;
+	uint32_t i, size, want;
+	size_t off = 0;
+
+	cr_assert(msgpack_zone_init(&zone, 4096));
+	cr_assert_eq(msgpack_unpack(in->data, in->size, &off, &zone, &root),
+		     MSGPACK_UNPACK_SUCCESS);
+	for (i = 0; m->path[i] != END; i++) {
+		cr_assert_eq(o->type, MSGPACK_OBJECT_ARRAY, "%s: path", m->what);
+		cr_assert_lt((uint32_t)m->path[i], o->via.array.size, "%s: path", m->what);
+		o = &o->via.array.ptr[m->path[i]];
+	}
+	switch (m->op) {
+	case OP_UINT:
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = m->u;
+		break;
+	case OP_NEG:
+		o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+		o->via.i64 = -(int64_t)m->u;
+		break;
+	case OP_STR:
+	case OP_BIN:
+		o->type = m->op == OP_STR ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+		o->via.str.ptr = m->s;
+		o->via.str.size = m->n ? m->n : strlen(m->s);
+		break;
+	case OP_NIL:
+		o->type = MSGPACK_OBJECT_NIL;
+		break;
+	case OP_BOOL:
+		o->type = MSGPACK_OBJECT_BOOLEAN;
+		o->via.boolean = true;
+		break;
+	case OP_F64:
+	case OP_F32:
+		o->type = m->op == OP_F64 ? MSGPACK_OBJECT_FLOAT64 : MSGPACK_OBJECT_FLOAT32;
+		o->via.f64 = m->f;
+		break;
+	case OP_MAP:
+		o->type = MSGPACK_OBJECT_MAP;
+		o->via.map.size = 0;
+		o->via.map.ptr = NULL;
+		break;
+	case OP_DROP:
+		cr_assert_eq(o->type, MSGPACK_OBJECT_ARRAY, "%s", m->what);
+		cr_assert_gt(o->via.array.size, 0, "%s", m->what);
+		o->via.array.size--;
+		break;
+	case OP_RESIZE:
+		cr_assert_eq(o->type, MSGPACK_OBJECT_ARRAY, "%s", m->what);
+		size = o->via.array.size;
+		want = m->u ? m->u : size + 1;
+		cr_assert_gt(size, 0, "%s", m->what);
+		items = msgpack_zone_malloc(&zone, want * sizeof(*items));
+		cr_assert_not_null(items);
+		for (i = 0; i < want; i++) {
+			items[i] = o->via.array.ptr[i < size ? i : size - 1];
+		}
+		o->via.array.ptr = items;
+		o->via.array.size = want;
+		break;
+	}
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	cr_assert_eq(msgpack_pack_object(&pk, root), 0);
+	msgpack_zone_destroy(&zone);
+}
+
+/* Runs a mutation table against a codec's valid message. */
+static void run_mutations(const struct codec *c, const struct mutation *tab, size_t n)
+{
+	msgpack_sbuffer valid, bad;
+	size_t i;
+	int rv;
+
+	msgpack_sbuffer_init(&valid);
+	c->valid(&valid);
+	cr_assert_eq(try_decode(c, valid.data, valid.size), 0, "%s: valid message", c->name);
+	for (i = 0; i < n; i++) {
+		msgpack_sbuffer_init(&bad);
+		mutate(&valid, &tab[i], &bad);
+		rv = try_decode(c, bad.data, bad.size);
+		cr_expect_eq(rv, tab[i].expect, "%s: %s: got %d (%s), want %d (%s)", c->name,
+			     tab[i].what, rv, dt_proto_strerror(rv), tab[i].expect,
+			     dt_proto_strerror(tab[i].expect));
+		msgpack_sbuffer_destroy(&bad);
+	}
+	msgpack_sbuffer_destroy(&valid);
+}
+
+#define RUN_MUTATIONS(type, tab) run_mutations(codec_of(type), tab, sizeof(tab) / sizeof(tab[0]))
+
+/* ---------------------------------------------------------------------------------------- */
+/* Round trips                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static void expect_batch_eq(const struct dt_batch *a, const struct dt_batch *b)
+{
+	uint32_t i;
+
+	cr_assert_str_eq(a->sender, b->sender);
+	cr_assert_eq(a->seq, b->seq);
+	cr_assert_eq(a->ctl_gen, b->ctl_gen);
+	cr_assert_str_eq(a->node, b->node);
+	cr_assert_eq(a->n_ifaces, b->n_ifaces);
+	for (i = 0; i < a->n_ifaces; i++) {
+		cr_assert_str_eq(a->ifaces[i], b->ifaces[i]);
+	}
+	cr_assert_arr_eq(a->lost, b->lost, sizeof(a->lost));
+	cr_assert_eq(a->n_samples, b->n_samples);
+	for (i = 0; i < a->n_samples; i++) {
+		cr_assert_arr_eq(&a->samples[i], &b->samples[i], sizeof(a->samples[i]),
+				 "sample %u differs", i);
+	}
+}
+
+Test(roundtrip, batch)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+
+	mk_batch(&in, 9);
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	memset(&out, 0xa5, sizeof(out));
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	expect_batch_eq(&in, &out);
+	cr_assert_eq(strlen(out.sender), DT_NAME_MAX - 1);
+	cr_assert_eq(strlen(out.ifaces[2]), DT_IFNAME_MAX - 1);
+	cr_assert_eq(out.samples[0].tuple.vni, 0xFFFFFF);
+	cr_assert_eq(out.samples[0].task_id, 0xFFFFFFFFu);
+	dt_batch_free(&out);
+	cr_assert(all_zero(&out, sizeof(out)));
+	dt_batch_free(&out); /* safe on a zeroed struct */
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, batch_heartbeat_without_samples)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+
+	mk_batch(&in, 0);
+	in.n_ifaces = 0;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	expect_batch_eq(&in, &out);
+	cr_assert_null(out.samples);
+	dt_batch_free(&out);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, batch_max_interfaces)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+	uint32_t i;
+
+	mk_batch(&in, 2);
+	in.n_ifaces = DT_BATCH_MAX_IFACES;
+	for (i = 0; i < DT_BATCH_MAX_IFACES; i++) {
+		fill(in.ifaces[i], DT_IFNAME_MAX, 'a' + i % 26);
+	}
+	in.samples[1].iface = DT_BATCH_MAX_IFACES - 1;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	expect_batch_eq(&in, &out);
+	dt_batch_free(&out);
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void expect_control_eq(const struct dt_control *a, const struct dt_control *b)
+{
+	cr_assert_eq(a->gen, b->gen);
+	cr_assert_eq(a->n_arms, b->n_arms);
+	if (a->n_arms > 0) {
+		cr_assert_arr_eq(a->arms, b->arms, a->n_arms * sizeof(*a->arms));
+	} else {
+		cr_assert_null(b->arms);
+	}
+}
+
+Test(roundtrip, control)
+{
+	struct dt_control in, out;
+	msgpack_sbuffer sb;
+
+	mk_control(&in, UINT64_MAX, 6);
+	cr_assert_eq(in.arms[1].flags, DT_TASK_F_ANYPORT);
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_control_encode(&sb, &in), 0);
+	cr_assert_eq(dt_control_decode(sb.data, sb.size, &out), 0);
+	expect_control_eq(&in, &out);
+	cr_assert_eq(out.arms[1].flags, DT_TASK_F_ANYPORT);
+	cr_assert_eq(out.arms[1].tuple.sport, 0);
+	dt_control_free(&out);
+	dt_control_free(&out);
+	dt_control_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, control_empty_set)
+{
+	struct dt_control in, out;
+	msgpack_sbuffer sb;
+
+	mk_control(&in, 1, 0);
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_control_encode(&sb, &in), 0);
+	cr_assert_eq(dt_control_decode(sb.data, sb.size, &out), 0);
+	expect_control_eq(&in, &out);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, ack_with_control)
+{
+	struct dt_ack in, out;
+	msgpack_sbuffer sb;
+
+	memset(&in, 0, sizeof(in));
+	in.seq = 0x123456789ull;
+	in.status = DT_ST_FAILED;
+	in.has_control = true;
+	mk_control(&in.control, 3, 5);
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_ack_encode(&sb, &in), 0);
+	cr_assert_eq(dt_ack_decode(sb.data, sb.size, &out), 0);
+	cr_assert_eq(out.seq, in.seq);
+	cr_assert_eq(out.status, DT_ST_FAILED);
+	cr_assert(out.has_control);
+	expect_control_eq(&in.control, &out.control);
+	dt_ack_free(&out);
+	cr_assert(all_zero(&out, sizeof(out)));
+	dt_ack_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, ack_without_control)
+{
+	struct dt_ack in, out;
+	struct dt_arm junk[2];
+	msgpack_sbuffer sb;
+
+	/* has_control false: whatever control holds is not sent */
+	memset(&in, 0, sizeof(in));
+	memset(junk, 0xff, sizeof(junk));
+	in.seq = 1;
+	in.status = DT_ST_OK;
+	in.control.gen = 99;
+	in.control.n_arms = 2;
+	in.control.arms = junk;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_ack_encode(&sb, &in), 0);
+	cr_assert_eq(dt_ack_decode(sb.data, sb.size, &out), 0);
+	cr_assert_eq(out.seq, 1);
+	cr_assert_eq(out.status, DT_ST_OK);
+	cr_assert_not(out.has_control);
+	cr_assert(all_zero(&out.control, sizeof(out.control)));
+	dt_ack_free(&out);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, task_create_anyport_and_ports)
+{
+	struct dt_task_spec in, out;
+	msgpack_sbuffer sb;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		memset(&in, 0, sizeof(in));
+		mk_tuple(&in.tuple, 2); /* ICMP */
+		if (i == 0) {
+			in.flags = DT_TASK_F_ANYPORT;
+			in.tuple.sport = 0;
+			in.tuple.dport = 0;
+		} else {
+			in.flags = 0;
+			in.tuple.proto = 6;
+			in.tuple.sport = htons(65535);
+		}
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_task_create_encode(&sb, &in), 0);
+		memset(&out, 0xa5, sizeof(out));
+		cr_assert_eq(dt_task_create_decode(sb.data, sb.size, &out), 0);
+		cr_assert_arr_eq(&in, &out, sizeof(in));
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(roundtrip, task_get_and_report_get)
+{
+	static const uint32_t ids[] = {0, 1, 127, 128, 65535, 65536, UINT32_MAX};
+	msgpack_sbuffer sb;
+	uint32_t out;
+	size_t i;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_task_get_encode(&sb, ids[i]), 0);
+		out = 12345;
+		cr_assert_eq(dt_task_get_decode(sb.data, sb.size, &out), 0);
+		cr_assert_eq(out, ids[i]);
+		cr_assert_eq(dt_report_get_decode(sb.data, sb.size, &out), DT_PROTO_EMSGTYPE);
+		cr_assert_eq(out, 0);
+		msgpack_sbuffer_destroy(&sb);
+
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_report_get_encode(&sb, ids[i]), 0);
+		cr_assert_eq(dt_report_get_decode(sb.data, sb.size, &out), 0);
+		cr_assert_eq(out, ids[i]);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(roundtrip, task)
+{
+	struct dt_task_info in, out;
+	msgpack_sbuffer sb;
+	unsigned int st;
+
+	for (st = 0; st < DT_TASK_STATE_MAX; st++) {
+		mk_task(&in);
+		in.state = st;
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_task_encode(&sb, &in), 0);
+		memset(&out, 0xa5, sizeof(out));
+		cr_assert_eq(dt_task_decode(sb.data, sb.size, &out), 0);
+		cr_assert_arr_eq(&in, &out, sizeof(in));
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(roundtrip, error_max_length_message)
+{
+	struct dt_error in, out;
+	msgpack_sbuffer sb;
+
+	memset(&in, 0, sizeof(in));
+	in.status = DT_ST_REFUSED;
+	fill(in.message, sizeof(in.message), 'm');
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_error_encode(&sb, &in), 0);
+	cr_assert_eq(dt_error_decode(sb.data, sb.size, &out), 0);
+	cr_assert_eq(out.status, DT_ST_REFUSED);
+	cr_assert_str_eq(out.message, in.message);
+	cr_assert_eq(strlen(out.message), DT_MSG_MAX - 1);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void expect_hop_ref_eq(const struct dt_hop_ref *a, const struct dt_hop_ref *b)
+{
+	cr_assert_str_eq(a->node, b->node);
+	cr_assert_str_eq(a->ifname, b->ifname);
+	cr_assert_eq(a->hook, b->hook);
+}
+
+static void expect_report_eq(const struct dt_report *a, const struct dt_report *b)
+{
+	uint32_t i, j;
+
+	cr_assert_arr_eq(&a->task, &b->task, sizeof(a->task));
+	cr_assert_eq(a->n_packets, b->n_packets);
+	for (i = 0; i < a->n_packets; i++) {
+		const struct dt_packet_path *p = &a->packets[i], *q = &b->packets[i];
+
+		cr_assert_eq(p->ip_id, q->ip_id);
+		cr_assert_eq(p->ident, q->ident);
+		cr_assert_eq(p->len, q->len);
+		cr_assert_eq(p->n_hops, q->n_hops);
+		for (j = 0; j < p->n_hops; j++) {
+			expect_hop_ref_eq(&p->hops[j].at, &q->hops[j].at);
+			cr_assert_eq(p->hops[j].ts_ns, q->hops[j].ts_ns);
+		}
+	}
+	cr_assert_eq(a->n_stats, b->n_stats);
+	for (i = 0; i < a->n_stats; i++) {
+		const struct dt_hop_stat *s = &a->stats[i], *t = &b->stats[i];
+
+		expect_hop_ref_eq(&s->from, &t->from);
+		expect_hop_ref_eq(&s->to, &t->to);
+		cr_assert_eq(s->count, t->count);
+		cr_assert_eq(s->min_ns, t->min_ns);
+		cr_assert_eq(s->max_ns, t->max_ns);
+		cr_assert_eq(s->mean_ns, t->mean_ns); /* doubles travel exactly */
+		cr_assert_eq(s->stddev_ns, t->stddev_ns);
+	}
+	cr_assert_arr_eq(a->lost, b->lost, sizeof(a->lost));
+}
+
+Test(roundtrip, report)
+{
+	struct dt_report in, out;
+	msgpack_sbuffer sb;
+
+	mk_report(&in, 5);
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_report_encode(&sb, &in), 0);
+	memset(&out, 0xa5, sizeof(out));
+	cr_assert_eq(dt_report_decode(sb.data, sb.size, &out), 0);
+	expect_report_eq(&in, &out);
+	cr_assert_eq(out.packets[4].n_hops, 0);
+	cr_assert_null(out.packets[4].hops);
+	cr_assert_eq(out.packets[0].hops[3].at.hook, DT_HOOK_PORT_OUT);
+	dt_report_free(&out);
+	cr_assert(all_zero(&out, sizeof(out)));
+	dt_report_free(&out);
+	dt_report_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, report_empty)
+{
+	struct dt_report in, out;
+	msgpack_sbuffer sb;
+
+	memset(&in, 0, sizeof(in));
+	mk_task(&in.task);
+	in.task.state = DT_TASK_NEW;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_report_encode(&sb, &in), 0);
+	cr_assert_eq(dt_report_decode(sb.data, sb.size, &out), 0);
+	expect_report_eq(&in, &out);
+	cr_assert_null(out.packets);
+	cr_assert_null(out.stats);
+	dt_report_free(&out);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, encoders_append_to_the_buffer)
+{
+	msgpack_sbuffer sb;
+	size_t first;
+	uint32_t id;
+
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_task_get_encode(&sb, 5), 0);
+	first = sb.size;
+	cr_assert_eq(dt_task_get_encode(&sb, 6), 0);
+	cr_assert_gt(sb.size, first);
+	cr_assert_eq(dt_task_get_decode(sb.data, sb.size, &id), DT_PROTO_ETRAILING);
+	cr_assert_eq(dt_task_get_decode(sb.data, first, &id), 0);
+	cr_assert_eq(id, 5);
+	cr_assert_eq(dt_task_get_decode(sb.data + first, sb.size - first, &id), 0);
+	cr_assert_eq(id, 6);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Encoders refuse what decoders would refuse, and leave the buffer as it was               */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Encodes with a prefix already in the buffer; the failed encode must not touch it. */
+#define EXPECT_ENCODE_FAILS(call, want)                                                            \
+	do {                                                                                       \
+		msgpack_sbuffer sb_;                                                               \
+		msgpack_sbuffer *sb = &sb_;                                                        \
+		int rv_;                                                                           \
+		msgpack_sbuffer_init(sb);                                                          \
+		msgpack_sbuffer_write(sb, "pre", 3);                                               \
+		rv_ = (call);                                                                      \
+		cr_expect_eq(rv_, want, "%s: got %d, want %d", #call, rv_, want);                  \
+		cr_expect_eq(sb->size, 3, "%s: buffer not rolled back", #call);                    \
+		cr_expect_eq(memcmp(sb->data, "pre", 3), 0);                                       \
+		msgpack_sbuffer_destroy(sb);                                                       \
+	} while (0)
+
+Test(encode, batch_refusals)
+{
+	struct dt_batch b;
+
+	mk_batch(&b, 3);
+	memset(b.sender, 'x', sizeof(b.sender)); /* no NUL: too long */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	strcpy(b.sender, "h1");
+	memset(b.ifaces[1], 'x', sizeof(b.ifaces[1]));
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	strcpy(b.ifaces[1], "ul0");
+
+	b.samples[2].hook = DT_HOOK_NONE;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.samples[2].hook = DT_HOOK_MAX;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.samples[2].hook = DT_HOOK_UPLINK_OUT;
+
+	b.samples[1].iface = b.n_ifaces;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.samples[1].iface = 0;
+
+	b.samples[0].tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.samples[0].tuple.vni = 0xFFFFFF;
+
+	b.n_ifaces = DT_BATCH_MAX_IFACES + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.n_ifaces = 3;
+
+	b.n_samples = DT_BATCH_MAX_SAMPLES + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.n_samples = 3;
+
+	free(b.samples);
+	b.samples = NULL; /* n_samples > 0 without samples */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	dt_batch_free(&b);
+}
+
+Test(encode, other_refusals)
+{
+	struct dt_control c;
+	struct dt_task_spec s;
+	struct dt_task_info t;
+	struct dt_error e;
+	struct dt_report r;
+	struct dt_ack a;
+
+	mk_control(&c, 1, 2);
+	c.arms[1].tuple.vni = 0xFFFFFFFF;
+	EXPECT_ENCODE_FAILS(dt_control_encode(sb, &c), DT_PROTO_ERANGE);
+	c.arms[1].tuple.vni = 1;
+	c.n_arms = DT_CONTROL_MAX_TASKS + 1;
+	EXPECT_ENCODE_FAILS(dt_control_encode(sb, &c), DT_PROTO_ERANGE);
+	c.n_arms = 2;
+
+	memset(&a, 0, sizeof(a));
+	a.status = DT_ST_MAX;
+	EXPECT_ENCODE_FAILS(dt_ack_encode(sb, &a), DT_PROTO_ERANGE);
+	a.status = DT_ST_OK;
+	a.has_control = true;
+	a.control = c;
+	a.control.arms[0].tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_ack_encode(sb, &a), DT_PROTO_ERANGE);
+	dt_control_free(&c);
+
+	memset(&s, 0, sizeof(s));
+	s.tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_task_create_encode(sb, &s), DT_PROTO_ERANGE);
+
+	mk_task(&t);
+	t.state = DT_TASK_STATE_MAX;
+	EXPECT_ENCODE_FAILS(dt_task_encode(sb, &t), DT_PROTO_ERANGE);
+
+	memset(&e, 0, sizeof(e));
+	e.status = DT_ST_OK; /* an error is never ok */
+	EXPECT_ENCODE_FAILS(dt_error_encode(sb, &e), DT_PROTO_ERANGE);
+	e.status = DT_ST_MAX;
+	EXPECT_ENCODE_FAILS(dt_error_encode(sb, &e), DT_PROTO_ERANGE);
+	e.status = DT_ST_INVALID;
+	memset(e.message, 'x', sizeof(e.message));
+	EXPECT_ENCODE_FAILS(dt_error_encode(sb, &e), DT_PROTO_ERANGE);
+
+	mk_report(&r, 2);
+	r.stats[1].mean_ns = NAN;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.stats[1].mean_ns = 1;
+	r.stats[2].to.hook = DT_HOOK_NONE;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.stats[2].to.hook = DT_HOOK_PORT_OUT;
+	r.packets[0].n_hops = DT_REPORT_MAX_HOPS + 1;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[0].n_hops = 4;
+	r.n_stats = DT_REPORT_MAX_STATS + 1;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.n_stats = 3;
+	r.task.spec.tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	dt_report_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Malformed input, for every decoder                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+Test(malformed, every_truncation_of_every_message)
+{
+	msgpack_sbuffer sb;
+	size_t i, len;
+	int rv;
+
+	for (i = 0; i < N_CODECS; i++) {
+		msgpack_sbuffer_init(&sb);
+		codecs[i].valid(&sb);
+		cr_assert_eq(try_decode(&codecs[i], sb.data, sb.size), 0, "%s", codecs[i].name);
+		for (len = 0; len < sb.size; len++) {
+			rv = try_decode(&codecs[i], sb.data, len);
+			cr_expect_eq(rv, DT_PROTO_ETRUNC, "%s cut to %zu of %zu bytes: %d",
+				     codecs[i].name, len, sb.size, rv);
+		}
+		/* a NULL buffer is an empty one */
+		cr_expect_eq(try_decode(&codecs[i], NULL, 0), DT_PROTO_ETRUNC);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(malformed, trailing_bytes)
+{
+	msgpack_sbuffer sb;
+	size_t i, len;
+
+	for (i = 0; i < N_CODECS; i++) {
+		msgpack_sbuffer_init(&sb);
+		codecs[i].valid(&sb);
+		len = sb.size;
+		msgpack_sbuffer_write(&sb, "\xc0", 1);
+		cr_expect_eq(try_decode(&codecs[i], sb.data, sb.size), DT_PROTO_ETRAILING, "%s",
+			     codecs[i].name);
+		codecs[i].valid(&sb); /* a second whole message after the nil */
+		cr_expect_eq(try_decode(&codecs[i], sb.data, sb.size), DT_PROTO_ETRAILING, "%s",
+			     codecs[i].name);
+		cr_expect_eq(try_decode(&codecs[i], sb.data, len), 0, "%s", codecs[i].name);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(malformed, wrong_message_type_for_every_decoder)
+{
+	msgpack_sbuffer sb;
+	size_t i, j;
+	int rv;
+
+	for (i = 0; i < N_CODECS; i++) {
+		msgpack_sbuffer_init(&sb);
+		codecs[i].valid(&sb);
+		for (j = 0; j < N_CODECS; j++) {
+			rv = try_decode(&codecs[j], sb.data, sb.size);
+			cr_expect_eq(rv, i == j ? 0 : DT_PROTO_EMSGTYPE, "%s decoded as %s: %d",
+				     codecs[i].name, codecs[j].name, rv);
+		}
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+/* The header and the top-level array, checked on every message type. */
+Test(malformed, header_of_every_message)
+{
+	/* clang-format off */
+	const struct mutation tab[] = {
+		{"version 0", {0, END}, OP_UINT, 0, .expect = DT_PROTO_EVERSION},
+		{"version 2", {0, END}, OP_UINT, 2, .expect = DT_PROTO_EVERSION},
+		{"version 2^40", {0, END}, OP_UINT, 1ull << 40, .expect = DT_PROTO_EVERSION},
+		{"version -1", {0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"version \"1\"", {0, END}, OP_STR, .s = "1", .expect = DT_PROTO_ETYPE},
+		{"version 1.0", {0, END}, OP_F64, .f = 1.0, .expect = DT_PROTO_ETYPE},
+		{"version nil", {0, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"type 0", {1, END}, OP_UINT, 0, .expect = DT_PROTO_EMSGTYPE},
+		{"type MAX", {1, END}, OP_UINT, DT_MSG_TYPE_MAX, .expect = DT_PROTO_EMSGTYPE},
+		{"type 300", {1, END}, OP_UINT, 300, .expect = DT_PROTO_EMSGTYPE},
+		{"type \"batch\"", {1, END}, OP_STR, .s = "batch", .expect = DT_PROTO_ETYPE},
+		{"type true", {1, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"one field short", {END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"one field more", {END}, OP_RESIZE, 0, .expect = DT_PROTO_ELENGTH},
+		{"only the version", {END}, OP_RESIZE, 1, .expect = DT_PROTO_ELENGTH},
+		{"root is an integer", {END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"root is a string", {END}, OP_STR, .s = "hello", .expect = DT_PROTO_ETYPE},
+		{"root is a map", {END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"root is nil", {END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+	size_t i;
+
+	for (i = 0; i < N_CODECS; i++) {
+		run_mutations(&codecs[i], tab, sizeof(tab) / sizeof(tab[0]));
+	}
+}
+
+Test(malformed, batch_fields)
+{
+	/* [1, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [sample...]] */
+	/* clang-format off */
+	const struct mutation tab[] = {
+		{"sender uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"sender bin", {2, END}, OP_BIN, .s = "h1", .expect = DT_PROTO_ETYPE},
+		{"sender 64 chars", {2, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"sender 63 chars", {2, END}, OP_STR, .s = chars300, .n = 63, .expect = 0},
+		{"sender empty", {2, END}, OP_STR, .s = "", .expect = 0},
+		{"sender with NUL", {2, END}, OP_STR, .s = "h\0x", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"seq negative", {3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"seq string", {3, END}, OP_STR, .s = "1", .expect = DT_PROTO_ETYPE},
+		{"seq float", {3, END}, OP_F64, .f = 1.0, .expect = DT_PROTO_ETYPE},
+		{"seq nil", {3, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"seq bool", {3, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"ctl_gen max", {4, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"ctl_gen map", {4, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"node 64 chars", {5, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"ifaces nil", {6, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"ifaces map", {6, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"ifname 16 chars", {6, 1, END}, OP_STR, .s = chars300, .n = 16,
+		  .expect = DT_PROTO_ERANGE},
+		{"ifname uint", {6, 0, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"256 ifaces", {6, END}, OP_RESIZE, 256, .expect = 0},
+		{"257 ifaces", {6, END}, OP_RESIZE, 257, .expect = DT_PROTO_ELENGTH},
+		{"2 ifaces, sample uses #2", {6, END}, OP_DROP, .expect = DT_PROTO_ERANGE},
+		{"lost short", {7, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"lost long", {7, END}, OP_RESIZE, DT_LOSS_MAX + 1, .expect = DT_PROTO_ELENGTH},
+		{"lost uint", {7, END}, OP_UINT, 3, .expect = DT_PROTO_ETYPE},
+		{"lost[1] negative", {7, 1, END}, OP_NEG, 5, .expect = DT_PROTO_ETYPE},
+		{"samples uint", {8, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"samples map", {8, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"65536 samples", {8, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES, .expect = 0},
+		{"65537 samples", {8, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"sample short", {8, 3, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"sample long", {8, 3, END}, OP_RESIZE, 17, .expect = DT_PROTO_ELENGTH},
+		{"sample empty", {8, 3, END}, OP_RESIZE, 1, .expect = DT_PROTO_ELENGTH},
+		{"sample uint", {8, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"hook 0", {8, 0, 0, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"hook 5", {8, 0, 0, END}, OP_UINT, DT_HOOK_MAX, .expect = DT_PROTO_ERANGE},
+		{"hook 4", {8, 0, 0, END}, OP_UINT, DT_HOOK_UPLINK_OUT, .expect = 0},
+		{"hook string", {8, 0, 0, END}, OP_STR, .s = "port-in", .expect = DT_PROTO_ETYPE},
+		{"flags 256", {8, 1, 1, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"flags 255", {8, 1, 1, END}, OP_UINT, 255, .expect = 0},
+		{"iface = n_ifaces", {8, 1, 2, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"iface 2^16", {8, 1, 2, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"iface n_ifaces-1", {8, 1, 2, END}, OP_UINT, 2, .expect = 0},
+		{"ts max", {8, 1, 3, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"ts negative", {8, 1, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"saddr 2^32", {8, 2, 4, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"daddr float", {8, 2, 5, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+		{"sport 2^16", {8, 2, 6, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"dport nil", {8, 2, 7, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"proto 256", {8, 2, 8, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24", {8, 4, 9, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24-1", {8, 4, 9, END}, OP_UINT, 0xFFFFFF, .expect = 0},
+		{"task_id 2^32", {8, 4, 10, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"ip_id 2^16", {8, 4, 11, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"ident negative", {8, 4, 12, END}, OP_NEG, 7, .expect = DT_PROTO_ETYPE},
+		{"len 2^32", {8, 4, 13, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"outer_saddr bin", {8, 4, 14, END}, OP_BIN, .s = "abcd", .expect = DT_PROTO_ETYPE},
+		{"outer_daddr string", {8, 4, 15, END}, OP_STR, .s = "x", .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+
+	RUN_MUTATIONS(DT_MSG_BATCH, tab);
+}
+
+Test(malformed, ack_fields)
+{
+	/* [1, 2, seq, status, nil | [gen, [arm...]]] */
+	/* clang-format off */
+	const struct mutation tab[] = {
+		{"seq negative", {2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"status 5", {3, END}, OP_UINT, DT_ST_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 4", {3, END}, OP_UINT, DT_ST_FAILED, .expect = 0},
+		{"status string", {3, END}, OP_STR, .s = "ok", .expect = DT_PROTO_ETYPE},
+		{"control nil", {4, END}, OP_NIL, .expect = 0},
+		{"control uint", {4, END}, OP_UINT, 7, .expect = DT_PROTO_ETYPE},
+		{"control false", {4, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"control map", {4, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"control short", {4, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"control long", {4, END}, OP_RESIZE, 3, .expect = DT_PROTO_ELENGTH},
+		{"gen negative", {4, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"arms nil", {4, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"arm short", {4, 1, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"arm long", {4, 1, 0, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"arm vni 2^24", {4, 1, 1, 7, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+	};
+	/* clang-format on */
+
+	RUN_MUTATIONS(DT_MSG_ACK, tab);
+}
+
+Test(malformed, control_fields)
+{
+	/* [1, 3, gen, [[task_id, flags, saddr, daddr, sport, dport, proto, vni]...]] */
+	/* clang-format off */
+	const struct mutation tab[] = {
+		{"gen string", {2, END}, OP_STR, .s = "9", .expect = DT_PROTO_ETYPE},
+		{"arms uint", {3, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"no arms", {3, END}, OP_RESIZE, 1, .expect = 0},
+		{"65536 arms", {3, END}, OP_RESIZE, DT_CONTROL_MAX_TASKS, .expect = 0},
+		{"65537 arms", {3, END}, OP_RESIZE, DT_CONTROL_MAX_TASKS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"arm short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"arm long", {3, 3, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"arm nil", {3, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"task_id 2^32", {3, 0, 0, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"flags negative", {3, 0, 1, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"sport 2^16", {3, 2, 4, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"proto string", {3, 2, 6, END}, OP_STR, .s = "tcp", .expect = DT_PROTO_ETYPE},
+		{"vni 2^24", {3, 3, 7, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+	};
+	/* clang-format on */
+
+	RUN_MUTATIONS(DT_MSG_CONTROL, tab);
+}
+
+Test(malformed, small_message_fields)
+{
+	/* [1, 4, flags, saddr, daddr, sport, dport, proto, vni] */
+	/* clang-format off */
+	const struct mutation create[] = {
+		{"flags 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"daddr float", {4, END}, OP_F64, .f = 2, .expect = DT_PROTO_ETYPE},
+		{"dport 2^16", {6, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"proto 256", {7, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24", {8, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+	};
+	/* clang-format on */
+	/* [1, 5 or 7, task_id] */
+	/* clang-format off */
+	const struct mutation get[] = {
+		{"task_id 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"task_id negative", {2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"task_id string", {2, END}, OP_STR, .s = "7", .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+	/* [1, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, created, col, del] */
+	/* clang-format off */
+	const struct mutation task[] = {
+		{"state 8", {3, END}, OP_UINT, DT_TASK_STATE_MAX, .expect = DT_PROTO_ERANGE},
+		{"state 7", {3, END}, OP_UINT, DT_TASK_FAILED, .expect = 0},
+		{"vni 2^24", {10, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"colored negative", {12, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"delivered float", {13, END}, OP_F64, .f = 9, .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+	/* [1, 9, status, message] */
+	/* clang-format off */
+	const struct mutation error[] = {
+		{"status ok", {2, END}, OP_UINT, DT_ST_OK, .expect = DT_PROTO_ERANGE},
+		{"status 5", {2, END}, OP_UINT, DT_ST_MAX, .expect = DT_PROTO_ERANGE},
+		{"message 256 chars", {3, END}, OP_STR, .s = chars300, .n = 256,
+		  .expect = DT_PROTO_ERANGE},
+		{"message 255 chars", {3, END}, OP_STR, .s = chars300, .n = 255, .expect = 0},
+		{"message with NUL", {3, END}, OP_STR, .s = "ab\0", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"message uint", {3, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"message bin", {3, END}, OP_BIN, .s = "no", .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+
+	RUN_MUTATIONS(DT_MSG_TASK_CREATE, create);
+	RUN_MUTATIONS(DT_MSG_TASK_GET, get);
+	RUN_MUTATIONS(DT_MSG_REPORT_GET, get);
+	RUN_MUTATIONS(DT_MSG_TASK, task);
+	RUN_MUTATIONS(DT_MSG_ERROR, error);
+}
+
+Test(malformed, report_fields)
+{
+	/* [1, 8, [task...], [[ip_id, ident, len, [[node, ifname, hook, ts]...]]...],
+	 *  [[[from...], [to...], count, min, max, mean, stddev]...], [lost...]] */
+	/* clang-format off */
+	const struct mutation tab[] = {
+		{"task uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"task short", {2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"task long", {2, END}, OP_RESIZE, 13, .expect = DT_PROTO_ELENGTH},
+		{"task state 8", {2, 1, END}, OP_UINT, 8, .expect = DT_PROTO_ERANGE},
+		{"packets map", {3, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"packet short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"packet long", {3, 1, END}, OP_RESIZE, 5, .expect = DT_PROTO_ELENGTH},
+		{"ip_id 2^16", {3, 0, 0, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"hops uint", {3, 0, 3, END}, OP_UINT, 4, .expect = DT_PROTO_ETYPE},
+		{"64 hops", {3, 1, 3, END}, OP_RESIZE, DT_REPORT_MAX_HOPS, .expect = 0},
+		{"65 hops", {3, 1, 3, END}, OP_RESIZE, DT_REPORT_MAX_HOPS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"hop short", {3, 1, 3, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"hop long", {3, 1, 3, 2, END}, OP_RESIZE, 5, .expect = DT_PROTO_ELENGTH},
+		{"hop node 64 chars", {3, 0, 3, 0, 0, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"hop ifname 16 chars", {3, 0, 3, 1, 1, END}, OP_STR, .s = chars300, .n = 16,
+		  .expect = DT_PROTO_ERANGE},
+		{"hop ifname with NUL", {3, 0, 3, 1, 1, END}, OP_STR, .s = "e\0h", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"hop hook 0", {3, 0, 3, 3, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"hop hook 5", {3, 1, 3, 0, 2, END}, OP_UINT, 5, .expect = DT_PROTO_ERANGE},
+		{"hop ts negative", {3, 0, 3, 2, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"stats nil", {4, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"4097 stats", {4, END}, OP_RESIZE, DT_REPORT_MAX_STATS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"stat short", {4, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"stat from uint", {4, 0, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"stat from short", {4, 0, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"stat to hook 0", {4, 2, 1, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"stat count negative", {4, 1, 2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"mean string", {4, 0, 5, END}, OP_STR, .s = "1.5", .expect = DT_PROTO_ETYPE},
+		{"mean nil", {4, 0, 5, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"mean float32", {4, 0, 5, END}, OP_F32, .f = 1.5, .expect = 0},
+		{"mean uint", {4, 0, 5, END}, OP_UINT, 7, .expect = 0},
+		{"mean negative int", {4, 0, 5, END}, OP_NEG, 7, .expect = 0},
+		{"mean NaN", {4, 0, 5, END}, OP_F64, .f = NAN, .expect = DT_PROTO_ERANGE},
+		{"stddev inf", {4, 1, 6, END}, OP_F64, .f = INFINITY, .expect = DT_PROTO_ERANGE},
+		{"stddev bool", {4, 1, 6, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"lost short", {5, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"lost[2] string", {5, 2, END}, OP_STR, .s = "3", .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+
+	RUN_MUTATIONS(DT_MSG_REPORT, tab);
+}
+
+/* Values accepted by a mutation are decoded faithfully, not only accepted. */
+Test(malformed, accepted_variants_decode_their_value)
+{
+	const struct mutation f32 = {"mean float32", {4, 0, 5, END}, OP_F32, .f = 1.5};
+	const struct mutation neg = {"stddev -3", {4, 0, 6, END}, OP_NEG, 3};
+	msgpack_sbuffer valid, bad;
+	struct dt_report r;
+
+	msgpack_sbuffer_init(&valid);
+	valid_report(&valid);
+	msgpack_sbuffer_init(&bad);
+	mutate(&valid, &f32, &bad);
+	cr_assert_eq(dt_report_decode(bad.data, bad.size, &r), 0);
+	cr_assert_eq(r.stats[0].mean_ns, 1.5);
+	dt_report_free(&r);
+	msgpack_sbuffer_destroy(&bad);
+
+	msgpack_sbuffer_init(&bad);
+	mutate(&valid, &neg, &bad);
+	cr_assert_eq(dt_report_decode(bad.data, bad.size, &r), 0);
+	cr_assert_eq(r.stats[0].stddev_ns, -3.0);
+	dt_report_free(&r);
+	msgpack_sbuffer_destroy(&bad);
+	msgpack_sbuffer_destroy(&valid);
+}
+
+/* Integers encoded as signed msgpack types but >= 0 are integers like any other. */
+Test(malformed, signed_encodings_of_non_negative_integers)
+{
+	/* [1, 5, 7] with every field as int8, and the task id as int64 */
+	static const unsigned char ok[] = {
+		0x93, 0xd0, 0x01, 0xd0, 0x05, 0xd3, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+	};
+	static const unsigned char neg[] = {0x93, 0x01, 0x05, 0xd0, 0xff};
+	uint32_t id = 1;
+	enum dt_msg_type t;
+
+	cr_assert_eq(dt_msg_type(ok, sizeof(ok), &t), 0);
+	cr_assert_eq(t, DT_MSG_TASK_GET);
+	cr_assert_eq(dt_task_get_decode(ok, sizeof(ok), &id), 0);
+	cr_assert_eq(id, 7);
+	cr_assert_eq(dt_task_get_decode(neg, sizeof(neg), &id), DT_PROTO_ETYPE);
+	cr_assert_eq(id, 0);
+}
+
+/* Hostile framing: huge announced counts must fail fast, without allocating them. */
+Test(malformed, huge_announced_lengths)
+{
+	static const unsigned char arr32[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01};
+	static const unsigned char nested[] = {0x93, 0x01, 0x05, 0xdd, 0x7f, 0xff, 0xff, 0xff};
+	static const unsigned char map32[] = {0x93, 0x01, 0x05, 0xdf, 0x10, 0, 0, 0, 0xc0};
+	static const unsigned char str32[] = {0x94, 0x01, 0x09, 0x01, 0xdb,
+					      0xff, 0xff, 0xff, 0xff, 'x'};
+	static const unsigned char bad_byte[] = {0x93, 0x01, 0x05, 0xc1};
+	const struct codec *c = codec_of(DT_MSG_TASK_GET);
+
+	cr_expect_eq(try_decode(c, arr32, sizeof(arr32)), DT_PROTO_ETRUNC);
+	cr_expect_eq(try_decode(c, nested, sizeof(nested)), DT_PROTO_ETRUNC);
+	cr_expect_eq(try_decode(c, map32, sizeof(map32)), DT_PROTO_ETRUNC);
+	cr_expect_eq(try_decode(codec_of(DT_MSG_ERROR), str32, sizeof(str32)), DT_PROTO_ETRUNC);
+	cr_expect_eq(try_decode(c, bad_byte, sizeof(bad_byte)), DT_PROTO_ETRUNC);
+}
+
+Test(malformed, deep_nesting)
+{
+	unsigned char buf[3 + 100 + 1];
+	size_t i;
+	int rv;
+
+	/* [1, 5, [[[[...[]...]]]]] 100 levels deep: refused, not a crash */
+	buf[0] = 0x93;
+	buf[1] = 0x01;
+	buf[2] = 0x05;
+	for (i = 0; i < 100; i++) {
+		buf[3 + i] = 0x91;
+	}
+	buf[3 + 100] = 0x90;
+	rv = try_decode(codec_of(DT_MSG_TASK_GET), buf, sizeof(buf));
+	cr_expect_lt(rv, 0);
+	/* 3 levels: a well-formed message whose field is of the wrong type */
+	buf[6] = 0x90;
+	cr_expect_eq(try_decode(codec_of(DT_MSG_TASK_GET), buf, 7), DT_PROTO_ETYPE);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* dt_msg_type and names                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+Test(msg_type, peeks_every_message)
+{
+	enum dt_msg_type t;
+	msgpack_sbuffer sb;
+	size_t i;
+
+	for (i = 0; i < N_CODECS; i++) {
+		msgpack_sbuffer_init(&sb);
+		codecs[i].valid(&sb);
+		cr_expect_eq(dt_msg_type(sb.data, sb.size, &t), 0, "%s", codecs[i].name);
+		cr_expect_eq(t, codecs[i].type, "%s", codecs[i].name);
+		/* only the header is looked at: a cut body still names its type */
+		cr_expect_eq(dt_msg_type(sb.data, 3, &t), 0, "%s", codecs[i].name);
+		cr_expect_eq(t, codecs[i].type);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(msg_type, refuses_bad_headers)
+{
+	static const struct {
+		const char *what;
+		const char *buf;
+		size_t len;
+		int expect;
+	} tab[] = {
+		{"empty", "", 0, DT_PROTO_ETRUNC},
+		{"array head only", "\x93", 1, DT_PROTO_ETRUNC},
+		{"version only", "\x93\x01", 2, DT_PROTO_ETRUNC},
+		{"cut uint16 type", "\x93\x01\xcd\x00", 4, DT_PROTO_ETRUNC},
+		{"not an array", "\x01", 1, DT_PROTO_ETYPE},
+		{"a map", "\x81\x01\x01", 3, DT_PROTO_ETYPE},
+		{"empty array", "\x90", 1, DT_PROTO_ELENGTH},
+		{"one element", "\x91\x01", 2, DT_PROTO_ELENGTH},
+		{"version 0", "\x92\x00\x01", 3, DT_PROTO_EVERSION},
+		{"version 2", "\x92\x02\x01", 3, DT_PROTO_EVERSION},
+		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
+		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
+		{"type 0", "\x92\x01\x00", 3, DT_PROTO_EMSGTYPE},
+		{"type 10", "\x92\x01\x0a", 3, DT_PROTO_EMSGTYPE},
+		{"type uint16 big", "\x92\x01\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
+		{"type nil", "\x92\x01\xc0", 3, DT_PROTO_ETYPE},
+		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
+	};
+	enum dt_msg_type t;
+	size_t i;
+	int rv;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		t = DT_MSG_BATCH;
+		rv = dt_msg_type(tab[i].buf, tab[i].len, &t);
+		cr_expect_eq(rv, tab[i].expect, "%s: %d", tab[i].what, rv);
+		cr_expect_eq(t, 0, "%s: type left set", tab[i].what);
+	}
+	cr_expect_eq(dt_msg_type("\x92\x01\x09", 3, &t), 0);
+	cr_expect_eq(t, DT_MSG_ERROR);
+}
+
+Test(names, all)
+{
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_PORT_IN), "port-in");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_PORT_OUT), "port-out");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_UPLINK_IN), "uplink-in");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_UPLINK_OUT), "uplink-out");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_NONE), "?");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_MAX), "?");
+	cr_expect_str_eq(dt_hook_name(~0u), "?");
+
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_NEW), "new");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_READY), "ready");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_ARMED), "armed");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_RUNNING), "running");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_DONE), "done");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_EXPIRED), "expired");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_CANCELLED), "cancelled");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_FAILED), "failed");
+	cr_expect_str_eq(dt_task_state_name(DT_TASK_STATE_MAX), "?");
+
+	cr_expect_str_eq(dt_status_name(DT_ST_OK), "ok");
+	cr_expect_str_eq(dt_status_name(DT_ST_INVALID), "invalid");
+	cr_expect_str_eq(dt_status_name(DT_ST_NOT_FOUND), "not-found");
+	cr_expect_str_eq(dt_status_name(DT_ST_REFUSED), "refused");
+	cr_expect_str_eq(dt_status_name(DT_ST_FAILED), "failed");
+	cr_expect_str_eq(dt_status_name(DT_ST_MAX), "?");
+
+	cr_expect_str_eq(dt_loss_name(DT_LOSS_RING_FULL), "ring-full");
+	cr_expect_str_eq(dt_loss_name(DT_LOSS_QUEUE_FULL), "queue-full");
+	cr_expect_str_eq(dt_loss_name(DT_LOSS_BAD_VERSION), "bad-version");
+	cr_expect_str_eq(dt_loss_name(DT_LOSS_MAX), "?");
+}
+
+Test(names, strerror_is_distinct_and_never_null)
+{
+	int a, b;
+
+	for (a = DT_PROTO_ENOMEM; a <= 0; a++) {
+		cr_assert_not_null(dt_proto_strerror(a));
+		for (b = DT_PROTO_ENOMEM; b < a; b++) {
+			cr_expect_str_neq(dt_proto_strerror(a), dt_proto_strerror(b));
+		}
+	}
+	cr_expect_str_eq(dt_proto_strerror(DT_PROTO_ETRUNC), "truncated or malformed message");
+	cr_assert_not_null(dt_proto_strerror(-1000));
+	cr_assert_not_null(dt_proto_strerror(1));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fuzz-ish: random byte flips never crash and never leave a half-filled struct             */
+/* ---------------------------------------------------------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	/* xorshift64*: the same sequence on every libc */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static void fuzz(const struct codec *c, unsigned int iterations)
+{
+	unsigned int it, k, flips, ok = 0, failed = 0;
+	msgpack_sbuffer sb;
+	unsigned char *buf;
+	size_t len;
+	int rv;
+
+	msgpack_sbuffer_init(&sb);
+	c->valid(&sb);
+	buf = malloc(sb.size);
+	cr_assert_not_null(buf);
+	for (it = 0; it < iterations; it++) {
+		memcpy(buf, sb.data, sb.size);
+		len = sb.size;
+		flips = 1 + rng() % 4;
+		for (k = 0; k < flips; k++) {
+			buf[rng() % len] = rng() & 0xff;
+		}
+		if (rng() % 8 == 0) {
+			len = 1 + rng() % len; /* and sometimes cut it too */
+		}
+		rv = try_decode(c, buf, len);
+		cr_assert(rv <= 0 && rv >= DT_PROTO_ENOMEM, "%s: iteration %u returned %d", c->name,
+			  it, rv);
+		if (rv == 0) {
+			ok++;
+		} else {
+			failed++;
+		}
+	}
+	/* both outcomes must have happened, or the loop tested nothing */
+	cr_expect_gt(ok, 0, "%s: no mutated message decoded", c->name);
+	cr_expect_gt(failed, iterations / 4, "%s: too few mutated messages refused", c->name);
+	free(buf);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(fuzz, batch_byte_flips)
+{
+	rng_state = 0x9E3779B97F4A7C15ull;
+	fuzz(codec_of(DT_MSG_BATCH), 5000);
+}
+
+Test(fuzz, every_message_byte_flips)
+{
+	size_t i;
+
+	rng_state = 42;
+	for (i = 0; i < N_CODECS; i++) {
+		fuzz(&codecs[i], 1000);
+	}
+}
