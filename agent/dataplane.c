@@ -55,12 +55,12 @@ static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_att
 	a->hook.sz = sizeof(a->hook);
 	a->hook.ifindex = (int)ifindex;
 	a->hook.attach_point = where;
-	rv = bpf_tc_hook_create(&a->hook);
+	/* The clsact qdisc serves both directions: create it once, with the ingress. */
+	rv = where == BPF_TC_INGRESS ? bpf_tc_hook_create(&a->hook) : -EEXIST;
 	if (rv && rv != -EEXIST) {
 		snprintf(err, errlen, "%s: cannot create clsact qdisc: %s", ifname, strerror(-rv));
 		return rv;
 	}
-	/* Only the first direction of an interface creates the qdisc. */
 	a->created_qdisc = rv == 0;
 	a->opts.sz = sizeof(a->opts);
 	a->opts.prog_fd = bpf_program__fd(prog);

@@ -21,6 +21,7 @@ struct collector {
 	struct dt_link *link;
 	uint64_t forwarded;  /* local sequence of the last batch handed to the link */
 	uint64_t forward_errors; /* stored batches that could not be re-read (corruption) */
+	uint64_t relayed_gen;    /* last control generation relayed (logged once each) */
 };
 
 static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
@@ -46,6 +47,9 @@ static uint64_t on_control(void *arg, const struct dt_control *ctl)
 
 	if (dt_ingest_set_control(c->ingest, ctl))
 		return 0;
+	if (ctl->gen == c->relayed_gen)
+		return ctl->gen;
+	c->relayed_gen = ctl->gen;
 	dt_info("DT-COLL-CONTROL", "control set %llu: %u tasks, relaying to agents",
 		(unsigned long long)ctl->gen, ctl->n_arms);
 	return ctl->gen;

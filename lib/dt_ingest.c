@@ -120,7 +120,9 @@ static void handle(struct dt_ingest *in, const void *buf, size_t len)
 	} else {
 		status = in->ops.on_batch(in->ops.arg, &b, buf, len);
 		pthread_mutex_lock(&in->mu);
-		if (status == DT_ST_OK) {
+		if (status == DT_ST_OK && b.n_samples == 0) {
+			in->st.heartbeats++;
+		} else if (status == DT_ST_OK) {
 			in->st.batches++;
 			in->st.samples += b.n_samples;
 		} else {

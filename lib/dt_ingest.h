@@ -29,7 +29,8 @@ struct dt_ingest_ops {
 };
 
 struct dt_ingest_stats {
-	uint64_t batches;   /* batches stored */
+	uint64_t batches;   /* batches with samples stored */
+	uint64_t heartbeats; /* batches without samples (heartbeats) */
 	uint64_t samples;   /* samples in them */
 	uint64_t duplicates; /* batches acknowledged again without storing */
 	uint64_t malformed; /* requests refused, all codes */

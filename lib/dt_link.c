@@ -33,7 +33,7 @@ struct dt_link {
 	bool stopping;
 	uint64_t drain_until_ms;
 	struct dt_link_stats st;
-	struct dt_ratelimit rl_down;
+	struct dt_ratelimit rl_down, rl_bad;
 };
 
 /* Encodes b as the next message of this link. Called with l->mu held. */
@@ -102,8 +102,10 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 		pthread_mutex_lock(&l->mu);
 		l->st.bad_replies++;
 		pthread_mutex_unlock(&l->mu);
-		dt_warn("DT-LINK-BADACK", "%s: unreadable acknowledgement: %s", l->url,
-			dt_proto_strerror(rv));
+		if (dt_ratelimit_ok(&l->rl_bad, 1000, &suppressed))
+			dt_warn("DT-LINK-BADACK",
+				"%s: unreadable acknowledgement: %s; resending (%llu more since the last report)",
+				l->url, dt_proto_strerror(rv), (unsigned long long)suppressed);
 		nng_free(reply, len);
 		return SENT_RETRY;
 	}

@@ -36,7 +36,10 @@ static void valid_batch(msgpack_sbuffer *out, uint8_t hook)
 	s.tuple.proto = 1;
 	b.n_samples = 1;
 	b.samples = &s;
-	dt_batch_encode(out, &b);
+	if (dt_batch_encode(out, &b) != 0 || out->size == 0) {
+		fprintf(stderr, "dt-poke: cannot encode the base batch\n");
+		exit(2);
+	}
 }
 
 /* Builds the malformed message of kind into out. Returns 0, or -1 for an unknown kind. */

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Malformed messages against the running daemons: each is refused with a counted,
+# logged error, and every daemon goes on serving (a traced ping still works after).
+#   - collector and analyzer ingest endpoints, and the analyzer's API: dt-poke sends one
+#     message of each malformed kind and must get an "invalid" error reply;
+#   - agent: a fake collector answers its heartbeats with garbage; the agent counts the
+#     bad replies, logs them (rate limited), keeps running and exits cleanly.
+set -uo pipefail
+DT_LAB=${DT_LAB:-dtmal}
+. "$(dirname "$0")/lab.sh"
+pass=0
+fail=0
+check() { # DESCRIPTION CMD...
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok   - $what"
+		pass=$((pass + 1))
+	else
+		echo "FAIL - $what"
+		fail=$((fail + 1))
+	fi
+}
+
+lab_trap
+lab_up || { echo "0 passed, 1 failed"; exit 1; }
+poke="$LAB_BIN/dt-poke"
+kinds=(garbage truncated wrong-type newer-version bad-hook trailing)
+
+refused() { # NS URL KIND
+	local out
+	out=$(lab_in "$1" "$poke" send "$2" "$3" 2>&1)
+	[[ $out == "error invalid:"* ]] || { echo "    got: $out"; return 1; }
+}
+
+for k in "${kinds[@]}"; do
+	check "collector refuses a $k batch" refused "$LAB_H1" "$LAB_COLLECTOR_URL" "$k"
+	check "analyzer ingest refuses a $k batch" refused "$LAB_MGMT" "$LAB_ANALYZER_URL" "$k"
+done
+for k in garbage truncated newer-version trailing; do
+	check "analyzer API refuses a $k request" refused "$LAB_MGMT" "ipc://$LAB_DIR/api.sock" "$k"
+done
+
+# The daemons are still there and a trace still works end to end.
+id=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI")
+check "task created after the malformed flood" test -n "$id"
+check "task armed" lab_task_wait_armed "$id"
+lab_in "$LAB_I1" ping -c 3 -i 0.2 -q "$LAB_I2_IP" >/dev/null
+check "traced ping reported after the malformed flood" lab_task_wait_counts "$id" 3
+
+# The agent side: a fake collector that answers with garbage.
+ip -n "$LAB_MGMT" link add d0 type veth peer name d1 && ip -n "$LAB_MGMT" link set d0 up
+cat >"$LAB_DIR/fake-agent.conf" <<EOC
+node = "fake";
+collector = "ipc://$LAB_DIR/fake.sock";
+heartbeat_ms = 50;
+ack_timeout_ms = 500;
+interfaces = ( { name = "d0"; role = "uplink"; } );
+EOC
+lab_bg fake-collector "$LAB_MGMT" "$poke" serve "ipc://$LAB_DIR/fake.sock" 5
+lab_bg fake-agent "$LAB_MGMT" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/fake-agent.conf"
+fake_done() { ! lab__alive "$(lab_pid fake-collector)"; }
+for _ in $(seq 100); do fake_done && break; sleep 0.1; done
+check "fake collector sent its 5 garbage replies" fake_done
+check "agent still running after garbage replies" lab__alive "$(lab_pid fake-agent)"
+kill -TERM "$(lab_pid fake-agent)"
+rc=0
+wait "$(lab_pid fake-agent)" || rc=$?
+check "agent exits cleanly on SIGTERM (status $rc)" test "$rc" -eq 0
+check "agent logged the bad replies" grep -q 'DT-LINK-BADACK' "$LAB_DIR/fake-agent.log"
+check "agent counted 5 bad replies" grep -q 'DT-AGENT-EXIT.*bad_replies=5 ' "$LAB_DIR/fake-agent.log"
+
+# Counted and logged on the server side.
+for d in agent-h1 agent-h2 collector analyzer; do lab_bg_stop "$d"; done
+want=${#kinds[@]}
+check "collector counted $want malformed" grep -q "DT-COLL-EXIT.*malformed=$want " "$LAB_DIR/collector.log"
+check "collector logged DT-INGEST-MALFORMED" grep -q 'DT-INGEST-MALFORMED' "$LAB_DIR/collector.log"
+check "analyzer counted $want malformed batches" grep -q "DT-ANA-EXIT.* malformed=$want " "$LAB_DIR/analyzer.log"
+check "analyzer counted 4 malformed API requests" grep -q 'DT-ANA-EXIT.*api_malformed=4 ' "$LAB_DIR/analyzer.log"
+
+((fail == 0)) || lab_logs_tail 20
+echo "$pass passed, $fail failed"
+((fail == 0))
