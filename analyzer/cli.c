@@ -30,8 +30,8 @@
 #include "dt_tuple.h"
 #include "render.h"
 
-#ifndef DYETRACE_VERSION
-#define DYETRACE_VERSION "0.1.0"
+#ifndef DT_VERSION
+#define DT_VERSION "0.1.0"
 #endif
 
 #define DEFAULT_API "ipc:///run/dyetrace/api.sock"
@@ -302,7 +302,7 @@ static int call(struct cli *c, const msgpack_sbuffer *req, enum dt_msg_type want
 	return rc;
 }
 
-/* Encodes a request with enc's result err, then call()s. Frees the request. */
+/* call() with the request req, whose encoder returned err; frees req either way. */
 static int call_sb(struct cli *c, msgpack_sbuffer *req, int err, enum dt_msg_type want,
 		   decode_fn dec, void *out)
 {
@@ -419,7 +419,7 @@ static int common_opt(struct cli *c, int opt, const char *arg, char **argv)
 		fputs(help_text, stdout);
 		return RC_OK;
 	case OPT_VERSION:
-		printf("dyetrace %s\n", DYETRACE_VERSION);
+		printf("dyetrace %s\n", DT_VERSION);
 		return RC_OK;
 	case '?':
 		if (optopt != 0) {
@@ -763,5 +763,6 @@ int main(int argc, char **argv)
 	if (c.sock_open) {
 		nng_close(c.sock);
 	}
+	nng_fini(); /* joins nng's threads: nothing left for valgrind to report */
 	return rc;
 }

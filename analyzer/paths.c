@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -448,29 +449,6 @@ static int cmp_stat_pos(const void *pa, const void *pb)
 	return cmp_ref(&a->st.to, &b->st.to);
 }
 
-/*
- * Square root of v >= 0 by Newton's method, so that analyzer_core does not need libm.
- * Starting above the root, the iterates decrease monotonically until they stop changing.
- */
-static double root(double v)
-{
-	double x, prev;
-	int i;
-
-	if (!(v > 0.0)) {
-		return 0.0;
-	}
-	x = v > 1.0 ? v : 1.0;
-	for (i = 0; i < 2100; i++) {
-		prev = x;
-		x = 0.5 * (x + v / x);
-		if (!(x < prev)) {
-			return prev;
-		}
-	}
-	return x;
-}
-
 /* Summarises the sorted pairs p[0..n) with equal (from, to). */
 static void summarise(const struct pair *p, size_t n, struct stat_pos *out)
 {
@@ -497,7 +475,7 @@ static void summarise(const struct pair *p, size_t n, struct stat_pos *out)
 	}
 	out->st.count = n;
 	out->st.mean_ns = mean;
-	out->st.stddev_ns = m2 > 0.0 ? root(m2 / (double)n) : 0.0;
+	out->st.stddev_ns = m2 > 0.0 ? sqrt(m2 / (double)n) : 0.0;
 	out->pos = pos / (double)n;
 }
 

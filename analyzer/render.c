@@ -438,7 +438,7 @@ static void text_stats(FILE *f, const struct dt_report *r)
 
 static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 {
-	char when[40], at[DT_NAME_MAX + DT_IFNAME_MAX + 2];
+	char when[80], at[DT_NAME_MAX + DT_IFNAME_MAX + 2];
 	int wa = 0, wh = 0;
 	bool delivered = false;
 	uint32_t i;

@@ -7,6 +7,8 @@
  * h1 goes h1/pt1 port-in -> h1/ul0 uplink-out -> h2/ul0 uplink-in -> h2/pt2 port-out.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,30 @@
 #include <criterion/criterion.h>
 
 #include "paths.h"
+
+/*
+ * Allocation failure injection: while fail_after > 0, the fail_after-th malloc() or
+ * calloc() from now on returns NULL. The executable's definitions take precedence over
+ * libc's; glibc exports the real allocators as __libc_*.
+ */
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+static int fail_after;
+
+static bool fail_now(void)
+{
+	return fail_after > 0 && --fail_after == 0;
+}
+
+void *malloc(size_t size)
+{
+	return fail_now() ? NULL : __libc_malloc(size);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	return fail_now() ? NULL : __libc_calloc(n, size);
+}
 
 #define UL_H1 0xc0a80001u /* 192.168.0.1, host order */
 #define UL_H2 0xc0a80002u
@@ -537,4 +563,50 @@ Test(paths, a_colliding_id_keeps_the_earliest_max_hops)
 	cr_expect_eq(r.n_stats, DT_REPORT_MAX_HOPS - 1);
 	report_clear(&r);
 	free(o);
+}
+
+Test(paths, out_of_memory_at_every_allocation_leaves_nothing)
+{
+	struct dt_obs o[64];
+	struct dt_report r;
+	size_t n = 0;
+	int k, err, failures = 0;
+	void *probe;
+
+	fail_after = 1;
+	probe = malloc(1);
+	fail_after = 0;
+	if (probe) {
+		free(probe);
+		cr_skip_test("malloc() is not this file's (valgrind without "
+			     "--soname-synonyms=somalloc=nouserintercepts?)");
+	}
+	for (k = 1; k <= 10; k++) {
+		n = add_packet(o, n, &ping, k, 1000000 * k, 10000, 50000, 8000, 0, false);
+	}
+	n -= 2; /* one packet without its last two hops */
+	shuffle(o, n, 23);
+	for (k = 1;; k++) {
+		memset(&r, 0, sizeof(r));
+		r.task.colored = 77;
+		fail_after = k;
+		err = dt_paths_build(o, n, &r);
+		fail_after = 0;
+		if (err == 0) {
+			break;
+		}
+		failures++;
+		cr_assert_eq(err, -ENOMEM, "allocation %d: %d", k, err);
+		cr_expect_null(r.packets, "allocation %d", k);
+		cr_expect_null(r.stats, "allocation %d", k);
+		cr_expect_eq(r.n_packets, 0);
+		cr_expect_eq(r.task.colored, 77, "r changed on failure at allocation %d", k);
+		cr_assert_lt(k, 1000);
+	}
+	/* index, packets, 10 hop arrays, paths, pairs, summaries, stats */
+	cr_expect_geq(failures, 16, "only %d allocations failed", failures);
+	cr_expect_eq(r.n_packets, 10);
+	cr_expect_eq(r.task.colored, 10);
+	cr_expect_eq(r.task.delivered, 9);
+	report_clear(&r);
 }

@@ -1353,7 +1353,7 @@ Test(malformed, report_fields)
 Test(malformed, accepted_variants_decode_their_value)
 {
 	const struct mutation f32 = {"mean float32", {4, 0, 5, END}, OP_F32, .f = 1.5};
-	const struct mutation neg = {"stddev -3", {4, 0, 6, END}, OP_NEG, 3};
+	const struct mutation neg = {"stddev -3", {4, 0, 6, END}, OP_NEG, .u = 3};
 	msgpack_sbuffer valid, bad;
 	struct dt_report r;
 
