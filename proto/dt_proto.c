@@ -25,6 +25,7 @@
  *
  * Encoders check the same ranges as decoders: whatever encodes successfully decodes.
  */
+#include <endian.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,20 +63,33 @@ struct mp_head {
 	uint64_t body; /* payload bytes that follow the head (str, bin, ext, float) */
 };
 
-/* Reads a big-endian unsigned integer of n bytes at *off. */
+/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes at *off. */
 static int mp_arg(const uint8_t *p, size_t len, size_t *off, unsigned int n, uint64_t *out)
 {
-	uint64_t v = 0;
-	unsigned int i;
+	const uint8_t *q = p + *off;
+	uint32_t v32;
+	uint64_t v64;
 
 	if (len - *off < n) {
 		return DT_PROTO_ETRUNC;
 	}
-	for (i = 0; i < n; i++) {
-		v = (v << 8) | p[*off + i];
+	switch (n) {
+	case 1:
+		*out = q[0];
+		break;
+	case 2:
+		*out = (uint64_t)q[0] << 8 | q[1];
+		break;
+	case 4:
+		memcpy(&v32, q, sizeof(v32));
+		*out = be32toh(v32);
+		break;
+	default:
+		memcpy(&v64, q, sizeof(v64));
+		*out = be64toh(v64);
+		break;
 	}
 	*off += n;
-	*out = v;
 	return 0;
 }
 
@@ -168,6 +182,20 @@ static int mp_head(const uint8_t *p, size_t len, size_t *off, struct mp_head *h)
 	}
 }
 
+/* Total size of the objects whose first byte fixes it (scalars); 0 for the others. */
+/* clang-format off */
+static const uint8_t mp_fixed_size[256] = {
+	[0x00 ... 0x7f] = 1,	/* positive fixint */
+	[0xc0] = 1,		/* nil */
+	[0xc2 ... 0xc3] = 1,	/* false, true */
+	[0xca] = 5, [0xcb] = 9,	/* float 32, 64 */
+	[0xcc] = 2, [0xcd] = 3, [0xce] = 5, [0xcf] = 9,	/* uint 8, 16, 32, 64 */
+	[0xd0] = 2, [0xd1] = 3, [0xd2] = 5, [0xd3] = 9,	/* int 8, 16, 32, 64 */
+	[0xd4] = 3, [0xd5] = 4, [0xd6] = 6, [0xd7] = 10, [0xd8] = 18, /* fixext 1..16 */
+	[0xe0 ... 0xff] = 1,	/* negative fixint */
+};
+/* clang-format on */
+
 /*
  * Walks one complete msgpack object from the start of buf. On success *end is its length
  * and *zone_bytes what msgpack-c will allocate for its arrays and maps. Fails with
@@ -176,12 +204,21 @@ static int mp_head(const uint8_t *p, size_t len, size_t *off, struct mp_head *h)
  */
 static int mp_scan(const uint8_t *p, size_t len, size_t *end, size_t *zone_bytes)
 {
-	uint64_t pending = 1; /* objects still to read; never more than the bytes left */
+	uint64_t pending = 1; /* objects still to read; each needs at least one byte */
 	size_t off = 0, zone = 0;
 	struct mp_head h;
 	int rv;
 
 	while (pending > 0) {
+		/* fast path: integers, floats, nil, bools (most of a batch) */
+		if (off < len && mp_fixed_size[p[off]] != 0) {
+			if (mp_fixed_size[p[off]] > len - off) {
+				return DT_PROTO_ETRUNC;
+			}
+			off += mp_fixed_size[p[off]];
+			pending--;
+			continue;
+		}
 		if ((rv = mp_head(p, len, &off, &h)) != 0) {
 			return rv;
 		}
