@@ -42,10 +42,13 @@ static void refresh_clock(struct agent *a)
 static void refresh_lost(struct agent *a)
 {
 	uint64_t cnt[DT_CNT_MAX];
+	struct dt_link_stats ls;
 
 	dt_dataplane_counters(a->dp, cnt);
+	dt_link_stats(a->link, &ls);
 	pthread_mutex_lock(&a->mu);
 	a->lost[DT_LOSS_RING_FULL] = cnt[DT_CNT_RING_FULL];
+	a->lost[DT_LOSS_REJECTED] = ls.rejected_samples;
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -131,7 +134,7 @@ static void log_stats(struct agent *a, const char *id)
 	dt_info(id,
 		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu batches_sent=%llu "
 		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
-		"lost_queue_full=%llu lost_bad_record=%llu armed=%u",
+		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu armed=%u",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
 		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR],
@@ -140,7 +143,8 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)ls.queue_depth,
 		(unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
-		(unsigned long long)lost[DT_LOSS_BAD_VERSION], dt_dataplane_armed(a->dp));
+		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
+		(unsigned long long)lost[DT_LOSS_REJECTED], dt_dataplane_armed(a->dp));
 }
 
 int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)

@@ -199,6 +199,7 @@ static void *link_thread(void *arg)
 			l->st.samples_sent += q->n_samples;
 		} else {
 			l->st.rejected++;
+			l->st.rejected_samples += q->n_samples;
 		}
 		qitem_free(q);
 	}

@@ -46,6 +46,7 @@ struct dt_link_stats {
 	uint64_t samples_sent;  /* samples in those batches */
 	uint64_t resends;       /* sends repeated after a timeout or an error reply */
 	uint64_t rejected;      /* batches the peer refused as malformed (their samples lost) */
+	uint64_t rejected_samples; /* samples in them */
 	uint64_t bad_replies;   /* replies we could not decode (counted, logged, batch resent) */
 	uint64_t queue_depth;   /* batches waiting now */
 	uint64_t ctl_gen;       /* generation of the last control set applied */

@@ -1349,6 +1349,7 @@ const char *dt_loss_name(unsigned int loss)
 		[DT_LOSS_RING_FULL] = "ring-full",
 		[DT_LOSS_QUEUE_FULL] = "queue-full",
 		[DT_LOSS_BAD_VERSION] = "bad-version",
+		[DT_LOSS_REJECTED] = "rejected",
 	};
 
 	return NAME_OF(names, loss);

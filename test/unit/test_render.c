@@ -258,6 +258,7 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 	r->lost[DT_LOSS_RING_FULL] = 11;
 	r->lost[DT_LOSS_QUEUE_FULL] = 22;
 	r->lost[DT_LOSS_BAD_VERSION] = 33;
+	r->lost[DT_LOSS_REJECTED] = 44;
 }
 
 static void free_report(struct dt_report *r)
@@ -376,7 +377,7 @@ Test(render, report_json)
 				       "\"mean_ns\":3200.000,\"stddev_ns\":81.650}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"lost\":{\"ring-full\":11,\"queue-full\":22,"
-				       "\"bad-version\":33},\"clock_note\":\"latency between hops"),
+				       "\"bad-version\":33,\"rejected\":44},\"clock_note\":\"latency between hops"),
 			   "%s", out);
 	free(out);
 	free_report(&r);
@@ -477,7 +478,7 @@ Test(render, report_text)
 	RENDER(out, dt_render_report_text(f, &r, DT_RENDER_TEXT_PACKETS));
 	p = after(out, out, "task 3 (running): 10.100.0.1 -> 10.100.0.2 icmp vni 100");
 	p = after(out, p, "colored 3, delivered 2 (66.7%)");
-	p = after(out, p, "ring-full 11, queue-full 22, bad-version 33");
+	p = after(out, p, "ring-full 11, queue-full 22, bad-version 33, rejected 44");
 	/* The latency table, in path order, in microseconds. */
 	p = after(out, p, "h1/pt1 port-in -> h1/ul0 uplink-out");
 	p = after(out, p, "       3       12.3       12.3       12.3        0.0\n");
