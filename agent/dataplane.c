@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "dataplane.h"
+#include "dt_filter.h"
 #include "dt_log.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
@@ -164,13 +165,44 @@ static int tuple_cmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct dt_tuple));
 }
 
+/*
+ * Writes the prefilter bitmap for keys (see bpf/dt_filter.h) in one batch update.
+ * Returns 0 or -errno; on failure the caller turns the prefilter off.
+ */
+static int filter_rebuild(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigned n)
+{
+	int fd = bpf_map__fd(dp->skel->maps.dt_task_filter);
+	__u64 *words = calloc(DT_FILTER_WORDS, sizeof(*words));
+	__u32 *idx = calloc(DT_FILTER_WORDS, sizeof(*idx));
+	__u32 count = DT_FILTER_WORDS;
+	int rv = 0;
+
+	if (!words || !idx) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		__u32 bit = dt_filter_bit(&keys[i]);
+
+		words[bit / 64] |= 1ull << (bit % 64);
+	}
+	for (__u32 i = 0; i < DT_FILTER_WORDS; i++)
+		idx[i] = i;
+	if (bpf_map_update_batch(fd, idx, words, &count, NULL))
+		rv = -errno;
+out:
+	free(words);
+	free(idx);
+	return rv;
+}
+
 int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 {
 	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
 	struct dt_tuple *keys, *stale = NULL, key, next;
 	unsigned i, n_keys = 0, n_stale = 0, anyport = 0;
 	bool more;
-	int rv = 0;
+	int rv = 0, frv;
 
 	keys = calloc(c->n_arms ? c->n_arms : 1, sizeof(*keys));
 	if (!keys)
@@ -194,6 +226,10 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 		n_keys++;
 	}
 	qsort(keys, n_keys, sizeof(*keys), tuple_cmp);
+	/* The prefilter holds exactly the new set before anything stale is deleted. */
+	if ((frv = filter_rebuild(dp, keys, n_keys)) < 0)
+		dt_err("DT-AGENT-FILTER", "cannot write the prefilter: %s; looking every packet up",
+		       strerror(-frv));
 	/* Disarm what is no longer listed; collect first, deleting while iterating skips keys. */
 	stale = calloc(DT_MAX_TASKS, sizeof(*stale));
 	if (!stale) {
@@ -212,6 +248,7 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 	free(stale);
 	free(keys);
 	dp->skel->bss->dt_anyport_tasks = anyport;
+	dp->skel->bss->dt_filter_on = frv == 0;
 	dp->armed = n_keys;
 	dt_info("DT-AGENT-ARMED", "control set %llu applied: %u tasks armed, %u disarmed",
 		(unsigned long long)c->gen, n_keys, n_stale);

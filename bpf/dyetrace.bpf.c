@@ -26,18 +26,23 @@
  *   dt_tasks     hash, struct dt_tuple -> struct dt_task_val: the armed tasks, keyed as
  *                dt_tuple_task_key() builds them. Wildcard tasks (DT_TASK_F_ANYPORT) are
  *                stored with sport = dport = 0.
+ *   dt_task_filter  array of DT_FILTER_WORDS __u64: the optional prefilter of dt_tasks, a
+ *                bitmap that the agent maintains (protocol in dt_filter.h).
  *   dt_events    ring buffer of struct dt_sample. 4 MiB unless the agent sets another size
  *                (bpf_map__set_max_entries() before load).
  *   dt_counters  per-CPU array of __u64, indexed by enum dt_counter.
  * Globals:
  *   dt_anyport_tasks (.bss)  how many armed tasks are wildcards. The agent keeps it up to
- *                date; while it is 0 a missed lookup costs one hash lookup, not two.
+ *                date; wildcards are only looked for while it is not 0.
+ *   dt_filter_on (.bss)  0 (initially): no prefilter, every candidate is looked up;
+ *                1: the agent keeps dt_task_filter complete and a clear bit skips lookups.
  *   dt_vxlan_port (.rodata)  the underlay's VXLAN UDP port, DT_VXLAN_PORT unless the agent
  *                sets it before load.
  *
- * Cost (NUMBERS.md): an untraced packet at a port costs a header parse and two hash
- * lookups (port, task); at a port's egress and at the uplink, a header parse and nothing
- * else. Only traced packets reach the ring buffer, the clock and the packet writers.
+ * Cost (NUMBERS.md): an untraced packet leaving an instance costs a header parse and, with
+ * the prefilter on, one or two bitmap tests; without it, two hash lookups (port, task), and
+ * a third while wildcard tasks exist. At a port's egress and at the uplink it costs a
+ * header parse. Only traced packets reach the ring buffer, the clock and the writers.
  *
  * Headers that are not in the skb's linear area make the parse return DT_PARSE_SHORT
  * before any side effect; the program then pulls the headers in (bpf_skb_pull_data(),
@@ -48,6 +53,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "dt_sample.h"
+#include "dt_filter.h"
 #include "parse.h"
 
 #define TC_ACT_OK 0
@@ -72,6 +78,13 @@ struct {
 } dt_tasks SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DT_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} dt_task_filter SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, DT_EVENTS_DEFAULT_SIZE);
 } dt_events SEC(".maps");
@@ -84,6 +97,7 @@ struct {
 } dt_counters SEC(".maps");
 
 volatile __u32 dt_anyport_tasks;
+volatile __u32 dt_filter_on;
 const volatile __u16 dt_vxlan_port = DT_VXLAN_PORT;
 
 static __always_inline void dt_count(__u32 idx)
@@ -99,9 +113,8 @@ static __always_inline void dt_count(__u32 idx)
  * enough, or the ring is too small) is counted in DT_CNT_RING_FULL, never dropped silently.
  * Every byte of the record is written, padding included.
  */
-static __always_inline void dt_emit(__u32 ifindex, __u8 hook, __u8 flags,
-				    const struct dt_pkt *pkt, __u32 task_id, __u32 outer_saddr,
-				    __u32 outer_daddr)
+static __always_inline void dt_emit(__u32 ifindex, __u8 hook, __u8 flags, const struct dt_pkt *pkt,
+				    __u32 task_id, __u32 outer_saddr, __u32 outer_daddr)
 {
 	struct dt_sample *s;
 
@@ -157,25 +170,60 @@ static __always_inline int dt_color_write(struct __sk_buff *skb, struct dt_pkt *
 	return 0;
 }
 
+/* False when the prefilter proves that no task has this key (VNI aside); see dt_filter.h. */
+static __always_inline bool dt_filter_test(const struct dt_tuple *t)
+{
+	__u32 bit, word;
+	__u64 *w;
+
+	if (!dt_filter_on)
+		return true;
+	bit = dt_filter_bit(t);
+	word = bit / 64;
+	w = bpf_map_lookup_elem(&dt_task_filter, &word);
+	return w && ((*w >> (bit % 64)) & 1);
+}
+
 /*
- * The armed task of a tuple: an exact match first; then, if wildcard tasks exist, the
- * same tuple with ports 0, accepted only when that task is a wildcard. (A tuple whose
- * ports are 0 already has had its only lookup.)
+ * The armed task of a packet arriving on port ifindex, or NULL; sets the tuple's VNI.
+ * Candidates: the exact tuple, and, while wildcard tasks exist, the tuple with ports 0,
+ * accepted only if that task is a wildcard (a tuple whose ports are 0 already has one
+ * candidate). The prefilter drops candidates before any hash lookup; the port's VNI is
+ * looked up only for a candidate that survives; the exact match wins.
  */
-static __always_inline struct dt_task_val *dt_task_lookup(const struct dt_tuple *t)
+static __always_inline struct dt_task_val *dt_task_find(struct dt_pkt *pkt, __u32 ifindex)
 {
 	struct dt_task_val *task;
+	struct dt_port_val *port;
 	struct dt_tuple any;
+	bool exact, wild;
 
-	task = bpf_map_lookup_elem(&dt_tasks, t);
-	if (task || !dt_anyport_tasks || (t->sport == 0 && t->dport == 0))
-		return task;
-	any = *t;
-	any.sport = 0;
-	any.dport = 0;
-	task = bpf_map_lookup_elem(&dt_tasks, &any);
-	if (task && (task->flags & DT_TASK_F_ANYPORT))
-		return task;
+	exact = dt_filter_test(&pkt->tuple);
+	wild = dt_anyport_tasks && (pkt->tuple.sport || pkt->tuple.dport);
+	if (wild) {
+		any = pkt->tuple;
+		any.sport = 0;
+		any.dport = 0;
+		wild = dt_filter_test(&any);
+	}
+	if (!exact && !wild)
+		return NULL;
+
+	port = bpf_map_lookup_elem(&dt_ports, &ifindex);
+	if (!port)
+		return NULL;
+	pkt->tuple.vni = port->vni;
+	if (exact) {
+		task = bpf_map_lookup_elem(&dt_tasks, &pkt->tuple);
+		if (task)
+			return task;
+	}
+	if (wild) {
+		any.vni = port->vni;
+		task = bpf_map_lookup_elem(&dt_tasks, &any);
+		if (task && (task->flags & DT_TASK_F_ANYPORT))
+			return task;
+	}
 	return NULL;
 }
 
@@ -201,9 +249,8 @@ static __always_inline void dt_pull(struct __sk_buff *skb, __u32 want)
 
 static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
-	struct dt_pkt pkt = {};
-	struct dt_port_val *port;
 	struct dt_task_val *task = NULL;
+	struct dt_pkt pkt = {};
 	struct dt_cursor c;
 	int rc;
 
@@ -216,13 +263,8 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 		return rc;
 
 	/* A truncated L4 header matches nothing (its color, if any, goes). */
-	if (rc == 0) {
-		port = bpf_map_lookup_elem(&dt_ports, &ifindex);
-		if (port) {
-			pkt.tuple.vni = port->vni;
-			task = dt_task_lookup(&pkt.tuple);
-		}
-	}
+	if (rc == 0)
+		task = dt_task_find(&pkt, ifindex);
 
 	if (!task) {
 		if ((pkt.frag_off & DT_COLOR_BIT) && dt_color_write(skb, &pkt, false) == 0)

@@ -24,7 +24,7 @@
 
 /* vmlinux.h carries types but no macros; IPPROTO_* are enum constants there. */
 #define DT_ETH_P_IP 0x0800
-#define DT_IP_MF 0x2000     /* iph->frag_off, host order: more fragments */
+#define DT_IP_MF 0x2000	    /* iph->frag_off, host order: more fragments */
 #define DT_IP_OFFSET 0x1fff /* iph->frag_off, host order: fragment offset, 8-byte units */
 #define DT_ICMP_ECHOREPLY 0
 #define DT_ICMP_ECHO 8
@@ -63,10 +63,10 @@ struct dt_cursor {
  */
 struct dt_pkt {
 	struct dt_tuple tuple; /* network order, as the task map key wants it */
-	__u32 ident;           /* see struct dt_sample: TCP seq, ICMP id/seq, UDP sport/csum */
-	__u16 ip_id;           /* host order */
-	__u16 len;             /* IPv4 total length, host order */
-	__u16 frag_off;        /* flags and offset, host order, color bit included */
+	__u32 ident;	       /* see struct dt_sample: TCP seq, ICMP id/seq, UDP sport/csum */
+	__u16 ip_id;	       /* host order */
+	__u16 len;	       /* IPv4 total length, host order */
+	__u16 frag_off;	       /* flags and offset, host order, color bit included */
 	__u16 pad;
 };
 
@@ -78,7 +78,7 @@ struct dt_pkt {
  */
 #define dt_skb_load(skb, field)                                                                    \
 	({                                                                                         \
-		__u64 __v; /* a BPF 32-bit load zero-extends: no shifts on packet pointers */    \
+		__u64 __v; /* a BPF 32-bit load zero-extends: no shifts on packet pointers */      \
 		asm volatile("%0 = *(u32 *)(%1 + %2)"                                              \
 			     : "=r"(__v)                                                           \
 			     : "r"(skb), "i"(offsetof(struct __sk_buff, field)));                  \

@@ -24,6 +24,7 @@
 #include <linux/types.h>
 
 #include "dt_sample.h"
+#include "dt_filter.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
 
@@ -59,26 +60,27 @@ struct pkt {
 	uint32_t saddr, daddr;
 	uint16_t sport, dport; /* ICMP: the echo identifier in sport */
 	uint8_t icmp_type;
-	uint32_t seq;      /* TCP sequence; ICMP echo sequence (low 16 bits) */
+	uint32_t seq;	   /* TCP sequence; ICMP echo sequence (low 16 bits) */
 	uint16_t udp_csum; /* UDP checksum field as sent (the data plane only reads it) */
 	uint16_t ip_id;
-	uint16_t frag;     /* IPv4 flags and offset; DT_COLOR_BIT makes it pre-colored */
+	uint16_t frag;	   /* IPv4 flags and offset; DT_COLOR_BIT makes it pre-colored */
 	uint8_t opt_words; /* IPv4 options, 32-bit words (NOPs) */
 	uint16_t payload;  /* payload bytes after the L4 header */
-	uint8_t l4_cut;    /* nonzero: the frame ends this many bytes into the L4 header */
+	uint8_t l4_cut;	   /* nonzero: the frame ends this many bytes into the L4 header */
 };
 
 /* The encapsulation around an inner packet on the underlay. */
 struct outer {
 	uint32_t saddr, daddr;
-	uint8_t proto;    /* 0: UDP */
-	uint16_t dport;   /* 0: DT_VXLAN_PORT */
+	uint8_t proto;	   /* 0: UDP */
+	uint16_t dport;	   /* 0: DT_VXLAN_PORT */
 	uint32_t vx_flags; /* 0: the I flag */
 	uint32_t vni;
 	uint16_t frag;
 	uint8_t opt_words;
 };
 
+/* clang-format off */
 static const struct pkt tcp_ab = {
 	.name = "tcp", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP, .sport = 40000,
 	.dport = 80, .seq = 0xdeadbeef, .ip_id = 0x1234, .frag = IP_DF, .payload = 100,
@@ -91,8 +93,9 @@ static const struct pkt icmp_ab = {
 	.name = "icmp-echo", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP, .sport = 0x77,
 	.icmp_type = ICMP_ECHO, .seq = 3, .ip_id = 0xbeef, .frag = IP_DF, .payload = 56,
 };
+/* clang-format on */
 
-static struct dyetrace_bpf *skel;
+static struct dyetrace *skel; /* bpftool gen skeleton ... name dyetrace */
 static struct ring_buffer *rb;
 static struct dt_sample samples[MAX_SAMPLES];
 static int nsamples;
@@ -186,7 +189,8 @@ static size_t put_pkt(uint8_t *p, const struct pkt *k)
 	uint8_t *h;
 
 	off = put_eth(p);
-	off += put_ip(p + off, k->proto, k->saddr, k->daddr, k->ip_id, k->frag, k->opt_words, total);
+	off += put_ip(p + off, k->proto, k->saddr, k->daddr, k->ip_id, k->frag, k->opt_words,
+		      total);
 	h = p + off;
 	memset(h, 0, l4);
 	if (l4) {
@@ -195,11 +199,11 @@ static size_t put_pkt(uint8_t *p, const struct pkt *k)
 			put16(h, k->sport);
 			put16(h + 2, k->dport);
 			put32(h + 4, k->seq);
-			put32(h + 8, 0x01020304);       /* ack */
-			h[12] = 5 << 4;                 /* data offset */
-			h[13] = 0x18;                   /* PSH ACK */
-			put16(h + 14, 64240);           /* window */
-			put16(h + 16, 0x5a5a);          /* checksum, unchecked */
+			put32(h + 8, 0x01020304); /* ack */
+			h[12] = 5 << 4;		  /* data offset */
+			h[13] = 0x18;		  /* PSH ACK */
+			put16(h + 14, 64240);	  /* window */
+			put16(h + 16, 0x5a5a);	  /* checksum, unchecked */
 			break;
 		case IPPROTO_UDP:
 			put16(h, k->sport);
@@ -313,11 +317,11 @@ static void load(uint32_t ring_bytes)
 	uint32_t ifindex = LO_IFINDEX;
 	int rc;
 
-	skel = dyetrace_bpf__open();
+	skel = dyetrace__open();
 	cr_assert_not_null(skel, "open: %s", strerror(errno));
 	if (ring_bytes)
 		cr_assert_eq(bpf_map__set_max_entries(skel->maps.dt_events, ring_bytes), 0);
-	rc = dyetrace_bpf__load(skel);
+	rc = dyetrace__load(skel);
 	cr_assert_eq(rc, 0, "load (verifier): %s", strerror(-rc));
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.dt_events), on_sample, NULL, NULL);
 	cr_assert_not_null(rb, "ring_buffer__new: %s", strerror(errno));
@@ -334,11 +338,27 @@ static void setup(void)
 static void teardown(void)
 {
 	ring_buffer__free(rb);
-	dyetrace_bpf__destroy(skel);
+	dyetrace__destroy(skel);
 }
 
-/* Arms a task for packets like k (ports left out when flags has DT_TASK_F_ANYPORT). */
-static void arm(const struct pkt *k, uint32_t vni, uint32_t flags, uint32_t task_id)
+/* Sets (or clears) the prefilter bit of a task key, as the agent does (dt_filter.h). */
+static void filter_set(const struct dt_tuple *key, bool on)
+{
+	int fd = bpf_map__fd(skel->maps.dt_task_filter);
+	uint32_t bit = dt_filter_bit(key), word = bit / 64;
+	uint64_t w;
+
+	cr_assert_eq(bpf_map_lookup_elem(fd, &word, &w), 0);
+	w = on ? w | 1ull << (bit % 64) : w & ~(1ull << (bit % 64));
+	cr_assert_eq(bpf_map_update_elem(fd, &word, &w, BPF_ANY), 0);
+}
+
+/*
+ * Arms a task for packets like k (ports left out when flags has DT_TASK_F_ANYPORT), the
+ * way a complete agent does: key from dt_tuple_task_key(), the task, its prefilter bit,
+ * the wildcard count. Returns the key.
+ */
+static struct dt_tuple arm(const struct pkt *k, uint32_t vni, uint32_t flags, uint32_t task_id)
 {
 	struct dt_tuple in = pkt_tuple(k, vni), key;
 	struct dt_task_val val = {.task_id = task_id};
@@ -351,8 +371,10 @@ static void arm(const struct pkt *k, uint32_t vni, uint32_t flags, uint32_t task
 	val.flags = flags;
 	rc = bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_NOEXIST);
 	cr_assert_eq(rc, 0, "dt_tasks: %s", strerror(errno));
+	filter_set(&key, true);
 	if (flags & DT_TASK_F_ANYPORT)
 		skel->bss->dt_anyport_tasks++;
+	return key;
 }
 
 static void unport(void)
@@ -481,7 +503,7 @@ static void assert_sample(const struct dt_sample *s, uint8_t hook, uint8_t flags
 	cr_expect(s->pad0 == 0 && s->pad1 == 0 && s->pad2 == 0, "padding not zero");
 }
 
-/* Runs the port ingress program on k; returns nothing, fills out/out_len/t0/t1. */
+/* One run of a program: the frame in and out, and the clock around the run. */
 struct result {
 	uint8_t in[FRAME_MAX], out[FRAME_MAX];
 	size_t len;
@@ -532,33 +554,31 @@ Test(frames, builder_is_sane)
 
 TestSuite(port_in, .init = setup, .fini = teardown);
 
-ParameterizedTestParameters(port_in, colors_and_samples_a_match)
-{
-	static struct pkt cases[] = {
-		{.name = "tcp", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP, .sport = 40000,
-		 .dport = 80, .seq = 0xdeadbeef, .ip_id = 0x1234, .frag = IP_DF, .payload = 100},
-		{.name = "tcp-syn-no-payload", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 1, .dport = 65535, .seq = 1, .ip_id = 0, .frag = IP_DF},
-		{.name = "tcp-ip-options", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 40001, .dport = 443, .seq = 0x80000000, .ip_id = 0xffff, .frag = IP_DF,
-		 .opt_words = 10, .payload = 20},
-		{.name = "udp", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP, .sport = 5353,
-		 .dport = 53, .udp_csum = 0xabcd, .ip_id = 0x0101, .payload = 32},
-		{.name = "udp-first-fragment", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 7000, .dport = 7001, .udp_csum = 0x1111, .ip_id = 0x0202, .frag = IP_MF,
-		 .payload = 1000},
-		{.name = "icmp-echo", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 0x77, .icmp_type = ICMP_ECHO, .seq = 3, .ip_id = 0xbeef, .frag = IP_DF,
-		 .payload = 56},
-		{.name = "icmp-echo-reply", .proto = IPPROTO_ICMP, .saddr = B_IP, .daddr = A_IP,
-		 .sport = 0x77, .icmp_type = ICMP_ECHOREPLY, .seq = 3, .ip_id = 0x0042,
-		 .payload = 56},
-	};
+/* Packets of an armed flow, one per way a tuple is read. */
+/* clang-format off */
+static struct pkt match_cases[] = {
+	{.name = "tcp", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP, .sport = 40000,
+	 .dport = 80, .seq = 0xdeadbeef, .ip_id = 0x1234, .frag = IP_DF, .payload = 100},
+	{.name = "tcp-syn-no-payload", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 1, .dport = 65535, .seq = 1, .ip_id = 0, .frag = IP_DF},
+	{.name = "tcp-ip-options", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 40001, .dport = 443, .seq = 0x80000000, .ip_id = 0xffff, .frag = IP_DF,
+	 .opt_words = 10, .payload = 20},
+	{.name = "udp", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP, .sport = 5353,
+	 .dport = 53, .udp_csum = 0xabcd, .ip_id = 0x0101, .payload = 32},
+	{.name = "udp-first-fragment", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 7000, .dport = 7001, .udp_csum = 0x1111, .ip_id = 0x0202, .frag = IP_MF,
+	 .payload = 1000},
+	{.name = "icmp-echo", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 0x77, .icmp_type = ICMP_ECHO, .seq = 3, .ip_id = 0xbeef, .frag = IP_DF,
+	 .payload = 56},
+	{.name = "icmp-echo-reply", .proto = IPPROTO_ICMP, .saddr = B_IP, .daddr = A_IP,
+	 .sport = 0x77, .icmp_type = ICMP_ECHOREPLY, .seq = 3, .ip_id = 0x0042,
+	 .payload = 56},
+};
+/* clang-format on */
 
-	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
-}
-
-ParameterizedTest(struct pkt *k, port_in, colors_and_samples_a_match)
+static void check_match(const struct pkt *k)
 {
 	struct result r;
 
@@ -572,34 +592,41 @@ ParameterizedTest(struct pkt *k, port_in, colors_and_samples_a_match)
 	assert_counters(1, 1, 0, 0);
 }
 
-/* Packets that differ from the armed task in one field of the six-tuple. */
-ParameterizedTestParameters(port_in, leaves_a_miss_alone)
+ParameterizedTestParameters(port_in, colors_and_samples_a_match)
 {
-	static struct pkt cases[] = {
-		{.name = "other-sport", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 40002, .dport = 80, .seq = 5, .frag = IP_DF},
-		{.name = "other-dport", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 40000, .dport = 81, .seq = 5, .frag = IP_DF},
-		{.name = "swapped-ports", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 80, .dport = 40000, .seq = 5, .frag = IP_DF},
-		{.name = "other-saddr", .proto = IPPROTO_TCP, .saddr = C_IP, .daddr = B_IP,
-		 .sport = 40000, .dport = 80, .seq = 5, .frag = IP_DF},
-		{.name = "other-daddr", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = C_IP,
-		 .sport = 40000, .dport = 80, .seq = 5, .frag = IP_DF},
-		{.name = "reverse-direction", .proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
-		 .sport = 80, .dport = 40000, .seq = 5, .frag = IP_DF},
-		{.name = "udp-same-ports", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 40000, .dport = 80, .udp_csum = 1},
-		{.name = "icmp", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
-		 .sport = 40000, .icmp_type = ICMP_ECHO},
-		{.name = "non-first-fragment", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
-		 .frag = 185, .payload = 64},
-	};
-
-	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
+	return cr_make_param_array(struct pkt, match_cases, ARRAY_LEN(match_cases));
 }
 
-ParameterizedTest(struct pkt *k, port_in, leaves_a_miss_alone)
+ParameterizedTest(struct pkt *k, port_in, colors_and_samples_a_match)
+{
+	check_match(k);
+}
+
+/* Packets that differ from the armed task in one field of the six-tuple. */
+/* clang-format off */
+static struct pkt miss_cases[] = {
+	{.name = "other-sport", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 40002, .dport = 80, .seq = 5, .frag = IP_DF},
+	{.name = "other-dport", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 40000, .dport = 81, .seq = 5, .frag = IP_DF},
+	{.name = "swapped-ports", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 80, .dport = 40000, .seq = 5, .frag = IP_DF},
+	{.name = "other-saddr", .proto = IPPROTO_TCP, .saddr = C_IP, .daddr = B_IP,
+	 .sport = 40000, .dport = 80, .seq = 5, .frag = IP_DF},
+	{.name = "other-daddr", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = C_IP,
+	 .sport = 40000, .dport = 80, .seq = 5, .frag = IP_DF},
+	{.name = "reverse-direction", .proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
+	 .sport = 80, .dport = 40000, .seq = 5, .frag = IP_DF},
+	{.name = "udp-same-ports", .proto = IPPROTO_UDP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 40000, .dport = 80, .udp_csum = 1},
+	{.name = "icmp", .proto = IPPROTO_ICMP, .saddr = A_IP, .daddr = B_IP,
+	 .sport = 40000, .icmp_type = ICMP_ECHO},
+	{.name = "non-first-fragment", .proto = IPPROTO_TCP, .saddr = A_IP, .daddr = B_IP,
+	 .frag = 185, .payload = 64},
+};
+/* clang-format on */
+
+static void check_miss(const struct pkt *k)
 {
 	struct result r;
 
@@ -609,6 +636,16 @@ ParameterizedTest(struct pkt *k, port_in, leaves_a_miss_alone)
 	drain();
 	cr_assert_eq(nsamples, 0, "%s: samples", k->name);
 	assert_counters(0, 0, 0, 0);
+}
+
+ParameterizedTestParameters(port_in, leaves_a_miss_alone)
+{
+	return cr_make_param_array(struct pkt, miss_cases, ARRAY_LEN(miss_cases));
+}
+
+ParameterizedTest(struct pkt *k, port_in, leaves_a_miss_alone)
+{
+	check_miss(k);
 }
 
 Test(port_in, vni_is_part_of_the_tuple)
@@ -638,7 +675,9 @@ Test(port_in, unconfigured_port_colors_nothing)
 
 Test(port_in, anyport_task_matches_every_port_pair)
 {
+	/* clang-format off */
 	static const uint16_t ports[][2] = {{40000, 80}, {1, 2}, {65535, 65535}, {80, 40000}};
+	/* clang-format on */
 	struct pkt k = tcp_ab;
 	struct result r;
 
@@ -729,8 +768,7 @@ Test(port_in, portless_entry_without_wildcard_flag_is_exact)
 	struct result r;
 
 	key.sport = key.dport = 0;
-	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_ANY),
-		     0);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_ANY), 0);
 	skel->bss->dt_anyport_tasks = 1;
 	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
@@ -776,8 +814,8 @@ Test(port_in, non_first_fragment_matches_wildcard_only)
 	assert_recolored(r.in, r.len, r.out, r.out_len, true);
 	drain();
 	cr_assert_eq(nsamples, 1);
-	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &frag, PORT_VNI, 9, 0,
-		      0, r.t0, r.t1);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &frag, PORT_VNI, 9, 0, 0,
+		      r.t0, r.t1);
 	cr_assert_eq(samples[0].tuple.sport, 0);
 	cr_assert_eq(samples[0].ident, 0);
 }
@@ -785,6 +823,7 @@ Test(port_in, non_first_fragment_matches_wildcard_only)
 /* A tenant cannot inject traced packets: a colored packet that matches nothing loses it. */
 ParameterizedTestParameters(port_in, strips_a_foreign_color)
 {
+	/* clang-format off */
 	static struct pkt cases[] = {
 		{.name = "tcp", .proto = IPPROTO_TCP, .saddr = C_IP, .daddr = B_IP, .sport = 1,
 		 .dport = 2, .seq = 9, .ip_id = 0x0909, .frag = IP_DF | DT_COLOR_BIT, .payload = 10},
@@ -802,6 +841,7 @@ ParameterizedTestParameters(port_in, strips_a_foreign_color)
 		 .daddr = B_IP, .sport = 40000, .dport = 81, .seq = 1,
 		 .frag = IP_DF | DT_COLOR_BIT},
 	};
+	/* clang-format on */
 
 	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
 }
@@ -887,12 +927,120 @@ Test(port_in, ignores_what_it_cannot_parse)
 	assert_counters(0, 0, 0, 0);
 }
 
+/* --- the prefilter (dt_filter.h): on, it changes no answer, only the cost ---------------- */
+
+static void setup_prefilter(void)
+{
+	load(0);
+	skel->bss->dt_filter_on = 1;
+}
+
+TestSuite(prefilter, .init = setup_prefilter, .fini = teardown);
+
+ParameterizedTestParameters(prefilter, colors_and_samples_a_match)
+{
+	return cr_make_param_array(struct pkt, match_cases, ARRAY_LEN(match_cases));
+}
+
+ParameterizedTest(struct pkt *k, prefilter, colors_and_samples_a_match)
+{
+	check_match(k);
+}
+
+ParameterizedTestParameters(prefilter, leaves_a_miss_alone)
+{
+	return cr_make_param_array(struct pkt, miss_cases, ARRAY_LEN(miss_cases));
+}
+
+ParameterizedTest(struct pkt *k, prefilter, leaves_a_miss_alone)
+{
+	check_miss(k);
+}
+
+Test(prefilter, wildcard_matches_through_its_portless_bit)
+{
+	struct pkt k = tcp_ab;
+	struct result r;
+
+	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	k.sport = 1;
+	k.dport = 2;
+	run_pkt(skel->progs.dt_port_ingress, &k, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &k, PORT_VNI, 9, 0, 0,
+		      r.t0, r.t1);
+}
+
+/* A clear bit is proof enough: the task is not looked up, and a packet that arrives
+ * colored for it is a foreign color. */
+Test(prefilter, clear_bit_skips_the_lookup)
+{
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
+	struct pkt colored = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
+	struct result r;
+
+	filter_set(&key, false);
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	run_pkt(skel->progs.dt_port_ingress, &colored, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 1);
+}
+
+Test(prefilter, off_ignores_the_bitmap)
+{
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
+	struct result r;
+
+	filter_set(&key, false);
+	skel->bss->dt_filter_on = 0;
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	drain();
+	cr_assert_eq(nsamples, 1);
+}
+
+Test(prefilter, bit_leaves_the_vni_out)
+{
+	struct dt_tuple a = pkt_tuple(&tcp_ab, 1), b = pkt_tuple(&tcp_ab, 0xffffff);
+
+	cr_assert_eq(dt_filter_bit(&a), dt_filter_bit(&b));
+	cr_assert_lt(dt_filter_bit(&a), 1u << DT_FILTER_BITS_LOG2);
+}
+
+/* 10,000 flows of one subnet, one port apart: about n^2 / 2m = 48 collisions expected. */
+Test(prefilter, bits_spread)
+{
+	static uint8_t seen[(1u << DT_FILTER_BITS_LOG2) / 8];
+	struct pkt k = tcp_ab;
+	unsigned distinct = 0;
+
+	for (unsigned i = 0; i < 10000; i++) {
+		struct dt_tuple t;
+		uint32_t bit;
+
+		k.saddr = IP4(10, 1, i / 250, i % 250 + 1);
+		k.sport = (uint16_t)(40000 + i % 7);
+		t = pkt_tuple(&k, PORT_VNI);
+		bit = dt_filter_bit(&t);
+		if (!(seen[bit / 8] & 1u << (bit % 8)))
+			distinct++;
+		seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
+	}
+	cr_assert_gt(distinct, 9850, "%u distinct bits of 10000", distinct);
+}
+
 /* --- port egress: the last hop ---------------------------------------------------------- */
 
 TestSuite(port_out, .init = setup, .fini = teardown);
 
 ParameterizedTestParameters(port_out, uncolors_and_samples)
 {
+	/* clang-format off */
 	static struct pkt cases[] = {
 		{.name = "tcp", .proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP, .sport = 80,
 		 .dport = 40000, .seq = 0x01020304, .ip_id = 0x4444, .frag = IP_DF | DT_COLOR_BIT,
@@ -908,6 +1056,7 @@ ParameterizedTestParameters(port_out, uncolors_and_samples)
 		{.name = "non-first-fragment", .proto = IPPROTO_UDP, .saddr = B_IP, .daddr = A_IP,
 		 .ip_id = 0x0303, .frag = DT_COLOR_BIT | 185, .payload = 100},
 	};
+	/* clang-format on */
 
 	return cr_make_param_array(struct pkt, cases, ARRAY_LEN(cases));
 }
@@ -1007,6 +1156,7 @@ static struct bpf_program *uplink_prog(bool egress)
 
 ParameterizedTestParameters(uplink, samples_a_colored_inner_packet)
 {
+	/* clang-format off */
 	static struct uplink_case cases[] = {
 		{"in-tcp", false,
 		 {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP, .sport = 80, .dport = 40000,
@@ -1043,6 +1193,7 @@ ParameterizedTestParameters(uplink, samples_a_colored_inner_packet)
 		  .frag = DT_COLOR_BIT | 185, .payload = 64},
 		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
 	};
+	/* clang-format on */
 
 	return cr_make_param_array(struct uplink_case, cases, ARRAY_LEN(cases));
 }
@@ -1056,14 +1207,15 @@ ParameterizedTest(struct uplink_case *c, uplink, samples_a_colored_inner_packet)
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	drain();
 	cr_assert_eq(nsamples, 1, "%s: samples", c->name);
-	assert_sample(&samples[0], c->egress ? DT_HOOK_UPLINK_OUT : DT_HOOK_UPLINK_IN, 0,
-		      &c->inner, c->outer.vni, 0, c->outer.saddr, c->outer.daddr, r.t0, r.t1);
+	assert_sample(&samples[0], c->egress ? DT_HOOK_UPLINK_OUT : DT_HOOK_UPLINK_IN, 0, &c->inner,
+		      c->outer.vni, 0, c->outer.saddr, c->outer.daddr, r.t0, r.t1);
 	assert_counters(0, 1, 0, 0);
 }
 
 /* Encapsulated traffic the uplink must not sample: uncolored, or not VXLAN at all. */
 ParameterizedTestParameters(uplink, ignores)
 {
+	/* clang-format off */
 	static struct uplink_case cases[] = {
 		{"uncolored-in", false, {.proto = IPPROTO_TCP, .saddr = B_IP, .daddr = A_IP,
 		  .sport = 80, .dport = 40000, .frag = IP_DF},
@@ -1087,6 +1239,7 @@ ParameterizedTestParameters(uplink, ignores)
 		  .sport = 1, .dport = 2, .frag = DT_COLOR_BIT, .l4_cut = 4},
 		 {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI}},
 	};
+	/* clang-format on */
 
 	return cr_make_param_array(struct uplink_case, cases, ARRAY_LEN(cases));
 }
