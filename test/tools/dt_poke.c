@@ -12,6 +12,7 @@
  *
  * KIND: garbage | truncated | wrong-type | newer-version | bad-hook | trailing
  */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,15 @@ static int make(const char *kind, msgpack_sbuffer *out)
 		valid_batch(out, DT_HOOK_PORT_IN);
 		out->data[1] = DT_PROTO_VERSION + 1; /* [fixarray, version, ...] */
 	} else if (strcmp(kind, "bad-hook") == 0) {
-		valid_batch(out, DT_HOOK_MAX);
-		/* the encoder refuses nothing here: the decoder must */
+		/* The encoder refuses an unknown hook, so patch it in: the sample is an array16
+		 * of 16 fields (dc 00 10) whose first field is the hook as a positive fixint. */
+		char *p;
+
+		valid_batch(out, DT_HOOK_PORT_IN);
+		p = memmem(out->data, out->size, "\xdc\x00\x10\x01", 4);
+		if (!p)
+			return -1;
+		p[3] = DT_HOOK_MAX + 3;
 	} else if (strcmp(kind, "trailing") == 0) {
 		valid_batch(out, DT_HOOK_PORT_IN);
 		msgpack_sbuffer_write(out, "\x00", 1);
