@@ -13,6 +13,12 @@
 # namespaces (only inside namespaces they create; nothing is sent anywhere else).
 set -euo pipefail
 
+# Tools in sbin (apt-get, ip, bpftool) even where PATH leaves those directories out.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) PATH=$PATH:/usr/sbin:/sbin ;;
+esac
+
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 BUILD_DIR=${DT_BUILD_DIR:-$REPO/build}
 

@@ -42,8 +42,8 @@ printf 'hello from i1, traced by dyetrace\n' |
 	lab_in "$LAB_I1" socat -t 1 - "TCP:$LAB_I2_IP:$TCP_DPORT,sourceport=$TCP_SPORT,reuseaddr"
 
 step "Waiting for the samples to reach the analyzer"
-lab_task_wait_counts "$ping_task" "$PINGS" 5 || true
-lab_task_wait_counts "$tcp_task" 1 5 || true
+lab_task_wait_settled "$ping_task" "$PINGS" 10 || true
+lab_task_wait_settled "$tcp_task" 1 10 || true
 
 step "Report of task $ping_task (ping)"
 lab_cli report "$ping_task"

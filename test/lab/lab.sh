@@ -49,6 +49,12 @@
 # ---------------------------------------------------------------------------------------
 # Names and addresses
 
+# ip, ss, sysctl and tcpdump live in sbin directories, which some environments leave out.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) PATH=$PATH:/usr/sbin:/sbin ;;
+esac
+
 LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LAB_P=${DT_LAB:-dtl}
 LAB_BIN=${DT_BIN:-$LAB_REPO/build/bin}
@@ -77,6 +83,8 @@ LAB_MTU=1450 # 1500 underlay - 50 bytes of outer Ethernet/IPv4/UDP/VXLAN
 LAB_COLLECTOR_URL=tcp://$LAB_MGMT_IP:7400
 LAB_ANALYZER_URL=tcp://$LAB_MGMT_IP:7401
 
+declare -gA LAB__EXIT=() # pid -> exit status of stopped children
+
 # Where a standalone "lab.sh up" records its state dir for a later "lab.sh down".
 LAB_RUN_DIR=/run/dyetrace-lab
 LAB_MARK=.dyetrace-lab
@@ -102,9 +110,7 @@ lab_cli() {
 	"$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" "$@"
 }
 
-lab__ns_exists() {
-	ip netns list 2>/dev/null | awk '{print $1}' | grep -qxF -- "$1"
-}
+lab__ns_exists() { [[ -e /run/netns/$1 ]]; }
 
 # True when PID is a live process (not a zombie).
 lab__alive() {
@@ -177,8 +183,12 @@ lab__stop_pids() {
 		fi
 		sleep 0.1
 	done
+	# Exit statuses of our own children, for lab__cleanup_prefix's report.
+	local rc
 	for pid in "$@"; do
-		wait "$pid" 2>/dev/null || true
+		rc=0
+		wait "$pid" 2>/dev/null || rc=$?
+		((rc == 127)) || LAB__EXIT[$pid]=$rc # 127: not our child, status unknown
 	done
 	return 0
 }
@@ -259,7 +269,7 @@ lab_net_up() {
 		done
 		for ns in "${LAB_NAMESPACES[@]}"; do
 			# No IPv6: keeps router solicitations and MLD out of the captures.
-			echo "ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+			echo "ip netns exec $ns sysctl -e -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
 			echo "ip -n $ns link set lo up"
 		done
 		cat <<-EOF
@@ -411,20 +421,20 @@ lab_wait_listen() {
 	done
 }
 
-# The API answers when a request for a task that does not exist gets an answer from the
-# analyzer: a task, or a "not found" error; not a transport error or a timeout.
+# The API answers when a request for a task that does not exist gets the analyzer's
+# answer: a task (exit 0) or "not found" (exit 3); not "unreachable" (exit 5) or a hang.
 lab__api_answers() {
-	local out rc=0
+	local rc=0
 	[[ -S $LAB_DIR/api.sock ]] || return 1
-	out=$(timeout 5 "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" --json task show 999999 2>&1) || rc=$?
-	((rc == 0)) && return 0
-	((rc == 124)) && return 1
-	grep -qiE 'not[ _-]?found|no such task' <<<"$out"
+	timeout 5 "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" -t 2000 task show 999999 \
+		>/dev/null 2>&1 || rc=$?
+	((rc == 0 || rc == 3))
 }
 
 lab__agent_ready() { grep -q 'DT-AGENT-READY' "$LAB_DIR/$1.log" 2>/dev/null; }
 
-lab_daemons_up() {
+# The daemons and the CLI must be there before anything is built.
+lab__check_bins() {
 	local b missing=()
 	for b in dyetrace-analyzer dyetrace-collector dyetrace-agent dyetrace; do
 		[[ -x $LAB_BIN/$b ]] || missing+=("$b")
@@ -434,6 +444,10 @@ lab_daemons_up() {
 		lab_err "build first (packaging/setup.sh build), or point DT_BIN at the binaries"
 		return 1
 	fi
+}
+
+lab_daemons_up() {
+	lab__check_bins || return 1
 	if ((${#LAB_DIR} + 16 > 107)); then
 		lab_err "state dir path too long for an ipc:// socket: $LAB_DIR"
 		return 1
@@ -516,6 +530,27 @@ lab_task_wait_counts() {
 	done
 }
 
+# lab_task_wait_settled ID COLORED [TIMEOUT]: like lab_task_wait_counts, and then until the
+# counts have not changed for a second (samples of one packet come from several nodes,
+# in several batches). Returns 1 on timeout.
+lab_task_wait_settled() {
+	local id=$1 want=$2 limit=${3:-15} start last='' now c d stable=0
+	start=$(lab__now)
+	while :; do
+		read -r c d < <(lab_cli --json task show "$id" 2>/dev/null | jq -r '"\(.colored) \(.delivered)"' 2>/dev/null) || true
+		now="$c $d"
+		if [[ $c =~ ^[0-9]+$ && $d =~ ^[0-9]+$ ]] && ((c >= want && d >= c)) && [[ $now == "$last" ]]; then
+			stable=$((stable + 1))
+			((stable >= 5)) && return 0
+		else
+			stable=0
+		fi
+		last=$now
+		lab__elapsed_lt "$start" "$limit" || return 1
+		sleep 0.2
+	done
+}
+
 # ---------------------------------------------------------------------------------------
 # Up, down, status
 
@@ -535,6 +570,7 @@ lab_up() {
 			return 1
 		}
 	done
+	((net_only)) || lab__check_bins || return 1
 	# Leftovers of an earlier run with the same prefix (crashed, or never taken down).
 	LAB_DIR_SAVE=$LAB_DIR
 	lab__cleanup_prefix
@@ -565,7 +601,7 @@ lab_up() {
 
 # Stops every process of the lab and deletes its namespaces. Quiet when nothing is left.
 lab__cleanup_prefix() {
-	local ns f pid pids=() present=()
+	local ns f pid pids=() present=() daemons=()
 	# The state dir of an earlier standalone run of this prefix.
 	if [[ -z $LAB_DIR && -r $LAB_RUN_DIR/$LAB_P.dir ]]; then
 		LAB_DIR=$(cat "$LAB_RUN_DIR/$LAB_P.dir")
@@ -579,8 +615,11 @@ lab__cleanup_prefix() {
 		for f in "$LAB_DIR"/pids/agent-*.pid "$LAB_DIR"/pids/*.pid; do
 			[[ -r $f ]] || continue
 			pid=$(cat "$f")
-			[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" &&
-				[[ " ${pids[*]} " != *" $pid "* ]] && pids+=("$pid")
+			{ [[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid"; } || continue
+			[[ " ${pids[*]} " != *" $pid "* ]] || continue
+			pids+=("$pid")
+			f=${f##*/}
+			case $f in analyzer.pid | collector.pid | agent-*.pid) daemons+=("${f%.pid}:$pid") ;; esac
 		done
 	fi
 	for ns in "${present[@]}"; do
@@ -592,6 +631,14 @@ lab__cleanup_prefix() {
 		lab_log "stopping ${#pids[@]} process(es): ${pids[*]}"
 		lab__stop_pids 5 "${pids[@]}"
 	fi
+	# A daemon must stop cleanly on SIGTERM (status 0); say so when one did not.
+	for f in "${daemons[@]}"; do
+		pid=${f##*:}
+		if [[ -n ${LAB__EXIT[$pid]:-} && ${LAB__EXIT[$pid]} != 0 ]]; then
+			lab_err "${f%%:*} (pid $pid) exited with status ${LAB__EXIT[$pid]} on SIGTERM; its log ends:"
+			tail -n 10 "$LAB_DIR/${f%%:*}.log" >&2
+		fi
+	done
 	if [[ -n $LAB_DIR && -d $LAB_DIR/pids ]]; then
 		rm -f "$LAB_DIR"/pids/*.pid
 	fi

@@ -8,6 +8,11 @@
 # untraced flows (other direction, other ports, other protocol) are never colored or
 # sampled.
 #
+# An ICMP task that leaves the echo identifier out traces every ICMP packet from i1 to i2,
+# echo replies included (bpf/dt_sample.h: a reply's tuple is its request's reversed), so
+# the untraced traffic here never sends ICMP from i1 to i2: pings from i2 to i1 would make
+# i1 send replies that rightly belong to the ping task.
+#
 # One line per check, "N passed, M failed" at the end; exit status 0 only when all pass.
 # Runs under ctest (test/CMakeLists.txt sets DT_BIN) or by hand as root. Uses the
 # namespace prefix "dtt" unless DT_LAB says otherwise, so that it never touches a demo
@@ -81,8 +86,9 @@ capture_ip_ids() {
 
 # Checks of one task's report FILE: counts, path of every packet, latencies.
 check_report() {
-	local name=$1 file=$2 id=$3 want_colored=$4 flow=$5 colored ids bad
+	local name=$1 file=$2 id=$3 want_colored=$4 flow=$5 flow_jq=$6 colored ids bad
 	check "$name: report is JSON with task $id" jq -e --argjson id "$id" '.task.id == $id' "$file"
+	jq_check "$file" "$name: the report's task names the flow it was created with" ".task.flow | $flow_jq"
 	colored=$(jq -r '.task.colored' "$file" 2>/dev/null)
 	if [[ $want_colored == +* ]]; then
 		if [[ $colored =~ ^[0-9]+$ ]] && ((colored >= ${want_colored#+})); then
@@ -120,8 +126,8 @@ check_report() {
 }
 
 trap 'lab_down; finish' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'not_ok "interrupted by SIGINT"; exit 130' INT
+trap 'not_ok "interrupted by SIGTERM"; exit 143' TERM
 
 # ---------------------------------------------------------------------------------------
 if ! lab_up; then
@@ -151,25 +157,29 @@ check "capture: all from i1 at i2 eth0" lab_capture_start all-i2 "$LAB_I2" eth0 
 	"ip and src host $LAB_I1_IP and dst host $LAB_I2_IP"
 
 # Traffic. Traced: PINGS echo requests i1 -> i2, one TCP connection i1:40001 -> i2:5001.
-# Untraced: the replies, pings i2 -> i1, a TCP connection from another source port to the
-# same server port, UDP i1 -> i2.
+# Untraced: the replies (i2 -> i1), a TCP connection from another source port to the same
+# server port, the mirrored TCP connection i2:40001 -> i1:5001, UDP i1 -> i2.
 lab_bg tcp-server "$LAB_I2" socat -T 5 "TCP-LISTEN:$TCP_DPORT,reuseaddr,fork" PIPE
 check "TCP echo server listens in i2" lab_wait_listen "$LAB_I2" "$TCP_DPORT"
+lab_bg tcp-server-i1 "$LAB_I1" socat -T 5 "TCP-LISTEN:$TCP_DPORT,reuseaddr,fork" PIPE
+check "TCP echo server listens in i1" lab_wait_listen "$LAB_I1" "$TCP_DPORT"
 check "traced: $PINGS pings i1 -> i2 all answered" \
 	lab_in "$LAB_I1" ping -c "$PINGS" -i 0.2 -W 1 -q "$LAB_I2_IP"
 got=$(printf 'traced\n' | lab_in "$LAB_I1" timeout 10 socat -t 1 - \
 	"TCP:$LAB_I2_IP:$TCP_DPORT,sourceport=$TCP_SPORT,reuseaddr" 2>&1)
 check_eq "traced: TCP exchange i1:$TCP_SPORT -> i2:$TCP_DPORT echoed" "$got" traced
-check "untraced: 3 pings i2 -> i1" lab_in "$LAB_I2" ping -c 3 -i 0.2 -W 1 -q "$LAB_I1_IP"
 got=$(printf 'untraced\n' | lab_in "$LAB_I1" timeout 10 socat -t 1 - \
 	"TCP:$LAB_I2_IP:$TCP_DPORT,sourceport=$((TCP_SPORT + 1)),reuseaddr" 2>&1)
 check_eq "untraced: TCP exchange i1:$((TCP_SPORT + 1)) -> i2:$TCP_DPORT echoed" "$got" untraced
+got=$(printf 'mirrored\n' | lab_in "$LAB_I2" timeout 10 socat -t 1 - \
+	"TCP:$LAB_I1_IP:$TCP_DPORT,sourceport=$TCP_SPORT,reuseaddr" 2>&1)
+check_eq "untraced: mirrored TCP exchange i2:$TCP_SPORT -> i1:$TCP_DPORT echoed" "$got" mirrored
 check "untraced: 3 UDP datagrams i1 -> i2:5002" lab_in "$LAB_I1" bash -c \
 	"for n in 1 2 3; do echo untraced >/dev/udp/$LAB_I2_IP/5002; sleep 0.1; done"
 
-lab_task_wait_counts "$ping_task" "$PINGS" 10 || true
-lab_task_wait_counts "$tcp_task" 1 10 || true
-sleep 0.5 # the captures see the last packets; later samples would still be counted
+# Until every sample has arrived: the counts reached the minimum and stopped moving.
+lab_task_wait_settled "$ping_task" "$PINGS" || true
+lab_task_wait_settled "$tcp_task" 1 || true
 lab_capture_stop color-i2
 lab_capture_stop color-h2
 lab_capture_stop all-i2
@@ -190,8 +200,11 @@ lab_cli --json report "$ping_task" >"$LAB_DIR/report-ping.json" 2>"$LAB_DIR/repo
 check "report of the ping task" test -s "$LAB_DIR/report-ping.json"
 lab_cli --json report "$tcp_task" >"$LAB_DIR/report-tcp.json" 2>"$LAB_DIR/report-tcp.err"
 check "report of the TCP task" test -s "$LAB_DIR/report-tcp.json"
-check_report ping "$LAB_DIR/report-ping.json" "$ping_task" "$PINGS" "$PING_FLOW"
-check_report tcp "$LAB_DIR/report-tcp.json" "$tcp_task" +1 "$TCP_FLOW"
+check_report ping "$LAB_DIR/report-ping.json" "$ping_task" "$PINGS" "$PING_FLOW" \
+	".src == \"$LAB_I1_IP\" and .dst == \"$LAB_I2_IP\" and .proto == \"icmp\" and .vni == $LAB_VNI"
+check_report tcp "$LAB_DIR/report-tcp.json" "$tcp_task" +1 "$TCP_FLOW" \
+	".src == \"$LAB_I1_IP\" and .dst == \"$LAB_I2_IP\" and .proto == \"tcp\" and .vni == $LAB_VNI
+		and .sport == $TCP_SPORT and .dport == $TCP_DPORT"
 
 # Every colored packet on the wire was counted by exactly one task.
 sum=$(($(jq -r '.task.colored // 0' "$LAB_DIR/report-ping.json" 2>/dev/null || echo 0) + \
