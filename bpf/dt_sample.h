@@ -15,7 +15,7 @@
 #ifndef DT_SAMPLE_H
 #define DT_SAMPLE_H
 
-#define DT_SAMPLE_VERSION 1
+#define DT_SAMPLE_VERSION 2
 
 /* The in-band color: the IPv4 header's reserved flag bit (RFC 791, "evil bit"),
  * host byte order, as found in iph->frag_off after bpf_ntohs(). Coloring it keeps
@@ -39,6 +39,10 @@ enum dt_hook {
 	DT_HOOK_PORT_OUT = 2,   /* port egress: packet enters an instance, last hop */
 	DT_HOOK_UPLINK_IN = 3,  /* uplink ingress: encapsulated packet arrives from the underlay */
 	DT_HOOK_UPLINK_OUT = 4, /* uplink egress: encapsulated packet leaves to the underlay */
+	DT_HOOK_GW_OUT = 5,     /* gateway outside egress: leaves our network after NAT; an exit */
+	DT_HOOK_GW_IN = 6,      /* gateway outside ingress: enters our network before de-NAT;
+				 * an entry, the first hop of replies */
+	DT_HOOK_DROP = 7,       /* the kernel freed the packet with a drop reason (kfree_skb) */
 	DT_HOOK_MAX,
 };
 
@@ -65,6 +69,7 @@ struct dt_tuple {
 };
 
 #define DT_TASK_F_ANYPORT 0x1
+#define DT_TASK_F_REPLY 0x2   /* this key is the reply direction of its task (tuple reversed) */
 
 /* Value of the armed-task map. */
 struct dt_task_val {
@@ -72,35 +77,52 @@ struct dt_task_val {
 	__u32 flags;
 };
 
-/* Value of the port map: how an interface that faces an instance is configured. */
+/* Value of the port map: how an interface that faces an instance, or a gateway's outside
+ * interface, is configured (for a gateway: the VNI of the tenant network behind its NAT). */
 struct dt_port_val {
 	__u32 vni;
 	__u32 pad;
 };
 
 /*
- * One observation of a colored packet, written to the ring buffer.
- * 64 bytes. The tuple is the inner (tenant) packet as seen at that hop.
+ * One observation of a colored packet, written to the ring buffer. 96 bytes.
+ *
+ * tuple is the inner (tenant) packet as seen at that hop. At a gateway (DT_SAMPLE_F_NAT)
+ * orig is the same packet's tuple on the inside of the NAT, from conntrack: for a request
+ * leaving through the gateway, the tuple before SNAT; for a reply entering, the tuple
+ * after de-NAT. A drop sample carries orig too when the dropped skb has a conntrack entry
+ * with a translation.
+ *
+ * ident is NAT-invariant, so that the analyzer can follow one packet through a NAT:
+ * TCP: the sequence number; ICMP echo: the sequence number (the identifier is in the
+ * tuple's ports and a NAT may rewrite it); UDP: the first 4 payload bytes (big-endian,
+ * zero-padded) XOR (UDP length << 16); anything else: 0.
  */
 struct dt_sample {
 	__u8 version; /* DT_SAMPLE_VERSION */
 	__u8 hook;    /* enum dt_hook */
 	__u8 flags;   /* DT_SAMPLE_F_* */
 	__u8 pad0;
-	__u32 ifindex;    /* interface the program is attached to */
+	__u32 ifindex;    /* interface the program is attached to; for drops skb->dev (or 0) */
 	__u64 ts_ns;      /* bpf_ktime_get_ns(); the agent turns it into wall-clock time */
 	struct dt_tuple tuple;
 	__u32 task_id;    /* known at the first hop only, else 0 */
 	__u16 ip_id;      /* inner IPv4 identification */
 	__u16 pad1;
-	__u32 ident;      /* TCP sequence, ICMP (id << 16 | seq), or UDP (sport << 16 | csum) */
+	__u32 ident;      /* see above */
 	__u32 len;        /* inner IPv4 total length */
-	__u32 outer_saddr; /* uplink hooks: outer IPv4 source, network order; else 0 */
-	__u32 outer_daddr; /* uplink hooks: outer IPv4 destination, network order; else 0 */
+	__u32 outer_saddr; /* uplink hooks, encapsulated drops: outer IPv4 source, network order */
+	__u32 outer_daddr; /* ... and destination */
+	__u32 drop_reason; /* DT_HOOK_DROP: the kernel's enum skb_drop_reason value */
+	struct dt_tuple orig; /* DT_SAMPLE_F_NAT: the tuple inside the NAT (see above) */
 	__u32 pad2;
+	__u64 drop_location; /* DT_HOOK_DROP: kernel text address that freed the skb */
 };
 
 #define DT_SAMPLE_F_FIRST_HOP 0x1 /* this hop colored the packet */
+#define DT_SAMPLE_F_NAT 0x2       /* orig holds the tuple inside the NAT */
+#define DT_SAMPLE_F_ENCAP 0x4     /* drop: the skb was the VXLAN-encapsulated packet */
+#define DT_SAMPLE_F_REPLY 0x8     /* first hop: the key that matched is a reply key */
 
 /* Per-CPU counters exported by the data plane (index of the counters array). */
 enum dt_counter {
@@ -109,6 +131,10 @@ enum dt_counter {
 	DT_CNT_RING_FULL,       /* samples that could not be written: ring buffer full */
 	DT_CNT_UNCOLORED,       /* colored packets whose color was removed at an exit */
 	DT_CNT_FOREIGN_COLOR,   /* packets that arrived from an instance already colored */
+	DT_CNT_DROPS,           /* colored packets seen freed with a drop reason, sampled */
+	DT_CNT_DROP_OTHER_NS,   /* colored drops in another network namespace: not ours, skipped */
+	DT_CNT_NAT_NO_CT,       /* colored packets at a gateway without a conntrack entry */
+	DT_CNT_WRITE_FAIL,      /* a helper failed while writing or removing the color */
 	DT_CNT_MAX,
 };
 

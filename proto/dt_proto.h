@@ -36,7 +36,7 @@
 
 #include "dt_sample.h"
 
-#define DT_PROTO_VERSION 1
+#define DT_PROTO_VERSION 2
 
 #define DT_NAME_MAX 64            /* node, collector and region names, with the NUL */
 #define DT_IFNAME_MAX 16          /* interface names, with the NUL (IFNAMSIZ) */
@@ -47,6 +47,10 @@
 #define DT_REPORT_MAX_PACKETS 1048576
 #define DT_REPORT_MAX_HOPS 64     /* hops of one packet */
 #define DT_REPORT_MAX_STATS 4096
+#define DT_REPORT_MAX_ROWS 4096   /* rows of the per-hop loss table */
+#define DT_STR_MAX 96             /* drop reason names and kernel symbols, with the NUL */
+#define DT_BATCH_MAX_STRINGS 1024 /* strings one batch may carry */
+#define DT_STR_NONE 0xFFFF        /* a string index that names no string */
 
 enum dt_msg_type {
 	DT_MSG_BATCH = 1,       /* samples; agent -> collector -> analyzer */
@@ -103,6 +107,22 @@ enum dt_task_state {
 	DT_TASK_STATE_MAX,
 };
 
+/* Direction of a packet relative to its task's six-tuple. */
+enum dt_direction {
+	DT_DIR_REQUEST = 0, /* the six-tuple as the task names it */
+	DT_DIR_REPLY = 1,   /* the six-tuple reversed */
+	DT_DIR_MAX,
+};
+
+/* What became of a traced packet. Append, never renumber. */
+enum dt_fate {
+	DT_FATE_DELIVERED = 0, /* reached its last hop (port-out, or a gateway exit) */
+	DT_FATE_DROPPED = 1,   /* the kernel dropped it, with a reason: the last hop */
+	DT_FATE_VANISHED = 2,  /* not seen again after its last hop, no drop seen */
+	DT_FATE_IN_FLIGHT = 3, /* last seen within the analysis window: not judged yet */
+	DT_FATE_MAX,
+};
+
 /* Why samples were lost before they reached a store. Append, never renumber. */
 enum dt_loss {
 	DT_LOSS_RING_FULL = 0,  /* BPF ring buffer full (data plane) */
@@ -118,14 +138,19 @@ int dt_msg_type(const void *buf, size_t len, enum dt_msg_type *type);
 
 /*
  * One sample on the wire: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto,
- * vni, task_id, ip_id, ident, len, outer_saddr, outer_daddr]
+ * vni, task_id, ip_id, ident, len, outer_saddr, outer_daddr, orig_saddr, orig_daddr,
+ * orig_sport, orig_dport, drop_reason, drop_name, drop_where]
  * Addresses and ports are carried as unsigned integers in network byte order, exactly as
- * in struct dt_tuple. hook is 1..DT_HOOK_MAX-1, iface < the batch's n_ifaces.
- * ts_ns is wall-clock time (CLOCK_REALTIME, ns since the epoch).
+ * in struct dt_tuple. hook is 1..DT_HOOK_MAX-1, iface < the batch's n_ifaces (a drop on
+ * an interface the agent does not attach to still names it: the agent adds it to the
+ * batch's interface list). ts_ns is wall-clock time (CLOCK_REALTIME, ns since the epoch).
+ * orig (DT_SAMPLE_F_NAT) has the proto and vni of tuple. drop_name and drop_where are
+ * indices into the batch's strings, or DT_STR_NONE: the reason's name from the kernel's
+ * BTF ("NETFILTER_DROP") and the symbolized location ("nf_hook_slow+0x8c").
  */
 struct dt_wire_sample {
 	uint8_t hook;
-	uint8_t flags;
+	uint8_t flags; /* DT_SAMPLE_F_* */
 	uint16_t iface;
 	uint64_t ts_ns;
 	struct dt_tuple tuple;
@@ -135,16 +160,22 @@ struct dt_wire_sample {
 	uint32_t len;
 	uint32_t outer_saddr;
 	uint32_t outer_daddr;
+	struct dt_tuple orig;
+	uint32_t drop_reason;
+	uint16_t drop_name;
+	uint16_t drop_where;
 };
 
 /*
- * DT_MSG_BATCH: [1, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [sample...]]
+ * DT_MSG_BATCH: [2, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],
+ *                [sample...]]
  * sender:  who sent this message (the agent's node name, or the collector's name)
  * seq:     sender's message sequence, starting at 1 and growing by 1 per batch;
  *          a heartbeat is a batch with no samples (it still has a seq)
  * ctl_gen: generation of the control set the sender has applied (0: none yet)
  * node:    node whose data plane took the samples
  * lost:    exactly DT_LOSS_MAX counters, cumulative since the node's agent started
+ * strings: names the samples refer to (drop reasons, kernel symbols), each < DT_STR_MAX
  */
 struct dt_batch {
 	char sender[DT_NAME_MAX];
@@ -154,6 +185,8 @@ struct dt_batch {
 	uint32_t n_ifaces;
 	char ifaces[DT_BATCH_MAX_IFACES][DT_IFNAME_MAX];
 	uint64_t lost[DT_LOSS_MAX];
+	uint32_t n_strings;
+	char (*strings)[DT_STR_MAX];    /* n_strings, malloc'd */
 	uint32_t n_samples;
 	struct dt_wire_sample *samples; /* n_samples, malloc'd */
 };
@@ -163,8 +196,9 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *b);
 void dt_batch_free(struct dt_batch *b);
 
 /*
- * One armed task as carried by the control set: [task_id, flags, saddr, daddr, sport,
- * dport, proto, vni]. flags: DT_TASK_F_* (bpf/dt_sample.h).
+ * One armed key as carried by the control set: [task_id, flags, saddr, daddr, sport,
+ * dport, proto, vni]. flags: DT_TASK_F_* (bpf/dt_sample.h). A task that traces both
+ * directions has two arms: its tuple, and the reverse with DT_TASK_F_REPLY.
  */
 struct dt_arm {
 	uint32_t task_id;
@@ -173,7 +207,7 @@ struct dt_arm {
 };
 
 /*
- * DT_MSG_CONTROL: [1, 3, gen, [arm...]]
+ * DT_MSG_CONTROL: [2, 3, gen, [arm...]]
  * The full set of tasks that must be armed, at generation gen (strictly increasing).
  * A receiver arms the tasks it does not hold yet and disarms those no longer listed.
  */
@@ -188,7 +222,7 @@ int dt_control_decode(const void *buf, size_t len, struct dt_control *c);
 void dt_control_free(struct dt_control *c);
 
 /*
- * DT_MSG_ACK: [1, 2, seq, status, control]
+ * DT_MSG_ACK: [2, 2, seq, status, control]
  * seq:     the batch being acknowledged (stored durably when status is DT_ST_OK)
  * control: nil, or [gen, [arm...]] when the receiver's control generation differs from
  *          the batch's ctl_gen
@@ -205,24 +239,30 @@ int dt_ack_decode(const void *buf, size_t len, struct dt_ack *a);
 void dt_ack_free(struct dt_ack *a);
 
 /*
- * DT_MSG_TASK_CREATE: [1, 4, flags, saddr, daddr, sport, dport, proto, vni]
+ * DT_MSG_TASK_CREATE: [2, 4, flags, saddr, daddr, sport, dport, proto, vni]
+ * tuple names the request direction as its source instance sees it (before any NAT).
  */
 struct dt_task_spec {
-	uint32_t flags; /* DT_TASK_F_* */
+	uint32_t flags; /* DT_TASK_F_ANYPORT | DT_TASK_DIR_* */
 	struct dt_tuple tuple;
 };
+
+/* Which directions a task traces (in dt_task_spec.flags; none given means request). */
+#define DT_TASK_DIR_REQUEST 0x10
+#define DT_TASK_DIR_REPLY 0x20
+#define DT_TASK_DIR_BOTH (DT_TASK_DIR_REQUEST | DT_TASK_DIR_REPLY)
 
 int dt_task_create_encode(msgpack_sbuffer *out, const struct dt_task_spec *s);
 int dt_task_create_decode(const void *buf, size_t len, struct dt_task_spec *s);
 
-/* DT_MSG_TASK_GET: [1, 5, task_id] and DT_MSG_REPORT_GET: [1, 7, task_id] */
+/* DT_MSG_TASK_GET: [2, 5, task_id] and DT_MSG_REPORT_GET: [2, 7, task_id] */
 int dt_task_get_encode(msgpack_sbuffer *out, uint32_t task_id);
 int dt_task_get_decode(const void *buf, size_t len, uint32_t *task_id);
 int dt_report_get_encode(msgpack_sbuffer *out, uint32_t task_id);
 int dt_report_get_decode(const void *buf, size_t len, uint32_t *task_id);
 
 /*
- * DT_MSG_TASK: [1, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni,
+ * DT_MSG_TASK: [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni,
  *               created_ns, colored, delivered]
  * colored:   packets colored at the first hop (samples at DT_HOOK_PORT_IN)
  * delivered: packets seen at the last hop (samples at DT_HOOK_PORT_OUT)
@@ -239,7 +279,7 @@ struct dt_task_info {
 int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t);
 int dt_task_decode(const void *buf, size_t len, struct dt_task_info *t);
 
-/* DT_MSG_ERROR: [1, 9, status, message] */
+/* DT_MSG_ERROR: [2, 9, status, message] */
 struct dt_error {
 	uint32_t status; /* enum dt_status, never DT_ST_OK */
 	char message[DT_MSG_MAX];
@@ -255,17 +295,35 @@ struct dt_hop_ref {
 	uint8_t hook; /* enum dt_hook */
 };
 
-/* One hop of one packet: [node, ifname, hook, ts_ns] */
+/*
+ * One hop of one packet: [node, ifname, hook, ts_ns, saddr, daddr, sport, dport]
+ * The addresses and ports are the packet's as seen at this hop (they differ from the
+ * packet's tuple after a NAT); proto and vni are the packet's.
+ */
 struct dt_hop {
 	struct dt_hop_ref at;
 	uint64_t ts_ns;
+	struct dt_tuple tuple;
 };
 
-/* One traced packet: [ip_id, ident, len, [hop...]], hops in path order. */
+/*
+ * One traced packet: [ip_id, ident, len, direction, fate, saddr, daddr, sport, dport,
+ * proto, vni, drop_reason, drop_name, drop_where, [hop...]], hops in path order.
+ * tuple: the packet's flow in the task's terms (inside any NAT; for a reply, the task's
+ * tuple reversed, with the actual ports of an any-port task). When fate is
+ * DT_FATE_DROPPED the last hop is the drop (hook DT_HOOK_DROP) and drop_* say why;
+ * otherwise drop_reason is 0 and the names are empty strings.
+ */
 struct dt_packet_path {
 	uint16_t ip_id;
 	uint32_t ident;
 	uint32_t len;
+	uint8_t direction; /* enum dt_direction */
+	uint8_t fate;      /* enum dt_fate */
+	struct dt_tuple tuple;
+	uint32_t drop_reason;
+	char drop_name[DT_STR_MAX];
+	char drop_where[DT_STR_MAX];
 	uint32_t n_hops;
 	struct dt_hop *hops; /* n_hops, malloc'd */
 };
@@ -286,9 +344,52 @@ struct dt_hop_stat {
 };
 
 /*
- * DT_MSG_REPORT: [1, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
- *                 [stat...], [lost...]]
- * lost: exactly DT_LOSS_MAX counters, summed over the nodes that reported samples.
+ * One row of the per-hop loss table: [[node, ifname, hook], direction, seen, dropped,
+ * vanished, top_reason]
+ * seen:       packets of that direction sampled at this hop
+ * dropped:    of those, packets the kernel dropped right after it (their drop sample is
+ *             on the same node); the drop rows themselves have hook DT_HOOK_DROP
+ * vanished:   packets for which this was the last hop seen, neither delivered nor dropped
+ * top_reason: the most frequent drop reason name at this hop ("" when none)
+ * Rows are in path order, per direction.
+ */
+struct dt_hop_row {
+	struct dt_hop_ref at;
+	uint8_t direction;
+	uint64_t seen;
+	uint64_t dropped;
+	uint64_t vanished;
+	char top_reason[DT_STR_MAX];
+};
+
+/*
+ * The verdict an operator reads first: [judged, delivered, dropped, vanished, in_flight,
+ * [node, ifname, hook], reason, sentence]
+ * judged = delivered + dropped + vanished (in-flight packets are not judged yet).
+ * at/reason: where most lost packets were lost (dropped at, or vanished after) and the
+ * most frequent drop reason there ("" when none, or no loss).
+ * sentence, for example: "94 of 100 packets dropped at h2/vxlan0 (after h2/ul0
+ * uplink-in), reason NETFILTER_DROP" or "no loss: 100 of 100 packets delivered".
+ */
+struct dt_verdict {
+	uint64_t judged;
+	uint64_t delivered;
+	uint64_t dropped;
+	uint64_t vanished;
+	uint64_t in_flight;
+	struct dt_hop_ref at;
+	char reason[DT_STR_MAX];
+	char sentence[DT_MSG_MAX];
+};
+
+/*
+ * DT_MSG_REPORT: [2, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
+ *                 [stat...], [lost...], [row...], verdict, unmatched, window_ms]
+ * lost:      exactly DT_LOSS_MAX counters, summed over the nodes that reported samples.
+ * unmatched: samples the analyzer could attribute to no task, even after its window
+ *            (all tasks; counted, never silently dropped)
+ * window_ms: the analysis window (samples are held this long for NAT stitching, and a
+ *            packet last seen this recently is in flight)
  */
 struct dt_report {
 	struct dt_task_info task;
@@ -297,6 +398,11 @@ struct dt_report {
 	uint32_t n_stats;
 	struct dt_hop_stat *stats; /* n_stats, malloc'd */
 	uint64_t lost[DT_LOSS_MAX];
+	uint32_t n_rows;
+	struct dt_hop_row *rows; /* n_rows, malloc'd */
+	struct dt_verdict verdict;
+	uint64_t unmatched;
+	uint64_t window_ms;
 };
 
 int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r);
@@ -304,7 +410,11 @@ int dt_report_decode(const void *buf, size_t len, struct dt_report *r);
 void dt_report_free(struct dt_report *r);
 
 /* Names used in text and JSON output. Never NULL ("?" for out-of-range values). */
-const char *dt_hook_name(unsigned int hook);        /* "port-in", "uplink-out", ... */
+const char *dt_hook_name(unsigned int hook);        /* "port-in", "uplink-out", "gw-out",
+						     * "gw-in", "drop" */
+const char *dt_direction_name(unsigned int dir);    /* "request", "reply" */
+const char *dt_fate_name(unsigned int fate);        /* "delivered", "dropped", "vanished",
+						     * "in-flight" */
 const char *dt_task_state_name(unsigned int state); /* "running", ... */
 const char *dt_status_name(unsigned int status);    /* "not-found", ... */
 const char *dt_loss_name(unsigned int loss);        /* "ring-full", ... */
