@@ -35,15 +35,22 @@
 #define DT_VNI_MAX 0xFFFFFFu
 
 /* Element counts of the positional layouts (dt_proto.h). */
-#define N_SPEC 7  /* flags, tuple */
-#define N_ARM 8	  /* task_id, spec */
-#define N_TASK 12 /* id, state, spec, created_ns, colored, delivered */
-#define N_SAMPLE 16
+#define N_SPEC 7    /* flags, tuple */
+#define N_ARM 8	    /* task_id, spec */
+#define N_TASK 12   /* id, state, spec, created_ns, colored, delivered */
+#define N_SAMPLE 23 /* hook .. outer_daddr, orig (4), drop_reason, drop_name, drop_where */
+#define N_BATCH 8   /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples */
+#define N_ACK 3	    /* seq, status, control */
 #define N_CONTROL 2 /* gen, [arm...] */
-#define N_HOP_REF 3
-#define N_HOP 4
-#define N_PACKET 4
+#define N_TASK_ID 1 /* task_id */
+#define N_ERROR 2   /* status, message */
+#define N_HOP_REF 3 /* node, ifname, hook */
+#define N_HOP 8	    /* hop place, ts_ns, saddr, daddr, sport, dport */
+#define N_PACKET 15 /* ip_id .. drop_where, [hop...] */
 #define N_STAT 7
+#define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
+#define N_VERDICT 8 /* judged .. in_flight, [place], reason, sentence */
+#define N_REPORT 8  /* task, packets, stats, lost, rows, verdict, unmatched, window_ms */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Raw msgpack framing                                                                      */
@@ -274,7 +281,7 @@ static int peek_header(const void *buf, size_t len, enum dt_msg_type *type, uint
 	if (h.kind != MP_UINT) {
 		return DT_PROTO_ETYPE;
 	}
-	if (h.val == 0 || h.val > DT_PROTO_VERSION) {
+	if (h.val != DT_PROTO_VERSION) {
 		return DT_PROTO_EVERSION;
 	}
 	if ((rv = mp_head(p, len, &off, &h)) != 0) {
@@ -370,12 +377,22 @@ static void put_below(struct enc *e, uint64_t v, uint64_t limit)
 	put_uint(e, v);
 }
 
-static void put_hook(struct enc *e, unsigned int hook)
+/* A hook: 1..DT_HOOK_MAX-1, or also DT_HOOK_NONE when none_ok (a verdict without loss). */
+static void put_hook(struct enc *e, unsigned int hook, bool none_ok)
 {
-	if (hook == DT_HOOK_NONE) {
+	if (hook == DT_HOOK_NONE && !none_ok) {
 		put_fail(e, DT_PROTO_ERANGE);
 	}
 	put_below(e, hook, DT_HOOK_MAX);
+}
+
+/* An index into a batch's string table: < n_strings, or DT_STR_NONE. */
+static void put_str_index(struct enc *e, unsigned int v, uint32_t n_strings)
+{
+	if (v != DT_STR_NONE && v >= n_strings) {
+		put_fail(e, DT_PROTO_ERANGE);
+	}
+	put_uint(e, v);
 }
 
 static void put_double(struct enc *e, double v)
@@ -433,13 +450,19 @@ static int enc_end(struct enc *e)
 	return e->err;
 }
 
-/* saddr, daddr, sport, dport, proto, vni (6 fields, inline) */
-static void put_tuple(struct enc *e, const struct dt_tuple *t)
+/* saddr, daddr, sport, dport (4 fields, inline): a tuple whose proto and vni are implied */
+static void put_addrs(struct enc *e, const struct dt_tuple *t)
 {
 	put_uint(e, t->saddr);
 	put_uint(e, t->daddr);
 	put_uint(e, t->sport);
 	put_uint(e, t->dport);
+}
+
+/* saddr, daddr, sport, dport, proto, vni (6 fields, inline) */
+static void put_tuple(struct enc *e, const struct dt_tuple *t)
+{
+	put_addrs(e, t);
 	put_uint(e, t->proto);
 	put_max(e, t->vni, DT_VNI_MAX);
 }
@@ -495,18 +518,31 @@ static void put_lost(struct enc *e, const uint64_t *lost)
 	}
 }
 
-/* node, ifname, hook (3 fields, inline) */
-static void put_hop_ref(struct enc *e, const struct dt_hop_ref *r)
+/* node, ifname, hook (3 fields, inline): a hop place; hook 0 only when none_ok */
+static void put_place(struct enc *e, const struct dt_hop_ref *r, bool none_ok)
 {
 	put_str(e, r->node, sizeof(r->node));
 	put_str(e, r->ifname, sizeof(r->ifname));
-	put_hook(e, r->hook);
+	put_hook(e, r->hook, none_ok);
 }
 
-static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n_ifaces)
+/* [node, ifname, hook]: a hop place in an array of its own */
+static void put_hop_ref(struct enc *e, const struct dt_hop_ref *r, bool none_ok)
+{
+	put_array(e, N_HOP_REF);
+	put_place(e, r, none_ok);
+}
+
+/*
+ * [hook, flags, iface, ts_ns, tuple, task_id, ip_id, ident, len, outer_saddr, outer_daddr,
+ *  orig saddr, daddr, sport, dport, drop_reason, drop_name, drop_where]
+ * orig's proto and vni are tuple's and are not sent.
+ */
+static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n_ifaces,
+		       uint32_t n_strings)
 {
 	put_array(e, N_SAMPLE);
-	put_hook(e, s->hook);
+	put_hook(e, s->hook, false);
 	put_uint(e, s->flags);
 	put_below(e, s->iface, n_ifaces);
 	put_uint(e, s->ts_ns);
@@ -517,17 +553,22 @@ static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n
 	put_uint(e, s->len);
 	put_uint(e, s->outer_saddr);
 	put_uint(e, s->outer_daddr);
+	put_addrs(e, &s->orig);
+	put_uint(e, s->drop_reason);
+	put_str_index(e, s->drop_name, n_strings);
+	put_str_index(e, s->drop_where, n_strings);
 }
 
-/* [node, ifname, hook, ts_ns] */
+/* [node, ifname, hook, ts_ns, saddr, daddr, sport, dport]: proto and vni are the packet's */
 static void put_hop(struct enc *e, const struct dt_hop *h)
 {
 	put_array(e, N_HOP);
-	put_hop_ref(e, &h->at);
+	put_place(e, &h->at, false);
 	put_uint(e, h->ts_ns);
+	put_addrs(e, &h->tuple);
 }
 
-/* [ip_id, ident, len, [hop...]] */
+/* [ip_id, ident, len, direction, fate, tuple, drop_reason, drop_name, drop_where, [hop...]] */
 static void put_packet(struct enc *e, const struct dt_packet_path *p)
 {
 	uint32_t i;
@@ -536,6 +577,12 @@ static void put_packet(struct enc *e, const struct dt_packet_path *p)
 	put_uint(e, p->ip_id);
 	put_uint(e, p->ident);
 	put_uint(e, p->len);
+	put_below(e, p->direction, DT_DIR_MAX);
+	put_below(e, p->fate, DT_FATE_MAX);
+	put_tuple(e, &p->tuple);
+	put_uint(e, p->drop_reason);
+	put_str(e, p->drop_name, sizeof(p->drop_name));
+	put_str(e, p->drop_where, sizeof(p->drop_where));
 	if (put_list(e, p->n_hops, DT_REPORT_MAX_HOPS, p->hops)) {
 		for (i = 0; i < p->n_hops && e->err == 0; i++) {
 			put_hop(e, &p->hops[i]);
@@ -547,10 +594,8 @@ static void put_packet(struct enc *e, const struct dt_packet_path *p)
 static void put_stat(struct enc *e, const struct dt_hop_stat *s)
 {
 	put_array(e, N_STAT);
-	put_array(e, N_HOP_REF);
-	put_hop_ref(e, &s->from);
-	put_array(e, N_HOP_REF);
-	put_hop_ref(e, &s->to);
+	put_hop_ref(e, &s->from, false);
+	put_hop_ref(e, &s->to, false);
 	put_uint(e, s->count);
 	put_uint(e, s->min_ns);
 	put_uint(e, s->max_ns);
@@ -558,12 +603,38 @@ static void put_stat(struct enc *e, const struct dt_hop_stat *s)
 	put_double(e, s->stddev_ns);
 }
 
+/* [[node, ifname, hook], direction, seen, dropped, vanished, top_reason] */
+static void put_row(struct enc *e, const struct dt_hop_row *r)
+{
+	put_array(e, N_ROW);
+	put_hop_ref(e, &r->at, false);
+	put_below(e, r->direction, DT_DIR_MAX);
+	put_uint(e, r->seen);
+	put_uint(e, r->dropped);
+	put_uint(e, r->vanished);
+	put_str(e, r->top_reason, sizeof(r->top_reason));
+}
+
+/* [judged, delivered, dropped, vanished, in_flight, [node, ifname, hook], reason, sentence] */
+static void put_verdict(struct enc *e, const struct dt_verdict *v)
+{
+	put_array(e, N_VERDICT);
+	put_uint(e, v->judged);
+	put_uint(e, v->delivered);
+	put_uint(e, v->dropped);
+	put_uint(e, v->vanished);
+	put_uint(e, v->in_flight);
+	put_hop_ref(e, &v->at, true);
+	put_str(e, v->reason, sizeof(v->reason));
+	put_str(e, v->sentence, sizeof(v->sentence));
+}
+
 int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b)
 {
 	struct enc e;
 	uint32_t i;
 
-	enc_begin(&e, out, DT_MSG_BATCH, 7);
+	enc_begin(&e, out, DT_MSG_BATCH, N_BATCH);
 	put_str(&e, b->sender, sizeof(b->sender));
 	put_uint(&e, b->seq);
 	put_uint(&e, b->ctl_gen);
@@ -574,9 +645,14 @@ int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b)
 		}
 	}
 	put_lost(&e, b->lost);
+	if (put_list(&e, b->n_strings, DT_BATCH_MAX_STRINGS, b->strings)) {
+		for (i = 0; i < b->n_strings && e.err == 0; i++) {
+			put_str(&e, b->strings[i], sizeof(b->strings[i]));
+		}
+	}
 	if (put_list(&e, b->n_samples, DT_BATCH_MAX_SAMPLES, b->samples)) {
 		for (i = 0; i < b->n_samples && e.err == 0; i++) {
-			put_sample(&e, &b->samples[i], b->n_ifaces);
+			put_sample(&e, &b->samples[i], b->n_ifaces, b->n_strings);
 		}
 	}
 	return enc_end(&e);
@@ -586,7 +662,7 @@ int dt_ack_encode(msgpack_sbuffer *out, const struct dt_ack *a)
 {
 	struct enc e;
 
-	enc_begin(&e, out, DT_MSG_ACK, 3);
+	enc_begin(&e, out, DT_MSG_ACK, N_ACK);
 	put_uint(&e, a->seq);
 	put_below(&e, a->status, DT_ST_MAX);
 	if (a->has_control) {
@@ -620,7 +696,7 @@ static int encode_task_id(msgpack_sbuffer *out, enum dt_msg_type type, uint32_t 
 {
 	struct enc e;
 
-	enc_begin(&e, out, type, 1);
+	enc_begin(&e, out, type, N_TASK_ID);
 	put_uint(&e, task_id);
 	return enc_end(&e);
 }
@@ -648,7 +724,7 @@ int dt_error_encode(msgpack_sbuffer *out, const struct dt_error *err)
 {
 	struct enc e;
 
-	enc_begin(&e, out, DT_MSG_ERROR, 2);
+	enc_begin(&e, out, DT_MSG_ERROR, N_ERROR);
 	if (err->status == DT_ST_OK) {
 		put_fail(&e, DT_PROTO_ERANGE);
 	}
@@ -662,7 +738,7 @@ int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r)
 	struct enc e;
 	uint32_t i;
 
-	enc_begin(&e, out, DT_MSG_REPORT, 4);
+	enc_begin(&e, out, DT_MSG_REPORT, N_REPORT);
 	put_array(&e, N_TASK);
 	put_task(&e, &r->task);
 	if (put_list(&e, r->n_packets, DT_REPORT_MAX_PACKETS, r->packets)) {
@@ -676,6 +752,14 @@ int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r)
 		}
 	}
 	put_lost(&e, r->lost);
+	if (put_list(&e, r->n_rows, DT_REPORT_MAX_ROWS, r->rows)) {
+		for (i = 0; i < r->n_rows && e.err == 0; i++) {
+			put_row(&e, &r->rows[i]);
+		}
+	}
+	put_verdict(&e, &r->verdict);
+	put_uint(&e, r->unmatched);
+	put_uint(&e, r->window_ms);
 	return enc_end(&e);
 }
 
@@ -790,12 +874,25 @@ static uint64_t get_below(struct dec *d, const msgpack_object *o, uint64_t limit
 	return v;
 }
 
-static uint8_t get_hook(struct dec *d, const msgpack_object *o)
+/* A hook: 1..DT_HOOK_MAX-1, or also DT_HOOK_NONE when none_ok (a verdict without loss). */
+static uint8_t get_hook(struct dec *d, const msgpack_object *o, bool none_ok)
 {
 	uint64_t v = get_below(d, o, DT_HOOK_MAX);
 
-	if (d->err == 0 && v == DT_HOOK_NONE) {
+	if (d->err == 0 && v == DT_HOOK_NONE && !none_ok) {
 		get_fail(d, DT_PROTO_ERANGE);
+	}
+	return v;
+}
+
+/* An index into a batch's string table: < n_strings, or DT_STR_NONE. */
+static uint16_t get_str_index(struct dec *d, const msgpack_object *o, uint32_t n_strings)
+{
+	uint64_t v = get_uint(d, o, UINT16_MAX);
+
+	if (d->err == 0 && v != DT_STR_NONE && v >= n_strings) {
+		get_fail(d, DT_PROTO_ERANGE);
+		return 0;
 	}
 	return v;
 }
@@ -908,7 +1005,8 @@ static void *get_mem(struct dec *d, uint32_t n, size_t size)
  * d->err is set, so they return before touching it.
  */
 
-static void get_tuple(struct dec *d, const msgpack_object *f, struct dt_tuple *t)
+/* saddr, daddr, sport, dport (4 fields, inline); proto and vni are left as they are */
+static void get_addrs(struct dec *d, const msgpack_object *f, struct dt_tuple *t)
 {
 	if (d->err != 0) {
 		return;
@@ -917,6 +1015,14 @@ static void get_tuple(struct dec *d, const msgpack_object *f, struct dt_tuple *t
 	t->daddr = get_uint(d, &f[1], UINT32_MAX);
 	t->sport = get_uint(d, &f[2], UINT16_MAX);
 	t->dport = get_uint(d, &f[3], UINT16_MAX);
+}
+
+static void get_tuple(struct dec *d, const msgpack_object *f, struct dt_tuple *t)
+{
+	if (d->err != 0) {
+		return;
+	}
+	get_addrs(d, f, t);
 	t->proto = get_uint(d, &f[4], UINT8_MAX);
 	t->vni = get_uint(d, &f[5], DT_VNI_MAX);
 }
@@ -981,25 +1087,32 @@ static void get_lost(struct dec *d, const msgpack_object *o, uint64_t *lost)
 	}
 }
 
-static void get_hop_ref(struct dec *d, const msgpack_object *f, struct dt_hop_ref *r)
+/* node, ifname, hook (3 fields, inline): a hop place; hook 0 only when none_ok */
+static void get_place(struct dec *d, const msgpack_object *f, struct dt_hop_ref *r, bool none_ok)
 {
 	if (d->err != 0) {
 		return;
 	}
 	get_str(d, &f[0], r->node, sizeof(r->node));
 	get_str(d, &f[1], r->ifname, sizeof(r->ifname));
-	r->hook = get_hook(d, &f[2]);
+	r->hook = get_hook(d, &f[2], none_ok);
+}
+
+/* [node, ifname, hook]: a hop place in an array of its own */
+static void get_hop_ref(struct dec *d, const msgpack_object *o, struct dt_hop_ref *r, bool none_ok)
+{
+	get_place(d, get_record(d, o, N_HOP_REF), r, none_ok);
 }
 
 static void get_sample(struct dec *d, const msgpack_object *o, uint32_t n_ifaces,
-		       struct dt_wire_sample *s)
+		       uint32_t n_strings, struct dt_wire_sample *s)
 {
 	const msgpack_object *f = get_record(d, o, N_SAMPLE);
 
 	if (f == NULL) {
 		return;
 	}
-	s->hook = get_hook(d, &f[0]);
+	s->hook = get_hook(d, &f[0], false);
 	s->flags = get_uint(d, &f[1], UINT8_MAX);
 	s->iface = get_below(d, &f[2], n_ifaces);
 	s->ts_ns = get_uint(d, &f[3], UINT64_MAX);
@@ -1010,16 +1123,31 @@ static void get_sample(struct dec *d, const msgpack_object *o, uint32_t n_ifaces
 	s->len = get_uint(d, &f[13], UINT32_MAX);
 	s->outer_saddr = get_uint(d, &f[14], UINT32_MAX);
 	s->outer_daddr = get_uint(d, &f[15], UINT32_MAX);
+	get_addrs(d, &f[16], &s->orig);
+	if (s->flags & DT_SAMPLE_F_NAT) {
+		/* orig has the proto and vni of tuple; without a NAT they stay 0 */
+		s->orig.proto = s->tuple.proto;
+		s->orig.vni = s->tuple.vni;
+	}
+	s->drop_reason = get_uint(d, &f[20], UINT32_MAX);
+	s->drop_name = get_str_index(d, &f[21], n_strings);
+	s->drop_where = get_str_index(d, &f[22], n_strings);
 }
 
-static void get_hop(struct dec *d, const msgpack_object *o, struct dt_hop *h)
+/* A hop; proto and vni come from the packet's tuple. */
+static void get_hop(struct dec *d, const msgpack_object *o, const struct dt_tuple *packet,
+		    struct dt_hop *h)
 {
 	const msgpack_object *f = get_record(d, o, N_HOP);
 
-	get_hop_ref(d, f, &h->at);
-	if (f != NULL) {
-		h->ts_ns = get_uint(d, &f[3], UINT64_MAX);
+	if (f == NULL) {
+		return;
 	}
+	get_place(d, &f[0], &h->at, false);
+	h->ts_ns = get_uint(d, &f[3], UINT64_MAX);
+	get_addrs(d, &f[4], &h->tuple);
+	h->tuple.proto = packet->proto;
+	h->tuple.vni = packet->vni;
 }
 
 static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_path *p)
@@ -1034,10 +1162,16 @@ static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_
 	p->ip_id = get_uint(d, &f[0], UINT16_MAX);
 	p->ident = get_uint(d, &f[1], UINT32_MAX);
 	p->len = get_uint(d, &f[2], UINT32_MAX);
-	hops = get_list(d, &f[3], DT_REPORT_MAX_HOPS, &p->n_hops);
+	p->direction = get_below(d, &f[3], DT_DIR_MAX);
+	p->fate = get_below(d, &f[4], DT_FATE_MAX);
+	get_tuple(d, &f[5], &p->tuple);
+	p->drop_reason = get_uint(d, &f[11], UINT32_MAX);
+	get_str(d, &f[12], p->drop_name, sizeof(p->drop_name));
+	get_str(d, &f[13], p->drop_where, sizeof(p->drop_where));
+	hops = get_list(d, &f[14], DT_REPORT_MAX_HOPS, &p->n_hops);
 	p->hops = get_mem(d, p->n_hops, sizeof(*p->hops));
 	for (i = 0; i < p->n_hops && d->err == 0; i++) {
-		get_hop(d, &hops[i], &p->hops[i]);
+		get_hop(d, &hops[i], &p->tuple, &p->hops[i]);
 	}
 }
 
@@ -1048,13 +1182,45 @@ static void get_stat(struct dec *d, const msgpack_object *o, struct dt_hop_stat 
 	if (f == NULL) {
 		return;
 	}
-	get_hop_ref(d, get_record(d, &f[0], N_HOP_REF), &s->from);
-	get_hop_ref(d, get_record(d, &f[1], N_HOP_REF), &s->to);
+	get_hop_ref(d, &f[0], &s->from, false);
+	get_hop_ref(d, &f[1], &s->to, false);
 	s->count = get_uint(d, &f[2], UINT64_MAX);
 	s->min_ns = get_uint(d, &f[3], UINT64_MAX);
 	s->max_ns = get_uint(d, &f[4], UINT64_MAX);
 	s->mean_ns = get_double(d, &f[5]);
 	s->stddev_ns = get_double(d, &f[6]);
+}
+
+static void get_row(struct dec *d, const msgpack_object *o, struct dt_hop_row *r)
+{
+	const msgpack_object *f = get_record(d, o, N_ROW);
+
+	if (f == NULL) {
+		return;
+	}
+	get_hop_ref(d, &f[0], &r->at, false);
+	r->direction = get_below(d, &f[1], DT_DIR_MAX);
+	r->seen = get_uint(d, &f[2], UINT64_MAX);
+	r->dropped = get_uint(d, &f[3], UINT64_MAX);
+	r->vanished = get_uint(d, &f[4], UINT64_MAX);
+	get_str(d, &f[5], r->top_reason, sizeof(r->top_reason));
+}
+
+static void get_verdict(struct dec *d, const msgpack_object *o, struct dt_verdict *v)
+{
+	const msgpack_object *f = get_record(d, o, N_VERDICT);
+
+	if (f == NULL) {
+		return;
+	}
+	v->judged = get_uint(d, &f[0], UINT64_MAX);
+	v->delivered = get_uint(d, &f[1], UINT64_MAX);
+	v->dropped = get_uint(d, &f[2], UINT64_MAX);
+	v->vanished = get_uint(d, &f[3], UINT64_MAX);
+	v->in_flight = get_uint(d, &f[4], UINT64_MAX);
+	get_hop_ref(d, &f[5], &v->at, true);
+	get_str(d, &f[6], v->reason, sizeof(v->reason));
+	get_str(d, &f[7], v->sentence, sizeof(v->sentence));
 }
 
 int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
@@ -1065,7 +1231,7 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 	uint32_t i;
 
 	memset(&b, 0, sizeof(b));
-	f = dec_begin(&d, buf, len, DT_MSG_BATCH, 7);
+	f = dec_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
 	if (f != NULL) {
 		get_str(&d, &f[0], b.sender, sizeof(b.sender));
 		b.seq = get_uint(&d, &f[1], UINT64_MAX);
@@ -1076,10 +1242,15 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 			get_str(&d, &items[i], b.ifaces[i], sizeof(b.ifaces[i]));
 		}
 		get_lost(&d, &f[5], b.lost);
-		items = get_list(&d, &f[6], DT_BATCH_MAX_SAMPLES, &b.n_samples);
+		items = get_list(&d, &f[6], DT_BATCH_MAX_STRINGS, &b.n_strings);
+		b.strings = get_mem(&d, b.n_strings, sizeof(*b.strings));
+		for (i = 0; i < b.n_strings && d.err == 0; i++) {
+			get_str(&d, &items[i], b.strings[i], sizeof(b.strings[i]));
+		}
+		items = get_list(&d, &f[7], DT_BATCH_MAX_SAMPLES, &b.n_samples);
 		b.samples = get_mem(&d, b.n_samples, sizeof(*b.samples));
 		for (i = 0; i < b.n_samples && d.err == 0; i++) {
-			get_sample(&d, &items[i], b.n_ifaces, &b.samples[i]);
+			get_sample(&d, &items[i], b.n_ifaces, b.n_strings, &b.samples[i]);
 		}
 	}
 	if (dec_end(&d) != 0) {
@@ -1091,6 +1262,7 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 
 void dt_batch_free(struct dt_batch *b)
 {
+	free(b->strings);
 	free(b->samples);
 	memset(b, 0, sizeof(*b));
 }
@@ -1123,7 +1295,7 @@ int dt_ack_decode(const void *buf, size_t len, struct dt_ack *out)
 	struct dec d;
 
 	memset(&a, 0, sizeof(a));
-	f = dec_begin(&d, buf, len, DT_MSG_ACK, 3);
+	f = dec_begin(&d, buf, len, DT_MSG_ACK, N_ACK);
 	if (f != NULL) {
 		a.seq = get_uint(&d, &f[0], UINT64_MAX);
 		a.status = get_below(&d, &f[1], DT_ST_MAX);
@@ -1167,7 +1339,7 @@ static int decode_task_id(const void *buf, size_t len, enum dt_msg_type type, ui
 	uint32_t id = 0;
 	struct dec d;
 
-	f = dec_begin(&d, buf, len, type, 1);
+	f = dec_begin(&d, buf, len, type, N_TASK_ID);
 	if (f != NULL) {
 		id = get_uint(&d, &f[0], UINT32_MAX);
 	}
@@ -1208,7 +1380,7 @@ int dt_error_decode(const void *buf, size_t len, struct dt_error *out)
 	struct dec d;
 
 	memset(&e, 0, sizeof(e));
-	f = dec_begin(&d, buf, len, DT_MSG_ERROR, 2);
+	f = dec_begin(&d, buf, len, DT_MSG_ERROR, N_ERROR);
 	if (f != NULL) {
 		e.status = get_below(&d, &f[0], DT_ST_MAX);
 		if (d.err == 0 && e.status == DT_ST_OK) {
@@ -1231,7 +1403,7 @@ int dt_report_decode(const void *buf, size_t len, struct dt_report *out)
 	uint32_t i;
 
 	memset(&r, 0, sizeof(r));
-	f = dec_begin(&d, buf, len, DT_MSG_REPORT, 4);
+	f = dec_begin(&d, buf, len, DT_MSG_REPORT, N_REPORT);
 	if (f != NULL) {
 		get_task(&d, get_record(&d, &f[0], N_TASK), &r.task);
 		items = get_list(&d, &f[1], DT_REPORT_MAX_PACKETS, &r.n_packets);
@@ -1245,6 +1417,14 @@ int dt_report_decode(const void *buf, size_t len, struct dt_report *out)
 			get_stat(&d, &items[i], &r.stats[i]);
 		}
 		get_lost(&d, &f[3], r.lost);
+		items = get_list(&d, &f[4], DT_REPORT_MAX_ROWS, &r.n_rows);
+		r.rows = get_mem(&d, r.n_rows, sizeof(*r.rows));
+		for (i = 0; i < r.n_rows && d.err == 0; i++) {
+			get_row(&d, &items[i], &r.rows[i]);
+		}
+		get_verdict(&d, &f[5], &r.verdict);
+		r.unmatched = get_uint(&d, &f[6], UINT64_MAX);
+		r.window_ms = get_uint(&d, &f[7], UINT64_MAX);
 	}
 	if (dec_end(&d) != 0) {
 		dt_report_free(&r);
@@ -1262,6 +1442,7 @@ void dt_report_free(struct dt_report *r)
 	}
 	free(r->packets);
 	free(r->stats);
+	free(r->rows);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1304,14 +1485,41 @@ static const char *name_of(const char *const *names, size_t n, unsigned int v)
 
 const char *dt_hook_name(unsigned int hook)
 {
+	/* clang-format off */
 	static const char *const names[DT_HOOK_MAX] = {
 		[DT_HOOK_PORT_IN] = "port-in",
 		[DT_HOOK_PORT_OUT] = "port-out",
 		[DT_HOOK_UPLINK_IN] = "uplink-in",
 		[DT_HOOK_UPLINK_OUT] = "uplink-out",
+		[DT_HOOK_GW_OUT] = "gw-out",
+		[DT_HOOK_GW_IN] = "gw-in",
+		[DT_HOOK_DROP] = "drop",
 	};
+	/* clang-format on */
 
 	return NAME_OF(names, hook);
+}
+
+const char *dt_direction_name(unsigned int dir)
+{
+	static const char *const names[DT_DIR_MAX] = {
+		[DT_DIR_REQUEST] = "request",
+		[DT_DIR_REPLY] = "reply",
+	};
+
+	return NAME_OF(names, dir);
+}
+
+const char *dt_fate_name(unsigned int fate)
+{
+	static const char *const names[DT_FATE_MAX] = {
+		[DT_FATE_DELIVERED] = "delivered",
+		[DT_FATE_DROPPED] = "dropped",
+		[DT_FATE_VANISHED] = "vanished",
+		[DT_FATE_IN_FLIGHT] = "in-flight",
+	};
+
+	return NAME_OF(names, fate);
 }
 
 const char *dt_task_state_name(unsigned int state)

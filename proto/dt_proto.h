@@ -11,8 +11,9 @@
  * The layout of every message is documented next to its struct below and in
  * proto/README.md. Decoders are strict: the whole buffer must be exactly one message,
  * every field must have the documented msgpack type and range, and arrays must have
- * exactly the documented length. A message with a version greater than
- * DT_PROTO_VERSION is refused with DT_PROTO_EVERSION.
+ * exactly the documented length. A message of any other version than
+ * DT_PROTO_VERSION is refused with DT_PROTO_EVERSION (components of different versions
+ * cannot talk; the error says so instead of a confusing layout error).
  *
  * Decoders never leave a partially filled struct: on error the output struct is all
  * zero and owns nothing. On success, the caller owns what the struct points to and
@@ -71,7 +72,7 @@ enum dt_proto_err {
 	DT_PROTO_ETRUNC = -1,   /* buffer ends inside a message, or is not msgpack at all */
 	DT_PROTO_ETYPE = -2,    /* a field has the wrong msgpack type */
 	DT_PROTO_ELENGTH = -3,  /* an array has more or fewer elements than its layout */
-	DT_PROTO_EVERSION = -4, /* version newer than this build understands (or 0) */
+	DT_PROTO_EVERSION = -4, /* a version other than DT_PROTO_VERSION */
 	DT_PROTO_EMSGTYPE = -5, /* unknown message type, or not the type the decoder expects */
 	DT_PROTO_ERANGE = -6,   /* a value is out of range (too long string, unknown hook...) */
 	DT_PROTO_ETRAILING = -7, /* bytes after the end of the message */
@@ -367,7 +368,8 @@ struct dt_hop_row {
  * [node, ifname, hook], reason, sentence]
  * judged = delivered + dropped + vanished (in-flight packets are not judged yet).
  * at/reason: where most lost packets were lost (dropped at, or vanished after) and the
- * most frequent drop reason there ("" when none, or no loss).
+ * most frequent drop reason there ("" when none, or no loss). With no loss, at is
+ * ["", "", 0]: hook DT_HOOK_NONE is valid here only.
  * sentence, for example: "94 of 100 packets dropped at h2/vxlan0 (after h2/ul0
  * uplink-in), reason NETFILTER_DROP" or "no loss: 100 of 100 packets delivered".
  */

@@ -25,7 +25,8 @@
 
 static void valid_batch(msgpack_sbuffer *out, uint8_t hook)
 {
-	struct dt_wire_sample s = {.hook = hook, .ts_ns = 1, .len = 84};
+	struct dt_wire_sample s = {.hook = hook, .ts_ns = 1, .len = 84,
+				   .drop_name = DT_STR_NONE, .drop_where = DT_STR_NONE};
 	struct dt_batch b;
 
 	memset(&b, 0, sizeof(b));
@@ -58,11 +59,11 @@ static int make(const char *kind, msgpack_sbuffer *out)
 		out->data[1] = DT_PROTO_VERSION + 1; /* [fixarray, version, ...] */
 	} else if (strcmp(kind, "bad-hook") == 0) {
 		/* The encoder refuses an unknown hook, so patch it in: the sample is an array16
-		 * of 16 fields (dc 00 10) whose first field is the hook as a positive fixint. */
+		 * of 23 fields (dc 00 17) whose first field is the hook as a positive fixint. */
 		char *p;
 
 		valid_batch(out, DT_HOOK_PORT_IN);
-		p = memmem(out->data, out->size, "\xdc\x00\x10\x01", 4);
+		p = memmem(out->data, out->size, "\xdc\x00\x17\x01", 4);
 		if (!p)
 			return -1;
 		p[3] = DT_HOOK_MAX + 3;

@@ -2,7 +2,8 @@
 /*
  * test_proto.c - the msgpack codec (proto/dt_proto.c).
  *
- * Round trips of every message with non-trivial values, encoder refusals, and for every
+ * Round trips of every message with non-trivial values (drops, NAT, string tables, both
+ * directions, every fate, loss rows and a verdict), encoder refusals, and for every
  * decoder: each truncation of a valid message, trailing bytes, wrong versions and types,
  * and a table of single-field mutations (wrong msgpack type, out-of-range value, arrays
  * one element short or long). Mutations are made on the decoded msgpack object tree of a
@@ -23,7 +24,16 @@
 /* clang-format off */
 #define LONG_NAME "node-0123456789-0123456789-0123456789-0123456789-0123456789-abc" /* 63 */
 #define LONG_IF "ifname-01234567" /* 15 */
+#define LONG_SYM "a_kernel_symbol_with_a_very_long_name_0123456789_0123456789_0123456789_0123456789_0123456+0x1fc" /* 95 */
 /* clang-format on */
+
+_Static_assert(sizeof(LONG_NAME) == DT_NAME_MAX && sizeof(LONG_IF) == DT_IFNAME_MAX &&
+		       sizeof(LONG_SYM) == DT_STR_MAX,
+	       "the LONG_* strings have the longest length allowed");
+
+/* The string table of every test batch: samples refer to these by index. */
+static const char *const batch_strings[] = {"NETFILTER_DROP", "nf_hook_slow+0x8c", LONG_SYM};
+#define N_BATCH_STRINGS 3
 
 /* ---------------------------------------------------------------------------------------- */
 /* Valid messages                                                                           */
@@ -45,9 +55,21 @@ static void mk_tuple(struct dt_tuple *t, unsigned int i)
 	t->vni = 0xFFFFFF - i;
 }
 
+/*
+ * Sample i of a test batch. Hooks cycle through all seven, the drop early so that the
+ * five-sample batch of the mutation tables has one: 0 port-in (first hop), 1 drop of an
+ * encapsulated packet (both names), 2 uplink-out, 3 gw-out (NAT), 4 uplink-in, 5 gw-in
+ * (NAT), 6 port-out, 7 port-in, 8 drop behind a NAT (a name, no location).
+ */
 static void mk_sample(struct dt_wire_sample *s, unsigned int i)
 {
-	s->hook = 1 + i % 4;
+	static const uint8_t hooks[] = {DT_HOOK_PORT_IN, DT_HOOK_DROP,	    DT_HOOK_UPLINK_OUT,
+					DT_HOOK_GW_OUT,	 DT_HOOK_UPLINK_IN, DT_HOOK_GW_IN,
+					DT_HOOK_PORT_OUT};
+	bool drop;
+
+	s->hook = hooks[i % 7];
+	drop = s->hook == DT_HOOK_DROP;
 	s->flags = i == 0 ? DT_SAMPLE_F_FIRST_HOP : 0;
 	s->iface = i % 3;
 	s->ts_ns = 1700000000123456789ull + i * 1000;
@@ -56,11 +78,26 @@ static void mk_sample(struct dt_wire_sample *s, unsigned int i)
 	s->ip_id = 0xFFFF - i;
 	s->ident = 0xDEADBEEF + i;
 	s->len = 84 + i;
-	s->outer_saddr = s->hook >= DT_HOOK_UPLINK_IN ? htonl(0xc0a80001) : 0;
-	s->outer_daddr = s->hook >= DT_HOOK_UPLINK_IN ? htonl(0xc0a80002) : 0;
+	if (s->hook == DT_HOOK_UPLINK_IN || s->hook == DT_HOOK_UPLINK_OUT || i == 1) {
+		s->outer_saddr = htonl(0xc0a80001);
+		s->outer_daddr = htonl(0xc0a80002);
+	}
+	if (i == 1) {
+		s->flags |= DT_SAMPLE_F_ENCAP;
+	}
+	if (s->hook == DT_HOOK_GW_OUT || s->hook == DT_HOOK_GW_IN || i == 8) {
+		s->flags |= DT_SAMPLE_F_NAT;
+		mk_tuple(&s->orig, 100 + i);
+		s->orig.proto = s->tuple.proto; /* not on the wire: the decoder copies them */
+		s->orig.vni = s->tuple.vni;
+	}
+	s->drop_reason = drop ? (i == 1 ? 5 : 0x10000u + i) : 0; /* plain and subsystem reasons */
+	s->drop_name = drop ? (i == 1 ? 0 : 1) : DT_STR_NONE;
+	s->drop_where = drop && i == 1 ? N_BATCH_STRINGS - 1 : DT_STR_NONE;
 }
 
-/* A batch with max-length names, three interfaces and n samples (calloc'd: zero padding). */
+/* A batch with max-length names, three interfaces, three strings and n samples (calloc'd:
+ * zero padding). */
 static void mk_batch(struct dt_batch *b, uint32_t n)
 {
 	uint32_t i;
@@ -77,6 +114,12 @@ static void mk_batch(struct dt_batch *b, uint32_t n)
 	b->lost[DT_LOSS_RING_FULL] = 7;
 	b->lost[DT_LOSS_QUEUE_FULL] = UINT64_MAX;
 	b->lost[DT_LOSS_BAD_VERSION] = 0;
+	b->lost[DT_LOSS_REJECTED] = 3;
+	b->n_strings = N_BATCH_STRINGS;
+	b->strings = calloc(N_BATCH_STRINGS, sizeof(*b->strings));
+	for (i = 0; i < N_BATCH_STRINGS; i++) {
+		strcpy(b->strings[i], batch_strings[i]);
+	}
 	b->n_samples = n;
 	b->samples = n > 0 ? calloc(n, sizeof(*b->samples)) : NULL;
 	for (i = 0; i < n; i++) {
@@ -86,8 +129,8 @@ static void mk_batch(struct dt_batch *b, uint32_t n)
 
 static void mk_arm(struct dt_arm *a, unsigned int i)
 {
-	a->task_id = 1 + i;
-	a->flags = i % 2 ? DT_TASK_F_ANYPORT : 0;
+	a->task_id = 1 + i / 2;
+	a->flags = (i % 4 >= 2 ? DT_TASK_F_ANYPORT : 0) | (i % 2 ? DT_TASK_F_REPLY : 0);
 	mk_tuple(&a->tuple, i);
 	if (a->flags & DT_TASK_F_ANYPORT) {
 		a->tuple.sport = 0;
@@ -113,7 +156,7 @@ static void mk_task(struct dt_task_info *t)
 	memset(t, 0, sizeof(*t));
 	t->id = 0xFFFFFFFEu;
 	t->state = DT_TASK_RUNNING;
-	t->spec.flags = DT_TASK_F_ANYPORT;
+	t->spec.flags = DT_TASK_F_ANYPORT | DT_TASK_DIR_BOTH;
 	mk_tuple(&t->spec.tuple, 2);
 	t->spec.tuple.sport = 0;
 	t->spec.tuple.dport = 0;
@@ -129,14 +172,25 @@ static void mk_hop_ref(struct dt_hop_ref *r, const char *node, const char *ifnam
 	r->hook = hook;
 }
 
-/* A report of n_packets four-hop packets (the last with 0 hops) and three hop stats. */
+/*
+ * A report of n_packets packets, the kinds in turn: 0 delivered request (four hops),
+ * 1 dropped reply (the drop is the fourth hop), 2 request out through the NAT gateway
+ * (the last hop has the translated tuple), 3 vanished after two hops; the last packet has
+ * no hops and is in flight. Three hop stats, five loss rows and a verdict with a loss.
+ */
 static void mk_report(struct dt_report *r, uint32_t n_packets)
 {
-	static const uint8_t hooks[] = {DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN,
-					DT_HOOK_PORT_OUT};
+	static const uint8_t hooks[4][4] = {
+		{DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN, DT_HOOK_PORT_OUT},
+		{DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN, DT_HOOK_DROP},
+		{DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN, DT_HOOK_GW_OUT},
+		{DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN, DT_HOOK_PORT_OUT},
+	};
+	static const uint8_t fates[4] = {DT_FATE_DELIVERED, DT_FATE_DROPPED, DT_FATE_DELIVERED,
+					 DT_FATE_VANISHED};
 	static const char *const nodes[] = {"h1", "h1", LONG_NAME, LONG_NAME};
 	static const char *const ifs[] = {"pt1", "ul0", "ul0", LONG_IF};
-	uint32_t i, j;
+	uint32_t i, j, k;
 
 	memset(r, 0, sizeof(*r));
 	mk_task(&r->task);
@@ -144,15 +198,37 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 	r->packets = calloc(n_packets, sizeof(*r->packets));
 	for (i = 0; i < n_packets; i++) {
 		struct dt_packet_path *p = &r->packets[i];
+		bool last = i + 1 == n_packets;
 
+		k = i % 4;
 		p->ip_id = 1000 + i;
 		p->ident = 0x00070000 + i;
 		p->len = 84;
-		p->n_hops = i + 1 < n_packets ? 4 : 0;
+		p->direction = k == 1 ? DT_DIR_REPLY : DT_DIR_REQUEST;
+		p->fate = last ? DT_FATE_IN_FLIGHT : fates[k];
+		mk_tuple(&p->tuple, i);
+		if (p->fate == DT_FATE_DROPPED) {
+			p->drop_reason = 5;
+			strcpy(p->drop_name, "NETFILTER_DROP");
+			strcpy(p->drop_where, LONG_SYM);
+		}
+		p->n_hops = last ? 0 : k == 3 ? 2 : 4;
 		p->hops = p->n_hops ? calloc(p->n_hops, sizeof(*p->hops)) : NULL;
 		for (j = 0; j < p->n_hops; j++) {
-			mk_hop_ref(&p->hops[j].at, nodes[j], ifs[j], hooks[j]);
-			p->hops[j].ts_ns = 1700000000000000000ull + i * 1000000 + j * 25000;
+			struct dt_hop *h = &p->hops[j];
+
+			mk_hop_ref(&h->at, nodes[j], ifs[j], hooks[k][j]);
+			if (h->at.hook == DT_HOOK_DROP) {
+				strcpy(h->at.ifname, "vxlan0");
+			} else if (h->at.hook == DT_HOOK_GW_OUT) {
+				mk_hop_ref(&h->at, "gw", "ext0", DT_HOOK_GW_OUT);
+			}
+			h->ts_ns = 1700000000000000000ull + i * 1000000 + j * 25000;
+			h->tuple = p->tuple;
+			if (h->at.hook == DT_HOOK_GW_OUT) {
+				h->tuple.saddr = htonl(0xcb007101); /* 203.0.113.1 */
+				h->tuple.sport = htons(61000 + i);
+			}
 		}
 	}
 	r->n_stats = 3;
@@ -160,8 +236,8 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 	for (j = 0; j < r->n_stats; j++) {
 		struct dt_hop_stat *s = &r->stats[j];
 
-		mk_hop_ref(&s->from, nodes[j], ifs[j], hooks[j]);
-		mk_hop_ref(&s->to, nodes[j + 1], ifs[j + 1], hooks[j + 1]);
+		mk_hop_ref(&s->from, nodes[j], ifs[j], hooks[0][j]);
+		mk_hop_ref(&s->to, nodes[j + 1], ifs[j + 1], hooks[0][j + 1]);
 		s->count = n_packets - 1;
 		s->min_ns = 20000 + j;
 		s->max_ns = 30000 + j;
@@ -171,6 +247,38 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 	r->lost[DT_LOSS_RING_FULL] = 1;
 	r->lost[DT_LOSS_QUEUE_FULL] = 2;
 	r->lost[DT_LOSS_BAD_VERSION] = 3;
+	r->lost[DT_LOSS_REJECTED] = 4;
+	r->n_rows = 5;
+	r->rows = calloc(r->n_rows, sizeof(*r->rows));
+	for (j = 0; j < r->n_rows; j++) {
+		struct dt_hop_row *w = &r->rows[j];
+
+		if (j < 4) {
+			mk_hop_ref(&w->at, nodes[j], ifs[j], hooks[1][j]);
+		} else {
+			mk_hop_ref(&w->at, "h1", "pt1", DT_HOOK_PORT_OUT);
+		}
+		w->direction = j == 4 ? DT_DIR_REPLY : DT_DIR_REQUEST;
+		w->seen = 100 - j;
+		w->dropped = j == 2 ? 94 : 0;
+		w->vanished = j == 1 ? 1 : 0;
+		if (j == 2) {
+			strcpy(w->top_reason, "NETFILTER_DROP");
+		} else if (j == 3) {
+			strcpy(w->top_reason, LONG_SYM);
+		}
+	}
+	r->rows[3].seen = UINT64_MAX;
+	r->verdict.judged = 100;
+	r->verdict.delivered = 5;
+	r->verdict.dropped = 94;
+	r->verdict.vanished = 1;
+	r->verdict.in_flight = 7;
+	mk_hop_ref(&r->verdict.at, LONG_NAME, "vxlan0", DT_HOOK_DROP);
+	strcpy(r->verdict.reason, "NETFILTER_DROP");
+	fill(r->verdict.sentence, sizeof(r->verdict.sentence), 's');
+	r->unmatched = 17;
+	r->window_ms = 2000;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -561,6 +669,13 @@ static void expect_batch_eq(const struct dt_batch *a, const struct dt_batch *b)
 		cr_assert_str_eq(a->ifaces[i], b->ifaces[i]);
 	}
 	cr_assert_arr_eq(a->lost, b->lost, sizeof(a->lost));
+	cr_assert_eq(a->n_strings, b->n_strings);
+	for (i = 0; i < a->n_strings; i++) {
+		cr_assert_str_eq(a->strings[i], b->strings[i]);
+	}
+	if (a->n_strings == 0) {
+		cr_assert_null(b->strings);
+	}
 	cr_assert_eq(a->n_samples, b->n_samples);
 	for (i = 0; i < a->n_samples; i++) {
 		cr_assert_arr_eq(&a->samples[i], &b->samples[i], sizeof(a->samples[i]),
@@ -583,6 +698,25 @@ Test(roundtrip, batch)
 	cr_assert_eq(strlen(out.ifaces[2]), DT_IFNAME_MAX - 1);
 	cr_assert_eq(out.samples[0].tuple.vni, 0xFFFFFF);
 	cr_assert_eq(out.samples[0].task_id, 0xFFFFFFFFu);
+	cr_assert_eq(strlen(out.strings[2]), DT_STR_MAX - 1);
+	/* every hook travels, the drop and gateway fields with it */
+	cr_assert_eq(out.samples[1].hook, DT_HOOK_DROP);
+	cr_assert_eq(out.samples[1].flags, DT_SAMPLE_F_ENCAP);
+	cr_assert_eq(out.samples[1].drop_reason, 5);
+	cr_assert_str_eq(out.strings[out.samples[1].drop_name], "NETFILTER_DROP");
+	cr_assert_str_eq(out.strings[out.samples[1].drop_where], LONG_SYM);
+	cr_assert_eq(out.samples[8].drop_reason, 0x10008);
+	cr_assert_eq(out.samples[8].drop_where, DT_STR_NONE);
+	cr_assert_eq(out.samples[3].hook, DT_HOOK_GW_OUT);
+	cr_assert_eq(out.samples[5].hook, DT_HOOK_GW_IN);
+	cr_assert_eq(out.samples[6].hook, DT_HOOK_PORT_OUT);
+	cr_assert_eq(out.samples[3].flags, DT_SAMPLE_F_NAT);
+	cr_assert_eq(out.samples[3].orig.saddr, htonl(0x0a640001 + 103));
+	cr_assert_eq(out.samples[3].orig.proto, out.samples[3].tuple.proto);
+	cr_assert_eq(out.samples[3].orig.vni, out.samples[3].tuple.vni);
+	/* no NAT: orig stays all zero, its proto and vni included */
+	cr_assert(all_zero(&out.samples[2].orig, sizeof(out.samples[2].orig)));
+	cr_assert_eq(out.samples[2].drop_name, DT_STR_NONE);
 	dt_batch_free(&out);
 	cr_assert(all_zero(&out, sizeof(out)));
 	dt_batch_free(&out); /* safe on a zeroed struct */
@@ -597,12 +731,62 @@ Test(roundtrip, batch_heartbeat_without_samples)
 
 	mk_batch(&in, 0);
 	in.n_ifaces = 0;
+	free(in.strings);
+	in.strings = NULL;
+	in.n_strings = 0;
 	msgpack_sbuffer_init(&sb);
 	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
 	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
 	expect_batch_eq(&in, &out);
 	cr_assert_null(out.samples);
+	cr_assert_null(out.strings);
 	dt_batch_free(&out);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A sample whose orig proto and vni differ from its tuple's: they are not on the wire. */
+Test(roundtrip, batch_orig_takes_proto_and_vni_from_tuple)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+
+	mk_batch(&in, 4);
+	in.samples[3].orig.proto = 0;
+	in.samples[3].orig.vni = 0;
+	in.samples[2].orig.proto = 17; /* no DT_SAMPLE_F_NAT: orig is not meant to be read */
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	cr_assert_eq(out.samples[3].orig.proto, in.samples[3].tuple.proto);
+	cr_assert_eq(out.samples[3].orig.vni, in.samples[3].tuple.vni);
+	cr_assert_eq(out.samples[3].orig.daddr, in.samples[3].orig.daddr);
+	cr_assert_eq(out.samples[2].orig.proto, 0);
+	dt_batch_free(&out);
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, batch_max_strings)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+	uint32_t i;
+
+	mk_batch(&in, 9);
+	free(in.strings);
+	in.n_strings = DT_BATCH_MAX_STRINGS;
+	in.strings = calloc(in.n_strings, sizeof(*in.strings));
+	for (i = 0; i < in.n_strings; i++) {
+		fill(in.strings[i], DT_STR_MAX, 'A' + i % 26);
+	}
+	in.samples[1].drop_name = DT_BATCH_MAX_STRINGS - 1;
+	in.samples[8].drop_where = 0;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	expect_batch_eq(&in, &out);
+	dt_batch_free(&out);
+	dt_batch_free(&in);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -644,13 +828,13 @@ Test(roundtrip, control)
 	msgpack_sbuffer sb;
 
 	mk_control(&in, UINT64_MAX, 6);
-	cr_assert_eq(in.arms[1].flags, DT_TASK_F_ANYPORT);
+	cr_assert_eq(in.arms[3].flags, DT_TASK_F_ANYPORT | DT_TASK_F_REPLY);
 	msgpack_sbuffer_init(&sb);
 	cr_assert_eq(dt_control_encode(&sb, &in), 0);
 	cr_assert_eq(dt_control_decode(sb.data, sb.size, &out), 0);
 	expect_control_eq(&in, &out);
-	cr_assert_eq(out.arms[1].flags, DT_TASK_F_ANYPORT);
-	cr_assert_eq(out.arms[1].tuple.sport, 0);
+	cr_assert_eq(out.arms[3].flags, DT_TASK_F_ANYPORT | DT_TASK_F_REPLY);
+	cr_assert_eq(out.arms[3].tuple.sport, 0);
 	dt_control_free(&out);
 	dt_control_free(&out);
 	dt_control_free(&in);
@@ -724,10 +908,13 @@ Test(roundtrip, task_create_anyport_and_ports)
 	msgpack_sbuffer sb;
 	int i;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 4; i++) {
 		memset(&in, 0, sizeof(in));
 		mk_tuple(&in.tuple, 2); /* ICMP */
-		if (i == 0) {
+		if (i >= 2) {
+			in.flags =
+				i == 2 ? DT_TASK_DIR_REPLY : DT_TASK_DIR_BOTH | DT_TASK_F_ANYPORT;
+		} else if (i == 0) {
 			in.flags = DT_TASK_F_ANYPORT;
 			in.tuple.sport = 0;
 			in.tuple.dport = 0;
@@ -824,10 +1011,18 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 		cr_assert_eq(p->ip_id, q->ip_id);
 		cr_assert_eq(p->ident, q->ident);
 		cr_assert_eq(p->len, q->len);
+		cr_assert_eq(p->direction, q->direction);
+		cr_assert_eq(p->fate, q->fate);
+		cr_assert_arr_eq(&p->tuple, &q->tuple, sizeof(p->tuple));
+		cr_assert_eq(p->drop_reason, q->drop_reason);
+		cr_assert_str_eq(p->drop_name, q->drop_name);
+		cr_assert_str_eq(p->drop_where, q->drop_where);
 		cr_assert_eq(p->n_hops, q->n_hops);
 		for (j = 0; j < p->n_hops; j++) {
 			expect_hop_ref_eq(&p->hops[j].at, &q->hops[j].at);
 			cr_assert_eq(p->hops[j].ts_ns, q->hops[j].ts_ns);
+			cr_assert_arr_eq(&p->hops[j].tuple, &q->hops[j].tuple,
+					 sizeof(p->hops[j].tuple), "packet %u hop %u", i, j);
 		}
 	}
 	cr_assert_eq(a->n_stats, b->n_stats);
@@ -843,6 +1038,27 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 		cr_assert_eq(s->stddev_ns, t->stddev_ns);
 	}
 	cr_assert_arr_eq(a->lost, b->lost, sizeof(a->lost));
+	cr_assert_eq(a->n_rows, b->n_rows);
+	for (i = 0; i < a->n_rows; i++) {
+		const struct dt_hop_row *v = &a->rows[i], *w = &b->rows[i];
+
+		expect_hop_ref_eq(&v->at, &w->at);
+		cr_assert_eq(v->direction, w->direction);
+		cr_assert_eq(v->seen, w->seen);
+		cr_assert_eq(v->dropped, w->dropped);
+		cr_assert_eq(v->vanished, w->vanished);
+		cr_assert_str_eq(v->top_reason, w->top_reason);
+	}
+	cr_assert_eq(a->verdict.judged, b->verdict.judged);
+	cr_assert_eq(a->verdict.delivered, b->verdict.delivered);
+	cr_assert_eq(a->verdict.dropped, b->verdict.dropped);
+	cr_assert_eq(a->verdict.vanished, b->verdict.vanished);
+	cr_assert_eq(a->verdict.in_flight, b->verdict.in_flight);
+	expect_hop_ref_eq(&a->verdict.at, &b->verdict.at);
+	cr_assert_str_eq(a->verdict.reason, b->verdict.reason);
+	cr_assert_str_eq(a->verdict.sentence, b->verdict.sentence);
+	cr_assert_eq(a->unmatched, b->unmatched);
+	cr_assert_eq(a->window_ms, b->window_ms);
 }
 
 Test(roundtrip, report)
@@ -858,7 +1074,27 @@ Test(roundtrip, report)
 	expect_report_eq(&in, &out);
 	cr_assert_eq(out.packets[4].n_hops, 0);
 	cr_assert_null(out.packets[4].hops);
+	cr_assert_eq(out.packets[4].fate, DT_FATE_IN_FLIGHT);
 	cr_assert_eq(out.packets[0].hops[3].at.hook, DT_HOOK_PORT_OUT);
+	/* the drop: the last hop, with its reason and location */
+	cr_assert_eq(out.packets[1].direction, DT_DIR_REPLY);
+	cr_assert_eq(out.packets[1].fate, DT_FATE_DROPPED);
+	cr_assert_eq(out.packets[1].hops[3].at.hook, DT_HOOK_DROP);
+	cr_assert_str_eq(out.packets[1].drop_name, "NETFILTER_DROP");
+	cr_assert_eq(strlen(out.packets[1].drop_where), DT_STR_MAX - 1);
+	/* the NAT: the gateway hop has the translated tuple, with the packet's proto and vni */
+	cr_assert_eq(out.packets[2].hops[3].at.hook, DT_HOOK_GW_OUT);
+	cr_assert_eq(out.packets[2].hops[3].tuple.saddr, htonl(0xcb007101));
+	cr_assert_eq(out.packets[2].hops[3].tuple.sport, htons(61002));
+	cr_assert_eq(out.packets[2].hops[3].tuple.proto, out.packets[2].tuple.proto);
+	cr_assert_eq(out.packets[2].hops[3].tuple.vni, out.packets[2].tuple.vni);
+	cr_assert_eq(out.packets[2].hops[2].tuple.saddr, out.packets[2].tuple.saddr);
+	cr_assert_eq(out.packets[3].fate, DT_FATE_VANISHED);
+	cr_assert_eq(out.packets[3].n_hops, 2);
+	cr_assert_eq(out.rows[3].seen, UINT64_MAX);
+	cr_assert_eq(out.rows[4].direction, DT_DIR_REPLY);
+	cr_assert_eq(strlen(out.verdict.sentence), DT_MSG_MAX - 1);
+	cr_assert_eq(out.verdict.at.hook, DT_HOOK_DROP);
 	dt_report_free(&out);
 	cr_assert(all_zero(&out, sizeof(out)));
 	dt_report_free(&out);
@@ -880,7 +1116,60 @@ Test(roundtrip, report_empty)
 	expect_report_eq(&in, &out);
 	cr_assert_null(out.packets);
 	cr_assert_null(out.stats);
+	cr_assert_null(out.rows);
+	cr_assert_eq(out.verdict.at.hook, DT_HOOK_NONE);
 	dt_report_free(&out);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* No loss: the verdict names no place (hook 0, the only place where it is valid). */
+Test(roundtrip, report_verdict_without_loss)
+{
+	struct dt_report in, out;
+	msgpack_sbuffer sb;
+
+	mk_report(&in, 2);
+	memset(&in.verdict, 0, sizeof(in.verdict));
+	in.verdict.judged = 1;
+	in.verdict.delivered = 1;
+	in.verdict.in_flight = 1;
+	strcpy(in.verdict.sentence, "no loss: 1 of 1 packets delivered");
+	in.unmatched = UINT64_MAX;
+	in.window_ms = 0;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_report_encode(&sb, &in), 0);
+	cr_assert_eq(dt_report_decode(sb.data, sb.size, &out), 0);
+	expect_report_eq(&in, &out);
+	cr_assert_eq(out.verdict.at.hook, DT_HOOK_NONE);
+	cr_assert_str_eq(out.verdict.at.node, "");
+	cr_assert_str_eq(out.verdict.reason, "");
+	dt_report_free(&out);
+	dt_report_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(roundtrip, report_max_rows)
+{
+	struct dt_report in, out;
+	msgpack_sbuffer sb;
+	uint32_t i;
+
+	mk_report(&in, 1);
+	free(in.rows);
+	in.n_rows = DT_REPORT_MAX_ROWS;
+	in.rows = calloc(in.n_rows, sizeof(*in.rows));
+	for (i = 0; i < in.n_rows; i++) {
+		mk_hop_ref(&in.rows[i].at, "h2", "vxlan0", 1 + i % (DT_HOOK_MAX - 1));
+		in.rows[i].direction = i % DT_DIR_MAX;
+		in.rows[i].seen = i;
+		fill(in.rows[i].top_reason, DT_STR_MAX, 'a' + i % 26);
+	}
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_report_encode(&sb, &in), 0);
+	cr_assert_eq(dt_report_decode(sb.data, sb.size, &out), 0);
+	expect_report_eq(&in, &out);
+	dt_report_free(&out);
+	dt_report_free(&in);
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -940,6 +1229,37 @@ Test(encode, batch_refusals)
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.samples[2].hook = DT_HOOK_UPLINK_OUT;
 
+	/* string indices: below n_strings or DT_STR_NONE */
+	b.samples[1].drop_name = N_BATCH_STRINGS;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.samples[1].drop_name = 0;
+	b.samples[2].drop_where = DT_STR_NONE - 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.samples[2].drop_where = DT_STR_NONE;
+	b.n_strings = 2; /* sample 1 names string #2 */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.n_strings = N_BATCH_STRINGS;
+	memset(b.strings[1], 'x', sizeof(b.strings[1])); /* no NUL: too long */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	strcpy(b.strings[1], "nf_hook_slow+0x8c");
+	b.n_strings = DT_BATCH_MAX_STRINGS + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.n_strings = N_BATCH_STRINGS;
+
+	/* a zeroed sample names string #0: in a batch without strings, that is out of range */
+	{
+		struct dt_wire_sample zero = {.hook = DT_HOOK_PORT_IN};
+		struct dt_batch z = {.n_ifaces = 1, .n_samples = 1, .samples = &zero};
+		msgpack_sbuffer tmp;
+
+		EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &z), DT_PROTO_ERANGE);
+		zero.drop_name = DT_STR_NONE;
+		zero.drop_where = DT_STR_NONE;
+		msgpack_sbuffer_init(&tmp);
+		cr_expect_eq(dt_batch_encode(&tmp, &z), 0);
+		msgpack_sbuffer_destroy(&tmp);
+	}
+
 	b.samples[1].iface = b.n_ifaces;
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.samples[1].iface = 0;
@@ -958,6 +1278,10 @@ Test(encode, batch_refusals)
 
 	free(b.samples);
 	b.samples = NULL; /* n_samples > 0 without samples */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.n_samples = 0;
+	free(b.strings);
+	b.strings = NULL; /* n_strings > 0 without strings */
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	dt_batch_free(&b);
 }
@@ -1021,6 +1345,77 @@ Test(encode, other_refusals)
 	r.n_stats = 3;
 	r.task.spec.tuple.vni = 0x1000000;
 	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	dt_report_free(&r);
+}
+
+Test(encode, report_loss_refusals)
+{
+	struct dt_report r;
+	char keep[DT_STR_MAX];
+
+	mk_report(&r, 3);
+	r.packets[1].direction = DT_DIR_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].direction = DT_DIR_REPLY;
+	r.packets[0].fate = DT_FATE_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[0].fate = DT_FATE_DELIVERED;
+	r.packets[0].tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[0].tuple.vni = 1;
+	strcpy(keep, r.packets[1].drop_name);
+	memset(r.packets[1].drop_name, 'x', sizeof(r.packets[1].drop_name));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	strcpy(r.packets[1].drop_name, keep);
+	memset(r.packets[1].drop_where, 'x', sizeof(r.packets[1].drop_where));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].drop_where[0] = '\0';
+	r.packets[1].hops[3].at.hook = DT_HOOK_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[3].at.hook = DT_HOOK_NONE; /* hook 0 is for the verdict only */
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[3].at.hook = DT_HOOK_DROP;
+
+	r.rows[2].direction = DT_DIR_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.rows[2].direction = DT_DIR_REQUEST;
+	r.rows[0].at.hook = DT_HOOK_NONE;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.rows[0].at.hook = DT_HOOK_PORT_IN;
+	memset(r.rows[4].top_reason, 'x', sizeof(r.rows[4].top_reason));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.rows[4].top_reason[0] = '\0';
+	memset(r.rows[4].at.ifname, 'x', sizeof(r.rows[4].at.ifname));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	strcpy(r.rows[4].at.ifname, "pt1");
+	r.n_rows = DT_REPORT_MAX_ROWS + 1;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.n_rows = 5;
+
+	r.verdict.at.hook = DT_HOOK_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.verdict.at.hook = DT_HOOK_DROP;
+	memset(r.verdict.at.node, 'x', sizeof(r.verdict.at.node));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	strcpy(r.verdict.at.node, "h2");
+	memset(r.verdict.reason, 'x', sizeof(r.verdict.reason));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.verdict.reason[0] = '\0';
+	memset(r.verdict.sentence, 'x', sizeof(r.verdict.sentence));
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.verdict.sentence[0] = '\0';
+
+	free(r.rows);
+	r.rows = NULL; /* n_rows > 0 without rows */
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.n_rows = 0;
+	{
+		msgpack_sbuffer tmp;
+
+		msgpack_sbuffer_init(&tmp);
+		cr_expect_eq(dt_report_encode(&tmp, &r), 0, "the report is valid again");
+		msgpack_sbuffer_destroy(&tmp);
+	}
 	dt_report_free(&r);
 }
 
@@ -1093,7 +1488,8 @@ Test(malformed, header_of_every_message)
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"version 0", {0, END}, OP_UINT, 0, .expect = DT_PROTO_EVERSION},
-		{"version 2", {0, END}, OP_UINT, 2, .expect = DT_PROTO_EVERSION},
+		{"version 1 (older)", {0, END}, OP_UINT, DT_PROTO_VERSION - 1, .expect = DT_PROTO_EVERSION},
+		{"version 3", {0, END}, OP_UINT, DT_PROTO_VERSION + 1, .expect = DT_PROTO_EVERSION},
 		{"version 2^40", {0, END}, OP_UINT, 1ull << 40, .expect = DT_PROTO_EVERSION},
 		{"version -1", {0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"version \"1\"", {0, END}, OP_STR, .s = "1", .expect = DT_PROTO_ETYPE},
@@ -1122,7 +1518,12 @@ Test(malformed, header_of_every_message)
 
 Test(malformed, batch_fields)
 {
-	/* [1, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [sample...]] */
+	/* [2, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...], [sample...]]
+	 * sample: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto, vni, task_id,
+	 *          ip_id, ident, len, outer_saddr, outer_daddr, orig_saddr, orig_daddr,
+	 *          orig_sport, orig_dport, drop_reason, drop_name, drop_where]
+	 * The valid batch has 3 ifaces, 3 strings and samples 0 port-in, 1 drop (names #0 and
+	 * #2), 2 uplink-out, 3 gw-out (NAT), 4 uplink-in. */
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"sender uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
@@ -1154,39 +1555,83 @@ Test(malformed, batch_fields)
 		{"lost long", {7, END}, OP_RESIZE, DT_LOSS_MAX + 1, .expect = DT_PROTO_ELENGTH},
 		{"lost uint", {7, END}, OP_UINT, 3, .expect = DT_PROTO_ETYPE},
 		{"lost[1] negative", {7, 1, END}, OP_NEG, 5, .expect = DT_PROTO_ETYPE},
-		{"samples uint", {8, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
-		{"samples map", {8, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
-		{"65536 samples", {8, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES, .expect = 0},
-		{"65537 samples", {8, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES + 1,
+		{"lost[3] max", {7, 3, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"strings nil", {8, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"strings map", {8, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"strings uint", {8, END}, OP_UINT, 3, .expect = DT_PROTO_ETYPE},
+		{"string uint", {8, 0, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"string bin", {8, 1, END}, OP_BIN, .s = "nf", .expect = DT_PROTO_ETYPE},
+		{"string 96 chars", {8, 1, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
+		{"string 95 chars", {8, 1, END}, OP_STR, .s = chars300, .n = 95, .expect = 0},
+		{"string empty", {8, 1, END}, OP_STR, .s = "", .expect = 0},
+		{"string with NUL", {8, 0, END}, OP_STR, .s = "NF\0", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"1024 strings", {8, END}, OP_RESIZE, DT_BATCH_MAX_STRINGS, .expect = 0},
+		{"1025 strings", {8, END}, OP_RESIZE, DT_BATCH_MAX_STRINGS + 1,
 		  .expect = DT_PROTO_ELENGTH},
-		{"sample short", {8, 3, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"sample long", {8, 3, END}, OP_RESIZE, 17, .expect = DT_PROTO_ELENGTH},
-		{"sample empty", {8, 3, END}, OP_RESIZE, 1, .expect = DT_PROTO_ELENGTH},
-		{"sample uint", {8, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
-		{"hook 0", {8, 0, 0, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
-		{"hook 5", {8, 0, 0, END}, OP_UINT, DT_HOOK_MAX, .expect = DT_PROTO_ERANGE},
-		{"hook 4", {8, 0, 0, END}, OP_UINT, DT_HOOK_UPLINK_OUT, .expect = 0},
-		{"hook string", {8, 0, 0, END}, OP_STR, .s = "port-in", .expect = DT_PROTO_ETYPE},
-		{"flags 256", {8, 1, 1, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
-		{"flags 255", {8, 1, 1, END}, OP_UINT, 255, .expect = 0},
-		{"iface = n_ifaces", {8, 1, 2, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
-		{"iface 2^16", {8, 1, 2, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
-		{"iface n_ifaces-1", {8, 1, 2, END}, OP_UINT, 2, .expect = 0},
-		{"ts max", {8, 1, 3, END}, OP_UINT, UINT64_MAX, .expect = 0},
-		{"ts negative", {8, 1, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
-		{"saddr 2^32", {8, 2, 4, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
-		{"daddr float", {8, 2, 5, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
-		{"sport 2^16", {8, 2, 6, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
-		{"dport nil", {8, 2, 7, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
-		{"proto 256", {8, 2, 8, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
-		{"vni 2^24", {8, 4, 9, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
-		{"vni 2^24-1", {8, 4, 9, END}, OP_UINT, 0xFFFFFF, .expect = 0},
-		{"task_id 2^32", {8, 4, 10, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
-		{"ip_id 2^16", {8, 4, 11, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
-		{"ident negative", {8, 4, 12, END}, OP_NEG, 7, .expect = DT_PROTO_ETYPE},
-		{"len 2^32", {8, 4, 13, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
-		{"outer_saddr bin", {8, 4, 14, END}, OP_BIN, .s = "abcd", .expect = DT_PROTO_ETYPE},
-		{"outer_daddr string", {8, 4, 15, END}, OP_STR, .s = "x", .expect = DT_PROTO_ETYPE},
+		{"2 strings, sample uses #2", {8, END}, OP_DROP, .expect = DT_PROTO_ERANGE},
+		{"samples uint", {9, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"samples map", {9, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"65536 samples", {9, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES, .expect = 0},
+		{"65537 samples", {9, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"sample short", {9, 3, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"sample long", {9, 3, END}, OP_RESIZE, 24, .expect = DT_PROTO_ELENGTH},
+		{"sample of v1 (16)", {9, 3, END}, OP_RESIZE, 16, .expect = DT_PROTO_ELENGTH},
+		{"sample empty", {9, 3, END}, OP_RESIZE, 1, .expect = DT_PROTO_ELENGTH},
+		{"sample uint", {9, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"hook 0", {9, 0, 0, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"hook 8", {9, 0, 0, END}, OP_UINT, DT_HOOK_MAX, .expect = DT_PROTO_ERANGE},
+		{"hook 7", {9, 0, 0, END}, OP_UINT, DT_HOOK_DROP, .expect = 0},
+		{"hook 6", {9, 0, 0, END}, OP_UINT, DT_HOOK_GW_IN, .expect = 0},
+		{"hook 5", {9, 0, 0, END}, OP_UINT, DT_HOOK_GW_OUT, .expect = 0},
+		{"hook 4", {9, 0, 0, END}, OP_UINT, DT_HOOK_UPLINK_OUT, .expect = 0},
+		{"hook string", {9, 0, 0, END}, OP_STR, .s = "port-in", .expect = DT_PROTO_ETYPE},
+		{"flags 256", {9, 1, 1, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"flags 255", {9, 1, 1, END}, OP_UINT, 255, .expect = 0},
+		{"iface = n_ifaces", {9, 1, 2, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"iface 2^16", {9, 1, 2, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"iface n_ifaces-1", {9, 1, 2, END}, OP_UINT, 2, .expect = 0},
+		{"ts max", {9, 1, 3, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"ts negative", {9, 1, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"saddr 2^32", {9, 2, 4, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"daddr float", {9, 2, 5, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+		{"sport 2^16", {9, 2, 6, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"dport nil", {9, 2, 7, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"proto 256", {9, 2, 8, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24", {9, 4, 9, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24-1", {9, 4, 9, END}, OP_UINT, 0xFFFFFF, .expect = 0},
+		{"task_id 2^32", {9, 4, 10, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"ip_id 2^16", {9, 4, 11, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"ident negative", {9, 4, 12, END}, OP_NEG, 7, .expect = DT_PROTO_ETYPE},
+		{"len 2^32", {9, 4, 13, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"outer_saddr bin", {9, 4, 14, END}, OP_BIN, .s = "abcd", .expect = DT_PROTO_ETYPE},
+		{"outer_daddr string", {9, 4, 15, END}, OP_STR, .s = "x", .expect = DT_PROTO_ETYPE},
+		{"orig_saddr 2^32", {9, 3, 16, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"orig_saddr 2^32-1", {9, 3, 16, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"orig_daddr negative", {9, 3, 17, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"orig_sport 2^16", {9, 3, 18, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"orig_dport nil", {9, 0, 19, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"orig_dport 2^16-1", {9, 0, 19, END}, OP_UINT, 65535, .expect = 0},
+		{"drop_reason 2^32", {9, 1, 20, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"drop_reason 2^32-1", {9, 1, 20, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"drop_reason string", {9, 1, 20, END}, OP_STR, .s = "NETFILTER_DROP",
+		  .expect = DT_PROTO_ETYPE},
+		{"drop_name = n_strings", {9, 1, 21, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"drop_name n_strings-1", {9, 1, 21, END}, OP_UINT, 2, .expect = 0},
+		{"drop_name 0", {9, 2, 21, END}, OP_UINT, 0, .expect = 0},
+		{"drop_name none", {9, 1, 21, END}, OP_UINT, DT_STR_NONE, .expect = 0},
+		{"drop_name none-1", {9, 1, 21, END}, OP_UINT, DT_STR_NONE - 1,
+		  .expect = DT_PROTO_ERANGE},
+		{"drop_name 2^16", {9, 1, 21, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"drop_name string", {9, 1, 21, END}, OP_STR, .s = "NETFILTER_DROP",
+		  .expect = DT_PROTO_ETYPE},
+		{"drop_where = n_strings", {9, 1, 22, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"drop_where 1000", {9, 4, 22, END}, OP_UINT, 1000, .expect = DT_PROTO_ERANGE},
+		{"drop_where none", {9, 1, 22, END}, OP_UINT, DT_STR_NONE, .expect = 0},
+		{"drop_where nil", {9, 1, 22, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"drop_where negative", {9, 4, 22, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
 
@@ -1195,7 +1640,7 @@ Test(malformed, batch_fields)
 
 Test(malformed, ack_fields)
 {
-	/* [1, 2, seq, status, nil | [gen, [arm...]]] */
+	/* [2, 2, seq, status, nil | [gen, [arm...]]] */
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"seq negative", {2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
@@ -1221,7 +1666,7 @@ Test(malformed, ack_fields)
 
 Test(malformed, control_fields)
 {
-	/* [1, 3, gen, [[task_id, flags, saddr, daddr, sport, dport, proto, vni]...]] */
+	/* [2, 3, gen, [[task_id, flags, saddr, daddr, sport, dport, proto, vni]...]] */
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"gen string", {2, END}, OP_STR, .s = "9", .expect = DT_PROTO_ETYPE},
@@ -1246,7 +1691,7 @@ Test(malformed, control_fields)
 
 Test(malformed, small_message_fields)
 {
-	/* [1, 4, flags, saddr, daddr, sport, dport, proto, vni] */
+	/* [2, 4, flags, saddr, daddr, sport, dport, proto, vni] */
 	/* clang-format off */
 	const struct mutation create[] = {
 		{"flags 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
@@ -1256,7 +1701,7 @@ Test(malformed, small_message_fields)
 		{"vni 2^24", {8, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
 	};
 	/* clang-format on */
-	/* [1, 5 or 7, task_id] */
+	/* [2, 5 or 7, task_id] */
 	/* clang-format off */
 	const struct mutation get[] = {
 		{"task_id 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
@@ -1264,7 +1709,7 @@ Test(malformed, small_message_fields)
 		{"task_id string", {2, END}, OP_STR, .s = "7", .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
-	/* [1, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, created, col, del] */
+	/* [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, created, col, del] */
 	/* clang-format off */
 	const struct mutation task[] = {
 		{"state 8", {3, END}, OP_UINT, DT_TASK_STATE_MAX, .expect = DT_PROTO_ERANGE},
@@ -1274,7 +1719,7 @@ Test(malformed, small_message_fields)
 		{"delivered float", {13, END}, OP_F64, .f = 9, .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
-	/* [1, 9, status, message] */
+	/* [2, 9, status, message] */
 	/* clang-format off */
 	const struct mutation error[] = {
 		{"status ok", {2, END}, OP_UINT, DT_ST_OK, .expect = DT_PROTO_ERANGE},
@@ -1298,8 +1743,17 @@ Test(malformed, small_message_fields)
 
 Test(malformed, report_fields)
 {
-	/* [1, 8, [task...], [[ip_id, ident, len, [[node, ifname, hook, ts]...]]...],
-	 *  [[[from...], [to...], count, min, max, mean, stddev]...], [lost...]] */
+	/* [2, 8, [task...], [packet...], [stat...], [lost...], [row...], verdict, unmatched,
+	 *  window_ms]
+	 * packet: [ip_id, ident, len, direction, fate, saddr, daddr, sport, dport, proto, vni,
+	 *          drop_reason, drop_name, drop_where, [[node, ifname, hook, ts, saddr, daddr,
+	 *          sport, dport]...]]
+	 * stat:    [[from...], [to...], count, min, max, mean, stddev]
+	 * row:     [[node, ifname, hook], direction, seen, dropped, vanished, top_reason]
+	 * verdict: [judged, delivered, dropped, vanished, in_flight, [node, ifname, hook],
+	 *           reason, sentence]
+	 * The valid report has packets 0 delivered (4 hops), 1 dropped reply (4 hops, the last
+	 * the drop), 2 in flight (no hops); 3 stats, 5 rows. */
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"task uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
@@ -1308,23 +1762,57 @@ Test(malformed, report_fields)
 		{"task state 8", {2, 1, END}, OP_UINT, 8, .expect = DT_PROTO_ERANGE},
 		{"packets map", {3, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
 		{"packet short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"packet long", {3, 1, END}, OP_RESIZE, 5, .expect = DT_PROTO_ELENGTH},
+		{"packet long", {3, 1, END}, OP_RESIZE, 16, .expect = DT_PROTO_ELENGTH},
+		{"packet of v1 (4)", {3, 1, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
 		{"ip_id 2^16", {3, 0, 0, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
-		{"hops uint", {3, 0, 3, END}, OP_UINT, 4, .expect = DT_PROTO_ETYPE},
-		{"64 hops", {3, 1, 3, END}, OP_RESIZE, DT_REPORT_MAX_HOPS, .expect = 0},
-		{"65 hops", {3, 1, 3, END}, OP_RESIZE, DT_REPORT_MAX_HOPS + 1,
+		{"direction 2", {3, 0, 3, END}, OP_UINT, DT_DIR_MAX, .expect = DT_PROTO_ERANGE},
+		{"direction 1", {3, 0, 3, END}, OP_UINT, DT_DIR_REPLY, .expect = 0},
+		{"direction string", {3, 0, 3, END}, OP_STR, .s = "reply", .expect = DT_PROTO_ETYPE},
+		{"fate 4", {3, 1, 4, END}, OP_UINT, DT_FATE_MAX, .expect = DT_PROTO_ERANGE},
+		{"fate 3", {3, 1, 4, END}, OP_UINT, DT_FATE_IN_FLIGHT, .expect = 0},
+		{"fate 256", {3, 1, 4, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"fate negative", {3, 1, 4, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"packet saddr 2^32", {3, 0, 5, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"packet dport 2^16", {3, 0, 8, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"packet proto 256", {3, 2, 9, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"packet vni 2^24", {3, 1, 10, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"drop_reason 2^32", {3, 1, 11, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"drop_reason float", {3, 1, 11, END}, OP_F64, .f = 5, .expect = DT_PROTO_ETYPE},
+		{"drop_name 96 chars", {3, 1, 12, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
+		{"drop_name 95 chars", {3, 1, 12, END}, OP_STR, .s = chars300, .n = 95, .expect = 0},
+		{"drop_name uint", {3, 1, 12, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"drop_name nil", {3, 0, 12, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"drop_where with NUL", {3, 1, 13, END}, OP_STR, .s = "nf\0", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"drop_where 96 chars", {3, 2, 13, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
+		{"drop_where bin", {3, 1, 13, END}, OP_BIN, .s = "nf", .expect = DT_PROTO_ETYPE},
+		{"hops uint", {3, 0, 14, END}, OP_UINT, 4, .expect = DT_PROTO_ETYPE},
+		{"64 hops", {3, 1, 14, END}, OP_RESIZE, DT_REPORT_MAX_HOPS, .expect = 0},
+		{"65 hops", {3, 1, 14, END}, OP_RESIZE, DT_REPORT_MAX_HOPS + 1,
 		  .expect = DT_PROTO_ELENGTH},
-		{"hop short", {3, 1, 3, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"hop long", {3, 1, 3, 2, END}, OP_RESIZE, 5, .expect = DT_PROTO_ELENGTH},
-		{"hop node 64 chars", {3, 0, 3, 0, 0, END}, OP_STR, .s = chars300, .n = 64,
+		{"hop short", {3, 1, 14, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"hop long", {3, 1, 14, 2, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"hop of v1 (4)", {3, 1, 14, 2, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
+		{"hop node 64 chars", {3, 0, 14, 0, 0, END}, OP_STR, .s = chars300, .n = 64,
 		  .expect = DT_PROTO_ERANGE},
-		{"hop ifname 16 chars", {3, 0, 3, 1, 1, END}, OP_STR, .s = chars300, .n = 16,
+		{"hop ifname 16 chars", {3, 0, 14, 1, 1, END}, OP_STR, .s = chars300, .n = 16,
 		  .expect = DT_PROTO_ERANGE},
-		{"hop ifname with NUL", {3, 0, 3, 1, 1, END}, OP_STR, .s = "e\0h", .n = 3,
+		{"hop ifname with NUL", {3, 0, 14, 1, 1, END}, OP_STR, .s = "e\0h", .n = 3,
 		  .expect = DT_PROTO_ERANGE},
-		{"hop hook 0", {3, 0, 3, 3, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
-		{"hop hook 5", {3, 1, 3, 0, 2, END}, OP_UINT, 5, .expect = DT_PROTO_ERANGE},
-		{"hop ts negative", {3, 0, 3, 2, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"hop hook 0", {3, 0, 14, 3, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"hop hook 8", {3, 1, 14, 0, 2, END}, OP_UINT, DT_HOOK_MAX, .expect = DT_PROTO_ERANGE},
+		{"hop hook 7", {3, 0, 14, 3, 2, END}, OP_UINT, DT_HOOK_DROP, .expect = 0},
+		{"hop hook 5", {3, 0, 14, 3, 2, END}, OP_UINT, DT_HOOK_GW_OUT, .expect = 0},
+		{"hop ts negative", {3, 0, 14, 2, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"hop saddr 2^32", {3, 0, 14, 0, 4, END}, OP_UINT, 1ull << 32,
+		  .expect = DT_PROTO_ERANGE},
+		{"hop daddr string", {3, 1, 14, 3, 5, END}, OP_STR, .s = "10.0.0.1",
+		  .expect = DT_PROTO_ETYPE},
+		{"hop sport 2^16", {3, 1, 14, 1, 6, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"hop dport nil", {3, 0, 14, 2, 7, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"hop dport 2^16-1", {3, 0, 14, 2, 7, END}, OP_UINT, 65535, .expect = 0},
 		{"stats nil", {4, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
 		{"4097 stats", {4, END}, OP_RESIZE, DT_REPORT_MAX_STATS + 1,
 		  .expect = DT_PROTO_ELENGTH},
@@ -1332,6 +1820,7 @@ Test(malformed, report_fields)
 		{"stat from uint", {4, 0, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
 		{"stat from short", {4, 0, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
 		{"stat to hook 0", {4, 2, 1, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"stat to hook 8", {4, 2, 1, 2, END}, OP_UINT, 8, .expect = DT_PROTO_ERANGE},
 		{"stat count negative", {4, 1, 2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"mean string", {4, 0, 5, END}, OP_STR, .s = "1.5", .expect = DT_PROTO_ETYPE},
 		{"mean nil", {4, 0, 5, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
@@ -1343,6 +1832,75 @@ Test(malformed, report_fields)
 		{"stddev bool", {4, 1, 6, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
 		{"lost short", {5, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
 		{"lost[2] string", {5, 2, END}, OP_STR, .s = "3", .expect = DT_PROTO_ETYPE},
+		{"rows nil", {6, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"rows map", {6, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"no rows", {6, END}, OP_RESIZE, 1, .expect = 0},
+		{"4096 rows", {6, END}, OP_RESIZE, DT_REPORT_MAX_ROWS, .expect = 0},
+		{"4097 rows", {6, END}, OP_RESIZE, DT_REPORT_MAX_ROWS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"row short", {6, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"row long", {6, 4, END}, OP_RESIZE, 7, .expect = DT_PROTO_ELENGTH},
+		{"row uint", {6, 1, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"row place uint", {6, 0, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"row place short", {6, 0, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"row place long", {6, 0, 0, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
+		{"row node 64 chars", {6, 1, 0, 0, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"row ifname 16 chars", {6, 1, 0, 1, END}, OP_STR, .s = chars300, .n = 16,
+		  .expect = DT_PROTO_ERANGE},
+		{"row hook 0", {6, 2, 0, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"row hook 8", {6, 3, 0, 2, END}, OP_UINT, DT_HOOK_MAX, .expect = DT_PROTO_ERANGE},
+		{"row hook 7", {6, 0, 0, 2, END}, OP_UINT, DT_HOOK_DROP, .expect = 0},
+		{"row direction 2", {6, 4, 1, END}, OP_UINT, DT_DIR_MAX, .expect = DT_PROTO_ERANGE},
+		{"row direction nil", {6, 4, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"row seen negative", {6, 0, 2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"row seen max", {6, 0, 2, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"row dropped float", {6, 2, 3, END}, OP_F64, .f = 94, .expect = DT_PROTO_ETYPE},
+		{"row vanished string", {6, 1, 4, END}, OP_STR, .s = "1", .expect = DT_PROTO_ETYPE},
+		{"row top_reason 96 chars", {6, 2, 5, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
+		{"row top_reason 95 chars", {6, 2, 5, END}, OP_STR, .s = chars300, .n = 95,
+		  .expect = 0},
+		{"row top_reason with NUL", {6, 2, 5, END}, OP_STR, .s = "NF\0", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"row top_reason uint", {6, 2, 5, END}, OP_UINT, 5, .expect = DT_PROTO_ETYPE},
+		{"verdict nil", {7, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"verdict uint", {7, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"verdict map", {7, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"verdict short", {7, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"verdict long", {7, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"judged negative", {7, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"delivered string", {7, 1, END}, OP_STR, .s = "5", .expect = DT_PROTO_ETYPE},
+		{"dropped float", {7, 2, END}, OP_F64, .f = 94, .expect = DT_PROTO_ETYPE},
+		{"vanished nil", {7, 3, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"in_flight max", {7, 4, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"in_flight bool", {7, 4, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"verdict at uint", {7, 5, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"verdict at short", {7, 5, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"verdict at node 64 chars", {7, 5, 0, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"verdict at ifname 16 chars", {7, 5, 1, END}, OP_STR, .s = chars300, .n = 16,
+		  .expect = DT_PROTO_ERANGE},
+		{"verdict at hook 0 (no loss)", {7, 5, 2, END}, OP_UINT, DT_HOOK_NONE, .expect = 0},
+		{"verdict at hook 8", {7, 5, 2, END}, OP_UINT, DT_HOOK_MAX,
+		  .expect = DT_PROTO_ERANGE},
+		{"verdict at hook negative", {7, 5, 2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"verdict reason 96 chars", {7, 6, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
+		{"verdict reason 95 chars", {7, 6, END}, OP_STR, .s = chars300, .n = 95, .expect = 0},
+		{"verdict reason uint", {7, 6, END}, OP_UINT, 5, .expect = DT_PROTO_ETYPE},
+		{"sentence 256 chars", {7, 7, END}, OP_STR, .s = chars300, .n = 256,
+		  .expect = DT_PROTO_ERANGE},
+		{"sentence 255 chars", {7, 7, END}, OP_STR, .s = chars300, .n = 255, .expect = 0},
+		{"sentence with NUL", {7, 7, END}, OP_STR, .s = "ok\0", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"sentence bin", {7, 7, END}, OP_BIN, .s = "ok", .expect = DT_PROTO_ETYPE},
+		{"unmatched negative", {8, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"unmatched max", {8, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"unmatched nil", {8, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"window_ms string", {9, END}, OP_STR, .s = "2000", .expect = DT_PROTO_ETYPE},
+		{"window_ms float", {9, END}, OP_F64, .f = 2000, .expect = DT_PROTO_ETYPE},
+		{"window_ms 0", {9, END}, OP_UINT, 0, .expect = 0},
 	};
 	/* clang-format on */
 
@@ -1378,11 +1936,11 @@ Test(malformed, accepted_variants_decode_their_value)
 /* Integers encoded as signed msgpack types but >= 0 are integers like any other. */
 Test(malformed, signed_encodings_of_non_negative_integers)
 {
-	/* [1, 5, 7] with every field as int8, and the task id as int64 */
+	/* [2, 5, 7] with every field as int8, and the task id as int64 */
 	static const unsigned char ok[] = {
-		0x93, 0xd0, 0x01, 0xd0, 0x05, 0xd3, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+		0x93, 0xd0, DT_PROTO_VERSION, 0xd0, 0x05, 0xd3, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
 	};
-	static const unsigned char neg[] = {0x93, 0x01, 0x05, 0xd0, 0xff};
+	static const unsigned char neg[] = {0x93, DT_PROTO_VERSION, 0x05, 0xd0, 0xff};
 	uint32_t id = 1;
 	enum dt_msg_type t;
 
@@ -1420,7 +1978,7 @@ Test(malformed, deep_nesting)
 
 	/* [1, 5, [[[[...[]...]]]]] 100 levels deep: refused, not a crash */
 	buf[0] = 0x93;
-	buf[1] = 0x01;
+	buf[1] = DT_PROTO_VERSION;
 	buf[2] = 0x05;
 	for (i = 0; i < 100; i++) {
 		buf[3 + i] = 0x91;
@@ -1465,20 +2023,20 @@ Test(msg_type, refuses_bad_headers)
 	} tab[] = {
 		{"empty", "", 0, DT_PROTO_ETRUNC},
 		{"array head only", "\x93", 1, DT_PROTO_ETRUNC},
-		{"version only", "\x93\x01", 2, DT_PROTO_ETRUNC},
-		{"cut uint16 type", "\x93\x01\xcd\x00", 4, DT_PROTO_ETRUNC},
+		{"version only", "\x93\x02", 2, DT_PROTO_ETRUNC},
+		{"cut uint16 type", "\x93\x02\xcd\x00", 4, DT_PROTO_ETRUNC},
 		{"not an array", "\x01", 1, DT_PROTO_ETYPE},
 		{"a map", "\x81\x01\x01", 3, DT_PROTO_ETYPE},
 		{"empty array", "\x90", 1, DT_PROTO_ELENGTH},
-		{"one element", "\x91\x01", 2, DT_PROTO_ELENGTH},
+		{"one element", "\x91\x02", 2, DT_PROTO_ELENGTH},
 		{"version 0", "\x92\x00\x01", 3, DT_PROTO_EVERSION},
-		{"version 2", "\x92\x02\x01", 3, DT_PROTO_EVERSION},
+		{"version 3", "\x92\x03\x01", 3, DT_PROTO_EVERSION},
 		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
 		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
-		{"type 0", "\x92\x01\x00", 3, DT_PROTO_EMSGTYPE},
-		{"type 10", "\x92\x01\x0a", 3, DT_PROTO_EMSGTYPE},
-		{"type uint16 big", "\x92\x01\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
-		{"type nil", "\x92\x01\xc0", 3, DT_PROTO_ETYPE},
+		{"type 0", "\x92\x02\x00", 3, DT_PROTO_EMSGTYPE},
+		{"type 10", "\x92\x02\x0a", 3, DT_PROTO_EMSGTYPE},
+		{"type uint16 big", "\x92\x02\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
+		{"type nil", "\x92\x02\xc0", 3, DT_PROTO_ETYPE},
 		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
 	};
 	enum dt_msg_type t;
@@ -1491,7 +2049,7 @@ Test(msg_type, refuses_bad_headers)
 		cr_expect_eq(rv, tab[i].expect, "%s: %d", tab[i].what, rv);
 		cr_expect_eq(t, 0, "%s: type left set", tab[i].what);
 	}
-	cr_expect_eq(dt_msg_type("\x92\x01\x09", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x02\x09", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_ERROR);
 }
 
@@ -1501,9 +2059,23 @@ Test(names, all)
 	cr_expect_str_eq(dt_hook_name(DT_HOOK_PORT_OUT), "port-out");
 	cr_expect_str_eq(dt_hook_name(DT_HOOK_UPLINK_IN), "uplink-in");
 	cr_expect_str_eq(dt_hook_name(DT_HOOK_UPLINK_OUT), "uplink-out");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_GW_OUT), "gw-out");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_GW_IN), "gw-in");
+	cr_expect_str_eq(dt_hook_name(DT_HOOK_DROP), "drop");
 	cr_expect_str_eq(dt_hook_name(DT_HOOK_NONE), "?");
 	cr_expect_str_eq(dt_hook_name(DT_HOOK_MAX), "?");
 	cr_expect_str_eq(dt_hook_name(~0u), "?");
+
+	cr_expect_str_eq(dt_direction_name(DT_DIR_REQUEST), "request");
+	cr_expect_str_eq(dt_direction_name(DT_DIR_REPLY), "reply");
+	cr_expect_str_eq(dt_direction_name(DT_DIR_MAX), "?");
+	cr_expect_str_eq(dt_direction_name(~0u), "?");
+
+	cr_expect_str_eq(dt_fate_name(DT_FATE_DELIVERED), "delivered");
+	cr_expect_str_eq(dt_fate_name(DT_FATE_DROPPED), "dropped");
+	cr_expect_str_eq(dt_fate_name(DT_FATE_VANISHED), "vanished");
+	cr_expect_str_eq(dt_fate_name(DT_FATE_IN_FLIGHT), "in-flight");
+	cr_expect_str_eq(dt_fate_name(DT_FATE_MAX), "?");
 
 	cr_expect_str_eq(dt_task_state_name(DT_TASK_NEW), "new");
 	cr_expect_str_eq(dt_task_state_name(DT_TASK_READY), "ready");
@@ -1525,6 +2097,7 @@ Test(names, all)
 	cr_expect_str_eq(dt_loss_name(DT_LOSS_RING_FULL), "ring-full");
 	cr_expect_str_eq(dt_loss_name(DT_LOSS_QUEUE_FULL), "queue-full");
 	cr_expect_str_eq(dt_loss_name(DT_LOSS_BAD_VERSION), "bad-version");
+	cr_expect_str_eq(dt_loss_name(DT_LOSS_REJECTED), "rejected");
 	cr_expect_str_eq(dt_loss_name(DT_LOSS_MAX), "?");
 }
 
@@ -1600,6 +2173,12 @@ Test(fuzz, batch_byte_flips)
 {
 	rng_state = 0x9E3779B97F4A7C15ull;
 	fuzz(codec_of(DT_MSG_BATCH), 5000);
+}
+
+Test(fuzz, report_byte_flips)
+{
+	rng_state = 0xD1B54A32D192ED03ull;
+	fuzz(codec_of(DT_MSG_REPORT), 5000);
 }
 
 Test(fuzz, every_message_byte_flips)
