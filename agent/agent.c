@@ -4,8 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <net/if.h>
+#include <stdio.h>
+
 #include "agent.h"
 #include "dataplane.h"
+#include "dropnames.h"
+#include "ksyms.h"
 #include "dt_link.h"
 #include "dt_log.h"
 #include "dt_time.h"
@@ -20,17 +25,64 @@ struct agent {
 	struct dt_batch batch;    /* being filled by the main thread */
 	uint64_t batch_started_ms;
 	uint64_t mono_to_real_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
-	int ifindex_slot[DT_AGENT_MAX_IFACES];
+	unsigned batch_ifindex[DT_BATCH_MAX_IFACES]; /* ifindex of each batch interface */
+	struct dt_dropnames *dropnames;
+	struct dt_ksyms *ksyms;   /* loaded at the first drop */
+	bool ksyms_tried;
 };
 
+/*
+ * The batch's index of an interface. The configured interfaces come first in every
+ * batch; a drop elsewhere in the namespace adds the interface by name ("?" for none).
+ */
 static int iface_slot(struct agent *a, unsigned ifindex)
 {
+	struct dt_batch *b = &a->batch;
+	char name[IF_NAMESIZE];
 	unsigned i;
 
-	for (i = 0; i < a->cfg->n_ifaces; i++)
-		if (a->cfg->ifaces[i].ifindex == ifindex)
+	for (i = 0; i < b->n_ifaces; i++)
+		if (a->batch_ifindex[i] == ifindex)
 			return (int)i;
-	return -1;
+	if (b->n_ifaces == DT_BATCH_MAX_IFACES)
+		return -1;
+	if (!ifindex || !if_indextoname(ifindex, name))
+		snprintf(name, sizeof(name), "?");
+	snprintf(b->ifaces[b->n_ifaces], DT_IFNAME_MAX, "%s", name);
+	a->batch_ifindex[b->n_ifaces] = ifindex;
+	return (int)b->n_ifaces++;
+}
+
+/* The batch's index of a string, added when new; DT_STR_NONE when the table is full. */
+static uint16_t string_slot(struct agent *a, const char *s)
+{
+	struct dt_batch *b = &a->batch;
+	uint32_t i;
+
+	for (i = 0; i < b->n_strings; i++)
+		if (strcmp(b->strings[i], s) == 0)
+			return (uint16_t)i;
+	if (b->n_strings == DT_BATCH_MAX_STRINGS)
+		return DT_STR_NONE;
+	snprintf(b->strings[b->n_strings], DT_STR_MAX, "%s", s);
+	return (uint16_t)b->n_strings++;
+}
+
+/* Names a drop: its reason from the kernel's BTF, its location from kallsyms. */
+static void name_drop(struct agent *a, const struct dt_sample *s, struct dt_wire_sample *w)
+{
+	char buf[DT_STR_MAX];
+
+	if (!a->ksyms_tried) {
+		int rv = dt_ksyms_load(NULL, &a->ksyms);
+
+		a->ksyms_tried = true;
+		if (rv)
+			dt_warn("DT-AGENT-KSYMS", "cannot read /proc/kallsyms (%s): drop locations "
+				"are shown as addresses", strerror(-rv));
+	}
+	w->drop_name = string_slot(a, dt_dropname(a->dropnames, s->drop_reason, buf, sizeof(buf)));
+	w->drop_where = string_slot(a, dt_ksym(a->ksyms, s->drop_location, buf, sizeof(buf)));
 }
 
 static void refresh_clock(struct agent *a)
@@ -71,6 +123,8 @@ static void flush(struct agent *a)
 		dt_debug("DT-AGENT-QUEUE-FULL", "dropped a batch of %u samples: %s", n, strerror(-rv));
 	}
 	a->batch.n_samples = 0;
+	a->batch.n_strings = 0;
+	a->batch.n_ifaces = a->cfg->n_ifaces;
 	refresh_clock(a);
 }
 
@@ -100,6 +154,12 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	w->len = s->len;
 	w->outer_saddr = s->outer_saddr;
 	w->outer_daddr = s->outer_daddr;
+	w->orig = s->orig;
+	w->drop_reason = s->drop_reason;
+	w->drop_name = DT_STR_NONE;
+	w->drop_where = DT_STR_NONE;
+	if (s->hook == DT_HOOK_DROP)
+		name_drop(a, s, w);
 	if (a->batch.n_samples >= a->cfg->batch_max_samples)
 		flush(a);
 }
@@ -132,12 +192,15 @@ static void log_stats(struct agent *a, const char *id)
 	dt_link_stats(a->link, &ls);
 	heartbeat_lost(a, lost);
 	dt_info(id,
-		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu batches_sent=%llu "
+		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu drops=%llu "
+		"drops_other_netns=%llu nat_no_conntrack=%llu write_fail=%llu batches_sent=%llu "
 		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu armed=%u",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
-		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR],
+		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR], (unsigned long long)cnt[DT_CNT_DROPS],
+		(unsigned long long)cnt[DT_CNT_DROP_OTHER_NS],
+		(unsigned long long)cnt[DT_CNT_NAT_NO_CT], (unsigned long long)cnt[DT_CNT_WRITE_FAIL],
 		(unsigned long long)ls.batches_sent, (unsigned long long)ls.samples_sent,
 		(unsigned long long)ls.resends, (unsigned long long)ls.bad_replies,
 		(unsigned long long)ls.queue_depth,
@@ -168,17 +231,27 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	a.cfg = &cfg;
 	pthread_mutex_init(&a.mu, NULL);
 	strcpy(a.batch.node, cfg.node);
-	a.batch.n_ifaces = cfg.n_ifaces;
-	for (i = 0; i < cfg.n_ifaces; i++)
-		strcpy(a.batch.ifaces[i], cfg.ifaces[i].name);
 	a.batch.samples = calloc(cfg.batch_max_samples, sizeof(*a.batch.samples));
-	if (!a.batch.samples)
+	a.batch.strings = calloc(DT_BATCH_MAX_STRINGS, sizeof(*a.batch.strings));
+	if (!a.batch.samples || !a.batch.strings) {
+		free(a.batch.samples);
+		free(a.batch.strings);
 		return -ENOMEM;
+	}
+	if ((rv = dt_dropnames_open(&a.dropnames)))
+		dt_warn("DT-AGENT-BTF", "cannot read drop reason names from the kernel's BTF (%s); "
+			"reasons are shown as numbers", strerror(-rv));
 	refresh_clock(&a);
 	dt_log_libbpf();
 	if ((rv = dt_dataplane_open(&cfg, on_sample, &a, &a.dp, err, sizeof(err)))) {
 		dt_err("DT-AGENT-LOAD", "%s", err);
 		goto out;
+	}
+	/* Interface indices are known once attached: the batch lists them first. */
+	a.batch.n_ifaces = cfg.n_ifaces;
+	for (i = 0; i < cfg.n_ifaces; i++) {
+		strcpy(a.batch.ifaces[i], cfg.ifaces[i].name);
+		a.batch_ifindex[i] = cfg.ifaces[i].ifindex;
 	}
 	ops.arg = &a;
 	if ((rv = dt_link_start(&lc, &ops, &a.link))) {
@@ -214,7 +287,10 @@ out:
 	if (a.link)
 		dt_link_stop(a.link, 0);
 	dt_dataplane_close(a.dp);
+	dt_dropnames_close(a.dropnames);
+	dt_ksyms_free(a.ksyms);
 	free(a.batch.samples);
+	free(a.batch.strings);
 	pthread_mutex_destroy(&a.mu);
 	return rv;
 }

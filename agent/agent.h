@@ -17,12 +17,13 @@
 enum dt_role {
 	DT_ROLE_PORT = 1,   /* faces an instance: first and last hop */
 	DT_ROLE_UPLINK = 2, /* underlay NIC: VXLAN-encapsulated traffic */
+	DT_ROLE_GATEWAY = 3, /* a NAT gateway's outside interface: exit and entry */
 };
 
 struct dt_agent_iface {
 	char name[DT_IFNAME_MAX];
 	enum dt_role role;
-	uint32_t vni;     /* ports only */
+	uint32_t vni;     /* ports: the instance's VNI; gateways: the VNI behind the NAT */
 	unsigned ifindex; /* resolved at attach time */
 };
 

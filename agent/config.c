@@ -42,15 +42,19 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 		ifc->role = DT_ROLE_PORT;
 	} else if (strcmp(role, "uplink") == 0) {
 		ifc->role = DT_ROLE_UPLINK;
+	} else if (strcmp(role, "gateway") == 0) {
+		ifc->role = DT_ROLE_GATEWAY;
 	} else {
-		dt_cfg_error(s, err, errlen, "interface '%s': role must be \"port\" or \"uplink\"",
+		dt_cfg_error(s, err, errlen,
+			     "interface '%s': role must be \"port\", \"uplink\" or \"gateway\"",
 			     ifc->name);
 		return -EINVAL;
 	}
 	if ((have_vni = dt_cfg_uint(s, "vni", 1, 0xFFFFFF, &vni, err, errlen)) < 0)
 		return have_vni;
-	if (ifc->role == DT_ROLE_PORT && !have_vni) {
-		dt_cfg_error(s, err, errlen, "port '%s' needs a 'vni' (1..16777215)", ifc->name);
+	if (ifc->role != DT_ROLE_UPLINK && !have_vni) {
+		dt_cfg_error(s, err, errlen, "%s '%s' needs a 'vni' (1..16777215)",
+			     ifc->role == DT_ROLE_PORT ? "port" : "gateway", ifc->name);
 		return -EINVAL;
 	}
 	if (ifc->role == DT_ROLE_UPLINK && have_vni) {

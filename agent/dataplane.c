@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -29,10 +30,11 @@ struct dt_dataplane {
 	void *fn_arg;
 	unsigned n_att;
 	struct attachment att[2 * DT_AGENT_MAX_IFACES];
+	struct bpf_link *drop_link; /* tp_btf/kfree_skb */
 	unsigned armed;
 };
 
-_Static_assert(sizeof(struct dt_sample) == 64, "dt_sample layout");
+_Static_assert(sizeof(struct dt_sample) == 96, "dt_sample layout");
 _Static_assert(sizeof(struct dt_tuple) == 20, "dt_tuple layout");
 
 static int ring_cb(void *ctx, void *data, size_t size)
@@ -81,11 +83,38 @@ static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_att
 	return 0;
 }
 
+/* The programs of each role, at ingress and egress. */
+static void role_progs(struct dyetrace *s, enum dt_role role, struct bpf_program **in,
+		       struct bpf_program **out)
+{
+	switch (role) {
+	case DT_ROLE_PORT:
+		*in = s->progs.dt_port_ingress;
+		*out = s->progs.dt_port_egress;
+		break;
+	case DT_ROLE_GATEWAY:
+		*in = s->progs.dt_gw_ingress;
+		*out = s->progs.dt_gw_egress;
+		break;
+	case DT_ROLE_UPLINK:
+	default:
+		*in = s->progs.dt_uplink_ingress;
+		*out = s->progs.dt_uplink_egress;
+		break;
+	}
+}
+
+static const char *role_name(enum dt_role role)
+{
+	return role == DT_ROLE_PORT ? "port" : role == DT_ROLE_GATEWAY ? "gateway" : "uplink";
+}
+
 static int attach_iface(struct dt_dataplane *dp, struct dt_agent_iface *ifc, char *err,
 			size_t errlen)
 {
 	struct dyetrace *s = dp->skel;
 	struct dt_port_val pv = {.vni = ifc->vni};
+	struct bpf_program *in, *out;
 	int rv;
 
 	ifc->ifindex = if_nametoindex(ifc->name);
@@ -93,28 +122,52 @@ static int attach_iface(struct dt_dataplane *dp, struct dt_agent_iface *ifc, cha
 		snprintf(err, errlen, "interface '%s': %s", ifc->name, strerror(errno));
 		return -ENODEV;
 	}
-	if (ifc->role == DT_ROLE_PORT) {
-		if (bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), &ifc->ifindex, &pv, BPF_ANY)) {
-			rv = -errno;
-			snprintf(err, errlen, "port '%s': cannot configure: %s", ifc->name,
-				 strerror(errno));
-			return rv;
-		}
-		if ((rv = attach_one(dp, ifc->ifindex, BPF_TC_INGRESS, s->progs.dt_port_ingress,
-				     ifc->name, err, errlen)) ||
-		    (rv = attach_one(dp, ifc->ifindex, BPF_TC_EGRESS, s->progs.dt_port_egress,
-				     ifc->name, err, errlen)))
-			return rv;
-	} else {
-		if ((rv = attach_one(dp, ifc->ifindex, BPF_TC_INGRESS, s->progs.dt_uplink_ingress,
-				     ifc->name, err, errlen)) ||
-		    (rv = attach_one(dp, ifc->ifindex, BPF_TC_EGRESS, s->progs.dt_uplink_egress,
-				     ifc->name, err, errlen)))
-			return rv;
+	/* Ports and gateways carry the tenant's VNI: the data plane keys tasks with it. */
+	if (ifc->role != DT_ROLE_UPLINK &&
+	    bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), &ifc->ifindex, &pv, BPF_ANY)) {
+		rv = -errno;
+		snprintf(err, errlen, "%s '%s': cannot configure: %s", role_name(ifc->role),
+			 ifc->name, strerror(errno));
+		return rv;
 	}
-	dt_info("DT-AGENT-ATTACH", "%s: attached as %s%s", ifc->name,
-		ifc->role == DT_ROLE_PORT ? "port" : "uplink",
-		ifc->role == DT_ROLE_PORT ? "" : " (VXLAN)");
+	role_progs(s, ifc->role, &in, &out);
+	if ((rv = attach_one(dp, ifc->ifindex, BPF_TC_INGRESS, in, ifc->name, err, errlen)) ||
+	    (rv = attach_one(dp, ifc->ifindex, BPF_TC_EGRESS, out, ifc->name, err, errlen)))
+		return rv;
+	dt_info("DT-AGENT-ATTACH", "%s: attached as %s", ifc->name, role_name(ifc->role));
+	return 0;
+}
+
+/* The inode of our network namespace: drops elsewhere belong to other agents. */
+static int netns_ino(__u32 *ino)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st))
+		return -errno;
+	*ino = (__u32)st.st_ino;
+	return 0;
+}
+
+/* Drops are observed at the global kfree_skb tracepoint, filtered to our namespace. */
+static int attach_drops(struct dt_dataplane *dp, char *err, size_t errlen)
+{
+	__u32 ino = 0;
+	int rv;
+
+	if ((rv = netns_ino(&ino))) {
+		snprintf(err, errlen, "cannot read our network namespace: %s", strerror(-rv));
+		return rv;
+	}
+	dp->skel->bss->dt_netns_ino = ino;
+	dp->drop_link = bpf_program__attach(dp->skel->progs.dt_kfree_skb);
+	if (!dp->drop_link) {
+		rv = -errno;
+		snprintf(err, errlen, "cannot attach the drop tracer (tp_btf/kfree_skb): %s",
+			 strerror(errno));
+		return rv;
+	}
+	dt_info("DT-AGENT-ATTACH", "drop tracer attached (tp_btf/kfree_skb, netns %u)", ino);
 	return 0;
 }
 
@@ -137,6 +190,17 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 		goto fail;
 	}
 	bpf_map__set_max_entries(dp->skel->maps.dt_events, (uint32_t)cfg->ring_kib * 1024);
+	/*
+	 * The gateway programs read conntrack through kfuncs of the nf_conntrack module:
+	 * load them only where a gateway is configured (the module is loaded there anyway,
+	 * since that node translates addresses).
+	 */
+	for (i = 0; i < cfg->n_ifaces && cfg->ifaces[i].role != DT_ROLE_GATEWAY; i++)
+		;
+	if (i == cfg->n_ifaces) {
+		bpf_program__set_autoload(dp->skel->progs.dt_gw_ingress, false);
+		bpf_program__set_autoload(dp->skel->progs.dt_gw_egress, false);
+	}
 	if ((rv = dyetrace__load(dp->skel))) {
 		snprintf(err, errlen,
 			 "cannot load the BPF programs: %s (run as root on a kernel with BTF; "
@@ -153,6 +217,8 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 	for (i = 0; i < cfg->n_ifaces; i++)
 		if ((rv = attach_iface(dp, &cfg->ifaces[i], err, errlen)))
 			goto fail;
+	if ((rv = attach_drops(dp, err, errlen)))
+		goto fail;
 	*out = dp;
 	return 0;
 fail:
@@ -284,6 +350,7 @@ void dt_dataplane_close(struct dt_dataplane *dp)
 {
 	if (!dp)
 		return;
+	bpf_link__destroy(dp->drop_link);
 	while (dp->n_att > 0) {
 		struct attachment *a = &dp->att[--dp->n_att];
 
