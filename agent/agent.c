@@ -27,6 +27,7 @@ struct agent {
 	uint64_t mono_to_real_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	unsigned batch_ifindex[DT_BATCH_MAX_IFACES]; /* ifindex of each batch interface */
 	struct dt_dropnames *dropnames;
+	struct dt_spool *spool;
 	struct dt_ksyms *ksyms;   /* loaded at the first drop */
 	bool ksyms_tried;
 };
@@ -101,6 +102,7 @@ static void refresh_lost(struct agent *a)
 	pthread_mutex_lock(&a->mu);
 	a->lost[DT_LOSS_RING_FULL] = cnt[DT_CNT_RING_FULL];
 	a->lost[DT_LOSS_REJECTED] = ls.rejected_samples;
+	a->lost[DT_LOSS_SPOOL_FULL] = ls.spool_evicted_samples;
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -195,7 +197,8 @@ static void log_stats(struct agent *a, const char *id)
 		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu drops=%llu "
 		"drops_other_netns=%llu nat_no_conntrack=%llu write_fail=%llu batches_sent=%llu "
 		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
-		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu armed=%u",
+		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu lost_spool_full=%llu "
+		"spooled=%llu armed=%u",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
 		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR], (unsigned long long)cnt[DT_CNT_DROPS],
@@ -207,7 +210,9 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
-		(unsigned long long)lost[DT_LOSS_REJECTED], dt_dataplane_armed(a->dp));
+		(unsigned long long)lost[DT_LOSS_REJECTED],
+		(unsigned long long)lost[DT_LOSS_SPOOL_FULL], (unsigned long long)ls.spooled,
+		dt_dataplane_armed(a->dp));
 }
 
 int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
@@ -253,6 +258,15 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		strcpy(a.batch.ifaces[i], cfg.ifaces[i].name);
 		a.batch_ifindex[i] = cfg.ifaces[i].ifindex;
 	}
+	if ((rv = dt_spool_open(cfg.spool_dir, cfg.spool_max_mib << 20, &a.spool))) {
+		dt_err("DT-AGENT-SPOOL", "cannot open the spool %s: %s", cfg.spool_dir,
+		       strerror(-rv));
+		goto out;
+	}
+	if (dt_spool_count(a.spool))
+		dt_info("DT-AGENT-SPOOL", "%llu batches spooled by an earlier run will be sent first",
+			(unsigned long long)dt_spool_count(a.spool));
+	lc.spool = a.spool;
 	ops.arg = &a;
 	if ((rv = dt_link_start(&lc, &ops, &a.link))) {
 		dt_err("DT-AGENT-LINK", "cannot start the link to %s", cfg.collector);
@@ -282,12 +296,16 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	left = dt_link_stop(a.link, 2000);
 	a.link = NULL;
 	if (left)
-		dt_warn("DT-AGENT-UNSENT", "%u batches could not be delivered before exit", left);
+		dt_warn("DT-AGENT-UNSENT", "%u batches could neither be delivered nor spooled", left);
+	if (dt_spool_count(a.spool))
+		dt_info("DT-AGENT-SPOOL", "%llu batches stay spooled for the next run",
+			(unsigned long long)dt_spool_count(a.spool));
 out:
 	if (a.link)
 		dt_link_stop(a.link, 0);
 	dt_dataplane_close(a.dp);
 	dt_dropnames_close(a.dropnames);
+	dt_spool_close(a.spool);
 	dt_ksyms_free(a.ksyms);
 	free(a.batch.samples);
 	free(a.batch.strings);

@@ -39,6 +39,8 @@ struct dt_agent_cfg {
 	uint64_t batch_delay_ms;    /* ... or when its oldest sample is this old */
 	uint64_t ring_kib;          /* BPF ring buffer size, a power of two */
 	uint64_t stats_interval_s;  /* counters are logged this often (0: only at exit) */
+	char spool_dir[512];        /* LMDB spool for batches the collector did not take yet */
+	uint64_t spool_max_mib;     /* its cap; the oldest batches are evicted (and counted) */
 	unsigned n_ifaces;
 	struct dt_agent_iface ifaces[DT_AGENT_MAX_IFACES];
 };

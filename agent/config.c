@@ -9,11 +9,13 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.collector = "tcp://127.0.0.1:7400",
 	.heartbeat_ms = 200,
 	.ack_timeout_ms = 2000,
-	.queue_max = 1024,
+	.queue_max = 64,
 	.batch_max_samples = 1024,
 	.batch_delay_ms = 50,
 	.ring_kib = 4096,
 	.stats_interval_s = 60,
+	.spool_dir = "/var/lib/dyetrace/agent-spool",
+	.spool_max_mib = 256,
 };
 
 static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, char *err,
@@ -72,7 +74,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	static const char *const known[] = {
 		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
 		"batch_max_samples", "batch_delay_ms", "ring_kib", "stats_interval_s",
-		"interfaces", NULL};
+		"interfaces", "spool_dir", "spool_max_mib", NULL};
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
 	config_setting_t *root, *list;
 	config_t c;
@@ -103,6 +105,10 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "ring_kib", 4, 1u << 20, &cfg.ring_kib, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "stats_interval_s", 0, 86400, &cfg.stats_interval_s, err,
+			      errlen)) < 0 ||
+	    (rv = dt_cfg_string(root, "spool_dir", cfg.spool_dir, sizeof(cfg.spool_dir), err,
+				errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "spool_max_mib", 1, 1u << 20, &cfg.spool_max_mib, err,
 			      errlen)) < 0)
 		goto out;
 	if (cfg.ring_kib & (cfg.ring_kib - 1)) {

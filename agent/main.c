@@ -40,11 +40,15 @@ static const struct dt_daemon agent_daemon = {
 	"    );\n"
 	"    heartbeat_ms = 200;       # idle link heartbeat; control changes arrive with it\n"
 	"    ack_timeout_ms = 2000;    # resend a batch not acknowledged by then\n"
-	"    queue_max = 1024;         # batches held for the collector, at most\n"
 	"    batch_max_samples = 1024; # samples per batch (about 60 KiB)\n"
 	"    batch_delay_ms = 50;      # a batch leaves at the latest this long after its first sample\n"
 	"    ring_kib = 4096;          # BPF ring buffer size, a power of two\n"
-	"    stats_interval_s = 60;    # counters logged this often (0: at exit only)\n",
+	"    stats_interval_s = 60;    # counters logged this often (0: at exit only)\n"
+	"    queue_max = 64;           # batches held in memory for the collector\n"
+	"    spool_dir = \"/var/lib/dyetrace/agent-spool\"; # LMDB spool: batches beyond the\n"
+	"                              # memory queue, kept across restarts, replayed in order\n"
+	"    spool_max_mib = 256;      # spool cap; past it the oldest batches are evicted and\n"
+	"                              # their samples counted as lost (spool-full)\n",
 };
 
 int main(int argc, char **argv)

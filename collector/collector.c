@@ -19,7 +19,9 @@ struct collector {
 	struct dt_store *store;
 	struct dt_ingest *ingest;
 	struct dt_link *link;
-	uint64_t forwarded;  /* local sequence of the last batch handed to the link */
+	uint64_t enqueued;   /* local sequence of the last batch handed to the link */
+	pthread_mutex_t mu;
+	uint64_t acked;      /* ... and of the last one the analyzer acknowledged */
 	uint64_t forward_errors; /* stored batches that could not be re-read (corruption) */
 	uint64_t relayed_gen;    /* last control generation relayed (logged once each) */
 };
@@ -28,8 +30,6 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 {
 	struct collector *c = arg;
 
-	if (b->n_samples == 0)
-		return DT_ST_OK; /* a heartbeat: nothing to keep */
 	return dt_store_put(c->store, b->sender, b->seq, raw, len) == 0 ? DT_ST_OK : DT_ST_FAILED;
 }
 
@@ -65,7 +65,19 @@ static uint64_t advertise_gen(void *arg)
 	return agents ? gen : 0;
 }
 
-/* Forwards one stored batch: the link re-stamps sender and seq as ours. */
+#define LSEQ_BITS 32
+
+/* The analyzer acknowledged a forwarded batch: it need not be sent again. */
+static void on_acked(void *arg, uint64_t seq)
+{
+	struct collector *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	c->acked = seq & ((1ull << LSEQ_BITS) - 1);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Forwards one stored batch under the seq epoch << 32 | lseq (see dt_store_epoch). */
 static int forward_one(void *arg, uint64_t lseq, const void *raw, size_t len)
 {
 	struct collector *c = arg;
@@ -78,7 +90,7 @@ static int forward_one(void *arg, uint64_t lseq, const void *raw, size_t len)
 		       (unsigned long long)lseq, dt_proto_strerror(rv));
 		return 0;
 	}
-	rv = dt_link_send(c->link, &b);
+	rv = dt_link_send_seq(c->link, &b, dt_store_epoch(c->store) << LSEQ_BITS | lseq);
 	dt_batch_free(&b);
 	return rv == -ENOBUFS ? 1 : 0; /* queue full: try again later from here */
 }
@@ -106,7 +118,8 @@ static void log_stats(struct collector *c, const char *id)
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 {
 	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
-	struct dt_link_ops lops = {.on_control = on_control, .advertise_gen = advertise_gen};
+	struct dt_link_ops lops = {.on_control = on_control, .advertise_gen = advertise_gen,
+				   .on_acked = on_acked};
 	struct dt_link_cfg lc = {
 		.url = cfg->analyzer,
 		.sender = cfg->name,
@@ -114,8 +127,8 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		.timeout_ms = (unsigned)cfg->ack_timeout_ms,
 		.queue_max = (unsigned)cfg->queue_max,
 	};
-	struct collector c = {.cfg = cfg};
-	uint64_t last_stats_ms, persisted;
+	struct collector c = {.cfg = cfg, .mu = PTHREAD_MUTEX_INITIALIZER};
+	uint64_t last_stats_ms, persisted = 0, acked;
 	int rv;
 
 	if ((rv = dt_store_open(cfg->store, cfg->store_max_mib, &c.store)))
@@ -126,15 +139,19 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		goto out;
 	if ((rv = dt_link_start(&lc, &lops, &c.link)))
 		goto out;
-	c.forwarded = persisted = dt_store_forwarded(c.store);
+	/* Resend everything the analyzer did not acknowledge; it deduplicates. */
+	c.enqueued = c.acked = persisted = dt_store_forwarded(c.store);
 	dt_info("DT-COLL-READY", "collector %s: agents on %s, analyzer at %s, store %s (%llu batches)",
 		cfg->name, cfg->listen, cfg->analyzer, cfg->store,
 		(unsigned long long)dt_store_count(c.store));
 	last_stats_ms = dt_mono_ms();
 	while (!*stop) {
-		c.forwarded = dt_store_scan(c.store, c.forwarded, 64, forward_one, &c);
-		if (c.forwarded != persisted && dt_store_set_forwarded(c.store, c.forwarded) == 0)
-			persisted = c.forwarded;
+		c.enqueued = dt_store_scan(c.store, c.enqueued, 64, forward_one, &c);
+		pthread_mutex_lock(&c.mu);
+		acked = c.acked;
+		pthread_mutex_unlock(&c.mu);
+		if (acked != persisted && dt_store_set_forwarded(c.store, acked) == 0)
+			persisted = acked;
 		if (cfg->stats_interval_s && dt_mono_ms() - last_stats_ms >= cfg->stats_interval_s * 1000) {
 			log_stats(&c, "DT-COLL-STATS");
 			last_stats_ms = dt_mono_ms();
@@ -152,6 +169,8 @@ out:
 		if (left)
 			dt_warn("DT-COLL-UNSENT", "%u stored batches not yet acknowledged by the analyzer; they stay in the store",
 				left);
+		if (c.acked != persisted)
+			dt_store_set_forwarded(c.store, c.acked);
 	}
 	dt_store_close(c.store);
 	return rv;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 
@@ -13,6 +14,7 @@ struct dt_store {
 	MDB_env *env;
 	MDB_dbi batches, senders, meta;
 	uint64_t next_lseq;
+	uint64_t epoch;
 };
 
 /* LMDB's own codes are positive and outside errno's range: keep the text, map to EIO. */
@@ -84,6 +86,19 @@ int dt_store_open(const char *dir, uint64_t max_mib, struct dt_store **out)
 		mdb_txn_abort(txn);
 		rc = lmdb_err(rc, "open databases");
 		goto fail;
+	}
+	st->epoch = get_u64(txn, st->meta, "epoch");
+	if (st->epoch == 0) {
+		MDB_val ek = {strlen("epoch"), "epoch"}, ev;
+
+		st->epoch = (uint64_t)time(NULL);
+		ev.mv_size = sizeof(st->epoch);
+		ev.mv_data = &st->epoch;
+		if ((rc = mdb_put(txn, st->meta, &ek, &ev, 0))) {
+			mdb_txn_abort(txn);
+			rc = lmdb_err(rc, "store epoch");
+			goto fail;
+		}
 	}
 	st->next_lseq = 1;
 	if (mdb_cursor_open(txn, st->batches, &cur) == 0) {
@@ -203,6 +218,11 @@ uint64_t dt_store_forwarded(struct dt_store *st)
 	r = get_u64(txn, st->meta, "forwarded");
 	mdb_txn_abort(txn);
 	return r;
+}
+
+uint64_t dt_store_epoch(struct dt_store *st)
+{
+	return st->epoch;
 }
 
 uint64_t dt_store_count(struct dt_store *st)

@@ -6,7 +6,8 @@
  *   batches  u64 big-endian local sequence -> the batch as received (msgpack), appended
  *            with MDB_APPEND in arrival order
  *   senders  sender name -> u64 highest batch seq stored from it (deduplication)
- *   meta     "forwarded" -> u64 local sequence of the last batch handed to the analyzer
+ *   meta     "forwarded" -> u64 local sequence of the last batch the analyzer acknowledged
+ *            "epoch" -> u64 creation time of the store (seconds), see dt_store_epoch()
  * A batch and its sender's seq are written in one transaction, so a batch is either
  * stored and deduplicable, or not stored at all.
  */
@@ -38,6 +39,13 @@ uint64_t dt_store_scan(struct dt_store *st, uint64_t after, unsigned max,
 
 int dt_store_set_forwarded(struct dt_store *st, uint64_t lseq);
 uint64_t dt_store_forwarded(struct dt_store *st);
+
+/*
+ * The store's creation time in seconds. The collector forwards batch lseq under the seq
+ * epoch << 32 | lseq, which grows even when a store is replaced by a new one, so that
+ * the analyzer's deduplication never mistakes a new batch for an old one.
+ */
+uint64_t dt_store_epoch(struct dt_store *st);
 
 /* Number of batches stored. */
 uint64_t dt_store_count(struct dt_store *st);

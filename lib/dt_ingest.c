@@ -112,7 +112,13 @@ static void handle(struct dt_ingest *in, const void *buf, size_t len)
 		reply_error(in, DT_ST_INVALID, dt_proto_strerror(rv));
 		return;
 	}
-	if (b.seq <= in->ops.last_seq(in->ops.arg, b.sender)) {
+	if (b.n_samples == 0) {
+		/* A heartbeat: nothing to store or deduplicate, it only carries ctl_gen. */
+		pthread_mutex_lock(&in->mu);
+		in->st.heartbeats++;
+		pthread_mutex_unlock(&in->mu);
+		status = DT_ST_OK;
+	} else if (b.seq <= in->ops.last_seq(in->ops.arg, b.sender)) {
 		pthread_mutex_lock(&in->mu);
 		in->st.duplicates++;
 		pthread_mutex_unlock(&in->mu);
@@ -120,9 +126,7 @@ static void handle(struct dt_ingest *in, const void *buf, size_t len)
 	} else {
 		status = in->ops.on_batch(in->ops.arg, &b, buf, len);
 		pthread_mutex_lock(&in->mu);
-		if (status == DT_ST_OK && b.n_samples == 0) {
-			in->st.heartbeats++;
-		} else if (status == DT_ST_OK) {
+		if (status == DT_ST_OK) {
 			in->st.batches++;
 			in->st.samples += b.n_samples;
 		} else {

@@ -5,8 +5,9 @@
  *
  * An ingest server listens with an NNG rep socket. For each request it decodes a batch
  * strictly; a malformed request is counted by error code, logged (rate limited) under
- * DT-INGEST-MALFORMED and answered with DT_MSG_ERROR, and the server goes on. A batch
- * whose (sender, seq) was already stored is acknowledged again without storing it twice.
+ * DT-INGEST-MALFORMED and answered with DT_MSG_ERROR, and the server goes on. A heartbeat
+ * (no samples) is only acknowledged. A batch whose seq is not above the last one stored
+ * from its sender was stored already: it is acknowledged again without storing it twice.
  * Otherwise on_batch stores it; its result decides the ACK status. The ACK carries the
  * current control set when the sender's ctl_gen differs from it.
  */
@@ -20,8 +21,9 @@
 struct dt_ingest;
 
 struct dt_ingest_ops {
-	/* Stores a valid batch; returns DT_ST_OK once it is durable, another dt_status to
-	 * make the sender retry. raw/rawlen is the message as received. */
+	/* Stores a valid batch with samples; returns DT_ST_OK once it is durable (and
+	 * last_seq answers its seq from then on), another dt_status to make the sender
+	 * retry. raw/rawlen is the message as received. */
 	int (*on_batch)(void *arg, const struct dt_batch *b, const void *raw, size_t rawlen);
 	/* Returns the highest seq already stored for sender (0: none), for deduplication. */
 	uint64_t (*last_seq)(void *arg, const char *sender);

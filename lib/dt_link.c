@@ -36,15 +36,18 @@ struct dt_link {
 	struct dt_ratelimit rl_down, rl_bad;
 };
 
-/* Encodes b as the next message of this link. Called with l->mu held. */
-static struct qitem *link_encode(struct dt_link *l, struct dt_batch *b)
+/* Encodes b as the next message of this link, with seq (0: the link's next one). Called
+ * with l->mu held. */
+static struct qitem *link_encode(struct dt_link *l, struct dt_batch *b, uint64_t seq)
 {
 	struct qitem *q = calloc(1, sizeof(*q));
 
 	if (!q)
 		return NULL;
+	if (seq == 0)
+		seq = l->next_seq++;
 	strcpy(b->sender, l->sender);
-	b->seq = l->next_seq;
+	b->seq = seq;
 	b->ctl_gen = l->ops.advertise_gen ? l->ops.advertise_gen(l->ops.arg) : l->st.ctl_gen;
 	msgpack_sbuffer_init(&q->msg);
 	if (dt_batch_encode(&q->msg, b) != 0) {
@@ -52,7 +55,7 @@ static struct qitem *link_encode(struct dt_link *l, struct dt_batch *b)
 		free(q);
 		return NULL;
 	}
-	q->seq = l->next_seq++;
+	q->seq = seq;
 	q->n_samples = b->n_samples;
 	return q;
 }
@@ -61,6 +64,49 @@ static void qitem_free(struct qitem *q)
 {
 	msgpack_sbuffer_destroy(&q->msg);
 	free(q);
+}
+
+/* Appends q to the memory queue. Called with l->mu held. */
+static void enqueue(struct dt_link *l, struct qitem *q)
+{
+	q->next = NULL;
+	if (l->tail)
+		l->tail->next = q;
+	else
+		l->head = q;
+	l->tail = q;
+	l->st.queue_depth++;
+}
+
+/* Writes q to the spool (then frees it). Called with l->mu held. */
+static int spool_put(struct dt_link *l, struct qitem *q)
+{
+	int rv = dt_spool_push(l->cfg.spool, q->seq, q->n_samples, q->msg.data, q->msg.size,
+			       &l->st.spool_evicted_samples);
+
+	l->st.spooled = dt_spool_count(l->cfg.spool);
+	qitem_free(q);
+	return rv;
+}
+
+/* Moves spooled batches, oldest first, into the memory queue while it has room. */
+static void spool_refill(struct dt_link *l)
+{
+	while (l->cfg.spool && dt_spool_count(l->cfg.spool) > 0 &&
+	       l->st.queue_depth < l->cfg.queue_max) {
+		struct qitem *q = calloc(1, sizeof(*q));
+
+		if (!q)
+			return;
+		msgpack_sbuffer_init(&q->msg);
+		if (dt_spool_pop(l->cfg.spool, &q->seq, &q->n_samples, &q->msg)) {
+			qitem_free(q);
+			return;
+		}
+		enqueue(l, q);
+	}
+	if (l->cfg.spool)
+		l->st.spooled = dt_spool_count(l->cfg.spool);
 }
 
 enum send_result { SENT_ACKED, SENT_RETRY, SENT_REJECTED };
@@ -138,7 +184,7 @@ static struct qitem *link_heartbeat(struct dt_link *l)
 	strcpy(hb.node, l->sender);
 	if (l->ops.heartbeat_lost)
 		l->ops.heartbeat_lost(l->ops.arg, hb.lost);
-	return link_encode(l, &hb);
+	return link_encode(l, &hb, 0);
 }
 
 static void *link_thread(void *arg)
@@ -197,11 +243,17 @@ static void *link_thread(void *arg)
 		if (res == SENT_ACKED) {
 			l->st.batches_sent++;
 			l->st.samples_sent += q->n_samples;
+			if (l->ops.on_acked) {
+				pthread_mutex_unlock(&l->mu);
+				l->ops.on_acked(l->ops.arg, q->seq);
+				pthread_mutex_lock(&l->mu);
+			}
 		} else {
 			l->st.rejected++;
 			l->st.rejected_samples += q->n_samples;
 		}
 		qitem_free(q);
+		spool_refill(l);
 	}
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
@@ -230,7 +282,12 @@ int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
 	 * sender continues above what its receiver has already stored.
 	 */
 	l->next_seq = dt_clock_ns(CLOCK_REALTIME) / 1000;
+	if (cfg->spool && dt_spool_last_seq(cfg->spool) >= l->next_seq)
+		l->next_seq = dt_spool_last_seq(cfg->spool) + 1;
 	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_lock(&l->mu);
+	spool_refill(l); /* what an earlier run left goes first */
+	pthread_mutex_unlock(&l->mu);
 	pthread_cond_init(&l->cv, NULL);
 	if ((rv = nng_req0_open(&l->sock)) != 0)
 		goto fail;
@@ -260,27 +317,33 @@ fail_errno:
 	return rv;
 }
 
-int dt_link_send(struct dt_link *l, struct dt_batch *b)
+int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq)
 {
+	bool to_spool;
 	struct qitem *q;
 	int rv = 0;
 
 	pthread_mutex_lock(&l->mu);
-	if (l->st.queue_depth >= l->cfg.queue_max) {
+	/* Once anything is spooled, everything goes through the spool: order is kept. */
+	to_spool = l->cfg.spool && (dt_spool_count(l->cfg.spool) > 0 ||
+				    l->st.queue_depth >= l->cfg.queue_max);
+	if (!to_spool && l->st.queue_depth >= l->cfg.queue_max) {
 		rv = -ENOBUFS;
-	} else if (!(q = link_encode(l, b))) {
+	} else if (!(q = link_encode(l, b, seq))) {
 		rv = -ENOMEM;
+	} else if (to_spool) {
+		rv = spool_put(l, q);
 	} else {
-		if (l->tail)
-			l->tail->next = q;
-		else
-			l->head = q;
-		l->tail = q;
-		l->st.queue_depth++;
+		enqueue(l, q);
 		pthread_cond_signal(&l->cv);
 	}
 	pthread_mutex_unlock(&l->mu);
 	return rv;
+}
+
+int dt_link_send(struct dt_link *l, struct dt_batch *b)
+{
+	return dt_link_send_seq(l, b, 0);
 }
 
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st)
@@ -304,8 +367,11 @@ unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms)
 	nng_close(l->sock);
 	while ((q = l->head)) {
 		l->head = q->next;
-		left++;
-		qitem_free(q);
+		if (!l->cfg.spool || spool_put(l, q) != 0) {
+			left++;
+			if (!l->cfg.spool)
+				qitem_free(q);
+		}
 	}
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);

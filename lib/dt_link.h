@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "dt_proto.h"
+#include "dt_spool.h"
 
 struct dt_link;
 
@@ -26,7 +27,10 @@ struct dt_link_cfg {
 	const char *sender;     /* our name, put in every batch */
 	unsigned heartbeat_ms;  /* idle time before a heartbeat */
 	unsigned timeout_ms;    /* wait for an ACK before resending */
-	unsigned queue_max;     /* batches held at most */
+	unsigned queue_max;     /* batches held in memory at most */
+	struct dt_spool *spool; /* optional (caller owns it): where batches go while the
+				 * memory queue is full; replayed in order; at stop, what is
+				 * still queued is written there too */
 };
 
 struct dt_link_ops {
@@ -36,6 +40,9 @@ struct dt_link_ops {
 	/* The control generation to advertise in each batch (may be NULL: the generation
 	 * on_control last returned). A collector advertises what all its agents applied. */
 	uint64_t (*advertise_gen)(void *arg);
+	/* Called on the link thread, in order, when the peer acknowledged the batch with
+	 * sequence seq (may be NULL). */
+	void (*on_acked)(void *arg, uint64_t seq);
 	/* Fills the loss counters of an outgoing heartbeat (may be NULL). */
 	void (*heartbeat_lost)(void *arg, uint64_t lost[DT_LOSS_MAX]);
 	void *arg;
@@ -48,7 +55,9 @@ struct dt_link_stats {
 	uint64_t rejected;      /* batches the peer refused as malformed (their samples lost) */
 	uint64_t rejected_samples; /* samples in them */
 	uint64_t bad_replies;   /* replies we could not decode (counted, logged, batch resent) */
-	uint64_t queue_depth;   /* batches waiting now */
+	uint64_t queue_depth;   /* batches waiting in memory now */
+	uint64_t spooled;       /* batches waiting in the spool now */
+	uint64_t spool_evicted_samples; /* samples in batches the spool evicted when full */
 	uint64_t ctl_gen;       /* generation of the last control set applied */
 	int connected;          /* 1 once an ACK arrived and no send has timed out since */
 };
@@ -65,10 +74,19 @@ int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
  */
 int dt_link_send(struct dt_link *l, struct dt_batch *b);
 
+/*
+ * The same with the caller's sequence number: for a sender whose batches already have a
+ * durable order (the collector forwards its store's), so that a batch resent after a
+ * restart of the sender keeps its seq and the receiver stores it once. seq must grow
+ * from call to call; a link uses either this or dt_link_send, not both.
+ */
+int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq);
+
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
 
 /* Tries for at most drain_ms to send what is queued, then stops the thread, closes the
- * socket and frees the link. Returns the number of batches left unsent. */
+ * socket and frees the link. What is left goes to the spool when there is one. Returns
+ * the number of batches left unsent and not spooled. */
 unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms);
 
 #endif /* DT_LINK_H */

@@ -1558,6 +1558,7 @@ const char *dt_loss_name(unsigned int loss)
 		[DT_LOSS_QUEUE_FULL] = "queue-full",
 		[DT_LOSS_BAD_VERSION] = "bad-version",
 		[DT_LOSS_REJECTED] = "rejected",
+		[DT_LOSS_SPOOL_FULL] = "spool-full",
 	};
 
 	return NAME_OF(names, loss);

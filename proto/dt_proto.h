@@ -130,6 +130,7 @@ enum dt_loss {
 	DT_LOSS_QUEUE_FULL = 1, /* sender's in-memory queue full */
 	DT_LOSS_BAD_VERSION = 2, /* ring record of an unknown layout version */
 	DT_LOSS_REJECTED = 3,   /* in a batch the receiver refused as malformed */
+	DT_LOSS_SPOOL_FULL = 4, /* evicted from the agent's spool, full while its collector was away */
 	DT_LOSS_MAX,
 };
 

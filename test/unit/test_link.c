@@ -98,6 +98,8 @@ static void fill_batch(struct dt_batch *b, struct dt_wire_sample *s, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		s[i].hook = DT_HOOK_PORT_IN;
 		s[i].ts_ns = 1000 + i;
+		s[i].drop_name = DT_STR_NONE;
+		s[i].drop_where = DT_STR_NONE;
 		s[i].tuple.proto = 1;
 	}
 	b->n_samples = n;

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt_spool.h - a bounded, durable FIFO of encoded batches in LMDB (the agent's spool).
+ *
+ * While its peer is unreachable a link keeps only queue_max batches in memory; the rest
+ * go here, keyed by their sequence number, so they replay in order when the peer comes
+ * back, and they survive a restart of the agent. The spool holds at most max_bytes of
+ * messages: to make room it evicts the oldest entries and reports how many samples they
+ * carried, so that the loss is counted exactly, never silent.
+ */
+#ifndef DT_SPOOL_H
+#define DT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+struct dt_spool;
+
+/* Opens (creating) the spool in directory dir. Returns 0 or -errno. */
+int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out);
+void dt_spool_close(struct dt_spool *sp);
+
+/*
+ * Stores one message under seq. Evicts the oldest entries while the spool would exceed
+ * its cap and adds the samples they carried to *evicted_samples. A message larger than
+ * the cap on its own is not stored: it counts as evicted. Returns 0 or -errno.
+ */
+int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
+		  size_t len, uint64_t *evicted_samples);
+
+/* Removes the oldest entry into *seq, *n_samples and msg (appended). Returns 0, -ENOENT
+ * when the spool is empty, or -errno. */
+int dt_spool_pop(struct dt_spool *sp, uint64_t *seq, uint32_t *n_samples, msgpack_sbuffer *msg);
+
+uint64_t dt_spool_count(const struct dt_spool *sp);
+uint64_t dt_spool_bytes(const struct dt_spool *sp);
+/* Highest seq stored (0: empty). */
+uint64_t dt_spool_last_seq(struct dt_spool *sp);
+
+#endif /* DT_SPOOL_H */

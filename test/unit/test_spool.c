@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/* The agent's spool: order, the cap with exact eviction counts, persistence, replay. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "dt_ingest.h"
+#include "dt_link.h"
+#include "dt_spool.h"
+
+static char dir[64];
+
+static void mkdir_tmp(void)
+{
+	strcpy(dir, "/tmp/dt-spool-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void rm_tmp(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(spool, .init = mkdir_tmp, .fini = rm_tmp);
+
+static void push(struct dt_spool *sp, uint64_t seq, uint32_t n, size_t len, uint64_t *ev)
+{
+	char msg[4096];
+
+	memset(msg, (int)seq, len);
+	cr_assert_eq(dt_spool_push(sp, seq, n, msg, len, ev), 0);
+}
+
+Test(spool, pops_in_seq_order_whatever_the_push_order)
+{
+	struct dt_spool *sp;
+	msgpack_sbuffer m;
+	uint64_t ev = 0, seq;
+	uint32_t n;
+
+	cr_assert_eq(dt_spool_open(dir, 1 << 20, &sp), 0);
+	push(sp, 30, 3, 100, &ev);
+	push(sp, 10, 1, 100, &ev);
+	push(sp, 20, 2, 100, &ev);
+	cr_assert_eq(dt_spool_count(sp), 3);
+	cr_assert_eq(dt_spool_last_seq(sp), 30);
+	msgpack_sbuffer_init(&m);
+	for (uint64_t want = 10; want <= 30; want += 10) {
+		msgpack_sbuffer_clear(&m);
+		cr_assert_eq(dt_spool_pop(sp, &seq, &n, &m), 0);
+		cr_assert_eq(seq, want);
+		cr_assert_eq(n, want / 10);
+		cr_assert_eq(m.size, 100);
+		cr_assert_eq((unsigned char)m.data[0], (unsigned char)want);
+	}
+	cr_assert_eq(dt_spool_pop(sp, &seq, &n, &m), -ENOENT);
+	cr_assert_eq(ev, 0);
+	msgpack_sbuffer_destroy(&m);
+	dt_spool_close(sp);
+}
+
+Test(spool, cap_evicts_the_oldest_and_counts_their_samples)
+{
+	struct dt_spool *sp;
+	uint64_t ev = 0;
+
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	for (uint64_t s = 1; s <= 10; s++)
+		push(sp, s, 7, 300, &ev); /* 3 fit in 1000 bytes */
+	cr_assert_eq(dt_spool_count(sp), 3);
+	cr_assert_eq(dt_spool_bytes(sp), 900);
+	cr_assert_eq(ev, 7 * 7, "7 batches of 7 samples evicted, got %llu", (unsigned long long)ev);
+	/* A message larger than the whole cap is not stored, and counted. */
+	push(sp, 11, 5, 2000, &ev);
+	cr_assert_eq(ev, 7 * 7 + 5);
+	cr_assert_eq(dt_spool_count(sp), 3);
+	dt_spool_close(sp);
+}
+
+Test(spool, survives_a_reopen)
+{
+	struct dt_spool *sp;
+	msgpack_sbuffer m;
+	uint64_t ev = 0, seq;
+	uint32_t n;
+
+	cr_assert_eq(dt_spool_open(dir, 1 << 20, &sp), 0);
+	push(sp, 5, 1, 10, &ev);
+	push(sp, 6, 2, 20, &ev);
+	dt_spool_close(sp);
+	cr_assert_eq(dt_spool_open(dir, 1 << 20, &sp), 0);
+	cr_assert_eq(dt_spool_count(sp), 2);
+	cr_assert_eq(dt_spool_bytes(sp), 30);
+	msgpack_sbuffer_init(&m);
+	cr_assert_eq(dt_spool_pop(sp, &seq, &n, &m), 0);
+	cr_assert_eq(seq, 5);
+	msgpack_sbuffer_destroy(&m);
+	dt_spool_close(sp);
+}
+
+/* Stored batches, in arrival order, for the replay test. */
+static uint64_t got_seq[64];
+static uint32_t got_n;
+
+static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	if (got_n < 64)
+		got_seq[got_n++] = b->seq;
+	return DT_ST_OK;
+}
+
+static uint64_t last_seq(void *arg, const char *sender)
+{
+	return got_n ? got_seq[got_n - 1] : 0;
+}
+
+Test(spool, link_spills_while_the_peer_is_away_and_replays_in_order_across_a_restart)
+{
+	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
+	struct dt_wire_sample s = {.hook = DT_HOOK_PORT_IN, .ts_ns = 1,
+				   .drop_name = DT_STR_NONE, .drop_where = DT_STR_NONE};
+	struct dt_link_cfg lc = {.url = "inproc://spool-replay", .sender = "h1",
+				 .heartbeat_ms = 20, .timeout_ms = 100, .queue_max = 2};
+	struct dt_link_stats st;
+	struct dt_ingest *in;
+	struct dt_spool *sp;
+	struct dt_link *l;
+	struct dt_batch b;
+
+	memset(&b, 0, sizeof(b));
+	strcpy(b.node, "h1");
+	b.n_ifaces = 1;
+	strcpy(b.ifaces[0], "pt1");
+	s.tuple.proto = 1;
+	b.n_samples = 1;
+	b.samples = &s;
+
+	/* Nobody listens: 2 batches wait in memory, 4 in the spool; then the agent stops. */
+	cr_assert_eq(dt_spool_open(dir, 1 << 20, &sp), 0);
+	lc.spool = sp;
+	cr_assert_eq(dt_link_start(&lc, NULL, &l), 0);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(dt_link_send(l, &b), 0);
+	dt_link_stats(l, &st);
+	cr_assert_eq(st.queue_depth, 2);
+	cr_assert_eq(st.spooled, 4);
+	cr_assert_eq(dt_link_stop(l, 0), 0, "every unsent batch goes to the spool");
+	cr_assert_eq(dt_spool_count(sp), 6);
+
+	/* The collector is back and the agent restarts: all six arrive, in order, then new. */
+	got_n = 0;
+	cr_assert_eq(dt_ingest_start("inproc://spool-replay", &iops, &in), 0);
+	cr_assert_eq(dt_link_start(&lc, NULL, &l), 0);
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	for (int i = 0; i < 500 && got_n < 7; i++)
+		nng_msleep(10);
+	cr_assert_eq(got_n, 7);
+	for (uint32_t i = 1; i < got_n; i++)
+		cr_assert_lt(got_seq[i - 1], got_seq[i], "batch %u out of order", i);
+	cr_assert_eq(dt_link_stop(l, 1000), 0);
+	cr_assert_eq(dt_spool_count(sp), 0);
+	dt_ingest_stop(in);
+	dt_spool_close(sp);
+}
