@@ -1,67 +1,116 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 /*
- * dyetrace.bpf.c - the data plane: color at the first hop, sample colored packets everywhere.
+ * dyetrace.bpf.c - the data plane: color at the first hop, sample colored packets everywhere,
+ * report the colored packets the kernel drops.
  *
- * Four tc (clsact) programs, one object; the agent attaches them by name. All of them
- * return TC_ACT_OK whatever happens: dyetrace observes traffic, it never drops or redirects.
+ * Seven programs, one object; the agent attaches them by name. None of them ever drops,
+ * redirects or delays a packet: the tc programs return TC_ACT_OK whatever happens and write
+ * nothing but the color bit, the tracing program only reads.
  *
- *   dt_port_ingress   ingress of a host-side interface that faces an instance: the FIRST HOP.
- *                     Parses Ethernet/IPv4/L4, looks the six-tuple up in dt_tasks (VNI from
- *                     dt_ports); on a match sets the color (DT_COLOR_BIT, the IPv4 reserved
- *                     flag) with the header checksum fixed incrementally, and samples with
- *                     DT_SAMPLE_F_FIRST_HOP and the task id. A packet that arrives from the
- *                     instance already colored and matches no task has its color removed
- *                     (DT_CNT_FOREIGN_COLOR): a tenant cannot inject traced packets.
- *   dt_port_egress    egress of the same interface, towards the instance: the LAST HOP.
+ *   dt_port_ingress   tc ingress of a host-side interface that faces an instance: the FIRST
+ *                     HOP. Parses Ethernet/IPv4/L4, looks the six-tuple up in dt_tasks (VNI
+ *                     from dt_ports; request keys and reply keys alike); on a match sets the
+ *                     color (DT_COLOR_BIT, the IPv4 reserved flag) with the header checksum
+ *                     fixed incrementally, and samples with DT_SAMPLE_F_FIRST_HOP, the task
+ *                     id, and DT_SAMPLE_F_REPLY when the key is a reply key (DT_TASK_F_REPLY).
+ *                     A packet that arrives from the instance already colored and matches no
+ *                     task has its color removed (DT_CNT_FOREIGN_COLOR): a tenant cannot
+ *                     inject traced packets.
+ *   dt_port_egress    tc egress of the same interface, towards the instance: the LAST HOP.
  *                     Colored packets are sampled, then their color is removed (and counted
  *                     in DT_CNT_UNCOLORED), so instances never see it. Uncolored: untouched.
- *   dt_uplink_ingress ingress and egress of the underlay NIC. Parse outer Ethernet/IPv4/UDP
+ *   dt_uplink_ingress tc ingress and egress of the underlay NIC. Parse outer Ethernet/IPv4/UDP
  *   dt_uplink_egress  (destination port dt_vxlan_port)/VXLAN and the inner Ethernet/IPv4/L4;
  *                     a colored inner packet is sampled with the VNI and the outer addresses.
  *                     They never modify the packet.
+ *   dt_gw_egress      tc egress of a gateway's outside interface (after SNAT): an EXIT, like
+ *                     a port's egress. A colored packet is sampled (DT_HOOK_GW_OUT) with its
+ *                     tuple as it leaves and, from the conntrack entry the skb carries, the
+ *                     tuple inside the NAT (orig, DT_SAMPLE_F_NAT), then uncolored. No
+ *                     conntrack entry: sampled without orig, DT_CNT_NAT_NO_CT. It also
+ *                     teaches dt_gw_icmp the NAT of ICMP echo flows whose replies are armed.
+ *   dt_gw_ingress     tc ingress of the same interface (before conntrack and de-NAT): an
+ *                     ENTRY, the first hop of replies. The packet's conntrack entry (kfunc
+ *                     bpf_skb_ct_lookup(); ICMP echo: dt_gw_icmp) gives the tuple inside the
+ *                     NAT; that tuple, with the interface's VNI from dt_ports, is looked up
+ *                     in dt_tasks like at a port; on a match the packet is colored and
+ *                     sampled (DT_HOOK_GW_IN, task id, orig, DT_SAMPLE_F_NAT). Without an
+ *                     entry the tuple as seen is looked up, and a match counts
+ *                     DT_CNT_NAT_NO_CT. Foreign colors are removed as at a port.
+ *   dt_kfree_skb      tp_btf/kfree_skb: every skb the kernel frees with a drop reason (not
+ *                     SKB_CONSUMED). A colored IPv4 packet, or a VXLAN packet whose inner
+ *                     IPv4 packet is colored (DT_SAMPLE_F_ENCAP, outer addresses), is sampled
+ *                     (DT_HOOK_DROP) with the raw reason, the freeing location, skb->dev's
+ *                     ifindex (0 without a device) and, when the skb's conntrack entry
+ *                     translates, orig (DT_SAMPLE_F_NAT). Only drops in the network namespace
+ *                     dt_netns_ino are reported; others count DT_CNT_DROP_OTHER_NS.
  *
  * Maps (names are part of the agent's contract):
- *   dt_ports     hash, __u32 ifindex -> struct dt_port_val: the ports and their VNI. A port
- *                without an entry colors nothing; it still strips foreign colors.
+ *   dt_ports     hash, __u32 ifindex -> struct dt_port_val: the ports and gateway outside
+ *                interfaces, and their VNI. A port without an entry colors nothing; it
+ *                still strips foreign colors. Drops on an interface found here get its VNI.
  *   dt_tasks     hash, struct dt_tuple -> struct dt_task_val: the armed tasks, keyed as
  *                dt_tuple_task_key() builds them. Wildcard tasks (DT_TASK_F_ANYPORT) are
- *                stored with sport = dport = 0.
+ *                stored with sport = dport = 0; reply keys carry DT_TASK_F_REPLY.
  *   dt_task_filter  array of DT_FILTER_WORDS __u64: the optional prefilter of dt_tasks, a
  *                bitmap that the agent maintains (protocol in dt_filter.h).
  *   dt_events    ring buffer of struct dt_sample. 4 MiB unless the agent sets another size
  *                (bpf_map__set_max_entries() before load).
  *   dt_counters  per-CPU array of __u64, indexed by enum dt_counter.
+ *   dt_gw_icmp   LRU hash, struct dt_tuple -> struct dt_tuple, the data plane's own (the
+ *                agent leaves it alone): an ICMP echo reply as it arrives at a gateway ->
+ *                the same reply inside the NAT, VNI 0 in both. Conntrack's kfunc looks up
+ *                TCP and UDP only.
  * Globals:
  *   dt_anyport_tasks (.bss)  how many armed tasks are wildcards. The agent keeps it up to
  *                date; wildcards are only looked for while it is not 0.
  *   dt_filter_on (.bss)  0 (initially): no prefilter, every candidate is looked up;
  *                1: the agent keeps dt_task_filter complete and a clear bit skips lookups.
+ *   dt_netns_ino (.bss)  the inode number of the agent's network namespace
+ *                (stat("/proc/self/ns/net").st_ino); dt_kfree_skb reports drops of that
+ *                namespace only (skb->dev's, else skb->sk's). 0 (initially): every drop.
  *   dt_vxlan_port (.rodata)  the underlay's VXLAN UDP port, DT_VXLAN_PORT unless the agent
  *                sets it before load.
+ *
+ * Conntrack (conntrack.h): kfuncs declared __weak, so the object loads on a kernel without
+ * them or with nf_conntrack as a module not loaded yet (the agent loads it first); then the
+ * gateway programs find no entry and count DT_CNT_NAT_NO_CT.
  *
  * Cost (NUMBERS.md): an untraced packet leaving an instance costs a header parse and, with
  * the prefilter on, one or two bitmap tests; without it, two hash lookups (port, task), and
  * a third while wildcard tasks exist. At a port's egress and at the uplink it costs a
- * header parse. Only traced packets reach the ring buffer, the clock and the writers.
+ * header parse. At a gateway's egress, a header parse (ICMP echo requests: plus a conntrack
+ * read and a task lookup); at its ingress every TCP and UDP packet costs a conntrack lookup
+ * (as much again as conntrack's own, moments later) before the task lookups, ICMP a hash
+ * lookup. A drop costs a few reads of the skb, more only when colored. Only traced packets
+ * reach the ring buffer, the clock and the writers. A helper that fails while writing the
+ * color is counted in DT_CNT_WRITE_FAIL and leaves the packet as it was.
  *
  * Headers that are not in the skb's linear area make the parse return DT_PARSE_SHORT
- * before any side effect; the program then pulls the headers in (bpf_skb_pull_data(),
+ * before any side effect; the tc program then pulls the headers in (bpf_skb_pull_data(),
  * only when data is really outside the linear area) and runs once more as the last try.
+ * The drop program cannot pull: it reports a colored packet whose L4 header is not linear
+ * with ports and ident 0, like a non-first fragment.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 
 #include "dt_sample.h"
 #include "dt_filter.h"
 #include "parse.h"
+#include "kparse.h"
+#include "conntrack.h"
 
 #define TC_ACT_OK 0
 
-/* The port programs see untagged frames: IPv4 always starts right after Ethernet. */
+/* The port and gateway programs see untagged frames: IPv4 starts right after Ethernet. */
 #define DT_PORT_L3_OFF sizeof(struct ethhdr)
 
 #define DT_EVENTS_DEFAULT_SIZE (4u << 20)
+#define DT_GW_ICMP_MAX 4096 /* ICMP echo flows through a gateway with an armed reply */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -96,8 +145,16 @@ struct {
 	__type(value, __u64);
 } dt_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DT_GW_ICMP_MAX);
+	__type(key, struct dt_tuple);
+	__type(value, struct dt_tuple);
+} dt_gw_icmp SEC(".maps");
+
 volatile __u32 dt_anyport_tasks;
 volatile __u32 dt_filter_on;
+volatile __u32 dt_netns_ino;
 const volatile __u16 dt_vxlan_port = DT_VXLAN_PORT;
 
 static __always_inline void dt_count(__u32 idx)
@@ -109,19 +166,21 @@ static __always_inline void dt_count(__u32 idx)
 }
 
 /*
- * The one writer of samples. Reserve failure (ring full: the agent is not draining fast
- * enough, or the ring is too small) is counted in DT_CNT_RING_FULL, never dropped silently.
- * Every byte of the record is written, padding included.
+ * The one writer of samples, in two steps: dt_sample_begin() reserves a record and fills
+ * what every hook has (the other fields zero, padding included), the caller adds what its
+ * hook knows (task id, outer addresses, orig, drop fields), dt_sample_submit() sends it.
+ * Reserve failure (ring full: the agent is not draining fast enough, or the ring is too
+ * small) is counted in DT_CNT_RING_FULL, never dropped silently; begin returns NULL then.
  */
-static __always_inline void dt_emit(__u32 ifindex, __u8 hook, __u8 flags, const struct dt_pkt *pkt,
-				    __u32 task_id, __u32 outer_saddr, __u32 outer_daddr)
+static __always_inline struct dt_sample *dt_sample_begin(__u32 ifindex, __u8 hook, __u8 flags,
+							 const struct dt_pkt *pkt)
 {
 	struct dt_sample *s;
 
 	s = bpf_ringbuf_reserve(&dt_events, sizeof(*s), 0);
 	if (!s) {
 		dt_count(DT_CNT_RING_FULL);
-		return;
+		return NULL;
 	}
 	s->version = DT_SAMPLE_VERSION;
 	s->hook = hook;
@@ -130,23 +189,32 @@ static __always_inline void dt_emit(__u32 ifindex, __u8 hook, __u8 flags, const 
 	s->ifindex = ifindex;
 	s->ts_ns = bpf_ktime_get_ns();
 	s->tuple = pkt->tuple;
-	s->task_id = task_id;
+	s->task_id = 0;
 	s->ip_id = pkt->ip_id;
 	s->pad1 = 0;
 	s->ident = pkt->ident;
 	s->len = pkt->len;
-	s->outer_saddr = outer_saddr;
-	s->outer_daddr = outer_daddr;
+	s->outer_saddr = 0;
+	s->outer_daddr = 0;
+	s->drop_reason = 0;
+	__builtin_memset(&s->orig, 0, sizeof(s->orig));
 	s->pad2 = 0;
+	s->drop_location = 0;
+	return s;
+}
+
+static __always_inline void dt_sample_submit(struct dt_sample *s)
+{
 	bpf_ringbuf_submit(s, 0);
 	dt_count(DT_CNT_SAMPLED);
 }
 
 /*
- * Sets (on) or clears the color of a port program's packet, fixing the IPv4 header
- * checksum incrementally. The header's one's-complement sum does not change, so an
+ * Sets (on) or clears the color of a port or gateway program's packet, fixing the IPv4
+ * header checksum incrementally. The header's one's-complement sum does not change, so an
  * skb->csum over the packet (CHECKSUM_COMPLETE) stays valid. Either both fields are
- * written or neither. Returns 0 or a negative errno from the helpers.
+ * written or neither; a helper failure is counted in DT_CNT_WRITE_FAIL. Returns 0 or a
+ * negative errno from the helpers.
  */
 static __always_inline int dt_color_write(struct __sk_buff *skb, struct dt_pkt *pkt, bool on)
 {
@@ -158,16 +226,19 @@ static __always_inline int dt_color_write(struct __sk_buff *skb, struct dt_pkt *
 	rc = bpf_l3_csum_replace(skb, DT_PORT_L3_OFF + offsetof(struct iphdr, check), from, to,
 				 sizeof(to));
 	if (rc)
-		return rc;
+		goto fail;
 	rc = bpf_skb_store_bytes(skb, DT_PORT_L3_OFF + offsetof(struct iphdr, frag_off), &to,
 				 sizeof(to), 0);
 	if (rc) {
 		bpf_l3_csum_replace(skb, DT_PORT_L3_OFF + offsetof(struct iphdr, check), to, from,
 				    sizeof(to));
-		return rc;
+		goto fail;
 	}
 	pkt->frag_off = frag;
 	return 0;
+fail:
+	dt_count(DT_CNT_WRITE_FAIL);
+	return rc;
 }
 
 /* False when the prefilter proves that no task has this key (VNI aside); see dt_filter.h. */
@@ -185,23 +256,24 @@ static __always_inline bool dt_filter_test(const struct dt_tuple *t)
 }
 
 /*
- * The armed task of a packet arriving on port ifindex, or NULL; sets the tuple's VNI.
- * Candidates: the exact tuple, and, while wildcard tasks exist, the tuple with ports 0,
- * accepted only if that task is a wildcard (a tuple whose ports are 0 already has one
- * candidate). The prefilter drops candidates before any hash lookup; the port's VNI is
- * looked up only for a candidate that survives; the exact match wins.
+ * The armed task of tuple key arriving on port (or gateway interface) ifindex, or NULL;
+ * sets the key's VNI when a candidate survives the prefilter. Candidates: the exact tuple,
+ * and, while wildcard tasks exist, the tuple with ports 0, accepted only if that task is a
+ * wildcard (a tuple whose ports are 0 already has one candidate). The prefilter drops
+ * candidates before any hash lookup; the port's VNI is looked up only for a candidate that
+ * survives; the exact match wins.
  */
-static __always_inline struct dt_task_val *dt_task_find(struct dt_pkt *pkt, __u32 ifindex)
+static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __u32 ifindex)
 {
 	struct dt_task_val *task;
 	struct dt_port_val *port;
 	struct dt_tuple any;
 	bool exact, wild;
 
-	exact = dt_filter_test(&pkt->tuple);
-	wild = dt_anyport_tasks && (pkt->tuple.sport || pkt->tuple.dport);
+	exact = dt_filter_test(key);
+	wild = dt_anyport_tasks && (key->sport || key->dport);
 	if (wild) {
-		any = pkt->tuple;
+		any = *key;
 		any.sport = 0;
 		any.dport = 0;
 		wild = dt_filter_test(&any);
@@ -212,9 +284,9 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_pkt *pkt, __u3
 	port = bpf_map_lookup_elem(&dt_ports, &ifindex);
 	if (!port)
 		return NULL;
-	pkt->tuple.vni = port->vni;
+	key->vni = port->vni;
 	if (exact) {
-		task = bpf_map_lookup_elem(&dt_tasks, &pkt->tuple);
+		task = bpf_map_lookup_elem(&dt_tasks, key);
 		if (task)
 			return task;
 	}
@@ -225,6 +297,47 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_pkt *pkt, __u3
 			return task;
 	}
 	return NULL;
+}
+
+/*
+ * An entry's decision (port ingress, gateway ingress). With a task: color the packet,
+ * unless the sender colored it already (it is ours now, the bit stays), count it and
+ * return true; the caller samples. Without one: a color found on the packet is foreign and
+ * goes (DT_CNT_FOREIGN_COLOR); false. False too when the color cannot be written.
+ */
+static __always_inline bool dt_entry_color(struct __sk_buff *skb, struct dt_pkt *pkt,
+					   const struct dt_task_val *task)
+{
+	if (!task) {
+		if ((pkt->frag_off & DT_COLOR_BIT) && dt_color_write(skb, pkt, false) == 0)
+			dt_count(DT_CNT_FOREIGN_COLOR);
+		return false;
+	}
+	if (!(pkt->frag_off & DT_COLOR_BIT) && dt_color_write(skb, pkt, true) != 0)
+		return false;
+	dt_count(DT_CNT_COLORED);
+	return true;
+}
+
+/* The flags of a first hop's sample for a packet that matched task. */
+static __always_inline __u8 dt_entry_flags(const struct dt_task_val *task)
+{
+	return DT_SAMPLE_F_FIRST_HOP | (task->flags & DT_TASK_F_REPLY ? DT_SAMPLE_F_REPLY : 0);
+}
+
+/* An exit's last act (port egress, gateway egress): the color goes. */
+static __always_inline void dt_exit_uncolor(struct __sk_buff *skb, struct dt_pkt *pkt)
+{
+	if (dt_color_write(skb, pkt, false) == 0)
+		dt_count(DT_CNT_UNCOLORED);
+}
+
+/* The VNI configured for interface ifindex, 0 when it has none. */
+static __always_inline __u32 dt_port_vni(__u32 ifindex)
+{
+	struct dt_port_val *port = bpf_map_lookup_elem(&dt_ports, &ifindex);
+
+	return port ? port->vni : 0;
 }
 
 /*
@@ -243,7 +356,7 @@ static __always_inline void dt_pull(struct __sk_buff *skb, __u32 want)
 }
 
 /*
- * The bodies return DT_PARSE_SHORT, before any side effect, when headers are missing
+ * The tc bodies return DT_PARSE_SHORT, before any side effect, when headers are missing
  * from the linear data and this is not the last try; anything else means done.
  */
 
@@ -251,6 +364,7 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 {
 	struct dt_task_val *task = NULL;
 	struct dt_pkt pkt = {};
+	struct dt_sample *s;
 	struct dt_cursor c;
 	int rc;
 
@@ -264,25 +378,21 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 
 	/* A truncated L4 header matches nothing (its color, if any, goes). */
 	if (rc == 0)
-		task = dt_task_find(&pkt, ifindex);
-
-	if (!task) {
-		if ((pkt.frag_off & DT_COLOR_BIT) && dt_color_write(skb, &pkt, false) == 0)
-			dt_count(DT_CNT_FOREIGN_COLOR);
+		task = dt_task_find(&pkt.tuple, ifindex);
+	if (!dt_entry_color(skb, &pkt, task) || !task) /* (!task: for the verifier) */
 		return 0;
+	s = dt_sample_begin(ifindex, DT_HOOK_PORT_IN, dt_entry_flags(task), &pkt);
+	if (s) {
+		s->task_id = task->task_id;
+		dt_sample_submit(s);
 	}
-	/* Colored already by the instance and matching: it is ours now, keep the bit. */
-	if (!(pkt.frag_off & DT_COLOR_BIT) && dt_color_write(skb, &pkt, true) != 0)
-		return 0;
-	dt_count(DT_CNT_COLORED);
-	dt_emit(ifindex, DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &pkt, task->task_id, 0, 0);
 	return 0;
 }
 
 static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_pkt pkt = {};
-	struct dt_port_val *port;
+	struct dt_sample *s;
 	struct dt_cursor c;
 	int rc;
 
@@ -298,12 +408,12 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 
 	/* A truncated L4 header gives no tuple worth sampling; the color goes anyway. */
 	if (rc == 0) {
-		port = bpf_map_lookup_elem(&dt_ports, &ifindex);
-		pkt.tuple.vni = port ? port->vni : 0;
-		dt_emit(ifindex, DT_HOOK_PORT_OUT, 0, &pkt, 0, 0, 0);
+		pkt.tuple.vni = dt_port_vni(ifindex);
+		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, 0, &pkt);
+		if (s)
+			dt_sample_submit(s);
 	}
-	if (dt_color_write(skb, &pkt, false) == 0)
-		dt_count(DT_CNT_UNCOLORED);
+	dt_exit_uncolor(skb, &pkt);
 	return 0;
 }
 
@@ -315,6 +425,7 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 {
 	struct dt_vxlanhdr *vx;
 	struct dt_pkt pkt = {};
+	struct dt_sample *s;
 	struct udphdr *udp;
 	struct ethhdr *eth;
 	struct iphdr *oip;
@@ -348,8 +459,260 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	if (rc < 0)
 		return rc;
 	pkt.tuple.vni = vni;
-	dt_emit(ifindex, hook, 0, &pkt, 0, osaddr, odaddr);
+	s = dt_sample_begin(ifindex, hook, 0, &pkt);
+	if (s) {
+		s->outer_saddr = osaddr;
+		s->outer_daddr = odaddr;
+		dt_sample_submit(s);
+	}
 	return 0;
+}
+
+/*
+ * The tuple inside the NAT of a packet leaving through a gateway (t: as it leaves): from
+ * the conntrack entry the skb carries. A packet without one (it lost it; a test run) is
+ * looked up in the table: after source NAT it is the reverse of its entry's REPLY tuple,
+ * so the lookup is by t reversed. Returns enum dt_ct_res.
+ */
+static __always_inline int gw_egress_inside(struct __sk_buff *skb, const struct dt_tuple *t,
+					    struct dt_tuple *inside)
+{
+	int res;
+
+	res = dt_ct_inside_skb(skb, inside);
+	if (res != DT_CT_NONE)
+		return res;
+	return dt_ct_lookup_inside(skb, t, true, inside);
+}
+
+/*
+ * ICMP echo through a NAT: bpf_skb_ct_lookup() looks up TCP and UDP only, so gateway
+ * ingress cannot find where an echo reply goes on its own. Gateway egress tells it: for
+ * an echo request t whose reply is armed (the reply's inside tuple is a task key), it
+ * records the reply as it will arrive -> the reply inside the NAT in dt_gw_icmp (VNI 0
+ * in both), writing only when the entry is missing or has changed.
+ */
+static __always_inline void gw_icmp_learn(const struct dt_tuple *t, const struct dt_tuple *inside,
+					  __u32 ifindex)
+{
+	struct dt_tuple out = *t, in = *inside, *known;
+
+	if (t->proto != IPPROTO_ICMP || !t->sport)
+		return; /* not an echo request */
+	dt_tuple_flip(&in);
+	if (!dt_task_find(&in, ifindex))
+		return;
+	in.vni = 0;
+	dt_tuple_flip(&out);
+	out.vni = 0;
+	known = bpf_map_lookup_elem(&dt_gw_icmp, &out);
+	if (known && known->saddr == in.saddr && known->daddr == in.daddr &&
+	    known->sport == in.sport && known->dport == in.dport && known->proto == in.proto)
+		return;
+	bpf_map_update_elem(&dt_gw_icmp, &out, &in, BPF_ANY);
+}
+
+/*
+ * The tuple inside the NAT of a packet arriving at a gateway from outside (t: as it
+ * arrives, VNI 0), before conntrack has seen it: TCP and UDP from the conntrack table,
+ * ICMP echo from what gateway egress learned. Returns enum dt_ct_res.
+ */
+static __always_inline int gw_ingress_inside(struct __sk_buff *skb, const struct dt_tuple *t,
+					     struct dt_tuple *inside)
+{
+	struct dt_tuple *known;
+
+	if (t->proto == IPPROTO_ICMP) {
+		known = bpf_map_lookup_elem(&dt_gw_icmp, t);
+		if (!known)
+			return DT_CT_NONE;
+		*inside = *known;
+		return DT_CT_NAT;
+	}
+	return dt_ct_lookup_inside(skb, t, false, inside);
+}
+
+static __always_inline int gw_egress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
+{
+	struct dt_tuple inside = {};
+	struct dt_pkt pkt = {};
+	struct dt_sample *s;
+	struct dt_cursor c;
+	bool colored;
+	int rc, ct;
+
+	dt_cursor_init(&c, skb);
+	rc = dt_parse_eth_ipv4(&c, &pkt);
+	if (rc < 0)
+		return rc;
+	colored = pkt.frag_off & DT_COLOR_BIT;
+	if (!colored && rc != IPPROTO_ICMP)
+		return 0;
+	rc = dt_parse_l4(&c, &pkt);
+	if (rc == DT_PARSE_SHORT && !last_try)
+		return rc;
+	/* Uncolored, only ICMP echo requests (sport: the identifier) go on, for gw_icmp_learn(). */
+	if (rc == 0 && (colored || pkt.tuple.sport)) {
+		pkt.tuple.vni = dt_port_vni(ifindex);
+		ct = gw_egress_inside(skb, &pkt.tuple, &inside);
+		if (ct == DT_CT_NAT)
+			gw_icmp_learn(&pkt.tuple, &inside, ifindex);
+		if (colored) {
+			if (ct == DT_CT_NONE)
+				dt_count(DT_CNT_NAT_NO_CT);
+			s = dt_sample_begin(ifindex, DT_HOOK_GW_OUT,
+					    ct == DT_CT_NAT ? DT_SAMPLE_F_NAT : 0, &pkt);
+			if (s) {
+				if (ct == DT_CT_NAT) {
+					inside.vni = pkt.tuple.vni;
+					s->orig = inside;
+				}
+				dt_sample_submit(s);
+			}
+		}
+	}
+	if (colored)
+		dt_exit_uncolor(skb, &pkt);
+	return 0;
+}
+
+static __always_inline int gw_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
+{
+	struct dt_task_val *task = NULL;
+	struct dt_tuple key = {};
+	struct dt_pkt pkt = {};
+	struct dt_sample *s;
+	struct dt_cursor c;
+	int rc, ct = DT_CT_NONE;
+	__u8 flags;
+
+	dt_cursor_init(&c, skb);
+	rc = dt_parse_eth_ipv4(&c, &pkt);
+	if (rc < 0)
+		return rc;
+	rc = dt_parse_l4(&c, &pkt);
+	if (rc == DT_PARSE_SHORT && !last_try)
+		return rc;
+
+	if (rc == 0) {
+		ct = gw_ingress_inside(skb, &pkt.tuple, &key);
+		if (ct != DT_CT_NAT)
+			key = pkt.tuple;
+		task = dt_task_find(&key, ifindex);
+	}
+	if (!dt_entry_color(skb, &pkt, task) || !task) /* (!task: for the verifier) */
+		return 0;
+	if (ct == DT_CT_NONE)
+		dt_count(DT_CNT_NAT_NO_CT);
+	pkt.tuple.vni = key.vni;
+	flags = dt_entry_flags(task) | (ct == DT_CT_NAT ? DT_SAMPLE_F_NAT : 0);
+	s = dt_sample_begin(ifindex, DT_HOOK_GW_IN, flags, &pkt);
+	if (s) {
+		s->task_id = task->task_id;
+		if (ct == DT_CT_NAT)
+			s->orig = key;
+		dt_sample_submit(s);
+	}
+	return 0;
+}
+
+/*
+ * The packet of a dropped skb, from its network header: a colored IPv4 packet, or a VXLAN
+ * packet (UDP to dt_vxlan_port) whose inner IPv4 packet is colored: then pkt is the inner
+ * packet with the VNI, *flags gets DT_SAMPLE_F_ENCAP and *osaddr, *odaddr the outer
+ * addresses. Returns 0 when there is such a packet.
+ */
+static __always_inline int drop_read(struct sk_buff *skb, struct dt_pkt *pkt, __u8 *flags,
+				     __u32 *osaddr, __u32 *odaddr)
+{
+	struct dt_kcursor c;
+	struct udphdr udp;
+	int rc, vni;
+
+	if (BPF_CORE_READ(skb, protocol) != bpf_htons(DT_ETH_P_IP))
+		return DT_PARSE_OTHER;
+	dt_kcursor_init(&c, skb);
+	rc = dt_kparse_ipv4(&c, pkt);
+	if (rc < 0)
+		return rc;
+	if (!(pkt->frag_off & DT_COLOR_BIT)) {
+		if (rc != IPPROTO_UDP || (pkt->frag_off & DT_IP_OFFSET))
+			return DT_PARSE_OTHER;
+		rc = dt_kparse_udphdr(&c, &udp);
+		if (rc != dt_vxlan_port)
+			return rc < 0 ? rc : DT_PARSE_OTHER;
+		vni = dt_kparse_vxlanhdr(&c);
+		if (vni < 0)
+			return vni;
+		rc = dt_kparse_ethhdr(&c);
+		if (rc != DT_ETH_P_IP)
+			return rc < 0 ? rc : DT_PARSE_OTHER;
+		*osaddr = pkt->tuple.saddr;
+		*odaddr = pkt->tuple.daddr;
+		__builtin_memset(pkt, 0, sizeof(*pkt));
+		rc = dt_kparse_ipv4(&c, pkt);
+		if (rc < 0)
+			return rc;
+		if (!(pkt->frag_off & DT_COLOR_BIT))
+			return DT_PARSE_OTHER;
+		pkt->tuple.vni = vni;
+		*flags |= DT_SAMPLE_F_ENCAP;
+	}
+	/* An L4 header outside the linear data leaves ports and ident 0. */
+	dt_kparse_l4(&c, pkt);
+	return 0;
+}
+
+/* The inode of the skb's network namespace: its device's, else its socket's; 0 if none. */
+static __always_inline __u32 drop_netns(struct sk_buff *skb, struct net_device *dev)
+{
+	struct sock *sk;
+
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reason)
+{
+	__u32 osaddr = 0, odaddr = 0, ifindex = 0;
+	struct dt_tuple inside = {};
+	struct net_device *dev;
+	struct dt_pkt pkt = {};
+	struct dt_sample *s;
+	__u8 flags = 0;
+
+	if (drop_read(skb, &pkt, &flags, &osaddr, &odaddr) < 0)
+		return;
+	dev = BPF_CORE_READ(skb, dev);
+	if (dt_netns_ino && drop_netns(skb, dev) != dt_netns_ino) {
+		dt_count(DT_CNT_DROP_OTHER_NS);
+		return;
+	}
+	if (dev)
+		ifindex = BPF_CORE_READ(dev, ifindex);
+	/* An encapsulated skb's conntrack entry, if any, is the outer packet's. */
+	if (!(flags & DT_SAMPLE_F_ENCAP)) {
+		pkt.tuple.vni = ifindex ? dt_port_vni(ifindex) : 0;
+		if (dt_ct_inside_kskb(skb, &inside) == DT_CT_NAT) {
+			inside.vni = pkt.tuple.vni;
+			flags |= DT_SAMPLE_F_NAT;
+		}
+	}
+	dt_count(DT_CNT_DROPS);
+	s = dt_sample_begin(ifindex, DT_HOOK_DROP, flags, &pkt);
+	if (!s)
+		return;
+	s->outer_saddr = osaddr;
+	s->outer_daddr = odaddr;
+	s->drop_reason = reason;
+	s->drop_location = location;
+	if (flags & DT_SAMPLE_F_NAT)
+		s->orig = inside;
+	dt_sample_submit(s);
 }
 
 /* skb->ifindex is read once, here, rather than in the bodies that are inlined twice. */
@@ -399,6 +762,49 @@ int dt_uplink_egress(struct __sk_buff *skb)
 		uplink(skb, ifindex, DT_HOOK_UPLINK_OUT);
 	}
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int dt_gw_egress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+
+	if (gw_egress(skb, ifindex, false) == DT_PARSE_SHORT) {
+		dt_pull(skb, DT_PULL_INNER);
+		gw_egress(skb, ifindex, true);
+	}
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int dt_gw_ingress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+
+	if (gw_ingress(skb, ifindex, false) == DT_PARSE_SHORT) {
+		dt_pull(skb, DT_PULL_INNER);
+		gw_ingress(skb, ifindex, true);
+	}
+	return TC_ACT_OK;
+}
+
+/* Freed without a drop: SKB_CONSUMED (and SKB_NOT_DROPPED_YET), where the kernel has them. */
+static __always_inline bool drop_reason_is_drop(__u32 reason)
+{
+	if (reason == 0) /* SKB_NOT_DROPPED_YET */
+		return false;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return false;
+	return true;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(dt_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	if (drop_reason_is_drop(reason))
+		drop(skb, (__u64)location, reason);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

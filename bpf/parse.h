@@ -32,7 +32,7 @@
 
 /* The longest run of headers each role parses; what a retry pulls into the linear area. */
 #define DT_IPV4_MAX_HLEN 60
-#define DT_TCP_MIN_HLEN 20
+#define DT_TCP_MIN_HLEN 20 /* also covers UDP and the 4 payload bytes of its ident */
 #define DT_PULL_INNER (sizeof(struct ethhdr) + DT_IPV4_MAX_HLEN + DT_TCP_MIN_HLEN)
 #define DT_PULL_OUTER                                                                              \
 	(sizeof(struct ethhdr) + DT_IPV4_MAX_HLEN + sizeof(struct udphdr) +                        \
@@ -59,16 +59,93 @@ struct dt_cursor {
 /*
  * What the programs learn about one IPv4 packet: enough to look its flow up and to tell
  * this packet apart from its neighbours at another hop. Filled by dt_parse_eth_ipv4()
- * and dt_parse_l4(); the VNI is the caller's (port map or VXLAN header).
+ * and dt_parse_l4() (or the drop program's readers in kparse.h, through the dt_pkt_*()
+ * setters below); the VNI is the caller's (port map or VXLAN header).
  */
 struct dt_pkt {
 	struct dt_tuple tuple; /* network order, as the task map key wants it */
-	__u32 ident;	       /* see struct dt_sample: TCP seq, ICMP id/seq, UDP sport/csum */
+	__u32 ident;	       /* NAT-invariant, see struct dt_sample and dt_pkt_udp() */
 	__u16 ip_id;	       /* host order */
 	__u16 len;	       /* IPv4 total length, host order */
 	__u16 frag_off;	       /* flags and offset, host order, color bit included */
 	__u16 pad;
 };
+
+/*
+ * The setters: the one place where header fields become tuple, ident and the rest, so that
+ * every program, whether it reads the packet in place or copies it out of a kernel skb,
+ * follows the conventions of dt_sample.h. They take headers already known to be readable.
+ */
+
+/* Addresses, protocol, ID, length and flags of an IPv4 header. */
+static __always_inline void dt_pkt_ipv4(struct dt_pkt *pkt, const struct iphdr *iph)
+{
+	pkt->tuple.saddr = iph->saddr;
+	pkt->tuple.daddr = iph->daddr;
+	pkt->tuple.proto = iph->protocol;
+	pkt->ip_id = bpf_ntohs(iph->id);
+	pkt->len = bpf_ntohs(iph->tot_len);
+	pkt->frag_off = bpf_ntohs(iph->frag_off);
+}
+
+/* TCP: ports; ident = sequence number. */
+static __always_inline void dt_pkt_tcp(struct dt_pkt *pkt, const struct tcphdr *tcp)
+{
+	pkt->tuple.sport = tcp->source;
+	pkt->tuple.dport = tcp->dest;
+	pkt->ident = bpf_ntohl(tcp->seq);
+}
+
+/* How many payload bytes a UDP datagram contributes to its ident: up to 4. */
+static __always_inline __u32 dt_udp_ident_bytes(const struct udphdr *udp)
+{
+	__u32 ulen = bpf_ntohs(udp->len);
+
+	if (ulen <= sizeof(*udp))
+		return 0;
+	return ulen - sizeof(*udp) < 4 ? ulen - sizeof(*udp) : 4;
+}
+
+/*
+ * UDP: ports; ident = the first 4 payload bytes as a big-endian word, zero-padded when
+ * the payload is shorter (word, as read by the caller), XOR (UDP length << 16). Both
+ * survive NAT, unlike the checksum and the source port.
+ */
+static __always_inline void dt_pkt_udp(struct dt_pkt *pkt, const struct udphdr *udp, __u32 word)
+{
+	pkt->tuple.sport = udp->source;
+	pkt->tuple.dport = udp->dest;
+	pkt->ident = word ^ (__u32)bpf_ntohs(udp->len) << 16;
+}
+
+/*
+ * ICMP echo request: sport = identifier, dport = 0; echo reply: sport = 0, dport =
+ * identifier (a reply's tuple is its request's reversed); ident = sequence number (a NAT
+ * may rewrite the identifier). Other ICMP types: ports and ident 0.
+ */
+static __always_inline void dt_pkt_icmp(struct dt_pkt *pkt, const struct icmphdr *icmp)
+{
+	if (icmp->type == DT_ICMP_ECHO)
+		pkt->tuple.sport = icmp->un.echo.id;
+	else if (icmp->type == DT_ICMP_ECHOREPLY)
+		pkt->tuple.dport = icmp->un.echo.id;
+	else
+		return;
+	pkt->ident = bpf_ntohs(icmp->un.echo.sequence);
+}
+
+/* Turns t into the tuple of the other direction of its flow: addresses and ports swapped
+ * (what dt_tuple_reverse() does in userspace, lib/dt_tuple.h). */
+static __always_inline void dt_tuple_flip(struct dt_tuple *t)
+{
+	__u32 a = t->saddr;
+	__u16 p = t->sport;
+
+	t->saddr = t->daddr;
+	t->daddr = a;
+	t->sport = t->dport;
+	t->dport = p;
+}
 
 /*
  * Reads a 32-bit field of the skb context with one fixed-offset load. Plain C reads are
@@ -199,34 +276,60 @@ static __always_inline int dt_parse_eth_ipv4(struct dt_cursor *c, struct dt_pkt 
 		*c = save;
 		return rc;
 	}
-	pkt->tuple.saddr = iph->saddr;
-	pkt->tuple.daddr = iph->daddr;
-	pkt->tuple.proto = iph->protocol;
-	pkt->ip_id = bpf_ntohs(iph->id);
-	pkt->len = bpf_ntohs(iph->tot_len);
-	pkt->frag_off = bpf_ntohs(iph->frag_off);
+	dt_pkt_ipv4(pkt, iph);
 	return rc;
 }
 
 /*
+ * The first n (at most 4) bytes at the cursor as a big-endian word, zero-padded; the
+ * cursor does not move. One constant-offset check per byte keeps the verifier content.
+ */
+static __always_inline int dt_parse_word(const struct dt_cursor *c, __u32 n, __u32 *word)
+{
+	const __u8 *p = c->pos;
+	__u32 w = 0;
+
+	if (n > 0) {
+		if ((void *)(p + 1) > c->end)
+			return DT_PARSE_SHORT;
+		w |= (__u32)p[0] << 24;
+	}
+	if (n > 1) {
+		if ((void *)(p + 2) > c->end)
+			return DT_PARSE_SHORT;
+		w |= (__u32)p[1] << 16;
+	}
+	if (n > 2) {
+		if ((void *)(p + 3) > c->end)
+			return DT_PARSE_SHORT;
+		w |= (__u32)p[2] << 8;
+	}
+	if (n > 3) {
+		if ((void *)(p + 4) > c->end)
+			return DT_PARSE_SHORT;
+		w |= p[3];
+	}
+	*word = w;
+	return 0;
+}
+
+/*
  * The L4 part of pkt, with the cursor at the L4 header of the IPv4 packet that
- * dt_parse_eth_ipv4() filled in. Sets the ports of the tuple and the ident:
- *  - TCP: ports; ident = sequence number.
- *  - UDP: ports; ident = source port << 16 | checksum.
- *  - ICMP echo request: sport = identifier, dport = 0; echo reply: sport = 0,
- *    dport = identifier (a reply's tuple is its request's reversed); ident =
- *    identifier << 16 | sequence. Other ICMP types: ports and ident 0.
- *  - Other protocols, and every non-first fragment (it has no L4 header): ports and
- *    ident stay 0 and the cursor does not move. Such packets can only match a task
- *    whose ports are 0, i.e. a wildcard (DT_TASK_F_ANYPORT) task.
- * Ports and ident stay as they were (0 from the caller's zeroed pkt) on failure.
- * Returns 0.
+ * dt_parse_eth_ipv4() filled in. Sets the ports of the tuple and the ident as the
+ * dt_pkt_*() setters say (TCP, UDP, which needs its first payload bytes too, and ICMP).
+ * Other protocols, and every non-first fragment (it has no L4 header): ports and ident
+ * stay 0 and the cursor does not move. Such packets can only match a task whose ports
+ * are 0, i.e. a wildcard (DT_TASK_F_ANYPORT) task.
+ * On failure the cursor, the ports and the ident stay as they were (0 from the caller's
+ * zeroed pkt). Returns 0.
  */
 static __always_inline int dt_parse_l4(struct dt_cursor *c, struct dt_pkt *pkt)
 {
+	struct dt_cursor save = *c;
 	struct icmphdr *icmp;
 	struct tcphdr *tcp;
 	struct udphdr *udp;
+	__u32 word;
 	int rc;
 
 	if (pkt->frag_off & DT_IP_OFFSET)
@@ -237,30 +340,24 @@ static __always_inline int dt_parse_l4(struct dt_cursor *c, struct dt_pkt *pkt)
 		rc = dt_parse_tcphdr(c, &tcp);
 		if (rc < 0)
 			return rc;
-		pkt->tuple.sport = tcp->source;
-		pkt->tuple.dport = tcp->dest;
-		pkt->ident = bpf_ntohl(tcp->seq);
+		dt_pkt_tcp(pkt, tcp);
 		return 0;
 	case IPPROTO_UDP:
 		rc = dt_parse_udphdr(c, &udp);
 		if (rc < 0)
 			return rc;
-		pkt->tuple.sport = udp->source;
-		pkt->tuple.dport = udp->dest;
-		pkt->ident = (__u32)bpf_ntohs(udp->source) << 16 | bpf_ntohs(udp->check);
+		rc = dt_parse_word(c, dt_udp_ident_bytes(udp), &word);
+		if (rc < 0) {
+			*c = save;
+			return rc;
+		}
+		dt_pkt_udp(pkt, udp, word);
 		return 0;
 	case IPPROTO_ICMP:
 		rc = dt_parse_icmphdr(c, &icmp);
 		if (rc < 0)
 			return rc;
-		if (rc == DT_ICMP_ECHO)
-			pkt->tuple.sport = icmp->un.echo.id;
-		else if (rc == DT_ICMP_ECHOREPLY)
-			pkt->tuple.dport = icmp->un.echo.id;
-		else
-			return 0;
-		pkt->ident = (__u32)bpf_ntohs(icmp->un.echo.id) << 16 |
-			     bpf_ntohs(icmp->un.echo.sequence);
+		dt_pkt_icmp(pkt, icmp);
 		return 0;
 	default:
 		return 0;
