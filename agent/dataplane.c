@@ -200,6 +200,11 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 	if (i == cfg->n_ifaces) {
 		bpf_program__set_autoload(dp->skel->progs.dt_gw_ingress, false);
 		bpf_program__set_autoload(dp->skel->progs.dt_gw_egress, false);
+	} else if (access("/sys/module/nf_conntrack", F_OK) != 0) {
+		/* The conntrack kfuncs are weak: without them gateway samples lack orig. */
+		dt_warn("DT-AGENT-CONNTRACK",
+			"nf_conntrack is not loaded: gateway samples will not carry the tuple "
+			"inside the NAT (load it before the agent: modprobe nf_conntrack)");
 	}
 	if ((rv = dyetrace__load(dp->skel))) {
 		snprintf(err, errlen,
