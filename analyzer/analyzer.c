@@ -14,7 +14,12 @@
 #include "dt_log.h"
 #include "dt_time.h"
 #include "paths.h"
+#include "stitch.h"
+#include "strtab.h"
 #include "tasks.h"
+
+/* How often the main loop wakes up without API requests, to close the analysis window. */
+#define TICK_MS 100
 
 /* What a node last reported as lost, cumulative since its agent started. */
 struct node_loss {
@@ -34,12 +39,18 @@ struct analyzer {
 	const struct dt_analyzer_cfg *cfg;
 	pthread_mutex_t mu; /* guards everything below */
 	struct dt_tasks tasks;
+	struct dt_strtab strs;    /* names the observations refer to */
+	struct dt_stitch stitch;  /* attributes samples to tasks */
 	struct node_loss *losses;
 	struct sender_seq *seqs;
 	struct dt_ingest *ingest;
 	nng_socket api;
 	uint64_t samples, api_requests, api_malformed;
-	struct dt_ratelimit rl_api;
+	uint64_t names_full; /* names not interned: the table is full (they read as "") */
+	struct dt_ratelimit rl_api, rl_nomem;
+	/* on_batch's scratch: a batch's interface names and strings as string table indices */
+	uint32_t batch_ifaces[DT_BATCH_MAX_IFACES];
+	uint32_t batch_strs[DT_BATCH_MAX_STRINGS];
 };
 
 static struct sender_seq *seq_of(struct analyzer *a, const char *name)
@@ -91,16 +102,75 @@ static void note_loss(struct analyzer *a, const struct dt_batch *b)
 			n->lost[i] = b->lost[i];
 }
 
+/* Interns s into the analyzer's names. Returns 0 or -ENOMEM; a full table gives NONE. */
+static int intern(struct analyzer *a, const char *s, size_t max, uint32_t *idx)
+{
+	int rv = dt_strtab_intern(&a->strs, s, max, idx);
+
+	if (rv == -ENOSPC) {
+		a->names_full++;
+		return 0;
+	}
+	return rv;
+}
+
+/* Interns the names batch b refers to: its node, interfaces and strings. */
+static int intern_batch(struct analyzer *a, const struct dt_batch *b, uint32_t *node,
+			uint32_t *ifaces, uint32_t *strs)
+{
+	int rv;
+
+	if ((rv = intern(a, b->node, sizeof(b->node), node)))
+		return rv;
+	for (uint32_t i = 0; i < b->n_ifaces && i < DT_BATCH_MAX_IFACES; i++)
+		if ((rv = intern(a, b->ifaces[i], sizeof(b->ifaces[i]), &ifaces[i])))
+			return rv;
+	for (uint32_t i = 0; i < b->n_strings && i < DT_BATCH_MAX_STRINGS; i++)
+		if ((rv = intern(a, b->strings[i], sizeof(b->strings[i]), &strs[i])))
+			return rv;
+	return 0;
+}
+
+static uint32_t batch_string(const struct dt_batch *b, const uint32_t *strs, uint16_t i)
+{
+	return i < b->n_strings && i < DT_BATCH_MAX_STRINGS ? strs[i] : DT_STRTAB_NONE;
+}
+
+/*
+ * Feeds the batch's samples to the stitcher, with their names resolved into the
+ * analyzer's string table. Names cannot be interned without memory: then nothing of the
+ * batch is taken and the sender is told to resend it.
+ */
 static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
 {
 	struct analyzer *a = arg;
+	const uint32_t *ifaces = a->batch_ifaces, *strs = a->batch_strs;
 	struct sender_seq *s;
+	uint64_t now = dt_mono_ms(), suppressed;
+	uint32_t node;
 
 	pthread_mutex_lock(&a->mu);
+	if (b->n_samples && intern_batch(a, b, &node, a->batch_ifaces, a->batch_strs) != 0) {
+		bool log = dt_ratelimit_ok(&a->rl_nomem, 1000, &suppressed);
+
+		pthread_mutex_unlock(&a->mu);
+		if (log)
+			dt_warn("DT-ANA-NOMEM",
+				"no memory for the names of a batch from %s; it will be resent "
+				"(%llu more since the last report)",
+				b->sender, (unsigned long long)suppressed);
+		return DT_ST_FAILED;
+	}
 	for (uint32_t i = 0; i < b->n_samples; i++) {
 		const struct dt_wire_sample *w = &b->samples[i];
+		struct dt_stitch_in in;
 
-		dt_tasks_add_sample(&a->tasks, b->node, b->ifaces[w->iface], w);
+		dt_stitch_in_fill(&in, w, node,
+				  w->iface < b->n_ifaces ? ifaces[w->iface] : DT_STRTAB_NONE,
+				  batch_string(b, strs, w->drop_name),
+				  batch_string(b, strs, w->drop_where), now);
+		/* A failure is counted by the stitcher (nomem); the rest of the batch goes on. */
+		dt_stitch_add(&a->stitch, &in, now);
 	}
 	a->samples += b->n_samples;
 	if (b->n_samples)
@@ -120,19 +190,28 @@ static uint64_t applied_gen(struct analyzer *a)
 	return collectors ? gen : 0;
 }
 
-/* Builds the report of task (lock held). */
+/* Builds the report of task (lock held), closing the analysis window first when due. */
 static int build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
 {
+	struct dt_paths_ctx ctx = {
+		.strs = &a->strs,
+		.now_ns = dt_clock_ns(CLOCK_REALTIME),
+		.now_ms = dt_mono_ms(),
+		.window_ms = a->cfg->window_ms,
+	};
 	struct node_loss *n;
 	int rv;
 
+	dt_stitch_tick(&a->stitch, ctx.now_ms);
 	memset(r, 0, sizeof(*r));
 	dt_task_info_fill(task, applied_gen(a), &r->task);
-	if ((rv = dt_paths_build(task->obs, task->n_obs, r)))
+	if ((rv = dt_paths_build(&ctx, task->obs, task->n_obs, r)))
 		return rv;
 	for (n = a->losses; n; n = n->next)
 		for (int i = 0; i < DT_LOSS_MAX; i++)
 			r->lost[i] += n->lost[i];
+	r->unmatched = a->stitch.unmatched;
+	r->window_ms = a->cfg->window_ms;
 	return 0;
 }
 
@@ -174,7 +253,7 @@ static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_s
 	pthread_mutex_unlock(&a->mu);
 	if (rv == -EINVAL)
 		return reply_error(out, DT_ST_INVALID, "%s", err);
-	if (rv == -EEXIST)
+	if (rv == -EEXIST || rv == -ENOSPC)
 		return reply_error(out, DT_ST_REFUSED, "%s", err);
 	if (rv)
 		return reply_error(out, DT_ST_FAILED, "cannot create the task: %s", strerror(-rv));
@@ -248,13 +327,19 @@ static void log_stats(struct analyzer *a, const char *id)
 	dt_ingest_min_gen(a->ingest, (unsigned)a->cfg->collector_window_ms, &collectors);
 	pthread_mutex_lock(&a->mu);
 	dt_info(id,
-		"collectors=%u tasks=%zu batches=%llu samples=%llu unmatched=%llu duplicates=%llu "
-		"malformed=%llu api_requests=%llu api_malformed=%llu control_gen=%llu",
+		"collectors=%u tasks=%zu batches=%llu samples=%llu attributed=%llu late=%llu "
+		"held=%zu unmatched=%llu windows=%llu nat_learned=%llu nat_full=%llu nomem=%llu "
+		"names=%u names_full=%llu duplicates=%llu malformed=%llu api_requests=%llu "
+		"api_malformed=%llu control_gen=%llu",
 		collectors, a->tasks.n, (unsigned long long)is.batches,
-		(unsigned long long)a->samples, (unsigned long long)a->tasks.unmatched,
-		(unsigned long long)is.duplicates, (unsigned long long)is.malformed,
-		(unsigned long long)a->api_requests, (unsigned long long)a->api_malformed,
-		(unsigned long long)a->tasks.gen);
+		(unsigned long long)a->samples, (unsigned long long)a->stitch.attributed,
+		(unsigned long long)a->stitch.late, a->stitch.n_held,
+		(unsigned long long)a->stitch.unmatched, (unsigned long long)a->stitch.windows,
+		(unsigned long long)a->stitch.learned, (unsigned long long)a->stitch.nat_full,
+		(unsigned long long)a->stitch.nomem, a->strs.n,
+		(unsigned long long)a->names_full, (unsigned long long)is.duplicates,
+		(unsigned long long)is.malformed, (unsigned long long)a->api_requests,
+		(unsigned long long)a->api_malformed, (unsigned long long)a->tasks.gen);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -270,12 +355,15 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 	a.cfg = cfg;
 	pthread_mutex_init(&a.mu, NULL);
 	dt_tasks_init(&a.tasks);
+	dt_stitch_init(&a.stitch, &a.tasks, cfg->window_ms);
 	msgpack_sbuffer_init(&out);
 	iops.arg = &a;
+	if ((rv = dt_strtab_init(&a.strs)))
+		goto out;
 	if ((rv = dt_ingest_start(cfg->listen, &iops, &a.ingest)))
 		goto out;
 	if ((rv = nng_rep0_open(&a.api)) != 0 ||
-	    (rv = nng_socket_set_ms(a.api, NNG_OPT_RECVTIMEO, 200)) != 0 ||
+	    (rv = nng_socket_set_ms(a.api, NNG_OPT_RECVTIMEO, TICK_MS)) != 0 ||
 	    (rv = nng_listen(a.api, cfg->api, NULL, 0)) != 0) {
 		dt_err("DT-ANA-API", "cannot listen for the API on %s: %s", cfg->api, nng_strerror(rv));
 		rv = -EINVAL;
@@ -297,6 +385,9 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 			dt_err("DT-ANA-API", "%s", nng_strerror(rv));
 			break;
 		}
+		pthread_mutex_lock(&a.mu);
+		dt_stitch_tick(&a.stitch, dt_mono_ms());
+		pthread_mutex_unlock(&a.mu);
 		if (cfg->stats_interval_s && dt_mono_ms() - last_stats_ms >= cfg->stats_interval_s * 1000) {
 			log_stats(&a, "DT-ANA-STATS");
 			last_stats_ms = dt_mono_ms();
@@ -320,7 +411,9 @@ out:
 		a.seqs = s->next;
 		free(s);
 	}
+	dt_stitch_free(&a.stitch);
 	dt_tasks_free(&a.tasks);
+	dt_strtab_free(&a.strs);
 	msgpack_sbuffer_destroy(&out);
 	pthread_mutex_destroy(&a.mu);
 	return rv;

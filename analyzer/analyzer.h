@@ -18,6 +18,7 @@ struct dt_analyzer_cfg {
 	char api[256];         /* the CLI connects here */
 	uint64_t collector_window_ms; /* collectors not heard from for this long are not waited for */
 	uint64_t stats_interval_s;
+	uint64_t window_ms;    /* the analysis window (stitch.h): 10 to 600000 */
 };
 
 extern const struct dt_analyzer_cfg dt_analyzer_cfg_defaults;

@@ -3,6 +3,7 @@
  * cli.c - dyetrace, the command line client of the analyzer's API.
  *
  *     dyetrace [options] task create --src IP --dst IP [--sport N] [--dport N] --proto P --vni N
+ *                                    [--direction request|reply|both]
  *     dyetrace [options] task show ID
  *     dyetrace [options] report ID
  *
@@ -75,6 +76,7 @@ static const char help_text[] =
 	"SYNOPSIS\n"
 	"    dyetrace [OPTIONS] task create --src IP --dst IP [--sport PORT --dport PORT]\n"
 	"                                   --proto tcp|udp|icmp|NUMBER --vni VNI\n"
+	"                                   [--direction request|reply|both]\n"
 	"    dyetrace [OPTIONS] task show ID\n"
 	"    dyetrace [OPTIONS] report [--packets N] ID\n"
 	"    dyetrace --help | --version\n"
@@ -82,19 +84,24 @@ static const char help_text[] =
 	"DESCRIPTION\n"
 	"    dyetrace talks to dyetrace-analyzer. A trace task names a flow by its six-tuple;\n"
 	"    the first forwarding node that sees a packet of that flow colors it, every node\n"
-	"    samples colored packets, and the analyzer stitches the samples into per-packet\n"
-	"    paths with the latency between consecutive hops.\n"
+	"    samples colored packets (and the kernel's reason when it drops one), and the\n"
+	"    analyzer stitches the samples, across NAT gateways, into per-packet paths: where\n"
+	"    each packet went, where it was lost and why, and the latency between hops.\n"
 	"\n"
 	"COMMANDS\n"
 	"    task create   Create a trace task and print it. --src, --dst, --proto and --vni\n"
 	"                  are required. Leave both ports out to trace every port pair of\n"
 	"                  the flow (any port). For icmp, ports are the echo identifier:\n"
 	"                  --sport for requests or --dport for replies, or neither.\n"
-	"    task show ID  Print a task: its state and how many packets were colored at the\n"
-	"                  first hop and delivered at the last hop.\n"
-	"    report ID     Print a task's report: per-hop latency statistics and the path of\n"
-	"                  each traced packet. Text lists the first 20 packets (see\n"
-	"                  --packets); JSON lists all of them.\n"
+	"                  Name the flow as its source instance sees it (before any NAT);\n"
+	"                  --direction says whether to trace those packets (request, the\n"
+	"                  default), the replies to them (reply), or both.\n"
+	"    task show ID  Print a task: its state, the directions it traces, and how many\n"
+	"                  packets were colored at a first hop and delivered.\n"
+	"    report ID     Print a task's report: the verdict (how many packets were lost,\n"
+	"                  where and why), the per-hop loss table, per-hop latency\n"
+	"                  statistics and the path and fate of each traced packet. Text lists\n"
+	"                  the first 20 packets (see --packets); JSON lists all of them.\n"
 	"\n"
 	"    Any unambiguous prefix of a command works: \"dyetrace t s 1\".\n"
 	"\n"
@@ -113,6 +120,7 @@ static const char help_text[] =
 	"        --dport PORT     task create: destination port (icmp: echo identifier).\n"
 	"        --proto PROTO    task create: tcp, udp, icmp or an IP protocol number.\n"
 	"        --vni VNI        task create: VXLAN network identifier of the tenant network.\n"
+	"        --direction DIR  task create: request (default), reply or both.\n"
 	"    -h, --help           Print this help and exit.\n"
 	"        --version        Print the version and exit.\n"
 	"\n"
@@ -140,6 +148,12 @@ static const char help_text[] =
 	"        dyetrace task create --src 10.100.0.1 --sport 40000 --dst 10.100.0.2 \\\n"
 	"            --dport 5201 --proto tcp --vni 100\n"
 	"        dyetrace report 2 --json | jq '.hop_latency'\n"
+	"\n"
+	"    Trace a connection to the internet through a NAT gateway, both ways, and read\n"
+	"    the verdict:\n"
+	"        dyetrace task create --src 10.100.0.1 --dst 203.0.113.10 --proto icmp \\\n"
+	"            --vni 100 --direction both\n"
+	"        dyetrace report 3 --json | jq -r '.verdict.sentence'\n"
 	"\n"
 	"    Ask another analyzer, waiting at most 2 seconds:\n"
 	"        dyetrace -a tcp://10.0.0.5:7400 -t 2000 task show 2\n";
@@ -338,6 +352,7 @@ enum {
 	OPT_DPORT,
 	OPT_PROTO,
 	OPT_VNI,
+	OPT_DIRECTION,
 };
 
 static const struct option long_opts[] = {
@@ -353,6 +368,7 @@ static const struct option long_opts[] = {
 	{"dport", required_argument, NULL, OPT_DPORT},
 	{"proto", required_argument, NULL, OPT_PROTO},
 	{"vni", required_argument, NULL, OPT_VNI},
+	{"direction", required_argument, NULL, OPT_DIRECTION},
 	{NULL, 0, NULL, 0},
 };
 
@@ -488,7 +504,7 @@ static int parse_task_id(struct cli *c, int argc, char **argv, uint32_t *id)
 /* Commands */
 
 struct create_args {
-	const char *src, *dst, *sport, *dport, *proto, *vni;
+	const char *src, *dst, *sport, *dport, *proto, *vni, *direction;
 };
 
 static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
@@ -514,6 +530,9 @@ static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
 	case OPT_VNI:
 		a->vni = arg;
 		return RC_CONTINUE;
+	case OPT_DIRECTION:
+		a->direction = arg;
+		return RC_CONTINUE;
 	default:
 		return RC_NOT_MINE;
 	}
@@ -532,6 +551,32 @@ static int parse_port(struct cli *c, const char *name, const char *arg, uint16_t
 	}
 	*port = htons((uint16_t)v);
 	return 0;
+}
+
+/* --direction into DT_TASK_DIR_* flags (none given: request). Returns an exit status. */
+static int parse_direction(struct cli *c, const char *arg, uint32_t *flags)
+{
+	static const struct {
+		const char *name;
+		uint32_t flags;
+	} dirs[] = {
+		{"request", DT_TASK_DIR_REQUEST},
+		{"reply", DT_TASK_DIR_REPLY},
+		{"both", DT_TASK_DIR_BOTH},
+	};
+	size_t i;
+
+	if (!arg) {
+		*flags |= DT_TASK_DIR_REQUEST;
+		return RC_OK;
+	}
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (strcmp(arg, dirs[i].name) == 0) {
+			*flags |= dirs[i].flags;
+			return RC_OK;
+		}
+	}
+	return usage_error(c, "--direction wants request, reply or both: \"%s\"", arg);
 }
 
 /* Builds the task spec from the arguments. Returns an exit status. */
@@ -567,6 +612,9 @@ static int build_spec(struct cli *c, const struct create_args *a, struct dt_task
 	}
 
 	memset(spec, 0, sizeof(*spec));
+	if ((rc = parse_direction(c, a->direction, &spec->flags)) != 0) {
+		return rc;
+	}
 	if (dt_tuple_task_key(&t, &spec->flags, &spec->tuple) != 0) {
 		dt_tuple_str(&t, 0, buf, sizeof(buf));
 		if (t.saddr == 0 || t.daddr == 0) {

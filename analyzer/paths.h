@@ -1,39 +1,89 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * paths.h - from samples to per-packet paths and per-hop latency statistics.
+ * paths.h - from attributed samples to per-packet paths, fates, the per-hop loss table,
+ * the verdict and per-hop latency statistics.
  *
- * The analyzer keeps, per task, every sample ("observation") of its packets. Building a
- * report groups the observations by packet identity (tuple, IPv4 id, ident), orders each
- * packet's hops, and summarises the latency between consecutive hops.
+ * The analyzer keeps, per task, every sample attributed to it ("observation"; see
+ * stitch.h for how samples are attributed). Building a report groups the observations by
+ * packet identity (direction, canonical tuple, IPv4 id, ident), orders each packet's
+ * hops, judges what became of each packet, and summarises loss and latency per hop.
  *
- * Ordering follows the brief: the first hop is known from its edge role (port-in); the
- * hops inside one node are ordered by timestamp (exact: one clock); nodes are chained by
- * hand-off (an uplink-out sample of node A and an uplink-in sample of node B with the
- * same outer source and destination address mean the packet went from A to B), so
- * clock skew between nodes cannot reorder a path. Nodes that no hand-off reaches follow
- * in order of their earliest timestamp. It is a sort, independent of device types.
+ * Ordering follows the brief: the first hop is known from its edge role (port-in, or
+ * gw-in for a reply entering through a gateway); the hops inside one node are ordered by
+ * timestamp (exact: one clock), a drop being the last hop of its visit; nodes are chained
+ * by hand-off (an uplink-out sample of node A and an uplink-in sample of node B with the
+ * same outer source and destination address mean the packet went from A to B), so clock
+ * skew between nodes cannot reorder a path. Nodes that no hand-off reaches follow in order
+ * of their earliest timestamp. It is a sort, independent of device types.
+ *
+ * Fate (enum dt_fate), in this order:
+ *  - dropped:   the path ends with a drop sample (a drop is terminal), or it has a drop
+ *               and never reached an exit;
+ *  - delivered: the path reached an exit (port-out, or gw-out: out of our network);
+ *  - in flight: not judged yet, the packet was seen recently: its newest observation
+ *               arrived less than window_ms before the report, or its newest timestamp is
+ *               less than window_ms before the report's wall-clock time (more samples may
+ *               still be on their way);
+ *  - vanished:  none of the above: lost after its last hop, with no drop seen.
  */
 #ifndef DT_PATHS_H
 #define DT_PATHS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dt_proto.h"
+#include "strtab.h"
 
-/* One sample, with the names the batch it came in resolved. */
+/*
+ * One attributed sample: what a report needs of it, 104 bytes (a task keeps every one).
+ * Names are indices into the analyzer's string table (strtab.h). The fields without a
+ * comment are the wire sample's (struct dt_wire_sample).
+ */
 struct dt_obs {
-	char node[DT_NAME_MAX];
-	char ifname[DT_IFNAME_MAX];
-	struct dt_wire_sample s;
+	uint64_t ts_ns;
+	uint64_t arrival_ms;   /* analyzer's monotonic clock when the sample arrived */
+	struct dt_tuple tuple; /* as seen at this hop */
+	struct dt_tuple canon; /* the packet's tuple in its task's terms: inside any NAT, in
+				* the packet's own direction (a reply's is reversed) */
+	uint32_t ident;
+	uint32_t len;
+	uint32_t outer_saddr;
+	uint32_t outer_daddr;
+	uint32_t drop_reason;
+	uint32_t node;	     /* dt_strtab index */
+	uint32_t ifname;     /* dt_strtab index */
+	uint32_t drop_name;  /* dt_strtab index, DT_STRTAB_NONE without a drop */
+	uint32_t drop_where; /* dt_strtab index, DT_STRTAB_NONE without a drop */
+	uint16_t ip_id;
+	uint8_t hook;
+	uint8_t flags;
+	uint8_t dir; /* enum dt_direction */
+};
+
+/* What a report is built against. */
+struct dt_paths_ctx {
+	const struct dt_strtab *strs; /* resolves the observations' names */
+	uint64_t now_ns;	      /* the report's wall-clock time (CLOCK_REALTIME) */
+	uint64_t now_ms;	      /* the same moment on the analyzer's monotonic clock */
+	uint64_t window_ms;	      /* the analysis window (in-flight judgement) */
 };
 
 /*
- * Fills r->packets / r->n_packets (ordered by the first hop's timestamp),
- * r->stats / r->n_stats (ordered along the path), r->task.colored (packets with a
- * port-in hop) and r->task.delivered (packets with a port-out hop). r->task's other
- * fields and r->lost are left as the caller set them. obs is not modified.
- * Returns 0 or -ENOMEM (then r owns nothing new).
+ * Fills, from obs[0..n):
+ *  r->packets / r->n_packets: ordered by the first hop's timestamp, at most
+ *      DT_REPORT_MAX_PACKETS (the earliest);
+ *  r->stats / r->n_stats: hop pairs ordered by direction, then along the path;
+ *  r->rows / r->n_rows: the per-hop loss table, by direction, then along the path;
+ *  r->verdict;
+ *  r->task.colored (packets with a first hop: port-in or gw-in) and r->task.delivered
+ *      (packets whose fate is delivered).
+ * Counts, rows and the verdict cover every packet, listed or not. r->task's other
+ * fields, r->lost, r->unmatched and r->window_ms are left as the caller set them. obs is
+ * not modified. Returns 0 or -ENOMEM (then r owns nothing new and is unchanged).
+ * O(n log n).
  */
-int dt_paths_build(const struct dt_obs *obs, size_t n, struct dt_report *r);
+int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, size_t n,
+		   struct dt_report *r);
 
 #endif /* DT_PATHS_H */

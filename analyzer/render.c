@@ -222,16 +222,24 @@ static int finish(FILE *f)
 /* ------------------------------------------------------------------------------------ */
 /* JSON documents */
 
-static void json_task(struct jw *w, const char *key, const struct dt_task_info *t)
+/* "request", "reply" or "both": the directions a task traces (none given: request). */
+static const char *task_direction(uint32_t flags)
 {
-	const struct dt_tuple *tu = &t->spec.tuple;
-	bool any = t->spec.flags & DT_TASK_F_ANYPORT;
+	switch (flags & DT_TASK_DIR_BOTH) {
+	case DT_TASK_DIR_BOTH:
+		return "both";
+	case DT_TASK_DIR_REPLY:
+		return "reply";
+	default:
+		return "request";
+	}
+}
+
+/* The members of a flow object: src, dst, sport, dport (null when any), proto, vni. */
+static void json_flow_members(struct jw *w, const struct dt_tuple *tu, bool any)
+{
 	char a[INET_ADDRSTRLEN], p[8];
 
-	jw_obj(w, key);
-	jw_u64(w, "id", t->id);
-	jw_str(w, "state", dt_task_state_name(t->state), SIZE_MAX);
-	jw_obj(w, "flow");
 	jw_str(w, "src", dt_ipv4_str(tu->saddr, a, sizeof(a)), sizeof(a));
 	jw_str(w, "dst", dt_ipv4_str(tu->daddr, a, sizeof(a)), sizeof(a));
 	if (any) {
@@ -243,7 +251,19 @@ static void json_task(struct jw *w, const char *key, const struct dt_task_info *
 	}
 	jw_str(w, "proto", dt_proto_name(tu->proto, p, sizeof(p)), sizeof(p));
 	jw_u64(w, "vni", tu->vni);
+}
+
+static void json_task(struct jw *w, const char *key, const struct dt_task_info *t)
+{
+	bool any = t->spec.flags & DT_TASK_F_ANYPORT;
+
+	jw_obj(w, key);
+	jw_u64(w, "id", t->id);
+	jw_str(w, "state", dt_task_state_name(t->state), SIZE_MAX);
+	jw_obj(w, "flow");
+	json_flow_members(w, &t->spec.tuple, any);
 	jw_bool(w, "any_port", any);
+	jw_str(w, "direction", task_direction(t->spec.flags), SIZE_MAX);
 	jw_close(w, '}');
 	jw_u64(w, "created_ns", t->created_ns);
 	jw_u64(w, "colored", t->colored);
@@ -269,14 +289,46 @@ static void json_ref(struct jw *w, const char *key, const struct dt_hop_ref *ref
 	jw_close(w, '}');
 }
 
+/* True when a hop saw the packet under other addresses or ports (after a NAT). */
+static bool hop_translated(const struct dt_packet_path *p, const struct dt_hop *h)
+{
+	return h->tuple.saddr != p->tuple.saddr || h->tuple.daddr != p->tuple.daddr ||
+	       h->tuple.sport != p->tuple.sport || h->tuple.dport != p->tuple.dport;
+}
+
+/* A hop's flow: its addresses and ports, the packet's protocol and VNI. */
+static void hop_flow(const struct dt_packet_path *p, const struct dt_hop *h, struct dt_tuple *t)
+{
+	*t = p->tuple;
+	t->saddr = h->tuple.saddr;
+	t->daddr = h->tuple.daddr;
+	t->sport = h->tuple.sport;
+	t->dport = h->tuple.dport;
+}
+
 static void json_packet(struct jw *w, const struct dt_packet_path *p)
 {
+	struct dt_tuple t;
 	uint32_t i;
 
 	jw_obj(w, NULL);
 	jw_u64(w, "ip_id", p->ip_id);
 	jw_u64(w, "ident", p->ident);
 	jw_u64(w, "len", p->len);
+	jw_str(w, "direction", dt_direction_name(p->direction), SIZE_MAX);
+	jw_str(w, "fate", dt_fate_name(p->fate), SIZE_MAX);
+	jw_obj(w, "flow");
+	json_flow_members(w, &p->tuple, false);
+	jw_close(w, '}');
+	if (p->fate == DT_FATE_DROPPED) {
+		jw_obj(w, "drop");
+		jw_u64(w, "reason", p->drop_reason);
+		jw_str(w, "name", p->drop_name, sizeof(p->drop_name));
+		jw_str(w, "where", p->drop_where, sizeof(p->drop_where));
+		jw_close(w, '}');
+	} else {
+		jw_null(w, "drop");
+	}
 	jw_arr(w, "hops");
 	for (i = 0; i < p->n_hops; i++) {
 		const struct dt_hop *h = &p->hops[i];
@@ -290,6 +342,12 @@ static void json_packet(struct jw *w, const struct dt_packet_path *p)
 			jw_null(w, "latency_ns");
 		} else {
 			jw_i64(w, "latency_ns", (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns));
+		}
+		if (hop_translated(p, h)) {
+			hop_flow(p, h, &t);
+			jw_obj(w, "flow");
+			json_flow_members(w, &t, false);
+			jw_close(w, '}');
 		}
 		jw_close(w, '}');
 	}
@@ -307,6 +365,46 @@ static void json_stat(struct jw *w, const struct dt_hop_stat *s)
 	jw_u64(w, "max_ns", s->max_ns);
 	jw_double(w, "mean_ns", s->mean_ns);
 	jw_double(w, "stddev_ns", s->stddev_ns);
+	jw_double(w, "variance_ns2", s->stddev_ns * s->stddev_ns);
+	jw_close(w, '}');
+}
+
+/* (dropped + vanished) / seen, or 0 for a row that saw nothing. */
+static double loss_rate(const struct dt_hop_row *r)
+{
+	return r->seen ? (double)(r->dropped + r->vanished) / (double)r->seen : 0.0;
+}
+
+static void json_row(struct jw *w, const struct dt_hop_row *r)
+{
+	jw_obj(w, NULL);
+	jw_str(w, "node", r->at.node, sizeof(r->at.node));
+	jw_str(w, "ifname", r->at.ifname, sizeof(r->at.ifname));
+	jw_str(w, "hook", dt_hook_name(r->at.hook), SIZE_MAX);
+	jw_str(w, "direction", dt_direction_name(r->direction), SIZE_MAX);
+	jw_u64(w, "seen", r->seen);
+	jw_u64(w, "dropped", r->dropped);
+	jw_u64(w, "vanished", r->vanished);
+	jw_double(w, "loss_rate", loss_rate(r));
+	jw_str(w, "top_reason", r->top_reason, sizeof(r->top_reason));
+	jw_close(w, '}');
+}
+
+static void json_verdict(struct jw *w, const struct dt_verdict *v)
+{
+	jw_obj(w, "verdict");
+	jw_str(w, "sentence", v->sentence, sizeof(v->sentence));
+	jw_u64(w, "judged", v->judged);
+	jw_u64(w, "delivered", v->delivered);
+	jw_u64(w, "dropped", v->dropped);
+	jw_u64(w, "vanished", v->vanished);
+	jw_u64(w, "in_flight", v->in_flight);
+	if (v->at.hook == DT_HOOK_NONE) {
+		jw_null(w, "at");
+	} else {
+		json_ref(w, "at", &v->at);
+	}
+	jw_str(w, "reason", v->reason, sizeof(v->reason));
 	jw_close(w, '}');
 }
 
@@ -317,6 +415,7 @@ int dt_render_report_json(FILE *f, const struct dt_report *r)
 
 	jw_obj(&w, NULL);
 	json_task(&w, "task", &r->task);
+	json_verdict(&w, &r->verdict);
 	jw_arr(&w, "packets");
 	for (i = 0; i < r->n_packets; i++) {
 		json_packet(&w, &r->packets[i]);
@@ -327,11 +426,18 @@ int dt_render_report_json(FILE *f, const struct dt_report *r)
 		json_stat(&w, &r->stats[i]);
 	}
 	jw_close(&w, ']');
+	jw_arr(&w, "hops");
+	for (i = 0; i < r->n_rows; i++) {
+		json_row(&w, &r->rows[i]);
+	}
+	jw_close(&w, ']');
 	jw_obj(&w, "lost");
 	for (i = 0; i < DT_LOSS_MAX; i++) {
 		jw_u64(&w, dt_loss_name(i), r->lost[i]);
 	}
 	jw_close(&w, '}');
+	jw_u64(&w, "unmatched", r->unmatched);
+	jw_u64(&w, "window_ms", r->window_ms);
 	jw_str(&w, "clock_note", dt_render_clock_note, SIZE_MAX);
 	jw_close(&w, '}');
 	fputc('\n', f);
@@ -376,8 +482,10 @@ static void text_task(FILE *f, const struct dt_task_info *t)
 	char flow[DT_TUPLE_STR_MAX], when[40];
 
 	dt_tuple_str(&t->spec.tuple, t->spec.flags, flow, sizeof(flow));
-	fprintf(f, "task %" PRIu32 " (%s): %s%s\n", t->id, dt_task_state_name(t->state), flow,
-		t->spec.flags & DT_TASK_F_ANYPORT ? ", any port" : "");
+	fprintf(f, "task %" PRIu32 " (%s): %s%s, direction %s\n", t->id,
+		dt_task_state_name(t->state), flow,
+		t->spec.flags & DT_TASK_F_ANYPORT ? ", any port" : "",
+		task_direction(t->spec.flags));
 	fprintf(f, "created %s\n", time_str(t->created_ns, when, sizeof(when)));
 	fprintf(f, "colored %" PRIu64 ", delivered %" PRIu64, t->colored, t->delivered);
 	if (t->colored > 0) {
@@ -422,30 +530,83 @@ static void text_stats(FILE *f, const struct dt_report *r)
 			width = n;
 		}
 	}
-	fprintf(f, "\nhop latency, \u00b5s:\n  %-*s %8s %10s %10s %10s %10s\n", width, "from -> to",
-		"count", "min", "mean", "max", "stddev");
+	fprintf(f,
+		"\nhop latency, \u00b5s (variance \u00b5s\u00b2):\n  %-*s %8s %10s %10s %10s %10s "
+		"%12s\n",
+		width, "from -> to", "count", "min", "mean", "max", "stddev", "variance");
 	for (i = 0; i < r->n_stats; i++) {
 		const struct dt_hop_stat *s = &r->stats[i];
+		double sd = s->stddev_ns / 1e3;
 
 		ref_str(&s->from, from, sizeof(from));
 		ref_str(&s->to, to, sizeof(to));
 		snprintf(pair, sizeof(pair), "%s -> %s", from, to);
-		fprintf(f, "  %-*s %8" PRIu64 " %10.1f %10.1f %10.1f %10.1f\n", width, pair,
+		fprintf(f, "  %-*s %8" PRIu64 " %10.1f %10.1f %10.1f %10.1f %12.1f\n", width, pair,
 			s->count, (double)s->min_ns / 1e3, s->mean_ns / 1e3,
-			(double)s->max_ns / 1e3, s->stddev_ns / 1e3);
+			(double)s->max_ns / 1e3, sd, sd * sd);
 	}
+}
+
+static void text_verdict(FILE *f, const struct dt_report *r)
+{
+	const struct dt_verdict *v = &r->verdict;
+
+	fprintf(f, "\nverdict: %.*s\n", (int)sizeof(v->sentence), v->sentence);
+	fprintf(f,
+		"  judged %" PRIu64 ": delivered %" PRIu64 ", dropped %" PRIu64
+		", vanished %" PRIu64 "; in flight %" PRIu64 "\n",
+		v->judged, v->delivered, v->dropped, v->vanished, v->in_flight);
+}
+
+static void text_rows(FILE *f, const struct dt_report *r)
+{
+	char at[REF_STR_MAX];
+	int width = (int)strlen("hop");
+	uint32_t i;
+
+	if (r->n_rows == 0) {
+		fputs("\nper-hop loss: no hops seen\n", f);
+		return;
+	}
+	for (i = 0; i < r->n_rows; i++) {
+		int n = ref_str(&r->rows[i].at, at, sizeof(at));
+
+		if (n > width) {
+			width = n;
+		}
+	}
+	fprintf(f, "\nper-hop loss:\n  %-9s %-*s %8s %8s %8s %7s  %s\n", "direction", width, "hop",
+		"seen", "dropped", "vanished", "loss", "top reason");
+	for (i = 0; i < r->n_rows; i++) {
+		const struct dt_hop_row *row = &r->rows[i];
+
+		ref_str(&row->at, at, sizeof(at));
+		fprintf(f, "  %-9s %-*s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6.1f%%  %.*s\n",
+			dt_direction_name(row->direction), width, at, row->seen, row->dropped,
+			row->vanished, 100.0 * loss_rate(row), (int)sizeof(row->top_reason),
+			row->top_reason);
+	}
+}
+
+/* A flow in text, its ports left out for protocols without them. */
+static const char *flow_str(const struct dt_tuple *t, char *buf, size_t len)
+{
+	bool ports = t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP || t->proto == IPPROTO_ICMP;
+
+	return dt_tuple_str(t, ports ? 0 : DT_TASK_F_ANYPORT, buf, len);
 }
 
 static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 {
-	char when[80], at[DT_NAME_MAX + DT_IFNAME_MAX + 2];
+	char when[80], at[DT_NAME_MAX + DT_IFNAME_MAX + 2], flow[DT_TUPLE_STR_MAX];
 	int wa = 0, wh = 0;
-	bool delivered = false;
 	uint32_t i;
 
-	fprintf(f, "\n#%" PRIu32 " ip_id %u ident 0x%08" PRIx32 " len %" PRIu32 ", %s\n", n,
-		p->ip_id, p->ident, p->len,
-		p->n_hops ? time_str(p->hops[0].ts_ns, when, sizeof(when)) : "no hops");
+	fprintf(f, "\n#%" PRIu32 " %s ip_id %u ident 0x%08" PRIx32 " len %" PRIu32 ", %s, %s\n", n,
+		dt_direction_name(p->direction), p->ip_id, p->ident, p->len,
+		p->n_hops ? time_str(p->hops[0].ts_ns, when, sizeof(when)) : "no hops",
+		dt_fate_name(p->fate));
+	fprintf(f, "   flow %s\n", flow_str(&p->tuple, flow, sizeof(flow)));
 	for (i = 0; i < p->n_hops; i++) {
 		const struct dt_hop_ref *a = &p->hops[i].at;
 		int l;
@@ -462,18 +623,38 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 
 		snprintf(at, sizeof(at), "%.*s/%.*s", (int)sizeof(h->at.node), h->at.node,
 			 (int)sizeof(h->at.ifname), h->at.ifname);
-		fprintf(f, "  %s %-*s %-*s %+10.1f\u00b5s%s\n", i ? "->" : "  ", wa, at, wh,
+		fprintf(f, "  %s %-*s %-*s %+10.1f\u00b5s%s", i ? "->" : "  ", wa, at, wh,
 			dt_hook_name(h->at.hook), (double)lat / 1e3,
 			lat < 0 ? "  (clock skew)" : "");
-		if (h->at.hook == DT_HOOK_PORT_OUT) {
-			delivered = true;
-		}
-	}
-	if (!delivered && p->n_hops > 0) {
-		char last[REF_STR_MAX];
+		if (hop_translated(p, h)) {
+			struct dt_tuple t;
 
-		ref_str(&p->hops[p->n_hops - 1].at, last, sizeof(last));
-		fprintf(f, "  not delivered: last seen at %s\n", last);
+			hop_flow(p, h, &t);
+			fprintf(f, "  as %s", flow_str(&t, flow, sizeof(flow)));
+		}
+		fputc('\n', f);
+	}
+	if (p->n_hops == 0) {
+		return;
+	}
+	ref_str(&p->hops[p->n_hops - 1].at, at, sizeof(at));
+	switch (p->fate) {
+	case DT_FATE_DROPPED:
+		fprintf(f, "  dropped: reason %.*s (%" PRIu32 ")", (int)sizeof(p->drop_name),
+			p->drop_name[0] ? p->drop_name : "unnamed", p->drop_reason);
+		if (p->drop_where[0]) {
+			fprintf(f, " in %.*s", (int)sizeof(p->drop_where), p->drop_where);
+		}
+		fputc('\n', f);
+		break;
+	case DT_FATE_VANISHED:
+		fprintf(f, "  vanished: last seen at %s, no drop seen\n", at);
+		break;
+	case DT_FATE_IN_FLIGHT:
+		fprintf(f, "  in flight: last seen at %s, within the analysis window\n", at);
+		break;
+	default:
+		break;
 	}
 }
 
@@ -498,12 +679,17 @@ int dt_render_report_text(FILE *f, const struct dt_report *r, uint32_t max_packe
 	uint32_t shown = r->n_packets, i;
 
 	text_task(f, &r->task);
-	fputs("samples lost before analysis:", f);
+	text_verdict(f, r);
+	fputs("\nsamples lost before analysis:", f);
 	for (i = 0; i < DT_LOSS_MAX; i++) {
 		fprintf(f, "%s %s %" PRIu64, i ? "," : "", dt_loss_name(i), r->lost[i]);
 	}
-	fputc('\n', f);
+	fprintf(f,
+		"\nsamples that matched no task (all tasks): %" PRIu64 "; analysis window %" PRIu64
+		" ms\n",
+		r->unmatched, r->window_ms);
 
+	text_rows(f, r);
 	text_stats(f, r);
 
 	if (max_packets > 0 && shown > max_packets) {

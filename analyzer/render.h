@@ -2,25 +2,46 @@
 /*
  * render.h - tasks, reports and errors as human text or as JSON, for the dyetrace CLI.
  *
- * Text is for people: a header, a per-hop latency table in microseconds, then each
- * packet's path, one hop per line. JSON is for scripts (the lab tests read it with jq):
- * one compact document followed by a newline, with the names below, which are a stable
- * interface — add keys, never rename or remove them.
+ * Text is for people: a header, the verdict, the per-hop loss table, the per-hop latency
+ * table in microseconds, then each packet's path, one hop per line, with its fate. JSON is
+ * for scripts (the lab tests read it with jq): one compact document followed by a
+ * newline, with the names below, which are a stable interface — add keys, never rename or
+ * remove them.
  *
- *   task:   {"id":N,"state":"running","flow":{"src":"10.100.0.1","dst":"10.100.0.2",
- *            "sport":null|N,"dport":null|N,"proto":"icmp","vni":N,"any_port":BOOL},
- *            "created_ns":N,"colored":N,"delivered":N}
- *   report: {"task":{task},"packets":[{"ip_id":N,"ident":N,"len":N,"hops":[{"node":S,
- *            "ifname":S,"hook":"port-in","ts_ns":N,"latency_ns":null|N},...]},...],
- *            "hop_latency":[{"from":{"node":S,"ifname":S,"hook":S},"to":{...},"count":N,
- *            "min_ns":N,"max_ns":N,"mean_ns":X,"stddev_ns":X},...],
- *            "lost":{"ring-full":N,"queue-full":N,"bad-version":N},"clock_note":S}
+ *   flow:   {"src":"10.100.0.1","dst":"10.100.0.2","sport":null|N,"dport":null|N,
+ *            "proto":"icmp","vni":N}
+ *   task:   {"id":N,"state":"running","flow":{flow members,"any_port":BOOL,
+ *            "direction":"request|reply|both"},"created_ns":N,"colored":N,"delivered":N}
+ *   ref:    {"node":S,"ifname":S,"hook":"port-in"}
+ *   report: {"task":{task},
+ *            "verdict":{"sentence":S,"judged":N,"delivered":N,"dropped":N,"vanished":N,
+ *                       "in_flight":N,"at":{ref}|null,"reason":S},
+ *            "packets":[{"ip_id":N,"ident":N,"len":N,"direction":"request|reply",
+ *                        "fate":"delivered|dropped|vanished|in-flight","flow":{flow},
+ *                        "drop":{"reason":N,"name":S,"where":S}|null,
+ *                        "hops":[{"node":S,"ifname":S,"hook":S,"ts_ns":N,
+ *                                 "latency_ns":null|N[,"flow":{flow}]},...]},...],
+ *            "hop_latency":[{"from":{ref},"to":{ref},"count":N,"min_ns":N,"max_ns":N,
+ *                            "mean_ns":X,"stddev_ns":X,"variance_ns2":X},...],
+ *            "hops":[{"node":S,"ifname":S,"hook":S,"direction":S,"seen":N,"dropped":N,
+ *                     "vanished":N,"loss_rate":X,"top_reason":S},...],
+ *            "lost":{"ring-full":N,"queue-full":N,"bad-version":N,"rejected":N},
+ *            "unmatched":N,"window_ms":N,"clock_note":S}
  *   error:  {"error":{"status":"not-found","message":S}}
  *
- * sport and dport are null when the task traces any port. A hop's latency_ns is its
- * timestamp minus the previous hop's, signed (negative across nodes whose clocks
- * disagree), and null for the first hop. Strings are escaped; bytes that are not UTF-8
- * become U+FFFD. Non-finite numbers are written as null.
+ * A task's sport and dport are null when it traces any port; a packet's flow always has
+ * its actual ports (for ICMP echo the identifier, see dt_sample.h). A packet's flow is
+ * the one inside any NAT, in the packet's own direction; a hop has "flow" only where it
+ * saw other addresses or ports (after a NAT), with the packet's proto and vni. "drop" is
+ * set when the fate is dropped: the kernel's reason value, its name ("" when the kernel's
+ * BTF had none) and where ("nf_hook_slow+0x8c", "" when unknown). The verdict's "at" is
+ * null when nothing was lost. "hops" is the per-hop loss table (struct dt_hop_row), by
+ * direction, then in path order; loss_rate is (dropped + vanished) / seen. A hop's
+ * latency_ns is its timestamp minus the previous hop's, signed (negative across nodes
+ * whose clocks disagree), and null for the first hop. variance_ns2 is stddev_ns squared.
+ * "unmatched" counts samples of all tasks that matched none; window_ms is the analysis
+ * window. Strings are escaped; bytes that are not UTF-8 become U+FFFD. Non-finite numbers
+ * are written as null.
  *
  * Every function writes to f and returns 0, or -EIO when f reports an error afterwards.
  * Nothing is allocated.

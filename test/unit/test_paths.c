@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_paths.c - path ordering and hop latency statistics (analyzer/paths.c).
+ * test_paths.c - path ordering, fates, the per-hop loss table, the verdict and hop latency
+ * statistics (analyzer/paths.c).
  *
  * The fixture is the lab's overlay: h1 and h2 each have a port (pt1, pt2) and an uplink
  * (ul0) on the underlay 192.168.0.1 <-> 192.168.0.2. A packet from the instance behind
  * h1 goes h1/pt1 port-in -> h1/ul0 uplink-out -> h2/ul0 uplink-in -> h2/pt2 port-out.
+ * The gateway gw (underlay 192.168.0.3) masquerades traffic leaving ext0 behind
+ * 203.0.113.1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +47,41 @@ void *calloc(size_t n, size_t size)
 #define UL_H1 0xc0a80001u /* 192.168.0.1, host order */
 #define UL_H2 0xc0a80002u
 #define UL_H3 0xc0a80003u
+#define UL_GW UL_H3
+
+/* Names are interned; the report is built "much later" than the samples unless a test
+ * says otherwise, so that nothing is in flight. */
+static struct dt_strtab strs;
+static struct dt_paths_ctx ctx;
+
+static void setup(void)
+{
+	cr_assert_eq(dt_strtab_init(&strs), 0);
+	ctx.strs = &strs;
+	ctx.now_ns = 4000000000000000000ull;
+	ctx.now_ms = 1ull << 40;
+	ctx.window_ms = 1000;
+}
+
+static void teardown(void)
+{
+	dt_strtab_free(&strs);
+}
+
+TestSuite(paths, .init = setup, .fini = teardown);
+
+static uint32_t name(const char *s)
+{
+	uint32_t idx;
+
+	cr_assert_eq(dt_strtab_intern(&strs, s, 96, &idx), 0);
+	return idx;
+}
+
+static int build(const struct dt_obs *o, size_t n, struct dt_report *r)
+{
+	return dt_paths_build(&ctx, o, n, r);
+}
 
 /* A flow, in host order for readability. */
 struct flow {
@@ -64,21 +102,25 @@ static struct dt_obs mk(const struct flow *f, uint16_t ip_id, uint32_t ident, co
 	struct dt_obs o;
 
 	memset(&o, 0, sizeof(o));
-	snprintf(o.node, sizeof(o.node), "%s", node);
-	snprintf(o.ifname, sizeof(o.ifname), "%s", ifname);
-	o.s.hook = hook;
-	o.s.ts_ns = ts;
-	o.s.tuple.saddr = htonl(f->saddr);
-	o.s.tuple.daddr = htonl(f->daddr);
-	o.s.tuple.sport = htons(f->sport);
-	o.s.tuple.dport = htons(f->dport);
-	o.s.tuple.proto = f->proto;
-	o.s.tuple.vni = f->vni;
-	o.s.ip_id = ip_id;
-	o.s.ident = ident;
-	o.s.len = 84;
-	o.s.outer_saddr = htonl(osrc);
-	o.s.outer_daddr = htonl(odst);
+	o.node = name(node);
+	o.ifname = name(ifname);
+	o.drop_name = DT_STRTAB_NONE;
+	o.drop_where = DT_STRTAB_NONE;
+	o.hook = hook;
+	o.ts_ns = ts;
+	o.tuple.saddr = htonl(f->saddr);
+	o.tuple.daddr = htonl(f->daddr);
+	o.tuple.sport = htons(f->sport);
+	o.tuple.dport = htons(f->dport);
+	o.tuple.proto = f->proto;
+	o.tuple.vni = f->vni;
+	o.ip_id = ip_id;
+	o.ident = ident;
+	o.len = 84;
+	o.outer_saddr = htonl(osrc);
+	o.outer_daddr = htonl(odst);
+	o.canon = o.tuple;
+	o.dir = DT_DIR_REQUEST;
 	return o;
 }
 
@@ -128,6 +170,7 @@ static void report_clear(struct dt_report *r)
 	}
 	free(r->packets);
 	free(r->stats);
+	free(r->rows);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -173,7 +216,7 @@ Test(paths, shuffled_ping_pong_four_hops)
 	shuffle(o, n, 42);
 	memcpy(copy, o, sizeof(o[0]) * n);
 
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_expect_eq(memcmp(copy, o, sizeof(o[0]) * n), 0, "input was modified");
 	cr_assert_eq(r.n_packets, 10);
 	for (id = 0; id < 10; id++) {
@@ -199,7 +242,7 @@ Test(paths, hand_off_beats_receiver_clock_behind)
 	/* h2's clock is 1 ms behind: its samples look older than h1's port-in. */
 	n = add_packet(o, n, &ping, 1, 5000000, 10000, 30000, 5000, -1000000, false);
 	shuffle(o, n, 7);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 1);
 	expect_four_hops(&r.packets[0], false);
 
@@ -225,7 +268,7 @@ Test(paths, no_port_in_starts_with_sender_despite_skew)
 	/* The port-in sample was lost and h2's clock is behind: h1 must still go first. */
 	n = add_packet(o, n, &ping, 1, 5000000, 10000, 30000, 5000, -1000000, false);
 	memmove(&o[0], &o[1], sizeof(o[0]) * --n);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 1);
 	cr_assert_eq(r.packets[0].n_hops, 3);
 	expect_hop(&r.packets[0].hops[0], "h1", "ul0", DT_HOOK_UPLINK_OUT);
@@ -244,7 +287,7 @@ Test(paths, no_port_in_no_hand_off_starts_with_earliest)
 	/* Two uplink-in hops that no hand-off links: plain time order, whatever the names. */
 	o[0] = mk(&ping, 1, 1, "h1", "ul0", DT_HOOK_UPLINK_IN, 900, UL_H3, UL_H1);
 	o[1] = mk(&ping, 1, 1, "h2", "ul0", DT_HOOK_UPLINK_IN, 500, UL_H3, UL_H2);
-	cr_assert_eq(dt_paths_build(o, 2, &r), 0);
+	cr_assert_eq(build(o, 2, &r), 0);
 	cr_assert_eq(r.packets[0].n_hops, 2);
 	expect_hop(&r.packets[0].hops[0], "h2", "ul0", DT_HOOK_UPLINK_IN);
 	expect_hop(&r.packets[0].hops[1], "h1", "ul0", DT_HOOK_UPLINK_IN);
@@ -264,7 +307,7 @@ Test(paths, unreached_nodes_follow_by_time)
 	o[n++] = mk(&ping, 9, 9, "h2", "pt2", DT_HOOK_PORT_OUT, 3100, 0, 0);
 	o[n++] = mk(&ping, 9, 9, "h3", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H2, UL_H3);
 	shuffle(o, n, 3);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 1);
 	cr_assert_eq(r.packets[0].n_hops, 5);
 	expect_hop(&r.packets[0].hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
@@ -285,7 +328,7 @@ Test(paths, port_in_goes_first_even_when_another_node_is_earlier)
 	/* h3 saw the packet on a link nobody else reports, on a clock far behind. */
 	o[n++] = mk(&ping, 4, 4 | 7u << 16, "h3", "ul0", DT_HOOK_UPLINK_IN, 100, UL_H3, UL_H3);
 	shuffle(o, n, 21);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 1);
 	cr_assert_eq(r.packets[0].n_hops, 5);
 	expect_hop(&r.packets[0].hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
@@ -307,7 +350,7 @@ Test(paths, fan_out_receivers_by_time_before_unrelated_nodes)
 	o[n++] = mk(&ping, 6, 6, "h3", "ul0", DT_HOOK_UPLINK_IN, 3000, UL_H1, UL_H2);
 	o[n++] = mk(&ping, 6, 6, "h2", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H1, UL_H2);
 	o[n++] = mk(&ping, 6, 6, "h4", "ul0", DT_HOOK_UPLINK_IN, 2500, UL_H3, UL_H1);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.packets[0].n_hops, 5);
 	expect_hop(&r.packets[0].hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN);
 	expect_hop(&r.packets[0].hops[3], "h3", "ul0", DT_HOOK_UPLINK_IN);
@@ -329,7 +372,7 @@ Test(paths, hairpin_visits_a_node_twice)
 	o[n++] = mk(&ping, 5, 5, "h1", "ul0", DT_HOOK_UPLINK_IN, 1300, UL_H3, UL_H1);
 	o[n++] = mk(&ping, 5, 5, "h1", "pt9", DT_HOOK_PORT_OUT, 1400, 0, 0);
 	shuffle(o, n, 17);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.packets[0].n_hops, 6);
 	expect_hop(&r.packets[0].hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
 	expect_hop(&r.packets[0].hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT);
@@ -353,7 +396,7 @@ static void hand_off_needs_both(uint32_t decoy_src, uint32_t decoy_dst)
 	o[n++] = mk(&ping, 3, 3, "h2", "ul0", DT_HOOK_UPLINK_IN, 1200, decoy_src, decoy_dst);
 	/* h3 is the real receiver, its sample later than the decoy. */
 	o[n++] = mk(&ping, 3, 3, "h3", "ul0", DT_HOOK_UPLINK_IN, 1500, UL_H1, UL_H2);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.packets[0].n_hops, 4);
 	expect_hop(&r.packets[0].hops[2], "h3", "ul0", DT_HOOK_UPLINK_IN);
 	expect_hop(&r.packets[0].hops[3], "h2", "ul0", DT_HOOK_UPLINK_IN);
@@ -375,7 +418,7 @@ Test(paths, equal_timestamps_in_a_node_order_by_hook)
 	o[1] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
 	o[2] = mk(&ping, 1, 1, "h2", "pt2", DT_HOOK_PORT_OUT, 2000, 0, 0);
 	o[3] = mk(&ping, 1, 1, "h2", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H1, UL_H2);
-	cr_assert_eq(dt_paths_build(o, 4, &r), 0);
+	cr_assert_eq(build(o, 4, &r), 0);
 	expect_four_hops(&r.packets[0], false);
 	report_clear(&r);
 }
@@ -389,7 +432,7 @@ Test(paths, lost_in_the_middle_is_colored_not_delivered)
 	n = add_packet(o, n, &ping, 1, 1000000, 10000, 50000, 8000, 0, false);
 	n = add_packet(o, n, &ping, 2, 2000000, 10000, 50000, 8000, 0, false);
 	n -= 2; /* packet 2 died on the underlay: no uplink-in, no port-out */
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 2);
 	cr_expect_eq(r.task.colored, 2);
 	cr_expect_eq(r.task.delivered, 1);
@@ -421,7 +464,7 @@ Test(paths, stats_against_hand_computed_values)
 	/* A reply, to have a pair taken once. */
 	n = add_packet(o, n, &pong, 50, 9000000, 4000, 4000, 4000, 0, true);
 	shuffle(o, n, 11);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_stats, 6);
 
 	/* Along the path: positions 0, 1, 2; ties by name (h1 < h2). */
@@ -470,7 +513,7 @@ Test(paths, duplicates_count_once)
 	}
 	o[n++] = o[1]; /* and one of them three times */
 	shuffle(o, n, 5);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 2);
 	expect_four_hops(&r.packets[0], false);
 	expect_four_hops(&r.packets[1], false);
@@ -493,7 +536,7 @@ Test(paths, same_node_and_time_but_other_hook_is_no_duplicate)
 
 	o[0] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
 	o[1] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_OUT, 1000, 0, 0);
-	cr_assert_eq(dt_paths_build(o, 2, &r), 0);
+	cr_assert_eq(build(o, 2, &r), 0);
 	cr_expect_eq(r.packets[0].n_hops, 2);
 	report_clear(&r);
 }
@@ -506,7 +549,7 @@ Test(paths, empty_input)
 	r.task.colored = 99;
 	r.task.delivered = 98;
 	r.lost[DT_LOSS_RING_FULL] = 5;
-	cr_assert_eq(dt_paths_build(NULL, 0, &r), 0);
+	cr_assert_eq(build(NULL, 0, &r), 0);
 	cr_expect_eq(r.n_packets, 0);
 	cr_expect_null(r.packets);
 	cr_expect_eq(r.n_stats, 0);
@@ -515,6 +558,11 @@ Test(paths, empty_input)
 	cr_expect_eq(r.task.delivered, 0);
 	cr_expect_eq(r.task.id, 17, "task fields other than the counters are the caller's");
 	cr_expect_eq(r.lost[DT_LOSS_RING_FULL], 5);
+	cr_expect_eq(r.n_rows, 0);
+	cr_expect_null(r.rows);
+	cr_expect_eq(r.verdict.judged, 0);
+	cr_expect_eq(r.verdict.at.hook, DT_HOOK_NONE);
+	cr_expect_str_eq(r.verdict.sentence, "no packets traced yet");
 }
 
 Test(paths, anyport_flows_with_the_same_ip_id_are_separate)
@@ -528,7 +576,7 @@ Test(paths, anyport_flows_with_the_same_ip_id_are_separate)
 	n = add_packet(o, n, &ping, 42, 1000000, 10000, 50000, 8000, 0, false);
 	n = add_packet(o, n, &other, 42, 1000500, 10000, 50000, 8000, 0, false);
 	shuffle(o, n, 9);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 2);
 	expect_four_hops(&r.packets[0], false);
 	expect_four_hops(&r.packets[1], false);
@@ -554,7 +602,7 @@ Test(paths, a_colliding_id_keeps_the_earliest_max_hops)
 		o[i] = mk(&ping, 1, 1, node, "ul0", DT_HOOK_UPLINK_IN, 1000 + i, UL_H3, UL_H1);
 	}
 	shuffle(o, n, 13);
-	cr_assert_eq(dt_paths_build(o, n, &r), 0);
+	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.n_packets, 1);
 	cr_assert_eq(r.packets[0].n_hops, DT_REPORT_MAX_HOPS);
 	for (i = 0; i < DT_REPORT_MAX_HOPS; i++) {
@@ -590,7 +638,7 @@ Test(paths, out_of_memory_at_every_allocation_leaves_nothing)
 		memset(&r, 0, sizeof(r));
 		r.task.colored = 77;
 		fail_after = k;
-		err = dt_paths_build(o, n, &r);
+		err = build(o, n, &r);
 		fail_after = 0;
 		if (err == 0) {
 			break;
@@ -608,5 +656,463 @@ Test(paths, out_of_memory_at_every_allocation_leaves_nothing)
 	cr_expect_eq(r.n_packets, 10);
 	cr_expect_eq(r.task.colored, 10);
 	cr_expect_eq(r.task.delivered, 9);
+	report_clear(&r);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Fates, the loss table and the verdict */
+
+/* A drop sample of flow f at node/ifname. */
+static struct dt_obs mk_drop(const struct flow *f, uint16_t ip_id, const char *node,
+			     const char *ifname, uint64_t ts, uint32_t reason, const char *rname,
+			     const char *where)
+{
+	struct dt_obs o = mk(f, ip_id, 7u << 16 | ip_id, node, ifname, DT_HOOK_DROP, ts, 0, 0);
+
+	o.drop_reason = reason;
+	o.drop_name = rname ? name(rname) : DT_STRTAB_NONE;
+	o.drop_where = where ? name(where) : DT_STRTAB_NONE;
+	return o;
+}
+
+/* The first three hops of a packet h1 -> h2, then a drop on h2 after uplink-in. */
+static size_t add_dropped(struct dt_obs *o, size_t n, uint16_t ip_id, uint64_t t0,
+			  const char *rname)
+{
+	n = add_packet(o, n, &ping, ip_id, t0, 10000, 50000, 8000, 0, false);
+	n--; /* no port-out */
+	o[n++] = mk_drop(&ping, ip_id, "h2", "br0", t0 + 70000, 6, rname, "nf_hook_slow+0x8c");
+	return n;
+}
+
+static const struct dt_hop_row *find_row(const struct dt_report *r, uint8_t dir, const char *node,
+					 const char *ifname, uint8_t hook)
+{
+	uint32_t i;
+
+	for (i = 0; i < r->n_rows; i++) {
+		const struct dt_hop_row *w = &r->rows[i];
+
+		if (w->direction == dir && strcmp(w->at.node, node) == 0 &&
+		    strcmp(w->at.ifname, ifname) == 0 && w->at.hook == hook) {
+			return w;
+		}
+	}
+	cr_assert_fail("no row %s/%s %s", node, ifname, dt_hook_name(hook));
+	return NULL;
+}
+
+Test(paths, healthy_flow_is_no_loss)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	for (i = 1; i <= 5; i++) {
+		n = add_packet(o, n, &ping, i, 1000000 * i, 10000, 50000, 8000, 0, false);
+	}
+	shuffle(o, n, 77);
+	cr_assert_eq(build(o, n, &r), 0);
+	for (i = 0; i < 5; i++) {
+		cr_expect_eq(r.packets[i].fate, DT_FATE_DELIVERED);
+		cr_expect_eq(r.packets[i].direction, DT_DIR_REQUEST);
+		cr_expect_eq(r.packets[i].tuple.saddr, htonl(ping.saddr));
+		cr_expect_str_eq(r.packets[i].drop_name, "");
+	}
+	cr_expect_eq(r.verdict.judged, 5);
+	cr_expect_eq(r.verdict.delivered, 5);
+	cr_expect_eq(r.verdict.dropped + r.verdict.vanished + r.verdict.in_flight, 0);
+	cr_expect_eq(r.verdict.at.hook, DT_HOOK_NONE);
+	cr_expect_str_eq(r.verdict.at.node, "");
+	cr_expect_str_eq(r.verdict.reason, "");
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 5 of 5 packets delivered");
+	/* Four rows in path order, nothing lost anywhere. */
+	cr_assert_eq(r.n_rows, 4);
+	expect_ref(&r.rows[0].at, "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_ref(&r.rows[1].at, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_ref(&r.rows[2].at, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_ref(&r.rows[3].at, "h2", "pt2", DT_HOOK_PORT_OUT);
+	for (i = 0; i < 4; i++) {
+		cr_expect_eq(r.rows[i].seen, 5);
+		cr_expect_eq(r.rows[i].dropped + r.rows[i].vanished, 0);
+		cr_expect_str_eq(r.rows[i].top_reason, "");
+	}
+	report_clear(&r);
+}
+
+Test(paths, drop_at_a_hop_is_the_verdict)
+{
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	const struct dt_hop_row *w;
+	const struct dt_packet_path *p;
+	size_t n = 0, i;
+
+	/* 6 delivered; 3 dropped on h2 after uplink-in, all reason 6, one of them reported
+	 * without a name (its kernel's BTF lacked it); 1 vanished. */
+	for (i = 1; i <= 6; i++) {
+		n = add_packet(o, n, &ping, i, 1000000 * i, 10000, 50000, 8000, 0, false);
+	}
+	n = add_dropped(o, n, 7, 7000000, "NETFILTER_DROP");
+	n = add_dropped(o, n, 8, 8000000, "NETFILTER_DROP");
+	n = add_dropped(o, n, 9, 9000000, NULL);
+	n = add_packet(o, n, &ping, 10, 10000000, 10000, 50000, 8000, 0, false);
+	n -= 2;
+	shuffle(o, n, 5);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 10);
+
+	p = &r.packets[6];
+	cr_expect_eq(p->ip_id, 7);
+	cr_expect_eq(p->fate, DT_FATE_DROPPED);
+	cr_assert_eq(p->n_hops, 4);
+	expect_hop(&p->hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&p->hops[3], "h2", "br0", DT_HOOK_DROP);
+	cr_expect_eq(p->drop_reason, 6);
+	cr_expect_str_eq(p->drop_name, "NETFILTER_DROP");
+	cr_expect_str_eq(p->drop_where, "nf_hook_slow+0x8c");
+	cr_expect_eq(r.packets[8].fate, DT_FATE_DROPPED);
+	cr_expect_str_eq(r.packets[8].drop_name, "");
+	cr_expect_eq(r.packets[9].fate, DT_FATE_VANISHED);
+	cr_expect_eq(r.task.colored, 10);
+	cr_expect_eq(r.task.delivered, 6);
+
+	cr_expect_eq(r.verdict.judged, 10);
+	cr_expect_eq(r.verdict.delivered, 6);
+	cr_expect_eq(r.verdict.dropped, 3);
+	cr_expect_eq(r.verdict.vanished, 1);
+	expect_ref(&r.verdict.at, "h2", "br0", DT_HOOK_DROP);
+	cr_expect_str_eq(r.verdict.reason, "NETFILTER_DROP");
+	cr_expect_str_eq(r.verdict.sentence,
+			 "3 of 10 packets dropped at h2/br0 (after h2/ul0 uplink-in), reason "
+			 "NETFILTER_DROP; 1 more lost elsewhere");
+
+	/* The loss table: drops on the hop before the drop (same node) and on the drop row. */
+	w = find_row(&r, DT_DIR_REQUEST, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(w->seen, 9);
+	cr_expect_eq(w->dropped, 3);
+	cr_expect_eq(w->vanished, 0);
+	cr_expect_str_eq(w->top_reason, "NETFILTER_DROP");
+	w = find_row(&r, DT_DIR_REQUEST, "h2", "br0", DT_HOOK_DROP);
+	cr_expect_eq(w->seen, 3);
+	cr_expect_eq(w->dropped, 3);
+	w = find_row(&r, DT_DIR_REQUEST, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	cr_expect_eq(w->seen, 10);
+	cr_expect_eq(w->dropped, 0);
+	cr_expect_eq(w->vanished, 1);
+	w = find_row(&r, DT_DIR_REQUEST, "h2", "pt2", DT_HOOK_PORT_OUT);
+	cr_expect_eq(w->seen, 6);
+	/* Rows in path order: port-in, uplink-out, uplink-in, then port-out and the drop. */
+	expect_ref(&r.rows[0].at, "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_ref(&r.rows[1].at, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_ref(&r.rows[2].at, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(r.n_rows, 5);
+	report_clear(&r);
+}
+
+Test(paths, a_reason_without_a_name_reads_as_its_value)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_dropped(o, n, 1, 1000000, NULL);
+	o[n - 1].drop_reason = 77;
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.reason, "77");
+	cr_expect_str_eq(r.verdict.sentence,
+			 "1 of 1 packets dropped at h2/br0 (after h2/ul0 uplink-in), reason 77");
+	report_clear(&r);
+}
+
+Test(paths, vanished_after_the_last_hop_seen)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	for (i = 1; i <= 4; i++) {
+		n = add_packet(o, n, &ping, i, 1000000 * i, 10000, 50000, 8000, 0, false);
+		if (i % 2 == 0) {
+			n -= 2; /* lost on the wire: no uplink-in, no port-out */
+		}
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[1].fate, DT_FATE_VANISHED);
+	cr_expect_eq(r.packets[1].drop_reason, 0);
+	cr_expect_eq(r.verdict.vanished, 2);
+	expect_ref(&r.verdict.at, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	cr_expect_str_eq(r.verdict.reason, "");
+	cr_expect_str_eq(r.verdict.sentence,
+			 "2 of 4 packets vanished after h1/ul0 uplink-out (no drop seen)");
+	report_clear(&r);
+}
+
+Test(paths, a_packet_seen_within_the_window_is_in_flight)
+{
+	struct dt_obs o[16];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	n = add_packet(o, n, &ping, 1, 1000000, 10000, 50000, 8000, 0, false);
+	n = add_packet(o, n, &ping, 2, 2000000, 10000, 50000, 8000, 0, false);
+	n -= 2;
+	/* Packet 2's samples arrived 999 ms before the report: more may come. */
+	for (i = 4; i < n; i++) {
+		o[i].arrival_ms = ctx.now_ms - 999;
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[1].fate, DT_FATE_IN_FLIGHT);
+	cr_expect_eq(r.verdict.judged, 1);
+	cr_expect_eq(r.verdict.in_flight, 1);
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 1 of 1 packets delivered; 1 in flight");
+	cr_expect_eq(r.rows[1].vanished, 0, "in flight is not vanished");
+	report_clear(&r);
+
+	/* A window later it has vanished. */
+	for (i = 4; i < n; i++) {
+		o[i].arrival_ms = ctx.now_ms - 1000;
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[1].fate, DT_FATE_VANISHED);
+	report_clear(&r);
+
+	/* Young by its timestamp (the report's wall clock) counts too. */
+	o[4].ts_ns = o[5].ts_ns = ctx.now_ns - 500000000ull;
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[1].fate, DT_FATE_IN_FLIGHT);
+	cr_expect_str_eq(r.packets[1].drop_name, "");
+	report_clear(&r);
+
+	/* Nothing judged yet. */
+	cr_assert_eq(build(&o[4], 2, &r), 0);
+	cr_expect_eq(r.verdict.judged, 0);
+	cr_expect_str_eq(r.verdict.sentence,
+			 "1 packet in flight, none judged yet (seen within the last 1000 ms)");
+	report_clear(&r);
+}
+
+/* Request 10.100.0.1 -> 203.0.113.10 (ICMP id 7) masqueraded behind 203.0.113.1 (id 1024). */
+static const struct flow inet_in = {0x0a640001, 0xcb00710a, 7, 0, IPPROTO_ICMP, 100};
+static const struct flow inet_out = {0xcb007101, 0xcb00710a, 1024, 0, IPPROTO_ICMP, 100};
+static const struct flow inet_back_out = {0xcb00710a, 0xcb007101, 0, 1024, IPPROTO_ICMP, 100};
+static const struct flow inet_back_in = {0xcb00710a, 0x0a640001, 0, 7, IPPROTO_ICMP, 100};
+
+/* Observation of flow f whose canonical (inside) flow is c, as the stitcher gives it. */
+static struct dt_obs mk_nat(const struct flow *f, const struct flow *c, uint8_t dir, uint16_t ip_id,
+			    const char *node, const char *ifname, uint8_t hook, uint64_t ts,
+			    uint32_t osrc, uint32_t odst)
+{
+	struct dt_obs o = mk(f, ip_id, 1, node, ifname, hook, ts, osrc, odst);
+	struct dt_obs k = mk(c, ip_id, 1, node, ifname, hook, ts, osrc, odst);
+
+	o.canon = k.tuple;
+	o.dir = dir;
+	return o;
+}
+
+Test(paths, nat_gateway_exit_is_delivered_with_the_translation_on_its_hop)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	const struct dt_packet_path *p;
+	size_t n = 0;
+
+	o[n++] = mk_nat(&inet_in, &inet_in, DT_DIR_REQUEST, 3, "h1", "pt1", DT_HOOK_PORT_IN, 1000,
+			0, 0);
+	o[n++] = mk_nat(&inet_in, &inet_in, DT_DIR_REQUEST, 3, "h1", "ul0", DT_HOOK_UPLINK_OUT,
+			1100, UL_H1, UL_GW);
+	/* The gateway's clock is behind. */
+	o[n++] = mk_nat(&inet_in, &inet_in, DT_DIR_REQUEST, 3, "gw", "ul0", DT_HOOK_UPLINK_IN, 500,
+			UL_H1, UL_GW);
+	o[n++] = mk_nat(&inet_out, &inet_in, DT_DIR_REQUEST, 3, "gw", "ext0", DT_HOOK_GW_OUT, 600,
+			0, 0);
+	shuffle(o, n, 3);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1, "the hops before and after the NAT are one packet");
+	p = &r.packets[0];
+	cr_assert_eq(p->n_hops, 4);
+	expect_hop(&p->hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&p->hops[2], "gw", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&p->hops[3], "gw", "ext0", DT_HOOK_GW_OUT);
+	cr_expect_eq(p->fate, DT_FATE_DELIVERED);
+	cr_expect_eq(p->tuple.saddr, htonl(inet_in.saddr), "the packet's flow is the inside one");
+	cr_expect_eq(p->hops[2].tuple.saddr, htonl(inet_in.saddr));
+	cr_expect_eq(p->hops[3].tuple.saddr, htonl(inet_out.saddr), "the hop shows the NAT");
+	cr_expect_eq(p->hops[3].tuple.sport, htons(1024));
+	cr_expect_eq(r.task.delivered, 1);
+	report_clear(&r);
+}
+
+Test(paths, a_drop_after_the_exit_is_terminal)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* A qdisc on ext0 drops the packet after the gateway sampled it leaving. */
+	o[n++] = mk_nat(&inet_in, &inet_in, DT_DIR_REQUEST, 3, "gw", "ul0", DT_HOOK_UPLINK_IN, 500,
+			UL_H1, UL_GW);
+	o[n++] = mk_nat(&inet_out, &inet_in, DT_DIR_REQUEST, 3, "gw", "ext0", DT_HOOK_GW_OUT, 600,
+			0, 0);
+	o[n] = mk_nat(&inet_out, &inet_in, DT_DIR_REQUEST, 3, "gw", "ext0", DT_HOOK_DROP, 600, 0,
+		      0);
+	o[n].drop_reason = 40;
+	o[n++].drop_name = name("QDISC_DROP");
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 3);
+	expect_hop(&r.packets[0].hops[2], "gw", "ext0", DT_HOOK_DROP);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_DROPPED);
+	cr_expect_str_eq(r.verdict.sentence, "1 of 1 packets dropped at gw/ext0 (after gw/ext0 "
+					     "gw-out), reason QDISC_DROP");
+	cr_expect_eq(r.task.delivered, 0);
+	report_clear(&r);
+}
+
+Test(paths, a_reply_starts_at_the_gateway_entry)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	const struct dt_packet_path *p;
+	size_t n = 0;
+
+	/* h1's clock is behind the gateway's: time order would put h1 first. */
+	o[n++] = mk_nat(&inet_back_in, &inet_back_in, DT_DIR_REPLY, 9, "h1", "pt1",
+			DT_HOOK_PORT_OUT, 300, 0, 0);
+	o[n++] = mk_nat(&inet_back_in, &inet_back_in, DT_DIR_REPLY, 9, "h1", "ul0",
+			DT_HOOK_UPLINK_IN, 200, UL_GW, UL_H1);
+	o[n++] = mk_nat(&inet_back_out, &inet_back_in, DT_DIR_REPLY, 9, "gw", "ext0", DT_HOOK_GW_IN,
+			5000, 0, 0);
+	o[n++] = mk_nat(&inet_back_in, &inet_back_in, DT_DIR_REPLY, 9, "gw", "ul0",
+			DT_HOOK_UPLINK_OUT, 5100, UL_GW, UL_H1);
+	shuffle(o, n, 8);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	p = &r.packets[0];
+	cr_expect_eq(p->direction, DT_DIR_REPLY);
+	cr_assert_eq(p->n_hops, 4);
+	expect_hop(&p->hops[0], "gw", "ext0", DT_HOOK_GW_IN);
+	expect_hop(&p->hops[1], "gw", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&p->hops[2], "h1", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&p->hops[3], "h1", "pt1", DT_HOOK_PORT_OUT);
+	cr_expect_eq(p->fate, DT_FATE_DELIVERED);
+	cr_expect_eq(r.task.colored, 1, "gw-in is a first hop");
+	cr_expect_eq(r.rows[0].direction, DT_DIR_REPLY);
+	report_clear(&r);
+}
+
+Test(paths, directions_are_separate_packets_rows_and_verdict_words)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	/* Request and reply with the same ip_id and ident: still two packets. */
+	n = add_packet(o, n, &ping, 1, 1000000, 10000, 50000, 8000, 0, false);
+	n = add_packet(o, n, &pong, 1, 1500000, 10000, 50000, 8000, 0, true);
+	for (i = 4; i < 8; i++) {
+		o[i].ident = o[0].ident;
+		o[i].dir = DT_DIR_REPLY;
+	}
+	/* A second reply that vanishes on the wire. */
+	n = add_packet(o, n, &pong, 2, 2500000, 10000, 50000, 8000, 0, true);
+	n -= 2;
+	for (i = 8; i < n; i++) {
+		o[i].dir = DT_DIR_REPLY;
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 3);
+	cr_expect_eq(r.packets[0].direction, DT_DIR_REQUEST);
+	cr_expect_eq(r.packets[1].direction, DT_DIR_REPLY);
+	/* Rows: the request's first, then the reply's. */
+	cr_assert_eq(r.n_rows, 8);
+	for (i = 0; i < 8; i++) {
+		cr_expect_eq(r.rows[i].direction, i < 4 ? DT_DIR_REQUEST : DT_DIR_REPLY);
+	}
+	expect_ref(&r.rows[4].at, "h2", "pt2", DT_HOOK_PORT_IN);
+	cr_expect_str_eq(r.verdict.sentence,
+			 "1 of 2 reply packets vanished after h2/ul0 uplink-out (no drop seen)");
+	report_clear(&r);
+}
+
+Test(paths, an_encapsulated_drop_is_reached_by_hand_off)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* h2 dropped the VXLAN packet before its uplink hook (its clock far behind). */
+	o[n++] = mk(&ping, 4, 4, "h1", "pt1", DT_HOOK_PORT_IN, 100000, 0, 0);
+	o[n++] = mk(&ping, 4, 4, "h1", "ul0", DT_HOOK_UPLINK_OUT, 100100, UL_H1, UL_H2);
+	o[n++] = mk(&ping, 4, 4, "h3", "ul0", DT_HOOK_UPLINK_IN, 10, UL_H3, UL_H3);
+	o[n] = mk(&ping, 4, 4, "h2", "ul0", DT_HOOK_DROP, 50, UL_H1, UL_H2);
+	o[n++].flags = DT_SAMPLE_F_ENCAP;
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 4);
+	expect_hop(&r.packets[0].hops[2], "h2", "ul0", DT_HOOK_DROP);
+	expect_hop(&r.packets[0].hops[3], "h3", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_DROPPED, "a drop and no exit: dropped");
+	/* Not the last hop: the verdict still names the drop, after h1's uplink. */
+	cr_expect_str_eq(r.verdict.sentence,
+			 "1 of 1 packets dropped at h2/ul0 (after h1/ul0 uplink-out)");
+	/* The drop is on another node than the hop before it: only the drop row counts it. */
+	cr_expect_eq(find_row(&r, DT_DIR_REQUEST, "h1", "ul0", DT_HOOK_UPLINK_OUT)->dropped, 0);
+	cr_expect_eq(find_row(&r, DT_DIR_REQUEST, "h2", "ul0", DT_HOOK_DROP)->dropped, 1);
+	report_clear(&r);
+}
+
+Test(paths, a_drop_ends_its_visit)
+{
+	struct dt_obs o[8];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* h1 drops a copy; the packet comes back to h1 later from h2 (clock far behind):
+	 * the entry after the drop is a visit of its own, placed after h2's hand-off. */
+	o[n++] = mk(&ping, 4, 4, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[n++] = mk(&ping, 4, 4, "h1", "br0", DT_HOOK_DROP, 1100, 0, 0);
+	o[n++] = mk(&ping, 4, 4, "h1", "ul0", DT_HOOK_UPLINK_IN, 1200, UL_H2, UL_H1);
+	o[n++] = mk(&ping, 4, 4, "h2", "ul0", DT_HOOK_UPLINK_OUT, 5, UL_H2, UL_H1);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.packets[0].n_hops, 4);
+	expect_hop(&r.packets[0].hops[1], "h1", "br0", DT_HOOK_DROP);
+	expect_hop(&r.packets[0].hops[2], "h2", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&r.packets[0].hops[3], "h1", "ul0", DT_HOOK_UPLINK_IN);
+	report_clear(&r);
+}
+
+Test(paths, direction_is_part_of_packet_identity)
+{
+	struct dt_obs o[2];
+	struct dt_report r = {0};
+
+	/* Same canonical tuple, ip_id and ident (a flow that is its own reverse). */
+	o[0] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
+	o[1] = mk(&ping, 1, 1, "h1", "pt1", DT_HOOK_PORT_OUT, 2000, 0, 0);
+	o[1].dir = DT_DIR_REPLY;
+	cr_assert_eq(build(o, 2, &r), 0);
+	cr_assert_eq(r.n_packets, 2);
+	cr_expect_eq(r.packets[0].n_hops, 1);
+	cr_expect_eq(r.packets[1].direction, DT_DIR_REPLY);
+	report_clear(&r);
+}
+
+Test(paths, stats_are_per_direction)
+{
+	struct dt_obs o[16];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	/* The same hop pair in both directions (hairpin-like naming): two summaries. */
+	n = add_packet(o, n, &ping, 1, 1000000, 1000, 50000, 8000, 0, false);
+	n = add_packet(o, n, &ping, 2, 2000000, 3000, 50000, 8000, 0, false);
+	for (i = 4; i < 8; i++) {
+		o[i].dir = DT_DIR_REPLY;
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_stats, 6);
+	cr_expect_eq(r.stats[0].count, 1);
+	cr_expect_eq(r.stats[0].min_ns, 1000);
+	cr_expect_eq(r.stats[3].min_ns, 3000);
 	report_clear(&r);
 }

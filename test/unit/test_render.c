@@ -226,6 +226,10 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 		p->ip_id = 1000 + i;
 		p->ident = 7u << 16 | (i + 1);
 		p->len = 84;
+		p->direction = DT_DIR_REQUEST;
+		p->fate = i == 1 ? DT_FATE_VANISHED : DT_FATE_DELIVERED;
+		p->tuple = r->task.spec.tuple;
+		p->tuple.sport = htons(7);
 		p->n_hops = i == 1 ? 2 : 4;
 		p->hops = calloc(4, sizeof(*p->hops));
 		cr_assert_not_null(p->hops);
@@ -234,6 +238,9 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 		/* h2's clock is behind: the cross-node latency comes out negative. */
 		set_hop(&p->hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN, t + 12300 - 4000);
 		set_hop(&p->hops[3], "h2", "pt2", DT_HOOK_PORT_OUT, t + 12300 - 4000 + 3200);
+		for (uint32_t k = 0; k < 4; k++) {
+			p->hops[k].tuple = p->tuple;
+		}
 	}
 	r->n_stats = 3;
 	r->stats = calloc(3, sizeof(*r->stats));
@@ -259,6 +266,14 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 	r->lost[DT_LOSS_QUEUE_FULL] = 22;
 	r->lost[DT_LOSS_BAD_VERSION] = 33;
 	r->lost[DT_LOSS_REJECTED] = 44;
+	r->unmatched = 55;
+	r->window_ms = 1000;
+	r->verdict.judged = n_packets;
+	r->verdict.delivered = n_packets - 1;
+	r->verdict.vanished = 1;
+	set_ref(&r->verdict.at, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	snprintf(r->verdict.sentence, sizeof(r->verdict.sentence),
+		 "1 of %u packets vanished after h1/ul0 uplink-out (no drop seen)", n_packets);
 }
 
 static void free_report(struct dt_report *r)
@@ -270,6 +285,7 @@ static void free_report(struct dt_report *r)
 	}
 	free(r->packets);
 	free(r->stats);
+	free(r->rows);
 }
 
 /* Renders with fn into a string the caller frees. */
@@ -307,7 +323,8 @@ Test(render, task_json)
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
 	cr_expect_str_eq(out, "{\"id\":3,\"state\":\"running\",\"flow\":{\"src\":\"10.100.0.1\","
 			      "\"dst\":\"10.100.0.2\",\"sport\":null,\"dport\":null,"
-			      "\"proto\":\"icmp\",\"vni\":100,\"any_port\":true},"
+			      "\"proto\":\"icmp\",\"vni\":100,\"any_port\":true,"
+			      "\"direction\":\"request\"},"
 			      "\"created_ns\":1700000000123456789,\"colored\":3,"
 			      "\"delivered\":2}\n");
 	free(out);
@@ -357,6 +374,10 @@ Test(render, report_json)
 	cr_expect_eq(strncmp(out, "{\"task\":{\"id\":3,", 16), 0, "%s", out);
 	cr_expect_eq(count(out, "\"ip_id\":"), 3);
 	cr_expect_not_null(strstr(out, "\"packets\":[{\"ip_id\":1000,\"ident\":458753,\"len\":84,"
+				       "\"direction\":\"request\",\"fate\":\"delivered\","
+				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"10.100.0.2\","
+				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
+				       "\"drop\":null,"
 				       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
 				       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
 				       "\"latency_ns\":null},{\"node\":\"h1\",\"ifname\":\"ul0\","
@@ -371,14 +392,20 @@ Test(render, report_json)
 				       "\"pt1\",\"hook\":\"port-in\"},\"to\":{\"node\":\"h1\","
 				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\"},\"count\":3,"
 				       "\"min_ns\":12300,\"max_ns\":12300,\"mean_ns\":12300.000,"
-				       "\"stddev_ns\":0.000}"),
+				       "\"stddev_ns\":0.000,\"variance_ns2\":0.000}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"count\":2,\"min_ns\":3100,\"max_ns\":3300,"
-				       "\"mean_ns\":3200.000,\"stddev_ns\":81.650}"),
+				       "\"mean_ns\":3200.000,\"stddev_ns\":81.650,"
+				       "\"variance_ns2\":6666.667}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"lost\":{\"ring-full\":11,\"queue-full\":22,"
-				       "\"bad-version\":33,\"rejected\":44},\"clock_note\":\"latency between hops"),
+				       "\"bad-version\":33,\"rejected\":44"),
 			   "%s", out);
+	cr_expect_not_null(strstr(out, "},\"unmatched\":55,\"window_ms\":1000,"
+				       "\"clock_note\":\"latency between hops"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"fate\":\"vanished\""), "%s", out);
+	cr_expect_eq(count(out, "\"flow\":"), 4, "task and packets only, no hop differs: %s", out);
 	free(out);
 	free_report(&r);
 }
@@ -406,7 +433,12 @@ Test(render, report_json_empty)
 	r.task = ping_task();
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_not_null(strstr(out, "\"packets\":[],\"hop_latency\":[],\"lost\":{"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"packets\":[],\"hop_latency\":[],\"hops\":[],\"lost\":{"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"verdict\":{\"sentence\":\"\",\"judged\":0,"
+				       "\"delivered\":0,\"dropped\":0,\"vanished\":0,"
+				       "\"in_flight\":0,\"at\":null,\"reason\":\"\"}"),
+			   "%s", out);
 	free(out);
 }
 
@@ -478,16 +510,25 @@ Test(render, report_text)
 	RENDER(out, dt_render_report_text(f, &r, DT_RENDER_TEXT_PACKETS));
 	p = after(out, out, "task 3 (running): 10.100.0.1 -> 10.100.0.2 icmp vni 100");
 	p = after(out, p, "colored 3, delivered 2 (66.7%)");
+	/* The verdict before any table. */
+	p = after(out, p,
+		  "verdict: 1 of 3 packets vanished after h1/ul0 uplink-out (no drop seen)\n");
+	p = after(out, p, "judged 3: delivered 2, dropped 0, vanished 1; in flight 0\n");
 	p = after(out, p, "ring-full 11, queue-full 22, bad-version 33, rejected 44");
-	/* The latency table, in path order, in microseconds. */
+	p = after(out, p, "matched no task (all tasks): 55; analysis window 1000 ms\n");
+	p = after(out, p, "per-hop loss: no hops seen");
+	/* The latency table, in path order, in microseconds, with the variance. */
+	p = after(out, p, "variance");
 	p = after(out, p, "h1/pt1 port-in -> h1/ul0 uplink-out");
-	p = after(out, p, "       3       12.3       12.3       12.3        0.0\n");
+	p = after(out, p, "       3       12.3       12.3       12.3        0.0          0.0\n");
 	p = after(out, p, "h1/ul0 uplink-out -> h2/ul0 uplink-in");
 	p = after(out, p, "h2/ul0 uplink-in -> h2/pt2 port-out");
-	p = after(out, p, "       2        3.1        3.2        3.3        0.1\n");
+	p = after(out, p, "       2        3.1        3.2        3.3        0.1          0.0\n");
 	/* The first packet's hops in order, with their latency. */
 	p = after(out, p, "packets: 3\n");
-	p = after(out, p, "#1 ip_id 1000");
+	p = after(out, p, "#1 request ip_id 1000");
+	p = after(out, p, ", delivered\n");
+	p = after(out, p, "flow 10.100.0.1 -> 10.100.0.2 icmp id 7 vni 100\n");
 	p = after(out, p, "h1/pt1 port-in");
 	p = after(out, p, "+0.0\u00b5s");
 	p = after(out, p, "-> h1/ul0 uplink-out");
@@ -497,14 +538,15 @@ Test(render, report_text)
 	p = after(out, p, "-> h2/pt2 port-out");
 	p = after(out, p, "+3.2\u00b5s");
 	/* The second was lost after leaving h1. */
-	p = after(out, p, "#2 ip_id 1001");
-	p = after(out, p, "not delivered: last seen at h1/ul0 uplink-out");
-	p = after(out, p, "#3 ip_id 1002");
+	p = after(out, p, "#2 request ip_id 1001");
+	p = after(out, p, "vanished: last seen at h1/ul0 uplink-out, no drop seen");
+	p = after(out, p, "#3 request ip_id 1002");
 	p = after(out, p,
 		  "note: latency between hops on different nodes depends on their "
 		  "clocks being in sync");
 	cr_expect_null(strstr(out, "omitted"), "%s", out);
-	cr_expect_eq(count(out, "not delivered"), 1, "%s", out);
+	cr_expect_eq(count(out, "vanished: last seen"), 1, "%s", out);
+	cr_expect_null(strstr(out, "  as "), "no hop differs from its packet: %s", out);
 	free(out);
 	free_report(&r);
 }
@@ -517,12 +559,12 @@ Test(render, report_text_limits_packets)
 	make_report(&r, 25);
 	RENDER(out, dt_render_report_text(f, &r, DT_RENDER_TEXT_PACKETS));
 	cr_expect_not_null(strstr(out, "packets: 25, the first 20 listed, 5 omitted"), "%s", out);
-	cr_expect_not_null(strstr(out, "#20 ip_id 1019"), "%s", out);
+	cr_expect_not_null(strstr(out, "#20 request ip_id 1019"), "%s", out);
 	cr_expect_null(strstr(out, "#21 "), "%s", out);
 	free(out);
 
 	RENDER(out, dt_render_report_text(f, &r, 0));
-	cr_expect_not_null(strstr(out, "#25 ip_id 1024"), "%s", out);
+	cr_expect_not_null(strstr(out, "#25 request ip_id 1024"), "%s", out);
 	cr_expect_null(strstr(out, "omitted"), "%s", out);
 	free(out);
 	free_report(&r);
@@ -538,4 +580,194 @@ Test(render, write_errors_are_reported)
 	cr_expect_eq(dt_render_task_json(f, &t), -EIO);
 	cr_expect_eq(dt_render_task_text(f, &t), -EIO);
 	fclose(f);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Loss diagnosis: a request through the gateway gw dropped after SNAT, and its rows. */
+
+static void make_nat_report(struct dt_report *r)
+{
+	struct dt_packet_path *p;
+
+	memset(r, 0, sizeof(*r));
+	r->task = ping_task();
+	r->task.spec.flags = DT_TASK_F_ANYPORT | DT_TASK_DIR_BOTH;
+	r->task.spec.tuple.daddr = htonl(0xcb00710a); /* 203.0.113.10 */
+	r->n_packets = 1;
+	r->packets = calloc(1, sizeof(*r->packets));
+	cr_assert_not_null(r->packets);
+	p = r->packets;
+	p->ip_id = 77;
+	p->ident = 5;
+	p->len = 84;
+	p->direction = DT_DIR_REQUEST;
+	p->fate = DT_FATE_DROPPED;
+	p->tuple = r->task.spec.tuple;
+	p->tuple.sport = htons(7);
+	p->drop_reason = 6;
+	snprintf(p->drop_name, sizeof(p->drop_name), "NETFILTER_DROP");
+	snprintf(p->drop_where, sizeof(p->drop_where), "nf_hook_slow+0x8c");
+	p->n_hops = 3;
+	p->hops = calloc(3, sizeof(*p->hops));
+	cr_assert_not_null(p->hops);
+	set_hop(&p->hops[0], "h1", "pt1", DT_HOOK_PORT_IN, 1000);
+	set_hop(&p->hops[1], "gw", "ul0", DT_HOOK_UPLINK_IN, 2000);
+	set_hop(&p->hops[2], "gw", "ext0", DT_HOOK_DROP, 2500);
+	p->hops[0].tuple = p->hops[1].tuple = p->tuple;
+	p->hops[2].tuple = p->tuple;
+	/* Masqueraded behind 203.0.113.1; the NAT kept the id (it does when it can). */
+	p->hops[2].tuple.saddr = htonl(0xcb007101);
+
+	r->n_rows = 2;
+	r->rows = calloc(2, sizeof(*r->rows));
+	cr_assert_not_null(r->rows);
+	set_ref(&r->rows[0].at, "gw", "ul0", DT_HOOK_UPLINK_IN);
+	r->rows[0].direction = DT_DIR_REQUEST;
+	r->rows[0].seen = 40;
+	r->rows[0].dropped = 30;
+	r->rows[0].vanished = 2;
+	snprintf(r->rows[0].top_reason, sizeof(r->rows[0].top_reason), "NETFILTER_DROP");
+	set_ref(&r->rows[1].at, "h1", "pt1", DT_HOOK_PORT_OUT);
+	r->rows[1].direction = DT_DIR_REPLY;
+	r->rows[1].seen = 8;
+
+	r->verdict.judged = 40;
+	r->verdict.delivered = 8;
+	r->verdict.dropped = 30;
+	r->verdict.vanished = 2;
+	r->verdict.in_flight = 1;
+	set_ref(&r->verdict.at, "gw", "ext0", DT_HOOK_DROP);
+	snprintf(r->verdict.reason, sizeof(r->verdict.reason), "NETFILTER_DROP");
+	snprintf(r->verdict.sentence, sizeof(r->verdict.sentence),
+		 "30 of 40 packets dropped at gw/ext0 (after gw/ul0 uplink-in), reason "
+		 "NETFILTER_DROP; 2 more lost elsewhere; 1 in flight");
+	r->unmatched = 3;
+	r->window_ms = 250;
+}
+
+Test(render, loss_diagnosis_json)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	make_nat_report(&r);
+	RENDER(out, dt_render_report_json(f, &r));
+	cr_assert(json_valid(out), "invalid JSON: %s", out);
+	cr_expect_not_null(strstr(out, "\"any_port\":true,\"direction\":\"both\"}"), "%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"verdict\":{\"sentence\":\"30 of 40 packets dropped at gw/ext0 (after "
+		       "gw/ul0 uplink-in), reason NETFILTER_DROP; 2 more lost elsewhere; 1 in "
+		       "flight\",\"judged\":40,\"delivered\":8,\"dropped\":30,\"vanished\":2,"
+		       "\"in_flight\":1,\"at\":{\"node\":\"gw\",\"ifname\":\"ext0\","
+		       "\"hook\":\"drop\"},\"reason\":\"NETFILTER_DROP\"}"),
+		"%s", out);
+	cr_expect_not_null(strstr(out, "\"direction\":\"request\",\"fate\":\"dropped\","
+				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"203.0.113.10\","
+				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
+				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
+				       "\"where\":\"nf_hook_slow+0x8c\"},\"hops\":["),
+			   "%s", out);
+	/* Only the hop after the NAT has a flow of its own. */
+	cr_expect_eq(count(out, "\"flow\":"), 3, "%s", out);
+	cr_expect_not_null(strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"latency_ns\":500,"
+				       "\"flow\":{\"src\":\"203.0.113.1\",\"dst\":\"203.0.113.10\","
+				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100}}"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out,
+				  "\"hops\":[{\"node\":\"gw\",\"ifname\":\"ul0\","
+				  "\"hook\":\"uplink-in\",\"direction\":\"request\","
+				  "\"seen\":40,\"dropped\":30,\"vanished\":2,\"loss_rate\":0.800,"
+				  "\"top_reason\":\"NETFILTER_DROP\"},{\"node\":\"h1\","
+				  "\"ifname\":\"pt1\",\"hook\":\"port-out\",\"direction\":"
+				  "\"reply\",\"seen\":8,\"dropped\":0,\"vanished\":0,"
+				  "\"loss_rate\":0.000,\"top_reason\":\"\"}]"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\"unmatched\":3,\"window_ms\":250,"), "%s", out);
+	free(out);
+	free_report(&r);
+}
+
+Test(render, loss_diagnosis_text)
+{
+	struct dt_report r;
+	char *out = NULL;
+	const char *p;
+
+	make_nat_report(&r);
+	r.stats = calloc(1, sizeof(*r.stats));
+	cr_assert_not_null(r.stats);
+	r.n_stats = 1;
+	set_ref(&r.stats[0].from, "h1", "pt1", DT_HOOK_PORT_IN);
+	set_ref(&r.stats[0].to, "gw", "ul0", DT_HOOK_UPLINK_IN);
+	r.stats[0].count = 4;
+	r.stats[0].min_ns = 1000;
+	r.stats[0].max_ns = 7000;
+	r.stats[0].mean_ns = 4000.0;
+	r.stats[0].stddev_ns = 2500.0; /* 2.5 us: variance 6.25 us^2 */
+	RENDER(out, dt_render_report_text(f, &r, 0));
+	p = after(out, out, "10.100.0.1 -> 203.0.113.10 icmp vni 100, any port, direction both\n");
+	p = after(out, p,
+		  "verdict: 30 of 40 packets dropped at gw/ext0 (after gw/ul0 uplink-in), "
+		  "reason NETFILTER_DROP; 2 more lost elsewhere; 1 in flight\n");
+	p = after(out, p, "  judged 40: delivered 8, dropped 30, vanished 2; in flight 1\n");
+	p = after(out, p, "analysis window 250 ms");
+	p = after(out, p, "per-hop loss:\n");
+	p = after(out, p,
+		  "  request   gw/ul0 uplink-in       40       30        2   80.0%  "
+		  "NETFILTER_DROP\n");
+	p = after(out, p, "  reply     h1/pt1 port-out         8        0        0    0.0%  \n");
+	p = after(out, p, "hop latency");
+	p = after(out, p, "       4        1.0        4.0        7.0        2.5          6.2\n");
+	p = after(out, p, "#1 request ip_id 77 ident 0x00000005 len 84, ");
+	p = after(out, p, ", dropped\n");
+	p = after(out, p, "   flow 10.100.0.1 -> 203.0.113.10 icmp id 7 vni 100\n");
+	p = after(out, p, "gw/ul0  uplink-in");
+	p = after(out, p, "gw/ext0 drop");
+	p = after(out, p, "  as 203.0.113.1 -> 203.0.113.10 icmp id 7 vni 100\n");
+	p = after(out, p, "  dropped: reason NETFILTER_DROP (6) in nf_hook_slow+0x8c\n");
+	cr_expect_eq(count(out, "  as "), 1, "only the translated hop: %s", out);
+	free(out);
+	free_report(&r);
+}
+
+Test(render, in_flight_and_unnamed_drops_in_text)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	make_nat_report(&r);
+	r.packets[0].drop_name[0] = '\0';
+	r.packets[0].drop_where[0] = '\0';
+	r.packets[0].drop_reason = 99;
+	RENDER(out, dt_render_report_text(f, &r, 0));
+	cr_expect_not_null(strstr(out, "  dropped: reason unnamed (99)\n"), "%s", out);
+	free(out);
+	r.packets[0].fate = DT_FATE_IN_FLIGHT;
+	RENDER(out, dt_render_report_text(f, &r, 0));
+	cr_expect_not_null(strstr(out, ", in-flight\n"), "%s", out);
+	cr_expect_not_null(strstr(out, "  in flight: last seen at gw/ext0 drop, within the "
+				       "analysis window\n"),
+			   "%s", out);
+	cr_expect_null(strstr(out, "  dropped: "), "%s", out);
+	free(out);
+	free_report(&r);
+}
+
+Test(render, task_directions)
+{
+	struct dt_task_info t = ping_task();
+	char *out = NULL;
+
+	t.spec.flags = DT_TASK_F_ANYPORT | DT_TASK_DIR_REPLY;
+	RENDER(out, dt_render_task_json(f, &t));
+	cr_expect_not_null(strstr(out, "\"any_port\":true,\"direction\":\"reply\"}"), "%s", out);
+	free(out);
+	RENDER(out, dt_render_task_text(f, &t));
+	cr_expect_not_null(strstr(out, "icmp vni 100, any port, direction reply\n"), "%s", out);
+	free(out);
+	t.spec.flags = DT_TASK_DIR_REQUEST;
+	RENDER(out, dt_render_task_json(f, &t));
+	cr_expect_not_null(strstr(out, "\"direction\":\"request\"}"), "%s", out);
+	free(out);
 }

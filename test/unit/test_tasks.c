@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The analyzer's task table: overlap refusal, sample attribution, derived state. */
+/* The analyzer's task table: directions and their keys, overlap refusal, derived state. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -67,12 +67,11 @@ Test(tasks, invalid_tuple_is_refused)
 	cr_assert_eq(tasks.n, 0);
 }
 
-Test(tasks, samples_are_attributed_by_tuple_and_state_is_derived)
+Test(tasks, state_is_derived)
 {
 	struct dt_task_spec icmp = spec(0, 0, IPPROTO_ICMP);
-	struct dt_wire_sample s;
 	struct dt_task_info info;
-	struct dt_control c;
+	struct dt_obs o;
 	struct dt_task *t;
 	char err[256];
 
@@ -81,23 +80,153 @@ Test(tasks, samples_are_attributed_by_tuple_and_state_is_derived)
 	cr_assert_eq(info.state, DT_TASK_READY);
 	dt_task_info_fill(t, t->arm_gen, &info);
 	cr_assert_eq(info.state, DT_TASK_ARMED);
+	cr_expect_eq(info.spec.flags, DT_TASK_F_ANYPORT | DT_TASK_DIR_REQUEST,
+		     "no direction given means request: 0x%x", info.spec.flags);
 
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
-	cr_assert_eq(c.gen, tasks.gen);
-	cr_assert_eq(c.n_arms, 1);
-	cr_assert(c.arms[0].flags & DT_TASK_F_ANYPORT);
-	dt_control_free(&c);
-
-	memset(&s, 0, sizeof(s));
-	s.hook = DT_HOOK_UPLINK_IN;
-	s.tuple = spec(0, 0, IPPROTO_ICMP).tuple;
-	s.tuple.sport = htons(4242); /* an echo identifier: anyport matches it */
-	cr_assert_eq(dt_tasks_add_sample(&tasks, "h2", "ul0", &s), t);
-	s.tuple.vni = 101;
-	cr_assert_null(dt_tasks_add_sample(&tasks, "h2", "ul0", &s));
-	cr_assert_eq(tasks.unmatched, 1);
+	memset(&o, 0, sizeof(o));
+	o.hook = DT_HOOK_UPLINK_IN;
+	cr_assert_eq(dt_task_add_obs(t, &o), 0);
 	cr_assert_eq(t->n_obs, 1);
-	cr_assert_str_eq(t->obs[0].node, "h2");
 	dt_task_info_fill(t, 0, &info);
 	cr_assert_eq(info.state, DT_TASK_RUNNING);
+}
+
+Test(tasks, control_set_has_one_arm_per_key)
+{
+	struct dt_task_spec both = spec(1000, 80, IPPROTO_TCP), req = spec(0, 0, IPPROTO_ICMP);
+	struct dt_task_spec ping = spec(7, 0, IPPROTO_ICMP);
+	struct dt_control c;
+	struct dt_task *t;
+	char err[256];
+
+	both.flags = DT_TASK_DIR_BOTH;
+	req.tuple.daddr = htonl(0x0a640003);
+	ping.flags = DT_TASK_DIR_REPLY;
+	ping.tuple.daddr = htonl(0x0a640004);
+	cr_assert_eq(dt_tasks_create(&tasks, &both, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(t->n_keys, 2);
+	cr_assert_eq(dt_tasks_create(&tasks, &req, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(t->n_keys, 1);
+	cr_assert_eq(dt_tasks_create(&tasks, &ping, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_assert_eq(c.n_arms, 4);
+	/* Task 1: its tuple, then the reverse flagged as a reply key. */
+	cr_expect_eq(c.arms[0].task_id, 1);
+	cr_expect_eq(c.arms[0].flags, 0);
+	cr_expect_eq(c.arms[0].tuple.saddr, both.tuple.saddr);
+	cr_expect_eq(c.arms[0].tuple.sport, htons(1000));
+	cr_expect_eq(c.arms[1].task_id, 1);
+	cr_expect_eq(c.arms[1].flags, DT_TASK_F_REPLY);
+	cr_expect_eq(c.arms[1].tuple.saddr, both.tuple.daddr);
+	cr_expect_eq(c.arms[1].tuple.daddr, both.tuple.saddr);
+	cr_expect_eq(c.arms[1].tuple.sport, htons(80));
+	cr_expect_eq(c.arms[1].tuple.dport, htons(1000));
+	/* Task 2: request only, any port; no direction bits reach the data plane. */
+	cr_expect_eq(c.arms[2].task_id, 2);
+	cr_expect_eq(c.arms[2].flags, DT_TASK_F_ANYPORT);
+	/* Task 3: replies of ping id 7 only: the echo reply carries the id as dport. */
+	cr_expect_eq(c.arms[3].task_id, 3);
+	cr_expect_eq(c.arms[3].flags, DT_TASK_F_REPLY);
+	cr_expect_eq(c.arms[3].tuple.sport, 0);
+	cr_expect_eq(c.arms[3].tuple.dport, htons(7));
+	cr_expect_eq(c.arms[3].tuple.saddr, ping.tuple.daddr);
+	dt_control_free(&c);
+}
+
+/* The error must not name another task: no id, no "task N". */
+static void expect_anonymous(const char *err)
+{
+	cr_expect(strstr(err, "overlaps"), "%s", err);
+	cr_expect_null(strstr(err, "task 1"), "%s", err);
+	cr_expect_null(strstr(err, "task #"), "%s", err);
+	cr_expect_null(strstr(err, "id 1 "), "%s", err);
+}
+
+Test(tasks, reply_keys_overlap_request_keys_of_other_tasks)
+{
+	struct dt_task_spec a = spec(1000, 80, IPPROTO_TCP);
+	struct dt_task_spec back = spec(80, 1000, IPPROTO_TCP);
+	struct dt_task *t;
+	char err[256];
+
+	a.flags = DT_TASK_DIR_BOTH;
+	/* back names a's reply as its request. */
+	back.tuple.saddr = a.tuple.daddr;
+	back.tuple.daddr = a.tuple.saddr;
+	cr_assert_eq(dt_tasks_create(&tasks, &a, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dt_tasks_create(&tasks, &back, 1, &t, err, sizeof(err)), -EEXIST);
+	expect_anonymous(err);
+	cr_expect_null(strstr(err, "reply direction"), "%s", err);
+	/* back's reply key is a's request key. */
+	back.flags = DT_TASK_DIR_REPLY;
+	cr_assert_eq(dt_tasks_create(&tasks, &back, 1, &t, err, sizeof(err)), -EEXIST);
+	expect_anonymous(err);
+	cr_expect(strstr(err, "the reply direction 10.100.0.1:1000 -> 10.100.0.2:80 tcp"), "%s",
+		  err);
+	cr_expect_eq(tasks.n, 1);
+	cr_expect_eq(tasks.gen, 1, "a refused task changes no control set");
+}
+
+Test(tasks, reply_key_of_a_new_task_meets_an_any_port_request)
+{
+	struct dt_task_spec any = spec(0, 0, IPPROTO_UDP), b = spec(53, 5353, IPPROTO_UDP);
+	struct dt_task *t;
+	char err[256];
+
+	any.tuple.saddr = htonl(0x0a640002);
+	any.tuple.daddr = htonl(0x0a640001);
+	cr_assert_eq(dt_tasks_create(&tasks, &any, 1, &t, err, sizeof(err)), 0, "%s", err);
+	/* b's request 10.100.0.1 -> 10.100.0.2 is free; its reply is inside any's flow. */
+	cr_assert_eq(dt_tasks_create(&tasks, &b, 1, &t, err, sizeof(err)), 0, "%s", err);
+	b.tuple.sport = htons(54);
+	b.flags = DT_TASK_DIR_BOTH;
+	cr_assert_eq(dt_tasks_create(&tasks, &b, 1, &t, err, sizeof(err)), -EEXIST);
+	expect_anonymous(err);
+	cr_expect(dt_spec_overlap(&tasks.v[0]->spec, &tasks.v[1]->spec) == false);
+}
+
+Test(tasks, a_flow_that_is_its_own_reply_traces_one_direction)
+{
+	struct dt_task_spec self = spec(0, 0, IPPROTO_UDP);
+	struct dt_task *t;
+	char err[256];
+
+	self.tuple.daddr = self.tuple.saddr;
+	self.flags = DT_TASK_DIR_BOTH;
+	cr_assert_eq(dt_tasks_create(&tasks, &self, 1, &t, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "its own reply"), "%s", err);
+	self.flags = DT_TASK_DIR_REPLY;
+	cr_assert_eq(dt_tasks_create(&tasks, &self, 1, &t, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(tasks, unknown_flags_are_refused)
+{
+	struct dt_task_spec s = spec(1000, 80, IPPROTO_TCP);
+	struct dt_task *t;
+	char err[256];
+
+	s.flags = DT_TASK_F_REPLY; /* a data-plane flag, not a spec flag */
+	cr_assert_eq(dt_tasks_create(&tasks, &s, 1, &t, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "unknown task flags 0x2"), "%s", err);
+	cr_expect_eq(tasks.n, 0);
+}
+
+Test(tasks, find_by_id)
+{
+	struct dt_task *t;
+	char err[256];
+	uint16_t i;
+
+	for (i = 1; i <= 40; i++) {
+		struct dt_task_spec s = spec(i, 80, IPPROTO_TCP);
+
+		cr_assert_eq(dt_tasks_create(&tasks, &s, 1, &t, err, sizeof(err)), 0, "%s", err);
+	}
+	for (i = 1; i <= 40; i++) {
+		cr_assert_not_null(dt_tasks_find(&tasks, i));
+		cr_expect_eq(dt_tasks_find(&tasks, i)->id, i);
+		cr_expect_eq(dt_tasks_find(&tasks, i)->spec.tuple.sport, htons(i));
+	}
+	cr_expect_null(dt_tasks_find(&tasks, 0));
+	cr_expect_null(dt_tasks_find(&tasks, 41));
 }

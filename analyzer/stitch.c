@@ -1,0 +1,521 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stitch.c - windowed, NAT-aware attribution (see stitch.h).
+ *
+ * Two hash tables over struct dt_tuple (open addressing, linear probing, load at most
+ * 1/2, no deletion):
+ *  - keys: every key of every task, rebuilt whenever the task table's generation moves.
+ *    Exact keys are stored as they are, any-port keys with their ports zeroed, so that a
+ *    packet's tuple is looked up twice at most.
+ *  - nat: learned translations, outside tuple -> (task, direction, inside tuple). A later
+ *    lesson for the same outside tuple replaces the earlier one (a NAT reuses its ports).
+ * A translation stores the task's id, not a pointer, and is checked against the task
+ * table when used.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_tuple.h"
+#include "stitch.h"
+
+enum slot_kind {
+	SLOT_FREE = 0,
+	SLOT_EXACT,   /* a task key with ports */
+	SLOT_ANYPORT, /* a task key without ports (stored with ports 0) */
+	SLOT_NAT,     /* a learned translation */
+};
+
+struct dt_tmap_slot {
+	struct dt_tuple key;	/* padding zeroed */
+	struct dt_tuple inside; /* SLOT_NAT: the tuple inside the NAT */
+	uint32_t task_id;
+	uint8_t kind;
+	uint8_t dir;
+};
+
+/* What a sample was attributed to. */
+struct match {
+	struct dt_task *task;
+	uint8_t dir;
+	struct dt_tuple canon;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Tuple hash tables */
+
+static void norm_tuple(const struct dt_tuple *in, struct dt_tuple *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->saddr = in->saddr;
+	out->daddr = in->daddr;
+	out->sport = in->sport;
+	out->dport = in->dport;
+	out->vni = in->vni;
+	out->proto = in->proto;
+}
+
+static uint32_t tuple_hash(const struct dt_tuple *t, uint8_t kind)
+{
+	uint64_t ports = (uint64_t)t->sport << 48 | (uint64_t)t->dport << 32;
+	uint64_t h = (uint64_t)t->saddr << 32 | t->daddr;
+
+	h ^= (ports | (uint64_t)t->proto << 24 | kind) * 0x9e3779b97f4a7c15ull;
+	h ^= (uint64_t)t->vni * 0xc2b2ae3d27d4eb4full;
+	/* splitmix64's finalizer */
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+	return (uint32_t)(h ^ (h >> 31));
+}
+
+static bool tuple_eq(const struct dt_tuple *a, const struct dt_tuple *b)
+{
+	return a->saddr == b->saddr && a->daddr == b->daddr && a->sport == b->sport &&
+	       a->dport == b->dport && a->vni == b->vni && a->proto == b->proto;
+}
+
+/* The slot holding (key, kind), or the free slot where it would go. n_slots > 0. */
+static struct dt_tmap_slot *tmap_slot(const struct dt_tmap *m, const struct dt_tuple *key,
+				      uint8_t kind)
+{
+	uint32_t mask = m->n_slots - 1;
+	uint32_t i = tuple_hash(key, kind) & mask;
+
+	for (;;) {
+		struct dt_tmap_slot *s = &m->slots[i];
+
+		if (s->kind == SLOT_FREE || (s->kind == kind && tuple_eq(&s->key, key))) {
+			return s;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+static const struct dt_tmap_slot *tmap_find(const struct dt_tmap *m, const struct dt_tuple *key,
+					    uint8_t kind)
+{
+	const struct dt_tmap_slot *s;
+
+	if (m->n == 0) {
+		return NULL;
+	}
+	s = tmap_slot(m, key, kind);
+	return s->kind == SLOT_FREE ? NULL : s;
+}
+
+static void tmap_free(struct dt_tmap *m)
+{
+	free(m->slots);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Makes room for one more entry. Returns 0 or -ENOMEM. */
+static int tmap_reserve(struct dt_tmap *m)
+{
+	struct dt_tmap_slot *old = m->slots;
+	uint32_t old_n = m->n_slots, i;
+	uint32_t n_slots;
+
+	if ((uint64_t)(m->n + 1) * 2 <= m->n_slots) {
+		return 0;
+	}
+	n_slots = m->n_slots ? m->n_slots * 2 : 64;
+	m->slots = calloc(n_slots, sizeof(*m->slots));
+	if (!m->slots) {
+		m->slots = old;
+		return -ENOMEM;
+	}
+	m->n_slots = n_slots;
+	for (i = 0; i < old_n; i++) {
+		if (old[i].kind != SLOT_FREE) {
+			*tmap_slot(m, &old[i].key, old[i].kind) = old[i];
+		}
+	}
+	free(old);
+	return 0;
+}
+
+/* Inserts or replaces the entry of (e->key, e->kind). Returns 0 or -ENOMEM. */
+static int tmap_put(struct dt_tmap *m, const struct dt_tmap_slot *e)
+{
+	struct dt_tmap_slot *s;
+	int rv;
+
+	if ((rv = tmap_reserve(m)) != 0) {
+		return rv;
+	}
+	s = tmap_slot(m, &e->key, e->kind);
+	if (s->kind == SLOT_FREE) {
+		m->n++;
+	}
+	*s = *e;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The key index */
+
+/* Rebuilds the key index when the task table changed. Returns 0 or -ENOMEM. */
+static int sync_keys(struct dt_stitch *st)
+{
+	const struct dt_tasks *t = st->tasks;
+	struct dt_tmap keys = {0};
+	uint32_t *vnis = NULL;
+	size_t n_keys = 0, n_vnis = 0, i, j;
+	unsigned int k;
+
+	if (st->keys_gen == t->gen) {
+		return 0;
+	}
+	for (i = 0; i < t->n; i++) {
+		n_keys += t->v[i]->n_keys;
+	}
+	if (n_keys > 0 && !(vnis = calloc(n_keys, sizeof(*vnis)))) {
+		return -ENOMEM;
+	}
+	for (i = 0; i < t->n; i++) {
+		const struct dt_task *task = t->v[i];
+
+		for (k = 0; k < task->n_keys; k++) {
+			const struct dt_task_key *key = &task->keys[k];
+			struct dt_tmap_slot e;
+
+			memset(&e, 0, sizeof(e));
+			norm_tuple(&key->tuple, &e.key);
+			e.kind = key->flags & DT_TASK_F_ANYPORT ? SLOT_ANYPORT : SLOT_EXACT;
+			if (e.kind == SLOT_ANYPORT) {
+				e.key.sport = 0;
+				e.key.dport = 0;
+			}
+			e.task_id = task->id;
+			e.dir = key->dir;
+			/* Keys never overlap (tasks.c), so nothing is replaced here. */
+			if (tmap_put(&keys, &e) != 0) {
+				tmap_free(&keys);
+				free(vnis);
+				return -ENOMEM;
+			}
+			for (j = 0; j < n_vnis && vnis[j] != key->tuple.vni; j++) {
+			}
+			if (j == n_vnis) {
+				vnis[n_vnis++] = key->tuple.vni;
+			}
+		}
+	}
+	tmap_free(&st->keys);
+	free(st->vnis);
+	st->keys = keys;
+	st->vnis = vnis;
+	st->n_vnis = n_vnis;
+	st->keys_gen = t->gen;
+	return 0;
+}
+
+/* Matches tuple t against the task keys, then the translations. */
+static bool match_tuple(const struct dt_stitch *st, const struct dt_tuple *t, struct match *m)
+{
+	const struct dt_tmap_slot *s;
+	struct dt_tuple k;
+
+	norm_tuple(t, &k);
+	s = tmap_find(&st->keys, &k, SLOT_EXACT);
+	if (!s) {
+		k.sport = 0;
+		k.dport = 0;
+		s = tmap_find(&st->keys, &k, SLOT_ANYPORT);
+		norm_tuple(t, &k);
+	}
+	if (s) {
+		m->canon = k;
+	} else if ((s = tmap_find(&st->nat, &k, SLOT_NAT)) != NULL) {
+		m->canon = s->inside;
+	} else {
+		return false;
+	}
+	m->task = dt_tasks_find(st->tasks, s->task_id);
+	m->dir = s->dir;
+	return m->task != NULL;
+}
+
+/* A first hop's task_id, when one of that task's keys matches t. */
+static bool match_hint(const struct dt_stitch *st, uint32_t task_id, const struct dt_tuple *t,
+		       struct match *m)
+{
+	struct dt_task *task = task_id ? dt_tasks_find(st->tasks, task_id) : NULL;
+	unsigned int k;
+
+	if (!task) {
+		return false;
+	}
+	for (k = 0; k < task->n_keys; k++) {
+		const struct dt_task_key *key = &task->keys[k];
+
+		if (dt_tuple_match(&key->tuple, key->flags, t)) {
+			m->task = task;
+			m->dir = key->dir;
+			norm_tuple(t, &m->canon);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* match_tuple() for a tuple whose VNI is unknown (0): exactly one VNI must answer. */
+static bool match_any_vni(const struct dt_stitch *st, const struct dt_tuple *t, struct match *m)
+{
+	struct match found = {0}, cur;
+	struct dt_tuple k = *t;
+	size_t i, hits = 0;
+
+	for (i = 0; i < st->n_vnis; i++) {
+		k.vni = st->vnis[i];
+		if (match_tuple(st, &k, &cur)) {
+			if (hits > 0 && (cur.task != found.task || cur.dir != found.dir ||
+					 !tuple_eq(&cur.canon, &found.canon))) {
+				return false; /* ambiguous */
+			}
+			found = cur;
+			hits++;
+		}
+	}
+	if (hits == 0) {
+		return false;
+	}
+	*m = found;
+	return true;
+}
+
+/* Learns outside -> inside for m's task and direction (and the reverse, when traced). */
+static void learn(struct dt_stitch *st, const struct dt_tuple *outside, const struct match *m)
+{
+	struct dt_tmap_slot e[2];
+	unsigned int n = 1, i, k;
+
+	memset(e, 0, sizeof(e));
+	norm_tuple(outside, &e[0].key);
+	if (tuple_eq(&e[0].key, &m->canon)) {
+		return; /* no translation */
+	}
+	e[0].kind = SLOT_NAT;
+	e[0].task_id = m->task->id;
+	e[0].dir = m->dir;
+	e[0].inside = m->canon;
+	for (k = 0; k < m->task->n_keys; k++) {
+		if (m->task->keys[k].dir != m->dir) {
+			dt_tuple_reverse(&e[0].key, &e[1].key);
+			dt_tuple_reverse(&e[0].inside, &e[1].inside);
+			e[1].kind = SLOT_NAT;
+			e[1].task_id = m->task->id;
+			e[1].dir = m->task->keys[k].dir;
+			n = 2;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		const struct dt_tmap_slot *old = tmap_find(&st->nat, &e[i].key, SLOT_NAT);
+
+		if (old && old->task_id == e[i].task_id && old->dir == e[i].dir &&
+		    tuple_eq(&old->inside, &e[i].inside)) {
+			continue; /* known already */
+		}
+		if (!old && st->nat.n >= DT_STITCH_MAX_NAT) {
+			st->nat_full++;
+			continue;
+		}
+		if (tmap_put(&st->nat, &e[i]) != 0) {
+			st->nat_full++;
+			continue;
+		}
+		st->learned++;
+	}
+}
+
+/* Attributes in (see stitch.h), learning from it. False when nothing matches yet. */
+static bool attribute(struct dt_stitch *st, const struct dt_stitch_in *in, struct match *m)
+{
+	const struct dt_obs *s = &in->o;
+	bool nat = s->flags & DT_SAMPLE_F_NAT;
+	const struct dt_tuple *t = nat ? &in->orig : &s->tuple;
+	bool ok;
+
+	ok = match_hint(st, in->task_id, t, m) || match_tuple(st, t, m);
+	if (!ok && s->hook == DT_HOOK_DROP && t->vni == 0) {
+		ok = match_any_vni(st, t, m);
+	}
+	if (ok && nat) {
+		struct dt_tuple outside = s->tuple;
+
+		if (outside.vni == 0) {
+			outside.vni = m->canon.vni;
+		}
+		learn(st, &outside, m);
+	}
+	if (!ok && nat) {
+		/* orig belongs to nothing we know: maybe the tuple itself does. */
+		ok = match_tuple(st, &s->tuple, m);
+	}
+	return ok;
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, uint32_t node,
+		       uint32_t ifname, uint32_t drop_name, uint32_t drop_where,
+		       uint64_t arrival_ms)
+{
+	struct dt_obs *o = &in->o;
+
+	memset(in, 0, sizeof(*in));
+	o->ts_ns = w->ts_ns;
+	o->arrival_ms = arrival_ms;
+	o->tuple = w->tuple;
+	o->ident = w->ident;
+	o->len = w->len;
+	o->outer_saddr = w->outer_saddr;
+	o->outer_daddr = w->outer_daddr;
+	o->drop_reason = w->drop_reason;
+	o->node = node;
+	o->ifname = ifname;
+	o->drop_name = drop_name;
+	o->drop_where = drop_where;
+	o->ip_id = w->ip_id;
+	o->hook = w->hook;
+	o->flags = w->flags;
+	in->orig = w->orig;
+	in->task_id = w->task_id;
+}
+
+void dt_stitch_init(struct dt_stitch *st, struct dt_tasks *tasks, uint64_t window_ms)
+{
+	memset(st, 0, sizeof(*st));
+	st->tasks = tasks;
+	st->window_ms = window_ms;
+	st->keys_gen = UINT64_MAX; /* nothing indexed yet */
+}
+
+void dt_stitch_free(struct dt_stitch *st)
+{
+	tmap_free(&st->keys);
+	tmap_free(&st->nat);
+	free(st->vnis);
+	free(st->held);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Gives o, attributed as m says, to its task. Returns 0 or -ENOMEM. */
+static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const struct match *m)
+{
+	struct dt_obs a = in->o;
+
+	a.dir = m->dir;
+	a.canon = m->canon;
+	if (dt_task_add_obs(m->task, &a) != 0) {
+		st->nomem++;
+		return -ENOMEM;
+	}
+	st->attributed++;
+	return 0;
+}
+
+static int hold(struct dt_stitch *st, const struct dt_stitch_in *in)
+{
+	if (st->n_held >= DT_STITCH_MAX_HELD) {
+		st->unmatched++;
+		return 0;
+	}
+	if (st->n_held == st->cap_held) {
+		size_t cap = st->cap_held ? st->cap_held * 2 : 256;
+		struct dt_stitch_in *v = realloc(st->held, cap * sizeof(*v));
+
+		if (!v) {
+			st->nomem++;
+			return -ENOMEM;
+		}
+		st->held = v;
+		st->cap_held = cap;
+	}
+	st->held[st->n_held++] = *in;
+	return 0;
+}
+
+int dt_stitch_add(struct dt_stitch *st, const struct dt_stitch_in *in, uint64_t now_ms)
+{
+	struct match m;
+
+	st->samples++;
+	st->last_sample_ms = now_ms;
+	if (sync_keys(st) != 0) {
+		st->nomem++;
+		return -ENOMEM;
+	}
+	if (attribute(st, in, &m)) {
+		return deliver(st, in, &m);
+	}
+	return hold(st, in);
+}
+
+bool dt_stitch_due(const struct dt_stitch *st, uint64_t now_ms)
+{
+	if (st->n_held == 0) {
+		return false;
+	}
+	return now_ms >= st->last_sample_ms + st->window_ms ||
+	       now_ms >= st->held[0].o.arrival_ms + DT_STITCH_MAX_WAIT_WINDOWS * st->window_ms;
+}
+
+bool dt_stitch_tick(struct dt_stitch *st, uint64_t now_ms)
+{
+	if (!dt_stitch_due(st, now_ms)) {
+		return false;
+	}
+	dt_stitch_close(st, now_ms);
+	return true;
+}
+
+/* Passes over the held samples at most, when each attributes something (chained NATs). */
+#define MAX_PASSES 8
+
+void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms)
+{
+	bool progress = true;
+	size_t i, m;
+	int pass;
+
+	st->windows++;
+	if (st->n_held == 0) {
+		return;
+	}
+	if (sync_keys(st) != 0) {
+		st->nomem++;
+		return; /* held samples stay held: the next close tries again */
+	}
+	for (pass = 0; pass < MAX_PASSES && progress; pass++) {
+		progress = false;
+		for (i = 0, m = 0; i < st->n_held; i++) {
+			struct match mt;
+
+			if (attribute(st, &st->held[i], &mt)) {
+				if (deliver(st, &st->held[i], &mt) == 0) {
+					st->late++;
+				}
+				progress = true;
+				continue;
+			}
+			st->held[m++] = st->held[i];
+		}
+		st->n_held = m;
+	}
+	/* What still matches nothing after a full window is let go, and counted. */
+	for (i = 0, m = 0; i < st->n_held; i++) {
+		if (now_ms >= st->held[i].o.arrival_ms + st->window_ms) {
+			st->unmatched++;
+			continue;
+		}
+		st->held[m++] = st->held[i];
+	}
+	st->n_held = m;
+	if (m == 0 && st->cap_held > 4096) {
+		free(st->held); /* give a burst's memory back */
+		st->held = NULL;
+		st->cap_held = 0;
+	}
+}
