@@ -260,7 +260,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	}
 	if ((rv = dt_spool_open(cfg.spool_dir, cfg.spool_max_mib << 20, &a.spool))) {
 		dt_err("DT-AGENT-SPOOL", "cannot open the spool %s: %s", cfg.spool_dir,
-		       strerror(-rv));
+		       rv == -EBUSY ? "another agent uses it (give each agent its own spool_dir)"
+				    : strerror(-rv));
 		goto out;
 	}
 	if (dt_spool_count(a.spool))

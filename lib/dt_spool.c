@@ -2,7 +2,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -13,6 +17,7 @@
 #define HDR sizeof(uint32_t)
 
 struct dt_spool {
+	int lock_fd; /* flock on <dir>/owner: one agent per spool */
 	MDB_env *env;
 	MDB_dbi dbi;
 	uint64_t max_bytes;
@@ -44,19 +49,52 @@ static uint64_t seq_of(const MDB_val *k)
 	return v;
 }
 
+/* mkdir -p */
+static int make_dirs(const char *dir)
+{
+	char path[512];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, n + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0750) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0750) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out)
 {
+	char lock[600];
 	struct dt_spool *sp;
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	MDB_val k, v;
 	int rc;
 
-	if (mkdir(dir, 0750) && errno != EEXIST)
-		return -errno;
+	if ((rc = make_dirs(dir)))
+		return rc;
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
+	/* Two agents sharing a spool would replay each other's batches as their own. */
+	snprintf(lock, sizeof(lock), "%s/owner", dir);
+	sp->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (sp->lock_fd < 0 || flock(sp->lock_fd, LOCK_EX | LOCK_NB)) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (sp->lock_fd >= 0)
+			close(sp->lock_fd);
+		free(sp);
+		return rc;
+	}
 	sp->max_bytes = max_bytes;
 	/* Pages, keys and free lists need room beyond the messages themselves. */
 	if ((rc = mdb_env_create(&sp->env)) ||
@@ -86,6 +124,7 @@ int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out)
 fail:
 	if (sp->env)
 		mdb_env_close(sp->env);
+	close(sp->lock_fd);
 	free(sp);
 	return rc;
 }
@@ -96,6 +135,7 @@ void dt_spool_close(struct dt_spool *sp)
 		return;
 	mdb_env_sync(sp->env, 1);
 	mdb_env_close(sp->env);
+	close(sp->lock_fd);
 	free(sp);
 }
 

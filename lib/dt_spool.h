@@ -18,7 +18,8 @@
 
 struct dt_spool;
 
-/* Opens (creating) the spool in directory dir. Returns 0 or -errno. */
+/* Opens (creating, with its parents) the spool in directory dir and locks it: -EBUSY
+ * when another process holds it. Returns 0 or -errno. */
 int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out);
 void dt_spool_close(struct dt_spool *sp);
 

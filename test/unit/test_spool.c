@@ -85,6 +85,19 @@ Test(spool, cap_evicts_the_oldest_and_counts_their_samples)
 	dt_spool_close(sp);
 }
 
+Test(spool, one_owner_at_a_time_and_parents_are_created)
+{
+	struct dt_spool *a, *b;
+	char sub[128];
+
+	snprintf(sub, sizeof(sub), "%s/x/y", dir);
+	cr_assert_eq(dt_spool_open(sub, 1 << 20, &a), 0);
+	cr_assert_eq(dt_spool_open(sub, 1 << 20, &b), -EBUSY);
+	dt_spool_close(a);
+	cr_assert_eq(dt_spool_open(sub, 1 << 20, &b), 0);
+	dt_spool_close(b);
+}
+
 Test(spool, survives_a_reopen)
 {
 	struct dt_spool *sp;

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * analyzer.c - benchmark 4: hop records per second turned into paths and statistics,
+ * from the store, against a plain qsort of the same records.
+ *
+ *     dt-bench-analyzer DIR [PACKETS]
+ *
+ * Setup (not timed): PACKETS packets (default 250,000) of one TCP flow, each sampled at the
+ * four hops of the lab's path (h1 pt1 port-in, h1 ul0 uplink-out, h2 ul0 uplink-in,
+ * h2 pt1 port-out), are shipped the way agents ship them, in batches of 1,024 samples per
+ * node, and stored in a collector store (collector/store.h, LMDB) in DIR.
+ *
+ * Timed, on one thread, ROUNDS times (the median is reported), what the analyzer does
+ * with them (analyzer.c's on_batch and build_report):
+ *   1. scan the store (dt_store_scan()) and decode each batch (dt_batch_decode());
+ *   2. intern the batch's names (strtab.h) and attribute every sample to the task
+ *      (dt_stitch_add(), stitch.h), which appends it to the task's observations;
+ *   3. build the report: paths, fates, the per-hop table, the verdict and latency
+ *      statistics (dt_paths_build(), paths.h), at a moment after the analysis window so
+ *      that every packet is judged.
+ * Baseline, same rounds: qsort() of a copy of the same attributed records by packet
+ * identity and time, the least any grouping by packet must do.
+ *
+ * Prints rows (common.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "dt_log.h"
+#include "dt_proto.h"
+#include "paths.h"
+#include "stitch.h"
+#include "store.h"
+#include "strtab.h"
+#include "tasks.h"
+
+#define SAMPLES 1024
+#define ROUNDS 3
+#define WINDOW_MS 1000
+#define T0_NS 1790000000000000000ull
+
+static const struct dt_tuple flow = {
+	.saddr = 0x0100640a, /* 10.100.0.1, network order */
+	.daddr = 0x0200640a,
+	.sport = 0x409c, /* 40000 */
+	.dport = 0x5000, /* 80 */
+	.vni = 100,
+	.proto = 6,
+};
+
+/* --- the store ---------------------------------------------------------------------------- */
+
+/* The samples of packets [p0, p0 + n) at the two hooks of node (h1 or h2), as one batch. */
+static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n)
+{
+	b->n_samples = 0;
+	for (uint32_t p = p0; p < p0 + n; p++) {
+		uint64_t t = T0_NS + (uint64_t)p * 10000;
+
+		for (int h = 0; h < 2; h++) {
+			struct dt_wire_sample *s = &b->samples[b->n_samples++];
+
+			memset(s, 0, sizeof(*s));
+			s->tuple = flow;
+			s->ip_id = (uint16_t)p;
+			s->ident = 0x10000000u + p * 1448u;
+			s->len = 1500;
+			s->drop_name = DT_STR_NONE;
+			s->drop_where = DT_STR_NONE;
+			if (node == 0 && h == 0) {
+				s->hook = DT_HOOK_PORT_IN;
+				s->flags = DT_SAMPLE_F_FIRST_HOP;
+				s->task_id = 1;
+				s->iface = 0;
+				s->ts_ns = t;
+			} else if (node == 0) {
+				s->hook = DT_HOOK_UPLINK_OUT;
+				s->iface = 1;
+				s->ts_ns = t + 35000;
+			} else if (h == 0) {
+				s->hook = DT_HOOK_UPLINK_IN;
+				s->iface = 1;
+				s->ts_ns = t + 42000;
+			} else {
+				s->hook = DT_HOOK_PORT_OUT;
+				s->iface = 0;
+				s->ts_ns = t + 85000;
+			}
+			if (s->iface == 1) {
+				s->outer_saddr = 0x01001fac; /* 172.31.0.1 -> .2 */
+				s->outer_daddr = 0x02001fac;
+			}
+		}
+	}
+}
+
+static void store_fill(struct dt_store *st, uint32_t packets)
+{
+	struct dt_batch b;
+	msgpack_sbuffer buf;
+	uint64_t seq[2] = {0, 0};
+
+	memset(&b, 0, sizeof(b));
+	b.samples = calloc(SAMPLES, sizeof(*b.samples));
+	if (!b.samples)
+		dtb_die("out of memory");
+	b.n_ifaces = 2;
+	snprintf(b.ifaces[0], sizeof(b.ifaces[0]), "pt1");
+	snprintf(b.ifaces[1], sizeof(b.ifaces[1]), "ul0");
+	for (uint32_t p0 = 0; p0 < packets; p0 += SAMPLES / 2) {
+		uint32_t n = packets - p0 < SAMPLES / 2 ? packets - p0 : SAMPLES / 2;
+
+		for (int node = 0; node < 2; node++) {
+			snprintf(b.sender, sizeof(b.sender), "h%d", node + 1);
+			snprintf(b.node, sizeof(b.node), "h%d", node + 1);
+			b.seq = ++seq[node];
+			fill_batch(&b, node, p0, n);
+			msgpack_sbuffer_init(&buf);
+			if (dt_batch_encode(&buf, &b))
+				dtb_die("dt_batch_encode");
+			if (dt_store_put(st, b.sender, b.seq, buf.data, buf.size))
+				dtb_die("dt_store_put");
+			msgpack_sbuffer_destroy(&buf);
+		}
+	}
+	free(b.samples);
+}
+
+/* --- the analyzer's path ------------------------------------------------------------------- */
+
+struct ana {
+	struct dt_strtab strs;
+	struct dt_tasks tasks;
+	struct dt_stitch stitch;
+	struct dt_task *task;
+	uint64_t now_ms;
+	uint64_t records;
+};
+
+static void ana_init(struct ana *a)
+{
+	struct dt_task_spec spec = {.flags = DT_TASK_DIR_REQUEST, .tuple = flow};
+	char err[256];
+
+	memset(a, 0, sizeof(*a));
+	if (dt_strtab_init(&a->strs))
+		dtb_die("dt_strtab_init");
+	dt_tasks_init(&a->tasks);
+	if (dt_tasks_create(&a->tasks, &spec, T0_NS - 1000000000ull, &a->task, err, sizeof(err)))
+		dtb_die("dt_tasks_create: %s", err);
+	dt_stitch_init(&a->stitch, &a->tasks, WINDOW_MS);
+	a->now_ms = 1000000; /* the analyzer's monotonic clock at arrival */
+}
+
+static void ana_free(struct ana *a)
+{
+	dt_stitch_free(&a->stitch);
+	dt_tasks_free(&a->tasks);
+	dt_strtab_free(&a->strs);
+}
+
+static uint32_t intern(struct ana *a, const char *s, size_t max)
+{
+	uint32_t idx;
+
+	if (dt_strtab_intern(&a->strs, s, max, &idx))
+		dtb_die("dt_strtab_intern");
+	return idx;
+}
+
+/* analyzer.c's on_batch for one stored batch. */
+static int on_stored(void *arg, uint64_t lseq, const void *raw, size_t len)
+{
+	struct ana *a = arg;
+	uint32_t node, ifaces[DT_BATCH_MAX_IFACES];
+	struct dt_batch b;
+
+	if (dt_batch_decode(raw, len, &b))
+		dtb_die("stored batch %llu does not decode", (unsigned long long)lseq);
+	node = intern(a, b.node, sizeof(b.node));
+	for (uint32_t i = 0; i < b.n_ifaces; i++)
+		ifaces[i] = intern(a, b.ifaces[i], sizeof(b.ifaces[i]));
+	for (uint32_t i = 0; i < b.n_samples; i++) {
+		const struct dt_wire_sample *w = &b.samples[i];
+		struct dt_stitch_in sin;
+
+		dt_stitch_in_fill(&sin, w, node,
+				  w->iface < b.n_ifaces ? ifaces[w->iface] : DT_STRTAB_NONE,
+				  DT_STRTAB_NONE, DT_STRTAB_NONE, a->now_ms);
+		if (dt_stitch_add(&a->stitch, &sin, a->now_ms))
+			dtb_die("dt_stitch_add: out of memory");
+	}
+	a->records += b.n_samples;
+	dt_batch_free(&b);
+	return 0;
+}
+
+/* --- the baseline -------------------------------------------------------------------------- */
+
+static int obs_cmp(const void *x, const void *y)
+{
+	const struct dt_obs *a = x, *b = y;
+	int c = memcmp(&a->canon, &b->canon, sizeof(a->canon));
+
+	if (c)
+		return c;
+	if (a->ip_id != b->ip_id)
+		return a->ip_id < b->ip_id ? -1 : 1;
+	if (a->ident != b->ident)
+		return a->ident < b->ident ? -1 : 1;
+	return a->ts_ns < b->ts_ns ? -1 : a->ts_ns > b->ts_ns;
+}
+
+int main(int argc, char **argv)
+{
+	double e2e[ROUNDS], build[ROUNDS], sorts[ROUNDS], load[ROUNDS];
+	uint32_t packets;
+	struct dt_store *st;
+	char path[1024];
+	size_t n = 0;
+
+	if (argc < 2)
+		dtb_die("usage: dt-bench-analyzer DIR [PACKETS]");
+	packets = argc > 2 ? (uint32_t)atoi(argv[2]) : 250000;
+	if (packets < 1 || packets > DT_REPORT_MAX_PACKETS)
+		dtb_die("PACKETS must be 1..%u", DT_REPORT_MAX_PACKETS);
+	dt_log_set_level(DT_LOG_WARN);
+	snprintf(path, sizeof(path), "%s/store", argv[1]);
+	if (dt_store_open(path, 8192, &st))
+		dtb_die("dt_store_open %s", path);
+	store_fill(st, packets);
+
+	for (int r = 0; r < ROUNDS; r++) {
+		struct dt_report rep;
+		struct dt_paths_ctx ctx;
+		struct dt_obs *copy;
+		uint64_t t0, t1, t2, t3;
+		struct ana a;
+
+		ana_init(&a);
+		t0 = dtb_thread_cpu_ns();
+		dt_store_scan(st, 0, UINT32_MAX, on_stored, &a);
+		t1 = dtb_thread_cpu_ns();
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.strs = &a.strs;
+		ctx.now_ns = T0_NS + (uint64_t)packets * 10000 + 60000000000ull;
+		ctx.now_ms = a.now_ms + 10 * WINDOW_MS;
+		ctx.window_ms = WINDOW_MS;
+		memset(&rep, 0, sizeof(rep));
+		if (dt_paths_build(&ctx, a.task->obs, a.task->n_obs, &rep))
+			dtb_die("dt_paths_build: out of memory");
+		t2 = dtb_thread_cpu_ns();
+		n = a.task->n_obs;
+		if (n != a.records || n != (size_t)packets * 4)
+			dtb_die("%zu of %llu records attributed to the task", n,
+				(unsigned long long)a.records);
+		if (rep.task.delivered != packets || rep.n_stats != 3)
+			dtb_die("the report has %llu delivered packets and %u hop pairs, want %u "
+				"and 3",
+				(unsigned long long)rep.task.delivered, rep.n_stats, packets);
+		dt_report_free(&rep);
+
+		copy = malloc(n * sizeof(*copy));
+		if (!copy)
+			dtb_die("out of memory");
+		memcpy(copy, a.task->obs, n * sizeof(*copy));
+		t3 = dtb_thread_cpu_ns();
+		qsort(copy, n, sizeof(*copy), obs_cmp);
+		sorts[r] = n / ((dtb_thread_cpu_ns() - t3) / 1e9);
+		free(copy);
+		ana_free(&a);
+
+		e2e[r] = n / ((t2 - t0) / 1e9);
+		load[r] = n / ((t1 - t0) / 1e9);
+		build[r] = n / ((t2 - t1) / 1e9);
+		dtb_note("round %d: %zu records: from the store %.2f M/s (scan+decode+attribute "
+			 "%.2f M/s, paths %.2f M/s), qsort %.2f M/s",
+			 r + 1, n, e2e[r] / 1e6, load[r] / 1e6, build[r] / 1e6, sorts[r] / 1e6);
+	}
+	dt_store_close(st);
+
+	{
+		double e = dtb_median(e2e, ROUNDS), b = dtb_median(build, ROUNDS);
+		double s = dtb_median(sorts, ROUNDS), l = dtb_median(load, ROUNDS);
+
+		dtb_row(dtb_fmt("analyzer: %zu stored hop records -> paths + statistics (scan, "
+				"decode, attribute, build)",
+				n),
+			dtb_fmt("%.2f M records/s", e / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
+			dtb_fmt("x%.2f", e / s), ">= 5 M/s",
+			e >= 5e6 ? "meets" : dtb_fmt("misses by %.2f M/s", (5e6 - e) / 1e6));
+		dtb_row("analyzer: of which scan + decode + attribute (dt_stitch_add)",
+			dtb_fmt("%.2f M records/s", l / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
+			dtb_fmt("x%.2f", l / s), "", "info");
+		dtb_row("analyzer: of which paths + statistics (dt_paths_build, in memory)",
+			dtb_fmt("%.2f M records/s", b / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
+			dtb_fmt("x%.2f", b / s), "", "info");
+	}
+	return 0;
+}

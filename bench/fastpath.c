@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fastpath.c - benchmark 1: the data plane's cost per packet.
+ *
+ * The real programs of the generated skeleton (dyetrace.skel.h) run on crafted frames
+ * through BPF_PROG_TEST_RUN with a large repeat count; the same frame through an empty tc
+ * program (r0 = 0; exit), loaded here with bpf_prog_load(), is the floor that every
+ * figure is net of. Rounds alternate empty and real program, pinned to one CPU; each
+ * figure is the fastest of ROUNDS rounds (the least disturbed: on a shared VM noise only
+ * ever adds time), and net = fastest program - fastest empty program. The time is the
+ * thread's CPU time around the one syscall (the program runs in our syscall, so other
+ * processes that get the CPU meanwhile do not count; the repeat runs amortize the syscall
+ * to well under 0.01 ns); the kernel's own duration is a whole number of ns.
+ *
+ * The setup is the agent's (agent/dataplane.c): the loopback device (the device
+ * BPF_PROG_TEST_RUN gives the skb, ifindex 1) is a port of VNI 100; tasks are armed with
+ * keys from dt_tuple_task_key(), the prefilter bitmap dt_task_filter holds the bit of
+ * every key (written in one batch, like filter_rebuild()), and dt_filter_on is 1 once a
+ * control set was applied. Nothing is attached to any interface.
+ *
+ * What repeat runs mean: the kernel runs the program `repeat` times on one skb, so a
+ * write persists. At port ingress the first run colors a traced packet; the following
+ * runs find it colored by us and matching its task, which costs the prefilter, the port
+ * and task lookups, the counter and the sample, but not the color write again (two helper
+ * calls, a few ns). "Color only" is measured with the ring buffer full: every run tries
+ * to reserve a sample, fails, and counts DT_CNT_RING_FULL (what a traced packet costs
+ * when the agent does not drain fast enough). "With its sample" drains the ring between
+ * rounds so that every run writes its 96-byte record (with bpf_ktime_get_ns()).
+ *
+ * Needs root (CAP_BPF, CAP_NET_ADMIN). Prints rows (common.h).
+ */
+#define _GNU_SOURCE /* sched_setaffinity() */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <linux/types.h>
+
+#include "common.h"
+#include "dt_sample.h"
+#include "dt_filter.h"
+#include "dt_tuple.h"
+#include "dyetrace.skel.h"
+
+#define LO_IFINDEX 1
+#define PORT_VNI 100
+#define FRAME_MAX 256
+#define RING_BYTES (64u << 20)	/* holds ~645,000 samples of 104 bytes */
+#define REPEAT_UNTRACED 400000u /* runs per round, untraced */
+#define REPEAT_SAMPLE 200000u	/* runs per round with a sample: fits in the ring */
+#define ROUNDS 25
+#define SAMPLE_SLOT 104 /* a 96-byte record and its 8-byte ring header */
+
+#define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))
+
+struct flow {
+	uint32_t saddr, daddr; /* host order */
+	uint16_t sport, dport;
+};
+
+static struct dyetrace *skel;
+static struct ring_buffer *rb;
+static int empty_fd;
+
+/* --- frames ------------------------------------------------------------------------------ */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v & 0xffff);
+}
+
+static void ip_checksum(uint8_t *ip)
+{
+	uint32_t sum = 0;
+
+	put16(ip + 10, 0);
+	for (int i = 0; i < 20; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	put16(ip + 10, (uint16_t)~sum);
+}
+
+static size_t put_eth(uint8_t *p)
+{
+	static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
+
+	memcpy(p, macs, sizeof(macs));
+	put16(p + 12, 0x0800);
+	return 14;
+}
+
+static size_t put_ip(uint8_t *p, uint8_t proto, uint32_t s, uint32_t d, uint16_t frag,
+		     size_t l4_len)
+{
+	memset(p, 0, 20);
+	p[0] = 0x45;
+	put16(p + 2, (uint16_t)(20 + l4_len));
+	put16(p + 4, 0x1234);
+	put16(p + 6, frag);
+	p[8] = 64;
+	p[9] = proto;
+	put32(p + 12, s);
+	put32(p + 16, d);
+	ip_checksum(p);
+	return 20;
+}
+
+/* A 64-byte TCP frame of flow f: Ethernet, IPv4 (DF, colored when asked), TCP, 10 bytes. */
+static size_t put_tcp(uint8_t *p, const struct flow *f, bool colored)
+{
+	size_t off = put_eth(p);
+	uint8_t *t;
+
+	off += put_ip(p + off, 6 /* TCP */, f->saddr, f->daddr,
+		      0x4000 | (colored ? DT_COLOR_BIT : 0), 30);
+	t = p + off;
+	memset(t, 0, 30);
+	put16(t, f->sport);
+	put16(t + 2, f->dport);
+	put32(t + 4, 0xdeadbeef);
+	t[12] = 5 << 4;
+	t[13] = 0x18;
+	put16(t + 14, 64240);
+	return off + 30;
+}
+
+/* The same inner frame in VXLAN (VNI 100) between two underlay hosts: 114 bytes. */
+static size_t put_vxlan(uint8_t *p, const struct flow *f, bool colored)
+{
+	uint8_t inner[FRAME_MAX];
+	size_t ilen = put_tcp(inner, f, colored), off = put_eth(p), udp_len = 16 + ilen;
+	uint8_t *u;
+
+	off += put_ip(p + off, 17 /* UDP */, IP4(172, 31, 0, 1), IP4(172, 31, 0, 2), 0x4000,
+		      udp_len);
+	u = p + off;
+	put16(u, 51234);
+	put16(u + 2, DT_VXLAN_PORT);
+	put16(u + 4, (uint16_t)udp_len);
+	put16(u + 6, 0);
+	put32(u + 8, 0x08000000);
+	put32(u + 12, PORT_VNI << 8);
+	memcpy(u + 16, inner, ilen);
+	return off + udp_len;
+}
+
+/* --- the data plane, set up as the agent does ---------------------------------------------- */
+
+static struct dt_tuple flow_tuple(const struct flow *f)
+{
+	struct dt_tuple t;
+
+	memset(&t, 0, sizeof(t));
+	t.saddr = htonl(f->saddr);
+	t.daddr = htonl(f->daddr);
+	t.sport = htons(f->sport);
+	t.dport = htons(f->dport);
+	t.proto = 6;
+	t.vni = PORT_VNI;
+	return t;
+}
+
+static struct dt_tuple flow_key(const struct flow *f)
+{
+	struct dt_tuple t = flow_tuple(f), key;
+	uint32_t flags = 0;
+
+	if (dt_tuple_task_key(&t, &flags, &key))
+		dtb_die("dt_tuple_task_key refused a benchmark flow");
+	return key;
+}
+
+static int drain_cb(void *ctx, void *data, size_t size)
+{
+	return 0;
+}
+
+static void load(void)
+{
+	struct dt_port_val pv = {.vni = PORT_VNI};
+	uint32_t ifindex = LO_IFINDEX;
+	struct bpf_insn empty[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	int rc;
+
+	skel = dyetrace__open();
+	if (!skel)
+		dtb_die("open the skeleton: %s", strerror(errno));
+	bpf_map__set_max_entries(skel->maps.dt_events, RING_BYTES);
+	if ((rc = dyetrace__load(skel)))
+		dtb_die("load the data plane: %s (root and a kernel with BTF needed)",
+			strerror(-rc));
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.dt_events), drain_cb, NULL, NULL);
+	if (!rb)
+		dtb_die("ring_buffer__new: %s", strerror(errno));
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.dt_ports), &ifindex, &pv, BPF_ANY))
+		dtb_die("dt_ports: %s", strerror(errno));
+	empty_fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "dtb_empty", "GPL", empty, 2, NULL);
+	if (empty_fd < 0)
+		dtb_die("load the empty program: %s", strerror(errno));
+}
+
+/* The prefilter bitmap of keys[0..n), written in one batch (agent/dataplane.c). */
+static void filter_write(const struct dt_tuple *keys, unsigned n)
+{
+	uint64_t *words = calloc(DT_FILTER_WORDS, sizeof(*words));
+	uint32_t *idx = calloc(DT_FILTER_WORDS, sizeof(*idx));
+	uint32_t count = DT_FILTER_WORDS;
+
+	if (!words || !idx)
+		dtb_die("out of memory");
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t bit = dt_filter_bit(&keys[i]);
+
+		words[bit / 64] |= 1ull << (bit % 64);
+	}
+	for (uint32_t i = 0; i < DT_FILTER_WORDS; i++)
+		idx[i] = i;
+	if (bpf_map_update_batch(bpf_map__fd(skel->maps.dt_task_filter), idx, words, &count, NULL))
+		dtb_die("dt_task_filter: %s", strerror(errno));
+	free(words);
+	free(idx);
+}
+
+/* A userspace copy of the prefilter of keys[0..n), to choose the untraced flows. */
+static uint64_t *filter_local(const struct dt_tuple *keys, unsigned n)
+{
+	uint64_t *words = calloc(DT_FILTER_WORDS, sizeof(*words));
+
+	if (!words)
+		dtb_die("out of memory");
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t bit = dt_filter_bit(&keys[i]);
+
+		words[bit / 64] |= 1ull << (bit % 64);
+	}
+	return words;
+}
+
+static bool filter_has(const uint64_t *words, const struct dt_tuple *k)
+{
+	uint32_t bit = dt_filter_bit(k);
+
+	return (words[bit / 64] >> (bit % 64)) & 1;
+}
+
+static struct flow random_flow(uint64_t *rs)
+{
+	uint64_t r = dtb_rand(rs);
+	struct flow f = {
+		.saddr = IP4(10, 0, 0, 0) | (uint32_t)(r & 0xffffff),
+		.daddr = IP4(10, 0, 0, 0) | (uint32_t)((r >> 24) & 0xffffff),
+		.sport = (uint16_t)(1024 + (r >> 48) % 60000),
+		.dport = (uint16_t)(1 + dtb_rand(rs) % 65535),
+	};
+
+	return f;
+}
+
+static bool task_armed(const struct dt_tuple *key)
+{
+	struct dt_task_val v;
+
+	return bpf_map_lookup_elem(bpf_map__fd(skel->maps.dt_tasks), key, &v) == 0;
+}
+
+/* Arms keys[from..to) (task ids from + 1 ...). */
+static void arm(const struct dt_tuple *keys, unsigned from, unsigned to)
+{
+	int fd = bpf_map__fd(skel->maps.dt_tasks);
+
+	for (unsigned i = from; i < to; i++) {
+		struct dt_task_val v = {.task_id = i + 1};
+
+		if (bpf_map_update_elem(fd, &keys[i], &v, BPF_ANY))
+			dtb_die("arm task %u: %s", i + 1, strerror(errno));
+	}
+	filter_write(keys, to);
+	skel->bss->dt_anyport_tasks = 0;
+	skel->bss->dt_filter_on = 1;
+}
+
+static uint64_t counter(enum dt_counter idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t vals[ncpu > 0 ? ncpu : 1], sum = 0;
+	uint32_t key = idx;
+
+	if (ncpu <= 0 || bpf_map_lookup_elem(bpf_map__fd(skel->maps.dt_counters), &key, vals))
+		dtb_die("read counter %u", key);
+	for (int i = 0; i < ncpu; i++)
+		sum += vals[i];
+	return sum;
+}
+
+/* The last CPU: runs never migrate between rounds. */
+static void pin_cpu(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(ncpu > 1 ? (int)ncpu - 1 : 0, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		dtb_note("cannot pin to one CPU: %s", strerror(errno));
+}
+
+/* --- timing ------------------------------------------------------------------------------ */
+
+/* One BPF_PROG_TEST_RUN of fd on frame, repeat times; ns per run. */
+static double run_once(int fd, const uint8_t *frame, size_t len, uint32_t repeat)
+{
+	uint8_t out[FRAME_MAX];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = repeat);
+	uint64_t t0, t1;
+
+	t0 = dtb_thread_cpu_ns();
+	if (bpf_prog_test_run_opts(fd, &o))
+		dtb_die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+	t1 = dtb_thread_cpu_ns();
+	if (o.retval != 0)
+		dtb_die("a program returned %u, not TC_ACT_OK", o.retval);
+	return (double)(t1 - t0) / repeat;
+}
+
+struct result {
+	double prog, empty; /* medians, ns per packet */
+};
+
+/*
+ * ROUNDS rounds of (empty program, program) on the same frame; before_round (may be NULL)
+ * runs before each of them, outside the timed calls.
+ */
+static struct result measure(struct bpf_program *prog, const uint8_t *frame, size_t len,
+			     uint32_t repeat, void (*before_round)(void))
+{
+	double p[ROUNDS], e[ROUNDS];
+	struct result r;
+
+	/* A warm-up run of each, untimed. */
+	if (before_round)
+		before_round();
+	run_once(empty_fd, frame, len, repeat / 10 + 1);
+	run_once(bpf_program__fd(prog), frame, len, repeat / 10 + 1);
+	for (int i = 0; i < ROUNDS; i++) {
+		if (before_round)
+			before_round();
+		e[i] = run_once(empty_fd, frame, len, repeat);
+		if (before_round)
+			before_round();
+		p[i] = run_once(bpf_program__fd(prog), frame, len, repeat);
+	}
+	r.prog = p[0];
+	r.empty = e[0];
+	for (int i = 1; i < ROUNDS; i++) {
+		r.prog = p[i] < r.prog ? p[i] : r.prog;
+		r.empty = e[i] < r.empty ? e[i] : r.empty;
+	}
+	return r;
+}
+
+static void drain(void)
+{
+	if (ring_buffer__consume(rb) < 0)
+		dtb_die("ring_buffer__consume failed");
+}
+
+/* Prints a row: absolute, the empty program, net, and the goal (max_net < 0: none). */
+static void row(const char *figure, struct result r, double max_net)
+{
+	double net = r.prog - r.empty;
+	const char *goal = max_net < 0 ? "" : dtb_fmt("<= %.0f ns net", max_net);
+	const char *status;
+
+	if (max_net < 0)
+		status = "info";
+	else if (net <= max_net)
+		status = "meets";
+	else
+		status = dtb_fmt("misses by %.1f ns", net - max_net);
+	dtb_row(figure, dtb_fmt("%.1f ns/pkt", r.prog), dtb_fmt("empty prog %.1f ns", r.empty),
+		dtb_fmt("%+.1f ns net", net), goal, status);
+}
+
+int main(void)
+{
+	const unsigned ntasks = 10000;
+	struct dt_tuple *keys = calloc(ntasks, sizeof(*keys)), ukey, ckey;
+	const struct flow traced = {IP4(10, 1, 0, 2), IP4(10, 1, 0, 3), 40000, 80};
+	struct flow untraced, collide;
+	uint64_t *bitmap;
+	unsigned fp = 0;
+	uint8_t f_untraced[FRAME_MAX], f_collide[FRAME_MAX], f_traced[FRAME_MAX];
+	uint8_t f_vx_untraced[FRAME_MAX], f_vx_traced[FRAME_MAX];
+	size_t l_untraced, l_collide, l_traced, l_vx_untraced, l_vx_traced;
+	uint64_t rs = 0x9e3779b97f4a7c15ull, full0;
+	unsigned n = 0;
+	struct result r;
+
+	if (!keys)
+		dtb_die("out of memory");
+	pin_cpu();
+	load();
+
+	/* The tasks: the traced flow first, then random TCP flows, all distinct. */
+	keys[n++] = flow_key(&traced);
+	while (n < ntasks) {
+		struct flow f = random_flow(&rs);
+		bool dup = false;
+
+		keys[n] = flow_key(&f);
+		for (unsigned i = 0; i < n && !dup; i++)
+			dup = memcmp(&keys[i], &keys[n], sizeof(keys[n])) == 0;
+		if (!dup)
+			n++;
+	}
+	/* An untraced flow whose prefilter bit is clear even with every task armed, and one
+	 * whose bit is set by some task's key (a false positive of the prefilter). */
+	bitmap = filter_local(keys, ntasks);
+	do {
+		untraced = random_flow(&rs);
+		ukey = flow_key(&untraced);
+	} while (filter_has(bitmap, &ukey));
+	do {
+		collide = random_flow(&rs);
+		ckey = flow_key(&collide);
+	} while (!filter_has(bitmap, &ckey));
+	for (int i = 0; i < 100000; i++) {
+		struct flow f = random_flow(&rs);
+		struct dt_tuple k = flow_key(&f);
+
+		fp += filter_has(bitmap, &k);
+	}
+	free(bitmap);
+	dtb_note("prefilter with 10,000 tasks: %.2f%% of 100,000 random untraced flows hit a set "
+		 "bit and pay the exact lookups",
+		 fp / 1000.0);
+	l_untraced = put_tcp(f_untraced, &untraced, false);
+	l_collide = put_tcp(f_collide, &collide, false);
+	l_traced = put_tcp(f_traced, &traced, false);
+	l_vx_untraced = put_vxlan(f_vx_untraced, &untraced, false);
+	l_vx_traced = put_vxlan(f_vx_traced, &traced, true);
+
+	/* 0 tasks: before the first control set the prefilter is off; after it, on. */
+	skel->bss->dt_filter_on = 0;
+	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
+	row("port-in untraced, 0 tasks, before the first control set (prefilter off)", r, -1);
+	arm(keys, 0, 0);
+	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
+	row("port-in untraced, 0 tasks", r, 1);
+
+	arm(keys, 0, 1000);
+	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
+	row("port-in untraced, 1,000 tasks", r, 8);
+
+	arm(keys, 1000, ntasks);
+	if (task_armed(&ukey) || task_armed(&ckey))
+		dtb_die("an untraced flow is armed");
+	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
+	row("port-in untraced, 10,000 tasks", r, 8);
+	r = measure(skel->progs.dt_port_ingress, f_collide, l_collide, REPEAT_UNTRACED, NULL);
+	row(dtb_fmt("port-in untraced, 10,000 tasks, prefilter false positive (~1 flow in %.0f)",
+		    (double)(1u << DT_FILTER_BITS_LOG2) / ntasks),
+	    r, -1);
+	skel->bss->dt_filter_on = 0;
+	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
+	row("port-in untraced, 10,000 tasks, prefilter off (exact lookups only)", r, -1);
+	skel->bss->dt_filter_on = 1;
+
+	r = measure(skel->progs.dt_port_egress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
+	row("port-out untraced", r, 8);
+	r = measure(skel->progs.dt_uplink_ingress, f_vx_untraced, l_vx_untraced, REPEAT_UNTRACED,
+		    NULL);
+	row("uplink-in untraced (VXLAN)", r, 8);
+	r = measure(skel->progs.dt_uplink_egress, f_vx_untraced, l_vx_untraced, REPEAT_UNTRACED,
+		    NULL);
+	row("uplink-out untraced (VXLAN)", r, 8);
+
+	/* Traced, color only: fill the ring, then every run fails its reserve. */
+	full0 = counter(DT_CNT_RING_FULL);
+	for (int i = 0; i < 4 && counter(DT_CNT_RING_FULL) == full0; i++)
+		run_once(bpf_program__fd(skel->progs.dt_port_ingress), f_traced, l_traced,
+			 RING_BYTES / SAMPLE_SLOT + 1000);
+	if (counter(DT_CNT_RING_FULL) == full0)
+		dtb_die("the ring buffer did not fill up");
+	r = measure(skel->progs.dt_port_ingress, f_traced, l_traced, REPEAT_UNTRACED, NULL);
+	row("port-in traced, color only (ring full: reserve fails, counted)", r, -1);
+	if (counter(DT_CNT_COLORED) < REPEAT_UNTRACED)
+		dtb_die("the traced packet was not colored");
+
+	/* Traced with its sample: the ring is drained before every round. */
+	drain();
+	full0 = counter(DT_CNT_RING_FULL);
+	r = measure(skel->progs.dt_port_ingress, f_traced, l_traced, REPEAT_SAMPLE, drain);
+	if (counter(DT_CNT_RING_FULL) != full0)
+		dtb_die("the ring filled up during the sampled rounds");
+	row("port-in traced, with its sample", r, 80);
+	r = measure(skel->progs.dt_uplink_ingress, f_vx_traced, l_vx_traced, REPEAT_SAMPLE, drain);
+	if (counter(DT_CNT_RING_FULL) != full0)
+		dtb_die("the ring filled up during the sampled rounds");
+	row("uplink-in traced, with its sample", r, 80);
+
+	ring_buffer__free(rb);
+	dyetrace__destroy(skel);
+	free(keys);
+	return 0;
+}

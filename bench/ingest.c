@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingest.c - benchmark 3: collector ingest, samples per second from senders to durable
+ * storage, against appending the same bytes to LMDB directly.
+ *
+ *     dt-bench-ingest DIR [BATCHES]
+ *
+ * DIR is a scratch directory on the disk the collector would use (the caller removes it).
+ * Both paths write BATCHES batches of 1,024 samples (~46 KiB of msgpack each) per round,
+ * with one durable LMDB commit per batch, and alternate for ROUNDS rounds:
+ *
+ *  - real: SENDERS agents (dt_link, one NNG req socket each, in a child process so that
+ *    their encoding does not count) -> tcp on loopback -> dt_ingest (decode, dedupe by
+ *    sender and seq, ack) -> the collector's store (dt_store_put(): the batch and the
+ *    sender's seq in one transaction), exactly what collector.c's on_batch does. Timed
+ *    from the moment the agents are told to go until every batch is acknowledged.
+ *  - baseline: the same encoded batches appended with mdb_put(MDB_APPEND) to an LMDB
+ *    environment opened like the store (synchronous), one transaction per batch.
+ *
+ * "Per core" is samples per CPU-second of the collector side (the benchmark process: the
+ * ingest thread and NNG's I/O threads; the child's agents excluded); "wall" is samples
+ * per second of elapsed time, which is bounded by the two synchronous writes of each
+ * commit in both paths (fdatasync of the data pages, then the meta page through an
+ * O_DSYNC descriptor). Figures are medians of the rounds. Prints rows (common.h).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <nng/nng.h>
+
+#include "common.h"
+#include "dt_ingest.h"
+#include "dt_link.h"
+#include "dt_log.h"
+#include "dt_proto.h"
+#include "store.h"
+
+#define SAMPLES 1024
+#define SENDERS 4
+#define ROUNDS 3
+#define WARMUP 16
+#define URL "tcp://127.0.0.1:17499"
+
+static struct dt_batch *batches;
+static unsigned n_batches;
+
+/* --- the batches ------------------------------------------------------------------------- */
+
+/*
+ * Batch i: 256 packets of one TCP flow, each seen at the four hooks of a two-host path,
+ * as an agent would ship them (hooks of one node in practice; the mix does not change
+ * the encoding cost).
+ */
+static void make_batch(struct dt_batch *b, unsigned i)
+{
+	static const uint8_t hooks[4] = {DT_HOOK_PORT_IN, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_IN,
+					 DT_HOOK_PORT_OUT};
+	uint64_t t = 1790000000000000000ull + (uint64_t)i * 10000000ull;
+
+	memset(b, 0, sizeof(*b));
+	snprintf(b->sender, sizeof(b->sender), "h1");
+	snprintf(b->node, sizeof(b->node), "h1");
+	b->n_ifaces = 2;
+	snprintf(b->ifaces[0], sizeof(b->ifaces[0]), "pt1");
+	snprintf(b->ifaces[1], sizeof(b->ifaces[1]), "ul0");
+	b->n_samples = SAMPLES;
+	b->samples = calloc(SAMPLES, sizeof(*b->samples));
+	if (!b->samples)
+		dtb_die("out of memory");
+	for (unsigned k = 0; k < SAMPLES; k++) {
+		struct dt_wire_sample *s = &b->samples[k];
+		uint32_t pkt = i * (SAMPLES / 4) + k / 4;
+
+		s->hook = hooks[k % 4];
+		s->flags = s->hook == DT_HOOK_PORT_IN ? DT_SAMPLE_F_FIRST_HOP : 0;
+		s->iface = s->hook == DT_HOOK_PORT_IN || s->hook == DT_HOOK_PORT_OUT ? 0 : 1;
+		s->ts_ns = t + pkt * 9000ull + (k % 4) * 21000ull;
+		s->tuple.saddr = 0x0100640a; /* 10.100.0.1, network order */
+		s->tuple.daddr = 0x0200640a;
+		s->tuple.sport = 0x409c;
+		s->tuple.dport = 0x5000;
+		s->tuple.proto = 6;
+		s->tuple.vni = 100;
+		s->task_id = s->hook == DT_HOOK_PORT_IN ? 7 : 0;
+		s->ip_id = (uint16_t)pkt;
+		s->ident = 0x10000000u + pkt * 1448u;
+		s->len = 1500;
+		if (s->iface == 1) {
+			s->outer_saddr = 0x01001fac;
+			s->outer_daddr = 0x02001fac;
+		}
+		s->drop_name = DT_STR_NONE;
+		s->drop_where = DT_STR_NONE;
+	}
+}
+
+/* --- the agents (child process) ----------------------------------------------------------- */
+
+/*
+ * Commands on the pipe: a 32-bit count of batches to send (round-robin over the links),
+ * answered with one byte once every one of them is acknowledged; 0 ends the child.
+ */
+static void child(int cmd_fd, int done_fd)
+{
+	struct dt_link *links[SENDERS];
+	uint64_t acked[SENDERS] = {0};
+	unsigned next = 0;
+	uint32_t count;
+
+	for (int i = 0; i < SENDERS; i++) {
+		char name[32];
+		struct dt_link_cfg cfg = {.url = URL,
+					  .sender = name,
+					  .heartbeat_ms = 1000,
+					  .timeout_ms = 5000,
+					  .queue_max = 16};
+		struct dt_link_ops ops = {0};
+
+		snprintf(name, sizeof(name), "agent-%d", i);
+		if (dt_link_start(&cfg, &ops, &links[i]))
+			dtb_die("dt_link_start");
+	}
+	while (read(cmd_fd, &count, sizeof(count)) == sizeof(count) && count) {
+		uint64_t want[SENDERS];
+		char one = 1;
+
+		for (int i = 0; i < SENDERS; i++)
+			want[i] = acked[i];
+		for (uint32_t k = 0; k < count; k++, next++) {
+			struct dt_batch *b = &batches[next % n_batches];
+			int l = (int)(next % SENDERS), rv;
+
+			while ((rv = dt_link_send(links[l], b)) == -ENOBUFS)
+				usleep(100);
+			if (rv)
+				dtb_die("dt_link_send: %s", strerror(-rv));
+			want[l]++;
+		}
+		for (int i = 0; i < SENDERS; i++) {
+			struct dt_link_stats st;
+
+			do {
+				dt_link_stats(links[i], &st);
+				if (st.batches_sent < want[i])
+					usleep(200);
+			} while (st.batches_sent < want[i]);
+			if (st.rejected)
+				dtb_die("the collector rejected %llu batches",
+					(unsigned long long)st.rejected);
+			acked[i] = st.batches_sent;
+		}
+		if (write(done_fd, &one, 1) != 1)
+			_exit(1);
+	}
+	for (int i = 0; i < SENDERS; i++)
+		dt_link_stop(links[i], 1000);
+	_exit(0);
+}
+
+/* --- the collector side ------------------------------------------------------------------- */
+
+struct coll {
+	struct dt_store *store;
+};
+
+/* What collector.c does with a batch: store it durably before the ack. */
+static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	struct coll *c = arg;
+
+	if (b->n_samples == 0)
+		return DT_ST_OK;
+	return dt_store_put(c->store, b->sender, b->seq, raw, len) == 0 ? DT_ST_OK : DT_ST_FAILED;
+}
+
+static uint64_t last_seq(void *arg, const char *sender)
+{
+	struct coll *c = arg;
+
+	return dt_store_last_seq(c->store, sender);
+}
+
+struct rate {
+	double wall, core; /* samples per second, per CPU-second */
+};
+
+static struct rate real_round(int cmd_fd, int done_fd, uint32_t count)
+{
+	uint64_t t0 = dtb_now_ns(), c0 = dtb_cpu_ns(), t1, c1;
+	char one;
+	struct rate r;
+
+	if (write(cmd_fd, &count, sizeof(count)) != sizeof(count) || read(done_fd, &one, 1) != 1)
+		dtb_die("the agents' process died");
+	t1 = dtb_now_ns();
+	c1 = dtb_cpu_ns();
+	r.wall = (double)count * SAMPLES / ((t1 - t0) / 1e9);
+	r.core = (double)count * SAMPLES / ((c1 - c0) / 1e9);
+	return r;
+}
+
+/* --- the baseline: LMDB directly ----------------------------------------------------------- */
+
+struct direct {
+	MDB_env *env;
+	MDB_dbi dbi;
+	uint64_t next;
+	msgpack_sbuffer *enc; /* n_batches encoded batches */
+};
+
+static void direct_open(struct direct *d, const char *dir)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (mkdir(dir, 0750) && errno != EEXIST)
+		dtb_die("%s: %s", dir, strerror(errno));
+	if ((rc = mdb_env_create(&d->env)) || (rc = mdb_env_set_maxdbs(d->env, 4)) ||
+	    (rc = mdb_env_set_mapsize(d->env, (size_t)4 << 30)) ||
+	    (rc = mdb_env_open(d->env, dir, 0, 0640)) ||
+	    (rc = mdb_txn_begin(d->env, NULL, 0, &txn)) ||
+	    (rc = mdb_dbi_open(txn, "batches", MDB_CREATE, &d->dbi)) || (rc = mdb_txn_commit(txn)))
+		dtb_die("LMDB %s: %s", dir, mdb_strerror(rc));
+	d->next = 1;
+	d->enc = calloc(n_batches, sizeof(*d->enc));
+	if (!d->enc)
+		dtb_die("out of memory");
+	for (unsigned i = 0; i < n_batches; i++) {
+		struct dt_batch b = batches[i];
+
+		b.seq = i + 1;
+		msgpack_sbuffer_init(&d->enc[i]);
+		if (dt_batch_encode(&d->enc[i], &b))
+			dtb_die("dt_batch_encode");
+	}
+}
+
+static struct rate direct_round(struct direct *d, uint32_t count)
+{
+	uint64_t t0 = dtb_now_ns(), c0 = dtb_thread_cpu_ns(), t1, c1;
+	struct rate r;
+
+	for (uint32_t i = 0; i < count; i++, d->next++) {
+		unsigned char kb[8];
+		msgpack_sbuffer *e = &d->enc[d->next % n_batches];
+		MDB_val k = {sizeof(kb), kb}, v = {e->size, e->data};
+		MDB_txn *txn;
+		int rc;
+
+		for (int j = 0; j < 8; j++)
+			kb[j] = (unsigned char)(d->next >> (56 - 8 * j));
+		if ((rc = mdb_txn_begin(d->env, NULL, 0, &txn)) ||
+		    (rc = mdb_put(txn, d->dbi, &k, &v, MDB_APPEND)) || (rc = mdb_txn_commit(txn)))
+			dtb_die("LMDB append: %s", mdb_strerror(rc));
+	}
+	t1 = dtb_now_ns();
+	c1 = dtb_thread_cpu_ns();
+	r.wall = (double)count * SAMPLES / ((t1 - t0) / 1e9);
+	r.core = (double)count * SAMPLES / ((c1 - c0) / 1e9);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	int cmd[2], done[2], status;
+	double rw[ROUNDS], rc[ROUNDS], dw[ROUNDS], dc[ROUNDS];
+	struct dt_ingest_ops ops = {.on_batch = on_batch, .last_seq = last_seq};
+	struct dt_ingest_stats st;
+	struct dt_ingest *in;
+	struct direct d = {0};
+	struct coll c = {0};
+	double real_core, real_wall, dir_core, dir_wall, ratio, decode_rate;
+	char path[1024];
+	size_t enc_bytes = 0;
+	pid_t pid;
+
+	if (argc < 2)
+		dtb_die("usage: dt-bench-ingest DIR [BATCHES]");
+	n_batches = argc > 2 ? (unsigned)atoi(argv[2]) : 600;
+	if (n_batches < 16)
+		dtb_die("BATCHES must be at least 16");
+	dt_log_set_level(DT_LOG_WARN);
+	signal(SIGPIPE, SIG_IGN);
+	batches = calloc(n_batches, sizeof(*batches));
+	if (!batches)
+		dtb_die("out of memory");
+	for (unsigned i = 0; i < n_batches; i++)
+		make_batch(&batches[i], i);
+
+	/* The agents' process is forked before anything starts NNG threads here. */
+	if (pipe(cmd) || pipe(done))
+		dtb_die("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		dtb_die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(cmd[1]);
+		close(done[0]);
+		child(cmd[0], done[1]);
+	}
+	close(cmd[0]);
+	close(done[1]);
+
+	snprintf(path, sizeof(path), "%s/direct", argv[1]);
+	direct_open(&d, path);
+	for (unsigned i = 0; i < n_batches; i++)
+		enc_bytes += d.enc[i].size;
+	snprintf(path, sizeof(path), "%s/store", argv[1]);
+	if (dt_store_open(path, 4096, &c.store))
+		dtb_die("dt_store_open %s", path);
+	ops.arg = &c;
+	if (dt_ingest_start(URL, &ops, &in))
+		dtb_die("dt_ingest_start %s", URL);
+
+	/* Warm-up: the links connect, the stores grow their first pages. */
+	real_round(cmd[1], done[0], WARMUP);
+	direct_round(&d, WARMUP);
+	for (int r = 0; r < ROUNDS; r++) {
+		struct rate x = direct_round(&d, n_batches);
+		struct rate y = real_round(cmd[1], done[0], n_batches);
+
+		dw[r] = x.wall;
+		dc[r] = x.core;
+		rw[r] = y.wall;
+		rc[r] = y.core;
+		dtb_note("round %d: direct %.2f M/s wall %.2f M/s per core; real %.2f M/s wall "
+			 "%.2f M/s per core",
+			 r + 1, x.wall / 1e6, x.core / 1e6, y.wall / 1e6, y.core / 1e6);
+	}
+	dt_ingest_stats(in, &st);
+	if (st.samples != (uint64_t)(WARMUP + ROUNDS * n_batches) * SAMPLES || st.malformed ||
+	    st.store_errors)
+		dtb_die("the collector stored %llu samples (%llu malformed, %llu store errors)",
+			(unsigned long long)st.samples, (unsigned long long)st.malformed,
+			(unsigned long long)st.store_errors);
+	{
+		uint32_t zero = 0;
+
+		if (write(cmd[1], &zero, sizeof(zero)) != sizeof(zero))
+			dtb_note("the agents' process is gone");
+		waitpid(pid, &status, 0);
+	}
+	dt_ingest_stop(in);
+	dt_store_close(c.store);
+	mdb_env_close(d.env);
+
+	/* Where the collector's CPU goes: the strict decode of every batch, alone. */
+	{
+		uint64_t c0 = dtb_thread_cpu_ns();
+
+		for (unsigned i = 0; i < n_batches; i++) {
+			struct dt_batch b;
+
+			if (dt_batch_decode(d.enc[i].data, d.enc[i].size, &b))
+				dtb_die("dt_batch_decode");
+			dt_batch_free(&b);
+		}
+		decode_rate = (double)n_batches * SAMPLES / ((dtb_thread_cpu_ns() - c0) / 1e9);
+	}
+
+	real_core = dtb_median(rc, ROUNDS);
+	real_wall = dtb_median(rw, ROUNDS);
+	dir_core = dtb_median(dc, ROUNDS);
+	dir_wall = dtb_median(dw, ROUNDS);
+	dtb_note("%u batches of %d samples per round, %.1f KiB each encoded, %d agents over %s",
+		 n_batches, SAMPLES, enc_bytes / 1024.0 / n_batches, SENDERS, URL);
+	ratio = real_core / dir_core;
+	dtb_row("collector ingest per core (dt_link -> NNG tcp -> dt_ingest -> LMDB store)",
+		dtb_fmt("%.2f M samples/s/core", real_core / 1e6),
+		dtb_fmt("LMDB append %.2f M/s/core", dir_core / 1e6), dtb_fmt("x%.2f", ratio),
+		">= 3 M/s/core, >= x0.5",
+		real_core >= 3e6 && ratio >= 0.5
+			? "meets"
+			: dtb_fmt("misses (%s)", real_core < 3e6 && ratio < 0.5 ? "rate and ratio"
+						 : real_core < 3e6		? "rate"
+										: "ratio"));
+	dtb_row("collector ingest, wall clock (a durable commit per 1,024-sample batch: fdatasync "
+		"+ O_DSYNC meta page)",
+		dtb_fmt("%.2f M samples/s", real_wall / 1e6),
+		dtb_fmt("LMDB append %.2f M/s", dir_wall / 1e6),
+		dtb_fmt("x%.2f", real_wall / dir_wall), "", "info");
+	dtb_row("collector: of which the strict decode of each batch (dt_batch_decode alone)",
+		dtb_fmt("%.2f M samples/s/core", decode_rate / 1e6),
+		dtb_fmt("ingest %.2f M/s/core", real_core / 1e6),
+		dtb_fmt("%.0f%% of the ingest CPU", 100 * real_core / decode_rate), "", "info");
+	return 0;
+}
