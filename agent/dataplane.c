@@ -319,6 +319,7 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 	free(stale);
 	free(keys);
 	dp->skel->bss->dt_anyport_tasks = anyport;
+	dp->skel->bss->dt_armed_keys = n_keys;
 	dp->skel->bss->dt_filter_on = frv == 0;
 	dp->armed = n_keys;
 	dt_info("DT-AGENT-ARMED", "control set %llu applied: %u tasks armed, %u disarmed",

@@ -62,6 +62,9 @@
  *                the same reply inside the NAT, VNI 0 in both. Conntrack's kfunc looks up
  *                TCP and UDP only.
  * Globals:
+ *   dt_armed_keys (.bss)  how many keys dt_tasks holds. While 0 (initially), the entries
+ *                (port and gateway ingress) only strip a foreign color and return: no
+ *                L4 parse, no lookup, no conntrack.
  *   dt_anyport_tasks (.bss)  how many armed tasks are wildcards. The agent keeps it up to
  *                date; wildcards are only looked for while it is not 0.
  *   dt_filter_on (.bss)  0 (initially): no prefilter, every candidate is looked up;
@@ -152,6 +155,7 @@ struct {
 	__type(value, struct dt_tuple);
 } dt_gw_icmp SEC(".maps");
 
+volatile __u32 dt_armed_keys;
 volatile __u32 dt_anyport_tasks;
 volatile __u32 dt_filter_on;
 volatile __u32 dt_netns_ino;
@@ -372,6 +376,11 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)
 		return rc; /* not IPv4, or a malformed header: nothing to color or strip */
+	if (!dt_armed_keys) {
+		/* Nothing armed: the common case costs a flags test; a tenant's color goes. */
+		dt_entry_color(skb, &pkt, NULL);
+		return 0;
+	}
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;
@@ -590,6 +599,11 @@ static __always_inline int gw_ingress(struct __sk_buff *skb, __u32 ifindex, bool
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)
 		return rc;
+	if (!dt_armed_keys) {
+		/* Nothing armed: no conntrack lookup; a color from outside goes. */
+		dt_entry_color(skb, &pkt, NULL);
+		return 0;
+	}
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;

@@ -398,6 +398,7 @@ static struct dt_tuple arm(const struct pkt *k, uint32_t vni, uint32_t flags, ui
 	rc = bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_NOEXIST);
 	cr_assert_eq(rc, 0, "dt_tasks: %s", strerror(errno));
 	filter_set(&key, true);
+	skel->bss->dt_armed_keys++;
 	if (flags & DT_TASK_F_ANYPORT)
 		skel->bss->dt_anyport_tasks++;
 	return key;
@@ -833,6 +834,7 @@ Test(port_in, portless_entry_without_wildcard_flag_is_exact)
 	key.sport = key.dport = 0;
 	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_ANY), 0);
 	skel->bss->dt_anyport_tasks = 1;
+	skel->bss->dt_armed_keys = 1;
 	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	drain();
@@ -2038,4 +2040,22 @@ Test(ring, full_ring_is_counted)
 		     0);
 	after = counter(DT_CNT_SAMPLED);
 	cr_assert_gt(after, sampled);
+}
+
+/* With nothing armed, port ingress neither parses L4 nor looks up: it only strips a
+ * tenant's own color. */
+Test(port_in, nothing_armed_only_strips_foreign_color)
+{
+	struct pkt colored = tcp_ab;
+	struct result r;
+
+	skel->bss->dt_armed_keys = 0;
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	colored.frag |= DT_COLOR_BIT;
+	run_pkt(skel->progs.dt_port_ingress, &colored, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 0);
+	assert_counters(0, 0, 0, 1);
 }
