@@ -27,8 +27,9 @@ PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang llvm libbpf-dev bpftool
 	libnng-dev libmsgpack-dev liblmdb-dev lmdb-utils libconfig-dev libcriterion-dev
-	# the lab: namespaces, veth, bridges, VXLAN, captures, traffic, JSON assertions
-	iproute2 iptables nftables tcpdump jq ethtool socat iputils-ping procps coreutils
+	# the lab: namespaces, veth, bridges, VXLAN, NAT and firewall rules (nftables,
+	# iptables with the statistic match), captures, traffic, JSON assertions
+	iproute2 iptables nftables tcpdump jq ethtool socat iputils-ping procps coreutils curl
 )
 
 say() { printf '==> %s\n' "$*"; }

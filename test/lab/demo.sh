@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # demo.sh - dyetrace end to end on a real overlay: builds the lab (test/lab/lab.sh), traces
-# a ping and a TCP exchange from instance i1 to instance i2, prints both reports and tears
-# the lab down (also when interrupted).
+# a ping and a TCP exchange from instance i1 to instance i2 and prints both reports; then a
+# firewall rule on h2 drops a UDP flow and the third report gives the loss verdict (where,
+# and the kernel's reason); tears the lab down (also when interrupted).
 #
 #     sudo test/lab/demo.sh          (or: sudo packaging/setup.sh demo)
 #
@@ -16,6 +17,9 @@ set -euo pipefail
 PINGS=5
 TCP_SPORT=40001
 TCP_DPORT=5001
+UDP_SPORT=40002
+UDP_DPORT=5002
+DGRAMS=10
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -49,6 +53,31 @@ step "Report of task $ping_task (ping)"
 lab_cli report "$ping_task"
 step "Report of task $tcp_task (TCP)"
 lab_cli report "$tcp_task"
+
+step "Loss: a firewall rule on h2 drops UDP from i1 to i2 port $UDP_DPORT"
+udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$UDP_SPORT" \
+	--dport "$UDP_DPORT" --proto udp --vni "$LAB_VNI")
+echo "task $udp_task: udp $LAB_I1_IP:$UDP_SPORT -> $LAB_I2_IP:$UDP_DPORT vni $LAB_VNI"
+lab_task_wait_armed "$udp_task"
+lab_in "$LAB_H2" nft -f - <<EOF
+table bridge demo_fw {
+	chain forward {
+		type filter hook forward priority -200; policy accept;
+		ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP udp dport $UDP_DPORT drop
+	}
+}
+EOF
+echo "h2: nft add rule bridge demo_fw forward ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP udp dport $UDP_DPORT drop"
+echo "sending $DGRAMS datagrams from i1"
+for ((k = 1; k <= DGRAMS; k++)); do
+	printf '%04d lost on the way\n' "$k" |
+		lab_in "$LAB_I1" socat -u - "UDP:$LAB_I2_IP:$UDP_DPORT,sourceport=$UDP_SPORT,reuseaddr"
+	sleep 0.05
+done
+lab_task_wait_judged "$udp_task" "$DGRAMS" 15 || true
+
+step "Report of task $udp_task (UDP, dropped by the firewall on h2)"
+lab_cli report -n 3 "$udp_task"
 
 step "Tearing the lab down"
 lab_down

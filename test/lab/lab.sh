@@ -5,11 +5,12 @@
 #
 # Sourced by the demo and the lab tests, or run on its own:
 #
-#     test/lab/lab.sh up [--net-only]    build the lab (and start the daemons), leave it up
+#     test/lab/lab.sh up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N]
+#                                        build the lab (and start the daemons), leave it up
 #     test/lab/lab.sh down               tear it down (idempotent; also cleans a crashed run)
 #     test/lab/lab.sh status             what exists now
 #
-# Topology ($P is $DT_LAB, default "dtl"):
+# Default topology ($P is $DT_LAB, default "dtl"):
 #
 #            $P-mgmt: bridge mgbr0 10.254.0.1/24, analyzer (:7401, api ipc) and collector (:7400)
 #               |  mg-h1                                 |  mg-h2
@@ -21,23 +22,47 @@
 #         |                                            |
 #     $P-i1: eth0 10.100.0.1/24 (mtu 1450)       $P-i2: eth0 10.100.0.2/24 (mtu 1450)
 #
+# Options (each off by default; the default lab above never changes):
+#
+#   --underlay bridge (DT_LAB_UNDERLAY=bridge): the underlay is a small L2 segment, a bridge
+#       ulbr0 in namespace $P-ul with one veth per host (ul-h1, ul-h2, ul-gw); the hosts keep
+#       ul0 and their 172.31.0.x addresses, and VXLAN uses head-end replication to every other
+#       host (bridge fdb append 00:00:00:00:00:00 ... dst X) instead of one remote. No agent
+#       runs in $P-ul, so a packet lost there is "lost on the wire".
+#   --gw (DT_LAB_GW=1; implies --underlay bridge): a gateway host $P-gw on the overlay and
+#       an "internet" namespace behind it:
+#           $P-gw: agent gw; mg0 10.254.0.13; ul0 172.31.0.3/24; br0 = { vxlan0 (vni 100) }
+#                  with 10.100.0.254/24 (the instances' default route); ip_forward on;
+#                  nftables masquerade of everything leaving ext0 (table ip dtlab_nat);
+#                  ext0 203.0.113.1/24
+#           $P-inet: eth0 203.0.113.10/24, answers ping; TCP echo on :7, UDP echo on :7,
+#                  HTTP on :80 (socat)
+#       The agent on gw attaches ul0 as uplink and ext0 as gateway (vni 100).
+#   --regions 2 (DT_LAB_REGIONS=2): a second collector c2 in $P-mgmt on :7402 with its own
+#       store; h2's agent reports to c2, h1's (and gw's) to c1; both forward to the one
+#       analyzer.
+#   --window-ms N (DT_LAB_WINDOW_MS=N): the analyzer's window_ms (analysis window). Unset:
+#       the key is not written and the analyzer's default applies.
+#
 # Every interface lives inside a namespace the lab creates (veth peers are created directly
 # in their target namespace), so nothing is ever added to the root namespace and deleting
-# the namespaces removes every interface, qdisc and attached BPF program.
+# the namespaces removes every interface, qdisc, nftables rule and attached BPF program.
 #
 # Environment:
 #   DT_LAB       namespace prefix (default "dtl"); one lab per prefix at a time
-#   DT_LAB_DIR   state dir: configs, logs, the collector's LMDB store, the API socket,
-#                captures (default: a new mktemp -d); removed at down unless DT_KEEP=1
+#   DT_LAB_DIR   state dir: configs, logs, the collectors' LMDB stores, the agents' spools,
+#                the API socket, captures (default: a new mktemp -d); removed at down
+#                unless DT_KEEP=1
 #   DT_BIN       where the binaries are (default <repo>/build/bin)
 #   DT_KEEP=1    keep the state dir at down (its path is printed)
 #   DT_LAB_TIMEOUT  seconds to wait for each daemon to become ready (default 20)
+#   DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS: the options above
 #
 # Library use (the caller may run under set -euo pipefail; no option is changed here):
 #
 #     . test/lab/lab.sh
 #     lab_trap                 # lab_down on EXIT, INT and TERM
-#     lab_up                   # or lab_up --net-only
+#     lab_up                   # or lab_up --net-only, lab_up --gw --regions 2 ...
 #     id=$(lab_task_create --src 10.100.0.1 --dst 10.100.0.2 --proto icmp --vni 100)
 #     lab_task_wait_armed "$id"
 #     lab_in "$LAB_I1" ping -c 5 10.100.0.2
@@ -66,7 +91,20 @@ LAB_H1=$LAB_P-h1
 LAB_H2=$LAB_P-h2
 LAB_I1=$LAB_P-i1
 LAB_I2=$LAB_P-i2
+LAB_GW=$LAB_P-gw
+LAB_INET=$LAB_P-inet
+LAB_UL=$LAB_P-ul
+# The namespaces of this lab (set by lab__topology from the options), and every namespace
+# any lab of this prefix may have (what cleanup and status look for).
 LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
+LAB_HOSTS=(h1 h2) # the forwarding nodes that run an agent (lab__topology adds gw)
+LAB_NAMESPACES_ALL=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2" "$LAB_GW" "$LAB_INET" "$LAB_UL")
+
+# Options (see the header); lab_up's flags override these.
+LAB_OPT_GW=${DT_LAB_GW:-0}
+LAB_OPT_REGIONS=${DT_LAB_REGIONS:-1}
+LAB_OPT_UNDERLAY=${DT_LAB_UNDERLAY:-veth}
+LAB_OPT_WINDOW_MS=${DT_LAB_WINDOW_MS:-}
 
 LAB_MGMT_IP=10.254.0.1
 LAB_H1_MGMT_IP=10.254.0.11
@@ -79,8 +117,17 @@ LAB_I1_MAC=02:00:0a:64:00:01
 LAB_I2_MAC=02:00:0a:64:00:02
 LAB_VNI=100
 LAB_MTU=1450 # 1500 underlay - 50 bytes of outer Ethernet/IPv4/UDP/VXLAN
+# The gateway (--gw) and the internet behind it.
+LAB_GW_MGMT_IP=10.254.0.13
+LAB_GW_UL_IP=172.31.0.3
+LAB_GW_IP=10.100.0.254 # on the overlay: the instances' default route
+LAB_GW_EXT_IP=203.0.113.1 # outside; the masquerade address
+LAB_INET_IP=203.0.113.10
+LAB_INET_ECHO_PORT=7 # TCP and UDP echo in $LAB_INET
+LAB_INET_HTTP_PORT=80
 
 LAB_COLLECTOR_URL=tcp://$LAB_MGMT_IP:7400
+LAB_COLLECTOR2_URL=tcp://$LAB_MGMT_IP:7402 # region 2 (--regions 2)
 LAB_ANALYZER_URL=tcp://$LAB_MGMT_IP:7401
 
 declare -gA LAB__EXIT=() # pid -> exit status of stopped children
@@ -260,23 +307,71 @@ lab__run_lines() {
 	done
 }
 
-# lab_net_up: the namespaces, the management network, the underlay, VXLAN and bridges.
-lab_net_up() {
-	local ns h n
-	{
-		for ns in "${LAB_NAMESPACES[@]}"; do
-			echo "ip netns add $ns"
-		done
-		for ns in "${LAB_NAMESPACES[@]}"; do
-			# No IPv6: keeps router solicitations and MLD out of the captures.
-			echo "ip netns exec $ns sysctl -e -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
-			echo "ip -n $ns link set lo up"
-		done
+# lab__topology: validates the options and derives the lab's hosts and namespaces.
+lab__topology() {
+	case $LAB_OPT_GW in 0 | 1) ;; *)
+		lab_err "DT_LAB_GW must be 0 or 1, not '$LAB_OPT_GW'"
+		return 1
+		;;
+	esac
+	case $LAB_OPT_REGIONS in 1 | 2) ;; *)
+		lab_err "DT_LAB_REGIONS (--regions) must be 1 or 2, not '$LAB_OPT_REGIONS'"
+		return 1
+		;;
+	esac
+	case $LAB_OPT_UNDERLAY in veth | bridge) ;; *)
+		lab_err "DT_LAB_UNDERLAY (--underlay) must be veth or bridge, not '$LAB_OPT_UNDERLAY'"
+		return 1
+		;;
+	esac
+	if [[ -n $LAB_OPT_WINDOW_MS && ! $LAB_OPT_WINDOW_MS =~ ^[0-9]+$ ]]; then
+		lab_err "DT_LAB_WINDOW_MS (--window-ms) must be a number of milliseconds, not '$LAB_OPT_WINDOW_MS'"
+		return 1
+	fi
+	# Three VTEPs need a shared L2 segment and head-end replication.
+	((LAB_OPT_GW)) && LAB_OPT_UNDERLAY=bridge
+	LAB_HOSTS=(h1 h2)
+	((LAB_OPT_GW)) && LAB_HOSTS+=(gw)
+	LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
+	[[ $LAB_OPT_UNDERLAY == bridge ]] && LAB_NAMESPACES+=("$LAB_UL")
+	((LAB_OPT_GW)) && LAB_NAMESPACES+=("$LAB_GW" "$LAB_INET")
+	return 0
+}
+
+# lab__host_num HOST: the host's number in MAC addresses (h1 1, h2 2, gw 3).
+lab__host_num() {
+	case $1 in h1) echo 1 ;; h2) echo 2 ;; gw) echo 3 ;; esac
+}
+
+# lab_host_ul_ip HOST: the host's underlay address.
+lab_host_ul_ip() {
+	case $1 in h1) echo "$LAB_H1_UL_IP" ;; h2) echo "$LAB_H2_UL_IP" ;; gw) echo "$LAB_GW_UL_IP" ;; esac
+}
+
+# lab_host_mgmt_ip HOST: the host's management address.
+lab_host_mgmt_ip() {
+	case $1 in h1) echo "$LAB_H1_MGMT_IP" ;; h2) echo "$LAB_H2_MGMT_IP" ;; gw) echo "$LAB_GW_MGMT_IP" ;; esac
+}
+
+# The commands that build the network, one a line (for lab__run_lines).
+lab__net_lines() {
+	local ns h n host peer mgip local_ul ipaddr mac
+	for ns in "${LAB_NAMESPACES[@]}"; do
+		echo "ip netns add $ns"
+	done
+	for ns in "${LAB_NAMESPACES[@]}"; do
+		# No IPv6: keeps router solicitations and MLD out of the captures.
+		echo "ip netns exec $ns sysctl -e -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+		echo "ip -n $ns link set lo up"
+	done
+	cat <<-EOF
+		# management network: a bridge in mgmt, one veth per host into it
+		ip -n $LAB_MGMT link add mgbr0 type bridge
+		ip -n $LAB_MGMT addr add $LAB_MGMT_IP/24 dev mgbr0
+		ip -n $LAB_MGMT link set mgbr0 up
+	EOF
+	if [[ $LAB_OPT_UNDERLAY == veth ]]; then
 		cat <<-EOF
-			# management network: a bridge in mgmt, one veth per host into it
-			ip -n $LAB_MGMT link add mgbr0 type bridge
-			ip -n $LAB_MGMT addr add $LAB_MGMT_IP/24 dev mgbr0
-			ip -n $LAB_MGMT link set mgbr0 up
 			# underlay: one veth between the hosts
 			ip -n $LAB_H1 link add ul0 address 02:00:ac:1f:00:01 type veth peer name ul0 address 02:00:ac:1f:00:02 netns $LAB_H2
 			ip -n $LAB_H1 addr add $LAB_H1_UL_IP/24 dev ul0
@@ -284,75 +379,168 @@ lab_net_up() {
 			ip -n $LAB_H1 link set ul0 up
 			ip -n $LAB_H2 link set ul0 up
 		EOF
-		for n in 1 2; do
-			h=$LAB_P-h$n
-			local mgip local_ul remote_ul ipaddr mac
-			if ((n == 1)); then
-				mgip=$LAB_H1_MGMT_IP local_ul=$LAB_H1_UL_IP remote_ul=$LAB_H2_UL_IP
-				ipaddr=$LAB_I1_IP mac=$LAB_I1_MAC
-			else
-				mgip=$LAB_H2_MGMT_IP local_ul=$LAB_H2_UL_IP remote_ul=$LAB_H1_UL_IP
-				ipaddr=$LAB_I2_IP mac=$LAB_I2_MAC
-			fi
+	else
+		cat <<-EOF
+			# underlay: an L2 segment, a bridge in $LAB_UL with one veth per host
+			ip -n $LAB_UL link add ulbr0 type bridge
+			ip -n $LAB_UL link set ulbr0 up
+		EOF
+		for host in "${LAB_HOSTS[@]}"; do
+			h=$LAB_P-$host n=$(lab__host_num "$host")
 			cat <<-EOF
-				# host h$n: management veth
-				ip -n $h link add mg0 address 02:00:0a:fe:00:1$n type veth peer name mg-h$n netns $LAB_MGMT
-				ip -n $LAB_MGMT link set mg-h$n master mgbr0
-				ip -n $LAB_MGMT link set mg-h$n up
-				ip -n $h addr add $mgip/24 dev mg0
-				ip -n $h link set mg0 up
-				# host h$n: VXLAN over the underlay, a bridge joining it with the port
-				ip -n $h link add vxlan0 address 02:00:00:00:0$n:02 type vxlan id $LAB_VNI local $local_ul remote $remote_ul dstport 4789 dev ul0
-				ip -n $h link add br0 type bridge
-				ip -n $h link set vxlan0 master br0
-				ip -n $h link add pt1 address 02:00:00:00:0$n:01 type veth peer name eth0 address $mac netns $LAB_P-i$n
-				ip -n $h link set pt1 mtu $LAB_MTU
-				ip -n $h link set pt1 master br0
-				ip -n $h link set vxlan0 up
-				ip -n $h link set pt1 up
-				ip -n $h link set br0 up
-				# instance i$n
-				ip -n $LAB_P-i$n link set eth0 mtu $LAB_MTU
-				ip -n $LAB_P-i$n addr add $ipaddr/24 dev eth0
-				ip -n $LAB_P-i$n link set eth0 up
+				ip -n $h link add ul0 address 02:00:ac:1f:00:0$n type veth peer name ul-$host address 02:00:ac:1f:01:0$n netns $LAB_UL
+				ip -n $LAB_UL link set ul-$host master ulbr0
+				ip -n $LAB_UL link set ul-$host up
+				ip -n $h addr add $(lab_host_ul_ip "$host")/24 dev ul0
+				ip -n $h link set ul0 up
 			EOF
 		done
-	} | lab__run_lines || return 1
-	# The pipeline above runs lab__run_lines in a subshell; its status is the pipeline's.
+	fi
+	for host in "${LAB_HOSTS[@]}"; do
+		h=$LAB_P-$host n=$(lab__host_num "$host")
+		mgip=$(lab_host_mgmt_ip "$host") local_ul=$(lab_host_ul_ip "$host")
+		cat <<-EOF
+			# host $host: management veth
+			ip -n $h link add mg0 address 02:00:0a:fe:00:1$n type veth peer name mg-$host netns $LAB_MGMT
+			ip -n $LAB_MGMT link set mg-$host master mgbr0
+			ip -n $LAB_MGMT link set mg-$host up
+			ip -n $h addr add $mgip/24 dev mg0
+			ip -n $h link set mg0 up
+		EOF
+		# host: VXLAN over the underlay, a bridge joining it with the port (or, on gw, with
+		# the gateway's overlay address)
+		if [[ $LAB_OPT_UNDERLAY == veth ]]; then
+			[[ $host == h1 ]] && peer=$LAB_H2_UL_IP || peer=$LAB_H1_UL_IP
+			echo "ip -n $h link add vxlan0 address 02:00:00:00:0$n:02 type vxlan id $LAB_VNI local $local_ul remote $peer dstport 4789 dev ul0"
+		else
+			echo "ip -n $h link add vxlan0 address 02:00:00:00:0$n:02 type vxlan id $LAB_VNI local $local_ul dstport 4789 dev ul0"
+			for peer in "${LAB_HOSTS[@]}"; do
+				[[ $peer == "$host" ]] && continue
+				echo "bridge -n $h fdb append 00:00:00:00:00:00 dev vxlan0 dst $(lab_host_ul_ip "$peer")"
+			done
+		fi
+		if [[ $host == gw ]]; then
+			cat <<-EOF
+				ip -n $h link add br0 address 02:00:00:00:03:fe type bridge
+				ip -n $h link set vxlan0 master br0
+				ip -n $h addr add $LAB_GW_IP/24 dev br0
+				ip -n $h link set vxlan0 up
+				ip -n $h link set br0 up
+				ip netns exec $h sysctl -q -w net.ipv4.ip_forward=1
+				# the outside: ext0 into the internet namespace
+				ip -n $h link add ext0 address 02:00:cb:00:71:01 type veth peer name eth0 address 02:00:cb:00:71:0a netns $LAB_INET
+				ip -n $h addr add $LAB_GW_EXT_IP/24 dev ext0
+				ip -n $h link set ext0 up
+				ip -n $LAB_INET addr add $LAB_INET_IP/24 dev eth0
+				ip -n $LAB_INET link set eth0 up
+			EOF
+			continue
+		fi
+		[[ $host == h1 ]] && ipaddr=$LAB_I1_IP mac=$LAB_I1_MAC || ipaddr=$LAB_I2_IP mac=$LAB_I2_MAC
+		cat <<-EOF
+			ip -n $h link add br0 type bridge
+			ip -n $h link set vxlan0 master br0
+			ip -n $h link add pt1 address 02:00:00:00:0$n:01 type veth peer name eth0 address $mac netns $LAB_P-i$n
+			ip -n $h link set pt1 mtu $LAB_MTU
+			ip -n $h link set pt1 master br0
+			ip -n $h link set vxlan0 up
+			ip -n $h link set pt1 up
+			ip -n $h link set br0 up
+			# instance i$n
+			ip -n $LAB_P-i$n link set eth0 mtu $LAB_MTU
+			ip -n $LAB_P-i$n addr add $ipaddr/24 dev eth0
+			ip -n $LAB_P-i$n link set eth0 up
+		EOF
+		((LAB_OPT_GW)) && echo "ip -n $LAB_P-i$n route add default via $LAB_GW_IP"
+	done
+	return 0
+}
 
-	# The overlay must carry traffic before anything else starts.
+# lab__ping NS DST WHAT: NS reaches DST (up to 10 tries of a second).
+lab__ping() {
 	local try
 	for ((try = 0; try < 10; try++)); do
-		if lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I2_IP" >/dev/null 2>&1; then
-			lab_log "overlay up: $LAB_I1 ($LAB_I1_IP) reaches $LAB_I2 ($LAB_I2_IP) over VXLAN $LAB_VNI"
-			return 0
-		fi
+		lab_in "$1" ping -c 1 -W 1 -q "$2" >/dev/null 2>&1 && return 0
 	done
-	lab_err "$LAB_I1 cannot ping $LAB_I2 ($LAB_I2_IP) over the overlay"
+	lab_err "$3: $1 cannot ping $2"
 	return 1
 }
 
-# lab__mgmt_check: both hosts reach the management address (where the collector listens).
+# lab_net_up: the namespaces, the management network, the underlay, VXLAN and bridges
+# (and, with --gw, the gateway, its NAT and the internet namespace).
+lab_net_up() {
+	lab__topology || return 1
+	lab__net_lines | lab__run_lines || return 1
+	# The pipeline above runs lab__run_lines in a subshell; its status is the pipeline's.
+
+	if ((LAB_OPT_GW)); then
+		# Masquerade everything that leaves for the internet.
+		if ! lab_in "$LAB_GW" nft -f - <<-EOF; then
+			table ip dtlab_nat {
+				chain postrouting {
+					type nat hook postrouting priority srcnat; policy accept;
+					oifname "ext0" masquerade
+				}
+			}
+		EOF
+			lab_err "cannot load the masquerade rule on $LAB_GW"
+			return 1
+		fi
+	fi
+
+	# The overlay must carry traffic before anything else starts.
+	lab__ping "$LAB_I1" "$LAB_I2_IP" "overlay (VXLAN $LAB_VNI)" || return 1
+	lab_log "overlay up: $LAB_I1 ($LAB_I1_IP) reaches $LAB_I2 ($LAB_I2_IP) over VXLAN $LAB_VNI ($LAB_OPT_UNDERLAY underlay)"
+	if ((LAB_OPT_GW)); then
+		lab__ping "$LAB_I1" "$LAB_GW_IP" "overlay to the gateway" || return 1
+		lab__ping "$LAB_I2" "$LAB_GW_IP" "overlay to the gateway" || return 1
+		lab__ping "$LAB_I1" "$LAB_INET_IP" "through the gateway's NAT" || return 1
+		lab_log "gateway up: $LAB_I1 and $LAB_I2 reach $LAB_GW ($LAB_GW_IP), $LAB_I1 reaches $LAB_INET ($LAB_INET_IP) through the NAT"
+	fi
+	return 0
+}
+
+# lab__mgmt_check: every host reaches the management address (where the collectors listen).
 lab__mgmt_check() {
-	local h
-	for h in "$LAB_H1" "$LAB_H2"; do
-		if ! lab_in "$h" ping -c 1 -W 2 -q "$LAB_MGMT_IP" >/dev/null 2>&1; then
-			lab_err "$h cannot reach the management network ($LAB_MGMT_IP)"
+	local host
+	for host in "${LAB_HOSTS[@]}"; do
+		if ! lab_in "$LAB_P-$host" ping -c 1 -W 2 -q "$LAB_MGMT_IP" >/dev/null 2>&1; then
+			lab_err "$LAB_P-$host cannot reach the management network ($LAB_MGMT_IP)"
 			return 1
 		fi
 	done
+}
+
+# lab_inet_up: the servers in the internet namespace (--gw): TCP and UDP echo on
+# $LAB_INET_ECHO_PORT and a tiny HTTP server on $LAB_INET_HTTP_PORT. Ping is the kernel's.
+lab_inet_up() {
+	cat >"$LAB_DIR/inet-http.sh" <<-'EOF'
+		#!/bin/sh
+		# One HTTP exchange on stdin/stdout: read the request head, answer 200.
+		while IFS= read -r line; do
+			[ -z "$(printf '%s' "$line" | tr -d '\r')" ] && break
+		done
+		printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nhello from the internet namespace\n'
+	EOF
+	lab_bg inet-tcp-echo "$LAB_INET" socat -T 5 "TCP-LISTEN:$LAB_INET_ECHO_PORT,reuseaddr,fork" PIPE || return 1
+	lab_bg inet-udp-echo "$LAB_INET" socat -T 2 "UDP-RECVFROM:$LAB_INET_ECHO_PORT,reuseaddr,fork" PIPE || return 1
+	lab_bg inet-http "$LAB_INET" socat -T 5 "TCP-LISTEN:$LAB_INET_HTTP_PORT,reuseaddr,fork" \
+		"SYSTEM:sh $LAB_DIR/inet-http.sh" || return 1
+	lab_wait_listen "$LAB_INET" "$LAB_INET_ECHO_PORT" || return 1
+	lab_wait_listen "$LAB_INET" "$LAB_INET_HTTP_PORT" || return 1
 }
 
 # ---------------------------------------------------------------------------------------
 # The daemons
 
 lab__write_configs() {
-	local n
-	cat >"$LAB_DIR/analyzer.conf" <<-EOF
-		# dyetrace-analyzer, written by test/lab/lab.sh
-		listen = "$LAB_ANALYZER_URL";   # collectors connect here
-		api = "ipc://$LAB_DIR/api.sock";   # the CLI connects here
-	EOF
+	local host url
+	{
+		echo "# dyetrace-analyzer, written by test/lab/lab.sh"
+		echo "listen = \"$LAB_ANALYZER_URL\";   # collectors connect here"
+		echo "api = \"ipc://$LAB_DIR/api.sock\";   # the CLI connects here"
+		[[ -n $LAB_OPT_WINDOW_MS ]] && echo "window_ms = $LAB_OPT_WINDOW_MS;   # analysis window (DT_LAB_WINDOW_MS)"
+	} >"$LAB_DIR/analyzer.conf"
 	cat >"$LAB_DIR/collector.conf" <<-EOF
 		# dyetrace-collector, written by test/lab/lab.sh
 		name = "c1";
@@ -360,18 +548,45 @@ lab__write_configs() {
 		analyzer = "$LAB_ANALYZER_URL";
 		store = "$LAB_DIR/collector-c1";
 	EOF
-	for n in 1 2; do
-		cat >"$LAB_DIR/h$n.conf" <<-EOF
-			# dyetrace-agent for host h$n, written by test/lab/lab.sh
-			node = "h$n";
-			collector = "$LAB_COLLECTOR_URL";
-			interfaces = (
-				{ name = "pt1"; role = "port"; vni = $LAB_VNI; },
-				{ name = "ul0"; role = "uplink"; }
-			);
-		EOF
-	done
 	mkdir -p "$LAB_DIR/collector-c1"
+	if ((LAB_OPT_REGIONS == 2)); then
+		cat >"$LAB_DIR/collector-c2.conf" <<-EOF
+			# dyetrace-collector of region 2, written by test/lab/lab.sh
+			name = "c2";
+			listen = "$LAB_COLLECTOR2_URL";   # agents of region 2 connect here
+			analyzer = "$LAB_ANALYZER_URL";
+			store = "$LAB_DIR/collector-c2";
+		EOF
+		mkdir -p "$LAB_DIR/collector-c2"
+	fi
+	for host in "${LAB_HOSTS[@]}"; do
+		url=$(lab_host_collector_url "$host")
+		{
+			echo "# dyetrace-agent for host $host, written by test/lab/lab.sh"
+			echo "node = \"$host\";"
+			echo "collector = \"$url\";"
+			echo "spool_dir = \"$LAB_DIR/spool-$host\";   # batches the collector did not take yet"
+			echo "interfaces = ("
+			if [[ $host == gw ]]; then
+				echo "	{ name = \"ul0\"; role = \"uplink\"; },"
+				echo "	{ name = \"ext0\"; role = \"gateway\"; vni = $LAB_VNI; }"
+			else
+				echo "	{ name = \"pt1\"; role = \"port\"; vni = $LAB_VNI; },"
+				echo "	{ name = \"ul0\"; role = \"uplink\"; }"
+			fi
+			echo ");"
+		} >"$LAB_DIR/$host.conf"
+	done
+}
+
+# lab_host_collector_url HOST: the collector HOST's agent reports to (h2 to c2 with
+# --regions 2, everything else to c1).
+lab_host_collector_url() {
+	if [[ $1 == h2 ]] && ((LAB_OPT_REGIONS == 2)); then
+		echo "$LAB_COLLECTOR2_URL"
+	else
+		echo "$LAB_COLLECTOR_URL"
+	fi
 }
 
 # Fails (with the log) when daemon NAME has exited.
@@ -463,11 +678,21 @@ lab_daemons_up() {
 	lab__wait collector "agent endpoint $LAB_COLLECTOR_URL" lab__tcp_listening "$LAB_MGMT" 7400 || return 1
 	lab_log "collector ready (pid $(lab_pid collector))"
 
-	lab_bg agent-h1 "$LAB_H1" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h1.conf" || return 1
-	lab_bg agent-h2 "$LAB_H2" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h2.conf" || return 1
-	lab__wait agent-h1 "DT-AGENT-READY in agent-h1.log" lab__agent_ready agent-h1 || return 1
-	lab__wait agent-h2 "DT-AGENT-READY in agent-h2.log" lab__agent_ready agent-h2 || return 1
-	lab_log "agents ready (h1 pid $(lab_pid agent-h1), h2 pid $(lab_pid agent-h2))"
+	if ((LAB_OPT_REGIONS == 2)); then
+		lab_bg collector-c2 "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector-c2.conf" || return 1
+		lab__wait collector-c2 "agent endpoint $LAB_COLLECTOR2_URL" lab__tcp_listening "$LAB_MGMT" 7402 || return 1
+		lab_log "collector c2 (region 2) ready (pid $(lab_pid collector-c2))"
+	fi
+
+	local host ready=()
+	for host in "${LAB_HOSTS[@]}"; do
+		lab_bg "agent-$host" "$LAB_P-$host" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/$host.conf" || return 1
+	done
+	for host in "${LAB_HOSTS[@]}"; do
+		lab__wait "agent-$host" "DT-AGENT-READY in agent-$host.log" lab__agent_ready "agent-$host" || return 1
+		ready+=("$host pid $(lab_pid "agent-$host")")
+	done
+	lab_log "agents ready ($(printf '%s, ' "${ready[@]}" | sed 's/, $//'))"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -551,6 +776,29 @@ lab_task_wait_settled() {
 	done
 }
 
+# lab_task_wait_judged ID JUDGED [TIMEOUT]: waits until the task's report has judged at
+# least JUDGED packets (delivered, dropped or vanished), none is in flight any more, and the
+# count has not moved for a second (the analyzer judges a packet once its window has
+# passed). Returns 1 on timeout (default 20 s).
+lab_task_wait_judged() {
+	local id=$1 want=$2 limit=${3:-20} start last='' now j f stable=0
+	start=$(lab__now)
+	while :; do
+		read -r j f < <(lab_cli --json report "$id" 2>/dev/null |
+			jq -r '"\(.verdict.judged) \(.verdict.in_flight)"' 2>/dev/null) || true
+		now="$j $f"
+		if [[ $j =~ ^[0-9]+$ && $f == 0 ]] && ((j >= want)) && [[ $now == "$last" ]]; then
+			stable=$((stable + 1))
+			((stable >= 4)) && return 0
+		else
+			stable=0
+		fi
+		last=$now
+		lab__elapsed_lt "$start" "$limit" || return 1
+		sleep 0.25
+	done
+}
+
 # ---------------------------------------------------------------------------------------
 # Up, down, status
 
@@ -558,13 +806,38 @@ lab_task_wait_settled() {
 # daemons. On failure it returns 1 and leaves the cleanup to lab_down (or the trap).
 lab_up() {
 	local net_only=0
-	[[ ${1:-} == --net-only ]] && net_only=1
+	while (($# > 0)); do
+		case $1 in
+		--net-only) net_only=1 ;;
+		--gw) LAB_OPT_GW=1 ;;
+		--regions)
+			LAB_OPT_REGIONS=${2:-}
+			shift
+			;;
+		--underlay)
+			LAB_OPT_UNDERLAY=${2:-}
+			shift
+			;;
+		--window-ms)
+			LAB_OPT_WINDOW_MS=${2:-}
+			shift
+			;;
+		'') ;;
+		*)
+			lab_err "lab_up: unknown option '$1'"
+			return 1
+			;;
+		esac
+		shift
+	done
+	lab__topology || return 1
 	if ((EUID != 0)); then
 		lab_err "the lab needs root (network namespaces)"
 		return 1
 	fi
-	local tool
-	for tool in ip jq tcpdump ping timeout ss; do
+	local tool tools=(ip bridge jq tcpdump ping timeout ss)
+	((LAB_OPT_GW)) && tools+=(nft socat)
+	for tool in "${tools[@]}"; do
 		command -v "$tool" >/dev/null || {
 			lab_err "missing tool: $tool (run packaging/setup.sh deps)"
 			return 1
@@ -595,6 +868,9 @@ lab_up() {
 
 	lab_net_up || return 1
 	lab__mgmt_check || return 1
+	if ((LAB_OPT_GW)); then
+		lab_inet_up || return 1
+	fi
 	((net_only)) && return 0
 	lab_daemons_up || return 1
 }
@@ -606,7 +882,7 @@ lab__cleanup_prefix() {
 	if [[ -z $LAB_DIR && -r $LAB_RUN_DIR/$LAB_P.dir ]]; then
 		LAB_DIR=$(cat "$LAB_RUN_DIR/$LAB_P.dir")
 	fi
-	for ns in "${LAB_NAMESPACES[@]}"; do
+	for ns in "${LAB_NAMESPACES_ALL[@]}"; do
 		lab__ns_exists "$ns" && present+=("$ns")
 	done
 	# Daemons by pid file (stopped first so that agents detach cleanly), then anything
@@ -619,7 +895,7 @@ lab__cleanup_prefix() {
 			[[ " ${pids[*]} " != *" $pid "* ]] || continue
 			pids+=("$pid")
 			f=${f##*/}
-			case $f in analyzer.pid | collector.pid | agent-*.pid) daemons+=("${f%.pid}:$pid") ;; esac
+			case $f in analyzer.pid | collector.pid | collector-*.pid | agent-*.pid) daemons+=("${f%.pid}:$pid") ;; esac
 		done
 	fi
 	for ns in "${present[@]}"; do
@@ -661,8 +937,9 @@ lab__cleanup_prefix() {
 		elif grep -qx 'created=1' "$LAB_DIR/$LAB_MARK" 2>/dev/null; then
 			rm -rf -- "$LAB_DIR"
 		else
-			rm -rf -- "$LAB_DIR"/pids "$LAB_DIR"/collector-c1 "$LAB_DIR"/api.sock \
-				"$LAB_DIR"/*.conf "$LAB_DIR"/*.log "$LAB_DIR"/*.pcap "${LAB_DIR:?}/$LAB_MARK"
+			rm -rf -- "$LAB_DIR"/pids "$LAB_DIR"/collector-c1 "$LAB_DIR"/collector-c2 "$LAB_DIR"/spool-* "$LAB_DIR"/api.sock \
+				"$LAB_DIR"/*.conf "$LAB_DIR"/*.log "$LAB_DIR"/*.pcap "$LAB_DIR"/inet-http.sh \
+				"${LAB_DIR:?}/$LAB_MARK"
 		fi
 	fi
 	if [[ -r $LAB_RUN_DIR/$LAB_P.dir && $(cat "$LAB_RUN_DIR/$LAB_P.dir") == "${LAB_DIR:-}" ]]; then
@@ -701,7 +978,7 @@ lab_status() {
 	fi
 	echo "prefix:    $LAB_P"
 	echo "state dir: ${LAB_DIR:-(none)}"
-	for ns in "${LAB_NAMESPACES[@]}"; do
+	for ns in "${LAB_NAMESPACES_ALL[@]}"; do
 		if lab__ns_exists "$ns"; then
 			any=1
 			echo "namespace $ns:"
@@ -728,7 +1005,7 @@ lab__main() {
 	case ${1:-} in
 	up)
 		lab_trap
-		if lab_up "${2:-}"; then
+		if lab_up "${@:2}"; then
 			trap - EXIT INT TERM # leave it up
 			LAB__TRAPPED=0
 			lab_log "lab is up; state in $LAB_DIR; take it down with: DT_LAB=$LAB_P $0 down"
@@ -741,7 +1018,8 @@ lab__main() {
 	down) lab_down ;;
 	status) lab_status ;;
 	*)
-		echo "usage: $0 up [--net-only] | down | status    (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP)" >&2
+		echo "usage: $0 up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N] | down | status" >&2
+		echo "       (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS)" >&2
 		return 2
 		;;
 	esac

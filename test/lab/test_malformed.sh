@@ -9,7 +9,8 @@
 #     bad replies, logs them (rate limited), keeps running and exits cleanly.
 set -uo pipefail
 DT_LAB=${DT_LAB:-dtmal}
-. "$(dirname "$0")/lab.sh"
+# shellcheck source=test/lab/lab.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 pass=0
 fail=0
 check() { # DESCRIPTION CMD...
@@ -55,6 +56,7 @@ ip -n "$LAB_MGMT" link add d0 type veth peer name d1 && ip -n "$LAB_MGMT" link s
 cat >"$LAB_DIR/fake-agent.conf" <<EOC
 node = "fake";
 collector = "ipc://$LAB_DIR/fake.sock";
+spool_dir = "$LAB_DIR/spool-fake";
 heartbeat_ms = 50;
 ack_timeout_ms = 500;
 interfaces = ( { name = "d0"; role = "uplink"; } );

@@ -1,0 +1,188 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2016 # jq programs are single-quoted on purpose
+# SPDX-License-Identifier: MIT
+#
+# checks.sh - what the loss scenario tests (test/lab/test_loss_*.sh) share: one line per
+# check, "N passed, M failed" at the end, reports fetched into the state dir, and jq
+# helpers over the report JSON. Sourced after lab.sh; not a test itself (the test glob is
+# test_*.sh).
+#
+#     . test/lab/lab.sh
+#     . test/lab/checks.sh
+#     checks_trap                      # lab_down and the summary line on exit
+#     ...
+#     rep=$(report_fetch "$id" name)   # $LAB_DIR/report-name.json
+#     jq_true "$rep" "description" '.verdict.dropped == $n' --argjson n 10
+
+CHECKS_PASSED=0
+CHECKS_FAILED=0
+
+ok() {
+	CHECKS_PASSED=$((CHECKS_PASSED + 1))
+	printf 'ok   - %s\n' "$1"
+}
+
+not_ok() {
+	CHECKS_FAILED=$((CHECKS_FAILED + 1))
+	printf 'FAIL - %s%s\n' "$1" "${2:+ ($2)}"
+}
+
+# check DESC CMD...: one check; CMD's output is shown on failure.
+check() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		ok "$desc"
+	else
+		not_ok "$desc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-300)"
+	fi
+}
+
+# check_eq DESC GOT WANT
+check_eq() {
+	if [[ $2 == "$3" ]]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
+}
+
+# check_range DESC GOT LOW HIGH: LOW <= GOT <= HIGH (numbers, fractions allowed).
+check_range() {
+	if [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?$ ]] &&
+		awk -v g="$2" -v l="$3" -v h="$4" 'BEGIN { exit !(g >= l && g <= h) }'; then
+		ok "$1"
+	else
+		not_ok "$1" "got '$2', want $3..$4"
+	fi
+}
+
+# jq definitions every filter of jq_true and jq_val can use.
+CHECKS_JQ_DEFS='
+	def hopkey: "\(.node)/\(.ifname)/\(.hook)";
+	def path: [.hops[] | hopkey];
+	def req: .packets[] | select(.direction == "request");
+	def rep: .packets[] | select(.direction == "reply");
+	def row($n; $i; $h; $d): [.hops[]? | select(.node == $n and .ifname == $i and .hook == $h
+		and .direction == $d)] | first;
+	def lasthop: .hops[-1];
+	def before_drop: .hops[-2];
+	# a hop'"'"'s flow as seen there: its own "flow" when it differs from the packet'"'"'s
+	# (after a NAT), else the packet'"'"'s; use as  . as $p | .hops[0] | hflow($p)
+	def hflow($p): (.flow // $p.flow);
+'
+# Where the per-packet hops of a report are: .packets[].hops; the per-hop loss table is the
+# top-level .hops (the report contract of issue 3).
+
+# jq_true FILE DESC FILTER [JQ-ARGS...]: FILTER must print exactly true.
+jq_true() {
+	local file=$1 desc=$2 filter=$3 got
+	shift 3
+	got=$(jq -r "$@" "$CHECKS_JQ_DEFS $filter" "$file" 2>&1)
+	if [[ $got == true ]]; then
+		ok "$desc"
+	else
+		not_ok "$desc" "$(printf '%s' "$got" | tr '\n' ' ' | cut -c1-300)"
+	fi
+}
+
+# jq_val FILE FILTER [JQ-ARGS...]: prints FILTER's (raw) value, "?" when jq fails.
+jq_val() {
+	local file=$1 filter=$2
+	shift 2
+	jq -r "$@" "$CHECKS_JQ_DEFS $filter" "$file" 2>/dev/null || echo '?'
+}
+
+# report_fetch ID NAME: writes the JSON report of task ID to $LAB_DIR/report-NAME.json
+# (errors to .err) and prints the file's path. Every report-*.json is dumped when a check
+# failed.
+report_fetch() {
+	local f=$LAB_DIR/report-$2.json
+	lab_cli --json report "$1" >"$f" 2>"$LAB_DIR/report-$2.err"
+	echo "$f"
+}
+
+# report_text ID NAME: the text report, into $LAB_DIR/report-NAME.txt (for the logs).
+report_text() {
+	lab_cli report -n 0 "$1" >"$LAB_DIR/report-$2.txt" 2>&1
+}
+
+# check_verdict FILE NAME JUDGED DELIVERED DROPPED VANISHED: the verdict's counts, and
+# nothing in flight any more.
+check_verdict() {
+	local f=$1 name=$2 got
+	got=$(jq_val "$f" '.verdict | "\(.judged) \(.delivered) \(.dropped) \(.vanished) \(.in_flight)"')
+	check_eq "$name: verdict judged/delivered/dropped/vanished/in_flight" "$got" "$3 $4 $5 $6 0"
+}
+
+# check_no_color NAME: capture NAME (started with the color filter) holds no packet.
+check_no_color() {
+	check_eq "$2" "$(lab_capture_count "$1")" 0
+}
+
+# IPv4 ids of the packets of capture NAME that match pcap FILTER, one a line, sorted.
+capture_ip_ids() {
+	lab_capture_read "$1" -v "$2" | sed -nE 's/.*\(tos [^,]*, ttl [0-9]+, id ([0-9]+),.*/\1/p' | sort -n
+}
+
+# nft_counter NS FAMILY TABLE CHAIN: the packets counted by the first counter of CHAIN.
+nft_counter() {
+	lab_in "$1" nft list chain "$2" "$3" "$4" 2>/dev/null |
+		sed -nE 's/.*counter packets ([0-9]+) bytes.*/\1/p' | head -n 1
+}
+
+# The binomial tolerance: prints "LOW HIGH" for the count of successes in N trials of
+# probability P, K standard deviations either side of the mean (clamped to 0..N).
+binomial_bounds() {
+	awk -v n="$1" -v p="$2" -v k="$3" 'BEGIN {
+		m = n * p; s = sqrt(n * p * (1 - p)); lo = m - k * s; hi = m + k * s
+		if (lo < 0) lo = 0
+		if (hi > n) hi = n
+		printf "%.1f %.1f\n", lo, hi }'
+}
+
+# exit_counter LOG TAG KEY: the value of KEY=N in the last TAG line of LOG (a daemon's
+# counters at exit, e.g. exit_counter "$LAB_DIR/agent-h1.log" DT-AGENT-EXIT drops).
+exit_counter() {
+	sed -nE "s/.*$2:.*[ :]$3=([0-9]+).*/\1/p" "$1" 2>/dev/null | tail -n 1
+}
+
+# checks_dump: after a failed check, the reports and the daemons' logs (once).
+CHECKS_DUMPED=0
+checks_dump() {
+	local f
+	((CHECKS_FAILED > 0 && CHECKS_DUMPED == 0)) || return 0
+	CHECKS_DUMPED=1
+	for f in "${LAB_DIR:-/nonexistent}"/report-*.json; do
+		[[ -e $f ]] || continue
+		echo "--- ${f##*/}: verdict, per-hop table, unmatched, window"
+		jq -c '{verdict, hops, unmatched, window_ms}' "$f" 2>/dev/null || head -c 2000 "$f"
+		[[ -s ${f%.json}.err ]] && cat "${f%.json}.err"
+		if [[ -s ${f%.json}.txt ]]; then
+			echo "--- ${f##*/}: text report (first 50 lines)"
+			head -n 50 "${f%.json}.txt"
+		fi
+	done
+	lab_logs_tail 25
+}
+
+checks_finish() {
+	checks_dump
+	lab_down
+	echo "$CHECKS_PASSED passed, $CHECKS_FAILED failed"
+	((CHECKS_FAILED == 0 && CHECKS_PASSED > 0))
+}
+
+# checks_trap: the summary (and lab_down) on exit, also after an interruption.
+checks_trap() {
+	trap 'checks_finish; exit $?' EXIT
+	trap 'not_ok "interrupted by SIGINT"; exit 130' INT
+	trap 'not_ok "interrupted by SIGTERM"; exit 143' TERM
+}
+
+# checks_teardown_clean: after lab_down, no namespace of the prefix is left.
+checks_teardown_clean() {
+	local ns left=()
+	checks_dump
+	lab_down
+	for ns in "${LAB_NAMESPACES_ALL[@]}"; do
+		lab__ns_exists "$ns" && left+=("$ns")
+	done
+	check_eq "teardown leaves no namespace" "${left[*]}" ""
+}
