@@ -28,6 +28,7 @@ struct agent {
 	unsigned batch_ifindex[DT_BATCH_MAX_IFACES]; /* ifindex of each batch interface */
 	struct dt_dropnames *dropnames;
 	struct dt_spool *spool;
+	uint64_t applied_gen;     /* control generation applied to the data plane (under mu) */
 	struct dt_ksyms *ksyms;   /* loaded at the first drop */
 	bool ksyms_tried;
 };
@@ -172,8 +173,47 @@ static uint64_t on_control(void *arg, const struct dt_control *c)
 
 	pthread_mutex_lock(&a->mu);
 	dt_dataplane_apply(a->dp, c);
+	a->applied_gen = c->gen;
 	pthread_mutex_unlock(&a->mu);
 	return c->gen;
+}
+
+/*
+ * Our node state for the analyzer: the generation applied, and what this node hosts
+ * (each port's instances in its VNI; a gateway's outside, address 0, for its VNI), so
+ * that a task is armed once the node hosting its entry has applied it.
+ */
+static void heartbeat_nodes(void *arg, struct dt_batch *hb)
+{
+	struct agent *a = arg;
+	const struct dt_agent_cfg *cfg = a->cfg;
+	struct dt_node_state *ns = calloc(1, sizeof(*ns));
+	uint32_t n = 0;
+
+	if (!ns)
+		return;
+	for (unsigned i = 0; i < cfg->n_ifaces; i++)
+		n += cfg->ifaces[i].role == DT_ROLE_PORT ? cfg->ifaces[i].n_instances
+							: cfg->ifaces[i].role == DT_ROLE_GATEWAY;
+	if (n && !(ns->endpoints = calloc(n, sizeof(*ns->endpoints)))) {
+		free(ns);
+		return;
+	}
+	for (unsigned i = 0; i < cfg->n_ifaces; i++) {
+		const struct dt_agent_iface *ifc = &cfg->ifaces[i];
+
+		if (ifc->role == DT_ROLE_GATEWAY)
+			ns->endpoints[ns->n_endpoints++] = (struct dt_endpoint){.vni = ifc->vni};
+		for (unsigned j = 0; ifc->role == DT_ROLE_PORT && j < ifc->n_instances; j++)
+			ns->endpoints[ns->n_endpoints++] =
+				(struct dt_endpoint){.vni = ifc->vni, .addr = ifc->instances[j]};
+	}
+	snprintf(ns->node, sizeof(ns->node), "%s", cfg->node);
+	pthread_mutex_lock(&a->mu);
+	ns->ctl_gen = a->applied_gen;
+	pthread_mutex_unlock(&a->mu);
+	hb->nodes = ns;
+	hb->n_nodes = 1;
 }
 
 static void heartbeat_lost(void *arg, uint64_t lost[DT_LOSS_MAX])
@@ -225,7 +265,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		.timeout_ms = (unsigned)cfg.ack_timeout_ms,
 		.queue_max = (unsigned)cfg.queue_max,
 	};
-	struct dt_link_ops ops = {.on_control = on_control, .heartbeat_lost = heartbeat_lost};
+	struct dt_link_ops ops = {.on_control = on_control, .heartbeat_lost = heartbeat_lost,
+				  .heartbeat_nodes = heartbeat_nodes};
 	char err[DT_ERRBUF_MAX];
 	struct agent a;
 	uint64_t last_stats_ms;

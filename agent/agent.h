@@ -20,11 +20,15 @@ enum dt_role {
 	DT_ROLE_GATEWAY = 3, /* a NAT gateway's outside interface: exit and entry */
 };
 
+#define DT_AGENT_MAX_INSTANCES 64 /* addresses behind one port */
+
 struct dt_agent_iface {
 	char name[DT_IFNAME_MAX];
 	enum dt_role role;
 	uint32_t vni;     /* ports: the instance's VNI; gateways: the VNI behind the NAT */
 	unsigned ifindex; /* resolved at attach time */
+	unsigned n_instances;
+	uint32_t instances[DT_AGENT_MAX_INSTANCES]; /* ports: IPv4 addresses behind it */
 };
 
 #define DT_AGENT_MAX_IFACES 64

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "dt_tuple.h"
 
 const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.collector = "tcp://127.0.0.1:7400",
@@ -21,7 +22,8 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, char *err,
 		      size_t errlen)
 {
-	static const char *const known[] = {"name", "role", "vni", NULL};
+	static const char *const known[] = {"name", "role", "vni", "instances", NULL};
+	config_setting_t *inst;
 	char role[16] = "";
 	uint64_t vni = 0;
 	int rv, have_vni;
@@ -66,6 +68,29 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 		return -EINVAL;
 	}
 	ifc->vni = (uint32_t)vni;
+	inst = config_setting_get_member(s, "instances");
+	if (inst && ifc->role != DT_ROLE_PORT) {
+		dt_cfg_error(inst, err, errlen, "only a port has 'instances'");
+		return -EINVAL;
+	}
+	if (inst && (!config_setting_is_array(inst) ||
+		     config_setting_length(inst) > DT_AGENT_MAX_INSTANCES)) {
+		dt_cfg_error(inst, err, errlen,
+			     "'instances' must be a list of at most %d IPv4 addresses [ \"10.0.0.1\", ... ]",
+			     DT_AGENT_MAX_INSTANCES);
+		return -EINVAL;
+	}
+	for (int i = 0; inst && i < config_setting_length(inst); i++) {
+		config_setting_t *e = config_setting_get_elem(inst, i);
+		const char *a = config_setting_get_string(e);
+
+		if (!a || dt_ipv4_parse(a, &ifc->instances[i]) || ifc->instances[i] == 0) {
+			dt_cfg_error(inst, err, errlen, "port '%s': instance %d is not an IPv4 address",
+				     ifc->name, i + 1);
+			return -EINVAL;
+		}
+		ifc->n_instances = (unsigned)i + 1;
+	}
 	return 0;
 }
 

@@ -280,7 +280,8 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 		return -ENOMEM;
 	/* Arm what is listed. */
 	for (i = 0; i < c->n_arms; i++) {
-		struct dt_task_val v = {.task_id = c->arms[i].task_id, .flags = c->arms[i].flags};
+		struct dt_task_val v = {.task_id = c->arms[i].task_id, .flags = c->arms[i].flags,
+					.budget = c->arms[i].budget, .rate_pps = c->arms[i].rate_pps};
 
 		if (dt_tuple_task_key(&c->arms[i].tuple, &v.flags, &keys[n_keys])) {
 			dt_warn("DT-AGENT-BADTASK", "task %u: its tuple cannot be armed; skipped",
@@ -314,8 +315,11 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 		more = bpf_map_get_next_key(fd, &key, &next) == 0;
 		key = next;
 	}
-	for (i = 0; i < n_stale; i++)
+	/* A disarmed key's quota goes with it: a task armed again later starts afresh. */
+	for (i = 0; i < n_stale; i++) {
 		bpf_map_delete_elem(fd, &stale[i]);
+		bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.dt_task_quota), &stale[i]);
+	}
 	free(stale);
 	free(keys);
 	dp->skel->bss->dt_anyport_tasks = anyport;

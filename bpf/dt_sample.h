@@ -75,6 +75,8 @@ struct dt_tuple {
 struct dt_task_val {
 	__u32 task_id;
 	__u32 flags;
+	__u32 budget;   /* packets this key may color in all, 0: no limit */
+	__u32 rate_pps; /* packets per second it may color at most (token bucket), 0: no limit */
 };
 
 /* Value of the port map: how an interface that faces an instance, or a gateway's outside
@@ -135,6 +137,8 @@ enum dt_counter {
 	DT_CNT_DROP_OTHER_NS,   /* colored drops in another network namespace: not ours, skipped */
 	DT_CNT_NAT_NO_CT,       /* colored packets at a gateway without a conntrack entry */
 	DT_CNT_WRITE_FAIL,      /* a helper failed while writing or removing the color */
+	DT_CNT_BUDGET_SPENT,    /* matching packets left uncolored: the task's budget is spent */
+	DT_CNT_RATE_LIMITED,    /* matching packets left uncolored: over the task's rate */
 	DT_CNT_MAX,
 };
 

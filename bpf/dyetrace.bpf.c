@@ -15,7 +15,8 @@
  *                     id, and DT_SAMPLE_F_REPLY when the key is a reply key (DT_TASK_F_REPLY).
  *                     A packet that arrives from the instance already colored and matches no
  *                     task has its color removed (DT_CNT_FOREIGN_COLOR): a tenant cannot
- *                     inject traced packets.
+ *                     inject traced packets. A match is first admitted by the key's limits
+ *                     (see "Limits" below); a packet over them is treated like a miss.
  *   dt_port_egress    tc egress of the same interface, towards the instance: the LAST HOP.
  *                     Colored packets are sampled, then their color is removed (and counted
  *                     in DT_CNT_UNCOLORED), so instances never see it. Uncolored: untouched.
@@ -36,7 +37,8 @@
  *                     in dt_tasks like at a port; on a match the packet is colored and
  *                     sampled (DT_HOOK_GW_IN, task id, orig, DT_SAMPLE_F_NAT). Without an
  *                     entry the tuple as seen is looked up, and a match counts
- *                     DT_CNT_NAT_NO_CT. Foreign colors are removed as at a port.
+ *                     DT_CNT_NAT_NO_CT. Foreign colors are removed and limits enforced as
+ *                     at a port.
  *   dt_kfree_skb      tp_btf/kfree_skb: every skb the kernel frees with a drop reason (not
  *                     SKB_CONSUMED). A colored IPv4 packet, or a VXLAN packet whose inner
  *                     IPv4 packet is colored (DT_SAMPLE_F_ENCAP, outer addresses), is sampled
@@ -52,6 +54,12 @@
  *   dt_tasks     hash, struct dt_tuple -> struct dt_task_val: the armed tasks, keyed as
  *                dt_tuple_task_key() builds them. Wildcard tasks (DT_TASK_F_ANYPORT) are
  *                stored with sport = dport = 0; reply keys carry DT_TASK_F_REPLY.
+ *   dt_task_quota  hash, struct dt_tuple -> struct dt_quota_val, DT_MAX_TASKS entries: the
+ *                limit state of every key of dt_tasks that has a budget or a rate (the
+ *                dt_tasks key that matched, byte for byte). The data plane creates an
+ *                entry at the key's first admitted match; the agent deletes the entry
+ *                when it disarms the key (after deleting the dt_tasks key), and never
+ *                writes one. Re-applying a control set therefore never resets a budget.
  *   dt_task_filter  array of DT_FILTER_WORDS __u64: the optional prefilter of dt_tasks, a
  *                bitmap that the agent maintains (protocol in dt_filter.h).
  *   dt_events    ring buffer of struct dt_sample. 4 MiB unless the agent sets another size
@@ -75,6 +83,20 @@
  *   dt_vxlan_port (.rodata)  the underlay's VXLAN UDP port, DT_VXLAN_PORT unless the agent
  *                sets it before load.
  *
+ * Limits (dt_quota_admit()): a key with budget or rate_pps (struct dt_task_val; 0: none)
+ * colors at most budget packets in all and at most rate_pps per second, as a token bucket
+ * of DT_QUOTA_BURST(rate_pps) = max(1, rate_pps / 10) packets (a tenth of a second's worth)
+ * that refills continuously at rate_pps and starts full. Every admitted match counts,
+ * also one the sender colored already (its bit stays). A match over the budget counts
+ * DT_CNT_BUDGET_SPENT, one over the rate DT_CNT_RATE_LIMITED (the budget is tested first;
+ * a refused packet spends neither); either is left like a miss: uncolored, not sampled,
+ * a color it came with removed (DT_CNT_FOREIGN_COLOR). The state is per key: a task's
+ * request and reply keys each have the task's limits. An entry whose task_id is not the
+ * matching task's (a key re-armed for another task before the agent deleted the entry)
+ * starts over. An admitted packet whose color cannot be written (DT_CNT_WRITE_FAIL) has
+ * spent its share. The clock is read only for keys with a rate; keys without limits never
+ * touch dt_task_quota.
+ *
  * Conntrack (conntrack.h): kfuncs declared __weak, so the object loads on a kernel without
  * them or with nf_conntrack as a module not loaded yet (the agent loads it first); then the
  * gateway programs find no entry and count DT_CNT_NAT_NO_CT.
@@ -86,7 +108,8 @@
  * read and a task lookup); at its ingress every TCP and UDP packet costs a conntrack lookup
  * (as much again as conntrack's own, moments later) before the task lookups, ICMP a hash
  * lookup. A drop costs a few reads of the skb, more only when colored. Only traced packets
- * reach the ring buffer, the clock and the writers. A helper that fails while writing the
+ * reach the ring buffer, the clock and the writers; a traced key with limits adds a hash
+ * lookup and a spin lock, and, with a rate, a clock read. A helper that fails while writing the
  * color is counted in DT_CNT_WRITE_FAIL and leaves the packet as it was.
  *
  * Headers that are not in the skb's linear area make the parse return DT_PARSE_SHORT
@@ -128,6 +151,26 @@ struct {
 	__type(key, struct dt_tuple);
 	__type(value, struct dt_task_val);
 } dt_tasks SEC(".maps");
+
+/* Per-key limit state, see "Limits" above. tokens in nanopackets (1e9 per packet), so that
+ * refilling is elapsed_ns * rate_pps with no division. */
+struct dt_quota_val {
+	struct bpf_spin_lock lock;
+	__u32 task_id; /* the task whose key created the entry */
+	__u64 colored; /* admitted matches, against dt_task_val.budget */
+	__u64 tokens;  /* nanopackets, at most DT_QUOTA_BURST(rate) * DT_QUOTA_PKT */
+	__u64 last_ns; /* bpf_ktime_get_ns() of the last refill; 0 for a key without rate */
+};
+
+#define DT_QUOTA_PKT 1000000000ull /* nanopackets per packet, and ns per second */
+#define DT_QUOTA_BURST(rate) ((rate) / 10 ? (rate) / 10 : 1)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DT_MAX_TASKS);
+	__type(key, struct dt_tuple);
+	__type(value, struct dt_quota_val);
+} dt_task_quota SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -265,9 +308,11 @@ static __always_inline bool dt_filter_test(const struct dt_tuple *t)
  * and, while wildcard tasks exist, the tuple with ports 0, accepted only if that task is a
  * wildcard (a tuple whose ports are 0 already has one candidate). The prefilter drops
  * candidates before any hash lookup; the port's VNI is looked up only for a candidate that
- * survives; the exact match wins.
+ * survives; the exact match wins. On a match, *matched (unless NULL) gets the dt_tasks key
+ * that matched.
  */
-static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __u32 ifindex)
+static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __u32 ifindex,
+							struct dt_tuple *matched)
 {
 	struct dt_task_val *task;
 	struct dt_port_val *port;
@@ -291,16 +336,90 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __
 	key->vni = port->vni;
 	if (exact) {
 		task = bpf_map_lookup_elem(&dt_tasks, key);
-		if (task)
+		if (task) {
+			if (matched)
+				*matched = *key;
 			return task;
+		}
 	}
 	if (wild) {
 		any.vni = port->vni;
 		task = bpf_map_lookup_elem(&dt_tasks, &any);
-		if (task && (task->flags & DT_TASK_F_ANYPORT))
+		if (task && (task->flags & DT_TASK_F_ANYPORT)) {
+			if (matched)
+				*matched = any;
 			return task;
+		}
 	}
 	return NULL;
+}
+
+/*
+ * Whether a packet that matched dt_tasks key key (task: its value) may be colored under the
+ * key's limits; see "Limits" at the top. Counts a refusal. A key without limits is admitted
+ * at no cost. The state entry is created at the first match (BPF_NOEXIST: another CPU may
+ * win the race, then both use its entry); when it can be neither created nor found
+ * (dt_task_quota full: the agent does not delete entries on disarm), the packet is
+ * refused, counted under the key's limit: a limit is never exceeded silently.
+ */
+static __always_inline bool dt_quota_admit(const struct dt_tuple *key,
+					   const struct dt_task_val *task)
+{
+	__u32 budget = task->budget, rate = task->rate_pps, task_id = task->task_id;
+	__u64 now = 0, cap, elapsed;
+	struct dt_quota_val *q;
+	int refused = 0;
+
+	if (!budget && !rate)
+		return true;
+	if (rate)
+		now = bpf_ktime_get_ns();
+	cap = (__u64)DT_QUOTA_BURST(rate) * DT_QUOTA_PKT;
+	q = bpf_map_lookup_elem(&dt_task_quota, key);
+	if (!q) {
+		struct dt_quota_val init = {.task_id = task_id, .tokens = cap, .last_ns = now};
+
+		bpf_map_update_elem(&dt_task_quota, key, &init, BPF_NOEXIST);
+		q = bpf_map_lookup_elem(&dt_task_quota, key);
+		if (!q) {
+			dt_count(budget ? DT_CNT_BUDGET_SPENT : DT_CNT_RATE_LIMITED);
+			return false;
+		}
+	}
+
+	bpf_spin_lock(&q->lock);
+	if (q->task_id != task_id) {
+		q->task_id = task_id;
+		q->colored = 0;
+		q->tokens = cap;
+		q->last_ns = now;
+	}
+	if (budget && q->colored >= budget) {
+		refused = DT_CNT_BUDGET_SPENT + 1;
+		goto unlock;
+	}
+	if (rate) {
+		/* A second refills any burst (burst <= rate); below it, no overflow. */
+		elapsed = now > q->last_ns ? now - q->last_ns : 0;
+		if (elapsed >= DT_QUOTA_PKT || !q->last_ns)
+			q->tokens = cap;
+		else if (q->tokens + elapsed * rate < cap)
+			q->tokens += elapsed * rate;
+		else
+			q->tokens = cap;
+		q->last_ns = now;
+		if (q->tokens < DT_QUOTA_PKT) {
+			refused = DT_CNT_RATE_LIMITED + 1;
+			goto unlock;
+		}
+		q->tokens -= DT_QUOTA_PKT;
+	}
+	q->colored++;
+unlock:
+	bpf_spin_unlock(&q->lock);
+	if (refused)
+		dt_count(refused - 1);
+	return !refused;
 }
 
 /*
@@ -367,6 +486,7 @@ static __always_inline void dt_pull(struct __sk_buff *skb, __u32 want)
 static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_task_val *task = NULL;
+	struct dt_tuple matched;
 	struct dt_pkt pkt = {};
 	struct dt_sample *s;
 	struct dt_cursor c;
@@ -387,7 +507,10 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 
 	/* A truncated L4 header matches nothing (its color, if any, goes). */
 	if (rc == 0)
-		task = dt_task_find(&pkt.tuple, ifindex);
+		task = dt_task_find(&pkt.tuple, ifindex, &matched);
+	/* Over a limit: like a miss. */
+	if (task && !dt_quota_admit(&matched, task))
+		task = NULL;
 	if (!dt_entry_color(skb, &pkt, task) || !task) /* (!task: for the verifier) */
 		return 0;
 	s = dt_sample_begin(ifindex, DT_HOOK_PORT_IN, dt_entry_flags(task), &pkt);
@@ -509,7 +632,7 @@ static __always_inline void gw_icmp_learn(const struct dt_tuple *t, const struct
 	if (t->proto != IPPROTO_ICMP || !t->sport)
 		return; /* not an echo request */
 	dt_tuple_flip(&in);
-	if (!dt_task_find(&in, ifindex))
+	if (!dt_task_find(&in, ifindex, NULL))
 		return;
 	in.vni = 0;
 	dt_tuple_flip(&out);
@@ -588,7 +711,7 @@ static __always_inline int gw_egress(struct __sk_buff *skb, __u32 ifindex, bool 
 static __always_inline int gw_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_task_val *task = NULL;
-	struct dt_tuple key = {};
+	struct dt_tuple key = {}, matched;
 	struct dt_pkt pkt = {};
 	struct dt_sample *s;
 	struct dt_cursor c;
@@ -612,8 +735,11 @@ static __always_inline int gw_ingress(struct __sk_buff *skb, __u32 ifindex, bool
 		ct = gw_ingress_inside(skb, &pkt.tuple, &key);
 		if (ct != DT_CT_NAT)
 			key = pkt.tuple;
-		task = dt_task_find(&key, ifindex);
+		task = dt_task_find(&key, ifindex, &matched);
 	}
+	/* Over a limit: like a miss. */
+	if (task && !dt_quota_admit(&matched, task))
+		task = NULL;
 	if (!dt_entry_color(skb, &pkt, task) || !task) /* (!task: for the verifier) */
 		return 0;
 	if (ct == DT_CT_NONE)

@@ -55,6 +55,15 @@ static uint64_t on_control(void *arg, const struct dt_control *ctl)
 	return ctl->gen;
 }
 
+/* Upstream heartbeats relay the states of the agents heard from recently. */
+static void heartbeat_nodes(void *arg, struct dt_batch *hb)
+{
+	struct collector *c = arg;
+
+	if (dt_ingest_nodes(c->ingest, (unsigned)c->cfg->agent_window_ms, &hb->nodes, &hb->n_nodes))
+		hb->n_nodes = 0;
+}
+
 /* Upstream we advertise the generation every agent heard from has applied. */
 static uint64_t advertise_gen(void *arg)
 {
@@ -119,7 +128,7 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 {
 	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
 	struct dt_link_ops lops = {.on_control = on_control, .advertise_gen = advertise_gen,
-				   .on_acked = on_acked};
+				   .on_acked = on_acked, .heartbeat_nodes = heartbeat_nodes};
 	struct dt_link_cfg lc = {
 		.url = cfg->analyzer,
 		.sender = cfg->name,

@@ -19,6 +19,13 @@ struct sender {
 	uint64_t heard_ms;
 };
 
+/* The latest state a node reported (directly or relayed), and when. */
+struct node_entry {
+	struct node_entry *next;
+	struct dt_node_state st; /* owns st.endpoints */
+	uint64_t heard_ms;
+};
+
 struct dt_ingest {
 	char url[256];
 	struct dt_ingest_ops ops;
@@ -27,6 +34,7 @@ struct dt_ingest {
 	pthread_mutex_t mu; /* guards ctl, senders and st */
 	struct dt_control ctl;
 	struct sender *senders;
+	struct node_entry *nodes;
 	struct dt_ingest_stats st;
 	struct dt_ratelimit rl_malformed;
 	volatile bool stopping;
@@ -46,6 +54,49 @@ static struct sender *sender_find(struct dt_ingest *in, const char *name)
 	s->next = in->senders;
 	in->senders = s;
 	return s;
+}
+
+/* Deep copy of a node state; 0 or -ENOMEM. */
+static int node_state_copy(struct dt_node_state *dst, const struct dt_node_state *src)
+{
+	*dst = *src;
+	dst->endpoints = NULL;
+	if (src->n_endpoints) {
+		dst->endpoints = malloc(sizeof(*dst->endpoints) * src->n_endpoints);
+		if (!dst->endpoints)
+			return -ENOMEM;
+		memcpy(dst->endpoints, src->endpoints, sizeof(*dst->endpoints) * src->n_endpoints);
+	}
+	return 0;
+}
+
+/* Records the node states a batch carries. Called with in->mu held. */
+static void note_nodes(struct dt_ingest *in, const struct dt_batch *b)
+{
+	uint64_t now = dt_mono_ms();
+
+	for (uint32_t i = 0; i < b->n_nodes; i++) {
+		const struct dt_node_state *ns = &b->nodes[i];
+		struct node_entry *e;
+		struct dt_node_state copy;
+
+		if (node_state_copy(&copy, ns))
+			continue;
+		for (e = in->nodes; e; e = e->next)
+			if (strcmp(e->st.node, ns->node) == 0)
+				break;
+		if (!e) {
+			if (!(e = calloc(1, sizeof(*e)))) {
+				free(copy.endpoints);
+				continue;
+			}
+			e->next = in->nodes;
+			in->nodes = e;
+		}
+		free(e->st.endpoints);
+		e->st = copy;
+		e->heard_ms = now;
+	}
 }
 
 static void reply_error(struct dt_ingest *in, enum dt_status status, const char *text)
@@ -139,6 +190,7 @@ static void handle(struct dt_ingest *in, const void *buf, size_t len)
 		s->gen = b.ctl_gen;
 		s->heard_ms = dt_mono_ms();
 	}
+	note_nodes(in, &b);
 	pthread_mutex_unlock(&in->mu);
 	reply_ack(in, b.seq, status, b.ctl_gen);
 	dt_batch_free(&b);
@@ -241,6 +293,43 @@ uint64_t dt_ingest_min_gen(struct dt_ingest *in, unsigned window_ms, unsigned *s
 	return min;
 }
 
+void dt_node_states_free(struct dt_node_state *v, uint32_t n)
+{
+	for (uint32_t i = 0; v && i < n; i++)
+		free(v[i].endpoints);
+	free(v);
+}
+
+int dt_ingest_nodes(struct dt_ingest *in, unsigned window_ms, struct dt_node_state **out,
+		    uint32_t *n)
+{
+	uint64_t now = dt_mono_ms();
+	struct dt_node_state *v = NULL;
+	struct node_entry *e;
+	uint32_t cnt = 0, i = 0;
+	int rv = 0;
+
+	pthread_mutex_lock(&in->mu);
+	for (e = in->nodes; e; e = e->next)
+		cnt += now - e->heard_ms <= window_ms;
+	if (cnt && !(v = calloc(cnt, sizeof(*v))))
+		rv = -ENOMEM;
+	for (e = in->nodes; e && rv == 0; e = e->next) {
+		if (now - e->heard_ms > window_ms)
+			continue;
+		if ((rv = node_state_copy(&v[i], &e->st)) == 0)
+			i++;
+	}
+	pthread_mutex_unlock(&in->mu);
+	if (rv) {
+		dt_node_states_free(v, i);
+		return rv;
+	}
+	*out = v;
+	*n = i;
+	return 0;
+}
+
 void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st)
 {
 	pthread_mutex_lock(&in->mu);
@@ -258,6 +347,13 @@ void dt_ingest_stop(struct dt_ingest *in)
 	while ((s = in->senders)) {
 		in->senders = s->next;
 		free(s);
+	}
+	while (in->nodes) {
+		struct node_entry *e = in->nodes;
+
+		in->nodes = e->next;
+		free(e->st.endpoints);
+		free(e);
 	}
 	dt_control_free(&in->ctl);
 	pthread_mutex_destroy(&in->mu);

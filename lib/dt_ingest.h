@@ -53,6 +53,16 @@ int dt_ingest_set_control(struct dt_ingest *in, const struct dt_control *c);
  */
 uint64_t dt_ingest_min_gen(struct dt_ingest *in, unsigned window_ms, unsigned *senders);
 
+/*
+ * The node states (struct dt_node_state) heard within the last window_ms, from batches'
+ * node_states (agents report their own; collectors relay their agents'), latest per
+ * node. *out is a malloc'd array of *n deep copies; free with dt_node_states_free().
+ * Returns 0 or -ENOMEM.
+ */
+int dt_ingest_nodes(struct dt_ingest *in, unsigned window_ms, struct dt_node_state **out,
+		    uint32_t *n);
+void dt_node_states_free(struct dt_node_state *v, uint32_t n);
+
 void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st);
 void dt_ingest_stop(struct dt_ingest *in);
 

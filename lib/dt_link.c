@@ -8,6 +8,7 @@
 #include <nng/supplemental/util/platform.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "dt_ingest.h"
 #include "dt_link.h"
 #include "dt_log.h"
 #include "dt_time.h"
@@ -179,12 +180,17 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 static struct qitem *link_heartbeat(struct dt_link *l)
 {
 	struct dt_batch hb;
+	struct qitem *q;
 
 	memset(&hb, 0, sizeof(hb));
 	strcpy(hb.node, l->sender);
 	if (l->ops.heartbeat_lost)
 		l->ops.heartbeat_lost(l->ops.arg, hb.lost);
-	return link_encode(l, &hb, 0);
+	if (l->ops.heartbeat_nodes)
+		l->ops.heartbeat_nodes(l->ops.arg, &hb);
+	q = link_encode(l, &hb, 0);
+	dt_node_states_free(hb.nodes, hb.n_nodes);
+	return q;
 }
 
 static void *link_thread(void *arg)

@@ -45,6 +45,9 @@ struct dt_link_ops {
 	void (*on_acked)(void *arg, uint64_t seq);
 	/* Fills the loss counters of an outgoing heartbeat (may be NULL). */
 	void (*heartbeat_lost)(void *arg, uint64_t lost[DT_LOSS_MAX]);
+	/* Fills hb->nodes/n_nodes of an outgoing heartbeat with malloc'd node states (the
+	 * link frees them with the heartbeat); may be NULL. */
+	void (*heartbeat_nodes)(void *arg, struct dt_batch *hb);
 	void *arg;
 };
 

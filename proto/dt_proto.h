@@ -52,6 +52,10 @@
 #define DT_STR_MAX 96             /* drop reason names and kernel symbols, with the NUL */
 #define DT_BATCH_MAX_STRINGS 1024 /* strings one batch may carry */
 #define DT_STR_NONE 0xFFFF        /* a string index that names no string */
+#define DT_TOKEN_MAX 128          /* tenant tokens, with the NUL */
+#define DT_BATCH_MAX_NODES 4096   /* node states one batch may carry */
+#define DT_NODE_MAX_ENDPOINTS 4096 /* endpoints one node may host */
+#define DT_LIST_MAX_TASKS 65536
 
 enum dt_msg_type {
 	DT_MSG_BATCH = 1,       /* samples; agent -> collector -> analyzer */
@@ -63,6 +67,9 @@ enum dt_msg_type {
 	DT_MSG_REPORT_GET = 7,  /* CLI -> analyzer */
 	DT_MSG_REPORT = 8,      /* analyzer -> CLI: a task's report */
 	DT_MSG_ERROR = 9,       /* any reply that failed */
+	DT_MSG_TASK_LIST = 10,  /* CLI -> analyzer */
+	DT_MSG_TASKS = 11,      /* analyzer -> CLI: a list of tasks */
+	DT_MSG_TASK_CANCEL = 12, /* CLI -> analyzer; reply DT_MSG_TASK */
 	DT_MSG_TYPE_MAX,
 };
 
@@ -106,6 +113,22 @@ enum dt_task_state {
 	DT_TASK_CANCELLED = 6,
 	DT_TASK_FAILED = 7,
 	DT_TASK_STATE_MAX,
+};
+
+/*
+ * Why a task is in its state: with DT_TASK_FAILED/EXPIRED/CANCELLED/DONE, and while
+ * waiting. The task also carries a sentence an operator understands. Append, never
+ * renumber.
+ */
+enum dt_task_status {
+	DT_TS_OK = 0,             /* nothing to say */
+	DT_TS_NO_HOST = 1,        /* no node hosts the source instance: nothing to arm */
+	DT_TS_ARM_TIMEOUT = 2,    /* the node that hosts it did not acknowledge in time */
+	DT_TS_BUDGET_SPENT = 3,   /* done: the packet budget was colored and judged */
+	DT_TS_DURATION = 4,       /* expired: its duration ran out */
+	DT_TS_CANCELLED = 5,      /* cancelled by its tenant */
+	DT_TS_RESTARTED = 6,      /* the analyzer restarted; see the sentence for what followed */
+	DT_TS_MAX,
 };
 
 /* Direction of a packet relative to its task's six-tuple. */
@@ -169,8 +192,29 @@ struct dt_wire_sample {
 };
 
 /*
+ * What a node hosts: an instance address in a VNI ([vni, addr]), or, with addr 0, the
+ * outside of a NAT gateway for that VNI (the entry of replies from outside).
+ */
+struct dt_endpoint {
+	uint32_t vni;
+	uint32_t addr; /* network order, as in struct dt_tuple */
+};
+
+/*
+ * A node's control state, as its agent reports it and its collector relays it:
+ * [node, ctl_gen, [[vni, addr]...]]
+ * ctl_gen: the control generation the node's agent has applied to its data plane.
+ */
+struct dt_node_state {
+	char node[DT_NAME_MAX];
+	uint64_t ctl_gen;
+	uint32_t n_endpoints;
+	struct dt_endpoint *endpoints; /* n_endpoints, malloc'd */
+};
+
+/*
  * DT_MSG_BATCH: [2, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],
- *                [sample...]]
+ *                [sample...], [node_state...]]
  * sender:  who sent this message (the agent's node name, or the collector's name)
  * seq:     sender's message sequence, starting at 1 and growing by 1 per batch;
  *          a heartbeat is a batch with no samples (it still has a seq)
@@ -178,6 +222,8 @@ struct dt_wire_sample {
  * node:    node whose data plane took the samples
  * lost:    exactly DT_LOSS_MAX counters, cumulative since the node's agent started
  * strings: names the samples refer to (drop reasons, kernel symbols), each < DT_STR_MAX
+ * node_states: an agent's heartbeats carry its own; a collector's heartbeats carry those
+ *          of every agent it heard from recently; other batches carry none (empty list)
  */
 struct dt_batch {
 	char sender[DT_NAME_MAX];
@@ -191,6 +237,8 @@ struct dt_batch {
 	char (*strings)[DT_STR_MAX];    /* n_strings, malloc'd */
 	uint32_t n_samples;
 	struct dt_wire_sample *samples; /* n_samples, malloc'd */
+	uint32_t n_nodes;
+	struct dt_node_state *nodes;    /* n_nodes, malloc'd (each with its endpoints) */
 };
 
 int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b);
@@ -199,13 +247,17 @@ void dt_batch_free(struct dt_batch *b);
 
 /*
  * One armed key as carried by the control set: [task_id, flags, saddr, daddr, sport,
- * dport, proto, vni]. flags: DT_TASK_F_* (bpf/dt_sample.h). A task that traces both
- * directions has two arms: its tuple, and the reverse with DT_TASK_F_REPLY.
+ * dport, proto, vni, budget, rate_pps]. flags: DT_TASK_F_* (bpf/dt_sample.h). A task
+ * that traces both directions has two arms: its tuple, and the reverse with
+ * DT_TASK_F_REPLY. budget and rate_pps are the data plane's limits for this key
+ * (struct dt_task_val); 0: none.
  */
 struct dt_arm {
 	uint32_t task_id;
 	uint32_t flags;
 	struct dt_tuple tuple;
+	uint32_t budget;
+	uint32_t rate_pps;
 };
 
 /*
@@ -241,12 +293,19 @@ int dt_ack_decode(const void *buf, size_t len, struct dt_ack *a);
 void dt_ack_free(struct dt_ack *a);
 
 /*
- * DT_MSG_TASK_CREATE: [2, 4, flags, saddr, daddr, sport, dport, proto, vni]
+ * DT_MSG_TASK_CREATE: [2, 4, token, flags, saddr, daddr, sport, dport, proto, vni,
+ *                      budget, duration_s, rate_pps]
+ * token: the tenant's secret (every API request starts with it; < DT_TOKEN_MAX)
  * tuple names the request direction as its source instance sees it (before any NAT).
+ * budget (packets to color, per direction), duration_s and rate_pps (colored packets per
+ * second at most): 0 asks for the analyzer's defaults; above its maxima is refused.
  */
 struct dt_task_spec {
 	uint32_t flags; /* DT_TASK_F_ANYPORT | DT_TASK_DIR_* */
 	struct dt_tuple tuple;
+	uint32_t budget;
+	uint32_t duration_s;
+	uint32_t rate_pps;
 };
 
 /* Which directions a task traces (in dt_task_spec.flags; none given means request). */
@@ -254,20 +313,35 @@ struct dt_task_spec {
 #define DT_TASK_DIR_REPLY 0x20
 #define DT_TASK_DIR_BOTH (DT_TASK_DIR_REQUEST | DT_TASK_DIR_REPLY)
 
-int dt_task_create_encode(msgpack_sbuffer *out, const struct dt_task_spec *s);
-int dt_task_create_decode(const void *buf, size_t len, struct dt_task_spec *s);
-
-/* DT_MSG_TASK_GET: [2, 5, task_id] and DT_MSG_REPORT_GET: [2, 7, task_id] */
-int dt_task_get_encode(msgpack_sbuffer *out, uint32_t task_id);
-int dt_task_get_decode(const void *buf, size_t len, uint32_t *task_id);
-int dt_report_get_encode(msgpack_sbuffer *out, uint32_t task_id);
-int dt_report_get_decode(const void *buf, size_t len, uint32_t *task_id);
+int dt_task_create_encode(msgpack_sbuffer *out, const char *token, const struct dt_task_spec *s);
+int dt_task_create_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX],
+			  struct dt_task_spec *s);
 
 /*
- * DT_MSG_TASK: [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni,
- *               created_ns, colored, delivered]
- * colored:   packets colored at the first hop (samples at DT_HOOK_PORT_IN)
- * delivered: packets seen at the last hop (samples at DT_HOOK_PORT_OUT)
+ * DT_MSG_TASK_GET: [2, 5, token, task_id], DT_MSG_REPORT_GET: [2, 7, token, task_id],
+ * DT_MSG_TASK_CANCEL: [2, 12, token, task_id], DT_MSG_TASK_LIST: [2, 10, token]
+ */
+int dt_task_get_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id);
+int dt_task_get_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX], uint32_t *task_id);
+int dt_report_get_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id);
+int dt_report_get_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX],
+			 uint32_t *task_id);
+int dt_task_cancel_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id);
+int dt_task_cancel_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX],
+			  uint32_t *task_id);
+int dt_task_list_encode(msgpack_sbuffer *out, const char *token);
+int dt_task_list_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX]);
+
+/*
+ * DT_MSG_TASK: [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, budget,
+ *               duration_s, rate_pps, created_ns, colored, delivered, tenant, status,
+ *               status_text, armed_ns, ended_ns]
+ * spec:      as created, with the analyzer's defaults filled in
+ * colored:   packets colored at a first hop (port-in or gw-in)
+ * delivered: packets whose fate is delivered
+ * tenant:    the tenant's name (never another tenant's)
+ * status:    enum dt_task_status, and status_text a sentence (< DT_MSG_MAX)
+ * armed_ns, ended_ns: wall-clock times, 0 when not (yet)
  */
 struct dt_task_info {
 	uint32_t id;
@@ -276,10 +350,25 @@ struct dt_task_info {
 	uint64_t created_ns;
 	uint64_t colored;
 	uint64_t delivered;
+	char tenant[DT_NAME_MAX];
+	uint32_t status; /* enum dt_task_status */
+	char status_text[DT_MSG_MAX];
+	uint64_t armed_ns;
+	uint64_t ended_ns;
 };
 
 int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t);
 int dt_task_decode(const void *buf, size_t len, struct dt_task_info *t);
+
+/* DT_MSG_TASKS: [2, 11, [[task fields as in DT_MSG_TASK after the type]...]] */
+struct dt_task_list {
+	uint32_t n_tasks;
+	struct dt_task_info *tasks; /* n_tasks, malloc'd */
+};
+
+int dt_tasks_encode(msgpack_sbuffer *out, const struct dt_task_list *l);
+int dt_tasks_decode(const void *buf, size_t len, struct dt_task_list *l);
+void dt_task_list_free(struct dt_task_list *l);
 
 /* DT_MSG_ERROR: [2, 9, status, message] */
 struct dt_error {
@@ -420,6 +509,9 @@ const char *dt_fate_name(unsigned int fate);        /* "delivered", "dropped", "
 						     * "in-flight" */
 const char *dt_task_state_name(unsigned int state); /* "running", ... */
 const char *dt_status_name(unsigned int status);    /* "not-found", ... */
+const char *dt_task_status_name(unsigned int ts);   /* "ok", "no-host", "arm-timeout",
+						     * "budget-spent", "duration",
+						     * "cancelled", "restarted" */
 const char *dt_loss_name(unsigned int loss);        /* "ring-full", ... */
 
 #endif /* DT_PROTO_H */

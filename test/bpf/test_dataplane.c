@@ -381,13 +381,14 @@ static void filter_set(const struct dt_tuple *key, bool on)
 
 /*
  * Arms a task for packets like k (ports left out when flags has DT_TASK_F_ANYPORT), the
- * way a complete agent does: key from dt_tuple_task_key(), the task, its prefilter bit,
- * the wildcard count. Returns the key.
+ * way a complete agent does: key from dt_tuple_task_key(), the task with its limits, its
+ * prefilter bit, the wildcard count. Returns the key.
  */
-static struct dt_tuple arm(const struct pkt *k, uint32_t vni, uint32_t flags, uint32_t task_id)
+static struct dt_tuple arm_limited(const struct pkt *k, uint32_t vni, uint32_t flags,
+				   uint32_t task_id, uint32_t budget, uint32_t rate_pps)
 {
 	struct dt_tuple in = pkt_tuple(k, vni), key;
-	struct dt_task_val val = {.task_id = task_id};
+	struct dt_task_val val = {.task_id = task_id, .budget = budget, .rate_pps = rate_pps};
 	int rc;
 
 	if (flags & DT_TASK_F_ANYPORT)
@@ -402,6 +403,11 @@ static struct dt_tuple arm(const struct pkt *k, uint32_t vni, uint32_t flags, ui
 	if (flags & DT_TASK_F_ANYPORT)
 		skel->bss->dt_anyport_tasks++;
 	return key;
+}
+
+static struct dt_tuple arm(const struct pkt *k, uint32_t vni, uint32_t flags, uint32_t task_id)
+{
+	return arm_limited(k, vni, flags, task_id, 0, 0);
 }
 
 static void unport(void)
@@ -486,6 +492,10 @@ static void assert_counters_nat(uint64_t colored, uint64_t sampled, uint64_t unc
 		     (unsigned long long)c[DT_CNT_DROP_OTHER_NS]);
 	cr_expect_eq(c[DT_CNT_WRITE_FAIL], 0, "DT_CNT_WRITE_FAIL %llu",
 		     (unsigned long long)c[DT_CNT_WRITE_FAIL]);
+	cr_expect_eq(c[DT_CNT_BUDGET_SPENT], 0, "DT_CNT_BUDGET_SPENT %llu",
+		     (unsigned long long)c[DT_CNT_BUDGET_SPENT]);
+	cr_expect_eq(c[DT_CNT_RATE_LIMITED], 0, "DT_CNT_RATE_LIMITED %llu",
+		     (unsigned long long)c[DT_CNT_RATE_LIMITED]);
 }
 
 static void assert_counters(uint64_t colored, uint64_t sampled, uint64_t uncolored,
@@ -1529,6 +1539,314 @@ Test(ident, udp_without_its_payload_bytes_is_truncated)
 	assert_counters(0, 0, 1, 0);
 }
 
+/* --- limits: budget and rate at the entries ---------------------------------------------- */
+
+TestSuite(quota, .init = setup, .fini = teardown);
+
+/* Runs prog on k's frame n times back to back in one BPF_PROG_TEST_RUN (.repeat): the
+ * same skb every time, so a color written by one run is on the packet in the next. The
+ * whole batch takes microseconds, far less than any token interval the tests use. */
+static void run_repeat(struct bpf_program *prog, const struct pkt *k, uint32_t n)
+{
+	uint8_t in[FRAME_MAX], out[FRAME_MAX];
+	size_t len = put_pkt(in, k);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = n);
+
+	cr_assert_eq(bpf_prog_test_run_opts(bpf_program__fd(prog), &opts), 0, "test_run: %s",
+		     strerror(errno));
+	cr_assert_eq(opts.retval, TC_ACT_OK);
+}
+
+/* Every counter the limit tests look at, read at once. */
+struct quota_counts {
+	uint64_t colored, sampled, foreign, budget_spent, rate_limited;
+};
+
+static void assert_quota_counts(struct quota_counts want)
+{
+	struct quota_counts c = {
+		.colored = counter(DT_CNT_COLORED),
+		.sampled = counter(DT_CNT_SAMPLED),
+		.foreign = counter(DT_CNT_FOREIGN_COLOR),
+		.budget_spent = counter(DT_CNT_BUDGET_SPENT),
+		.rate_limited = counter(DT_CNT_RATE_LIMITED),
+	};
+
+	cr_expect_eq(c.colored, want.colored, "DT_CNT_COLORED %llu, want %llu",
+		     (unsigned long long)c.colored, (unsigned long long)want.colored);
+	cr_expect_eq(c.sampled, want.sampled, "DT_CNT_SAMPLED %llu, want %llu",
+		     (unsigned long long)c.sampled, (unsigned long long)want.sampled);
+	cr_expect_eq(c.foreign, want.foreign, "DT_CNT_FOREIGN_COLOR %llu, want %llu",
+		     (unsigned long long)c.foreign, (unsigned long long)want.foreign);
+	cr_expect_eq(c.budget_spent, want.budget_spent, "DT_CNT_BUDGET_SPENT %llu, want %llu",
+		     (unsigned long long)c.budget_spent, (unsigned long long)want.budget_spent);
+	cr_expect_eq(c.rate_limited, want.rate_limited, "DT_CNT_RATE_LIMITED %llu, want %llu",
+		     (unsigned long long)c.rate_limited, (unsigned long long)want.rate_limited);
+	cr_expect_eq(counter(DT_CNT_WRITE_FAIL), 0);
+	cr_expect_eq(counter(DT_CNT_RING_FULL), 0);
+}
+
+/* How many entries dt_task_quota holds. */
+static int quota_entries(void)
+{
+	int fd = bpf_map__fd(skel->maps.dt_task_quota);
+	struct dt_tuple key, next;
+	int n = 0;
+
+	for (int rc = bpf_map_get_next_key(fd, NULL, &next); rc == 0;
+	     rc = bpf_map_get_next_key(fd, &key, &next)) {
+		key = next;
+		n++;
+	}
+	return n;
+}
+
+static bool quota_has(const struct dt_tuple *key)
+{
+	uint8_t val[256];
+
+	cr_assert_leq(bpf_map__value_size(skel->maps.dt_task_quota), sizeof(val));
+	return bpf_map_lookup_elem(bpf_map__fd(skel->maps.dt_task_quota), key, val) == 0;
+}
+
+/* The agent's disarm of a key's limit state. */
+static void quota_delete(const struct dt_tuple *key)
+{
+	cr_assert_eq(bpf_map_delete_elem(bpf_map__fd(skel->maps.dt_task_quota), key), 0,
+		     "delete: %s", strerror(errno));
+}
+
+/* Runs k through prog once; returns whether it came out colored (and then sampled). */
+static bool colored_once(struct bpf_program *prog, const struct pkt *k)
+{
+	struct result r;
+	bool colored;
+
+	run_pkt(prog, k, &r);
+	colored = get16(r.out + ETH_LEN + 6) & DT_COLOR_BIT;
+	assert_recolored(r.in, r.len, r.out, r.out_len, colored);
+	drain();
+	cr_assert_eq(nsamples, colored ? 1 : 0, "%s: %d samples, colored %d", k->name, nsamples,
+		     colored);
+	return colored;
+}
+
+Test(quota, budget_colors_exactly_n)
+{
+	struct dt_tuple key = arm_limited(&tcp_ab, PORT_VNI, 0, 7, 3, 0);
+	struct result r;
+
+	cr_assert_eq(quota_entries(), 0, "created before the first match");
+	for (int i = 0; i < 3; i++) {
+		run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+		assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	}
+	cr_assert(quota_has(&key), "no entry under the dt_tasks key");
+	cr_assert_eq(quota_entries(), 1);
+	for (int i = 0; i < 5; i++) {
+		run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+		assert_unchanged(r.in, r.len, r.out, r.out_len);
+	}
+	drain();
+	cr_assert_eq(nsamples, 3);
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(samples[i].task_id, 7);
+	assert_quota_counts((struct quota_counts){.colored = 3, .sampled = 3, .budget_spent = 5});
+}
+
+/* Back to back on one skb: the runs after the budget find our own color of the run before
+ * and remove it, as any color on a packet that is not admitted. */
+Test(quota, budget_back_to_back)
+{
+	arm_limited(&udp_ab, PORT_VNI, 0, 7, 5, 0);
+	run_repeat(skel->progs.dt_port_ingress, &udp_ab, 20);
+	drain();
+	cr_assert_eq(nsamples, 5);
+	assert_quota_counts((struct quota_counts){
+		.colored = 5, .sampled = 5, .foreign = 1, .budget_spent = 15});
+}
+
+/* A packet the sender colored and that matches is ours (the bit stays), and it is paid for. */
+Test(quota, sender_colored_matches_count_against_the_budget)
+{
+	struct pkt colored = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
+	struct result r;
+
+	arm_limited(&tcp_ab, PORT_VNI, 0, 7, 2, 0);
+	for (int i = 0; i < 2; i++) {
+		run_pkt(skel->progs.dt_port_ingress, &colored, &r);
+		assert_unchanged(r.in, r.len, r.out, r.out_len);
+	}
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	run_pkt(skel->progs.dt_port_ingress, &colored, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, false);
+	drain();
+	cr_assert_eq(nsamples, 2);
+	assert_quota_counts(
+		(struct quota_counts){.colored = 2, .sampled = 2, .foreign = 1, .budget_spent = 2});
+}
+
+/* The agent re-applies its control set: it rewrites dt_tasks values, the budget stays spent. */
+Test(quota, rewriting_the_task_keeps_the_budget)
+{
+	struct dt_tuple key = arm_limited(&tcp_ab, PORT_VNI, 0, 7, 2, 0);
+	struct dt_task_val val = {.task_id = 7, .budget = 2};
+	int fd = bpf_map__fd(skel->maps.dt_tasks);
+
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_eq(bpf_map_update_elem(fd, &key, &val, BPF_ANY), 0);
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_eq(bpf_map_delete_elem(fd, &key), 0);
+	cr_assert_eq(bpf_map_update_elem(fd, &key, &val, BPF_NOEXIST), 0);
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	/* A raised budget (the same task) admits the difference only. */
+	val.budget = 3;
+	cr_assert_eq(bpf_map_update_elem(fd, &key, &val, BPF_ANY), 0);
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	assert_quota_counts((struct quota_counts){.colored = 3, .sampled = 3, .budget_spent = 3});
+}
+
+/* Disarm deletes the entry: a key armed again starts with its whole budget. */
+Test(quota, deleting_the_entry_resets_the_budget)
+{
+	struct dt_tuple key = arm_limited(&tcp_ab, PORT_VNI, 0, 7, 1, 0);
+
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	quota_delete(&key);
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	assert_quota_counts((struct quota_counts){.colored = 2, .sampled = 2, .budget_spent = 2});
+}
+
+/* An entry left behind by another task on the same key (a disarm that raced a packet)
+ * does not carry over. */
+Test(quota, another_task_on_the_key_starts_over)
+{
+	struct dt_tuple key = arm_limited(&tcp_ab, PORT_VNI, 0, 7, 1, 0);
+	struct dt_task_val val = {.task_id = 8, .budget = 1};
+
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_ANY), 0);
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_expect_eq(samples[0].task_id, 8);
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+}
+
+/* Budget 0 and rate 0: no limit, and dt_task_quota is never touched. */
+Test(quota, no_limits_are_unlimited)
+{
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_repeat(skel->progs.dt_port_ingress, &tcp_ab, 200);
+	drain();
+	cr_assert_eq(nsamples, 200);
+	assert_quota_counts((struct quota_counts){.colored = 200, .sampled = 200});
+	cr_assert_eq(quota_entries(), 0);
+}
+
+/* A rate with budget 0: no budget, and the other way round. */
+Test(quota, budget_without_rate_and_rate_without_budget)
+{
+	struct pkt other = udp_ab;
+
+	other.sport = 5354;
+	arm_limited(&tcp_ab, PORT_VNI, 0, 7, 0, 1000000); /* burst 100000 */
+	arm_limited(&other, PORT_VNI, 0, 8, 1000000, 0);
+	run_repeat(skel->progs.dt_port_ingress, &tcp_ab, 150);
+	run_repeat(skel->progs.dt_port_ingress, &other, 150);
+	drain();
+	cr_assert_eq(nsamples, 300);
+	assert_quota_counts((struct quota_counts){.colored = 300, .sampled = 300});
+	cr_assert_eq(quota_entries(), 2);
+}
+
+struct rate_case {
+	uint32_t rate_pps, burst;
+};
+
+ParameterizedTestParameters(quota, rate_colors_the_burst_back_to_back)
+{
+	/* burst = max(1, rate / 10); one token every 1/rate s, 10 ms at the most here. */
+	static struct rate_case cases[] = {{1, 1}, {10, 1}, {19, 1}, {20, 2}, {100, 10}};
+
+	return cr_make_param_array(struct rate_case, cases, ARRAY_LEN(cases));
+}
+
+ParameterizedTest(struct rate_case *c, quota, rate_colors_the_burst_back_to_back)
+{
+	const uint32_t n = 50;
+
+	arm_limited(&tcp_ab, PORT_VNI, 0, 7, 0, c->rate_pps);
+	run_repeat(skel->progs.dt_port_ingress, &tcp_ab, n);
+	drain();
+	cr_assert_eq(nsamples, (int)c->burst, "rate %u: %d samples", c->rate_pps, nsamples);
+	assert_quota_counts((struct quota_counts){.colored = c->burst,
+						  .sampled = c->burst,
+						  .foreign = 1,
+						  .rate_limited = n - c->burst});
+}
+
+/* The bucket refills with time, never above the burst. */
+Test(quota, rate_refills_up_to_the_burst)
+{
+	struct timespec pause = {.tv_nsec = 250 * 1000000}; /* 2.5 tokens at 10 pps */
+
+	arm_limited(&tcp_ab, PORT_VNI, 0, 7, 0, 10); /* burst 1 */
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	nanosleep(&pause, NULL);
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	assert_quota_counts((struct quota_counts){.colored = 2, .sampled = 2, .rate_limited = 2});
+}
+
+/* Budget and rate together: the budget is tested first, a refusal spends neither. */
+Test(quota, budget_and_rate_together)
+{
+	struct timespec pause = {.tv_nsec = 150 * 1000000};
+
+	arm_limited(&tcp_ab, PORT_VNI, 0, 7, 2, 10); /* burst 1 */
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab)); /* rate */
+	nanosleep(&pause, NULL);
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	nanosleep(&pause, NULL);
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab)); /* budget */
+	assert_quota_counts((struct quota_counts){
+		.colored = 2, .sampled = 2, .budget_spent = 1, .rate_limited = 1});
+}
+
+/* A wildcard task's limits are its key's: every port pair draws from one budget, kept
+ * under the portless dt_tasks key. Request and reply keys have one each. */
+Test(quota, limits_are_per_dt_tasks_key)
+{
+	struct dt_tuple wild = arm_limited(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 7, 2, 0);
+	struct pkt rev = tcp_ab, k2 = tcp_ab;
+	struct dt_tuple rkey;
+
+	rev.saddr = tcp_ab.daddr;
+	rev.daddr = tcp_ab.saddr;
+	rev.sport = tcp_ab.dport;
+	rev.dport = tcp_ab.sport;
+	rkey = arm_limited(&rev, PORT_VNI, DT_TASK_F_REPLY, 7, 1, 0);
+	k2.sport = 40002;
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &k2));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &tcp_ab));
+	cr_assert(colored_once(skel->progs.dt_port_ingress, &rev));
+	cr_assert_not(colored_once(skel->progs.dt_port_ingress, &rev));
+	cr_assert_eq(wild.sport, 0);
+	cr_assert(quota_has(&wild), "no entry under the wildcard key");
+	cr_assert(quota_has(&rkey), "no entry under the reply key");
+	cr_assert_eq(quota_entries(), 2);
+	assert_quota_counts((struct quota_counts){.colored = 3, .sampled = 3, .budget_spent = 2});
+}
+
 /* --- gateway: the outside interface, an exit and an entry ---------------------------------- */
 
 /* A network namespace of the test's own: its conntrack table has what the test puts in. */
@@ -1682,6 +2000,29 @@ Test(gw_in, unconfigured_interface_colors_nothing)
 	drain();
 	cr_assert_eq(nsamples, 0);
 	assert_counters(0, 0, 0, 0);
+}
+
+/* The gateway's entry obeys the same limits, keyed by the tuple inside the NAT. */
+Test(gw_in, obeys_budget_and_rate)
+{
+	struct dt_tuple key = arm_limited(&srv_reply, PORT_VNI, DT_TASK_F_REPLY, 21, 3, 0);
+	struct pkt other = srv_reply;
+
+	for (int i = 0; i < 3; i++)
+		cr_assert(colored_once(skel->progs.dt_gw_ingress, &srv_reply));
+	cr_assert_not(colored_once(skel->progs.dt_gw_ingress, &srv_reply));
+	cr_assert(quota_has(&key));
+	quota_delete(&key);
+	cr_assert(colored_once(skel->progs.dt_gw_ingress, &srv_reply));
+
+	other.dport = 61001;
+	arm_limited(&other, PORT_VNI, DT_TASK_F_REPLY, 22, 0, 20); /* burst 2 */
+	run_repeat(skel->progs.dt_gw_ingress, &other, 30);
+	drain();
+	cr_assert_eq(nsamples, 2);
+	assert_quota_counts((struct quota_counts){
+		.colored = 6, .sampled = 6, .foreign = 1, .budget_spent = 1, .rate_limited = 28});
+	cr_expect_eq(counter(DT_CNT_NAT_NO_CT), 6);
 }
 
 static struct dt_tuple tuple_of(const struct pkt *k, uint32_t vni)

@@ -53,7 +53,7 @@ static int make(const char *kind, msgpack_sbuffer *out)
 		valid_batch(out, DT_HOOK_PORT_IN);
 		out->size /= 2;
 	} else if (strcmp(kind, "wrong-type") == 0) {
-		dt_task_get_encode(out, 1); /* a CLI request sent to an ingest endpoint */
+		dt_task_get_encode(out, "", 1); /* a CLI request sent to an ingest endpoint */
 	} else if (strcmp(kind, "newer-version") == 0) {
 		valid_batch(out, DT_HOOK_PORT_IN);
 		out->data[1] = DT_PROTO_VERSION + 1; /* [fixarray, version, ...] */

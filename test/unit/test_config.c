@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <criterion/criterion.h>
 
@@ -41,13 +42,16 @@ Test(config, agent_good_file)
 	char err[DT_ERRBUF_MAX] = "";
 
 	write_cfg("node = \"h1\";\ncollector = \"tcp://10.0.0.1:7400\";\n"
-		  "interfaces = ( { name = \"pt1\"; role = \"port\"; vni = 100; },\n"
+		  "interfaces = ( { name = \"pt1\"; role = \"port\"; vni = 100;\n"
+		  "  instances = [ \"10.100.0.1\", \"10.100.0.9\" ]; },\n"
 		  "  { name = \"ul0\"; role = \"uplink\"; } );\nbatch_max_samples = 512;\n");
 	cr_assert_eq(dt_agent_cfg_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(cfg.node, "h1");
 	cr_assert_eq(cfg.n_ifaces, 2);
 	cr_assert_eq(cfg.ifaces[0].role, DT_ROLE_PORT);
 	cr_assert_eq(cfg.ifaces[0].vni, 100);
+	cr_assert_eq(cfg.ifaces[0].n_instances, 2);
+	cr_assert_eq(cfg.ifaces[0].instances[1], htonl(0x0a640009));
 	cr_assert_eq(cfg.ifaces[1].role, DT_ROLE_UPLINK);
 	cr_assert_eq(cfg.batch_max_samples, 512);
 	cr_assert_eq(cfg.heartbeat_ms, dt_agent_cfg_defaults.heartbeat_ms);
@@ -79,6 +83,10 @@ Test(config, agent_errors_name_file_and_line)
 	expect_error("node = \"h1\";\nbatch_delay_ms = = 5;\n", 2, "syntax error");
 	expect_error("node = \"h1\";\ninterfaces = ( { name = \"a\"; role = \"uplink\"; },\n"
 		     "{ name = \"a\"; role = \"uplink\"; } );\n", 3, "listed twice");
+	expect_error("node = \"h1\";\ninterfaces = ( { name = \"u\"; role = \"uplink\";\n"
+		     " instances = [ \"10.0.0.1\" ]; } );\n", 3, "only a port has 'instances'");
+	expect_error("node = \"h1\";\ninterfaces = ( { name = \"p\"; role = \"port\"; vni = 1;\n"
+		     " instances = [ \"10.0.0.300\" ]; } );\n", 3, "instance 1 is not an IPv4");
 	expect_error("node = \"h1\";\nring_kib = 3000;\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
 		     2, "power of two");
 }

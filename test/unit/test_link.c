@@ -227,7 +227,7 @@ Test(link, malformed_requests_are_counted_refused_and_service_goes_on)
 
 	/* A well-formed message of a type the ingest side does not take. */
 	msgpack_sbuffer_init(&buf);
-	cr_assert_eq(dt_task_get_encode(&buf, 7), 0);
+	cr_assert_eq(dt_task_get_encode(&buf, "", 7), 0);
 	cr_assert_eq(raw_request(req, buf.data, buf.size, &status), DT_MSG_ERROR);
 	cr_assert_eq(status, DT_ST_INVALID);
 	msgpack_sbuffer_clear(&buf);
@@ -252,5 +252,53 @@ Test(link, malformed_requests_are_counted_refused_and_service_goes_on)
 	cr_assert_eq(st.duplicates, 1);
 	cr_assert_eq(stored(), 1);
 	nng_close(req);
+	dt_ingest_stop(in);
+}
+
+static void hb_nodes(void *arg, struct dt_batch *hb)
+{
+	struct dt_node_state *ns = calloc(1, sizeof(*ns));
+
+	cr_assert_not_null(ns);
+	strcpy(ns->node, "h7");
+	ns->ctl_gen = 42;
+	ns->n_endpoints = 2;
+	ns->endpoints = calloc(2, sizeof(*ns->endpoints));
+	ns->endpoints[0] = (struct dt_endpoint){.vni = 100, .addr = 0x0100640a};
+	ns->endpoints[1] = (struct dt_endpoint){.vni = 100, .addr = 0};
+	hb->nodes = ns;
+	hb->n_nodes = 1;
+}
+
+Test(link, heartbeats_carry_node_states_to_the_receiver)
+{
+	struct dt_ingest *in = start_ingest("inproc://link-nodes");
+	struct dt_link_cfg lc = {.url = "inproc://link-nodes", .sender = "c1", .heartbeat_ms = 20,
+				 .timeout_ms = 1000, .queue_max = 4};
+	struct dt_link_ops ops = {.heartbeat_nodes = hb_nodes};
+	struct dt_node_state *v = NULL;
+	struct dt_link *l;
+	uint32_t n = 0;
+
+	cr_assert_eq(dt_link_start(&lc, &ops, &l), 0);
+	for (int i = 0; i < 500 && n == 0; i++) {
+		nng_msleep(10);
+		cr_assert_eq(dt_ingest_nodes(in, 5000, &v, &n), 0);
+		if (n == 0)
+			dt_node_states_free(v, n);
+	}
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(v[0].node, "h7");
+	cr_assert_eq(v[0].ctl_gen, 42);
+	cr_assert_eq(v[0].n_endpoints, 2);
+	cr_assert_eq(v[0].endpoints[0].addr, 0x0100640a);
+	dt_node_states_free(v, n);
+	/* A node not heard from within the window is not live. */
+	nng_msleep(30);
+	dt_link_stop(l, 0);
+	nng_msleep(60);
+	cr_assert_eq(dt_ingest_nodes(in, 50, &v, &n), 0);
+	cr_assert_eq(n, 0);
+	dt_node_states_free(v, n);
 	dt_ingest_stop(in);
 }
