@@ -309,6 +309,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		dt_info("DT-AGENT-SPOOL", "%llu batches spooled by an earlier run will be sent first",
 			(unsigned long long)dt_spool_count(a.spool));
 	lc.spool = a.spool;
+	lc.tls = &cfg.tls;
 	ops.arg = &a;
 	if ((rv = dt_link_start(&lc, &ops, &a.link))) {
 		dt_err("DT-AGENT-LINK", "cannot start the link to %s", cfg.collector);

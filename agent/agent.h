@@ -13,6 +13,7 @@
 
 #include "dt_config.h"
 #include "dt_proto.h"
+#include "dt_tls.h"
 
 enum dt_role {
 	DT_ROLE_PORT = 1,   /* faces an instance: first and last hop */
@@ -45,6 +46,7 @@ struct dt_agent_cfg {
 	uint64_t stats_interval_s;  /* counters are logged this often (0: only at exit) */
 	char spool_dir[512];        /* LMDB spool for batches the collector did not take yet */
 	uint64_t spool_max_mib;     /* its cap; the oldest batches are evicted (and counted) */
+	struct dt_tls_files tls;    /* mutual TLS to the collector (collector = "tls+tcp://...") */
 	unsigned n_ifaces;
 	struct dt_agent_iface ifaces[DT_AGENT_MAX_IFACES];
 };

@@ -99,7 +99,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	static const char *const known[] = {
 		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
 		"batch_max_samples", "batch_delay_ms", "ring_kib", "stats_interval_s",
-		"interfaces", "spool_dir", "spool_max_mib", NULL};
+		"interfaces", "spool_dir", "spool_max_mib", "tls", NULL};
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
 	config_setting_t *root, *list;
 	config_t c;
@@ -135,6 +135,9 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 				errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "spool_max_mib", 1, 1u << 20, &cfg.spool_max_mib, err,
 			      errlen)) < 0)
+		goto out;
+	if ((rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_tls_check_url(cfg.collector, &cfg.tls, "collector", err, errlen)) < 0)
 		goto out;
 	if (cfg.ring_kib & (cfg.ring_kib - 1)) {
 		dt_cfg_error(config_setting_get_member(root, "ring_kib"), err, errlen,

@@ -50,7 +50,9 @@ static const struct dt_daemon agent_daemon = {
 	"    spool_dir = \"/var/lib/dyetrace/agent-spool\"; # LMDB spool: batches beyond the\n"
 	"                              # memory queue, kept across restarts, replayed in order\n"
 	"    spool_max_mib = 256;      # spool cap; past it the oldest batches are evicted and\n"
-	"                              # their samples counted as lost (spool-full)\n",
+	"                              # their samples counted as lost (spool-full)\n"
+	"    tls = { ca = \"ca.pem\"; cert = \"node.pem\"; key = \"node.key\";\n"
+	"            server_name = \"collector-1\"; };  # mutual TLS; collector = \"tls+tcp://...\"\n",
 };
 
 int main(int argc, char **argv)

@@ -135,6 +135,7 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		.heartbeat_ms = (unsigned)cfg->heartbeat_ms,
 		.timeout_ms = (unsigned)cfg->ack_timeout_ms,
 		.queue_max = (unsigned)cfg->queue_max,
+		.tls = &cfg->tls,
 	};
 	struct collector c = {.cfg = cfg, .mu = PTHREAD_MUTEX_INITIALIZER};
 	uint64_t last_stats_ms, persisted = 0, acked;
@@ -144,7 +145,7 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		return rv;
 	iops.arg = &c;
 	lops.arg = &c;
-	if ((rv = dt_ingest_start(cfg->listen, &iops, &c.ingest)))
+	if ((rv = dt_ingest_start_tls(cfg->listen, &cfg->tls, &iops, &c.ingest)))
 		goto out;
 	if ((rv = dt_link_start(&lc, &lops, &c.link)))
 		goto out;

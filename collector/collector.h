@@ -13,6 +13,7 @@
 
 #include "dt_config.h"
 #include "dt_proto.h"
+#include "dt_tls.h"
 
 struct dt_collector_cfg {
 	char name[DT_NAME_MAX];
@@ -25,6 +26,7 @@ struct dt_collector_cfg {
 	uint64_t queue_max;
 	uint64_t agent_window_ms; /* an agent not heard from for this long no longer counts */
 	uint64_t stats_interval_s;
+	struct dt_tls_files tls; /* mutual TLS on both links (both URLs tls+tcp://) */
 };
 
 extern const struct dt_collector_cfg dt_collector_cfg_defaults;

@@ -23,7 +23,7 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 	static const char *const known[] = {"name", "listen", "analyzer", "store",
 					    "store_max_mib", "heartbeat_ms", "ack_timeout_ms",
 					    "queue_max", "agent_window_ms", "stats_interval_s",
-					    NULL};
+					    "tls", NULL};
 	struct dt_collector_cfg cfg = dt_collector_cfg_defaults;
 	config_setting_t *root;
 	config_t c;
@@ -48,7 +48,10 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 	    (rv = dt_cfg_uint(root, "agent_window_ms", 100, 3600000, &cfg.agent_window_ms, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "stats_interval_s", 0, 86400, &cfg.stats_interval_s, err,
-			      errlen)) < 0)
+			      errlen)) < 0 ||
+	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_tls_check_url(cfg.listen, &cfg.tls, "listen", err, errlen)) < 0 ||
+	    (rv = dt_tls_check_url(cfg.analyzer, &cfg.tls, "analyzer", err, errlen)) < 0)
 		goto out;
 	*out = cfg;
 	rv = 0;

@@ -32,7 +32,11 @@ static const struct dt_daemon collector_daemon = {
 	"    store_max_mib = 1024;                 # LMDB map size\n"
 	"    heartbeat_ms = 200; ack_timeout_ms = 2000; queue_max = 256;\n"
 	"    agent_window_ms = 3000;   # agents not heard from for this long are not waited for\n"
-	"    stats_interval_s = 60;    # counters logged this often (0: at exit only)\n",
+	"    stats_interval_s = 60;    # counters logged this often (0: at exit only)\n"
+	"    tls = { ca = \"ca.pem\"; cert = \"c1.pem\"; key = \"c1.key\"; server_name = \"analyzer\"; };\n"
+	"                              # mutual TLS towards agents and the analyzer: both\n"
+	"                              # URLs must then be tls+tcp:// and agents without a\n"
+	"                              # certificate signed by the CA are refused\n",
 };
 
 int main(int argc, char **argv)

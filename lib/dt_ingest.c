@@ -8,6 +8,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "dt_ingest.h"
+#include "dt_config.h"
 #include "dt_log.h"
 #include "dt_time.h"
 
@@ -220,6 +221,39 @@ static void *ingest_thread(void *arg)
 
 int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_ingest **out)
 {
+	return dt_ingest_start_tls(url, NULL, ops, out);
+}
+
+/* Listens on url, with TLS when configured. Returns 0 or an NNG error (logged). */
+static int ingest_listen(struct dt_ingest *in, const char *url, const struct dt_tls_files *tls)
+{
+	char err[DT_ERRBUF_MAX];
+	nng_tls_config *tc = NULL;
+	nng_listener lst;
+	int rv;
+
+	if ((rv = nng_listener_create(&lst, in->sock, url)) != 0)
+		goto fail;
+	if (dt_tls_enabled(tls)) {
+		if (dt_tls_config_new(tls, true, &tc, err, sizeof(err))) {
+			dt_err("DT-INGEST-TLS", "%s", err);
+			return NNG_EINVAL;
+		}
+		rv = nng_listener_set_ptr(lst, NNG_OPT_TLS_CONFIG, tc);
+		nng_tls_config_free(tc);
+		if (rv != 0)
+			goto fail;
+	}
+	if ((rv = nng_listener_start(lst, 0)) == 0)
+		return 0;
+fail:
+	dt_err("DT-INGEST-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
+	return rv;
+}
+
+int dt_ingest_start_tls(const char *url, const struct dt_tls_files *tls,
+			const struct dt_ingest_ops *ops, struct dt_ingest **out)
+{
 	struct dt_ingest *in;
 	int rv;
 
@@ -236,8 +270,7 @@ int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_
 	nng_socket_set_ms(in->sock, NNG_OPT_RECVTIMEO, 200);
 	nng_socket_set_ms(in->sock, NNG_OPT_SENDTIMEO, 1000);
 	nng_socket_set_size(in->sock, NNG_OPT_RECVMAXSZ, 64u << 20);
-	if ((rv = nng_listen(in->sock, url, NULL, 0)) != 0) {
-		dt_err("DT-INGEST-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
+	if ((rv = ingest_listen(in, url, tls)) != 0) {
 		nng_close(in->sock);
 		goto fail;
 	}
@@ -245,7 +278,8 @@ int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_
 		nng_close(in->sock);
 		goto fail;
 	}
-	dt_info("DT-INGEST-LISTEN", "listening for batches on %s", url);
+	dt_info("DT-INGEST-LISTEN", "listening for batches on %s%s", url,
+		dt_tls_enabled(tls) ? " (mutual TLS)" : "");
 	*out = in;
 	return 0;
 fail:

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "dt_proto.h"
+#include "dt_tls.h"
 
 struct dt_ingest;
 
@@ -41,6 +42,11 @@ struct dt_ingest_stats {
 };
 
 int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_ingest **out);
+
+/* The same over mutual TLS (tls may be NULL: plain): senders without a certificate that
+ * verifies against tls->ca are refused at the handshake. */
+int dt_ingest_start_tls(const char *url, const struct dt_tls_files *tls,
+			const struct dt_ingest_ops *ops, struct dt_ingest **out);
 
 /* Replaces the control set sent to senders (deep copy). */
 int dt_ingest_set_control(struct dt_ingest *in, const struct dt_control *c);

@@ -10,6 +10,7 @@
 
 #include "dt_ingest.h"
 #include "dt_link.h"
+#include "dt_config.h"
 #include "dt_log.h"
 #include "dt_time.h"
 
@@ -265,6 +266,35 @@ static void *link_thread(void *arg)
 	return NULL;
 }
 
+/* Dials the peer in the background (with TLS when configured). Returns 0 or an NNG error. */
+static int link_dial(struct dt_link *l, const struct dt_link_cfg *cfg)
+{
+	char err[DT_ERRBUF_MAX];
+	nng_tls_config *tls = NULL;
+	nng_dialer d;
+	int rv;
+
+	if ((rv = nng_dialer_create(&d, l->sock, cfg->url)) != 0) {
+		dt_err("DT-LINK-URL", "cannot dial %s: %s", cfg->url, nng_strerror(rv));
+		return rv;
+	}
+	if (dt_tls_enabled(cfg->tls)) {
+		if (dt_tls_config_new(cfg->tls, false, &tls, err, sizeof(err))) {
+			dt_err("DT-LINK-TLS", "%s", err);
+			return NNG_EINVAL;
+		}
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+		nng_tls_config_free(tls); /* the dialer holds its own reference */
+		if (rv != 0) {
+			dt_err("DT-LINK-TLS", "%s: %s", cfg->url, nng_strerror(rv));
+			return rv;
+		}
+	}
+	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
+		dt_err("DT-LINK-URL", "cannot dial %s: %s", cfg->url, nng_strerror(rv));
+	return rv;
+}
+
 int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
 		  struct dt_link **out)
 {
@@ -302,8 +332,7 @@ int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
 	nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 2000);
 	nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, 0);
-	if ((rv = nng_dial(l->sock, cfg->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		dt_err("DT-LINK-URL", "cannot dial %s: %s", cfg->url, nng_strerror(rv));
+	if ((rv = link_dial(l, cfg)) != 0) {
 		nng_close(l->sock);
 		goto fail;
 	}

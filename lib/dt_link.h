@@ -19,6 +19,7 @@
 
 #include "dt_proto.h"
 #include "dt_spool.h"
+#include "dt_tls.h"
 
 struct dt_link;
 
@@ -28,6 +29,7 @@ struct dt_link_cfg {
 	unsigned heartbeat_ms;  /* idle time before a heartbeat */
 	unsigned timeout_ms;    /* wait for an ACK before resending */
 	unsigned queue_max;     /* batches held in memory at most */
+	const struct dt_tls_files *tls; /* optional: mutual TLS (url must be tls+tcp://) */
 	struct dt_spool *spool; /* optional (caller owns it): where batches go while the
 				 * memory queue is full; replayed in order; at stop, what is
 				 * still queued is written there too */
