@@ -35,18 +35,23 @@
 #define DT_VNI_MAX 0xFFFFFFu
 
 /* Element counts of the positional layouts (dt_proto.h). */
-#define N_SPEC 7    /* flags, tuple */
-#define N_ARM 8	    /* task_id, spec */
-#define N_TASK 12   /* id, state, spec, created_ns, colored, delivered */
-#define N_SAMPLE 23 /* hook .. outer_daddr, orig (4), drop_reason, drop_name, drop_where */
-#define N_BATCH 8   /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples */
-#define N_ACK 3	    /* seq, status, control */
-#define N_CONTROL 2 /* gen, [arm...] */
-#define N_TASK_ID 1 /* task_id */
-#define N_ERROR 2   /* status, message */
-#define N_HOP_REF 3 /* node, ifname, hook */
-#define N_HOP 8	    /* hop place, ts_ns, saddr, daddr, sport, dport */
-#define N_PACKET 15 /* ip_id .. drop_where, [hop...] */
+#define N_SPEC 10    /* flags, tuple, budget, duration_s, rate_pps */
+#define N_ARM 10     /* task_id, flags, tuple, budget, rate_pps */
+#define N_TASK 20    /* id, state, spec, created_ns .. delivered, tenant .. ended_ns */
+#define N_SAMPLE 23  /* hook .. outer_daddr, orig (4), drop_reason, drop_name, drop_where */
+#define N_BATCH 9    /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples, nodes */
+#define N_NODE 3     /* node, ctl_gen, [endpoint...] */
+#define N_ENDPOINT 2 /* vni, addr */
+#define N_ACK 3	     /* seq, status, control */
+#define N_CONTROL 2  /* gen, [arm...] */
+#define N_CREATE 11  /* token, spec (N_SPEC) */
+#define N_TOKEN_ID 2 /* token, task_id */
+#define N_TOKEN 1    /* token */
+#define N_TASKS 1    /* [task...] */
+#define N_ERROR 2    /* status, message */
+#define N_HOP_REF 3  /* node, ifname, hook */
+#define N_HOP 8	     /* hop place, ts_ns, saddr, daddr, sport, dport */
+#define N_PACKET 15  /* ip_id .. drop_where, [hop...] */
 #define N_STAT 7
 #define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
 #define N_VERDICT 8 /* judged .. in_flight, [place], reason, sentence */
@@ -467,20 +472,35 @@ static void put_tuple(struct enc *e, const struct dt_tuple *t)
 	put_max(e, t->vni, DT_VNI_MAX);
 }
 
-/* flags, tuple (7 fields, inline) */
+/* A tenant token: a string < DT_TOKEN_MAX (empty is allowed: the analyzer refuses it). */
+static void put_token(struct enc *e, const char *token)
+{
+	if (token == NULL) {
+		put_fail(e, DT_PROTO_ERANGE);
+		return;
+	}
+	put_str(e, token, DT_TOKEN_MAX);
+}
+
+/* flags, tuple, budget, duration_s, rate_pps (10 fields, inline) */
 static void put_spec(struct enc *e, const struct dt_task_spec *s)
 {
 	put_uint(e, s->flags);
 	put_tuple(e, &s->tuple);
+	put_uint(e, s->budget);
+	put_uint(e, s->duration_s);
+	put_uint(e, s->rate_pps);
 }
 
-/* [task_id, flags, tuple] */
+/* [task_id, flags, tuple, budget, rate_pps] */
 static void put_arm(struct enc *e, const struct dt_arm *a)
 {
 	put_array(e, N_ARM);
 	put_uint(e, a->task_id);
 	put_uint(e, a->flags);
 	put_tuple(e, &a->tuple);
+	put_uint(e, a->budget);
+	put_uint(e, a->rate_pps);
 }
 
 /* gen, [arm...] (2 fields, inline) */
@@ -496,7 +516,10 @@ static void put_control(struct enc *e, const struct dt_control *c)
 	}
 }
 
-/* id, state, spec, created_ns, colored, delivered (12 fields, inline) */
+/*
+ * id, state, spec, created_ns, colored, delivered, tenant, status, status_text, armed_ns,
+ * ended_ns (20 fields, inline)
+ */
 static void put_task(struct enc *e, const struct dt_task_info *t)
 {
 	put_uint(e, t->id);
@@ -505,6 +528,35 @@ static void put_task(struct enc *e, const struct dt_task_info *t)
 	put_uint(e, t->created_ns);
 	put_uint(e, t->colored);
 	put_uint(e, t->delivered);
+	put_str(e, t->tenant, sizeof(t->tenant));
+	put_below(e, t->status, DT_TS_MAX);
+	put_str(e, t->status_text, sizeof(t->status_text));
+	put_uint(e, t->armed_ns);
+	put_uint(e, t->ended_ns);
+}
+
+/* [id, state, ...]: the task fields in an array of their own (reports, task lists) */
+static void put_task_record(struct enc *e, const struct dt_task_info *t)
+{
+	put_array(e, N_TASK);
+	put_task(e, t);
+}
+
+/* [node, ctl_gen, [[vni, addr]...]] */
+static void put_node(struct enc *e, const struct dt_node_state *n)
+{
+	uint32_t i;
+
+	put_array(e, N_NODE);
+	put_str(e, n->node, sizeof(n->node));
+	put_uint(e, n->ctl_gen);
+	if (put_list(e, n->n_endpoints, DT_NODE_MAX_ENDPOINTS, n->endpoints)) {
+		for (i = 0; i < n->n_endpoints && e->err == 0; i++) {
+			put_array(e, N_ENDPOINT);
+			put_max(e, n->endpoints[i].vni, DT_VNI_MAX);
+			put_uint(e, n->endpoints[i].addr);
+		}
+	}
 }
 
 /* [lost...]: exactly DT_LOSS_MAX counters */
@@ -655,6 +707,11 @@ int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b)
 			put_sample(&e, &b->samples[i], b->n_ifaces, b->n_strings);
 		}
 	}
+	if (put_list(&e, b->n_nodes, DT_BATCH_MAX_NODES, b->nodes)) {
+		for (i = 0; i < b->n_nodes && e.err == 0; i++) {
+			put_node(&e, &b->nodes[i]);
+		}
+	}
 	return enc_end(&e);
 }
 
@@ -683,32 +740,50 @@ int dt_control_encode(msgpack_sbuffer *out, const struct dt_control *c)
 	return enc_end(&e);
 }
 
-int dt_task_create_encode(msgpack_sbuffer *out, const struct dt_task_spec *s)
+int dt_task_create_encode(msgpack_sbuffer *out, const char *token, const struct dt_task_spec *s)
 {
 	struct enc e;
 
-	enc_begin(&e, out, DT_MSG_TASK_CREATE, N_SPEC);
+	enc_begin(&e, out, DT_MSG_TASK_CREATE, N_CREATE);
+	put_token(&e, token);
 	put_spec(&e, s);
 	return enc_end(&e);
 }
 
-static int encode_task_id(msgpack_sbuffer *out, enum dt_msg_type type, uint32_t task_id)
+/* [2, type, token, task_id]: TASK_GET, REPORT_GET, TASK_CANCEL */
+static int encode_token_id(msgpack_sbuffer *out, enum dt_msg_type type, const char *token,
+			   uint32_t task_id)
 {
 	struct enc e;
 
-	enc_begin(&e, out, type, N_TASK_ID);
+	enc_begin(&e, out, type, N_TOKEN_ID);
+	put_token(&e, token);
 	put_uint(&e, task_id);
 	return enc_end(&e);
 }
 
-int dt_task_get_encode(msgpack_sbuffer *out, uint32_t task_id)
+int dt_task_get_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id)
 {
-	return encode_task_id(out, DT_MSG_TASK_GET, task_id);
+	return encode_token_id(out, DT_MSG_TASK_GET, token, task_id);
 }
 
-int dt_report_get_encode(msgpack_sbuffer *out, uint32_t task_id)
+int dt_report_get_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id)
 {
-	return encode_task_id(out, DT_MSG_REPORT_GET, task_id);
+	return encode_token_id(out, DT_MSG_REPORT_GET, token, task_id);
+}
+
+int dt_task_cancel_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id)
+{
+	return encode_token_id(out, DT_MSG_TASK_CANCEL, token, task_id);
+}
+
+int dt_task_list_encode(msgpack_sbuffer *out, const char *token)
+{
+	struct enc e;
+
+	enc_begin(&e, out, DT_MSG_TASK_LIST, N_TOKEN);
+	put_token(&e, token);
+	return enc_end(&e);
 }
 
 int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t)
@@ -717,6 +792,20 @@ int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t)
 
 	enc_begin(&e, out, DT_MSG_TASK, N_TASK);
 	put_task(&e, t);
+	return enc_end(&e);
+}
+
+int dt_tasks_encode(msgpack_sbuffer *out, const struct dt_task_list *l)
+{
+	struct enc e;
+	uint32_t i;
+
+	enc_begin(&e, out, DT_MSG_TASKS, N_TASKS);
+	if (put_list(&e, l->n_tasks, DT_LIST_MAX_TASKS, l->tasks)) {
+		for (i = 0; i < l->n_tasks && e.err == 0; i++) {
+			put_task_record(&e, &l->tasks[i]);
+		}
+	}
 	return enc_end(&e);
 }
 
@@ -739,8 +828,7 @@ int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r)
 	uint32_t i;
 
 	enc_begin(&e, out, DT_MSG_REPORT, N_REPORT);
-	put_array(&e, N_TASK);
-	put_task(&e, &r->task);
+	put_task_record(&e, &r->task);
 	if (put_list(&e, r->n_packets, DT_REPORT_MAX_PACKETS, r->packets)) {
 		for (i = 0; i < r->n_packets && e.err == 0; i++) {
 			put_packet(&e, &r->packets[i]);
@@ -1027,6 +1115,7 @@ static void get_tuple(struct dec *d, const msgpack_object *f, struct dt_tuple *t
 	t->vni = get_uint(d, &f[5], DT_VNI_MAX);
 }
 
+/* flags, tuple, budget, duration_s, rate_pps (10 fields, inline) */
 static void get_spec(struct dec *d, const msgpack_object *f, struct dt_task_spec *s)
 {
 	if (d->err != 0) {
@@ -1034,6 +1123,9 @@ static void get_spec(struct dec *d, const msgpack_object *f, struct dt_task_spec
 	}
 	s->flags = get_uint(d, &f[0], UINT32_MAX);
 	get_tuple(d, &f[1], &s->tuple);
+	s->budget = get_uint(d, &f[7], UINT32_MAX);
+	s->duration_s = get_uint(d, &f[8], UINT32_MAX);
+	s->rate_pps = get_uint(d, &f[9], UINT32_MAX);
 }
 
 static void get_arm(struct dec *d, const msgpack_object *o, struct dt_arm *a)
@@ -1046,6 +1138,8 @@ static void get_arm(struct dec *d, const msgpack_object *o, struct dt_arm *a)
 	a->task_id = get_uint(d, &f[0], UINT32_MAX);
 	a->flags = get_uint(d, &f[1], UINT32_MAX);
 	get_tuple(d, &f[2], &a->tuple);
+	a->budget = get_uint(d, &f[8], UINT32_MAX);
+	a->rate_pps = get_uint(d, &f[9], UINT32_MAX);
 }
 
 static void get_control(struct dec *d, const msgpack_object *f, struct dt_control *c)
@@ -1064,6 +1158,7 @@ static void get_control(struct dec *d, const msgpack_object *f, struct dt_contro
 	}
 }
 
+/* the 20 task fields, inline */
 static void get_task(struct dec *d, const msgpack_object *f, struct dt_task_info *t)
 {
 	if (d->err != 0) {
@@ -1072,9 +1167,42 @@ static void get_task(struct dec *d, const msgpack_object *f, struct dt_task_info
 	t->id = get_uint(d, &f[0], UINT32_MAX);
 	t->state = get_below(d, &f[1], DT_TASK_STATE_MAX);
 	get_spec(d, &f[2], &t->spec);
-	t->created_ns = get_uint(d, &f[9], UINT64_MAX);
-	t->colored = get_uint(d, &f[10], UINT64_MAX);
-	t->delivered = get_uint(d, &f[11], UINT64_MAX);
+	t->created_ns = get_uint(d, &f[12], UINT64_MAX);
+	t->colored = get_uint(d, &f[13], UINT64_MAX);
+	t->delivered = get_uint(d, &f[14], UINT64_MAX);
+	get_str(d, &f[15], t->tenant, sizeof(t->tenant));
+	t->status = get_below(d, &f[16], DT_TS_MAX);
+	get_str(d, &f[17], t->status_text, sizeof(t->status_text));
+	t->armed_ns = get_uint(d, &f[18], UINT64_MAX);
+	t->ended_ns = get_uint(d, &f[19], UINT64_MAX);
+}
+
+/* [id, state, ...]: the task fields in an array of their own */
+static void get_task_record(struct dec *d, const msgpack_object *o, struct dt_task_info *t)
+{
+	get_task(d, get_record(d, o, N_TASK), t);
+}
+
+/* [node, ctl_gen, [[vni, addr]...]] */
+static void get_node(struct dec *d, const msgpack_object *o, struct dt_node_state *n)
+{
+	const msgpack_object *f = get_record(d, o, N_NODE);
+	const msgpack_object *items, *ep;
+	uint32_t i;
+
+	if (f == NULL) {
+		return;
+	}
+	get_str(d, &f[0], n->node, sizeof(n->node));
+	n->ctl_gen = get_uint(d, &f[1], UINT64_MAX);
+	items = get_list(d, &f[2], DT_NODE_MAX_ENDPOINTS, &n->n_endpoints);
+	n->endpoints = get_mem(d, n->n_endpoints, sizeof(*n->endpoints));
+	for (i = 0; i < n->n_endpoints && d->err == 0; i++) {
+		if ((ep = get_record(d, &items[i], N_ENDPOINT)) != NULL) {
+			n->endpoints[i].vni = get_uint(d, &ep[0], DT_VNI_MAX);
+			n->endpoints[i].addr = get_uint(d, &ep[1], UINT32_MAX);
+		}
+	}
 }
 
 static void get_lost(struct dec *d, const msgpack_object *o, uint64_t *lost)
@@ -1252,6 +1380,11 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 		for (i = 0; i < b.n_samples && d.err == 0; i++) {
 			get_sample(&d, &items[i], b.n_ifaces, b.n_strings, &b.samples[i]);
 		}
+		items = get_list(&d, &f[8], DT_BATCH_MAX_NODES, &b.n_nodes);
+		b.nodes = get_mem(&d, b.n_nodes, sizeof(*b.nodes));
+		for (i = 0; i < b.n_nodes && d.err == 0; i++) {
+			get_node(&d, &items[i], &b.nodes[i]);
+		}
 	}
 	if (dec_end(&d) != 0) {
 		dt_batch_free(&b);
@@ -1262,6 +1395,12 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 
 void dt_batch_free(struct dt_batch *b)
 {
+	uint32_t i;
+
+	for (i = 0; b->nodes != NULL && i < b->n_nodes; i++) {
+		free(b->nodes[i].endpoints);
+	}
+	free(b->nodes);
 	free(b->strings);
 	free(b->samples);
 	memset(b, 0, sizeof(*b));
@@ -1317,44 +1456,77 @@ void dt_ack_free(struct dt_ack *a)
 	memset(a, 0, sizeof(*a));
 }
 
-int dt_task_create_decode(const void *buf, size_t len, struct dt_task_spec *out)
+int dt_task_create_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX],
+			  struct dt_task_spec *out)
 {
+	char tok[DT_TOKEN_MAX] = "";
 	const msgpack_object *f;
 	struct dt_task_spec s;
 	struct dec d;
 
 	memset(&s, 0, sizeof(s));
-	f = dec_begin(&d, buf, len, DT_MSG_TASK_CREATE, N_SPEC);
-	get_spec(&d, f, &s);
+	f = dec_begin(&d, buf, len, DT_MSG_TASK_CREATE, N_CREATE);
+	if (f != NULL) {
+		get_str(&d, &f[0], tok, sizeof(tok));
+		get_spec(&d, &f[1], &s);
+	}
 	if (dec_end(&d) != 0) {
+		memset(tok, 0, sizeof(tok));
 		memset(&s, 0, sizeof(s));
 	}
+	memcpy(token, tok, sizeof(tok));
 	memcpy(out, &s, sizeof(s));
 	return d.err;
 }
 
-static int decode_task_id(const void *buf, size_t len, enum dt_msg_type type, uint32_t *out)
+/*
+ * [2, type, token] or [2, type, token, task_id]: the requests that carry only the token
+ * (task_id NULL) or the token and a task id. Both outputs are all zero on error.
+ */
+static int decode_token_id(const void *buf, size_t len, enum dt_msg_type type,
+			   char token[DT_TOKEN_MAX], uint32_t *task_id)
 {
+	char tok[DT_TOKEN_MAX] = "";
 	const msgpack_object *f;
 	uint32_t id = 0;
 	struct dec d;
 
-	f = dec_begin(&d, buf, len, type, N_TASK_ID);
+	f = dec_begin(&d, buf, len, type, task_id != NULL ? N_TOKEN_ID : N_TOKEN);
 	if (f != NULL) {
-		id = get_uint(&d, &f[0], UINT32_MAX);
+		get_str(&d, &f[0], tok, sizeof(tok));
+		if (task_id != NULL) {
+			id = get_uint(&d, &f[1], UINT32_MAX);
+		}
 	}
-	*out = dec_end(&d) == 0 ? id : 0;
+	if (dec_end(&d) != 0) {
+		memset(tok, 0, sizeof(tok));
+		id = 0;
+	}
+	memcpy(token, tok, sizeof(tok));
+	if (task_id != NULL) {
+		*task_id = id;
+	}
 	return d.err;
 }
 
-int dt_task_get_decode(const void *buf, size_t len, uint32_t *task_id)
+int dt_task_get_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX], uint32_t *task_id)
 {
-	return decode_task_id(buf, len, DT_MSG_TASK_GET, task_id);
+	return decode_token_id(buf, len, DT_MSG_TASK_GET, token, task_id);
 }
 
-int dt_report_get_decode(const void *buf, size_t len, uint32_t *task_id)
+int dt_report_get_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX], uint32_t *task_id)
 {
-	return decode_task_id(buf, len, DT_MSG_REPORT_GET, task_id);
+	return decode_token_id(buf, len, DT_MSG_REPORT_GET, token, task_id);
+}
+
+int dt_task_cancel_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX], uint32_t *task_id)
+{
+	return decode_token_id(buf, len, DT_MSG_TASK_CANCEL, token, task_id);
+}
+
+int dt_task_list_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX])
+{
+	return decode_token_id(buf, len, DT_MSG_TASK_LIST, token, NULL);
 }
 
 int dt_task_decode(const void *buf, size_t len, struct dt_task_info *out)
@@ -1371,6 +1543,34 @@ int dt_task_decode(const void *buf, size_t len, struct dt_task_info *out)
 	}
 	memcpy(out, &t, sizeof(t));
 	return d.err;
+}
+
+int dt_tasks_decode(const void *buf, size_t len, struct dt_task_list *out)
+{
+	struct dt_task_list l = {0};
+	const msgpack_object *f, *items;
+	struct dec d;
+	uint32_t i;
+
+	f = dec_begin(&d, buf, len, DT_MSG_TASKS, N_TASKS);
+	if (f != NULL) {
+		items = get_list(&d, &f[0], DT_LIST_MAX_TASKS, &l.n_tasks);
+		l.tasks = get_mem(&d, l.n_tasks, sizeof(*l.tasks));
+		for (i = 0; i < l.n_tasks && d.err == 0; i++) {
+			get_task_record(&d, &items[i], &l.tasks[i]);
+		}
+	}
+	if (dec_end(&d) != 0) {
+		dt_task_list_free(&l);
+	}
+	*out = l;
+	return d.err;
+}
+
+void dt_task_list_free(struct dt_task_list *l)
+{
+	free(l->tasks);
+	memset(l, 0, sizeof(*l));
 }
 
 int dt_error_decode(const void *buf, size_t len, struct dt_error *out)
@@ -1405,7 +1605,7 @@ int dt_report_decode(const void *buf, size_t len, struct dt_report *out)
 	memset(&r, 0, sizeof(r));
 	f = dec_begin(&d, buf, len, DT_MSG_REPORT, N_REPORT);
 	if (f != NULL) {
-		get_task(&d, get_record(&d, &f[0], N_TASK), &r.task);
+		get_task_record(&d, &f[0], &r.task);
 		items = get_list(&d, &f[1], DT_REPORT_MAX_PACKETS, &r.n_packets);
 		r.packets = get_mem(&d, r.n_packets, sizeof(*r.packets));
 		for (i = 0; i < r.n_packets && d.err == 0; i++) {
@@ -1549,6 +1749,21 @@ const char *dt_status_name(unsigned int status)
 	};
 
 	return NAME_OF(names, status);
+}
+
+const char *dt_task_status_name(unsigned int ts)
+{
+	static const char *const names[DT_TS_MAX] = {
+		[DT_TS_OK] = "ok",
+		[DT_TS_NO_HOST] = "no-host",
+		[DT_TS_ARM_TIMEOUT] = "arm-timeout",
+		[DT_TS_BUDGET_SPENT] = "budget-spent",
+		[DT_TS_DURATION] = "duration",
+		[DT_TS_CANCELLED] = "cancelled",
+		[DT_TS_RESTARTED] = "restarted",
+	};
+
+	return NAME_OF(names, ts);
 }
 
 const char *dt_loss_name(unsigned int loss)

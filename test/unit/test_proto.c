@@ -31,6 +31,13 @@ _Static_assert(sizeof(LONG_NAME) == DT_NAME_MAX && sizeof(LONG_IF) == DT_IFNAME_
 		       sizeof(LONG_SYM) == DT_STR_MAX,
 	       "the LONG_* strings have the longest length allowed");
 
+/* A tenant token of the longest length allowed (127 bytes). */
+#define LONG_TOKEN                                                                                 \
+	"tok-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"     \
+	"0123456789abcdef0123456789abcdef0123456789a"
+
+_Static_assert(sizeof(LONG_TOKEN) == DT_TOKEN_MAX, "LONG_TOKEN has the longest length allowed");
+
 /* The string table of every test batch: samples refer to these by index. */
 static const char *const batch_strings[] = {"NETFILTER_DROP", "nf_hook_slow+0x8c", LONG_SYM};
 #define N_BATCH_STRINGS 3
@@ -96,8 +103,38 @@ static void mk_sample(struct dt_wire_sample *s, unsigned int i)
 	s->drop_where = drop && i == 1 ? N_BATCH_STRINGS - 1 : DT_STR_NONE;
 }
 
-/* A batch with max-length names, three interfaces, three strings and n samples (calloc'd:
- * zero padding). */
+/*
+ * The node states of every test batch (a collector's heartbeat): node 0 (max-length name)
+ * hosts three endpoints, the last the outside of a gateway (addr 0) of the largest VNI;
+ * node 1 hosts none; node 2 one.
+ */
+static void mk_nodes(struct dt_batch *b)
+{
+	static const uint32_t n_eps[] = {3, 0, 1};
+	uint32_t i, j;
+
+	b->n_nodes = 3;
+	b->nodes = calloc(b->n_nodes, sizeof(*b->nodes));
+	for (i = 0; i < b->n_nodes; i++) {
+		struct dt_node_state *n = &b->nodes[i];
+
+		strcpy(n->node, i == 0 ? LONG_NAME : i == 1 ? "h2" : "gw");
+		n->ctl_gen = i == 0 ? UINT64_MAX : i;
+		n->n_endpoints = n_eps[i];
+		n->endpoints =
+			n->n_endpoints ? calloc(n->n_endpoints, sizeof(*n->endpoints)) : NULL;
+		for (j = 0; j < n->n_endpoints; j++) {
+			n->endpoints[j].vni = 100 + j;
+			n->endpoints[j].addr = htonl(0x0a640001 + j);
+		}
+	}
+	b->nodes[0].endpoints[2].vni = 0xFFFFFF;
+	b->nodes[0].endpoints[2].addr = 0;
+	b->nodes[2].endpoints[0].addr = UINT32_MAX;
+}
+
+/* A batch with max-length names, three interfaces, three strings, n samples (calloc'd:
+ * zero padding) and three node states. */
 static void mk_batch(struct dt_batch *b, uint32_t n)
 {
 	uint32_t i;
@@ -125,6 +162,7 @@ static void mk_batch(struct dt_batch *b, uint32_t n)
 	for (i = 0; i < n; i++) {
 		mk_sample(&b->samples[i], i);
 	}
+	mk_nodes(b);
 }
 
 static void mk_arm(struct dt_arm *a, unsigned int i)
@@ -136,6 +174,8 @@ static void mk_arm(struct dt_arm *a, unsigned int i)
 		a->tuple.sport = 0;
 		a->tuple.dport = 0;
 	}
+	a->budget = i == 0 ? UINT32_MAX : 100 * i;
+	a->rate_pps = i == 1 ? 0 : 10 + i;
 }
 
 static void mk_control(struct dt_control *c, uint64_t gen, uint32_t n)
@@ -160,9 +200,17 @@ static void mk_task(struct dt_task_info *t)
 	mk_tuple(&t->spec.tuple, 2);
 	t->spec.tuple.sport = 0;
 	t->spec.tuple.dport = 0;
+	t->spec.budget = 100;
+	t->spec.duration_s = UINT32_MAX;
+	t->spec.rate_pps = 10000;
 	t->created_ns = 1700000000000000000ull;
 	t->colored = 10;
 	t->delivered = 9;
+	strcpy(t->tenant, "acme");
+	t->status = DT_TS_RESTARTED;
+	strcpy(t->status_text, "the analyzer restarted; the task was resumed");
+	t->armed_ns = 1700000000500000000ull;
+	t->ended_ns = UINT64_MAX;
 }
 
 static void mk_hop_ref(struct dt_hop_ref *r, const char *node, const char *ifname, uint8_t hook)
@@ -285,13 +333,26 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 /* The decoders behind one interface, with one valid message each                           */
 /* ---------------------------------------------------------------------------------------- */
 
+/* A request's outputs: the token, and the spec or the task id. */
+struct create_req {
+	char token[DT_TOKEN_MAX];
+	struct dt_task_spec spec;
+};
+
+struct id_req {
+	char token[DT_TOKEN_MAX];
+	uint32_t task_id;
+};
+
 union any_msg {
 	struct dt_batch batch;
 	struct dt_ack ack;
 	struct dt_control control;
-	struct dt_task_spec spec;
-	uint32_t task_id;
+	struct create_req create;
+	struct id_req req;
+	char token[DT_TOKEN_MAX];
 	struct dt_task_info task;
+	struct dt_task_list tasks;
 	struct dt_error error;
 	struct dt_report report;
 };
@@ -322,22 +383,37 @@ static int dec_control(const void *b, size_t l, union any_msg *m)
 
 static int dec_task_create(const void *b, size_t l, union any_msg *m)
 {
-	return dt_task_create_decode(b, l, &m->spec);
+	return dt_task_create_decode(b, l, m->create.token, &m->create.spec);
 }
 
 static int dec_task_get(const void *b, size_t l, union any_msg *m)
 {
-	return dt_task_get_decode(b, l, &m->task_id);
+	return dt_task_get_decode(b, l, m->req.token, &m->req.task_id);
 }
 
 static int dec_report_get(const void *b, size_t l, union any_msg *m)
 {
-	return dt_report_get_decode(b, l, &m->task_id);
+	return dt_report_get_decode(b, l, m->req.token, &m->req.task_id);
+}
+
+static int dec_task_cancel(const void *b, size_t l, union any_msg *m)
+{
+	return dt_task_cancel_decode(b, l, m->req.token, &m->req.task_id);
+}
+
+static int dec_task_list(const void *b, size_t l, union any_msg *m)
+{
+	return dt_task_list_decode(b, l, m->token);
 }
 
 static int dec_task(const void *b, size_t l, union any_msg *m)
 {
 	return dt_task_decode(b, l, &m->task);
+}
+
+static int dec_tasks(const void *b, size_t l, union any_msg *m)
+{
+	return dt_tasks_decode(b, l, &m->tasks);
 }
 
 static int dec_error(const void *b, size_t l, union any_msg *m)
@@ -368,6 +444,11 @@ static void rel_control(union any_msg *m)
 static void rel_report(union any_msg *m)
 {
 	dt_report_free(&m->report);
+}
+
+static void rel_tasks(union any_msg *m)
+{
+	dt_task_list_free(&m->tasks);
 }
 
 static void valid_batch(msgpack_sbuffer *sb)
@@ -407,17 +488,30 @@ static void valid_task_create(msgpack_sbuffer *sb)
 
 	memset(&s, 0, sizeof(s));
 	mk_tuple(&s.tuple, 0);
-	cr_assert_eq(dt_task_create_encode(sb, &s), 0);
+	s.budget = 500;
+	s.duration_s = 60;
+	s.rate_pps = 100;
+	cr_assert_eq(dt_task_create_encode(sb, "acme-token-0123456789", &s), 0);
 }
 
 static void valid_task_get(msgpack_sbuffer *sb)
 {
-	cr_assert_eq(dt_task_get_encode(sb, 300), 0);
+	cr_assert_eq(dt_task_get_encode(sb, "acme-token-0123456789", 300), 0);
 }
 
 static void valid_report_get(msgpack_sbuffer *sb)
 {
-	cr_assert_eq(dt_report_get_encode(sb, 70000), 0);
+	cr_assert_eq(dt_report_get_encode(sb, "acme-token-0123456789", 70000), 0);
+}
+
+static void valid_task_cancel(msgpack_sbuffer *sb)
+{
+	cr_assert_eq(dt_task_cancel_encode(sb, "acme-token-0123456789", 3), 0);
+}
+
+static void valid_task_list(msgpack_sbuffer *sb)
+{
+	cr_assert_eq(dt_task_list_encode(sb, "acme-token-0123456789"), 0);
 }
 
 static void valid_task(msgpack_sbuffer *sb)
@@ -426,6 +520,42 @@ static void valid_task(msgpack_sbuffer *sb)
 
 	mk_task(&t);
 	cr_assert_eq(dt_task_encode(sb, &t), 0);
+}
+
+/* Three tasks: 0 as mk_task, 1 failed with no host, 2 new with an empty tenant and text. */
+static void mk_tasks(struct dt_task_list *l, uint32_t n)
+{
+	uint32_t i;
+
+	l->n_tasks = n;
+	l->tasks = n > 0 ? calloc(n, sizeof(*l->tasks)) : NULL;
+	for (i = 0; i < n; i++) {
+		mk_task(&l->tasks[i]);
+		l->tasks[i].id = i + 1;
+		l->tasks[i].state = i % DT_TASK_STATE_MAX;
+		l->tasks[i].status = i % DT_TS_MAX;
+	}
+	if (n > 2) {
+		l->tasks[1].state = DT_TASK_FAILED;
+		l->tasks[1].status = DT_TS_NO_HOST;
+		memset(l->tasks[1].status_text, 0, sizeof(l->tasks[1].status_text));
+		strcpy(l->tasks[1].status_text, "no node hosts 10.100.0.3 in VNI 16777213");
+		l->tasks[2].state = DT_TASK_NEW;
+		l->tasks[2].status = DT_TS_OK;
+		memset(l->tasks[2].tenant, 0, sizeof(l->tasks[2].tenant));
+		memset(l->tasks[2].status_text, 0, sizeof(l->tasks[2].status_text));
+		l->tasks[2].armed_ns = 0;
+		l->tasks[2].ended_ns = 0;
+	}
+}
+
+static void valid_tasks(msgpack_sbuffer *sb)
+{
+	struct dt_task_list l;
+
+	mk_tasks(&l, 3);
+	cr_assert_eq(dt_tasks_encode(sb, &l), 0);
+	dt_task_list_free(&l);
 }
 
 static void valid_error(msgpack_sbuffer *sb)
@@ -457,12 +587,15 @@ static const struct codec codecs[] = {
 	CODEC(batch, DT_MSG_BATCH, batch, rel_batch),
 	CODEC(ack, DT_MSG_ACK, ack, rel_ack),
 	CODEC(control, DT_MSG_CONTROL, control, rel_control),
-	CODEC(task_create, DT_MSG_TASK_CREATE, spec, NULL),
-	CODEC(task_get, DT_MSG_TASK_GET, task_id, NULL),
+	CODEC(task_create, DT_MSG_TASK_CREATE, create, NULL),
+	CODEC(task_get, DT_MSG_TASK_GET, req, NULL),
 	CODEC(task, DT_MSG_TASK, task, NULL),
-	CODEC(report_get, DT_MSG_REPORT_GET, task_id, NULL),
+	CODEC(report_get, DT_MSG_REPORT_GET, req, NULL),
 	CODEC(report, DT_MSG_REPORT, report, rel_report),
 	CODEC(error, DT_MSG_ERROR, error, NULL),
+	CODEC(task_list, DT_MSG_TASK_LIST, token, NULL),
+	CODEC(tasks, DT_MSG_TASKS, tasks, rel_tasks),
+	CODEC(task_cancel, DT_MSG_TASK_CANCEL, req, NULL),
 };
 
 #define N_CODECS (sizeof(codecs) / sizeof(codecs[0]))
@@ -681,6 +814,23 @@ static void expect_batch_eq(const struct dt_batch *a, const struct dt_batch *b)
 		cr_assert_arr_eq(&a->samples[i], &b->samples[i], sizeof(a->samples[i]),
 				 "sample %u differs", i);
 	}
+	cr_assert_eq(a->n_nodes, b->n_nodes);
+	if (a->n_nodes == 0) {
+		cr_assert_null(b->nodes);
+	}
+	for (i = 0; i < a->n_nodes; i++) {
+		const struct dt_node_state *x = &a->nodes[i], *y = &b->nodes[i];
+
+		cr_assert_str_eq(x->node, y->node);
+		cr_assert_eq(x->ctl_gen, y->ctl_gen);
+		cr_assert_eq(x->n_endpoints, y->n_endpoints);
+		if (x->n_endpoints > 0) {
+			cr_assert_arr_eq(x->endpoints, y->endpoints,
+					 x->n_endpoints * sizeof(*x->endpoints), "node %u", i);
+		} else {
+			cr_assert_null(y->endpoints);
+		}
+	}
 }
 
 Test(roundtrip, batch)
@@ -717,6 +867,15 @@ Test(roundtrip, batch)
 	/* no NAT: orig stays all zero, its proto and vni included */
 	cr_assert(all_zero(&out.samples[2].orig, sizeof(out.samples[2].orig)));
 	cr_assert_eq(out.samples[2].drop_name, DT_STR_NONE);
+	/* node states: a gateway endpoint (addr 0), a node without endpoints */
+	cr_assert_eq(out.n_nodes, 3);
+	cr_assert_eq(strlen(out.nodes[0].node), DT_NAME_MAX - 1);
+	cr_assert_eq(out.nodes[0].ctl_gen, UINT64_MAX);
+	cr_assert_eq(out.nodes[0].endpoints[2].vni, 0xFFFFFF);
+	cr_assert_eq(out.nodes[0].endpoints[2].addr, 0);
+	cr_assert_eq(out.nodes[1].n_endpoints, 0);
+	cr_assert_null(out.nodes[1].endpoints);
+	cr_assert_eq(out.nodes[2].endpoints[0].addr, UINT32_MAX);
 	dt_batch_free(&out);
 	cr_assert(all_zero(&out, sizeof(out)));
 	dt_batch_free(&out); /* safe on a zeroed struct */
@@ -740,11 +899,66 @@ Test(roundtrip, batch_heartbeat_without_samples)
 	expect_batch_eq(&in, &out);
 	cr_assert_null(out.samples);
 	cr_assert_null(out.strings);
+	cr_assert_eq(out.n_nodes, 3); /* an agent's heartbeat carries its node state */
 	dt_batch_free(&out);
+	dt_batch_free(&in);
 	msgpack_sbuffer_destroy(&sb);
 }
 
 /* A sample whose orig proto and vni differ from its tuple's: they are not on the wire. */
+/* An ordinary batch carries no node states: an empty list, decoded as NULL. */
+Test(roundtrip, batch_without_node_states)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+
+	mk_batch(&in, 2);
+	free(in.nodes[0].endpoints);
+	free(in.nodes[2].endpoints);
+	free(in.nodes);
+	in.nodes = NULL;
+	in.n_nodes = 0;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	expect_batch_eq(&in, &out);
+	cr_assert_null(out.nodes);
+	dt_batch_free(&out);
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The most node states a batch may carry, one of them with the most endpoints. */
+Test(roundtrip, batch_max_node_states)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+	uint32_t i;
+
+	mk_batch(&in, 1);
+	dt_batch_free(&(struct dt_batch){.n_nodes = in.n_nodes, .nodes = in.nodes});
+	in.n_nodes = DT_BATCH_MAX_NODES;
+	in.nodes = calloc(in.n_nodes, sizeof(*in.nodes));
+	for (i = 0; i < in.n_nodes; i++) {
+		snprintf(in.nodes[i].node, sizeof(in.nodes[i].node), "node-%u", i);
+		in.nodes[i].ctl_gen = i;
+		in.nodes[i].n_endpoints = i == 7 ? DT_NODE_MAX_ENDPOINTS : 1;
+		in.nodes[i].endpoints =
+			calloc(in.nodes[i].n_endpoints, sizeof(*in.nodes[i].endpoints));
+	}
+	for (i = 0; i < DT_NODE_MAX_ENDPOINTS; i++) {
+		in.nodes[7].endpoints[i].vni = i;
+		in.nodes[7].endpoints[i].addr = htonl(0x0a000000 + i);
+	}
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_decode(sb.data, sb.size, &out), 0);
+	expect_batch_eq(&in, &out);
+	dt_batch_free(&out);
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 Test(roundtrip, batch_orig_takes_proto_and_vni_from_tuple)
 {
 	struct dt_batch in, out;
@@ -904,6 +1118,8 @@ Test(roundtrip, ack_without_control)
 
 Test(roundtrip, task_create_anyport_and_ports)
 {
+	static const char *const tokens[] = {"acme-token-0123456789", "", LONG_TOKEN, "t"};
+	char token[DT_TOKEN_MAX];
 	struct dt_task_spec in, out;
 	msgpack_sbuffer sb;
 	int i;
@@ -923,38 +1139,125 @@ Test(roundtrip, task_create_anyport_and_ports)
 			in.tuple.proto = 6;
 			in.tuple.sport = htons(65535);
 		}
+		/* limits: 0 (the analyzer's defaults), small, the largest */
+		in.budget = i == 0 ? 0 : i == 1 ? UINT32_MAX : 100;
+		in.duration_s = i == 2 ? UINT32_MAX : (uint32_t)i * 30;
+		in.rate_pps = i == 3 ? UINT32_MAX : (uint32_t)i;
 		msgpack_sbuffer_init(&sb);
-		cr_assert_eq(dt_task_create_encode(&sb, &in), 0);
+		cr_assert_eq(dt_task_create_encode(&sb, tokens[i], &in), 0);
 		memset(&out, 0xa5, sizeof(out));
-		cr_assert_eq(dt_task_create_decode(sb.data, sb.size, &out), 0);
+		memset(token, 0xa5, sizeof(token));
+		cr_assert_eq(dt_task_create_decode(sb.data, sb.size, token, &out), 0);
 		cr_assert_arr_eq(&in, &out, sizeof(in));
+		cr_assert_str_eq(token, tokens[i]);
 		msgpack_sbuffer_destroy(&sb);
 	}
 }
 
-Test(roundtrip, task_get_and_report_get)
+Test(roundtrip, task_get_report_get_and_cancel)
 {
 	static const uint32_t ids[] = {0, 1, 127, 128, 65535, 65536, UINT32_MAX};
+	static const char *const tokens[] = {"acme-token-0123456789", "", LONG_TOKEN};
+	char token[DT_TOKEN_MAX];
 	msgpack_sbuffer sb;
+	size_t i, k;
 	uint32_t out;
-	size_t i;
 
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		msgpack_sbuffer_init(&sb);
-		cr_assert_eq(dt_task_get_encode(&sb, ids[i]), 0);
-		out = 12345;
-		cr_assert_eq(dt_task_get_decode(sb.data, sb.size, &out), 0);
-		cr_assert_eq(out, ids[i]);
-		cr_assert_eq(dt_report_get_decode(sb.data, sb.size, &out), DT_PROTO_EMSGTYPE);
-		cr_assert_eq(out, 0);
-		msgpack_sbuffer_destroy(&sb);
+		const char *tok = tokens[i % 3];
 
 		msgpack_sbuffer_init(&sb);
-		cr_assert_eq(dt_report_get_encode(&sb, ids[i]), 0);
-		cr_assert_eq(dt_report_get_decode(sb.data, sb.size, &out), 0);
+		cr_assert_eq(dt_task_get_encode(&sb, tok, ids[i]), 0);
+		out = 12345;
+		memset(token, 0xa5, sizeof(token));
+		cr_assert_eq(dt_task_get_decode(sb.data, sb.size, token, &out), 0);
 		cr_assert_eq(out, ids[i]);
+		cr_assert_str_eq(token, tok);
+		cr_assert_eq(dt_report_get_decode(sb.data, sb.size, token, &out),
+			     DT_PROTO_EMSGTYPE);
+		cr_assert_eq(out, 0);
+		cr_assert(all_zero(token, sizeof(token)));
+		cr_assert_eq(dt_task_cancel_decode(sb.data, sb.size, token, &out),
+			     DT_PROTO_EMSGTYPE);
+		msgpack_sbuffer_destroy(&sb);
+
+		for (k = 0; k < 2; k++) {
+			msgpack_sbuffer_init(&sb);
+			if (k == 0) {
+				cr_assert_eq(dt_report_get_encode(&sb, tok, ids[i]), 0);
+				cr_assert_eq(dt_report_get_decode(sb.data, sb.size, token, &out),
+					     0);
+			} else {
+				cr_assert_eq(dt_task_cancel_encode(&sb, tok, ids[i]), 0);
+				cr_assert_eq(dt_task_cancel_decode(sb.data, sb.size, token, &out),
+					     0);
+			}
+			cr_assert_eq(out, ids[i]);
+			cr_assert_str_eq(token, tok);
+			msgpack_sbuffer_destroy(&sb);
+		}
+	}
+}
+
+Test(roundtrip, task_list)
+{
+	static const char *const tokens[] = {"acme-token-0123456789", "", LONG_TOKEN};
+	char token[DT_TOKEN_MAX];
+	msgpack_sbuffer sb;
+	uint32_t id;
+	size_t i;
+
+	for (i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_task_list_encode(&sb, tokens[i]), 0);
+		memset(token, 0xa5, sizeof(token));
+		cr_assert_eq(dt_task_list_decode(sb.data, sb.size, token), 0);
+		cr_assert_str_eq(token, tokens[i]);
+		cr_assert_eq(dt_task_get_decode(sb.data, sb.size, token, &id), DT_PROTO_EMSGTYPE);
 		msgpack_sbuffer_destroy(&sb);
 	}
+}
+
+Test(roundtrip, tasks)
+{
+	struct dt_task_list in, out;
+	msgpack_sbuffer sb;
+	uint32_t n;
+
+	for (n = 0; n < 12; n += 3) {
+		mk_tasks(&in, n);
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_tasks_encode(&sb, &in), 0);
+		memset(&out, 0xa5, sizeof(out));
+		cr_assert_eq(dt_tasks_decode(sb.data, sb.size, &out), 0);
+		cr_assert_eq(out.n_tasks, n);
+		if (n == 0) {
+			cr_assert_null(out.tasks);
+		} else {
+			cr_assert_arr_eq(in.tasks, out.tasks, n * sizeof(*in.tasks));
+		}
+		dt_task_list_free(&out);
+		cr_assert(all_zero(&out, sizeof(out)));
+		dt_task_list_free(&out);
+		dt_task_list_free(&in);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+Test(roundtrip, tasks_max)
+{
+	struct dt_task_list in, out;
+	msgpack_sbuffer sb;
+
+	mk_tasks(&in, DT_LIST_MAX_TASKS);
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_tasks_encode(&sb, &in), 0);
+	cr_assert_eq(dt_tasks_decode(sb.data, sb.size, &out), 0);
+	cr_assert_eq(out.n_tasks, DT_LIST_MAX_TASKS);
+	cr_assert_arr_eq(in.tasks, out.tasks, in.n_tasks * sizeof(*in.tasks));
+	dt_task_list_free(&out);
+	dt_task_list_free(&in);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 Test(roundtrip, task)
@@ -966,6 +1269,16 @@ Test(roundtrip, task)
 	for (st = 0; st < DT_TASK_STATE_MAX; st++) {
 		mk_task(&in);
 		in.state = st;
+		in.status = st % DT_TS_MAX;
+		if (st == DT_TASK_NEW) {
+			memset(in.status_text, 0, sizeof(in.status_text));
+			in.armed_ns = 0;
+			in.ended_ns = 0;
+		} else if (st == DT_TASK_FAILED) {
+			/* the longest tenant name and sentence */
+			strcpy(in.tenant, LONG_NAME);
+			fill(in.status_text, sizeof(in.status_text), 't');
+		}
 		msgpack_sbuffer_init(&sb);
 		cr_assert_eq(dt_task_encode(&sb, &in), 0);
 		memset(&out, 0xa5, sizeof(out));
@@ -1175,20 +1488,23 @@ Test(roundtrip, report_max_rows)
 
 Test(roundtrip, encoders_append_to_the_buffer)
 {
+	char token[DT_TOKEN_MAX];
 	msgpack_sbuffer sb;
 	size_t first;
 	uint32_t id;
 
 	msgpack_sbuffer_init(&sb);
-	cr_assert_eq(dt_task_get_encode(&sb, 5), 0);
+	cr_assert_eq(dt_task_get_encode(&sb, "a", 5), 0);
 	first = sb.size;
-	cr_assert_eq(dt_task_get_encode(&sb, 6), 0);
+	cr_assert_eq(dt_task_get_encode(&sb, "b", 6), 0);
 	cr_assert_gt(sb.size, first);
-	cr_assert_eq(dt_task_get_decode(sb.data, sb.size, &id), DT_PROTO_ETRAILING);
-	cr_assert_eq(dt_task_get_decode(sb.data, first, &id), 0);
+	cr_assert_eq(dt_task_get_decode(sb.data, sb.size, token, &id), DT_PROTO_ETRAILING);
+	cr_assert_eq(dt_task_get_decode(sb.data, first, token, &id), 0);
 	cr_assert_eq(id, 5);
-	cr_assert_eq(dt_task_get_decode(sb.data + first, sb.size - first, &id), 0);
+	cr_assert_str_eq(token, "a");
+	cr_assert_eq(dt_task_get_decode(sb.data + first, sb.size - first, token, &id), 0);
 	cr_assert_eq(id, 6);
+	cr_assert_str_eq(token, "b");
 	msgpack_sbuffer_destroy(&sb);
 }
 
@@ -1315,7 +1631,7 @@ Test(encode, other_refusals)
 
 	memset(&s, 0, sizeof(s));
 	s.tuple.vni = 0x1000000;
-	EXPECT_ENCODE_FAILS(dt_task_create_encode(sb, &s), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_create_encode(sb, "t", &s), DT_PROTO_ERANGE);
 
 	mk_task(&t);
 	t.state = DT_TASK_STATE_MAX;
@@ -1346,6 +1662,103 @@ Test(encode, other_refusals)
 	r.task.spec.tuple.vni = 0x1000000;
 	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
 	dt_report_free(&r);
+}
+
+Test(encode, task_service_refusals)
+{
+	char long_token[DT_TOKEN_MAX + 1];
+	struct dt_task_list l;
+	struct dt_task_spec s;
+	struct dt_task_info t;
+	struct dt_report r;
+	struct dt_batch b;
+
+	/* tokens: NULL, or DT_TOKEN_MAX bytes and more, are refused by every request */
+	fill(long_token, sizeof(long_token), 'k'); /* 128 bytes */
+	memset(&s, 0, sizeof(s));
+	EXPECT_ENCODE_FAILS(dt_task_create_encode(sb, NULL, &s), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_create_encode(sb, long_token, &s), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_get_encode(sb, NULL, 1), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_get_encode(sb, long_token, 1), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_report_get_encode(sb, NULL, 1), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_report_get_encode(sb, long_token, 1), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_cancel_encode(sb, NULL, 1), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_cancel_encode(sb, long_token, 1), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_list_encode(sb, NULL), DT_PROTO_ERANGE);
+	EXPECT_ENCODE_FAILS(dt_task_list_encode(sb, long_token), DT_PROTO_ERANGE);
+	long_token[DT_TOKEN_MAX - 1] = '\0'; /* 127 bytes: the longest token */
+	{
+		msgpack_sbuffer tmp;
+
+		msgpack_sbuffer_init(&tmp);
+		cr_expect_eq(dt_task_list_encode(&tmp, long_token), 0);
+		cr_expect_eq(dt_task_cancel_encode(&tmp, "", 0), 0);
+		msgpack_sbuffer_destroy(&tmp);
+	}
+
+	/* the task record: status, tenant and status_text */
+	mk_task(&t);
+	t.status = DT_TS_MAX;
+	EXPECT_ENCODE_FAILS(dt_task_encode(sb, &t), DT_PROTO_ERANGE);
+	t.status = DT_TS_OK;
+	memset(t.tenant, 'x', sizeof(t.tenant));
+	EXPECT_ENCODE_FAILS(dt_task_encode(sb, &t), DT_PROTO_ERANGE);
+	strcpy(t.tenant, "acme");
+	memset(t.status_text, 'x', sizeof(t.status_text));
+	EXPECT_ENCODE_FAILS(dt_task_encode(sb, &t), DT_PROTO_ERANGE);
+	t.status_text[0] = '\0';
+	t.spec.tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_task_encode(sb, &t), DT_PROTO_ERANGE);
+
+	/* ... also inside a report and a task list */
+	mk_report(&r, 2);
+	r.task.status = DT_TS_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	dt_report_free(&r);
+	mk_tasks(&l, 3);
+	l.tasks[2].status = DT_TS_MAX;
+	EXPECT_ENCODE_FAILS(dt_tasks_encode(sb, &l), DT_PROTO_ERANGE);
+	l.tasks[2].status = DT_TS_OK;
+	memset(l.tasks[1].tenant, 'x', sizeof(l.tasks[1].tenant));
+	EXPECT_ENCODE_FAILS(dt_tasks_encode(sb, &l), DT_PROTO_ERANGE);
+	strcpy(l.tasks[1].tenant, "acme");
+	l.n_tasks = DT_LIST_MAX_TASKS + 1;
+	EXPECT_ENCODE_FAILS(dt_tasks_encode(sb, &l), DT_PROTO_ERANGE);
+	l.n_tasks = 3;
+	dt_task_list_free(&l);
+	l.n_tasks = 1; /* n_tasks > 0 without tasks */
+	EXPECT_ENCODE_FAILS(dt_tasks_encode(sb, &l), DT_PROTO_ERANGE);
+
+	/* node states */
+	mk_batch(&b, 2);
+	memset(b.nodes[1].node, 'x', sizeof(b.nodes[1].node));
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	strcpy(b.nodes[1].node, "h2");
+	b.nodes[0].endpoints[1].vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[0].endpoints[1].vni = 0xFFFFFF;
+	b.nodes[0].n_endpoints = DT_NODE_MAX_ENDPOINTS + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[0].n_endpoints = 3;
+	b.nodes[1].n_endpoints = 1; /* n_endpoints > 0 without endpoints */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].n_endpoints = 0;
+	b.n_nodes = DT_BATCH_MAX_NODES + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.n_nodes = 3;
+	{
+		msgpack_sbuffer tmp;
+
+		msgpack_sbuffer_init(&tmp);
+		cr_expect_eq(dt_batch_encode(&tmp, &b), 0, "the batch is valid again");
+		msgpack_sbuffer_destroy(&tmp);
+	}
+	{
+		struct dt_batch z = {.n_nodes = 2}; /* n_nodes > 0 without nodes */
+
+		EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &z), DT_PROTO_ERANGE);
+	}
+	dt_batch_free(&b);
 }
 
 Test(encode, report_loss_refusals)
@@ -1518,12 +1931,14 @@ Test(malformed, header_of_every_message)
 
 Test(malformed, batch_fields)
 {
-	/* [2, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...], [sample...]]
+	/* [2, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...], [sample...],
+	 *  [[node, ctl_gen, [[vni, addr]...]]...]]
 	 * sample: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto, vni, task_id,
 	 *          ip_id, ident, len, outer_saddr, outer_daddr, orig_saddr, orig_daddr,
 	 *          orig_sport, orig_dport, drop_reason, drop_name, drop_where]
 	 * The valid batch has 3 ifaces, 3 strings and samples 0 port-in, 1 drop (names #0 and
-	 * #2), 2 uplink-out, 3 gw-out (NAT), 4 uplink-in. */
+	 * #2), 2 uplink-out, 3 gw-out (NAT), 4 uplink-in; node states 0 (3 endpoints, the
+	 * last a gateway's), 1 (none), 2 (one). */
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"sender uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
@@ -1632,6 +2047,49 @@ Test(malformed, batch_fields)
 		{"drop_where none", {9, 1, 22, END}, OP_UINT, DT_STR_NONE, .expect = 0},
 		{"drop_where nil", {9, 1, 22, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
 		{"drop_where negative", {9, 4, 22, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"without node states (old layout)", {END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"nodes nil", {10, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"nodes uint", {10, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"nodes map", {10, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"4096 nodes", {10, END}, OP_RESIZE, DT_BATCH_MAX_NODES, .expect = 0},
+		{"4097 nodes", {10, END}, OP_RESIZE, DT_BATCH_MAX_NODES + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"node uint", {10, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"node string", {10, 1, END}, OP_STR, .s = "h2", .expect = DT_PROTO_ETYPE},
+		{"node short", {10, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"node long", {10, 2, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
+		{"node name uint", {10, 1, 0, END}, OP_UINT, 2, .expect = DT_PROTO_ETYPE},
+		{"node name 64 chars", {10, 1, 0, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"node name 63 chars", {10, 1, 0, END}, OP_STR, .s = chars300, .n = 63, .expect = 0},
+		{"node name empty", {10, 1, 0, END}, OP_STR, .s = "", .expect = 0},
+		{"node name with NUL", {10, 2, 0, END}, OP_STR, .s = "g\0w", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"node ctl_gen negative", {10, 1, 1, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"node ctl_gen float", {10, 0, 1, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+		{"node ctl_gen 0", {10, 0, 1, END}, OP_UINT, 0, .expect = 0},
+		{"endpoints nil", {10, 1, 2, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"endpoints uint", {10, 0, 2, END}, OP_UINT, 3, .expect = DT_PROTO_ETYPE},
+		{"endpoints map", {10, 2, 2, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"4096 endpoints", {10, 0, 2, END}, OP_RESIZE, DT_NODE_MAX_ENDPOINTS, .expect = 0},
+		{"4097 endpoints", {10, 0, 2, END}, OP_RESIZE, DT_NODE_MAX_ENDPOINTS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"endpoint uint", {10, 0, 2, 1, END}, OP_UINT, 100, .expect = DT_PROTO_ETYPE},
+		{"endpoint short", {10, 0, 2, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"endpoint long", {10, 2, 2, 0, END}, OP_RESIZE, 3, .expect = DT_PROTO_ELENGTH},
+		{"endpoint vni 2^24", {10, 0, 2, 1, 0, END}, OP_UINT, 0x1000000,
+		  .expect = DT_PROTO_ERANGE},
+		{"endpoint vni 2^24-1", {10, 0, 2, 1, 0, END}, OP_UINT, 0xFFFFFF, .expect = 0},
+		{"endpoint vni 0", {10, 0, 2, 1, 0, END}, OP_UINT, 0, .expect = 0},
+		{"endpoint vni negative", {10, 2, 2, 0, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"endpoint vni string", {10, 0, 2, 0, 0, END}, OP_STR, .s = "100",
+		  .expect = DT_PROTO_ETYPE},
+		{"endpoint addr 2^32", {10, 2, 2, 0, 1, END}, OP_UINT, 1ull << 32,
+		  .expect = DT_PROTO_ERANGE},
+		{"endpoint addr 2^32-1", {10, 0, 2, 0, 1, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"endpoint addr 0", {10, 0, 2, 0, 1, END}, OP_UINT, 0, .expect = 0},
+		{"endpoint addr float", {10, 0, 2, 2, 1, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+		{"endpoint addr nil", {10, 0, 2, 2, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
 
@@ -1656,8 +2114,11 @@ Test(malformed, ack_fields)
 		{"gen negative", {4, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"arms nil", {4, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
 		{"arm short", {4, 1, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"arm long", {4, 1, 0, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"arm long", {4, 1, 0, END}, OP_RESIZE, 11, .expect = DT_PROTO_ELENGTH},
+		{"arm of the old layout (8)", {4, 1, 0, END}, OP_RESIZE, 8, .expect = DT_PROTO_ELENGTH},
 		{"arm vni 2^24", {4, 1, 1, 7, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"arm budget 2^32", {4, 1, 1, 8, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"arm rate_pps string", {4, 1, 2, 9, END}, OP_STR, .s = "1", .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
 
@@ -1666,7 +2127,8 @@ Test(malformed, ack_fields)
 
 Test(malformed, control_fields)
 {
-	/* [2, 3, gen, [[task_id, flags, saddr, daddr, sport, dport, proto, vni]...]] */
+	/* [2, 3, gen, [[task_id, flags, saddr, daddr, sport, dport, proto, vni, budget,
+	 *               rate_pps]...]] */
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"gen string", {2, END}, OP_STR, .s = "9", .expect = DT_PROTO_ETYPE},
@@ -1676,47 +2138,145 @@ Test(malformed, control_fields)
 		{"65537 arms", {3, END}, OP_RESIZE, DT_CONTROL_MAX_TASKS + 1,
 		  .expect = DT_PROTO_ELENGTH},
 		{"arm short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"arm long", {3, 3, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"arm long", {3, 3, END}, OP_RESIZE, 11, .expect = DT_PROTO_ELENGTH},
+		{"arm of the old layout (8)", {3, 2, END}, OP_RESIZE, 8, .expect = DT_PROTO_ELENGTH},
 		{"arm nil", {3, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
 		{"task_id 2^32", {3, 0, 0, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
 		{"flags negative", {3, 0, 1, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"sport 2^16", {3, 2, 4, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
 		{"proto string", {3, 2, 6, END}, OP_STR, .s = "tcp", .expect = DT_PROTO_ETYPE},
 		{"vni 2^24", {3, 3, 7, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"budget 2^32", {3, 0, 8, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"budget 2^32-1", {3, 1, 8, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"budget 0", {3, 0, 8, END}, OP_UINT, 0, .expect = 0},
+		{"budget negative", {3, 2, 8, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"budget nil", {3, 3, 8, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"rate_pps 2^32", {3, 0, 9, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"rate_pps 2^32-1", {3, 3, 9, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"rate_pps float", {3, 2, 9, END}, OP_F64, .f = 10, .expect = DT_PROTO_ETYPE},
+		{"rate_pps string", {3, 1, 9, END}, OP_STR, .s = "10", .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
 
 	RUN_MUTATIONS(DT_MSG_CONTROL, tab);
 }
 
+/* The token that starts every API request: at path {2}. */
+/* clang-format off */
+#define TOKEN_MUTATIONS                                                                            \
+	{"token uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},                            \
+	{"token nil", {2, END}, OP_NIL, .expect = DT_PROTO_ETYPE},                                 \
+	{"token bin", {2, END}, OP_BIN, .s = "acme", .expect = DT_PROTO_ETYPE},                    \
+	{"token float", {2, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},                       \
+	{"token map", {2, END}, OP_MAP, .expect = DT_PROTO_ETYPE},                                 \
+	{"token 128 chars", {2, END}, OP_STR, .s = chars300, .n = 128, .expect = DT_PROTO_ERANGE}, \
+	{"token 300 chars", {2, END}, OP_STR, .s = chars300, .n = 300, .expect = DT_PROTO_ERANGE}, \
+	{"token 127 chars", {2, END}, OP_STR, .s = chars300, .n = 127, .expect = 0},               \
+	{"token empty", {2, END}, OP_STR, .s = "", .expect = 0},                                   \
+	{"token with NUL", {2, END}, OP_STR, .s = "ab\0cd", .n = 5, .expect = DT_PROTO_ERANGE}
+/* clang-format on */
+
 Test(malformed, small_message_fields)
 {
-	/* [2, 4, flags, saddr, daddr, sport, dport, proto, vni] */
+	/* [2, 4, token, flags, saddr, daddr, sport, dport, proto, vni, budget, duration_s,
+	 *  rate_pps] */
 	/* clang-format off */
 	const struct mutation create[] = {
-		{"flags 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
-		{"daddr float", {4, END}, OP_F64, .f = 2, .expect = DT_PROTO_ETYPE},
-		{"dport 2^16", {6, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
-		{"proto 256", {7, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
-		{"vni 2^24", {8, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		TOKEN_MUTATIONS,
+		{"flags 2^32", {3, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"flags string", {3, END}, OP_STR, .s = "x", .expect = DT_PROTO_ETYPE},
+		{"saddr 2^32", {4, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"daddr float", {5, END}, OP_F64, .f = 2, .expect = DT_PROTO_ETYPE},
+		{"sport negative", {6, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"dport 2^16", {7, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"proto 256", {8, END}, OP_UINT, 256, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24", {9, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24-1", {9, END}, OP_UINT, 0xFFFFFF, .expect = 0},
+		{"budget 0", {10, END}, OP_UINT, 0, .expect = 0},
+		{"budget 2^32-1", {10, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"budget 2^32", {10, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"budget negative", {10, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"budget string", {10, END}, OP_STR, .s = "100", .expect = DT_PROTO_ETYPE},
+		{"duration_s 2^32-1", {11, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"duration_s 2^32", {11, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"duration_s float", {11, END}, OP_F64, .f = 60, .expect = DT_PROTO_ETYPE},
+		{"duration_s nil", {11, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"rate_pps 2^32-1", {12, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"rate_pps 2^32", {12, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"rate_pps bool", {12, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"rate_pps negative", {12, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"without the limits (old layout)", {END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
 	};
 	/* clang-format on */
-	/* [2, 5 or 7, task_id] */
+	/* [2, 5, 7 or 12, token, task_id] */
 	/* clang-format off */
 	const struct mutation get[] = {
-		{"task_id 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
-		{"task_id negative", {2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
-		{"task_id string", {2, END}, OP_STR, .s = "7", .expect = DT_PROTO_ETYPE},
+		TOKEN_MUTATIONS,
+		{"task_id 2^32", {3, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"task_id 2^32-1", {3, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		{"task_id 0", {3, END}, OP_UINT, 0, .expect = 0},
+		{"task_id negative", {3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"task_id string", {3, END}, OP_STR, .s = "7", .expect = DT_PROTO_ETYPE},
+		{"task_id nil", {3, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"without the token (old layout)", {END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
 	};
 	/* clang-format on */
-	/* [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, created, col, del] */
+	/* [2, 10, token] */
+	/* clang-format off */
+	const struct mutation list[] = {
+		TOKEN_MUTATIONS,
+		{"with a task id", {END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
+		{"without the token", {END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+	};
+	/* clang-format on */
+	/* [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, budget, duration_s,
+	 *  rate_pps, created_ns, colored, delivered, tenant, status, status_text, armed_ns,
+	 *  ended_ns] */
 	/* clang-format off */
 	const struct mutation task[] = {
+		{"id 2^32", {2, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
 		{"state 8", {3, END}, OP_UINT, DT_TASK_STATE_MAX, .expect = DT_PROTO_ERANGE},
 		{"state 7", {3, END}, OP_UINT, DT_TASK_FAILED, .expect = 0},
+		{"flags negative", {4, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"sport 2^16", {7, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
 		{"vni 2^24", {10, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
-		{"colored negative", {12, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
-		{"delivered float", {13, END}, OP_F64, .f = 9, .expect = DT_PROTO_ETYPE},
+		{"budget 2^32", {11, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"budget string", {11, END}, OP_STR, .s = "1", .expect = DT_PROTO_ETYPE},
+		{"duration_s 2^32", {12, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"duration_s negative", {12, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"rate_pps 2^32", {13, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"rate_pps 0", {13, END}, OP_UINT, 0, .expect = 0},
+		{"created_ns max", {14, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"created_ns float", {14, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+		{"colored negative", {15, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"delivered float", {16, END}, OP_F64, .f = 9, .expect = DT_PROTO_ETYPE},
+		{"tenant uint", {17, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"tenant bin", {17, END}, OP_BIN, .s = "acme", .expect = DT_PROTO_ETYPE},
+		{"tenant 64 chars", {17, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"tenant 63 chars", {17, END}, OP_STR, .s = chars300, .n = 63, .expect = 0},
+		{"tenant empty", {17, END}, OP_STR, .s = "", .expect = 0},
+		{"tenant with NUL", {17, END}, OP_STR, .s = "a\0b", .n = 3, .expect = DT_PROTO_ERANGE},
+		{"status 7", {18, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 6", {18, END}, OP_UINT, DT_TS_RESTARTED, .expect = 0},
+		{"status 0", {18, END}, OP_UINT, DT_TS_OK, .expect = 0},
+		{"status 2^32", {18, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"status negative", {18, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"status string", {18, END}, OP_STR, .s = "ok", .expect = DT_PROTO_ETYPE},
+		{"status_text 256 chars", {19, END}, OP_STR, .s = chars300, .n = 256,
+		  .expect = DT_PROTO_ERANGE},
+		{"status_text 255 chars", {19, END}, OP_STR, .s = chars300, .n = 255, .expect = 0},
+		{"status_text empty", {19, END}, OP_STR, .s = "", .expect = 0},
+		{"status_text with NUL", {19, END}, OP_STR, .s = "ok\0", .n = 3,
+		  .expect = DT_PROTO_ERANGE},
+		{"status_text nil", {19, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"armed_ns max", {20, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"armed_ns negative", {20, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"armed_ns string", {20, END}, OP_STR, .s = "0", .expect = DT_PROTO_ETYPE},
+		{"ended_ns 0", {21, END}, OP_UINT, 0, .expect = 0},
+		{"ended_ns float", {21, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+		{"ended_ns nil", {21, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"old layout (12 fields)", {END}, OP_RESIZE, 14, .expect = DT_PROTO_ELENGTH},
 	};
 	/* clang-format on */
 	/* [2, 9, status, message] */
@@ -1737,8 +2297,52 @@ Test(malformed, small_message_fields)
 	RUN_MUTATIONS(DT_MSG_TASK_CREATE, create);
 	RUN_MUTATIONS(DT_MSG_TASK_GET, get);
 	RUN_MUTATIONS(DT_MSG_REPORT_GET, get);
+	RUN_MUTATIONS(DT_MSG_TASK_CANCEL, get);
+	RUN_MUTATIONS(DT_MSG_TASK_LIST, list);
 	RUN_MUTATIONS(DT_MSG_TASK, task);
 	RUN_MUTATIONS(DT_MSG_ERROR, error);
+}
+
+Test(malformed, tasks_fields)
+{
+	/* [2, 11, [[id, state, flags, saddr, daddr, sport, dport, proto, vni, budget,
+	 *           duration_s, rate_pps, created_ns, colored, delivered, tenant, status,
+	 *           status_text, armed_ns, ended_ns]...]]
+	 * The valid list has three tasks; #2 has an empty tenant and status_text. */
+	/* clang-format off */
+	const struct mutation tab[] = {
+		{"list nil", {2, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"list uint", {2, END}, OP_UINT, 3, .expect = DT_PROTO_ETYPE},
+		{"list map", {2, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"4 tasks", {2, END}, OP_RESIZE, 0, .expect = 0},
+		{"65536 tasks", {2, END}, OP_RESIZE, DT_LIST_MAX_TASKS, .expect = 0},
+		{"65537 tasks", {2, END}, OP_RESIZE, DT_LIST_MAX_TASKS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"task uint", {2, 1, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
+		{"task nil", {2, 0, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"task short", {2, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"task long", {2, 1, END}, OP_RESIZE, 21, .expect = DT_PROTO_ELENGTH},
+		{"task of the old layout (12)", {2, 0, END}, OP_RESIZE, 12, .expect = DT_PROTO_ELENGTH},
+		{"id negative", {2, 0, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"state 8", {2, 1, 1, END}, OP_UINT, DT_TASK_STATE_MAX, .expect = DT_PROTO_ERANGE},
+		{"vni 2^24", {2, 2, 8, END}, OP_UINT, 0x1000000, .expect = DT_PROTO_ERANGE},
+		{"budget 2^32", {2, 2, 9, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"duration_s string", {2, 1, 10, END}, OP_STR, .s = "60", .expect = DT_PROTO_ETYPE},
+		{"rate_pps 2^32", {2, 0, 11, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"tenant 64 chars", {2, 2, 15, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"tenant uint", {2, 1, 15, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"status 7", {2, 1, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 6", {2, 1, 16, END}, OP_UINT, DT_TS_RESTARTED, .expect = 0},
+		{"status_text 256 chars", {2, 0, 17, END}, OP_STR, .s = chars300, .n = 256,
+		  .expect = DT_PROTO_ERANGE},
+		{"status_text bin", {2, 2, 17, END}, OP_BIN, .s = "x", .expect = DT_PROTO_ETYPE},
+		{"armed_ns negative", {2, 2, 18, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"ended_ns float", {2, 1, 19, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
+	};
+	/* clang-format on */
+
+	RUN_MUTATIONS(DT_MSG_TASKS, tab);
 }
 
 Test(malformed, report_fields)
@@ -1758,8 +2362,15 @@ Test(malformed, report_fields)
 	const struct mutation tab[] = {
 		{"task uint", {2, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
 		{"task short", {2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"task long", {2, END}, OP_RESIZE, 13, .expect = DT_PROTO_ELENGTH},
+		{"task long", {2, END}, OP_RESIZE, 21, .expect = DT_PROTO_ELENGTH},
+		{"task of the old layout (12)", {2, END}, OP_RESIZE, 12, .expect = DT_PROTO_ELENGTH},
 		{"task state 8", {2, 1, END}, OP_UINT, 8, .expect = DT_PROTO_ERANGE},
+		{"task budget 2^32", {2, 9, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"task tenant 64 chars", {2, 15, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"task status 7", {2, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"task status_text uint", {2, 17, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
+		{"task ended_ns negative", {2, 19, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"packets map", {3, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
 		{"packet short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
 		{"packet long", {3, 1, END}, OP_RESIZE, 16, .expect = DT_PROTO_ELENGTH},
@@ -1936,20 +2547,26 @@ Test(malformed, accepted_variants_decode_their_value)
 /* Integers encoded as signed msgpack types but >= 0 are integers like any other. */
 Test(malformed, signed_encodings_of_non_negative_integers)
 {
-	/* [2, 5, 7] with every field as int8, and the task id as int64 */
+	/* [2, 5, "", 7] with every integer as int8, and the task id as int64 */
+	/* clang-format off */
 	static const unsigned char ok[] = {
-		0x93, 0xd0, DT_PROTO_VERSION, 0xd0, 0x05, 0xd3, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+		0x94, 0xd0, DT_PROTO_VERSION, 0xd0, 0x05, 0xa0,
+		0xd3, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
 	};
-	static const unsigned char neg[] = {0x93, DT_PROTO_VERSION, 0x05, 0xd0, 0xff};
+	/* clang-format on */
+	static const unsigned char neg[] = {0x94, DT_PROTO_VERSION, 0x05, 0xa1, 'x', 0xd0, 0xff};
+	char token[DT_TOKEN_MAX];
 	uint32_t id = 1;
 	enum dt_msg_type t;
 
 	cr_assert_eq(dt_msg_type(ok, sizeof(ok), &t), 0);
 	cr_assert_eq(t, DT_MSG_TASK_GET);
-	cr_assert_eq(dt_task_get_decode(ok, sizeof(ok), &id), 0);
+	cr_assert_eq(dt_task_get_decode(ok, sizeof(ok), token, &id), 0);
 	cr_assert_eq(id, 7);
-	cr_assert_eq(dt_task_get_decode(neg, sizeof(neg), &id), DT_PROTO_ETYPE);
+	cr_assert_str_eq(token, "");
+	cr_assert_eq(dt_task_get_decode(neg, sizeof(neg), token, &id), DT_PROTO_ETYPE);
 	cr_assert_eq(id, 0);
+	cr_assert(all_zero(token, sizeof(token)));
 }
 
 /* Hostile framing: huge announced counts must fail fast, without allocating them. */
@@ -1976,19 +2593,20 @@ Test(malformed, deep_nesting)
 	size_t i;
 	int rv;
 
-	/* [1, 5, [[[[...[]...]]]]] 100 levels deep: refused, not a crash */
+	/* [2, 10, [[[[...[]...]]]]] 100 levels deep (a TASK_LIST, whose only field is the
+	 * token): refused, not a crash */
 	buf[0] = 0x93;
 	buf[1] = DT_PROTO_VERSION;
-	buf[2] = 0x05;
+	buf[2] = DT_MSG_TASK_LIST;
 	for (i = 0; i < 100; i++) {
 		buf[3 + i] = 0x91;
 	}
 	buf[3 + 100] = 0x90;
-	rv = try_decode(codec_of(DT_MSG_TASK_GET), buf, sizeof(buf));
+	rv = try_decode(codec_of(DT_MSG_TASK_LIST), buf, sizeof(buf));
 	cr_expect_lt(rv, 0);
 	/* 3 levels: a well-formed message whose field is of the wrong type */
 	buf[6] = 0x90;
-	cr_expect_eq(try_decode(codec_of(DT_MSG_TASK_GET), buf, 7), DT_PROTO_ETYPE);
+	cr_expect_eq(try_decode(codec_of(DT_MSG_TASK_LIST), buf, 7), DT_PROTO_ETYPE);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -2006,8 +2624,9 @@ Test(msg_type, peeks_every_message)
 		codecs[i].valid(&sb);
 		cr_expect_eq(dt_msg_type(sb.data, sb.size, &t), 0, "%s", codecs[i].name);
 		cr_expect_eq(t, codecs[i].type, "%s", codecs[i].name);
-		/* only the header is looked at: a cut body still names its type */
-		cr_expect_eq(dt_msg_type(sb.data, 3, &t), 0, "%s", codecs[i].name);
+		/* only the header is looked at: a cut body still names its type (5 bytes: an
+		 * array 16 head, the version and the type) */
+		cr_expect_eq(dt_msg_type(sb.data, 5, &t), 0, "%s", codecs[i].name);
 		cr_expect_eq(t, codecs[i].type);
 		msgpack_sbuffer_destroy(&sb);
 	}
@@ -2034,7 +2653,7 @@ Test(msg_type, refuses_bad_headers)
 		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
 		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
 		{"type 0", "\x92\x02\x00", 3, DT_PROTO_EMSGTYPE},
-		{"type 10", "\x92\x02\x0a", 3, DT_PROTO_EMSGTYPE},
+		{"type 13", "\x92\x02\x0d", 3, DT_PROTO_EMSGTYPE},
 		{"type uint16 big", "\x92\x02\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
 		{"type nil", "\x92\x02\xc0", 3, DT_PROTO_ETYPE},
 		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
@@ -2051,6 +2670,8 @@ Test(msg_type, refuses_bad_headers)
 	}
 	cr_expect_eq(dt_msg_type("\x92\x02\x09", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_ERROR);
+	cr_expect_eq(dt_msg_type("\x92\x02\x0c", 3, &t), 0);
+	cr_expect_eq(t, DT_MSG_TASK_CANCEL);
 }
 
 Test(names, all)
@@ -2093,6 +2714,16 @@ Test(names, all)
 	cr_expect_str_eq(dt_status_name(DT_ST_REFUSED), "refused");
 	cr_expect_str_eq(dt_status_name(DT_ST_FAILED), "failed");
 	cr_expect_str_eq(dt_status_name(DT_ST_MAX), "?");
+
+	cr_expect_str_eq(dt_task_status_name(DT_TS_OK), "ok");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_NO_HOST), "no-host");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_ARM_TIMEOUT), "arm-timeout");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_BUDGET_SPENT), "budget-spent");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_DURATION), "duration");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_CANCELLED), "cancelled");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_RESTARTED), "restarted");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_MAX), "?");
+	cr_expect_str_eq(dt_task_status_name(~0u), "?");
 
 	cr_expect_str_eq(dt_loss_name(DT_LOSS_RING_FULL), "ring-full");
 	cr_expect_str_eq(dt_loss_name(DT_LOSS_QUEUE_FULL), "queue-full");
@@ -2179,6 +2810,32 @@ Test(fuzz, report_byte_flips)
 {
 	rng_state = 0xD1B54A32D192ED03ull;
 	fuzz(codec_of(DT_MSG_REPORT), 5000);
+}
+
+Test(fuzz, tasks_byte_flips)
+{
+	rng_state = 0x8BADF00DDEADBEEFull;
+	fuzz(codec_of(DT_MSG_TASKS), 5000);
+}
+
+/* A collector's heartbeat: no samples, only node states (the bytes that are flipped). */
+static void valid_heartbeat(msgpack_sbuffer *sb)
+{
+	struct dt_batch b;
+
+	mk_batch(&b, 0);
+	cr_assert_eq(dt_batch_encode(sb, &b), 0);
+	dt_batch_free(&b);
+}
+
+Test(fuzz, heartbeat_node_states_byte_flips)
+{
+	struct codec c = *codec_of(DT_MSG_BATCH);
+
+	c.name = "heartbeat";
+	c.valid = valid_heartbeat;
+	rng_state = 0x0123456789ABCDEFull;
+	fuzz(&c, 5000);
 }
 
 Test(fuzz, every_message_byte_flips)
