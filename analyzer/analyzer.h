@@ -12,6 +12,17 @@
 #include <stdint.h>
 
 #include "dt_config.h"
+#include "dt_proto.h"
+#include "tasks.h"
+
+#define DT_TENANTS_MAX 256
+#define DT_TOKEN_MIN 16 /* characters a tenant token has at least */
+
+/* A tenant: its name (shown on its tasks) and the secret that proves it. */
+struct dt_tenant {
+	char name[DT_NAME_MAX];
+	char token[DT_TOKEN_MAX];
+};
 
 struct dt_analyzer_cfg {
 	char listen[256];      /* collectors connect here */
@@ -19,12 +30,24 @@ struct dt_analyzer_cfg {
 	uint64_t collector_window_ms; /* collectors not heard from for this long are not waited for */
 	uint64_t stats_interval_s;
 	uint64_t window_ms;    /* the analysis window (stitch.h): 10 to 600000 */
+	char store[256];       /* LMDB directory: tasks, observations, final reports */
+	uint64_t store_size_mb; /* the store's map size */
+	struct dt_lifecycle_cfg lifecycle; /* host_grace_ms, arm_timeout_ms */
+	struct dt_limits limits;
+	uint32_t n_tenants;    /* at least 1 */
+	struct dt_tenant tenants[DT_TENANTS_MAX];
 };
 
 extern const struct dt_analyzer_cfg dt_analyzer_cfg_defaults;
 
 int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *cfg, char *err,
 			 size_t errlen);
+/*
+ * The tenant whose token this is: its index, or -1 for none (an empty or unknown
+ * token). Compares every tenant's token in constant time, whatever matches.
+ */
+int dt_tenant_auth(const struct dt_analyzer_cfg *cfg, const char *token);
+
 int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop);
 
 #endif /* DT_ANALYZER_H */

@@ -3,9 +3,13 @@
  * cli.c - dyetrace, the command line client of the analyzer's API.
  *
  *     dyetrace [options] task create --src IP --dst IP [--sport N] [--dport N] --proto P --vni N
- *                                    [--direction request|reply|both]
- *     dyetrace [options] task show ID
+ *                                    [--direction request|reply|both] [--budget N]
+ *                                    [--duration S] [--rate PPS]
+ *     dyetrace [options] task list
+ *     dyetrace [options] task show|cancel|watch ID
  *     dyetrace [options] report ID
+ *
+ * Every request carries the tenant's token (--token, else $DYETRACE_TOKEN).
  *
  * Every command sends one request over an NNG req socket and waits for one reply (see
  * call()). Commands are looked up in tables, bpftool style: do_<verb>() per subcommand,
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <nng/nng.h>
@@ -38,6 +43,7 @@
 #define DEFAULT_API "ipc:///run/dyetrace/api.sock"
 #define DEFAULT_TIMEOUT_MS 5000
 #define MAX_TIMEOUT_MS 3600000
+#define DEFAULT_INTERVAL_MS 500
 
 /* Exit status, documented in the help text. */
 enum {
@@ -47,6 +53,7 @@ enum {
 	RC_NOT_FOUND = 3,   /* DT_ST_NOT_FOUND */
 	RC_REFUSED = 4,	    /* DT_ST_REFUSED */
 	RC_UNREACHABLE = 5, /* the analyzer could not be reached or did not answer in time */
+	RC_CANCELLED = 6,   /* watch: the task ended cancelled */
 	/* Not exit statuses: what the option parsers return to go on. */
 	RC_CONTINUE = -1, /* parsed, carry on */
 	RC_NOT_MINE = -2, /* not an option this parser knows */
@@ -60,6 +67,8 @@ struct cli {
 	bool json;
 	int timeout_ms;
 	uint32_t max_packets; /* report: packets listed in text, 0 for all */
+	const char *token;    /* the tenant's token ("" when none was given) */
+	int interval_ms;      /* watch: how often to ask */
 	bool sock_open;
 	nng_socket sock;
 };
@@ -77,7 +86,11 @@ static const char help_text[] =
 	"    dyetrace [OPTIONS] task create --src IP --dst IP [--sport PORT --dport PORT]\n"
 	"                                   --proto tcp|udp|icmp|NUMBER --vni VNI\n"
 	"                                   [--direction request|reply|both]\n"
+	"                                   [--budget N] [--duration S] [--rate PPS]\n"
+	"    dyetrace [OPTIONS] task list\n"
 	"    dyetrace [OPTIONS] task show ID\n"
+	"    dyetrace [OPTIONS] task cancel ID\n"
+	"    dyetrace [OPTIONS] task watch [--interval MS] ID\n"
 	"    dyetrace [OPTIONS] report [--packets N] ID\n"
 	"    dyetrace --help | --version\n"
 	"\n"
@@ -88,6 +101,10 @@ static const char help_text[] =
 	"    analyzer stitches the samples, across NAT gateways, into per-packet paths: where\n"
 	"    each packet went, where it was lost and why, and the latency between hops.\n"
 	"\n"
+	"    Every request carries the token of a tenant configured in the analyzer\n"
+	"    (--token, else $DYETRACE_TOKEN). A tenant sees, watches and cancels only its own\n"
+	"    tasks: another tenant's task answers exactly like one that does not exist.\n"
+	"\n"
 	"COMMANDS\n"
 	"    task create   Create a trace task and print it. --src, --dst, --proto and --vni\n"
 	"                  are required. Leave both ports out to trace every port pair of\n"
@@ -95,24 +112,53 @@ static const char help_text[] =
 	"                  --sport for requests or --dport for replies, or neither.\n"
 	"                  Name the flow as its source instance sees it (before any NAT);\n"
 	"                  --direction says whether to trace those packets (request, the\n"
-	"                  default), the replies to them (reply), or both.\n"
-	"    task show ID  Print a task: its state, the directions it traces, and how many\n"
+	"                  default), the replies to them (reply), or both. The six-tuples of\n"
+	"                  active tasks, all tenants together, never overlap: an overlapping\n"
+	"                  request is refused (exit 4) without naming the other task.\n"
+	"    task list     List the tenant's tasks, oldest first: id, state, status, packets\n"
+	"                  colored, directions and flow.\n"
+	"    task show ID  Print a task: its state and status with a sentence saying why,\n"
+	"                  its limits, when it was created, armed and ended, and how many\n"
 	"                  packets were colored at a first hop and delivered.\n"
+	"    task cancel ID\n"
+	"                  End a task now: it is disarmed everywhere and its report is\n"
+	"                  final. Cancelling a cancelled task again is harmless; cancelling\n"
+	"                  a task that ended otherwise is refused (exit 4).\n"
+	"    task watch ID Ask for the task every --interval ms and print it each time its\n"
+	"                  state or status changes (text: one line per change; --json: one\n"
+	"                  task object per line), until it ends. Its exit status says how it\n"
+	"                  ended (see EXIT STATUS).\n"
 	"    report ID     Print a task's report: the verdict (how many packets were lost,\n"
 	"                  where and why), the per-hop loss table, per-hop latency\n"
 	"                  statistics and the path and fate of each traced packet. Text lists\n"
-	"                  the first 20 packets (see --packets); JSON lists all of them.\n"
+	"                  the first 20 packets (see --packets); JSON lists all of them. The\n"
+	"                  report of an ended task is final and survives analyzer restarts.\n"
 	"\n"
 	"    Any unambiguous prefix of a command works: \"dyetrace t s 1\".\n"
+	"\n"
+	"TASK LIFECYCLE\n"
+	"    new        written to the analyzer's store\n"
+	"    ready      its analysis is prepared; only now is it armed (sent to the nodes)\n"
+	"    armed      the node hosting its first hop applied the control set holding it\n"
+	"    running    its first colored packet was sampled\n"
+	"    done       its budget was colored in every traced direction, all packets judged\n"
+	"    expired    its duration ran out\n"
+	"    cancelled  its tenant cancelled it\n"
+	"    failed     status no-host: no live node hosts the source instance (nothing to\n"
+	"               arm); status arm-timeout: the hosting node did not apply it in time\n"
+	"    Status restarted: the analyzer restarted and resumed the task, or ended it when\n"
+	"    its duration ran out meanwhile; the sentence says which.\n"
 	"\n"
 	"OPTIONS\n"
 	"    Options may come before or after the command.\n"
 	"    -a, --analyzer URL   The analyzer's API address (NNG URL). Default: $DYETRACE_API,\n"
 	"                         else " DEFAULT_API ".\n"
+	"        --token TOKEN    The tenant's token. Default: $DYETRACE_TOKEN. Prefer the\n"
+	"                         environment: command lines are visible to other users.\n"
 	"    -j, --json           Print JSON for scripts instead of text. Errors are then also\n"
 	"                         printed on stdout as {\"error\":{\"status\":S,\"message\":M}}.\n"
-	"    -t, --timeout MS     How long to wait for the analyzer, in milliseconds.\n"
-	"                         Default: 5000.\n"
+	"    -t, --timeout MS     How long to wait for each answer of the analyzer, in\n"
+	"                         milliseconds. Default: 5000.\n"
 	"    -n, --packets N      report: packets to list in text, 0 for all. Default: 20.\n"
 	"        --src IP         task create: source IPv4 address of the flow.\n"
 	"        --dst IP         task create: destination IPv4 address of the flow.\n"
@@ -121,32 +167,46 @@ static const char help_text[] =
 	"        --proto PROTO    task create: tcp, udp, icmp or an IP protocol number.\n"
 	"        --vni VNI        task create: VXLAN network identifier of the tenant network.\n"
 	"        --direction DIR  task create: request (default), reply or both.\n"
+	"        --budget N       task create: packets to color per direction; the first hop\n"
+	"                         stops coloring there. Default and maximum: the analyzer's\n"
+	"                         configuration (100 and 100000 unless changed).\n"
+	"        --duration S     task create: seconds the task runs at most, from its\n"
+	"                         creation (default 60, maximum 3600 unless changed).\n"
+	"        --rate PPS       task create: packets colored per second at most, per\n"
+	"                         direction (default 100, maximum 10000 unless changed).\n"
+	"                         A value above a maximum is refused (exit 4).\n"
+	"        --interval MS    task watch: how often to ask, 10 to 60000. Default: 500.\n"
 	"    -h, --help           Print this help and exit.\n"
 	"        --version        Print the version and exit.\n"
 	"\n"
 	"EXIT STATUS\n"
-	"    0  Success.\n"
+	"    0  Success. task watch: the task ended done or expired.\n"
 	"    1  The analyzer failed to do it (status \"failed\"), its reply was malformed, or\n"
-	"       an internal error occurred.\n"
+	"       an internal error occurred. task watch: the task ended failed.\n"
 	"    2  Invalid input or usage, here or as judged by the analyzer (status \"invalid\").\n"
-	"    3  No such task (status \"not-found\").\n"
-	"    4  The analyzer refused the request (status \"refused\"), e.g. a task that\n"
-	"       overlaps a running one.\n"
+	"    3  No such task (status \"not-found\"); also another tenant's task.\n"
+	"    4  The analyzer refused the request (status \"refused\"): a missing or unknown\n"
+	"       token, a task that overlaps an active one, a limit above its maximum, too\n"
+	"       many active tasks for the tenant.\n"
 	"    5  The analyzer could not be reached or did not answer in time (status\n"
 	"       \"unreachable\").\n"
+	"    6  task watch: the task ended cancelled.\n"
 	"    Errors are printed on stderr as \"dyetrace: MESSAGE\".\n"
 	"\n"
 	"ENVIRONMENT\n"
-	"    DYETRACE_API   The analyzer's API address when --analyzer is not given.\n"
+	"    DYETRACE_API     The analyzer's API address when --analyzer is not given.\n"
+	"    DYETRACE_TOKEN   The tenant's token when --token is not given.\n"
 	"\n"
 	"EXAMPLES\n"
-	"    Trace pings between two instances of VNI 100, then read the result:\n"
+	"    Trace pings between two instances of VNI 100, wait for the end, read the result:\n"
+	"        export DYETRACE_TOKEN=...\n"
 	"        dyetrace task create --src 10.100.0.1 --dst 10.100.0.2 --proto icmp --vni 100\n"
-	"        dyetrace report 1\n"
+	"        dyetrace task watch 1 && dyetrace report 1\n"
 	"\n"
-	"    Trace one TCP connection and get its report as JSON:\n"
+	"    Trace one TCP connection, 500 packets at most 50 per second, for 2 minutes, and\n"
+	"    get its report as JSON:\n"
 	"        dyetrace task create --src 10.100.0.1 --sport 40000 --dst 10.100.0.2 \\\n"
-	"            --dport 5201 --proto tcp --vni 100\n"
+	"            --dport 5201 --proto tcp --vni 100 --budget 500 --rate 50 --duration 120\n"
 	"        dyetrace report 2 --json | jq '.hop_latency'\n"
 	"\n"
 	"    Trace a connection to the internet through a NAT gateway, both ways, and read\n"
@@ -154,6 +214,10 @@ static const char help_text[] =
 	"        dyetrace task create --src 10.100.0.1 --dst 203.0.113.10 --proto icmp \\\n"
 	"            --vni 100 --direction both\n"
 	"        dyetrace report 3 --json | jq -r '.verdict.sentence'\n"
+	"\n"
+	"    List the running tasks, and cancel one:\n"
+	"        dyetrace task list --json | jq '.tasks[] | select(.state == \"running\") | .id'\n"
+	"        dyetrace task cancel 4\n"
 	"\n"
 	"    Ask another analyzer, waiting at most 2 seconds:\n"
 	"        dyetrace -a tcp://10.0.0.5:7400 -t 2000 task show 2\n";
@@ -256,9 +320,17 @@ static int decode_report(const void *buf, size_t len, void *out)
 	return dt_report_decode(buf, len, out);
 }
 
+static int decode_tasks(const void *buf, size_t len, void *out)
+{
+	return dt_tasks_decode(buf, len, out);
+}
+
 static const char *msg_name(enum dt_msg_type type)
 {
-	return type == DT_MSG_TASK ? "task" : type == DT_MSG_REPORT ? "report" : "?";
+	return type == DT_MSG_TASK	? "task"
+	       : type == DT_MSG_REPORT ? "report"
+	       : type == DT_MSG_TASKS  ? "task list"
+				       : "?";
 }
 
 /*
@@ -299,8 +371,11 @@ static int call(struct cli *c, const msgpack_sbuffer *req, enum dt_msg_type want
 			rc = internal_error(c, "malformed error reply from the analyzer: %s",
 					    dt_proto_strerror(rv));
 		} else {
-			rc = fail(c, status_rc(e.status), dt_status_name(e.status), "%s",
-				  e.message[0] ? e.message : dt_status_name(e.status));
+			rc = fail(c, status_rc(e.status), dt_status_name(e.status), "%s%s",
+				  e.message[0] ? e.message : dt_status_name(e.status),
+				  e.status == DT_ST_REFUSED && !c->token[0]
+					  ? " (no token given: use --token or DYETRACE_TOKEN)"
+					  : "");
 		}
 	} else if (type != want) {
 		rc = internal_error(c, "malformed reply from the analyzer: %s (%d, wanted a %s)",
@@ -353,6 +428,11 @@ enum {
 	OPT_PROTO,
 	OPT_VNI,
 	OPT_DIRECTION,
+	OPT_TOKEN,
+	OPT_BUDGET,
+	OPT_DURATION,
+	OPT_RATE,
+	OPT_INTERVAL,
 };
 
 static const struct option long_opts[] = {
@@ -369,6 +449,11 @@ static const struct option long_opts[] = {
 	{"proto", required_argument, NULL, OPT_PROTO},
 	{"vni", required_argument, NULL, OPT_VNI},
 	{"direction", required_argument, NULL, OPT_DIRECTION},
+	{"token", required_argument, NULL, OPT_TOKEN},
+	{"budget", required_argument, NULL, OPT_BUDGET},
+	{"duration", required_argument, NULL, OPT_DURATION},
+	{"rate", required_argument, NULL, OPT_RATE},
+	{"interval", required_argument, NULL, OPT_INTERVAL},
 	{NULL, 0, NULL, 0},
 };
 
@@ -423,6 +508,9 @@ static int common_opt(struct cli *c, int opt, const char *arg, char **argv)
 		return RC_CONTINUE;
 	case 'j':
 		c->json = true;
+		return RC_CONTINUE;
+	case OPT_TOKEN:
+		c->token = arg;
 		return RC_CONTINUE;
 	case 't':
 		if (parse_uint(arg, MAX_TIMEOUT_MS, &v) != 0 || v == 0) {
@@ -505,6 +593,7 @@ static int parse_task_id(struct cli *c, int argc, char **argv, uint32_t *id)
 
 struct create_args {
 	const char *src, *dst, *sport, *dport, *proto, *vni, *direction;
+	const char *budget, *duration, *rate;
 };
 
 static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
@@ -532,6 +621,15 @@ static int create_opt(struct cli *c, int opt, const char *arg, void *ctx)
 		return RC_CONTINUE;
 	case OPT_DIRECTION:
 		a->direction = arg;
+		return RC_CONTINUE;
+	case OPT_BUDGET:
+		a->budget = arg;
+		return RC_CONTINUE;
+	case OPT_DURATION:
+		a->duration = arg;
+		return RC_CONTINUE;
+	case OPT_RATE:
+		a->rate = arg;
 		return RC_CONTINUE;
 	default:
 		return RC_NOT_MINE;
@@ -579,6 +677,23 @@ static int parse_direction(struct cli *c, const char *arg, uint32_t *flags)
 	return usage_error(c, "--direction wants request, reply or both: \"%s\"", arg);
 }
 
+/* A limit: absent is 0 (the analyzer's default). Returns an exit status. */
+static int parse_limit(struct cli *c, const char *name, const char *what, const char *arg,
+		       uint32_t *out)
+{
+	unsigned long v;
+
+	*out = 0;
+	if (!arg) {
+		return RC_OK;
+	}
+	if (parse_uint(arg, UINT32_MAX, &v) != 0 || v == 0) {
+		return usage_error(c, "%s wants %s, 1 to %u: \"%s\"", name, what, UINT32_MAX, arg);
+	}
+	*out = (uint32_t)v;
+	return RC_OK;
+}
+
 /* Builds the task spec from the arguments. Returns an exit status. */
 static int build_spec(struct cli *c, const struct create_args *a, struct dt_task_spec *spec)
 {
@@ -612,6 +727,11 @@ static int build_spec(struct cli *c, const struct create_args *a, struct dt_task
 	}
 
 	memset(spec, 0, sizeof(*spec));
+	if ((rc = parse_limit(c, "--budget", "a packet count", a->budget, &spec->budget)) != 0 ||
+	    (rc = parse_limit(c, "--duration", "seconds", a->duration, &spec->duration_s)) != 0 ||
+	    (rc = parse_limit(c, "--rate", "packets per second", a->rate, &spec->rate_pps)) != 0) {
+		return rc;
+	}
 	if ((rc = parse_direction(c, a->direction, &spec->flags)) != 0) {
 		return rc;
 	}
@@ -659,7 +779,7 @@ static int do_task_create(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	msgpack_sbuffer_init(&req);
-	rc = call_sb(c, &req, dt_task_create_encode(&req, &spec), DT_MSG_TASK, decode_task, &t);
+	rc = call_sb(c, &req, dt_task_create_encode(&req, c->token, &spec), DT_MSG_TASK, decode_task, &t);
 	if (rc != RC_OK) {
 		return rc;
 	}
@@ -679,12 +799,135 @@ static int do_task_show(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	msgpack_sbuffer_init(&req);
-	rc = call_sb(c, &req, dt_task_get_encode(&req, id), DT_MSG_TASK, decode_task, &t);
+	rc = call_sb(c, &req, dt_task_get_encode(&req, c->token, id), DT_MSG_TASK, decode_task, &t);
 	if (rc != RC_OK) {
 		return rc;
 	}
 	return printed(c,
 		       c->json ? dt_render_task_json(stdout, &t) : dt_render_task_text(stdout, &t));
+}
+
+static int do_task_list(struct cli *c, int argc, char **argv)
+{
+	struct dt_task_list l;
+	msgpack_sbuffer req;
+	int rc;
+
+	if ((rc = parse_cmd_opts(c, argc, argv, NULL, NULL)) != RC_CONTINUE) {
+		return rc;
+	}
+	if (optind < argc) {
+		return usage_error(c, "list: unexpected argument \"%s\"", argv[optind]);
+	}
+	msgpack_sbuffer_init(&req);
+	rc = call_sb(c, &req, dt_task_list_encode(&req, c->token), DT_MSG_TASKS, decode_tasks, &l);
+	if (rc != RC_OK) {
+		return rc;
+	}
+	rc = printed(c, c->json ? dt_render_task_list_json(stdout, &l)
+				: dt_render_task_list_text(stdout, &l));
+	dt_task_list_free(&l);
+	return rc;
+}
+
+static int do_task_cancel(struct cli *c, int argc, char **argv)
+{
+	struct dt_task_info t;
+	msgpack_sbuffer req;
+	uint32_t id;
+	int rc;
+
+	if ((rc = parse_cmd_opts(c, argc, argv, NULL, NULL)) != RC_CONTINUE ||
+	    (rc = parse_task_id(c, argc, argv, &id)) != RC_CONTINUE) {
+		return rc;
+	}
+	msgpack_sbuffer_init(&req);
+	rc = call_sb(c, &req, dt_task_cancel_encode(&req, c->token, id), DT_MSG_TASK, decode_task,
+		     &t);
+	if (rc != RC_OK) {
+		return rc;
+	}
+	return printed(c,
+		       c->json ? dt_render_task_json(stdout, &t) : dt_render_task_text(stdout, &t));
+}
+
+static int watch_opt(struct cli *c, int opt, const char *arg, void *ctx)
+{
+	unsigned long v;
+
+	if (opt != OPT_INTERVAL) {
+		return RC_NOT_MINE;
+	}
+	if (parse_uint(arg, 60000, &v) != 0 || v < 10) {
+		return usage_error(c, "--interval wants milliseconds, 10 to 60000: \"%s\"", arg);
+	}
+	c->interval_ms = (int)v;
+	return RC_CONTINUE;
+}
+
+/* watch's exit status for a task that reached a terminal state. */
+static int final_rc(uint32_t state)
+{
+	switch (state) {
+	case DT_TASK_DONE:
+	case DT_TASK_EXPIRED:
+		return RC_OK;
+	case DT_TASK_CANCELLED:
+		return RC_CANCELLED;
+	default:
+		return RC_FAILED;
+	}
+}
+
+static bool state_terminal(uint32_t state)
+{
+	return state == DT_TASK_DONE || state == DT_TASK_EXPIRED || state == DT_TASK_CANCELLED ||
+	       state == DT_TASK_FAILED;
+}
+
+static int do_task_watch(struct cli *c, int argc, char **argv)
+{
+	struct dt_task_info t, last;
+	struct timespec ts;
+	msgpack_sbuffer req;
+	bool first = true;
+	uint32_t id;
+	int rc;
+
+	if ((rc = parse_cmd_opts(c, argc, argv, watch_opt, NULL)) != RC_CONTINUE ||
+	    (rc = parse_task_id(c, argc, argv, &id)) != RC_CONTINUE) {
+		return rc;
+	}
+	memset(&last, 0, sizeof(last));
+	for (;;) {
+		msgpack_sbuffer_init(&req);
+		rc = call_sb(c, &req, dt_task_get_encode(&req, c->token, id), DT_MSG_TASK,
+			     decode_task, &t);
+		if (rc != RC_OK) {
+			return rc;
+		}
+		if (first || t.state != last.state || t.status != last.status ||
+		    strcmp(t.status_text, last.status_text) != 0) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			rc = printed(c, c->json ? dt_render_task_json(stdout, &t)
+						: dt_render_task_change_text(
+							  stdout,
+							  (uint64_t)ts.tv_sec * 1000000000ull +
+								  (uint64_t)ts.tv_nsec,
+							  &t));
+			if (rc != RC_OK) {
+				return rc;
+			}
+		}
+		if (state_terminal(t.state)) {
+			return final_rc(t.state);
+		}
+		last = t;
+		first = false;
+		ts.tv_sec = c->interval_ms / 1000;
+		ts.tv_nsec = (long)(c->interval_ms % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+	}
 }
 
 static int report_opt(struct cli *c, int opt, const char *arg, void *ctx)
@@ -713,7 +956,7 @@ static int do_report(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	msgpack_sbuffer_init(&req);
-	rc = call_sb(c, &req, dt_report_get_encode(&req, id), DT_MSG_REPORT, decode_report, &r);
+	rc = call_sb(c, &req, dt_report_get_encode(&req, c->token, id), DT_MSG_REPORT, decode_report, &r);
 	if (rc != RC_OK) {
 		return rc;
 	}
@@ -763,7 +1006,10 @@ static int dispatch(struct cli *c, const struct cmd *cmds, const char *what, int
 
 static const struct cmd task_cmds[] = {
 	{"create", do_task_create},
+	{"list", do_task_list},
 	{"show", do_task_show},
+	{"cancel", do_task_cancel},
+	{"watch", do_task_watch},
 	{"help", do_help},
 	{NULL, NULL},
 };
@@ -786,13 +1032,16 @@ int main(int argc, char **argv)
 		.url = DEFAULT_API,
 		.timeout_ms = DEFAULT_TIMEOUT_MS,
 		.max_packets = DT_RENDER_TEXT_PACKETS,
+		.interval_ms = DEFAULT_INTERVAL_MS,
 	};
 	const char *env = getenv("DYETRACE_API");
+	const char *token = getenv("DYETRACE_TOKEN");
 	int opt, rc;
 
 	if (env && *env) {
 		c.url = env;
 	}
+	c.token = token ? token : "";
 	/* Options before the command; '+' stops at the first word, the command. */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:a:jt:h", long_opts, NULL)) != -1) {

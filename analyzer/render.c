@@ -268,7 +268,40 @@ static void json_task(struct jw *w, const char *key, const struct dt_task_info *
 	jw_u64(w, "created_ns", t->created_ns);
 	jw_u64(w, "colored", t->colored);
 	jw_u64(w, "delivered", t->delivered);
+	jw_str(w, "tenant", t->tenant, sizeof(t->tenant));
+	jw_obj(w, "limits");
+	jw_u64(w, "budget", t->spec.budget);
+	jw_u64(w, "duration_s", t->spec.duration_s);
+	jw_u64(w, "rate_pps", t->spec.rate_pps);
 	jw_close(w, '}');
+	jw_str(w, "status", dt_task_status_name(t->status), SIZE_MAX);
+	jw_str(w, "status_text", t->status_text, sizeof(t->status_text));
+	if (t->armed_ns) {
+		jw_u64(w, "armed_ns", t->armed_ns);
+	} else {
+		jw_null(w, "armed_ns");
+	}
+	if (t->ended_ns) {
+		jw_u64(w, "ended_ns", t->ended_ns);
+	} else {
+		jw_null(w, "ended_ns");
+	}
+	jw_close(w, '}');
+}
+
+int dt_render_task_list_json(FILE *f, const struct dt_task_list *l)
+{
+	struct jw w = {.f = f};
+
+	jw_obj(&w, NULL);
+	jw_arr(&w, "tasks");
+	for (uint32_t i = 0; i < l->n_tasks; i++) {
+		json_task(&w, NULL, &l->tasks[i]);
+	}
+	jw_close(&w, ']');
+	jw_close(&w, '}');
+	fputc('\n', f);
+	return finish(f);
 }
 
 int dt_render_task_json(FILE *f, const struct dt_task_info *t)
@@ -486,13 +519,54 @@ static void text_task(FILE *f, const struct dt_task_info *t)
 		dt_task_state_name(t->state), flow,
 		t->spec.flags & DT_TASK_F_ANYPORT ? ", any port" : "",
 		task_direction(t->spec.flags));
-	fprintf(f, "created %s\n", time_str(t->created_ns, when, sizeof(when)));
+	fprintf(f, "status %s: %.*s\n", dt_task_status_name(t->status),
+		(int)sizeof(t->status_text), t->status_text);
+	fprintf(f, "tenant %.*s; limits: budget %" PRIu32 " packets per direction, duration %" PRIu32
+		" s, rate %" PRIu32 " packets/s\n",
+		(int)sizeof(t->tenant), t->tenant, t->spec.budget, t->spec.duration_s,
+		t->spec.rate_pps);
+	fprintf(f, "created %s", time_str(t->created_ns, when, sizeof(when)));
+	fprintf(f, ", armed %s", time_str(t->armed_ns, when, sizeof(when)));
+	fprintf(f, ", ended %s\n", time_str(t->ended_ns, when, sizeof(when)));
 	fprintf(f, "colored %" PRIu64 ", delivered %" PRIu64, t->colored, t->delivered);
 	if (t->colored > 0) {
 		fprintf(f, " (%.1f%%)\n", 100.0 * (double)t->delivered / (double)t->colored);
 	} else {
 		fputs(" (-)\n", f);
 	}
+}
+
+int dt_render_task_list_text(FILE *f, const struct dt_task_list *l)
+{
+	char flow[DT_TUPLE_STR_MAX];
+
+	if (l->n_tasks == 0) {
+		fputs("no tasks\n", f);
+		return finish(f);
+	}
+	fprintf(f, "%8s  %-9s  %-12s  %8s  %-7s  %s\n", "ID", "STATE", "STATUS", "COLORED",
+		"DIR", "FLOW");
+	for (uint32_t i = 0; i < l->n_tasks; i++) {
+		const struct dt_task_info *t = &l->tasks[i];
+
+		dt_tuple_str(&t->spec.tuple, t->spec.flags, flow, sizeof(flow));
+		fprintf(f, "%8" PRIu32 "  %-9s  %-12s  %8" PRIu64 "  %-7s  %s%s\n", t->id,
+			dt_task_state_name(t->state), dt_task_status_name(t->status), t->colored,
+			task_direction(t->spec.flags), flow,
+			t->spec.flags & DT_TASK_F_ANYPORT ? ", any port" : "");
+	}
+	return finish(f);
+}
+
+int dt_render_task_change_text(FILE *f, uint64_t now_ns, const struct dt_task_info *t)
+{
+	char when[40];
+
+	fprintf(f, "%s task %" PRIu32 " %s (%s): %.*s; colored %" PRIu64 "\n",
+		time_str(now_ns, when, sizeof(when)), t->id, dt_task_state_name(t->state),
+		dt_task_status_name(t->status), (int)sizeof(t->status_text), t->status_text,
+		t->colored);
+	return finish(f);
 }
 
 int dt_render_task_text(FILE *f, const struct dt_task_info *t)

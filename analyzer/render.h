@@ -11,7 +11,11 @@
  *   flow:   {"src":"10.100.0.1","dst":"10.100.0.2","sport":null|N,"dport":null|N,
  *            "proto":"icmp","vni":N}
  *   task:   {"id":N,"state":"running","flow":{flow members,"any_port":BOOL,
- *            "direction":"request|reply|both"},"created_ns":N,"colored":N,"delivered":N}
+ *            "direction":"request|reply|both"},"created_ns":N,"colored":N,"delivered":N,
+ *            "tenant":S,"limits":{"budget":N,"duration_s":N,"rate_pps":N},
+ *            "status":"ok|no-host|arm-timeout|budget-spent|duration|cancelled|restarted",
+ *            "status_text":S,"armed_ns":N|null,"ended_ns":N|null}
+ *   list:   {"tasks":[{task},...]}
  *   ref:    {"node":S,"ifname":S,"hook":"port-in"}
  *   report: {"task":{task},
  *            "verdict":{"sentence":S,"judged":N,"delivered":N,"dropped":N,"vanished":N,
@@ -62,6 +66,13 @@ extern const char dt_render_clock_note[];
 
 int dt_render_task_text(FILE *f, const struct dt_task_info *t);
 int dt_render_task_json(FILE *f, const struct dt_task_info *t);
+
+/* A tenant's tasks: a table in text, {"tasks":[...]} in JSON. */
+int dt_render_task_list_text(FILE *f, const struct dt_task_list *l);
+int dt_render_task_list_json(FILE *f, const struct dt_task_list *l);
+
+/* One line of `task watch`: "TIME task ID STATE (STATUS): SENTENCE; colored N". */
+int dt_render_task_change_text(FILE *f, uint64_t now_ns, const struct dt_task_info *t);
 
 /* Lists the first max_packets packets (0: all) and says how many were left out. */
 int dt_render_report_text(FILE *f, const struct dt_report *r, uint32_t max_packets);

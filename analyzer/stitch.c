@@ -232,7 +232,7 @@ static bool match_tuple(const struct dt_stitch *st, const struct dt_tuple *t, st
 	} else {
 		return false;
 	}
-	m->task = dt_tasks_find(st->tasks, s->task_id);
+	m->task = dt_tasks_find_active(st->tasks, s->task_id);
 	m->dir = s->dir;
 	return m->task != NULL;
 }
@@ -241,7 +241,7 @@ static bool match_tuple(const struct dt_stitch *st, const struct dt_tuple *t, st
 static bool match_hint(const struct dt_stitch *st, uint32_t task_id, const struct dt_tuple *t,
 		       struct match *m)
 {
-	struct dt_task *task = task_id ? dt_tasks_find(st->tasks, task_id) : NULL;
+	struct dt_task *task = task_id ? dt_tasks_find_active(st->tasks, task_id) : NULL;
 	unsigned int k;
 
 	if (!task) {

@@ -1,24 +1,41 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tasks.h - the analyzer's task table: creation with overlap checks, each task's keys
- * (one per traced direction), and the control set that arms them.
+ * tasks.h - the analyzer's task table: creation with limits and overlap checks, each
+ * task's keys (one per traced direction), the lifecycle and its handshake, and the
+ * control set that arms the active tasks.
  *
  * Not thread-safe; the analyzer serializes access with its own lock.
  *
- * A task's state is derived, not stored: READY once created (its sample store exists),
- * ARMED once every collector has applied a control set that includes it, RUNNING once
- * its first sample was attributed to it.
+ * Lifecycle (the brief's three-way handshake; README "Task lifecycle"):
+ *
+ *   NEW      created and written to the store; not in the control set
+ *   READY    its analysis state exists (observations, stitcher keys): only now is it put
+ *            into the control set, at generation arm_gen
+ *   ARMED    every node hosting an entry of a traced direction applied a control
+ *            generation >= arm_gen (node states relayed by the collectors). The entry of
+ *            the request is the node hosting (vni, src); of the reply the node hosting
+ *            (vni, dst), else a gateway of the vni (endpoint (vni, 0))
+ *   RUNNING  its first sample was attributed to it
+ *   DONE     (BUDGET_SPENT) every traced direction had budget packets colored and no
+ *            packet is in flight any more
+ *   EXPIRED  (DURATION) duration_s passed since it was created
+ *   CANCELLED (CANCELLED) by its tenant
+ *   FAILED   NO_HOST: no live node hosts an entry host_grace_ms after READY;
+ *            ARM_TIMEOUT: a hosting node did not apply arm_gen within arm_timeout_ms
+ *
+ * NEW..RUNNING are active: their keys are indexed (overlap checks, attribution) and, from
+ * READY on, armed. A task that ends leaves the active set at once (the control set's
+ * generation moves, so it is disarmed everywhere); it stays in the table, found by id.
  *
  * Directions. A task names its flow as the source instance sees it (the request). It
- * traces the request direction, the reply direction or both (DT_TASK_DIR_* in its spec;
- * none given means request). Each traced direction is one key: the request key is the
- * task's tuple, the reply key the tuple reversed (dt_tuple_reverse()), flagged
- * DT_TASK_F_REPLY in the control set. The data plane matches keys at first hops, the
- * analyzer attributes samples by them (stitch.h), so the keys of active tasks must not
- * overlap: a packet may belong to one task and one direction only.
+ * traces the request direction, the reply direction or both (DT_TASK_DIR_*; none given
+ * means request). Each traced direction is one key: the request key is the task's tuple,
+ * the reply key the tuple reversed (dt_tuple_reverse()), flagged DT_TASK_F_REPLY in the
+ * control set. The keys of active tasks never overlap: a packet belongs to one task and
+ * one direction only.
  *
- * Attributing samples is the stitcher's job (stitch.h): it appends to a task's
- * observations with dt_task_add_obs().
+ * Lookups are hashes: tasks by id (all of them), active keys by their tuple without ports
+ * (overlap checks). O(1) expected for 4096 active tasks and many more ended ones.
  */
 #ifndef DT_TASKS_H
 #define DT_TASKS_H
@@ -37,39 +54,109 @@ struct dt_task_key {
 	uint8_t dir;           /* enum dt_direction */
 };
 
+/* Limits of a task: defaults for a request that leaves one out (0), and maxima. */
+struct dt_limits {
+	uint64_t budget_default, budget_max;         /* packets colored, per direction */
+	uint64_t duration_default_s, duration_max_s; /* seconds from creation */
+	uint64_t rate_default_pps, rate_max_pps;     /* colored packets per second, per key */
+	uint64_t tasks_max_per_tenant;               /* active tasks of one tenant */
+};
+
+extern const struct dt_limits dt_limits_defaults;
+
+/* The handshake's clocks. */
+struct dt_lifecycle_cfg {
+	uint64_t host_grace_ms;  /* READY with no live node hosting an entry: FAILED after */
+	uint64_t arm_timeout_ms; /* READY with a host that did not apply arm_gen: FAILED after */
+};
+
 struct dt_task {
 	uint32_t id;
+	uint32_t tenant;          /* index into the analyzer's tenants */
+	char tenant_name[DT_NAME_MAX];
 	struct dt_task_spec spec; /* normalized: tuple by dt_tuple_task_key(); flags are
-				   * DT_TASK_F_ANYPORT and DT_TASK_DIR_* (never no direction) */
+				   * DT_TASK_F_ANYPORT and DT_TASK_DIR_* (never no direction);
+				   * limits filled in */
 	unsigned int n_keys;      /* 1 or 2 */
 	struct dt_task_key keys[DT_DIR_MAX]; /* request key first when traced */
-	uint64_t created_ns;
-	uint64_t arm_gen;         /* first control generation that includes it */
+	uint32_t state;           /* enum dt_task_state */
+	uint32_t status;          /* enum dt_task_status */
+	char status_text[DT_MSG_MAX];
+	uint64_t created_ns, armed_ns, ended_ns; /* wall clock, 0: not (yet) */
+	uint64_t arm_gen;         /* the control generation that first includes it */
+	uint64_t ready_ms;        /* monotonic: when it became READY (handshake clocks) */
+	uint64_t colored[DT_DIR_MAX]; /* first-hop samples attributed, per direction */
+	uint64_t delivered;       /* as of the last report built */
 	size_t n_obs, cap_obs;
 	struct dt_obs *obs;       /* attributed observations, in arrival order */
+	size_t n_stored;          /* obs[0..n_stored) are in the store */
+	bool dirty;               /* changed since it was last written to the store */
+	bool final_pending;       /* ended, its final report not stored yet */
+	uint64_t judged_ms;       /* monotonic: when settled() was last asked */
+	size_t active_idx;        /* its index in dt_tasks.v while active */
 };
+
+struct dt_key_ent; /* tasks.c */
 
 struct dt_tasks {
 	uint32_t next_id;
 	uint64_t gen; /* control generation: grows with every change of the armed set */
+	/* Active tasks (NEW..RUNNING), in no particular order. */
 	size_t n, cap;
-	struct dt_task **v; /* in creation order, so ids ascend */
+	struct dt_task **v;
+	size_t n_arms; /* keys of active tasks at READY or later */
+	/* Every task, in creation order (ids ascend), and a hash over their ids. */
+	size_t n_all, cap_all;
+	struct dt_task **all;
+	struct dt_task **ids; /* open addressing, n_ids slots (a power of two) */
+	uint32_t n_ids;
+	/* Keys of active tasks, chained by their tuple without ports. */
+	struct dt_key_ent **kb;
+	uint32_t n_kb;
+	size_t n_keys;
 };
 
 void dt_tasks_init(struct dt_tasks *t);
 void dt_tasks_free(struct dt_tasks *t);
 
 /*
- * Creates a task for spec. Returns 0 and *out, -EINVAL (err says why) when the tuple
- * cannot name a flow, the flags have unknown bits, or both directions would be the same
- * flow; -EEXIST when one of its keys overlaps a key of an active task (err names the
- * direction and the tuple, never the other task); -ENOMEM.
+ * Fills spec's budget, duration_s and rate_pps from l's defaults where 0. Returns 0, or
+ * -EINVAL when one is above its maximum (err names the maximum).
  */
-int dt_tasks_create(struct dt_tasks *t, const struct dt_task_spec *spec, uint64_t now_ns,
-		    struct dt_task **out, char *err, size_t errlen);
+int dt_limits_apply(const struct dt_limits *l, struct dt_task_spec *spec, char *err,
+		    size_t errlen);
 
-/* The task with this id, or NULL. O(log n). */
+/*
+ * Creates a task for spec (limits applied already) in state NEW. Returns 0 and *out,
+ * -EINVAL (err says why) when the tuple cannot name a flow, the flags have unknown bits,
+ * or both directions would be the same flow; -EEXIST when one of its keys overlaps a key
+ * of an active task, whoever's (err names the direction and the tuple, never the other
+ * task or its tenant); -ENOSPC when the control set would hold more than
+ * DT_CONTROL_MAX_TASKS keys; -ENOMEM.
+ */
+int dt_tasks_create(struct dt_tasks *t, const struct dt_task_spec *spec, uint32_t tenant,
+		    const char *tenant_name, uint64_t now_ns, struct dt_task **out, char *err,
+		    size_t errlen);
+
+/*
+ * Puts back a task read from the store (restart): *rec as written, without
+ * observations. An active one is indexed again (its keys and id). Returns 0, -EEXIST
+ * (its id is taken, or an active key overlaps: the store is inconsistent) or -ENOMEM.
+ * The table takes ownership of rec (malloc'd) on success.
+ */
+int dt_tasks_restore(struct dt_tasks *t, struct dt_task *rec);
+
+/* The task with this id (any state), or NULL. O(1) expected. */
 struct dt_task *dt_tasks_find(const struct dt_tasks *t, uint32_t id);
+
+/* The same, active tasks only. */
+struct dt_task *dt_tasks_find_active(const struct dt_tasks *t, uint32_t id);
+
+/* Active tasks of tenant. O(active). */
+size_t dt_tasks_count_tenant(const struct dt_tasks *t, uint32_t tenant);
+
+/* True for DONE, EXPIRED, CANCELLED, FAILED. */
+bool dt_task_state_terminal(uint32_t state);
 
 /*
  * Fills keys[] from a normalized spec (see the top of the file) and returns how many:
@@ -83,15 +170,71 @@ bool dt_key_overlap(const struct dt_task_key *a, const struct dt_task_key *b);
 /* True when a key of one normalized spec can match the same packet as a key of the other. */
 bool dt_spec_overlap(const struct dt_task_spec *a, const struct dt_task_spec *b);
 
-/* Appends a copy of o to the task's observations. Returns 0 or -ENOMEM. */
+/* Appends a copy of o to the task's observations (a first hop counts as colored in its
+ * direction). Returns 0 or -ENOMEM. */
 int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o);
 
-/* The control set of generation t->gen: one arm per key of every task (arms malloc'd;
- * free with dt_control_free). Returns 0 or -ENOMEM. */
+/*
+ * The control set of generation t->gen: one arm per key of every task at READY or later,
+ * with the task's budget and rate (arms malloc'd; free with dt_control_free). Returns 0
+ * or -ENOMEM.
+ */
 int dt_tasks_control(const struct dt_tasks *t, struct dt_control *c);
 
-/* Fills info (state derived with applied_gen: the generation all collectors applied). */
-void dt_task_info_fill(const struct dt_task *task, uint64_t applied_gen,
-		       struct dt_task_info *info);
+/* Fills info from the task. */
+void dt_task_info_fill(const struct dt_task *task, struct dt_task_info *info);
+
+/* ------------------------------------------------------------------------------------ */
+/* Lifecycle */
+
+/*
+ * Which live nodes host which endpoints: built from the node states the collectors
+ * relay (dt_ingest_nodes()), sorted for binary search.
+ */
+struct dt_hosts {
+	const struct dt_node_state *nodes;
+	uint32_t n_nodes;
+	struct dt_host_ent *v; /* tasks.c */
+	size_t n;
+};
+
+/* Indexes nodes (which must outlive h). Returns 0 or -ENOMEM. */
+int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32_t n);
+void dt_hosts_free(struct dt_hosts *h);
+
+/*
+ * NEW -> READY: puts task into the control set (a new generation, task->arm_gen) and
+ * starts the handshake clocks at now_ms.
+ */
+void dt_task_ready(struct dt_tasks *t, struct dt_task *task, uint64_t now_ms);
+
+/*
+ * Ends an active task: state (DONE, EXPIRED, CANCELLED or FAILED), status and sentence;
+ * it leaves the active set and the control set (a new generation). Its observations stay
+ * until the caller drops them (dt_task_drop_obs()).
+ */
+void dt_task_end(struct dt_tasks *t, struct dt_task *task, uint32_t state, uint32_t status,
+		 uint64_t now_ns, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Frees a task's observations (after its final report was stored). */
+void dt_task_drop_obs(struct dt_task *task);
+
+struct dt_lifecycle_ops {
+	/* True when none of task's packets is in flight (judged to the end); asked only when
+	 * every traced direction colored its budget. */
+	bool (*settled)(void *arg, struct dt_task *task);
+	/* Called for every task that ended in the step (final report, store). May be NULL. */
+	void (*ended)(void *arg, struct dt_task *task);
+	void *arg;
+};
+
+/*
+ * Moves every active task along its lifecycle at (now_ns, now_ms): the handshake against
+ * hosts (NULL: no node heard from), first samples, expiry, the budget. Every task that
+ * changed has dirty set; each that ended is given to ops->ended. Returns how many ended.
+ */
+size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
+		     const struct dt_lifecycle_cfg *cfg, const struct dt_lifecycle_ops *ops,
+		     uint64_t now_ns, uint64_t now_ms);
 
 #endif /* DT_TASKS_H */

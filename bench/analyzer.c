@@ -149,8 +149,10 @@ static void ana_init(struct ana *a)
 	if (dt_strtab_init(&a->strs))
 		dtb_die("dt_strtab_init");
 	dt_tasks_init(&a->tasks);
-	if (dt_tasks_create(&a->tasks, &spec, T0_NS - 1000000000ull, &a->task, err, sizeof(err)))
+	if (dt_tasks_create(&a->tasks, &spec, 0, "bench", T0_NS - 1000000000ull, &a->task, err,
+			    sizeof(err)))
 		dtb_die("dt_tasks_create: %s", err);
+	dt_task_ready(&a->tasks, a->task, 0);
 	dt_stitch_init(&a->stitch, &a->tasks, WINDOW_MS);
 	a->now_ms = 1000000; /* the analyzer's monotonic clock at arrival */
 }

@@ -192,6 +192,13 @@ static struct dt_task_info ping_task(void)
 	t.created_ns = 1700000000123456789ull;
 	t.colored = 3;
 	t.delivered = 2;
+	snprintf(t.tenant, sizeof(t.tenant), "acme");
+	t.spec.budget = 100;
+	t.spec.duration_s = 60;
+	t.spec.rate_pps = 10;
+	t.status = DT_TS_OK;
+	snprintf(t.status_text, sizeof(t.status_text), "running: colored packets are being sampled");
+	t.armed_ns = 1700000000223456789ull;
 	return t;
 }
 
@@ -326,7 +333,11 @@ Test(render, task_json)
 			      "\"proto\":\"icmp\",\"vni\":100,\"any_port\":true,"
 			      "\"direction\":\"request\"},"
 			      "\"created_ns\":1700000000123456789,\"colored\":3,"
-			      "\"delivered\":2}\n");
+			      "\"delivered\":2,\"tenant\":\"acme\","
+			      "\"limits\":{\"budget\":100,\"duration_s\":60,\"rate_pps\":10},"
+			      "\"status\":\"ok\","
+			      "\"status_text\":\"running: colored packets are being sampled\","
+			      "\"armed_ns\":1700000000223456789,\"ended_ns\":null}\n");
 	free(out);
 }
 
@@ -769,5 +780,53 @@ Test(render, task_directions)
 	t.spec.flags = DT_TASK_DIR_REQUEST;
 	RENDER(out, dt_render_task_json(f, &t));
 	cr_expect_not_null(strstr(out, "\"direction\":\"request\"}"), "%s", out);
+	free(out);
+}
+
+Test(render, task_list_json_and_text)
+{
+	struct dt_task_info v[2] = {ping_task(), ping_task()};
+	struct dt_task_list l = {.n_tasks = 2, .tasks = v};
+	struct dt_task_list empty = {0};
+	char *out = NULL;
+
+	v[1].id = 4;
+	v[1].state = DT_TASK_FAILED;
+	v[1].status = DT_TS_NO_HOST;
+	v[1].ended_ns = 1700000001000000000ull;
+	RENDER(out, dt_render_task_list_json(f, &l));
+	cr_assert(json_valid(out), "invalid JSON: %s", out);
+	cr_expect(strncmp(out, "{\"tasks\":[{\"id\":3,", 18) == 0, "%s", out);
+	cr_expect(strstr(out, "},{\"id\":4,\"state\":\"failed\""), "%s", out);
+	cr_expect(strstr(out, "\"status\":\"no-host\""), "%s", out);
+	cr_expect(strstr(out, "\"ended_ns\":1700000001000000000}]}\n"), "%s", out);
+	free(out);
+	RENDER(out, dt_render_task_list_json(f, &empty));
+	cr_expect_str_eq(out, "{\"tasks\":[]}\n");
+	free(out);
+	RENDER(out, dt_render_task_list_text(f, &l));
+	cr_expect(strstr(out, "ID  STATE"), "%s", out);
+	cr_expect(strstr(out, "       4  failed     no-host"), "%s", out);
+	free(out);
+	RENDER(out, dt_render_task_list_text(f, &empty));
+	cr_expect_str_eq(out, "no tasks\n");
+	free(out);
+}
+
+Test(render, task_text_has_status_limits_and_times)
+{
+	struct dt_task_info t = ping_task();
+	char *out = NULL;
+
+	RENDER(out, dt_render_task_text(f, &t));
+	cr_expect(strstr(out, "status ok: running: colored packets are being sampled\n"), "%s", out);
+	cr_expect(strstr(out, "tenant acme; limits: budget 100 packets per direction, duration "
+			      "60 s, rate 10 packets/s\n"),
+		  "%s", out);
+	cr_expect(strstr(out, ", armed 2023-11-14T22:13:20.223Z, ended -\n"), "%s", out);
+	free(out);
+	RENDER(out, dt_render_task_change_text(f, 1700000000123456789ull, &t));
+	cr_expect_str_eq(out, "2023-11-14T22:13:20.123Z task 3 running (ok): running: colored "
+			      "packets are being sampled; colored 3\n");
 	free(out);
 }

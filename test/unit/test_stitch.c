@@ -75,7 +75,9 @@ static struct dt_task *create(struct dt_tuple t, uint32_t flags)
 	struct dt_task *task;
 	char err[256];
 
-	cr_assert_eq(dt_tasks_create(&tasks, &spec, 1, &task, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(dt_tasks_create(&tasks, &spec, 0, "acme", 1, &task, err, sizeof(err)), 0, "%s",
+		     err);
+	dt_task_ready(&tasks, task, 0);
 	return task;
 }
 
@@ -571,6 +573,7 @@ static const char *write_cfg(char *path, const char *text)
 	cr_assert(fd >= 0);
 	f = fdopen(fd, "w");
 	fputs(text, f);
+	fputs("tenants = ( { name = \"acme\"; token = \"0123456789abcdef\"; } );\n", f);
 	fclose(f);
 	return path;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The analyzer's task table: directions and their keys, overlap refusal, derived state. */
+/* The analyzer's task table: directions and their keys, overlap refusal, id lookups. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -38,6 +38,17 @@ static void teardown(void)
 
 TestSuite(tasks, .init = setup, .fini = teardown);
 
+/* Creates a task of tenant 0 and makes it READY (in the control set). */
+static int create(const struct dt_task_spec *s, struct dt_task **t, char *err, size_t len)
+{
+	int rv = dt_tasks_create(&tasks, s, 0, "acme", 1, t, err, len);
+
+	if (rv == 0) {
+		dt_task_ready(&tasks, *t, 0);
+	}
+	return rv;
+}
+
 Test(tasks, overlapping_tuples_are_refused_without_naming_the_other_task)
 {
 	struct dt_task_spec exact = spec(1000, 80, IPPROTO_TCP), any = spec(0, 0, IPPROTO_TCP);
@@ -45,13 +56,13 @@ Test(tasks, overlapping_tuples_are_refused_without_naming_the_other_task)
 	struct dt_task *t;
 	char err[256];
 
-	cr_assert_eq(dt_tasks_create(&tasks, &exact, 1, &t, err, sizeof(err)), 0);
+	cr_assert_eq(create(&exact, &t, err, sizeof(err)), 0);
 	cr_assert_eq(t->id, 1);
-	cr_assert_eq(dt_tasks_create(&tasks, &exact, 1, &t, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(create(&exact, &t, err, sizeof(err)), -EEXIST);
 	cr_assert(strstr(err, "overlaps"), "%s", err);
 	cr_assert_null(strstr(err, "task 1"), "%s", err);
-	cr_assert_eq(dt_tasks_create(&tasks, &any, 1, &t, err, sizeof(err)), -EEXIST);
-	cr_assert_eq(dt_tasks_create(&tasks, &other, 1, &t, err, sizeof(err)), 0);
+	cr_assert_eq(create(&any, &t, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(create(&other, &t, err, sizeof(err)), 0);
 	cr_assert_eq(t->id, 2);
 	cr_assert_eq(tasks.gen, 2);
 }
@@ -62,33 +73,9 @@ Test(tasks, invalid_tuple_is_refused)
 	struct dt_task *t;
 	char err[256];
 
-	cr_assert_eq(dt_tasks_create(&tasks, &half, 1, &t, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(create(&half, &t, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, "does not name a flow"), "%s", err);
 	cr_assert_eq(tasks.n, 0);
-}
-
-Test(tasks, state_is_derived)
-{
-	struct dt_task_spec icmp = spec(0, 0, IPPROTO_ICMP);
-	struct dt_task_info info;
-	struct dt_obs o;
-	struct dt_task *t;
-	char err[256];
-
-	cr_assert_eq(dt_tasks_create(&tasks, &icmp, 1, &t, err, sizeof(err)), 0);
-	dt_task_info_fill(t, 0, &info);
-	cr_assert_eq(info.state, DT_TASK_READY);
-	dt_task_info_fill(t, t->arm_gen, &info);
-	cr_assert_eq(info.state, DT_TASK_ARMED);
-	cr_expect_eq(info.spec.flags, DT_TASK_F_ANYPORT | DT_TASK_DIR_REQUEST,
-		     "no direction given means request: 0x%x", info.spec.flags);
-
-	memset(&o, 0, sizeof(o));
-	o.hook = DT_HOOK_UPLINK_IN;
-	cr_assert_eq(dt_task_add_obs(t, &o), 0);
-	cr_assert_eq(t->n_obs, 1);
-	dt_task_info_fill(t, 0, &info);
-	cr_assert_eq(info.state, DT_TASK_RUNNING);
 }
 
 Test(tasks, control_set_has_one_arm_per_key)
@@ -103,11 +90,11 @@ Test(tasks, control_set_has_one_arm_per_key)
 	req.tuple.daddr = htonl(0x0a640003);
 	ping.flags = DT_TASK_DIR_REPLY;
 	ping.tuple.daddr = htonl(0x0a640004);
-	cr_assert_eq(dt_tasks_create(&tasks, &both, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&both, &t, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(t->n_keys, 2);
-	cr_assert_eq(dt_tasks_create(&tasks, &req, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&req, &t, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(t->n_keys, 1);
-	cr_assert_eq(dt_tasks_create(&tasks, &ping, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&ping, &t, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
 	cr_assert_eq(c.n_arms, 4);
 	/* Task 1: its tuple, then the reverse flagged as a reply key. */
@@ -153,13 +140,13 @@ Test(tasks, reply_keys_overlap_request_keys_of_other_tasks)
 	/* back names a's reply as its request. */
 	back.tuple.saddr = a.tuple.daddr;
 	back.tuple.daddr = a.tuple.saddr;
-	cr_assert_eq(dt_tasks_create(&tasks, &a, 1, &t, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(dt_tasks_create(&tasks, &back, 1, &t, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(create(&a, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&back, &t, err, sizeof(err)), -EEXIST);
 	expect_anonymous(err);
 	cr_expect_null(strstr(err, "reply direction"), "%s", err);
 	/* back's reply key is a's request key. */
 	back.flags = DT_TASK_DIR_REPLY;
-	cr_assert_eq(dt_tasks_create(&tasks, &back, 1, &t, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(create(&back, &t, err, sizeof(err)), -EEXIST);
 	expect_anonymous(err);
 	cr_expect(strstr(err, "the reply direction 10.100.0.1:1000 -> 10.100.0.2:80 tcp"), "%s",
 		  err);
@@ -175,12 +162,12 @@ Test(tasks, reply_key_of_a_new_task_meets_an_any_port_request)
 
 	any.tuple.saddr = htonl(0x0a640002);
 	any.tuple.daddr = htonl(0x0a640001);
-	cr_assert_eq(dt_tasks_create(&tasks, &any, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&any, &t, err, sizeof(err)), 0, "%s", err);
 	/* b's request 10.100.0.1 -> 10.100.0.2 is free; its reply is inside any's flow. */
-	cr_assert_eq(dt_tasks_create(&tasks, &b, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&b, &t, err, sizeof(err)), 0, "%s", err);
 	b.tuple.sport = htons(54);
 	b.flags = DT_TASK_DIR_BOTH;
-	cr_assert_eq(dt_tasks_create(&tasks, &b, 1, &t, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(create(&b, &t, err, sizeof(err)), -EEXIST);
 	expect_anonymous(err);
 	cr_expect(dt_spec_overlap(&tasks.v[0]->spec, &tasks.v[1]->spec) == false);
 }
@@ -193,10 +180,10 @@ Test(tasks, a_flow_that_is_its_own_reply_traces_one_direction)
 
 	self.tuple.daddr = self.tuple.saddr;
 	self.flags = DT_TASK_DIR_BOTH;
-	cr_assert_eq(dt_tasks_create(&tasks, &self, 1, &t, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(create(&self, &t, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "its own reply"), "%s", err);
 	self.flags = DT_TASK_DIR_REPLY;
-	cr_assert_eq(dt_tasks_create(&tasks, &self, 1, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(create(&self, &t, err, sizeof(err)), 0, "%s", err);
 }
 
 Test(tasks, unknown_flags_are_refused)
@@ -206,7 +193,7 @@ Test(tasks, unknown_flags_are_refused)
 	char err[256];
 
 	s.flags = DT_TASK_F_REPLY; /* a data-plane flag, not a spec flag */
-	cr_assert_eq(dt_tasks_create(&tasks, &s, 1, &t, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(create(&s, &t, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "unknown task flags 0x2"), "%s", err);
 	cr_expect_eq(tasks.n, 0);
 }
@@ -220,7 +207,7 @@ Test(tasks, find_by_id)
 	for (i = 1; i <= 40; i++) {
 		struct dt_task_spec s = spec(i, 80, IPPROTO_TCP);
 
-		cr_assert_eq(dt_tasks_create(&tasks, &s, 1, &t, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(create(&s, &t, err, sizeof(err)), 0, "%s", err);
 	}
 	for (i = 1; i <= 40; i++) {
 		cr_assert_not_null(dt_tasks_find(&tasks, i));

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * taskstore.h - the analyzer's durable state in LMDB: tasks, their observations, final
+ * reports, the interned names the observations refer to, the highest batch seq stored
+ * per sender (deduplication across restarts), and the task id and control generation
+ * counters.
+ *
+ * Writes go through one write transaction at a time (dt_taskstore_begin() ... commit or
+ * abort), so that a batch's observations, its names and its sender's seq become durable
+ * together: the analyzer acknowledges a batch only after that commit. A task's final
+ * report is committed with the task's terminal record, and its observations are deleted
+ * in the same transaction (the report holds all a reader can ask for from then on).
+ *
+ * Records are fixed binary layouts of this machine (the store is local to the analyzer);
+ * the layout version is kept in the store and a store of another layout is refused at
+ * open. Bump DT_TASKSTORE_LAYOUT when struct dt_obs, struct dt_task_spec or the task record
+ * change.
+ *
+ * Errors: 0 or a negative errno: -ENOSPC when the map is full (store_size_mb), -EIO for
+ * other LMDB failures (LMDB's own text is logged under DT-ANA-STORE), -ENOMEM,
+ * -EPROTO for a store of another layout, -ENOENT for a missing record. Not thread-safe:
+ * the analyzer serializes access with its own lock.
+ */
+#ifndef DT_TASKSTORE_H
+#define DT_TASKSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paths.h"
+#include "tasks.h"
+
+#define DT_TASKSTORE_LAYOUT 1
+
+struct dt_taskstore;
+
+/* Opens (creating) the store in directory dir (created with its parents), map size
+ * size_mb. On failure err says why. */
+int dt_taskstore_open(const char *dir, uint64_t size_mb, struct dt_taskstore **out, char *err,
+		  size_t errlen);
+void dt_taskstore_close(struct dt_taskstore *s);
+
+int dt_taskstore_begin(struct dt_taskstore *s);
+int dt_taskstore_commit(struct dt_taskstore *s); /* on failure the transaction is gone too */
+void dt_taskstore_abort(struct dt_taskstore *s);
+
+/* Within a write transaction. */
+int dt_taskstore_put_meta(struct dt_taskstore *s, uint32_t next_id, uint64_t gen);
+int dt_taskstore_put_task(struct dt_taskstore *s, const struct dt_task *task);
+int dt_taskstore_put_obs(struct dt_taskstore *s, uint32_t id, uint64_t first, const struct dt_obs *o,
+		     size_t n);
+int dt_taskstore_del_obs(struct dt_taskstore *s, uint32_t id);
+int dt_taskstore_put_report(struct dt_taskstore *s, uint32_t id, const void *buf, size_t len);
+int dt_taskstore_put_string(struct dt_taskstore *s, uint32_t idx, const char *str);
+int dt_taskstore_put_seq(struct dt_taskstore *s, const char *sender, uint64_t seq);
+
+/* What dt_taskstore_load() hands out, in this order: meta, strings by ascending index,
+ * seqs, tasks by ascending id, then each active task's observations in order. A
+ * callback's non-zero return stops the load and is returned. */
+struct dt_taskstore_load_ops {
+	int (*meta)(void *arg, uint32_t next_id, uint64_t gen);
+	int (*string)(void *arg, uint32_t idx, const char *str);
+	int (*seq)(void *arg, const char *sender, uint64_t seq);
+	/* rec is malloc'd, owned by the callee from then on (also on error). */
+	int (*task)(void *arg, struct dt_task *rec);
+	int (*obs)(void *arg, uint32_t id, const struct dt_obs *o);
+	void *arg;
+};
+
+int dt_taskstore_load(struct dt_taskstore *s, const struct dt_taskstore_load_ops *ops);
+
+/* A copy of task id's final report (malloc'd, the caller frees it). */
+int dt_taskstore_get_report(struct dt_taskstore *s, uint32_t id, void **buf, size_t *len);
+
+#endif /* DT_TASKSTORE_H */

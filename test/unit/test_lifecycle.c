@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The task lifecycle (tasks.h): every transition of the state machine with the handshake
+ * against node states, uniqueness across tenants, limits, hash lookups at scale, and the
+ * analyzer's tenant/limit configuration.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "analyzer.h"
+#include "dt_tuple.h"
+#include "tasks.h"
+
+#define S 1000000000ull
+
+static struct dt_tasks tasks;
+static const struct dt_lifecycle_cfg lc = {.host_grace_ms = 2000, .arm_timeout_ms = 5000};
+
+static void setup(void)
+{
+	dt_tasks_init(&tasks);
+}
+
+static void teardown(void)
+{
+	dt_tasks_free(&tasks);
+}
+
+TestSuite(lifecycle, .init = setup, .fini = teardown);
+
+static struct dt_task_spec spec(const char *src, const char *dst, uint16_t sp, uint16_t dp)
+{
+	struct dt_task_spec s;
+
+	memset(&s, 0, sizeof(s));
+	dt_ipv4_parse(src, &s.tuple.saddr);
+	dt_ipv4_parse(dst, &s.tuple.daddr);
+	s.tuple.sport = htons(sp);
+	s.tuple.dport = htons(dp);
+	s.tuple.proto = sp || dp ? IPPROTO_TCP : IPPROTO_ICMP;
+	s.tuple.vni = 100;
+	s.budget = 2;
+	s.duration_s = 60;
+	s.rate_pps = 10;
+	return s;
+}
+
+/* Creates at t=0 and makes it READY at monotonic 0. */
+static struct dt_task *ready(struct dt_task_spec s, uint32_t tenant)
+{
+	struct dt_task *t;
+	char err[256];
+
+	cr_assert_eq(dt_tasks_create(&tasks, &s, tenant, tenant ? "beta" : "acme", 0, &t, err,
+				     sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(t->state, DT_TASK_NEW);
+	dt_task_ready(&tasks, t, 0);
+	cr_assert_eq(t->state, DT_TASK_READY);
+	return t;
+}
+
+/* Node states: h1 hosts 10.100.0.1, h2 hosts 10.100.0.2, gw hosts VNI 100's outside. */
+static struct dt_endpoint ep1 = {100, 0}, ep2 = {100, 0}, epg = {100, 0};
+static struct dt_node_state nodes[3];
+
+static void node_states(uint64_t gen1, uint64_t gen2, uint64_t geng, uint32_t n)
+{
+	dt_ipv4_parse("10.100.0.1", &ep1.addr);
+	dt_ipv4_parse("10.100.0.2", &ep2.addr);
+	memset(nodes, 0, sizeof(nodes));
+	snprintf(nodes[0].node, sizeof(nodes[0].node), "h1");
+	nodes[0].ctl_gen = gen1;
+	nodes[0].n_endpoints = 1;
+	nodes[0].endpoints = &ep1;
+	snprintf(nodes[1].node, sizeof(nodes[1].node), "h2");
+	nodes[1].ctl_gen = gen2;
+	nodes[1].n_endpoints = 1;
+	nodes[1].endpoints = &ep2;
+	snprintf(nodes[2].node, sizeof(nodes[2].node), "gw");
+	nodes[2].ctl_gen = geng;
+	nodes[2].n_endpoints = 1;
+	nodes[2].endpoints = &epg;
+	(void)n;
+}
+
+static bool settled_answer;
+static int settled_asked, ended_calls;
+
+static bool settled(void *arg, struct dt_task *t)
+{
+	settled_asked++;
+	return settled_answer;
+}
+
+static void ended(void *arg, struct dt_task *t)
+{
+	ended_calls++;
+}
+
+static const struct dt_lifecycle_ops ops = {.settled = settled, .ended = ended};
+
+/* One step with the first n node states. */
+static size_t step(uint32_t n, uint64_t now_ns, uint64_t now_ms)
+{
+	struct dt_hosts h;
+	size_t ended_n;
+
+	cr_assert_eq(dt_hosts_build(&h, nodes, n), 0);
+	ended_n = dt_tasks_step(&tasks, &h, &lc, &ops, now_ns, now_ms);
+	dt_hosts_free(&h);
+	return ended_n;
+}
+
+static void add_obs(struct dt_task *t, uint8_t dir, bool first_hop)
+{
+	struct dt_obs o;
+
+	memset(&o, 0, sizeof(o));
+	o.dir = dir;
+	o.hook = first_hop ? DT_HOOK_PORT_IN : DT_HOOK_UPLINK_IN;
+	o.flags = first_hop ? DT_SAMPLE_F_FIRST_HOP : 0;
+	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+}
+
+static bool in_control(uint32_t id)
+{
+	struct dt_control c;
+	bool found = false;
+
+	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	for (uint32_t i = 0; i < c.n_arms; i++) {
+		found |= c.arms[i].task_id == id;
+	}
+	dt_control_free(&c);
+	return found;
+}
+
+Test(lifecycle, new_is_not_armed_until_ready)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+	char err[256];
+	uint64_t gen = tasks.gen;
+
+	cr_assert_eq(dt_tasks_create(&tasks, &s, 0, "acme", 0, &t, err, sizeof(err)), 0);
+	cr_expect_eq(t->state, DT_TASK_NEW);
+	cr_expect_not(in_control(t->id), "no rule before READY");
+	cr_expect_eq(tasks.gen, gen, "creating alone does not move the control set");
+	dt_task_ready(&tasks, t, 0);
+	cr_expect_eq(t->state, DT_TASK_READY);
+	cr_expect(in_control(t->id));
+	cr_expect_eq(t->arm_gen, tasks.gen);
+	cr_expect_gt(tasks.gen, gen);
+}
+
+Test(lifecycle, ready_armed_running_done)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+	struct dt_task_info info;
+	struct dt_control c;
+
+	/* h1 hosts the source but has applied an older set: still READY. */
+	node_states(t->arm_gen - 1, 0, 0, 1);
+	cr_expect_eq(step(1, 1 * S, 100), 0);
+	cr_expect_eq(t->state, DT_TASK_READY);
+	cr_expect(strstr(t->status_text, "h1"), "%s", t->status_text);
+	/* h1 applied it: ARMED. */
+	node_states(t->arm_gen, 0, 0, 1);
+	cr_expect_eq(step(1, 2 * S, 200), 0);
+	cr_expect_eq(t->state, DT_TASK_ARMED);
+	cr_expect_eq(t->armed_ns, 2 * S);
+	cr_expect(strstr(t->status_text, "armed at h1"), "%s", t->status_text);
+	/* Its arm carries the limits. */
+	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_assert_eq(c.n_arms, 1);
+	cr_expect_eq(c.arms[0].budget, 2);
+	cr_expect_eq(c.arms[0].rate_pps, 10);
+	dt_control_free(&c);
+	/* First sample: RUNNING. */
+	add_obs(t, DT_DIR_REQUEST, true);
+	cr_expect_eq(step(1, 3 * S, 300), 0);
+	cr_expect_eq(t->state, DT_TASK_RUNNING);
+	/* Budget not reached: settled is not even asked. */
+	settled_asked = 0;
+	cr_expect_eq(step(1, 4 * S, 400), 0);
+	cr_expect_eq(settled_asked, 0);
+	/* Budget reached but a packet is in flight: not DONE yet. */
+	add_obs(t, DT_DIR_REQUEST, true);
+	add_obs(t, DT_DIR_REQUEST, false);
+	settled_answer = false;
+	cr_expect_eq(step(1, 5 * S, 500), 0);
+	cr_expect_eq(settled_asked, 1);
+	cr_expect_eq(t->state, DT_TASK_RUNNING);
+	/* Judged: DONE, out of the control set. */
+	settled_answer = true;
+	ended_calls = 0;
+	cr_expect_eq(step(1, 6 * S, 600), 1);
+	cr_expect_eq(ended_calls, 1);
+	cr_expect_eq(t->state, DT_TASK_DONE);
+	cr_expect_eq(t->status, DT_TS_BUDGET_SPENT);
+	cr_expect_eq(t->ended_ns, 6 * S);
+	cr_expect_not(in_control(t->id));
+	cr_expect_null(dt_tasks_find_active(&tasks, t->id));
+	cr_expect_eq(dt_tasks_find(&tasks, t->id), t, "an ended task is still found by id");
+	dt_task_info_fill(t, &info);
+	cr_expect_eq(info.colored, 2);
+	cr_expect_str_eq(info.tenant, "acme");
+	cr_expect(strstr(info.status_text, "budget of 2"), "%s", info.status_text);
+}
+
+Test(lifecycle, done_needs_the_budget_in_every_traced_direction)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+
+	s.flags = DT_TASK_DIR_BOTH;
+	t = ready(s, 0);
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	add_obs(t, DT_DIR_REQUEST, true);
+	add_obs(t, DT_DIR_REQUEST, true);
+	settled_answer = true;
+	step(2, 1 * S, 100);
+	cr_expect_eq(t->state, DT_TASK_RUNNING, "replies have not spent their budget");
+	add_obs(t, DT_DIR_REPLY, true);
+	add_obs(t, DT_DIR_REPLY, true);
+	step(2, 2 * S, 200);
+	cr_expect_eq(t->state, DT_TASK_DONE);
+}
+
+Test(lifecycle, a_sample_proves_arming_before_the_node_state_arrives)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	add_obs(t, DT_DIR_REQUEST, true);
+	step(0, 1 * S, 100);
+	cr_expect_eq(t->state, DT_TASK_RUNNING);
+	cr_expect_eq(t->armed_ns, 1 * S);
+}
+
+Test(lifecycle, no_host_fails_after_the_grace_period)
+{
+	struct dt_task *t = ready(spec("10.100.0.9", "10.100.0.2", 0, 0), 0);
+
+	node_states(100, 100, 100, 2); /* nobody hosts 10.100.0.9, and no gateway is live */
+	cr_expect_eq(step(2, 1 * S, 1999), 0);
+	cr_expect_eq(t->state, DT_TASK_READY, "still within the grace period");
+	cr_expect(strstr(t->status_text, "waiting for a node that hosts 10.100.0.9"), "%s",
+		  t->status_text);
+	cr_expect_eq(step(2, 2 * S, 2000), 1);
+	cr_expect_eq(t->state, DT_TASK_FAILED);
+	cr_expect_eq(t->status, DT_TS_NO_HOST);
+	cr_expect(strstr(t->status_text, "no live node hosts 10.100.0.9 in VNI 100"), "%s",
+		  t->status_text);
+	cr_expect_not(in_control(t->id));
+}
+
+Test(lifecycle, a_gateway_is_the_entry_of_replies_from_outside)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "203.0.113.10", 0, 0);
+	struct dt_task *t;
+
+	s.flags = DT_TASK_DIR_BOTH;
+	t = ready(s, 0);
+	node_states(t->arm_gen, 0, t->arm_gen - 1, 3);
+	step(3, 1 * S, 100);
+	cr_expect_eq(t->state, DT_TASK_READY, "the gateway has not applied it");
+	cr_expect(strstr(t->status_text, "gw"), "%s", t->status_text);
+	node_states(t->arm_gen, 0, t->arm_gen, 3);
+	step(3, 2 * S, 200);
+	cr_expect_eq(t->state, DT_TASK_ARMED);
+	cr_expect(strstr(t->status_text, "h1 (requests) and gw (replies)"), "%s", t->status_text);
+}
+
+Test(lifecycle, arm_timeout_names_the_node)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	node_states(t->arm_gen - 1, 0, 0, 1);
+	cr_expect_eq(step(1, 1 * S, 4999), 0);
+	cr_expect_eq(t->state, DT_TASK_READY);
+	cr_expect_eq(step(1, 2 * S, 5000), 1);
+	cr_expect_eq(t->state, DT_TASK_FAILED);
+	cr_expect_eq(t->status, DT_TS_ARM_TIMEOUT);
+	cr_expect(strstr(t->status_text, "node h1"), "%s", t->status_text);
+	cr_expect(strstr(t->status_text, "within 5000 ms"), "%s", t->status_text);
+}
+
+Test(lifecycle, expired_by_duration_in_any_active_state)
+{
+	struct dt_task *r = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+	struct dt_task *a = ready(spec("10.100.0.1", "10.100.0.3", 0, 0), 0);
+
+	add_obs(a, DT_DIR_REQUEST, true);
+	node_states(100, 100, 100, 1);
+	step(1, 59 * S, 100);
+	cr_expect_eq(a->state, DT_TASK_RUNNING);
+	cr_expect_eq(step(1, 60 * S, 200), 2);
+	cr_expect_eq(r->state, DT_TASK_EXPIRED);
+	cr_expect_eq(r->status, DT_TS_DURATION);
+	cr_expect_eq(a->state, DT_TASK_EXPIRED);
+	cr_expect(strstr(a->status_text, "duration of 60 s"), "%s", a->status_text);
+	cr_expect_eq(tasks.n, 0);
+	cr_expect_eq(tasks.n_arms, 0);
+}
+
+Test(lifecycle, cancelled_leaves_the_control_set_and_frees_its_tuple)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t = ready(s, 0), *t2;
+	uint64_t gen = tasks.gen;
+	char err[256];
+
+	dt_task_end(&tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, 5 * S, "cancelled by %s",
+		    "its tenant");
+	cr_expect_eq(t->state, DT_TASK_CANCELLED);
+	cr_expect_eq(t->status, DT_TS_CANCELLED);
+	cr_expect_eq(t->ended_ns, 5 * S);
+	cr_expect_gt(tasks.gen, gen);
+	cr_expect_not(in_control(t->id));
+	/* Ending again changes nothing. */
+	dt_task_end(&tasks, t, DT_TASK_FAILED, DT_TS_NO_HOST, 6 * S, "x");
+	cr_expect_eq(t->state, DT_TASK_CANCELLED);
+	/* The same six-tuple may be traced again. */
+	cr_expect_eq(dt_tasks_create(&tasks, &s, 0, "acme", 0, &t2, err, sizeof(err)), 0, "%s",
+		     err);
+}
+
+Test(lifecycle, overlap_across_tenants_is_refused_without_naming_the_other)
+{
+	struct dt_task_spec exact = spec("10.100.0.1", "10.100.0.2", 1000, 80);
+	struct dt_task_spec any = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+	char err[256];
+
+	any.tuple.proto = IPPROTO_TCP;
+	ready(exact, 0); /* acme's */
+	cr_assert_eq(dt_tasks_create(&tasks, &any, 1, "beta", 0, &t, err, sizeof(err)), -EEXIST);
+	cr_expect(strstr(err, "overlaps a six-tuple traced by an active task"), "%s", err);
+	cr_expect_null(strstr(err, "acme"), "%s", err);
+	cr_expect_null(strstr(err, "task 1"), "%s", err);
+	cr_expect_null(strstr(err, "tenant"), "%s", err);
+	cr_expect_eq(dt_tasks_count_tenant(&tasks, 1), 0);
+	cr_expect_eq(dt_tasks_count_tenant(&tasks, 0), 1);
+}
+
+Test(lifecycle, limits_defaults_and_maxima)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	char err[256] = "";
+
+	s.budget = s.duration_s = s.rate_pps = 0;
+	cr_assert_eq(dt_limits_apply(&dt_limits_defaults, &s, err, sizeof(err)), 0);
+	cr_expect_eq(s.budget, 100);
+	cr_expect_eq(s.duration_s, 60);
+	cr_expect_eq(s.rate_pps, 100);
+
+	s.budget = 100001;
+	cr_expect_eq(dt_limits_apply(&dt_limits_defaults, &s, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "maximum of 100000 packets"), "%s", err);
+	s.budget = 100000;
+	s.duration_s = 3601;
+	cr_expect_eq(dt_limits_apply(&dt_limits_defaults, &s, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "maximum of 3600 s"), "%s", err);
+	s.duration_s = 3600;
+	s.rate_pps = 10001;
+	cr_expect_eq(dt_limits_apply(&dt_limits_defaults, &s, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "maximum of 10000 packets/s"), "%s", err);
+	s.rate_pps = 10000;
+	cr_expect_eq(dt_limits_apply(&dt_limits_defaults, &s, err, sizeof(err)), 0);
+}
+
+Test(lifecycle, hash_lookups_at_4096_tasks_with_8192_keys)
+{
+	struct dt_control c;
+	char err[256];
+
+	for (uint32_t i = 0; i < 4096; i++) {
+		struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", (uint16_t)(1000 + i), 80);
+		struct dt_task *t;
+
+		s.flags = DT_TASK_DIR_BOTH;
+		cr_assert_eq(dt_tasks_create(&tasks, &s, i % 8, "t", 0, &t, err, sizeof(err)), 0,
+			     "%u: %s", i, err);
+		dt_task_ready(&tasks, t, 0);
+	}
+	cr_expect_eq(tasks.n_keys, 8192);
+	cr_expect_eq(tasks.n_arms, 8192);
+	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_expect_eq(c.n_arms, 8192);
+	dt_control_free(&c);
+	for (uint32_t id = 1; id <= 4096; id++) {
+		cr_assert_not_null(dt_tasks_find(&tasks, id));
+		cr_assert_eq(dt_tasks_find(&tasks, id)->id, id);
+	}
+	cr_expect_null(dt_tasks_find(&tasks, 4097));
+	/* Every tuple is taken, in both directions; a new port pair is not. */
+	{
+		struct dt_task_spec dup = spec("10.100.0.2", "10.100.0.1", 80, 3000);
+		struct dt_task_spec fresh = spec("10.100.0.1", "10.100.0.2", 9999, 80);
+		struct dt_task *t;
+
+		cr_expect_eq(dt_tasks_create(&tasks, &dup, 0, "t", 0, &t, err, sizeof(err)),
+			     -EEXIST, "the reply key of task 2001 covers it");
+		cr_expect_eq(dt_tasks_create(&tasks, &fresh, 0, "t", 0, &t, err, sizeof(err)), 0);
+	}
+	/* Ending half of them removes their keys from the index. */
+	for (uint32_t id = 1; id <= 4096; id += 2) {
+		dt_task_end(&tasks, dt_tasks_find(&tasks, id), DT_TASK_CANCELLED, DT_TS_CANCELLED,
+			    1, "x");
+	}
+	cr_expect_eq(tasks.n_keys, 4096 + 1);
+	cr_expect_eq(tasks.n, 2048 + 1);
+	for (uint32_t id = 2; id <= 4096; id += 2) {
+		cr_assert_eq(dt_tasks_find(&tasks, id)->active_idx < tasks.n, true);
+		cr_assert_eq(tasks.v[dt_tasks_find(&tasks, id)->active_idx]->id, id);
+	}
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Configuration: tenants and limits */
+
+static char cfg_path[64];
+
+static const char *write_cfg(const char *text)
+{
+	FILE *f;
+	int fd;
+
+	strcpy(cfg_path, "/tmp/dt-test-lc-cfg-XXXXXX");
+	fd = mkstemp(cfg_path);
+	cr_assert(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return cfg_path;
+}
+
+static int load(const char *text, struct dt_analyzer_cfg *cfg, char *err, size_t len)
+{
+	int rv = dt_analyzer_cfg_load(write_cfg(text), cfg, err, len);
+
+	unlink(cfg_path);
+	return rv;
+}
+
+#define T1 "{ name = \"acme\"; token = \"acme-0123456789abcdef\"; }"
+#define T2 "{ name = \"beta\"; token = \"beta-0123456789abcdef\"; }"
+
+Test(analyzer_config, tenants_are_required_and_checked)
+{
+	static struct dt_analyzer_cfg cfg;
+	char err[DT_ERRBUF_MAX] = "";
+
+	cr_expect_eq(load("window_ms = 100;\n", &cfg, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "'tenants' is required"), "%s", err);
+	cr_assert_eq(load("tenants = ( " T1 ", " T2 " );\n", &cfg, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_expect_eq(cfg.n_tenants, 2);
+	cr_expect_str_eq(cfg.tenants[1].name, "beta");
+	cr_expect_eq(load("tenants = ( " T1 ", " T1 " );\n", &cfg, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "given twice"), "%s", err);
+	cr_expect_eq(load("tenants = ( " T1 ", { name = \"b\"; token = \"acme-0123456789abcdef\"; "
+			  "} );\n",
+			  &cfg, err, sizeof(err)),
+		     -EINVAL);
+	cr_expect(strstr(err, "same token"), "%s", err);
+	cr_expect_null(strstr(err, "acme-0123456789abcdef"), "never print a token: %s", err);
+	cr_expect_eq(load("tenants = ( { name = \"a\"; token = \"short-secret\"; } );\n", &cfg, err,
+			  sizeof(err)),
+		     -EINVAL);
+	cr_expect(strstr(err, ":1: ") && strstr(err, "at least 16"), "%s", err);
+	cr_expect_null(strstr(err, "short-secret"), "never print a token: %s", err);
+	cr_expect_eq(load("tenants = ( { name = \"a\"; tokn = \"0123456789abcdefgh\"; } );\n", &cfg,
+			  err, sizeof(err)),
+		     -EINVAL);
+}
+
+Test(analyzer_config, tokens_authenticate_exactly)
+{
+	static struct dt_analyzer_cfg cfg;
+	char err[DT_ERRBUF_MAX] = "";
+
+	cr_assert_eq(load("tenants = ( " T1 ", " T2 " );\n", &cfg, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_expect_eq(dt_tenant_auth(&cfg, "acme-0123456789abcdef"), 0);
+	cr_expect_eq(dt_tenant_auth(&cfg, "beta-0123456789abcdef"), 1);
+	cr_expect_eq(dt_tenant_auth(&cfg, ""), -1);
+	cr_expect_eq(dt_tenant_auth(&cfg, "acme-0123456789abcde"), -1, "a prefix is not the token");
+	cr_expect_eq(dt_tenant_auth(&cfg, "acme-0123456789abcdefX"), -1);
+	cr_expect_eq(dt_tenant_auth(&cfg, "ACME-0123456789abcdef"), -1);
+}
+
+Test(analyzer_config, limits)
+{
+	static struct dt_analyzer_cfg cfg;
+	char err[DT_ERRBUF_MAX] = "";
+
+	cr_assert_eq(load("tenants = ( " T1 " );\n", &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(cfg.limits.budget_default, 100);
+	cr_expect_eq(cfg.limits.budget_max, 100000);
+	cr_expect_eq(cfg.limits.duration_default_s, 60);
+	cr_expect_eq(cfg.limits.duration_max_s, 3600);
+	cr_expect_eq(cfg.limits.rate_default_pps, 100);
+	cr_expect_eq(cfg.limits.rate_max_pps, 10000);
+	cr_expect_eq(cfg.limits.tasks_max_per_tenant, 4096);
+	cr_expect_eq(cfg.lifecycle.arm_timeout_ms, 5000);
+	cr_assert_eq(load("tenants = ( " T1 " );\nlimits = { budget_default = 10; budget_max = 20; "
+			  "rate_max_pps = 500; rate_default_pps = 50; };\narm_timeout_ms = 800;\n",
+			  &cfg, err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect_eq(cfg.limits.budget_default, 10);
+	cr_expect_eq(cfg.limits.budget_max, 20);
+	cr_expect_eq(cfg.limits.rate_max_pps, 500);
+	cr_expect_eq(cfg.lifecycle.arm_timeout_ms, 800);
+	cr_expect_eq(load("tenants = ( " T1 " );\nlimits = { budget_default = 30; budget_max = 20; "
+			  "};\n",
+			  &cfg, err, sizeof(err)),
+		     -EINVAL);
+	cr_expect(strstr(err, "budget_default (30) is above budget_max (20)"), "%s", err);
+	cr_expect_eq(load("tenants = ( " T1 " );\nlimits = { budget = 30; };\n", &cfg, err,
+			  sizeof(err)),
+		     -EINVAL);
+	cr_expect(strstr(err, "budget"), "%s", err);
+	cr_expect_eq(load("tenants = ( " T1 " );\nlimits = { rate_max_pps = 0; };\n", &cfg, err,
+			  sizeof(err)),
+		     -EINVAL);
+}
