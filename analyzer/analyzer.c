@@ -1007,7 +1007,7 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 		dt_err("DT-ANA-STORE", "cannot read the store %s back: %s", cfg->store, strerror(-rv));
 		goto out;
 	}
-	if ((rv = dt_ingest_start(cfg->listen, &iops, &a->ingest))) {
+	if ((rv = dt_ingest_start_tls(cfg->listen, &cfg->tls, &iops, &a->ingest))) {
 		goto out;
 	}
 	publish_control(a);

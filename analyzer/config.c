@@ -160,7 +160,7 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	static const char *const known[] = {"listen", "api", "collector_window_ms",
 					    "stats_interval_s", "window_ms", "store",
 					    "store_size_mb", "host_grace_ms", "arm_timeout_ms",
-					    "limits", "tenants", NULL};
+					    "limits", "tenants", "tls", NULL};
 	static struct dt_analyzer_cfg cfg; /* large (tenants): not on the stack */
 	config_setting_t *root;
 	config_t c;
@@ -189,7 +189,9 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	    (rv = dt_cfg_uint(root, "arm_timeout_ms", 100, 3600000,
 			      &cfg.lifecycle.arm_timeout_ms, err, errlen)) < 0 ||
 	    (rv = load_limits(root, &cfg.limits, err, errlen)) < 0 ||
-	    (rv = load_tenants(root, &cfg, err, errlen)) < 0) {
+	    (rv = load_tenants(root, &cfg, err, errlen)) < 0 ||
+	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_tls_check_url(cfg.listen, &cfg.tls, "listen", err, errlen)) < 0) {
 		goto out;
 	}
 	*out = cfg;
