@@ -346,7 +346,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 out:
 	if (a.link)
 		dt_link_stop(a.link, 0);
-	dt_dataplane_close(a.dp);
+	dt_dataplane_close(a.dp, *stop == DT_STOP_HANDOVER);
 	dt_dropnames_close(a.dropnames);
 	dt_spool_close(a.spool);
 	dt_ksyms_free(a.ksyms);

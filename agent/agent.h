@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dt_config.h"
+#include "dt_daemon.h"
 #include "dt_proto.h"
 #include "dt_tls.h"
 
@@ -45,6 +46,7 @@ struct dt_agent_cfg {
 	uint64_t ring_kib;          /* BPF ring buffer size, a power of two */
 	uint64_t stats_interval_s;  /* counters are logged this often (0: only at exit) */
 	char spool_dir[512];        /* LMDB spool for batches the collector did not take yet */
+	char pin_dir[256];          /* bpf file system directory for the maps (<pin_dir>/<node>) */
 	uint64_t spool_max_mib;     /* its cap; the oldest batches are evicted (and counted) */
 	struct dt_tls_files tls;    /* mutual TLS to the collector (collector = "tls+tcp://...") */
 	unsigned n_ifaces;
@@ -56,7 +58,8 @@ extern const struct dt_agent_cfg dt_agent_cfg_defaults;
 /* Loads a libconfig file over the defaults. Errors: "file:line: what" in err, -EINVAL. */
 int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *cfg, char *err, size_t errlen);
 
-/* Runs the agent until *stop becomes non-zero. Returns 0 or -errno. */
+/* Runs the agent until *stop becomes non-zero: DT_STOP_HANDOVER (SIGUSR1) leaves the data
+ * plane running and pinned for the next agent, any other value detaches it. */
 int dt_agent_run(const struct dt_agent_cfg *cfg, volatile int *stop);
 
 #endif /* DT_AGENT_H */

@@ -17,6 +17,7 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.stats_interval_s = 60,
 	.spool_dir = "/var/lib/dyetrace/agent-spool",
 	.spool_max_mib = 256,
+	.pin_dir = "/sys/fs/bpf/dyetrace",
 };
 
 static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, char *err,
@@ -99,7 +100,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	static const char *const known[] = {
 		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
 		"batch_max_samples", "batch_delay_ms", "ring_kib", "stats_interval_s",
-		"interfaces", "spool_dir", "spool_max_mib", "tls", NULL};
+		"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", NULL};
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
 	config_setting_t *root, *list;
 	config_t c;
@@ -136,7 +137,8 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	    (rv = dt_cfg_uint(root, "spool_max_mib", 1, 1u << 20, &cfg.spool_max_mib, err,
 			      errlen)) < 0)
 		goto out;
-	if ((rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
+	if ((rv = dt_cfg_string(root, "pin_dir", cfg.pin_dir, sizeof(cfg.pin_dir), err, errlen)) < 0 ||
+	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_tls_check_url(cfg.collector, &cfg.tls, "collector", err, errlen)) < 0)
 		goto out;
 	if (cfg.ring_kib & (cfg.ring_kib - 1)) {

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -32,6 +34,8 @@ struct dt_dataplane {
 	struct attachment att[2 * DT_AGENT_MAX_IFACES];
 	struct bpf_link *drop_link; /* tp_btf/kfree_skb */
 	unsigned armed;
+	char pin_dir[600];          /* where maps and the drop link are pinned */
+	bool took_over;             /* a previous agent's data plane was running */
 };
 
 _Static_assert(sizeof(struct dt_sample) == 96, "dt_sample layout");
@@ -69,6 +73,8 @@ static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_att
 	a->opts.prog_fd = bpf_program__fd(prog);
 	a->opts.handle = 0xd7e;
 	a->opts.priority = 1;
+	/* Replace: a previous agent's filter (restart handover) gives way to ours. */
+	a->opts.flags = BPF_TC_F_REPLACE;
 	rv = bpf_tc_attach(&a->hook, &a->opts);
 	if (rv) {
 		snprintf(err, errlen, "%s: cannot attach %s: %s", ifname, bpf_program__name(prog),
@@ -159,6 +165,9 @@ static int attach_drops(struct dt_dataplane *dp, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read our network namespace: %s", strerror(-rv));
 		return rv;
 	}
+	char path[700];
+	struct bpf_link *old;
+
 	dp->skel->bss->dt_netns_ino = ino;
 	dp->drop_link = bpf_program__attach(dp->skel->progs.dt_kfree_skb);
 	if (!dp->drop_link) {
@@ -167,8 +176,103 @@ static int attach_drops(struct dt_dataplane *dp, char *err, size_t errlen)
 			 strerror(errno));
 		return rv;
 	}
+	/* A previous agent's tracer gives way once ours runs (a drop in between may be seen
+	 * twice; the analyzer counts a packet's drop once). */
+	snprintf(path, sizeof(path), "%s/drop_link", dp->pin_dir);
+	if (dp->pin_dir[0] && (old = bpf_link__open(path))) {
+		bpf_link__unpin(old);
+		bpf_link__destroy(old);
+	}
+	if (dp->pin_dir[0] && bpf_link__pin(dp->drop_link, path))
+		dt_warn("DT-AGENT-PIN", "cannot pin the drop tracer at %s: %s", path, strerror(errno));
 	dt_info("DT-AGENT-ATTACH", "drop tracer attached (tp_btf/kfree_skb, netns %u)", ino);
 	return 0;
+}
+
+/*
+ * The maps that outlive an agent are pinned by name: all but the internal .bss/.rodata
+ * (a new agent sets its globals from the pinned task map, see restore_armed()).
+ */
+static int pin_maps(struct dt_dataplane *dp, const char *dir, char *err, size_t errlen)
+{
+	struct bpf_map *m;
+	char path[700];
+
+	bpf_object__for_each_map(m, dp->skel->obj) {
+		if (strchr(bpf_map__name(m), '.'))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(m));
+		if (access(path, F_OK) == 0)
+			dp->took_over = true;
+		if (bpf_map__set_pin_path(m, path)) {
+			snprintf(err, errlen, "cannot pin map %s at %s: %s", bpf_map__name(m), path,
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* True when dir (or, while it does not exist yet, its nearest ancestor) is on a bpf fs. */
+static bool on_bpffs(const char *dir)
+{
+	char path[600];
+	struct statfs st;
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	while (statfs(path, &st) != 0) {
+		if (errno != ENOENT || !(slash = strrchr(path, '/')) || slash == path)
+			return false;
+		*slash = '\0';
+	}
+	return st.f_type == BPF_FS_MAGIC;
+}
+
+/* mkdir -p for the pin directory (on a bpf file system). */
+static int make_pin_dir(const char *dir)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
+}
+
+/*
+ * After a handover the new programs find the armed keys in the pinned maps: restore the
+ * counters the programs read, before they replace the old ones, so coloring never stops.
+ */
+static void restore_armed(struct dt_dataplane *dp)
+{
+	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
+	struct dt_tuple key, next;
+	struct dt_task_val v;
+	unsigned keys = 0, anyport = 0;
+	bool more = bpf_map_get_next_key(fd, NULL, &key) == 0;
+
+	while (more) {
+		if (bpf_map_lookup_elem(fd, &key, &v) == 0) {
+			keys++;
+			anyport += (v.flags & DT_TASK_F_ANYPORT) != 0;
+		}
+		more = bpf_map_get_next_key(fd, &key, &next) == 0;
+		key = next;
+	}
+	dp->skel->bss->dt_anyport_tasks = anyport;
+	dp->skel->bss->dt_armed_keys = keys;
+	/* The pinned prefilter was kept complete by the previous agent. */
+	dp->skel->bss->dt_filter_on = keys > 0;
+	dp->armed = keys;
+	dt_info("DT-AGENT-HANDOVER", "took over a running data plane: %u keys armed, draining "
+		"the samples it kept", keys);
 }
 
 int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
@@ -190,6 +294,18 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 		goto fail;
 	}
 	bpf_map__set_max_entries(dp->skel->maps.dt_events, (uint32_t)cfg->ring_kib * 1024);
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s/%s", cfg->pin_dir, cfg->node);
+	if (!on_bpffs(cfg->pin_dir)) {
+		/* E.g. under "ip netns exec", which mounts a fresh /sys without bpffs. */
+		dt_warn("DT-AGENT-PIN", "%s is not on a bpf file system: maps are not pinned, and "
+			"a restart of the agent pauses tracing on this node", cfg->pin_dir);
+		dp->pin_dir[0] = '\0';
+	} else if ((rv = make_pin_dir(dp->pin_dir))) {
+		snprintf(err, errlen, "cannot create %s: %s", dp->pin_dir, strerror(-rv));
+		goto fail;
+	} else if ((rv = pin_maps(dp, dp->pin_dir, err, errlen))) {
+		goto fail;
+	}
 	/*
 	 * The gateway programs read conntrack through kfuncs of the nf_conntrack module:
 	 * load them only where a gateway is configured (the module is loaded there anyway,
@@ -213,6 +329,8 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 			 strerror(-rv));
 		goto fail;
 	}
+	if (dp->took_over)
+		restore_armed(dp);
 	dp->rb = ring_buffer__new(bpf_map__fd(dp->skel->maps.dt_events), ring_cb, dp, NULL);
 	if (!dp->rb) {
 		rv = -errno;
@@ -227,7 +345,8 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 	*out = dp;
 	return 0;
 fail:
-	dt_dataplane_close(dp);
+	/* Never tear down a data plane we were taking over from a previous agent. */
+	dt_dataplane_close(dp, dp->took_over);
 	return rv;
 }
 
@@ -356,10 +475,25 @@ unsigned dt_dataplane_armed(struct dt_dataplane *dp)
 	return dp->armed;
 }
 
-void dt_dataplane_close(struct dt_dataplane *dp)
+void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 {
+	struct bpf_map *m;
+
 	if (!dp)
 		return;
+	if (handover && dp->skel && dp->pin_dir[0]) {
+		/* Leave programs attached and maps pinned: the next agent takes over. */
+		dt_info("DT-AGENT-HANDOVER", "leaving the data plane running for the next agent "
+			"(pinned in %s)", dp->pin_dir);
+		bpf_link__disconnect(dp->drop_link);
+		bpf_link__destroy(dp->drop_link);
+		ring_buffer__free(dp->rb);
+		dyetrace__destroy(dp->skel);
+		free(dp);
+		return;
+	}
+	if (dp->drop_link)
+		bpf_link__unpin(dp->drop_link);
 	bpf_link__destroy(dp->drop_link);
 	while (dp->n_att > 0) {
 		struct attachment *a = &dp->att[--dp->n_att];
@@ -372,6 +506,11 @@ void dt_dataplane_close(struct dt_dataplane *dp)
 			a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 			bpf_tc_hook_destroy(&a->hook);
 		}
+	}
+	if (dp->skel && dp->pin_dir[0]) {
+		bpf_object__for_each_map(m, dp->skel->obj)
+			bpf_map__unpin(m, NULL);
+		rmdir(dp->pin_dir);
 	}
 	ring_buffer__free(dp->rb);
 	dyetrace__destroy(dp->skel);

@@ -6,6 +6,7 @@
 #ifndef DT_DATAPLANE_H
 #define DT_DATAPLANE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "agent.h"
@@ -35,7 +36,12 @@ void dt_dataplane_counters(struct dt_dataplane *dp, uint64_t out[DT_CNT_MAX]);
 /* Number of tasks in the armed-task map. */
 unsigned dt_dataplane_armed(struct dt_dataplane *dp);
 
-/* Detaches everything it attached (and removes the clsact qdiscs it created). */
-void dt_dataplane_close(struct dt_dataplane *dp);
+/*
+ * Detaches everything it attached (and removes the clsact qdiscs it created) and unpins
+ * its maps. With handover, leaves the programs attached and the maps (tasks, quotas,
+ * prefilter, ring buffer, counters) pinned, so that armed tasks keep coloring and the
+ * next agent of this node takes over where this one stopped.
+ */
+void dt_dataplane_close(struct dt_dataplane *dp, bool handover);
 
 #endif /* DT_DATAPLANE_H */

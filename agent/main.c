@@ -29,7 +29,10 @@ static const struct dt_daemon agent_daemon = {
 	"    and an entry (colors replies of traced flows). Wherever the kernel drops a colored\n"
 	"    packet in this node's network namespace, the agent reports the drop reason (named\n"
 	"    from the running kernel's BTF) and the kernel function that dropped it. It\n"
-	"    detaches everything it attached on SIGINT/SIGTERM.\n\n"
+	"    detaches everything it attached on SIGINT/SIGTERM. On SIGUSR1 it exits for a\n"
+	"    restart instead: its programs stay attached and their maps pinned (pin_dir), so\n"
+	"    armed tasks keep coloring within their budgets, and the next agent of this node\n"
+	"    takes the data plane over and drains what was sampled meanwhile.\n\n"
 	"CONFIGURATION\n"
 	"    node = \"host1\";                      # this node's name in reports (required)\n"
 	"    collector = \"tcp://10.0.0.1:7400\";   # NNG URL of the regional collector\n"
@@ -51,6 +54,7 @@ static const struct dt_daemon agent_daemon = {
 	"                              # memory queue, kept across restarts, replayed in order\n"
 	"    spool_max_mib = 256;      # spool cap; past it the oldest batches are evicted and\n"
 	"                              # their samples counted as lost (spool-full)\n"
+	"    pin_dir = \"/sys/fs/bpf/dyetrace\"; # bpf file system dir for the maps (per node)\n"
 	"    tls = { ca = \"ca.pem\"; cert = \"node.pem\"; key = \"node.key\";\n"
 	"            server_name = \"collector-1\"; };  # mutual TLS; collector = \"tls+tcp://...\"\n",
 };

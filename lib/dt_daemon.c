@@ -17,7 +17,7 @@ static volatile int stop_flag;
 
 static void on_signal(int sig)
 {
-	stop_flag = 1;
+	stop_flag = sig == SIGUSR1 ? DT_STOP_HANDOVER : DT_STOP;
 }
 
 static void usage(FILE *f, const struct dt_daemon *d)
@@ -37,7 +37,8 @@ static void usage(FILE *f, const struct dt_daemon *d)
 		"    --version          print the version\n\n"
 		"%s\n"
 		"EXIT STATUS\n"
-		"    0  stopped by SIGINT or SIGTERM after a clean shutdown (or --check passed)\n"
+		"    0  stopped by SIGINT or SIGTERM after a clean shutdown (or --check passed);\n"
+		"       SIGUSR1 stops too (the agent then leaves its data plane running for the next)\n"
 		"    1  a runtime failure (see the log line with its DT-* message id)\n"
 		"    2  bad usage or an invalid configuration (\"file:line: what\")\n\n"
 		"LOGS\n"
@@ -111,6 +112,7 @@ int dt_daemon_main(int argc, char **argv, const struct dt_daemon *d)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	rv = d->run(cfg, &stop_flag);
 	free(cfg);

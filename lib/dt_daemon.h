@@ -14,6 +14,11 @@
 
 #include <stddef.h>
 
+/* Values of the stop flag: SIGINT/SIGTERM stop; SIGUSR1 stops for a handover (a daemon
+ * that supports it leaves its work running for its successor). */
+#define DT_STOP 1
+#define DT_STOP_HANDOVER 2
+
 struct dt_daemon {
 	const char *name;    /* "dyetrace-agent" */
 	const char *help;    /* the manual text printed by -h, after the common synopsis */

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Agent restart mid-task: an agent stopped with SIGUSR1 leaves its data plane attached and
+# its maps pinned; armed tasks keep coloring while no agent runs, and the next agent takes
+# the data plane over and drains what was sampled meanwhile. Every ping of the flow is
+# colored exactly once, sampled and delivered; nothing is lost in the gap.
+#
+# The agent runs under nsenter (network namespace only), not "ip netns exec", so that it
+# sees the real bpf file system for its pins.
+set -uo pipefail
+DT_LAB=${DT_LAB:-dtar}
+. "$(dirname "$0")/lab.sh"
+. "$(dirname "$0")/checks.sh"
+
+PIN_DIR=/sys/fs/bpf/dyetrace-$DT_LAB
+pass=0
+fail=0
+check() { # DESCRIPTION CMD...
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok   - $what"
+		pass=$((pass + 1))
+	else
+		echo "FAIL - $what"
+		fail=$((fail + 1))
+	fi
+}
+
+finish() {
+	rm -rf "$PIN_DIR"
+	((fail == 0)) || lab_logs_tail 30
+	echo "$pass passed, $fail failed"
+	((fail == 0))
+}
+
+lab_trap
+rm -rf "$PIN_DIR"
+lab_up || { echo "0 passed, 1 failed"; exit 1; }
+
+# Replace the lab's h1 agent by one that pins its maps.
+lab_bg_stop agent-h1
+sed "s|^node = \"h1\";|node = \"h1\";\npin_dir = \"$PIN_DIR\";|" "$LAB_DIR/h1.conf" >"$LAB_DIR/h1-pin.conf"
+start_agent() { # NAME
+	nsenter --net="/run/netns/$LAB_H1" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h1-pin.conf" \
+		</dev/null >"$LAB_DIR/$1.log" 2>&1 &
+	echo $! >"$LAB_DIR/pids/$1.pid"
+	for _ in $(seq 100); do
+		grep -q DT-AGENT-READY "$LAB_DIR/$1.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "agent with pinned maps starts" start_agent agent-h1a
+check "its maps are pinned on the bpf file system" test -e "$PIN_DIR/h1/dt_tasks"
+
+id=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --budget 1000)
+check "task created" test -n "$id"
+check "task armed" lab_task_wait_armed "$id"
+
+# 40 pings over 2 s; the agent hands over in the middle, with a 0.5 s gap without agent.
+lab_in "$LAB_I1" ping -c 40 -i 0.05 -q "$LAB_I2_IP" >"$LAB_DIR/ping.out" 2>&1 &
+ping_pid=$!
+sleep 0.5
+kill -USR1 "$(lab_pid agent-h1a)"
+rc=0
+wait "$(lab_pid agent-h1a)" || rc=$?
+check "agent exits 0 on SIGUSR1 (status $rc)" test "$rc" -eq 0
+check "it left the data plane running" grep -q 'DT-AGENT-HANDOVER.*leaving the data plane running' "$LAB_DIR/agent-h1a.log"
+check "the pins outlive it" test -e "$PIN_DIR/h1/dt_tasks"
+sleep 0.5
+check "the next agent starts" start_agent agent-h1b
+check "it took the data plane over" grep -q 'DT-AGENT-HANDOVER.*took over a running data plane: 1 keys armed' "$LAB_DIR/agent-h1b.log"
+wait "$ping_pid"
+check "all 40 pings answered" grep -q '40 received' "$LAB_DIR/ping.out"
+lab_task_wait_judged "$id" 15 || true
+report=$(lab_cli --json report "$id")
+check "40 packets colored, each once (no coloring twice)" \
+	test "$(jq '[.packets[] | select(.direction == "request")] | length' <<<"$report")" -eq 40
+check "40 delivered with the four-hop path" \
+	test "$(jq '[.packets[] | select(.fate == "delivered" and (.hops | length) == 4)] | length' <<<"$report")" -eq 40
+check "no loss in the verdict" test "$(jq -r '.verdict.dropped + .verdict.vanished' <<<"$report")" -eq 0
+check "no sample lost before analysis" test "$(jq '[.lost[]] | add' <<<"$report")" -eq 0
+
+# A plain stop detaches and unpins.
+kill -TERM "$(lab_pid agent-h1b)"
+wait "$(lab_pid agent-h1b)"
+check "SIGTERM removes the pins" test ! -e "$PIN_DIR/h1/dt_tasks"
+lab_in "$LAB_I1" ping -c 3 -i 0.1 -q "$LAB_I2_IP" >/dev/null
+sleep 1
+check "and no packet is colored once the agent is gone" \
+	test "$(lab_cli --json task show "$id" | jq .colored)" -eq 40
+finish
