@@ -855,78 +855,30 @@ static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reas
 	dt_sample_submit(s);
 }
 
-/* skb->ifindex is read once, here, rather than in the bodies that are inlined twice. */
-SEC("tc")
-int dt_port_ingress(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-
-	if (port_ingress(skb, ifindex, false) == DT_PARSE_SHORT) {
-		dt_pull(skb, DT_PULL_INNER);
-		port_ingress(skb, ifindex, true);
+/*
+ * The tc entry points. Each runs its body on the linear part of the skb; when the headers
+ * reach past it (DT_PARSE_SHORT), it pulls them in and runs the body once more with the
+ * second argument. skb->ifindex is read once, here, rather than in bodies inlined twice.
+ */
+#define DT_TC_PROG(name, body, pull, first, again)                                              \
+	SEC("tc")                                                                               \
+	int name(struct __sk_buff *skb)                                                         \
+	{                                                                                       \
+		__u32 ifindex = skb->ifindex;                                                   \
+                                                                                                \
+		if (body(skb, ifindex, first) == DT_PARSE_SHORT) {                              \
+			dt_pull(skb, pull);                                                     \
+			body(skb, ifindex, again);                                              \
+		}                                                                               \
+		return TC_ACT_OK;                                                               \
 	}
-	return TC_ACT_OK;
-}
 
-SEC("tc")
-int dt_port_egress(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-
-	if (port_egress(skb, ifindex, false) == DT_PARSE_SHORT) {
-		dt_pull(skb, DT_PULL_INNER);
-		port_egress(skb, ifindex, true);
-	}
-	return TC_ACT_OK;
-}
-
-SEC("tc")
-int dt_uplink_ingress(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-
-	if (uplink(skb, ifindex, DT_HOOK_UPLINK_IN) == DT_PARSE_SHORT) {
-		dt_pull(skb, DT_PULL_OUTER);
-		uplink(skb, ifindex, DT_HOOK_UPLINK_IN);
-	}
-	return TC_ACT_OK;
-}
-
-SEC("tc")
-int dt_uplink_egress(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-
-	if (uplink(skb, ifindex, DT_HOOK_UPLINK_OUT) == DT_PARSE_SHORT) {
-		dt_pull(skb, DT_PULL_OUTER);
-		uplink(skb, ifindex, DT_HOOK_UPLINK_OUT);
-	}
-	return TC_ACT_OK;
-}
-
-SEC("tc")
-int dt_gw_egress(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-
-	if (gw_egress(skb, ifindex, false) == DT_PARSE_SHORT) {
-		dt_pull(skb, DT_PULL_INNER);
-		gw_egress(skb, ifindex, true);
-	}
-	return TC_ACT_OK;
-}
-
-SEC("tc")
-int dt_gw_ingress(struct __sk_buff *skb)
-{
-	__u32 ifindex = skb->ifindex;
-
-	if (gw_ingress(skb, ifindex, false) == DT_PARSE_SHORT) {
-		dt_pull(skb, DT_PULL_INNER);
-		gw_ingress(skb, ifindex, true);
-	}
-	return TC_ACT_OK;
-}
+DT_TC_PROG(dt_port_ingress, port_ingress, DT_PULL_INNER, false, true)
+DT_TC_PROG(dt_port_egress, port_egress, DT_PULL_INNER, false, true)
+DT_TC_PROG(dt_uplink_ingress, uplink, DT_PULL_OUTER, DT_HOOK_UPLINK_IN, DT_HOOK_UPLINK_IN)
+DT_TC_PROG(dt_uplink_egress, uplink, DT_PULL_OUTER, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_OUT)
+DT_TC_PROG(dt_gw_egress, gw_egress, DT_PULL_INNER, false, true)
+DT_TC_PROG(dt_gw_ingress, gw_ingress, DT_PULL_INNER, false, true)
 
 /* Freed without a drop: SKB_CONSUMED (and SKB_NOT_DROPPED_YET), where the kernel has them. */
 static __always_inline bool drop_reason_is_drop(__u32 reason)

@@ -14,30 +14,10 @@ DT_LAB=${DT_LAB:-dtar}
 . "$(dirname "$0")/checks.sh"
 
 PIN_DIR=/sys/fs/bpf/dyetrace-$DT_LAB
-pass=0
-fail=0
-check() { # DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok   - $what"
-		pass=$((pass + 1))
-	else
-		echo "FAIL - $what"
-		fail=$((fail + 1))
-	fi
-}
-
-finish() {
-	rm -rf "$PIN_DIR"
-	((fail == 0)) || lab_logs_tail 30
-	echo "$pass passed, $fail failed"
-	((fail == 0))
-}
-
-lab_trap
+checks_trap
+trap 'rm -rf "$PIN_DIR"; ((CHECKS_FAILED == 0)) || lab_logs_tail 30; checks_finish; exit $?' EXIT
 rm -rf "$PIN_DIR"
-lab_up || { echo "0 passed, 1 failed"; exit 1; }
+lab_up || { not_ok "lab up"; exit 1; }
 
 # Replace the lab's h1 agent by one that pins its maps.
 lab_bg_stop agent-h1
@@ -91,4 +71,3 @@ lab_in "$LAB_I1" ping -c 3 -i 0.1 -q "$LAB_I2_IP" >/dev/null
 sleep 1
 check "and no packet is colored once the agent is gone" \
 	test "$(lab_cli --json task show "$id" | jq .colored)" -eq 40
-finish
