@@ -32,7 +32,8 @@ start_agent() { # NAME
 	done
 	return 1
 }
-check "agent with pinned maps starts" start_agent agent-h1a
+start_agent agent-h1a
+check "agent with pinned maps starts" test $? -eq 0
 check "its maps are pinned on the bpf file system" test -e "$PIN_DIR/h1/dt_tasks"
 
 id=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --budget 1000)
@@ -50,7 +51,8 @@ check "agent exits 0 on SIGUSR1 (status $rc)" test "$rc" -eq 0
 check "it left the data plane running" grep -q 'DT-AGENT-HANDOVER.*leaving the data plane running' "$LAB_DIR/agent-h1a.log"
 check "the pins outlive it" test -e "$PIN_DIR/h1/dt_tasks"
 sleep 0.5
-check "the next agent starts" start_agent agent-h1b
+start_agent agent-h1b
+check "the next agent starts" test $? -eq 0
 check "it took the data plane over" grep -q 'DT-AGENT-HANDOVER.*took over a running data plane: 1 keys armed' "$LAB_DIR/agent-h1b.log"
 wait "$ping_pid"
 check "all 40 pings answered" grep -q '40 received' "$LAB_DIR/ping.out"

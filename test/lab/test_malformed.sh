@@ -11,22 +11,10 @@ set -uo pipefail
 DT_LAB=${DT_LAB:-dtmal}
 # shellcheck source=test/lab/lab.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
-pass=0
-fail=0
-check() { # DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok   - $what"
-		pass=$((pass + 1))
-	else
-		echo "FAIL - $what"
-		fail=$((fail + 1))
-	fi
-}
 
-lab_trap
-lab_up || { echo "0 passed, 1 failed"; exit 1; }
+checks_trap
+trap '((CHECKS_FAILED == 0)) || lab_logs_tail 20; checks_finish; exit $?' EXIT
+lab_up || { not_ok "lab up"; exit 1; }
 poke="$LAB_BIN/dt-poke"
 kinds=(garbage truncated wrong-type newer-version bad-hook trailing)
 
@@ -82,6 +70,3 @@ check "collector logged DT-INGEST-MALFORMED" grep -q 'DT-INGEST-MALFORMED' "$LAB
 check "analyzer counted $want malformed batches" grep -q "DT-ANA-EXIT.* malformed=$want " "$LAB_DIR/analyzer.log"
 check "analyzer counted 4 malformed API requests" grep -q 'DT-ANA-EXIT.*api_malformed=4 ' "$LAB_DIR/analyzer.log"
 
-((fail == 0)) || lab_logs_tail 20
-echo "$pass passed, $fail failed"
-((fail == 0))
