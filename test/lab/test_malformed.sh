@@ -11,6 +11,8 @@ set -uo pipefail
 DT_LAB=${DT_LAB:-dtmal}
 # shellcheck source=test/lab/lab.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
+# shellcheck source=test/lab/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 checks_trap
 trap '((CHECKS_FAILED == 0)) || lab_logs_tail 20; checks_finish; exit $?' EXIT
