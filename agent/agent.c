@@ -335,8 +335,9 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	/* Drain what the ring still holds, then give the link a moment to deliver it. */
 	dt_dataplane_poll(a.dp, 0);
 	flush(&a);
-	log_stats(&a, "DT-AGENT-EXIT");
-	left = dt_link_stop(a.link, 2000);
+	dt_link_flush(a.link, 2000);
+	log_stats(&a, "DT-AGENT-EXIT"); /* after the drain: the counters are final */
+	left = dt_link_stop(a.link, 0);
 	a.link = NULL;
 	if (left)
 		dt_warn("DT-AGENT-UNSENT", "%u batches could neither be delivered nor spooled", left);

@@ -169,6 +169,12 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		nng_msleep(10);
 	}
 	rv = 0;
+	/* Forward what is stored, within reason, so that the exit counters are final. */
+	for (uint64_t until = dt_mono_ms() + 2000; dt_mono_ms() < until;) {
+		c.enqueued = dt_store_scan(c.store, c.enqueued, 64, forward_one, &c);
+		if (dt_link_flush(c.link, 50) == 0 && c.enqueued == dt_store_last_lseq(c.store))
+			break;
+	}
 	log_stats(&c, "DT-COLL-EXIT");
 out:
 	if (c.ingest)

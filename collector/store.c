@@ -220,6 +220,11 @@ uint64_t dt_store_forwarded(struct dt_store *st)
 	return r;
 }
 
+uint64_t dt_store_last_lseq(struct dt_store *st)
+{
+	return st->next_lseq - 1;
+}
+
 uint64_t dt_store_epoch(struct dt_store *st)
 {
 	return st->epoch;

@@ -47,6 +47,9 @@ uint64_t dt_store_forwarded(struct dt_store *st);
  */
 uint64_t dt_store_epoch(struct dt_store *st);
 
+/* Local sequence of the newest batch stored (0: none). */
+uint64_t dt_store_last_lseq(struct dt_store *st);
+
 /* Number of batches stored. */
 uint64_t dt_store_count(struct dt_store *st);
 

@@ -388,6 +388,21 @@ void dt_link_stats(struct dt_link *l, struct dt_link_stats *st)
 	pthread_mutex_unlock(&l->mu);
 }
 
+unsigned dt_link_flush(struct dt_link *l, unsigned wait_ms)
+{
+	uint64_t until = dt_mono_ms() + wait_ms;
+	unsigned depth;
+
+	for (;;) {
+		pthread_mutex_lock(&l->mu);
+		depth = (unsigned)l->st.queue_depth;
+		pthread_mutex_unlock(&l->mu);
+		if (depth == 0 || dt_mono_ms() >= until)
+			return depth;
+		nng_msleep(5);
+	}
+}
+
 unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms)
 {
 	unsigned left = 0;

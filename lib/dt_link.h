@@ -89,6 +89,10 @@ int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq);
 
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
 
+/* Waits at most wait_ms for the memory queue to empty (delivered or refused). Returns the
+ * batches still queued. */
+unsigned dt_link_flush(struct dt_link *l, unsigned wait_ms);
+
 /* Tries for at most drain_ms to send what is queued, then stops the thread, closes the
  * socket and frees the link. What is left goes to the spool when there is one. Returns
  * the number of batches left unsent and not spooled. */
