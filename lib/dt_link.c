@@ -17,6 +17,7 @@
 struct qitem {
 	struct qitem *next;
 	uint64_t seq;
+	bool from_spool; /* still in the spool until acknowledged */
 	uint32_t n_samples;
 	msgpack_sbuffer msg;
 };
@@ -31,6 +32,8 @@ struct dt_link {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct qitem *head, *tail; /* FIFO; the head is in flight until acknowledged */
+	uint64_t spool_loaded;     /* highest spooled seq loaded into the memory queue */
+	uint64_t spool_in_memory;  /* spooled batches in the memory queue now */
 	uint64_t next_seq;
 	bool stopping;
 	uint64_t drain_until_ms;
@@ -83,32 +86,49 @@ static void enqueue(struct dt_link *l, struct qitem *q)
 /* Writes q to the spool (then frees it). Called with l->mu held. */
 static int spool_put(struct dt_link *l, struct qitem *q)
 {
+	/* Entries loaded into memory are being sent: eviction leaves them alone. */
 	int rv = dt_spool_push(l->cfg.spool, q->seq, q->n_samples, q->msg.data, q->msg.size,
-			       &l->st.spool_evicted_samples);
+			       l->spool_loaded, &l->st.spool_evicted_samples);
 
-	l->st.spooled = dt_spool_count(l->cfg.spool);
+	l->st.spooled = dt_spool_count(l->cfg.spool) - l->spool_in_memory;
 	qitem_free(q);
 	return rv;
 }
 
-/* Moves spooled batches, oldest first, into the memory queue while it has room. */
+/*
+ * Loads spooled batches, oldest first, into the memory queue while it has room. They stay
+ * in the spool until acknowledged, so that a crash while replaying loses nothing.
+ */
 static void spool_refill(struct dt_link *l)
 {
-	while (l->cfg.spool && dt_spool_count(l->cfg.spool) > 0 &&
+	while (l->cfg.spool && dt_spool_count(l->cfg.spool) > l->spool_in_memory &&
 	       l->st.queue_depth < l->cfg.queue_max) {
 		struct qitem *q = calloc(1, sizeof(*q));
 
 		if (!q)
 			return;
 		msgpack_sbuffer_init(&q->msg);
-		if (dt_spool_pop(l->cfg.spool, &q->seq, &q->n_samples, &q->msg)) {
+		if (dt_spool_read_after(l->cfg.spool, l->spool_loaded, &q->seq, &q->n_samples,
+					&q->msg)) {
 			qitem_free(q);
 			return;
 		}
+		q->from_spool = true;
+		l->spool_loaded = q->seq;
+		l->spool_in_memory++;
 		enqueue(l, q);
 	}
 	if (l->cfg.spool)
-		l->st.spooled = dt_spool_count(l->cfg.spool);
+		l->st.spooled = dt_spool_count(l->cfg.spool) - l->spool_in_memory;
+}
+
+/* A batch left the memory queue for good (acknowledged or refused). Called with l->mu. */
+static void spool_done(struct dt_link *l, struct qitem *q)
+{
+	if (!q->from_spool)
+		return;
+	dt_spool_delete(l->cfg.spool, q->seq);
+	l->spool_in_memory--;
 }
 
 enum send_result { SENT_ACKED, SENT_RETRY, SENT_REJECTED };
@@ -247,6 +267,7 @@ static void *link_thread(void *arg)
 		if (!l->head)
 			l->tail = NULL;
 		l->st.queue_depth--;
+		spool_done(l, q);
 		if (res == SENT_ACKED) {
 			l->st.batches_sent++;
 			l->st.samples_sent += q->n_samples;
@@ -417,7 +438,9 @@ unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms)
 	nng_close(l->sock);
 	while ((q = l->head)) {
 		l->head = q->next;
-		if (!l->cfg.spool || spool_put(l, q) != 0) {
+		if (q->from_spool) {
+			qitem_free(q); /* still in the spool */
+		} else if (!l->cfg.spool || spool_put(l, q) != 0) {
 			left++;
 			if (!l->cfg.spool)
 				qitem_free(q);

@@ -139,17 +139,20 @@ void dt_spool_close(struct dt_spool *sp)
 	free(sp);
 }
 
-/* Deletes the oldest entry inside txn, counting its samples. */
-static int evict_oldest(struct dt_spool *sp, MDB_txn *txn, uint64_t *evicted_samples)
+/* Deletes the oldest entry above keep_upto inside txn, counting its samples. */
+static int evict_oldest(struct dt_spool *sp, MDB_txn *txn, uint64_t keep_upto,
+			uint64_t *evicted_samples)
 {
+	unsigned char kb[8];
+	MDB_val k = {sizeof(kb), kb}, v;
 	MDB_cursor *cur;
-	MDB_val k, v;
 	uint32_t n;
 	int rc;
 
+	key_of(keep_upto + 1, kb);
 	if ((rc = mdb_cursor_open(txn, sp->dbi, &cur)))
 		return rc;
-	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0) {
 		memcpy(&n, v.mv_data, HDR);
 		*evicted_samples += n;
 		sp->bytes -= v.mv_size - HDR;
@@ -161,7 +164,7 @@ static int evict_oldest(struct dt_spool *sp, MDB_txn *txn, uint64_t *evicted_sam
 }
 
 int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
-		  size_t len, uint64_t *evicted_samples)
+		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples)
 {
 	uint64_t bytes = sp->bytes, count = sp->count;
 	unsigned char kb[8];
@@ -176,9 +179,19 @@ int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const v
 	key_of(seq, kb);
 	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)))
 		return lmdb_err(rc, "spool");
-	while (sp->bytes + len > sp->max_bytes && sp->count > 0)
-		if ((rc = evict_oldest(sp, txn, evicted_samples)))
+	while (sp->bytes + len > sp->max_bytes && sp->count > 0) {
+		rc = evict_oldest(sp, txn, keep_upto, evicted_samples);
+		if (rc == MDB_NOTFOUND) {
+			/* Everything held is being sent: this message is what does not fit. */
+			mdb_txn_abort(txn);
+			sp->bytes = bytes;
+			sp->count = count;
+			*evicted_samples += n_samples;
+			return 0;
+		}
+		if (rc)
 			goto abort;
+	}
 	if ((rc = mdb_put(txn, sp->dbi, &k, &v, MDB_RESERVE)))
 		goto abort;
 	memcpy(v.mv_data, &n_samples, HDR);
@@ -231,6 +244,55 @@ int dt_spool_pop(struct dt_spool *sp, uint64_t *seq, uint32_t *n_samples, msgpac
 	sp->bytes -= len;
 	sp->count--;
 	return 0;
+}
+
+int dt_spool_read_after(struct dt_spool *sp, uint64_t after, uint64_t *seq, uint32_t *n_samples,
+			msgpack_sbuffer *msg)
+{
+	unsigned char kb[8];
+	MDB_val k = {sizeof(kb), kb}, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	key_of(after + 1, kb);
+	if ((rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)))
+		return lmdb_err(rc, "spool");
+	if ((rc = mdb_cursor_open(txn, sp->dbi, &cur)) == 0) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0) {
+			*seq = seq_of(&k);
+			memcpy(n_samples, v.mv_data, HDR);
+			msgpack_sbuffer_write(msg, (const char *)v.mv_data + HDR, v.mv_size - HDR);
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? -ENOENT : rc ? lmdb_err(rc, "spool read") : 0;
+}
+
+int dt_spool_delete(struct dt_spool *sp, uint64_t seq)
+{
+	unsigned char kb[8];
+	MDB_val k = {sizeof(kb), kb}, v;
+	MDB_txn *txn;
+	int rc;
+
+	key_of(seq, kb);
+	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)))
+		return lmdb_err(rc, "spool");
+	if ((rc = mdb_get(txn, sp->dbi, &k, &v)) == 0) {
+		size_t len = v.mv_size - HDR;
+
+		if ((rc = mdb_del(txn, sp->dbi, &k, NULL)) == 0) {
+			if ((rc = mdb_txn_commit(txn)))
+				return lmdb_err(rc, "spool delete");
+			sp->bytes -= len;
+			sp->count--;
+			return 0;
+		}
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "spool delete");
 }
 
 uint64_t dt_spool_count(const struct dt_spool *sp)

@@ -24,12 +24,21 @@ int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out);
 void dt_spool_close(struct dt_spool *sp);
 
 /*
- * Stores one message under seq. Evicts the oldest entries while the spool would exceed
- * its cap and adds the samples they carried to *evicted_samples. A message larger than
- * the cap on its own is not stored: it counts as evicted. Returns 0 or -errno.
+ * Stores one message under seq. Evicts the oldest entries above keep_upto (those up to it
+ * are being sent) while the spool would exceed its cap, and adds the samples they carried
+ * to *evicted_samples. A message that does not fit even so is not stored: it counts as
+ * evicted. Returns 0 or -errno.
  */
 int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
-		  size_t len, uint64_t *evicted_samples);
+		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples);
+
+/* Reads, without removing it, the oldest entry whose seq is above after. Returns 0,
+ * -ENOENT when there is none, or -errno. */
+int dt_spool_read_after(struct dt_spool *sp, uint64_t after, uint64_t *seq, uint32_t *n_samples,
+			msgpack_sbuffer *msg);
+
+/* Removes the entry seq (once its peer acknowledged it). Returns 0 or -errno. */
+int dt_spool_delete(struct dt_spool *sp, uint64_t seq);
 
 /* Removes the oldest entry into *seq, *n_samples and msg (appended). Returns 0, -ENOENT
  * when the spool is empty, or -errno. */

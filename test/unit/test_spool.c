@@ -36,7 +36,7 @@ static void push(struct dt_spool *sp, uint64_t seq, uint32_t n, size_t len, uint
 	char msg[4096];
 
 	memset(msg, (int)seq, len);
-	cr_assert_eq(dt_spool_push(sp, seq, n, msg, len, ev), 0);
+	cr_assert_eq(dt_spool_push(sp, seq, n, msg, len, 0, ev), 0);
 }
 
 Test(spool, pops_in_seq_order_whatever_the_push_order)
@@ -181,5 +181,38 @@ Test(spool, link_spills_while_the_peer_is_away_and_replays_in_order_across_a_res
 	cr_assert_eq(dt_link_stop(l, 1000), 0);
 	cr_assert_eq(dt_spool_count(sp), 0);
 	dt_ingest_stop(in);
+	dt_spool_close(sp);
+}
+
+Test(spool, read_after_keeps_entries_until_deleted_and_eviction_spares_them)
+{
+	struct dt_spool *sp;
+	msgpack_sbuffer m;
+	uint64_t ev = 0, seq;
+	uint32_t n;
+	char big[300] = {0};
+
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	push(sp, 1, 1, 300, &ev);
+	push(sp, 2, 2, 300, &ev);
+	msgpack_sbuffer_init(&m);
+	cr_assert_eq(dt_spool_read_after(sp, 0, &seq, &n, &m), 0);
+	cr_assert_eq(seq, 1);
+	cr_assert_eq(dt_spool_read_after(sp, 1, &seq, &n, &m), 0);
+	cr_assert_eq(seq, 2);
+	cr_assert_eq(dt_spool_read_after(sp, 2, &seq, &n, &m), -ENOENT);
+	cr_assert_eq(dt_spool_count(sp), 2, "reading removes nothing");
+	/* 1 and 2 are being sent: a third and fourth batch evict neither of them... */
+	cr_assert_eq(dt_spool_push(sp, 3, 3, big, 300, 2, &ev), 0);
+	cr_assert_eq(dt_spool_push(sp, 4, 4, big, 300, 2, &ev), 0);
+	cr_assert_eq(ev, 3, "batch 3 gave way to batch 4, not 1 or 2");
+	/* ...and when nothing else can go, the newcomer is what does not fit. */
+	cr_assert_eq(dt_spool_push(sp, 5, 5, big, 300, 4, &ev), 0);
+	cr_assert_eq(ev, 3 + 5);
+	cr_assert_eq(dt_spool_count(sp), 3);
+	cr_assert_eq(dt_spool_delete(sp, 1), 0);
+	cr_assert_eq(dt_spool_delete(sp, 1), 0, "deleting twice is harmless");
+	cr_assert_eq(dt_spool_count(sp), 2);
+	msgpack_sbuffer_destroy(&m);
 	dt_spool_close(sp);
 }

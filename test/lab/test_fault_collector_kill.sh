@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # jq programs are single-quoted on purpose
+# SPDX-License-Identifier: MIT
+#
+# test_fault_collector_kill.sh - fault test (issue 7): the collector is killed with SIGKILL
+# mid-ingest and restarted on the same store, twice, while traffic flows (pings and a
+# stream of UDP datagrams, both traced, until the scenario is over). Nothing the collector
+# acknowledged may be missing and nothing may be stored twice.
+#
+#   1. SIGKILL 1 s into the traffic, wherever the collector happens to be; 0.5 s later the
+#      next run, which must store new batches of both agents.
+#   2. Then the replies of both ingest endpoints in the management namespace are dropped
+#      (nftables): the collector stores what the agents send but they never hear its ACK,
+#      the analyzer stores what the collector forwards but the collector never hears its
+#      ACK. SIGKILL 0.7 s later; the dead collector's connections are destroyed (ss -K) so
+#      that no ACK it held is delivered late; the next run. The agents must resend their
+#      unacknowledged batches and the new run acknowledge them without storing them again
+#      (its duplicates counter); the new run must forward again what the analyzer never
+#      acknowledged and the analyzer acknowledge it without storing it again (its
+#      duplicates counter).
+#
+# Exact accounting (every count from the daemons' own counters, no tolerance):
+#   agents      sampled = samples_sent, nothing lost, queued or spooled;
+#   collector   batches in its store at the end = batches the agents had acknowledged
+#               (each stored once, over the three runs); each restart found the batches
+#               of the run before in its store;
+#   analyzer    batches stored = the collector's; samples received = attributed = the
+#               agents' samples_sent, none unmatched;
+#   reports     hops of every packet of both tasks = the agents' sampled, nothing counted
+#               lost; packets colored by the tasks = packets colored by the data planes;
+#               every ping and every datagram delivered with its 4 hops.
+#
+# One line per check, "N passed, M failed" at the end; exit status 0 only when all pass.
+# Namespace prefix "dtfk" unless DT_LAB says otherwise.
+set -uo pipefail
+
+: "${DT_LAB:=dtfk}"
+export DT_LAB
+# shellcheck source=test/lab/lab.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
+# shellcheck source=test/lab/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+
+WINDOW_MS=${DT_LAB_WINDOW_MS:-500}
+BUDGET=100000
+UDP_DPORT=5000
+UDP_FLOWS=2        # source ports 40001..40002
+UDP_ROUND=500      # datagrams per flow and round, 1 ms apart: ~1800 datagrams/s
+KILL1_AT=1.0       # seconds into the traffic: a plain SIGKILL
+BEFORE_BLOCK_S=0.3 # after the agents are back on run 2, until the acknowledgements are blocked
+BLOCK_S=0.7        # acknowledgements blocked, then SIGKILL
+DOWN_S=0.5         # how long the collector stays dead each time
+AFTER_S=0.5        # traffic after the agents are back on run 3
+REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
+REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
+
+checks_trap
+if ! lab_up --window-ms "$WINDOW_MS"; then
+	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
+	exit 1
+fi
+ok "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+# stop_daemon NAME [SIG]: stops background daemon NAME (SIGTERM by default) and waits up to
+# 10 s (then SIGKILL). Sets STOP_RC (its exit status; "killed" for SIGKILL) and STOP_S
+# (seconds it took). Call it from this shell (not in $(...)): only the parent learns a
+# child's status.
+stop_daemon() {
+	local name=$1 sig=${2:-TERM} pid start
+	STOP_RC='?' STOP_S='?'
+	pid=$(lab_pid "$name") || return 1
+	start=$(lab__now)
+	kill -"$sig" "$pid" 2>/dev/null
+	while lab__alive "$pid"; do
+		if ! lab__elapsed_lt "$start" 10; then
+			echo "# $name (pid $pid) still running 10 s after SIG$sig: SIGKILL; its log ends:"
+			tail -n 5 "$LAB_DIR/$name.log" | sed 's/^/#   /'
+			kill -KILL "$pid" 2>/dev/null
+			sleep 0.2
+			break
+		fi
+		sleep 0.02
+	done
+	STOP_S=$(awk -v s="$start" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+	STOP_RC=0
+	wait "$pid" 2>/dev/null || STOP_RC=$?
+	((STOP_RC == 137)) && STOP_RC=killed
+	rm -f "$LAB_DIR/pids/$name.pid"
+}
+
+# check_stopped NAME [SIG]: stop_daemon, and a check that it exited with status 0.
+check_stopped() {
+	stop_daemon "$@"
+	check_eq "$1 exits cleanly on SIG${2:-TERM} (status; took ${STOP_S}s)" "$STOP_RC" 0
+}
+
+# ping_count FILE: "TRANSMITTED RECEIVED" from ping's summary in FILE.
+ping_count() {
+	sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$1"
+}
+
+# sleep_until START SECONDS: sleeps until SECONDS after START (lab__now).
+sleep_until() {
+	while lab__elapsed_lt "$1" "$2"; do sleep 0.01; done
+}
+
+# ---------------------------------------------------------------------------------------
+# Setup
+
+lab_bg udp-sink "$LAB_I2" socat -u "UDP-RECV:$UDP_DPORT,reuseaddr" /dev/null
+udp_sink_up() { [[ -n $(lab_in "$LAB_I2" ss -Hlun "sport = :$UDP_DPORT" 2>/dev/null) ]]; }
+for _ in $(seq 50); do udp_sink_up && break; sleep 0.1; done
+check "UDP sink listens in i2 (:$UDP_DPORT; no ICMP errors back to i1)" udp_sink_up
+
+ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
+	--direction both --budget "$BUDGET")
+check "create the ping task (icmp i1 <-> i2, both directions)" test -n "$ping_task"
+udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto udp --vni "$LAB_VNI" \
+	--budget "$BUDGET")
+check "create the UDP task (udp i1 -> i2, any port)" test -n "$udp_task"
+[[ -n $ping_task && -n $udp_task ]] || exit 1
+check "ping task armed" lab_task_wait_armed "$ping_task"
+check "UDP task armed" lab_task_wait_armed "$udp_task"
+
+# ---------------------------------------------------------------------------------------
+# Traffic, and the collector killed twice in the middle of it.
+
+# The traffic runs until the scenario is over: pings every 10 ms, and the UDP stream in
+# rounds of UDP_FLOWS x UDP_ROUND datagrams (1 ms apart) until the stop file appears.
+flows=()
+for ((k = 1; k <= UDP_FLOWS; k++)); do flows+=("$((40000 + k)):$LAB_I2_IP:$UDP_DPORT:$UDP_ROUND"); done
+rm -f "$LAB_DIR/udp.stop" "$LAB_DIR/udp-sent.out"
+t0=$(lab__now)
+(
+	while [[ ! -e $LAB_DIR/udp.stop ]]; do
+		lab_udp_send "$LAB_I1" 1 "${flows[@]}" >>"$LAB_DIR/udp-sent.out" 2>&1 || break
+	done
+) &
+udp_pid=$!
+ip netns exec "$LAB_I1" ping -i 0.01 -W 1 "$LAB_I2_IP" >"$LAB_DIR/ping.out" 2>&1 &
+ping_pid=$!
+
+# store_seqs: the collector store's last batch seq per sender, "SENDER-HEX=SEQ-HEX ..."
+# (read with mdb_dump: LMDB readers in other processes are safe).
+store_seqs() {
+	mdb_dump -s senders "$LAB_DIR/collector-c1" 2>/dev/null |
+		awk '/^HEADER=END/ { d = 1; next } /^DATA=END/ { d = 0 }
+			d { if (k == "") k = $1; else { printf "%s=%s ", k, $1; k = "" } }'
+}
+# agents_stored_since SNAPSHOT: both agents (h1, h2) have a batch in the store newer than
+# in SNAPSHOT (store_seqs), i.e. the running collector stored from both; waits up to 15 s.
+agents_stored_since() {
+	local start now h ok_all
+	start=$(lab__now)
+	while lab__elapsed_lt "$start" 15; do
+		now=$(store_seqs) ok_all=1
+		for h in 6831 6832; do # "h1", "h2" in hex
+			[[ " $now" == *" $h="* && " $now" != *" $(grep -o "$h=[0-9a-f]*" <<<"$1")"* ]] || ok_all=0
+		done
+		((ok_all)) && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# kill_collector WHAT [DESC CMD]: SIGKILL, a check that it died (no exit line), CMD (a check),
+# DOWN_S without a collector, the next run on the same store, and both agents' batches
+# stored by it.
+runs=1
+kill_collector() {
+	local snap
+	stop_daemon collector KILL 2>/dev/null
+	snap=$(store_seqs)
+	check_eq "collector run $runs killed with SIGKILL $1" "$STOP_RC" killed
+	mv "$LAB_DIR/collector.log" "$LAB_DIR/collector.run$runs.log"
+	check "collector run $runs died without its exit line (no clean shutdown)" \
+		bash -c "! grep -q DT-COLL-EXIT '$LAB_DIR/collector.run$runs.log'"
+	if [[ -n ${2:-} ]]; then check "$2" "$3"; fi
+	sleep "$DOWN_S"
+	lab_bg collector "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector.conf"
+	runs=$((runs + 1))
+	check "collector run $runs started on the same store" lab_wait_listen "$LAB_MGMT" 7400
+	check "collector run $runs stored new batches of both agents" agents_stored_since "$snap"
+}
+# The management namespace's replies on both ingest ports dropped (nftables, output hook):
+# the collector stores what agents send but they never hear its ACK, and the analyzer
+# stores what the collector forwards but the collector never hears its ACK.
+acks_block() {
+	lab_in "$LAB_MGMT" nft -f - <<-EOF
+		table inet dtfk_acks {
+			chain output {
+				type filter hook output priority 0; policy accept;
+				tcp sport { 7400, 7401 } counter drop
+			}
+		}
+	EOF
+}
+# acks_unblock: the dead collector's connections to the agents destroyed (ss -K), then the
+# replies let through again. Without the first step its orphaned sockets would retransmit
+# the ACKs they hold once the path is open, and the agents would learn their batches
+# stored after all; with it, they never hear of them and resend them to the next run.
+acks_unblock() {
+	lab_in "$LAB_MGMT" ss -Htn -K state all "( sport = :7400 )" >/dev/null &&
+		lab_in "$LAB_MGMT" nft delete table inet dtfk_acks
+}
+
+# 1. Killed wherever it happens to be, under load.
+sleep_until "$t0" "$KILL1_AT"
+kill_collector "${KILL1_AT}s into the traffic"
+# 2. Killed with batches stored and never acknowledged, in both directions.
+sleep "$BEFORE_BLOCK_S"
+check "acknowledgements of the collector and the analyzer dropped (nftables in mgmt)" acks_block
+sleep "$BLOCK_S"
+dropped=$(nft_counter "$LAB_MGMT" inet dtfk_acks output)
+check_range "replies dropped while blocked (${dropped:-?} packets)" "${dropped:-x}" 1 100000000
+kill_collector "after ${BLOCK_S}s of lost acknowledgements" \
+	"the dead collector's connections to the agents destroyed (ss -K), replies let through again" acks_unblock
+sleep "$AFTER_S"
+
+touch "$LAB_DIR/udp.stop"
+kill -INT "$ping_pid"
+wait "$ping_pid"
+wait "$udp_pid"
+t_end=$(awk -v s="$t0" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+read -r tx rx < <(ping_count "$LAB_DIR/ping.out")
+pings=${tx:-0}
+check "traffic for ${t_end}s: $pings pings, all answered" test "$pings" -gt 0 -a "$pings" == "${rx:-x}"
+udp_sent=$(awk '{ n += $1 } END { print n + 0 }' "$LAB_DIR/udp-sent.out")
+check_range "traffic for ${t_end}s: $udp_sent UDP datagrams" "$udp_sent" 1 100000000
+
+# Each restart found the batches of the run before in its store, and more each time.
+prev=0
+for ((r = 2; r <= runs; r++)); do
+	f=$LAB_DIR/collector.run$r.log
+	((r == runs)) && f=$LAB_DIR/collector.log
+	n=$(sed -nE 's/.*DT-COLL-READY:.*\(([0-9]+) batches\).*/\1/p' "$f")
+	check_range "collector run $r found the batches stored before the kill in its store (${n:-?} > $prev)" \
+		"${n:-x}" $((prev + 1)) 100000000
+	prev=${n:-0}
+done
+
+check "ping task: all $((2 * pings)) packets judged" lab_task_wait_judged "$ping_task" $((2 * pings)) 30
+udp_colored=$(lab_task_field "$udp_task" .colored)
+check "UDP task: all ${udp_colored:-?} colored packets judged" lab_task_wait_judged "$udp_task" "${udp_colored:-1}" 30
+
+# Final counters: agents first (nothing more to send), then the collector; the reports
+# while the analyzer still runs, then the analyzer.
+check_stopped agent-h1
+check_stopped agent-h2
+sleep 0.5
+check_stopped collector
+rp=$(report_fetch "$ping_task" ping)
+ru=$(report_fetch "$udp_task" udp)
+report_text "$ping_task" ping
+lab_analyzer_stop TERM
+check_eq "analyzer stopped cleanly (status)" "$LAB_ANALYZER_RC" 0
+
+# ---------------------------------------------------------------------------------------
+# Exact accounting.
+
+declare -A A
+sum_sampled=0 sum_sent=0 sum_batches=0 sum_colored=0 sum_resends=0
+for h in h1 h2; do
+	log=$LAB_DIR/agent-$h.log
+	for key in sampled samples_sent batches_sent resends colored queued spooled lost_ring_full \
+		lost_queue_full lost_bad_record lost_rejected lost_spool_full; do
+		A[$h.$key]=$(exit_counter "$log" DT-AGENT-EXIT "$key")
+	done
+	check_eq "$h: sampled = samples_sent; nothing lost, queued or spooled" \
+		"${A[$h.sampled]:-?} ${A[$h.lost_ring_full]:-?} ${A[$h.lost_queue_full]:-?} ${A[$h.lost_bad_record]:-?} ${A[$h.lost_rejected]:-?} ${A[$h.lost_spool_full]:-?} ${A[$h.queued]:-?} ${A[$h.spooled]:-?}" \
+		"${A[$h.samples_sent]:-x} 0 0 0 0 0 0 0"
+	sum_sampled=$((sum_sampled + ${A[$h.sampled]:-0}))
+	sum_sent=$((sum_sent + ${A[$h.samples_sent]:-0}))
+	sum_batches=$((sum_batches + ${A[$h.batches_sent]:-0}))
+	sum_colored=$((sum_colored + ${A[$h.colored]:-0}))
+	sum_resends=$((sum_resends + ${A[$h.resends]:-0}))
+done
+echo "# agents: sampled ${A[h1.sampled]} + ${A[h2.sampled]}; batches acknowledged ${A[h1.batches_sent]} + ${A[h2.batches_sent]}; resends ${A[h1.resends]} + ${A[h2.resends]}"
+
+stored=$(exit_counter "$LAB_DIR/collector.log" DT-COLL-EXIT stored_total)
+dup_c=$(exit_counter "$LAB_DIR/collector.log" DT-COLL-EXIT duplicates)
+echo "# collector: ${stored:-?} batches in its store at the end; its last run acknowledged ${dup_c:-?} resent batches again without storing them"
+check_eq "collector: every batch the agents had acknowledged is in its store, once (stored_total)" \
+	"${stored:-?}" "$sum_batches"
+check_range "collector: batches stored before the second kill but never acknowledged came again, acknowledged without storing (duplicates)" \
+	"${dup_c:-x}" 1 100000000
+
+ana_batches=$(exit_counter "$LAB_DIR/analyzer.log" DT-ANA-EXIT batches)
+ana_samples=$(exit_counter "$LAB_DIR/analyzer.log" DT-ANA-EXIT samples)
+ana_attr=$(exit_counter "$LAB_DIR/analyzer.log" DT-ANA-EXIT attributed)
+ana_unm=$(exit_counter "$LAB_DIR/analyzer.log" DT-ANA-EXIT unmatched)
+ana_dup=$(exit_counter "$LAB_DIR/analyzer.log" DT-ANA-EXIT duplicates)
+echo "# analyzer: ${ana_batches:-?} batches stored, ${ana_dup:-?} forwarded again by a restarted collector and acknowledged without storing"
+check_eq "analyzer: stored each of the collector's batches once" "${ana_batches:-?}" "${stored:-x}"
+check_range "analyzer: batches forwarded before the second kill but never acknowledged came again, acknowledged without storing (duplicates)" \
+	"${ana_dup:-x}" 1 100000000
+check_eq "analyzer received every sample once, attributed each, none unmatched" \
+	"${ana_samples:-?} ${ana_attr:-?} ${ana_unm:-?}" "$sum_sent $sum_sent 0"
+
+hops_p=$(jq_val "$rp" '[.packets[].hops | length] | add // 0')
+hops_u=$(jq_val "$ru" '[.packets[].hops | length] | add // 0')
+echo "# reports: hops ${hops_p} (ping) + ${hops_u} (udp) = sampled ${sum_sampled}?"
+check_eq "INVARIANT: hops in the reports = samples the data planes wrote (nothing counted lost)" \
+	"$((hops_p + hops_u)) $(jq_val "$rp" '[.lost[]] | add')" "$sum_sampled 0"
+check_eq "packets colored by the tasks = packets colored by the data planes" \
+	"$(($(jq_val "$rp" '.task.colored // "?"') + $(jq_val "$ru" '.task.colored // "?"')))" "$sum_colored"
+
+check_verdict "$rp" "ping task" $((2 * pings)) $((2 * pings)) 0 0
+jq_true "$rp" "ping task: $pings requests and $pings replies, each with its 4 hops" \
+	'([req] | length == $n) and ([rep] | length == $n) and all(req; path == $q) and all(rep; path == $p)' \
+	--argjson n "$pings" --argjson q "$REQ_PATH" --argjson p "$REP_PATH"
+check_verdict "$ru" "UDP task" "${udp_colored:-?}" "${udp_colored:-?}" 0 0
+jq_true "$ru" "UDP task: every datagram with its 4 hops" 'all(.packets[]; path == $q)' --argjson q "$REQ_PATH"
+
+checks_teardown_clean

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # jq programs are single-quoted on purpose
+# SPDX-License-Identifier: MIT
+#
+# test_fault_malformed_flood.sh - fault test (issue 7): a flood of malformed messages
+# alongside real traffic. While pings and a UDP stream are traced, parallel dt-poke workers
+# send every kind of malformed message, over and over, to the collector's agent endpoint,
+# the analyzer's collector endpoint and the analyzer's API. Every one is refused with an
+# "invalid" error, counted exactly and logged (rate limited); the real batches in between
+# are stored exactly once, none refused, and the trace is complete.
+#
+# Exact accounting (every count from the daemons' own counters, no tolerance):
+#   refusals    collector malformed = messages sent to it; analyzer malformed = messages
+#               sent to its ingest; analyzer api_malformed = requests sent to its API;
+#   agents      sampled = samples_sent, nothing lost (none rejected), no bad reply;
+#   collector   samples stored = the agents' samples_sent, batches in its store = the
+#               agents' acknowledged batches (no malformed message stored);
+#   analyzer    batches = the collector's; samples = attributed = the agents' samples_sent;
+#   reports     hops of every packet of both tasks = the agents' sampled, nothing counted
+#               lost; every ping and datagram delivered with its 4 hops.
+#
+# One line per check, "N passed, M failed" at the end; exit status 0 only when all pass.
+# Namespace prefix "dtfm" unless DT_LAB says otherwise.
+set -uo pipefail
+
+: "${DT_LAB:=dtfm}"
+export DT_LAB
+# shellcheck source=test/lab/lab.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
+# shellcheck source=test/lab/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+
+WINDOW_MS=${DT_LAB_WINDOW_MS:-500}
+BUDGET=100000
+UDP_DPORT=5000
+UDP_FLOWS=2       # source ports 40001..40002
+UDP_ROUND=300     # datagrams per flow and round, 1 ms apart
+WORKERS=3         # dt-poke workers per endpoint, in parallel
+ROUNDS=20         # rounds of every kind per worker
+INGEST_KINDS=(garbage truncated wrong-type newer-version bad-hook trailing)
+API_KINDS=(garbage truncated newer-version trailing)
+REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
+REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
+
+checks_trap
+if ! lab_up --window-ms "$WINDOW_MS"; then
+	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
+	exit 1
+fi
+ok "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+# stop_daemon NAME [SIG]: stops background daemon NAME (SIGTERM by default) and waits up to
+# 10 s (then SIGKILL). Sets STOP_RC (its exit status; "killed" for SIGKILL) and STOP_S
+# (seconds it took). Call it from this shell (not in $(...)): only the parent learns a
+# child's status.
+stop_daemon() {
+	local name=$1 sig=${2:-TERM} pid start
+	STOP_RC='?' STOP_S='?'
+	pid=$(lab_pid "$name") || return 1
+	start=$(lab__now)
+	kill -"$sig" "$pid" 2>/dev/null
+	while lab__alive "$pid"; do
+		if ! lab__elapsed_lt "$start" 10; then
+			echo "# $name (pid $pid) still running 10 s after SIG$sig: SIGKILL; its log ends:"
+			tail -n 5 "$LAB_DIR/$name.log" | sed 's/^/#   /'
+			kill -KILL "$pid" 2>/dev/null
+			sleep 0.2
+			break
+		fi
+		sleep 0.02
+	done
+	STOP_S=$(awk -v s="$start" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+	STOP_RC=0
+	wait "$pid" 2>/dev/null || STOP_RC=$?
+	((STOP_RC == 137)) && STOP_RC=killed
+	rm -f "$LAB_DIR/pids/$name.pid"
+}
+
+# check_stopped NAME [SIG]: stop_daemon, and a check that it exited with status 0.
+check_stopped() {
+	stop_daemon "$@"
+	check_eq "$1 exits cleanly on SIG${2:-TERM} (status; took ${STOP_S}s)" "$STOP_RC" 0
+}
+
+# ping_count FILE: "TRANSMITTED RECEIVED" from ping's summary in FILE.
+ping_count() {
+	sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$1"
+}
+
+# poke_worker NAME NS URL KIND...: ROUNDS rounds of one dt-poke per KIND against URL from
+# NS, in the background; the replies go to $LAB_DIR/poke-NAME.out, one a line.
+poke_pids=()
+poke_worker() {
+	local name=$1 ns=$2 url=$3
+	shift 3
+	# shellcheck disable=SC2016 # a script for bash -c
+	lab_in "$ns" bash -c 'poke=$1 url=$2 rounds=$3; shift 3
+		for ((r = 0; r < rounds; r++)); do
+			for k in "$@"; do "$poke" send "$url" "$k" 2>&1; done
+		done' poke "$LAB_BIN/dt-poke" "$url" "$ROUNDS" "$@" >"$LAB_DIR/poke-$name.out" 2>&1 &
+	poke_pids+=($!)
+}
+
+# poke_replies NAME-PREFIX: "ALL INVALID" - replies of the workers NAME-PREFIX-*, and how
+# many of them were "error invalid: ...".
+poke_replies() {
+	cat "$LAB_DIR"/poke-"$1"-*.out | awk '{ n++ } /^error invalid: / { v++ } END { print n + 0, v + 0 }'
+}
+
+# ---------------------------------------------------------------------------------------
+# Setup
+
+check "dt-poke is built" test -x "$LAB_BIN/dt-poke"
+lab_bg udp-sink "$LAB_I2" socat -u "UDP-RECV:$UDP_DPORT,reuseaddr" /dev/null
+udp_sink_up() { [[ -n $(lab_in "$LAB_I2" ss -Hlun "sport = :$UDP_DPORT" 2>/dev/null) ]]; }
+for _ in $(seq 50); do udp_sink_up && break; sleep 0.1; done
+check "UDP sink listens in i2 (:$UDP_DPORT; no ICMP errors back to i1)" udp_sink_up
+
+ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
+	--direction both --budget "$BUDGET")
+check "create the ping task (icmp i1 <-> i2, both directions)" test -n "$ping_task"
+udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto udp --vni "$LAB_VNI" \
+	--budget "$BUDGET")
+check "create the UDP task (udp i1 -> i2, any port)" test -n "$udp_task"
+[[ -n $ping_task && -n $udp_task ]] || exit 1
+check "ping task armed" lab_task_wait_armed "$ping_task"
+check "UDP task armed" lab_task_wait_armed "$udp_task"
+
+# ---------------------------------------------------------------------------------------
+# Real traffic, from before the flood until after it.
+
+flows=()
+for ((k = 1; k <= UDP_FLOWS; k++)); do flows+=("$((40000 + k)):$LAB_I2_IP:$UDP_DPORT:$UDP_ROUND"); done
+rm -f "$LAB_DIR/udp.stop" "$LAB_DIR/udp-sent.out"
+t0=$(lab__now)
+(
+	while [[ ! -e $LAB_DIR/udp.stop ]]; do
+		lab_udp_send "$LAB_I1" 1 "${flows[@]}" >>"$LAB_DIR/udp-sent.out" 2>&1 || break
+	done
+) &
+udp_pid=$!
+ip netns exec "$LAB_I1" ping -i 0.01 -W 1 "$LAB_I2_IP" >"$LAB_DIR/ping.out" 2>&1 &
+ping_pid=$!
+sleep 0.5
+
+# The flood: WORKERS workers per endpoint, all at once.
+n_ingest=$((WORKERS * ROUNDS * ${#INGEST_KINDS[@]}))
+n_api=$((WORKERS * ROUNDS * ${#API_KINDS[@]}))
+t_flood=$(lab__now)
+for ((w = 1; w <= WORKERS; w++)); do
+	poke_worker "coll-$w" "$LAB_H1" "$LAB_COLLECTOR_URL" "${INGEST_KINDS[@]}"
+	poke_worker "ana-$w" "$LAB_MGMT" "$LAB_ANALYZER_URL" "${INGEST_KINDS[@]}"
+	poke_worker "api-$w" "$LAB_MGMT" "ipc://$LAB_DIR/api.sock" "${API_KINDS[@]}"
+done
+sleep 0.5
+check_eq "during the flood: the API still answers a valid request (ping task state)" \
+	"$(lab_task_field "$ping_task" .state 2>&1)" running
+for pid in "${poke_pids[@]}"; do wait "$pid"; done
+flood_s=$(awk -v s="$t_flood" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+sleep 0.5
+touch "$LAB_DIR/udp.stop"
+kill -INT "$ping_pid"
+wait "$ping_pid"
+wait "$udp_pid"
+t_end=$(awk -v s="$t0" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+echo "# flood: $((2 * n_ingest + n_api)) malformed messages in ${flood_s}s, inside ${t_end}s of traffic"
+
+check_eq "collector: all $n_ingest malformed batches answered 'invalid'" "$(poke_replies coll)" "$n_ingest $n_ingest"
+check_eq "analyzer ingest: all $n_ingest malformed batches answered 'invalid'" "$(poke_replies ana)" "$n_ingest $n_ingest"
+check_eq "analyzer API: all $n_api malformed requests answered 'invalid'" "$(poke_replies api)" "$n_api $n_api"
+read -r tx rx < <(ping_count "$LAB_DIR/ping.out")
+pings=${tx:-0}
+check "real traffic: $pings pings, all answered" test "$pings" -gt 0 -a "$pings" == "${rx:-x}"
+udp_sent=$(awk '{ n += $1 } END { print n + 0 }' "$LAB_DIR/udp-sent.out")
+check_range "real traffic: $udp_sent UDP datagrams" "$udp_sent" 1 100000000
+
+check "ping task: all $((2 * pings)) packets judged" lab_task_wait_judged "$ping_task" $((2 * pings)) 30
+udp_colored=$(lab_task_field "$udp_task" .colored)
+check "UDP task: all ${udp_colored:-?} colored packets judged" lab_task_wait_judged "$udp_task" "${udp_colored:-1}" 30
+
+# Final counters: agents first (nothing more to send), then the collector; the reports
+# while the analyzer still runs, then the analyzer.
+check_stopped agent-h1
+check_stopped agent-h2
+sleep 0.5
+check_stopped collector
+rp=$(report_fetch "$ping_task" ping)
+ru=$(report_fetch "$udp_task" udp)
+report_text "$ping_task" ping
+lab_analyzer_stop TERM
+check_eq "analyzer stopped cleanly (status)" "$LAB_ANALYZER_RC" 0
+
+# ---------------------------------------------------------------------------------------
+# Exact accounting.
+
+cl=$LAB_DIR/collector.log
+al=$LAB_DIR/analyzer.log
+check_eq "collector counted exactly the malformed batches sent to it" \
+	"$(exit_counter "$cl" DT-COLL-EXIT malformed)" "$n_ingest"
+check_eq "analyzer counted exactly the malformed batches sent to its ingest" \
+	"$(exit_counter "$al" DT-ANA-EXIT malformed)" "$n_ingest"
+check_eq "analyzer counted exactly the malformed API requests" \
+	"$(exit_counter "$al" DT-ANA-EXIT api_malformed)" "$n_api"
+# Logged, but rate limited: a line a second at most (and one more for the start).
+limit=$(awk -v s="$flood_s" 'BEGIN { print int(s) + 2 }')
+for f in collector analyzer; do
+	n=$(grep -c 'DT-INGEST-MALFORMED' "$LAB_DIR/$f.log")
+	check_range "$f logged the refusals (DT-INGEST-MALFORMED), rate limited ($n lines for ${flood_s}s)" \
+		"$n" 1 "$limit"
+done
+
+declare -A A
+sum_sampled=0 sum_sent=0 sum_batches=0 sum_colored=0
+for h in h1 h2; do
+	log=$LAB_DIR/agent-$h.log
+	for key in sampled samples_sent batches_sent resends bad_replies colored queued spooled \
+		lost_ring_full lost_queue_full lost_bad_record lost_rejected lost_spool_full; do
+		A[$h.$key]=$(exit_counter "$log" DT-AGENT-EXIT "$key")
+	done
+	check_eq "$h: sampled = samples_sent; nothing lost (none rejected), no bad reply, nothing queued or spooled" \
+		"${A[$h.sampled]:-?} ${A[$h.lost_ring_full]:-?} ${A[$h.lost_queue_full]:-?} ${A[$h.lost_bad_record]:-?} ${A[$h.lost_rejected]:-?} ${A[$h.lost_spool_full]:-?} ${A[$h.bad_replies]:-?} ${A[$h.queued]:-?} ${A[$h.spooled]:-?}" \
+		"${A[$h.samples_sent]:-x} 0 0 0 0 0 0 0 0"
+	sum_sampled=$((sum_sampled + ${A[$h.sampled]:-0}))
+	sum_sent=$((sum_sent + ${A[$h.samples_sent]:-0}))
+	sum_batches=$((sum_batches + ${A[$h.batches_sent]:-0}))
+	sum_colored=$((sum_colored + ${A[$h.colored]:-0}))
+done
+echo "# agents: sampled ${A[h1.sampled]} + ${A[h2.sampled]}; batches ${A[h1.batches_sent]} + ${A[h2.batches_sent]}; resends ${A[h1.resends]} + ${A[h2.resends]}"
+
+stored=$(exit_counter "$cl" DT-COLL-EXIT stored_total)
+check_eq "collector stored every sample the agents sent, once, and nothing else (samples, batches)" \
+	"$(exit_counter "$cl" DT-COLL-EXIT samples_stored) ${stored:-?}" "$sum_sent $sum_batches"
+check_eq "analyzer stored each of the collector's batches once" \
+	"$(exit_counter "$al" DT-ANA-EXIT batches)" "${stored:-x}"
+check_eq "analyzer received every sample once, attributed each, none unmatched" \
+	"$(exit_counter "$al" DT-ANA-EXIT samples) $(exit_counter "$al" DT-ANA-EXIT attributed) $(exit_counter "$al" DT-ANA-EXIT unmatched)" \
+	"$sum_sent $sum_sent 0"
+
+hops_p=$(jq_val "$rp" '[.packets[].hops | length] | add // 0')
+hops_u=$(jq_val "$ru" '[.packets[].hops | length] | add // 0')
+echo "# reports: hops ${hops_p} (ping) + ${hops_u} (udp) = sampled ${sum_sampled}?"
+check_eq "INVARIANT: hops in the reports = samples the data planes wrote (nothing counted lost)" \
+	"$((hops_p + hops_u)) $(jq_val "$rp" '[.lost[]] | add')" "$sum_sampled 0"
+check_eq "packets colored by the tasks = packets colored by the data planes" \
+	"$(($(jq_val "$rp" '.task.colored // "?"') + $(jq_val "$ru" '.task.colored // "?"')))" "$sum_colored"
+
+check_verdict "$rp" "ping task" $((2 * pings)) $((2 * pings)) 0 0
+jq_true "$rp" "ping task: $pings requests and $pings replies, each with its 4 hops" \
+	'([req] | length == $n) and ([rep] | length == $n) and all(req; path == $q) and all(rep; path == $p)' \
+	--argjson n "$pings" --argjson q "$REQ_PATH" --argjson p "$REP_PATH"
+check_verdict "$ru" "UDP task" "${udp_colored:-?}" "${udp_colored:-?}" 0 0
+jq_true "$ru" "UDP task: every datagram with its 4 hops" 'all(.packets[]; path == $q)' --argjson q "$REQ_PATH"
+
+checks_teardown_clean
