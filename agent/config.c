@@ -139,7 +139,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 		goto out;
 	if ((rv = dt_cfg_string(root, "pin_dir", cfg.pin_dir, sizeof(cfg.pin_dir), err, errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(cfg.collector, &cfg.tls, "collector", err, errlen)) < 0)
+	    (rv = dt_tls_check_url(root, "collector", cfg.collector, &cfg.tls, err, errlen)) < 0)
 		goto out;
 	if (cfg.ring_kib & (cfg.ring_kib - 1)) {
 		dt_cfg_error(config_setting_get_member(root, "ring_kib"), err, errlen,

@@ -191,7 +191,7 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	    (rv = load_limits(root, &cfg.limits, err, errlen)) < 0 ||
 	    (rv = load_tenants(root, &cfg, err, errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(cfg.listen, &cfg.tls, "listen", err, errlen)) < 0) {
+	    (rv = dt_tls_check_url(root, "listen", cfg.listen, &cfg.tls, err, errlen)) < 0) {
 		goto out;
 	}
 	*out = cfg;

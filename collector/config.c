@@ -50,8 +50,8 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 	    (rv = dt_cfg_uint(root, "stats_interval_s", 0, 86400, &cfg.stats_interval_s, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(cfg.listen, &cfg.tls, "listen", err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(cfg.analyzer, &cfg.tls, "analyzer", err, errlen)) < 0)
+	    (rv = dt_tls_check_url(root, "listen", cfg.listen, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_tls_check_url(root, "analyzer", cfg.analyzer, &cfg.tls, err, errlen)) < 0)
 		goto out;
 	*out = cfg;
 	rv = 0;

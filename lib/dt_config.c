@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dt_config.h"
@@ -79,8 +80,12 @@ int dt_cfg_uint(const config_setting_t *g, const char *name, uint64_t min, uint6
 	}
 	v = config_setting_get_int64(s);
 	if (v < 0 || (uint64_t)v < min || (uint64_t)v > max) {
-		dt_cfg_error(s, err, errlen, "'%s' must be between %llu and %llu (is %lld)", name,
-			     (unsigned long long)min, (unsigned long long)max, v);
+		/* libconfig 1.5 reads an integer without the L suffix as 32 bits. */
+		dt_cfg_error(s, err, errlen, "'%s' must be between %llu and %llu (is %lld)%s", name,
+			     (unsigned long long)min, (unsigned long long)max, v,
+			     max > INT32_MAX && config_setting_type(s) == CONFIG_TYPE_INT
+				     ? "; write values above 2147483647 with an L suffix"
+				     : "");
 		return -EINVAL;
 	}
 	*out = (uint64_t)v;

@@ -33,18 +33,21 @@ int dt_cfg_tls(const config_setting_t *root, struct dt_tls_files *f, char *err, 
 	return 0;
 }
 
-int dt_tls_check_url(const char *url, const struct dt_tls_files *f, const char *what, char *err,
-		     size_t errlen)
+int dt_tls_check_url(const config_setting_t *root, const char *what, const char *url,
+		     const struct dt_tls_files *f, char *err, size_t errlen)
 {
+	const config_setting_t *at = config_setting_get_member(root, what);
 	bool tls_url = strncmp(url, "tls+tcp", 7) == 0;
 
+	if (!at)
+		at = root; /* the default URL: name the file */
 	if (tls_url && !dt_tls_enabled(f)) {
-		snprintf(err, errlen, "%s %s uses TLS but there is no 'tls' group", what, url);
+		dt_cfg_error(at, err, errlen, "%s %s uses TLS but there is no 'tls' group", what, url);
 		return -EINVAL;
 	}
 	if (!tls_url && dt_tls_enabled(f)) {
-		snprintf(err, errlen, "%s %s is not a tls+tcp:// URL but a 'tls' group is given",
-			 what, url);
+		dt_cfg_error(at, err, errlen, "%s %s is not a tls+tcp:// URL but a 'tls' group is given",
+			     what, url);
 		return -EINVAL;
 	}
 	return 0;

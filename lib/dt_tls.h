@@ -39,10 +39,11 @@ static inline bool dt_tls_enabled(const struct dt_tls_files *f)
  * (absent or read) or -EINVAL. */
 int dt_cfg_tls(const config_setting_t *root, struct dt_tls_files *f, char *err, size_t errlen);
 
-/* Checks that url and f agree: a tls+tcp:// URL needs a tls group and the other way
- * round. Returns 0 or -EINVAL with err filled. */
-int dt_tls_check_url(const char *url, const struct dt_tls_files *f, const char *what, char *err,
-		     size_t errlen);
+/* Checks that the URL setting `what` of root (url, its value or default) and f agree: a
+ * tls+tcp:// URL needs a tls group and the other way round. Returns 0 or -EINVAL with err
+ * filled ("file:line: what"). */
+int dt_tls_check_url(const config_setting_t *root, const char *what, const char *url,
+		     const struct dt_tls_files *f, char *err, size_t errlen);
 
 /* Builds an NNG TLS configuration (server: client certificates required). Returns 0 or
  * -EINVAL with err filled. */

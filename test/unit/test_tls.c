@@ -132,13 +132,20 @@ Test(tls, a_certified_sender_is_served_a_rogue_one_refused)
 Test(tls, url_and_configuration_must_agree)
 {
 	struct dt_tls_files f;
+	config_setting_t *root;
 	char err[256];
+	config_t c;
 
+	config_init(&c);
+	cr_assert_eq(config_read_string(&c, "collector = \"tcp://h:1\";\n"), CONFIG_TRUE);
+	config_set_auto_convert(&c, 0);
+	root = config_root_setting(&c);
 	files(&f, "agent", NULL);
-	cr_assert_eq(dt_tls_check_url("tls+tcp://h:1", &f, "collector", err, sizeof(err)), 0);
-	cr_assert_lt(dt_tls_check_url("tcp://h:1", &f, "collector", err, sizeof(err)), 0);
-	cr_assert(strstr(err, "not a tls+tcp:// URL"), "%s", err);
+	cr_assert_eq(dt_tls_check_url(root, "collector", "tls+tcp://h:1", &f, err, sizeof(err)), 0);
+	cr_assert_lt(dt_tls_check_url(root, "collector", "tcp://h:1", &f, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":1: collector tcp://h:1 is not a tls+tcp:// URL"), "%s", err);
 	memset(&f, 0, sizeof(f));
-	cr_assert_lt(dt_tls_check_url("tls+tcp://h:1", &f, "collector", err, sizeof(err)), 0);
-	cr_assert_eq(dt_tls_check_url("tcp://h:1", &f, "collector", err, sizeof(err)), 0);
+	cr_assert_lt(dt_tls_check_url(root, "collector", "tls+tcp://h:1", &f, err, sizeof(err)), 0);
+	cr_assert_eq(dt_tls_check_url(root, "collector", "tcp://h:1", &f, err, sizeof(err)), 0);
+	config_destroy(&c);
 }
