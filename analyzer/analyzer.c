@@ -958,7 +958,8 @@ static void log_stats(struct analyzer *a, const char *id)
 	pthread_mutex_lock(&a->mu);
 	dt_info(id,
 		"collectors=%u tasks=%zu active=%zu arms=%zu batches=%llu samples=%llu "
-		"attributed=%llu late=%llu held=%zu unmatched=%llu windows=%llu nat_learned=%llu "
+		"attributed=%llu late=%llu held=%zu unmatched=%llu after_end=%llu windows=%llu "
+		"nat_learned=%llu "
 		"nat_full=%llu nomem=%llu names=%u names_full=%llu duplicates=%llu malformed=%llu "
 		"api_requests=%llu api_malformed=%llu api_refused_token=%llu store_errors=%llu "
 		"control_gen=%llu",
@@ -966,6 +967,7 @@ static void log_stats(struct analyzer *a, const char *id)
 		(unsigned long long)is.batches, (unsigned long long)a->samples,
 		(unsigned long long)a->stitch.attributed, (unsigned long long)a->stitch.late,
 		a->stitch.n_held, (unsigned long long)a->stitch.unmatched,
+		(unsigned long long)a->stitch.after_end,
 		(unsigned long long)a->stitch.windows, (unsigned long long)a->stitch.learned,
 		(unsigned long long)a->stitch.nat_full, (unsigned long long)a->stitch.nomem,
 		a->strs.n, (unsigned long long)a->names_full, (unsigned long long)is.duplicates,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "dt_tuple.h"
+#include "dt_time.h"
 #include "stitch.h"
 
 enum slot_kind {
@@ -401,6 +402,42 @@ void dt_stitch_free(struct dt_stitch *st)
 	memset(st, 0, sizeof(*st));
 }
 
+/*
+ * A task that ended keeps coloring on the nodes until they apply the control set without
+ * it (a heartbeat or two). True when in's tuple is a key of a task that ended within the
+ * last few windows: such samples are neither attributed nor "unmatched" (which every
+ * tenant's report shows), so one tenant's ended task never shows up in another's report.
+ */
+static bool ended_recently(const struct dt_stitch *st, const struct dt_stitch_in *in,
+			   uint64_t now_ns)
+{
+	const struct dt_tasks *t = st->tasks;
+	uint64_t grace_ns = (4 * st->window_ms + 5000) * 1000000ull;
+	struct dt_tuple tu = in->o.tuple;
+
+	for (size_t i = t->n_all; i-- > 0;) {
+		const struct dt_task *task = t->all[i];
+
+		if (!task->ended_ns || task->ended_ns + grace_ns < now_ns)
+			continue;
+		for (unsigned int k = 0; k < task->n_keys; k++) {
+			tu.vni = in->o.tuple.vni ? in->o.tuple.vni : task->keys[k].tuple.vni;
+			if (dt_tuple_match(&task->keys[k].tuple, task->keys[k].flags, &tu))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Counts a sample attributed to no task. */
+static void let_go(struct dt_stitch *st, const struct dt_stitch_in *in)
+{
+	if (ended_recently(st, in, dt_clock_ns(CLOCK_REALTIME)))
+		st->after_end++;
+	else
+		st->unmatched++;
+}
+
 /* Gives o, attributed as m says, to its task. Returns 0 or -ENOMEM. */
 static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const struct match *m)
 {
@@ -419,7 +456,7 @@ static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const st
 static int hold(struct dt_stitch *st, const struct dt_stitch_in *in)
 {
 	if (st->n_held >= DT_STITCH_MAX_HELD) {
-		st->unmatched++;
+		let_go(st, in);
 		return 0;
 	}
 	if (st->n_held == st->cap_held) {
@@ -507,7 +544,7 @@ void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms)
 	/* What still matches nothing after a full window is let go, and counted. */
 	for (i = 0, m = 0; i < st->n_held; i++) {
 		if (now_ms >= st->held[i].o.arrival_ms + st->window_ms) {
-			st->unmatched++;
+			let_go(st, &st->held[i]);
 			continue;
 		}
 		st->held[m++] = st->held[i];

@@ -99,6 +99,8 @@ struct dt_stitch {
 	uint64_t attributed; /* samples attributed to a task (at once or after a window) */
 	uint64_t late;	     /* of those, attributed when a window closed */
 	uint64_t unmatched;  /* samples attributed to no task (held, then let go; or no room) */
+	uint64_t after_end;  /* samples of a task that had just ended (its keys were still being
+			      * disarmed): let go and counted here, not as unmatched */
 	uint64_t learned;    /* translations learned or changed */
 	uint64_t nat_full;   /* translations not learned: the table is full */
 	uint64_t nomem;	     /* samples lost to an allocation failure (counted here only) */

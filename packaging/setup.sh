@@ -25,7 +25,7 @@ BUILD_DIR=${DT_BUILD_DIR:-$REPO/build}
 # Everything a fresh Debian 12 needs: toolchain and libraries to build, tools the lab uses.
 PACKAGES=(
 	# build
-	build-essential cmake pkg-config clang llvm libbpf-dev bpftool
+	build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool
 	libnng-dev libmsgpack-dev liblmdb-dev lmdb-utils libconfig-dev libcriterion-dev
 	# the lab: namespaces, veth, bridges, VXLAN, NAT and firewall rules (nftables,
 	# iptables with the statistic match), captures, traffic, JSON assertions

@@ -186,3 +186,62 @@ checks_teardown_clean() {
 	done
 	check_eq "teardown leaves no namespace" "${left[*]}" ""
 }
+
+# ---------------------------------------------------------------------------------------
+# The task service (issue 4): CLI calls whose exit status matters.
+
+# run CMD...: runs CMD; sets OUT (its stdout), ERR (its stderr) and RC (its status).
+run() {
+	local e
+	e=$(mktemp)
+	OUT=$("$@" 2>"$e")
+	RC=$?
+	ERR=$(cat "$e")
+	rm -f "$e"
+}
+
+# check_rc DESC WANT: the last run's status is WANT (its stderr/stdout on failure).
+check_rc() {
+	if [[ $RC == "$2" ]]; then
+		ok "$1"
+	else
+		not_ok "$1" "exit $RC, want $2; stderr: $(printf '%s' "$ERR" | tr '\n' ' ' | cut -c1-200); stdout: $(printf '%s' "$OUT" | tr '\n' ' ' | cut -c1-200)"
+	fi
+}
+
+# jq_is_true FILE FILTER [JQ-ARGS...]: true when FILTER prints exactly "true" (jq 1.6's -e
+# exits 0 on an empty input, so never rely on jq -e alone).
+jq_is_true() {
+	local file=$1 filter=$2
+	shift 2
+	[[ $(jq -r "$@" "$filter" "$file" 2>/dev/null) == true ]]
+}
+
+# json_true DESC JSON FILTER [JQ-ARGS...]: like jq_true, on a JSON text instead of a file.
+json_true() {
+	local desc=$1 json=$2 filter=$3 got
+	shift 3
+	got=$(jq -r "$@" "$CHECKS_JQ_DEFS $filter" <<<"$json" 2>&1)
+	if [[ $got == true ]]; then
+		ok "$desc"
+	else
+		not_ok "$desc" "$(printf '%s' "${got:-empty input}" | tr '\n' ' ' | cut -c1-300)"
+	fi
+}
+
+# task_json ID [TENANT]: the task as JSON (as the default tenant, or TENANT).
+task_json() {
+	if [[ -n ${2:-} ]]; then lab_cli_as "$2" --json task show "$1"; else lab_cli --json task show "$1"; fi
+}
+
+# CLI exit statuses (dyetrace --help, EXIT STATUS).
+# shellcheck disable=SC2034 # for the tests that source this file
+EXIT_FAILED=1
+# shellcheck disable=SC2034
+EXIT_INVALID=2
+# shellcheck disable=SC2034
+EXIT_NOT_FOUND=3
+# shellcheck disable=SC2034
+EXIT_REFUSED=4
+# shellcheck disable=SC2034
+EXIT_UNREACHABLE=5

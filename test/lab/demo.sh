@@ -4,7 +4,10 @@
 # demo.sh - dyetrace end to end on a real overlay: builds the lab (test/lab/lab.sh), traces
 # a ping and a TCP exchange from instance i1 to instance i2 and prints both reports; then a
 # firewall rule on h2 drops a UDP flow and the third report gives the loss verdict (where,
-# and the kernel's reason); tears the lab down (also when interrupted).
+# and the kernel's reason); then the task service: the tenant's task list, cancelling, and
+# a task with a budget of 5 packets watched through its lifecycle to "done"; tears the lab
+# down (also when interrupted). The CLI runs as the lab's default tenant (its token in
+# DYETRACE_TOKEN, see lab.sh).
 #
 #     sudo test/lab/demo.sh          (or: sudo packaging/setup.sh demo)
 #
@@ -78,6 +81,23 @@ lab_task_wait_judged "$udp_task" "$DGRAMS" 15 || true
 
 step "Report of task $udp_task (UDP, dropped by the firewall on h2)"
 lab_cli report -n 3 "$udp_task"
+
+step "The task service: the tenant's tasks, then cancel them"
+lab_cli task list
+for id in "$ping_task" "$tcp_task" "$udp_task"; do
+	lab_cli task cancel "$id" >/dev/null
+done
+lab_cli task list
+
+step "A task with a budget of 5 packets, watched until it ends: 10 pings, 5 colored"
+budget_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --budget 5)
+echo "task $budget_task: icmp $LAB_I1_IP -> $LAB_I2_IP vni $LAB_VNI, budget 5"
+lab_cli task watch "$budget_task" &
+watch_pid=$!
+lab_task_wait_armed "$budget_task"
+lab_in "$LAB_I1" ping -c 10 -i 0.1 -q "$LAB_I2_IP" >/dev/null
+wait "$watch_pid" || true
+lab_cli task show "$budget_task"
 
 step "Tearing the lab down"
 lab_down

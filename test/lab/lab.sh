@@ -6,6 +6,7 @@
 # Sourced by the demo and the lab tests, or run on its own:
 #
 #     test/lab/lab.sh up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N]
+#                        [--instances 4] [--tenants N]
 #                                        build the lab (and start the daemons), leave it up
 #     test/lab/lab.sh down               tear it down (idempotent; also cleans a crashed run)
 #     test/lab/lab.sh status             what exists now
@@ -43,6 +44,24 @@
 #       analyzer.
 #   --window-ms N (DT_LAB_WINDOW_MS=N): the analyzer's window_ms (analysis window). Unset:
 #       the key is not written and the analyzer's default applies.
+#   --instances 4 (DT_LAB_INSTANCES=4): two more instances, one more port per host:
+#           $P-i3: eth0 10.100.0.3/24 behind h1's pt2;  $P-i4: eth0 10.100.0.4/24 behind h2's pt2
+#   --tenants N (DT_LAB_TENANTS=N): N more tenants, t1..tN, besides the default tenant "lab"
+#       (0..64, default 0); their tokens are known (lab_tenant_token tK).
+#
+# Tenants, limits, the task store and the instances behind each port (the task service):
+#   - tenants: the analyzer always has the default tenant "lab" (token $LAB_TOKEN, from
+#     DT_LAB_TOKEN, default "dyetrace-lab-default-token"), which lab_cli uses unless told
+#     otherwise (LAB_CLI_TOKEN=T lab_cli ..., or lab_cli_as tK ...), and t1..tN with
+#     --tenants N;
+#   - limits: generous for the lab (budget 10000 by default, rate 10000 pps, duration
+#     600 s) so that no older test meets them by accident; DT_LAB_LIMITS (or LAB_OPT_LIMITS
+#     before lab_up) replaces the members of the limits group (libconfig text; members
+#     left out take the analyzer's defaults, so start from $LAB_LIMITS_DEFAULT);
+#   - store: the analyzer's LMDB store in $LAB_DIR/analyzer-store (it survives
+#     lab_analyzer_restart; it goes with the state dir);
+#   - instances: every port lists the address of the instance behind it (the analyzer
+#     arms a task only at the node that hosts its source instance).
 #
 # Every interface lives inside a namespace the lab creates (veth peers are created directly
 # in their target namespace), so nothing is ever added to the root namespace and deleting
@@ -56,7 +75,10 @@
 #   DT_BIN       where the binaries are (default <repo>/build/bin)
 #   DT_KEEP=1    keep the state dir at down (its path is printed)
 #   DT_LAB_TIMEOUT  seconds to wait for each daemon to become ready (default 20)
-#   DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS: the options above
+#   DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS, DT_LAB_INSTANCES,
+#   DT_LAB_TENANTS: the options above
+#   DT_LAB_TOKEN the default tenant's token; DT_LAB_LIMITS the limits group's members
+#   DT_LAB_ANALYZER_EXTRA  more analyzer config lines (e.g. "arm_timeout_ms = 2000;")
 #
 # Library use (the caller may run under set -euo pipefail; no option is changed here):
 #
@@ -67,6 +89,11 @@
 #     lab_task_wait_armed "$id"
 #     lab_in "$LAB_I1" ping -c 5 10.100.0.2
 #     lab_cli report "$id"
+#     lab_cli_as t1 task list  # as tenant t1 (with --tenants 1 or more)
+#     lab_as t1 lab_task_wait_armed "$id"   # any lab function, as tenant t1
+#     lab_udp_send "$LAB_I1" 10 40000:10.100.0.2:5000:20   # 20 datagrams, 10 ms apart
+#     state=$(lab_task_wait_ended "$id")    # done, expired, cancelled or failed
+#     lab_analyzer_restart TERM             # or KILL; the store stays
 #     lab_down
 #
 # Functions return non-zero (after printing why on stderr) rather than exiting.
@@ -91,6 +118,8 @@ LAB_H1=$LAB_P-h1
 LAB_H2=$LAB_P-h2
 LAB_I1=$LAB_P-i1
 LAB_I2=$LAB_P-i2
+LAB_I3=$LAB_P-i3 # --instances 4
+LAB_I4=$LAB_P-i4
 LAB_GW=$LAB_P-gw
 LAB_INET=$LAB_P-inet
 LAB_UL=$LAB_P-ul
@@ -98,13 +127,22 @@ LAB_UL=$LAB_P-ul
 # any lab of this prefix may have (what cleanup and status look for).
 LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
 LAB_HOSTS=(h1 h2) # the forwarding nodes that run an agent (lab__topology adds gw)
-LAB_NAMESPACES_ALL=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2" "$LAB_GW" "$LAB_INET" "$LAB_UL")
+LAB_NAMESPACES_ALL=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2" "$LAB_I3" "$LAB_I4" "$LAB_GW" "$LAB_INET" "$LAB_UL")
 
 # Options (see the header); lab_up's flags override these.
 LAB_OPT_GW=${DT_LAB_GW:-0}
 LAB_OPT_REGIONS=${DT_LAB_REGIONS:-1}
 LAB_OPT_UNDERLAY=${DT_LAB_UNDERLAY:-veth}
 LAB_OPT_WINDOW_MS=${DT_LAB_WINDOW_MS:-}
+LAB_OPT_INSTANCES=${DT_LAB_INSTANCES:-2}
+LAB_OPT_TENANTS=${DT_LAB_TENANTS:-0}
+LAB_OPT_LIMITS=${DT_LAB_LIMITS:-}
+
+# The default tenant, whose token lab_cli passes (see the header).
+LAB_TENANT=lab
+LAB_TOKEN=${DT_LAB_TOKEN:-dyetrace-lab-default-token}
+# The lab's limits (the analyzer's configuration; DT_LAB_LIMITS replaces them).
+LAB_LIMITS_DEFAULT='budget_default = 10000; budget_max = 100000; duration_default_s = 600; duration_max_s = 3600; rate_default_pps = 10000; rate_max_pps = 10000; tasks_max_per_tenant = 4096;'
 
 LAB_MGMT_IP=10.254.0.1
 LAB_H1_MGMT_IP=10.254.0.11
@@ -113,8 +151,16 @@ LAB_H1_UL_IP=172.31.0.1
 LAB_H2_UL_IP=172.31.0.2
 LAB_I1_IP=10.100.0.1
 LAB_I2_IP=10.100.0.2
+# shellcheck disable=SC2034 # read through lab_instance_mac (and by some tests)
 LAB_I1_MAC=02:00:0a:64:00:01
+# shellcheck disable=SC2034
 LAB_I2_MAC=02:00:0a:64:00:02
+LAB_I3_IP=10.100.0.3 # --instances 4: behind h1's pt2
+LAB_I4_IP=10.100.0.4 # --instances 4: behind h2's pt2
+# shellcheck disable=SC2034
+LAB_I3_MAC=02:00:0a:64:00:03
+# shellcheck disable=SC2034
+LAB_I4_MAC=02:00:0a:64:00:04
 LAB_VNI=100
 LAB_MTU=1450 # 1500 underlay - 50 bytes of outer Ethernet/IPv4/UDP/VXLAN
 # The gateway (--gw) and the internet behind it.
@@ -152,9 +198,56 @@ lab_in() {
 	ip netns exec "$ns" "$@"
 }
 
-# lab_cli ARGS...: the dyetrace CLI against the lab's analyzer.
+# lab_cli ARGS...: the dyetrace CLI against the lab's analyzer, as the default tenant
+# (its token in DYETRACE_TOKEN), or with the token in LAB_CLI_TOKEN when set
+# (LAB_CLI_TOKEN=T lab_cli ...). An explicit --token in ARGS wins over both.
 lab_cli() {
-	"$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" "$@"
+	DYETRACE_TOKEN=${LAB_CLI_TOKEN:-$LAB_TOKEN} "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" "$@"
+}
+
+# lab_cli_as TENANT ARGS...: the CLI as TENANT ("lab", or t1..tN with --tenants N).
+lab_cli_as() {
+	local t=$1
+	shift
+	lab_as "$t" lab_cli "$@"
+}
+
+# lab_as TENANT CMD...: runs CMD (e.g. lab_task_wait_armed ID) with every lab_cli in it
+# as TENANT.
+lab_as() {
+	local tok
+	tok=$(lab_tenant_token "$1") || return 2
+	shift
+	LAB_CLI_TOKEN=$tok "$@"
+}
+
+# lab_cli_notoken ARGS...: the CLI with no token at all (neither --token nor DYETRACE_TOKEN).
+lab_cli_notoken() {
+	env -u DYETRACE_TOKEN "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" "$@"
+}
+
+# lab_tenant_token TENANT: the token of a tenant of the lab ("lab" or t1..tN).
+lab_tenant_token() {
+	case $1 in
+	"$LAB_TENANT") echo "$LAB_TOKEN" ;;
+	t[1-9] | t[1-9][0-9])
+		if ((${1#t} > LAB_OPT_TENANTS)); then
+			lab_err "no tenant $1 in this lab (--tenants $LAB_OPT_TENANTS)"
+			return 1
+		fi
+		echo "dyetrace-lab-token-$1-0123456789abcdef"
+		;;
+	*)
+		lab_err "no tenant $1 in this lab"
+		return 1
+		;;
+	esac
+}
+
+# lab_tenants: the names of the extra tenants, t1..tN, one a line.
+lab_tenants() {
+	local k
+	for ((k = 1; k <= LAB_OPT_TENANTS; k++)); do echo "t$k"; done
 }
 
 lab__ns_exists() { [[ -e /run/netns/$1 ]]; }
@@ -257,8 +350,10 @@ lab_capture_start() {
 	local name=$1 ns=$2 ifc=$3 filter=$4 start
 	rm -f "$LAB_DIR/$name.pcap"
 	# -Z root: do not drop privileges, the state dir belongs to root; -U: write each
-	# packet at once so that the file is complete whenever tcpdump is stopped.
-	lab_bg "$name" "$ns" tcpdump -i "$ifc" -nn -U -Z root -w "$LAB_DIR/$name.pcap" "$filter" ||
+	# packet at once so that the file is complete whenever tcpdump is stopped;
+	# --immediate-mode: hand each packet to tcpdump at once (TPACKET_V3 otherwise holds
+	# packets in a ring block up to a timeout, and a capture stopped within it loses them).
+	lab_bg "$name" "$ns" tcpdump -i "$ifc" --immediate-mode -nn -U -Z root -w "$LAB_DIR/$name.pcap" "$filter" ||
 		return 1
 	start=$(lab__now)
 	until grep -q 'listening on' "$LAB_DIR/$name.log" 2>/dev/null; do
@@ -328,11 +423,21 @@ lab__topology() {
 		lab_err "DT_LAB_WINDOW_MS (--window-ms) must be a number of milliseconds, not '$LAB_OPT_WINDOW_MS'"
 		return 1
 	fi
+	case $LAB_OPT_INSTANCES in 2 | 4) ;; *)
+		lab_err "DT_LAB_INSTANCES (--instances) must be 2 or 4, not '$LAB_OPT_INSTANCES'"
+		return 1
+		;;
+	esac
+	if [[ ! $LAB_OPT_TENANTS =~ ^[0-9]+$ ]] || ((LAB_OPT_TENANTS > 64)); then
+		lab_err "DT_LAB_TENANTS (--tenants) must be 0..64, not '$LAB_OPT_TENANTS'"
+		return 1
+	fi
 	# Three VTEPs need a shared L2 segment and head-end replication.
 	((LAB_OPT_GW)) && LAB_OPT_UNDERLAY=bridge
 	LAB_HOSTS=(h1 h2)
 	((LAB_OPT_GW)) && LAB_HOSTS+=(gw)
 	LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
+	((LAB_OPT_INSTANCES == 4)) && LAB_NAMESPACES+=("$LAB_I3" "$LAB_I4")
 	[[ $LAB_OPT_UNDERLAY == bridge ]] && LAB_NAMESPACES+=("$LAB_UL")
 	((LAB_OPT_GW)) && LAB_NAMESPACES+=("$LAB_GW" "$LAB_INET")
 	return 0
@@ -355,7 +460,7 @@ lab_host_mgmt_ip() {
 
 # The commands that build the network, one a line (for lab__run_lines).
 lab__net_lines() {
-	local ns h n host peer mgip local_ul ipaddr mac
+	local ns h n host peer mgip local_ul ipaddr mac port inst
 	for ns in "${LAB_NAMESPACES[@]}"; do
 		echo "ip netns add $ns"
 	done
@@ -436,24 +541,59 @@ lab__net_lines() {
 			EOF
 			continue
 		fi
-		[[ $host == h1 ]] && ipaddr=$LAB_I1_IP mac=$LAB_I1_MAC || ipaddr=$LAB_I2_IP mac=$LAB_I2_MAC
 		cat <<-EOF
 			ip -n $h link add br0 type bridge
 			ip -n $h link set vxlan0 master br0
-			ip -n $h link add pt1 address 02:00:00:00:0$n:01 type veth peer name eth0 address $mac netns $LAB_P-i$n
-			ip -n $h link set pt1 mtu $LAB_MTU
-			ip -n $h link set pt1 master br0
 			ip -n $h link set vxlan0 up
-			ip -n $h link set pt1 up
 			ip -n $h link set br0 up
-			# instance i$n
-			ip -n $LAB_P-i$n link set eth0 mtu $LAB_MTU
-			ip -n $LAB_P-i$n addr add $ipaddr/24 dev eth0
-			ip -n $LAB_P-i$n link set eth0 up
 		EOF
-		((LAB_OPT_GW)) && echo "ip -n $LAB_P-i$n route add default via $LAB_GW_IP"
+		# the ports: pt1 (i1 on h1, i2 on h2), with --instances 4 also pt2 (i3 on h1, i4 on h2)
+		for port in $(lab_host_ports "$host"); do
+			inst=$(lab_port_instance "$host" "$port")
+			ipaddr=$(lab_instance_ip "$inst") mac=$(lab_instance_mac "$inst")
+			cat <<-EOF
+				ip -n $h link add $port address 02:00:00:00:0$n:0${port#pt} type veth peer name eth0 address $mac netns $LAB_P-$inst
+				ip -n $h link set $port mtu $LAB_MTU
+				ip -n $h link set $port master br0
+				ip -n $h link set $port up
+				# instance $inst
+				ip -n $LAB_P-$inst link set eth0 mtu $LAB_MTU
+				ip -n $LAB_P-$inst addr add $ipaddr/24 dev eth0
+				ip -n $LAB_P-$inst link set eth0 up
+			EOF
+			((LAB_OPT_GW)) && echo "ip -n $LAB_P-$inst route add default via $LAB_GW_IP"
+		done
 	done
 	return 0
+}
+
+# lab_host_ports HOST: the ports of an instance host (pt1, and pt2 with --instances 4).
+lab_host_ports() {
+	case $1 in
+	h1 | h2) if ((LAB_OPT_INSTANCES == 4)); then echo pt1 pt2; else echo pt1; fi ;;
+	esac
+}
+
+# lab_port_instance HOST PORT: the instance behind a port (i1..i4).
+lab_port_instance() {
+	case $1/$2 in
+	h1/pt1) echo i1 ;; h2/pt1) echo i2 ;; h1/pt2) echo i3 ;; h2/pt2) echo i4 ;;
+	esac
+}
+
+# lab_instance_ip INSTANCE: i1..i4 -> 10.100.0.1..4; lab_instance_mac likewise;
+# lab_instance_host INSTANCE: h1 or h2; lab_instance_ns INSTANCE: its namespace.
+lab_instance_ip() { echo "10.100.0.${1#i}"; }
+lab_instance_mac() {
+	local v=LAB_I${1#i}_MAC
+	echo "${!v}"
+}
+lab_instance_host() { case $1 in i1 | i3) echo h1 ;; i2 | i4) echo h2 ;; esac; }
+lab_instance_ns() { echo "$LAB_P-$1"; }
+
+# lab_instances: the lab's instances, i1 i2 (and i3 i4 with --instances 4).
+lab_instances() {
+	if ((LAB_OPT_INSTANCES == 4)); then echo i1 i2 i3 i4; else echo i1 i2; fi
 }
 
 # lab__ping NS DST WHAT: NS reaches DST (up to 10 tries of a second).
@@ -491,6 +631,12 @@ lab_net_up() {
 	# The overlay must carry traffic before anything else starts.
 	lab__ping "$LAB_I1" "$LAB_I2_IP" "overlay (VXLAN $LAB_VNI)" || return 1
 	lab_log "overlay up: $LAB_I1 ($LAB_I1_IP) reaches $LAB_I2 ($LAB_I2_IP) over VXLAN $LAB_VNI ($LAB_OPT_UNDERLAY underlay)"
+	if ((LAB_OPT_INSTANCES == 4)); then
+		lab__ping "$LAB_I3" "$LAB_I4_IP" "overlay (VXLAN $LAB_VNI), second ports" || return 1
+		lab__ping "$LAB_I3" "$LAB_I1_IP" "bridge of h1 (pt2 to pt1)" || return 1
+		lab__ping "$LAB_I4" "$LAB_I2_IP" "bridge of h2 (pt2 to pt1)" || return 1
+		lab_log "second ports up: $LAB_I3 ($LAB_I3_IP, h1) and $LAB_I4 ($LAB_I4_IP, h2)"
+	fi
 	if ((LAB_OPT_GW)); then
 		lab__ping "$LAB_I1" "$LAB_GW_IP" "overlay to the gateway" || return 1
 		lab__ping "$LAB_I2" "$LAB_GW_IP" "overlay to the gateway" || return 1
@@ -534,13 +680,23 @@ lab_inet_up() {
 # The daemons
 
 lab__write_configs() {
-	local host url
+	local host url t port
 	{
 		echo "# dyetrace-analyzer, written by test/lab/lab.sh"
 		echo "listen = \"$LAB_ANALYZER_URL\";   # collectors connect here"
 		echo "api = \"ipc://$LAB_DIR/api.sock\";   # the CLI connects here"
 		[[ -n $LAB_OPT_WINDOW_MS ]] && echo "window_ms = $LAB_OPT_WINDOW_MS;   # analysis window (DT_LAB_WINDOW_MS)"
+		echo "store = \"$LAB_DIR/analyzer-store\";   # tasks and reports (LMDB)"
+		echo "tenants = ("
+		printf '\t{ name = "%s"; token = "%s"; }' "$LAB_TENANT" "$LAB_TOKEN"
+		for t in $(lab_tenants); do
+			printf ',\n\t{ name = "%s"; token = "%s"; }' "$t" "$(lab_tenant_token "$t")"
+		done
+		printf '\n);\n'
+		echo "limits = { ${LAB_OPT_LIMITS:-$LAB_LIMITS_DEFAULT} };"
+		[[ -n ${DT_LAB_ANALYZER_EXTRA:-} ]] && printf '%s\n' "$DT_LAB_ANALYZER_EXTRA"
 	} >"$LAB_DIR/analyzer.conf"
+	mkdir -p "$LAB_DIR/analyzer-store"
 	cat >"$LAB_DIR/collector.conf" <<-EOF
 		# dyetrace-collector, written by test/lab/lab.sh
 		name = "c1";
@@ -571,7 +727,10 @@ lab__write_configs() {
 				echo "	{ name = \"ul0\"; role = \"uplink\"; },"
 				echo "	{ name = \"ext0\"; role = \"gateway\"; vni = $LAB_VNI; }"
 			else
-				echo "	{ name = \"pt1\"; role = \"port\"; vni = $LAB_VNI; },"
+				for port in $(lab_host_ports "$host"); do
+					echo "	{ name = \"$port\"; role = \"port\"; vni = $LAB_VNI;"
+					echo "	  instances = [ \"$(lab_instance_ip "$(lab_port_instance "$host" "$port")")\" ]; },"
+				done
 				echo "	{ name = \"ul0\"; role = \"uplink\"; }"
 			fi
 			echo ");"
@@ -641,8 +800,8 @@ lab_wait_listen() {
 lab__api_answers() {
 	local rc=0
 	[[ -S $LAB_DIR/api.sock ]] || return 1
-	timeout 5 "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" -t 2000 task show 999999 \
-		>/dev/null 2>&1 || rc=$?
+	timeout 5 env DYETRACE_TOKEN="$LAB_TOKEN" "$LAB_BIN/dyetrace" -a "ipc://$LAB_DIR/api.sock" \
+		-t 2000 task show 999999 >/dev/null 2>&1 || rc=$?
 	((rc == 0 || rc == 3))
 }
 
@@ -661,6 +820,71 @@ lab__check_bins() {
 	fi
 }
 
+# lab_analyzer_start: starts the analyzer (with the configuration written at lab_up) and
+# waits until it listens for collectors and answers the API. A log of an earlier run is
+# kept as analyzer.N.log (N = 1, 2, ...).
+lab_analyzer_start() {
+	local n=1
+	if [[ -e $LAB_DIR/analyzer.log ]]; then
+		while [[ -e $LAB_DIR/analyzer.$n.log ]]; do n=$((n + 1)); done
+		mv "$LAB_DIR/analyzer.log" "$LAB_DIR/analyzer.$n.log"
+	fi
+	lab_bg analyzer "$LAB_MGMT" "$LAB_BIN/dyetrace-analyzer" -c "$LAB_DIR/analyzer.conf" || return 1
+	lab__wait analyzer "collector endpoint $LAB_ANALYZER_URL" lab__tcp_listening "$LAB_MGMT" 7401 || return 1
+	lab__wait analyzer "API ipc://$LAB_DIR/api.sock" lab__api_answers || return 1
+	lab_log "analyzer ready (pid $(lab_pid analyzer))"
+}
+
+# lab_analyzer_stop [TERM|KILL]: stops the analyzer. TERM (the default): SIGTERM, and
+# fails unless it exits with status 0 within 10 s; KILL: SIGKILL at once (a crash).
+# LAB_ANALYZER_RC is its exit status. Call it (and lab_analyzer_start) from the shell
+# that called lab_up, not in a $(...) or a pipeline: only the parent learns a child's
+# exit status (elsewhere a clean exit is told by the analyzer's DT-ANA-EXIT log line).
+lab_analyzer_stop() {
+	local sig=${1:-TERM} pid start
+	LAB_ANALYZER_RC=
+	pid=$(lab_pid analyzer) || {
+		lab_err "the analyzer is not running"
+		return 1
+	}
+	kill -"$sig" "$pid" 2>/dev/null || {
+		lab_err "cannot signal the analyzer (pid $pid)"
+		return 1
+	}
+	start=$(lab__now)
+	while lab__alive "$pid"; do
+		if ! lab__elapsed_lt "$start" 10; then
+			lab_err "the analyzer (pid $pid) ignored SIG$sig for 10 s: SIGKILL; its log ends:"
+			tail -n 10 "$LAB_DIR/analyzer.log" >&2
+			kill -KILL "$pid" 2>/dev/null
+			sleep 0.2
+			break
+		fi
+		sleep 0.05
+	done
+	LAB_ANALYZER_RC=0
+	wait "$pid" 2>/dev/null || LAB_ANALYZER_RC=$?
+	if [[ $LAB_ANALYZER_RC == 127 || $LAB_ANALYZER_RC == 255 ]]; then
+		# not our child: its status is unknown; a clean exit logs DT-ANA-EXIT
+		if grep -q 'DT-ANA-EXIT' "$LAB_DIR/analyzer.log"; then LAB_ANALYZER_RC=0; else LAB_ANALYZER_RC=unknown; fi
+	fi
+	rm -f "$LAB_DIR/pids/analyzer.pid"
+	if [[ $sig == TERM && $LAB_ANALYZER_RC != 0 ]]; then
+		lab_err "the analyzer exited with status $LAB_ANALYZER_RC on SIGTERM; its log ends:"
+		tail -n 10 "$LAB_DIR/analyzer.log" >&2
+		return 1
+	fi
+	return 0
+}
+
+# lab_analyzer_restart [TERM|KILL]: lab_analyzer_stop, then lab_analyzer_start.
+lab_analyzer_restart() {
+	local rc=0
+	lab_analyzer_stop "${1:-TERM}" || rc=1
+	lab_analyzer_start || return 1
+	return $rc
+}
+
 lab_daemons_up() {
 	lab__check_bins || return 1
 	if ((${#LAB_DIR} + 16 > 107)); then
@@ -669,10 +893,7 @@ lab_daemons_up() {
 	fi
 	lab__write_configs || return 1
 
-	lab_bg analyzer "$LAB_MGMT" "$LAB_BIN/dyetrace-analyzer" -c "$LAB_DIR/analyzer.conf" || return 1
-	lab__wait analyzer "collector endpoint $LAB_ANALYZER_URL" lab__tcp_listening "$LAB_MGMT" 7401 || return 1
-	lab__wait analyzer "API ipc://$LAB_DIR/api.sock" lab__api_answers || return 1
-	lab_log "analyzer ready (pid $(lab_pid analyzer))"
+	lab_analyzer_start || return 1
 
 	lab_bg collector "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector.conf" || return 1
 	lab__wait collector "agent endpoint $LAB_COLLECTOR_URL" lab__tcp_listening "$LAB_MGMT" 7400 || return 1
@@ -693,6 +914,49 @@ lab_daemons_up() {
 		ready+=("$host pid $(lab_pid "agent-$host")")
 	done
 	lab_log "agents ready ($(printf '%s, ' "${ready[@]}" | sed 's/, $//'))"
+}
+
+# ---------------------------------------------------------------------------------------
+# Traffic
+
+# lab_udp_send NS GAP_MS FLOW...: sends UDP datagrams from namespace NS, one socket per
+# flow, FLOW = SPORT:DST:DPORT:COUNT. Round by round, one datagram of every flow that has
+# some left, GAP_MS milliseconds between rounds. Every payload starts with its number in
+# the flow (4 digits: the UDP ident differs per datagram). Unconnected sockets: an ICMP
+# "port unreachable" from a destination without a listener does not stop the sending.
+# Prints how many datagrams were sent; fails when one could not be.
+lab_udp_send() {
+	local ns=$1 gap=$2
+	shift 2
+	# shellcheck disable=SC2016 # a perl program
+	lab_in "$ns" perl -MIO::Socket::INET -MSocket -MTime::HiRes=usleep -e '
+		my $gap = shift @ARGV;
+		my (@f, $max, $sent);
+		for (@ARGV) {
+			my ($sp, $d, $dp, $n) = split /:/;
+			my $s = IO::Socket::INET->new(Proto => "udp", LocalPort => $sp, ReuseAddr => 1)
+				or die "lab_udp_send: bind :$sp: $!\n";
+			push @f, [$s, pack_sockaddr_in($dp, inet_aton($d)), $n, "$sp>$d:$dp"];
+			$max = $n if !defined $max || $n > $max;
+		}
+		for my $i (1 .. ($max // 0)) {
+			for (@f) {
+				next if $i > $_->[2];
+				defined(send($_->[0], sprintf("%04d dyetrace %s", $i, $_->[3]), 0, $_->[1]))
+					or die "lab_udp_send: $_->[3]: $!\n";
+				$sent++;
+			}
+			usleep($gap * 1000) if $gap && $i < $max;
+		}
+		print(($sent // 0), "\n");
+	' "$gap" "$@"
+}
+
+# lab_tcp_echo NS SPORT DST DPORT MSG: one TCP exchange from NS (source port SPORT) with
+# an echo server at DST:DPORT; prints what came back.
+lab_tcp_echo() {
+	printf '%s\n' "$5" | lab_in "$1" timeout 10 socat -t 1 - \
+		"TCP:$3:$4,sourceport=$2,reuseaddr" 2>&1
 }
 
 # ---------------------------------------------------------------------------------------
@@ -733,6 +997,27 @@ lab_task_wait_armed() {
 		if ! lab__elapsed_lt "$start" "$limit"; then
 			lab_err "task $id not armed after ${limit}s (state '${state:-?}')"
 			lab_logs_tail 15
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# lab_task_wait_ended ID [TIMEOUT]: waits until the task is in a terminal state (done,
+# expired, cancelled, failed) and prints it. Returns 1 on timeout (printing the last state).
+lab_task_wait_ended() {
+	local id=$1 limit=${2:-$LAB_TIMEOUT} start state=
+	start=$(lab__now)
+	while :; do
+		state=$(lab_task_field "$id" .state 2>/dev/null) || state=
+		case $state in
+		done | expired | cancelled | failed)
+			echo "$state"
+			return 0
+			;;
+		esac
+		if ! lab__elapsed_lt "$start" "$limit"; then
+			echo "${state:-?}"
 			return 1
 		fi
 		sleep 0.1
@@ -820,6 +1105,14 @@ lab_up() {
 			;;
 		--window-ms)
 			LAB_OPT_WINDOW_MS=${2:-}
+			shift
+			;;
+		--instances)
+			LAB_OPT_INSTANCES=${2:-}
+			shift
+			;;
+		--tenants)
+			LAB_OPT_TENANTS=${2:-}
 			shift
 			;;
 		'') ;;
@@ -938,6 +1231,7 @@ lab__cleanup_prefix() {
 			rm -rf -- "$LAB_DIR"
 		else
 			rm -rf -- "$LAB_DIR"/pids "$LAB_DIR"/collector-c1 "$LAB_DIR"/collector-c2 "$LAB_DIR"/spool-* "$LAB_DIR"/api.sock \
+				"$LAB_DIR"/analyzer-store \
 				"$LAB_DIR"/*.conf "$LAB_DIR"/*.log "$LAB_DIR"/*.pcap "$LAB_DIR"/inet-http.sh \
 				"${LAB_DIR:?}/$LAB_MARK"
 		fi
@@ -1009,7 +1303,8 @@ lab__main() {
 			trap - EXIT INT TERM # leave it up
 			LAB__TRAPPED=0
 			lab_log "lab is up; state in $LAB_DIR; take it down with: DT_LAB=$LAB_P $0 down"
-			lab_log "CLI: $LAB_BIN/dyetrace -a ipc://$LAB_DIR/api.sock ..."
+			lab_log "CLI: DYETRACE_TOKEN=$LAB_TOKEN $LAB_BIN/dyetrace -a ipc://$LAB_DIR/api.sock ..."
+			((LAB_OPT_TENANTS > 0)) && lab_log "tenants t1..t$LAB_OPT_TENANTS: token dyetrace-lab-token-tK-0123456789abcdef"
 			return 0
 		fi
 		lab_err "lab up failed; tearing down"
@@ -1018,8 +1313,9 @@ lab__main() {
 	down) lab_down ;;
 	status) lab_status ;;
 	*)
-		echo "usage: $0 up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N] | down | status" >&2
-		echo "       (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS)" >&2
+		echo "usage: $0 up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N] [--instances 4] [--tenants N] | down | status" >&2
+		echo "       (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS," >&2
+		echo "        DT_LAB_INSTANCES, DT_LAB_TENANTS, DT_LAB_TOKEN, DT_LAB_LIMITS, DT_LAB_ANALYZER_EXTRA)" >&2
 		return 2
 		;;
 	esac

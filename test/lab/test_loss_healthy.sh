@@ -88,7 +88,7 @@ if ((n > 0)); then ok "positive control: h2 vxlan0 sees $n colored packets"; els
 # --- the ping task
 r=$(report_fetch "$ping_task" ping)
 report_text "$ping_task" ping
-check "ping: report is JSON with task $ping_task" jq -e --argjson id "$ping_task" '.task.id == $id' "$r"
+jq_true "$r" "ping: report is JSON with task $ping_task" '.task.id == $id' --argjson id "$ping_task"
 check_verdict "$r" ping $((2 * PINGS)) $((2 * PINGS)) 0 0
 jq_true "$r" "ping: the task traces both directions" '.task.flow.direction == "both"'
 jq_true "$r" "ping: verdict reason empty and at null (no loss)" \

@@ -87,7 +87,7 @@ capture_ip_ids() {
 # Checks of one task's report FILE: counts, path of every packet, latencies.
 check_report() {
 	local name=$1 file=$2 id=$3 want_colored=$4 flow=$5 flow_jq=$6 colored ids bad
-	check "$name: report is JSON with task $id" jq -e --argjson id "$id" '.task.id == $id' "$file"
+	jq_check "$file" "$name: report is JSON with task $id" ".task.id == $id"
 	jq_check "$file" "$name: the report's task names the flow it was created with" ".task.flow | $flow_jq"
 	colored=$(jq -r '.task.colored' "$file" 2>/dev/null)
 	if [[ $want_colored == +* ]]; then
