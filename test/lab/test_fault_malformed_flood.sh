@@ -52,44 +52,6 @@ ok "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 # ---------------------------------------------------------------------------------------
 # Helpers
 
-# stop_daemon NAME [SIG]: stops background daemon NAME (SIGTERM by default) and waits up to
-# 10 s (then SIGKILL). Sets STOP_RC (its exit status; "killed" for SIGKILL) and STOP_S
-# (seconds it took). Call it from this shell (not in $(...)): only the parent learns a
-# child's status.
-stop_daemon() {
-	local name=$1 sig=${2:-TERM} pid start
-	STOP_RC='?' STOP_S='?'
-	pid=$(lab_pid "$name") || return 1
-	start=$(lab__now)
-	kill -"$sig" "$pid" 2>/dev/null
-	while lab__alive "$pid"; do
-		if ! lab__elapsed_lt "$start" 10; then
-			echo "# $name (pid $pid) still running 10 s after SIG$sig: SIGKILL; its log ends:"
-			tail -n 5 "$LAB_DIR/$name.log" | sed 's/^/#   /'
-			kill -KILL "$pid" 2>/dev/null
-			sleep 0.2
-			break
-		fi
-		sleep 0.02
-	done
-	STOP_S=$(awk -v s="$start" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
-	STOP_RC=0
-	wait "$pid" 2>/dev/null || STOP_RC=$?
-	((STOP_RC == 137)) && STOP_RC=killed
-	rm -f "$LAB_DIR/pids/$name.pid"
-}
-
-# check_stopped NAME [SIG]: stop_daemon, and a check that it exited with status 0.
-check_stopped() {
-	stop_daemon "$@"
-	check_eq "$1 exits cleanly on SIG${2:-TERM} (status; took ${STOP_S}s)" "$STOP_RC" 0
-}
-
-# ping_count FILE: "TRANSMITTED RECEIVED" from ping's summary in FILE.
-ping_count() {
-	sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$1"
-}
-
 # poke_worker NAME NS URL KIND...: ROUNDS rounds of one dt-poke per KIND against URL from
 # NS, in the background; the replies go to $LAB_DIR/poke-NAME.out, one a line.
 poke_pids=()
