@@ -313,6 +313,25 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 }
 
 /* Builds the report of task (lock held), closing the analysis window first when due. */
+/*
+ * A packet whose samples never reached the analyzer (a full ring or spool, see lost) looks
+ * vanished. When both happen, the verdict says so, so that nobody reads a lost sample as
+ * a lost packet.
+ */
+static void note_lost_samples(struct dt_report *r)
+{
+	uint64_t lost = 0;
+	size_t len = strlen(r->verdict.sentence);
+
+	for (int i = 0; i < DT_LOSS_MAX; i++)
+		lost += r->lost[i];
+	if (!r->verdict.vanished || !lost || len >= sizeof(r->verdict.sentence) - 1)
+		return;
+	snprintf(r->verdict.sentence + len, sizeof(r->verdict.sentence) - len,
+		 "; %llu samples were lost before analysis (see lost), so some of the vanished "
+		 "packets may have been delivered", (unsigned long long)lost);
+}
+
 static int build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
 {
 	struct dt_paths_ctx ctx = {
@@ -336,6 +355,7 @@ static int build_report(struct analyzer *a, struct dt_task *task, struct dt_repo
 			r->lost[i] += n->lost[i];
 		}
 	}
+	note_lost_samples(r);
 	r->unmatched = a->stitch.unmatched;
 	r->window_ms = a->cfg->window_ms;
 	return 0;
