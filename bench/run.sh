@@ -117,7 +117,7 @@ machine() {
 	echo "- CPU: ${cpu:-unknown}, $(nproc) cores online, $mem of memory"
 	echo "- kernel: $(uname -r) ($(uname -m)); spectre_v2: $(cat /sys/devices/system/cpu/vulnerabilities/spectre_v2 2>/dev/null || echo unknown)"
 	echo "- toolchain: $(clang --version 2>/dev/null | head -n1), libbpf $(pkg-config --modversion libbpf 2>/dev/null), LMDB $(pkg-config --modversion lmdb 2>/dev/null), nng $(awk '/#define NNG_(MAJOR|MINOR|PATCH)_VERSION/ { printf "%s%s", sep, $3; sep = "." }' /usr/include/nng/nng.h 2>/dev/null)"
-	echo "- tree: commit $commit$dirty; build $BUILD (RelWithDebInfo)"
+	echo "- tree: commit $commit$dirty; build ${BUILD#"$REPO"/} (RelWithDebInfo)"
 	echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared)"
 	echo "- the whole run took ${ELAPSED} s"
 }
