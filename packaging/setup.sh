@@ -83,7 +83,7 @@ do_test() {
 	need_root test
 	do_deps
 	do_build
-	say "tests: unit, BPF and lab"
+	say "tests: unit, BPF, lab and fuzz"
 	ctest --test-dir "$BUILD_DIR" --output-on-failure
 }
 
