@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 
 #include "analyzer.h"
+#include "dt_time.h"
 #include "dt_tuple.h"
 #include "paths.h"
 #include "stitch.h"
@@ -602,4 +603,23 @@ Test(stitch_config, window_ms)
 	write_cfg(path, "window_ms = 600001;\n");
 	cr_expect_eq(dt_analyzer_cfg_load(path, &cfg, err, sizeof(err)), -EINVAL);
 	unlink(path);
+}
+
+/*
+ * Nodes keep coloring a task that just ended until they apply the control set without it:
+ * its samples are counted as after_end, not unmatched (which every tenant's report shows).
+ */
+Test(stitch, samples_of_a_task_that_just_ended_are_not_unmatched)
+{
+	struct dt_task *t = create(IN_REQ, 0);
+	struct dt_tuple stranger = tuple("10.100.0.9", 1, "10.100.0.8", 2, IPPROTO_UDP, 100);
+
+	dt_task_end(&tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, dt_clock_ns(CLOCK_REALTIME),
+		    "cancelled");
+	add(sample("h1", "pt1", DT_HOOK_PORT_IN, IN_REQ, 1, 100), 100);
+	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 2, 101), 101);
+	dt_stitch_tick(&st, 101 + 2 * WIN);
+	cr_expect_eq(st.after_end, 1, "the ended task's sample");
+	cr_expect_eq(st.unmatched, 1, "the stranger's");
+	cr_expect_eq(t->n_obs, 0, "an ended task takes no more samples");
 }
