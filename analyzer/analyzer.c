@@ -132,6 +132,16 @@ static void note_loss(struct analyzer *a, const struct dt_batch *b)
 	}
 }
 
+/* Heartbeats (and loss-only batches a collector forwards) carry nodes' loss counters. */
+static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	struct analyzer *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	note_loss(a, b);
+	pthread_mutex_unlock(&a->mu);
+}
+
 /* Interns s into the analyzer's names. Returns 0 or -ENOMEM; a full table gives NONE. */
 static int intern(struct analyzer *a, const char *s, size_t max, uint32_t *idx)
 {
@@ -999,7 +1009,8 @@ static void log_stats(struct analyzer *a, const char *id)
 
 int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 {
-	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
+	struct dt_ingest_ops iops = {.on_batch = on_batch, .on_heartbeat = on_heartbeat,
+				     .last_seq = last_seq};
 	struct analyzer *a = calloc(1, sizeof(*a));
 	uint64_t last_stats_ms, last_tick_ms = 0;
 	msgpack_sbuffer out;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,13 @@
 #include "dt_time.h"
 #include "store.h"
 
+/* The loss counters last stored for a node: a heartbeat that raises one is stored too. */
+struct node_lost {
+	struct node_lost *next;
+	char node[DT_NAME_MAX];
+	uint64_t lost[DT_LOSS_MAX];
+};
+
 struct collector {
 	const struct dt_collector_cfg *cfg;
 	struct dt_store *store;
@@ -24,6 +32,7 @@ struct collector {
 	uint64_t acked;      /* ... and of the last one the analyzer acknowledged */
 	uint64_t forward_errors; /* stored batches that could not be re-read (corruption) */
 	uint64_t relayed_gen;    /* last control generation relayed (logged once each) */
+	struct node_lost *losts; /* ingest thread only */
 };
 
 static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
@@ -31,6 +40,33 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 	struct collector *c = arg;
 
 	return dt_store_put(c->store, b->sender, b->seq, raw, len) == 0 ? DT_ST_OK : DT_ST_FAILED;
+}
+
+/*
+ * A heartbeat whose loss counters went up (say the spool evicted samples after the last
+ * batch) is stored and forwarded like a batch, so that the loss reaches the reports even
+ * when no sample follows it.
+ */
+static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	struct collector *c = arg;
+	struct node_lost *n;
+	bool news = false;
+
+	for (n = c->losts; n && strcmp(n->node, b->node) != 0; n = n->next)
+		;
+	if (!n) {
+		if (!(n = calloc(1, sizeof(*n))))
+			return;
+		snprintf(n->node, sizeof(n->node), "%s", b->node);
+		n->next = c->losts;
+		c->losts = n;
+	}
+	for (int i = 0; i < DT_LOSS_MAX; i++)
+		news |= b->lost[i] > n->lost[i];
+	if (!news || dt_store_put(c->store, b->sender, b->seq, raw, len) != 0)
+		return;
+	memcpy(n->lost, b->lost, sizeof(n->lost));
 }
 
 static uint64_t last_seq(void *arg, const char *sender)
@@ -126,7 +162,8 @@ static void log_stats(struct collector *c, const char *id)
 
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 {
-	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
+	struct dt_ingest_ops iops = {.on_batch = on_batch, .on_heartbeat = on_heartbeat,
+				     .last_seq = last_seq};
 	struct dt_link_ops lops = {.on_control = on_control, .advertise_gen = advertise_gen,
 				   .on_acked = on_acked, .heartbeat_nodes = heartbeat_nodes};
 	struct dt_link_cfg lc = {
@@ -189,5 +226,11 @@ out:
 			dt_store_set_forwarded(c.store, c.acked);
 	}
 	dt_store_close(c.store);
+	while (c.losts) {
+		struct node_lost *n = c.losts;
+
+		c.losts = n->next;
+		free(n);
+	}
 	return rv;
 }

@@ -165,10 +165,12 @@ static void handle(struct dt_ingest *in, const void *buf, size_t len)
 		return;
 	}
 	if (b.n_samples == 0) {
-		/* A heartbeat: nothing to store or deduplicate, it only carries ctl_gen. */
+		/* A heartbeat: nothing to deduplicate; it carries ctl_gen and loss counters. */
 		pthread_mutex_lock(&in->mu);
 		in->st.heartbeats++;
 		pthread_mutex_unlock(&in->mu);
+		if (in->ops.on_heartbeat)
+			in->ops.on_heartbeat(in->ops.arg, &b, buf, len);
 		status = DT_ST_OK;
 	} else if (b.seq <= in->ops.last_seq(in->ops.arg, b.sender)) {
 		pthread_mutex_lock(&in->mu);

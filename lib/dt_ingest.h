@@ -26,6 +26,9 @@ struct dt_ingest_ops {
 	 * last_seq answers its seq from then on), another dt_status to make the sender
 	 * retry. raw/rawlen is the message as received. */
 	int (*on_batch)(void *arg, const struct dt_batch *b, const void *raw, size_t rawlen);
+	/* Called for each heartbeat (a batch without samples; may be NULL): heartbeats carry
+	 * the sender's cumulative loss counters, the only news when no sample flows. */
+	void (*on_heartbeat)(void *arg, const struct dt_batch *b, const void *raw, size_t rawlen);
 	/* Returns the highest seq already stored for sender (0: none), for deduplication. */
 	uint64_t (*last_seq)(void *arg, const char *sender);
 	void *arg;

@@ -226,6 +226,8 @@ static void *link_thread(void *arg)
 
 		if (l->stopping && (!l->head || dt_mono_ms() >= l->drain_until_ms))
 			break;
+		if (!l->head)
+			spool_refill(l); /* a heartbeat only when nothing at all waits */
 		if (!l->head && !l->stopping) {
 			struct timespec ts;
 

@@ -302,3 +302,34 @@ Test(link, heartbeats_carry_node_states_to_the_receiver)
 	dt_node_states_free(v, n);
 	dt_ingest_stop(in);
 }
+
+static uint64_t hb_lost_seen;
+
+static void hb_lost(void *arg, uint64_t lost[DT_LOSS_MAX])
+{
+	lost[DT_LOSS_SPOOL_FULL] = 17;
+}
+
+static void on_hb(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	__atomic_store_n(&hb_lost_seen, b->lost[DT_LOSS_SPOOL_FULL], __ATOMIC_SEQ_CST);
+}
+
+Test(link, heartbeats_carry_loss_counters_to_the_receiver)
+{
+	struct dt_ingest_ops iops = {.on_batch = on_batch, .on_heartbeat = on_hb,
+				     .last_seq = last_seq};
+	struct dt_link_cfg lc = {.url = "inproc://link-hblost", .sender = "h1", .heartbeat_ms = 20,
+				 .timeout_ms = 1000, .queue_max = 4};
+	struct dt_link_ops ops = {.heartbeat_lost = hb_lost};
+	struct dt_ingest *in;
+	struct dt_link *l;
+
+	cr_assert_eq(dt_ingest_start("inproc://link-hblost", &iops, &in), 0);
+	cr_assert_eq(dt_link_start(&lc, &ops, &l), 0);
+	WAIT_FOR(__atomic_load_n(&hb_lost_seen, __ATOMIC_SEQ_CST) == 17);
+	cr_assert_eq(__atomic_load_n(&hb_lost_seen, __ATOMIC_SEQ_CST), 17);
+	cr_assert_eq(stored(), 0, "a heartbeat is not a stored batch");
+	dt_link_stop(l, 0);
+	dt_ingest_stop(in);
+}
