@@ -382,15 +382,21 @@ int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq)
 	int rv = 0;
 
 	pthread_mutex_lock(&l->mu);
-	/* Once anything is spooled, everything goes through the spool: order is kept. */
-	to_spool = l->cfg.spool && (dt_spool_count(l->cfg.spool) > 0 ||
-				    l->st.queue_depth >= l->cfg.queue_max);
+	/*
+	 * With a spool, every batch is written there first (without fsync: it survives a
+	 * crash of the process, not of the machine) and loaded into the memory queue from
+	 * there, so that nothing unacknowledged is lost when the sender dies, and order is
+	 * kept.
+	 */
+	to_spool = l->cfg.spool != NULL;
 	if (!to_spool && l->st.queue_depth >= l->cfg.queue_max) {
 		rv = -ENOBUFS;
 	} else if (!(q = link_encode(l, b, seq))) {
 		rv = -ENOMEM;
 	} else if (to_spool) {
 		rv = spool_put(l, q);
+		spool_refill(l);
+		pthread_cond_signal(&l->cv);
 	} else {
 		enqueue(l, q);
 		pthread_cond_signal(&l->cv);

@@ -30,9 +30,9 @@ struct dt_link_cfg {
 	unsigned timeout_ms;    /* wait for an ACK before resending */
 	unsigned queue_max;     /* batches held in memory at most */
 	const struct dt_tls_files *tls; /* optional: mutual TLS (url must be tls+tcp://) */
-	struct dt_spool *spool; /* optional (caller owns it): where batches go while the
-				 * memory queue is full; replayed in order; at stop, what is
-				 * still queued is written there too */
+	struct dt_spool *spool; /* optional (caller owns it): every batch is written there
+				 * first and removed once acknowledged; at most queue_max of
+				 * them wait in memory; replayed in order after a restart */
 };
 
 struct dt_link_ops {
