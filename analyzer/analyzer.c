@@ -322,7 +322,6 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 	return DT_ST_OK;
 }
 
-/* Builds the report of task (lock held), closing the analysis window first when due. */
 /*
  * A packet whose samples never reached the analyzer (a full ring or spool, see lost) looks
  * vanished. When both happen, the verdict says so, so that nobody reads a lost sample as
@@ -342,6 +341,7 @@ static void note_lost_samples(struct dt_report *r)
 		 "packets may have been delivered", (unsigned long long)lost);
 }
 
+/* Builds the report of task (lock held), closing the analysis window first when due. */
 static int build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
 {
 	struct dt_paths_ctx ctx = {
