@@ -286,3 +286,25 @@ check_stopped() {
 ping_count() {
 	sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$1"
 }
+
+# udp_sink_up: something listens on UDP $UDP_DPORT in i2.
+udp_sink_up() { [[ -n $(lab_in "$LAB_I2" ss -Hlun "sport = :$UDP_DPORT" 2>/dev/null) ]]; }
+
+# fault_tasks PORT BUDGET: a UDP sink on PORT in i2 (so that i1 gets no ICMP errors back),
+# then a ping task (i1 <-> i2, both directions) and a UDP task (i1 -> i2, any port) with
+# BUDGET, both armed. Sets ping_task and udp_task; exits the test when one is missing.
+fault_tasks() {
+	UDP_DPORT=$1
+	lab_bg udp-sink "$LAB_I2" socat -u "UDP-RECV:$1,reuseaddr" /dev/null
+	for _ in $(seq 50); do udp_sink_up && break; sleep 0.1; done
+	check "UDP sink listens in i2 (:$1; no ICMP errors back to i1)" udp_sink_up
+	ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp \
+		--vni "$LAB_VNI" --direction both --budget "$2")
+	check "create the ping task (icmp i1 <-> i2, both directions)" test -n "$ping_task"
+	udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto udp \
+		--vni "$LAB_VNI" --budget "$2")
+	check "create the UDP task (udp i1 -> i2, any port)" test -n "$udp_task"
+	[[ -n $ping_task && -n $udp_task ]] || exit 1
+	check "ping task armed" lab_task_wait_armed "$ping_task"
+	check "UDP task armed" lab_task_wait_armed "$udp_task"
+}

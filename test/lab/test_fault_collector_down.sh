@@ -114,20 +114,7 @@ check_eq "h1's agent restarted with queue_max 4, stats every second (spool cap: 
 agent_reconfigure h2 $'queue_max = 4;\nstats_interval_s = 1;\nspool_max_mib = 1;'
 check_eq "h2's agent restarted with queue_max 4, stats every second, spool capped at 1 MiB" $? 0
 
-lab_bg udp-sink "$LAB_I2" socat -u "UDP-RECV:$UDP_DPORT,reuseaddr" /dev/null
-udp_sink_up() { [[ -n $(lab_in "$LAB_I2" ss -Hlun "sport = :$UDP_DPORT" 2>/dev/null) ]]; }
-for _ in $(seq 50); do udp_sink_up && break; sleep 0.1; done
-check "UDP sink listens in i2 (:$UDP_DPORT; no ICMP errors back to i1)" udp_sink_up
-
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both --budget "$BUDGET")
-check "create the ping task (icmp i1 <-> i2, both directions)" test -n "$ping_task"
-udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto udp --vni "$LAB_VNI" \
-	--budget "$BUDGET")
-check "create the UDP task (udp i1 -> i2, any port)" test -n "$udp_task"
-[[ -n $ping_task && -n $udp_task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$ping_task"
-check "UDP task armed" lab_task_wait_armed "$udp_task"
+fault_tasks "$UDP_DPORT" "$BUDGET"
 
 # ---------------------------------------------------------------------------------------
 # Before the outage.

@@ -76,20 +76,7 @@ poke_replies() {
 # Setup
 
 check "dt-poke is built" test -x "$LAB_BIN/dt-poke"
-lab_bg udp-sink "$LAB_I2" socat -u "UDP-RECV:$UDP_DPORT,reuseaddr" /dev/null
-udp_sink_up() { [[ -n $(lab_in "$LAB_I2" ss -Hlun "sport = :$UDP_DPORT" 2>/dev/null) ]]; }
-for _ in $(seq 50); do udp_sink_up && break; sleep 0.1; done
-check "UDP sink listens in i2 (:$UDP_DPORT; no ICMP errors back to i1)" udp_sink_up
-
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both --budget "$BUDGET")
-check "create the ping task (icmp i1 <-> i2, both directions)" test -n "$ping_task"
-udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto udp --vni "$LAB_VNI" \
-	--budget "$BUDGET")
-check "create the UDP task (udp i1 -> i2, any port)" test -n "$udp_task"
-[[ -n $ping_task && -n $udp_task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$ping_task"
-check "UDP task armed" lab_task_wait_armed "$udp_task"
+fault_tasks "$UDP_DPORT" "$BUDGET"
 
 # ---------------------------------------------------------------------------------------
 # Real traffic, from before the flood until after it.
