@@ -23,6 +23,8 @@ set -uo pipefail
 export DT_LAB
 # shellcheck source=test/lab/lab.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
+# shellcheck source=test/lab/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 PINGS=5
 TCP_SPORT=40001
@@ -33,40 +35,6 @@ PATH_WANT='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port
 PING_FLOW="icmp and src host $LAB_I1_IP and dst host $LAB_I2_IP and icmp[icmptype] == icmp-echo"
 TCP_FLOW="tcp and src host $LAB_I1_IP and dst host $LAB_I2_IP and src port $TCP_SPORT and dst port $TCP_DPORT"
 
-passed=0
-failed=0
-
-ok() {
-	passed=$((passed + 1))
-	printf 'ok   - %s\n' "$1"
-}
-
-not_ok() {
-	failed=$((failed + 1))
-	printf 'FAIL - %s%s\n' "$1" "${2:+ ($2)}"
-}
-
-# check DESC CMD...: one check; CMD's output is shown on failure.
-check() {
-	local desc=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$desc"
-	else
-		not_ok "$desc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-300)"
-	fi
-}
-
-# check_eq DESC GOT WANT
-check_eq() {
-	if [[ $2 == "$3" ]]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
-}
-
-finish() {
-	echo "$passed passed, $failed failed"
-	((failed == 0 && passed > 0))
-	exit $?
-}
 
 # jq_check FILE DESC FILTER: FILTER (with --argjson path) must print true.
 jq_check() {
@@ -125,9 +93,7 @@ check_report() {
 	fi
 }
 
-trap 'lab_down; finish' EXIT
-trap 'not_ok "interrupted by SIGINT"; exit 130' INT
-trap 'not_ok "interrupted by SIGTERM"; exit 143' TERM
+checks_trap
 
 # ---------------------------------------------------------------------------------------
 if ! lab_up; then
@@ -211,7 +177,7 @@ sum=$(($(jq -r '.task.colored // 0' "$LAB_DIR/report-ping.json" 2>/dev/null || e
 	$(jq -r '.task.colored // 0' "$LAB_DIR/report-tcp.json" 2>/dev/null || echo 0)))
 check_eq "colored packets on the wire == colored in the reports" "$n_colored_wire" "$sum"
 
-if ((failed > 0)); then
+if ((CHECKS_FAILED > 0)); then
 	echo "--- report-ping.json"; head -c 3000 "$LAB_DIR/report-ping.json"; echo
 	echo "--- report-tcp.json"; head -c 3000 "$LAB_DIR/report-tcp.json"; echo
 	cat "$LAB_DIR"/report-*.err
