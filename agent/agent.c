@@ -161,6 +161,16 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	w->drop_reason = s->drop_reason;
 	w->drop_name = DT_STR_NONE;
 	w->drop_where = DT_STR_NONE;
+	/* The programs write only valid prefixes; a bad one would make the batch unencodable. */
+	if (s->cap_len > 0 && s->cap_len <= DT_CAP_MAX &&
+	    (s->cap_link == DT_CAP_ETH || s->cap_link == DT_CAP_IPV4)) {
+		w->cap_link = s->cap_link;
+		w->cap_len = s->cap_len;
+		memcpy(w->cap, s->cap, w->cap_len);
+	} else {
+		w->cap_link = DT_CAP_NONE;
+		w->cap_len = 0;
+	}
 	if (s->hook == DT_HOOK_DROP)
 		name_drop(a, s, w);
 	if (a->batch.n_samples >= a->cfg->batch_max_samples)

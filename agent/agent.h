@@ -44,6 +44,7 @@ struct dt_agent_cfg {
 	uint64_t batch_max_samples; /* a batch is sent when it holds this many samples */
 	uint64_t batch_delay_ms;    /* ... or when its oldest sample is this old */
 	uint64_t ring_kib;          /* BPF ring buffer size, a power of two */
+	uint64_t capture_bytes;     /* packet prefix each sample carries, 0..DT_CAP_MAX */
 	uint64_t stats_interval_s;  /* counters are logged this often (0: only at exit) */
 	char spool_dir[512];        /* LMDB spool for batches the collector did not take yet */
 	char pin_dir[256];          /* bpf file system directory for the maps (<pin_dir>/<node>) */

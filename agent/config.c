@@ -14,6 +14,7 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.batch_max_samples = 1024,
 	.batch_delay_ms = 50,
 	.ring_kib = 4096,
+	.capture_bytes = DT_CAP_MAX,
 	.stats_interval_s = 60,
 	.spool_dir = "/var/lib/dyetrace/agent-spool",
 	.spool_max_mib = 256,
@@ -99,7 +100,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 {
 	static const char *const known[] = {
 		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
-		"batch_max_samples", "batch_delay_ms", "ring_kib", "stats_interval_s",
+		"batch_max_samples", "batch_delay_ms", "ring_kib", "capture_bytes", "stats_interval_s",
 		"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", NULL};
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
 	config_setting_t *root, *list;
@@ -130,6 +131,8 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	    (rv = dt_cfg_uint(root, "batch_delay_ms", 1, 60000, &cfg.batch_delay_ms, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "ring_kib", 4, 1u << 20, &cfg.ring_kib, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "capture_bytes", 0, DT_CAP_MAX, &cfg.capture_bytes, err,
+			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "stats_interval_s", 0, 86400, &cfg.stats_interval_s, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "spool_dir", cfg.spool_dir, sizeof(cfg.spool_dir), err,

@@ -38,7 +38,7 @@ struct dt_dataplane {
 	bool took_over;             /* a previous agent's data plane was running */
 };
 
-_Static_assert(sizeof(struct dt_sample) == 96, "dt_sample layout");
+_Static_assert(sizeof(struct dt_sample) == 232, "dt_sample layout");
 _Static_assert(sizeof(struct dt_tuple) == 20, "dt_tuple layout");
 
 static int ring_cb(void *ctx, void *data, size_t size)
@@ -294,6 +294,7 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 		goto fail;
 	}
 	bpf_map__set_max_entries(dp->skel->maps.dt_events, (uint32_t)cfg->ring_kib * 1024);
+	dp->skel->rodata->dt_capture_bytes = (__u32)cfg->capture_bytes;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s/%s", cfg->pin_dir, cfg->node);
 	if (!on_bpffs(cfg->pin_dir)) {
 		/* E.g. under "ip netns exec", which mounts a fresh /sys without bpffs. */

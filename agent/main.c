@@ -48,6 +48,7 @@ static const struct dt_daemon agent_daemon = {
 	"    batch_max_samples = 1024; # samples per batch (about 60 KiB)\n"
 	"    batch_delay_ms = 50;      # a batch leaves at the latest this long after its first sample\n"
 	"    ring_kib = 4096;          # BPF ring buffer size, a power of two\n"
+	"    capture_bytes = 128;      # packet prefix each sample carries (0-128), for pcapng\n"
 	"    stats_interval_s = 60;    # counters logged this often (0: at exit only)\n"
 	"    queue_max = 64;           # batches held in memory for the collector\n"
 	"    spool_dir = \"/var/lib/dyetrace/agent-spool\"; # LMDB spool: batches beyond the\n"

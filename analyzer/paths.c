@@ -529,6 +529,9 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 			hop->at.hook = o->hook;
 			hop->ts_ns = o->ts_ns;
 			hop->tuple = o->tuple;
+			hop->cap_link = o->cap_link;
+			hop->cap_len = o->cap_len;
+			memcpy(hop->cap, o->cap, o->cap_len);
 			if (o->hook == DT_HOOK_DROP) {
 				drop = o; /* the last one in path order is the fatal one */
 				drop_hop = (int)h;

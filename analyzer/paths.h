@@ -36,7 +36,8 @@
 #include "strtab.h"
 
 /*
- * One attributed sample: what a report needs of it, 104 bytes (a task keeps every one).
+ * One attributed sample: what a report needs of it, 232 bytes (a task keeps every one),
+ * 128 of them the packet prefix (cap_len bytes of cap are used).
  * Names are indices into the analyzer's string table (strtab.h). The fields without a
  * comment are the wire sample's (struct dt_wire_sample).
  */
@@ -59,6 +60,9 @@ struct dt_obs {
 	uint8_t hook;
 	uint8_t flags;
 	uint8_t dir; /* enum dt_direction */
+	uint8_t cap_link; /* enum dt_cap_link */
+	uint16_t cap_len;
+	uint8_t cap[DT_CAP_MAX];
 };
 
 /* What a report is built against. */

@@ -381,6 +381,9 @@ void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, 
 	o->ip_id = w->ip_id;
 	o->hook = w->hook;
 	o->flags = w->flags;
+	o->cap_link = w->cap_link;
+	o->cap_len = w->cap_len <= DT_CAP_MAX ? w->cap_len : DT_CAP_MAX;
+	memcpy(o->cap, w->cap, o->cap_len);
 	in->orig = w->orig;
 	in->task_id = w->task_id;
 }

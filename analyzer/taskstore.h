@@ -30,7 +30,7 @@
 #include "paths.h"
 #include "tasks.h"
 
-#define DT_TASKSTORE_LAYOUT 1
+#define DT_TASKSTORE_LAYOUT 2
 
 struct dt_taskstore;
 

@@ -15,7 +15,7 @@
 #ifndef DT_SAMPLE_H
 #define DT_SAMPLE_H
 
-#define DT_SAMPLE_VERSION 2
+#define DT_SAMPLE_VERSION 3
 
 /* The in-band color: the IPv4 header's reserved flag bit (RFC 791, "evil bit"),
  * host byte order, as found in iph->frag_off after bpf_ntohs(). Coloring it keeps
@@ -87,7 +87,20 @@ struct dt_port_val {
 };
 
 /*
- * One observation of a colored packet, written to the ring buffer. 96 bytes.
+ * The packet prefix a sample carries (for pcapng export): at most DT_CAP_MAX bytes, fewer
+ * when the agent's capture_bytes says so or the packet (its linear data, for drops) is
+ * shorter. The numbering of dt_cap_link is part of the wire format: append only.
+ */
+#define DT_CAP_MAX 128
+
+enum dt_cap_link {
+	DT_CAP_NONE = 0, /* nothing captured */
+	DT_CAP_ETH = 1,  /* from the Ethernet header (tc hooks: the frame on the interface) */
+	DT_CAP_IPV4 = 2, /* from the IPv4 header (drops: the skb's network header) */
+};
+
+/*
+ * One observation of a colored packet, written to the ring buffer. 232 bytes.
  *
  * tuple is the inner (tenant) packet as seen at that hop. At a gateway (DT_SAMPLE_F_NAT)
  * orig is the same packet's tuple on the inside of the NAT, from conntrack: for a request
@@ -119,6 +132,11 @@ struct dt_sample {
 	struct dt_tuple orig; /* DT_SAMPLE_F_NAT: the tuple inside the NAT (see above) */
 	__u32 pad2;
 	__u64 drop_location; /* DT_HOOK_DROP: kernel text address that freed the skb */
+	__u16 cap_len;       /* bytes of cap that hold the packet (0: nothing captured) */
+	__u8 cap_link;       /* enum dt_cap_link: where cap starts */
+	__u8 pad3;
+	__u32 pad4;
+	__u8 cap[DT_CAP_MAX]; /* the first cap_len bytes of the packet as it was at this hop */
 };
 
 #define DT_SAMPLE_F_FIRST_HOP 0x1 /* this hop colored the packet */

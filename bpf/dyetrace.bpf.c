@@ -203,6 +203,7 @@ volatile __u32 dt_anyport_tasks;
 volatile __u32 dt_filter_on;
 volatile __u32 dt_netns_ino;
 const volatile __u16 dt_vxlan_port = DT_VXLAN_PORT;
+const volatile __u32 dt_capture_bytes = DT_CAP_MAX;
 
 static __always_inline void dt_count(__u32 idx)
 {
@@ -215,7 +216,8 @@ static __always_inline void dt_count(__u32 idx)
 /*
  * The one writer of samples, in two steps: dt_sample_begin() reserves a record and fills
  * what every hook has (the other fields zero, padding included), the caller adds what its
- * hook knows (task id, outer addresses, orig, drop fields), dt_sample_submit() sends it.
+ * hook knows (task id, outer addresses, orig, drop fields), dt_sample_submit_skb() (tc)
+ * or dt_sample_submit_kskb() (drops) adds the packet prefix and sends it.
  * Reserve failure (ring full: the agent is not draining fast enough, or the ring is too
  * small) is counted in DT_CNT_RING_FULL, never dropped silently; begin returns NULL then.
  */
@@ -247,6 +249,10 @@ static __always_inline struct dt_sample *dt_sample_begin(__u32 ifindex, __u8 hoo
 	__builtin_memset(&s->orig, 0, sizeof(s->orig));
 	s->pad2 = 0;
 	s->drop_location = 0;
+	s->cap_len = 0;
+	s->cap_link = DT_CAP_NONE;
+	s->pad3 = 0;
+	s->pad4 = 0;
 	return s;
 }
 
@@ -254,6 +260,51 @@ static __always_inline void dt_sample_submit(struct dt_sample *s)
 {
 	bpf_ringbuf_submit(s, 0);
 	dt_count(DT_CNT_SAMPLED);
+}
+
+/*
+ * n (1..DT_CAP_MAX) in a form the verifier can bound whichever register the compiler
+ * tested n > 0 in (DT_CAP_MAX is a power of two).
+ */
+#define DT_CAP_BOUND(n) ((((n) - 1) & (DT_CAP_MAX - 1)) + 1)
+
+/* The capture length for a packet of len bytes: at most dt_capture_bytes and DT_CAP_MAX. */
+static __always_inline __u32 dt_cap_len(__u32 len)
+{
+	if (len > dt_capture_bytes)
+		len = dt_capture_bytes;
+	if (len > DT_CAP_MAX)
+		len = DT_CAP_MAX;
+	return len;
+}
+
+/* Submits a tc hook's sample with the first bytes of its frame (from the Ethernet header). */
+static __always_inline void dt_sample_submit_skb(struct dt_sample *s, struct __sk_buff *skb)
+{
+	__u32 n = dt_cap_len(skb->len);
+
+	if (n > 0 && bpf_skb_load_bytes(skb, 0, s->cap, DT_CAP_BOUND(n)) == 0) {
+		s->cap_len = n;
+		s->cap_link = DT_CAP_ETH;
+	}
+	dt_sample_submit(s);
+}
+
+/*
+ * Submits a drop sample with the first bytes of the freed skb from its network header,
+ * linear data only (where a tracepoint sees it, the MAC header may be gone already).
+ */
+static __always_inline void dt_sample_submit_kskb(struct dt_sample *s, struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u32 off = BPF_CORE_READ(skb, network_header), end = BPF_CORE_READ(skb, tail);
+	__u32 n = end > off ? dt_cap_len(end - off) : 0;
+
+	if (n > 0 && bpf_probe_read_kernel(s->cap, DT_CAP_BOUND(n), head + off) == 0) {
+		s->cap_len = n;
+		s->cap_link = DT_CAP_IPV4;
+	}
+	dt_sample_submit(s);
 }
 
 /*
@@ -516,7 +567,7 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 	s = dt_sample_begin(ifindex, DT_HOOK_PORT_IN, dt_entry_flags(task), &pkt);
 	if (s) {
 		s->task_id = task->task_id;
-		dt_sample_submit(s);
+		dt_sample_submit_skb(s, skb);
 	}
 	return 0;
 }
@@ -543,7 +594,7 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 		pkt.tuple.vni = dt_port_vni(ifindex);
 		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, 0, &pkt);
 		if (s)
-			dt_sample_submit(s);
+			dt_sample_submit_skb(s, skb);
 	}
 	dt_exit_uncolor(skb, &pkt);
 	return 0;
@@ -595,7 +646,7 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	if (s) {
 		s->outer_saddr = osaddr;
 		s->outer_daddr = odaddr;
-		dt_sample_submit(s);
+		dt_sample_submit_skb(s, skb);
 	}
 	return 0;
 }
@@ -699,7 +750,7 @@ static __always_inline int gw_egress(struct __sk_buff *skb, __u32 ifindex, bool 
 					inside.vni = pkt.tuple.vni;
 					s->orig = inside;
 				}
-				dt_sample_submit(s);
+				dt_sample_submit_skb(s, skb);
 			}
 		}
 	}
@@ -751,7 +802,7 @@ static __always_inline int gw_ingress(struct __sk_buff *skb, __u32 ifindex, bool
 		s->task_id = task->task_id;
 		if (ct == DT_CT_NAT)
 			s->orig = key;
-		dt_sample_submit(s);
+		dt_sample_submit_skb(s, skb);
 	}
 	return 0;
 }
@@ -852,7 +903,7 @@ static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reas
 	s->drop_location = location;
 	if (flags & DT_SAMPLE_F_NAT)
 		s->orig = inside;
-	dt_sample_submit(s);
+	dt_sample_submit_kskb(s, skb);
 }
 
 /*

@@ -38,7 +38,7 @@
 #define N_SPEC 10    /* flags, tuple, budget, duration_s, rate_pps */
 #define N_ARM 10     /* task_id, flags, tuple, budget, rate_pps */
 #define N_TASK 20    /* id, state, spec, created_ns .. delivered, tenant .. ended_ns */
-#define N_SAMPLE 23  /* hook .. outer_daddr, orig (4), drop_reason, drop_name, drop_where */
+#define N_SAMPLE 25  /* hook .. outer_daddr, orig (4), drop_reason .. drop_where, cap_link, cap */
 #define N_BATCH 9    /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples, nodes */
 #define N_NODE 3     /* node, ctl_gen, [endpoint...] */
 #define N_ENDPOINT 2 /* vni, addr */
@@ -50,7 +50,7 @@
 #define N_TASKS 1    /* [task...] */
 #define N_ERROR 2    /* status, message */
 #define N_HOP_REF 3  /* node, ifname, hook */
-#define N_HOP 8	     /* hop place, ts_ns, saddr, daddr, sport, dport */
+#define N_HOP 10     /* hop place, ts_ns, saddr, daddr, sport, dport, cap_link, cap */
 #define N_PACKET 15  /* ip_id .. drop_where, [hop...] */
 #define N_STAT 7
 #define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
@@ -426,6 +426,23 @@ static void put_str(struct enc *e, const char *s, size_t size)
 	}
 }
 
+/* cap_link, cap (2 fields, inline): a packet prefix, DT_CAP_NONE exactly when empty */
+static void put_cap(struct enc *e, uint8_t link, uint16_t len, const uint8_t *cap)
+{
+	if (len > DT_CAP_MAX || (len == 0) != (link == DT_CAP_NONE) || link > DT_CAP_IPV4) {
+		put_fail(e, DT_PROTO_ERANGE);
+	}
+	if (e->err == 0) {
+		put_check(e, msgpack_pack_uint8(&e->pk, link));
+	}
+	if (e->err == 0) {
+		put_check(e, msgpack_pack_bin(&e->pk, len));
+	}
+	if (e->err == 0 && len > 0) {
+		put_check(e, msgpack_pack_bin_body(&e->pk, cap, len));
+	}
+}
+
 /* The head of a variable-length list; true when its items should be written. */
 static bool put_list(struct enc *e, uint32_t n, uint32_t max, const void *items)
 {
@@ -587,7 +604,7 @@ static void put_hop_ref(struct enc *e, const struct dt_hop_ref *r, bool none_ok)
 
 /*
  * [hook, flags, iface, ts_ns, tuple, task_id, ip_id, ident, len, outer_saddr, outer_daddr,
- *  orig saddr, daddr, sport, dport, drop_reason, drop_name, drop_where]
+ *  orig saddr, daddr, sport, dport, drop_reason, drop_name, drop_where, cap_link, cap]
  * orig's proto and vni are tuple's and are not sent.
  */
 static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n_ifaces,
@@ -609,15 +626,18 @@ static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n
 	put_uint(e, s->drop_reason);
 	put_str_index(e, s->drop_name, n_strings);
 	put_str_index(e, s->drop_where, n_strings);
+	put_cap(e, s->cap_link, s->cap_len, s->cap);
 }
 
-/* [node, ifname, hook, ts_ns, saddr, daddr, sport, dport]: proto and vni are the packet's */
+/* [node, ifname, hook, ts_ns, saddr, daddr, sport, dport, cap_link, cap]: proto and vni are
+ * the packet's */
 static void put_hop(struct enc *e, const struct dt_hop *h)
 {
 	put_array(e, N_HOP);
 	put_place(e, &h->at, false);
 	put_uint(e, h->ts_ns);
 	put_addrs(e, &h->tuple);
+	put_cap(e, h->cap_link, h->cap_len, h->cap);
 }
 
 /* [ip_id, ident, len, direction, fate, tuple, drop_reason, drop_name, drop_where, [hop...]] */
@@ -1040,6 +1060,29 @@ static void get_str(struct dec *d, const msgpack_object *o, char *buf, size_t si
 	buf[o->via.str.size] = '\0';
 }
 
+/* cap_link, cap (2 fields): a packet prefix of at most DT_CAP_MAX bytes, DT_CAP_NONE exactly
+ * when empty. */
+static void get_cap(struct dec *d, const msgpack_object *f, uint8_t *link, uint16_t *len,
+		    uint8_t *cap)
+{
+	*link = get_uint(d, &f[0], DT_CAP_IPV4);
+	if (d->err != 0) {
+		return;
+	}
+	if (f[1].type != MSGPACK_OBJECT_BIN) {
+		get_fail(d, DT_PROTO_ETYPE);
+		return;
+	}
+	if (f[1].via.bin.size > DT_CAP_MAX || (f[1].via.bin.size == 0) != (*link == DT_CAP_NONE)) {
+		get_fail(d, DT_PROTO_ERANGE);
+		return;
+	}
+	*len = (uint16_t)f[1].via.bin.size;
+	if (*len > 0) {
+		memcpy(cap, f[1].via.bin.ptr, *len);
+	}
+}
+
 /* An array of at most max elements. Returns its elements and stores their count. */
 static const msgpack_object *get_list(struct dec *d, const msgpack_object *o, uint32_t max,
 				      uint32_t *n)
@@ -1260,6 +1303,7 @@ static void get_sample(struct dec *d, const msgpack_object *o, uint32_t n_ifaces
 	s->drop_reason = get_uint(d, &f[20], UINT32_MAX);
 	s->drop_name = get_str_index(d, &f[21], n_strings);
 	s->drop_where = get_str_index(d, &f[22], n_strings);
+	get_cap(d, &f[23], &s->cap_link, &s->cap_len, s->cap);
 }
 
 /* A hop; proto and vni come from the packet's tuple. */
@@ -1276,6 +1320,7 @@ static void get_hop(struct dec *d, const msgpack_object *o, const struct dt_tupl
 	get_addrs(d, &f[4], &h->tuple);
 	h->tuple.proto = packet->proto;
 	h->tuple.vni = packet->vni;
+	get_cap(d, &f[8], &h->cap_link, &h->cap_len, h->cap);
 }
 
 static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_path *p)

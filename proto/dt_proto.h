@@ -37,7 +37,7 @@
 
 #include "dt_sample.h"
 
-#define DT_PROTO_VERSION 2
+#define DT_PROTO_VERSION 3
 
 #define DT_NAME_MAX 64            /* node, collector and region names, with the NUL */
 #define DT_IFNAME_MAX 16          /* interface names, with the NUL (IFNAMSIZ) */
@@ -164,14 +164,16 @@ int dt_msg_type(const void *buf, size_t len, enum dt_msg_type *type);
 /*
  * One sample on the wire: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto,
  * vni, task_id, ip_id, ident, len, outer_saddr, outer_daddr, orig_saddr, orig_daddr,
- * orig_sport, orig_dport, drop_reason, drop_name, drop_where]
+ * orig_sport, orig_dport, drop_reason, drop_name, drop_where, cap_link, cap]
  * Addresses and ports are carried as unsigned integers in network byte order, exactly as
  * in struct dt_tuple. hook is 1..DT_HOOK_MAX-1, iface < the batch's n_ifaces (a drop on
  * an interface the agent does not attach to still names it: the agent adds it to the
  * batch's interface list). ts_ns is wall-clock time (CLOCK_REALTIME, ns since the epoch).
  * orig (DT_SAMPLE_F_NAT) has the proto and vni of tuple. drop_name and drop_where are
  * indices into the batch's strings, or DT_STR_NONE: the reason's name from the kernel's
- * BTF ("NETFILTER_DROP") and the symbolized location ("nf_hook_slow+0x8c").
+ * BTF ("NETFILTER_DROP") and the symbolized location ("nf_hook_slow+0x8c"). cap_link is
+ * enum dt_cap_link and cap a bin of at most DT_CAP_MAX bytes: the packet's first bytes at
+ * this hop (empty, with DT_CAP_NONE, when nothing was captured).
  */
 struct dt_wire_sample {
 	uint8_t hook;
@@ -189,6 +191,9 @@ struct dt_wire_sample {
 	uint32_t drop_reason;
 	uint16_t drop_name;
 	uint16_t drop_where;
+	uint8_t cap_link; /* enum dt_cap_link */
+	uint16_t cap_len;
+	uint8_t cap[DT_CAP_MAX];
 };
 
 /*
@@ -387,14 +392,19 @@ struct dt_hop_ref {
 };
 
 /*
- * One hop of one packet: [node, ifname, hook, ts_ns, saddr, daddr, sport, dport]
+ * One hop of one packet: [node, ifname, hook, ts_ns, saddr, daddr, sport, dport,
+ * cap_link, cap]
  * The addresses and ports are the packet's as seen at this hop (they differ from the
- * packet's tuple after a NAT); proto and vni are the packet's.
+ * packet's tuple after a NAT); proto and vni are the packet's. cap_link and cap are the
+ * sample's packet prefix, as in struct dt_wire_sample.
  */
 struct dt_hop {
 	struct dt_hop_ref at;
 	uint64_t ts_ns;
 	struct dt_tuple tuple;
+	uint8_t cap_link; /* enum dt_cap_link */
+	uint16_t cap_len;
+	uint8_t cap[DT_CAP_MAX];
 };
 
 /*

@@ -663,6 +663,11 @@ static void check_match(const struct pkt *k)
 	cr_assert_eq(nsamples, 1, "%s: samples", k->name);
 	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, k, PORT_VNI, 7, 0, 0,
 		      r.t0, r.t1);
+	/* The prefix is the frame as colored, cut at DT_CAP_MAX (capture_bytes' default). */
+	cr_assert_eq(samples[0].cap_link, DT_CAP_ETH, "%s: cap_link", k->name);
+	cr_assert_eq(samples[0].cap_len, r.out_len < DT_CAP_MAX ? r.out_len : DT_CAP_MAX,
+		     "%s: cap_len %u of a %u-byte frame", k->name, samples[0].cap_len, r.out_len);
+	cr_assert_arr_eq(samples[0].cap, r.out, samples[0].cap_len, "%s: cap", k->name);
 	assert_counters(1, 1, 0, 0);
 }
 

@@ -367,6 +367,9 @@ static void mk_samples(struct dt_batch *b)
 			s->drop_name = 0;
 			s->drop_where = 1;
 		}
+		s->cap_link = s->hook == DT_HOOK_DROP ? DT_CAP_IPV4 : DT_CAP_ETH;
+		s->cap_len = (uint16_t)(i == 0 ? DT_CAP_MAX : 34 + i);
+		memset(s->cap, 0x45 + (int)i, s->cap_len);
 	}
 }
 
@@ -647,6 +650,9 @@ static void gen_reports(msgpack_sbuffer *sb)
 			}
 			p->hops[j].ts_ns = 1700000000000000000ull + i * 1000000 + j * 25000;
 			p->hops[j].tuple = p->tuple;
+			p->hops[j].cap_link = DT_CAP_ETH;
+			p->hops[j].cap_len = (uint16_t)(14 + 20 + j);
+			memset(p->hops[j].cap, 0x40 + (int)j, p->hops[j].cap_len);
 		}
 	}
 	r.n_stats = 2;

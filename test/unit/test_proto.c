@@ -101,6 +101,14 @@ static void mk_sample(struct dt_wire_sample *s, unsigned int i)
 	s->drop_reason = drop ? (i == 1 ? 5 : 0x10000u + i) : 0; /* plain and subsystem reasons */
 	s->drop_name = drop ? (i == 1 ? 0 : 1) : DT_STR_NONE;
 	s->drop_where = drop && i == 1 ? N_BATCH_STRINGS - 1 : DT_STR_NONE;
+	/* Packet prefixes: a frame at the first hop, the longest one at the drop, none else. */
+	if (i == 0 || drop) {
+		s->cap_link = drop ? DT_CAP_IPV4 : DT_CAP_ETH;
+		s->cap_len = drop ? DT_CAP_MAX : 60 + i;
+		for (unsigned int k = 0; k < s->cap_len; k++) {
+			s->cap[k] = (uint8_t)(k * 7 + i);
+		}
+	}
 }
 
 /*
@@ -276,6 +284,11 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 			if (h->at.hook == DT_HOOK_GW_OUT) {
 				h->tuple.saddr = htonl(0xcb007101); /* 203.0.113.1 */
 				h->tuple.sport = htons(61000 + i);
+			}
+			if (j != 1) { /* a prefix on all hops but the second */
+				h->cap_link = h->at.hook == DT_HOOK_DROP ? DT_CAP_IPV4 : DT_CAP_ETH;
+				h->cap_len = (uint16_t)(j == 3 ? DT_CAP_MAX : 42 + i % 50);
+				memset(h->cap, 0xa0 + (int)j, h->cap_len);
 			}
 		}
 	}
@@ -1336,6 +1349,10 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 			cr_assert_eq(p->hops[j].ts_ns, q->hops[j].ts_ns);
 			cr_assert_arr_eq(&p->hops[j].tuple, &q->hops[j].tuple,
 					 sizeof(p->hops[j].tuple), "packet %u hop %u", i, j);
+			cr_assert_eq(p->hops[j].cap_link, q->hops[j].cap_link);
+			cr_assert_eq(p->hops[j].cap_len, q->hops[j].cap_len);
+			cr_assert_arr_eq(p->hops[j].cap, q->hops[j].cap, p->hops[j].cap_len,
+					 "packet %u hop %u", i, j);
 		}
 	}
 	cr_assert_eq(a->n_stats, b->n_stats);
@@ -1935,7 +1952,7 @@ Test(malformed, batch_fields)
 	 *  [[node, ctl_gen, [[vni, addr]...]]...]]
 	 * sample: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto, vni, task_id,
 	 *          ip_id, ident, len, outer_saddr, outer_daddr, orig_saddr, orig_daddr,
-	 *          orig_sport, orig_dport, drop_reason, drop_name, drop_where]
+	 *          orig_sport, orig_dport, drop_reason, drop_name, drop_where, cap_link, cap]
 	 * The valid batch has 3 ifaces, 3 strings and samples 0 port-in, 1 drop (names #0 and
 	 * #2), 2 uplink-out, 3 gw-out (NAT), 4 uplink-in; node states 0 (3 endpoints, the
 	 * last a gateway's), 1 (none), 2 (one). */
@@ -2043,6 +2060,21 @@ Test(malformed, batch_fields)
 		{"drop_name string", {9, 1, 21, END}, OP_STR, .s = "NETFILTER_DROP",
 		  .expect = DT_PROTO_ETYPE},
 		{"drop_where = n_strings", {9, 1, 22, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"cap_link 3", {9, 0, 23, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"cap_link ipv4", {9, 0, 23, END}, OP_UINT, DT_CAP_IPV4, .expect = 0},
+		{"cap_link none with bytes", {9, 0, 23, END}, OP_UINT, DT_CAP_NONE,
+		  .expect = DT_PROTO_ERANGE},
+		{"cap_link eth without bytes", {9, 2, 23, END}, OP_UINT, DT_CAP_ETH,
+		  .expect = DT_PROTO_ERANGE},
+		{"cap_link string", {9, 0, 23, END}, OP_STR, .s = "eth", .expect = DT_PROTO_ETYPE},
+		{"cap string", {9, 0, 24, END}, OP_STR, .s = "abcd", .expect = DT_PROTO_ETYPE},
+		{"cap nil", {9, 2, 24, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"cap 129 bytes", {9, 0, 24, END}, OP_BIN, .s = chars300, .n = DT_CAP_MAX + 1,
+		  .expect = DT_PROTO_ERANGE},
+		{"cap 128 bytes", {9, 0, 24, END}, OP_BIN, .s = chars300, .n = DT_CAP_MAX, .expect = 0},
+		{"cap empty with a link", {9, 1, 24, END}, OP_BIN, .s = "", .expect = DT_PROTO_ERANGE},
+		{"cap bytes without a link", {9, 2, 24, END}, OP_BIN, .s = "ab",
+		  .expect = DT_PROTO_ERANGE},
 		{"drop_where 1000", {9, 4, 22, END}, OP_UINT, 1000, .expect = DT_PROTO_ERANGE},
 		{"drop_where none", {9, 1, 22, END}, OP_UINT, DT_STR_NONE, .expect = 0},
 		{"drop_where nil", {9, 1, 22, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
@@ -2642,20 +2674,21 @@ Test(msg_type, refuses_bad_headers)
 	} tab[] = {
 		{"empty", "", 0, DT_PROTO_ETRUNC},
 		{"array head only", "\x93", 1, DT_PROTO_ETRUNC},
-		{"version only", "\x93\x02", 2, DT_PROTO_ETRUNC},
-		{"cut uint16 type", "\x93\x02\xcd\x00", 4, DT_PROTO_ETRUNC},
+		{"version only", "\x93\x03", 2, DT_PROTO_ETRUNC},
+		{"cut uint16 type", "\x93\x03\xcd\x00", 4, DT_PROTO_ETRUNC},
 		{"not an array", "\x01", 1, DT_PROTO_ETYPE},
 		{"a map", "\x81\x01\x01", 3, DT_PROTO_ETYPE},
 		{"empty array", "\x90", 1, DT_PROTO_ELENGTH},
 		{"one element", "\x91\x02", 2, DT_PROTO_ELENGTH},
 		{"version 0", "\x92\x00\x01", 3, DT_PROTO_EVERSION},
-		{"version 3", "\x92\x03\x01", 3, DT_PROTO_EVERSION},
+		{"version 2", "\x92\x02\x01", 3, DT_PROTO_EVERSION},
+		{"version 4", "\x92\x04\x01", 3, DT_PROTO_EVERSION},
 		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
 		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
-		{"type 0", "\x92\x02\x00", 3, DT_PROTO_EMSGTYPE},
-		{"type 13", "\x92\x02\x0d", 3, DT_PROTO_EMSGTYPE},
-		{"type uint16 big", "\x92\x02\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
-		{"type nil", "\x92\x02\xc0", 3, DT_PROTO_ETYPE},
+		{"type 0", "\x92\x03\x00", 3, DT_PROTO_EMSGTYPE},
+		{"type 13", "\x92\x03\x0d", 3, DT_PROTO_EMSGTYPE},
+		{"type uint16 big", "\x92\x03\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
+		{"type nil", "\x92\x03\xc0", 3, DT_PROTO_ETYPE},
 		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
 	};
 	enum dt_msg_type t;
@@ -2668,9 +2701,9 @@ Test(msg_type, refuses_bad_headers)
 		cr_expect_eq(rv, tab[i].expect, "%s: %d", tab[i].what, rv);
 		cr_expect_eq(t, 0, "%s: type left set", tab[i].what);
 	}
-	cr_expect_eq(dt_msg_type("\x92\x02\x09", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x03\x09", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_ERROR);
-	cr_expect_eq(dt_msg_type("\x92\x02\x0c", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x03\x0c", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_TASK_CANCEL);
 }
 
