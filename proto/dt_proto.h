@@ -218,7 +218,7 @@ struct dt_node_state {
 };
 
 /*
- * DT_MSG_BATCH: [2, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],
+ * DT_MSG_BATCH: [3, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],
  *                [sample...], [node_state...]]
  * sender:  who sent this message (the agent's node name, or the collector's name)
  * seq:     sender's message sequence, starting at 1 and growing by 1 per batch;
@@ -266,7 +266,7 @@ struct dt_arm {
 };
 
 /*
- * DT_MSG_CONTROL: [2, 3, gen, [arm...]]
+ * DT_MSG_CONTROL: [3, 3, gen, [arm...]]
  * The full set of tasks that must be armed, at generation gen (strictly increasing).
  * A receiver arms the tasks it does not hold yet and disarms those no longer listed.
  */
@@ -281,7 +281,7 @@ int dt_control_decode(const void *buf, size_t len, struct dt_control *c);
 void dt_control_free(struct dt_control *c);
 
 /*
- * DT_MSG_ACK: [2, 2, seq, status, control]
+ * DT_MSG_ACK: [3, 2, seq, status, control]
  * seq:     the batch being acknowledged (stored durably when status is DT_ST_OK)
  * control: nil, or [gen, [arm...]] when the receiver's control generation differs from
  *          the batch's ctl_gen
@@ -298,7 +298,7 @@ int dt_ack_decode(const void *buf, size_t len, struct dt_ack *a);
 void dt_ack_free(struct dt_ack *a);
 
 /*
- * DT_MSG_TASK_CREATE: [2, 4, token, flags, saddr, daddr, sport, dport, proto, vni,
+ * DT_MSG_TASK_CREATE: [3, 4, token, flags, saddr, daddr, sport, dport, proto, vni,
  *                      budget, duration_s, rate_pps]
  * token: the tenant's secret (every API request starts with it; < DT_TOKEN_MAX)
  * tuple names the request direction as its source instance sees it (before any NAT).
@@ -323,8 +323,8 @@ int dt_task_create_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX],
 			  struct dt_task_spec *s);
 
 /*
- * DT_MSG_TASK_GET: [2, 5, token, task_id], DT_MSG_REPORT_GET: [2, 7, token, task_id],
- * DT_MSG_TASK_CANCEL: [2, 12, token, task_id], DT_MSG_TASK_LIST: [2, 10, token]
+ * DT_MSG_TASK_GET: [3, 5, token, task_id], DT_MSG_REPORT_GET: [3, 7, token, task_id],
+ * DT_MSG_TASK_CANCEL: [3, 12, token, task_id], DT_MSG_TASK_LIST: [3, 10, token]
  */
 int dt_task_get_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id);
 int dt_task_get_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX], uint32_t *task_id);
@@ -338,7 +338,7 @@ int dt_task_list_encode(msgpack_sbuffer *out, const char *token);
 int dt_task_list_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX]);
 
 /*
- * DT_MSG_TASK: [2, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, budget,
+ * DT_MSG_TASK: [3, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, budget,
  *               duration_s, rate_pps, created_ns, colored, delivered, tenant, status,
  *               status_text, armed_ns, ended_ns]
  * spec:      as created, with the analyzer's defaults filled in
@@ -365,7 +365,7 @@ struct dt_task_info {
 int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t);
 int dt_task_decode(const void *buf, size_t len, struct dt_task_info *t);
 
-/* DT_MSG_TASKS: [2, 11, [[task fields as in DT_MSG_TASK after the type]...]] */
+/* DT_MSG_TASKS: [3, 11, [[task fields as in DT_MSG_TASK after the type]...]] */
 struct dt_task_list {
 	uint32_t n_tasks;
 	struct dt_task_info *tasks; /* n_tasks, malloc'd */
@@ -375,7 +375,7 @@ int dt_tasks_encode(msgpack_sbuffer *out, const struct dt_task_list *l);
 int dt_tasks_decode(const void *buf, size_t len, struct dt_task_list *l);
 void dt_task_list_free(struct dt_task_list *l);
 
-/* DT_MSG_ERROR: [2, 9, status, message] */
+/* DT_MSG_ERROR: [3, 9, status, message] */
 struct dt_error {
 	uint32_t status; /* enum dt_status, never DT_ST_OK */
 	char message[DT_MSG_MAX];
@@ -485,7 +485,7 @@ struct dt_verdict {
 };
 
 /*
- * DT_MSG_REPORT: [2, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
+ * DT_MSG_REPORT: [3, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
  *                 [stat...], [lost...], [row...], verdict, unmatched, window_ms]
  * lost:      exactly DT_LOSS_MAX counters, summed over the nodes that reported samples.
  * unmatched: samples the analyzer could attribute to no task, even after its window
