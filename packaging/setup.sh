@@ -30,6 +30,9 @@ PACKAGES=(
 	# the lab: namespaces, veth, bridges, VXLAN, NAT and firewall rules (nftables,
 	# iptables with the statistic match), captures, traffic, JSON assertions
 	iproute2 iptables nftables tcpdump jq ethtool socat iputils-ping procps coreutils curl
+	# the exports and their checks: svg through Graphviz, pcapng read back by tshark, the
+	# html report in headless Chromium, the JSON schema, Prometheus text format
+	graphviz tshark chromium python3-jsonschema python3-prometheus-client
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -61,7 +64,8 @@ do_deps() {
 	say "dependencies: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q || die "apt-get update failed"
-	apt-get install -y -q "${missing[@]}" ||
+	# (tshark asks whether non-root users may capture: the default, no, is right here)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" ||
 		die "apt-get install failed for: ${missing[*]}"
 }
 
