@@ -45,8 +45,14 @@ static int ring_cb(void *ctx, void *data, size_t size)
 {
 	struct dt_dataplane *dp = ctx;
 
-	if (size < sizeof(struct dt_sample))
-		return 0; /* cannot happen with our programs; the version check counts it */
+	if (size < sizeof(struct dt_sample)) {
+		/* A record of another layout (a pinned ring of an older agent): version 0 makes
+		 * the callback count it as bad-version rather than lose it silently. */
+		static const struct dt_sample other_layout;
+
+		dp->fn(dp->fn_arg, &other_layout);
+		return 0;
+	}
 	dp->fn(dp->fn_arg, data);
 	return 0;
 }
