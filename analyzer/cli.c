@@ -7,7 +7,7 @@
  *                                    [--duration S] [--rate PPS]
  *     dyetrace [options] task list
  *     dyetrace [options] task show|cancel|watch ID
- *     dyetrace [options] report ID
+ *     dyetrace [options] report [--format text|json|dot|svg|html|pcapng] [-o FILE] ID
  *
  * Every request carries the tenant's token (--token, else $DYETRACE_TOKEN).
  *
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <nng/nng.h>
@@ -35,6 +36,9 @@
 #include "dt_proto.h"
 #include "dt_tuple.h"
 #include "render.h"
+#include "render_graph.h"
+#include "render_html.h"
+#include "export_pcapng.h"
 
 #ifndef DT_VERSION
 #define DT_VERSION "0.1.0"
@@ -54,6 +58,7 @@ enum {
 	RC_REFUSED = 4,	    /* DT_ST_REFUSED */
 	RC_UNREACHABLE = 5, /* the analyzer could not be reached or did not answer in time */
 	RC_CANCELLED = 6,   /* watch: the task ended cancelled */
+	RC_NO_TOOL = 7,	    /* report: the format needs a program that is not installed */
 	/* Not exit statuses: what the option parsers return to go on. */
 	RC_CONTINUE = -1, /* parsed, carry on */
 	RC_NOT_MINE = -2, /* not an option this parser knows */
@@ -62,13 +67,33 @@ enum {
 /* The word that --json errors carry for failures that are not the analyzer's. */
 #define ST_UNREACHABLE "unreachable"
 
+/* report --format */
+enum report_format {
+	FMT_UNSET = 0, /* text, or JSON with --json */
+	FMT_TEXT,
+	FMT_JSON,
+	FMT_DOT,
+	FMT_SVG,
+	FMT_HTML,
+	FMT_PCAPNG,
+	FMT_MAX,
+};
+
+static const char *const format_names[FMT_MAX] = {
+	[FMT_TEXT] = "text", [FMT_JSON] = "json", [FMT_DOT] = "dot",
+	[FMT_SVG] = "svg",   [FMT_HTML] = "html", [FMT_PCAPNG] = "pcapng",
+};
+
 struct cli {
 	const char *url;
 	bool json;
 	int timeout_ms;
-	uint32_t max_packets; /* report: packets listed in text, 0 for all */
+	uint32_t max_packets; /* report: packets listed in text (and html when set), 0 for all */
+	bool packets_set;     /* report: --packets was given */
+	const char *output;   /* report: --output, NULL (or "-") for stdout */
 	const char *token;    /* the tenant's token ("" when none was given) */
 	int interval_ms;      /* watch: how often to ask */
+	enum report_format format; /* report: --format */
 	bool sock_open;
 	nng_socket sock;
 };
@@ -91,7 +116,7 @@ static const char help_text[] =
 	"    dyetrace [OPTIONS] task show ID\n"
 	"    dyetrace [OPTIONS] task cancel ID\n"
 	"    dyetrace [OPTIONS] task watch [--interval MS] ID\n"
-	"    dyetrace [OPTIONS] report [--packets N] ID\n"
+	"    dyetrace [OPTIONS] report [--packets N] [--format FORMAT] [-o FILE] ID\n"
 	"    dyetrace --help | --version\n"
 	"\n"
 	"DESCRIPTION\n"
@@ -133,6 +158,29 @@ static const char help_text[] =
 	"                  statistics and the path and fate of each traced packet. Text lists\n"
 	"                  the first 20 packets (see --packets); JSON lists all of them. The\n"
 	"                  report of an ended task is final and survives analyzer restarts.\n"
+	"                  --format chooses the output (default text):\n"
+	"                    text    for people, as above.\n"
+	"                    json    for scripts (the same as --json): one document with\n"
+	"                            \"schema\":\"dyetrace.report\" and \"schema_version\":1,\n"
+	"                            described by analyzer/report.schema.json (JSON Schema\n"
+	"                            2020-12, with the unit of every number). Keys are\n"
+	"                            added, never renamed or removed.\n"
+	"                    dot     the path as a Graphviz digraph: one cluster per node\n"
+	"                            holding its hooks, edges with packet counts and latency\n"
+	"                            (mean, max in \u00b5s), replies dashed, the drop in red\n"
+	"                            with its reason and loss rate. Draw it with\n"
+	"                            \"dot -Tpng\" or any Graphviz viewer.\n"
+	"                    svg     that graph drawn by Graphviz's dot, which must be on\n"
+	"                            PATH (exit 7 without it).\n"
+	"                    html    one self-contained page (no network, no script): the\n"
+	"                            verdict, the path (drawn by dot when it is installed,\n"
+	"                            else with HTML boxes), the loss and latency tables and\n"
+	"                            every packet's timeline. Open it in any browser.\n"
+	"                    pcapng  every hop of every packet as one captured packet (the\n"
+	"                            bytes of prefix sampled there), one interface per\n"
+	"                            node/ifname/hook, comments naming the task and the drop\n"
+	"                            reason: open it in Wireshark or tshark. Binary: never\n"
+	"                            written to a terminal (exit 2); use -o or a redirection.\n"
 	"\n"
 	"    Any unambiguous prefix of a command works: \"dyetrace t s 1\".\n"
 	"\n"
@@ -157,9 +205,18 @@ static const char help_text[] =
 	"                         environment: command lines are visible to other users.\n"
 	"    -j, --json           Print JSON for scripts instead of text. Errors are then also\n"
 	"                         printed on stdout as {\"error\":{\"status\":S,\"message\":M}}.\n"
+	"                         For report, the same as --format json.\n"
 	"    -t, --timeout MS     How long to wait for each answer of the analyzer, in\n"
 	"                         milliseconds. Default: 5000.\n"
 	"    -n, --packets N      report: packets to list in text, 0 for all. Default: 20.\n"
+	"                         html lists them all unless --packets is given.\n"
+	"        --format FORMAT  report: text (default), json, dot, svg, html or pcapng\n"
+	"                         (see report above). --json with another format is an\n"
+	"                         error.\n"
+	"    -o, --output FILE    report: write the report to FILE (created or truncated)\n"
+	"                         instead of stdout; \"-\" is stdout. Nothing is written when\n"
+	"                         the report cannot be had. Errors still go to stderr (and\n"
+	"                         with --json, their JSON to stdout).\n"
 	"        --src IP         task create: source IPv4 address of the flow.\n"
 	"        --dst IP         task create: destination IPv4 address of the flow.\n"
 	"        --sport PORT     task create: source port (icmp: echo identifier).\n"
@@ -191,6 +248,8 @@ static const char help_text[] =
 	"    5  The analyzer could not be reached or did not answer in time (status\n"
 	"       \"unreachable\").\n"
 	"    6  task watch: the task ended cancelled.\n"
+	"    7  report: the format needs a program that is not installed (--format svg:\n"
+	"       Graphviz's dot, found through PATH).\n"
 	"    Errors are printed on stderr as \"dyetrace: MESSAGE\".\n"
 	"\n"
 	"ENVIRONMENT\n"
@@ -214,6 +273,14 @@ static const char help_text[] =
 	"        dyetrace task create --src 10.100.0.1 --dst 203.0.113.10 --proto icmp \\\n"
 	"            --vni 100 --direction both\n"
 	"        dyetrace report 3 --json | jq -r '.verdict.sentence'\n"
+	"\n"
+	"    Save a report as a page to open in a browser, as a graph, and as packets for\n"
+	"    Wireshark:\n"
+	"        dyetrace report 3 --format html -o report-3.html\n"
+	"        dyetrace report 3 --format svg -o report-3.svg\n"
+	"        dyetrace report 3 --format dot | dot -Tpng -o report-3.png\n"
+	"        dyetrace report 3 --format pcapng -o report-3.pcapng\n"
+	"        wireshark report-3.pcapng\n"
 	"\n"
 	"    List the running tasks, and cancel one:\n"
 	"        dyetrace task list --json | jq '.tasks[] | select(.state == \"running\") | .id'\n"
@@ -433,6 +500,7 @@ enum {
 	OPT_DURATION,
 	OPT_RATE,
 	OPT_INTERVAL,
+	OPT_FORMAT,
 };
 
 static const struct option long_opts[] = {
@@ -454,6 +522,8 @@ static const struct option long_opts[] = {
 	{"duration", required_argument, NULL, OPT_DURATION},
 	{"rate", required_argument, NULL, OPT_RATE},
 	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"format", required_argument, NULL, OPT_FORMAT},
+	{"output", required_argument, NULL, 'o'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -552,7 +622,7 @@ static int parse_cmd_opts(struct cli *c, int argc, char **argv,
 
 	optind = 0; /* glibc: start over, at argv[1] */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":a:jt:n:h", long_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":a:jt:n:o:h", long_opts, NULL)) != -1) {
 		rv = common_opt(c, opt, optarg, argv);
 		if (rv == RC_NOT_MINE && own) {
 			rv = own(c, opt, optarg, ctx);
@@ -933,15 +1003,159 @@ static int do_task_watch(struct cli *c, int argc, char **argv)
 static int report_opt(struct cli *c, int opt, const char *arg, void *ctx)
 {
 	unsigned long v;
+	int i;
 
-	if (opt != 'n') {
+	switch (opt) {
+	case 'n':
+		if (parse_uint(arg, UINT32_MAX, &v) != 0) {
+			return usage_error(c, "--packets wants a count, 0 for all: \"%s\"", arg);
+		}
+		c->max_packets = (uint32_t)v;
+		c->packets_set = true;
+		return RC_CONTINUE;
+	case 'o':
+		if (*arg == '\0') {
+			return usage_error(c, "--output needs a file name (\"-\" for stdout)");
+		}
+		c->output = strcmp(arg, "-") == 0 ? NULL : arg;
+		return RC_CONTINUE;
+	case OPT_FORMAT:
+		for (i = FMT_TEXT; i < FMT_MAX; i++) {
+			if (strcmp(arg, format_names[i]) == 0) {
+				c->format = (enum report_format)i;
+				return RC_CONTINUE;
+			}
+		}
+		return usage_error(c, "--format wants text, json, dot, svg, html or pcapng: \"%s\"",
+				   arg);
+	default:
 		return RC_NOT_MINE;
 	}
-	if (parse_uint(arg, UINT32_MAX, &v) != 0) {
-		return usage_error(c, "--packets wants a count, 0 for all: \"%s\"", arg);
+}
+
+/* Settles the report's format before asking for the report. Returns RC_CONTINUE or an
+ * exit status. */
+static int report_format(struct cli *c)
+{
+	if (c->format == FMT_UNSET) {
+		c->format = c->json ? FMT_JSON : FMT_TEXT;
 	}
-	c->max_packets = (uint32_t)v;
+	if (c->json && c->format != FMT_JSON) {
+		return usage_error(c, "--json and --format %s disagree (--json is --format json)",
+				   format_names[c->format]);
+	}
+	c->json = c->format == FMT_JSON; /* an alias: errors as JSON too */
+	if (c->format == FMT_PCAPNG && !c->output && isatty(STDOUT_FILENO)) {
+		return usage_error(c, "pcapng is binary: refusing to write it to a terminal; use "
+				      "-o FILE or redirect stdout");
+	}
 	return RC_CONTINUE;
+}
+
+/* The SVG of r for svg and html: *svg stays NULL when html has to do without. Returns
+ * RC_OK or an exit status. */
+static int report_svg(struct cli *c, const struct dt_report *r, char **svg, size_t *len)
+{
+	int err = dt_render_report_svg_mem(r, svg, len);
+
+	if (err == 0 || c->format != FMT_SVG) {
+		if (err != 0 && err != -ENOENT) {
+			fprintf(stderr,
+				"dyetrace: note: dot could not draw the path (%s); the html page "
+				"draws it without Graphviz\n",
+				err == -EPROTO ? "dot failed" : strerror(-err));
+		}
+		return RC_OK;
+	}
+	if (err == -ENOENT) {
+		return fail(c, RC_NO_TOOL, dt_status_name(DT_ST_FAILED),
+			    "svg needs Graphviz's dot (apt-get install graphviz); use --format dot "
+			    "and render it elsewhere");
+	}
+	return internal_error(c, "dot could not draw the report: %s",
+			      err == -EPROTO ? "dot failed (see its message above)"
+					     : strerror(-err));
+}
+
+/* Renders r in the chosen format into f. Returns 0 or a negative errno. */
+static int render_report(struct cli *c, FILE *f, const struct dt_report *r, const char *svg,
+			 size_t svg_len)
+{
+	switch (c->format) {
+	case FMT_JSON:
+		return dt_render_report_json(f, r);
+	case FMT_DOT:
+		return dt_render_report_dot(f, r);
+	case FMT_SVG:
+		return fwrite(svg, 1, svg_len, f) == svg_len ? 0 : -EIO;
+	case FMT_HTML:
+		return dt_render_report_html(f, r, svg, svg_len,
+					     c->packets_set ? c->max_packets : 0);
+	case FMT_PCAPNG:
+		return dt_export_pcapng(f, r);
+	default:
+		return dt_render_report_text(f, r, c->max_packets);
+	}
+}
+
+/* Writes len bytes of buf to --output, or to stdout. Returns an exit status. */
+static int emit(struct cli *c, const char *buf, size_t len)
+{
+	FILE *f;
+	int err = 0;
+
+	if (!c->output) {
+		return printed(c, fwrite(buf, 1, len, stdout) == len ? 0 : -EIO);
+	}
+	if (!(f = fopen(c->output, "w"))) {
+		return internal_error(c, "cannot write %s: %s", c->output, strerror(errno));
+	}
+	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0) {
+		err = errno ? errno : EIO;
+	}
+	if (fclose(f) != 0 && err == 0) {
+		err = errno ? errno : EIO;
+	}
+	if (err != 0) {
+		return internal_error(c, "cannot write %s: %s", c->output, strerror(err));
+	}
+	return RC_OK;
+}
+
+/*
+ * Renders the report into memory first, then writes it out: a report that cannot be had
+ * or rendered leaves no half-written file behind, and a missing dot is found before
+ * anything is written.
+ */
+static int write_report(struct cli *c, const struct dt_report *r)
+{
+	char *buf = NULL, *svg = NULL;
+	size_t len = 0, svg_len = 0;
+	FILE *f;
+	int rc, err;
+
+	if (c->format == FMT_SVG || c->format == FMT_HTML) {
+		if ((rc = report_svg(c, r, &svg, &svg_len)) != RC_OK) {
+			return rc;
+		}
+	}
+	if (!(f = open_memstream(&buf, &len))) {
+		free(svg);
+		return internal_error(c, "cannot render the report: %s", strerror(errno));
+	}
+	err = render_report(c, f, r, svg, svg_len);
+	if (fclose(f) != 0 && err == 0) {
+		err = -ENOMEM;
+	}
+	free(svg);
+	if (err != 0) {
+		free(buf);
+		return internal_error(c, "cannot render the report as %s: %s",
+				      format_names[c->format], strerror(-err));
+	}
+	rc = emit(c, buf, len);
+	free(buf);
+	return rc;
 }
 
 static int do_report(struct cli *c, int argc, char **argv)
@@ -952,16 +1166,17 @@ static int do_report(struct cli *c, int argc, char **argv)
 	int rc;
 
 	if ((rc = parse_cmd_opts(c, argc, argv, report_opt, NULL)) != RC_CONTINUE ||
-	    (rc = parse_task_id(c, argc, argv, &id)) != RC_CONTINUE) {
+	    (rc = parse_task_id(c, argc, argv, &id)) != RC_CONTINUE ||
+	    (rc = report_format(c)) != RC_CONTINUE) {
 		return rc;
 	}
 	msgpack_sbuffer_init(&req);
-	rc = call_sb(c, &req, dt_report_get_encode(&req, c->token, id), DT_MSG_REPORT, decode_report, &r);
+	rc = call_sb(c, &req, dt_report_get_encode(&req, c->token, id), DT_MSG_REPORT,
+		     decode_report, &r);
 	if (rc != RC_OK) {
 		return rc;
 	}
-	rc = printed(c, c->json ? dt_render_report_json(stdout, &r)
-				: dt_render_report_text(stdout, &r, c->max_packets));
+	rc = write_report(c, &r);
 	dt_report_free(&r);
 	return rc;
 }
@@ -1044,7 +1259,7 @@ int main(int argc, char **argv)
 	c.token = token ? token : "";
 	/* Options before the command; '+' stops at the first word, the command. */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:a:jt:h", long_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:a:jt:n:o:h", long_opts, NULL)) != -1) {
 		rc = common_opt(&c, opt, optarg, argv);
 		if (rc == RC_NOT_MINE) {
 			char name[32];

@@ -42,8 +42,7 @@ static void jw_sep(struct jw *w)
 	w->comma[w->depth] = true;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t dt_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t len, i;
@@ -112,7 +111,7 @@ static void json_string(FILE *f, const char *str, size_t max)
 				fprintf(f, "\\u%04x", c);
 				break;
 			}
-			len = utf8_len(&s[i], n - i);
+			len = dt_utf8_len(&s[i], n - i);
 			if (len == 0) {
 				fputs("\\ufffd", f);
 				break;
@@ -376,6 +375,7 @@ static void json_packet(struct jw *w, const struct dt_packet_path *p)
 		} else {
 			jw_i64(w, "latency_ns", (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns));
 		}
+		jw_u64(w, "cap_len", h->cap_link == DT_CAP_NONE ? 0 : h->cap_len);
 		if (hop_translated(p, h)) {
 			hop_flow(p, h, &t);
 			jw_obj(w, "flow");
@@ -447,6 +447,8 @@ int dt_render_report_json(FILE *f, const struct dt_report *r)
 	uint32_t i;
 
 	jw_obj(&w, NULL);
+	jw_str(&w, "schema", DT_REPORT_SCHEMA, SIZE_MAX);
+	jw_u64(&w, "schema_version", DT_REPORT_SCHEMA_VERSION);
 	json_task(&w, "task", &r->task);
 	json_verdict(&w, &r->verdict);
 	jw_arr(&w, "packets");
@@ -494,8 +496,7 @@ int dt_render_error_json(FILE *f, const char *status, const char *message)
 /* ------------------------------------------------------------------------------------ */
 /* Text */
 
-/* "2026-11-22T10:00:00.123Z" */
-static const char *time_str(uint64_t ns, char *buf, size_t len)
+const char *dt_render_time(uint64_t ns, char *buf, size_t len)
 {
 	time_t sec = (time_t)(ns / 1000000000ull);
 	struct tm tm;
@@ -525,9 +526,9 @@ static void text_task(FILE *f, const struct dt_task_info *t)
 		" s, rate %" PRIu32 " packets/s\n",
 		(int)sizeof(t->tenant), t->tenant, t->spec.budget, t->spec.duration_s,
 		t->spec.rate_pps);
-	fprintf(f, "created %s", time_str(t->created_ns, when, sizeof(when)));
-	fprintf(f, ", armed %s", time_str(t->armed_ns, when, sizeof(when)));
-	fprintf(f, ", ended %s\n", time_str(t->ended_ns, when, sizeof(when)));
+	fprintf(f, "created %s", dt_render_time(t->created_ns, when, sizeof(when)));
+	fprintf(f, ", armed %s", dt_render_time(t->armed_ns, when, sizeof(when)));
+	fprintf(f, ", ended %s\n", dt_render_time(t->ended_ns, when, sizeof(when)));
 	fprintf(f, "colored %" PRIu64 ", delivered %" PRIu64, t->colored, t->delivered);
 	if (t->colored > 0) {
 		fprintf(f, " (%.1f%%)\n", 100.0 * (double)t->delivered / (double)t->colored);
@@ -563,7 +564,7 @@ int dt_render_task_change_text(FILE *f, uint64_t now_ns, const struct dt_task_in
 	char when[40];
 
 	fprintf(f, "%s task %" PRIu32 " %s (%s): %.*s; colored %" PRIu64 "\n",
-		time_str(now_ns, when, sizeof(when)), t->id, dt_task_state_name(t->state),
+		dt_render_time(now_ns, when, sizeof(when)), t->id, dt_task_state_name(t->state),
 		dt_task_status_name(t->status), (int)sizeof(t->status_text), t->status_text,
 		t->colored);
 	return finish(f);
@@ -678,7 +679,7 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 
 	fprintf(f, "\n#%" PRIu32 " %s ip_id %u ident 0x%08" PRIx32 " len %" PRIu32 ", %s, %s\n", n,
 		dt_direction_name(p->direction), p->ip_id, p->ident, p->len,
-		p->n_hops ? time_str(p->hops[0].ts_ns, when, sizeof(when)) : "no hops",
+		p->n_hops ? dt_render_time(p->hops[0].ts_ns, when, sizeof(when)) : "no hops",
 		dt_fate_name(p->fate));
 	fprintf(f, "   flow %s\n", flow_str(&p->tuple, flow, sizeof(flow)));
 	for (i = 0; i < p->n_hops; i++) {

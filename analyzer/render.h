@@ -6,7 +6,8 @@
  * table in microseconds, then each packet's path, one hop per line, with its fate. JSON is
  * for scripts (the lab tests read it with jq): one compact document followed by a
  * newline, with the names below, which are a stable interface — add keys, never rename or
- * remove them.
+ * remove them. The other formats of a report are in render_graph.h (Graphviz dot, SVG)
+ * and render_html.h (one self-contained HTML page).
  *
  *   flow:   {"src":"10.100.0.1","dst":"10.100.0.2","sport":null|N,"dport":null|N,
  *            "proto":"icmp","vni":N}
@@ -17,19 +18,21 @@
  *            "status_text":S,"armed_ns":N|null,"ended_ns":N|null}
  *   list:   {"tasks":[{task},...]}
  *   ref:    {"node":S,"ifname":S,"hook":"port-in"}
- *   report: {"task":{task},
+ *   report: {"schema":"dyetrace.report","schema_version":1,"task":{task},
  *            "verdict":{"sentence":S,"judged":N,"delivered":N,"dropped":N,"vanished":N,
  *                       "in_flight":N,"at":{ref}|null,"reason":S},
  *            "packets":[{"ip_id":N,"ident":N,"len":N,"direction":"request|reply",
  *                        "fate":"delivered|dropped|vanished|in-flight","flow":{flow},
  *                        "drop":{"reason":N,"name":S,"where":S}|null,
  *                        "hops":[{"node":S,"ifname":S,"hook":S,"ts_ns":N,
- *                                 "latency_ns":null|N[,"flow":{flow}]},...]},...],
+ *                                 "latency_ns":null|N,"cap_len":N[,"flow":{flow}]},...]},
+ *                        ...],
  *            "hop_latency":[{"from":{ref},"to":{ref},"count":N,"min_ns":N,"max_ns":N,
  *                            "mean_ns":X,"stddev_ns":X,"variance_ns2":X},...],
  *            "hops":[{"node":S,"ifname":S,"hook":S,"direction":S,"seen":N,"dropped":N,
  *                     "vanished":N,"loss_rate":X,"top_reason":S},...],
- *            "lost":{"ring-full":N,"queue-full":N,"bad-version":N,"rejected":N},
+ *            "lost":{"ring-full":N,"queue-full":N,"bad-version":N,"rejected":N,
+ *                    "spool-full":N},
  *            "unmatched":N,"window_ms":N,"clock_note":S}
  *   error:  {"error":{"status":"not-found","message":S}}
  *
@@ -47,6 +50,13 @@
  * window. Strings are escaped; bytes that are not UTF-8 become U+FFFD. Non-finite numbers
  * are written as null.
  *
+ * A report names its format: "schema" is always "dyetrace.report" and "schema_version"
+ * grows only when a key changes its meaning (adding keys keeps the version).
+ * analyzer/report.schema.json (JSON Schema draft 2020-12) describes the report and the
+ * error document, with the unit of every number. A hop's cap_len is how many bytes of the
+ * packet's prefix its sample captured (0 when none; at most DT_CAP_MAX): the bytes the
+ * pcapng export writes for that hop.
+ *
  * Every function writes to f and returns 0, or -EIO when f reports an error afterwards.
  * Nothing is allocated.
  */
@@ -57,6 +67,10 @@
 #include <stdio.h>
 
 #include "dt_proto.h"
+
+/* The report's "schema" and "schema_version" (see above and report.schema.json). */
+#define DT_REPORT_SCHEMA "dyetrace.report"
+#define DT_REPORT_SCHEMA_VERSION 1
 
 /* How many packets the text report lists unless told otherwise. */
 #define DT_RENDER_TEXT_PACKETS 20
@@ -80,5 +94,15 @@ int dt_render_report_json(FILE *f, const struct dt_report *r);
 
 /* status: a dt_status_name() or another short word ("unreachable"). */
 int dt_render_error_json(FILE *f, const char *status, const char *message);
+
+/* For the other renderers (render_graph.c, render_html.c). */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes, n > 0), or 0 when it is not
+ * one (overlong forms, surrogates and code points above U+10FFFF are not). */
+size_t dt_utf8_len(const unsigned char *s, size_t n);
+
+/* Wall-clock ns as "2026-11-22T10:00:00.123Z" in buf (40 bytes are enough), "-" for 0.
+ * Returns buf. */
+const char *dt_render_time(uint64_t ns, char *buf, size_t len);
 
 #endif /* DT_RENDER_H */

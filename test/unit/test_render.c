@@ -248,6 +248,9 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 		for (uint32_t k = 0; k < 4; k++) {
 			p->hops[k].tuple = p->tuple;
 		}
+		/* The first hop captured 98 bytes from the Ethernet header. */
+		p->hops[0].cap_link = DT_CAP_ETH;
+		p->hops[0].cap_len = 98;
 	}
 	r->n_stats = 3;
 	r->stats = calloc(3, sizeof(*r->stats));
@@ -382,7 +385,12 @@ Test(render, report_json)
 	make_report(&r, 3);
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_eq(strncmp(out, "{\"task\":{\"id\":3,", 16), 0, "%s", out);
+	/* The document names its schema first (analyzer/report.schema.json). */
+	cr_expect_eq(strncmp(out,
+			     "{\"schema\":\"dyetrace.report\",\"schema_version\":1,"
+			     "\"task\":{\"id\":3,",
+			     62),
+		     0, "%s", out);
 	cr_expect_eq(count(out, "\"ip_id\":"), 3);
 	cr_expect_not_null(strstr(out, "\"packets\":[{\"ip_id\":1000,\"ident\":458753,\"len\":84,"
 				       "\"direction\":\"request\",\"fate\":\"delivered\","
@@ -391,13 +399,15 @@ Test(render, report_json)
 				       "\"drop\":null,"
 				       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
 				       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
-				       "\"latency_ns\":null},{\"node\":\"h1\",\"ifname\":\"ul0\","
-				       "\"hook\":\"uplink-out\",\"ts_ns\":1700000001000012300,"
-				       "\"latency_ns\":12300},{\"node\":\"h2\",\"ifname\":\"ul0\","
+				       "\"latency_ns\":null,\"cap_len\":98},{\"node\":\"h1\","
+				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\","
+				       "\"ts_ns\":1700000001000012300,\"latency_ns\":12300,"
+				       "\"cap_len\":0},{\"node\":\"h2\",\"ifname\":\"ul0\","
 				       "\"hook\":\"uplink-in\",\"ts_ns\":1700000001000008300,"
-				       "\"latency_ns\":-4000},{\"node\":\"h2\",\"ifname\":\"pt2\","
-				       "\"hook\":\"port-out\",\"ts_ns\":1700000001000011500,"
-				       "\"latency_ns\":3200}]}"),
+				       "\"latency_ns\":-4000,\"cap_len\":0},{\"node\":\"h2\","
+				       "\"ifname\":\"pt2\",\"hook\":\"port-out\","
+				       "\"ts_ns\":1700000001000011500,\"latency_ns\":3200,"
+				       "\"cap_len\":0}]}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"hop_latency\":[{\"from\":{\"node\":\"h1\",\"ifname\":"
 				       "\"pt1\",\"hook\":\"port-in\"},\"to\":{\"node\":\"h1\","
@@ -417,6 +427,34 @@ Test(render, report_json)
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"fate\":\"vanished\""), "%s", out);
 	cr_expect_eq(count(out, "\"flow\":"), 4, "task and packets only, no hop differs: %s", out);
+	free(out);
+	free_report(&r);
+}
+
+Test(render, report_json_names_its_schema_and_captures)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	memset(&r, 0, sizeof(r));
+	r.task = ping_task();
+	RENDER(out, dt_render_report_json(f, &r));
+	cr_assert(json_valid(out), "invalid JSON: %s", out);
+	cr_expect_eq(count(out, "\"schema_version\":1,"), 1, "%s", out);
+	cr_expect_eq(count(out, "\"schema\":\"dyetrace.report\","), 1, "%s", out);
+	free(out);
+
+	/* Nothing captured is 0 bytes, whatever cap_len holds. */
+	make_report(&r, 1);
+	r.packets[0].hops[1].cap_len = 50;
+	r.packets[0].hops[2].cap_link = DT_CAP_IPV4;
+	r.packets[0].hops[2].cap_len = 40;
+	RENDER(out, dt_render_report_json(f, &r));
+	cr_assert(json_valid(out), "invalid JSON: %s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":null,\"cap_len\":98}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":12300,\"cap_len\":0}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":-4000,\"cap_len\":40}"), "%s", out);
+	cr_expect_eq(count(out, "\"cap_len\":"), 4, "%s", out);
 	free(out);
 	free_report(&r);
 }
@@ -682,8 +720,9 @@ Test(render, loss_diagnosis_json)
 	/* Only the hop after the NAT has a flow of its own. */
 	cr_expect_eq(count(out, "\"flow\":"), 3, "%s", out);
 	cr_expect_not_null(strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"latency_ns\":500,"
-				       "\"flow\":{\"src\":\"203.0.113.1\",\"dst\":\"203.0.113.10\","
-				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100}}"),
+				       "\"cap_len\":0,\"flow\":{\"src\":\"203.0.113.1\","
+				       "\"dst\":\"203.0.113.10\",\"sport\":7,\"dport\":0,"
+				       "\"proto\":\"icmp\",\"vni\":100}}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out,
 				  "\"hops\":[{\"node\":\"gw\",\"ifname\":\"ul0\","
