@@ -18,7 +18,7 @@ checks_trap
 trap '((CHECKS_FAILED == 0)) || lab_logs_tail 20; checks_finish; exit $?' EXIT
 lab_up || { not_ok "lab up"; exit 1; }
 poke="$LAB_BIN/dt-poke"
-kinds=(garbage truncated wrong-type newer-version bad-hook trailing)
+kinds=(garbage truncated wrong-type newer-version bad-hook bad-cap trailing)
 
 refused() { # NS URL KIND
 	local out

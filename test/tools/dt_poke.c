@@ -10,7 +10,7 @@
  *                             requests with garbage, the rest with nothing; exit after
  *                             N garbage replies (to test the agent's side)
  *
- * KIND: garbage | truncated | wrong-type | newer-version | bad-hook | trailing
+ * KIND: garbage | truncated | wrong-type | newer-version | bad-hook | bad-cap | trailing
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -36,6 +36,9 @@ static void valid_batch(msgpack_sbuffer *out, uint8_t hook)
 	b.n_ifaces = 1;
 	strcpy(b.ifaces[0], "x0");
 	s.tuple.proto = 1;
+	s.cap_link = DT_CAP_ETH; /* a 4-byte packet prefix: 01 c4 04 ... on the wire */
+	s.cap_len = 4;
+	memcpy(s.cap, "\xde\xad\xbe\xef", 4);
 	b.n_samples = 1;
 	b.samples = &s;
 	if (dt_batch_encode(out, &b) != 0 || out->size == 0) {
@@ -59,14 +62,23 @@ static int make(const char *kind, msgpack_sbuffer *out)
 		out->data[1] = DT_PROTO_VERSION + 1; /* [fixarray, version, ...] */
 	} else if (strcmp(kind, "bad-hook") == 0) {
 		/* The encoder refuses an unknown hook, so patch it in: the sample is an array16
-		 * of 23 fields (dc 00 17) whose first field is the hook as a positive fixint. */
+		 * of 25 fields (dc 00 19) whose first field is the hook as a positive fixint. */
 		char *p;
 
 		valid_batch(out, DT_HOOK_PORT_IN);
-		p = memmem(out->data, out->size, "\xdc\x00\x17\x01", 4);
+		p = memmem(out->data, out->size, "\xdc\x00\x19\x01", 4);
 		if (!p)
 			return -1;
 		p[3] = DT_HOOK_MAX + 3;
+	} else if (strcmp(kind, "bad-cap") == 0) {
+		/* A packet prefix that says "nothing captured" (link 0) but carries bytes. */
+		char *p;
+
+		valid_batch(out, DT_HOOK_PORT_IN);
+		p = memmem(out->data, out->size, "\x01\xc4\x04\xde", 4);
+		if (!p)
+			return -1;
+		p[0] = DT_CAP_NONE;
 	} else if (strcmp(kind, "trailing") == 0) {
 		valid_batch(out, DT_HOOK_PORT_IN);
 		msgpack_sbuffer_write(out, "\x00", 1);
