@@ -82,6 +82,15 @@ lab_task_wait_judged "$udp_task" "$DGRAMS" 15 || true
 step "Report of task $udp_task (UDP, dropped by the firewall on h2)"
 lab_cli report -n 3 "$udp_task"
 
+step "The same report as files: a picture, a web page, the packets for Wireshark"
+out=${DT_DEMO_OUT:-$LAB_REPO/build/demo}
+mkdir -p "$out"
+for fmt in json svg html pcapng; do
+	if lab_cli report --format "$fmt" -o "$out/task-$udp_task.$fmt" "$udp_task"; then
+		echo "  $out/task-$udp_task.$fmt"
+	fi
+done
+
 step "The task service: the tenant's tasks, then cancel them"
 lab_cli task list
 for id in "$ping_task" "$tcp_task" "$udp_task"; do
