@@ -13,6 +13,7 @@
 #include "ksyms.h"
 #include "dt_link.h"
 #include "dt_log.h"
+#include "dt_metrics.h"
 #include "dt_time.h"
 
 /* The agent's state shared by the ring-draining main thread and the link thread. */
@@ -31,6 +32,9 @@ struct agent {
 	uint64_t applied_gen;     /* control generation applied to the data plane (under mu) */
 	struct dt_ksyms *ksyms;   /* loaded at the first drop */
 	bool ksyms_tried;
+	uint64_t samples_read;    /* records drained from the ring buffer (under mu) */
+	struct dt_metrics_hist batch_sizes; /* samples per batch closed (under mu) */
+	struct dt_metrics *metrics;
 };
 
 /*
@@ -117,6 +121,7 @@ static void flush(struct agent *a)
 	refresh_lost(a);
 	pthread_mutex_lock(&a->mu);
 	memcpy(a->batch.lost, a->lost, sizeof(a->lost));
+	dt_metrics_hist_observe(&a->batch_sizes, n);
 	pthread_mutex_unlock(&a->mu);
 	rv = dt_link_send(a->link, &a->batch);
 	if (rv) {
@@ -235,34 +240,150 @@ static void heartbeat_lost(void *arg, uint64_t lost[DT_LOSS_MAX])
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* Drains the ring buffer (waiting at most timeout_ms) and counts the records read. */
+static int poll_ring(struct agent *a, int timeout_ms)
+{
+	int rv = dt_dataplane_poll(a->dp, timeout_ms);
+
+	if (rv > 0) {
+		pthread_mutex_lock(&a->mu);
+		a->samples_read += (uint64_t)rv;
+		pthread_mutex_unlock(&a->mu);
+	}
+	return rv;
+}
+
+/* The counters of log_stats() and of the metrics page, read the same way. */
+struct agent_stats {
+	uint64_t cnt[DT_CNT_MAX];
+	uint64_t lost[DT_LOSS_MAX]; /* as shipped in the last batch or heartbeat */
+	struct dt_link_stats ls;
+	uint64_t samples_read;
+	uint64_t applied_gen;
+	unsigned armed;
+	struct dt_metrics_hist batch_sizes;
+};
+
+static void agent_stats(struct agent *a, struct agent_stats *st)
+{
+	dt_dataplane_counters(a->dp, st->cnt);
+	dt_link_stats(a->link, &st->ls);
+	pthread_mutex_lock(&a->mu);
+	memcpy(st->lost, a->lost, sizeof(a->lost));
+	st->samples_read = a->samples_read;
+	st->applied_gen = a->applied_gen;
+	st->armed = dt_dataplane_armed(a->dp);
+	st->batch_sizes = a->batch_sizes;
+	pthread_mutex_unlock(&a->mu);
+}
+
 static void log_stats(struct agent *a, const char *id)
 {
-	struct dt_link_stats ls;
-	uint64_t cnt[DT_CNT_MAX], lost[DT_LOSS_MAX];
+	struct agent_stats st;
+	const uint64_t *cnt = st.cnt, *lost = st.lost;
 
-	dt_dataplane_counters(a->dp, cnt);
-	dt_link_stats(a->link, &ls);
-	heartbeat_lost(a, lost);
+	agent_stats(a, &st);
 	dt_info(id,
 		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu drops=%llu "
 		"drops_other_netns=%llu nat_no_conntrack=%llu write_fail=%llu batches_sent=%llu "
 		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu lost_spool_full=%llu "
-		"spooled=%llu armed=%u",
+		"spooled=%llu armed=%u samples_read=%llu batches_built=%llu budget_spent=%llu "
+		"rate_limited=%llu",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
 		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR], (unsigned long long)cnt[DT_CNT_DROPS],
 		(unsigned long long)cnt[DT_CNT_DROP_OTHER_NS],
 		(unsigned long long)cnt[DT_CNT_NAT_NO_CT], (unsigned long long)cnt[DT_CNT_WRITE_FAIL],
-		(unsigned long long)ls.batches_sent, (unsigned long long)ls.samples_sent,
-		(unsigned long long)ls.resends, (unsigned long long)ls.bad_replies,
-		(unsigned long long)ls.queue_depth,
+		(unsigned long long)st.ls.batches_sent, (unsigned long long)st.ls.samples_sent,
+		(unsigned long long)st.ls.resends, (unsigned long long)st.ls.bad_replies,
+		(unsigned long long)st.ls.queue_depth,
 		(unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
 		(unsigned long long)lost[DT_LOSS_REJECTED],
-		(unsigned long long)lost[DT_LOSS_SPOOL_FULL], (unsigned long long)ls.spooled,
-		dt_dataplane_armed(a->dp));
+		(unsigned long long)lost[DT_LOSS_SPOOL_FULL], (unsigned long long)st.ls.spooled,
+		st.armed, (unsigned long long)st.samples_read,
+		(unsigned long long)st.batch_sizes.count,
+		(unsigned long long)cnt[DT_CNT_BUDGET_SPENT],
+		(unsigned long long)cnt[DT_CNT_RATE_LIMITED]);
+}
+
+/*
+ * The metrics page (dt_metrics.h), on an nng thread: the numbers of log_stats(), read the
+ * same way (agent_stats(): a->mu, the link's lock, the per-CPU counters).
+ */
+static void render_metrics(void *arg, struct dt_metrics_buf *b)
+{
+	static const struct {
+		const char *name, *help;
+		enum dt_counter cnt;
+	} bpf[] = {
+		{"dyetrace_agent_packets_colored_total", "Packets colored at a first hop.",
+		 DT_CNT_COLORED},
+		{"dyetrace_agent_samples_written_total",
+		 "Samples the data plane wrote to the ring buffer.", DT_CNT_SAMPLED},
+		{"dyetrace_agent_packets_uncolored_total",
+		 "Colored packets whose color was removed at an exit.", DT_CNT_UNCOLORED},
+		{"dyetrace_agent_packets_foreign_color_total",
+		 "Packets that arrived from an instance already colored (color removed).",
+		 DT_CNT_FOREIGN_COLOR},
+		{"dyetrace_agent_drops_total",
+		 "Colored packets the kernel dropped in this namespace, sampled.", DT_CNT_DROPS},
+		{"dyetrace_agent_drops_other_netns_total",
+		 "Colored packets dropped in another network namespace (not reported).",
+		 DT_CNT_DROP_OTHER_NS},
+		{"dyetrace_agent_nat_no_conntrack_total",
+		 "Colored packets at a gateway without a conntrack entry.", DT_CNT_NAT_NO_CT},
+		{"dyetrace_agent_color_write_failures_total",
+		 "Packets whose color could not be written or removed.", DT_CNT_WRITE_FAIL},
+	};
+	struct agent *a = arg;
+	struct agent_stats st;
+	unsigned ports = 0;
+
+	agent_stats(a, &st);
+	for (size_t i = 0; i < sizeof(bpf) / sizeof(bpf[0]); i++)
+		dt_metrics_counter(b, bpf[i].name, bpf[i].help, NULL, st.cnt[bpf[i].cnt]);
+	dt_metrics_counter(b, "dyetrace_agent_packets_not_colored_total",
+			   "Packets of an armed task left uncolored by its limits, by reason.",
+			   DT_METRICS_LABELS("reason", "budget-spent"),
+			   st.cnt[DT_CNT_BUDGET_SPENT]);
+	dt_metrics_counter(b, "dyetrace_agent_packets_not_colored_total", NULL,
+			   DT_METRICS_LABELS("reason", "rate-limited"),
+			   st.cnt[DT_CNT_RATE_LIMITED]);
+	dt_metrics_counter(b, "dyetrace_agent_samples_read_total",
+			   "Samples drained from the ring buffer.", NULL, st.samples_read);
+	dt_metrics_counter(b, "dyetrace_agent_samples_sent_total",
+			   "Samples in batches the collector acknowledged.", NULL,
+			   st.ls.samples_sent);
+	dt_metrics_counter(b, "dyetrace_agent_batches_sent_total",
+			   "Batches the collector acknowledged.", NULL, st.ls.batches_sent);
+	for (unsigned i = 0; i < DT_LOSS_MAX; i++)
+		dt_metrics_counter(b, "dyetrace_agent_samples_lost_total",
+				   "Samples lost before the collector, by reason, as last shipped "
+				   "to it (cumulative).",
+				   DT_METRICS_LABELS("reason", dt_loss_name(i)), st.lost[i]);
+	dt_metrics_link(b, "dyetrace_agent", "collector", &st.ls);
+	dt_metrics_histogram(b, "dyetrace_agent_batch_samples",
+			     "Samples per batch the agent closed (sent or lost as queue-full).",
+			     NULL, &st.batch_sizes);
+	dt_metrics_gauge(b, "dyetrace_agent_spool_batches",
+			 "Batches waiting in the spool for the collector.", NULL,
+			 (double)st.ls.spooled);
+	dt_metrics_gauge(b, "dyetrace_agent_control_generation",
+			 "Control set generation applied to the data plane.", NULL,
+			 (double)st.applied_gen);
+	for (unsigned i = 0; i < a->cfg->n_ifaces; i++)
+		ports += a->cfg->ifaces[i].role != DT_ROLE_UPLINK;
+	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_entries", "Entries in a BPF map.",
+			 DT_METRICS_LABELS("map", "dt_tasks"), st.armed);
+	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_entries", NULL,
+			 DT_METRICS_LABELS("map", "dt_ports"), ports);
+	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_max_entries", "Capacity of a BPF map.",
+			 DT_METRICS_LABELS("map", "dt_tasks"), DT_MAX_TASKS);
+	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_max_entries", NULL,
+			 DT_METRICS_LABELS("map", "dt_ports"), DT_MAX_PORTS);
 }
 
 int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
@@ -277,6 +398,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	};
 	struct dt_link_ops ops = {.on_control = on_control, .heartbeat_lost = heartbeat_lost,
 				  .heartbeat_nodes = heartbeat_nodes};
+	static const double batch_bounds[] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536};
 	char err[DT_ERRBUF_MAX];
 	struct agent a;
 	uint64_t last_stats_ms;
@@ -286,6 +408,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	memset(&a, 0, sizeof(a));
 	a.cfg = &cfg;
 	pthread_mutex_init(&a.mu, NULL);
+	dt_metrics_hist_init(&a.batch_sizes, batch_bounds,
+			     sizeof(batch_bounds) / sizeof(batch_bounds[0]));
 	strcpy(a.batch.node, cfg.node);
 	a.batch.samples = calloc(cfg.batch_max_samples, sizeof(*a.batch.samples));
 	a.batch.strings = calloc(DT_BATCH_MAX_STRINGS, sizeof(*a.batch.strings));
@@ -325,11 +449,19 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		dt_err("DT-AGENT-LINK", "cannot start the link to %s", cfg.collector);
 		goto out;
 	}
+	if (cfg.metrics[0]) {
+		if ((rv = dt_metrics_start(cfg.metrics, render_metrics, &a, &a.metrics, err,
+					   sizeof(err)))) {
+			dt_err("DT-AGENT-METRICS", "%s", err);
+			goto out;
+		}
+		dt_info("DT-AGENT-METRICS", "metrics on %s (GET %s)", cfg.metrics, DT_METRICS_PATH);
+	}
 	dt_info("DT-AGENT-READY", "node %s: %u interfaces attached, shipping to %s", cfg.node,
 		cfg.n_ifaces, cfg.collector);
 	last_stats_ms = dt_mono_ms();
 	while (!*stop) {
-		rv = dt_dataplane_poll(a.dp, (int)cfg.batch_delay_ms);
+		rv = poll_ring(&a, (int)cfg.batch_delay_ms);
 		if (rv < 0 && rv != -EINTR) {
 			dt_err("DT-AGENT-RING", "ring buffer: %s", strerror(-rv));
 			break;
@@ -343,10 +475,12 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	}
 	rv = 0;
 	/* Drain what the ring still holds, then give the link a moment to deliver it. */
-	dt_dataplane_poll(a.dp, 0);
+	poll_ring(&a, 0);
 	flush(&a);
 	dt_link_flush(a.link, 2000);
 	log_stats(&a, "DT-AGENT-EXIT"); /* after the drain: the counters are final */
+	dt_metrics_stop(a.metrics); /* its page reads the link */
+	a.metrics = NULL;
 	left = dt_link_stop(a.link, 0);
 	a.link = NULL;
 	if (left)
@@ -355,6 +489,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		dt_info("DT-AGENT-SPOOL", "%llu batches stay spooled for the next run",
 			(unsigned long long)dt_spool_count(a.spool));
 out:
+	dt_metrics_stop(a.metrics);
 	if (a.link)
 		dt_link_stop(a.link, 0);
 	dt_dataplane_close(a.dp, *stop == DT_STOP_HANDOVER);

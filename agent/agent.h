@@ -13,6 +13,7 @@
 
 #include "dt_config.h"
 #include "dt_daemon.h"
+#include "dt_metrics.h"
 #include "dt_proto.h"
 #include "dt_tls.h"
 
@@ -50,6 +51,7 @@ struct dt_agent_cfg {
 	char pin_dir[256];          /* bpf file system directory for the maps (<pin_dir>/<node>) */
 	uint64_t spool_max_mib;     /* its cap; the oldest batches are evicted (and counted) */
 	struct dt_tls_files tls;    /* mutual TLS to the collector (collector = "tls+tcp://...") */
+	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
 	unsigned n_ifaces;
 	struct dt_agent_iface ifaces[DT_AGENT_MAX_IFACES];
 };

@@ -101,7 +101,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	static const char *const known[] = {
 		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
 		"batch_max_samples", "batch_delay_ms", "ring_kib", "capture_bytes", "stats_interval_s",
-		"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", NULL};
+		"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", "metrics", NULL};
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
 	config_setting_t *root, *list;
 	config_t c;
@@ -142,7 +142,8 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 		goto out;
 	if ((rv = dt_cfg_string(root, "pin_dir", cfg.pin_dir, sizeof(cfg.pin_dir), err, errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(root, "collector", cfg.collector, &cfg.tls, err, errlen)) < 0)
+	    (rv = dt_tls_check_url(root, "collector", cfg.collector, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0)
 		goto out;
 	if (cfg.ring_kib & (cfg.ring_kib - 1)) {
 		dt_cfg_error(config_setting_get_member(root, "ring_kib"), err, errlen,

@@ -57,7 +57,9 @@ static const struct dt_daemon agent_daemon = {
 	"                              # their samples counted as lost (spool-full)\n"
 	"    pin_dir = \"/sys/fs/bpf/dyetrace\"; # bpf file system dir for the maps (per node)\n"
 	"    tls = { ca = \"ca.pem\"; cert = \"node.pem\"; key = \"node.key\";\n"
-	"            server_name = \"collector-1\"; };  # mutual TLS; collector = \"tls+tcp://...\"\n",
+	"            server_name = \"collector-1\"; };  # mutual TLS; collector = \"tls+tcp://...\"\n"
+	"    metrics = \"http://127.0.0.1:9101\"; # Prometheus metrics at GET /metrics on this\n"
+	"                              # address (optional; absent: no HTTP server)\n",
 };
 
 int main(int argc, char **argv)

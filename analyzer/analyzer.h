@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dt_config.h"
+#include "dt_metrics.h"
 #include "dt_tls.h"
 #include "dt_proto.h"
 #include "tasks.h"
@@ -36,6 +37,7 @@ struct dt_analyzer_cfg {
 	struct dt_lifecycle_cfg lifecycle; /* host_grace_ms, arm_timeout_ms */
 	struct dt_limits limits;
 	struct dt_tls_files tls; /* mutual TLS for collectors (listen = "tls+tcp://...") */
+	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
 	uint32_t n_tenants;    /* at least 1 */
 	struct dt_tenant tenants[DT_TENANTS_MAX];
 };

@@ -160,7 +160,7 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	static const char *const known[] = {"listen", "api", "collector_window_ms",
 					    "stats_interval_s", "window_ms", "store",
 					    "store_size_mb", "host_grace_ms", "arm_timeout_ms",
-					    "limits", "tenants", "tls", NULL};
+					    "limits", "tenants", "tls", "metrics", NULL};
 	static struct dt_analyzer_cfg cfg; /* large (tenants): not on the stack */
 	config_setting_t *root;
 	config_t c;
@@ -191,7 +191,8 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	    (rv = load_limits(root, &cfg.limits, err, errlen)) < 0 ||
 	    (rv = load_tenants(root, &cfg, err, errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(root, "listen", cfg.listen, &cfg.tls, err, errlen)) < 0) {
+	    (rv = dt_tls_check_url(root, "listen", cfg.listen, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0) {
 		goto out;
 	}
 	*out = cfg;

@@ -47,6 +47,8 @@ static const struct dt_daemon analyzer_daemon = {
 	"    tls = { ca = \"ca.pem\"; cert = \"analyzer.pem\"; key = \"analyzer.key\"; };\n"
 	"                                 # mutual TLS for collectors (listen = \"tls+tcp://...\"):\n"
 	"                                 # a collector without a certificate from the CA is refused\n"
+	"    metrics = \"http://127.0.0.1:9103\"; # Prometheus metrics at GET /metrics on this\n"
+	"                                 # address (optional; absent: no HTTP server)\n"
 	"    store_size_mb = 4096;        # the store's map size; a full store refuses batches\n"
 	"                                 # (collectors keep and resend them)\n"
 	"    host_grace_ms = 2000;        # a ready task whose first hop no live node hosts\n"

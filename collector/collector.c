@@ -30,16 +30,29 @@ struct collector {
 	uint64_t enqueued;   /* local sequence of the last batch handed to the link */
 	pthread_mutex_t mu;
 	uint64_t acked;      /* ... and of the last one the analyzer acknowledged */
+	uint64_t stored_lseq; /* local sequence of the newest batch stored (under mu) */
 	uint64_t forward_errors; /* stored batches that could not be re-read (corruption) */
 	uint64_t relayed_gen;    /* last control generation relayed (logged once each) */
 	struct node_lost *losts; /* ingest thread only */
+	struct dt_metrics *metrics;
 };
+
+/* The ingest thread stored a batch (it alone appends, so it may read the store's seq). */
+static void note_stored(struct collector *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->stored_lseq = dt_store_last_lseq(c->store);
+	pthread_mutex_unlock(&c->mu);
+}
 
 static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
 {
 	struct collector *c = arg;
 
-	return dt_store_put(c->store, b->sender, b->seq, raw, len) == 0 ? DT_ST_OK : DT_ST_FAILED;
+	if (dt_store_put(c->store, b->sender, b->seq, raw, len) != 0)
+		return DT_ST_FAILED;
+	note_stored(c);
+	return DT_ST_OK;
 }
 
 /*
@@ -66,6 +79,7 @@ static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, s
 		news |= b->lost[i] > n->lost[i];
 	if (!news || dt_store_put(c->store, b->sender, b->seq, raw, len) != 0)
 		return;
+	note_stored(c);
 	memcpy(n->lost, b->lost, sizeof(n->lost));
 }
 
@@ -140,24 +154,73 @@ static int forward_one(void *arg, uint64_t lseq, const void *raw, size_t len)
 	return rv == -ENOBUFS ? 1 : 0; /* queue full: try again later from here */
 }
 
-static void log_stats(struct collector *c, const char *id)
-{
+/* The counters of log_stats() and of the metrics page, read the same way. */
+struct collector_stats {
 	struct dt_ingest_stats is;
 	struct dt_link_stats ls;
 	unsigned agents;
+	uint64_t stored;  /* batches in the store */
+	uint64_t backlog; /* stored batches the analyzer has not acknowledged yet */
+};
 
-	dt_ingest_stats(c->ingest, &is);
-	dt_link_stats(c->link, &ls);
-	dt_ingest_min_gen(c->ingest, (unsigned)c->cfg->agent_window_ms, &agents);
+static void collector_stats(struct collector *c, struct collector_stats *st)
+{
+	dt_ingest_stats(c->ingest, &st->is);
+	dt_link_stats(c->link, &st->ls);
+	dt_ingest_min_gen(c->ingest, (unsigned)c->cfg->agent_window_ms, &st->agents);
+	st->stored = dt_store_count(c->store);
+	pthread_mutex_lock(&c->mu);
+	st->backlog = c->stored_lseq > c->acked ? c->stored_lseq - c->acked : 0;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void log_stats(struct collector *c, const char *id)
+{
+	struct collector_stats st;
+
+	collector_stats(c, &st);
 	dt_info(id,
 		"agents=%u batches_stored=%llu samples_stored=%llu duplicates=%llu malformed=%llu "
 		"store_errors=%llu batches_forwarded=%llu samples_forwarded=%llu queued=%llu "
-		"resends=%llu stored_total=%llu",
-		agents, (unsigned long long)is.batches, (unsigned long long)is.samples,
-		(unsigned long long)is.duplicates, (unsigned long long)is.malformed,
-		(unsigned long long)is.store_errors, (unsigned long long)ls.batches_sent,
-		(unsigned long long)ls.samples_sent, (unsigned long long)ls.queue_depth,
-		(unsigned long long)ls.resends, (unsigned long long)dt_store_count(c->store));
+		"resends=%llu stored_total=%llu heartbeats=%llu backlog=%llu",
+		st.agents, (unsigned long long)st.is.batches, (unsigned long long)st.is.samples,
+		(unsigned long long)st.is.duplicates, (unsigned long long)st.is.malformed,
+		(unsigned long long)st.is.store_errors, (unsigned long long)st.ls.batches_sent,
+		(unsigned long long)st.ls.samples_sent, (unsigned long long)st.ls.queue_depth,
+		(unsigned long long)st.ls.resends, (unsigned long long)st.stored,
+		(unsigned long long)st.is.heartbeats, (unsigned long long)st.backlog);
+}
+
+/*
+ * The metrics page (dt_metrics.h), on an nng thread: the numbers of log_stats(), read the
+ * same way (collector_stats(): the ingest's and the link's locks, c->mu, a read
+ * transaction of the store).
+ */
+static void render_metrics(void *arg, struct dt_metrics_buf *b)
+{
+	struct collector_stats st;
+
+	collector_stats(arg, &st);
+	dt_metrics_counter(b, "dyetrace_collector_batches_stored_total",
+			   "Batches with samples received from agents and stored.", NULL,
+			   st.is.batches);
+	dt_metrics_counter(b, "dyetrace_collector_samples_stored_total",
+			   "Samples in the batches received from agents and stored.", NULL,
+			   st.is.samples);
+	dt_metrics_ingest(b, "dyetrace_collector", &st.is);
+	dt_metrics_counter(b, "dyetrace_collector_batches_forwarded_total",
+			   "Stored batches the analyzer acknowledged.", NULL, st.ls.batches_sent);
+	dt_metrics_counter(b, "dyetrace_collector_samples_forwarded_total",
+			   "Samples in the batches the analyzer acknowledged.", NULL,
+			   st.ls.samples_sent);
+	dt_metrics_link(b, "dyetrace_collector", "analyzer", &st.ls);
+	dt_metrics_gauge(b, "dyetrace_collector_agents",
+			 "Agents heard from within agent_window_ms.", NULL, st.agents);
+	dt_metrics_gauge(b, "dyetrace_collector_store_batches", "Batches in the store.", NULL,
+			 (double)st.stored);
+	dt_metrics_gauge(b, "dyetrace_collector_backlog_batches",
+			 "Stored batches the analyzer has not acknowledged yet.", NULL,
+			 (double)st.backlog);
 }
 
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
@@ -180,12 +243,23 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 
 	if ((rv = dt_store_open(cfg->store, cfg->store_max_mib, &c.store)))
 		return rv;
+	c.stored_lseq = dt_store_last_lseq(c.store);
 	iops.arg = &c;
 	lops.arg = &c;
 	if ((rv = dt_ingest_start_tls(cfg->listen, &cfg->tls, &iops, &c.ingest)))
 		goto out;
 	if ((rv = dt_link_start(&lc, &lops, &c.link)))
 		goto out;
+	if (cfg->metrics[0]) {
+		char err[DT_ERRBUF_MAX];
+
+		if ((rv = dt_metrics_start(cfg->metrics, render_metrics, &c, &c.metrics, err,
+					   sizeof(err)))) {
+			dt_err("DT-COLL-METRICS", "%s", err);
+			goto out;
+		}
+		dt_info("DT-COLL-METRICS", "metrics on %s (GET %s)", cfg->metrics, DT_METRICS_PATH);
+	}
 	/* Resend everything the analyzer did not acknowledge; it deduplicates. */
 	c.enqueued = c.acked = persisted = dt_store_forwarded(c.store);
 	dt_info("DT-COLL-READY", "collector %s: agents on %s, analyzer at %s, store %s (%llu batches)",
@@ -214,6 +288,7 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 	}
 	log_stats(&c, "DT-COLL-EXIT");
 out:
+	dt_metrics_stop(c.metrics); /* its page reads the ingest, the link and the store */
 	if (c.ingest)
 		dt_ingest_stop(c.ingest);
 	if (c.link) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dt_config.h"
+#include "dt_metrics.h"
 #include "dt_proto.h"
 #include "dt_tls.h"
 
@@ -27,6 +28,7 @@ struct dt_collector_cfg {
 	uint64_t agent_window_ms; /* an agent not heard from for this long no longer counts */
 	uint64_t stats_interval_s;
 	struct dt_tls_files tls; /* mutual TLS on both links (both URLs tls+tcp://) */
+	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
 };
 
 extern const struct dt_collector_cfg dt_collector_cfg_defaults;

@@ -23,7 +23,7 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 	static const char *const known[] = {"name", "listen", "analyzer", "store",
 					    "store_max_mib", "heartbeat_ms", "ack_timeout_ms",
 					    "queue_max", "agent_window_ms", "stats_interval_s",
-					    "tls", NULL};
+					    "tls", "metrics", NULL};
 	struct dt_collector_cfg cfg = dt_collector_cfg_defaults;
 	config_setting_t *root;
 	config_t c;
@@ -51,7 +51,8 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_tls_check_url(root, "listen", cfg.listen, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_tls_check_url(root, "analyzer", cfg.analyzer, &cfg.tls, err, errlen)) < 0)
+	    (rv = dt_tls_check_url(root, "analyzer", cfg.analyzer, &cfg.tls, err, errlen)) < 0 ||
+	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0)
 		goto out;
 	*out = cfg;
 	rv = 0;

@@ -36,7 +36,9 @@ static const struct dt_daemon collector_daemon = {
 	"    tls = { ca = \"ca.pem\"; cert = \"c1.pem\"; key = \"c1.key\"; server_name = \"analyzer\"; };\n"
 	"                              # mutual TLS towards agents and the analyzer: both\n"
 	"                              # URLs must then be tls+tcp:// and agents without a\n"
-	"                              # certificate signed by the CA are refused\n",
+	"                              # certificate signed by the CA are refused\n"
+	"    metrics = \"http://127.0.0.1:9102\"; # Prometheus metrics at GET /metrics on this\n"
+	"                              # address (optional; absent: no HTTP server)\n",
 };
 
 int main(int argc, char **argv)

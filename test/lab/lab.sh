@@ -79,6 +79,8 @@
 #   DT_LAB_TENANTS: the options above
 #   DT_LAB_TOKEN the default tenant's token; DT_LAB_LIMITS the limits group's members
 #   DT_LAB_ANALYZER_EXTRA  more analyzer config lines (e.g. "arm_timeout_ms = 2000;")
+#   DT_LAB_METRICS  1 (the default): every daemon serves Prometheus metrics on 127.0.0.1
+#                in its namespace (lab_metrics_url, lab_metrics_scrape); 0: none
 #
 # Library use (the caller may run under set -euo pipefail; no option is changed here):
 #
@@ -137,6 +139,7 @@ LAB_OPT_WINDOW_MS=${DT_LAB_WINDOW_MS:-}
 LAB_OPT_INSTANCES=${DT_LAB_INSTANCES:-2}
 LAB_OPT_TENANTS=${DT_LAB_TENANTS:-0}
 LAB_OPT_LIMITS=${DT_LAB_LIMITS:-}
+LAB_OPT_METRICS=${DT_LAB_METRICS:-1}
 
 # The default tenant, whose token lab_cli passes (see the header).
 LAB_TENANT=lab
@@ -679,6 +682,56 @@ lab_inet_up() {
 # ---------------------------------------------------------------------------------------
 # The daemons
 
+# lab_metrics_port DAEMON: the metrics port of analyzer, collector, collector-c2 or
+# agent-HOST (on 127.0.0.1 in the daemon's own namespace).
+lab_metrics_port() {
+	case $1 in
+	agent-*) echo 9101 ;;
+	collector) echo 9102 ;;
+	analyzer) echo 9103 ;;
+	collector-c2) echo 9104 ;;
+	*)
+		lab_err "no daemon $1 (analyzer, collector, collector-c2, agent-HOST)"
+		return 1
+		;;
+	esac
+}
+
+# lab_metrics_ns DAEMON: the namespace a daemon runs in.
+lab_metrics_ns() {
+	case $1 in agent-*) echo "$LAB_P-${1#agent-}" ;; *) echo "$LAB_MGMT" ;; esac
+}
+
+# lab__metrics_on: true when the daemons serve metrics (DT_LAB_METRICS, see the header).
+lab__metrics_on() {
+	[[ $LAB_OPT_METRICS == 1 ]]
+}
+
+# lab_metrics_url DAEMON: the URL of a daemon's metrics page, to fetch inside its namespace
+# (ip netns exec "$(lab_metrics_ns DAEMON)" curl ...). Fails when metrics are off.
+lab_metrics_url() {
+	local port
+	port=$(lab_metrics_port "$1") || return 1
+	if ! lab__metrics_on; then
+		lab_err "metrics are off in this lab (DT_LAB_METRICS=$LAB_OPT_METRICS)"
+		return 1
+	fi
+	echo "http://127.0.0.1:$port/metrics"
+}
+
+# lab_metrics_scrape DAEMON: prints the daemon's metrics page (Prometheus text format).
+lab_metrics_scrape() {
+	local url
+	url=$(lab_metrics_url "$1") || return 1
+	lab_in "$(lab_metrics_ns "$1")" curl -sSf --max-time 10 "$url"
+}
+
+# lab__metrics_line DAEMON: the daemon's "metrics" setting, when metrics are on.
+lab__metrics_line() {
+	lab__metrics_on || return 0
+	echo "metrics = \"http://127.0.0.1:$(lab_metrics_port "$1")\";   # lab_metrics_url $1"
+}
+
 lab__write_configs() {
 	local host url t port
 	{
@@ -694,6 +747,7 @@ lab__write_configs() {
 		done
 		printf '\n);\n'
 		echo "limits = { ${LAB_OPT_LIMITS:-$LAB_LIMITS_DEFAULT} };"
+		lab__metrics_line analyzer
 		[[ -n ${DT_LAB_ANALYZER_EXTRA:-} ]] && printf '%s\n' "$DT_LAB_ANALYZER_EXTRA"
 	} >"$LAB_DIR/analyzer.conf"
 	mkdir -p "$LAB_DIR/analyzer-store"
@@ -703,6 +757,7 @@ lab__write_configs() {
 		listen = "$LAB_COLLECTOR_URL";   # agents connect here
 		analyzer = "$LAB_ANALYZER_URL";
 		store = "$LAB_DIR/collector-c1";
+		$(lab__metrics_line collector)
 	EOF
 	mkdir -p "$LAB_DIR/collector-c1"
 	if ((LAB_OPT_REGIONS == 2)); then
@@ -712,6 +767,7 @@ lab__write_configs() {
 			listen = "$LAB_COLLECTOR2_URL";   # agents of region 2 connect here
 			analyzer = "$LAB_ANALYZER_URL";
 			store = "$LAB_DIR/collector-c2";
+			$(lab__metrics_line collector-c2)
 		EOF
 		mkdir -p "$LAB_DIR/collector-c2"
 	fi
@@ -722,6 +778,7 @@ lab__write_configs() {
 			echo "node = \"$host\";"
 			echo "collector = \"$url\";"
 			echo "spool_dir = \"$LAB_DIR/spool-$host\";   # batches the collector did not take yet"
+			lab__metrics_line "agent-$host"
 			echo "interfaces = ("
 			if [[ $host == gw ]]; then
 				echo "	{ name = \"ul0\"; role = \"uplink\"; },"
@@ -840,6 +897,17 @@ lab_analyzer_start() {
 # LAB_ANALYZER_RC is its exit status. Call it (and lab_analyzer_start) from the shell
 # that called lab_up, not in a $(...) or a pipeline: only the parent learns a child's
 # exit status (elsewhere a clean exit is told by the analyzer's DT-ANA-EXIT log line).
+# lab__backtrace PID: every thread's stack of a hung daemon (PID: ip netns exec's child),
+# when gdb is there; for the log of a failed test.
+lab__backtrace() {
+	local pid=$1 child
+	command -v gdb >/dev/null || return 0
+	child=$(pgrep -P "$pid" | head -n1)
+	lab_err "threads of pid ${child:-$pid}:"
+	timeout 20 gdb -p "${child:-$pid}" -batch -ex 'thread apply all bt' 2>/dev/null |
+		grep -E '^(Thread|#)' | head -n 80
+}
+
 lab_analyzer_stop() {
 	local sig=${1:-TERM} pid start
 	LAB_ANALYZER_RC=
@@ -856,6 +924,7 @@ lab_analyzer_stop() {
 		if ! lab__elapsed_lt "$start" 10; then
 			lab_err "the analyzer (pid $pid) ignored SIG$sig for 10 s: SIGKILL; its log ends:"
 			tail -n 10 "$LAB_DIR/analyzer.log" >&2
+			lab__backtrace "$pid" >&2
 			kill -KILL "$pid" 2>/dev/null
 			sleep 0.2
 			break
@@ -897,11 +966,17 @@ lab_daemons_up() {
 
 	lab_bg collector "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector.conf" || return 1
 	lab__wait collector "agent endpoint $LAB_COLLECTOR_URL" lab__tcp_listening "$LAB_MGMT" 7400 || return 1
+	if lab__metrics_on; then
+		lab__wait collector "metrics" lab__tcp_listening "$LAB_MGMT" "$(lab_metrics_port collector)" || return 1
+	fi
 	lab_log "collector ready (pid $(lab_pid collector))"
 
 	if ((LAB_OPT_REGIONS == 2)); then
 		lab_bg collector-c2 "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector-c2.conf" || return 1
 		lab__wait collector-c2 "agent endpoint $LAB_COLLECTOR2_URL" lab__tcp_listening "$LAB_MGMT" 7402 || return 1
+		if lab__metrics_on; then
+			lab__wait collector-c2 "metrics" lab__tcp_listening "$LAB_MGMT" "$(lab_metrics_port collector-c2)" || return 1
+		fi
 		lab_log "collector c2 (region 2) ready (pid $(lab_pid collector-c2))"
 	fi
 
@@ -1315,7 +1390,7 @@ lab__main() {
 	*)
 		echo "usage: $0 up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N] [--instances 4] [--tenants N] | down | status" >&2
 		echo "       (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS," >&2
-		echo "        DT_LAB_INSTANCES, DT_LAB_TENANTS, DT_LAB_TOKEN, DT_LAB_LIMITS, DT_LAB_ANALYZER_EXTRA)" >&2
+		echo "        DT_LAB_INSTANCES, DT_LAB_TENANTS, DT_LAB_TOKEN, DT_LAB_LIMITS, DT_LAB_ANALYZER_EXTRA, DT_LAB_METRICS)" >&2
 		return 2
 		;;
 	esac
