@@ -8,8 +8,10 @@
  * window, the lifecycle step against the node states the collectors relay, and the
  * store). dt_ingest_* calls are made without a->mu held.
  *
- * Durability: a batch is acknowledged only after its observations, the names they refer
- * to and its sender's seq are committed together (persist()). A task is written as NEW
+ * Durability: a batch is acknowledged only after its observations, the samples it brought
+ * that the stitcher holds, the names they refer to and its sender's seq are committed
+ * together (persist()). A held sample's record is deleted in the commit that stores what
+ * became of it (its observation, or the counter that counts it). A task is written as NEW
  * before it becomes READY and enters the control set. A task that ends is written with
  * its final report, in one transaction (finalize()); from then on the report is served
  * from the store, byte for byte.
@@ -59,6 +61,8 @@ struct analyzer {
 	struct dt_strtab strs;   /* names the observations refer to */
 	uint32_t stored_strs;    /* strs[0..stored_strs) are in the store */
 	struct dt_stitch stitch; /* attributes samples to tasks */
+	/* The stitcher's counters as last committed. */
+	struct dt_stitch_counters stored_counters;
 	struct dt_taskstore *store;
 	struct node_loss *losses;
 	struct sender_seq *seqs;
@@ -67,6 +71,8 @@ struct analyzer {
 	nng_socket api;
 	uint64_t samples, api_requests, api_malformed, api_refused_token, store_errors;
 	uint64_t names_full; /* names not interned: the table is full (they read as "") */
+	uint64_t api_by_status[DT_ST_MAX]; /* API replies by status (count_reply()) */
+	struct dt_metrics *metrics;
 	struct dt_ratelimit rl_api, rl_nomem, rl_auth, rl_store;
 	/* on_batch's scratch: a batch's interface names and strings as string table indices */
 	uint32_t batch_ifaces[DT_BATCH_MAX_IFACES];
@@ -193,7 +199,8 @@ static void store_failed(struct analyzer *a, const char *what, int rv)
 }
 
 /* Takes back the observations of active tasks that are not in the store (a failed
- * commit), so that the batch's resend does not count them twice. */
+ * commit), so that the batch's resend does not count them twice. Only for a batch: its
+ * observations are the only ones not stored then (see on_batch()). */
 static void unstore_obs(struct analyzer *a)
 {
 	for (size_t i = 0; i < a->tasks.n; i++) {
@@ -211,17 +218,83 @@ static void unstore_obs(struct analyzer *a)
 }
 
 /*
+ * Within an open transaction: new names, new observations of active tasks, tasks marked
+ * dirty, the stitcher's held samples not stored yet, the held records it released since
+ * (in the same commit as the observations they became), its counters c when they moved,
+ * and the meta record. persisted() follows a successful commit.
+ */
+static int persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
+{
+	struct dt_taskstore *st = a->store;
+	struct dt_stitch *sti = &a->stitch;
+	int rv;
+
+	for (uint32_t i = a->stored_strs; i < a->strs.n; i++) {
+		if ((rv = dt_taskstore_put_string(st, i, dt_strtab_get(&a->strs, i))) != 0) {
+			return rv;
+		}
+	}
+	for (size_t i = 0; i < a->tasks.n; i++) {
+		struct dt_task *task = a->tasks.v[i];
+
+		if (task->n_obs > task->n_stored &&
+		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored,
+					       task->obs + task->n_stored,
+					       task->n_obs - task->n_stored)) != 0) {
+			return rv;
+		}
+		if (task->dirty && (rv = dt_taskstore_put_task(st, task)) != 0) {
+			return rv;
+		}
+	}
+	for (size_t i = dt_stitch_unsaved(sti); i < sti->n_held; i++) {
+		const struct dt_stitch_held *h = &sti->held[i];
+
+		if ((rv = dt_taskstore_put_held(st, h->id, &h->in)) != 0) {
+			return rv;
+		}
+	}
+	for (size_t i = 0; i < sti->n_released; i++) {
+		if ((rv = dt_taskstore_del_held(st, sti->released[i])) != 0) {
+			return rv;
+		}
+	}
+	if (memcmp(c, &a->stored_counters, sizeof(*c)) != 0 &&
+	    (rv = dt_taskstore_put_counters(st, c)) != 0) {
+		return rv;
+	}
+	return dt_taskstore_put_meta(st, a->tasks.next_id, a->tasks.gen);
+}
+
+/* What persist_write() wrote is committed: memory and store agree again. */
+static void persisted(struct analyzer *a, const struct dt_stitch_counters *c)
+{
+	a->stored_strs = a->strs.n;
+	for (size_t i = 0; i < a->tasks.n; i++) {
+		a->tasks.v[i]->n_stored = a->tasks.v[i]->n_obs;
+		a->tasks.v[i]->dirty = false;
+	}
+	dt_stitch_saved(&a->stitch);
+	a->stored_counters = *c;
+}
+
+/*
  * Writes what changed to the store in one transaction: new names, new observations of
- * active tasks, tasks marked dirty, the counters, and sender's seq when sender is not
- * NULL. Returns 0 or a negative errno (then nothing of it is stored, and new
- * observations are taken back: see unstore_obs()). Lock held.
+ * active tasks, tasks marked dirty, the counters, the stitcher's held samples (new and
+ * released) and its counters, and sender's seq when sender is not NULL. Returns 0 or a
+ * negative errno: then nothing of it is stored and memory stays ahead of the store
+ * until the next commit (on_batch() takes a failed batch back itself). Lock held.
  */
 static int persist(struct analyzer *a, const char *sender, uint64_t seq)
 {
 	struct dt_taskstore *st = a->store;
+	struct dt_stitch_counters c;
 	bool changed = sender || a->stored_strs < a->strs.n;
 	int rv;
 
+	dt_stitch_counters_get(&a->stitch, &c);
+	changed = changed || dt_stitch_unsaved(&a->stitch) < a->stitch.n_held ||
+		  a->stitch.n_released > 0 || memcmp(&c, &a->stored_counters, sizeof(c)) != 0;
 	for (size_t i = 0; i < a->tasks.n && !changed; i++) {
 		changed = a->tasks.v[i]->dirty || a->tasks.v[i]->n_obs > a->tasks.v[i]->n_stored;
 	}
@@ -231,42 +304,33 @@ static int persist(struct analyzer *a, const char *sender, uint64_t seq)
 	if ((rv = dt_taskstore_begin(st)) != 0) {
 		goto fail;
 	}
-	for (uint32_t i = a->stored_strs; i < a->strs.n; i++) {
-		if ((rv = dt_taskstore_put_string(st, i, dt_strtab_get(&a->strs, i))) != 0) {
-			goto abort;
-		}
-	}
-	for (size_t i = 0; i < a->tasks.n; i++) {
-		struct dt_task *task = a->tasks.v[i];
-
-		if (task->n_obs > task->n_stored &&
-		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored, task->obs + task->n_stored,
-					   task->n_obs - task->n_stored)) != 0) {
-			goto abort;
-		}
-		if (task->dirty && (rv = dt_taskstore_put_task(st, task)) != 0) {
-			goto abort;
-		}
-	}
-	if ((rv = dt_taskstore_put_meta(st, a->tasks.next_id, a->tasks.gen)) != 0 ||
+	if ((rv = persist_write(a, &c)) != 0 ||
 	    (sender && (rv = dt_taskstore_put_seq(st, sender, seq)) != 0)) {
 		goto abort;
 	}
 	if ((rv = dt_taskstore_commit(st)) != 0) {
 		goto fail;
 	}
-	a->stored_strs = a->strs.n;
-	for (size_t i = 0; i < a->tasks.n; i++) {
-		a->tasks.v[i]->n_stored = a->tasks.v[i]->n_obs;
-		a->tasks.v[i]->dirty = false;
-	}
+	persisted(a, &c);
 	return 0;
 abort:
 	dt_taskstore_abort(st);
 fail:
-	unstore_obs(a);
 	store_failed(a, "write to the store", rv);
 	return rv;
+}
+
+/*
+ * A batch's commit failed: takes back what it did in memory, since its sender resends
+ * it. Its observations and the samples it left held go, and the stitcher's counters are
+ * put back as they were before it (c), so that nothing is counted twice. What it taught
+ * the stitcher stays: the resend teaches the same.
+ */
+static void unstore_batch(struct analyzer *a, const struct dt_stitch_counters *c)
+{
+	unstore_obs(a);
+	dt_stitch_forget_unsaved(&a->stitch);
+	dt_stitch_counters_set(&a->stitch, c);
 }
 
 /*
@@ -279,11 +343,22 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 {
 	struct analyzer *a = arg;
 	const uint32_t *ifaces = a->batch_ifaces, *strs = a->batch_strs;
+	struct dt_stitch_counters before;
 	struct sender_seq *s;
 	uint64_t now = dt_mono_ms(), suppressed;
 	uint32_t node;
 
 	pthread_mutex_lock(&a->mu);
+	/*
+	 * What a window closed since the last commit (observations, released held samples)
+	 * is written first, so that a failure below takes back exactly this batch. When
+	 * that fails the store is failing: the batch is refused and comes again.
+	 */
+	if (persist(a, NULL, 0) != 0) {
+		pthread_mutex_unlock(&a->mu);
+		return DT_ST_FAILED;
+	}
+	dt_stitch_counters_get(&a->stitch, &before);
 	if (b->n_samples && intern_batch(a, b, &node, a->batch_ifaces, a->batch_strs) != 0) {
 		bool log = dt_ratelimit_ok(&a->rl_nomem, 1000, &suppressed);
 
@@ -308,6 +383,7 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 		dt_stitch_add(&a->stitch, &in, now);
 	}
 	if (persist(a, b->sender, b->seq) != 0) {
+		unstore_batch(a, &before);
 		pthread_mutex_unlock(&a->mu);
 		return DT_ST_FAILED;
 	}
@@ -354,6 +430,7 @@ static int build_report(struct analyzer *a, struct dt_task *task, struct dt_repo
 	int rv;
 
 	dt_stitch_tick(&a->stitch, ctx.now_ms);
+	ctx.n_held = a->stitch.n_held;
 	memset(r, 0, sizeof(*r));
 	dt_task_info_fill(task, &r->task);
 	if ((rv = dt_paths_build(&ctx, task->obs, task->n_obs, r))) {
@@ -377,6 +454,7 @@ static int build_report(struct analyzer *a, struct dt_task *task, struct dt_repo
  */
 static int finalize(struct analyzer *a, struct dt_task *task)
 {
+	struct dt_stitch_counters c;
 	msgpack_sbuffer sb;
 	struct dt_report r;
 	int rv;
@@ -396,16 +474,22 @@ static int finalize(struct analyzer *a, struct dt_task *task)
 	if ((rv = dt_taskstore_begin(a->store)) != 0) {
 		goto out;
 	}
-	if ((rv = dt_taskstore_put_task(a->store, task)) != 0 ||
+	/*
+	 * With everything else that changed: the report may hold observations a window
+	 * released from held samples just now, and their held records must go in this
+	 * commit, or a restart would find them held again and count them a second time.
+	 */
+	dt_stitch_counters_get(&a->stitch, &c);
+	if ((rv = persist_write(a, &c)) != 0 || (rv = dt_taskstore_put_task(a->store, task)) != 0 ||
 	    (rv = dt_taskstore_put_report(a->store, task->id, sb.data, sb.size)) != 0 ||
-	    (rv = dt_taskstore_del_obs(a->store, task->id)) != 0 ||
-	    (rv = dt_taskstore_put_meta(a->store, a->tasks.next_id, a->tasks.gen)) != 0) {
+	    (rv = dt_taskstore_del_obs(a->store, task->id)) != 0) {
 		dt_taskstore_abort(a->store);
 		goto out;
 	}
 	if ((rv = dt_taskstore_commit(a->store)) != 0) {
 		goto out;
 	}
+	persisted(a, &c);
 	task->final_pending = false;
 	task->dirty = false;
 	dt_task_drop_obs(task);
@@ -905,11 +989,36 @@ static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
 	struct dt_task *task = dt_tasks_find_active(&a->tasks, id);
 	struct dt_obs copy = *o;
 
+	int rv;
+
 	if (!task) {
 		return 0; /* left over from a task that ended: ignored */
 	}
-	copy.arrival_ms = 0; /* another boot's monotonic clock */
-	return dt_task_add_obs(task, &copy);
+	/* Its arrival_ms is another boot's monotonic clock. As if it arrived now: a packet of
+	 * a resumed task is in flight for a window, while the collectors resend what this
+	 * analyzer did not acknowledge and its held samples are matched again. */
+	copy.arrival_ms = dt_mono_ms();
+	if ((rv = dt_task_add_obs(task, &copy)) == 0) {
+		task->n_stored = task->n_obs;
+	}
+	return rv;
+}
+
+static int ld_counters(void *arg, const struct dt_stitch_counters *c)
+{
+	struct analyzer *a = arg;
+
+	dt_stitch_counters_set(&a->stitch, c);
+	a->stored_counters = *c;
+	return 0;
+}
+
+/* A held sample, acknowledged before the restart: it waits a whole window again. */
+static int ld_held(void *arg, uint64_t id, const struct dt_stitch_in *in)
+{
+	struct analyzer *a = arg;
+
+	return dt_stitch_restore_held(&a->stitch, id, in, dt_mono_ms());
 }
 
 /*
@@ -920,9 +1029,14 @@ static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
  */
 static int restore(struct analyzer *a)
 {
-	const struct dt_taskstore_load_ops ops = {.meta = ld_meta, .string = ld_string,
-					      .seq = ld_seq, .task = ld_task, .obs = ld_obs,
-					      .arg = a};
+	const struct dt_taskstore_load_ops ops = {.meta = ld_meta,
+						  .string = ld_string,
+						  .seq = ld_seq,
+						  .task = ld_task,
+						  .obs = ld_obs,
+						  .counters = ld_counters,
+						  .held = ld_held,
+						  .arg = a};
 	uint64_t now_ns = dt_clock_ns(CLOCK_REALTIME), now_ms = dt_mono_ms();
 	size_t resumed = 0, expired = 0;
 	char when[32];
@@ -931,6 +1045,10 @@ static int restore(struct analyzer *a)
 	int rv;
 
 	if ((rv = dt_taskstore_load(a->store, &ops)) != 0) {
+		return rv;
+	}
+	/* The translations the held samples may still need (stitch.c says why this way). */
+	if ((rv = dt_stitch_relearn(&a->stitch)) != 0) {
 		return rv;
 	}
 	a->stored_strs = a->strs.n;
@@ -969,14 +1087,33 @@ static int restore(struct analyzer *a)
 		return rv;
 	}
 	dt_info("DT-ANA-RESTORE",
-		"store %s: %zu tasks (%zu resumed, %zu expired while stopped), %u names, control "
-		"set %llu",
-		a->cfg->store, a->tasks.n_all, resumed, expired, a->strs.n,
-		(unsigned long long)a->tasks.gen);
+		"store %s: %zu tasks (%zu resumed, %zu expired while stopped), %u names, %zu held "
+		"samples, %llu translations, control set %llu",
+		a->cfg->store, a->tasks.n_all, resumed, expired, a->strs.n, a->stitch.n_held,
+		(unsigned long long)a->stitch.nat.n, (unsigned long long)a->tasks.gen);
 	return 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
+
+/* Counts an API reply by its status (main loop; under a->mu for the metrics page). */
+static void count_reply(struct analyzer *a, const msgpack_sbuffer *out)
+{
+	enum dt_status st = DT_ST_OK;
+	enum dt_msg_type type;
+	struct dt_error e;
+
+	if (dt_msg_type(out->data, out->size, &type) != 0) {
+		st = DT_ST_FAILED; /* no reply could be encoded */
+	} else if (type == DT_MSG_ERROR) {
+		st = dt_error_decode(out->data, out->size, &e) == 0 && e.status < DT_ST_MAX
+			     ? (enum dt_status)e.status
+			     : DT_ST_FAILED;
+	}
+	pthread_mutex_lock(&a->mu);
+	a->api_by_status[st]++;
+	pthread_mutex_unlock(&a->mu);
+}
 
 static void log_stats(struct analyzer *a, const char *id)
 {
@@ -992,7 +1129,8 @@ static void log_stats(struct analyzer *a, const char *id)
 		"nat_learned=%llu "
 		"nat_full=%llu nomem=%llu names=%u names_full=%llu duplicates=%llu malformed=%llu "
 		"api_requests=%llu api_malformed=%llu api_refused_token=%llu store_errors=%llu "
-		"control_gen=%llu",
+		"control_gen=%llu api_ok=%llu api_invalid=%llu api_not_found=%llu api_refused=%llu "
+		"api_failed=%llu",
 		collectors, a->tasks.n_all, a->tasks.n, a->tasks.n_arms,
 		(unsigned long long)is.batches, (unsigned long long)a->samples,
 		(unsigned long long)a->stitch.attributed, (unsigned long long)a->stitch.late,
@@ -1003,7 +1141,91 @@ static void log_stats(struct analyzer *a, const char *id)
 		a->strs.n, (unsigned long long)a->names_full, (unsigned long long)is.duplicates,
 		(unsigned long long)is.malformed, (unsigned long long)a->api_requests,
 		(unsigned long long)a->api_malformed, (unsigned long long)a->api_refused_token,
-		(unsigned long long)a->store_errors, (unsigned long long)a->tasks.gen);
+		(unsigned long long)a->store_errors, (unsigned long long)a->tasks.gen,
+		(unsigned long long)a->api_by_status[DT_ST_OK],
+		(unsigned long long)a->api_by_status[DT_ST_INVALID],
+		(unsigned long long)a->api_by_status[DT_ST_NOT_FOUND],
+		(unsigned long long)a->api_by_status[DT_ST_REFUSED],
+		(unsigned long long)a->api_by_status[DT_ST_FAILED]);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * The metrics page (dt_metrics.h), on an nng thread: the numbers of log_stats(), read the
+ * same way (the ingest's counters without a->mu, the rest under it).
+ */
+static void render_metrics(void *arg, struct dt_metrics_buf *b)
+{
+	struct analyzer *a = arg;
+	uint64_t states[DT_TASK_STATE_MAX] = {0}, lost[DT_LOSS_MAX] = {0};
+	const struct dt_stitch *st = &a->stitch;
+	struct dt_ingest_stats is;
+	unsigned collectors;
+
+	dt_ingest_stats(a->ingest, &is);
+	dt_ingest_min_gen(a->ingest, (unsigned)a->cfg->collector_window_ms, &collectors);
+	dt_metrics_counter(b, "dyetrace_analyzer_batches_received_total",
+			   "Batches with samples received from collectors and stored.", NULL,
+			   is.batches);
+	dt_metrics_ingest(b, "dyetrace_analyzer", &is);
+	dt_metrics_gauge(b, "dyetrace_analyzer_collectors",
+			 "Collectors heard from within collector_window_ms.", NULL, collectors);
+	pthread_mutex_lock(&a->mu);
+	dt_metrics_counter(b, "dyetrace_analyzer_samples_received_total",
+			   "Samples in the batches received from collectors.", NULL, a->samples);
+	dt_metrics_counter(b, "dyetrace_analyzer_samples_attributed_total",
+			   "Samples attributed to a task.", NULL, st->attributed);
+	dt_metrics_counter(b, "dyetrace_analyzer_samples_late_total",
+			   "Samples attributed after being held for a window.", NULL, st->late);
+	dt_metrics_counter(b, "dyetrace_analyzer_samples_unmatched_total",
+			   "Samples that matched no task.", NULL, st->unmatched);
+	dt_metrics_counter(b, "dyetrace_analyzer_samples_after_end_total",
+			   "Samples of tasks that had ended.", NULL, st->after_end);
+	dt_metrics_gauge(b, "dyetrace_analyzer_samples_held",
+			 "Samples held in the analysis window, not matched yet.", NULL,
+			 (double)st->n_held);
+	dt_metrics_counter(b, "dyetrace_analyzer_windows_total", "Analysis windows closed.", NULL,
+			   st->windows);
+	dt_metrics_counter(b, "dyetrace_analyzer_nat_learned_total",
+			   "NAT translations learned from gateway samples.", NULL, st->learned);
+	dt_metrics_counter(b, "dyetrace_analyzer_nat_full_total",
+			   "NAT translations not learned: the table was full.", NULL, st->nat_full);
+	dt_metrics_counter(b, "dyetrace_analyzer_stitch_nomem_total",
+			   "Samples the stitcher could not keep for lack of memory.", NULL,
+			   st->nomem);
+	for (struct node_loss *n = a->losses; n; n = n->next)
+		for (int i = 0; i < DT_LOSS_MAX; i++)
+			lost[i] += n->lost[i];
+	for (unsigned i = 0; i < DT_LOSS_MAX; i++)
+		dt_metrics_counter(b, "dyetrace_analyzer_samples_lost_total",
+				   "Samples lost before analysis, by reason, as the nodes report "
+				   "them (the reports' lost).",
+				   DT_METRICS_LABELS("reason", dt_loss_name(i)), lost[i]);
+	for (size_t i = 0; i < a->tasks.n_all; i++)
+		if (a->tasks.all[i]->state < DT_TASK_STATE_MAX)
+			states[a->tasks.all[i]->state]++;
+	for (unsigned i = 0; i < DT_TASK_STATE_MAX; i++)
+		dt_metrics_gauge(b, "dyetrace_analyzer_tasks", "Tasks by state.",
+				 DT_METRICS_LABELS("state", dt_task_state_name(i)),
+				 (double)states[i]);
+	dt_metrics_gauge(b, "dyetrace_analyzer_armed_keys",
+			 "Keys of active tasks in the control set.", NULL, (double)a->tasks.n_arms);
+	dt_metrics_gauge(b, "dyetrace_analyzer_control_generation",
+			 "Generation of the control set.", NULL, (double)a->tasks.gen);
+	dt_metrics_gauge(b, "dyetrace_analyzer_names", "Names in the string table.", NULL,
+			 a->strs.n);
+	dt_metrics_counter(b, "dyetrace_analyzer_names_full_total",
+			   "Names not kept: the string table was full.", NULL, a->names_full);
+	for (unsigned i = 0; i < DT_ST_MAX; i++)
+		dt_metrics_counter(b, "dyetrace_analyzer_api_requests_total",
+				   "API requests, by the status of the reply.",
+				   DT_METRICS_LABELS("status", dt_status_name(i)),
+				   a->api_by_status[i]);
+	dt_metrics_counter(b, "dyetrace_analyzer_api_refused_token_total",
+			   "API requests refused for an unknown or missing tenant token.", NULL,
+			   a->api_refused_token);
+	dt_metrics_counter(b, "dyetrace_analyzer_store_errors_total",
+			   "Writes to the analyzer's store that failed.", NULL, a->store_errors);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -1051,6 +1273,14 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 		rv = -EINVAL;
 		goto out;
 	}
+	if (cfg->metrics[0]) {
+		if ((rv = dt_metrics_start(cfg->metrics, render_metrics, a, &a->metrics, err,
+					   sizeof(err))) != 0) {
+			dt_err("DT-ANA-METRICS", "%s", err);
+			goto out;
+		}
+		dt_info("DT-ANA-METRICS", "metrics on %s (GET %s)", cfg->metrics, DT_METRICS_PATH);
+	}
 	dt_info("DT-ANA-READY", "analyzer: collectors on %s, API on %s, %u tenants", cfg->listen,
 		cfg->api, cfg->n_tenants);
 	last_stats_ms = dt_mono_ms();
@@ -1062,6 +1292,7 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 		if (rv == 0) {
 			msgpack_sbuffer_clear(&out);
 			api_handle(a, buf, len, &out);
+			count_reply(a, &out);
 			nng_free(buf, len);
 			nng_send(a->api, out.data, out.size, 0);
 		} else if (rv != NNG_ETIMEDOUT) {
@@ -1080,6 +1311,7 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 	rv = 0;
 	log_stats(a, "DT-ANA-EXIT");
 out:
+	dt_metrics_stop(a->metrics); /* its page reads what follows */
 	nng_close(a->api);
 	if (a->ingest) {
 		dt_ingest_stop(a->ingest);

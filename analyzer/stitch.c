@@ -394,6 +394,8 @@ void dt_stitch_init(struct dt_stitch *st, struct dt_tasks *tasks, uint64_t windo
 	st->tasks = tasks;
 	st->window_ms = window_ms;
 	st->keys_gen = UINT64_MAX; /* nothing indexed yet */
+	st->next_held_id = 1;
+	st->saved_id = 1;
 }
 
 void dt_stitch_free(struct dt_stitch *st)
@@ -402,6 +404,7 @@ void dt_stitch_free(struct dt_stitch *st)
 	tmap_free(&st->nat);
 	free(st->vnis);
 	free(st->held);
+	free(st->released);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -456,24 +459,39 @@ static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const st
 	return 0;
 }
 
+/* Makes room for one more held sample. Returns 0 or -ENOMEM. */
+static int held_reserve(struct dt_stitch *st)
+{
+	struct dt_stitch_held *v;
+	size_t cap;
+
+	if (st->n_held < st->cap_held) {
+		return 0;
+	}
+	cap = st->cap_held ? st->cap_held * 2 : 256;
+	if (!(v = realloc(st->held, cap * sizeof(*v)))) {
+		return -ENOMEM;
+	}
+	st->held = v;
+	st->cap_held = cap;
+	return 0;
+}
+
 static int hold(struct dt_stitch *st, const struct dt_stitch_in *in)
 {
+	struct dt_stitch_held *h;
+
 	if (st->n_held >= DT_STITCH_MAX_HELD) {
 		let_go(st, in);
 		return 0;
 	}
-	if (st->n_held == st->cap_held) {
-		size_t cap = st->cap_held ? st->cap_held * 2 : 256;
-		struct dt_stitch_in *v = realloc(st->held, cap * sizeof(*v));
-
-		if (!v) {
-			st->nomem++;
-			return -ENOMEM;
-		}
-		st->held = v;
-		st->cap_held = cap;
+	if (held_reserve(st) != 0) {
+		st->nomem++;
+		return -ENOMEM;
 	}
-	st->held[st->n_held++] = *in;
+	h = &st->held[st->n_held++];
+	h->id = st->next_held_id++;
+	h->in = *in;
 	return 0;
 }
 
@@ -499,7 +517,7 @@ bool dt_stitch_due(const struct dt_stitch *st, uint64_t now_ms)
 		return false;
 	}
 	return now_ms >= st->last_sample_ms + st->window_ms ||
-	       now_ms >= st->held[0].o.arrival_ms + DT_STITCH_MAX_WAIT_WINDOWS * st->window_ms;
+	       now_ms >= st->held[0].in.o.arrival_ms + DT_STITCH_MAX_WAIT_WINDOWS * st->window_ms;
 }
 
 bool dt_stitch_tick(struct dt_stitch *st, uint64_t now_ms)
@@ -513,6 +531,38 @@ bool dt_stitch_tick(struct dt_stitch *st, uint64_t now_ms)
 
 /* Passes over the held samples at most, when each attributes something (chained NATs). */
 #define MAX_PASSES 8
+
+/*
+ * Makes room to list every held sample as released, so that a close never releases a
+ * sample it cannot list: its record would stay in the store and be counted again after a
+ * restart. Returns 0 or -ENOMEM.
+ */
+static int released_reserve(struct dt_stitch *st)
+{
+	size_t need = st->n_released + st->n_held, cap = st->cap_released;
+	uint64_t *v;
+
+	if (need <= cap) {
+		return 0;
+	}
+	while (cap < need) {
+		cap = cap ? cap * 2 : 256;
+	}
+	if (!(v = realloc(st->released, cap * sizeof(*v)))) {
+		return -ENOMEM;
+	}
+	st->released = v;
+	st->cap_released = cap;
+	return 0;
+}
+
+/* Notes that held sample h left (room reserved): its record goes when it was saved. */
+static void release(struct dt_stitch *st, const struct dt_stitch_held *h)
+{
+	if (h->id < st->saved_id) {
+		st->released[st->n_released++] = h->id;
+	}
+}
 
 void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms)
 {
@@ -528,15 +578,20 @@ void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms)
 		st->nomem++;
 		return; /* held samples stay held: the next close tries again */
 	}
+	if (released_reserve(st) != 0) {
+		return; /* nothing lost: they stay held, and the next close tries again */
+	}
 	for (pass = 0; pass < MAX_PASSES && progress; pass++) {
 		progress = false;
 		for (i = 0, m = 0; i < st->n_held; i++) {
 			struct match mt;
 
-			if (attribute(st, &st->held[i], &mt)) {
-				if (deliver(st, &st->held[i], &mt) == 0) {
+			if (attribute(st, &st->held[i].in, &mt)) {
+				/* Without memory it is counted lost (nomem): released too. */
+				if (deliver(st, &st->held[i].in, &mt) == 0) {
 					st->late++;
 				}
+				release(st, &st->held[i]);
 				progress = true;
 				continue;
 			}
@@ -546,8 +601,9 @@ void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms)
 	}
 	/* What still matches nothing after a full window is let go, and counted. */
 	for (i = 0, m = 0; i < st->n_held; i++) {
-		if (now_ms >= st->held[i].o.arrival_ms + st->window_ms) {
-			let_go(st, &st->held[i]);
+		if (now_ms >= st->held[i].in.o.arrival_ms + st->window_ms) {
+			let_go(st, &st->held[i].in);
+			release(st, &st->held[i]);
 			continue;
 		}
 		st->held[m++] = st->held[i];
@@ -558,4 +614,168 @@ void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms)
 		st->held = NULL;
 		st->cap_held = 0;
 	}
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Durability (see stitch.h) */
+
+size_t dt_stitch_unsaved(const struct dt_stitch *st)
+{
+	size_t i = st->n_held;
+
+	/* Ids ascend along held[], and the unsaved ones are the newest. */
+	while (i > 0 && st->held[i - 1].id >= st->saved_id) {
+		i--;
+	}
+	return i;
+}
+
+void dt_stitch_saved(struct dt_stitch *st)
+{
+	st->saved_id = st->next_held_id;
+	st->n_released = 0;
+}
+
+void dt_stitch_forget_unsaved(struct dt_stitch *st)
+{
+	st->n_held = dt_stitch_unsaved(st);
+	/* Their ids were never stored: they can be given again. */
+	st->next_held_id = st->saved_id;
+}
+
+int dt_stitch_restore_held(struct dt_stitch *st, uint64_t id, const struct dt_stitch_in *in,
+			   uint64_t now_ms)
+{
+	struct dt_stitch_held *h;
+
+	if (id < st->next_held_id || id == UINT64_MAX) {
+		return -EINVAL;
+	}
+	if (held_reserve(st) != 0) {
+		return -ENOMEM;
+	}
+	h = &st->held[st->n_held++];
+	h->id = id;
+	h->in = *in;
+	h->in.o.arrival_ms = now_ms;
+	st->next_held_id = id + 1;
+	st->saved_id = st->next_held_id;
+	st->last_sample_ms = now_ms;
+	return 0;
+}
+
+/*
+ * Why the translations are learned again from the stored observations instead of stored
+ * themselves: every translation was taught by a sample with DT_SAMPLE_F_NAT that was
+ * attributed, and that sample is an observation of its task, stored with the batch that
+ * brought it (or, attributed from held, with the commit that deletes its held record).
+ * The observation keeps all the lesson was: its tuple is the outside form as the gateway
+ * saw it, its canon the packet's tuple inside every NAT in its own direction, and its dir
+ * and task the rest. learn() with (tuple -> canon) for (task, dir) is what attribute()
+ * did, so:
+ *  - chains of NATs come back resolved: a second gateway's observation has the innermost
+ *    tuple as its canon already (it was matched through the first gateway's
+ *    translation), so it maps its outside form straight to the inside one;
+ *  - replies come back: learn() adds the reversed pair when the task traces the other
+ *    direction, from the task's keys, exactly as before; a reply entering at a gateway
+ *    has the reply's outside and inside tuples and teaches both directions likewise;
+ *  - nothing is learned that was not committed: a batch whose commit failed (its
+ *    translations stay in memory until it is resent) left no observation behind.
+ * Translations of tasks that ended are not learned (their observations are gone with
+ * their final report), and would be ignored anyway: only active tasks are matched.
+ * A later lesson for the same outside tuple replaces an earlier one (a NAT reuses its
+ * ports), so the lessons are replayed in the order of their timestamps: the lessons
+ * for one outside tuple come from the one gateway that owns its address, on one clock.
+ */
+struct lesson {
+	uint64_t ts_ns;
+	size_t seq; /* ties keep the order of the tasks and their observations */
+	struct dt_task *task;
+	const struct dt_obs *o;
+};
+
+static int lesson_cmp(const void *a, const void *b)
+{
+	const struct lesson *x = a, *y = b;
+
+	if (x->ts_ns != y->ts_ns) {
+		return x->ts_ns < y->ts_ns ? -1 : 1;
+	}
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int dt_stitch_relearn(struct dt_stitch *st)
+{
+	const struct dt_tasks *t = st->tasks;
+	uint64_t learned = st->learned, nat_full = st->nat_full;
+	struct lesson *v = NULL;
+	size_t n = 0, i, k;
+
+	for (i = 0; i < t->n; i++) {
+		for (k = 0; k < t->v[i]->n_obs; k++) {
+			n += (t->v[i]->obs[k].flags & DT_SAMPLE_F_NAT) != 0;
+		}
+	}
+	if (n == 0) {
+		return 0;
+	}
+	if (!(v = calloc(n, sizeof(*v)))) {
+		return -ENOMEM;
+	}
+	n = 0;
+	for (i = 0; i < t->n; i++) {
+		struct dt_task *task = t->v[i];
+
+		for (k = 0; k < task->n_obs; k++) {
+			if (task->obs[k].flags & DT_SAMPLE_F_NAT) {
+				v[n] = (struct lesson){task->obs[k].ts_ns, n, task, &task->obs[k]};
+				n++;
+			}
+		}
+	}
+	qsort(v, n, sizeof(*v), lesson_cmp);
+	for (i = 0; i < n; i++) {
+		const struct dt_obs *o = v[i].o;
+		struct match m = {.task = v[i].task, .dir = o->dir, .canon = o->canon};
+		struct dt_tuple outside = o->tuple;
+
+		if (o->dir >= DT_DIR_MAX) {
+			continue;
+		}
+		if (outside.vni == 0) { /* as attribute() filled it in */
+			outside.vni = o->canon.vni;
+		}
+		learn(st, &outside, &m);
+	}
+	free(v);
+	/* Counted when they were first learned (the counters are restored separately). */
+	st->learned = learned;
+	st->nat_full = nat_full;
+	return 0;
+}
+
+void dt_stitch_counters_get(const struct dt_stitch *st, struct dt_stitch_counters *c)
+{
+	c->samples = st->samples;
+	c->attributed = st->attributed;
+	c->late = st->late;
+	c->unmatched = st->unmatched;
+	c->after_end = st->after_end;
+	c->learned = st->learned;
+	c->nat_full = st->nat_full;
+	c->nomem = st->nomem;
+	c->windows = st->windows;
+}
+
+void dt_stitch_counters_set(struct dt_stitch *st, const struct dt_stitch_counters *c)
+{
+	st->samples = c->samples;
+	st->attributed = c->attributed;
+	st->late = c->late;
+	st->unmatched = c->unmatched;
+	st->after_end = c->after_end;
+	st->learned = c->learned;
+	st->nat_full = c->nat_full;
+	st->nomem = c->nomem;
+	st->windows = c->windows;
 }

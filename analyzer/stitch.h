@@ -32,6 +32,17 @@
  *
  * Attributing costs O(1) expected per sample: the task keys and the translations are
  * hash tables over the tuple. Not thread-safe; the analyzer serializes access.
+ *
+ * Durability. A held sample was acknowledged to its sender, so the caller stores it with
+ * the batch that brought it and deletes it with whatever releases it (attributed, or
+ * counted unmatched or after_end). Each held sample has an id, monotonic, that names its
+ * record in the store. The stitcher tells what changed since the caller last stored it
+ * (dt_stitch_saved()): the held samples not saved yet (always the newest ones), and the
+ * saved ids released since. A caller whose commit failed forgets the unsaved held samples
+ * of a batch the sender will resend (dt_stitch_forget_unsaved()); released ids stay listed
+ * until a commit succeeds. After a restart dt_stitch_restore_held() puts the stored held
+ * samples back, and dt_stitch_relearn() learns the translations again from the restored
+ * observations (stitch.c says, above it, why that loses nothing).
  */
 #ifndef DT_STITCH_H
 #define DT_STITCH_H
@@ -73,6 +84,17 @@ void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, 
 		       uint32_t ifname, uint32_t drop_name, uint32_t drop_where,
 		       uint64_t arrival_ms);
 
+/* A held sample, and the id of its record in the caller's store. */
+struct dt_stitch_held {
+	uint64_t id;
+	struct dt_stitch_in in;
+};
+
+/* The cumulative counters, as one record (the analyzer stores them). */
+struct dt_stitch_counters {
+	uint64_t samples, attributed, late, unmatched, after_end, learned, nat_full, nomem, windows;
+};
+
 /* A hash table of tuples (stitch.c). */
 struct dt_tmap {
 	struct dt_tmap_slot *slots;
@@ -90,9 +112,13 @@ struct dt_stitch {
 	size_t n_vnis;
 	struct dt_tmap nat; /* learned translations: outside tuple -> inside */
 
-	struct dt_stitch_in *held; /* in arrival order */
+	struct dt_stitch_held *held; /* in arrival order, so ids ascend */
 	size_t n_held, cap_held;
 	uint64_t last_sample_ms; /* arrival of the newest sample */
+	uint64_t next_held_id;	 /* the id the next held sample gets (from 1) */
+	uint64_t saved_id;	 /* held ids below it are saved (dt_stitch_saved()) */
+	uint64_t *released;	 /* saved held ids released since dt_stitch_saved() */
+	size_t n_released, cap_released;
 
 	/* Counters, cumulative. */
 	uint64_t samples;    /* samples given to dt_stitch_add() */
@@ -124,7 +150,38 @@ bool dt_stitch_due(const struct dt_stitch *st, uint64_t now_ms);
 /* Closes the window when due. Returns true when it closed. */
 bool dt_stitch_tick(struct dt_stitch *st, uint64_t now_ms);
 
-/* Closes the window now, due or not (see the top of the file for what closing does). */
+/* Closes the window now, due or not (see the top of the file for what closing does).
+ * Without memory to list what it releases, it closes nothing: the next close tries again. */
 void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms);
+
+/* The held samples not saved yet: held[dt_stitch_unsaved(st) .. n_held). */
+size_t dt_stitch_unsaved(const struct dt_stitch *st);
+
+/* The caller stored the unsaved held samples and deleted the released ids: both lists
+ * start afresh. */
+void dt_stitch_saved(struct dt_stitch *st);
+
+/* Forgets the unsaved held samples (their batch was not stored and will be resent). The
+ * counters are the caller's to put back (dt_stitch_counters_set()). */
+void dt_stitch_forget_unsaved(struct dt_stitch *st);
+
+/*
+ * Puts back a held sample read from the store under id (ids ascending, before any new
+ * sample). Its arrival is taken as now_ms: the analyzer's clock restarted, and the sample
+ * waits a whole window again for the samples that can attribute it (its sender's
+ * collectors resend what the analyzer had not acknowledged). It is saved already and not
+ * counted again. Returns 0, -EINVAL (ids out of order) or -ENOMEM.
+ */
+int dt_stitch_restore_held(struct dt_stitch *st, uint64_t id, const struct dt_stitch_in *in,
+			   uint64_t now_ms);
+
+/*
+ * Learns the translations again from the observations of the active tasks (after a
+ * restart, once they are restored), without counting them again. Returns 0 or -ENOMEM.
+ */
+int dt_stitch_relearn(struct dt_stitch *st);
+
+void dt_stitch_counters_get(const struct dt_stitch *st, struct dt_stitch_counters *c);
+void dt_stitch_counters_set(struct dt_stitch *st, const struct dt_stitch_counters *c);
 
 #endif /* DT_STITCH_H */

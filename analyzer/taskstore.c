@@ -3,12 +3,13 @@
  * taskstore.c - the analyzer's LMDB store (see taskstore.h).
  *
  * Databases (keys big-endian, so that LMDB's order is numeric order):
- *   meta     "meta" -> struct meta_rec
+ *   meta     "meta" -> struct meta_rec; "stitch" -> struct dt_stitch_counters
  *   tasks    id (4) -> struct task_rec
  *   obs      id (4) | index (8) -> struct dt_obs
  *   reports  id (4) -> the DT_MSG_REPORT message, as served
  *   strings  index (4) -> the string, without its NUL
  *   seqs     sender name -> uint64_t
+ *   held     id (8) -> struct dt_stitch_in
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,10 +22,10 @@
 #include "dt_log.h"
 #include "taskstore.h"
 
-enum { DB_META, DB_TASKS, DB_OBS, DB_REPORTS, DB_STRINGS, DB_SEQS, DB_MAX };
+enum { DB_META, DB_TASKS, DB_OBS, DB_REPORTS, DB_STRINGS, DB_SEQS, DB_HELD, DB_MAX };
 
-static const char *const db_names[DB_MAX] = {"meta", "tasks", "obs", "reports", "strings",
-					     "seqs"};
+static const char *const db_names[DB_MAX] = {"meta",	"tasks", "obs", "reports",
+					     "strings", "seqs",	 "held"};
 
 struct dt_taskstore {
 	MDB_env *env;
@@ -332,6 +333,33 @@ int dt_taskstore_put_seq(struct dt_taskstore *s, const char *sender, uint64_t se
 	return put(s, DB_SEQS, (void *)sender, strlen(sender), &seq, sizeof(seq), "write a seq");
 }
 
+int dt_taskstore_put_held(struct dt_taskstore *s, uint64_t id, const struct dt_stitch_in *in)
+{
+	uint8_t key[8];
+
+	be64(key, id);
+	return put(s, DB_HELD, key, sizeof(key), in, sizeof(*in), "write a held sample");
+}
+
+int dt_taskstore_del_held(struct dt_taskstore *s, uint64_t id)
+{
+	uint8_t key[8];
+	MDB_val k = {sizeof(key), key};
+	int rc;
+
+	if (!s->txn) {
+		return -EINVAL;
+	}
+	be64(key, id);
+	rc = mdb_del(s->txn, s->dbi[DB_HELD], &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "delete a held sample");
+}
+
+int dt_taskstore_put_counters(struct dt_taskstore *s, const struct dt_stitch_counters *c)
+{
+	return put(s, DB_META, "stitch", 6, c, sizeof(*c), "write the counters");
+}
+
 /* Walks database db in key order, calling fn for each record. */
 static int walk(MDB_txn *txn, MDB_dbi dbi, int (*fn)(void *ctx, MDB_val *k, MDB_val *v),
 		void *ctx)
@@ -433,6 +461,42 @@ static int load_obs(void *ctx, MDB_val *k, MDB_val *v)
 	return ops->obs ? ops->obs(ops->arg, get_be32(k->mv_data), &o) : 0;
 }
 
+static int load_held(void *ctx, MDB_val *k, MDB_val *v)
+{
+	const struct dt_taskstore_load_ops *ops = ctx;
+	struct dt_stitch_in in;
+	const uint8_t *p = k->mv_data;
+
+	if (k->mv_size != 8 || v->mv_size != sizeof(in)) {
+		return -EPROTO;
+	}
+	memcpy(&in, v->mv_data, sizeof(in));
+	return ops->held(ops->arg, (uint64_t)get_be32(p) << 32 | get_be32(p + 4), &in);
+}
+
+/* The stitcher's counters, when stored. */
+static int load_counters(MDB_txn *txn, MDB_dbi dbi, const struct dt_taskstore_load_ops *ops)
+{
+	MDB_val k = {6, "stitch"}, v;
+	struct dt_stitch_counters c;
+	int rc;
+
+	if (!ops->counters) {
+		return 0;
+	}
+	if ((rc = mdb_get(txn, dbi, &k, &v)) == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (rc != 0) {
+		return mdb_err(rc, "load the counters");
+	}
+	if (v.mv_size != sizeof(c)) {
+		return -EPROTO;
+	}
+	memcpy(&c, v.mv_data, sizeof(c));
+	return ops->counters(ops->arg, &c);
+}
+
 int dt_taskstore_load(struct dt_taskstore *s, const struct dt_taskstore_load_ops *ops)
 {
 	MDB_val k = {4, "meta"}, v;
@@ -451,10 +515,12 @@ int dt_taskstore_load(struct dt_taskstore *s, const struct dt_taskstore_load_ops
 	if (ops->meta && (rv = ops->meta(ops->arg, m.next_id, m.gen)) != 0) {
 		goto out;
 	}
-	if ((rv = walk(txn, s->dbi[DB_STRINGS], load_string, (void *)ops)) != 0 ||
+	if ((rv = load_counters(txn, s->dbi[DB_META], ops)) != 0 ||
+	    (rv = walk(txn, s->dbi[DB_STRINGS], load_string, (void *)ops)) != 0 ||
 	    (rv = walk(txn, s->dbi[DB_SEQS], load_seq, (void *)ops)) != 0 ||
 	    (rv = walk(txn, s->dbi[DB_TASKS], load_task, (void *)ops)) != 0 ||
-	    (rv = walk(txn, s->dbi[DB_OBS], load_obs, (void *)ops)) != 0) {
+	    (rv = walk(txn, s->dbi[DB_OBS], load_obs, (void *)ops)) != 0 ||
+	    (ops->held && (rv = walk(txn, s->dbi[DB_HELD], load_held, (void *)ops)) != 0)) {
 		goto out;
 	}
 out:

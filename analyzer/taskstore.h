@@ -2,7 +2,8 @@
 /*
  * taskstore.h - the analyzer's durable state in LMDB: tasks, their observations, final
  * reports, the interned names the observations refer to, the highest batch seq stored
- * per sender (deduplication across restarts), and the task id and control generation
+ * per sender (deduplication across restarts), the task id and control generation
+ * counters, the samples the stitcher holds (acknowledged, not attributed yet) and its
  * counters.
  *
  * Writes go through one write transaction at a time (dt_taskstore_begin() ... commit or
@@ -13,8 +14,9 @@
  *
  * Records are fixed binary layouts of this machine (the store is local to the analyzer);
  * the layout version is kept in the store and a store of another layout is refused at
- * open. Bump DT_TASKSTORE_LAYOUT when struct dt_obs, struct dt_task_spec or the task record
- * change.
+ * open. Bump DT_TASKSTORE_LAYOUT when struct dt_obs, struct dt_stitch_in, struct
+ * dt_stitch_counters, struct dt_task_spec or the task record change. (A new database or a
+ * new record needs no bump: a store without it reads as empty.)
  *
  * Errors: 0 or a negative errno: -ENOSPC when the map is full (store_size_mb), -EIO for
  * other LMDB failures (LMDB's own text is logged under DT-ANA-STORE), -ENOMEM,
@@ -28,6 +30,7 @@
 #include <stdint.h>
 
 #include "paths.h"
+#include "stitch.h"
 #include "tasks.h"
 
 #define DT_TASKSTORE_LAYOUT 2
@@ -53,10 +56,16 @@ int dt_taskstore_del_obs(struct dt_taskstore *s, uint32_t id);
 int dt_taskstore_put_report(struct dt_taskstore *s, uint32_t id, const void *buf, size_t len);
 int dt_taskstore_put_string(struct dt_taskstore *s, uint32_t idx, const char *str);
 int dt_taskstore_put_seq(struct dt_taskstore *s, const char *sender, uint64_t seq);
+/* A held sample under its id (struct dt_stitch_held); deleting a missing one is not an
+ * error (0). */
+int dt_taskstore_put_held(struct dt_taskstore *s, uint64_t id, const struct dt_stitch_in *in);
+int dt_taskstore_del_held(struct dt_taskstore *s, uint64_t id);
+int dt_taskstore_put_counters(struct dt_taskstore *s, const struct dt_stitch_counters *c);
 
-/* What dt_taskstore_load() hands out, in this order: meta, strings by ascending index,
- * seqs, tasks by ascending id, then each active task's observations in order. A
- * callback's non-zero return stops the load and is returned. */
+/* What dt_taskstore_load() hands out, in this order: meta, the stitcher's counters (when
+ * stored), strings by ascending index, seqs, tasks by ascending id, each active task's
+ * observations in order, then the held samples by ascending id. A NULL callback skips its
+ * records. A callback's non-zero return stops the load and is returned. */
 struct dt_taskstore_load_ops {
 	int (*meta)(void *arg, uint32_t next_id, uint64_t gen);
 	int (*string)(void *arg, uint32_t idx, const char *str);
@@ -64,6 +73,8 @@ struct dt_taskstore_load_ops {
 	/* rec is malloc'd, owned by the callee from then on (also on error). */
 	int (*task)(void *arg, struct dt_task *rec);
 	int (*obs)(void *arg, uint32_t id, const struct dt_obs *o);
+	int (*counters)(void *arg, const struct dt_stitch_counters *c);
+	int (*held)(void *arg, uint64_t id, const struct dt_stitch_in *in);
 	void *arg;
 };
 

@@ -623,3 +623,121 @@ Test(stitch, samples_of_a_task_that_just_ended_are_not_unmatched)
 	cr_expect_eq(st.unmatched, 1, "the stranger's");
 	cr_expect_eq(t->n_obs, 0, "an ended task takes no more samples");
 }
+
+/*
+ * Durability bookkeeping: held samples get ascending ids; what was saved is told apart
+ * from what is new; a close lists exactly the saved ids it released, however it released
+ * them (attributed, unmatched, after_end).
+ */
+Test(stitch, held_ids_and_released_ids)
+{
+	struct dt_task *t = create(IN_REQ, 0);
+	struct dt_tuple stranger = tuple("10.100.0.9", 1, "10.100.0.8", 2, IPPROTO_UDP, 100);
+
+	add(drop_sample("gw", "ext0", OUT_REQ, 5, 900, "NETFILTER_DROP"), 0);
+	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 1, 100), 0);
+	cr_assert_eq(st.n_held, 2);
+	cr_expect_eq(st.held[0].id, 1);
+	cr_expect_eq(st.held[1].id, 2);
+	cr_expect_eq(dt_stitch_unsaved(&st), 0, "nothing saved yet");
+	dt_stitch_saved(&st);
+	cr_expect_eq(dt_stitch_unsaved(&st), 2, "both saved");
+
+	/* A new one, held after the save: unsaved, and not listed when it goes. */
+	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 2, 200), 500);
+	cr_assert_eq(st.n_held, 3);
+	cr_expect_eq(st.held[2].id, 3);
+	cr_expect_eq(dt_stitch_unsaved(&st), 2);
+
+	/* The lesson; at a close the drop is attributed, the first stranger waited a whole
+	 * window and goes (unmatched), the second is too young and stays. */
+	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 500);
+	dt_stitch_close(&st, WIN);
+	cr_expect_eq(t->n_obs, 2);
+	cr_expect_eq(st.unmatched, 1);
+	cr_assert_eq(st.n_held, 1);
+	cr_expect_eq(st.held[0].id, 3);
+	cr_assert_eq(st.n_released, 2);
+	cr_expect_eq(st.released[0], 1, "the attributed drop");
+	cr_expect_eq(st.released[1], 2, "the stranger let go");
+	cr_expect_eq(dt_stitch_unsaved(&st), 0, "the young stranger is not saved yet");
+
+	/* A failed commit: the unsaved one is forgotten, the released ids stay listed. */
+	dt_stitch_forget_unsaved(&st);
+	cr_expect_eq(st.n_held, 0);
+	cr_expect_eq(st.n_released, 2);
+	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 2, 200), 600);
+	cr_expect_eq(st.held[0].id, 3, "an id never stored is given again");
+	dt_stitch_saved(&st);
+	cr_expect_eq(st.n_released, 0);
+	cr_expect_eq(dt_stitch_unsaved(&st), 1);
+
+	/* Released unsaved (never stored): not listed. */
+	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 3, 300), 700);
+	dt_stitch_close(&st, 700 + 10 * WIN);
+	cr_expect_eq(st.n_held, 0);
+	cr_assert_eq(st.n_released, 1);
+	cr_expect_eq(st.released[0], 3);
+	cr_expect_eq(st.unmatched, 3);
+}
+
+/* Restored held samples keep their ids, wait a window from the restart, and new ones
+ * come after them. */
+Test(stitch, restored_held_samples_wait_a_window_again)
+{
+	struct dt_task *t = create(IN_REQ, 0);
+	struct dt_stitch_in in = drop_sample("gw", "ext0", OUT_REQ, 5, 900, "NETFILTER_DROP");
+	struct dt_tuple stranger = tuple("10.100.0.9", 1, "10.100.0.8", 2, IPPROTO_UDP, 100);
+
+	in.o.arrival_ms = 123456; /* the other boot's clock */
+	cr_assert_eq(dt_stitch_restore_held(&st, 7, &in, 50), 0);
+	cr_expect_eq(dt_stitch_restore_held(&st, 7, &in, 50), -EINVAL, "ids ascend");
+	cr_assert_eq(st.n_held, 1);
+	cr_expect_eq(st.held[0].in.o.arrival_ms, 50);
+	cr_expect_eq(dt_stitch_unsaved(&st), 1, "restored: saved");
+	cr_expect_eq(st.samples, 0, "counted before the restart, not again");
+	cr_expect_not(dt_stitch_due(&st, 50 + WIN - 1));
+	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 1, 100), 60);
+	cr_expect_eq(st.held[1].id, 8);
+	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 70);
+	cr_assert(dt_stitch_tick(&st, 70 + WIN));
+	cr_assert_eq(t->n_obs, 2);
+	cr_expect_eq(t->obs[1].arrival_ms, 50);
+	cr_expect_eq(st.unmatched, 1, "the stranger");
+	cr_assert_eq(st.n_released, 1, "the stranger was never saved: only 7 is listed");
+	cr_expect_eq(st.released[0], 7);
+}
+
+/*
+ * Translations learned again from observations (a restart): a NAT's outside tuple maps to
+ * the canonical one, for replies too when the task traces them, chains of NATs flattened.
+ */
+Test(stitch, relearn_from_observations)
+{
+	struct dt_task *t = create(IN_REQ, DT_TASK_DIR_BOTH);
+	struct dt_tuple out2 = tuple("198.51.100.1", 5000, "203.0.113.10", 80, IPPROTO_TCP, 100);
+	struct dt_stitch_counters c;
+
+	/* gw2's lesson first (held), then gw's: both attributed, both learned. */
+	add(nat_sample("gw2", "ext0", DT_HOOK_GW_OUT, out2, OUT_REQ, 6, 1000), 0);
+	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 900), 0);
+	cr_assert(dt_stitch_tick(&st, WIN));
+	cr_assert_eq(t->n_obs, 2);
+	dt_stitch_counters_get(&st, &c);
+
+	/* A new stitcher over the same task and its observations, as after a restart. */
+	dt_stitch_free(&st);
+	dt_stitch_init(&st, &tasks, WIN);
+	dt_stitch_counters_set(&st, &c);
+	cr_assert_eq(dt_stitch_relearn(&st), 0);
+	cr_expect_eq(st.learned, c.learned, "not counted twice");
+	cr_expect_eq(st.nat.n, 4, "two outside tuples, each both ways");
+
+	/* A drop after gw2 without conntrack, and a reply dropped before gw's de-NAT. */
+	add(drop_sample("gw2", "ext0", out2, 7, 1100, "NETFILTER_DROP"), 10);
+	add(drop_sample("gw", "ext0", OUT_REP, 8, 1200, "NETFILTER_DROP"), 10);
+	cr_assert_eq(t->n_obs, 4, "attributed at once");
+	expect_obs(&t->obs[2], DT_DIR_REQUEST, IN_REQ);
+	expect_obs(&t->obs[3], DT_DIR_REPLY, IN_REP);
+	cr_expect_eq(st.n_held, 0);
+}
