@@ -345,6 +345,10 @@ static bool same_value(const msgpack_object *a, const msgpack_object *b)
 		return a->via.str.size == b->via.str.size &&
 		       (a->via.str.size == 0 ||
 			memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
+	case MSGPACK_OBJECT_BIN: /* packet prefixes */
+		return a->via.bin.size == b->via.bin.size &&
+		       (a->via.bin.size == 0 ||
+			memcmp(a->via.bin.ptr, b->via.bin.ptr, a->via.bin.size) == 0);
 	case MSGPACK_OBJECT_ARRAY:
 		if (a->via.array.size != b->via.array.size) {
 			return false;
@@ -355,7 +359,7 @@ static bool same_value(const msgpack_object *a, const msgpack_object *b)
 			}
 		}
 		return true;
-	default: /* maps, bin, ext: no message has them */
+	default: /* maps, ext: no message has them */
 		return false;
 	}
 }
