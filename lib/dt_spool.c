@@ -166,7 +166,8 @@ static int evict_oldest(struct dt_spool *sp, MDB_txn *txn, uint64_t keep_upto,
 int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
 		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples)
 {
-	uint64_t bytes = sp->bytes, count = sp->count;
+	/* Evictions count once their transaction commits: an aborted one deleted nothing. */
+	uint64_t bytes = sp->bytes, count = sp->count, evicted = 0;
 	unsigned char kb[8];
 	MDB_val k = {sizeof(kb), kb}, v = {len + HDR, NULL};
 	MDB_txn *txn;
@@ -180,7 +181,7 @@ int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const v
 	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)))
 		return lmdb_err(rc, "spool");
 	while (sp->bytes + len > sp->max_bytes && sp->count > 0) {
-		rc = evict_oldest(sp, txn, keep_upto, evicted_samples);
+		rc = evict_oldest(sp, txn, keep_upto, &evicted);
 		if (rc == MDB_NOTFOUND) {
 			/* Everything held is being sent: this message is what does not fit. */
 			mdb_txn_abort(txn);
@@ -201,6 +202,7 @@ int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const v
 		sp->count = count;
 		return lmdb_err(rc, "spool commit");
 	}
+	*evicted_samples += evicted;
 	sp->bytes += len;
 	sp->count++;
 	return 0;

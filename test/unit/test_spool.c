@@ -216,3 +216,33 @@ Test(spool, read_after_keeps_entries_until_deleted_and_eviction_spares_them)
 	msgpack_sbuffer_destroy(&m);
 	dt_spool_close(sp);
 }
+
+/*
+ * A newcomer that would need more than the unprotected entries to fit: trying to evict
+ * them happens in a transaction that is abandoned, so they stay, and only the newcomer
+ * counts as lost (counting them too would say they were lost, and later send them).
+ */
+Test(spool, an_abandoned_eviction_counts_only_the_newcomer)
+{
+	struct dt_spool *sp;
+	msgpack_sbuffer m;
+	uint64_t ev = 0, seq;
+	uint32_t n;
+	char big[600] = {0};
+
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	push(sp, 1, 1, 300, &ev); /* being sent (keep_upto 2) */
+	push(sp, 2, 2, 300, &ev); /* being sent */
+	push(sp, 3, 3, 300, &ev); /* waits */
+	cr_assert_eq(ev, 0);
+	/* 600 more bytes: evicting 3 frees 300, not enough with 1 and 2 kept. */
+	cr_assert_eq(dt_spool_push(sp, 4, 4, big, 600, 2, &ev), 0);
+	cr_assert_eq(ev, 4, "only the newcomer is lost (%llu)", (unsigned long long)ev);
+	cr_assert_eq(dt_spool_count(sp), 3);
+	msgpack_sbuffer_init(&m);
+	cr_assert_eq(dt_spool_read_after(sp, 2, &seq, &n, &m), 0);
+	cr_assert_eq(seq, 3, "batch 3 is still there");
+	cr_assert_eq(n, 3);
+	msgpack_sbuffer_destroy(&m);
+	dt_spool_close(sp);
+}
