@@ -215,6 +215,13 @@ for h in h1 h2; do
 	sum_colored=$((sum_colored + ${A[$h.colored]:-0}))
 done
 echo "# agents: sampled ${A[h1.sampled]} + ${A[h2.sampled]}, sent ${A[h1.samples_sent]} + ${A[h2.samples_sent]}, h2 lost_spool_full ${A[h2.lost_spool_full]}"
+if ((CHECKS_FAILED > 0)); then # what a failed balance needs to be explained
+	for h in h1 h2; do
+		echo "# agent-$h exit: $(grep -h 'DT-AGENT-EXIT' "$LAB_DIR/agent-$h.log" | tail -n1)"
+		grep -h 'DT-LINK\|DT-SPOOL\|DT-AGENT-QUEUE\|DT-AGENT-UNSENT' "$LAB_DIR/agent-$h.log" |
+			tail -n 20 | sed 's/^/#   /'
+	done
+fi
 check_range "h2 lost samples to its spool cap (lost_spool_full)" "${A[h2.lost_spool_full]:-x}" 1 1000000
 check_eq "h1 lost nothing (its spool had room)" "$((${A[h1.lost_queue_full]:-1} + ${A[h1.lost_bad_record]:-1} + ${A[h1.lost_rejected]:-1} + ${A[h1.lost_spool_full]:-1}))" 0
 
