@@ -130,6 +130,9 @@ static void flush(struct agent *a)
 		pthread_mutex_unlock(&a->mu);
 		dt_debug("DT-AGENT-QUEUE-FULL", "dropped a batch of %u samples: %s", n, strerror(-rv));
 	}
+	/* The send may have evicted older batches from the spool: the counters say so now,
+	 * for the heartbeats and the stats, not only with the next batch. */
+	refresh_lost(a);
 	a->batch.n_samples = 0;
 	a->batch.n_strings = 0;
 	a->batch.n_ifaces = a->cfg->n_ifaces;
@@ -478,6 +481,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	poll_ring(&a, 0);
 	flush(&a);
 	dt_link_flush(a.link, 2000);
+	refresh_lost(&a);
 	log_stats(&a, "DT-AGENT-EXIT"); /* after the drain: the counters are final */
 	dt_metrics_stop(a.metrics); /* its page reads the link */
 	a.metrics = NULL;
