@@ -61,6 +61,7 @@ struct analyzer {
 	struct dt_strtab strs;   /* names the observations refer to */
 	uint32_t stored_strs;    /* strs[0..stored_strs) are in the store */
 	struct dt_stitch stitch; /* attributes samples to tasks */
+	uint64_t restored_held_upto; /* held ids up to it were restored after a restart */
 	/* The stitcher's counters as last committed. */
 	struct dt_stitch_counters stored_counters;
 	struct dt_taskstore *store;
@@ -247,6 +248,19 @@ static int persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 			return rv;
 		}
 	}
+	/* An ended task whose final report is not stored yet is out of the active list but
+	 * may have gained observations (from held samples whose release this commit
+	 * records): they are stored with it, until finalize() replaces them by the report. */
+	for (size_t i = 0; i < a->tasks.n_all; i++) {
+		struct dt_task *task = a->tasks.all[i];
+
+		if (task->final_pending && task->n_obs > task->n_stored &&
+		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored,
+					       task->obs + task->n_stored,
+					       task->n_obs - task->n_stored)) != 0) {
+			return rv;
+		}
+	}
 	for (size_t i = dt_stitch_unsaved(sti); i < sti->n_held; i++) {
 		const struct dt_stitch_held *h = &sti->held[i];
 
@@ -274,6 +288,11 @@ static void persisted(struct analyzer *a, const struct dt_stitch_counters *c)
 		a->tasks.v[i]->n_stored = a->tasks.v[i]->n_obs;
 		a->tasks.v[i]->dirty = false;
 	}
+	for (size_t i = 0; i < a->tasks.n_all; i++) {
+		if (a->tasks.all[i]->final_pending) {
+			a->tasks.all[i]->n_stored = a->tasks.all[i]->n_obs;
+		}
+	}
 	dt_stitch_saved(&a->stitch);
 	a->stored_counters = *c;
 }
@@ -297,6 +316,10 @@ static int persist(struct analyzer *a, const char *sender, uint64_t seq)
 		  a->stitch.n_released > 0 || memcmp(&c, &a->stored_counters, sizeof(c)) != 0;
 	for (size_t i = 0; i < a->tasks.n && !changed; i++) {
 		changed = a->tasks.v[i]->dirty || a->tasks.v[i]->n_obs > a->tasks.v[i]->n_stored;
+	}
+	for (size_t i = 0; i < a->tasks.n_all && !changed; i++) {
+		changed = a->tasks.all[i]->final_pending &&
+			  a->tasks.all[i]->n_obs > a->tasks.all[i]->n_stored;
 	}
 	if (!changed) {
 		return 0;
@@ -417,6 +440,18 @@ static void note_lost_samples(struct dt_report *r)
 		 "packets may have been delivered", (unsigned long long)lost);
 }
 
+/* How many of the held samples were restored after a restart and still wait (held ids
+ * ascend, so they come first). Lock held. */
+static size_t restored_held(const struct analyzer *a)
+{
+	size_t n = 0;
+
+	while (n < a->stitch.n_held && a->stitch.held[n].id <= a->restored_held_upto) {
+		n++;
+	}
+	return n;
+}
+
 /* Builds the report of task (lock held), closing the analysis window first when due. */
 static int build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
 {
@@ -430,7 +465,9 @@ static int build_report(struct analyzer *a, struct dt_task *task, struct dt_repo
 	int rv;
 
 	dt_stitch_tick(&a->stitch, ctx.now_ms);
-	ctx.n_held = a->stitch.n_held;
+	/* A final report judges what there is; a live one waits for samples held across a
+	 * restart, which may be the next hops of its packets. */
+	ctx.n_held_restored = dt_task_state_terminal(task->state) ? 0 : restored_held(a);
 	memset(r, 0, sizeof(*r));
 	dt_task_info_fill(task, &r->task);
 	if ((rv = dt_paths_build(&ctx, task->obs, task->n_obs, r))) {
@@ -996,8 +1033,14 @@ static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
 	}
 	/* Its arrival_ms is another boot's monotonic clock. As if it arrived now: a packet of
 	 * a resumed task is in flight for a window, while the collectors resend what this
-	 * analyzer did not acknowledge and its held samples are matched again. */
-	copy.arrival_ms = dt_mono_ms();
+	 * analyzer did not acknowledge and its held samples are matched again. Not for a task
+	 * whose duration ran out meanwhile: restore() ends it at once, judged as stored. */
+	if (dt_clock_ns(CLOCK_REALTIME) <
+	    task->created_ns + (uint64_t)task->spec.duration_s * 1000000000ull) {
+		copy.arrival_ms = dt_mono_ms();
+	} else {
+		copy.arrival_ms = 0;
+	}
 	if ((rv = dt_task_add_obs(task, &copy)) == 0) {
 		task->n_stored = task->n_obs;
 	}
@@ -1018,6 +1061,9 @@ static int ld_held(void *arg, uint64_t id, const struct dt_stitch_in *in)
 {
 	struct analyzer *a = arg;
 
+	if (id > a->restored_held_upto) {
+		a->restored_held_upto = id;
+	}
 	return dt_stitch_restore_held(&a->stitch, id, in, dt_mono_ms());
 }
 

@@ -553,7 +553,7 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	p->tuple = v[0].o->canon;
 
 	young = (ctx->now_ms < newest_ms + ctx->window_ms) ||
-		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held > 0;
+		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held_restored > 0;
 	judge(ctx->strs, k, drop, drop_hop, young);
 	return 0;
 }

@@ -71,9 +71,9 @@ struct dt_paths_ctx {
 	uint64_t now_ns;	      /* the report's wall-clock time (CLOCK_REALTIME) */
 	uint64_t now_ms;	      /* the same moment on the analyzer's monotonic clock */
 	uint64_t window_ms;	      /* the analysis window (in-flight judgement) */
-	size_t n_held;		      /* samples the stitcher still holds: while any wait, a
-				       * packet that reached neither an exit nor a drop is in
-				       * flight, as one of them may be its next hop */
+	size_t n_held_restored;	      /* samples held across a restart that still wait: while
+				       * any do, a packet that reached neither an exit nor a
+				       * drop is in flight, as one may be its next hop */
 };
 
 /*

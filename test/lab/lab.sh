@@ -904,8 +904,9 @@ lab__backtrace() {
 	command -v gdb >/dev/null || return 0
 	child=$(pgrep -P "$pid" | head -n1)
 	lab_err "threads of pid ${child:-$pid}:"
-	timeout 20 gdb -p "${child:-$pid}" -batch -ex 'thread apply all bt' 2>/dev/null |
-		grep -E '^(Thread|#)' | head -n 80
+	# the main thread in full, then every thread's frames that are ours or libc's waits
+	timeout 20 gdb -p "${child:-$pid}" -batch -ex 'thread apply 1 bt' -ex 'thread apply all bt' \
+		2>/dev/null | grep -E '^(Thread|#)' | grep -v ' in ?? ()' | head -n 150
 }
 
 lab_analyzer_stop() {

@@ -877,11 +877,11 @@ Test(paths, a_packet_seen_within_the_window_is_in_flight)
 	cr_expect_eq(r.packets[1].fate, DT_FATE_VANISHED);
 	report_clear(&r);
 
-	/* ... unless the stitcher still holds samples: one may be its next hop. Delivered
-	 * packets stay delivered. */
-	ctx.n_held = 1;
+	/* ... unless samples held across a restart still wait: one may be its next hop.
+	 * Delivered packets stay delivered. */
+	ctx.n_held_restored = 1;
 	cr_assert_eq(build(o, n, &r), 0);
-	ctx.n_held = 0;
+	ctx.n_held_restored = 0;
 	cr_expect_eq(r.packets[1].fate, DT_FATE_IN_FLIGHT);
 	cr_expect_eq(r.packets[0].fate, DT_FATE_DELIVERED);
 	report_clear(&r);

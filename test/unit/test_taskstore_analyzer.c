@@ -329,3 +329,75 @@ Test(analyzer_kill, held_samples_and_translations_survive_sigkill)
 	}
 	dt_report_free(&r);
 }
+
+static uint32_t create_task_for(uint32_t duration_s)
+{
+	struct dt_task_spec spec;
+	struct dt_task_info t;
+	msgpack_sbuffer sb;
+	void *buf;
+	size_t len;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.tuple = INSIDE;
+	spec.duration_s = duration_s;
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_task_create_encode(&sb, TOKEN, &spec), 0);
+	request(api_url, &sb, &buf, &len);
+	msgpack_sbuffer_destroy(&sb);
+	cr_assert_eq(dt_task_decode(buf, len, &t), 0);
+	nng_free(buf, len);
+	return t.id;
+}
+
+/* A packet seen only at port-in, a window ago, has vanished; its task expires while the
+ * analyzer is down, and the final report made at the restart still says vanished (the
+ * restored observations do not count as just arrived for an expired task). */
+Test(analyzer_kill, expired_while_down_final_report_keeps_vanished)
+{
+	struct dt_wire_sample p1[1];
+	struct dt_report r;
+	uint32_t id = create_task_for(3);
+
+	sample(p1, DT_HOOK_PORT_IN, id, 1, false);
+	cr_assert_eq(batch(1, "h1", "pt1", p1, 1), DT_ST_OK);
+	sleep_ms(WINDOW_MS + 300);
+	report(id, &r);
+	cr_assert_eq(r.n_packets, 1);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_VANISHED, "live: %s", r.verdict.sentence);
+	dt_report_free(&r);
+	kill_analyzer();
+	sleep_ms(3000);
+	start();
+	report(id, &r);
+	cr_expect_eq(r.task.state, DT_TASK_EXPIRED);
+	cr_assert_eq(r.n_packets, 1);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_VANISHED, "final: %s", r.verdict.sentence);
+	dt_report_free(&r);
+}
+
+/* An unrelated sample the stitcher holds (it matches no task) does not make another
+ * task's vanished packet look in flight: only samples held across a restart do. */
+Test(analyzer_kill, an_unrelated_held_sample_judges_nothing)
+{
+	struct dt_wire_sample p1[1], x[1];
+	struct dt_report r;
+	uint32_t id = create_task();
+
+	sample(p1, DT_HOOK_PORT_IN, id, 1, false);
+	cr_assert_eq(batch(1, "h1", "pt1", p1, 1), DT_ST_OK);
+	sleep_ms(WINDOW_MS + 300);
+	report(id, &r);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_VANISHED, "before: %s", r.verdict.sentence);
+	dt_report_free(&r);
+	memset(x, 0, sizeof(x));
+	x->hook = DT_HOOK_UPLINK_IN;
+	x->ts_ns = (uint64_t)time(NULL) * 1000000000ull;
+	x->tuple = tuple("192.0.2.1", 1, "192.0.2.2", 2);
+	x->drop_name = x->drop_where = DT_STR_NONE;
+	cr_assert_eq(batch(2, "h9", "ul0", x, 1), DT_ST_OK);
+	report(id, &r);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_VANISHED, "with a stranger held: %s",
+		     r.verdict.sentence);
+	dt_report_free(&r);
+}
