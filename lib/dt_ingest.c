@@ -373,13 +373,98 @@ void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st)
 	pthread_mutex_unlock(&in->mu);
 }
 
+/* How long dt_ingest_stop() waits for nng_close() (see close_bounded()). */
+#define CLOSE_WAIT_MS 3000
+
+struct closer {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, abandoned;
+};
+
+static void *closer_run(void *arg)
+{
+	struct closer *c = arg;
+	bool free_it;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	free_it = c->abandoned;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (free_it) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+	}
+	return NULL;
+}
+
+/*
+ * Closes sock, waiting at most CLOSE_WAIT_MS. nng 1.5.2's nng_close() can block for good
+ * when a peer's pipe is being set up at that moment (seen in the lab: a collector
+ * reconnecting right as the analyzer stops, every nng thread waiting). Nothing of ours is
+ * used by nng once the receiving thread is joined, so a close that does not return is left
+ * to finish (or to the process's exit) on a thread of its own, and said in the log.
+ */
+static void close_bounded(nng_socket sock, const char *url)
+{
+	struct closer *c = calloc(1, sizeof(*c));
+	struct timespec ts;
+	pthread_t t;
+	bool done;
+	int rv = 0;
+
+	if (!c) {
+		nng_close(sock);
+		return;
+	}
+	c->sock = sock;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&t, NULL, closer_run, c) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		nng_close(sock);
+		return;
+	}
+	pthread_detach(t);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += CLOSE_WAIT_MS / 1000;
+	ts.tv_nsec += (long)(CLOSE_WAIT_MS % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->mu);
+	while (!c->done && rv != ETIMEDOUT) {
+		rv = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	}
+	done = c->done;
+	c->abandoned = !done;
+	pthread_mutex_unlock(&c->mu);
+	if (done) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+	} else {
+		dt_warn("DT-INGEST-CLOSE",
+			"%s: the socket did not close within %d ms (an nng shutdown stall); "
+			"going on without waiting for it",
+			url, CLOSE_WAIT_MS);
+	}
+}
+
 void dt_ingest_stop(struct dt_ingest *in)
 {
 	struct sender *s;
 
 	in->stopping = true;
 	pthread_join(in->thread, NULL);
-	nng_close(in->sock);
+	close_bounded(in->sock, in->url);
 	while ((s = in->senders)) {
 		in->senders = s->next;
 		free(s);
