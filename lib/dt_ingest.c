@@ -412,7 +412,7 @@ static void *closer_run(void *arg)
 static void close_bounded(nng_socket sock, const char *url)
 {
 	struct closer *c = calloc(1, sizeof(*c));
-	struct timespec ts;
+	struct timespec ts = dt_deadline_ms(CLOSE_WAIT_MS);
 	pthread_t t;
 	bool done;
 	int rv = 0;
@@ -432,13 +432,6 @@ static void close_bounded(nng_socket sock, const char *url)
 		return;
 	}
 	pthread_detach(t);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += CLOSE_WAIT_MS / 1000;
-	ts.tv_nsec += (long)(CLOSE_WAIT_MS % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&c->mu);
 	while (!c->done && rv != ETIMEDOUT) {
 		rv = pthread_cond_timedwait(&c->cv, &c->mu, &ts);

@@ -229,15 +229,8 @@ static void *link_thread(void *arg)
 		if (!l->head)
 			spool_refill(l); /* a heartbeat only when nothing at all waits */
 		if (!l->head && !l->stopping) {
-			struct timespec ts;
+			struct timespec ts = dt_deadline_ms(l->cfg.heartbeat_ms);
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += l->cfg.heartbeat_ms / 1000;
-			ts.tv_nsec += (long)(l->cfg.heartbeat_ms % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
 			if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT && !l->head)
 				heartbeat = true;
 			else

@@ -20,6 +20,15 @@ static inline uint64_t dt_mono_ms(void)
 	return dt_clock_ns(CLOCK_MONOTONIC) / 1000000ull;
 }
 
+/* The CLOCK_REALTIME moment ms from now, for pthread_cond_timedwait(). */
+static inline struct timespec dt_deadline_ms(uint64_t ms)
+{
+	uint64_t ns = dt_clock_ns(CLOCK_REALTIME) + ms * 1000000ull;
+
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000ull),
+				 .tv_nsec = (long)(ns % 1000000000ull)};
+}
+
 /* Allows one event per interval; counts the ones it refuses since the last allowed one. */
 struct dt_ratelimit {
 	uint64_t last_ms;
