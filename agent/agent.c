@@ -460,8 +460,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		}
 		dt_info("DT-AGENT-METRICS", "metrics on %s (GET %s)", cfg.metrics, DT_METRICS_PATH);
 	}
-	dt_info("DT-AGENT-READY", "node %s: %u interfaces attached, shipping to %s", cfg.node,
-		cfg.n_ifaces, cfg.collector);
+	dt_info("DT-AGENT-READY", "node %s: %u interfaces attached, shipping to %s, handover %s",
+		cfg.node, cfg.n_ifaces, cfg.collector, dt_dataplane_handover(a.dp));
 	last_stats_ms = dt_mono_ms();
 	while (!*stop) {
 		rv = poll_ring(&a, (int)cfg.batch_delay_ms);

@@ -4,14 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpffs.h"
 #include "dataplane.h"
 #include "dt_filter.h"
 #include "dt_log.h"
@@ -35,6 +34,8 @@ struct dt_dataplane {
 	struct bpf_link *drop_link; /* tp_btf/kfree_skb */
 	unsigned armed;
 	char pin_dir[600];          /* where maps and the drop link are pinned */
+	char handover[700];         /* "available (...)" or "unavailable: why" */
+	bool can_hand_over;         /* pinned where the next agent finds the maps */
 	bool took_over;             /* a previous agent's data plane was running */
 };
 
@@ -219,39 +220,6 @@ static int pin_maps(struct dt_dataplane *dp, const char *dir, char *err, size_t 
 	return 0;
 }
 
-/* True when dir (or, while it does not exist yet, its nearest ancestor) is on a bpf fs. */
-static bool on_bpffs(const char *dir)
-{
-	char path[600];
-	struct statfs st;
-	char *slash;
-
-	snprintf(path, sizeof(path), "%s", dir);
-	while (statfs(path, &st) != 0) {
-		if (errno != ENOENT || !(slash = strrchr(path, '/')) || slash == path)
-			return false;
-		*slash = '\0';
-	}
-	return st.f_type == BPF_FS_MAGIC;
-}
-
-/* mkdir -p for the pin directory (on a bpf file system). */
-static int make_pin_dir(const char *dir)
-{
-	char path[600];
-
-	snprintf(path, sizeof(path), "%s", dir);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
-}
-
 /*
  * After a handover the new programs find the armed keys in the pinned maps: restore the
  * counters the programs read, before they replace the old ones, so coloring never stops.
@@ -285,6 +253,7 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 		      struct dt_dataplane **out, char *err, size_t errlen)
 {
 	struct dt_dataplane *dp;
+	struct dt_bpffs fs;
 	unsigned i;
 	int rv;
 
@@ -302,16 +271,27 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 	bpf_map__set_max_entries(dp->skel->maps.dt_events, (uint32_t)cfg->ring_kib * 1024);
 	dp->skel->rodata->dt_capture_bytes = (__u32)cfg->capture_bytes;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s/%s", cfg->pin_dir, cfg->node);
-	if (!on_bpffs(cfg->pin_dir)) {
-		/* E.g. under "ip netns exec", which mounts a fresh /sys without bpffs. */
-		dt_warn("DT-AGENT-PIN", "%s is not on a bpf file system: maps are not pinned, and "
-			"a restart of the agent pauses tracing on this node", cfg->pin_dir);
+	if (dt_bpffs_ensure(cfg->pin_dir, &fs)) {
+		dt_warn("DT-AGENT-PIN", "%s: maps are not pinned, and a restart of the agent "
+			"pauses tracing on this node", fs.why);
+		snprintf(dp->handover, sizeof(dp->handover), "unavailable: %s is not on a bpf "
+			 "file system", cfg->pin_dir);
 		dp->pin_dir[0] = '\0';
-	} else if ((rv = make_pin_dir(dp->pin_dir))) {
+	} else if ((rv = dt_bpffs_mkdirs(dp->pin_dir, 0700))) {
 		snprintf(err, errlen, "cannot create %s: %s", dp->pin_dir, strerror(-rv));
 		goto fail;
 	} else if ((rv = pin_maps(dp, dp->pin_dir, err, errlen))) {
 		goto fail;
+	} else {
+		if (fs.mounted_at[0])
+			dt_info("DT-AGENT-BPFFS", "no bpf file system under %s: mounted one at %s",
+				cfg->pin_dir, fs.mounted_at);
+		if (!fs.durable)
+			dt_warn("DT-AGENT-PIN", "%s", fs.why);
+		dp->can_hand_over = fs.durable;
+		snprintf(dp->handover, sizeof(dp->handover), fs.durable ?
+			 "available (maps pinned in %s)" : "unavailable: pins in %s end with "
+			 "this agent's mount namespace", dp->pin_dir);
 	}
 	/*
 	 * The gateway programs read conntrack through kfuncs of the nf_conntrack module:
@@ -482,13 +462,21 @@ unsigned dt_dataplane_armed(struct dt_dataplane *dp)
 	return dp->armed;
 }
 
+const char *dt_dataplane_handover(const struct dt_dataplane *dp)
+{
+	return dp->handover;
+}
+
 void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 {
 	struct bpf_map *m;
 
 	if (!dp)
 		return;
-	if (handover && dp->skel && dp->pin_dir[0]) {
+	if (handover && !dp->can_hand_over)
+		dt_warn("DT-AGENT-HANDOVER", "cannot leave the data plane running for the next "
+			"agent (handover %s): detaching instead", dp->handover);
+	if (handover && dp->skel && dp->can_hand_over) {
 		/* Leave programs attached and maps pinned: the next agent takes over. */
 		dt_info("DT-AGENT-HANDOVER", "leaving the data plane running for the next agent "
 			"(pinned in %s)", dp->pin_dir);

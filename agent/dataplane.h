@@ -37,6 +37,12 @@ void dt_dataplane_counters(struct dt_dataplane *dp, uint64_t out[DT_CNT_MAX]);
 unsigned dt_dataplane_armed(struct dt_dataplane *dp);
 
 /*
+ * Whether a restart (SIGUSR1) can hand this data plane over: "available (...)" when its
+ * maps are pinned where the next agent finds them, else "unavailable: why". For the ready line.
+ */
+const char *dt_dataplane_handover(const struct dt_dataplane *dp);
+
+/*
  * Detaches everything it attached (and removes the clsact qdiscs it created) and unpins
  * its maps. With handover, leaves the programs attached and the maps (tasks, quotas,
  * prefilter, ring buffer, counters) pinned, so that armed tasks keep coloring and the

@@ -6,9 +6,15 @@
 # the data plane over and drains what was sampled meanwhile. Every ping of the flow is
 # colored exactly once, sampled and delivered; nothing is lost in the gap.
 #
-# The agent runs under nsenter (network namespace only), not "ip netns exec", so that it
-# sees the real bpf file system for its pins.
+# The agent runs under nsenter (network namespace only), not "ip netns exec", so that its
+# pins live in the test's mount namespace and outlive it. The test runs in a mount namespace
+# of its own with no bpf file system at /sys/fs/bpf, as on a fresh machine: the first agent
+# must mount one itself, and the next finds it mounted.
 set -uo pipefail
+if [[ -z ${DT_AR_UNSHARED:-} ]]; then
+	DT_AR_UNSHARED=1 exec unshare --mount --propagation private bash "$0" "$@"
+fi
+while mountpoint -q /sys/fs/bpf; do umount -l /sys/fs/bpf || break; done
 DT_LAB=${DT_LAB:-dtar}
 . "$(dirname "$0")/lab.sh"
 . "$(dirname "$0")/checks.sh"
@@ -32,8 +38,15 @@ start_agent() { # NAME
 	done
 	return 1
 }
+check "no bpf file system at /sys/fs/bpf before the agent starts" test "$(stat -f -c %T /sys/fs/bpf)" != bpf_fs
 start_agent agent-h1a
 check "agent with pinned maps starts" test $? -eq 0
+check "it mounted a bpf file system at /sys/fs/bpf and said so" \
+	grep -q 'DT-AGENT-BPFFS: no bpf file system under .*: mounted one at /sys/fs/bpf' "$LAB_DIR/agent-h1a.log"
+check "its ready line says handover is available" \
+	grep -q 'DT-AGENT-READY: .*handover available' "$LAB_DIR/agent-h1a.log"
+check "an agent under 'ip netns exec' says handover is unavailable" \
+	grep -q 'DT-AGENT-READY: .*handover unavailable' "$LAB_DIR/agent-h2.log"
 check "its maps are pinned on the bpf file system" test -e "$PIN_DIR/h1/dt_tasks"
 
 id=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --budget 1000)
@@ -53,6 +66,8 @@ check "the pins outlive it" test -e "$PIN_DIR/h1/dt_tasks"
 sleep 0.5
 start_agent agent-h1b
 check "the next agent starts" test $? -eq 0
+check "it found the bpf file system mounted (no second mount)" \
+	bash -c "! grep -q DT-AGENT-BPFFS '$LAB_DIR/agent-h1b.log'"
 check "it took the data plane over" grep -q 'DT-AGENT-HANDOVER.*took over a running data plane: 1 keys armed' "$LAB_DIR/agent-h1b.log"
 wait "$ping_pid"
 check "all 40 pings answered" grep -q '40 received' "$LAB_DIR/ping.out"
