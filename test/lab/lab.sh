@@ -5,8 +5,9 @@
 #
 # Sourced by the demo and the lab tests, or run on its own:
 #
-#     test/lab/lab.sh up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N]
-#                        [--instances 4] [--tenants N]
+#     test/lab/lab.sh up [--net-only] [--hosts N] [--fdb flood|learn|unicast] [--gw]
+#                        [--regions 2] [--underlay bridge] [--window-ms N] [--instances 4]
+#                        [--tenants N]
 #                                        build the lab (and start the daemons), leave it up
 #     test/lab/lab.sh down               tear it down (idempotent; also cleans a crashed run)
 #     test/lab/lab.sh status             what exists now
@@ -26,10 +27,10 @@
 # Options (each off by default; the default lab above never changes):
 #
 #   --underlay bridge (DT_LAB_UNDERLAY=bridge): the underlay is a small L2 segment, a bridge
-#       ulbr0 in namespace $P-ul with one veth per host (ul-h1, ul-h2, ul-gw); the hosts keep
-#       ul0 and their 172.31.0.x addresses, and VXLAN uses head-end replication to every other
-#       host (bridge fdb append 00:00:00:00:00:00 ... dst X) instead of one remote. No agent
-#       runs in $P-ul, so a packet lost there is "lost on the wire".
+#       ulbr0 in namespace $P-ul with one veth per host (ul-h1, ul-h2, ul-h3.., ul-gw); the
+#       hosts keep ul0 and their 172.31.0.x addresses, and VXLAN has one all-zeros FDB entry
+#       per other host (bridge fdb append 00:00:00:00:00:00 ... dst X) instead of one remote
+#       (see --fdb). No agent runs in $P-ul, so a packet lost there is "lost on the wire".
 #   --gw (DT_LAB_GW=1; implies --underlay bridge): a gateway host $P-gw on the overlay and
 #       an "internet" namespace behind it:
 #           $P-gw: agent gw; mg0 10.254.0.13; ul0 172.31.0.3/24; br0 = { vxlan0 (vni 100) }
@@ -41,13 +42,38 @@
 #       The agent on gw attaches ul0 as uplink and ext0 as gateway (vni 100).
 #   --regions 2 (DT_LAB_REGIONS=2): a second collector c2 in $P-mgmt on :7402 with its own
 #       store; h2's agent reports to c2, h1's (and gw's) to c1; both forward to the one
-#       analyzer.
+#       analyzer. With --hosts N: the even hosts (h2, h4, ...) report to c2, the odd ones
+#       (and gw) to c1.
 #   --window-ms N (DT_LAB_WINDOW_MS=N): the analyzer's window_ms (analysis window). Unset:
 #       the key is not written and the analyzer's default applies.
 #   --instances 4 (DT_LAB_INSTANCES=4): two more instances, one more port per host:
 #           $P-i3: eth0 10.100.0.3/24 behind h1's pt2;  $P-i4: eth0 10.100.0.4/24 behind h2's pt2
 #   --tenants N (DT_LAB_TENANTS=N): N more tenants, t1..tN, besides the default tenant "lab"
 #       (0..64, default 0); their tokens are known (lab_tenant_token tK).
+#   --hosts N (DT_LAB_HOSTS=N; 2..9, default 2; N >= 3 implies --underlay bridge): instance
+#       hosts h1..hN. h1 and h2 stay as above; every further host hK (K = 3..N) is built
+#       the same way (br0 = { pt1, vxlan0 (vni 100) }, an agent "hK") with:
+#           $P-hK: ul0 172.31.0.(10+K)/24 (h3: 172.31.0.13); mg0 10.254.0.(20+K) (h3: .23)
+#           $P-iK1: eth0 10.100.0.K1/24 behind hK's pt1 (h3: instance i31, 10.100.0.31,
+#                  MAC 02:00:0a:64:00:1f); with --instances 4 also $P-iK2 (10.100.0.K2)
+#                  behind hK's pt2
+#       Instance names: iKP is "the instance behind port ptP of host hK"; i1..i4 keep their
+#       meaning (i3 and i4 are the second ports of h1 and h2, not instances of h3 and h4).
+#       Every instance is in the one overlay subnet 10.100.0.0/24, the MAC of an instance is
+#       02:00:0a:64:00:XX with XX its address's last byte in hex (lab_instance_mac).
+#       LAB_H3 and LAB_I31 (LAB_I31_IP, LAB_I31_MAC) name h3 and its instance; for any host
+#       use lab_host_ns, lab_host_instance, lab_instance_ip, lab_instance_ns.
+#   --fdb MODE (DT_LAB_FDB=MODE): how each host's vxlan0 finds the VTEP of a MAC:
+#       learn    (the default; what the lab always did) the kernel's learning, and one
+#                all-zeros FDB entry per remote VTEP for what is not learned yet (broadcast,
+#                unknown unicast); with the veth underlay that is vxlan0's "remote PEER";
+#       flood    head-end replication: vxlan0 has "nolearning" and one all-zeros entry per
+#                remote VTEP, so every frame it sends goes to every other VTEP (the hosts
+#                and, with --gw, the gateway), a copy each;
+#       unicast  "nolearning", a static entry per remote MAC (every remote instance, and the
+#                gateway's br0 with --gw) to the VTEP that hosts it, plus the all-zeros
+#                entries for broadcast (ARP): a known unicast frame goes to one VTEP only.
+#       The hosts' bridges (br0) learn as Linux bridges do, whatever the mode.
 #
 # Tenants, limits, the task store and the instances behind each port (the task service):
 #   - tenants: the analyzer always has the default tenant "lab" (token $LAB_TOKEN, from
@@ -75,8 +101,8 @@
 #   DT_BIN       where the binaries are (default <repo>/build/bin)
 #   DT_KEEP=1    keep the state dir at down (its path is printed)
 #   DT_LAB_TIMEOUT  seconds to wait for each daemon to become ready (default 20)
-#   DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS, DT_LAB_INSTANCES,
-#   DT_LAB_TENANTS: the options above
+#   DT_LAB_HOSTS, DT_LAB_FDB, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS,
+#   DT_LAB_INSTANCES, DT_LAB_TENANTS: the options above
 #   DT_LAB_TOKEN the default tenant's token; DT_LAB_LIMITS the limits group's members
 #   DT_LAB_ANALYZER_EXTRA  more analyzer config lines (e.g. "arm_timeout_ms = 2000;")
 #   DT_LAB_METRICS  1 (the default): every daemon serves Prometheus metrics on 127.0.0.1
@@ -130,8 +156,20 @@ LAB_UL=$LAB_P-ul
 LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
 LAB_HOSTS=(h1 h2) # the forwarding nodes that run an agent (lab__topology adds gw)
 LAB_NAMESPACES_ALL=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2" "$LAB_I3" "$LAB_I4" "$LAB_GW" "$LAB_INET" "$LAB_UL")
+LAB_HOSTS_MAX=9 # --hosts N: h3..h9 and their instances iK1, iK2
+for ((lab__k = 3; lab__k <= LAB_HOSTS_MAX; lab__k++)); do
+	LAB_NAMESPACES_ALL+=("$LAB_P-h$lab__k" "$LAB_P-i${lab__k}1" "$LAB_P-i${lab__k}2")
+done
+unset lab__k
+# h3 and its instance (--hosts 3 or more); lab_host_ns and lab_host_instance name any host's.
+# shellcheck disable=SC2034 # for the tests
+LAB_H3=$LAB_P-h3
+# shellcheck disable=SC2034
+LAB_I31=$LAB_P-i31
 
 # Options (see the header); lab_up's flags override these.
+LAB_OPT_HOSTS=${DT_LAB_HOSTS:-2}
+LAB_OPT_FDB=${DT_LAB_FDB:-learn}
 LAB_OPT_GW=${DT_LAB_GW:-0}
 LAB_OPT_REGIONS=${DT_LAB_REGIONS:-1}
 LAB_OPT_UNDERLAY=${DT_LAB_UNDERLAY:-veth}
@@ -164,12 +202,19 @@ LAB_I4_IP=10.100.0.4 # --instances 4: behind h2's pt2
 LAB_I3_MAC=02:00:0a:64:00:03
 # shellcheck disable=SC2034
 LAB_I4_MAC=02:00:0a:64:00:04
+# shellcheck disable=SC2034
+LAB_I31_IP=10.100.0.31 # --hosts 3 or more: behind h3's pt1
+# shellcheck disable=SC2034
+LAB_I31_MAC=02:00:0a:64:00:1f
+# shellcheck disable=SC2034
+LAB_H3_UL_IP=172.31.0.13 # --hosts 3 or more (lab_host_ul_ip for any host)
 LAB_VNI=100
 LAB_MTU=1450 # 1500 underlay - 50 bytes of outer Ethernet/IPv4/UDP/VXLAN
 # The gateway (--gw) and the internet behind it.
 LAB_GW_MGMT_IP=10.254.0.13
 LAB_GW_UL_IP=172.31.0.3
 LAB_GW_IP=10.100.0.254 # on the overlay: the instances' default route
+LAB_GW_BR_MAC=02:00:00:00:03:fe # its br0, which holds LAB_GW_IP
 LAB_GW_EXT_IP=203.0.113.1 # outside; the masquerade address
 LAB_INET_IP=203.0.113.10
 LAB_INET_ECHO_PORT=7 # TCP and UDP echo in $LAB_INET
@@ -435,35 +480,105 @@ lab__topology() {
 		lab_err "DT_LAB_TENANTS (--tenants) must be 0..64, not '$LAB_OPT_TENANTS'"
 		return 1
 	fi
-	# Three VTEPs need a shared L2 segment and head-end replication.
-	((LAB_OPT_GW)) && LAB_OPT_UNDERLAY=bridge
+	if [[ ! $LAB_OPT_HOSTS =~ ^[0-9]$ ]] || ((LAB_OPT_HOSTS < 2 || LAB_OPT_HOSTS > LAB_HOSTS_MAX)); then
+		lab_err "DT_LAB_HOSTS (--hosts) must be 2..$LAB_HOSTS_MAX, not '$LAB_OPT_HOSTS'"
+		return 1
+	fi
+	case $LAB_OPT_FDB in flood | learn | unicast) ;; *)
+		lab_err "DT_LAB_FDB (--fdb) must be flood, learn or unicast, not '$LAB_OPT_FDB'"
+		return 1
+		;;
+	esac
+	# Three VTEPs or more need a shared L2 segment.
+	((LAB_OPT_GW || LAB_OPT_HOSTS > 2)) && LAB_OPT_UNDERLAY=bridge
+	local k inst
 	LAB_HOSTS=(h1 h2)
+	for ((k = 3; k <= LAB_OPT_HOSTS; k++)); do LAB_HOSTS+=("h$k"); done
 	((LAB_OPT_GW)) && LAB_HOSTS+=(gw)
-	LAB_NAMESPACES=("$LAB_MGMT" "$LAB_H1" "$LAB_H2" "$LAB_I1" "$LAB_I2")
-	((LAB_OPT_INSTANCES == 4)) && LAB_NAMESPACES+=("$LAB_I3" "$LAB_I4")
+	LAB_NAMESPACES=("$LAB_MGMT")
+	for ((k = 1; k <= LAB_OPT_HOSTS; k++)); do LAB_NAMESPACES+=("$LAB_P-h$k"); done
+	for inst in $(lab_instances); do LAB_NAMESPACES+=("$LAB_P-$inst"); done
 	[[ $LAB_OPT_UNDERLAY == bridge ]] && LAB_NAMESPACES+=("$LAB_UL")
 	((LAB_OPT_GW)) && LAB_NAMESPACES+=("$LAB_GW" "$LAB_INET")
 	return 0
 }
 
-# lab__host_num HOST: the host's number in MAC addresses (h1 1, h2 2, gw 3).
+# lab_instance_hosts: the hosts with instances (h1..hN; not gw), one a line.
+lab_instance_hosts() {
+	local k
+	for ((k = 1; k <= LAB_OPT_HOSTS; k++)); do echo "h$k"; done
+}
+
+# lab_host_ns HOST: the namespace of a host (h1..hN, gw).
+lab_host_ns() { echo "$LAB_P-$1"; }
+
+# lab_host_instance HOST: the instance behind the host's pt1 (h1 i1, h2 i2, hK iK1).
+lab_host_instance() { lab_port_instance "$1" pt1; }
+
+# lab__host_num HOST: the host's number in its addresses (h1 1, h2 2, gw 3, hK 10+K).
 lab__host_num() {
-	case $1 in h1) echo 1 ;; h2) echo 2 ;; gw) echo 3 ;; esac
+	case $1 in h1) echo 1 ;; h2) echo 2 ;; gw) echo 3 ;; h[3-9]) echo $((10 + ${1#h})) ;; esac
 }
 
-# lab_host_ul_ip HOST: the host's underlay address.
+# lab__hex2 N: N as two hex digits (a byte of a MAC address).
+lab__hex2() { printf '%02x' "$1"; }
+
+# lab_host_ul_ip HOST: the host's underlay address (172.31.0.1, .2, gw .3, hK .10+K).
 lab_host_ul_ip() {
-	case $1 in h1) echo "$LAB_H1_UL_IP" ;; h2) echo "$LAB_H2_UL_IP" ;; gw) echo "$LAB_GW_UL_IP" ;; esac
+	case $1 in
+	h1) echo "$LAB_H1_UL_IP" ;; h2) echo "$LAB_H2_UL_IP" ;; gw) echo "$LAB_GW_UL_IP" ;;
+	h[3-9]) echo "172.31.0.$(lab__host_num "$1")" ;;
+	esac
 }
 
-# lab_host_mgmt_ip HOST: the host's management address.
+# lab_host_mgmt_ip HOST: the host's management address (10.254.0.11, .12, gw .13, hK .20+K).
 lab_host_mgmt_ip() {
-	case $1 in h1) echo "$LAB_H1_MGMT_IP" ;; h2) echo "$LAB_H2_MGMT_IP" ;; gw) echo "$LAB_GW_MGMT_IP" ;; esac
+	case $1 in
+	h1) echo "$LAB_H1_MGMT_IP" ;; h2) echo "$LAB_H2_MGMT_IP" ;; gw) echo "$LAB_GW_MGMT_IP" ;;
+	h[3-9]) echo "10.254.0.$((10 + $(lab__host_num "$1")))" ;;
+	esac
+}
+
+# lab_host_vtep_macs HOST: the MACs behind a host's VTEP that the other VTEPs send unicast
+# to (its instances; the gateway's br0), one a line (for --fdb unicast).
+lab_host_vtep_macs() {
+	local port
+	if [[ $1 == gw ]]; then
+		echo "$LAB_GW_BR_MAC"
+		return 0
+	fi
+	for port in $(lab_host_ports "$1"); do
+		lab_instance_mac "$(lab_port_instance "$1" "$port")"
+	done
+}
+
+# lab__vxlan_lines HOST: the commands that create HOST's vxlan0 and its FDB (--fdb).
+lab__vxlan_lines() {
+	local host=$1 h=$LAB_P-$1 n local_ul peer mac learn=
+	n=$(lab__host_num "$host")
+	local_ul=$(lab_host_ul_ip "$host")
+	[[ $LAB_OPT_FDB == learn ]] || learn=' nolearning'
+	if [[ $LAB_OPT_UNDERLAY == veth && $LAB_OPT_FDB == learn ]]; then
+		# The lab as it always was: one remote, the kernel's learning.
+		[[ $host == h1 ]] && peer=$LAB_H2_UL_IP || peer=$LAB_H1_UL_IP
+		echo "ip -n $h link add vxlan0 address 02:00:00:00:$(lab__hex2 "$n"):02 type vxlan id $LAB_VNI local $local_ul remote $peer dstport 4789 dev ul0"
+		return 0
+	fi
+	echo "ip -n $h link add vxlan0 address 02:00:00:00:$(lab__hex2 "$n"):02 type vxlan id $LAB_VNI local $local_ul dstport 4789 dev ul0$learn"
+	for peer in "${LAB_HOSTS[@]}"; do
+		[[ $peer == "$host" ]] && continue
+		# broadcast and unknown unicast (all of it with --fdb flood): one copy per VTEP
+		echo "bridge -n $h fdb append 00:00:00:00:00:00 dev vxlan0 dst $(lab_host_ul_ip "$peer")"
+		[[ $LAB_OPT_FDB == unicast ]] || continue
+		for mac in $(lab_host_vtep_macs "$peer"); do
+			echo "bridge -n $h fdb add $mac dev vxlan0 dst $(lab_host_ul_ip "$peer") static"
+		done
+	done
 }
 
 # The commands that build the network, one a line (for lab__run_lines).
 lab__net_lines() {
-	local ns h n host peer mgip local_ul ipaddr mac port inst
+	local ns h n host mgip ipaddr mac port inst
 	for ns in "${LAB_NAMESPACES[@]}"; do
 		echo "ip netns add $ns"
 	done
@@ -494,9 +609,9 @@ lab__net_lines() {
 			ip -n $LAB_UL link set ulbr0 up
 		EOF
 		for host in "${LAB_HOSTS[@]}"; do
-			h=$LAB_P-$host n=$(lab__host_num "$host")
+			h=$LAB_P-$host n=$(lab__hex2 "$(lab__host_num "$host")")
 			cat <<-EOF
-				ip -n $h link add ul0 address 02:00:ac:1f:00:0$n type veth peer name ul-$host address 02:00:ac:1f:01:0$n netns $LAB_UL
+				ip -n $h link add ul0 address 02:00:ac:1f:00:$n type veth peer name ul-$host address 02:00:ac:1f:01:$n netns $LAB_UL
 				ip -n $LAB_UL link set ul-$host master ulbr0
 				ip -n $LAB_UL link set ul-$host up
 				ip -n $h addr add $(lab_host_ul_ip "$host")/24 dev ul0
@@ -505,31 +620,22 @@ lab__net_lines() {
 		done
 	fi
 	for host in "${LAB_HOSTS[@]}"; do
-		h=$LAB_P-$host n=$(lab__host_num "$host")
-		mgip=$(lab_host_mgmt_ip "$host") local_ul=$(lab_host_ul_ip "$host")
+		h=$LAB_P-$host n=$(lab__hex2 "$(lab__host_num "$host")")
+		mgip=$(lab_host_mgmt_ip "$host")
 		cat <<-EOF
 			# host $host: management veth
-			ip -n $h link add mg0 address 02:00:0a:fe:00:1$n type veth peer name mg-$host netns $LAB_MGMT
+			ip -n $h link add mg0 address 02:00:0a:fe:00:$(lab__hex2 $((0x10 + 0x$n))) type veth peer name mg-$host netns $LAB_MGMT
 			ip -n $LAB_MGMT link set mg-$host master mgbr0
 			ip -n $LAB_MGMT link set mg-$host up
 			ip -n $h addr add $mgip/24 dev mg0
 			ip -n $h link set mg0 up
 		EOF
-		# host: VXLAN over the underlay, a bridge joining it with the port (or, on gw, with
-		# the gateway's overlay address)
-		if [[ $LAB_OPT_UNDERLAY == veth ]]; then
-			[[ $host == h1 ]] && peer=$LAB_H2_UL_IP || peer=$LAB_H1_UL_IP
-			echo "ip -n $h link add vxlan0 address 02:00:00:00:0$n:02 type vxlan id $LAB_VNI local $local_ul remote $peer dstport 4789 dev ul0"
-		else
-			echo "ip -n $h link add vxlan0 address 02:00:00:00:0$n:02 type vxlan id $LAB_VNI local $local_ul dstport 4789 dev ul0"
-			for peer in "${LAB_HOSTS[@]}"; do
-				[[ $peer == "$host" ]] && continue
-				echo "bridge -n $h fdb append 00:00:00:00:00:00 dev vxlan0 dst $(lab_host_ul_ip "$peer")"
-			done
-		fi
+		# host: VXLAN over the underlay (its FDB by --fdb), a bridge joining it with the
+		# ports (or, on gw, with the gateway's overlay address)
+		lab__vxlan_lines "$host"
 		if [[ $host == gw ]]; then
 			cat <<-EOF
-				ip -n $h link add br0 address 02:00:00:00:03:fe type bridge
+				ip -n $h link add br0 address $LAB_GW_BR_MAC type bridge
 				ip -n $h link set vxlan0 master br0
 				ip -n $h addr add $LAB_GW_IP/24 dev br0
 				ip -n $h link set vxlan0 up
@@ -550,12 +656,13 @@ lab__net_lines() {
 			ip -n $h link set vxlan0 up
 			ip -n $h link set br0 up
 		EOF
-		# the ports: pt1 (i1 on h1, i2 on h2), with --instances 4 also pt2 (i3 on h1, i4 on h2)
+		# the ports: pt1 (i1 on h1, i2 on h2, iK1 on hK), with --instances 4 also pt2 (i3 on
+		# h1, i4 on h2, iK2 on hK)
 		for port in $(lab_host_ports "$host"); do
 			inst=$(lab_port_instance "$host" "$port")
 			ipaddr=$(lab_instance_ip "$inst") mac=$(lab_instance_mac "$inst")
 			cat <<-EOF
-				ip -n $h link add $port address 02:00:00:00:0$n:0${port#pt} type veth peer name eth0 address $mac netns $LAB_P-$inst
+				ip -n $h link add $port address 02:00:00:00:$n:0${port#pt} type veth peer name eth0 address $mac netns $LAB_P-$inst
 				ip -n $h link set $port mtu $LAB_MTU
 				ip -n $h link set $port master br0
 				ip -n $h link set $port up
@@ -573,30 +680,47 @@ lab__net_lines() {
 # lab_host_ports HOST: the ports of an instance host (pt1, and pt2 with --instances 4).
 lab_host_ports() {
 	case $1 in
-	h1 | h2) if ((LAB_OPT_INSTANCES == 4)); then echo pt1 pt2; else echo pt1; fi ;;
+	h[1-9]) if ((LAB_OPT_INSTANCES == 4)); then echo pt1 pt2; else echo pt1; fi ;;
 	esac
 }
 
-# lab_port_instance HOST PORT: the instance behind a port (i1..i4).
+# lab_port_instance HOST PORT: the instance behind a port (i1..i4; iKP behind hK's ptP).
 lab_port_instance() {
 	case $1/$2 in
 	h1/pt1) echo i1 ;; h2/pt1) echo i2 ;; h1/pt2) echo i3 ;; h2/pt2) echo i4 ;;
+	h[3-9]/pt[12]) echo "i${1#h}${2#pt}" ;;
 	esac
 }
 
-# lab_instance_ip INSTANCE: i1..i4 -> 10.100.0.1..4; lab_instance_mac likewise;
-# lab_instance_host INSTANCE: h1 or h2; lab_instance_ns INSTANCE: its namespace.
+# lab_instance_ip INSTANCE: i1..i4 -> 10.100.0.1..4, iKP -> 10.100.0.KP; lab_instance_mac:
+# 02:00:0a:64:00 and the address's last byte; lab_instance_host INSTANCE: h1, h2 or hK;
+# lab_instance_ns INSTANCE: its namespace.
 lab_instance_ip() { echo "10.100.0.${1#i}"; }
-lab_instance_mac() {
-	local v=LAB_I${1#i}_MAC
-	echo "${!v}"
+lab_instance_mac() { echo "02:00:0a:64:00:$(lab__hex2 "${1#i}")"; }
+lab_instance_host() {
+	case $1 in i1 | i3) echo h1 ;; i2 | i4) echo h2 ;; i[3-9][12]) echo "h${1:1:1}" ;; esac
 }
-lab_instance_host() { case $1 in i1 | i3) echo h1 ;; i2 | i4) echo h2 ;; esac; }
 lab_instance_ns() { echo "$LAB_P-$1"; }
 
-# lab_instances: the lab's instances, i1 i2 (and i3 i4 with --instances 4).
+# lab_instances: the lab's instances, i1 i2 (and i3 i4 with --instances 4), then iK1 (and
+# iK2) for every host hK from h3 on.
 lab_instances() {
-	if ((LAB_OPT_INSTANCES == 4)); then echo i1 i2 i3 i4; else echo i1 i2; fi
+	local k out=(i1 i2)
+	((LAB_OPT_INSTANCES == 4)) && out+=(i3 i4)
+	for ((k = 3; k <= LAB_OPT_HOSTS; k++)); do
+		out+=("i${k}1")
+		((LAB_OPT_INSTANCES == 4)) && out+=("i${k}2")
+	done
+	echo "${out[*]}"
+}
+
+# lab_static_neighbours INSTANCE INSTANCE: each instance gets a permanent ARP entry for
+# the other (no ARP crosses the overlay between them afterwards).
+lab_static_neighbours() {
+	ip -n "$LAB_P-$1" neigh replace "$(lab_instance_ip "$2")" lladdr "$(lab_instance_mac "$2")" \
+		dev eth0 nud permanent &&
+		ip -n "$LAB_P-$2" neigh replace "$(lab_instance_ip "$1")" lladdr "$(lab_instance_mac "$1")" \
+			dev eth0 nud permanent
 }
 
 # lab__ping NS DST WHAT: NS reaches DST (up to 10 tries of a second).
@@ -633,7 +757,16 @@ lab_net_up() {
 
 	# The overlay must carry traffic before anything else starts.
 	lab__ping "$LAB_I1" "$LAB_I2_IP" "overlay (VXLAN $LAB_VNI)" || return 1
-	lab_log "overlay up: $LAB_I1 ($LAB_I1_IP) reaches $LAB_I2 ($LAB_I2_IP) over VXLAN $LAB_VNI ($LAB_OPT_UNDERLAY underlay)"
+	lab_log "overlay up: $LAB_I1 ($LAB_I1_IP) reaches $LAB_I2 ($LAB_I2_IP) over VXLAN $LAB_VNI ($LAB_OPT_UNDERLAY underlay, fdb $LAB_OPT_FDB)"
+	if ((LAB_OPT_HOSTS > 2)); then
+		local inst reached=()
+		for inst in $(lab_instances); do
+			[[ $inst == i[1-4] ]] && continue
+			lab__ping "$LAB_I1" "$(lab_instance_ip "$inst")" "overlay to $(lab_instance_host "$inst")" || return 1
+			reached+=("$inst ($(lab_instance_ip "$inst"), $(lab_instance_host "$inst"))")
+		done
+		lab_log "hosts h3..h$LAB_OPT_HOSTS up: $LAB_I1 reaches $(printf '%s, ' "${reached[@]}" | sed 's/, $//')"
+	fi
 	if ((LAB_OPT_INSTANCES == 4)); then
 		lab__ping "$LAB_I3" "$LAB_I4_IP" "overlay (VXLAN $LAB_VNI), second ports" || return 1
 		lab__ping "$LAB_I3" "$LAB_I1_IP" "bridge of h1 (pt2 to pt1)" || return 1
@@ -795,10 +928,10 @@ lab__write_configs() {
 	done
 }
 
-# lab_host_collector_url HOST: the collector HOST's agent reports to (h2 to c2 with
-# --regions 2, everything else to c1).
+# lab_host_collector_url HOST: the collector HOST's agent reports to (h2, h4, ... to c2
+# with --regions 2, everything else to c1).
 lab_host_collector_url() {
-	if [[ $1 == h2 ]] && ((LAB_OPT_REGIONS == 2)); then
+	if [[ $1 == h[2468] ]] && ((LAB_OPT_REGIONS == 2)); then
 		echo "$LAB_COLLECTOR2_URL"
 	else
 		echo "$LAB_COLLECTOR_URL"
@@ -1171,6 +1304,14 @@ lab_up() {
 		case $1 in
 		--net-only) net_only=1 ;;
 		--gw) LAB_OPT_GW=1 ;;
+		--hosts)
+			LAB_OPT_HOSTS=${2:-}
+			shift
+			;;
+		--fdb)
+			LAB_OPT_FDB=${2:-}
+			shift
+			;;
 		--regions)
 			LAB_OPT_REGIONS=${2:-}
 			shift
@@ -1389,8 +1530,9 @@ lab__main() {
 	down) lab_down ;;
 	status) lab_status ;;
 	*)
-		echo "usage: $0 up [--net-only] [--gw] [--regions 2] [--underlay bridge] [--window-ms N] [--instances 4] [--tenants N] | down | status" >&2
-		echo "       (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS," >&2
+		echo "usage: $0 up [--net-only] [--hosts N] [--fdb flood|learn|unicast] [--gw] [--regions 2] [--underlay bridge]" >&2
+		echo "                 [--window-ms N] [--instances 4] [--tenants N] | down | status" >&2
+		echo "       (env: DT_LAB, DT_LAB_DIR, DT_BIN, DT_KEEP, DT_LAB_HOSTS, DT_LAB_FDB, DT_LAB_GW, DT_LAB_REGIONS, DT_LAB_UNDERLAY, DT_LAB_WINDOW_MS," >&2
 		echo "        DT_LAB_INSTANCES, DT_LAB_TENANTS, DT_LAB_TOKEN, DT_LAB_LIMITS, DT_LAB_ANALYZER_EXTRA, DT_LAB_METRICS)" >&2
 		return 2
 		;;
