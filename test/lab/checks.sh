@@ -66,6 +66,37 @@ CHECKS_JQ_DEFS='
 	# a hop'"'"'s flow as seen there: its own "flow" when it differs from the packet'"'"'s
 	# (after a NAT), else the packet'"'"'s; use as  . as $p | .hops[0] | hflow($p)
 	def hflow($p): (.flow // $p.flow);
+	# Copies (report schema 2, issue 13): a packet'"'"'s hops form a tree. .parent is the
+	# index of the parent hop (null at the root), .branch "destination" or "copy",
+	# .latency_ns the time since the parent, .copy_fate on the last hop of a copy branch.
+	def hkey: {node, ifname, hook};
+	# hop indices from the root to hop $i (at most as many as there are hops: no loop)
+	def chain_to($i): .hops as $h | [limit($h | length; $i | recurse($h[.].parent // empty))] | reverse;
+	# the destination branch, root first, as hop keys: the chain to the one destination
+	# hop that is no destination hop'"'"'s parent (an error when there is not exactly one)
+	def dpath: .hops as $h
+		| [range(0; $h | length) | select($h[.].branch == "destination")] as $d
+		| ($d - [$h[$d[]].parent]) as $leaf
+		| if ($leaf | length) == 1 then [chain_to($leaf[0])[] | $h[.] | hopkey]
+		  else error("\(.ip_id): destination leaves \($leaf)") end;
+	# the last hops of the copy branches, and each copy branch root first as hop keys
+	def copy_ends: [.hops[] | select(.copy_fate != null)];
+	def copy_paths: . as $p | .hops as $h
+		| [range(0; $h | length) | select($h[.].copy_fate != null) | . as $i | [$p | chain_to($i)[] | $h[.] | hopkey]];
+	# every (parent, child) pair of the tree, in hop_latency'"'"'s terms
+	def tree_pairs: .hops as $h
+		| [$h[] | select(.parent != null) | {from: ($h[.parent] | hkey), to: hkey, branch}];
+	# one root; every other hop has a parent among the hops and reaches the root; a
+	# destination hop hangs on a destination hop; a copy branch ends with a copy_fate
+	def tree_ok: .hops as $h | ($h | length) as $n
+		| ([$h[] | select(.parent == null)] | length) == 1
+		and all($h[]; .parent == null or (.parent | type == "number" and . >= 0 and . < $n))
+		and all(range(0; $n); [limit($n + 1; recurse($h[.].parent // empty))] | length <= $n)
+		and all($h[]; .branch == "destination" or .branch == "copy")
+		and all($h[] | select(.branch == "destination" and .parent != null); $h[.parent].branch == "destination")
+		and all($h[] | select(.parent == null); .branch == "destination")
+		and all(range(0; $n); . as $i | $h[$i].branch != "copy" or $h[$i].copy_fate != null
+			or any($h[]; .parent == $i and .branch == "copy"));
 '
 # Where the per-packet hops of a report are: .packets[].hops; the per-hop loss table is the
 # top-level .hops (the report contract of issue 3).
@@ -307,4 +338,107 @@ fault_tasks() {
 	[[ -n $ping_task && -n $udp_task ]] || exit 1
 	check "ping task armed" lab_task_wait_armed "$ping_task"
 	check "UDP task armed" lab_task_wait_armed "$udp_task"
+}
+
+# ---------------------------------------------------------------------------------------
+# Overlays that copy packets (issue 13; test/lab/test_flood_*.sh). With --fdb flood each
+# colored packet becomes one copy per remote VTEP; the report (schema 2) builds each
+# packet's hops as a tree: the branch towards the destination decides its fate, every
+# other branch is a bystander copy with a copy_fate (filtered, dropped, vanished,
+# in-flight), counted in the top-level copies[] and never in the verdict.
+
+# check_tree FILE NAME: every packet's hops form a sound tree (tree_ok), its copies count
+# its copy branches, no latency is negative and only the root has none.
+check_tree() {
+	local f=$1 name=$2
+	jq_true "$f" "$name: every packet's hops form one tree (one root, parents reach it, destination hops hang on destination hops, copy branches end with a copy_fate)" \
+		'(.packets | length) > 0 and all(.packets[]; tree_ok)'
+	jq_true "$f" "$name: every packet's copies = its copy branches (hops with a copy_fate)" \
+		'all(.packets[]; .copies == (copy_ends | length))'
+	jq_true "$f" "$name: no negative latency in any packet's hops; null at the root only" \
+		'all(.packets[].hops[]; if .parent == null then .latency_ns == null else .latency_ns >= 0 end)'
+	jq_true "$f" "$name: every drop hop carries its drop (reason, name, where)" \
+		'all(.packets[].hops[] | select(.hook == "drop"); .drop.name != null and .drop.reason != null
+			and (.drop.where | type == "string"))'
+}
+
+# check_hop_latency_tree FILE NAME: hop_latency holds the tree's pairs and nothing else:
+# every row is a (parent, child) pair of the packets on its branch, and each row's count
+# is the number of such pairs; none has a negative minimum.
+check_hop_latency_tree() {
+	local f=$1 name=$2
+	jq_true "$f" "$name: every hop_latency row is a real (parent -> child) pair of its branch in the packets" \
+		'([.packets[] | tree_pairs[]] | unique) as $real
+		| all(.hop_latency[]; {from: (.from | hkey), to: (.to | hkey), branch} as $r | $real | index([$r]) != null)'
+	jq_true "$f" "$name: hop_latency = the packets' (parent -> child) pairs, per branch, with their exact counts" \
+		'([.hop_latency[] | {from: (.from | hkey), to: (.to | hkey), branch, count}] | sort)
+		== ([.packets[] | tree_pairs[]] | group_by(.) | map(.[0] + {count: length}) | sort)'
+	jq_true "$f" "$name: no hop_latency row has a negative minimum" 'all(.hop_latency[]; .min_ns >= 0)'
+}
+
+# check_copies FILE NAME EXPECTED: the copies[] table, as {node, direction, fate, count}
+# rows, is EXPECTED (a JSON array, any order); every dropped row has a reason.
+check_copies() {
+	local f=$1 name=$2 want=$3
+	jq_true "$f" "$name: copies[] = $(jq -r 'map("\(.node) \(.direction) \(.fate) \(.count)") | join(", ")' <<<"$want")" \
+		'[.copies[] | {node, direction, fate, count}] | sort == ($w | sort)' --argjson w "$want"
+	jq_true "$f" "$name: copies[]: every row has node, ifname, hook; a dropped one its reason" \
+		'all(.copies[]; (.node | type == "string") and (.ifname | type == "string") and (.hook | type == "string")
+			and (.fate != "dropped" or (.reason | type == "string" and length > 0)))'
+}
+
+# check_loss_table_destination FILE NAME NODES: the per-hop loss table has rows of the
+# destination branches only: none at the bystander NODES (a JSON array of node names).
+check_loss_table_destination() {
+	jq_true "$1" "$2: per-hop loss table: no row at a bystander ($(jq -r 'join(", ")' <<<"$3"))" \
+		'all(.hops[]; .node as $n | $b | index($n) == null)' --argjson b "$3"
+}
+
+# check_samples_accounted NAME FILE...: stops every agent, then: the samples they took
+# (their exit counters, "sampled") = the hops of every packet of the reports FILE... (one
+# per task, fetched after the last traffic was judged) + the samples the last report
+# counts as lost before analysis. Bystander copies are samples too: none may go missing
+# from the trees. Sets AGENT_EXIT_LOGGED; see agent_exit.
+check_samples_accounted() {
+	local name=$1 host v sum=0 hops lost
+	shift
+	for host in "${LAB_HOSTS[@]}"; do
+		lab_bg_stop "agent-$host"
+		v=$(exit_counter "$LAB_DIR/agent-$host.log" DT-AGENT-EXIT sampled)
+		sum=$((sum + ${v:-0}))
+	done
+	hops=$(jq -s '[.[].packets[].hops | length] | add // 0' "$@" 2>/dev/null)
+	lost=$(jq '[.lost[]] | add // 0' "${@: -1}" 2>/dev/null)
+	check_eq "$name: every sample the agents took is a hop of a reported packet or counted lost (hops + lost = sampled)" \
+		"$((${hops:-0} + ${lost:-0}))" "$sum"
+}
+
+# agent_exit HOST KEY: a counter of HOST's agent at its exit (after check_samples_accounted
+# or lab_bg_stop agent-HOST).
+agent_exit() {
+	exit_counter "$LAB_DIR/agent-$1.log" DT-AGENT-EXIT "$2"
+}
+
+# capture_vxlan_count NAME PATTERN: the VXLAN packets of capture NAME (an underlay
+# capture, "udp port 4789") whose decoded inner packet matches PATTERN (grep -E), e.g.
+# "IP 10.100.0.1 > 10.100.0.31: ICMP echo request".
+capture_vxlan_count() {
+	lab_capture_read "$1" | grep -cE "$2" || true
+}
+
+# bridge_knows HOST MAC: HOST's bridge br0 has learned MAC behind its vxlan0 (so it
+# discards a copy for MAC that comes in on vxlan0, instead of flooding it to its ports).
+bridge_knows() {
+	bridge -n "$LAB_P-$1" fdb show br br0 2>/dev/null | grep -qi "^$2 dev vxlan0 "
+}
+
+# check_bystanders_know WHAT MAC HOST...: a check per HOST that its bridge knows MAC (WHAT
+# names it) behind vxlan0.
+check_bystanders_know() {
+	local what=$1 mac=$2 host
+	shift 2
+	for host in "$@"; do
+		check "$host's bridge has learned $what ($mac) behind vxlan0: it will discard the copies" \
+			bridge_knows "$host" "$mac"
+	done
 }
