@@ -511,3 +511,8 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 	dyetrace__destroy(dp->skel);
 	free(dp);
 }
+
+const void *dt_dataplane_object(size_t *len)
+{
+	return dyetrace__elf_bytes(len);
+}

@@ -43,6 +43,12 @@ unsigned dt_dataplane_armed(struct dt_dataplane *dp);
 const char *dt_dataplane_handover(const struct dt_dataplane *dp);
 
 /*
+ * The BPF object (ELF) embedded in the agent, as bpftool's skeleton holds it: the bytes of
+ * dyetrace.bpf.o. Its SHA-256 is the object's tag in --version. Needs no privilege.
+ */
+const void *dt_dataplane_object(size_t *len);
+
+/*
  * Detaches everything it attached (and removes the clsact qdiscs it created) and unpins
  * its maps. With handover, leaves the programs attached and the maps (tasks, quotas,
  * prefilter, ring buffer, counters) pinned, so that armed tasks keep coloring and the

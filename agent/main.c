@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "agent.h"
+#include "dataplane.h"
 #include "dt_daemon.h"
+#include "dt_sha256.h"
 
 static int load(const char *path, void *cfg, char *err, size_t errlen)
 {
@@ -12,8 +14,22 @@ static int run(const void *cfg, volatile int *stop)
 	return dt_agent_run(cfg, stop);
 }
 
+/* --version: the tag of the embedded BPF object, the sha256sum of dyetrace.bpf.o. */
+static void version(FILE *f)
+{
+	char hex[2 * DT_SHA256_LEN + 1];
+	const void *obj;
+	size_t len;
+
+	obj = dt_dataplane_object(&len);
+	dt_sha256_hex(obj, len, hex);
+	fprintf(f, "bpf object: sha256 %s (%zu bytes)\n", hex, len);
+}
+
 static const struct dt_daemon agent_daemon = {
 	.name = "dyetrace-agent",
+	.summary = "samples colored packets on a forwarding node (eBPF) for dyetrace",
+	.version = version,
 	.default_config = "/etc/dyetrace/agent.conf",
 	.cfg_size = sizeof(struct dt_agent_cfg),
 	.load = load,

@@ -39,10 +39,7 @@
 #include "render_graph.h"
 #include "render_html.h"
 #include "export_pcapng.h"
-
-#ifndef DT_VERSION
-#define DT_VERSION "0.1.0"
-#endif
+#include "dt_version.h"
 
 #define DEFAULT_API "ipc:///run/dyetrace/api.sock"
 #define DEFAULT_TIMEOUT_MS 5000
@@ -234,7 +231,8 @@ static const char help_text[] =
 	"                         A value above a maximum is refused (exit 4).\n"
 	"        --interval MS    task watch: how often to ask, 10 to 60000. Default: 500.\n"
 	"    -h, --help           Print this help and exit.\n"
-	"        --version        Print the version and exit.\n"
+	"        --version        Print the version, the git revision it was built from and\n"
+	"                         the versions of the libraries in use, and exit.\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0  Success. task watch: the task ended done or expired.\n"
@@ -593,8 +591,8 @@ static int common_opt(struct cli *c, int opt, const char *arg, char **argv)
 		fputs(help_text, stdout);
 		return RC_OK;
 	case OPT_VERSION:
-		printf("dyetrace %s\n", DT_VERSION);
-		return RC_OK;
+		dt_version_print(stdout, "dyetrace");
+		return printed(c, 0);
 	case '?':
 		if (optopt != 0) {
 			return usage_error(c, "unknown option -%c (see dyetrace --help)", optopt);

@@ -14,6 +14,7 @@ static int run(const void *cfg, volatile int *stop)
 
 static const struct dt_daemon analyzer_daemon = {
 	.name = "dyetrace-analyzer",
+	.summary = "the dyetrace task service: stitches samples into paths, loss and latency",
 	.default_config = "/etc/dyetrace/analyzer.conf",
 	.cfg_size = sizeof(struct dt_analyzer_cfg),
 	.load = load,
@@ -47,6 +48,8 @@ static const struct dt_daemon analyzer_daemon = {
 	"    tls = { ca = \"ca.pem\"; cert = \"analyzer.pem\"; key = \"analyzer.key\"; };\n"
 	"                                 # mutual TLS for collectors (listen = \"tls+tcp://...\"):\n"
 	"                                 # a collector without a certificate from the CA is refused\n"
+	"                                 # (server_name = \"...\" is accepted and unused here: the\n"
+	"                                 # analyzer only listens)\n"
 	"    metrics = \"http://127.0.0.1:9103\"; # Prometheus metrics at GET /metrics on this\n"
 	"                                 # address (optional; absent: no HTTP server)\n"
 	"    store_size_mb = 4096;        # the store's map size; a full store refuses batches\n"

@@ -14,6 +14,7 @@ static int run(const void *cfg, volatile int *stop)
 
 static const struct dt_daemon collector_daemon = {
 	.name = "dyetrace-collector",
+	.summary = "stores and forwards the samples of a region's dyetrace agents",
 	.default_config = "/etc/dyetrace/collector.conf",
 	.cfg_size = sizeof(struct dt_collector_cfg),
 	.load = load,

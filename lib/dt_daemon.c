@@ -8,10 +8,7 @@
 #include "dt_config.h"
 #include "dt_daemon.h"
 #include "dt_log.h"
-
-#ifndef DT_VERSION
-#define DT_VERSION "0.1.0"
-#endif
+#include "dt_version.h"
 
 static volatile int stop_flag;
 
@@ -24,7 +21,7 @@ static void usage(FILE *f, const struct dt_daemon *d)
 {
 	fprintf(f,
 		"NAME\n"
-		"    %s\n\n"
+		"    %s - %s\n\n"
 		"SYNOPSIS\n"
 		"    %s [-c FILE] [-v]... [--check]\n"
 		"    %s -h | --version\n\n"
@@ -34,7 +31,8 @@ static void usage(FILE *f, const struct dt_daemon *d)
 		"    -q, --quiet        warnings and errors only\n"
 		"    --check            load and validate the configuration, then exit\n"
 		"    -h, --help         this text\n"
-		"    --version          print the version\n\n"
+		"    --version          print the version, the git revision, the versions of the\n"
+		"                       libraries in use%s\n\n"
 		"%s\n"
 		"EXIT STATUS\n"
 		"    0  stopped by SIGINT or SIGTERM after a clean shutdown (or --check passed);\n"
@@ -44,7 +42,8 @@ static void usage(FILE *f, const struct dt_daemon *d)
 		"LOGS\n"
 		"    One line per event on stderr: time, level, a stable message id (DT-...), text.\n"
 		"    Per-packet events are never logged; counters are logged periodically and at exit.\n",
-		d->name, d->name, d->name, d->default_config, d->help);
+		d->name, d->summary, d->name, d->name, d->default_config,
+		d->version ? " and the tag of the BPF object" : "", d->help);
 }
 
 int dt_daemon_main(int argc, char **argv, const struct dt_daemon *d)
@@ -82,8 +81,10 @@ int dt_daemon_main(int argc, char **argv, const struct dt_daemon *d)
 			usage(stdout, d);
 			return EXIT_SUCCESS;
 		case 'V':
-			printf("%s %s\n", d->name, DT_VERSION);
-			return EXIT_SUCCESS;
+			dt_version_print(stdout, d->name);
+			if (d->version)
+				d->version(stdout);
+			return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_SUCCESS : EXIT_FAILURE;
 		default:
 			fprintf(stderr, "Try '%s --help'.\n", d->name);
 			return 2;
