@@ -59,6 +59,25 @@ static int iface_slot(struct agent *a, unsigned ifindex)
 	return (int)b->n_ifaces++;
 }
 
+/*
+ * True when ifindex is a port that lists its instances and daddr is none of them: the
+ * packet leaving through it is a copy the bridge flooded, not one for this instance.
+ */
+static bool port_stranger(const struct dt_agent_cfg *cfg, unsigned ifindex, uint32_t daddr)
+{
+	for (unsigned i = 0; i < cfg->n_ifaces; i++) {
+		const struct dt_agent_iface *p = &cfg->ifaces[i];
+
+		if (p->ifindex != ifindex || p->role != DT_ROLE_PORT || p->n_instances == 0)
+			continue;
+		for (unsigned k = 0; k < p->n_instances; k++)
+			if (p->instances[k] == daddr)
+				return false;
+		return true;
+	}
+	return false;
+}
+
 /* The batch's index of a string, added when new; DT_STR_NONE when the table is full. */
 static uint16_t string_slot(struct agent *a, const char *s)
 {
@@ -156,6 +175,8 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	w = &a->batch.samples[a->batch.n_samples++];
 	w->hook = s->hook;
 	w->flags = s->flags;
+	if (s->hook == DT_HOOK_PORT_OUT && port_stranger(a->cfg, s->ifindex, s->tuple.daddr))
+		w->flags |= DT_SAMPLE_F_STRANGER;
 	w->iface = (uint16_t)slot;
 	w->ts_ns = s->ts_ns + a->mono_to_real_ns;
 	w->tuple = s->tuple;

@@ -67,6 +67,11 @@ struct analyzer {
 	struct dt_taskstore *store;
 	struct node_loss *losses;
 	struct sender_seq *seqs;
+	/* The live nodes' states as of the last tick, and who hosts what among them (the
+	 * handshake, and the destinations of the packets in reports). */
+	struct dt_node_state *nodes;
+	uint32_t n_nodes;
+	struct dt_hosts hosts;
 	struct dt_ingest *ingest;
 	uint64_t sent_gen; /* the control generation given to the ingest server */
 	nng_socket api;
@@ -452,6 +457,12 @@ static size_t restored_held(const struct analyzer *a)
 	return n;
 }
 
+/* The node hosting (vni, addr) among the live ones, for the report's destinations. */
+static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
+{
+	return dt_hosts_node(arg, vni, addr);
+}
+
 /* Builds the report of task (lock held), closing the analysis window first when due. */
 static int build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
 {
@@ -460,6 +471,8 @@ static int build_report(struct analyzer *a, struct dt_task *task, struct dt_repo
 		.now_ns = dt_clock_ns(CLOCK_REALTIME),
 		.now_ms = dt_mono_ms(),
 		.window_ms = a->cfg->window_ms,
+		.host_of = host_of,
+		.host_arg = &a->hosts,
 	};
 	struct node_loss *n;
 	int rv;
@@ -614,9 +627,16 @@ static void tick(struct analyzer *a)
 	dt_stitch_tick(&a->stitch, dt_mono_ms());
 	have_hosts = dt_hosts_build(&hosts, nodes, n_nodes) == 0;
 	if (have_hosts) {
-		dt_tasks_step(&a->tasks, &hosts, &a->cfg->lifecycle, &ops,
+		/* The new snapshot replaces the last one (which reports keep using otherwise). */
+		dt_hosts_free(&a->hosts);
+		dt_node_states_free(a->nodes, a->n_nodes);
+		a->hosts = hosts;
+		a->nodes = nodes;
+		a->n_nodes = n_nodes;
+		nodes = NULL;
+		n_nodes = 0;
+		dt_tasks_step(&a->tasks, &a->hosts, &a->cfg->lifecycle, &ops,
 			      dt_clock_ns(CLOCK_REALTIME), dt_mono_ms());
-		dt_hosts_free(&hosts);
 	}
 	/* Final reports that could not be stored yet. */
 	for (size_t i = 0; i < a->tasks.n_all; i++) {
@@ -1376,6 +1396,8 @@ out:
 	}
 	dt_taskstore_close(a->store);
 	dt_stitch_free(&a->stitch);
+	dt_hosts_free(&a->hosts);
+	dt_node_states_free(a->nodes, a->n_nodes);
 	dt_tasks_free(&a->tasks);
 	dt_strtab_free(&a->strs);
 	msgpack_sbuffer_destroy(&out);

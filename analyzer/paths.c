@@ -69,7 +69,8 @@
 
 #include "paths.h"
 
-/* Visits of one packet: at most one per hop. */
+/* Hops of one packet, and its visits: at most one per hop. */
+#define MAX_HOPS DT_REPORT_MAX_HOPS
 #define MAX_VISITS DT_REPORT_MAX_HOPS
 
 /* A drop reason as told apart: by name, or by value when it has none. */
@@ -87,23 +88,31 @@ struct item {
 struct pkt {
 	struct dt_packet_path p;
 	size_t key;	 /* rank in packet key order: a deterministic tie-break */
+	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
 	int drop_hop;	 /* index of the fatal drop hop in p.hops, or -1 */
 	uint64_t reason; /* the fatal drop's reason key (see REASON_*) */
 };
 
-/* One hop pair of one packet, before aggregation. */
+/* One hop pair of one packet (a hop and its parent), before aggregation. */
 struct pair {
 	const struct dt_hop *from;
 	const struct dt_hop *to;
 	uint64_t lat_ns; /* clamped at 0, see the top of the file */
-	uint32_t pos;	 /* index of the from hop in its packet's path */
+	uint32_t pos;	 /* depth of the from hop in its packet's tree */
 	uint8_t dir;
+	uint8_t branch; /* the to hop's */
 };
 
 /* A summary, with the key it is ordered by. */
 struct stat_pos {
 	struct dt_hop_stat st;
 	double pos;
+	uint8_t dir;
+};
+
+/* One end of a copy branch, for the copies table. */
+struct copy_rec {
+	const struct dt_hop *at;
 	uint8_t dir;
 };
 
@@ -268,6 +277,7 @@ static int cmp_item_in_packet(const void *pa, const void *pb)
 static bool same_place_and_time(const struct item *a, const struct item *b)
 {
 	return a->o->hook == b->o->hook && a->o->ts_ns == b->o->ts_ns &&
+	       a->o->outer_daddr == b->o->outer_daddr && a->o->outer_saddr == b->o->outer_saddr &&
 	       cmp_name(a->o->node, a->node, b->o->node, b->node) == 0 &&
 	       cmp_name(a->o->ifname, a->ifname, b->o->ifname, b->ifname) == 0;
 }
@@ -303,31 +313,44 @@ struct visit {
 	bool placed;
 };
 
+/* True when hop o saw the packet as it came from the underlay (it carries outer addresses). */
+static bool from_underlay(const struct dt_obs *o)
+{
+	return o->hook == DT_HOOK_UPLINK_IN ||
+	       (o->hook == DT_HOOK_DROP && (o->flags & DT_SAMPLE_F_ENCAP));
+}
+
 /* True when hop b receives what hop a sent to the underlay. */
 static bool receives(const struct dt_obs *a, const struct dt_obs *b)
 {
-	bool in = b->hook == DT_HOOK_UPLINK_IN ||
-		  (b->hook == DT_HOOK_DROP && (b->flags & DT_SAMPLE_F_ENCAP));
-
-	return in && b->outer_saddr == a->outer_saddr && b->outer_daddr == a->outer_daddr;
+	return from_underlay(b) && b->outer_saddr == a->outer_saddr &&
+	       b->outer_daddr == a->outer_daddr;
 }
 
-/* True when some uplink-out hop of visit a hands the packet to a hop of b. */
-static bool hands_off(const struct item *v, const struct visit *a, const struct visit *b)
+/* The uplink-out hop of visit a that hands the packet to visit b, or -1. Several can
+ * (a node that sent b the packet twice): the last one sent before b's first hop, else the
+ * first one. */
+static int hand_off(const struct item *v, const struct visit *a, const struct visit *b)
 {
+	int before = -1, after = -1;
 	size_t i, j;
 
 	for (i = a->start; i < a->end; i++) {
 		if (v[i].o->hook != DT_HOOK_UPLINK_OUT) {
 			continue;
 		}
-		for (j = b->start; j < b->end; j++) {
-			if (receives(v[i].o, v[j].o)) {
-				return true;
-			}
+		for (j = b->start; j < b->end && !receives(v[i].o, v[j].o); j++) {
+		}
+		if (j == b->end) {
+			continue;
+		}
+		if (v[i].o->ts_ns <= b->min_ts) {
+			before = (int)i;
+		} else if (after < 0) {
+			after = (int)i;
 		}
 	}
-	return false;
+	return before >= 0 ? before : after;
 }
 
 /*
@@ -362,51 +385,121 @@ static int next_unreached(const struct visit *g, int ng, bool reach[][MAX_VISITS
 }
 
 /*
- * Orders the visits of one packet: the visit with a first hop (port-in, gw-in) first (the
- * earliest one if several have it); then, repeatedly, a visit that a hand-off from the
- * most recently placed visit able to hand off reaches (the earliest if several); when no
- * hand-off leads further, the next unreached visit by next_unreached(). Writes the order
- * to order[0..ng).
+ * The hop an orphan visit b (no hand-off from a placed visit reaches it: a sample is
+ * missing, or a node on the way has no agent) hangs from, by what b's first hop says of
+ * where the packet came from (its outer source address):
+ *  1. the first hop of a placed visit that sent from that address (only the uplink-out
+ *     sample of b's copy is missing);
+ *  2. a placed uplink-out hop that sent to that address (the packet crossed a node that
+ *     saw nothing: no agent, or one that was restarting);
+ *  3. else the first hop of the placed visit that began last before b, else the root's.
  */
-static void order_visits(const struct item *v, struct visit *g, int ng, int *order)
+static size_t orphan_parent(const struct item *v, const struct visit *g, int ng, int b,
+			    int root)
+{
+	const struct dt_obs *in = v[g[b].start].o;
+	int sender = -1, before = -1, via = -1, i;
+	bool outer = from_underlay(in) && in->outer_saddr != 0;
+	size_t h;
+
+	for (i = 0; i < ng; i++) {
+		if (!g[i].placed) {
+			continue;
+		}
+		if (g[i].min_ts <= g[b].min_ts && (before < 0 || g[i].min_ts >= g[before].min_ts)) {
+			before = i;
+		}
+		for (h = g[i].start; outer && h < g[i].end; h++) {
+			const struct dt_obs *o = v[h].o;
+
+			if (o->hook != DT_HOOK_UPLINK_OUT) {
+				continue;
+			}
+			if (o->outer_saddr == in->outer_saddr &&
+			    (sender < 0 || g[i].min_ts > g[sender].min_ts)) {
+				sender = i;
+			}
+			if (o->outer_daddr == in->outer_saddr &&
+			    (via < 0 || o->ts_ns > v[via].o->ts_ns)) {
+				via = (int)h;
+			}
+		}
+	}
+	if (sender >= 0) {
+		return g[sender].start;
+	}
+	if (via >= 0) {
+		return (size_t)via;
+	}
+	return g[before >= 0 ? before : root].start;
+}
+
+/*
+ * Links the visits into a tree: vparent[b] is the hop (index into v) that visit b's first
+ * hop followed, -1 for the root visit. The root is the visit with a first hop (port-in,
+ * gw-in; the earliest if several), else next_unreached(). Then, breadth first, every
+ * visit that a hand-off from a placed visit reaches hangs from that hand-off's uplink-out
+ * hop; when none is left, the next unreached visit hangs from orphan_parent(). Returns the
+ * root visit.
+ */
+static int link_visits(const struct item *v, struct visit *g, int ng, int *vparent)
 {
 	static_assert(MAX_VISITS <= 64, "the reach matrix lives on the stack");
 	bool reach[MAX_VISITS][MAX_VISITS];
-	int i, j, k, placed = 0, first = -1;
+	int i, j, placed = 0, root = -1;
 
 	for (i = 0; i < ng; i++) {
 		for (j = 0; j < ng; j++) {
-			reach[i][j] = i != j && hands_off(v, &g[i], &g[j]);
+			reach[i][j] = i != j && hand_off(v, &g[i], &g[j]) >= 0;
 		}
-		if (g[i].first_hop && (first < 0 || g[i].min_ts < g[first].min_ts)) {
-			first = i;
+		if (g[i].first_hop && (root < 0 || g[i].min_ts < g[root].min_ts)) {
+			root = i;
 		}
 	}
-	if (first < 0) {
-		first = next_unreached(g, ng, reach);
+	if (root < 0) {
+		root = next_unreached(g, ng, reach);
 	}
-	g[first].placed = true;
-	order[placed++] = first;
+	g[root].placed = true;
+	vparent[root] = -1;
+	placed = 1;
 
 	while (placed < ng) {
-		int next = -1;
+		bool progress = false;
 
-		for (k = placed - 1; k >= 0 && next < 0; k--) {
-			int from = order[k];
+		for (j = 0; j < ng; j++) {
+			int best = -1;
 
-			for (j = 0; j < ng; j++) {
-				if (!g[j].placed && reach[from][j] &&
-				    (next < 0 || g[j].min_ts < g[next].min_ts)) {
-					next = j;
+			if (g[j].placed) {
+				continue;
+			}
+			for (i = 0; i < ng; i++) {
+				int h;
+
+				if (!g[i].placed || !reach[i][j]) {
+					continue;
+				}
+				h = hand_off(v, &g[i], &g[j]);
+				if (best < 0 || (v[h].o->ts_ns <= g[j].min_ts &&
+						 (v[best].o->ts_ns > g[j].min_ts ||
+						  v[h].o->ts_ns > v[best].o->ts_ns))) {
+					best = h;
 				}
 			}
+			if (best >= 0) {
+				vparent[j] = best;
+				g[j].placed = true;
+				placed++;
+				progress = true;
+			}
 		}
-		if (next < 0) {
-			next = next_unreached(g, ng, reach);
+		if (!progress) {
+			j = next_unreached(g, ng, reach);
+			vparent[j] = (int)orphan_parent(v, g, ng, j, root);
+			g[j].placed = true;
+			placed++;
 		}
-		g[next].placed = true;
-		order[placed++] = next;
 	}
+	return root;
 }
 
 /* Cuts the trimmed run v[0..n) into visits (see the top of the file). Returns how many. */
@@ -439,6 +532,59 @@ static int cut_visits(const struct item *v, size_t n, struct visit *g)
 	return ng;
 }
 
+/* True when drop d happened to what hop o sent out (o is earlier in d's visit): the
+ * encapsulated packet of an uplink-out (same outer addresses), or a packet that left
+ * through the same interface (a qdisc or the device dropped it after the hook). */
+static bool drop_after(const struct item *o, const struct item *d)
+{
+	if (o->o->hook == DT_HOOK_UPLINK_OUT) {
+		return (d->o->flags & DT_SAMPLE_F_ENCAP) && o->o->outer_saddr == d->o->outer_saddr &&
+		       o->o->outer_daddr == d->o->outer_daddr;
+	}
+	return is_last_hop(o->o->hook) && !(d->o->flags & DT_SAMPLE_F_ENCAP) &&
+	       cmp_name(o->o->ifname, o->ifname, d->o->ifname, d->ifname) == 0;
+}
+
+/*
+ * The parent of every hop of the run v[0..n) (index into v, -1 at the root), and the first
+ * hop of its visit (entry), by which the root hop's index is returned. A visit's
+ * first hop follows what linked the visit (link_visits()); a drop follows the latest hop
+ * of its visit that sent out what it dropped (drop_after()); every other hop follows its
+ * visit's first hop: inside a node a packet goes from where it entered to where it left,
+ * and each copy leaves on its own.
+ */
+static int hop_parents(const struct item *v, size_t n, int *parent, int *entry)
+{
+	struct visit g[MAX_VISITS];
+	int vparent[MAX_VISITS];
+	int ng, root, k;
+	size_t i, j;
+
+	ng = cut_visits(v, n, g);
+	root = link_visits(v, g, ng, vparent);
+	for (k = 0; k < ng; k++) {
+		parent[g[k].start] = vparent[k];
+		entry[g[k].start] = (int)g[k].start;
+		for (i = g[k].start + 1; i < g[k].end; i++) {
+			const struct dt_obs *o = v[i].o;
+
+			parent[i] = (int)g[k].start;
+			entry[i] = (int)g[k].start;
+			if (o->hook != DT_HOOK_DROP) {
+				continue;
+			}
+			for (j = i; j-- > g[k].start;) {
+				if (drop_after(&v[j], &v[i])) {
+					parent[i] = (int)j;
+					break;
+				}
+			}
+		}
+	}
+	assert(g[ng - 1].end == n);
+	return (int)g[root].start;
+}
+
 static void copy_str(char *dst, const char *src, size_t size)
 {
 	snprintf(dst, size, "%s", src);
@@ -465,96 +611,278 @@ static void reason_label(const struct dt_strtab *strs, uint64_t key, char *buf, 
 }
 
 /*
- * Judges a built packet (see paths.h): fate, drop hop and drop fields. young: the packet
- * was seen within the window.
+ * True when a drop gave no specific reason: what a bridge or a VXLAN device does with a
+ * copy that is not for its host (br_handle_frame_finish frees it as NOT_SPECIFIED).
+ * Kernels number their reasons differently: by name when there is one.
  */
-static void judge(const struct dt_strtab *strs, struct pkt *k, const struct dt_obs *drop,
-		  int drop_hop, bool young)
+static bool unspecified_drop(const struct dt_strtab *strs, const struct dt_obs *o)
 {
-	struct dt_packet_path *p = &k->p;
-	bool exit_seen = false;
-	uint32_t i;
-
-	for (i = 0; i < p->n_hops; i++) {
-		exit_seen = exit_seen || is_last_hop(p->hops[i].at.hook);
+	if (o->drop_name != DT_STRTAB_NONE && o->drop_name != 0) {
+		return strcmp(dt_strtab_get(strs, o->drop_name), "NOT_SPECIFIED") == 0;
 	}
-	k->drop_hop = -1;
-	k->reason = REASON_NONE;
-	if (drop && (drop_hop == (int)p->n_hops - 1 || !exit_seen)) {
-		p->fate = DT_FATE_DROPPED;
-		k->drop_hop = drop_hop;
-		k->reason = reason_key(drop);
-		p->drop_reason = drop->drop_reason;
-		copy_str(p->drop_name, dt_strtab_get(strs, drop->drop_name), sizeof(p->drop_name));
-		copy_str(p->drop_where, dt_strtab_get(strs, drop->drop_where),
-			 sizeof(p->drop_where));
-	} else if (exit_seen) {
-		p->fate = DT_FATE_DELIVERED;
-	} else if (young) {
-		p->fate = DT_FATE_IN_FLIGHT;
-	} else {
-		p->fate = DT_FATE_VANISHED;
+	return o->drop_reason <= 2; /* SKB_NOT_DROPPED_YET, SKB_CONSUMED, NOT_SPECIFIED */
+}
+
+/* How a leaf of a packet's tree ended, before the destination branch is chosen. */
+enum leaf_end {
+	END_DELIVERED, /* an exit: gw-out, or a port-out towards the destination */
+	END_FILTERED,  /* a drop without a specific reason, or a port-out to another instance */
+	END_DROPPED,   /* a drop with a specific reason */
+	END_OPEN,      /* not seen again */
+};
+
+/* The node hosting (vni, addr) per ctx, or NULL when no node reported it. */
+static const char *host_of(const struct dt_paths_ctx *ctx, uint32_t vni, uint32_t addr)
+{
+	return ctx->host_of ? ctx->host_of(ctx->host_arg, vni, addr) : NULL;
+}
+
+static enum leaf_end leaf_end(const struct dt_paths_ctx *ctx, const struct item *it,
+			      uint32_t vni)
+{
+	const struct dt_obs *o = it->o;
+	const char *host;
+
+	switch (o->hook) {
+	case DT_HOOK_GW_OUT:
+		return END_DELIVERED;
+	case DT_HOOK_PORT_OUT:
+		host = host_of(ctx, vni, o->tuple.daddr);
+		if ((o->flags & DT_SAMPLE_F_STRANGER) || (host && strcmp(host, it->node) != 0)) {
+			return END_FILTERED;
+		}
+		return END_DELIVERED;
+	case DT_HOOK_DROP:
+		return unspecified_drop(ctx->strs, o) ? END_FILTERED : END_DROPPED;
+	default:
+		return END_OPEN;
 	}
 }
 
-/* Builds and judges one packet from its trimmed run v[0..n), 1 <= n <= DT_REPORT_MAX_HOPS. */
+/*
+ * How likely the branch ending at leaf l is the one towards the packet's destination
+ * (higher: likelier), see choose_destination().
+ */
+static int leaf_rank(const struct dt_paths_ctx *ctx, const struct item *v, const int *entry,
+		     size_t l, enum leaf_end end, uint32_t vni, int root)
+{
+	const struct item *in = &v[entry[l]];
+	const char *host = host_of(ctx, vni, v[l].o->tuple.daddr);
+	const char *in_host;
+
+	if (end == END_DELIVERED) {
+		return 5;
+	}
+	if (host && strcmp(host, v[l].node) == 0) {
+		return 4; /* it reached the destination's host */
+	}
+	/* A copy received from the underlay by a host that is not the destination's. */
+	in_host = host_of(ctx, vni, in->o->tuple.daddr);
+	if (entry[l] != root && from_underlay(in->o) && in_host &&
+	    strcmp(in_host, in->node) != 0) {
+		return 0;
+	}
+	switch (end) {
+	case END_DROPPED:
+		return 3;
+	case END_OPEN:
+		return 2;
+	default:
+		return 1;
+	}
+}
+
+/* The depth of hop i in the tree parent[] (the root's is 0). */
+static int hop_depth(const int *parent, int i)
+{
+	int d = 0;
+
+	while (parent[i] >= 0) {
+		i = parent[i];
+		d++;
+	}
+	return d;
+}
+
+/* The depth-first order of the tree: at each hop, its child on the destination branch
+ * first, then the others by timestamp. Writes order[0..n). */
+static void dfs_order(const struct item *v, size_t n, const int *parent, const bool *on_dest,
+		      int root, int *order)
+{
+	int stack[MAX_HOPS], kids[MAX_HOPS];
+	size_t sp = 0, m = 0, i;
+	int nk, a, b;
+
+	stack[sp++] = root;
+	while (sp > 0) {
+		int x = stack[--sp];
+
+		order[m++] = x;
+		nk = 0;
+		for (i = 0; i < n; i++) {
+			if (parent[i] == x) {
+				kids[nk++] = (int)i;
+			}
+		}
+		/* Insertion sort, best last: it is popped first. */
+		for (a = 1; a < nk; a++) {
+			int c = kids[a];
+
+			for (b = a; b > 0; b--) {
+				const int p = kids[b - 1];
+				bool c_first = on_dest[c] != on_dest[p] ? on_dest[c]
+					       : v[c].o->ts_ns != v[p].o->ts_ns ? v[c].o->ts_ns < v[p].o->ts_ns
+					       : c < p;
+
+				if (!c_first) {
+					break;
+				}
+				kids[b] = p;
+			}
+			kids[b] = c;
+		}
+		while (nk > 0) {
+			stack[sp++] = kids[--nk];
+		}
+	}
+	assert(m == n);
+}
+
+static uint8_t copy_end_of(enum leaf_end end, bool young)
+{
+	switch (end) {
+	case END_DELIVERED:
+		return DT_COPY_DELIVERED;
+	case END_FILTERED:
+		return DT_COPY_FILTERED;
+	case END_DROPPED:
+		return DT_COPY_DROPPED;
+	default:
+		return young ? DT_COPY_IN_FLIGHT : DT_COPY_VANISHED;
+	}
+}
+
+static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_strtab *strs)
+{
+	const struct dt_obs *o = it->o;
+
+	copy_str(hop->at.node, it->node, sizeof(hop->at.node));
+	copy_str(hop->at.ifname, it->ifname, sizeof(hop->at.ifname));
+	hop->at.hook = o->hook;
+	hop->ts_ns = o->ts_ns;
+	hop->tuple = o->tuple;
+	hop->cap_link = o->cap_link;
+	hop->cap_len = o->cap_len;
+	memcpy(hop->cap, o->cap, o->cap_len);
+	if (o->hook == DT_HOOK_DROP) {
+		hop->drop_reason = o->drop_reason;
+		copy_str(hop->drop_name, dt_strtab_get(strs, o->drop_name), sizeof(hop->drop_name));
+		copy_str(hop->drop_where, dt_strtab_get(strs, o->drop_where),
+			 sizeof(hop->drop_where));
+	}
+}
+
+/*
+ * Builds and judges one packet from its trimmed run v[0..n), 1 <= n <= DT_REPORT_MAX_HOPS:
+ * the tree of its hops (hop_parents()), the destination branch (the leaf of the best
+ * leaf_rank(); the deepest on a tie, then the earliest), the hops in dfs_order(), so that
+ * the destination branch is hops[0 .. n_dest), and the fate, which that branch alone
+ * decides (see paths.h).
+ */
 static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, size_t n,
 			struct pkt *k)
 {
 	struct dt_packet_path *p = &k->p;
-	const struct dt_obs *drop = NULL;
+	int parent[MAX_HOPS], entry[MAX_HOPS], depth[MAX_HOPS], rank[MAX_HOPS];
+	int order[MAX_HOPS], newidx[MAX_HOPS], nkids[MAX_HOPS] = {0};
+	enum leaf_end end[MAX_HOPS];
+	bool on_dest[MAX_HOPS] = {false};
+	uint32_t vni = v[0].o->canon.vni;
 	uint64_t newest_ms = 0, newest_ns = 0;
-	struct visit g[MAX_VISITS];
-	int order[MAX_VISITS];
-	int ng, j, drop_hop = -1;
-	size_t i, h = 0;
+	const struct dt_obs *d;
+	int root, best = -1, i;
 	bool young;
 
-	ng = cut_visits(v, n, g);
-	order_visits(v, g, ng, order);
+	root = hop_parents(v, n, parent, entry);
+	for (i = 0; i < (int)n; i++) {
+		depth[i] = hop_depth(parent, i);
+		if (parent[i] >= 0) {
+			nkids[parent[i]]++;
+		}
+		if (v[i].o->arrival_ms > newest_ms) {
+			newest_ms = v[i].o->arrival_ms;
+		}
+		if (v[i].o->ts_ns > newest_ns) {
+			newest_ns = v[i].o->ts_ns;
+		}
+	}
+	for (i = 0; i < (int)n; i++) {
+		if (nkids[i] > 0) {
+			continue;
+		}
+		end[i] = leaf_end(ctx, &v[i], vni);
+		rank[i] = leaf_rank(ctx, v, entry, (size_t)i, end[i], vni, root);
+		if (best < 0 || rank[i] > rank[best] ||
+		    (rank[i] == rank[best] &&
+		     (depth[i] > depth[best] ||
+		      (depth[i] == depth[best] && v[i].o->ts_ns < v[best].o->ts_ns)))) {
+			best = i;
+		}
+	}
+	for (i = best; i >= 0; i = parent[i]) {
+		on_dest[i] = true;
+	}
+	dfs_order(v, n, parent, on_dest, root, order);
 
 	p->hops = calloc(n, sizeof(*p->hops));
 	if (!p->hops) {
 		return -ENOMEM;
 	}
-	for (j = 0; j < ng; j++) {
-		const struct visit *vis = &g[order[j]];
+	young = (ctx->now_ms < newest_ms + ctx->window_ms) ||
+		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held_restored > 0;
+	for (i = 0; i < (int)n; i++) {
+		newidx[order[i]] = i;
+	}
+	for (i = 0; i < (int)n; i++) {
+		int x = order[i];
+		struct dt_hop *hop = &p->hops[i];
 
-		for (i = vis->start; i < vis->end; i++) {
-			const struct dt_obs *o = v[i].o;
-			struct dt_hop *hop = &p->hops[h];
-
-			copy_str(hop->at.node, v[i].node, sizeof(hop->at.node));
-			copy_str(hop->at.ifname, v[i].ifname, sizeof(hop->at.ifname));
-			hop->at.hook = o->hook;
-			hop->ts_ns = o->ts_ns;
-			hop->tuple = o->tuple;
-			hop->cap_link = o->cap_link;
-			hop->cap_len = o->cap_len;
-			memcpy(hop->cap, o->cap, o->cap_len);
-			if (o->hook == DT_HOOK_DROP) {
-				drop = o; /* the last one in path order is the fatal one */
-				drop_hop = (int)h;
-			}
-			if (o->arrival_ms > newest_ms) {
-				newest_ms = o->arrival_ms;
-			}
-			if (o->ts_ns > newest_ns) {
-				newest_ns = o->ts_ns;
-			}
-			h++;
+		fill_hop(hop, &v[x], ctx->strs);
+		hop->parent = parent[x] < 0 ? DT_HOP_ROOT : (uint16_t)newidx[parent[x]];
+		hop->branch = on_dest[x] ? DT_BRANCH_DEST : DT_BRANCH_COPY;
+		if (!on_dest[x] && nkids[x] == 0) {
+			hop->copy_end = copy_end_of(end[x], young);
+			p->n_copies++;
 		}
 	}
 	p->n_hops = n;
+	k->n_dest = (uint32_t)depth[best] + 1;
 	p->ip_id = v[0].o->ip_id;
 	p->ident = v[0].o->ident;
-	p->len = v[g[order[0]].start].o->len; /* as seen at the first hop */
+	p->len = v[root].o->len; /* as seen at the first hop */
 	p->direction = v[0].o->dir;
 	p->tuple = v[0].o->canon;
 
-	young = (ctx->now_ms < newest_ms + ctx->window_ms) ||
-		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held_restored > 0;
-	judge(ctx->strs, k, drop, drop_hop, young);
+	d = v[best].o;
+	p->dest_known = (end[best] == END_DELIVERED && d->hook == DT_HOOK_GW_OUT) ||
+			host_of(ctx, vni, d->tuple.daddr) || host_of(ctx, vni, 0);
+	k->drop_hop = -1;
+	k->reason = REASON_NONE;
+	if (end[best] == END_DELIVERED) {
+		p->fate = DT_FATE_DELIVERED;
+	} else if (d->hook == DT_HOOK_DROP && (!young || rank[best] >= 3)) {
+		p->fate = DT_FATE_DROPPED;
+		k->drop_hop = (int)k->n_dest - 1;
+		k->reason = reason_key(d);
+		p->drop_reason = d->drop_reason;
+		copy_str(p->drop_name, dt_strtab_get(ctx->strs, d->drop_name), sizeof(p->drop_name));
+		copy_str(p->drop_where, dt_strtab_get(ctx->strs, d->drop_where),
+			 sizeof(p->drop_where));
+	} else if (young) {
+		p->fate = DT_FATE_IN_FLIGHT;
+	} else {
+		p->fate = DT_FATE_VANISHED;
+	}
 	return 0;
 }
 
@@ -595,6 +923,7 @@ static int cmp_pair(const void *pa, const void *pb)
 	int c;
 
 	CMP(a->dir, b->dir);
+	CMP(a->branch, b->branch);
 	c = cmp_ref(&a->from->at, &b->from->at);
 	if (c != 0) {
 		return c;
@@ -609,6 +938,7 @@ static int cmp_stat_pos(const void *pa, const void *pb)
 	int c;
 
 	CMP(a->dir, b->dir);
+	CMP(a->st.branch, b->st.branch);
 	CMP(a->pos, b->pos);
 	c = cmp_ref(&a->st.from, &b->st.from);
 	if (c != 0) {
@@ -627,6 +957,7 @@ static void summarise(const struct pair *p, size_t n, struct stat_pos *out)
 	out->st.from = p[0].from->at;
 	out->st.to = p[0].to->at;
 	out->st.min_ns = UINT64_MAX;
+	out->st.branch = p[0].branch;
 	out->dir = p[0].dir;
 	for (i = 0; i < n; i++) {
 		double x = (double)p[i].lat_ns;
@@ -648,7 +979,19 @@ static void summarise(const struct pair *p, size_t n, struct stat_pos *out)
 	out->pos = pos / (double)n;
 }
 
-/* Fills *stats / *n_stats from the packets' consecutive hops. */
+/* The depth of hop j in packet p's tree. */
+static uint32_t tree_depth(const struct dt_packet_path *p, uint32_t j)
+{
+	uint32_t d = 0;
+
+	while (p->hops[j].parent != DT_HOP_ROOT) {
+		j = p->hops[j].parent;
+		d++;
+	}
+	return d;
+}
+
+/* Fills *stats / *n_stats from every hop and the hop it followed, per branch kind. */
 static int build_stats(const struct pkt *pk, size_t n_pk, size_t n_pairs,
 		       struct dt_hop_stat **stats, uint32_t *n_stats)
 {
@@ -670,15 +1013,16 @@ static int build_stats(const struct pkt *pk, size_t n_pk, size_t n_pairs,
 		const struct dt_packet_path *p = &pk[i].p;
 
 		for (j = 1; j < p->n_hops; j++) {
-			const struct dt_hop *a = &p->hops[j - 1];
 			const struct dt_hop *b = &p->hops[j];
+			const struct dt_hop *a = &p->hops[b->parent];
 			int64_t lat = (int64_t)(b->ts_ns - a->ts_ns);
 
 			pairs[np].from = a;
 			pairs[np].to = b;
 			pairs[np].lat_ns = lat > 0 ? (uint64_t)lat : 0;
-			pairs[np].pos = j - 1;
+			pairs[np].pos = tree_depth(p, b->parent);
 			pairs[np].dir = p->direction;
+			pairs[np].branch = b->branch;
 			np++;
 		}
 	}
@@ -797,7 +1141,7 @@ static int build_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t
 	for (i = 0; i < n_pk; i++) {
 		const struct pkt *k = &pk[i];
 
-		for (j = 0; j < k->p.n_hops; j++) {
+		for (j = 0; j < k->n_dest; j++) {
 			struct hop_rec *r = &rec[m++];
 
 			r->at = &k->p.hops[j].at;
@@ -808,7 +1152,7 @@ static int build_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t
 			if (r->dropped) {
 				r->reason = k->reason;
 			}
-			r->vanished = k->p.fate == DT_FATE_VANISHED && j + 1 == k->p.n_hops;
+			r->vanished = k->p.fate == DT_FATE_VANISHED && j + 1 == k->n_dest;
 		}
 	}
 	qsort(rec, m, sizeof(*rec), cmp_hop_rec);
@@ -853,6 +1197,113 @@ out:
 	free(rp);
 	free(reasons);
 	return err;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The copies table */
+
+static int cmp_copy_rec(const void *pa, const void *pb)
+{
+	const struct copy_rec *a = pa;
+	const struct copy_rec *b = pb;
+	int c;
+
+	CMP(a->dir, b->dir);
+	c = cmp_ref(&a->at->at, &b->at->at);
+	if (c != 0) {
+		return c;
+	}
+	CMP(a->at->copy_end, b->at->copy_end);
+	return 0;
+}
+
+/* cmp_copy_rec(), then by drop reason (by name; by value when it has none). */
+static int cmp_copy_rec_reason(const void *pa, const void *pb)
+{
+	const struct copy_rec *a = pa;
+	const struct copy_rec *b = pb;
+	int c = cmp_copy_rec(pa, pb);
+
+	if (c != 0) {
+		return c;
+	}
+	c = strncmp(a->at->drop_name, b->at->drop_name, sizeof(a->at->drop_name));
+	if (c != 0) {
+		return c;
+	}
+	CMP(a->at->drop_reason, b->at->drop_reason);
+	return 0;
+}
+
+/* The name of a copy's drop reason as an operator reads it ("" without a drop). */
+static void copy_reason(const struct dt_hop *h, char *buf, size_t len)
+{
+	if (h->at.hook != DT_HOOK_DROP || (!h->drop_name[0] && !h->drop_reason)) {
+		buf[0] = '\0';
+	} else if (h->drop_name[0]) {
+		copy_str(buf, h->drop_name, len);
+	} else {
+		snprintf(buf, len, "%" PRIu32, h->drop_reason);
+	}
+}
+
+/* Where the copy branches of the packets ended, counted by place and end, with their most
+ * frequent drop reason (the first by name on a tie). */
+static int build_copy_rows(const struct pkt *pk, size_t n_pk, struct dt_copy_row **rows,
+			   uint32_t *n_rows)
+{
+	struct copy_rec *rec = NULL;
+	struct dt_copy_row *out = NULL;
+	size_t i, j, k, m = 0, total = 0, nr = 0;
+
+	*rows = NULL;
+	*n_rows = 0;
+	for (i = 0; i < n_pk; i++) {
+		total += pk[i].p.n_copies;
+	}
+	if (total == 0) {
+		return 0;
+	}
+	rec = calloc(total, sizeof(*rec));
+	out = calloc(total < DT_REPORT_MAX_COPY_ROWS ? total : DT_REPORT_MAX_COPY_ROWS,
+		     sizeof(*out));
+	if (!rec || !out) {
+		free(rec);
+		free(out);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n_pk; i++) {
+		for (j = 0; j < pk[i].p.n_hops; j++) {
+			if (pk[i].p.hops[j].copy_end != DT_COPY_NONE) {
+				rec[m].at = &pk[i].p.hops[j];
+				rec[m].dir = pk[i].p.direction;
+				m++;
+			}
+		}
+	}
+	qsort(rec, m, sizeof(*rec), cmp_copy_rec_reason);
+	for (i = 0; i < m && nr < DT_REPORT_MAX_COPY_ROWS; i = j) {
+		struct dt_copy_row *r = &out[nr++];
+		size_t best = i, best_n = 0;
+
+		for (j = i; j < m && cmp_copy_rec(&rec[i], &rec[j]) == 0; j = k) {
+			for (k = j + 1; k < m && cmp_copy_rec_reason(&rec[j], &rec[k]) == 0; k++) {
+			}
+			if (k - j > best_n) {
+				best = j;
+				best_n = k - j;
+			}
+		}
+		r->at = rec[i].at->at;
+		r->direction = rec[i].dir;
+		r->end = rec[i].at->copy_end;
+		r->count = j - i;
+		copy_reason(rec[best].at, r->reason, sizeof(r->reason));
+	}
+	free(rec);
+	*rows = out;
+	*n_rows = (uint32_t)nr;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -922,6 +1373,16 @@ static void summarise_loss(struct loss_rec *v, size_t n, uint64_t *reasons, stru
 	}
 }
 
+/* Appends, at off in the sentence, that some destinations were not known. */
+static void note_dest_unknown(struct dt_verdict *vd, size_t off)
+{
+	if (vd->dest_unknown && off < sizeof(vd->sentence)) {
+		snprintf(vd->sentence + off, sizeof(vd->sentence) - off,
+			 "; destination of %" PRIu64 " not known to any node (judged from their "
+			 "branches)", vd->dest_unknown);
+	}
+}
+
 static void write_sentence(struct dt_verdict *vd, const struct culprit *c,
 			   const uint64_t judged_dir[DT_DIR_MAX], bool both_dirs)
 {
@@ -956,8 +1417,9 @@ static void write_sentence(struct dt_verdict *vd, const struct culprit *c,
 					lost - c->count);
 	}
 	if (vd->in_flight && off < len) {
-		snprintf(s + off, len - off, "; %" PRIu64 " in flight", vd->in_flight);
+		off += (size_t)snprintf(s + off, len - off, "; %" PRIu64 " in flight", vd->in_flight);
 	}
+	note_dest_unknown(vd, off);
 }
 
 static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, size_t n_pk,
@@ -990,6 +1452,7 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 			continue;
 		}
 		judged_dir[p->direction < DT_DIR_MAX ? p->direction : 0]++;
+		vd->dest_unknown += !p->dest_known;
 	}
 	vd->judged = vd->delivered + vd->dropped + vd->vanished;
 	if (n_pk == 0) {
@@ -1009,9 +1472,10 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 				   vd->delivered, vd->judged);
 
 		if (vd->in_flight) {
-			snprintf(vd->sentence + off, sizeof(vd->sentence) - (size_t)off,
-				 "; %" PRIu64 " in flight", vd->in_flight);
+			off += snprintf(vd->sentence + off, sizeof(vd->sentence) - (size_t)off,
+					"; %" PRIu64 " in flight", vd->in_flight);
 		}
+		note_dest_unknown(vd, (size_t)off);
 		return 0;
 	}
 
@@ -1039,8 +1503,8 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 			r->after = k->drop_hop > 0 ? &k->p.hops[k->drop_hop - 1].at : NULL;
 			r->reason = k->reason;
 		} else {
-			r->pos = k->p.n_hops - 1;
-			r->at = &k->p.hops[k->p.n_hops - 1].at;
+			r->pos = k->n_dest - 1;
+			r->at = &k->p.hops[k->n_dest - 1].at;
 		}
 	}
 	qsort(rec, m, sizeof(*rec), cmp_loss_rec);
@@ -1082,8 +1546,9 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	struct dt_packet_path *paths = NULL;
 	struct dt_hop_stat *stats = NULL;
 	struct dt_hop_row *rows = NULL;
+	struct dt_copy_row *copy_rows = NULL;
 	struct dt_verdict verdict;
-	uint32_t n_stats = 0, n_rows = 0;
+	uint32_t n_stats = 0, n_rows = 0, n_copy_rows = 0;
 	uint64_t colored = 0, delivered = 0;
 	size_t i, j, n_pk = 0, built = 0, n_pairs = 0, n_listed;
 	int err = -ENOMEM;
@@ -1138,6 +1603,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	}
 	if ((err = build_stats(pk, n_pk, n_pairs, &stats, &n_stats)) != 0 ||
 	    (err = build_rows(ctx->strs, pk, n_pk, n_pairs + n_pk, &rows, &n_rows)) != 0 ||
+	    (err = build_copy_rows(pk, n_pk, &copy_rows, &n_copy_rows)) != 0 ||
 	    (err = build_verdict(ctx, pk, n_pk, &verdict)) != 0) {
 		goto out;
 	}
@@ -1163,6 +1629,8 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	r->n_stats = n_stats;
 	r->rows = rows;
 	r->n_rows = n_rows;
+	r->copy_rows = copy_rows;
+	r->n_copy_rows = n_copy_rows;
 	r->verdict = verdict;
 	r->task.colored = colored;
 	r->task.delivered = delivered;
@@ -1172,6 +1640,7 @@ out:
 	free(v);
 	free(stats);
 	free(rows);
+	free(copy_rows);
 	if (pk) {
 		free_pkts(pk, built);
 	}

@@ -74,6 +74,11 @@ struct dt_paths_ctx {
 	size_t n_held_restored;	      /* samples held across a restart that still wait: while
 				       * any do, a packet that reached neither an exit nor a
 				       * drop is in flight, as one may be its next hop */
+	/* The name of the node that hosts address addr in VNI vni (addr 0: the outside of a
+	 * NAT gateway for that VNI), or NULL when no node reported it. May be NULL: then no
+	 * destination is known. */
+	const char *(*host_of)(const void *arg, uint32_t vni, uint32_t addr);
+	const void *host_arg;
 };
 
 /*

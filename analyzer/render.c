@@ -361,6 +361,8 @@ static void json_packet(struct jw *w, const struct dt_packet_path *p)
 	} else {
 		jw_null(w, "drop");
 	}
+	jw_bool(w, "destination_known", p->dest_known);
+	jw_u64(w, "copies", p->n_copies);
 	jw_arr(w, "hops");
 	for (i = 0; i < p->n_hops; i++) {
 		const struct dt_hop *h = &p->hops[i];
@@ -370,10 +372,23 @@ static void json_packet(struct jw *w, const struct dt_packet_path *p)
 		jw_str(w, "ifname", h->at.ifname, sizeof(h->at.ifname));
 		jw_str(w, "hook", dt_hook_name(h->at.hook), SIZE_MAX);
 		jw_u64(w, "ts_ns", h->ts_ns);
-		if (i == 0) {
+		if (h->parent == DT_HOP_ROOT || h->parent >= p->n_hops) {
+			jw_null(w, "parent");
 			jw_null(w, "latency_ns");
 		} else {
-			jw_i64(w, "latency_ns", (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns));
+			jw_u64(w, "parent", h->parent);
+			jw_i64(w, "latency_ns", (int64_t)(h->ts_ns - p->hops[h->parent].ts_ns));
+		}
+		jw_str(w, "branch", dt_branch_name(h->branch), SIZE_MAX);
+		if (h->copy_end != DT_COPY_NONE) {
+			jw_str(w, "copy_fate", dt_copy_end_name(h->copy_end), SIZE_MAX);
+		}
+		if (h->at.hook == DT_HOOK_DROP) {
+			jw_obj(w, "drop");
+			jw_u64(w, "reason", h->drop_reason);
+			jw_str(w, "name", h->drop_name, sizeof(h->drop_name));
+			jw_str(w, "where", h->drop_where, sizeof(h->drop_where));
+			jw_close(w, '}');
 		}
 		jw_u64(w, "cap_len", h->cap_link == DT_CAP_NONE ? 0 : h->cap_len);
 		if (hop_translated(p, h)) {
@@ -399,6 +414,20 @@ static void json_stat(struct jw *w, const struct dt_hop_stat *s)
 	jw_double(w, "mean_ns", s->mean_ns);
 	jw_double(w, "stddev_ns", s->stddev_ns);
 	jw_double(w, "variance_ns2", s->stddev_ns * s->stddev_ns);
+	jw_str(w, "branch", dt_branch_name(s->branch), SIZE_MAX);
+	jw_close(w, '}');
+}
+
+static void json_copy_row(struct jw *w, const struct dt_copy_row *c)
+{
+	jw_obj(w, NULL);
+	jw_str(w, "node", c->at.node, sizeof(c->at.node));
+	jw_str(w, "ifname", c->at.ifname, sizeof(c->at.ifname));
+	jw_str(w, "hook", dt_hook_name(c->at.hook), SIZE_MAX);
+	jw_str(w, "direction", dt_direction_name(c->direction), SIZE_MAX);
+	jw_str(w, "fate", dt_copy_end_name(c->end), SIZE_MAX);
+	jw_str(w, "reason", c->reason, sizeof(c->reason));
+	jw_u64(w, "count", c->count);
 	jw_close(w, '}');
 }
 
@@ -438,6 +467,7 @@ static void json_verdict(struct jw *w, const struct dt_verdict *v)
 		json_ref(w, "at", &v->at);
 	}
 	jw_str(w, "reason", v->reason, sizeof(v->reason));
+	jw_u64(w, "destination_unknown", v->dest_unknown);
 	jw_close(w, '}');
 }
 
@@ -464,6 +494,11 @@ int dt_render_report_json(FILE *f, const struct dt_report *r)
 	jw_arr(&w, "hops");
 	for (i = 0; i < r->n_rows; i++) {
 		json_row(&w, &r->rows[i]);
+	}
+	jw_close(&w, ']');
+	jw_arr(&w, "copies");
+	for (i = 0; i < r->n_copy_rows; i++) {
+		json_copy_row(&w, &r->copy_rows[i]);
 	}
 	jw_close(&w, ']');
 	jw_obj(&w, "lost");
@@ -585,9 +620,15 @@ static int ref_str(const struct dt_hop_ref *r, char *buf, size_t len)
 
 #define REF_STR_MAX (DT_NAME_MAX + DT_IFNAME_MAX + 16)
 
+/* Hop pairs of copies are marked in the latency table. */
+static const char *stat_mark(const struct dt_hop_stat *s)
+{
+	return s->branch == DT_BRANCH_COPY ? "(copy) " : "";
+}
+
 static void text_stats(FILE *f, const struct dt_report *r)
 {
-	char from[REF_STR_MAX], to[REF_STR_MAX], pair[2 * REF_STR_MAX + 8];
+	char from[REF_STR_MAX], to[REF_STR_MAX], pair[2 * REF_STR_MAX + 16];
 	int width = (int)strlen("from -> to");
 	uint32_t i;
 
@@ -600,7 +641,7 @@ static void text_stats(FILE *f, const struct dt_report *r)
 
 		ref_str(&r->stats[i].from, from, sizeof(from));
 		ref_str(&r->stats[i].to, to, sizeof(to));
-		n = snprintf(pair, sizeof(pair), "%s -> %s", from, to);
+		n = snprintf(pair, sizeof(pair), "%s%s -> %s", stat_mark(&r->stats[i]), from, to);
 		if (n > width) {
 			width = n;
 		}
@@ -615,7 +656,7 @@ static void text_stats(FILE *f, const struct dt_report *r)
 
 		ref_str(&s->from, from, sizeof(from));
 		ref_str(&s->to, to, sizeof(to));
-		snprintf(pair, sizeof(pair), "%s -> %s", from, to);
+		snprintf(pair, sizeof(pair), "%s%s -> %s", stat_mark(s), from, to);
 		fprintf(f, "  %-*s %8" PRIu64 " %10.1f %10.1f %10.1f %10.1f %12.1f\n", width, pair,
 			s->count, (double)s->min_ns / 1e3, s->mean_ns / 1e3,
 			(double)s->max_ns / 1e3, sd, sd * sd);
@@ -631,6 +672,34 @@ static void text_verdict(FILE *f, const struct dt_report *r)
 		"  judged %" PRIu64 ": delivered %" PRIu64 ", dropped %" PRIu64
 		", vanished %" PRIu64 "; in flight %" PRIu64 "\n",
 		v->judged, v->delivered, v->dropped, v->vanished, v->in_flight);
+}
+
+/* Where the bystanders' copies ended (never part of the verdict or the loss table). */
+static void text_copies(FILE *f, const struct dt_report *r)
+{
+	char at[REF_STR_MAX];
+	int width = (int)strlen("ended at");
+	uint32_t i;
+
+	if (r->n_copy_rows == 0) {
+		return;
+	}
+	for (i = 0; i < r->n_copy_rows; i++) {
+		int n = ref_str(&r->copy_rows[i].at, at, sizeof(at));
+
+		width = n > width ? n : width;
+	}
+	fprintf(f, "\ncopies the overlay made for other hosts (not in the verdict):\n"
+		"  %-9s %-*s %-9s %8s  %s\n", "direction", width, "ended at", "how", "copies",
+		"reason");
+	for (i = 0; i < r->n_copy_rows; i++) {
+		const struct dt_copy_row *c = &r->copy_rows[i];
+
+		ref_str(&c->at, at, sizeof(at));
+		fprintf(f, "  %-9s %-*s %-9s %8" PRIu64 "  %.*s\n", dt_direction_name(c->direction),
+			width, at, dt_copy_end_name(c->end), c->count, (int)sizeof(c->reason),
+			c->reason);
+	}
 }
 
 static void text_rows(FILE *f, const struct dt_report *r)
@@ -671,16 +740,103 @@ static const char *flow_str(const struct dt_tuple *t, char *buf, size_t len)
 	return dt_tuple_str(t, ports ? 0 : DT_TASK_F_ANYPORT, buf, len);
 }
 
+/* One hop line of a packet: "  -> h1/ul0  uplink-out  +39.5µs  as ..." */
+static void text_hop(FILE *f, const struct dt_packet_path *p, const struct dt_hop *h,
+		     const char *lead, int wa, int wh)
+{
+	char at[DT_NAME_MAX + DT_IFNAME_MAX + 2], flow[DT_TUPLE_STR_MAX];
+	bool root = h->parent == DT_HOP_ROOT || h->parent >= p->n_hops;
+	int64_t lat = root ? 0 : (int64_t)(h->ts_ns - p->hops[h->parent].ts_ns);
+
+	snprintf(at, sizeof(at), "%.*s/%.*s", (int)sizeof(h->at.node), h->at.node,
+		 (int)sizeof(h->at.ifname), h->at.ifname);
+	fprintf(f, "%s %-*s %-*s %+10.1f\u00b5s%s", lead, wa, at, wh, dt_hook_name(h->at.hook),
+		(double)lat / 1e3, lat < 0 ? "  (clock skew)" : "");
+	if (hop_translated(p, h)) {
+		struct dt_tuple t;
+
+		hop_flow(p, h, &t);
+		fprintf(f, "  as %s", flow_str(&t, flow, sizeof(flow)));
+	}
+	fputc('\n', f);
+}
+
+/* A drop's reason and place: "reason NETFILTER_DROP (5) in nf_hook_slow+0x8c" */
+static void text_drop(FILE *f, const char *name, size_t name_max, uint32_t reason,
+		      const char *where, size_t where_max)
+{
+	fprintf(f, "reason %.*s (%" PRIu32 ")", (int)name_max, name[0] ? name : "unnamed",
+		reason);
+	if (where[0]) {
+		fprintf(f, " in %.*s", (int)where_max, where);
+	}
+}
+
+/*
+ * The copy branches of a packet, one per end: the hops from where the copy left the
+ * destination branch to where it ended, and how it ended.
+ */
+static void text_copy_branches(FILE *f, const struct dt_packet_path *p, int wa, int wh)
+{
+	char at[REF_STR_MAX];
+	uint32_t i, k, n, chain[DT_REPORT_MAX_HOPS];
+
+	if (p->n_copies == 0) {
+		return;
+	}
+	fprintf(f, "   copies for other hosts (%" PRIu32 "):\n", p->n_copies);
+	for (i = 0; i < p->n_hops; i++) {
+		const struct dt_hop *end = &p->hops[i];
+
+		if (end->copy_end == DT_COPY_NONE) {
+			continue;
+		}
+		/* The copy's own hops, up to (not including) the destination branch. */
+		n = 0;
+		for (k = i; n < DT_REPORT_MAX_HOPS && p->hops[k].branch == DT_BRANCH_COPY; ) {
+			chain[n++] = k;
+			if (p->hops[k].parent == DT_HOP_ROOT || p->hops[k].parent >= p->n_hops) {
+				break;
+			}
+			k = p->hops[k].parent;
+		}
+		if (n > 0 && p->hops[chain[n - 1]].parent < p->n_hops) {
+			ref_str(&p->hops[p->hops[chain[n - 1]].parent].at, at, sizeof(at));
+			fprintf(f, "     from %s:\n", at);
+		}
+		while (n > 0) {
+			text_hop(f, p, &p->hops[chain[--n]], "       ->", wa, wh);
+		}
+		fprintf(f, "       %s", dt_copy_end_name(end->copy_end));
+		if (end->at.hook == DT_HOOK_DROP) {
+			fputs(": ", f);
+			text_drop(f, end->drop_name, sizeof(end->drop_name), end->drop_reason,
+				  end->drop_where, sizeof(end->drop_where));
+		}
+		fputc('\n', f);
+	}
+}
+
+/*
+ * One packet: its destination branch as a chain (hops[0 .. k) in depth-first order,
+ * see struct dt_hop), its fate, then every copy branch.
+ */
 static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 {
 	char when[80], at[DT_NAME_MAX + DT_IFNAME_MAX + 2], flow[DT_TUPLE_STR_MAX];
+	const struct dt_hop *last = NULL;
 	int wa = 0, wh = 0;
 	uint32_t i;
 
-	fprintf(f, "\n#%" PRIu32 " %s ip_id %u ident 0x%08" PRIx32 " len %" PRIu32 ", %s, %s\n", n,
+	fprintf(f, "\n#%" PRIu32 " %s ip_id %u ident 0x%08" PRIx32 " len %" PRIu32 ", %s, %s", n,
 		dt_direction_name(p->direction), p->ip_id, p->ident, p->len,
 		p->n_hops ? dt_render_time(p->hops[0].ts_ns, when, sizeof(when)) : "no hops",
 		dt_fate_name(p->fate));
+	if (p->n_copies) {
+		fprintf(f, ", %" PRIu32 " cop%s for other hosts", p->n_copies,
+			p->n_copies == 1 ? "y" : "ies");
+	}
+	fprintf(f, "%s\n", p->dest_known ? "" : " (destination not known to any node)");
 	fprintf(f, "   flow %s\n", flow_str(&p->tuple, flow, sizeof(flow)));
 	for (i = 0; i < p->n_hops; i++) {
 		const struct dt_hop_ref *a = &p->hops[i].at;
@@ -692,34 +848,18 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		l = (int)strlen(dt_hook_name(a->hook));
 		wh = l > wh ? l : wh;
 	}
-	for (i = 0; i < p->n_hops; i++) {
-		const struct dt_hop *h = &p->hops[i];
-		int64_t lat = i ? (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns) : 0;
-
-		snprintf(at, sizeof(at), "%.*s/%.*s", (int)sizeof(h->at.node), h->at.node,
-			 (int)sizeof(h->at.ifname), h->at.ifname);
-		fprintf(f, "  %s %-*s %-*s %+10.1f\u00b5s%s", i ? "->" : "  ", wa, at, wh,
-			dt_hook_name(h->at.hook), (double)lat / 1e3,
-			lat < 0 ? "  (clock skew)" : "");
-		if (hop_translated(p, h)) {
-			struct dt_tuple t;
-
-			hop_flow(p, h, &t);
-			fprintf(f, "  as %s", flow_str(&t, flow, sizeof(flow)));
-		}
-		fputc('\n', f);
+	for (i = 0; i < p->n_hops && p->hops[i].branch == DT_BRANCH_DEST; i++) {
+		last = &p->hops[i];
+		text_hop(f, p, last, i ? "  ->" : "    ", wa, wh);
 	}
-	if (p->n_hops == 0) {
-		return;
+	if (last) {
+		ref_str(&last->at, at, sizeof(at));
 	}
-	ref_str(&p->hops[p->n_hops - 1].at, at, sizeof(at));
-	switch (p->fate) {
+	switch (last ? p->fate : DT_FATE_MAX) {
 	case DT_FATE_DROPPED:
-		fprintf(f, "  dropped: reason %.*s (%" PRIu32 ")", (int)sizeof(p->drop_name),
-			p->drop_name[0] ? p->drop_name : "unnamed", p->drop_reason);
-		if (p->drop_where[0]) {
-			fprintf(f, " in %.*s", (int)sizeof(p->drop_where), p->drop_where);
-		}
+		fputs("  dropped: ", f);
+		text_drop(f, p->drop_name, sizeof(p->drop_name), p->drop_reason, p->drop_where,
+			  sizeof(p->drop_where));
 		fputc('\n', f);
 		break;
 	case DT_FATE_VANISHED:
@@ -731,6 +871,7 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 	default:
 		break;
 	}
+	text_copy_branches(f, p, wa, wh);
 }
 
 /* The clock note, one clause per line. */
@@ -765,6 +906,7 @@ int dt_render_report_text(FILE *f, const struct dt_report *r, uint32_t max_packe
 		r->unmatched, r->window_ms);
 
 	text_rows(f, r);
+	text_copies(f, r);
 	text_stats(f, r);
 
 	if (max_packets > 0 && shown > max_packets) {

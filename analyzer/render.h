@@ -70,7 +70,7 @@
 
 /* The report's "schema" and "schema_version" (see above and report.schema.json). */
 #define DT_REPORT_SCHEMA "dyetrace.report"
-#define DT_REPORT_SCHEMA_VERSION 1
+#define DT_REPORT_SCHEMA_VERSION 2
 
 /* How many packets the text report lists unless told otherwise. */
 #define DT_RENDER_TEXT_PACKETS 20

@@ -651,6 +651,13 @@ static size_t hosts_find(const struct dt_hosts *h, uint32_t vni, uint32_t addr,
 	return n;
 }
 
+const char *dt_hosts_node(const struct dt_hosts *h, uint32_t vni, uint32_t addr)
+{
+	const struct dt_host_ent *first;
+
+	return hosts_find(h, vni & 0xffffff, addr, &first) ? h->nodes[first->node].node : NULL;
+}
+
 /* How one direction's entry stands in the handshake. */
 struct entry {
 	size_t n_hosts;

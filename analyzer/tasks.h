@@ -202,6 +202,10 @@ struct dt_hosts {
 int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32_t n);
 void dt_hosts_free(struct dt_hosts *h);
 
+/* The name of a node hosting (vni, addr) (the first by node order when several do), or
+ * NULL when none does. addr 0: the outside of a NAT gateway for vni. */
+const char *dt_hosts_node(const struct dt_hosts *h, uint32_t vni, uint32_t addr);
+
 /*
  * NEW -> READY: puts task into the control set (a new generation, task->arm_gen) and
  * starts the handshake clocks at now_ms.

@@ -143,6 +143,9 @@ struct dt_sample {
 #define DT_SAMPLE_F_NAT 0x2       /* orig holds the tuple inside the NAT */
 #define DT_SAMPLE_F_ENCAP 0x4     /* drop: the skb was the VXLAN-encapsulated packet */
 #define DT_SAMPLE_F_REPLY 0x8     /* first hop: the key that matched is a reply key */
+/* Set by the agent, never by the programs: a port-out sample whose destination address is
+ * none of the instances the port lists (a flooded copy the instance will discard). */
+#define DT_SAMPLE_F_STRANGER 0x10
 
 /* Per-CPU counters exported by the data plane (index of the counters array). */
 enum dt_counter {

@@ -50,12 +50,15 @@
 #define N_TASKS 1    /* [task...] */
 #define N_ERROR 2    /* status, message */
 #define N_HOP_REF 3  /* node, ifname, hook */
-#define N_HOP 10     /* hop place, ts_ns, saddr, daddr, sport, dport, cap_link, cap */
-#define N_PACKET 15  /* ip_id .. drop_where, [hop...] */
-#define N_STAT 7
+#define N_HOP 16     /* hop place, ts_ns, saddr .. dport, cap_link, cap, parent, branch,
+		      * copy_end, drop_reason, drop_name, drop_where */
+#define N_PACKET 17  /* ip_id .. drop_where, [hop...], dest_known, n_copies */
+#define N_STAT 8     /* from, to, count, min, max, mean, stddev, branch */
+#define N_COPY_ROW 5 /* [place], direction, end, count, reason */
 #define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
-#define N_VERDICT 8 /* judged .. in_flight, [place], reason, sentence */
-#define N_REPORT 8  /* task, packets, stats, lost, rows, verdict, unmatched, window_ms */
+#define N_VERDICT 9 /* judged .. in_flight, [place], reason, sentence, dest_unknown */
+#define N_REPORT 9  /* task, packets, stats, lost, rows, verdict, unmatched, window_ms,
+		     * copy rows */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Raw msgpack framing                                                                      */
@@ -629,15 +632,28 @@ static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n
 	put_cap(e, s->cap_link, s->cap_len, s->cap);
 }
 
-/* [node, ifname, hook, ts_ns, saddr, daddr, sport, dport, cap_link, cap]: proto and vni are
- * the packet's */
-static void put_hop(struct enc *e, const struct dt_hop *h)
+/* [node, ifname, hook, ts_ns, saddr, daddr, sport, dport, cap_link, cap, parent, branch,
+ * copy_end, drop_reason, drop_name, drop_where]: proto and vni are the packet's */
+static void put_hop(struct enc *e, const struct dt_hop *h, uint32_t index)
 {
 	put_array(e, N_HOP);
 	put_place(e, &h->at, false);
 	put_uint(e, h->ts_ns);
 	put_addrs(e, &h->tuple);
 	put_cap(e, h->cap_link, h->cap_len, h->cap);
+	if (index == 0) {
+		if (h->parent != DT_HOP_ROOT) {
+			put_fail(e, DT_PROTO_ERANGE); /* the root, and only it, has no parent */
+		}
+		put_uint(e, DT_HOP_ROOT);
+	} else {
+		put_below(e, h->parent, index);
+	}
+	put_below(e, h->branch, DT_BRANCH_MAX);
+	put_below(e, h->copy_end, DT_COPY_MAX);
+	put_uint(e, h->drop_reason);
+	put_str(e, h->drop_name, sizeof(h->drop_name));
+	put_str(e, h->drop_where, sizeof(h->drop_where));
 }
 
 /* [ip_id, ident, len, direction, fate, tuple, drop_reason, drop_name, drop_where, [hop...]] */
@@ -657,9 +673,11 @@ static void put_packet(struct enc *e, const struct dt_packet_path *p)
 	put_str(e, p->drop_where, sizeof(p->drop_where));
 	if (put_list(e, p->n_hops, DT_REPORT_MAX_HOPS, p->hops)) {
 		for (i = 0; i < p->n_hops && e->err == 0; i++) {
-			put_hop(e, &p->hops[i]);
+			put_hop(e, &p->hops[i], i);
 		}
 	}
+	put_below(e, p->dest_known, 2);
+	put_uint(e, p->n_copies);
 }
 
 /* [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns] */
@@ -673,6 +691,22 @@ static void put_stat(struct enc *e, const struct dt_hop_stat *s)
 	put_uint(e, s->max_ns);
 	put_double(e, s->mean_ns);
 	put_double(e, s->stddev_ns);
+	put_below(e, s->branch, DT_BRANCH_MAX);
+}
+
+/* [[node, ifname, hook], direction, end, count, reason] */
+static void put_copy_row(struct enc *e, const struct dt_copy_row *c)
+{
+	put_array(e, N_COPY_ROW);
+	put_hop_ref(e, &c->at, false);
+	put_below(e, c->direction, DT_DIR_MAX);
+	if (c->end == DT_COPY_NONE) {
+		put_below(e, c->end, 0); /* out of range: a copy row says how the copies ended */
+	} else {
+		put_below(e, c->end, DT_COPY_MAX);
+	}
+	put_uint(e, c->count);
+	put_str(e, c->reason, sizeof(c->reason));
 }
 
 /* [[node, ifname, hook], direction, seen, dropped, vanished, top_reason] */
@@ -699,6 +733,7 @@ static void put_verdict(struct enc *e, const struct dt_verdict *v)
 	put_hop_ref(e, &v->at, true);
 	put_str(e, v->reason, sizeof(v->reason));
 	put_str(e, v->sentence, sizeof(v->sentence));
+	put_uint(e, v->dest_unknown);
 }
 
 int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b)
@@ -868,6 +903,11 @@ int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r)
 	put_verdict(&e, &r->verdict);
 	put_uint(&e, r->unmatched);
 	put_uint(&e, r->window_ms);
+	if (put_list(&e, r->n_copy_rows, DT_REPORT_MAX_COPY_ROWS, r->copy_rows)) {
+		for (i = 0; i < r->n_copy_rows && e.err == 0; i++) {
+			put_copy_row(&e, &r->copy_rows[i]);
+		}
+	}
 	return enc_end(&e);
 }
 
@@ -1306,9 +1346,9 @@ static void get_sample(struct dec *d, const msgpack_object *o, uint32_t n_ifaces
 	get_cap(d, &f[23], &s->cap_link, &s->cap_len, s->cap);
 }
 
-/* A hop; proto and vni come from the packet's tuple. */
+/* Hop index of a packet; proto and vni come from the packet's tuple. */
 static void get_hop(struct dec *d, const msgpack_object *o, const struct dt_tuple *packet,
-		    struct dt_hop *h)
+		    uint32_t index, struct dt_hop *h)
 {
 	const msgpack_object *f = get_record(d, o, N_HOP);
 
@@ -1321,6 +1361,20 @@ static void get_hop(struct dec *d, const msgpack_object *o, const struct dt_tupl
 	h->tuple.proto = packet->proto;
 	h->tuple.vni = packet->vni;
 	get_cap(d, &f[8], &h->cap_link, &h->cap_len, h->cap);
+	if (index == 0) {
+		/* the root, and only the root, has no parent */
+		h->parent = get_uint(d, &f[10], DT_HOP_ROOT);
+		if (d->err == 0 && h->parent != DT_HOP_ROOT) {
+			get_fail(d, DT_PROTO_ERANGE);
+		}
+	} else {
+		h->parent = get_below(d, &f[10], index);
+	}
+	h->branch = get_below(d, &f[11], DT_BRANCH_MAX);
+	h->copy_end = get_below(d, &f[12], DT_COPY_MAX);
+	h->drop_reason = get_uint(d, &f[13], UINT32_MAX);
+	get_str(d, &f[14], h->drop_name, sizeof(h->drop_name));
+	get_str(d, &f[15], h->drop_where, sizeof(h->drop_where));
 }
 
 static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_path *p)
@@ -1344,8 +1398,10 @@ static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_
 	hops = get_list(d, &f[14], DT_REPORT_MAX_HOPS, &p->n_hops);
 	p->hops = get_mem(d, p->n_hops, sizeof(*p->hops));
 	for (i = 0; i < p->n_hops && d->err == 0; i++) {
-		get_hop(d, &hops[i], &p->tuple, &p->hops[i]);
+		get_hop(d, &hops[i], &p->tuple, i, &p->hops[i]);
 	}
+	p->dest_known = get_below(d, &f[15], 2);
+	p->n_copies = get_uint(d, &f[16], UINT32_MAX);
 }
 
 static void get_stat(struct dec *d, const msgpack_object *o, struct dt_hop_stat *s)
@@ -1362,6 +1418,24 @@ static void get_stat(struct dec *d, const msgpack_object *o, struct dt_hop_stat 
 	s->max_ns = get_uint(d, &f[4], UINT64_MAX);
 	s->mean_ns = get_double(d, &f[5]);
 	s->stddev_ns = get_double(d, &f[6]);
+	s->branch = get_below(d, &f[7], DT_BRANCH_MAX);
+}
+
+static void get_copy_row(struct dec *d, const msgpack_object *o, struct dt_copy_row *c)
+{
+	const msgpack_object *f = get_record(d, o, N_COPY_ROW);
+
+	if (f == NULL) {
+		return;
+	}
+	get_hop_ref(d, &f[0], &c->at, false);
+	c->direction = get_below(d, &f[1], DT_DIR_MAX);
+	c->end = get_below(d, &f[2], DT_COPY_MAX);
+	if (d->err == 0 && c->end == DT_COPY_NONE) {
+		get_fail(d, DT_PROTO_ERANGE);
+	}
+	c->count = get_uint(d, &f[3], UINT64_MAX);
+	get_str(d, &f[4], c->reason, sizeof(c->reason));
 }
 
 static void get_row(struct dec *d, const msgpack_object *o, struct dt_hop_row *r)
@@ -1394,6 +1468,7 @@ static void get_verdict(struct dec *d, const msgpack_object *o, struct dt_verdic
 	get_hop_ref(d, &f[5], &v->at, true);
 	get_str(d, &f[6], v->reason, sizeof(v->reason));
 	get_str(d, &f[7], v->sentence, sizeof(v->sentence));
+	v->dest_unknown = get_uint(d, &f[8], UINT64_MAX);
 }
 
 int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
@@ -1670,6 +1745,11 @@ int dt_report_decode(const void *buf, size_t len, struct dt_report *out)
 		get_verdict(&d, &f[5], &r.verdict);
 		r.unmatched = get_uint(&d, &f[6], UINT64_MAX);
 		r.window_ms = get_uint(&d, &f[7], UINT64_MAX);
+		items = get_list(&d, &f[8], DT_REPORT_MAX_COPY_ROWS, &r.n_copy_rows);
+		r.copy_rows = get_mem(&d, r.n_copy_rows, sizeof(*r.copy_rows));
+		for (i = 0; i < r.n_copy_rows && d.err == 0; i++) {
+			get_copy_row(&d, &items[i], &r.copy_rows[i]);
+		}
 	}
 	if (dec_end(&d) != 0) {
 		dt_report_free(&r);
@@ -1688,6 +1768,7 @@ void dt_report_free(struct dt_report *r)
 	free(r->packets);
 	free(r->stats);
 	free(r->rows);
+	free(r->copy_rows);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1765,6 +1846,30 @@ const char *dt_fate_name(unsigned int fate)
 	};
 
 	return NAME_OF(names, fate);
+}
+
+const char *dt_branch_name(unsigned int branch)
+{
+	static const char *const names[DT_BRANCH_MAX] = {
+		[DT_BRANCH_DEST] = "destination",
+		[DT_BRANCH_COPY] = "copy",
+	};
+
+	return NAME_OF(names, branch);
+}
+
+const char *dt_copy_end_name(unsigned int end)
+{
+	static const char *const names[DT_COPY_MAX] = {
+		[DT_COPY_NONE] = "",
+		[DT_COPY_FILTERED] = "filtered",
+		[DT_COPY_DROPPED] = "dropped",
+		[DT_COPY_VANISHED] = "vanished",
+		[DT_COPY_IN_FLIGHT] = "in-flight",
+		[DT_COPY_DELIVERED] = "delivered",
+	};
+
+	return NAME_OF(names, end);
 }
 
 const char *dt_task_state_name(unsigned int state)

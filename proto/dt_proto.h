@@ -37,7 +37,7 @@
 
 #include "dt_sample.h"
 
-#define DT_PROTO_VERSION 3
+#define DT_PROTO_VERSION 4
 
 #define DT_NAME_MAX 64            /* node, collector and region names, with the NUL */
 #define DT_IFNAME_MAX 16          /* interface names, with the NUL (IFNAMSIZ) */
@@ -49,6 +49,8 @@
 #define DT_REPORT_MAX_HOPS 64     /* hops of one packet */
 #define DT_REPORT_MAX_STATS 4096
 #define DT_REPORT_MAX_ROWS 4096   /* rows of the per-hop loss table */
+#define DT_REPORT_MAX_COPY_ROWS 4096 /* rows of the bystander-copies table */
+#define DT_HOP_ROOT 0xFFFF        /* dt_hop.parent of a packet's first hop */
 #define DT_STR_MAX 96             /* drop reason names and kernel symbols, with the NUL */
 #define DT_BATCH_MAX_STRINGS 1024 /* strings one batch may carry */
 #define DT_STR_NONE 0xFFFF        /* a string index that names no string */
@@ -147,6 +149,31 @@ enum dt_fate {
 	DT_FATE_MAX,
 };
 
+/*
+ * Which branch of a packet's path a hop is on. A packet the overlay copies (head-end
+ * replication, flooding bridges) has a tree of hops; the branch towards its destination
+ * decides its fate, every other branch is a bystander's copy. Append, never renumber.
+ */
+enum dt_branch {
+	DT_BRANCH_DEST = 0, /* towards the packet's destination (or the only branch) */
+	DT_BRANCH_COPY = 1, /* a copy that reached a host the packet was not for */
+	DT_BRANCH_MAX,
+};
+
+/* How a bystander's copy ended (the last hop of a copy branch). Append, never renumber. */
+enum dt_copy_end {
+	DT_COPY_NONE = 0,      /* not the end of a copy branch */
+	DT_COPY_FILTERED = 1,  /* discarded as not for this host: a bridge or VXLAN device freed
+				* it without a specific reason, or a port whose instance is not
+				* the destination received it */
+	DT_COPY_DROPPED = 2,   /* a rule dropped it, with a specific reason */
+	DT_COPY_VANISHED = 3,  /* not seen again, no drop seen */
+	DT_COPY_IN_FLIGHT = 4, /* seen within the analysis window: not judged yet */
+	DT_COPY_DELIVERED = 5, /* another port took it too (a broadcast or multicast destination,
+				* or no node reported where the destination lives) */
+	DT_COPY_MAX,
+};
+
 /* Why samples were lost before they reached a store. Append, never renumber. */
 enum dt_loss {
 	DT_LOSS_RING_FULL = 0,  /* BPF ring buffer full (data plane) */
@@ -218,7 +245,7 @@ struct dt_node_state {
 };
 
 /*
- * DT_MSG_BATCH: [3, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],
+ * DT_MSG_BATCH: [4, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],
  *                [sample...], [node_state...]]
  * sender:  who sent this message (the agent's node name, or the collector's name)
  * seq:     sender's message sequence, starting at 1 and growing by 1 per batch;
@@ -266,7 +293,7 @@ struct dt_arm {
 };
 
 /*
- * DT_MSG_CONTROL: [3, 3, gen, [arm...]]
+ * DT_MSG_CONTROL: [4, 3, gen, [arm...]]
  * The full set of tasks that must be armed, at generation gen (strictly increasing).
  * A receiver arms the tasks it does not hold yet and disarms those no longer listed.
  */
@@ -281,7 +308,7 @@ int dt_control_decode(const void *buf, size_t len, struct dt_control *c);
 void dt_control_free(struct dt_control *c);
 
 /*
- * DT_MSG_ACK: [3, 2, seq, status, control]
+ * DT_MSG_ACK: [4, 2, seq, status, control]
  * seq:     the batch being acknowledged (stored durably when status is DT_ST_OK)
  * control: nil, or [gen, [arm...]] when the receiver's control generation differs from
  *          the batch's ctl_gen
@@ -298,7 +325,7 @@ int dt_ack_decode(const void *buf, size_t len, struct dt_ack *a);
 void dt_ack_free(struct dt_ack *a);
 
 /*
- * DT_MSG_TASK_CREATE: [3, 4, token, flags, saddr, daddr, sport, dport, proto, vni,
+ * DT_MSG_TASK_CREATE: [4, 4, token, flags, saddr, daddr, sport, dport, proto, vni,
  *                      budget, duration_s, rate_pps]
  * token: the tenant's secret (every API request starts with it; < DT_TOKEN_MAX)
  * tuple names the request direction as its source instance sees it (before any NAT).
@@ -323,8 +350,8 @@ int dt_task_create_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX],
 			  struct dt_task_spec *s);
 
 /*
- * DT_MSG_TASK_GET: [3, 5, token, task_id], DT_MSG_REPORT_GET: [3, 7, token, task_id],
- * DT_MSG_TASK_CANCEL: [3, 12, token, task_id], DT_MSG_TASK_LIST: [3, 10, token]
+ * DT_MSG_TASK_GET: [4, 5, token, task_id], DT_MSG_REPORT_GET: [4, 7, token, task_id],
+ * DT_MSG_TASK_CANCEL: [4, 12, token, task_id], DT_MSG_TASK_LIST: [4, 10, token]
  */
 int dt_task_get_encode(msgpack_sbuffer *out, const char *token, uint32_t task_id);
 int dt_task_get_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX], uint32_t *task_id);
@@ -338,7 +365,7 @@ int dt_task_list_encode(msgpack_sbuffer *out, const char *token);
 int dt_task_list_decode(const void *buf, size_t len, char token[DT_TOKEN_MAX]);
 
 /*
- * DT_MSG_TASK: [3, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, budget,
+ * DT_MSG_TASK: [4, 6, id, state, flags, saddr, daddr, sport, dport, proto, vni, budget,
  *               duration_s, rate_pps, created_ns, colored, delivered, tenant, status,
  *               status_text, armed_ns, ended_ns]
  * spec:      as created, with the analyzer's defaults filled in
@@ -365,7 +392,7 @@ struct dt_task_info {
 int dt_task_encode(msgpack_sbuffer *out, const struct dt_task_info *t);
 int dt_task_decode(const void *buf, size_t len, struct dt_task_info *t);
 
-/* DT_MSG_TASKS: [3, 11, [[task fields as in DT_MSG_TASK after the type]...]] */
+/* DT_MSG_TASKS: [4, 11, [[task fields as in DT_MSG_TASK after the type]...]] */
 struct dt_task_list {
 	uint32_t n_tasks;
 	struct dt_task_info *tasks; /* n_tasks, malloc'd */
@@ -375,7 +402,7 @@ int dt_tasks_encode(msgpack_sbuffer *out, const struct dt_task_list *l);
 int dt_tasks_decode(const void *buf, size_t len, struct dt_task_list *l);
 void dt_task_list_free(struct dt_task_list *l);
 
-/* DT_MSG_ERROR: [3, 9, status, message] */
+/* DT_MSG_ERROR: [4, 9, status, message] */
 struct dt_error {
 	uint32_t status; /* enum dt_status, never DT_ST_OK */
 	char message[DT_MSG_MAX];
@@ -393,10 +420,16 @@ struct dt_hop_ref {
 
 /*
  * One hop of one packet: [node, ifname, hook, ts_ns, saddr, daddr, sport, dport,
- * cap_link, cap]
+ * cap_link, cap, parent, branch, copy_end, drop_reason, drop_name, drop_where]
  * The addresses and ports are the packet's as seen at this hop (they differ from the
  * packet's tuple after a NAT); proto and vni are the packet's. cap_link and cap are the
  * sample's packet prefix, as in struct dt_wire_sample.
+ * A packet's hops form a tree (the overlay may copy a packet): parent is the index of the
+ * hop this one followed, DT_HOP_ROOT for hop 0 only, and below the hop's own index for
+ * every other (hops are in depth-first order, the destination branch first, so that
+ * hops[0..k] is the destination branch when it is a chain). branch: enum dt_branch.
+ * copy_end: enum dt_copy_end, set on the last hop of a copy branch only. drop_*: a drop
+ * hop's reason, as in struct dt_packet_path (0 and "" on other hops).
  */
 struct dt_hop {
 	struct dt_hop_ref at;
@@ -405,15 +438,25 @@ struct dt_hop {
 	uint8_t cap_link; /* enum dt_cap_link */
 	uint16_t cap_len;
 	uint8_t cap[DT_CAP_MAX];
+	uint16_t parent;   /* index into the packet's hops; DT_HOP_ROOT for hop 0 */
+	uint8_t branch;    /* enum dt_branch */
+	uint8_t copy_end;  /* enum dt_copy_end */
+	uint32_t drop_reason;
+	char drop_name[DT_STR_MAX];
+	char drop_where[DT_STR_MAX];
 };
 
 /*
  * One traced packet: [ip_id, ident, len, direction, fate, saddr, daddr, sport, dport,
- * proto, vni, drop_reason, drop_name, drop_where, [hop...]], hops in path order.
+ * proto, vni, drop_reason, drop_name, drop_where, [hop...], dest_known, n_copies],
+ * hops as a tree (see struct dt_hop).
  * tuple: the packet's flow in the task's terms (inside any NAT; for a reply, the task's
- * tuple reversed, with the actual ports of an any-port task). When fate is
- * DT_FATE_DROPPED the last hop is the drop (hook DT_HOOK_DROP) and drop_* say why;
- * otherwise drop_reason is 0 and the names are empty strings.
+ * tuple reversed, with the actual ports of an any-port task). fate is decided by the
+ * destination branch alone. When fate is DT_FATE_DROPPED the destination branch ends with
+ * the drop (hook DT_HOOK_DROP) and drop_* say why; otherwise drop_reason is 0 and the
+ * names are empty strings. dest_known: a node reported hosting the packet's destination
+ * (else the destination branch was chosen from the branches alone). n_copies: bystander
+ * branches (copies that reached a host the packet was not for).
  */
 struct dt_packet_path {
 	uint16_t ip_id;
@@ -427,12 +470,16 @@ struct dt_packet_path {
 	char drop_where[DT_STR_MAX];
 	uint32_t n_hops;
 	struct dt_hop *hops; /* n_hops, malloc'd */
+	uint8_t dest_known;
+	uint32_t n_copies;
 };
 
 /*
- * Latency between two consecutive hops, over all packets that took both:
- * [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns]
- * mean_ns and stddev_ns are msgpack floats (double).
+ * Latency between a hop and the hop it followed (its parent), over all packets that took
+ * both on the same kind of branch:
+ * [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns, branch]
+ * mean_ns and stddev_ns are msgpack floats (double). branch (enum dt_branch): the pair is
+ * on destination branches, or on copies (a pair whose to hop is on a copy branch).
  */
 struct dt_hop_stat {
 	struct dt_hop_ref from;
@@ -442,11 +489,26 @@ struct dt_hop_stat {
 	uint64_t max_ns;
 	double mean_ns;
 	double stddev_ns;
+	uint8_t branch; /* enum dt_branch */
 };
 
 /*
- * One row of the per-hop loss table: [[node, ifname, hook], direction, seen, dropped,
- * vanished, top_reason]
+ * Where bystander copies ended, counted: [[node, ifname, hook], direction, end, count,
+ * reason]. end: enum dt_copy_end (never DT_COPY_NONE); reason: the most frequent drop
+ * reason name of those copies ("" when none). Copies never count in the verdict or the
+ * loss table.
+ */
+struct dt_copy_row {
+	struct dt_hop_ref at;
+	uint8_t direction;
+	uint8_t end;
+	uint64_t count;
+	char reason[DT_STR_MAX];
+};
+
+/*
+ * One row of the per-hop loss table, over the packets' destination branches:
+ * [[node, ifname, hook], direction, seen, dropped, vanished, top_reason]
  * seen:       packets of that direction sampled at this hop
  * dropped:    of those, packets the kernel dropped right after it (their drop sample is
  *             on the same node); the drop rows themselves have hook DT_HOOK_DROP
@@ -465,8 +527,10 @@ struct dt_hop_row {
 
 /*
  * The verdict an operator reads first: [judged, delivered, dropped, vanished, in_flight,
- * [node, ifname, hook], reason, sentence]
+ * [node, ifname, hook], reason, sentence, dest_unknown]
  * judged = delivered + dropped + vanished (in-flight packets are not judged yet).
+ * dest_unknown: judged packets whose destination no node reported hosting (their fate
+ * was judged from their branches alone; the sentence says so).
  * at/reason: where most lost packets were lost (dropped at, or vanished after) and the
  * most frequent drop reason there ("" when none, or no loss). With no loss, at is
  * ["", "", 0]: hook DT_HOOK_NONE is valid here only.
@@ -482,11 +546,13 @@ struct dt_verdict {
 	struct dt_hop_ref at;
 	char reason[DT_STR_MAX];
 	char sentence[DT_MSG_MAX];
+	uint64_t dest_unknown;
 };
 
 /*
- * DT_MSG_REPORT: [3, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
- *                 [stat...], [lost...], [row...], verdict, unmatched, window_ms]
+ * DT_MSG_REPORT: [4, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
+ *                 [stat...], [lost...], [row...], verdict, unmatched, window_ms,
+ *                 [copy_row...]]
  * lost:      exactly DT_LOSS_MAX counters, summed over the nodes that reported samples.
  * unmatched: samples the analyzer could attribute to no task, even after its window
  *            (all tasks; counted, never silently dropped)
@@ -505,6 +571,8 @@ struct dt_report {
 	struct dt_verdict verdict;
 	uint64_t unmatched;
 	uint64_t window_ms;
+	uint32_t n_copy_rows;
+	struct dt_copy_row *copy_rows; /* n_copy_rows, malloc'd */
 };
 
 int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r);
@@ -517,6 +585,9 @@ const char *dt_hook_name(unsigned int hook);        /* "port-in", "uplink-out", 
 const char *dt_direction_name(unsigned int dir);    /* "request", "reply" */
 const char *dt_fate_name(unsigned int fate);        /* "delivered", "dropped", "vanished",
 						     * "in-flight" */
+const char *dt_branch_name(unsigned int branch);    /* "destination", "copy" */
+const char *dt_copy_end_name(unsigned int end);     /* "filtered", "dropped", "vanished",
+						     * "in-flight", "delivered" ("" for none) */
 const char *dt_task_state_name(unsigned int state); /* "running", ... */
 const char *dt_status_name(unsigned int status);    /* "not-found", ... */
 const char *dt_task_status_name(unsigned int ts);   /* "ok", "no-host", "arm-timeout",

@@ -653,8 +653,20 @@ static void gen_reports(msgpack_sbuffer *sb)
 			p->hops[j].cap_link = DT_CAP_ETH;
 			p->hops[j].cap_len = (uint16_t)(14 + 20 + j);
 			memset(p->hops[j].cap, 0x40 + (int)j, p->hops[j].cap_len);
+			p->hops[j].parent = j == 0 ? DT_HOP_ROOT : (uint16_t)(j - 1);
+			if (p->hops[j].at.hook == DT_HOOK_DROP) {
+				p->hops[j].drop_reason = 5;
+				strcpy(p->hops[j].drop_name, "NETFILTER_DROP");
+				strcpy(p->hops[j].drop_where, "nf_hook_slow+0x8c");
+			}
 		}
+		p->dest_known = 1;
 	}
+	/* the delivered request was also flooded: hop 2 is a bystander's filtered copy */
+	r.packets[0].hops[2].branch = DT_BRANCH_COPY;
+	r.packets[0].hops[2].copy_end = DT_COPY_FILTERED;
+	r.packets[0].hops[3].parent = 1;
+	r.packets[0].n_copies = 1;
 	r.n_stats = 2;
 	r.stats = calloc(r.n_stats, sizeof(*r.stats));
 	for (j = 0; j < r.n_stats; j++) {
@@ -686,10 +698,16 @@ static void gen_reports(msgpack_sbuffer *sb)
 	strcpy(r.verdict.sentence,
 	       "1 of 2 packets dropped at " LONG_NAME "/" LONG_IF ", reason NETFILTER_DROP");
 	r.unmatched = 17;
+	r.n_copy_rows = 1;
+	r.copy_rows = calloc(r.n_copy_rows, sizeof(*r.copy_rows));
+	mk_ref(&r.copy_rows[0].at, LONG_NAME, "eth0", DT_HOOK_UPLINK_IN);
+	r.copy_rows[0].end = DT_COPY_FILTERED;
+	r.copy_rows[0].count = 1;
+	strcpy(r.copy_rows[0].reason, "NOT_SPECIFIED");
 	if (dt_report_encode(sb, &r) != 0) {
 		die("report");
 	}
-	/* [2, 8, task, [packet...], [stat...], [lost...], [row...], verdict, ...]; a packet's
+	/* [4, 8, task, [packet...], [stat...], [lost...], [row...], verdict, ...]; a packet's
 	 * hops are its field 14, a hop [node, ifname, hook, ...]; a stat [from, to, count,
 	 * min, max, mean (5), stddev]; the verdict's place is its field 5 */
 	emit_changed("refused-report-hop-hook-none", sb, PATH(3, 0, 14, 0, 2), uint_obj(0));
@@ -697,6 +715,9 @@ static void gen_reports(msgpack_sbuffer *sb)
 		     uint_obj(DT_HOOK_MAX));
 	emit_changed("refused-report-stat-mean-infinite", sb, PATH(4, 0, 5), float_obj(INFINITY));
 	emit_changed("refused-report-drop-name-too-long", sb, PATH(3, 1, 12), str_obj(DT_STR_MAX));
+	emit_changed("refused-report-root-with-parent", sb, PATH(3, 0, 14, 0, 10), uint_obj(0));
+	emit_changed("refused-report-parent-after-hop", sb, PATH(3, 0, 14, 1, 10), uint_obj(2));
+	emit_changed("refused-report-copy-row-end-none", sb, PATH(10, 0, 2), uint_obj(0));
 	msgpack_sbuffer_clear(sb);
 	emit_as("report-drop", dt_report_encode(sb, &r), sb, true);
 	dt_report_free(&r);

@@ -54,13 +54,35 @@ void *calloc(size_t n, size_t size)
 static struct dt_strtab strs;
 static struct dt_paths_ctx ctx;
 
+/* Who hosts what, as the agents report it: i1 (10.100.0.1) behind h1, i2 (10.100.0.2)
+ * behind h2, and gw is the NAT gateway of VNI 100. */
+static const char *lab_host_of(const void *arg, uint32_t vni, uint32_t addr)
+{
+	(void)arg;
+	if (vni != 100) {
+		return NULL;
+	}
+	switch (ntohl(addr)) {
+	case 0x0a640001:
+		return "h1";
+	case 0x0a640002:
+		return "h2";
+	case 0:
+		return "gw";
+	default:
+		return NULL;
+	}
+}
+
 static void setup(void)
 {
 	cr_assert_eq(dt_strtab_init(&strs), 0);
+	memset(&ctx, 0, sizeof(ctx));
 	ctx.strs = &strs;
 	ctx.now_ns = 4000000000000000000ull;
 	ctx.now_ms = 1ull << 40;
 	ctx.window_ms = 1000;
+	ctx.host_of = lab_host_of;
 }
 
 static void teardown(void)
@@ -337,24 +359,47 @@ Test(paths, port_in_goes_first_even_when_another_node_is_earlier)
 	report_clear(&r);
 }
 
-Test(paths, fan_out_receivers_by_time_before_unrelated_nodes)
+/* The index of the hop at node/ifname/hook in p, or -1. */
+static int hop_at(const struct dt_packet_path *p, const char *node, const char *ifname,
+		  uint8_t hook)
+{
+	for (uint32_t i = 0; i < p->n_hops; i++) {
+		if (strcmp(p->hops[i].at.node, node) == 0 &&
+		    strcmp(p->hops[i].at.ifname, ifname) == 0 && p->hops[i].at.hook == hook) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+Test(paths, receivers_of_one_uplink_out_are_siblings)
 {
 	struct dt_obs o[8];
 	struct dt_report r = {0};
+	const struct dt_packet_path *p;
 	size_t n = 0;
+	int out;
 
-	/* h1 floods to h2 and h3 (same outer pair, as BUM traffic would); h4 is unrelated
-	 * but its sample falls between them. */
+	/* h1's one uplink-out reaches h2 and h3 (same outer pair, as a multicast underlay
+	 * would deliver BUM traffic); h4 is unrelated but its sample falls between them. */
 	o[n++] = mk(&ping, 6, 6, "h1", "pt1", DT_HOOK_PORT_IN, 1000, 0, 0);
 	o[n++] = mk(&ping, 6, 6, "h1", "ul0", DT_HOOK_UPLINK_OUT, 1100, UL_H1, UL_H2);
 	o[n++] = mk(&ping, 6, 6, "h3", "ul0", DT_HOOK_UPLINK_IN, 3000, UL_H1, UL_H2);
 	o[n++] = mk(&ping, 6, 6, "h2", "ul0", DT_HOOK_UPLINK_IN, 2000, UL_H1, UL_H2);
 	o[n++] = mk(&ping, 6, 6, "h4", "ul0", DT_HOOK_UPLINK_IN, 2500, UL_H3, UL_H1);
 	cr_assert_eq(build(o, n, &r), 0);
-	cr_assert_eq(r.packets[0].n_hops, 5);
-	expect_hop(&r.packets[0].hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN);
-	expect_hop(&r.packets[0].hops[3], "h3", "ul0", DT_HOOK_UPLINK_IN);
-	expect_hop(&r.packets[0].hops[4], "h4", "ul0", DT_HOOK_UPLINK_IN);
+	p = &r.packets[0];
+	cr_assert_eq(p->n_hops, 5);
+	out = hop_at(p, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	cr_assert_eq(out, 1);
+	/* i2 lives on h2: its copy is the destination branch, h3's a bystander's. */
+	expect_hop(&p->hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(p->hops[2].parent, out);
+	cr_expect_eq(p->hops[2].branch, DT_BRANCH_DEST);
+	cr_expect_eq(p->hops[hop_at(p, "h3", "ul0", DT_HOOK_UPLINK_IN)].parent, out);
+	cr_expect_eq(p->hops[hop_at(p, "h3", "ul0", DT_HOOK_UPLINK_IN)].branch, DT_BRANCH_COPY);
+	cr_expect_neq(p->hops[hop_at(p, "h4", "ul0", DT_HOOK_UPLINK_IN)].parent, out,
+		      "h4 received from another sender");
 	report_clear(&r);
 }
 
@@ -398,8 +443,11 @@ static void hand_off_needs_both(uint32_t decoy_src, uint32_t decoy_dst)
 	o[n++] = mk(&ping, 3, 3, "h3", "ul0", DT_HOOK_UPLINK_IN, 1500, UL_H1, UL_H2);
 	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.packets[0].n_hops, 4);
-	expect_hop(&r.packets[0].hops[2], "h3", "ul0", DT_HOOK_UPLINK_IN);
-	expect_hop(&r.packets[0].hops[3], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(r.packets[0].hops[hop_at(&r.packets[0], "h3", "ul0", DT_HOOK_UPLINK_IN)].parent,
+		     hop_at(&r.packets[0], "h1", "ul0", DT_HOOK_UPLINK_OUT),
+		     "the real receiver follows the uplink-out");
+	cr_expect_eq(r.packets[0].hops[hop_at(&r.packets[0], "h2", "ul0", DT_HOOK_UPLINK_IN)].parent,
+		     0, "the decoy hangs from h1's first hop, not from its uplink-out");
 	report_clear(&r);
 }
 

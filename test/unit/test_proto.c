@@ -290,6 +290,20 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 				h->cap_len = (uint16_t)(j == 3 ? DT_CAP_MAX : 42 + i % 50);
 				memset(h->cap, 0xa0 + (int)j, h->cap_len);
 			}
+			h->parent = j == 0 ? DT_HOP_ROOT : (uint16_t)(j - 1);
+			if (h->at.hook == DT_HOOK_DROP) {
+				h->drop_reason = 5;
+				strcpy(h->drop_name, "NETFILTER_DROP");
+				strcpy(h->drop_where, LONG_SYM);
+			}
+		}
+		p->dest_known = i % 2 == 0;
+		if (k == 0 && p->n_hops == 4) {
+			/* a tree: hop 2 is a bystander's copy, hop 3 hangs from hop 1 */
+			p->hops[2].branch = DT_BRANCH_COPY;
+			p->hops[2].copy_end = DT_COPY_FILTERED;
+			p->hops[3].parent = 1;
+			p->n_copies = 1;
 		}
 	}
 	r->n_stats = 3;
@@ -304,6 +318,7 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 		s->max_ns = 30000 + j;
 		s->mean_ns = 25000.125 + j;
 		s->stddev_ns = j == 0 ? 0.0 : 1234.5;
+		s->branch = j == 2 ? DT_BRANCH_COPY : DT_BRANCH_DEST;
 	}
 	r->lost[DT_LOSS_RING_FULL] = 1;
 	r->lost[DT_LOSS_QUEUE_FULL] = 2;
@@ -340,6 +355,18 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 	fill(r->verdict.sentence, sizeof(r->verdict.sentence), 's');
 	r->unmatched = 17;
 	r->window_ms = 2000;
+	r->verdict.dest_unknown = 3;
+	r->n_copy_rows = 2;
+	r->copy_rows = calloc(r->n_copy_rows, sizeof(*r->copy_rows));
+	mk_hop_ref(&r->copy_rows[0].at, "h3", "vxlan0", DT_HOOK_DROP);
+	r->copy_rows[0].direction = DT_DIR_REQUEST;
+	r->copy_rows[0].end = DT_COPY_FILTERED;
+	r->copy_rows[0].count = 10;
+	strcpy(r->copy_rows[0].reason, "NOT_SPECIFIED");
+	mk_hop_ref(&r->copy_rows[1].at, LONG_NAME, LONG_IF, DT_HOOK_UPLINK_IN);
+	r->copy_rows[1].direction = DT_DIR_REPLY;
+	r->copy_rows[1].end = DT_COPY_VANISHED;
+	r->copy_rows[1].count = UINT64_MAX;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1353,7 +1380,15 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 			cr_assert_eq(p->hops[j].cap_len, q->hops[j].cap_len);
 			cr_assert_arr_eq(p->hops[j].cap, q->hops[j].cap, p->hops[j].cap_len,
 					 "packet %u hop %u", i, j);
+			cr_assert_eq(p->hops[j].parent, q->hops[j].parent);
+			cr_assert_eq(p->hops[j].branch, q->hops[j].branch);
+			cr_assert_eq(p->hops[j].copy_end, q->hops[j].copy_end);
+			cr_assert_eq(p->hops[j].drop_reason, q->hops[j].drop_reason);
+			cr_assert_str_eq(p->hops[j].drop_name, q->hops[j].drop_name);
+			cr_assert_str_eq(p->hops[j].drop_where, q->hops[j].drop_where);
 		}
+		cr_assert_eq(p->dest_known, q->dest_known);
+		cr_assert_eq(p->n_copies, q->n_copies);
 	}
 	cr_assert_eq(a->n_stats, b->n_stats);
 	for (i = 0; i < a->n_stats; i++) {
@@ -1366,6 +1401,7 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 		cr_assert_eq(s->max_ns, t->max_ns);
 		cr_assert_eq(s->mean_ns, t->mean_ns); /* doubles travel exactly */
 		cr_assert_eq(s->stddev_ns, t->stddev_ns);
+		cr_assert_eq(s->branch, t->branch);
 	}
 	cr_assert_arr_eq(a->lost, b->lost, sizeof(a->lost));
 	cr_assert_eq(a->n_rows, b->n_rows);
@@ -1389,6 +1425,17 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 	cr_assert_str_eq(a->verdict.sentence, b->verdict.sentence);
 	cr_assert_eq(a->unmatched, b->unmatched);
 	cr_assert_eq(a->window_ms, b->window_ms);
+	cr_assert_eq(a->verdict.dest_unknown, b->verdict.dest_unknown);
+	cr_assert_eq(a->n_copy_rows, b->n_copy_rows);
+	for (i = 0; i < a->n_copy_rows; i++) {
+		const struct dt_copy_row *c = &a->copy_rows[i], *d = &b->copy_rows[i];
+
+		expect_hop_ref_eq(&c->at, &d->at);
+		cr_assert_eq(c->direction, d->direction);
+		cr_assert_eq(c->end, d->end);
+		cr_assert_eq(c->count, d->count);
+		cr_assert_str_eq(c->reason, d->reason);
+	}
 }
 
 Test(roundtrip, report)
@@ -1805,6 +1852,37 @@ Test(encode, report_loss_refusals)
 	r.packets[1].hops[3].at.hook = DT_HOOK_NONE; /* hook 0 is for the verdict only */
 	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
 	r.packets[1].hops[3].at.hook = DT_HOOK_DROP;
+	r.packets[1].hops[0].parent = 0; /* the root has no parent */
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[0].parent = DT_HOP_ROOT;
+	r.packets[1].hops[2].parent = 2; /* a parent comes before its child */
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[2].parent = DT_HOP_ROOT; /* only the root has none */
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[2].parent = 1;
+	r.packets[1].hops[2].branch = DT_BRANCH_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[2].branch = DT_BRANCH_DEST;
+	r.packets[1].hops[2].copy_end = DT_COPY_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].hops[2].copy_end = DT_COPY_NONE;
+	r.packets[1].dest_known = 2;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.packets[1].dest_known = 1;
+	r.stats[1].branch = DT_BRANCH_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.stats[1].branch = DT_BRANCH_DEST;
+	r.copy_rows[0].end = DT_COPY_NONE; /* a copy row says how the copies ended */
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.copy_rows[0].end = DT_COPY_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.copy_rows[0].end = DT_COPY_FILTERED;
+	r.copy_rows[1].direction = DT_DIR_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.copy_rows[1].direction = DT_DIR_REPLY;
+	r.n_copy_rows = DT_REPORT_MAX_COPY_ROWS + 1;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.n_copy_rows = 2;
 
 	r.rows[2].direction = DT_DIR_MAX;
 	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
@@ -2379,8 +2457,8 @@ Test(malformed, tasks_fields)
 
 Test(malformed, report_fields)
 {
-	/* [2, 8, [task...], [packet...], [stat...], [lost...], [row...], verdict, unmatched,
-	 *  window_ms]
+	/* [4, 8, [task...], [packet...], [stat...], [lost...], [row...], verdict, unmatched,
+	 *  window_ms, [copy_row...]]
 	 * packet: [ip_id, ident, len, direction, fate, saddr, daddr, sport, dport, proto, vni,
 	 *          drop_reason, drop_name, drop_where, [[node, ifname, hook, ts, saddr, daddr,
 	 *          sport, dport]...]]
@@ -2405,7 +2483,12 @@ Test(malformed, report_fields)
 		{"task ended_ns negative", {2, 19, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"packets map", {3, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
 		{"packet short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"packet long", {3, 1, END}, OP_RESIZE, 16, .expect = DT_PROTO_ELENGTH},
+		{"packet long", {3, 1, END}, OP_RESIZE, 18, .expect = DT_PROTO_ELENGTH},
+		{"packet of v3 (15)", {3, 1, END}, OP_RESIZE, 15, .expect = DT_PROTO_ELENGTH},
+		{"dest_known 2", {3, 0, 15, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
+		{"dest_known 0", {3, 0, 15, END}, OP_UINT, 0, .expect = 0},
+		{"n_copies 2^32", {3, 0, 16, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"n_copies nil", {3, 1, 16, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
 		{"packet of v1 (4)", {3, 1, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
 		{"ip_id 2^16", {3, 0, 0, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
 		{"direction 2", {3, 0, 3, END}, OP_UINT, DT_DIR_MAX, .expect = DT_PROTO_ERANGE},
@@ -2436,7 +2519,26 @@ Test(malformed, report_fields)
 		{"65 hops", {3, 1, 14, END}, OP_RESIZE, DT_REPORT_MAX_HOPS + 1,
 		  .expect = DT_PROTO_ELENGTH},
 		{"hop short", {3, 1, 14, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"hop long", {3, 1, 14, 2, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"hop long", {3, 1, 14, 2, END}, OP_RESIZE, 17, .expect = DT_PROTO_ELENGTH},
+		{"hop of v3 (10)", {3, 1, 14, 2, END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
+		{"root with a parent", {3, 0, 14, 0, 10, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"root parent 2^16", {3, 0, 14, 0, 10, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},
+		{"parent is the hop itself", {3, 1, 14, 2, 10, END}, OP_UINT, 2,
+		  .expect = DT_PROTO_ERANGE},
+		{"parent after the hop", {3, 1, 14, 1, 10, END}, OP_UINT, 3, .expect = DT_PROTO_ERANGE},
+		{"no parent but not the root", {3, 1, 14, 3, 10, END}, OP_UINT, DT_HOP_ROOT,
+		  .expect = DT_PROTO_ERANGE},
+		{"parent 0 at hop 3", {3, 1, 14, 3, 10, END}, OP_UINT, 0, .expect = 0},
+		{"parent negative", {3, 1, 14, 3, 10, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"branch 2", {3, 1, 14, 3, 11, END}, OP_UINT, DT_BRANCH_MAX, .expect = DT_PROTO_ERANGE},
+		{"branch 1", {3, 1, 14, 3, 11, END}, OP_UINT, DT_BRANCH_COPY, .expect = 0},
+		{"copy_end 6", {3, 1, 14, 3, 12, END}, OP_UINT, DT_COPY_MAX, .expect = DT_PROTO_ERANGE},
+		{"copy_end 5", {3, 1, 14, 3, 12, END}, OP_UINT, DT_COPY_DELIVERED, .expect = 0},
+		{"hop drop_reason 2^32", {3, 1, 14, 3, 13, END}, OP_UINT, 1ull << 32,
+		  .expect = DT_PROTO_ERANGE},
+		{"hop drop_name 96 chars", {3, 1, 14, 3, 14, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
+		{"hop drop_where uint", {3, 1, 14, 3, 15, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
 		{"hop of v1 (4)", {3, 1, 14, 2, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
 		{"hop node 64 chars", {3, 0, 14, 0, 0, END}, OP_STR, .s = chars300, .n = 64,
 		  .expect = DT_PROTO_ERANGE},
@@ -2473,6 +2575,24 @@ Test(malformed, report_fields)
 		{"mean NaN", {4, 0, 5, END}, OP_F64, .f = NAN, .expect = DT_PROTO_ERANGE},
 		{"stddev inf", {4, 1, 6, END}, OP_F64, .f = INFINITY, .expect = DT_PROTO_ERANGE},
 		{"stddev bool", {4, 1, 6, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
+		{"stat of v3 (7)", {4, 1, END}, OP_RESIZE, 7, .expect = DT_PROTO_ELENGTH},
+		{"stat branch 2", {4, 1, 7, END}, OP_UINT, DT_BRANCH_MAX, .expect = DT_PROTO_ERANGE},
+		{"stat branch 1", {4, 0, 7, END}, OP_UINT, DT_BRANCH_COPY, .expect = 0},
+		{"verdict dest_unknown negative", {7, 8, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"verdict of v3 (8)", {7, END}, OP_RESIZE, 8, .expect = DT_PROTO_ELENGTH},
+		{"copy rows nil", {10, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"4096 copy rows", {10, END}, OP_RESIZE, DT_REPORT_MAX_COPY_ROWS, .expect = 0},
+		{"4097 copy rows", {10, END}, OP_RESIZE, DT_REPORT_MAX_COPY_ROWS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"copy row short", {10, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"copy row hook 0", {10, 0, 0, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"copy row direction 2", {10, 1, 1, END}, OP_UINT, DT_DIR_MAX, .expect = DT_PROTO_ERANGE},
+		{"copy row end 0", {10, 0, 2, END}, OP_UINT, DT_COPY_NONE, .expect = DT_PROTO_ERANGE},
+		{"copy row end 6", {10, 0, 2, END}, OP_UINT, DT_COPY_MAX, .expect = DT_PROTO_ERANGE},
+		{"copy row end 5", {10, 0, 2, END}, OP_UINT, DT_COPY_DELIVERED, .expect = 0},
+		{"copy row count negative", {10, 1, 3, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"copy row reason 96 chars", {10, 0, 4, END}, OP_STR, .s = chars300, .n = 96,
+		  .expect = DT_PROTO_ERANGE},
 		{"lost short", {5, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
 		{"lost[2] string", {5, 2, END}, OP_STR, .s = "3", .expect = DT_PROTO_ETYPE},
 		{"rows nil", {6, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
@@ -2511,7 +2631,7 @@ Test(malformed, report_fields)
 		{"verdict uint", {7, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
 		{"verdict map", {7, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
 		{"verdict short", {7, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"verdict long", {7, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"verdict long", {7, END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
 		{"judged negative", {7, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"delivered string", {7, 1, END}, OP_STR, .s = "5", .expect = DT_PROTO_ETYPE},
 		{"dropped float", {7, 2, END}, OP_F64, .f = 94, .expect = DT_PROTO_ETYPE},
@@ -2674,21 +2794,22 @@ Test(msg_type, refuses_bad_headers)
 	} tab[] = {
 		{"empty", "", 0, DT_PROTO_ETRUNC},
 		{"array head only", "\x93", 1, DT_PROTO_ETRUNC},
-		{"version only", "\x93\x03", 2, DT_PROTO_ETRUNC},
-		{"cut uint16 type", "\x93\x03\xcd\x00", 4, DT_PROTO_ETRUNC},
+		{"version only", "\x93\x04", 2, DT_PROTO_ETRUNC},
+		{"cut uint16 type", "\x93\x04\xcd\x00", 4, DT_PROTO_ETRUNC},
 		{"not an array", "\x01", 1, DT_PROTO_ETYPE},
 		{"a map", "\x81\x01\x01", 3, DT_PROTO_ETYPE},
 		{"empty array", "\x90", 1, DT_PROTO_ELENGTH},
 		{"one element", "\x91\x02", 2, DT_PROTO_ELENGTH},
 		{"version 0", "\x92\x00\x01", 3, DT_PROTO_EVERSION},
 		{"version 2", "\x92\x02\x01", 3, DT_PROTO_EVERSION},
-		{"version 4", "\x92\x04\x01", 3, DT_PROTO_EVERSION},
+		{"version 3", "\x92\x03\x01", 3, DT_PROTO_EVERSION},
+		{"version 5", "\x92\x05\x01", 3, DT_PROTO_EVERSION},
 		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
 		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
-		{"type 0", "\x92\x03\x00", 3, DT_PROTO_EMSGTYPE},
-		{"type 13", "\x92\x03\x0d", 3, DT_PROTO_EMSGTYPE},
-		{"type uint16 big", "\x92\x03\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
-		{"type nil", "\x92\x03\xc0", 3, DT_PROTO_ETYPE},
+		{"type 0", "\x92\x04\x00", 3, DT_PROTO_EMSGTYPE},
+		{"type 13", "\x92\x04\x0d", 3, DT_PROTO_EMSGTYPE},
+		{"type uint16 big", "\x92\x04\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
+		{"type nil", "\x92\x04\xc0", 3, DT_PROTO_ETYPE},
 		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
 	};
 	enum dt_msg_type t;
@@ -2701,9 +2822,9 @@ Test(msg_type, refuses_bad_headers)
 		cr_expect_eq(rv, tab[i].expect, "%s: %d", tab[i].what, rv);
 		cr_expect_eq(t, 0, "%s: type left set", tab[i].what);
 	}
-	cr_expect_eq(dt_msg_type("\x92\x03\x09", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x04\x09", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_ERROR);
-	cr_expect_eq(dt_msg_type("\x92\x03\x0c", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x04\x0c", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_TASK_CANCEL);
 }
 

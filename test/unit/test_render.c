@@ -247,7 +247,9 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 		set_hop(&p->hops[3], "h2", "pt2", DT_HOOK_PORT_OUT, t + 12300 - 4000 + 3200);
 		for (uint32_t k = 0; k < 4; k++) {
 			p->hops[k].tuple = p->tuple;
+			p->hops[k].parent = k ? (uint16_t)(k - 1) : DT_HOP_ROOT;
 		}
+		p->dest_known = 1;
 		/* The first hop captured 98 bytes from the Ethernet header. */
 		p->hops[0].cap_link = DT_CAP_ETH;
 		p->hops[0].cap_len = 98;
@@ -387,7 +389,7 @@ Test(render, report_json)
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
 	/* The document names its schema first (analyzer/report.schema.json). */
 	cr_expect_eq(strncmp(out,
-			     "{\"schema\":\"dyetrace.report\",\"schema_version\":1,"
+			     "{\"schema\":\"dyetrace.report\",\"schema_version\":2,"
 			     "\"task\":{\"id\":3,",
 			     62),
 		     0, "%s", out);
@@ -396,28 +398,30 @@ Test(render, report_json)
 				       "\"direction\":\"request\",\"fate\":\"delivered\","
 				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"10.100.0.2\","
 				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
-				       "\"drop\":null,"
+				       "\"drop\":null,\"destination_known\":true,\"copies\":0,"
 				       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
 				       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
-				       "\"latency_ns\":null,\"cap_len\":98},{\"node\":\"h1\","
+				       "\"parent\":null,\"latency_ns\":null,\"branch\":\"destination\",\"cap_len\":98},{\"node\":\"h1\","
 				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\","
-				       "\"ts_ns\":1700000001000012300,\"latency_ns\":12300,"
+				       "\"ts_ns\":1700000001000012300,\"parent\":0,\"latency_ns\":12300,"
+				       "\"branch\":\"destination\","
 				       "\"cap_len\":0},{\"node\":\"h2\",\"ifname\":\"ul0\","
 				       "\"hook\":\"uplink-in\",\"ts_ns\":1700000001000008300,"
-				       "\"latency_ns\":-4000,\"cap_len\":0},{\"node\":\"h2\","
+				       "\"parent\":1,\"latency_ns\":-4000,\"branch\":\"destination\",\"cap_len\":0},{\"node\":\"h2\","
 				       "\"ifname\":\"pt2\",\"hook\":\"port-out\","
-				       "\"ts_ns\":1700000001000011500,\"latency_ns\":3200,"
+				       "\"ts_ns\":1700000001000011500,\"parent\":2,\"latency_ns\":3200,"
+				       "\"branch\":\"destination\","
 				       "\"cap_len\":0}]}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"hop_latency\":[{\"from\":{\"node\":\"h1\",\"ifname\":"
 				       "\"pt1\",\"hook\":\"port-in\"},\"to\":{\"node\":\"h1\","
 				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\"},\"count\":3,"
 				       "\"min_ns\":12300,\"max_ns\":12300,\"mean_ns\":12300.000,"
-				       "\"stddev_ns\":0.000,\"variance_ns2\":0.000}"),
+				       "\"stddev_ns\":0.000,\"variance_ns2\":0.000,\"branch\":\"destination\"}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"count\":2,\"min_ns\":3100,\"max_ns\":3300,"
 				       "\"mean_ns\":3200.000,\"stddev_ns\":81.650,"
-				       "\"variance_ns2\":6666.667}"),
+				       "\"variance_ns2\":6666.667,\"branch\":\"destination\"}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"lost\":{\"ring-full\":11,\"queue-full\":22,"
 				       "\"bad-version\":33,\"rejected\":44"),
@@ -440,7 +444,7 @@ Test(render, report_json_names_its_schema_and_captures)
 	r.task = ping_task();
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_eq(count(out, "\"schema_version\":1,"), 1, "%s", out);
+	cr_expect_eq(count(out, "\"schema_version\":2,"), 1, "%s", out);
 	cr_expect_eq(count(out, "\"schema\":\"dyetrace.report\","), 1, "%s", out);
 	free(out);
 
@@ -451,9 +455,9 @@ Test(render, report_json_names_its_schema_and_captures)
 	r.packets[0].hops[2].cap_len = 40;
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":null,\"cap_len\":98}"), "%s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":12300,\"cap_len\":0}"), "%s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":-4000,\"cap_len\":40}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":null,\"branch\":\"destination\",\"cap_len\":98}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":12300,\"branch\":\"destination\",\"cap_len\":0}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":-4000,\"branch\":\"destination\",\"cap_len\":40}"), "%s", out);
 	cr_expect_eq(count(out, "\"cap_len\":"), 4, "%s", out);
 	free(out);
 	free_report(&r);
@@ -482,11 +486,11 @@ Test(render, report_json_empty)
 	r.task = ping_task();
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_not_null(strstr(out, "\"packets\":[],\"hop_latency\":[],\"hops\":[],\"lost\":{"),
+	cr_expect_not_null(strstr(out, "\"packets\":[],\"hop_latency\":[],\"hops\":[],\"copies\":[],\"lost\":{"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"verdict\":{\"sentence\":\"\",\"judged\":0,"
 				       "\"delivered\":0,\"dropped\":0,\"vanished\":0,"
-				       "\"in_flight\":0,\"at\":null,\"reason\":\"\"}"),
+				       "\"in_flight\":0,\"at\":null,\"reason\":\"\",\"destination_unknown\":0}"),
 			   "%s", out);
 	free(out);
 }
@@ -664,6 +668,13 @@ static void make_nat_report(struct dt_report *r)
 	set_hop(&p->hops[2], "gw", "ext0", DT_HOOK_DROP, 2500);
 	p->hops[0].tuple = p->hops[1].tuple = p->tuple;
 	p->hops[2].tuple = p->tuple;
+	p->hops[0].parent = DT_HOP_ROOT;
+	p->hops[1].parent = 0;
+	p->hops[2].parent = 1;
+	p->hops[2].drop_reason = p->drop_reason;
+	snprintf(p->hops[2].drop_name, sizeof(p->hops[2].drop_name), "%s", p->drop_name);
+	snprintf(p->hops[2].drop_where, sizeof(p->hops[2].drop_where), "%s", p->drop_where);
+	p->dest_known = 1;
 	/* Masqueraded behind 203.0.113.1; the NAT kept the id (it does when it can). */
 	p->hops[2].tuple.saddr = htonl(0xcb007101);
 
@@ -709,17 +720,21 @@ Test(render, loss_diagnosis_json)
 		       "gw/ul0 uplink-in), reason NETFILTER_DROP; 2 more lost elsewhere; 1 in "
 		       "flight\",\"judged\":40,\"delivered\":8,\"dropped\":30,\"vanished\":2,"
 		       "\"in_flight\":1,\"at\":{\"node\":\"gw\",\"ifname\":\"ext0\","
-		       "\"hook\":\"drop\"},\"reason\":\"NETFILTER_DROP\"}"),
+		       "\"hook\":\"drop\"},\"reason\":\"NETFILTER_DROP\",\"destination_unknown\":0}"),
 		"%s", out);
 	cr_expect_not_null(strstr(out, "\"direction\":\"request\",\"fate\":\"dropped\","
 				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"203.0.113.10\","
 				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
 				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
-				       "\"where\":\"nf_hook_slow+0x8c\"},\"hops\":["),
+				       "\"where\":\"nf_hook_slow+0x8c\"},\"destination_known\":true,"
+				       "\"copies\":0,\"hops\":["),
 			   "%s", out);
 	/* Only the hop after the NAT has a flow of its own. */
 	cr_expect_eq(count(out, "\"flow\":"), 3, "%s", out);
-	cr_expect_not_null(strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"latency_ns\":500,"
+	cr_expect_not_null(strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"parent\":1,"
+				       "\"latency_ns\":500,\"branch\":\"destination\","
+				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
+				       "\"where\":\"nf_hook_slow+0x8c\"},"
 				       "\"cap_len\":0,\"flow\":{\"src\":\"203.0.113.1\","
 				       "\"dst\":\"203.0.113.10\",\"sport\":7,\"dport\":0,"
 				       "\"proto\":\"icmp\",\"vni\":100}}"),

@@ -63,7 +63,9 @@ static void make_packet(struct dt_report *r, uint32_t i)
 	for (uint32_t k = 0; k < 4; k++) {
 		p->hops[k].ts_ns = t + k * 30000ull;
 		p->hops[k].tuple = p->tuple;
+		p->hops[k].parent = k ? (uint16_t)(k - 1) : DT_HOP_ROOT;
 	}
+	p->dest_known = 1;
 	p->hops[0].cap_link = DT_CAP_ETH;
 	p->hops[0].cap_len = 98;
 	if (drop) {

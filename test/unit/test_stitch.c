@@ -392,6 +392,16 @@ Test(stitch, chained_nats_resolve)
 	expect_obs(&t->obs[2], DT_DIR_REQUEST, IN_REQ);
 }
 
+/* Who hosts what: i1 (10.100.0.1) behind h1; gw is VNI 100's NAT gateway (addr 0). */
+static const char *lab_host_of(const void *arg, uint32_t vni, uint32_t addr)
+{
+	(void)arg;
+	if (vni != 100 || (addr != 0 && addr != htonl(0x0a640001))) {
+		return NULL;
+	}
+	return addr ? "h1" : "gw";
+}
+
 /*
  * The samples of one packet i1 -> internet, through gw, dropped after SNAT, as three
  * collectors deliver them: in every order, the stitcher attributes all of them and the
@@ -416,7 +426,8 @@ Test(stitch, out_of_order_across_collectors_gives_one_path)
 			  790); /* another packet */
 
 	for (;;) {
-		struct dt_paths_ctx ctx = {&strs, 4000000000000000000ull, 1ull << 40, WIN};
+		struct dt_paths_ctx ctx = {&strs, 4000000000000000000ull, 1ull << 40, WIN,
+					   .host_of = lab_host_of};
 		struct dt_report r = {0};
 		struct dt_task *t;
 		const struct dt_packet_path *p;
