@@ -193,6 +193,7 @@ static void report_clear(struct dt_report *r)
 	free(r->packets);
 	free(r->stats);
 	free(r->rows);
+	free(r->copy_rows);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1171,5 +1172,312 @@ Test(paths, stats_are_per_direction)
 	cr_expect_eq(r.stats[0].count, 1);
 	cr_expect_eq(r.stats[0].min_ns, 1000);
 	cr_expect_eq(r.stats[3].min_ns, 3000);
+	report_clear(&r);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Copies: the overlay floods (head-end replication to every remote VTEP) */
+
+#define UL_H4 0xc0a80004u
+
+/* What happens at a flooded copy's receiver. */
+enum rx {
+	RX_FILTERED, /* the bridge discards it: NOT_SPECIFIED in br_handle_frame_finish */
+	RX_DELIVER,  /* port-out to the instance */
+	RX_RULE,     /* a firewall rule drops it: NETFILTER_DROP */
+	RX_NOTHING,  /* lost on the wire: the receiver saw nothing */
+};
+
+/*
+ * One ping i1 -> i2 that h1 floods to h3, h2 and h4 (in that order), each receiver doing
+ * what rx[] says (h3, h2, h4). skew shifts the receivers' clocks. Returns the new n.
+ */
+static size_t add_flooded(struct dt_obs *o, size_t n, uint16_t ip_id, uint64_t t0,
+			  const enum rx rx[3], int64_t skew)
+{
+	static const char *const node[3] = {"h3", "h2", "h4"};
+	static const uint32_t ul[3] = {UL_H3, UL_H2, UL_H4};
+	uint32_t ident = 7u << 16 | ip_id;
+
+	o[n++] = mk(&ping, ip_id, ident, "h1", "pt1", DT_HOOK_PORT_IN, t0, 0, 0);
+	for (int k = 0; k < 3; k++) {
+		uint64_t t = t0 + 100000 + 1000 * (uint64_t)k + (uint64_t)skew;
+
+		o[n++] = mk(&ping, ip_id, ident, "h1", "ul0", DT_HOOK_UPLINK_OUT,
+			    t0 + 10000 + 1000 * (uint64_t)k, UL_H1, ul[k]);
+		if (rx[k] == RX_NOTHING) {
+			continue;
+		}
+		o[n++] = mk(&ping, ip_id, ident, node[k], "ul0", DT_HOOK_UPLINK_IN, t, UL_H1, ul[k]);
+		switch (rx[k]) {
+		case RX_FILTERED:
+			o[n++] = mk_drop(&ping, ip_id, node[k], "vxlan0", t + 5000, 2, "NOT_SPECIFIED",
+					 "br_handle_frame_finish+0x1a0");
+			break;
+		case RX_RULE:
+			o[n++] = mk_drop(&ping, ip_id, node[k], "br0", t + 5000, 6, "NETFILTER_DROP",
+					 "nf_hook_slow+0x8c");
+			break;
+		default:
+			o[n++] = mk(&ping, ip_id, ident, node[k], "pt2", DT_HOOK_PORT_OUT, t + 8000, 0,
+				    0);
+			break;
+		}
+	}
+	return n;
+}
+
+static const enum rx healthy_flood[3] = {RX_FILTERED, RX_DELIVER, RX_FILTERED};
+
+/* The destination branch of p is h1/pt1 -> h1/ul0 (to h2) -> h2/ul0 -> last. */
+static void expect_dest_branch(const struct dt_packet_path *p, const char *last_if,
+			       uint8_t last_hook)
+{
+	expect_hop(&p->hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&p->hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	expect_hop(&p->hops[2], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	expect_hop(&p->hops[3], "h2", last_if, last_hook);
+	for (int i = 0; i < 4; i++) {
+		cr_expect_eq(p->hops[i].branch, DT_BRANCH_DEST, "hop %d", i);
+		cr_expect_eq(p->hops[i].parent, i ? i - 1 : DT_HOP_ROOT, "hop %d", i);
+		cr_expect_eq(p->hops[i].copy_end, DT_COPY_NONE, "hop %d", i);
+	}
+}
+
+Test(paths, flooded_copies_are_branches_and_not_losses)
+{
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0, i, j;
+
+	for (i = 0; i < 5; i++) {
+		n = add_flooded(o, n, (uint16_t)(10 + i), 1000000 * (i + 1), healthy_flood, 0);
+	}
+	shuffle(o, n, 77);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 5);
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 5 of 5 packets delivered");
+	cr_expect_eq(r.verdict.delivered, 5);
+	cr_expect_eq(r.task.colored, 5);
+	cr_expect_eq(r.task.delivered, 5);
+	for (i = 0; i < r.n_packets; i++) {
+		const struct dt_packet_path *p = &r.packets[i];
+
+		cr_assert_eq(p->n_hops, 10, "three uplink-outs, two filtered copies");
+		cr_expect_eq(p->fate, DT_FATE_DELIVERED);
+		cr_expect(p->dest_known);
+		cr_expect_eq(p->n_copies, 2);
+		expect_dest_branch(p, "pt2", DT_HOOK_PORT_OUT);
+		for (j = 4; j < p->n_hops; j++) {
+			cr_expect_eq(p->hops[j].branch, DT_BRANCH_COPY);
+			cr_expect_lt(p->hops[j].parent, j);
+			if (p->hops[j].at.hook == DT_HOOK_UPLINK_OUT) {
+				cr_expect_eq(p->hops[j].parent, 0, "each copy leaves from port-in");
+			}
+			if (p->hops[j].at.hook == DT_HOOK_DROP) {
+				cr_expect_eq(p->hops[j].copy_end, DT_COPY_FILTERED);
+				cr_expect_str_eq(p->hops[j].drop_name, "NOT_SPECIFIED");
+			} else {
+				cr_expect_eq(p->hops[j].copy_end, DT_COPY_NONE);
+			}
+		}
+	}
+	/* The loss table has the destination branch only. */
+	cr_assert_eq(r.n_rows, 4);
+	for (i = 0; i < r.n_rows; i++) {
+		cr_expect_eq(r.rows[i].seen, 5);
+		cr_expect_eq(r.rows[i].dropped + r.rows[i].vanished, 0);
+		cr_expect(strcmp(r.rows[i].at.node, "h3") && strcmp(r.rows[i].at.node, "h4"));
+	}
+	/* Copies: where they ended, counted. */
+	cr_assert_eq(r.n_copy_rows, 2);
+	expect_ref(&r.copy_rows[0].at, "h3", "vxlan0", DT_HOOK_DROP);
+	expect_ref(&r.copy_rows[1].at, "h4", "vxlan0", DT_HOOK_DROP);
+	for (i = 0; i < 2; i++) {
+		cr_expect_eq(r.copy_rows[i].end, DT_COPY_FILTERED);
+		cr_expect_eq(r.copy_rows[i].count, 5);
+		cr_expect_str_eq(r.copy_rows[i].reason, "NOT_SPECIFIED");
+	}
+	/* Latency: real parent -> child pairs only; the destination's three, then copies. */
+	for (i = 0; i < r.n_stats; i++) {
+		const struct dt_hop_stat *st = &r.stats[i];
+
+		/* port-in -> uplink-out is taken by both copies of every packet */
+		cr_expect_eq(st->count, st->branch == DT_BRANCH_COPY && i == 3 ? 10 : 5,
+			     "stat %zu", i);
+		cr_expect(!(strcmp(st->from.node, st->to.node) && strcmp(st->from.node, "h1")),
+			  "a pair across nodes starts at the sender: %s -> %s", st->from.node,
+			  st->to.node);
+	}
+	cr_assert_eq(r.n_stats, 8, "3 pairs on the destination branch, 5 on copies");
+	for (i = 0; i < 3; i++) {
+		cr_expect_eq(r.stats[i].branch, DT_BRANCH_DEST);
+	}
+	expect_ref(&r.stats[1].to, "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(r.stats[3].branch, DT_BRANCH_COPY);
+	expect_ref(&r.stats[3].from, "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_ref(&r.stats[3].to, "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	report_clear(&r);
+}
+
+Test(paths, a_drop_at_the_destination_is_the_verdict_whatever_the_copies)
+{
+	static const enum rx rx[3] = {RX_FILTERED, RX_RULE, RX_FILTERED};
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	for (i = 0; i < 4; i++) {
+		n = add_flooded(o, n, (uint16_t)(20 + i), 1000000 * (i + 1), rx, 0);
+	}
+	shuffle(o, n, 5);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "4 of 4 packets dropped at h2/br0 (after h2/ul0 "
+					     "uplink-in), reason NETFILTER_DROP");
+	for (i = 0; i < r.n_packets; i++) {
+		cr_expect_eq(r.packets[i].fate, DT_FATE_DROPPED);
+		cr_expect_str_eq(r.packets[i].drop_name, "NETFILTER_DROP");
+		expect_dest_branch(&r.packets[i], "br0", DT_HOOK_DROP);
+		cr_expect_eq(r.packets[i].n_copies, 2);
+	}
+	report_clear(&r);
+}
+
+Test(paths, a_rule_on_a_bystander_drops_a_copy_not_the_packet)
+{
+	static const enum rx rx[3] = {RX_RULE, RX_DELIVER, RX_FILTERED};
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_flooded(o, n, 30, 1000000, rx, 0);
+	n = add_flooded(o, n, 31, 2000000, rx, 0);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 2 of 2 packets delivered");
+	cr_assert_eq(r.n_copy_rows, 2);
+	expect_ref(&r.copy_rows[0].at, "h3", "br0", DT_HOOK_DROP);
+	cr_expect_eq(r.copy_rows[0].end, DT_COPY_DROPPED);
+	cr_expect_str_eq(r.copy_rows[0].reason, "NETFILTER_DROP");
+	cr_expect_eq(r.copy_rows[0].count, 2);
+	cr_expect_eq(r.copy_rows[1].end, DT_COPY_FILTERED);
+	report_clear(&r);
+}
+
+Test(paths, lost_on_the_way_to_the_destination_is_placed_on_that_copy)
+{
+	/* h2's copy never arrives; h3's rule drop and h4's discard are bystanders'. */
+	static const enum rx rx[3] = {RX_RULE, RX_NOTHING, RX_FILTERED};
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	const struct dt_packet_path *p;
+	size_t n = 0;
+
+	n = add_flooded(o, n, 40, 1000000, rx, 0);
+	cr_assert_eq(build(o, n, &r), 0);
+	p = &r.packets[0];
+	cr_expect_eq(p->fate, DT_FATE_VANISHED);
+	cr_expect_str_eq(r.verdict.sentence,
+			 "1 of 1 packets vanished after h1/ul0 uplink-out (no drop seen)");
+	expect_hop(&p->hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT);
+	cr_expect_eq(p->hops[1].branch, DT_BRANCH_DEST);
+	cr_expect_eq(p->n_copies, 2);
+	report_clear(&r);
+}
+
+Test(paths, a_copy_seen_before_its_sender_still_hangs_from_it)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* The receivers' clocks are far behind: their samples are older than h1's. */
+	n = add_flooded(o, n, 50, 10000000, healthy_flood, -9000000);
+	shuffle(o, n, 9);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_DELIVERED);
+	expect_dest_branch(&r.packets[0], "pt2", DT_HOOK_PORT_OUT);
+	cr_expect_eq(r.packets[0].n_copies, 2);
+	report_clear(&r);
+}
+
+Test(paths, a_copy_whose_sender_sample_is_missing_hangs_from_the_sender)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	const struct dt_packet_path *p;
+	size_t n = 0, i, m = 0;
+
+	n = add_flooded(o, n, 60, 1000000, healthy_flood, 0);
+	/* Lose h1's uplink-out towards h2 (ring full, say). */
+	for (i = 0; i < n; i++) {
+		if (!(o[i].hook == DT_HOOK_UPLINK_OUT && o[i].outer_daddr == htonl(UL_H2))) {
+			o[m++] = o[i];
+		}
+	}
+	cr_assert_eq(m, n - 1);
+	cr_assert_eq(build(o, m, &r), 0);
+	p = &r.packets[0];
+	cr_expect_eq(p->fate, DT_FATE_DELIVERED);
+	expect_hop(&p->hops[0], "h1", "pt1", DT_HOOK_PORT_IN);
+	expect_hop(&p->hops[1], "h2", "ul0", DT_HOOK_UPLINK_IN);
+	cr_expect_eq(p->hops[1].parent, 0, "h2 received from h1: it hangs from h1's first hop");
+	expect_hop(&p->hops[2], "h2", "pt2", DT_HOOK_PORT_OUT);
+	cr_expect_eq(p->n_copies, 2);
+	report_clear(&r);
+}
+
+Test(paths, without_hosts_the_branches_alone_decide_and_the_report_says_so)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	ctx.host_of = NULL;
+	n = add_flooded(o, n, 70, 1000000, healthy_flood, 0);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_DELIVERED);
+	cr_expect_not(r.packets[0].dest_known);
+	cr_expect_eq(r.packets[0].n_copies, 2);
+	cr_expect_eq(r.verdict.dest_unknown, 1);
+	cr_expect_str_eq(r.verdict.sentence,
+			 "no loss: 1 of 1 packets delivered; destination of 1 not known to any "
+			 "node (judged from their branches)");
+	report_clear(&r);
+}
+
+Test(paths, a_young_packet_with_only_a_copy_seen_is_in_flight)
+{
+	static const enum rx rx[3] = {RX_FILTERED, RX_NOTHING, RX_NOTHING};
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	n = add_flooded(o, n, 80, 1000000, rx, 0);
+	for (i = 0; i < n; i++) {
+		o[i].arrival_ms = ctx.now_ms - 10; /* arrived just now */
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_IN_FLIGHT);
+	cr_expect_eq(r.verdict.judged, 0);
+	report_clear(&r);
+}
+
+Test(paths, a_port_out_to_another_instance_is_a_filtered_copy)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	/* Unknown MAC: h2's bridge also floods to pt3, whose instance is not i2. */
+	n = add_flooded(o, n, 90, 1000000, healthy_flood, 0);
+	o[n] = mk(&ping, 90, 7u << 16 | 90, "h2", "pt3", DT_HOOK_PORT_OUT, 1200000, 0, 0);
+	o[n++].flags = DT_SAMPLE_F_STRANGER;
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_DELIVERED);
+	expect_dest_branch(&r.packets[0], "pt2", DT_HOOK_PORT_OUT);
+	cr_expect_eq(r.packets[0].n_copies, 3);
+	cr_expect_eq(r.packets[0].hops[hop_at(&r.packets[0], "h2", "pt3", DT_HOOK_PORT_OUT)].copy_end,
+		     DT_COPY_FILTERED);
 	report_clear(&r);
 }
