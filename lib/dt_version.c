@@ -24,7 +24,8 @@ void dt_version_print(FILE *f, const char *name)
 	mdb_version(&maj, &min, &patch);
 	fprintf(f, "%s %s\n", name, DT_VERSION);
 	fprintf(f, "git revision: %s\n", dt_git_revision());
-	fprintf(f, "libraries: libbpf %u.%u, nng %s, lmdb %d.%d.%d, msgpack %s, libconfig %d.%d.%d\n",
+	fprintf(f,
+		"libraries: libbpf %u.%u, nng %s, lmdb %d.%d.%d, msgpack %s, libconfig %d.%d.%d\n",
 		libbpf_major_version(), libbpf_minor_version(), nng_version(), maj, min, patch,
 		msgpack_version(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
 		LIBCONFIG_VER_REVISION);
