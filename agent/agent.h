@@ -59,6 +59,11 @@ struct dt_agent_cfg {
 extern const struct dt_agent_cfg dt_agent_cfg_defaults;
 
 /* Loads a libconfig file over the defaults. Errors: "file:line: what" in err, -EINVAL. */
+/* The settings dt_agent_cfg_load() accepts (NULL-terminated): at the top level, and in
+ * each member of interfaces (and tls: dt_tls_cfg_keys). Every one is in the manual page. */
+extern const char *const dt_agent_cfg_keys[];
+extern const char *const dt_agent_iface_keys[];
+
 int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *cfg, char *err, size_t errlen);
 
 /* Runs the agent until *stop becomes non-zero: DT_STOP_HANDOVER (SIGUSR1) leaves the data

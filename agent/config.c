@@ -21,10 +21,15 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.pin_dir = "/sys/fs/bpf/dyetrace",
 };
 
+const char *const dt_agent_cfg_keys[] = {
+	"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
+	"batch_max_samples", "batch_delay_ms", "ring_kib", "capture_bytes", "stats_interval_s",
+	"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", "metrics", NULL};
+const char *const dt_agent_iface_keys[] = {"name", "role", "vni", "instances", NULL};
+
 static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, char *err,
 		      size_t errlen)
 {
-	static const char *const known[] = {"name", "role", "vni", "instances", NULL};
 	config_setting_t *inst;
 	char role[16] = "";
 	uint64_t vni = 0;
@@ -34,7 +39,7 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 		dt_cfg_error(s, err, errlen, "each interface must be a group { name = ...; role = ...; }");
 		return -EINVAL;
 	}
-	if ((rv = dt_cfg_known(s, known, err, errlen)) < 0)
+	if ((rv = dt_cfg_known(s, dt_agent_iface_keys, err, errlen)) < 0)
 		return rv;
 	if ((rv = dt_cfg_string(s, "name", ifc->name, sizeof(ifc->name), err, errlen)) < 0)
 		return rv;
@@ -98,10 +103,6 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 
 int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, size_t errlen)
 {
-	static const char *const known[] = {
-		"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
-		"batch_max_samples", "batch_delay_ms", "ring_kib", "capture_bytes", "stats_interval_s",
-		"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", "metrics", NULL};
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
 	config_setting_t *root, *list;
 	config_t c;
@@ -111,7 +112,7 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	if ((rv = dt_cfg_read(&c, path, err, errlen)) < 0)
 		goto out;
 	root = config_root_setting(&c);
-	if ((rv = dt_cfg_known(root, known, err, errlen)) < 0)
+	if ((rv = dt_cfg_known(root, dt_agent_cfg_keys, err, errlen)) < 0)
 		goto out;
 	if ((rv = dt_cfg_string(root, "node", cfg.node, sizeof(cfg.node), err, errlen)) < 0)
 		goto out;

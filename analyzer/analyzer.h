@@ -44,6 +44,12 @@ struct dt_analyzer_cfg {
 
 extern const struct dt_analyzer_cfg dt_analyzer_cfg_defaults;
 
+/* The settings dt_analyzer_cfg_load() accepts (NULL-terminated): at the top level, in limits
+ * and in each tenant (tls: dt_tls_cfg_keys). Every one is in the manual page. */
+extern const char *const dt_analyzer_cfg_keys[];
+extern const char *const dt_analyzer_limits_keys[];
+extern const char *const dt_analyzer_tenant_keys[];
+
 int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *cfg, char *err,
 			 size_t errlen);
 /*

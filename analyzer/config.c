@@ -30,12 +30,18 @@ const struct dt_analyzer_cfg dt_analyzer_cfg_defaults = {
 	},
 };
 
+const char *const dt_analyzer_cfg_keys[] = {
+	"listen", "api", "collector_window_ms", "stats_interval_s", "window_ms", "store",
+	"store_size_mb", "host_grace_ms", "arm_timeout_ms", "limits", "tenants", "tls", "metrics",
+	NULL};
+const char *const dt_analyzer_limits_keys[] = {
+	"budget_default", "budget_max", "duration_default_s", "duration_max_s", "rate_default_pps",
+	"rate_max_pps", "tasks_max_per_tenant", NULL};
+const char *const dt_analyzer_tenant_keys[] = {"name", "token", NULL};
+
 static int load_limits(const config_setting_t *root, struct dt_limits *l, char *err,
 		       size_t errlen)
 {
-	static const char *const known[] = {"budget_default", "budget_max", "duration_default_s",
-					    "duration_max_s", "rate_default_pps", "rate_max_pps",
-					    "tasks_max_per_tenant", NULL};
 	const config_setting_t *g = config_setting_get_member(root, "limits");
 	int rv;
 
@@ -47,7 +53,7 @@ static int load_limits(const config_setting_t *root, struct dt_limits *l, char *
 		return -EINVAL;
 	}
 	/* The wire carries them as 32-bit counts. */
-	if ((rv = dt_cfg_known(g, known, err, errlen)) < 0 ||
+	if ((rv = dt_cfg_known(g, dt_analyzer_limits_keys, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(g, "budget_max", 1, UINT32_MAX, &l->budget_max, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(g, "budget_default", 1, UINT32_MAX, &l->budget_default, err,
 			      errlen)) < 0 ||
@@ -88,7 +94,6 @@ static int load_limits(const config_setting_t *root, struct dt_limits *l, char *
 static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cfg, char *err,
 			size_t errlen)
 {
-	static const char *const known[] = {"name", "token", NULL};
 	const config_setting_t *l = config_setting_get_member(root, "tenants");
 	int n, rv;
 
@@ -119,7 +124,7 @@ static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cf
 				     i + 1);
 			return -EINVAL;
 		}
-		if ((rv = dt_cfg_known(g, known, err, errlen)) < 0 ||
+		if ((rv = dt_cfg_known(g, dt_analyzer_tenant_keys, err, errlen)) < 0 ||
 		    (rv = dt_cfg_string(g, "name", t->name, sizeof(t->name), err, errlen)) < 0 ||
 		    (rv = dt_cfg_string(g, "token", t->token, sizeof(t->token), err, errlen)) < 0) {
 			return rv;
@@ -157,10 +162,6 @@ static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cf
 int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *err,
 			 size_t errlen)
 {
-	static const char *const known[] = {"listen", "api", "collector_window_ms",
-					    "stats_interval_s", "window_ms", "store",
-					    "store_size_mb", "host_grace_ms", "arm_timeout_ms",
-					    "limits", "tenants", "tls", "metrics", NULL};
 	static struct dt_analyzer_cfg cfg; /* large (tenants): not on the stack */
 	config_setting_t *root;
 	config_t c;
@@ -172,7 +173,7 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 		goto out;
 	}
 	root = config_root_setting(&c);
-	if ((rv = dt_cfg_known(root, known, err, errlen)) < 0 ||
+	if ((rv = dt_cfg_known(root, dt_analyzer_cfg_keys, err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "listen", cfg.listen, sizeof(cfg.listen), err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "api", cfg.api, sizeof(cfg.api), err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "collector_window_ms", 100, 3600000, &cfg.collector_window_ms,

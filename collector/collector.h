@@ -33,6 +33,10 @@ struct dt_collector_cfg {
 
 extern const struct dt_collector_cfg dt_collector_cfg_defaults;
 
+/* The settings dt_collector_cfg_load() accepts (NULL-terminated; tls: dt_tls_cfg_keys).
+ * Every one is in the manual page. */
+extern const char *const dt_collector_cfg_keys[];
+
 int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *cfg, char *err,
 			  size_t errlen);
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop);

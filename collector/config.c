@@ -17,13 +17,13 @@ const struct dt_collector_cfg dt_collector_cfg_defaults = {
 	.stats_interval_s = 60,
 };
 
+const char *const dt_collector_cfg_keys[] = {
+	"name", "listen", "analyzer", "store", "store_max_mib", "heartbeat_ms", "ack_timeout_ms",
+	"queue_max", "agent_window_ms", "stats_interval_s", "tls", "metrics", NULL};
+
 int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *err,
 			  size_t errlen)
 {
-	static const char *const known[] = {"name", "listen", "analyzer", "store",
-					    "store_max_mib", "heartbeat_ms", "ack_timeout_ms",
-					    "queue_max", "agent_window_ms", "stats_interval_s",
-					    "tls", "metrics", NULL};
 	struct dt_collector_cfg cfg = dt_collector_cfg_defaults;
 	config_setting_t *root;
 	config_t c;
@@ -33,7 +33,7 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 	if ((rv = dt_cfg_read(&c, path, err, errlen)) < 0)
 		goto out;
 	root = config_root_setting(&c);
-	if ((rv = dt_cfg_known(root, known, err, errlen)) < 0 ||
+	if ((rv = dt_cfg_known(root, dt_collector_cfg_keys, err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "name", cfg.name, sizeof(cfg.name), err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "listen", cfg.listen, sizeof(cfg.listen), err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "analyzer", cfg.analyzer, sizeof(cfg.analyzer), err,

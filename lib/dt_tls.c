@@ -7,9 +7,10 @@
 #include "dt_config.h"
 #include "dt_tls.h"
 
+const char *const dt_tls_cfg_keys[] = {"ca", "cert", "key", "server_name", NULL};
+
 int dt_cfg_tls(const config_setting_t *root, struct dt_tls_files *f, char *err, size_t errlen)
 {
-	static const char *const known[] = {"ca", "cert", "key", "server_name", NULL};
 	config_setting_t *g = config_setting_get_member(root, "tls");
 	int a, b, c;
 
@@ -20,7 +21,7 @@ int dt_cfg_tls(const config_setting_t *root, struct dt_tls_files *f, char *err, 
 		dt_cfg_error(g, err, errlen, "'tls' must be a group { ca = ...; cert = ...; key = ...; }");
 		return -EINVAL;
 	}
-	if (dt_cfg_known(g, known, err, errlen) < 0 ||
+	if (dt_cfg_known(g, dt_tls_cfg_keys, err, errlen) < 0 ||
 	    (a = dt_cfg_string(g, "ca", f->ca, sizeof(f->ca), err, errlen)) < 0 ||
 	    (b = dt_cfg_string(g, "cert", f->cert, sizeof(f->cert), err, errlen)) < 0 ||
 	    (c = dt_cfg_string(g, "key", f->key, sizeof(f->key), err, errlen)) < 0 ||

@@ -37,6 +37,9 @@ static inline bool dt_tls_enabled(const struct dt_tls_files *f)
 
 /* Reads the optional `tls` group of root into f ("file:line: what" errors). Returns 0
  * (absent or read) or -EINVAL. */
+/* The settings of a tls group (NULL-terminated): what dt_cfg_tls() accepts. */
+extern const char *const dt_tls_cfg_keys[];
+
 int dt_cfg_tls(const config_setting_t *root, struct dt_tls_files *f, char *err, size_t errlen);
 
 /* Checks that the URL setting `what` of root (url, its value or default) and f agree: a
