@@ -7,6 +7,8 @@
 #     sudo packaging/setup.sh test     install the dependencies, build, run every test
 #     sudo packaging/setup.sh deps     install the dependencies only (Debian packages)
 #          packaging/setup.sh build    configure and build into build/
+#     sudo packaging/setup.sh package  install the dependencies, build, make the Debian
+#                                      packages in build/packages/ and run lintian on them
 #
 # Works from any directory. deps skips apt-get entirely when every package is already
 # installed. The demo and the tests need root: they load eBPF programs and build network
@@ -33,6 +35,12 @@ PACKAGES=(
 	# the exports and their checks: svg through Graphviz, pcapng read back by tshark, the
 	# html report in headless Chromium, the JSON schema, Prometheus text format
 	graphviz tshark chromium python3-jsonschema python3-prometheus-client
+	# Debian packages and their test: CPack's dependency list (dpkg-shlibdeps, file),
+	# lintian, manual pages (man-db), systemd-analyze verify of the units (the systemd
+	# package only; it does not make systemd the init system), the system user (adduser)
+	dpkg-dev file lintian man-db systemd adduser
+	# the lab's Prometheus server (test_prometheus)
+	prometheus
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -42,7 +50,7 @@ die() {
 }
 
 usage() {
-	sed -n '6,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '6,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 need_root() {
@@ -71,7 +79,8 @@ do_deps() {
 
 do_build() {
 	say "build: cmake into $BUILD_DIR"
-	cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	# The prefix /usr: where the Debian packages install (packaging/CMakeLists.txt).
+	cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
 	cmake --build "$BUILD_DIR" -j"$(nproc)"
 }
 
@@ -91,12 +100,27 @@ do_test() {
 	ctest --test-dir "$BUILD_DIR" --output-on-failure
 }
 
+do_package() {
+	need_root package
+	do_deps
+	do_build
+	say "packages: cpack into $BUILD_DIR/packages"
+	rm -f "$BUILD_DIR"/packages/*.deb
+	cpack --config "$BUILD_DIR/CPackConfig.cmake" -B "$BUILD_DIR/packages" ||
+		die "cpack failed (see above)"
+	say "lintian (errors fail; warnings are shown)"
+	lintian --fail-on error "$BUILD_DIR"/packages/*.deb || die "lintian found errors in the packages"
+	say "packages:"
+	ls -1 "$BUILD_DIR"/packages/*.deb
+}
+
 cd "$REPO"
 case ${1:-} in
 deps) do_deps ;;
 build) do_build ;;
 demo) do_demo ;;
 test) do_test ;;
+package) do_package ;;
 -h | --help | help)
 	usage
 	;;
