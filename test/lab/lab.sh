@@ -52,7 +52,8 @@
 #       (0..64, default 0); their tokens are known (lab_tenant_token tK).
 #   --hosts N (DT_LAB_HOSTS=N; 2..9, default 2; N >= 3 implies --underlay bridge): instance
 #       hosts h1..hN. h1 and h2 stay as above; every further host hK (K = 3..N) is built
-#       the same way (br0 = { pt1, vxlan0 (vni 100) }, an agent "hK") with:
+#       the same way (br0 = { pt1, vxlan0 (vni 100) }, an agent "hK", its port listing its
+#       instance, ul-hK on the underlay bridge, mg-hK on mgbr0) with:
 #           $P-hK: ul0 172.31.0.(10+K)/24 (h3: 172.31.0.13); mg0 10.254.0.(20+K) (h3: .23)
 #           $P-iK1: eth0 10.100.0.K1/24 behind hK's pt1 (h3: instance i31, 10.100.0.31,
 #                  MAC 02:00:0a:64:00:1f); with --instances 4 also $P-iK2 (10.100.0.K2)
@@ -63,7 +64,7 @@
 #       02:00:0a:64:00:XX with XX its address's last byte in hex (lab_instance_mac).
 #       LAB_H3 and LAB_I31 (LAB_I31_IP, LAB_I31_MAC) name h3 and its instance; for any host
 #       use lab_host_ns, lab_host_instance, lab_instance_ip, lab_instance_ns.
-#   --fdb MODE (DT_LAB_FDB=MODE): how each host's vxlan0 finds the VTEP of a MAC:
+#   --fdb MODE (DT_LAB_FDB=MODE): how each host's vxlan0 (gw's too) finds the VTEP of a MAC:
 #       learn    (the default; what the lab always did) the kernel's learning, and one
 #                all-zeros FDB entry per remote VTEP for what is not learned yet (broadcast,
 #                unknown unicast); with the veth underlay that is vxlan0's "remote PEER";
@@ -73,7 +74,15 @@
 #       unicast  "nolearning", a static entry per remote MAC (every remote instance, and the
 #                gateway's br0 with --gw) to the VTEP that hosts it, plus the all-zeros
 #                entries for broadcast (ARP): a known unicast frame goes to one VTEP only.
-#       The hosts' bridges (br0) learn as Linux bridges do, whatever the mode.
+#       The hosts' bridges (br0) learn as Linux bridges do, whatever the mode. Mind what
+#       they do with a copy (--fdb flood, or learn before it learned): a bridge that has
+#       learned the destination MAC behind vxlan0 discards the copy (the kernel frees it in
+#       br_handle_frame_finish, drop reason NOT_SPECIFIED, a drop sample at HOST/vxlan0);
+#       one that has not floods it to its own ports (a port-out sample there, and the
+#       instance's kernel discards a frame for another MAC). Every frame a host floods
+#       teaches the others' bridges its source MAC, so on a flood lab that has carried
+#       traffic both ways (lab_up pings i1 -> every other instance) the copies are
+#       discarded. bridge -n NS fdb show br br0 tells what a bridge knows.
 #
 # Tenants, limits, the task store and the instances behind each port (the task service):
 #   - tenants: the analyzer always has the default tenant "lab" (token $LAB_TOKEN, from
