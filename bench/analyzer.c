@@ -7,8 +7,11 @@
  *
  * Setup (not timed): PACKETS packets (default 250,000) of one TCP flow, each sampled at the
  * four hops of the lab's path (h1 pt1 port-in, h1 ul0 uplink-out, h2 ul0 uplink-in,
- * h2 pt1 port-out), are shipped the way agents ship them, in batches of 1,024 samples per
- * node, and stored in a collector store (collector/store.h, LMDB) in DIR.
+ * h2 pt1 port-out), are shipped the way agents ship them, in batches of up to 1,024
+ * samples per node, and stored in a collector store (collector/store.h, LMDB) in DIR.
+ * A second input has the same number of records, from packets the overlay floods: h1
+ * sends three copies of each (to h2, h3 and h4), h2 delivers it, h3 and h4 discard
+ * theirs (10 records a packet), so that the tree of copies is measured too.
  *
  * Timed, on one thread, ROUNDS times (the median is reported), what the analyzer does
  * with them (analyzer.c's on_batch and build_report):
@@ -24,6 +27,7 @@
  * Prints rows (common.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,14 +57,20 @@ static const struct dt_tuple flow = {
 
 /* --- the store ---------------------------------------------------------------------------- */
 
-/* The samples of packets [p0, p0 + n) at the two hooks of node (h1 or h2), as one batch. */
-static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n)
+/*
+ * The samples of packets [p0, p0 + n) at node (0: h1, 1: h2, 2: h3, 3: h4), as one batch.
+ * Without copies: h1 port-in and uplink-out, h2 uplink-in and port-out. With copies, h1
+ * floods every packet to h2, h3 and h4 (three uplink-outs, head-end replication), and h3
+ * and h4 receive a copy and discard it (a drop without a specific reason).
+ */
+static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bool copies)
 {
 	b->n_samples = 0;
 	for (uint32_t p = p0; p < p0 + n; p++) {
 		uint64_t t = T0_NS + (uint64_t)p * 10000;
+		int hops = node == 0 && copies ? 4 : 2;
 
-		for (int h = 0; h < 2; h++) {
+		for (int h = 0; h < hops; h++) {
 			struct dt_wire_sample *s = &b->samples[b->n_samples++];
 
 			memset(s, 0, sizeof(*s));
@@ -70,54 +80,62 @@ static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n)
 			s->len = 1500;
 			s->drop_name = DT_STR_NONE;
 			s->drop_where = DT_STR_NONE;
+			s->outer_saddr = 0x01001fac; /* 172.31.0.1 -> .2 (.3, .4) */
+			s->outer_daddr = (uint32_t)(node == 0 ? h + 1 : node + 1) << 24 | 0x001fac;
 			if (node == 0 && h == 0) {
 				s->hook = DT_HOOK_PORT_IN;
 				s->flags = DT_SAMPLE_F_FIRST_HOP;
 				s->task_id = 1;
 				s->iface = 0;
 				s->ts_ns = t;
+				s->outer_saddr = s->outer_daddr = 0;
 			} else if (node == 0) {
 				s->hook = DT_HOOK_UPLINK_OUT;
 				s->iface = 1;
-				s->ts_ns = t + 35000;
+				s->ts_ns = t + 35000 + (uint64_t)h * 1000;
 			} else if (h == 0) {
 				s->hook = DT_HOOK_UPLINK_IN;
 				s->iface = 1;
-				s->ts_ns = t + 42000;
-			} else {
+				s->ts_ns = t + 42000 + (uint64_t)node * 1000;
+			} else if (node == 1) {
 				s->hook = DT_HOOK_PORT_OUT;
 				s->iface = 0;
 				s->ts_ns = t + 85000;
-			}
-			if (s->iface == 1) {
-				s->outer_saddr = 0x01001fac; /* 172.31.0.1 -> .2 */
-				s->outer_daddr = 0x02001fac;
+				s->outer_saddr = s->outer_daddr = 0;
+			} else {
+				s->hook = DT_HOOK_DROP;
+				s->iface = 2;
+				s->ts_ns = t + 50000 + (uint64_t)node * 1000;
+				s->drop_reason = 2; /* NOT_SPECIFIED: the bridge discards the copy */
+				s->outer_saddr = s->outer_daddr = 0;
 			}
 		}
 	}
 }
 
-static void store_fill(struct dt_store *st, uint32_t packets)
+static void store_fill(struct dt_store *st, uint32_t packets, bool copies)
 {
 	struct dt_batch b;
 	msgpack_sbuffer buf;
-	uint64_t seq[2] = {0, 0};
+	uint64_t seq[4] = {0, 0, 0, 0};
+	int nodes = copies ? 4 : 2;
 
 	memset(&b, 0, sizeof(b));
 	b.samples = calloc(SAMPLES, sizeof(*b.samples));
 	if (!b.samples)
 		dtb_die("out of memory");
-	b.n_ifaces = 2;
+	b.n_ifaces = 3;
 	snprintf(b.ifaces[0], sizeof(b.ifaces[0]), "pt1");
 	snprintf(b.ifaces[1], sizeof(b.ifaces[1]), "ul0");
-	for (uint32_t p0 = 0; p0 < packets; p0 += SAMPLES / 2) {
-		uint32_t n = packets - p0 < SAMPLES / 2 ? packets - p0 : SAMPLES / 2;
+	snprintf(b.ifaces[2], sizeof(b.ifaces[2]), "vxlan0");
+	for (uint32_t p0 = 0; p0 < packets; p0 += SAMPLES / 4) {
+		uint32_t n = packets - p0 < SAMPLES / 4 ? packets - p0 : SAMPLES / 4;
 
-		for (int node = 0; node < 2; node++) {
+		for (int node = 0; node < nodes; node++) {
 			snprintf(b.sender, sizeof(b.sender), "h%d", node + 1);
 			snprintf(b.node, sizeof(b.node), "h%d", node + 1);
 			b.seq = ++seq[node];
-			fill_batch(&b, node, p0, n);
+			fill_batch(&b, node, p0, n, copies);
 			msgpack_sbuffer_init(&buf);
 			if (dt_batch_encode(&buf, &b))
 				dtb_die("dt_batch_encode");
@@ -127,6 +145,13 @@ static void store_fill(struct dt_store *st, uint32_t packets)
 		}
 	}
 	free(b.samples);
+}
+
+/* Who hosts what: i2 (the flow's destination) behind h2. */
+static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
+{
+	(void)arg;
+	return vni == flow.vni && addr == flow.daddr ? "h2" : NULL;
 }
 
 /* --- the analyzer's path ------------------------------------------------------------------- */
@@ -216,24 +241,22 @@ static int obs_cmp(const void *x, const void *y)
 	return a->ts_ns < b->ts_ns ? -1 : a->ts_ns > b->ts_ns;
 }
 
-int main(int argc, char **argv)
+/*
+ * Stores PACKETS packets in DIR/name and runs the rounds on them: rows labelled with what
+ * the input is. copies: every packet is flooded to three hosts (see fill_batch()).
+ */
+static void run(const char *dir, const char *name, uint32_t packets, bool copies)
 {
 	double e2e[ROUNDS], build[ROUNDS], sorts[ROUNDS], load[ROUNDS];
-	uint32_t packets;
+	size_t per_packet = copies ? 10 : 4;
 	struct dt_store *st;
 	char path[1024];
 	size_t n = 0;
 
-	if (argc < 2)
-		dtb_die("usage: dt-bench-analyzer DIR [PACKETS]");
-	packets = argc > 2 ? (uint32_t)atoi(argv[2]) : 250000;
-	if (packets < 1 || packets > DT_REPORT_MAX_PACKETS)
-		dtb_die("PACKETS must be 1..%u", DT_REPORT_MAX_PACKETS);
-	dt_log_set_level(DT_LOG_WARN);
-	snprintf(path, sizeof(path), "%s/store", argv[1]);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (dt_store_open(path, 8192, &st))
 		dtb_die("dt_store_open %s", path);
-	store_fill(st, packets);
+	store_fill(st, packets, copies);
 
 	for (int r = 0; r < ROUNDS; r++) {
 		struct dt_report rep;
@@ -251,18 +274,21 @@ int main(int argc, char **argv)
 		ctx.now_ns = T0_NS + (uint64_t)packets * 10000 + 60000000000ull;
 		ctx.now_ms = a.now_ms + 10 * WINDOW_MS;
 		ctx.window_ms = WINDOW_MS;
+		ctx.host_of = host_of;
 		memset(&rep, 0, sizeof(rep));
 		if (dt_paths_build(&ctx, a.task->obs, a.task->n_obs, &rep))
 			dtb_die("dt_paths_build: out of memory");
 		t2 = dtb_thread_cpu_ns();
 		n = a.task->n_obs;
-		if (n != a.records || n != (size_t)packets * 4)
+		if (n != a.records || n != (size_t)packets * per_packet)
 			dtb_die("%zu of %llu records attributed to the task", n,
 				(unsigned long long)a.records);
-		if (rep.task.delivered != packets || rep.n_stats != 3)
-			dtb_die("the report has %llu delivered packets and %u hop pairs, want %u "
-				"and 3",
-				(unsigned long long)rep.task.delivered, rep.n_stats, packets);
+		if (rep.task.delivered != packets || rep.n_stats != (copies ? 8u : 3u) ||
+		    rep.n_copy_rows != (copies ? 2u : 0u))
+			dtb_die("the report has %llu delivered packets, %u hop pairs and %u copy "
+				"rows, want %u, %u and %u",
+				(unsigned long long)rep.task.delivered, rep.n_stats, rep.n_copy_rows,
+				packets, copies ? 8 : 3, copies ? 2 : 0);
 		dt_report_free(&rep);
 
 		copy = malloc(n * sizeof(*copy));
@@ -278,28 +304,46 @@ int main(int argc, char **argv)
 		e2e[r] = n / ((t2 - t0) / 1e9);
 		load[r] = n / ((t1 - t0) / 1e9);
 		build[r] = n / ((t2 - t1) / 1e9);
-		dtb_note("round %d: %zu records: from the store %.2f M/s (scan+decode+attribute "
+		dtb_note("%s round %d: %zu records: from the store %.2f M/s (scan+decode+attribute "
 			 "%.2f M/s, paths %.2f M/s), qsort %.2f M/s",
-			 r + 1, n, e2e[r] / 1e6, load[r] / 1e6, build[r] / 1e6, sorts[r] / 1e6);
+			 name, r + 1, n, e2e[r] / 1e6, load[r] / 1e6, build[r] / 1e6, sorts[r] / 1e6);
 	}
 	dt_store_close(st);
 
 	{
 		double e = dtb_median(e2e, ROUNDS), b = dtb_median(build, ROUNDS);
 		double s = dtb_median(sorts, ROUNDS), l = dtb_median(load, ROUNDS);
+		const char *what = copies ? ", every packet flooded: 3 copies, 2 filtered" : "";
 
-		dtb_row(dtb_fmt("analyzer: %zu stored hop records -> paths + statistics (scan, "
+		dtb_row(dtb_fmt("analyzer: %zu stored hop records%s -> paths + statistics (scan, "
 				"decode, attribute, build)",
-				n),
+				n, what),
 			dtb_fmt("%.2f M records/s", e / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
 			dtb_fmt("x%.2f", e / s), ">= 5 M/s",
 			e >= 5e6 ? "meets" : dtb_fmt("misses by %.2f M/s", (5e6 - e) / 1e6));
-		dtb_row("analyzer: of which scan + decode + attribute (dt_stitch_add)",
+		dtb_row(dtb_fmt("analyzer%s: of which scan + decode + attribute (dt_stitch_add)",
+				copies ? " (copies)" : ""),
 			dtb_fmt("%.2f M records/s", l / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
 			dtb_fmt("x%.2f", l / s), "", "info");
-		dtb_row("analyzer: of which paths + statistics (dt_paths_build, in memory)",
+		dtb_row(dtb_fmt("analyzer%s: of which paths + statistics (dt_paths_build, in memory)",
+				copies ? " (copies)" : ""),
 			dtb_fmt("%.2f M records/s", b / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
 			dtb_fmt("x%.2f", b / s), "", "info");
 	}
+}
+
+int main(int argc, char **argv)
+{
+	uint32_t packets;
+
+	if (argc < 2)
+		dtb_die("usage: dt-bench-analyzer DIR [PACKETS]");
+	packets = argc > 2 ? (uint32_t)atoi(argv[2]) : 250000;
+	if (packets < 1 || packets > DT_REPORT_MAX_PACKETS)
+		dtb_die("PACKETS must be 1..%u", DT_REPORT_MAX_PACKETS);
+	dt_log_set_level(DT_LOG_WARN);
+	run(argv[1], "store", packets, false);
+	/* The same number of records: each flooded packet has 10 where a unicast one has 4. */
+	run(argv[1], "store-copies", packets * 4 / 10 ? packets * 4 / 10 : 1, true);
 	return 0;
 }
