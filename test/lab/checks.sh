@@ -364,15 +364,20 @@ check_tree() {
 
 # check_hop_latency_tree FILE NAME: hop_latency holds the tree's pairs and nothing else:
 # every row is a (parent, child) pair of the packets on its branch, and each row's count
-# is the number of such pairs; none has a negative minimum.
+# is the number of such pairs; none has a negative minimum. A pair seen in both directions
+# (a bystander's uplink-in -> drop, with replies traced) is one row per direction when the
+# rows carry a direction, else one row for both: never two rows that look the same.
 check_hop_latency_tree() {
 	local f=$1 name=$2
 	jq_true "$f" "$name: every hop_latency row is a real (parent -> child) pair of its branch in the packets" \
-		'([.packets[] | tree_pairs[]] | unique) as $real
-		| all(.hop_latency[]; {from: (.from | hkey), to: (.to | hkey), branch} as $r | $real | index([$r]) != null)'
+		'([.packets[] | .direction as $d | tree_pairs[] | . + {direction: $d}]) as $real
+		| all(.hop_latency[]; {from: (.from | hkey), to: (.to | hkey), branch} as $r
+			| .direction as $d | any($real[]; del(.direction) == $r and ($d == null or .direction == $d)))'
 	jq_true "$f" "$name: hop_latency = the packets' (parent -> child) pairs, per branch, with their exact counts" \
-		'([.hop_latency[] | {from: (.from | hkey), to: (.to | hkey), branch, count}] | sort)
-		== ([.packets[] | tree_pairs[]] | group_by(.) | map(.[0] + {count: length}) | sort)'
+		'any(.hop_latency[]; has("direction")) as $bydir
+		| ([.hop_latency[] | {from: (.from | hkey), to: (.to | hkey), branch, direction: (.direction // null), count}] | sort)
+		== ([.packets[] | .direction as $d | tree_pairs[] | . + {direction: (if $bydir then $d else null end)}]
+			| group_by(.) | map(.[0] + {count: length}) | sort)'
 	jq_true "$f" "$name: no hop_latency row has a negative minimum" 'all(.hop_latency[]; .min_ns >= 0)'
 }
 
@@ -429,7 +434,11 @@ capture_vxlan_count() {
 # bridge_knows HOST MAC: HOST's bridge br0 has learned MAC behind its vxlan0 (so it
 # discards a copy for MAC that comes in on vxlan0, instead of flooding it to its ports).
 bridge_knows() {
-	bridge -n "$LAB_P-$1" fdb show br br0 2>/dev/null | grep -qi "^$2 dev vxlan0 "
+	local fdb
+	fdb=$(bridge -n "$LAB_P-$1" fdb show br br0 2>&1)
+	grep -qi "^$2 dev vxlan0 " <<<"$fdb" && return 0
+	printf '%s fdb: %s\n' "$1" "$(grep -v permanent <<<"$fdb" | tr '\n' ';')"
+	return 1
 }
 
 # check_bystanders_know WHAT MAC HOST...: a check per HOST that its bridge knows MAC (WHAT
