@@ -39,7 +39,8 @@ PACKAGES=(
 	# lintian, manual pages (man-db), systemd-analyze verify of the units (the systemd
 	# package only; it does not make systemd the init system), the system user (adduser)
 	dpkg-dev file lintian man-db systemd adduser
-	# the lab's Prometheus server (test_prometheus)
+	# the lab's Prometheus servers (test_prometheus runs its own, in the lab's namespaces;
+	# on a host booted with systemd the package also enables its own service on :9090)
 	prometheus
 )
 
