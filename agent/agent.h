@@ -35,6 +35,7 @@ struct dt_agent_iface {
 };
 
 #define DT_AGENT_MAX_IFACES 64
+#define DT_AGENT_MAX_OVERLAYS 16 /* VXLAN devices the agent finds and attaches to */
 
 struct dt_agent_cfg {
 	char node[DT_NAME_MAX];

@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +34,7 @@ struct dt_dataplane {
 	dt_sample_fn fn;
 	void *fn_arg;
 	unsigned n_att;
-	struct attachment att[2 * DT_AGENT_MAX_IFACES];
+	struct attachment att[2 * DT_AGENT_MAX_IFACES + DT_AGENT_MAX_OVERLAYS];
 	struct bpf_link *drop_link; /* tp_btf/kfree_skb */
 	unsigned armed;
 	char pin_dir[600];          /* where maps and the drop link are pinned */
@@ -69,8 +73,8 @@ static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_att
 	a->hook.sz = sizeof(a->hook);
 	a->hook.ifindex = (int)ifindex;
 	a->hook.attach_point = where;
-	/* The clsact qdisc serves both directions: create it once, with the ingress. */
-	rv = where == BPF_TC_INGRESS ? bpf_tc_hook_create(&a->hook) : -EEXIST;
+	/* The clsact qdisc serves both directions: the first attachment creates it. */
+	rv = bpf_tc_hook_create(&a->hook);
 	if (rv && rv != -EEXIST) {
 		snprintf(err, errlen, "%s: cannot create clsact qdisc: %s", ifname, strerror(-rv));
 		return rv;
@@ -160,6 +164,60 @@ static int netns_ino(__u32 *ino)
 		return -errno;
 	*ino = (__u32)st.st_ino;
 	return 0;
+}
+
+/* True when interface name is a VXLAN device (its driver says so). */
+static bool is_vxlan(int fd, const char *name)
+{
+	struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_data = (void *)&info;
+	return ioctl(fd, SIOCETHTOOL, &ifr) == 0 && strcmp(info.driver, "vxlan") == 0;
+}
+
+/*
+ * Every VXLAN device of the node gets dt_overlay_egress at its egress: there a packet the
+ * node routed or translated still carries its conntrack entry, which the encapsulation
+ * drops, so translations made on this node are learned (see bpf/dyetrace.bpf.c). Found,
+ * not configured: an operator does not have to list them. A node with none has nothing to
+ * learn there.
+ */
+static int attach_overlays(struct dt_dataplane *dp, char *err, size_t errlen)
+{
+	struct if_nameindex *ifs, *i;
+	unsigned n = 0;
+	int fd, rv = 0;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || !(ifs = if_nameindex())) {
+		dt_warn("DT-AGENT-OVERLAY", "cannot list the interfaces: %s; translations made on "
+			"this node are learned from conntrack at its ports and drops only",
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	for (i = ifs; i->if_index && !rv; i++) {
+		if (!is_vxlan(fd, i->if_name))
+			continue;
+		if (n == DT_AGENT_MAX_OVERLAYS) {
+			dt_warn("DT-AGENT-OVERLAY", "more than %d VXLAN devices: %s and later ones "
+				"are left alone", DT_AGENT_MAX_OVERLAYS, i->if_name);
+			break;
+		}
+		rv = attach_one(dp, i->if_index, BPF_TC_EGRESS, dp->skel->progs.dt_overlay_egress,
+				i->if_name, err, errlen);
+		if (rv == 0) {
+			dt_info("DT-AGENT-ATTACH", "%s: attached as overlay (VXLAN device: "
+				"translations of colored packets are learned here)", i->if_name);
+			n++;
+		}
+	}
+	if_freenameindex(ifs);
+	close(fd);
+	return rv;
 }
 
 /* Drops are observed at the global kfree_skb tracepoint, filtered to our namespace. */
@@ -327,7 +385,7 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 	for (i = 0; i < cfg->n_ifaces; i++)
 		if ((rv = attach_iface(dp, &cfg->ifaces[i], err, errlen)))
 			goto fail;
-	if ((rv = attach_drops(dp, err, errlen)))
+	if ((rv = attach_overlays(dp, err, errlen)) || (rv = attach_drops(dp, err, errlen)))
 		goto fail;
 	*out = dp;
 	return 0;

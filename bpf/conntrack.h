@@ -110,15 +110,62 @@ static __always_inline int dt_ct_inside(struct nf_conn *ct, __u32 dir, struct dt
 	return DT_CT_NAT;
 }
 
+/*
+ * A packet of direction dir of ct as the connection's initiator sent it, before any
+ * translation: the ORIGINAL tuple, reversed for the reply direction, into *before (VNI 0).
+ * This is the form a task names (a task names its flow as its source instance sees it),
+ * wherever the translation happened: a router's DNAT, a load balancer's full NAT, a
+ * gateway's masquerade. Returns DT_CT_NAT, or DT_CT_PLAIN (and leaves *before alone) when
+ * ct translates nothing.
+ */
+static __always_inline int dt_ct_before(struct nf_conn *ct, __u32 dir, struct dt_tuple *before)
+{
+	if (!(BPF_CORE_READ(ct, status) & IPS_NAT_MASK))
+		return DT_CT_PLAIN;
+	dt_ct_tuple(&ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple, before);
+	if (dir != IP_CT_DIR_ORIGINAL)
+		dt_tuple_flip(before);
+	return DT_CT_NAT;
+}
+
+/* The conntrack entry a kernel skb carries (skb->_nfct) and the packet's direction in it;
+ * NULL when none (or IP_CT_UNTRACKED). */
+static __always_inline struct nf_conn *dt_ct_of_kskb(struct sk_buff *skb, __u32 *dir)
+{
+	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+
+	*dir = dt_ctinfo_dir(nfct & DT_NFCT_INFOMASK);
+	return (struct nf_conn *)(nfct & ~DT_NFCT_INFOMASK);
+}
+
 /* The inside tuple of a kernel skb from the conntrack entry it carries (skb->_nfct). */
 static __always_inline int dt_ct_inside_kskb(struct sk_buff *skb, struct dt_tuple *inside)
 {
-	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
-	struct nf_conn *ct = (struct nf_conn *)(nfct & ~DT_NFCT_INFOMASK);
+	__u32 dir;
+	struct nf_conn *ct = dt_ct_of_kskb(skb, &dir);
 
 	if (!ct)
-		return DT_CT_NONE; /* none, or IP_CT_UNTRACKED */
-	return dt_ct_inside(ct, dt_ctinfo_dir(nfct & DT_NFCT_INFOMASK), inside);
+		return DT_CT_NONE;
+	return dt_ct_inside(ct, dir, inside);
+}
+
+/* The tuple before any translation of a kernel skb (dt_ct_before()) from its entry. */
+static __always_inline int dt_ct_before_kskb(struct sk_buff *skb, struct dt_tuple *before)
+{
+	__u32 dir;
+	struct nf_conn *ct = dt_ct_of_kskb(skb, &dir);
+
+	if (!ct)
+		return DT_CT_NONE;
+	return dt_ct_before(ct, dir, before);
+}
+
+/* The same for a tc program's skb; DT_CT_NONE when the kernel cannot hand it over. */
+static __always_inline int dt_ct_before_skb(struct __sk_buff *ctx, struct dt_tuple *before)
+{
+	if (!bpf_cast_to_kern_ctx)
+		return DT_CT_NONE;
+	return dt_ct_before_kskb(bpf_cast_to_kern_ctx(ctx), before);
 }
 
 /* The same for a tc program's skb; DT_CT_NONE when the kernel cannot hand it over. */

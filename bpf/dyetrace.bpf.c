@@ -3,7 +3,7 @@
  * dyetrace.bpf.c - the data plane: color at the first hop, sample colored packets everywhere,
  * report the colored packets the kernel drops.
  *
- * Seven programs, one object; the agent attaches them by name. None of them ever drops,
+ * Eight programs, one object; the agent attaches them by name. None of them ever drops,
  * redirects or delays a packet: the tc programs return TC_ACT_OK whatever happens and write
  * nothing but the color bit, the tracing program only reads.
  *
@@ -39,6 +39,16 @@
  *                     entry the tuple as seen is looked up, and a match counts
  *                     DT_CNT_NAT_NO_CT. Foreign colors are removed and limits enforced as
  *                     at a port.
+ *   dt_overlay_egress tc egress of every VXLAN device of the node (the agent finds them):
+ *                     before the encapsulation drops the packet's conntrack entry. A colored
+ *                     packet that conntrack translated on this node (a router's DNAT, a load
+ *                     balancer's full NAT, hairpin NAT) teaches dt_nat its tuple before any
+ *                     translation (conntrack's ORIGINAL tuple, reversed for replies: the
+ *                     form a task names). Never samples.
+ *   The uplink, port egress and drop programs give a colored packet that this node
+ *   translated orig = that tuple (DT_SAMPLE_F_NAT): from dt_nat, else (port egress, drops)
+ *   from the conntrack entry the skb carries; so the analyzer learns a translation where it
+ *   happens, whatever the role of the hook that sees the packet next.
  *   dt_kfree_skb      tp_btf/kfree_skb: every skb the kernel frees with a drop reason (not
  *                     SKB_CONSUMED). A colored IPv4 packet, or a VXLAN packet whose inner
  *                     IPv4 packet is colored (DT_SAMPLE_F_ENCAP, outer addresses), is sampled
@@ -69,6 +79,9 @@
  *                agent leaves it alone): an ICMP echo reply as it arrives at a gateway ->
  *                the same reply inside the NAT, VNI 0 in both. Conntrack's kfunc looks up
  *                TCP and UDP only.
+ *   dt_nat       LRU hash, struct dt_tuple -> struct dt_tuple, the data plane's own: a
+ *                colored packet as this node translated it -> the same packet before any
+ *                translation, VNI 0 in both (dt_overlay_egress writes it).
  * Globals:
  *   dt_armed_keys (.bss)  how many keys dt_tasks holds. While 0 (initially), the entries
  *                (port and gateway ingress) only strip a foreign color and return: no
@@ -137,6 +150,7 @@
 
 #define DT_EVENTS_DEFAULT_SIZE (4u << 20)
 #define DT_GW_ICMP_MAX 4096 /* ICMP echo flows through a gateway with an armed reply */
+#define DT_NAT_MAX 16384    /* translations of colored packets this node made, remembered */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -197,6 +211,13 @@ struct {
 	__type(key, struct dt_tuple);
 	__type(value, struct dt_tuple);
 } dt_gw_icmp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DT_NAT_MAX);
+	__type(key, struct dt_tuple);
+	__type(value, struct dt_tuple);
+} dt_nat SEC(".maps");
 
 volatile __u32 dt_armed_keys;
 volatile __u32 dt_anyport_tasks;
@@ -534,6 +555,49 @@ static __always_inline void dt_pull(struct __sk_buff *skb, __u32 want)
  * from the linear data and this is not the last try; anything else means done.
  */
 
+/*
+ * A colored packet this node translated (address or port, DNAT or SNAT, at a router, a load
+ * balancer, a gateway): its tuple before the translation, in task terms, as
+ * dt_overlay_egress recorded it. t: the packet as seen now (its VNI is copied to *orig).
+ * Only colored packets are looked up, so an untraced packet never pays for it.
+ */
+static __always_inline bool dt_nat_orig(const struct dt_tuple *t, struct dt_tuple *orig)
+{
+	struct dt_tuple key = *t, *known;
+
+	key.vni = 0;
+	known = bpf_map_lookup_elem(&dt_nat, &key);
+	if (!known)
+		return false;
+	*orig = *known;
+	orig->vni = t->vni;
+	return true;
+}
+
+/* True when two tuples have the same addresses and ports (VNI and protocol aside). */
+static __always_inline bool dt_same_flow(const struct dt_tuple *a, const struct dt_tuple *b)
+{
+	return a->saddr == b->saddr && a->daddr == b->daddr && a->sport == b->sport &&
+	       a->dport == b->dport;
+}
+
+/*
+ * The tuple before any translation of a colored packet whose skb carries its conntrack
+ * entry (kskb: the kernel's skb), when this node translated it: into *orig with t's VNI.
+ * dt_nat first (what dt_overlay_egress learned, for hooks after the entry is gone), then
+ * the entry itself.
+ */
+static __always_inline bool dt_nat_orig_kskb(struct sk_buff *kskb, const struct dt_tuple *t,
+					     struct dt_tuple *orig)
+{
+	if (dt_nat_orig(t, orig))
+		return true;
+	if (dt_ct_before_kskb(kskb, orig) != DT_CT_NAT || dt_same_flow(orig, t))
+		return false;
+	orig->vni = t->vni;
+	return true;
+}
+
 static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_task_val *task = NULL;
@@ -574,9 +638,11 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 
 static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
+	struct dt_tuple orig;
 	struct dt_pkt pkt = {};
 	struct dt_sample *s;
 	struct dt_cursor c;
+	bool nat;
 	int rc;
 
 	dt_cursor_init(&c, skb);
@@ -592,9 +658,15 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 	/* A truncated L4 header gives no tuple worth sampling; the color goes anyway. */
 	if (rc == 0) {
 		pkt.tuple.vni = dt_port_vni(ifindex);
-		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, 0, &pkt);
-		if (s)
+		nat = dt_nat_orig(&pkt.tuple, &orig) ||
+		      (bpf_cast_to_kern_ctx &&
+		       dt_nat_orig_kskb(bpf_cast_to_kern_ctx(skb), &pkt.tuple, &orig));
+		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, nat ? DT_SAMPLE_F_NAT : 0, &pkt);
+		if (s) {
+			if (nat)
+				s->orig = orig;
 			dt_sample_submit_skb(s, skb);
+		}
 	}
 	dt_exit_uncolor(skb, &pkt);
 	return 0;
@@ -606,6 +678,7 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
  */
 static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hook)
 {
+	struct dt_tuple orig;
 	struct dt_vxlanhdr *vx;
 	struct dt_pkt pkt = {};
 	struct dt_sample *s;
@@ -615,6 +688,7 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	struct dt_cursor c;
 	__u32 osaddr, odaddr;
 	int rc, vni;
+	bool nat;
 
 	dt_cursor_init(&c, skb);
 	rc = dt_parse_ethhdr(&c, &eth);
@@ -642,10 +716,13 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	if (rc < 0)
 		return rc;
 	pkt.tuple.vni = vni;
-	s = dt_sample_begin(ifindex, hook, 0, &pkt);
+	nat = dt_nat_orig(&pkt.tuple, &orig);
+	s = dt_sample_begin(ifindex, hook, nat ? DT_SAMPLE_F_NAT : 0, &pkt);
 	if (s) {
 		s->outer_saddr = osaddr;
 		s->outer_daddr = odaddr;
+		if (nat)
+			s->orig = orig;
 		dt_sample_submit_skb(s, skb);
 	}
 	return 0;
@@ -807,6 +884,49 @@ static __always_inline int gw_ingress(struct __sk_buff *skb, __u32 ifindex, bool
 	return 0;
 }
 
+/* Records in dt_nat that colored packet now was before, writing only what changed. */
+static __always_inline void dt_nat_learn(const struct dt_tuple *now, const struct dt_tuple *before)
+{
+	struct dt_tuple key = *now, val = *before, *known;
+
+	key.vni = 0;
+	val.vni = 0;
+	known = bpf_map_lookup_elem(&dt_nat, &key);
+	if (known && dt_same_flow(known, &val) && known->proto == val.proto)
+		return;
+	bpf_map_update_elem(&dt_nat, &key, &val, BPF_ANY);
+}
+
+/*
+ * tc egress of a node's VXLAN device: where a packet the node routed or translated is still
+ * the tenant's packet with its conntrack entry, before the encapsulation drops the entry.
+ * A colored packet that conntrack translated on this node (any NAT: a router's DNAT, a load
+ * balancer, hairpin NAT) teaches dt_nat what it was before (dt_ct_before()); the uplink's
+ * sample of the same packet moments later carries it as orig. Never samples, never writes
+ * the packet. An untraced packet costs a header parse.
+ */
+static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
+{
+	struct dt_tuple before;
+	struct dt_pkt pkt = {};
+	struct dt_cursor c;
+	int rc;
+
+	dt_cursor_init(&c, skb);
+	rc = dt_parse_eth_ipv4(&c, &pkt);
+	if (rc < 0)
+		return rc;
+	if (!(pkt.frag_off & DT_COLOR_BIT))
+		return 0;
+	rc = dt_parse_l4(&c, &pkt);
+	if (rc == DT_PARSE_SHORT && !last_try)
+		return rc;
+	if (rc == 0 && dt_ct_before_skb(skb, &before) == DT_CT_NAT &&
+	    !dt_same_flow(&before, &pkt.tuple))
+		dt_nat_learn(&pkt.tuple, &before);
+	return 0;
+}
+
 /*
  * The packet of a dropped skb, from its network header: a colored IPv4 packet, or a VXLAN
  * packet (UDP to dt_vxlan_port) whose inner IPv4 packet is colored: then pkt is the inner
@@ -885,14 +1005,13 @@ static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reas
 	}
 	if (dev)
 		ifindex = BPF_CORE_READ(dev, ifindex);
-	/* An encapsulated skb's conntrack entry, if any, is the outer packet's. */
-	if (!(flags & DT_SAMPLE_F_ENCAP)) {
+	if (!(flags & DT_SAMPLE_F_ENCAP))
 		pkt.tuple.vni = ifindex ? dt_port_vni(ifindex) : 0;
-		if (dt_ct_inside_kskb(skb, &inside) == DT_CT_NAT) {
-			inside.vni = pkt.tuple.vni;
-			flags |= DT_SAMPLE_F_NAT;
-		}
-	}
+	/* A translation this node made (an encapsulated skb's conntrack entry, if any, is the
+	 * outer packet's: then dt_nat only). */
+	if ((flags & DT_SAMPLE_F_ENCAP) ? dt_nat_orig(&pkt.tuple, &inside)
+					: dt_nat_orig_kskb(skb, &pkt.tuple, &inside))
+		flags |= DT_SAMPLE_F_NAT;
 	dt_count(DT_CNT_DROPS);
 	s = dt_sample_begin(ifindex, DT_HOOK_DROP, flags, &pkt);
 	if (!s)
@@ -930,6 +1049,7 @@ DT_TC_PROG(dt_uplink_ingress, uplink, DT_PULL_OUTER, DT_HOOK_UPLINK_IN, DT_HOOK_
 DT_TC_PROG(dt_uplink_egress, uplink, DT_PULL_OUTER, DT_HOOK_UPLINK_OUT, DT_HOOK_UPLINK_OUT)
 DT_TC_PROG(dt_gw_egress, gw_egress, DT_PULL_INNER, false, true)
 DT_TC_PROG(dt_gw_ingress, gw_ingress, DT_PULL_INNER, false, true)
+DT_TC_PROG(dt_overlay_egress, overlay_egress, DT_PULL_INNER, false, true)
 
 /* Freed without a drop: SKB_CONSUMED (and SKB_NOT_DROPPED_YET), where the kernel has them. */
 static __always_inline bool drop_reason_is_drop(__u32 reason)
