@@ -83,15 +83,22 @@ static int host_index(struct builder *b, const char *node, uint32_t *idx)
 	return 0;
 }
 
-/* The place of at, added when new. *idx is -1 when it would exceed the maximum. */
-static int place_index(struct builder *b, const struct dt_hop_ref *at, int64_t *idx)
+/* A hop's kind of branch, an unknown value read as the destination branch. */
+static uint8_t branch_of(const struct dt_hop *h)
+{
+	return h->branch == DT_BRANCH_COPY ? DT_BRANCH_COPY : DT_BRANCH_DEST;
+}
+
+/* The place of at on the kind of branch br, added when new. *idx is -1 when it would exceed
+ * the maximum. */
+static int place_index(struct builder *b, const struct dt_hop_ref *at, uint8_t br, int64_t *idx)
 {
 	struct dt_graph *g = b->g;
 	struct dt_graph_place *pl;
 	uint32_t i, host;
 
 	for (i = 0; i < g->n_places; i++) {
-		if (ref_eq(&g->places[i].at, at)) {
+		if (g->places[i].branch == br && ref_eq(&g->places[i].at, at)) {
 			*idx = i;
 			return 0;
 		}
@@ -108,25 +115,31 @@ static int place_index(struct builder *b, const struct dt_hop_ref *at, int64_t *
 	pl = &g->places[g->n_places];
 	memset(pl, 0, sizeof(*pl));
 	pl->at = *at;
+	pl->branch = br;
 	pl->host = host;
+	g->n_copy_places += br == DT_BRANCH_COPY;
 	*idx = g->n_places++;
 	return 0;
 }
 
+/* The latency statistics of the pair from -> to on the kind of branch br, or NULL. */
 static const struct dt_hop_stat *find_stat(const struct dt_report *r, const struct dt_hop_ref *from,
-					   const struct dt_hop_ref *to)
+					   const struct dt_hop_ref *to, uint8_t br)
 {
 	for (uint32_t i = 0; i < r->n_stats; i++) {
-		if (ref_eq(&r->stats[i].from, from) && ref_eq(&r->stats[i].to, to)) {
+		uint8_t sb = r->stats[i].branch == DT_BRANCH_COPY ? DT_BRANCH_COPY : DT_BRANCH_DEST;
+
+		if (sb == br && ref_eq(&r->stats[i].from, from) && ref_eq(&r->stats[i].to, to)) {
 			return &r->stats[i];
 		}
 	}
 	return NULL;
 }
 
-/* Counts one packet on the edge from -> to of direction dir, added when new. */
+/* Counts one packet on the edge from -> to of direction dir and kind of branch br, added
+ * when new. */
 static int edge_count(struct builder *b, const struct dt_report *r, uint32_t from, uint32_t to,
-		      uint8_t dir)
+		      uint8_t dir, uint8_t br)
 {
 	struct dt_graph *g = b->g;
 	struct dt_graph_edge *e;
@@ -134,7 +147,7 @@ static int edge_count(struct builder *b, const struct dt_report *r, uint32_t fro
 
 	for (i = 0; i < g->n_edges; i++) {
 		e = &g->edges[i];
-		if (e->from == from && e->to == to && e->direction == dir) {
+		if (e->from == from && e->to == to && e->direction == dir && e->branch == br) {
 			e->packets++;
 			return 0;
 		}
@@ -150,35 +163,68 @@ static int edge_count(struct builder *b, const struct dt_report *r, uint32_t fro
 	e->from = from;
 	e->to = to;
 	e->direction = dir;
+	e->branch = br;
 	e->packets = 1;
-	e->stat = find_stat(r, &g->places[from].at, &g->places[to].at);
+	e->stat = find_stat(r, &g->places[from].at, &g->places[to].at, br);
 	return 0;
 }
 
+/* Counts the end of a copy at its place pl (the last hop h of a copy branch). */
+static void copy_end_count(struct dt_graph_place *pl, const struct dt_hop *h)
+{
+	if (h->copy_end == DT_COPY_NONE || h->copy_end >= DT_COPY_MAX) {
+		return;
+	}
+	pl->ends[h->copy_end]++;
+	if (!pl->reason[0] && h->at.hook == DT_HOOK_DROP && h->drop_name[0]) {
+		snprintf(pl->reason, sizeof(pl->reason), "%.*s", (int)sizeof(h->drop_name),
+			 h->drop_name);
+	}
+}
+
+/*
+ * Adds one packet: a place per hop, an edge from each hop's parent to it (a hop whose parent
+ * is not an earlier hop is a root, as the first one is), and the fate at the end of the
+ * destination branch, hops[0 .. n_dest) (see struct dt_hop).
+ */
 static int add_packet(struct builder *b, const struct dt_report *r, const struct dt_packet_path *p)
 {
 	struct dt_graph *g = b->g;
-	int64_t prev = -1, idx = -1;
-	uint32_t j;
+	int64_t idx[DT_REPORT_MAX_HOPS], last = -1;
+	uint32_t j, n = p->n_hops, n_dest = 0;
 
-	for (j = 0; j < p->n_hops; j++) {
-		if (place_index(b, &p->hops[j].at, &idx) != 0) {
-			return -ENOMEM;
-		}
-		if (idx >= 0) {
-			g->places[idx].packets++;
-		}
-		if (prev >= 0 && idx >= 0 &&
-		    edge_count(b, r, (uint32_t)prev, (uint32_t)idx, p->direction) != 0) {
-			return -ENOMEM;
-		}
-		prev = idx;
+	if (n > DT_REPORT_MAX_HOPS) {
+		n = DT_REPORT_MAX_HOPS;
+		g->truncated = true;
 	}
-	if (idx < 0 || p->n_hops == 0) {
+	for (j = 0; j < n; j++) {
+		const struct dt_hop *h = &p->hops[j];
+		uint8_t br = branch_of(h);
+
+		if (place_index(b, &h->at, br, &idx[j]) != 0) {
+			return -ENOMEM;
+		}
+		if (idx[j] < 0) {
+			continue;
+		}
+		g->places[idx[j]].packets++;
+		if (br == DT_BRANCH_COPY) {
+			copy_end_count(&g->places[idx[j]], h);
+		}
+		if (h->parent < j && idx[h->parent] >= 0 &&
+		    edge_count(b, r, (uint32_t)idx[h->parent], (uint32_t)idx[j], p->direction,
+			       br) != 0) {
+			return -ENOMEM;
+		}
+	}
+	while (n_dest < n && branch_of(&p->hops[n_dest]) == DT_BRANCH_DEST) {
+		n_dest++;
+	}
+	if (n_dest == 0 || (last = idx[n_dest - 1]) < 0) {
 		return 0;
 	}
-	if (p->fate == DT_FATE_DROPPED && p->hops[p->n_hops - 1].at.hook == DT_HOOK_DROP) {
-		struct dt_graph_place *pl = &g->places[idx];
+	if (p->fate == DT_FATE_DROPPED && p->hops[n_dest - 1].at.hook == DT_HOOK_DROP) {
+		struct dt_graph_place *pl = &g->places[last];
 
 		pl->dropped++;
 		if (!pl->reason[0] && p->drop_name[0]) {
@@ -186,7 +232,7 @@ static int add_packet(struct builder *b, const struct dt_report *r, const struct
 				 p->drop_name);
 		}
 	} else if (p->fate == DT_FATE_VANISHED) {
-		g->places[idx].vanished++;
+		g->places[last].vanished++;
 	}
 	return 0;
 }
@@ -201,6 +247,27 @@ static const struct dt_hop_row *find_row(const struct dt_report *r, const struct
 		}
 	}
 	return NULL;
+}
+
+/*
+ * A copy place's reason, when the report's copies table has one for its place: the reason
+ * of its row with the most copies (else the first its copies gave, from add_packet()).
+ */
+static void finish_copy(const struct dt_report *r, struct dt_graph_place *pl)
+{
+	const struct dt_copy_row *best = NULL;
+
+	for (uint32_t i = 0; i < r->n_copy_rows; i++) {
+		const struct dt_copy_row *c = &r->copy_rows[i];
+
+		if (c->reason[0] && ref_eq(&c->at, &pl->at) && (!best || c->count > best->count)) {
+			best = c;
+		}
+	}
+	if (best) {
+		snprintf(pl->reason, sizeof(pl->reason), "%.*s", (int)sizeof(best->reason),
+			 best->reason);
+	}
 }
 
 /*
@@ -262,7 +329,9 @@ int dt_graph_build(const struct dt_report *r, struct dt_graph *g)
 		}
 	}
 	for (i = 0; i < g->n_places; i++) {
-		if (g->places[i].at.hook == DT_HOOK_DROP) {
+		if (g->places[i].branch == DT_BRANCH_COPY) {
+			finish_copy(r, &g->places[i]);
+		} else if (g->places[i].at.hook == DT_HOOK_DROP) {
 			finish_drop(r, g, i);
 		}
 	}
@@ -284,6 +353,8 @@ void dt_graph_free(struct dt_graph *g)
 #define RED "#c62828"
 #define ORANGE "#e67e00"
 #define BLUE "#1f5fbf"
+#define GREY "#8a939c"	    /* copies: lines */
+#define GREY_TEXT "#57606a" /* copies: labels */
 
 /*
  * Writes the first max bytes of s (up to its NUL) for the inside of a DOT string: quote
@@ -336,9 +407,47 @@ static double loss_pct(uint64_t n, uint64_t of)
 	return of ? 100.0 * (double)n / (double)of : 0.0;
 }
 
+/* "10 copies, 10 filtered": the copies that passed a copy place, then how those that ended
+ * there ended, in enum dt_copy_end order (see render_graph.h). */
+int dt_graph_copy_summary(const struct dt_graph_place *pl, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%" PRIu64 " cop%s", pl->packets,
+			 pl->packets == 1 ? "y" : "ies");
+
+	for (uint32_t e = DT_COPY_NONE + 1; e < DT_COPY_MAX; e++) {
+		if (pl->ends[e] && n >= 0 && (size_t)n < len) {
+			n += snprintf(buf + n, len - (size_t)n, ", %" PRIu64 " %s", pl->ends[e],
+				      dt_copy_end_name(e));
+		}
+	}
+	return n;
+}
+
+/* A copy's place: grey and dashed, "vx200\ndrop (copies)\nreason R\n3 copies, 3 filtered". */
+static void dot_copy_place(FILE *f, const struct dt_graph_place *pl)
+{
+	char sum[DT_GRAPH_SUMMARY_MAX];
+
+	dt_graph_copy_summary(pl, sum, sizeof(sum));
+	dot_str(f, pl->at.ifname, sizeof(pl->at.ifname), true);
+	fprintf(f, "\\n%s (copies)", dt_hook_name(pl->at.hook));
+	if (pl->at.hook == DT_HOOK_DROP) {
+		fputs("\\nreason ", f);
+		dot_str(f, pl->reason[0] ? pl->reason : "unnamed", sizeof(pl->reason), true);
+	}
+	fprintf(f,
+		"\\n%s\", color=\"" GREY "\", fontcolor=\"" GREY_TEXT
+		"\", style=\"rounded,dashed\"];\n",
+		sum);
+}
+
 static void dot_place(FILE *f, uint32_t i, const struct dt_graph_place *pl)
 {
 	fprintf(f, "\t\tp%" PRIu32 " [label=\"", i);
+	if (pl->branch == DT_BRANCH_COPY) {
+		dot_copy_place(f, pl);
+		return;
+	}
 	if (pl->at.hook == DT_HOOK_DROP) {
 		fputs("DROP at ", f);
 		dot_str(f, pl->at.ifname, sizeof(pl->at.ifname), true);
@@ -366,17 +475,26 @@ static void dot_place(FILE *f, uint32_t i, const struct dt_graph_place *pl)
 	fputs("\"];\n", f);
 }
 
+/* An edge from a hop's parent to it: requests black, replies dashed blue, the way into a
+ * drop red, copies dashed grey whatever their direction. */
 static void dot_edge(FILE *f, const struct dt_graph *g, const struct dt_graph_edge *e)
 {
-	bool to_drop = g->places[e->to].at.hook == DT_HOOK_DROP;
+	bool copy = e->branch == DT_BRANCH_COPY;
+	bool to_drop = !copy && g->places[e->to].at.hook == DT_HOOK_DROP;
 
-	fprintf(f, "\tp%" PRIu32 " -> p%" PRIu32 " [label=\"%s: %" PRIu64 " packet%s", e->from,
-		e->to, dt_direction_name(e->direction), e->packets, e->packets == 1 ? "" : "s");
+	fprintf(f, "\tp%" PRIu32 " -> p%" PRIu32 " [label=\"%s: %" PRIu64 " %s", e->from, e->to,
+		dt_direction_name(e->direction), e->packets,
+		copy ? (e->packets == 1 ? "copy" : "copies")
+		     : (e->packets == 1 ? "packet" : "packets"));
 	if (e->stat && e->stat->count) {
 		fprintf(f, "\\nmean %.1f \u00b5s, max %.1f \u00b5s", e->stat->mean_ns / 1e3,
 			(double)e->stat->max_ns / 1e3);
 	}
 	fputc('"', f);
+	if (copy) {
+		fputs(", color=\"" GREY "\", fontcolor=\"" GREY_TEXT "\", style=dashed];\n", f);
+		return;
+	}
 	if (to_drop) {
 		fputs(", color=\"" RED "\", fontcolor=\"" RED "\", penwidth=2", f);
 	} else if (e->direction == DT_DIR_REPLY) {
@@ -400,6 +518,9 @@ int dt_render_report_dot(FILE *f, const struct dt_report *r)
 	      "\tgraph [rankdir=LR, labelloc=t, fontname=\"Helvetica\", fontsize=12, label=\"",
 	      f);
 	dot_title(f, r);
+	if (g.n_copy_places) {
+		fputs("\\ngrey, dashed: copies for other hosts (not in the verdict)", f);
+	}
 	if (g.truncated) {
 		fprintf(f, "\\n(more than %d places or %d hop pairs: the rest is left out)",
 			DT_GRAPH_MAX_PLACES, DT_GRAPH_MAX_EDGES);

@@ -47,16 +47,22 @@ static const char style[] =
 	"margin:4px 0}\n"
 	".place.drop{border:2px solid #c62828;background:#fde4e4;font-weight:600}\n"
 	".place.vanish{border:2px solid #e67e00}\n"
+	".place.copy{border:1px dashed #8a939c;background:#fafbfc;color:#57606a}\n"
 	".pairs{margin:10px 0;padding-left:20px}\n"
 	".pairs li.reply{color:#1f5fbf}\n"
+	".pairs li.copy{color:#6e7781}\n"
+	"tr.copy td{color:#6e7781}\n"
 	".pkt{margin:10px 0;padding:6px 10px;border:1px solid #e3e6ea;border-left:5px solid "
 	"#2e7d32;border-radius:6px}\n"
 	".pkt.dropped{border-left-color:#c62828}\n"
 	".pkt.vanished{border-left-color:#e67e00}\n"
 	".pkt.in-flight{border-left-color:#8a939c}\n"
 	".fate{font-weight:600}\n"
+	".hops td{white-space:nowrap}\n"
+	".hops td.branch{white-space:normal;min-width:12em}\n"
 	".bar{display:inline-block;height:8px;min-width:2px;border-radius:2px;background:#1f5fbf;"
 	"vertical-align:middle}\n"
+	".bar.copy{background:#b8bfc6}\n"
 	"footer{margin-top:28px;font-size:13px}\n";
 
 /* ------------------------------------------------------------------------------------ */
@@ -166,10 +172,34 @@ static void html_verdict(FILE *f, const struct dt_report *r)
 		"</span></p>\n<p class=\"muted\">judged %" PRIu64 ": delivered %" PRIu64
 		", dropped %" PRIu64 ", vanished %" PRIu64 "; in flight %" PRIu64 "</p>\n",
 		v->judged, v->delivered, v->dropped, v->vanished, v->in_flight);
+	if (v->dest_unknown) {
+		fprintf(f,
+			"<p class=\"muted\" id=\"destination-unknown\">%" PRIu64 " of them had a "
+			"destination no node reported hosting: their fate was judged from their "
+			"branches alone</p>\n",
+			v->dest_unknown);
+	}
 	fputs("</section>\n", f);
 }
 
-/* The path without Graphviz: the places by node, then the hop pairs. */
+/* A copy's place, grey and dashed: "ul0 uplink-in (copies): 3 copies, 3 filtered". */
+static void html_copy_place(FILE *f, const struct dt_graph_place *pl)
+{
+	char sum[DT_GRAPH_SUMMARY_MAX];
+
+	dt_graph_copy_summary(pl, sum, sizeof(sum));
+	fputs("<div class=\"place copy\">", f);
+	html_str(f, pl->at.ifname, sizeof(pl->at.ifname));
+	fprintf(f, " %s (copies)", dt_hook_name(pl->at.hook));
+	if (pl->at.hook == DT_HOOK_DROP) {
+		fputs(", reason ", f);
+		html_str(f, pl->reason[0] ? pl->reason : "unnamed", sizeof(pl->reason));
+	}
+	fprintf(f, ": %s</div>\n", sum);
+}
+
+/* The path without Graphviz: the places by node (copies grey and dashed), then the hop
+ * pairs. */
 static void html_path_fallback(FILE *f, const struct dt_graph *g)
 {
 	uint32_t h, i;
@@ -186,6 +216,10 @@ static void html_path_fallback(FILE *f, const struct dt_graph *g)
 			const struct dt_graph_place *pl = &g->places[i];
 
 			if (pl->host != h) {
+				continue;
+			}
+			if (pl->branch == DT_BRANCH_COPY) {
+				html_copy_place(f, pl);
 				continue;
 			}
 			if (pl->at.hook == DT_HOOK_DROP) {
@@ -216,15 +250,19 @@ static void html_path_fallback(FILE *f, const struct dt_graph *g)
 	fputs("</div>\n<ol class=\"pairs\">\n", f);
 	for (i = 0; i < g->n_edges; i++) {
 		const struct dt_graph_edge *e = &g->edges[i];
-		bool drop = g->places[e->to].at.hook == DT_HOOK_DROP;
+		bool copy = e->branch == DT_BRANCH_COPY;
+		bool drop = !copy && g->places[e->to].at.hook == DT_HOOK_DROP;
 
 		fprintf(f, "<li class=\"%s%s\">", dt_direction_name(e->direction),
-			drop ? " drop" : "");
+			copy   ? " copy"
+			: drop ? " drop"
+			       : "");
 		html_ref(f, &g->places[e->from].at);
 		fputs(" &rarr; ", f);
 		html_ref(f, &g->places[e->to].at);
-		fprintf(f, ": %s, %" PRIu64 " packet%s", dt_direction_name(e->direction),
-			e->packets, e->packets == 1 ? "" : "s");
+		fprintf(f, ": %s, %" PRIu64 " %s", dt_direction_name(e->direction), e->packets,
+			copy ? (e->packets == 1 ? "copy" : "copies")
+			     : (e->packets == 1 ? "packet" : "packets"));
 		if (e->stat && e->stat->count) {
 			fprintf(f, ", mean %.1f \u00b5s, max %.1f \u00b5s", e->stat->mean_ns / 1e3,
 				(double)e->stat->max_ns / 1e3);
@@ -288,6 +326,35 @@ static void html_rows(FILE *f, const struct dt_report *r)
 	fputs("</table>\n</section>\n", f);
 }
 
+/* Where the bystanders' copies ended, as the text report's copies table. */
+static void html_copies(FILE *f, const struct dt_report *r)
+{
+	uint32_t i;
+
+	fputs("<section id=\"copies\">\n<h2>Copies for other hosts</h2>\n", f);
+	if (r->n_copy_rows == 0) {
+		fputs("<p>no copies: no packet reached a host it was not for</p>\n</section>\n", f);
+		return;
+	}
+	fputs("<p class=\"muted\">copies the overlay made (head-end replication, flooding "
+	      "bridges) that reached hosts the packets were not for, and how they ended; never "
+	      "part of the verdict or the loss table</p>\n"
+	      "<table>\n<tr><th>direction</th><th>ended at</th><th>how</th>"
+	      "<th class=\"n\">copies</th><th>reason</th></tr>\n",
+	      f);
+	for (i = 0; i < r->n_copy_rows; i++) {
+		const struct dt_copy_row *c = &r->copy_rows[i];
+
+		fprintf(f, "<tr class=\"copy\"><td>%s</td><td>", dt_direction_name(c->direction));
+		html_ref(f, &c->at);
+		fprintf(f, "</td><td>%s</td><td class=\"n\">%" PRIu64 "</td><td>",
+			dt_copy_end_name(c->end), c->count);
+		html_str(f, c->reason, sizeof(c->reason));
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n</section>\n", f);
+}
+
 static void html_stats(FILE *f, const struct dt_report *r)
 {
 	uint32_t i;
@@ -297,7 +364,7 @@ static void html_stats(FILE *f, const struct dt_report *r)
 		fputs("<p>no hop pairs seen</p>\n</section>\n", f);
 		return;
 	}
-	fputs("<table>\n<tr><th>from</th><th>to</th><th class=\"n\">count</th>"
+	fputs("<table>\n<tr><th>branch</th><th>from</th><th>to</th><th class=\"n\">count</th>"
 	      "<th class=\"n\">min</th><th class=\"n\">mean</th><th class=\"n\">max</th>"
 	      "<th class=\"n\">stddev</th><th class=\"n\">variance, \u00b5s\u00b2</th></tr>\n",
 	      f);
@@ -305,7 +372,11 @@ static void html_stats(FILE *f, const struct dt_report *r)
 		const struct dt_hop_stat *s = &r->stats[i];
 		double sd = s->stddev_ns / 1e3;
 
-		fputs("<tr><td>", f);
+		if (s->branch == DT_BRANCH_COPY) {
+			fputs("<tr class=\"copy\"><td>copy</td><td>", f);
+		} else {
+			fputs("<tr><td>destination</td><td>", f);
+		}
 		html_ref(f, &s->from);
 		fputs("</td><td>", f);
 		html_ref(f, &s->to);
@@ -319,21 +390,48 @@ static void html_stats(FILE *f, const struct dt_report *r)
 	fputs("</table>\n</section>\n", f);
 }
 
-/* The fate of p, one sentence. */
+/* The hops of p's destination branch: hops[0 .. n) (see struct dt_hop). */
+static uint32_t dest_hops(const struct dt_packet_path *p)
+{
+	uint32_t n = 0;
+
+	while (n < p->n_hops && p->hops[n].branch != DT_BRANCH_COPY) {
+		n++;
+	}
+	return n;
+}
+
+/* True when hop k of p has a parent: an earlier hop (the first hop has none). */
+static bool has_parent(const struct dt_packet_path *p, uint32_t k)
+{
+	return p->hops[k].parent < k;
+}
+
+/* A drop's reason and place: "reason NETFILTER_DROP (6) in nf_hook_slow+0x8c". */
+static void html_drop(FILE *f, const char *name, size_t name_max, uint32_t reason,
+		      const char *where, size_t where_max)
+{
+	fputs("reason ", f);
+	html_str(f, name[0] ? name : "unnamed", name_max);
+	fprintf(f, " (%" PRIu32 ")", reason);
+	if (where[0]) {
+		fputs(" in ", f);
+		html_str(f, where, where_max);
+	}
+}
+
+/* The fate of p, one sentence, decided by its destination branch. */
 static void html_fate(FILE *f, const struct dt_packet_path *p)
 {
-	const struct dt_hop_ref *last = p->n_hops ? &p->hops[p->n_hops - 1].at : NULL;
+	uint32_t n = dest_hops(p);
+	const struct dt_hop_ref *last = n ? &p->hops[n - 1].at : NULL;
 
 	fprintf(f, "<span class=\"fate %s\">%s", dt_fate_name(p->fate), dt_fate_name(p->fate));
 	switch (p->fate) {
 	case DT_FATE_DROPPED:
-		fputs(": reason ", f);
-		html_str(f, p->drop_name[0] ? p->drop_name : "unnamed", sizeof(p->drop_name));
-		fprintf(f, " (%" PRIu32 ")", p->drop_reason);
-		if (p->drop_where[0]) {
-			fputs(" in ", f);
-			html_str(f, p->drop_where, sizeof(p->drop_where));
-		}
+		fputs(": ", f);
+		html_drop(f, p->drop_name, sizeof(p->drop_name), p->drop_reason, p->drop_where,
+			  sizeof(p->drop_where));
 		break;
 	case DT_FATE_VANISHED:
 		if (last) {
@@ -355,13 +453,39 @@ static void html_fate(FILE *f, const struct dt_packet_path *p)
 	fputs("</span>", f);
 }
 
+/* The branch cell of hop h: "destination", "copy", or at a copy's end how it ended,
+ * "copy, filtered: reason NOT_SPECIFIED (2) in br_handle_frame_finish+0x1a". */
+static void html_branch(FILE *f, const struct dt_hop *h)
+{
+	if (h->branch != DT_BRANCH_COPY) {
+		fputs("<td class=\"branch\">destination</td>", f);
+		return;
+	}
+	fputs("<td class=\"branch\">copy", f);
+	if (h->copy_end != DT_COPY_NONE) {
+		fprintf(f, ", <b class=\"copy-fate\">%s</b>", dt_copy_end_name(h->copy_end));
+		if (h->at.hook == DT_HOOK_DROP) {
+			fputs(": ", f);
+			html_drop(f, h->drop_name, sizeof(h->drop_name), h->drop_reason,
+				  h->drop_where, sizeof(h->drop_where));
+		}
+	}
+	fputs("</td>", f);
+}
+
+/*
+ * One packet: its header, its fate, and its hops in the report's order, the destination
+ * branch first, then each copy branch, its rows grey and indented by how far the copy is
+ * from where it left the destination branch. Latency is from each hop's parent ("after").
+ */
 static void html_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 {
 	char when[40], flow[DT_TUPLE_STR_MAX];
 	uint64_t t0 = p->n_hops ? p->hops[0].ts_ns : 0, span = 0;
-	uint32_t i;
+	uint8_t depth[DT_REPORT_MAX_HOPS];
+	uint32_t i, n_hops = p->n_hops < DT_REPORT_MAX_HOPS ? p->n_hops : DT_REPORT_MAX_HOPS;
 
-	for (i = 0; i < p->n_hops; i++) {
+	for (i = 0; i < n_hops; i++) {
 		if (p->hops[i].ts_ns > t0 && p->hops[i].ts_ns - t0 > span) {
 			span = p->hops[i].ts_ns - t0;
 		}
@@ -373,31 +497,60 @@ static void html_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		dt_fate_name(p->fate), n, n, dt_direction_name(p->direction), p->ip_id, p->ident,
 		p->len, dt_render_time(t0, when, sizeof(when)));
 	html_fate(f, p);
+	if (p->n_copies) {
+		fprintf(f, "; %" PRIu32 " cop%s for other hosts", p->n_copies,
+			p->n_copies == 1 ? "y" : "ies");
+	}
+	if (!p->dest_known) {
+		fputs(" (destination not known to any node)", f);
+	}
 	fputs("<br><span class=\"muted\">flow ", f);
 	html_str(f, dt_tuple_str(&p->tuple, 0, flow, sizeof(flow)), sizeof(flow));
 	fputs("</span></p>\n", f);
-	if (p->n_hops == 0) {
+	if (n_hops == 0) {
 		fputs("</div>\n", f);
 		return;
 	}
-	fputs("<table class=\"hops\">\n<tr><th class=\"n\">#</th><th>hop</th><th>time</th>"
+	fputs("<table class=\"hops\">\n<tr><th class=\"n\">#</th><th>hop</th>"
+	      "<th class=\"n\">after</th><th>branch</th><th>time</th>"
 	      "<th class=\"n\">latency, \u00b5s</th><th class=\"n\">since first, \u00b5s</th>"
 	      "<th class=\"n\">captured, bytes</th><th>timeline</th></tr>\n",
 	      f);
-	for (i = 0; i < p->n_hops; i++) {
+	for (i = 0; i < n_hops; i++) {
 		const struct dt_hop *h = &p->hops[i];
-		int64_t lat = i ? (int64_t)(h->ts_ns - p->hops[i - 1].ts_ns) : 0;
+		bool copy = h->branch == DT_BRANCH_COPY, parent = has_parent(p, i);
+		int64_t lat = parent ? (int64_t)(h->ts_ns - p->hops[h->parent].ts_ns) : 0;
 		int64_t since = (int64_t)(h->ts_ns - t0);
 		unsigned int px = 0;
 
+		/* How deep into its copy branch: 1 for the hop that left the destination one. */
+		depth[i] = 0;
+		if (copy) {
+			depth[i] = parent ? depth[h->parent] + 1 : 1;
+			depth[i] = depth[i] > 8 ? 8 : depth[i];
+		}
 		if (since > 0 && span > 0) {
 			px = (unsigned int)((double)since / (double)span * TIMELINE_PX);
 		}
-		fprintf(f, "<tr%s><td class=\"n\">%" PRIu32 "</td><td>",
-			h->at.hook == DT_HOOK_DROP ? " class=\"drop\"" : "", i + 1);
+		fprintf(f, "<tr%s><td class=\"n\">%" PRIu32 "</td>",
+			copy			     ? " class=\"copy\""
+			: h->at.hook == DT_HOOK_DROP ? " class=\"drop\""
+						     : "",
+			i + 1);
+		if (copy) {
+			fprintf(f, "<td style=\"padding-left:%upx\">", 10u + 16u * depth[i]);
+		} else {
+			fputs("<td>", f);
+		}
 		html_ref(f, &h->at);
-		fprintf(f, "</td><td>%s</td>", dt_render_time(h->ts_ns, when, sizeof(when)));
-		if (i == 0) {
+		if (parent) {
+			fprintf(f, "</td><td class=\"n\">%u</td>", h->parent + 1u);
+		} else {
+			fputs("</td><td class=\"n\">-</td>", f);
+		}
+		html_branch(f, h);
+		fprintf(f, "<td>%s</td>", dt_render_time(h->ts_ns, when, sizeof(when)));
+		if (!parent) {
 			fputs("<td class=\"n\">-</td>", f);
 		} else {
 			fprintf(f, "<td class=\"n\">%+.1f%s</td>", (double)lat / 1e3,
@@ -405,8 +558,9 @@ static void html_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		}
 		fprintf(f,
 			"<td class=\"n\">%+.1f</td><td class=\"n\">%u</td>"
-			"<td><span class=\"bar\" style=\"width:%upx\"></span></td></tr>\n",
-			(double)since / 1e3, h->cap_link == DT_CAP_NONE ? 0u : h->cap_len, px);
+			"<td><span class=\"bar%s\" style=\"width:%upx\"></span></td></tr>\n",
+			(double)since / 1e3, h->cap_link == DT_CAP_NONE ? 0u : h->cap_len,
+			copy ? " copy" : "", px);
 	}
 	fputs("</table>\n</div>\n", f);
 }
@@ -455,6 +609,7 @@ int dt_render_report_html(FILE *f, const struct dt_report *r, const char *svg, s
 		return -ENOMEM;
 	}
 	html_rows(f, r);
+	html_copies(f, r);
 	html_stats(f, r);
 	html_packets(f, r, max_packets);
 	html_footer(f, r);

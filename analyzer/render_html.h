@@ -9,13 +9,19 @@
  *     that is red when packets were lost and green otherwise (id "verdict");
  *   - the path picture (id "path"): the SVG that Graphviz's dot drew of the report
  *     (render_graph.h), inline; without it, the same picture in HTML and CSS: one box per
- *     node with its places, the drop place in red, then every hop pair with its packets
- *     and latency;
- *   - the per-hop loss table (id "loss") and the hop latency table in µs (id "latency");
+ *     node with its places, the drop place in red, the places of bystander copies grey and
+ *     dashed, then every hop pair with its packets (or copies) and latency;
+ *   - the per-hop loss table over destination branches (id "loss"), the copies table (id
+ *     "copies": where the bystanders' copies ended, how and why, with how many) and the hop
+ *     latency table in µs (id "latency"), each pair of a hop and its parent on its kind of
+ *     branch, the copies' rows marked "copy";
  *   - every packet (id "packets", each "pkt-N"): its header (direction, IPv4 id, ident,
- *     length, first seen), its fate with the drop reason and location, and its hops with
- *     their time, latency since the previous hop, time since the first hop as a bar, and
- *     the bytes of prefix captured there;
+ *     length, first seen, copies for other hosts, a destination no node knows), its fate
+ *     with the drop reason and location, and its hops in the report's order (the
+ *     destination branch, then each copy branch, grey and indented) with the hop each
+ *     followed, its branch (at a copy's end how the copy ended and why), their time,
+ *     latency since that parent hop, time since the first hop as a bar, and the bytes of
+ *     prefix captured there;
  *   - the samples lost before analysis, the unmatched samples, the analysis window, and
  *     the note about clocks.
  *

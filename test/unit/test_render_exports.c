@@ -5,8 +5,12 @@
  *
  * The fixture is the firewall scenario of test/lab/test_loss_firewall.sh, with a reply:
  * three echo requests h1 -> h2, two dropped by a rule on h2 (NETFILTER_DROP) after h2's
- * uplink, one delivered, and one reply delivered back. Tests that need Graphviz's dot
- * fail when it is not installed (packaging/setup.sh installs it); the others never run it.
+ * uplink, one delivered, and one reply delivered back. The copy fixture (make_copy_report)
+ * is a flood lab's: each request to h3 copied to h2 too, whose bridge filtered its copy.
+ * Tests that need Graphviz's dot fail when it is not installed (packaging/setup.sh
+ * installs it); the others never run it. The JSON of both fixtures is validated against
+ * analyzer/report.schema.json with Debian's python3-jsonschema, as test/lab/test_exports.sh
+ * validates a real trace's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/wait.h>
 
 #include <criterion/criterion.h>
 
@@ -141,6 +147,132 @@ static void make_report(struct dt_report *r)
 	r->window_ms = 500;
 }
 
+/*
+ * The copy fixture: a flood lab of three hosts, i1 on h1 pinging i3 on h3. h1's VXLAN
+ * device sends each request once per peer (head-end replication): the copy to h3 is the
+ * destination branch, delivered; the copy to h2 is a bystander's, which h2's bridge
+ * discards as not for it (filtered, NOT_SPECIFIED). Each packet's hops, in the report's
+ * depth-first order (destination branch first), with their times after its first hop:
+ *   #1 h1/pt1 port-in        0 µs
+ *   #2 h1/ul0 uplink-out    20 µs, after #1 (to h3)
+ *   #3 h3/ul0 uplink-in     50 µs, after #2
+ *   #4 h3/pt1 port-out      60 µs, after #3
+ *   #5 h1/ul0 uplink-out    25 µs, after #1 (the copy to h2)
+ *   #6 h2/ul0 uplink-in     55 µs, after #5
+ *   #7 h2/br0 drop          58 µs, after #6: the copy filtered
+ * Consecutive hops #4 -> #5 are no pair: #5 follows #1.
+ */
+static const struct {
+	const char *node, *ifname;
+	uint8_t hook;
+	uint64_t at_us;
+	uint16_t parent;
+	uint8_t branch;
+} copy_hops[] = {
+	{"h1", "pt1", DT_HOOK_PORT_IN, 0, DT_HOP_ROOT, DT_BRANCH_DEST},
+	{"h1", "ul0", DT_HOOK_UPLINK_OUT, 20, 0, DT_BRANCH_DEST},
+	{"h3", "ul0", DT_HOOK_UPLINK_IN, 50, 1, DT_BRANCH_DEST},
+	{"h3", "pt1", DT_HOOK_PORT_OUT, 60, 2, DT_BRANCH_DEST},
+	{"h1", "ul0", DT_HOOK_UPLINK_OUT, 25, 0, DT_BRANCH_COPY},
+	{"h2", "ul0", DT_HOOK_UPLINK_IN, 55, 4, DT_BRANCH_COPY},
+	{"h2", "br0", DT_HOOK_DROP, 58, 5, DT_BRANCH_COPY},
+};
+
+#define N_COPY_HOPS (sizeof(copy_hops) / sizeof(copy_hops[0]))
+
+static void set_stat(struct dt_hop_stat *s, uint32_t from, uint32_t to, double mean_us)
+{
+	set_ref(&s->from, copy_hops[from].node, copy_hops[from].ifname, copy_hops[from].hook);
+	set_ref(&s->to, copy_hops[to].node, copy_hops[to].ifname, copy_hops[to].hook);
+	s->count = 2;
+	s->min_ns = (uint64_t)(mean_us * 1000.0);
+	s->max_ns = s->min_ns;
+	s->mean_ns = mean_us * 1000.0;
+	s->branch = copy_hops[to].branch;
+}
+
+static void make_copy_report(struct dt_report *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->task.id = 11;
+	r->task.state = DT_TASK_DONE;
+	r->task.spec.flags = DT_TASK_F_ANYPORT;
+	r->task.spec.tuple.saddr = htonl(0x0a640001);
+	r->task.spec.tuple.daddr = htonl(0x0a640003);
+	r->task.spec.tuple.proto = IPPROTO_ICMP;
+	r->task.spec.tuple.vni = 200;
+	r->task.created_ns = T0 - 1000000000ull;
+	r->task.colored = 2;
+	r->task.delivered = 2;
+
+	r->n_packets = 2;
+	r->packets = calloc(2, sizeof(*r->packets));
+	cr_assert_not_null(r->packets);
+	for (uint32_t i = 0; i < 2; i++) {
+		struct dt_packet_path *p = &r->packets[i];
+
+		p->ip_id = (uint16_t)(700 + i);
+		p->ident = i + 1;
+		p->len = 84;
+		p->direction = DT_DIR_REQUEST;
+		p->fate = DT_FATE_DELIVERED;
+		p->tuple = r->task.spec.tuple;
+		p->tuple.sport = htons(9);
+		p->dest_known = 1;
+		p->n_copies = 1;
+		p->n_hops = N_COPY_HOPS;
+		p->hops = calloc(N_COPY_HOPS, sizeof(*p->hops));
+		cr_assert_not_null(p->hops);
+		for (uint32_t k = 0; k < N_COPY_HOPS; k++) {
+			struct dt_hop *h = &p->hops[k];
+
+			set_ref(&h->at, copy_hops[k].node, copy_hops[k].ifname, copy_hops[k].hook);
+			h->ts_ns = T0 + i * 1000000ull + copy_hops[k].at_us * 1000ull;
+			h->tuple = p->tuple;
+			h->parent = copy_hops[k].parent;
+			h->branch = copy_hops[k].branch;
+		}
+		p->hops[6].copy_end = DT_COPY_FILTERED;
+		p->hops[6].drop_reason = 2;
+		snprintf(p->hops[6].drop_name, DT_STR_MAX, "NOT_SPECIFIED");
+		snprintf(p->hops[6].drop_where, DT_STR_MAX, "br_handle_frame_finish+0x1c5");
+	}
+
+	/* Each hop with its parent, per kind of branch: 3 pairs of each. */
+	r->n_stats = 6;
+	r->stats = calloc(6, sizeof(*r->stats));
+	cr_assert_not_null(r->stats);
+	set_stat(&r->stats[0], 0, 1, 20.0);
+	set_stat(&r->stats[1], 1, 2, 30.0);
+	set_stat(&r->stats[2], 2, 3, 10.0);
+	set_stat(&r->stats[3], 0, 4, 25.0);
+	set_stat(&r->stats[4], 4, 5, 30.0);
+	set_stat(&r->stats[5], 5, 6, 3.0);
+
+	r->n_rows = 4;
+	r->rows = calloc(4, sizeof(*r->rows));
+	cr_assert_not_null(r->rows);
+	for (uint32_t k = 0; k < 4; k++) {
+		set_row(&r->rows[k], copy_hops[k].node, copy_hops[k].ifname, copy_hops[k].hook,
+			DT_DIR_REQUEST, 2, 0, "");
+	}
+
+	r->n_copy_rows = 1;
+	r->copy_rows = calloc(1, sizeof(*r->copy_rows));
+	cr_assert_not_null(r->copy_rows);
+	set_ref(&r->copy_rows[0].at, "h2", "br0", DT_HOOK_DROP);
+	r->copy_rows[0].direction = DT_DIR_REQUEST;
+	r->copy_rows[0].end = DT_COPY_FILTERED;
+	r->copy_rows[0].count = 2;
+	snprintf(r->copy_rows[0].reason, DT_STR_MAX, "NOT_SPECIFIED");
+
+	r->verdict.judged = 2;
+	r->verdict.delivered = 2;
+	snprintf(r->verdict.sentence, sizeof(r->verdict.sentence),
+		 "no loss: 2 of 2 packets delivered");
+	r->window_ms = 500;
+}
+
 static void free_report(struct dt_report *r)
 {
 	for (uint32_t i = 0; i < r->n_packets; i++) {
@@ -149,6 +281,7 @@ static void free_report(struct dt_report *r)
 	free(r->packets);
 	free(r->stats);
 	free(r->rows);
+	free(r->copy_rows);
 }
 
 /* Every node of the fixture renamed to name (request and reply hops, rows, stats). */
@@ -484,11 +617,14 @@ Test(html, page_has_the_verdict_tables_and_timeline)
 				  "<span class=\"fate dropped\">dropped: reason NETFILTER_DROP "
 				  "(6) in nf_hook_slow+0x8c</span>"),
 			   "%s", out);
-	cr_expect_not_null(strstr(out, "<td>h2/pt1 drop</td><td>2023-11-14T22:13:21.001Z</td>"
-				       "<td class=\"n\">+30.0</td><td class=\"n\">+90.0</td>"
-				       "<td class=\"n\">0</td><td><span class=\"bar\" "
-				       "style=\"width:240px\"></span></td></tr>"),
-			   "%s", out);
+	cr_expect_not_null(
+		strstr(out, "<tr class=\"drop\"><td class=\"n\">4</td>"
+			    "<td>h2/pt1 drop</td><td class=\"n\">3</td>"
+			    "<td class=\"branch\">destination</td><td>2023-11-14T22:13:21.001Z</td>"
+			    "<td class=\"n\">+30.0</td><td class=\"n\">+90.0</td>"
+			    "<td class=\"n\">0</td><td><span class=\"bar\" "
+			    "style=\"width:240px\"></span></td></tr>"),
+		"%s", out);
 	cr_expect_not_null(strstr(out, "<td class=\"n\">+0.0</td><td class=\"n\">98</td>"), "%s",
 			   out);
 	for (const char *const *tag =
@@ -592,5 +728,369 @@ Test(html, write_errors_are_reported)
 	cr_expect_eq(dt_render_report_html(f, &r, NULL, 0, 0), -EIO);
 	cr_expect_eq(dt_render_report_dot(f, &r), -EIO);
 	fclose(f);
+	free_report(&r);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Copies: a packet's tree of hops */
+
+/* The edge of g from place a to place b, or NULL. */
+static const struct dt_graph_edge *edge(const struct dt_graph *g, uint32_t a, uint32_t b)
+{
+	for (uint32_t i = 0; i < g->n_edges; i++) {
+		if (g->edges[i].from == a && g->edges[i].to == b) {
+			return &g->edges[i];
+		}
+	}
+	return NULL;
+}
+
+Test(graph, copies_have_places_and_edges_of_their_own)
+{
+	struct dt_report r;
+	struct dt_graph g;
+	const struct dt_graph_edge *e;
+
+	make_copy_report(&r);
+	cr_assert_eq(dt_graph_build(&r, &g), 0);
+	cr_expect_eq(g.n_hosts, 3);
+	/* The 4 places of the destination branch, then the copy's 3: h1/ul0 uplink-out twice,
+	 * once on each kind of branch. */
+	cr_assert_eq(g.n_places, 7);
+	cr_expect_eq(g.n_copy_places, 3);
+	for (uint32_t i = 0; i < 7; i++) {
+		cr_expect_eq(g.places[i].branch, copy_hops[i].branch, "place %u", i);
+		cr_expect_str_eq(g.places[i].at.node, copy_hops[i].node, "place %u", i);
+		cr_expect_eq(g.places[i].packets, 2, "place %u: one visit per packet", i);
+	}
+	cr_expect_eq(g.places[6].ends[DT_COPY_FILTERED], 2);
+	cr_expect_str_eq(g.places[6].reason, "NOT_SPECIFIED");
+	cr_expect_eq(g.places[6].dropped, 0, "a copy's end is no drop");
+	/* Parent -> child: 3 edges per branch, none between consecutive hops #4 and #5. */
+	cr_expect_eq(g.n_edges, 6);
+	cr_expect_null(edge(&g, 3, 4));
+	cr_expect_null(edge(&g, 1, 5));
+	cr_assert_not_null(e = edge(&g, 0, 1));
+	cr_expect_eq(e->branch, DT_BRANCH_DEST);
+	cr_expect_eq(e->stat, &r.stats[0], "the destination pair's statistics");
+	cr_assert_not_null(e = edge(&g, 0, 4));
+	cr_expect_eq(e->branch, DT_BRANCH_COPY);
+	cr_expect_eq(e->stat, &r.stats[3], "the same hop pair on the copy: the copy's statistics");
+	cr_expect_eq(e->packets, 2);
+	cr_assert_not_null(e = edge(&g, 5, 6));
+	cr_expect_eq(e->branch, DT_BRANCH_COPY);
+	dt_graph_free(&g);
+	free_report(&r);
+}
+
+Test(graph, dot_draws_copies_grey_and_dashed)
+{
+	struct dt_report r;
+	char *out = NULL, *h1, *h2, *h3;
+
+	make_copy_report(&r);
+	RENDER(out, dt_render_report_dot(f, &r));
+	/* The destination branch as without copies: black, packets, its own latency. */
+	cr_expect_not_null(strstr(out, "\tp0 -> p1 [label=\"request: 2 packets\\nmean 20.0 "
+				       "\u00b5s, max 20.0 \u00b5s\"];\n"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\tp2 -> p3 [label=\"request: 2 packets\\nmean 10.0 "
+				       "\u00b5s, max 10.0 \u00b5s\"];\n"),
+			   "%s", out);
+	/* The copy: from the hop it left the destination branch at, grey and dashed. */
+	cr_expect_not_null(strstr(out, "\tp0 -> p4 [label=\"request: 2 copies\\nmean 25.0 "
+				       "\u00b5s, max 25.0 \u00b5s\", color=\"#8a939c\", "
+				       "fontcolor=\"#57606a\", style=dashed];\n"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\tp4 -> p5 [label=\"request: 2 copies\\nmean 30.0 "
+				       "\u00b5s, max 30.0 \u00b5s\", color=\"#8a939c\", "
+				       "fontcolor=\"#57606a\", style=dashed];\n"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\tp5 -> p6 [label=\"request: 2 copies\\nmean 3.0 "
+				       "\u00b5s, max 3.0 \u00b5s\", color=\"#8a939c\", "
+				       "fontcolor=\"#57606a\", style=dashed];\n"),
+			   "%s", out);
+	cr_expect_eq(count(out, " -> p"), 6, "%s", out);
+	cr_expect_eq(count(out, "style=dashed];"), 3, "%s", out);
+	cr_expect_null(strstr(out, "p3 -> p4"), "no pair of consecutive hops: %s", out);
+	/* Where the copy ended: grey, dashed, how it ended and why; no red anywhere. */
+	h1 = cluster(out, "h1");
+	h2 = cluster(out, "h2");
+	h3 = cluster(out, "h3");
+	cr_expect_not_null(strstr(h2, "\t\tp6 [label=\"br0\\ndrop (copies)\\nreason "
+				      "NOT_SPECIFIED\\n2 copies, 2 filtered\", color=\"#8a939c\", "
+				      "fontcolor=\"#57606a\", style=\"rounded,dashed\"];"),
+			   "%s", h2);
+	cr_expect_not_null(strstr(h2, "\t\tp5 [label=\"ul0\\nuplink-in (copies)\\n2 copies\", "
+				      "color=\"#8a939c\""),
+			   "%s", h2);
+	/* h1's uplink-out twice: the packets to h3, and apart, the copies to h2. */
+	cr_expect_not_null(strstr(h1, "\t\tp1 [label=\"ul0\\nuplink-out\\n2 packets\"];\n"), "%s",
+			   h1);
+	cr_expect_not_null(strstr(h1, "\t\tp4 [label=\"ul0\\nuplink-out (copies)\\n2 copies\", "
+				      "color=\"#8a939c\""),
+			   "%s", h1);
+	cr_expect_not_null(strstr(h3, "\t\tp3 [label=\"pt1\\nport-out\\n2 packets\"];"), "%s", h3);
+	cr_expect_null(strstr(out, "#c62828"), "nothing lost, nothing red: %s", out);
+	cr_expect_null(strstr(out, "DROP at"), "%s", out);
+	cr_expect_not_null(strstr(out, "\\nno loss: 2 of 2 packets delivered\\ngrey, dashed: "
+				       "copies for other hosts (not in the verdict)\"];"),
+			   "%s", out);
+	free(h1);
+	free(h2);
+	free(h3);
+	free(out);
+	free_report(&r);
+
+	/* Without copies, no word about them. */
+	make_report(&r);
+	RENDER(out, dt_render_report_dot(f, &r));
+	cr_expect_null(strstr(out, "copies"), "%s", out);
+	cr_expect_null(strstr(out, "#8a939c\", fontcolor"), "%s", out);
+	free(out);
+	free_report(&r);
+}
+
+/* The fate is the destination branch's last hop's, not the report's last hop's (a copy's). */
+Test(graph, the_destination_branch_ends_where_its_fate_is)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	make_copy_report(&r);
+	r.packets[1].fate = DT_FATE_VANISHED; /* after h3/pt1 port-out, hop #4 */
+	RENDER(out, dt_render_report_dot(f, &r));
+	cr_expect_not_null(strstr(out, "\t\tp3 [label=\"pt1\\nport-out\\n2 packets\\n1 vanished "
+				       "after (loss 50.0%)\", color=\"#e67e00\""),
+			   "%s", out);
+	cr_expect_eq(count(out, "vanished"), 1, "%s", out);
+	free(out);
+	RENDER(out, dt_render_report_html(f, &r, NULL, 0, 0));
+	cr_expect_not_null(strstr(out, "<span class=\"fate vanished\">vanished: last seen at "
+				       "h3/pt1 port-out, no drop seen</span>"),
+			   "%s", out);
+	free(out);
+	free_report(&r);
+}
+
+Test(graph, svg_draws_copies_dashed)
+{
+	struct dt_report r;
+	char *svg = NULL;
+	size_t len = 0;
+
+	cr_assert(have_dot(),
+		  "Graphviz's dot is not installed (packaging/setup.sh deps installs it)");
+	make_copy_report(&r);
+	cr_assert_eq(dt_render_report_svg_mem(&r, &svg, &len), 0);
+	cr_expect_not_null(strstr(svg, ">drop (copies)</text>"), "%s", svg);
+	cr_expect_not_null(strstr(svg, ">2 copies, 2 filtered</text>"), "%s", svg);
+	cr_expect_not_null(strstr(svg, "stroke=\"#8a939c\" stroke-dasharray"), "%s", svg);
+	cr_expect_not_null(strstr(svg, ">cluster_h3</title>"), "%s", svg);
+	free(svg);
+	free_report(&r);
+}
+
+Test(html, copies_are_shown_apart)
+{
+	struct dt_report r;
+	char *out = NULL;
+	const char *l, *c, *t;
+
+	make_copy_report(&r);
+	RENDER(out, dt_render_report_html(f, &r, NULL, 0, 0));
+	/* The copies table, after the loss table, before the latency. */
+	l = strstr(out, "<section id=\"loss\">");
+	c = strstr(out, "<section id=\"copies\">\n<h2>Copies for other hosts</h2>");
+	t = strstr(out, "<section id=\"latency\">");
+	cr_assert(l && c && t, "%s", out);
+	cr_expect(l < c && c < t, "%s", out);
+	cr_expect_not_null(strstr(c, "<tr class=\"copy\"><td>request</td><td>h2/br0 drop</td>"
+				     "<td>filtered</td><td class=\"n\">2</td>"
+				     "<td>NOT_SPECIFIED</td></tr>\n</table>\n</section>"),
+			   "%s", c);
+	/* Latency: the same hop pair on each kind of branch, the copy's marked. */
+	cr_expect_not_null(strstr(t,
+				  "<tr><td>destination</td><td>h1/pt1 port-in</td><td>h1/ul0 "
+				  "uplink-out</td><td class=\"n\">2</td><td class=\"n\">20.0</td>"),
+			   "%s", t);
+	cr_expect_not_null(strstr(t, "<tr class=\"copy\"><td>copy</td><td>h1/pt1 port-in</td>"
+				     "<td>h1/ul0 uplink-out</td><td class=\"n\">2</td>"
+				     "<td class=\"n\">25.0</td>"),
+			   "%s", t);
+	/* The packet: delivered, one copy; its timeline with the copy's rows grey, indented,
+	 * each hop's latency from its parent. */
+	cr_expect_not_null(strstr(out, "<span class=\"fate delivered\">delivered</span>; 1 copy "
+				       "for other hosts<br>"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "<tr><td class=\"n\">4</td><td>h3/pt1 port-out</td>"
+				       "<td class=\"n\">3</td><td class=\"branch\">destination</td>"
+				       "<td>2023-11-14T22:13:21.000Z</td><td class=\"n\">+10.0</td>"
+				       "<td class=\"n\">+60.0</td>"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out,
+				  "<tr class=\"copy\"><td class=\"n\">5</td>"
+				  "<td style=\"padding-left:26px\">h1/ul0 uplink-out</td>"
+				  "<td class=\"n\">1</td><td class=\"branch\">copy</td>"
+				  "<td>2023-11-14T22:13:21.000Z</td><td class=\"n\">+25.0</td>"),
+			   "after #1, not #4: %s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "<tr class=\"copy\"><td class=\"n\">7</td>"
+		       "<td style=\"padding-left:58px\">h2/br0 drop</td>"
+		       "<td class=\"n\">6</td><td class=\"branch\">copy, <b class=\"copy-fate\">"
+		       "filtered</b>: reason NOT_SPECIFIED (2) in "
+		       "br_handle_frame_finish+0x1c5</td>"),
+		"%s", out);
+	cr_expect_null(strstr(out, "(clock skew)"), "no negative latency: %s", out);
+	cr_expect_null(strstr(out, "<tr class=\"drop\">"), "a copy's end is no drop: %s", out);
+	/* 1 in the copies table, 3 latency pairs, 3 hops of each packet. */
+	cr_expect_eq(count(out, "<tr class=\"copy\">"), 1 + 3 + 2 * 3, "%s", out);
+	/* Without dot: the copy's places dashed, its pairs marked. */
+	cr_expect_not_null(strstr(out, "<div class=\"place copy\">br0 drop (copies), reason "
+				       "NOT_SPECIFIED: 2 copies, 2 filtered</div>"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "<li class=\"request copy\">h1/ul0 uplink-out &rarr; "
+				       "h2/ul0 uplink-in: request, 2 copies, mean 30.0 \u00b5s, "
+				       "max 30.0 \u00b5s</li>"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "<li class=\"request\">h1/pt1 port-in &rarr; h1/ul0 "
+				       "uplink-out: request, 2 packets, mean 20.0 \u00b5s"),
+			   "%s", out);
+	for (const char *const *tag = (const char *const[]){"section", "div", "table", "tr", "td",
+							    "p", "span", "b", "li", NULL};
+	     *tag; tag++) {
+		cr_expect(balanced(out, *tag), "<%s> is not balanced", *tag);
+	}
+	cr_expect_null(strstr(out, "<script"), "%s", out);
+	free(out);
+	free_report(&r);
+}
+
+Test(html, no_copies_and_unknown_destinations_are_said)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	make_report(&r);
+	RENDER(out, dt_render_report_html(f, &r, NULL, 0, 0));
+	cr_expect_not_null(strstr(out, "<section id=\"copies\">\n<h2>Copies for other hosts</h2>\n"
+				       "<p>no copies: no packet reached a host it was not for</p>"),
+			   "%s", out);
+	cr_expect_null(strstr(out, "not known"), "%s", out);
+	cr_expect_null(strstr(out, "destination-unknown"), "%s", out);
+	free(out);
+
+	r.verdict.dest_unknown = 1;
+	r.packets[0].dest_known = 0;
+	RENDER(out, dt_render_report_html(f, &r, NULL, 0, 0));
+	cr_expect_not_null(strstr(out, "<p class=\"muted\" id=\"destination-unknown\">1 of them "
+				       "had a destination no node reported hosting"),
+			   "%s", out);
+	cr_expect_eq(count(out, " (destination not known to any node)"), 1, "%s", out);
+	free(out);
+	free_report(&r);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* JSON against analyzer/report.schema.json */
+
+/*
+ * Validates the JSON at doc against the schema (Draft 2020-12, Debian's python3-jsonschema),
+ * as written and with every object closed, as test/lab/test_exports.sh does. Returns the
+ * validator's exit status: 0 valid, 1 invalid, 3 the validator failed (-1: it did not exit).
+ */
+static int schema_check(const char *doc)
+{
+	static const char py[] =
+		"import copy, json, sys\n"
+		"sys.excepthook = lambda t, v, tb: (print(t.__name__, v), sys.exit(3))\n"
+		"from jsonschema import Draft202012Validator as V\n"
+		"schema = json.load(open(sys.argv[1]))\n"
+		"doc = json.load(open(sys.argv[2]))\n"
+		"V.check_schema(schema)\n"
+		"from jsonschema.exceptions import best_match\n"
+		"e = best_match(V(schema).iter_errors(doc))\n"
+		"if e is not None:\n"
+		"    print('schema:', e.message[:300], 'at', list(e.absolute_path))\n"
+		"    sys.exit(1)\n"
+		"def close(s):\n"
+		"    if isinstance(s, dict):\n"
+		"        if 'properties' in s and 'additionalProperties' not in s:\n"
+		"            s['additionalProperties'] = False\n"
+		"        for v in s.values():\n"
+		"            close(v)\n"
+		"    elif isinstance(s, list):\n"
+		"        for v in s:\n"
+		"            close(v)\n"
+		"strict = copy.deepcopy(schema)\n"
+		"close(strict)\n"
+		"errors = sorted(V(strict).iter_errors(doc), key=str)\n"
+		"for e in errors[:5]:\n"
+		"    print('closed schema:', e.message[:300], 'at', list(e.absolute_path))\n"
+		"sys.exit(1 if errors else 0)\n";
+	char schema[4096], script[] = "/tmp/dt-schema-XXXXXX", cmd[8192];
+	const char *end = strstr(__FILE__, "test/unit/test_render_exports.c");
+	FILE *f;
+	int fd, st;
+
+	cr_assert_not_null(end, "%s", __FILE__);
+	snprintf(schema, sizeof(schema), "%.*sanalyzer/report.schema.json", (int)(end - __FILE__),
+		 __FILE__);
+	fd = mkstemp(script);
+	cr_assert_geq(fd, 0);
+	cr_assert_not_null(f = fdopen(fd, "w"));
+	cr_assert_eq(fputs(py, f) >= 0, true);
+	cr_assert_eq(fclose(f), 0);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s' '%s' '%s' >&2", script, schema, doc);
+	st = system(cmd);
+	unlink(script);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* r's JSON in a temporary file, whose name is written to path. */
+static void json_to(const struct dt_report *r, char path[32])
+{
+	FILE *f;
+	int fd;
+
+	snprintf(path, 32, "/tmp/dt-report-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_not_null(f = fdopen(fd, "w"));
+	cr_assert_eq(dt_render_report_json(f, r), 0);
+	cr_assert_eq(fclose(f), 0);
+}
+
+Test(json, reports_validate_against_the_schema)
+{
+	struct dt_report r;
+	char path[32];
+
+	cr_assert_eq(system("/usr/bin/python3 -c 'import jsonschema' 2>/dev/null"), 0,
+		     "Debian's python3-jsonschema is not installed");
+	make_copy_report(&r);
+	json_to(&r, path);
+	cr_expect_eq(schema_check(path), 0, "the copy fixture: %s", path);
+	unlink(path);
+	/* A vanished packet whose destination no node hosts, a copy a rule dropped. */
+	r.packets[1].fate = DT_FATE_VANISHED;
+	r.packets[1].dest_known = 0;
+	r.packets[1].hops[6].copy_end = DT_COPY_DROPPED;
+	r.verdict.dest_unknown = 1;
+	json_to(&r, path);
+	cr_expect_eq(schema_check(path), 0, "the copy fixture, varied: %s", path);
+	unlink(path);
+	free_report(&r);
+	make_report(&r);
+	json_to(&r, path);
+	cr_expect_eq(schema_check(path), 0, "the firewall fixture: %s", path);
+	unlink(path);
+
+	/* The check can fail: copy_fate on the destination branch is not valid. */
+	r.packets[0].hops[3].copy_end = DT_COPY_FILTERED;
+	json_to(&r, path);
+	cr_expect_eq(schema_check(path), 1, "copy_fate on a destination hop: %s", path);
+	unlink(path);
 	free_report(&r);
 }
