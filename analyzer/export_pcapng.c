@@ -437,31 +437,76 @@ static uint32_t hook_direction(uint8_t hook)
 	}
 }
 
+/* The hops of p's destination branch: hops[0 .. n) (see struct dt_hop). */
+static uint32_t dest_hops(const struct dt_packet_path *p)
+{
+	uint32_t n = 0;
+
+	while (n < p->n_hops && p->hops[n].branch != DT_BRANCH_COPY) {
+		n++;
+	}
+	return n;
+}
+
+/* A drop's reason and place, "NETFILTER_DROP at nf_hook_slow+0x8c" ("reason 2" when it has
+ * no name, "at ..." only when known), into buf. */
+static void drop_str(char *buf, size_t size, const char *drop_name, uint32_t reason,
+		     const char *drop_where)
+{
+	char name[DT_STR_MAX], where[DT_STR_MAX];
+	int n;
+
+	clean(name, sizeof(name), drop_name, DT_STR_MAX);
+	clean(where, sizeof(where), drop_where, DT_STR_MAX);
+	if (name[0]) {
+		n = snprintf(buf, size, "%s", name);
+	} else {
+		n = snprintf(buf, size, "reason %u", reason);
+	}
+	if (where[0] && n >= 0 && (size_t)n < size) {
+		snprintf(buf + n, size - (size_t)n, " at %s", where);
+	}
+}
+
+/*
+ * The comment of hop k of p: which hop, its parent, its branch, and at the end of a branch
+ * how it ended (the packet's fate on the destination branch, the copy's end on a copy).
+ */
 static void hop_comment(char *buf, size_t size, const struct dt_report *r,
 			const struct dt_packet_path *p, uint32_t k, const struct iface *i)
 {
-	char name[DT_STR_MAX], where[DT_STR_MAX], fate[sizeof(name) + sizeof(where) + 32];
-	int n;
+	const struct dt_hop *h = &p->hops[k];
+	char drop[2 * DT_STR_MAX + 16], parent[32], branch[sizeof(drop) + 32];
+	char fate[sizeof(drop) + 32];
 
-	fate[0] = '\0';
-	if (k + 1 == p->n_hops && p->fate == DT_FATE_DROPPED) {
-		clean(name, sizeof(name), p->drop_name, sizeof(p->drop_name));
-		clean(where, sizeof(where), p->drop_where, sizeof(p->drop_where));
-		if (name[0]) {
-			snprintf(fate, sizeof(fate), "; dropped: %s", name);
-		} else {
-			snprintf(fate, sizeof(fate), "; dropped: reason %u", p->drop_reason);
-		}
-		if (where[0]) {
-			n = (int)strlen(fate);
-			snprintf(fate + n, sizeof(fate) - n, " at %s", where);
-		}
-	} else if (k + 1 == p->n_hops) {
-		snprintf(fate, sizeof(fate), "; fate: %s", dt_fate_name(p->fate));
+	parent[0] = fate[0] = '\0';
+	if (h->parent < k) {
+		snprintf(parent, sizeof(parent), ", after hop %u", h->parent + 1u);
 	}
-	snprintf(buf, size, "dyetrace task %u %s packet ip_id 0x%04x hop %u/%u %s/%s %s%s",
+	if (h->branch == DT_BRANCH_COPY) {
+		if (h->copy_end == DT_COPY_NONE) {
+			snprintf(branch, sizeof(branch), "copy");
+		} else if (h->at.hook == DT_HOOK_DROP) {
+			drop_str(drop, sizeof(drop), h->drop_name, h->drop_reason, h->drop_where);
+			snprintf(branch, sizeof(branch), "copy (%s, %s)",
+				 dt_copy_end_name(h->copy_end), drop);
+		} else {
+			snprintf(branch, sizeof(branch), "copy (%s)",
+				 dt_copy_end_name(h->copy_end));
+		}
+	} else {
+		snprintf(branch, sizeof(branch), "destination");
+		if (k + 1 == dest_hops(p) && p->fate == DT_FATE_DROPPED) {
+			drop_str(drop, sizeof(drop), p->drop_name, p->drop_reason, p->drop_where);
+			snprintf(fate, sizeof(fate), "; dropped: %s", drop);
+		} else if (k + 1 == dest_hops(p)) {
+			snprintf(fate, sizeof(fate), "; fate: %s", dt_fate_name(p->fate));
+		}
+	}
+	snprintf(buf, size,
+		 "dyetrace task %u %s packet ip_id 0x%04x hop %u/%u %s/%s %s%s, branch %s%s",
 		 r->task.id, dt_direction_name(p->direction), p->ip_id, k + 1, p->n_hops, i->node,
-		 i->ifname, dt_hook_name(i->hook), fate);
+		 i->ifname, dt_hook_name(i->hook), parent, branch, fate);
 }
 
 static int write_epb(FILE *f, struct blk *k, const struct dt_report *r, const struct cursor *c,
@@ -512,6 +557,13 @@ static int check_report(const struct dt_report *r)
 
 			if (h->cap_len > DT_CAP_MAX || h->cap_link > DT_CAP_IPV4 ||
 			    (h->cap_link == DT_CAP_NONE) != (h->cap_len == 0)) {
+				return -EINVAL;
+			}
+			/* A tree: the first hop is the root, every other follows an earlier one. */
+			if (k == 0 ? h->parent != DT_HOP_ROOT : h->parent >= k) {
+				return -EINVAL;
+			}
+			if (h->branch >= DT_BRANCH_MAX || h->copy_end >= DT_COPY_MAX) {
 				return -EINVAL;
 			}
 		}

@@ -35,18 +35,30 @@
  *     size limited during capture]", which is expected.
  *   - The direction flag (epb_flags) is inbound at port-in, uplink-in and gw-in, outbound at
  *     port-out, uplink-out and gw-out, and not given for drops.
- *   - A comment on each packet (field frame.comment) names the hop:
- *         dyetrace task 7 request packet ip_id 0x1a2b hop 3/5 h2/ul0 uplink-in
- *     and the packet's last hop adds its fate, "; fate: delivered" ("vanished",
- *     "in-flight"), or for a dropped packet, whose last hop is the drop:
- *         dyetrace task 7 request packet ip_id 0x1a2b hop 5/5 h2/vxlan0 drop; dropped:
- *         NETFILTER_DROP at nf_hook_slow+0x8c
+ *   - Every hop is written, on every branch: a packet the overlay copied (head-end
+ *     replication, flooding bridges) has a tree of hops (struct dt_hop: parent, branch),
+ *     and each copy's hops are packets of the file too, the same hook once per copy.
+ *   - A comment on each packet (field frame.comment) names the hop, the hop it followed
+ *     (its parent; not said for the first hop) and its branch, "destination" (the branch
+ *     towards the packet's destination, which decides its fate) or "copy" (a bystander's):
+ *         dyetrace task 7 request packet ip_id 0x1a2b hop 3/5 h2/ul0 uplink-in, after hop
+ *         2, branch destination
+ *     The last hop of the destination branch adds the packet's fate, "; fate: delivered"
+ *     ("vanished", "in-flight"), or for a dropped packet, whose destination branch ends
+ *     with the drop:
+ *         dyetrace task 7 request packet ip_id 0x1a2b hop 5/7 h2/vxlan0 drop, after hop 4,
+ *         branch destination; dropped: NETFILTER_DROP at nf_hook_slow+0x8c
  *     ("dropped: reason 2", the kernel's number, when it had no name for the reason;
- *     "at ..." only when the place is known).
+ *     "at ..." only when the place is known). The last hop of a copy says how the copy
+ *     ended, with the drop that ended it:
+ *         dyetrace task 7 request packet ip_id 0x1a2b hop 7/7 h3/br0 drop, after hop 6,
+ *         branch copy (filtered, NOT_SPECIFIED at br_handle_frame_finish+0x1c5)
+ *     ("(vanished)", "(in-flight)", "(delivered)" at other hooks).
  *     One packet's hops are found with the display filter
  *     frame.comment contains "ip_id 0x1a2b"; the packets of a drop with
- *     frame.comment contains "dropped:". Bytes in names that are not printable ASCII are
- *     written as '?'.
+ *     frame.comment contains "dropped:" (never a copy's); the copies with
+ *     frame.comment contains "branch copy". Bytes in names that are not printable ASCII
+ *     are written as '?'.
  *
  * The file is written front to back (the section length is "unknown"); f may be a pipe.
  * Memory: one fixed interface table (about 380 KiB for DT_PCAPNG_MAX_IFACES) and 8 bytes
@@ -65,10 +77,11 @@
 /* Writes every sampled packet of r (every hop of every packet) as a pcapng file to f.
  * Returns 0, or a negative errno (-EIO when f reports an error).
  * Also: -EINVAL, with nothing written, when r is not a report the decoder could have
- * produced (a cap_len above DT_CAP_MAX, an unknown cap_link, more than DT_REPORT_MAX_HOPS
- * hops or DT_REPORT_MAX_PACKETS packets, hops missing); -E2BIG, with nothing written, when
- * the hops name more than DT_PCAPNG_MAX_IFACES interfaces; -ENOMEM. f is flushed, not
- * closed; after an error its content is unspecified.
+ * produced (a cap_len above DT_CAP_MAX, an unknown cap_link, branch or copy end, a hop
+ * whose parent is not an earlier hop or a first hop with a parent, more than
+ * DT_REPORT_MAX_HOPS hops or DT_REPORT_MAX_PACKETS packets, hops missing); -E2BIG, with
+ * nothing written, when the hops name more than DT_PCAPNG_MAX_IFACES interfaces; -ENOMEM.
+ * f is flushed, not closed; after an error its content is unspecified.
  */
 int dt_export_pcapng(FILE *f, const struct dt_report *r);
 

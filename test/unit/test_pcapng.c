@@ -8,6 +8,8 @@
  * kernel drop. The exported file is checked twice: by a block walker below, which knows
  * the pcapng layout independently of the exporter, and by tshark, which must open it and
  * decode ICMP and VXLAN (packaging/setup.sh installs tshark; without it those tests fail).
+ * A second fixture (make_copy_report) is a packet the overlay copied: its tree of hops, a
+ * destination branch and a bystander's copy, every hop a packet of the file.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -133,12 +135,16 @@ static void uplink_frame(uint8_t f[UPLINK_FRAME_LEN], uint16_t ip_id, uint16_t s
 
 enum cap { CAP_NONE, CAP_PORT, CAP_UPLINK, CAP_DROP, CAP_ENCAP_DROP };
 
+/* Hop h of p; on the destination branch, after the hop before it (a chain), unless the
+ * caller says otherwise. */
 static void set_hop(struct dt_hop *h, const char *node, const char *ifname, uint8_t hook,
 		    uint64_t ts, enum cap cap, const struct dt_packet_path *p, uint16_t seq)
 {
+	uint32_t k = (uint32_t)(h - p->hops);
 	uint8_t buf[UPLINK_FRAME_LEN];
 
 	memset(h, 0, sizeof(*h));
+	h->parent = k ? (uint16_t)(k - 1) : DT_HOP_ROOT;
 	snprintf(h->at.node, sizeof(h->at.node), "%s", node);
 	snprintf(h->at.ifname, sizeof(h->at.ifname), "%s", ifname);
 	h->at.hook = hook;
@@ -253,6 +259,83 @@ static void make_report(struct dt_report *r)
 	set_hop(&p->hops[1], "h1", "ul0", DT_HOOK_DROP, T0 + 30500, CAP_ENCAP_DROP, p, 4);
 }
 
+/*
+ * A packet the overlay copied, on a flood lab of three hosts: i1 on h1 pings i3 on h3, and
+ * h1's VXLAN device sends each request once per peer. Hops in the report's depth-first
+ * order, the destination branch first:
+ *   1 h1/pt1 port-in        T0
+ *   2 h1/ul0 uplink-out     T0 + 20 us, after 1 (the copy to h3)
+ *   3 h3/ul0 uplink-in      T0 + 50 us, after 2
+ *   4 h3/pt1 port-out       T0 + 60 us, after 3: delivered
+ *   5 h1/ul0 uplink-out     T0 + 25 us, after 1 (the copy to h2)
+ *   6 h2/ul0 uplink-in      T0 + 55 us, after 5
+ *   7 h2/br0 drop           T0 + 58 us, after 6: h2's bridge filtered the copy
+ */
+static void make_copy_report(struct dt_report *r)
+{
+	struct dt_packet_path *p;
+	struct dt_hop *h;
+
+	make_task(r);
+	r->task.spec.tuple.daddr = htonl(0x0a640003);
+	snprintf(r->verdict.sentence, sizeof(r->verdict.sentence),
+		 "no loss: 1 of 1 packets delivered");
+	r->n_packets = 1;
+	r->packets = calloc(1, sizeof(*r->packets));
+	cr_assert_not_null(r->packets);
+	p = &r->packets[0];
+	set_packet(p, 0x1a30, DT_FATE_DELIVERED, 7);
+	p->tuple.daddr = htonl(0x0a640003);
+	p->dest_known = 1;
+	p->n_copies = 1;
+	set_hop(&p->hops[0], "h1", "pt1", DT_HOOK_PORT_IN, T0, CAP_PORT, p, 1);
+	set_hop(&p->hops[1], "h1", "ul0", DT_HOOK_UPLINK_OUT, T0 + 20000, CAP_UPLINK, p, 1);
+	set_hop(&p->hops[2], "h3", "ul0", DT_HOOK_UPLINK_IN, T0 + 50000, CAP_UPLINK, p, 1);
+	set_hop(&p->hops[3], "h3", "pt1", DT_HOOK_PORT_OUT, T0 + 60000, CAP_PORT, p, 1);
+	set_hop(&p->hops[4], "h1", "ul0", DT_HOOK_UPLINK_OUT, T0 + 25000, CAP_UPLINK, p, 1);
+	set_hop(&p->hops[5], "h2", "ul0", DT_HOOK_UPLINK_IN, T0 + 55000, CAP_UPLINK, p, 1);
+	set_hop(&p->hops[6], "h2", "br0", DT_HOOK_DROP, T0 + 58000, CAP_DROP, p, 1);
+	p->hops[4].parent = 0;
+	for (uint32_t k = 4; k < 7; k++) {
+		p->hops[k].branch = DT_BRANCH_COPY;
+	}
+	h = &p->hops[6];
+	h->copy_end = DT_COPY_FILTERED;
+	h->drop_reason = 2;
+	snprintf(h->drop_name, sizeof(h->drop_name), "NOT_SPECIFIED");
+	snprintf(h->drop_where, sizeof(h->drop_where), "br_handle_frame_finish+0x1c5");
+}
+
+/* The copy fixture's packets in file (time) order: hop index and comment. */
+static const struct {
+	uint32_t hop;
+	const char *iface;
+	const char *comment;
+} want_copy_packets[] = {
+	{0, "h1/pt1",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 1/7 h1/pt1 port-in, branch destination"},
+	{1, "h1/ul0",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 2/7 h1/ul0 uplink-out, after hop 1, "
+	 "branch destination"},
+	{4, "h1/ul0",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 5/7 h1/ul0 uplink-out, after hop 1, "
+	 "branch copy"},
+	{2, "h3/ul0",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 3/7 h3/ul0 uplink-in, after hop 2, "
+	 "branch destination"},
+	{5, "h2/ul0",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 6/7 h2/ul0 uplink-in, after hop 5, "
+	 "branch copy"},
+	{6, "h2/br0",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 7/7 h2/br0 drop, after hop 6, branch "
+	 "copy (filtered, NOT_SPECIFIED at br_handle_frame_finish+0x1c5)"},
+	{3, "h3/pt1",
+	 "dyetrace task 7 request packet ip_id 0x1a30 hop 4/7 h3/pt1 port-out, after hop 3, "
+	 "branch destination; fate: delivered"},
+};
+
+#define N_WANT_COPY_PACKETS (sizeof(want_copy_packets) / sizeof(want_copy_packets[0]))
+
 static void free_report(struct dt_report *r)
 {
 	uint32_t i;
@@ -285,31 +368,38 @@ static const struct {
 	const char *comment;
 } want_packets[] = {
 	{0, 0, 0, T0, 98, 98, 1,
-	 "dyetrace task 7 request packet ip_id 0x1a2b hop 1/4 h1/pt1 port-in"},
+	 "dyetrace task 7 request packet ip_id 0x1a2b hop 1/4 h1/pt1 port-in, branch destination"},
 	{1, 0, 0, T0 + 5000, 98, 98, 1,
-	 "dyetrace task 7 request packet ip_id 0x1a2c hop 1/4 h1/pt1 port-in"},
+	 "dyetrace task 7 request packet ip_id 0x1a2c hop 1/4 h1/pt1 port-in, branch destination"},
 	{2, 0, 0, T0 + 5000, 0, 98, 1,
-	 "dyetrace task 7 request packet ip_id 0x1a2d hop 1/2 h1/pt1 port-in"},
+	 "dyetrace task 7 request packet ip_id 0x1a2d hop 1/2 h1/pt1 port-in, branch destination"},
 	{0, 2, 1, T0 + 6000, 128, 148, 1,
-	 "dyetrace task 7 request packet ip_id 0x1a2b hop 3/4 h2/ul0 uplink-in"},
+	 "dyetrace task 7 request packet ip_id 0x1a2b hop 3/4 h2/ul0 uplink-in, after hop 2, "
+	 "branch destination"},
 	{0, 3, 2, T0 + 9000, 98, 98, 2,
-	 "dyetrace task 7 request packet ip_id 0x1a2b hop 4/4 h2/pt2 port-out; fate: delivered"},
+	 "dyetrace task 7 request packet ip_id 0x1a2b hop 4/4 h2/pt2 port-out, after hop 3, "
+	 "branch destination; fate: delivered"},
 	{0, 1, 3, T0 + 10000, 128, 148, 2,
-	 "dyetrace task 7 request packet ip_id 0x1a2b hop 2/4 h1/ul0 uplink-out"},
+	 "dyetrace task 7 request packet ip_id 0x1a2b hop 2/4 h1/ul0 uplink-out, after hop 1, "
+	 "branch destination"},
 	{1, 2, 1, T0 + 11000, 128, 148, 1,
-	 "dyetrace task 7 request packet ip_id 0x1a2c hop 3/4 h2/ul0 uplink-in"},
+	 "dyetrace task 7 request packet ip_id 0x1a2c hop 3/4 h2/ul0 uplink-in, after hop 2, "
+	 "branch destination"},
 	{1, 3, 4, T0 + 11500, 84, 84, 0,
-	 "dyetrace task 7 request packet ip_id 0x1a2c hop 4/4 h2/vxlan0 drop; dropped: "
-	 "NETFILTER_DROP at nf_hook_slow+0x8c"},
+	 "dyetrace task 7 request packet ip_id 0x1a2c hop 4/4 h2/vxlan0 drop, after hop 3, "
+	 "branch destination; dropped: NETFILTER_DROP at nf_hook_slow+0x8c"},
 	{1, 1, 3, T0 + 15000, 128, 148, 2,
-	 "dyetrace task 7 request packet ip_id 0x1a2c hop 2/4 h1/ul0 uplink-out"},
+	 "dyetrace task 7 request packet ip_id 0x1a2c hop 2/4 h1/ul0 uplink-out, after hop 1, "
+	 "branch destination"},
 	{2, 1, 3, T0 + 20000, 0, 148, 2,
-	 "dyetrace task 7 request packet ip_id 0x1a2d hop 2/2 h1/ul0 uplink-out; fate: vanished"},
+	 "dyetrace task 7 request packet ip_id 0x1a2d hop 2/2 h1/ul0 uplink-out, after hop 1, "
+	 "branch destination; fate: vanished"},
 	{3, 0, 0, T0 + 30000, 98, 98, 1,
-	 "dyetrace task 7 request packet ip_id 0x1a2e hop 1/2 h1/pt1 port-in"},
+	 "dyetrace task 7 request packet ip_id 0x1a2e hop 1/2 h1/pt1 port-in, branch destination"},
 	/* Bytes on the wire from the outer IPv4 header, not the tenant packet's 84. */
 	{3, 1, 5, T0 + 30500, 128, 134, 0,
-	 "dyetrace task 7 request packet ip_id 0x1a2e hop 2/2 h1/ul0 drop; dropped: reason 2"},
+	 "dyetrace task 7 request packet ip_id 0x1a2e hop 2/2 h1/ul0 drop, after hop 1, "
+	 "branch destination; dropped: reason 2"},
 };
 
 #define N_WANT_IFACES (sizeof(want_ifaces) / sizeof(want_ifaces[0]))
@@ -910,5 +1000,99 @@ Test(pcapng, too_many_interfaces)
 	r.packets[n - 1].n_hops = 0;
 	cr_expect_gt(export_len(&r, &rc), 0);
 	cr_expect_eq(rc, 0);
+	free_report(&r);
+}
+
+/* Every hop of every copy is a packet of the file, its comment naming its branch and parent;
+ * the fate is on the destination branch's last hop, the copy's end on the copy's. */
+Test(pcapng, copies, .fini = remove_temp)
+{
+	static char out[65536];
+	struct dt_report r;
+	struct pcapng c;
+	const char *path;
+	char *line;
+	uint32_t i;
+
+	make_copy_report(&r);
+	path = temp_path();
+	export_to(path, &r);
+	cr_assert(parse(path, &c), "%s is not well-formed pcapng", path);
+	cr_assert_eq(c.n_epb, N_WANT_COPY_PACKETS, "one packet per hop, copies too");
+	/* h1/ul0 uplink-out is one interface for both copies; 6 places in all. */
+	cr_expect_eq(c.n_idb, 6);
+	for (i = 0; i < c.n_epb; i++) {
+		const struct dt_hop *h = &r.packets[0].hops[want_copy_packets[i].hop];
+
+		cr_expect_str_eq(c.epb[i].comment, want_copy_packets[i].comment, "packet %u", i);
+		cr_expect_str_eq(c.idb[c.epb[i].iface].name, want_copy_packets[i].iface,
+				 "packet %u", i);
+		cr_expect_eq(c.epb[i].ts, h->ts_ns, "packet %u", i);
+		cr_expect_eq(c.epb[i].caplen, h->cap_len, "packet %u", i);
+	}
+	free(c.epb);
+
+	cr_assert(have_tshark(), "tshark is not installed (packaging/setup.sh deps installs it)");
+	cr_assert_eq(tshark(path, "-T fields -e frame.interface_name -e frame.comment", out,
+			    sizeof(out)),
+		     0);
+	cr_assert_eq(count_lines(out), N_WANT_COPY_PACKETS, "%s", out);
+	line = out;
+	for (i = 0; i < N_WANT_COPY_PACKETS; i++) {
+		char *nl = strchr(line, '\n'), *tab = strchr(line, '\t');
+
+		cr_assert(nl && tab && tab < nl, "line %u: %s", i, line);
+		*nl = *tab = '\0';
+		cr_expect_str_eq(line, want_copy_packets[i].iface, "packet %u", i);
+		cr_expect_str_eq(tab + 1, want_copy_packets[i].comment, "packet %u", i);
+		line = nl + 1;
+	}
+	/* The filters the header documents: the copies, and no drop of the packet's. */
+	cr_assert_eq(tshark(path,
+			    "-Y 'frame.comment contains \"branch copy\"' -T fields -e frame.number",
+			    out, sizeof(out)),
+		     0);
+	cr_expect_str_eq(out, "3\n5\n6\n");
+	cr_assert_eq(tshark(path,
+			    "-Y 'frame.comment contains \"dropped:\"' -T fields -e frame.number",
+			    out, sizeof(out)),
+		     0);
+	cr_expect_str_eq(out, "", "a copy's end is not the packet's drop");
+	/* The copy's uplink frames decode as VXLAN like the destination branch's. */
+	cr_assert_eq(tshark(path, "-Y vxlan -T fields -e frame.number", out, sizeof(out)), 0);
+	cr_expect_str_eq(out, "2\n3\n4\n5\n");
+	free_report(&r);
+}
+
+/* A report whose hops are no tree is refused, as the decoder would refuse it. */
+Test(pcapng, refuses_hops_that_are_no_tree)
+{
+	struct dt_report r;
+	int rc;
+
+	make_copy_report(&r);
+	cr_expect_gt(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, 0);
+	r.packets[0].hops[0].parent = 0; /* the first hop with a parent */
+	cr_expect_eq(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, -EINVAL);
+	r.packets[0].hops[0].parent = DT_HOP_ROOT;
+	r.packets[0].hops[4].parent = 4; /* itself */
+	cr_expect_eq(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, -EINVAL);
+	r.packets[0].hops[4].parent = 5; /* a later hop */
+	cr_expect_eq(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, -EINVAL);
+	r.packets[0].hops[4].parent = DT_HOP_ROOT; /* a second root */
+	cr_expect_eq(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, -EINVAL);
+	r.packets[0].hops[4].parent = 0;
+	r.packets[0].hops[4].branch = DT_BRANCH_MAX;
+	cr_expect_eq(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, -EINVAL);
+	r.packets[0].hops[4].branch = DT_BRANCH_COPY;
+	r.packets[0].hops[6].copy_end = DT_COPY_MAX;
+	cr_expect_eq(export_len(&r, &rc), 0);
+	cr_expect_eq(rc, -EINVAL);
 	free_report(&r);
 }
