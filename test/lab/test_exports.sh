@@ -82,10 +82,14 @@ run lab_cli report --format json -o "$EXP.json" "$task"
 check_rc "json: written to a file" 0
 r=$EXP.json
 check_verdict "$r" json $((PINGS + 2 * AFTER)) $((2 * AFTER)) "$PINGS" 0
-jq_true "$r" "json: schema dyetrace.report, version 1" \
-	'.schema == "dyetrace.report" and .schema_version == 1'
+jq_true "$r" "json: schema dyetrace.report, version 2" \
+	'.schema == "dyetrace.report" and .schema_version == 2'
 jq_true "$r" "json: the drop hop with reason NETFILTER_DROP" \
 	'.verdict.reason == "NETFILTER_DROP" and .verdict.at.hook == "drop" and .verdict.at.node == "h2"'
+jq_true "$r" "json: two hosts, no copies: each path a chain, every hop after the one before" \
+	'all(.packets[]; .copies == 0 and .destination_known and
+		all(.hops | to_entries[]; .value.branch == "destination" and
+			.value.parent == (if .key == 0 then null else .key - 1 end))) and .copies == []'
 jq_true "$r" "json: every hop has cap_len, a byte count" \
 	'all(.packets[].hops[]; .cap_len | type == "number" and . >= 0 and . <= 65535)'
 run lab_cli --json report "$task"
@@ -277,6 +281,8 @@ check_eq "pcapng: distinct interface descriptions ($places)" \
 	"$(cut -f2 "$fields" | sort -u | wc -l)" "$places"
 check_eq "pcapng: every comment names task $task" \
 	"$(grep -c "dyetrace task $task " "$fields")" "$hops_total"
+check_eq "pcapng: every comment names the destination branch (no copies on 2 hosts)" \
+	"$(grep -c ', branch destination' "$fields")" "$hops_total"
 check_eq "pcapng: the $dropped drops' comments name NETFILTER_DROP" \
 	"$(grep -c 'dropped: NETFILTER_DROP' "$fields")" "$dropped"
 check_eq "pcapng: drops are on the drop place's interface" \
