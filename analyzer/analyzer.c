@@ -31,6 +31,7 @@
 #include "dt_ingest.h"
 #include "dt_log.h"
 #include "dt_time.h"
+#include "dt_tuple.h"
 #include "paths.h"
 #include "stitch.h"
 #include "taskstore.h"
@@ -79,7 +80,7 @@ struct analyzer {
 	uint64_t names_full; /* names not interned: the table is full (they read as "") */
 	uint64_t api_by_status[DT_ST_MAX]; /* API replies by status (count_reply()) */
 	struct dt_metrics *metrics;
-	struct dt_ratelimit rl_api, rl_nomem, rl_auth, rl_store;
+	struct dt_ratelimit rl_api, rl_nomem, rl_auth, rl_store, rl_learn;
 	/* on_batch's scratch: a batch's interface names and strings as string table indices */
 	uint32_t batch_ifaces[DT_BATCH_MAX_IFACES];
 	uint32_t batch_strs[DT_BATCH_MAX_STRINGS];
@@ -455,6 +456,40 @@ static size_t restored_held(const struct analyzer *a)
 		n++;
 	}
 	return n;
+}
+
+/*
+ * A translation the stitcher learned (lock held: it runs under it). When it is the form a
+ * task's replies take where they start, at an instance of the overlay (a backend behind a
+ * load balancer's VIP, the target of a router's DNAT), that form is armed at its first hop,
+ * so that the replies are colored there (dt_tasks_add_learned()); the stitcher attributes
+ * them through the same translation. Replies that start outside the overlay are colored
+ * by the gateway they enter through.
+ */
+static void on_learn(void *arg, struct dt_task *task, uint8_t dir, const struct dt_tuple *outside,
+		     const struct dt_tuple *inside)
+{
+	struct analyzer *a = arg;
+	char flow[DT_TUPLE_STR_MAX];
+	uint64_t suppressed;
+	int rv;
+
+	(void)inside;
+	if (dir != DT_DIR_REPLY || !(task->spec.flags & DT_TASK_DIR_REPLY) ||
+	    !dt_hosts_node(&a->hosts, outside->vni, outside->saddr)) {
+		return;
+	}
+	rv = dt_tasks_add_learned(&a->tasks, task, outside, DT_DIR_REPLY);
+	if (rv == 0 || !dt_ratelimit_ok(&a->rl_learn, 1000, &suppressed)) {
+		return;
+	}
+	dt_tuple_str(outside, 0, flow, sizeof(flow));
+	dt_warn("DT-ANA-LEARN-KEY", "task %u: cannot arm its replies as %s where they start: %s "
+		"(%llu more suppressed)", task->id, flow,
+		rv == -EEXIST ? "another active task traces that flow"
+		: rv == -ENOSPC ? "the task or the control set has no room for another key"
+				: strerror(-rv),
+		(unsigned long long)suppressed);
 }
 
 /* The node hosting (vni, addr) among the live ones, for the report's destinations. */
@@ -1312,6 +1347,8 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 	pthread_mutex_init(&a->mu, NULL);
 	dt_tasks_init(&a->tasks);
 	dt_stitch_init(&a->stitch, &a->tasks, cfg->window_ms);
+	a->stitch.on_learn = on_learn;
+	a->stitch.on_learn_arg = a;
 	msgpack_sbuffer_init(&out);
 	iops.arg = a;
 	if ((rv = dt_strtab_init(&a->strs))) {

@@ -740,6 +740,38 @@ static const char *flow_str(const struct dt_tuple *t, char *buf, size_t len)
 	return dt_tuple_str(t, ports ? 0 : DT_TASK_F_ANYPORT, buf, len);
 }
 
+/* One side of a translation: "dst 10.99.0.100 becomes 10.100.0.13" (with ports). */
+static void text_side(FILE *f, const char *what, uint32_t a0, uint16_t p0, uint32_t a1,
+		      uint16_t p1, bool *first)
+{
+	char x[16], y[16];
+
+	if (a0 == a1 && p0 == p1) {
+		return;
+	}
+	fprintf(f, "%s%s ", *first ? " (" : ", ", what);
+	if (a0 != a1) {
+		fprintf(f, "%s becomes %s", dt_ipv4_str(a0, x, sizeof(x)),
+			dt_ipv4_str(a1, y, sizeof(y)));
+	}
+	if (p0 != p1) {
+		fprintf(f, "%sport %u becomes %u", a0 != a1 ? ", " : "", ntohs(p0), ntohs(p1));
+	}
+	*first = false;
+}
+
+/* What a translation between a hop and the one it followed changed, if anything. */
+static void text_translation(FILE *f, const struct dt_tuple *from, const struct dt_tuple *to)
+{
+	bool first = true;
+
+	text_side(f, "dst", from->daddr, from->dport, to->daddr, to->dport, &first);
+	text_side(f, "src", from->saddr, from->sport, to->saddr, to->sport, &first);
+	if (!first) {
+		fputc(')', f);
+	}
+}
+
 /* One hop line of a packet: "  -> h1/ul0  uplink-out  +39.5µs  as ..." */
 static void text_hop(FILE *f, const struct dt_packet_path *p, const struct dt_hop *h,
 		     const char *lead, int wa, int wh)
@@ -757,6 +789,9 @@ static void text_hop(FILE *f, const struct dt_packet_path *p, const struct dt_ho
 
 		hop_flow(p, h, &t);
 		fprintf(f, "  as %s", flow_str(&t, flow, sizeof(flow)));
+	}
+	if (!root) {
+		text_translation(f, &p->hops[h->parent].tuple, &h->tuple);
 	}
 	fputc('\n', f);
 }

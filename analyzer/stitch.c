@@ -181,6 +181,10 @@ static int sync_keys(struct dt_stitch *st)
 			const struct dt_task_key *key = &task->keys[k];
 			struct dt_tmap_slot e;
 
+			if (key->learned) {
+				continue; /* attributed through its translation */
+			}
+
 			memset(&e, 0, sizeof(e));
 			norm_tuple(&key->tuple, &e.key);
 			e.kind = key->flags & DT_TASK_F_ANYPORT ? SLOT_ANYPORT : SLOT_EXACT;
@@ -251,7 +255,7 @@ static bool match_hint(const struct dt_stitch *st, uint32_t task_id, const struc
 	for (k = 0; k < task->n_keys; k++) {
 		const struct dt_task_key *key = &task->keys[k];
 
-		if (dt_tuple_match(&key->tuple, key->flags, t)) {
+		if (!key->learned && dt_tuple_match(&key->tuple, key->flags, t)) {
 			m->task = task;
 			m->dir = key->dir;
 			norm_tuple(t, &m->canon);
@@ -286,6 +290,14 @@ static bool match_any_vni(const struct dt_stitch *st, const struct dt_tuple *t, 
 	return true;
 }
 
+/* Tells the caller of a translation the stitcher knows (see dt_stitch_learn_fn). */
+static void tell(struct dt_stitch *st, struct dt_task *task, const struct dt_tmap_slot *e)
+{
+	if (st->on_learn) {
+		st->on_learn(st->on_learn_arg, task, e->dir, &e->key, &e->inside);
+	}
+}
+
 /* Learns outside -> inside for m's task and direction (and the reverse, when traced). */
 static void learn(struct dt_stitch *st, const struct dt_tuple *outside, const struct match *m)
 {
@@ -302,7 +314,7 @@ static void learn(struct dt_stitch *st, const struct dt_tuple *outside, const st
 	e[0].dir = m->dir;
 	e[0].inside = m->canon;
 	for (k = 0; k < m->task->n_keys; k++) {
-		if (m->task->keys[k].dir != m->dir) {
+		if (!m->task->keys[k].learned && m->task->keys[k].dir != m->dir) {
 			dt_tuple_reverse(&e[0].key, &e[1].key);
 			dt_tuple_reverse(&e[0].inside, &e[1].inside);
 			e[1].kind = SLOT_NAT;
@@ -316,7 +328,8 @@ static void learn(struct dt_stitch *st, const struct dt_tuple *outside, const st
 
 		if (old && old->task_id == e[i].task_id && old->dir == e[i].dir &&
 		    tuple_eq(&old->inside, &e[i].inside)) {
-			continue; /* known already */
+			tell(st, m->task, &e[i]); /* known already (relearning tells again) */
+			continue;
 		}
 		if (!old && st->nat.n >= DT_STITCH_MAX_NAT) {
 			st->nat_full++;
@@ -327,6 +340,7 @@ static void learn(struct dt_stitch *st, const struct dt_tuple *outside, const st
 			continue;
 		}
 		st->learned++;
+		tell(st, m->task, &e[i]);
 	}
 }
 

@@ -95,6 +95,14 @@ struct dt_stitch_counters {
 	uint64_t samples, attributed, late, unmatched, after_end, learned, nat_full, nomem, windows;
 };
 
+/*
+ * Told of every translation the stitcher learns or relearns, for task's direction dir: a
+ * packet of that direction seen as outside is inside in the task's terms. The analyzer
+ * arms the outside form of replies at their first hop (dt_tasks_add_learned()).
+ */
+typedef void (*dt_stitch_learn_fn)(void *arg, struct dt_task *task, uint8_t dir,
+				   const struct dt_tuple *outside, const struct dt_tuple *inside);
+
 /* A hash table of tuples (stitch.c). */
 struct dt_tmap {
 	struct dt_tmap_slot *slots;
@@ -111,6 +119,8 @@ struct dt_stitch {
 	uint32_t *vnis;	     /* the distinct VNIs of the task keys */
 	size_t n_vnis;
 	struct dt_tmap nat; /* learned translations: outside tuple -> inside */
+	dt_stitch_learn_fn on_learn; /* NULL: nobody is told */
+	void *on_learn_arg;
 
 	struct dt_stitch_held *held; /* in arrival order, so ids ascend */
 	size_t n_held, cap_held;

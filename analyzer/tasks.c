@@ -146,31 +146,39 @@ static int kb_grow(struct dt_tasks *t)
 	return 0;
 }
 
-/* Indexes the keys of task. Returns 0 or -ENOMEM (then none is indexed). */
-static int keys_add(struct dt_tasks *t, struct dt_task *task)
+/* Indexes the keys [from, task->n_keys) of task. Returns 0 or -ENOMEM (then none is). */
+static int keys_add_from(struct dt_tasks *t, struct dt_task *task, unsigned int from)
 {
-	struct dt_key_ent *e[DT_DIR_MAX] = {0};
-	unsigned int k;
+	struct dt_key_ent *e[DT_TASK_MAX_KEYS] = {0};
+	unsigned int k, n = task->n_keys - from;
 
-	if (t->n_keys + task->n_keys > t->n_kb && kb_grow(t) != 0) {
+	if (t->n_keys + n > t->n_kb && kb_grow(t) != 0) {
 		return -ENOMEM;
 	}
-	for (k = 0; k < task->n_keys; k++) {
+	for (k = 0; k < n; k++) {
 		if (!(e[k] = calloc(1, sizeof(*e[k])))) {
-			free(e[0]);
+			while (k-- > 0) {
+				free(e[k]);
+			}
 			return -ENOMEM;
 		}
 	}
-	for (k = 0; k < task->n_keys; k++) {
-		uint32_t j = flow_hash(&task->keys[k].tuple) & (t->n_kb - 1);
+	for (k = 0; k < n; k++) {
+		uint32_t j = flow_hash(&task->keys[from + k].tuple) & (t->n_kb - 1);
 
 		e[k]->task = task;
-		e[k]->k = k;
+		e[k]->k = from + k;
 		e[k]->next = t->kb[j];
 		t->kb[j] = e[k];
 	}
-	t->n_keys += task->n_keys;
+	t->n_keys += n;
 	return 0;
+}
+
+/* Indexes the keys of task. Returns 0 or -ENOMEM (then none is indexed). */
+static int keys_add(struct dt_tasks *t, struct dt_task *task)
+{
+	return keys_add_from(t, task, 0);
 }
 
 static void keys_del(struct dt_tasks *t, struct dt_task *task)
@@ -233,6 +241,7 @@ unsigned int dt_task_keys(const struct dt_task_spec *spec, struct dt_task_key ke
 	uint32_t any = spec->flags & DT_TASK_F_ANYPORT;
 	unsigned int n = 0;
 
+	memset(keys, 0, DT_DIR_MAX * sizeof(*keys));
 	if (spec->flags & DT_TASK_DIR_REQUEST || !(spec->flags & DT_TASK_DIR_BOTH)) {
 		keys[n].tuple = spec->tuple;
 		keys[n].flags = any;
@@ -561,6 +570,46 @@ int dt_tasks_control(const struct dt_tasks *t, struct dt_control *c)
 	return 0;
 }
 
+int dt_tasks_add_learned(struct dt_tasks *t, struct dt_task *task, const struct dt_tuple *tuple,
+			 uint8_t dir)
+{
+	struct dt_task_key key = {.dir = dir, .learned = true};
+	uint32_t flags = dir == DT_DIR_REPLY ? DT_TASK_F_REPLY : 0;
+	unsigned int k;
+	int rv;
+
+	if (dt_task_state_terminal(task->state) || dir >= DT_DIR_MAX ||
+	    dt_tuple_task_key(tuple, &flags, &key.tuple) != 0) {
+		return -EINVAL;
+	}
+	key.flags = flags;
+	for (k = 0; k < task->n_keys; k++) {
+		if (dt_key_overlap(&key, &task->keys[k])) {
+			return 0; /* one of its keys covers it already */
+		}
+	}
+	if (task->n_keys == DT_TASK_MAX_KEYS) {
+		task->learned_full++;
+		return -ENOSPC;
+	}
+	if (find_overlap(t, &key)) {
+		return -EEXIST;
+	}
+	if (t->n_keys + 1 > DT_CONTROL_MAX_TASKS) {
+		return -ENOSPC;
+	}
+	task->keys[task->n_keys++] = key;
+	if ((rv = keys_add_from(t, task, task->n_keys - 1)) != 0) {
+		task->n_keys--;
+		return rv;
+	}
+	if (task->state >= DT_TASK_READY) {
+		t->n_arms++;
+	}
+	t->gen++;
+	return 0;
+}
+
 void dt_task_info_fill(const struct dt_task *task, struct dt_task_info *info)
 {
 	memset(info, 0, sizeof(*info));
@@ -762,20 +811,43 @@ static void entry_name(const struct dt_task_key *key, char *buf, size_t len)
 		 key->tuple.vni);
 }
 
+/*
+ * True when key k of task is its reply key, that no node hosts, while its request key is
+ * hosted: the request goes to an address nobody hosts (a load balancer's VIP, a router's
+ * DNAT), and the reply starts where the translation sends the request. That first hop is
+ * armed once the analyzer learns the translation (dt_tasks_add_learned()).
+ */
+static bool reply_learnable(const struct dt_task *task, unsigned int k, const struct entry *e)
+{
+	return task->keys[k].dir == DT_DIR_REPLY && k == 1 && e[0].n_hosts > 0 &&
+	       task->keys[0].dir == DT_DIR_REQUEST;
+}
+
+/* How many of task's keys are its own (they come first; the learned ones follow). */
+static unsigned int own_keys(const struct dt_task *task)
+{
+	unsigned int n = 0;
+
+	while (n < task->n_keys && n < DT_DIR_MAX && !task->keys[n].learned) {
+		n++;
+	}
+	return n;
+}
+
 /* READY: the handshake. Returns true when the task ended. */
 static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct dt_hosts *h,
 		      const struct dt_lifecycle_cfg *cfg, uint64_t now_ns, uint64_t now_ms)
 {
 	struct entry e[DT_DIR_MAX];
 	uint64_t waited = now_ms - task->ready_ms;
+	unsigned int k, n_own = own_keys(task);
 	char where[64];
-	unsigned int k;
 
-	for (k = 0; k < task->n_keys; k++) {
+	for (k = 0; k < n_own; k++) {
 		entry_check(h, task, &task->keys[k], &e[k]);
 	}
-	for (k = 0; k < task->n_keys; k++) {
-		if (e[k].n_hosts) {
+	for (k = 0; k < n_own; k++) {
+		if (e[k].n_hosts || reply_learnable(task, k, e)) {
 			continue;
 		}
 		entry_name(&task->keys[k], where, sizeof(where));
@@ -792,7 +864,7 @@ static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct dt_
 		}
 		return false;
 	}
-	for (k = 0; k < task->n_keys; k++) {
+	for (k = 0; k < n_own; k++) {
 		if (!e[k].lagging) {
 			continue;
 		}
@@ -816,7 +888,10 @@ static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct dt_
 	task->status = DT_TS_OK;
 	task->armed_ns = now_ns;
 	task->dirty = true;
-	if (task->n_keys == 2) {
+	if (n_own == 2 && !e[1].n_hosts) {
+		set_text(task, "armed at %s (requests); replies start where a translation on the "
+			 "way sends the requests: armed there once it is learned", e[0].host);
+	} else if (n_own == 2) {
 		set_text(task, "armed at %s (requests) and %s (replies); waiting for its first "
 			 "colored packet", e[0].host, e[1].host);
 	} else {

@@ -52,7 +52,13 @@ struct dt_task_key {
 	struct dt_tuple tuple; /* normalized (dt_tuple_task_key()), reversed for replies */
 	uint32_t flags;        /* DT_TASK_F_ANYPORT, DT_TASK_F_REPLY: as armed */
 	uint8_t dir;           /* enum dt_direction */
+	bool learned;          /* armed for a translation the analyzer learned (see
+				* dt_tasks_add_learned()), not named by the task */
 };
+
+/* Keys of one task: its one or two directions, then learned ones. */
+#define DT_TASK_MAX_LEARNED 14
+#define DT_TASK_MAX_KEYS (DT_DIR_MAX + DT_TASK_MAX_LEARNED)
 
 /* Limits of a task: defaults for a request that leaves one out (0), and maxima. */
 struct dt_limits {
@@ -77,8 +83,10 @@ struct dt_task {
 	struct dt_task_spec spec; /* normalized: tuple by dt_tuple_task_key(); flags are
 				   * DT_TASK_F_ANYPORT and DT_TASK_DIR_* (never no direction);
 				   * limits filled in */
-	unsigned int n_keys;      /* 1 or 2 */
-	struct dt_task_key keys[DT_DIR_MAX]; /* request key first when traced */
+	unsigned int n_keys;      /* its own (1 or 2), then learned ones */
+	struct dt_task_key keys[DT_TASK_MAX_KEYS]; /* request key first when traced; the
+						     * learned ones after its own */
+	uint64_t learned_full;    /* learned keys not armed: the task had DT_TASK_MAX_LEARNED */
 	uint32_t state;           /* enum dt_task_state */
 	uint32_t status;          /* enum dt_task_status */
 	char status_text[DT_MSG_MAX];
@@ -180,6 +188,20 @@ int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o);
  * or -ENOMEM.
  */
 int dt_tasks_control(const struct dt_tasks *t, struct dt_control *c);
+
+/*
+ * Arms one more key for an active task: the tuple a direction of it takes after a
+ * translation the analyzer learned (a reply that starts as the translated request
+ * reversed, at a backend behind a load balancer, say), so that the node where that packet
+ * starts colors it. It is in the control set from the next generation until the task
+ * ends, counts toward capacity, and never overlaps another task's key. It is not one of
+ * the task's own keys: the stitcher attributes its samples through the translation.
+ * Returns 0 (also when the task has the key already), -EEXIST (another active task has an
+ * overlapping key), -ENOSPC (the task has DT_TASK_MAX_LEARNED learned keys: counted in
+ * learned_full; or the control set is full), -EINVAL (not a flow) or -ENOMEM.
+ */
+int dt_tasks_add_learned(struct dt_tasks *t, struct dt_task *task, const struct dt_tuple *tuple,
+			 uint8_t dir);
 
 /* Fills info from the task. */
 void dt_task_info_fill(const struct dt_task *task, struct dt_task_info *info);

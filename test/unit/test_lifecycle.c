@@ -533,3 +533,28 @@ Test(analyzer_config, limits)
 			  sizeof(err)),
 		     -EINVAL);
 }
+
+Test(lifecycle, replies_from_an_address_nobody_hosts_are_armed_when_learned)
+{
+	/* A VIP: no node hosts 10.99.0.100 and no gateway is live; the replies start at the
+	 * backend the router translates it to, which the analyzer learns later. */
+	struct dt_task_spec s = spec("10.100.0.1", "10.99.0.100", 0, 0);
+	struct dt_task *t;
+
+	s.flags = DT_TASK_DIR_BOTH;
+	t = ready(s, 0);
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	cr_expect_eq(step(2, 1 * S, 5000), 0);
+	cr_expect_eq(t->state, DT_TASK_ARMED, "%s", t->status_text);
+	cr_expect(strstr(t->status_text, "armed at h1 (requests); replies start where a "
+					 "translation on the way sends the requests"),
+		  "%s", t->status_text);
+	cr_expect(in_control(t->id));
+
+	/* Without a host for its requests, it still fails. */
+	s = spec("10.100.0.9", "10.99.0.100", 0, 0);
+	s.flags = DT_TASK_DIR_BOTH;
+	t = ready(s, 0);
+	cr_expect_eq(step(2, 2 * S, 10000), 1);
+	cr_expect_eq(t->status, DT_TS_NO_HOST);
+}

@@ -789,7 +789,8 @@ Test(render, loss_diagnosis_text)
 	p = after(out, p, "   flow 10.100.0.1 -> 203.0.113.10 icmp id 7 vni 100\n");
 	p = after(out, p, "gw/ul0  uplink-in");
 	p = after(out, p, "gw/ext0 drop");
-	p = after(out, p, "  as 203.0.113.1 -> 203.0.113.10 icmp id 7 vni 100\n");
+	p = after(out, p, "  as 203.0.113.1 -> 203.0.113.10 icmp id 7 vni 100 "
+		  "(src 10.100.0.1 becomes 203.0.113.1)\n");
 	p = after(out, p, "  dropped: reason NETFILTER_DROP (6) in nf_hook_slow+0x8c\n");
 	cr_expect_eq(count(out, "  as "), 1, "only the translated hop: %s", out);
 	free(out);

@@ -752,3 +752,70 @@ Test(stitch, relearn_from_observations)
 	expect_obs(&t->obs[3], DT_DIR_REPLY, IN_REP);
 	cr_expect_eq(st.n_held, 0);
 }
+
+/* What the stitcher told of the translations it learned. */
+static struct {
+	int n;
+	uint8_t dir[8];
+	struct dt_tuple outside[8], inside[8];
+} told;
+
+static void on_learn(void *arg, struct dt_task *task, uint8_t dir, const struct dt_tuple *outside,
+		     const struct dt_tuple *inside)
+{
+	(void)arg;
+	(void)task;
+	if (told.n < 8) {
+		told.dir[told.n] = dir;
+		told.outside[told.n] = *outside;
+		told.inside[told.n] = *inside;
+		told.n++;
+	}
+}
+
+/*
+ * A router inside the overlay serves a VIP with full NAT (DNAT to a backend, SNAT to
+ * itself). Its uplink-out sample carries the tuple before any translation: the stitcher
+ * learns both directions, tells the caller the replies' outside form (which the analyzer
+ * arms at the backend), and the backend's replies, colored under that learned key, are
+ * the task's replies in its own terms.
+ */
+Test(stitch, a_translation_inside_the_overlay_is_told_and_carries_the_replies)
+{
+#define VIP_REQ tuple("10.100.0.1", 40000, "10.99.0.100", 80, IPPROTO_TCP, 100)
+#define BACK_REQ tuple("10.100.0.254", 33000, "10.100.0.13", 80, IPPROTO_TCP, 100)
+#define BACK_REP tuple("10.100.0.13", 80, "10.100.0.254", 33000, IPPROTO_TCP, 100)
+#define VIP_REP tuple("10.99.0.100", 80, "10.100.0.1", 40000, IPPROTO_TCP, 100)
+	struct dt_task *t = create(VIP_REQ, DT_TASK_DIR_BOTH);
+	struct dt_stitch_in first = sample("h1", "pt1", DT_HOOK_PORT_IN, VIP_REQ, 1, 100);
+	struct dt_stitch_in reply = sample("h3", "pt1", DT_HOOK_PORT_IN, BACK_REP, 9, 400);
+	struct dt_tuple back_rep = BACK_REP, vip_rep = VIP_REP;
+
+	memset(&told, 0, sizeof(told));
+	st.on_learn = on_learn;
+	first.task_id = t->id;
+	first.o.flags = DT_SAMPLE_F_FIRST_HOP;
+	add(first, 10);
+	add(nat_sample("gw", "ul0", DT_HOOK_UPLINK_OUT, BACK_REQ, VIP_REQ, 1, 200), 10);
+	add(sample("h3", "ul0", DT_HOOK_UPLINK_IN, BACK_REQ, 1, 300), 10);
+	cr_assert_eq(t->n_obs, 3);
+	expect_obs(&t->obs[2], DT_DIR_REQUEST, VIP_REQ);
+	cr_assert_eq(told.n, 2, "both directions");
+	cr_expect_eq(told.dir[1], DT_DIR_REPLY);
+	cr_expect(tuple_eq(&told.outside[1], &back_rep));
+	cr_expect(tuple_eq(&told.inside[1], &vip_rep));
+
+	/* The reply, colored at the backend's port under the learned key. */
+	cr_assert_eq(dt_tasks_add_learned(&tasks, t, &told.outside[1], DT_DIR_REPLY), 0);
+	reply.task_id = t->id;
+	reply.o.flags = DT_SAMPLE_F_FIRST_HOP | DT_SAMPLE_F_REPLY;
+	add(reply, 20);
+	cr_assert_eq(t->n_obs, 4);
+	expect_obs(&t->obs[3], DT_DIR_REPLY, VIP_REP);
+	cr_expect_eq(st.unmatched, 0);
+	st.on_learn = NULL;
+#undef VIP_REQ
+#undef BACK_REQ
+#undef BACK_REP
+#undef VIP_REP
+}

@@ -217,3 +217,71 @@ Test(tasks, find_by_id)
 	cr_expect_null(dt_tasks_find(&tasks, 0));
 	cr_expect_null(dt_tasks_find(&tasks, 41));
 }
+
+/* A key learned from a translation: in the control set, indexed, and gone with its task. */
+Test(tasks, learned_keys_are_armed_until_the_task_ends)
+{
+	struct dt_task_spec s = spec(0, 0, IPPROTO_ICMP), other = spec(0, 0, IPPROTO_UDP);
+	struct dt_tuple back = {0};
+	struct dt_control c;
+	struct dt_task *t, *u;
+	char err[256];
+	int i;
+
+	s.flags = DT_TASK_F_ANYPORT | DT_TASK_DIR_BOTH;
+	cr_assert_eq(create(&s, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(t->n_keys, 2);
+	/* The reply as a backend behind a VIP sends it: 10.100.0.13 -> the router 10.100.0.254. */
+	dt_ipv4_parse("10.100.0.13", &back.saddr);
+	dt_ipv4_parse("10.100.0.254", &back.daddr);
+	back.dport = htons(7);
+	back.proto = IPPROTO_ICMP;
+	back.vni = 100;
+	uint64_t gen = tasks.gen;
+
+	cr_assert_eq(dt_tasks_add_learned(&tasks, t, &back, DT_DIR_REPLY), 0);
+	cr_expect_eq(t->n_keys, 3);
+	cr_expect(t->keys[2].learned);
+	cr_expect_eq(t->keys[2].dir, DT_DIR_REPLY);
+	cr_expect_eq(tasks.gen, gen + 1, "a new control generation");
+	cr_assert_eq(dt_tasks_add_learned(&tasks, t, &back, DT_DIR_REPLY), 0, "once only");
+	cr_expect_eq(t->n_keys, 3);
+	cr_expect_eq(tasks.gen, gen + 1);
+	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_assert_eq(c.n_arms, 3);
+	cr_expect_eq(c.arms[2].task_id, t->id);
+	cr_expect_eq(c.arms[2].flags, DT_TASK_F_REPLY);
+	cr_expect_eq(c.arms[2].tuple.saddr, back.saddr);
+	dt_control_free(&c);
+
+	/* Another task cannot take that flow, nor add it. */
+	other.tuple = back;
+	other.tuple.proto = IPPROTO_ICMP;
+	other.flags = DT_TASK_F_ANYPORT;
+	other.tuple.dport = 0;
+	cr_expect_eq(create(&other, &u, err, sizeof(err)), -EEXIST);
+	other = spec(5, 6, IPPROTO_UDP);
+	cr_assert_eq(create(&other, &u, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(dt_tasks_add_learned(&tasks, u, &back, DT_DIR_REPLY), -EEXIST);
+
+	/* A task learns at most DT_TASK_MAX_LEARNED keys; the rest are counted. */
+	for (i = 0; i < DT_TASK_MAX_LEARNED + 2; i++) {
+		back.sport = htons((uint16_t)(100 + i));
+		back.proto = IPPROTO_UDP;
+		dt_tasks_add_learned(&tasks, t, &back, DT_DIR_REPLY);
+	}
+	cr_expect_eq(t->n_keys, DT_TASK_MAX_KEYS);
+	cr_expect_eq(t->learned_full, 3);
+
+	/* The task ends: every key leaves the control set. */
+	dt_task_end(&tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, 5, "cancelled");
+	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_expect_eq(c.n_arms, 1, "only the other task's key");
+	cr_expect_eq(c.arms[0].task_id, u->id);
+	dt_control_free(&c);
+	back.sport = htons(100);
+	other = spec(0, 0, IPPROTO_UDP);
+	other.tuple = back;
+	cr_expect_eq(create(&other, &u, err, sizeof(err)), 0, "its learned keys are free again: %s",
+		     err);
+}
