@@ -15,8 +15,9 @@
 #   - h3's vxlan0 learned i1 from that request, so the reply goes to h1 alone, and h1's
 #     vxlan0 learns i31 -> h3 from it: every later request is unicast, no copy.
 # The report must say: every packet delivered at h3; the first with one copy (to h2,
-# h1 uplink-out -> h2 uplink-in -> h2 port-out), the others with none; the verdict and
-# the loss table ignore the copy; every sample is a hop.
+# h1 uplink-out -> h2 uplink-in -> h2 port-out, "filtered": a port whose instance is not
+# the destination got it), the others with none; the verdict and the loss table ignore
+# the copy; every sample is a hop.
 #
 # One line per check, "N passed, M failed" at the end; exit status 0 only when all pass.
 # Namespace prefix "dtxl" unless DT_LAB says otherwise.
@@ -95,8 +96,10 @@ jq_true "$r" "per-hop loss table: the destination branch, each hop seen $PINGS, 
 	'[.hops[] | "\(hopkey) \(.direction) \(.seen) \(.dropped) \(.vanished)"] | sort
 		== ($p | map("\(.) request \($n) 0 0") | sort)' --argjson p "$DEST_PATH" --argjson n "$PINGS"
 check_loss_table_destination "$r" "flood learn" '["h2"]'
-jq_true "$r" "copies[]: one copy in all, at h2, a request" \
-	'([.copies[].count] | add) == 1 and all(.copies[]; .node == "h2" and .direction == "request" and .count == 1)'
+jq_true "$r" "the first packet's copy is filtered (it reached a port whose instance is not the destination)" \
+	'[.packets | sort_by(.ident) | .[0] | copy_ends[] | .copy_fate] == ["filtered"]'
+check_copies "$r" "flood learn" '[{"node":"h2","direction":"request","fate":"filtered","count":1}]'
+jq_true "$r" "copies[]: the copy ended at h2/pt1 port-out" '[.copies[] | hopkey] == ["h2/pt1/port-out"]'
 jq_true "$r" "no sample left unmatched" '.unmatched == 0'
 echo "# verdict: $(jq_val "$r" '.verdict.sentence')"
 echo "# the first packet's copy ends: $(jq_val "$r" '[.packets | sort_by(.ident) | .[0] | copy_ends[] | "\(hopkey) \(.copy_fate)"] | join("; ")')"
