@@ -524,9 +524,23 @@ lab_host_ns() { echo "$LAB_P-$1"; }
 # lab_host_instance HOST: the instance behind the host's pt1 (h1 i1, h2 i2, hK iK1).
 lab_host_instance() { lab_port_instance "$1" pt1; }
 
-# lab__host_num HOST: the host's number in its addresses (h1 1, h2 2, gw 3, hK 10+K).
+# Hosts that a script sourcing lab.sh adds to a running lab (test/lab/router.sh): HOST ->
+# its number in addresses (4..10 are free: underlay 172.31.0.N, management 10.254.0.(10+N)),
+# and HOST -> the MACs behind its VTEP (lab_host_vtep_macs). Such a host is built with
+# lab__host_link_lines, lab__vxlan_lines, lab__vxlan_peer_lines, lab__write_agent_conf and
+# lab_agent_start.
+declare -gA LAB_EXTRA_HOST_NUM=()
+declare -gA LAB_EXTRA_HOST_MACS=()
+# Instances readdressed on a running lab: INSTANCE -> its address (lab_instance_ip).
+declare -gA LAB_INSTANCE_IP=()
+
+# lab__host_num HOST: the host's number in its addresses (h1 1, h2 2, gw 3, hK 10+K; an
+# extra host its LAB_EXTRA_HOST_NUM).
 lab__host_num() {
-	case $1 in h1) echo 1 ;; h2) echo 2 ;; gw) echo 3 ;; h[3-9]) echo $((10 + ${1#h})) ;; esac
+	case $1 in
+	h1) echo 1 ;; h2) echo 2 ;; gw) echo 3 ;; h[3-9]) echo $((10 + ${1#h})) ;;
+	*) [[ -n ${LAB_EXTRA_HOST_NUM[$1]:-} ]] && echo "${LAB_EXTRA_HOST_NUM[$1]}" ;;
+	esac
 }
 
 # lab__hex2 N: N as two hex digits (a byte of a MAC address).
@@ -536,7 +550,7 @@ lab__hex2() { printf '%02x' "$1"; }
 lab_host_ul_ip() {
 	case $1 in
 	h1) echo "$LAB_H1_UL_IP" ;; h2) echo "$LAB_H2_UL_IP" ;; gw) echo "$LAB_GW_UL_IP" ;;
-	h[3-9]) echo "172.31.0.$(lab__host_num "$1")" ;;
+	*) echo "172.31.0.$(lab__host_num "$1")" ;;
 	esac
 }
 
@@ -544,7 +558,7 @@ lab_host_ul_ip() {
 lab_host_mgmt_ip() {
 	case $1 in
 	h1) echo "$LAB_H1_MGMT_IP" ;; h2) echo "$LAB_H2_MGMT_IP" ;; gw) echo "$LAB_GW_MGMT_IP" ;;
-	h[3-9]) echo "10.254.0.$((10 + $(lab__host_num "$1")))" ;;
+	*) echo "10.254.0.$((10 + $(lab__host_num "$1")))" ;;
 	esac
 }
 
@@ -556,6 +570,10 @@ lab_host_vtep_macs() {
 		echo "$LAB_GW_BR_MAC"
 		return 0
 	fi
+	if [[ -n ${LAB_EXTRA_HOST_MACS[$1]:-} ]]; then
+		echo "${LAB_EXTRA_HOST_MACS[$1]}"
+		return 0
+	fi
 	for port in $(lab_host_ports "$1"); do
 		lab_instance_mac "$(lab_port_instance "$1" "$port")"
 	done
@@ -563,7 +581,7 @@ lab_host_vtep_macs() {
 
 # lab__vxlan_lines HOST: the commands that create HOST's vxlan0 and its FDB (--fdb).
 lab__vxlan_lines() {
-	local host=$1 h=$LAB_P-$1 n local_ul peer mac learn=
+	local host=$1 h=$LAB_P-$1 n local_ul peer learn=
 	n=$(lab__host_num "$host")
 	local_ul=$(lab_host_ul_ip "$host")
 	[[ $LAB_OPT_FDB == learn ]] || learn=' nolearning'
@@ -576,18 +594,52 @@ lab__vxlan_lines() {
 	echo "ip -n $h link add vxlan0 address 02:00:00:00:$(lab__hex2 "$n"):02 type vxlan id $LAB_VNI local $local_ul dstport 4789 dev ul0$learn"
 	for peer in "${LAB_HOSTS[@]}"; do
 		[[ $peer == "$host" ]] && continue
-		# broadcast and unknown unicast (all of it with --fdb flood): one copy per VTEP
-		echo "bridge -n $h fdb append 00:00:00:00:00:00 dev vxlan0 dst $(lab_host_ul_ip "$peer")"
-		[[ $LAB_OPT_FDB == unicast ]] || continue
-		for mac in $(lab_host_vtep_macs "$peer"); do
-			echo "bridge -n $h fdb add $mac dev vxlan0 dst $(lab_host_ul_ip "$peer") static"
-		done
+		lab__vxlan_peer_lines "$host" "$peer"
 	done
+}
+
+# lab__vxlan_peer_lines HOST PEER: the FDB entries of HOST's vxlan0 for the VTEP of PEER.
+lab__vxlan_peer_lines() {
+	local h=$LAB_P-$1 peer=$2 mac
+	# broadcast and unknown unicast (all of it with --fdb flood): one copy per VTEP
+	echo "bridge -n $h fdb append 00:00:00:00:00:00 dev vxlan0 dst $(lab_host_ul_ip "$peer")"
+	[[ $LAB_OPT_FDB == unicast ]] || return 0
+	for mac in $(lab_host_vtep_macs "$peer"); do
+		echo "bridge -n $h fdb add $mac dev vxlan0 dst $(lab_host_ul_ip "$peer") static"
+	done
+}
+
+# lab__host_ul_lines HOST: the commands that join HOST to the underlay bridge (ul0, with
+# its underlay address; --underlay bridge).
+lab__host_ul_lines() {
+	local host=$1 h=$LAB_P-$1 n
+	n=$(lab__hex2 "$(lab__host_num "$host")")
+	cat <<-EOF
+		ip -n $h link add ul0 address 02:00:ac:1f:00:$n type veth peer name ul-$host address 02:00:ac:1f:01:$n netns $LAB_UL
+		ip -n $LAB_UL link set ul-$host master ulbr0
+		ip -n $LAB_UL link set ul-$host up
+		ip -n $h addr add $(lab_host_ul_ip "$host")/24 dev ul0
+		ip -n $h link set ul0 up
+	EOF
+}
+
+# lab__host_mgmt_lines HOST: the commands that join HOST to the management network (mg0).
+lab__host_mgmt_lines() {
+	local host=$1 h=$LAB_P-$1 n
+	n=$(lab__hex2 "$(lab__host_num "$host")")
+	cat <<-EOF
+		# host $host: management veth
+		ip -n $h link add mg0 address 02:00:0a:fe:00:$(lab__hex2 $((0x10 + 0x$n))) type veth peer name mg-$host netns $LAB_MGMT
+		ip -n $LAB_MGMT link set mg-$host master mgbr0
+		ip -n $LAB_MGMT link set mg-$host up
+		ip -n $h addr add $(lab_host_mgmt_ip "$host")/24 dev mg0
+		ip -n $h link set mg0 up
+	EOF
 }
 
 # The commands that build the network, one a line (for lab__run_lines).
 lab__net_lines() {
-	local ns h n host mgip ipaddr mac port inst
+	local ns h n host ipaddr mac port inst
 	for ns in "${LAB_NAMESPACES[@]}"; do
 		echo "ip netns add $ns"
 	done
@@ -618,27 +670,12 @@ lab__net_lines() {
 			ip -n $LAB_UL link set ulbr0 up
 		EOF
 		for host in "${LAB_HOSTS[@]}"; do
-			h=$LAB_P-$host n=$(lab__hex2 "$(lab__host_num "$host")")
-			cat <<-EOF
-				ip -n $h link add ul0 address 02:00:ac:1f:00:$n type veth peer name ul-$host address 02:00:ac:1f:01:$n netns $LAB_UL
-				ip -n $LAB_UL link set ul-$host master ulbr0
-				ip -n $LAB_UL link set ul-$host up
-				ip -n $h addr add $(lab_host_ul_ip "$host")/24 dev ul0
-				ip -n $h link set ul0 up
-			EOF
+			lab__host_ul_lines "$host"
 		done
 	fi
 	for host in "${LAB_HOSTS[@]}"; do
 		h=$LAB_P-$host n=$(lab__hex2 "$(lab__host_num "$host")")
-		mgip=$(lab_host_mgmt_ip "$host")
-		cat <<-EOF
-			# host $host: management veth
-			ip -n $h link add mg0 address 02:00:0a:fe:00:$(lab__hex2 $((0x10 + 0x$n))) type veth peer name mg-$host netns $LAB_MGMT
-			ip -n $LAB_MGMT link set mg-$host master mgbr0
-			ip -n $LAB_MGMT link set mg-$host up
-			ip -n $h addr add $mgip/24 dev mg0
-			ip -n $h link set mg0 up
-		EOF
+		lab__host_mgmt_lines "$host"
 		# host: VXLAN over the underlay (its FDB by --fdb), a bridge joining it with the
 		# ports (or, on gw, with the gateway's overlay address)
 		lab__vxlan_lines "$host"
@@ -701,10 +738,11 @@ lab_port_instance() {
 	esac
 }
 
-# lab_instance_ip INSTANCE: i1..i4 -> 10.100.0.1..4, iKP -> 10.100.0.KP; lab_instance_mac:
+# lab_instance_ip INSTANCE: i1..i4 -> 10.100.0.1..4, iKP -> 10.100.0.KP (or the address
+# LAB_INSTANCE_IP gives a readdressed instance); lab_instance_mac:
 # 02:00:0a:64:00 and the address's last byte; lab_instance_host INSTANCE: h1, h2 or hK;
 # lab_instance_ns INSTANCE: its namespace.
-lab_instance_ip() { echo "10.100.0.${1#i}"; }
+lab_instance_ip() { echo "${LAB_INSTANCE_IP[$1]:-10.100.0.${1#i}}"; }
 lab_instance_mac() { echo "02:00:0a:64:00:$(lab__hex2 "${1#i}")"; }
 lab_instance_host() {
 	case $1 in i1 | i3) echo h1 ;; i2 | i4) echo h2 ;; i[3-9][12]) echo "h${1:1:1}" ;; esac
@@ -875,7 +913,7 @@ lab__metrics_line() {
 }
 
 lab__write_configs() {
-	local host url t port
+	local host t
 	{
 		echo "# dyetrace-analyzer, written by test/lab/lab.sh"
 		echo "listen = \"$LAB_ANALYZER_URL\";   # collectors connect here"
@@ -914,27 +952,42 @@ lab__write_configs() {
 		mkdir -p "$LAB_DIR/collector-c2"
 	fi
 	for host in "${LAB_HOSTS[@]}"; do
-		url=$(lab_host_collector_url "$host")
-		{
-			echo "# dyetrace-agent for host $host, written by test/lab/lab.sh"
-			echo "node = \"$host\";"
-			echo "collector = \"$url\";"
-			echo "spool_dir = \"$LAB_DIR/spool-$host\";   # batches the collector did not take yet"
-			lab__metrics_line "agent-$host"
-			echo "interfaces = ("
-			if [[ $host == gw ]]; then
-				echo "	{ name = \"ul0\"; role = \"uplink\"; },"
-				echo "	{ name = \"ext0\"; role = \"gateway\"; vni = $LAB_VNI; }"
-			else
-				for port in $(lab_host_ports "$host"); do
-					echo "	{ name = \"$port\"; role = \"port\"; vni = $LAB_VNI;"
-					echo "	  instances = [ \"$(lab_instance_ip "$(lab_port_instance "$host" "$port")")\" ]; },"
-				done
-				echo "	{ name = \"ul0\"; role = \"uplink\"; }"
-			fi
-			echo ");"
-		} >"$LAB_DIR/$host.conf"
+		lab__write_agent_conf "$host"
 	done
+}
+
+# lab__write_agent_conf HOST: $LAB_DIR/HOST.conf, the configuration of HOST's agent: its
+# ports (with their instances' addresses) and ul0 as uplink; on gw ext0 as gateway.
+lab__write_agent_conf() {
+	local host=$1 url port
+	url=$(lab_host_collector_url "$host")
+	{
+		echo "# dyetrace-agent for host $host, written by test/lab/lab.sh"
+		echo "node = \"$host\";"
+		echo "collector = \"$url\";"
+		echo "spool_dir = \"$LAB_DIR/spool-$host\";   # batches the collector did not take yet"
+		lab__metrics_line "agent-$host"
+		echo "interfaces = ("
+		if [[ $host == gw ]]; then
+			echo "	{ name = \"ul0\"; role = \"uplink\"; },"
+			echo "	{ name = \"ext0\"; role = \"gateway\"; vni = $LAB_VNI; }"
+		else
+			for port in $(lab_host_ports "$host"); do
+				echo "	{ name = \"$port\"; role = \"port\"; vni = $LAB_VNI;"
+				echo "	  instances = [ \"$(lab_instance_ip "$(lab_port_instance "$host" "$port")")\" ]; },"
+			done
+			echo "	{ name = \"ul0\"; role = \"uplink\"; }"
+		fi
+		echo ");"
+	} >"$LAB_DIR/$host.conf"
+}
+
+# lab_agent_start HOST: starts HOST's agent (its configuration written) and waits until
+# it is ready (a restart after lab_bg_stop agent-HOST, or a host added to a running lab).
+lab_agent_start() {
+	lab_bg "agent-$1" "$LAB_P-$1" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/$1.conf" || return 1
+	lab__wait "agent-$1" "DT-AGENT-READY in agent-$1.log" lab__agent_ready "agent-$1" || return 1
+	lab_log "agent $1 ready (pid $(lab_pid "agent-$1"))"
 }
 
 # lab_host_collector_url HOST: the collector HOST's agent reports to (h2, h4, ... to c2
