@@ -958,6 +958,7 @@ static void summarise(const struct pair *p, size_t n, struct stat_pos *out)
 	out->st.to = p[0].to->at;
 	out->st.min_ns = UINT64_MAX;
 	out->st.branch = p[0].branch;
+	out->st.direction = p[0].dir;
 	out->dir = p[0].dir;
 	for (i = 0; i < n; i++) {
 		double x = (double)p[i].lat_ns;

@@ -415,6 +415,7 @@ static void json_stat(struct jw *w, const struct dt_hop_stat *s)
 	jw_double(w, "stddev_ns", s->stddev_ns);
 	jw_double(w, "variance_ns2", s->stddev_ns * s->stddev_ns);
 	jw_str(w, "branch", dt_branch_name(s->branch), SIZE_MAX);
+	jw_str(w, "direction", dt_direction_name(s->direction), SIZE_MAX);
 	jw_close(w, '}');
 }
 
@@ -620,15 +621,18 @@ static int ref_str(const struct dt_hop_ref *r, char *buf, size_t len)
 
 #define REF_STR_MAX (DT_NAME_MAX + DT_IFNAME_MAX + 16)
 
-/* Hop pairs of copies are marked in the latency table. */
+/* Hop pairs of replies and of copies are marked in the latency table. */
 static const char *stat_mark(const struct dt_hop_stat *s)
 {
+	if (s->direction == DT_DIR_REPLY) {
+		return s->branch == DT_BRANCH_COPY ? "(reply, copy) " : "(reply) ";
+	}
 	return s->branch == DT_BRANCH_COPY ? "(copy) " : "";
 }
 
 static void text_stats(FILE *f, const struct dt_report *r)
 {
-	char from[REF_STR_MAX], to[REF_STR_MAX], pair[2 * REF_STR_MAX + 16];
+	char from[REF_STR_MAX], to[REF_STR_MAX], pair[2 * REF_STR_MAX + 32];
 	int width = (int)strlen("from -> to");
 	uint32_t i;
 

@@ -53,7 +53,7 @@
 #define N_HOP 16     /* hop place, ts_ns, saddr .. dport, cap_link, cap, parent, branch,
 		      * copy_end, drop_reason, drop_name, drop_where */
 #define N_PACKET 17  /* ip_id .. drop_where, [hop...], dest_known, n_copies */
-#define N_STAT 8     /* from, to, count, min, max, mean, stddev, branch */
+#define N_STAT 9     /* from, to, count, min, max, mean, stddev, branch, direction */
 #define N_COPY_ROW 5 /* [place], direction, end, count, reason */
 #define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
 #define N_VERDICT 9 /* judged .. in_flight, [place], reason, sentence, dest_unknown */
@@ -692,6 +692,7 @@ static void put_stat(struct enc *e, const struct dt_hop_stat *s)
 	put_double(e, s->mean_ns);
 	put_double(e, s->stddev_ns);
 	put_below(e, s->branch, DT_BRANCH_MAX);
+	put_below(e, s->direction, DT_DIR_MAX);
 }
 
 /* [[node, ifname, hook], direction, end, count, reason] */
@@ -1419,6 +1420,7 @@ static void get_stat(struct dec *d, const msgpack_object *o, struct dt_hop_stat 
 	s->mean_ns = get_double(d, &f[5]);
 	s->stddev_ns = get_double(d, &f[6]);
 	s->branch = get_below(d, &f[7], DT_BRANCH_MAX);
+	s->direction = get_below(d, &f[8], DT_DIR_MAX);
 }
 
 static void get_copy_row(struct dec *d, const msgpack_object *o, struct dt_copy_row *c)

@@ -475,11 +475,12 @@ struct dt_packet_path {
 };
 
 /*
- * Latency between a hop and the hop it followed (its parent), over all packets that took
- * both on the same kind of branch:
- * [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns, branch]
+ * Latency between a hop and the hop it followed (its parent), over all packets of one
+ * direction that took both on the same kind of branch:
+ * [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns, branch, direction]
  * mean_ns and stddev_ns are msgpack floats (double). branch (enum dt_branch): the pair is
  * on destination branches, or on copies (a pair whose to hop is on a copy branch).
+ * direction: enum dt_direction.
  */
 struct dt_hop_stat {
 	struct dt_hop_ref from;
@@ -489,7 +490,8 @@ struct dt_hop_stat {
 	uint64_t max_ns;
 	double mean_ns;
 	double stddev_ns;
-	uint8_t branch; /* enum dt_branch */
+	uint8_t branch;    /* enum dt_branch */
+	uint8_t direction; /* enum dt_direction */
 };
 
 /*

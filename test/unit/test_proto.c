@@ -319,6 +319,7 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 		s->mean_ns = 25000.125 + j;
 		s->stddev_ns = j == 0 ? 0.0 : 1234.5;
 		s->branch = j == 2 ? DT_BRANCH_COPY : DT_BRANCH_DEST;
+		s->direction = j == 1 ? DT_DIR_REPLY : DT_DIR_REQUEST;
 	}
 	r->lost[DT_LOSS_RING_FULL] = 1;
 	r->lost[DT_LOSS_QUEUE_FULL] = 2;
@@ -1402,6 +1403,7 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 		cr_assert_eq(s->mean_ns, t->mean_ns); /* doubles travel exactly */
 		cr_assert_eq(s->stddev_ns, t->stddev_ns);
 		cr_assert_eq(s->branch, t->branch);
+		cr_assert_eq(s->direction, t->direction);
 	}
 	cr_assert_arr_eq(a->lost, b->lost, sizeof(a->lost));
 	cr_assert_eq(a->n_rows, b->n_rows);
@@ -1872,6 +1874,9 @@ Test(encode, report_loss_refusals)
 	r.stats[1].branch = DT_BRANCH_MAX;
 	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
 	r.stats[1].branch = DT_BRANCH_DEST;
+	r.stats[1].direction = DT_DIR_MAX;
+	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
+	r.stats[1].direction = DT_DIR_REPLY;
 	r.copy_rows[0].end = DT_COPY_NONE; /* a copy row says how the copies ended */
 	EXPECT_ENCODE_FAILS(dt_report_encode(sb, &r), DT_PROTO_ERANGE);
 	r.copy_rows[0].end = DT_COPY_MAX;
@@ -2576,6 +2581,9 @@ Test(malformed, report_fields)
 		{"stddev inf", {4, 1, 6, END}, OP_F64, .f = INFINITY, .expect = DT_PROTO_ERANGE},
 		{"stddev bool", {4, 1, 6, END}, OP_BOOL, .expect = DT_PROTO_ETYPE},
 		{"stat of v3 (7)", {4, 1, END}, OP_RESIZE, 7, .expect = DT_PROTO_ELENGTH},
+		{"stat long", {4, 1, END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
+		{"stat direction 2", {4, 1, 8, END}, OP_UINT, DT_DIR_MAX, .expect = DT_PROTO_ERANGE},
+		{"stat direction 1", {4, 0, 8, END}, OP_UINT, DT_DIR_REPLY, .expect = 0},
 		{"stat branch 2", {4, 1, 7, END}, OP_UINT, DT_BRANCH_MAX, .expect = DT_PROTO_ERANGE},
 		{"stat branch 1", {4, 0, 7, END}, OP_UINT, DT_BRANCH_COPY, .expect = 0},
 		{"verdict dest_unknown negative", {7, 8, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},

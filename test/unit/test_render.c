@@ -417,11 +417,13 @@ Test(render, report_json)
 				       "\"pt1\",\"hook\":\"port-in\"},\"to\":{\"node\":\"h1\","
 				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\"},\"count\":3,"
 				       "\"min_ns\":12300,\"max_ns\":12300,\"mean_ns\":12300.000,"
-				       "\"stddev_ns\":0.000,\"variance_ns2\":0.000,\"branch\":\"destination\"}"),
+				       "\"stddev_ns\":0.000,\"variance_ns2\":0.000,\"branch\":\"destination\","
+				       "\"direction\":\"request\"}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"count\":2,\"min_ns\":3100,\"max_ns\":3300,"
 				       "\"mean_ns\":3200.000,\"stddev_ns\":81.650,"
-				       "\"variance_ns2\":6666.667,\"branch\":\"destination\"}"),
+				       "\"variance_ns2\":6666.667,\"branch\":\"destination\","
+				       "\"direction\":\"request\"}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"lost\":{\"ring-full\":11,\"queue-full\":22,"
 				       "\"bad-version\":33,\"rejected\":44"),
