@@ -182,6 +182,7 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	w->tuple = s->tuple;
 	w->task_id = s->task_id;
 	w->ip_id = s->ip_id;
+	w->frag = s->frag;
 	w->ident = s->ident;
 	w->len = s->len;
 	w->outer_saddr = s->outer_saddr;
@@ -313,7 +314,7 @@ static void log_stats(struct agent *a, const char *id)
 		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu lost_spool_full=%llu "
 		"spooled=%llu armed=%u samples_read=%llu batches_built=%llu budget_spent=%llu "
-		"rate_limited=%llu",
+		"rate_limited=%llu frag_colored=%llu frag_orphan=%llu recolored=%llu",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
 		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR], (unsigned long long)cnt[DT_CNT_DROPS],
@@ -330,7 +331,9 @@ static void log_stats(struct agent *a, const char *id)
 		st.armed, (unsigned long long)st.samples_read,
 		(unsigned long long)st.batch_sizes.count,
 		(unsigned long long)cnt[DT_CNT_BUDGET_SPENT],
-		(unsigned long long)cnt[DT_CNT_RATE_LIMITED]);
+		(unsigned long long)cnt[DT_CNT_RATE_LIMITED],
+		(unsigned long long)cnt[DT_CNT_FRAG_COLORED], (unsigned long long)cnt[DT_CNT_FRAG_ORPHAN],
+		(unsigned long long)cnt[DT_CNT_RECOLORED]);
 }
 
 /*
@@ -361,6 +364,15 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 		 "Colored packets at a gateway without a conntrack entry.", DT_CNT_NAT_NO_CT},
 		{"dyetrace_agent_color_write_failures_total",
 		 "Packets whose color could not be written or removed.", DT_CNT_WRITE_FAIL},
+		{"dyetrace_agent_fragments_colored_total",
+		 "Later fragments colored at a first hop after their datagram's first.",
+		 DT_CNT_FRAG_COLORED},
+		{"dyetrace_agent_fragments_orphan_total",
+		 "Later fragments seen at a port with no traced first fragment (left uncolored).",
+		 DT_CNT_FRAG_ORPHAN},
+		{"dyetrace_agent_fragments_recolored_total",
+		 "Fragments of a traced datagram colored again after the kernel refragmented it.",
+		 DT_CNT_RECOLORED},
 	};
 	struct agent *a = arg;
 	struct agent_stats st;

@@ -89,6 +89,8 @@ struct pkt {
 	struct dt_packet_path p;
 	size_t key;	 /* rank in packet key order: a deterministic tie-break */
 	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
+	bool member;	 /* a fragment counted through its datagram's first (aggregate_datagrams()) */
+	const struct pkt *lost; /* for a datagram: the fragment whose loss decides its place */
 	int drop_hop;	 /* index of the fatal drop hop in p.hops, or -1 */
 	uint64_t reason; /* the fatal drop's reason key (see REASON_*) */
 };
@@ -206,6 +208,7 @@ static int cmp_packet_key(const struct dt_obs *a, const struct dt_obs *b)
 	CMP(ta->vni, tb->vni);
 	CMP(a->ip_id, b->ip_id);
 	CMP(a->ident, b->ident);
+	CMP(a->frag & DT_FRAG_OFFSET, b->frag & DT_FRAG_OFFSET);
 	return 0;
 }
 
@@ -862,6 +865,7 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	p->len = v[root].o->len; /* as seen at the first hop */
 	p->direction = v[0].o->dir;
 	p->tuple = v[0].o->canon;
+	p->frag = v[root].o->frag;
 
 	d = v[best].o;
 	p->dest_known = (end[best] == END_DELIVERED && d->hook == DT_HOOK_GW_OUT) ||
@@ -883,6 +887,108 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	} else {
 		p->fate = DT_FATE_VANISHED;
 	}
+	p->datagram_fate = p->fate;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Datagrams of fragments */
+
+/* The fragment's offset and payload, in bytes (IPv4 options are not counted: rare). */
+static uint32_t frag_start(const struct pkt *k)
+{
+	return (uint32_t)(k->p.frag & DT_FRAG_OFFSET) * 8;
+}
+
+static uint32_t frag_end(const struct pkt *k)
+{
+	return frag_start(k) + (k->p.len > 20 ? k->p.len - 20 : 0);
+}
+
+static int cmp_frag(const void *pa, const void *pb)
+{
+	const struct pkt *a = *(const struct pkt *const *)pa;
+	const struct pkt *b = *(const struct pkt *const *)pb;
+	int c;
+
+	CMP(a->p.direction, b->p.direction);
+	c = memcmp(&a->p.tuple, &b->p.tuple, sizeof(a->p.tuple));
+	if (c != 0) {
+		return c;
+	}
+	CMP(a->p.ip_id, b->p.ip_id);
+	CMP(a->p.ident, b->p.ident);
+	CMP(frag_start(a), frag_start(b));
+	return 0;
+}
+
+/*
+ * Judges one datagram from its fragments f[0..n), by offset: delivered only when every
+ * fragment was and they cover it (from offset 0 to one without more fragments following);
+ * else the fate of its first fragment (by offset) not delivered, lost where that one was;
+ * a datagram whose fragments were all delivered but do not cover it (a fragment nobody
+ * saw: one that overtook its first fragment at the first hop, which colors it only after)
+ * vanished. The first fragment carries the datagram; the others are members.
+ */
+static void judge_datagram(struct pkt **f, size_t n)
+{
+	const struct pkt *worst = NULL;
+	bool covered = true, last = false;
+	uint32_t next = 0;
+	uint8_t fate;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (frag_start(f[i]) > next) {
+			covered = false;
+		}
+		if (frag_end(f[i]) > next) {
+			next = frag_end(f[i]);
+		}
+		last = last || !(f[i]->p.frag & DT_FRAG_MF);
+		if (!worst && f[i]->p.fate != DT_FATE_DELIVERED) {
+			worst = f[i];
+		}
+	}
+	fate = worst ? worst->p.fate : covered && last ? DT_FATE_DELIVERED : DT_FATE_VANISHED;
+	for (i = 0; i < n; i++) {
+		f[i]->p.datagram_fate = fate;
+		f[i]->member = i > 0;
+		f[i]->lost = worst;
+	}
+}
+
+/* Groups the fragments among pk[0..n_pk) into datagrams and judges each. */
+static int aggregate_datagrams(struct pkt *pk, size_t n_pk)
+{
+	struct pkt **v;
+	size_t i, j, m = 0;
+
+	for (i = 0; i < n_pk; i++) {
+		m += pk[i].p.frag != 0;
+	}
+	if (m == 0) {
+		return 0;
+	}
+	if (!(v = malloc(m * sizeof(*v)))) {
+		return -ENOMEM;
+	}
+	m = 0;
+	for (i = 0; i < n_pk; i++) {
+		if (pk[i].p.frag) {
+			v[m++] = &pk[i];
+		}
+	}
+	qsort(v, m, sizeof(*v), cmp_frag);
+	for (i = 0; i < m; i = j) {
+		for (j = i + 1; j < m && v[j]->p.direction == v[i]->p.direction &&
+				v[j]->p.ip_id == v[i]->p.ip_id && v[j]->p.ident == v[i]->p.ident &&
+				memcmp(&v[j]->p.tuple, &v[i]->p.tuple, sizeof(v[i]->p.tuple)) == 0;
+		     j++) {
+		}
+		judge_datagram(&v[i], j - i);
+	}
+	free(v);
 	return 0;
 }
 
@@ -1437,8 +1543,11 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 	for (i = 0; i < n_pk; i++) {
 		const struct dt_packet_path *p = &pk[i].p;
 
+		if (pk[i].member) {
+			continue; /* a fragment: its datagram counts once */
+		}
 		dirs[p->direction < DT_DIR_MAX ? p->direction : 0] = true;
-		switch (p->fate) {
+		switch (p->datagram_fate) {
 		case DT_FATE_DELIVERED:
 			vd->delivered++;
 			break;
@@ -1490,15 +1599,19 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 	for (i = 0; i < n_pk; i++) {
 		const struct pkt *k = &pk[i];
 		struct loss_rec *r;
+		uint8_t fate = k->p.datagram_fate;
 
-		if (k->p.fate != DT_FATE_DROPPED && k->p.fate != DT_FATE_VANISHED) {
+		if (k->member || (fate != DT_FATE_DROPPED && fate != DT_FATE_VANISHED)) {
 			continue;
+		}
+		if (k->lost) {
+			k = k->lost; /* where the datagram's first missing fragment was lost */
 		}
 		r = &rec[m++];
 		r->dir = k->p.direction;
-		r->kind = k->p.fate;
+		r->kind = fate;
 		r->reason = REASON_NONE;
-		if (k->p.fate == DT_FATE_DROPPED) {
+		if (fate == DT_FATE_DROPPED && k->drop_hop >= 0) {
 			r->pos = (uint32_t)k->drop_hop;
 			r->at = &k->p.hops[k->drop_hop].at;
 			r->after = k->drop_hop > 0 ? &k->p.hops[k->drop_hop - 1].at : NULL;
@@ -1551,7 +1664,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	struct dt_verdict verdict;
 	uint32_t n_stats = 0, n_rows = 0, n_copy_rows = 0;
 	uint64_t colored = 0, delivered = 0;
-	size_t i, j, n_pk = 0, built = 0, n_pairs = 0, n_listed;
+	size_t i, j, m, n_pk = 0, built = 0, n_pairs = 0, n_listed;
 	int err = -ENOMEM;
 
 	if (n > 0) {
@@ -1601,6 +1714,23 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 
 	if (n_pk > 0) {
 		qsort(pk, n_pk, sizeof(*pk), cmp_pkt_ts);
+	}
+	if ((err = aggregate_datagrams(pk, n_pk)) != 0) {
+		goto out;
+	}
+	/* A datagram counts once, as its first fragment, with its datagram's fate. */
+	colored = delivered = 0;
+	for (i = 0; i < n_pk; i++) {
+		if (pk[i].member) {
+			continue;
+		}
+		delivered += pk[i].p.datagram_fate == DT_FATE_DELIVERED;
+		for (m = 0; m < pk[i].p.n_hops; m++) {
+			if (is_first_hop(pk[i].p.hops[m].at.hook)) {
+				colored++;
+				break;
+			}
+		}
 	}
 	if ((err = build_stats(pk, n_pk, n_pairs, &stats, &n_stats)) != 0 ||
 	    (err = build_rows(ctx->strs, pk, n_pk, n_pairs + n_pk, &rows, &n_rows)) != 0 ||

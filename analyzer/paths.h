@@ -62,6 +62,7 @@ struct dt_obs {
 	uint8_t dir; /* enum dt_direction */
 	uint8_t cap_link; /* enum dt_cap_link */
 	uint16_t cap_len;
+	uint16_t frag; /* DT_FRAG_MF | offset (8-byte units); 0: not a fragment */
 	uint8_t cap[DT_CAP_MAX];
 };
 

@@ -363,6 +363,15 @@ static void json_packet(struct jw *w, const struct dt_packet_path *p)
 	}
 	jw_bool(w, "destination_known", p->dest_known);
 	jw_u64(w, "copies", p->n_copies);
+	if (p->frag) {
+		jw_obj(w, "fragment");
+		jw_u64(w, "offset_bytes", (uint64_t)(p->frag & DT_FRAG_OFFSET) * 8);
+		jw_bool(w, "more", p->frag & DT_FRAG_MF);
+		jw_close(w, '}');
+	} else {
+		jw_null(w, "fragment");
+	}
+	jw_str(w, "datagram_fate", dt_fate_name(p->datagram_fate), SIZE_MAX);
 	jw_arr(w, "hops");
 	for (i = 0; i < p->n_hops; i++) {
 		const struct dt_hop *h = &p->hops[i];
@@ -871,6 +880,11 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		dt_direction_name(p->direction), p->ip_id, p->ident, p->len,
 		p->n_hops ? dt_render_time(p->hops[0].ts_ns, when, sizeof(when)) : "no hops",
 		dt_fate_name(p->fate));
+	if (p->frag) {
+		fprintf(f, ", fragment at byte %u%s (datagram %s)", (p->frag & DT_FRAG_OFFSET) * 8,
+			p->frag & DT_FRAG_MF ? ", more follow" : ", the last",
+			dt_fate_name(p->datagram_fate));
+	}
 	if (p->n_copies) {
 		fprintf(f, ", %" PRIu32 " cop%s for other hosts", p->n_copies,
 			p->n_copies == 1 ? "y" : "ies");

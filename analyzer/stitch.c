@@ -25,12 +25,14 @@ enum slot_kind {
 	SLOT_EXACT,   /* a task key with ports */
 	SLOT_ANYPORT, /* a task key without ports (stored with ports 0) */
 	SLOT_NAT,     /* a learned translation */
+	SLOT_FRAG,    /* a first fragment attributed (key: addresses, proto, sport = ip_id) */
 };
 
 struct dt_tmap_slot {
 	struct dt_tuple key;	/* padding zeroed */
 	struct dt_tuple inside; /* SLOT_NAT: the tuple inside the NAT */
 	uint32_t task_id;
+	uint32_t ident; /* SLOT_FRAG: the datagram's ident */
 	uint8_t kind;
 	uint8_t dir;
 };
@@ -40,6 +42,8 @@ struct match {
 	struct dt_task *task;
 	uint8_t dir;
 	struct dt_tuple canon;
+	bool frag;      /* a later fragment: ident is its datagram's */
+	uint32_t ident;
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -344,6 +348,57 @@ static void learn(struct dt_stitch *st, const struct dt_tuple *outside, const st
 	}
 }
 
+/* The key of the datagram a fragment seen as o belongs to (see stitch.h, step 4). */
+static void frag_key(const struct dt_obs *o, struct dt_tuple *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->saddr = o->tuple.saddr;
+	k->daddr = o->tuple.daddr;
+	k->proto = o->tuple.proto;
+	k->sport = o->ip_id;
+}
+
+/* Remembers a first fragment attributed as m, for its datagram's later fragments. */
+static void remember_frag(struct dt_stitch *st, const struct dt_obs *o, const struct match *m)
+{
+	struct dt_tmap_slot e;
+	const struct dt_tmap_slot *old;
+
+	memset(&e, 0, sizeof(e));
+	frag_key(o, &e.key);
+	e.kind = SLOT_FRAG;
+	e.task_id = m->task->id;
+	e.dir = m->dir;
+	e.inside = m->canon;
+	e.ident = o->ident;
+	old = tmap_find(&st->frags, &e.key, SLOT_FRAG);
+	if (old && old->task_id == e.task_id && old->dir == e.dir && old->ident == e.ident &&
+	    tuple_eq(&old->inside, &e.inside)) {
+		return;
+	}
+	if ((!old && st->frags.n >= DT_STITCH_MAX_NAT) || tmap_put(&st->frags, &e) != 0) {
+		st->nat_full++;
+	}
+}
+
+/* A later fragment: its datagram's first fragment, as seen at the same place. */
+static bool match_later_frag(const struct dt_stitch *st, const struct dt_obs *o, struct match *m)
+{
+	const struct dt_tmap_slot *s;
+	struct dt_tuple k;
+
+	frag_key(o, &k);
+	if (!(s = tmap_find(&st->frags, &k, SLOT_FRAG))) {
+		return false;
+	}
+	m->task = dt_tasks_find_active(st->tasks, s->task_id);
+	m->dir = s->dir;
+	m->canon = s->inside;
+	m->frag = true;
+	m->ident = s->ident;
+	return m->task != NULL;
+}
+
 /* Attributes in (see stitch.h), learning from it. False when nothing matches yet. */
 static bool attribute(struct dt_stitch *st, const struct dt_stitch_in *in, struct match *m)
 {
@@ -351,6 +406,11 @@ static bool attribute(struct dt_stitch *st, const struct dt_stitch_in *in, struc
 	bool nat = s->flags & DT_SAMPLE_F_NAT;
 	const struct dt_tuple *t = nat ? &in->orig : &s->tuple;
 	bool ok;
+
+	m->frag = false;
+	if (s->frag & DT_FRAG_OFFSET) {
+		return match_later_frag(st, s, m);
+	}
 
 	ok = match_hint(st, in->task_id, t, m) || match_tuple(st, t, m);
 	if (!ok && s->hook == DT_HOOK_DROP && t->vni == 0) {
@@ -367,6 +427,9 @@ static bool attribute(struct dt_stitch *st, const struct dt_stitch_in *in, struc
 	if (!ok && nat) {
 		/* orig belongs to nothing we know: maybe the tuple itself does. */
 		ok = match_tuple(st, &s->tuple, m);
+	}
+	if (ok && (s->frag & DT_FRAG_MF)) {
+		remember_frag(st, s, m);
 	}
 	return ok;
 }
@@ -397,6 +460,7 @@ void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, 
 	o->flags = w->flags;
 	o->cap_link = w->cap_link;
 	o->cap_len = w->cap_len <= DT_CAP_MAX ? w->cap_len : DT_CAP_MAX;
+	o->frag = w->frag;
 	memcpy(o->cap, w->cap, o->cap_len);
 	in->orig = w->orig;
 	in->task_id = w->task_id;
@@ -416,6 +480,7 @@ void dt_stitch_free(struct dt_stitch *st)
 {
 	tmap_free(&st->keys);
 	tmap_free(&st->nat);
+	tmap_free(&st->frags);
 	free(st->vnis);
 	free(st->held);
 	free(st->released);
@@ -465,6 +530,9 @@ static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const st
 
 	a.dir = m->dir;
 	a.canon = m->canon;
+	if (m->frag) {
+		a.ident = m->ident;
+	}
 	if (dt_task_add_obs(m->task, &a) != 0) {
 		st->nomem++;
 		return -ENOMEM;
@@ -718,6 +786,12 @@ static int lesson_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* What an observation teaches: a translation (NAT), or a first fragment. */
+static bool relearnable(const struct dt_obs *o)
+{
+	return (o->flags & DT_SAMPLE_F_NAT) || ((o->frag & DT_FRAG_MF) && !(o->frag & DT_FRAG_OFFSET));
+}
+
 int dt_stitch_relearn(struct dt_stitch *st)
 {
 	const struct dt_tasks *t = st->tasks;
@@ -727,7 +801,7 @@ int dt_stitch_relearn(struct dt_stitch *st)
 
 	for (i = 0; i < t->n; i++) {
 		for (k = 0; k < t->v[i]->n_obs; k++) {
-			n += (t->v[i]->obs[k].flags & DT_SAMPLE_F_NAT) != 0;
+			n += relearnable(&t->v[i]->obs[k]);
 		}
 	}
 	if (n == 0) {
@@ -741,7 +815,7 @@ int dt_stitch_relearn(struct dt_stitch *st)
 		struct dt_task *task = t->v[i];
 
 		for (k = 0; k < task->n_obs; k++) {
-			if (task->obs[k].flags & DT_SAMPLE_F_NAT) {
+			if (relearnable(&task->obs[k])) {
 				v[n] = (struct lesson){task->obs[k].ts_ns, n, task, &task->obs[k]};
 				n++;
 			}
@@ -754,6 +828,12 @@ int dt_stitch_relearn(struct dt_stitch *st)
 		struct dt_tuple outside = o->tuple;
 
 		if (o->dir >= DT_DIR_MAX) {
+			continue;
+		}
+		if ((o->frag & DT_FRAG_MF) && !(o->frag & DT_FRAG_OFFSET)) {
+			remember_frag(st, o, &m);
+		}
+		if (!(o->flags & DT_SAMPLE_F_NAT)) {
 			continue;
 		}
 		if (outside.vni == 0) { /* as attribute() filled it in */

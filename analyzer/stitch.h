@@ -20,7 +20,12 @@
  *  3. A drop sample with VNI 0 (the kernel does not know the VNI of every skb it frees) is
  *     matched as in 2 under each VNI some task uses; exactly one answer wins, several are
  *     ambiguous.
- *  4. What still matches nothing is held.
+ *  4. A later fragment of a datagram (offset > 0: no ports, no ident) is attributed like
+ *     its datagram's first fragment as seen at the same place (same addresses, protocol
+ *     and IPv4 id), taking its canonical tuple and ident, so that the fragments of one
+ *     datagram are one datagram to paths.h. Until that first fragment is attributed it
+ *     is held like any other sample.
+ *  5. What still matches nothing is held.
  *
  * The window closes when window_ms passed with no new sample, or, under a stream that
  * never pauses, when the oldest held sample has waited DT_STITCH_MAX_WAIT_WINDOWS windows.
@@ -119,6 +124,8 @@ struct dt_stitch {
 	uint32_t *vnis;	     /* the distinct VNIs of the task keys */
 	size_t n_vnis;
 	struct dt_tmap nat; /* learned translations: outside tuple -> inside */
+	struct dt_tmap frags; /* first fragments attributed: (addresses as seen, protocol,
+			       * IPv4 id) -> their task, direction, canonical tuple and ident */
 	dt_stitch_learn_fn on_learn; /* NULL: nobody is told */
 	void *on_learn_arg;
 
@@ -138,7 +145,8 @@ struct dt_stitch {
 	uint64_t after_end;  /* samples of a task that had just ended (its keys were still being
 			      * disarmed): let go and counted here, not as unmatched */
 	uint64_t learned;    /* translations learned or changed */
-	uint64_t nat_full;   /* translations not learned: the table is full */
+	uint64_t nat_full;   /* translations not learned (or first fragments not remembered):
+			      * the table is full */
 	uint64_t nomem;	     /* samples lost to an allocation failure (counted here only) */
 	uint64_t windows;    /* windows closed */
 };
@@ -186,8 +194,9 @@ int dt_stitch_restore_held(struct dt_stitch *st, uint64_t id, const struct dt_st
 			   uint64_t now_ms);
 
 /*
- * Learns the translations again from the observations of the active tasks (after a
- * restart, once they are restored), without counting them again. Returns 0 or -ENOMEM.
+ * Learns the translations (and the first fragments, stitch.h step 4) again from the
+ * observations of the active tasks (after a restart, once they are restored), without
+ * counting them again. Returns 0 or -ENOMEM.
  */
 int dt_stitch_relearn(struct dt_stitch *st);
 

@@ -33,7 +33,7 @@
 #include "stitch.h"
 #include "tasks.h"
 
-#define DT_TASKSTORE_LAYOUT 2
+#define DT_TASKSTORE_LAYOUT 3
 
 struct dt_taskstore;
 

@@ -15,7 +15,7 @@
 #ifndef DT_SAMPLE_H
 #define DT_SAMPLE_H
 
-#define DT_SAMPLE_VERSION 3
+#define DT_SAMPLE_VERSION 4
 
 /* The in-band color: the IPv4 header's reserved flag bit (RFC 791, "evil bit"),
  * host byte order, as found in iph->frag_off after bpf_ntohs(). Coloring it keeps
@@ -123,7 +123,8 @@ struct dt_sample {
 	struct dt_tuple tuple;
 	__u32 task_id;    /* known at the first hop only, else 0 */
 	__u16 ip_id;      /* inner IPv4 identification */
-	__u16 pad1;
+	__u16 frag;       /* inner IPv4 fragment: DT_FRAG_MF | offset in 8-byte units (host
+			   * order, as iph->frag_off without DF and the color); 0: not one */
 	__u32 ident;      /* see above */
 	__u32 len;        /* inner IPv4 total length */
 	__u32 outer_saddr; /* uplink hooks, encapsulated drops: outer IPv4 source, network order */
@@ -146,6 +147,13 @@ struct dt_sample {
 /* Set by the agent, never by the programs: a port-out sample whose destination address is
  * none of the instances the port lists (a flooded copy the instance will discard). */
 #define DT_SAMPLE_F_STRANGER 0x10
+/* The first hop colored this fragment again: the kernel reassembled the datagram and
+ * fragmented it anew (which clears the color), see dt_overlay_egress. */
+#define DT_SAMPLE_F_REFRAG 0x20
+
+/* dt_sample.frag: more fragments follow; the rest is the offset in 8-byte units. */
+#define DT_FRAG_MF 0x2000
+#define DT_FRAG_OFFSET 0x1fff
 
 /* Per-CPU counters exported by the data plane (index of the counters array). */
 enum dt_counter {
@@ -160,6 +168,11 @@ enum dt_counter {
 	DT_CNT_WRITE_FAIL,      /* a helper failed while writing or removing the color */
 	DT_CNT_BUDGET_SPENT,    /* matching packets left uncolored: the task's budget is spent */
 	DT_CNT_RATE_LIMITED,    /* matching packets left uncolored: over the task's rate */
+	DT_CNT_FRAG_COLORED,    /* later fragments colored after their datagram's first */
+	DT_CNT_FRAG_ORPHAN,     /* later fragments seen at a port with no first fragment known
+				 * (it came later, or the datagram is not traced): uncolored */
+	DT_CNT_RECOLORED,       /* fragments of a traced datagram colored again after the
+				 * kernel reassembled and refragmented it */
 	DT_CNT_MAX,
 };
 

@@ -151,6 +151,8 @@
 #define DT_EVENTS_DEFAULT_SIZE (4u << 20)
 #define DT_GW_ICMP_MAX 4096 /* ICMP echo flows through a gateway with an armed reply */
 #define DT_NAT_MAX 16384    /* translations of colored packets this node made, remembered */
+#define DT_FRAGS_MAX 4096   /* traced datagrams being fragmented at a first hop */
+#define DT_REFRAG_MAX 4096  /* fragments colored again, until their uplink sample */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -219,6 +221,42 @@ struct {
 	__type(value, struct dt_tuple);
 } dt_nat SEC(".maps");
 
+/* A traced datagram at its first hop: (saddr, daddr, proto, ip_id) -> its task's match. */
+struct dt_frag_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 ip_id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct dt_frag_val {
+	__u32 task_id;
+	__u8 flags; /* the first fragment's sample flags (FIRST_HOP, REPLY) */
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DT_FRAGS_MAX);
+	__type(key, struct dt_frag_key);
+	__type(value, struct dt_frag_val);
+} dt_frags SEC(".maps");
+
+/* Fragments dt_overlay_egress colored again: (datagram, frag) -> 1, for the uplink's flag. */
+struct dt_refrag_key {
+	struct dt_frag_key dg;
+	__u16 frag;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DT_REFRAG_MAX);
+	__type(key, struct dt_refrag_key);
+	__type(value, __u8);
+} dt_refrag SEC(".maps");
+
 volatile __u32 dt_armed_keys;
 volatile __u32 dt_anyport_tasks;
 volatile __u32 dt_filter_on;
@@ -261,7 +299,7 @@ static __always_inline struct dt_sample *dt_sample_begin(__u32 ifindex, __u8 hoo
 	s->tuple = pkt->tuple;
 	s->task_id = 0;
 	s->ip_id = pkt->ip_id;
-	s->pad1 = 0;
+	s->frag = pkt->frag_off & (DT_FRAG_MF | DT_FRAG_OFFSET);
 	s->ident = pkt->ident;
 	s->len = pkt->len;
 	s->outer_saddr = 0;
@@ -598,6 +636,49 @@ static __always_inline bool dt_nat_orig_kskb(struct sk_buff *kskb, const struct 
 	return true;
 }
 
+/* The datagram a fragment belongs to. */
+static __always_inline void dt_frag_key_of(const struct dt_pkt *pkt, struct dt_frag_key *k)
+{
+	k->saddr = pkt->tuple.saddr;
+	k->daddr = pkt->tuple.daddr;
+	k->ip_id = pkt->ip_id;
+	k->proto = pkt->tuple.proto;
+	k->pad = 0;
+}
+
+/*
+ * A later fragment (offset > 0: no L4 header, so no ports to match a task by) at a first
+ * hop: colored and sampled like its datagram's first fragment when that one was (dt_frags,
+ * filled below in port_ingress), without spending the task's budget or rate again (they
+ * count datagrams). Otherwise it stays uncolored (a color it came with goes) and counts in
+ * DT_CNT_FRAG_ORPHAN: a fragment that overtook its first fragment is not traced.
+ */
+static __always_inline int port_ingress_later_frag(struct __sk_buff *skb, __u32 ifindex,
+						   struct dt_pkt *pkt)
+{
+	struct dt_frag_key key;
+	struct dt_frag_val *dg;
+	struct dt_sample *s;
+
+	dt_frag_key_of(pkt, &key);
+	dg = bpf_map_lookup_elem(&dt_frags, &key);
+	if (!dg) {
+		dt_count(DT_CNT_FRAG_ORPHAN);
+		dt_entry_color(skb, pkt, NULL);
+		return 0;
+	}
+	if (!(pkt->frag_off & DT_COLOR_BIT) && dt_color_write(skb, pkt, true) != 0)
+		return 0;
+	dt_count(DT_CNT_FRAG_COLORED);
+	pkt->tuple.vni = dt_port_vni(ifindex);
+	s = dt_sample_begin(ifindex, DT_HOOK_PORT_IN, dg->flags, pkt);
+	if (s) {
+		s->task_id = dg->task_id;
+		dt_sample_submit_skb(s, skb);
+	}
+	return 0;
+}
+
 static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_task_val *task = NULL;
@@ -616,6 +697,8 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 		dt_entry_color(skb, &pkt, NULL);
 		return 0;
 	}
+	if (pkt.frag_off & DT_IP_OFFSET)
+		return port_ingress_later_frag(skb, ifindex, &pkt);
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;
@@ -632,6 +715,14 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 	if (s) {
 		s->task_id = task->task_id;
 		dt_sample_submit_skb(s, skb);
+	}
+	/* The first fragment of a datagram: its later fragments follow it. */
+	if (pkt.frag_off & DT_IP_MF) {
+		struct dt_frag_val dg = {.task_id = task->task_id, .flags = dt_entry_flags(task)};
+		struct dt_frag_key key;
+
+		dt_frag_key_of(&pkt, &key);
+		bpf_map_update_elem(&dt_frags, &key, &dg, BPF_ANY);
 	}
 	return 0;
 }

@@ -38,7 +38,8 @@
 #define N_SPEC 10    /* flags, tuple, budget, duration_s, rate_pps */
 #define N_ARM 10     /* task_id, flags, tuple, budget, rate_pps */
 #define N_TASK 20    /* id, state, spec, created_ns .. delivered, tenant .. ended_ns */
-#define N_SAMPLE 25  /* hook .. outer_daddr, orig (4), drop_reason .. drop_where, cap_link, cap */
+#define N_SAMPLE 26  /* hook .. outer_daddr, orig (4), drop_reason .. drop_where, cap_link, cap,
+		      * frag */
 #define N_BATCH 9    /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples, nodes */
 #define N_NODE 3     /* node, ctl_gen, [endpoint...] */
 #define N_ENDPOINT 2 /* vni, addr */
@@ -52,7 +53,8 @@
 #define N_HOP_REF 3  /* node, ifname, hook */
 #define N_HOP 16     /* hop place, ts_ns, saddr .. dport, cap_link, cap, parent, branch,
 		      * copy_end, drop_reason, drop_name, drop_where */
-#define N_PACKET 17  /* ip_id .. drop_where, [hop...], dest_known, n_copies */
+#define N_PACKET 19  /* ip_id .. drop_where, [hop...], dest_known, n_copies, frag,
+		      * datagram_fate */
 #define N_STAT 9     /* from, to, count, min, max, mean, stddev, branch, direction */
 #define N_COPY_ROW 5 /* [place], direction, end, count, reason */
 #define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
@@ -630,6 +632,7 @@ static void put_sample(struct enc *e, const struct dt_wire_sample *s, uint32_t n
 	put_str_index(e, s->drop_name, n_strings);
 	put_str_index(e, s->drop_where, n_strings);
 	put_cap(e, s->cap_link, s->cap_len, s->cap);
+	put_max(e, s->frag, DT_FRAG_MF | DT_FRAG_OFFSET);
 }
 
 /* [node, ifname, hook, ts_ns, saddr, daddr, sport, dport, cap_link, cap, parent, branch,
@@ -678,6 +681,8 @@ static void put_packet(struct enc *e, const struct dt_packet_path *p)
 	}
 	put_below(e, p->dest_known, 2);
 	put_uint(e, p->n_copies);
+	put_max(e, p->frag, DT_FRAG_MF | DT_FRAG_OFFSET);
+	put_below(e, p->datagram_fate, DT_FATE_MAX);
 }
 
 /* [[from...], [to...], count, min_ns, max_ns, mean_ns, stddev_ns] */
@@ -1345,6 +1350,7 @@ static void get_sample(struct dec *d, const msgpack_object *o, uint32_t n_ifaces
 	s->drop_name = get_str_index(d, &f[21], n_strings);
 	s->drop_where = get_str_index(d, &f[22], n_strings);
 	get_cap(d, &f[23], &s->cap_link, &s->cap_len, s->cap);
+	s->frag = get_uint(d, &f[25], DT_FRAG_MF | DT_FRAG_OFFSET);
 }
 
 /* Hop index of a packet; proto and vni come from the packet's tuple. */
@@ -1403,6 +1409,8 @@ static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_
 	}
 	p->dest_known = get_below(d, &f[15], 2);
 	p->n_copies = get_uint(d, &f[16], UINT32_MAX);
+	p->frag = get_uint(d, &f[17], DT_FRAG_MF | DT_FRAG_OFFSET);
+	p->datagram_fate = get_below(d, &f[18], DT_FATE_MAX);
 }
 
 static void get_stat(struct dec *d, const msgpack_object *o, struct dt_hop_stat *s)

@@ -191,7 +191,7 @@ int dt_msg_type(const void *buf, size_t len, enum dt_msg_type *type);
 /*
  * One sample on the wire: [hook, flags, iface, ts_ns, saddr, daddr, sport, dport, proto,
  * vni, task_id, ip_id, ident, len, outer_saddr, outer_daddr, orig_saddr, orig_daddr,
- * orig_sport, orig_dport, drop_reason, drop_name, drop_where, cap_link, cap]
+ * orig_sport, orig_dport, drop_reason, drop_name, drop_where, cap_link, cap, frag]
  * Addresses and ports are carried as unsigned integers in network byte order, exactly as
  * in struct dt_tuple. hook is 1..DT_HOOK_MAX-1, iface < the batch's n_ifaces (a drop on
  * an interface the agent does not attach to still names it: the agent adds it to the
@@ -200,7 +200,8 @@ int dt_msg_type(const void *buf, size_t len, enum dt_msg_type *type);
  * indices into the batch's strings, or DT_STR_NONE: the reason's name from the kernel's
  * BTF ("NETFILTER_DROP") and the symbolized location ("nf_hook_slow+0x8c"). cap_link is
  * enum dt_cap_link and cap a bin of at most DT_CAP_MAX bytes: the packet's first bytes at
- * this hop (empty, with DT_CAP_NONE, when nothing was captured).
+ * this hop (empty, with DT_CAP_NONE, when nothing was captured). frag: as in struct
+ * dt_sample (DT_FRAG_MF | offset in 8-byte units; 0 for a packet that is not a fragment).
  */
 struct dt_wire_sample {
 	uint8_t hook;
@@ -221,6 +222,7 @@ struct dt_wire_sample {
 	uint8_t cap_link; /* enum dt_cap_link */
 	uint16_t cap_len;
 	uint8_t cap[DT_CAP_MAX];
+	uint16_t frag;
 };
 
 /*
@@ -448,8 +450,8 @@ struct dt_hop {
 
 /*
  * One traced packet: [ip_id, ident, len, direction, fate, saddr, daddr, sport, dport,
- * proto, vni, drop_reason, drop_name, drop_where, [hop...], dest_known, n_copies],
- * hops as a tree (see struct dt_hop).
+ * proto, vni, drop_reason, drop_name, drop_where, [hop...], dest_known, n_copies, frag,
+ * datagram_fate], hops as a tree (see struct dt_hop).
  * tuple: the packet's flow in the task's terms (inside any NAT; for a reply, the task's
  * tuple reversed, with the actual ports of an any-port task). fate is decided by the
  * destination branch alone. When fate is DT_FATE_DROPPED the destination branch ends with
@@ -472,6 +474,10 @@ struct dt_packet_path {
 	struct dt_hop *hops; /* n_hops, malloc'd */
 	uint8_t dest_known;
 	uint32_t n_copies;
+	uint16_t frag;         /* DT_FRAG_MF | offset (8-byte units) at its first hop; 0: the
+				* packet is not a fragment */
+	uint8_t datagram_fate; /* enum dt_fate of its datagram: its own fate unless it is a
+				* fragment, see paths.h */
 };
 
 /*

@@ -554,7 +554,9 @@ static void assert_sample(const struct dt_sample *s, uint8_t hook, uint8_t flags
 	cr_expect_eq(s->len, pkt_ip_len(k), "len %u, want %u", s->len, pkt_ip_len(k));
 	cr_expect_eq(s->outer_saddr, htonl(osaddr));
 	cr_expect_eq(s->outer_daddr, htonl(odaddr));
-	cr_expect(s->pad0 == 0 && s->pad1 == 0 && s->pad2 == 0, "padding not zero");
+	cr_expect(s->pad0 == 0 && s->pad2 == 0, "padding not zero");
+	cr_expect_eq(s->frag, k->frag & (DT_FRAG_MF | DT_FRAG_OFFSET), "frag %#x, want %#x",
+		     s->frag, k->frag & (DT_FRAG_MF | DT_FRAG_OFFSET));
 	cr_expect(s->drop_reason == 0 && s->drop_location == 0, "drop fields %u %#llx",
 		  s->drop_reason, (unsigned long long)s->drop_location);
 	if (!(flags & DT_SAMPLE_F_NAT)) {
@@ -854,11 +856,12 @@ Test(port_in, portless_entry_without_wildcard_flag_is_exact)
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	drain();
 	cr_assert_eq(nsamples, 0);
+	/* A later fragment never matches a task by itself: only through its first fragment. */
 	run_pkt(skel->progs.dt_port_ingress, &frag, &r);
-	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	drain();
-	cr_assert_eq(nsamples, 1);
-	cr_assert_eq(samples[0].task_id, 5);
+	cr_assert_eq(nsamples, 0);
+	cr_expect_eq(counter(DT_CNT_FRAG_ORPHAN), 1);
 }
 
 /* A first fragment or unfragmented packet whose L4 header is cut short matches nothing,
@@ -878,26 +881,64 @@ Test(port_in, truncated_l4_matches_nothing)
 }
 
 /* A non-first fragment has no L4 header: ports 0, so only a wildcard task colors it. */
-Test(port_in, non_first_fragment_matches_wildcard_only)
+/*
+ * The later fragments of a traced datagram (no L4 header: no ports) are colored and
+ * sampled through their first fragment, whatever task kind; a later fragment whose first
+ * fragment was not traced (or has not come yet) is not, and is counted.
+ */
+Test(port_in, later_fragments_follow_their_first_fragment)
 {
-	struct pkt frag = with_frag(tcp_ab, 185);
+	struct pkt first = with_frag(tcp_ab, IP_MF), frag = with_frag(tcp_ab, IP_MF | 185);
+	struct pkt last = with_frag(tcp_ab, 370), other = with_frag(tcp_ab, 185);
 	struct result r;
 
+	other.ip_id = 0x4321;
 	arm(&tcp_ab, PORT_VNI, 0, 7);
 	run_pkt(skel->progs.dt_port_ingress, &frag, &r);
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
-	drain();
-	cr_assert_eq(nsamples, 0);
-
-	arm(&tcp_ab, PORT_VNI, DT_TASK_F_ANYPORT, 9);
+	cr_expect_eq(counter(DT_CNT_FRAG_ORPHAN), 1, "before its first fragment: not traced");
+	run_pkt(skel->progs.dt_port_ingress, &first, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
 	run_pkt(skel->progs.dt_port_ingress, &frag, &r);
 	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	run_pkt(skel->progs.dt_port_ingress, &last, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	run_pkt(skel->progs.dt_port_ingress, &other, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	drain();
-	cr_assert_eq(nsamples, 1);
-	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &frag, PORT_VNI, 9, 0, 0,
-		      r.t0, r.t1);
-	cr_assert_eq(samples[0].tuple.sport, 0);
-	cr_assert_eq(samples[0].ident, 0);
+	cr_assert_eq(nsamples, 3);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &first, PORT_VNI, 7, 0, 0,
+		      r.t0 - 1000000000ull, r.t1);
+	assert_sample(&samples[1], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &frag, PORT_VNI, 7, 0, 0,
+		      r.t0 - 1000000000ull, r.t1);
+	cr_expect_eq(samples[1].tuple.sport, 0);
+	cr_expect_eq(samples[1].ident, 0);
+	cr_expect_eq(samples[1].frag, DT_FRAG_MF | 185);
+	cr_expect_eq(samples[2].frag, 370);
+	cr_expect_eq(samples[2].task_id, 7);
+	cr_expect_eq(counter(DT_CNT_COLORED), 1, "one datagram");
+	cr_expect_eq(counter(DT_CNT_FRAG_COLORED), 2);
+	cr_expect_eq(counter(DT_CNT_FRAG_ORPHAN), 2);
+}
+
+/* Budgets and rates count datagrams: the later fragments of an admitted one are colored. */
+Test(port_in, a_budget_counts_datagrams_not_fragments)
+{
+	struct pkt first = with_frag(tcp_ab, IP_MF), last = with_frag(tcp_ab, 185);
+	struct pkt first2 = first;
+	struct result r;
+
+	first2.ip_id = 0x5555;
+	arm_limited(&tcp_ab, PORT_VNI, 0, 8, 1, 0);
+	run_pkt(skel->progs.dt_port_ingress, &first, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	run_pkt(skel->progs.dt_port_ingress, &last, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	run_pkt(skel->progs.dt_port_ingress, &first2, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 2);
+	cr_expect_eq(counter(DT_CNT_BUDGET_SPENT), 1);
 }
 
 /* A tenant cannot inject traced packets: a colored packet that matches nothing loses it. */

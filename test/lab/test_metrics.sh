@@ -354,7 +354,9 @@ AGENT_KEYS=(colored=dyetrace_agent_packets_colored_total sampled=dyetrace_agent_
 	'armed=dyetrace_agent_bpf_map_entries{map="dt_tasks"}' samples_read=dyetrace_agent_samples_read_total
 	batches_built=dyetrace_agent_batch_samples_count
 	'budget_spent=dyetrace_agent_packets_not_colored_total{reason="budget-spent"}'
-	'rate_limited=dyetrace_agent_packets_not_colored_total{reason="rate-limited"}')
+	'rate_limited=dyetrace_agent_packets_not_colored_total{reason="rate-limited"}'
+	frag_colored=dyetrace_agent_fragments_colored_total frag_orphan=dyetrace_agent_fragments_orphan_total
+	recolored=dyetrace_agent_fragments_recolored_total)
 COLLECTOR_KEYS=(batches_stored=dyetrace_collector_batches_stored_total
 	samples_stored=dyetrace_collector_samples_stored_total duplicates=dyetrace_collector_batches_duplicate_total
 	'malformed=sum(dyetrace_collector_requests_malformed_total)' store_errors=dyetrace_collector_batches_failed_total

@@ -1481,3 +1481,97 @@ Test(paths, a_port_out_to_another_instance_is_a_filtered_copy)
 		     DT_COPY_FILTERED);
 	report_clear(&r);
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Fragments: a datagram is delivered only when all of its fragments are */
+
+static const struct flow udp_flow = {0x0a640001, 0x0a640002, 40000, 6000, IPPROTO_UDP, 100};
+
+/* The four hops h1 -> h2 of one fragment (offset in 8-byte units, more, IP length). */
+static size_t add_frag(struct dt_obs *o, size_t n, uint16_t ip_id, uint64_t t0, uint16_t off,
+		       bool more, uint32_t len, bool lost_at_h2)
+{
+	size_t i, n0 = n;
+
+	n = add_packet(o, n, &udp_flow, ip_id, t0, 10000, 50000, 8000, 0, false);
+	if (lost_at_h2) {
+		n--; /* no port-out at h2: dropped after its uplink-in */
+		o[n++] = mk_drop(&udp_flow, ip_id, "h2", "br0", t0 + 65000, 6, "NETFILTER_DROP",
+				 "nf_hook_slow+0x8c");
+		o[n - 1].ident = 7u << 16 | ip_id;
+	}
+	for (i = n0; i < n; i++) {
+		o[i].frag = (uint16_t)(off | (more ? DT_FRAG_MF : 0));
+		o[i].len = len;
+	}
+	return n;
+}
+
+Test(paths, a_datagram_is_delivered_when_all_its_fragments_are)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	/* 4000 bytes of UDP in three fragments (1480 + 1480 + 1048 payload bytes). */
+	n = add_frag(o, n, 77, 1000000, 0, true, 1500, false);
+	n = add_frag(o, n, 77, 1000100, 185, true, 1500, false);
+	n = add_frag(o, n, 77, 1000200, 370, false, 1068, false);
+	shuffle(o, n, 11);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 3, "one packet per fragment");
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 1 of 1 packets delivered");
+	cr_expect_eq(r.task.colored, 1, "one datagram");
+	cr_expect_eq(r.task.delivered, 1);
+	for (i = 0; i < 3; i++) {
+		cr_expect_eq(r.packets[i].fate, DT_FATE_DELIVERED);
+		cr_expect_eq(r.packets[i].datagram_fate, DT_FATE_DELIVERED);
+		cr_expect_eq(r.packets[i].frag & DT_FRAG_OFFSET, 185 * i);
+	}
+	report_clear(&r);
+}
+
+Test(paths, a_datagram_whose_last_fragment_is_dropped_is_dropped_there)
+{
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	for (i = 0; i < 3; i++) {
+		uint16_t id = (uint16_t)(80 + i);
+		uint64_t t = 1000000 * (i + 1);
+
+		n = add_frag(o, n, id, t, 0, true, 1500, false);
+		n = add_frag(o, n, id, t + 100, 185, true, 1500, false);
+		n = add_frag(o, n, id, t + 200, 370, false, 1068, true);
+	}
+	shuffle(o, n, 5);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "3 of 3 packets dropped at h2/br0 (after h2/ul0 "
+					     "uplink-in), reason NETFILTER_DROP");
+	cr_expect_eq(r.verdict.judged, 3);
+	cr_expect_eq(r.task.delivered, 0);
+	for (i = 0; i < r.n_packets; i++) {
+		uint8_t own = (r.packets[i].frag & DT_FRAG_OFFSET) == 370 ? DT_FATE_DROPPED
+									  : DT_FATE_DELIVERED;
+
+		cr_expect_eq(r.packets[i].fate, own, "each fragment keeps its own fate");
+		cr_expect_eq(r.packets[i].datagram_fate, DT_FATE_DROPPED);
+	}
+	report_clear(&r);
+}
+
+Test(paths, a_datagram_missing_a_fragment_nobody_saw_vanished)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_frag(o, n, 90, 1000000, 0, true, 1500, false);
+	n = add_frag(o, n, 90, 1000200, 370, false, 1068, false); /* 185 never seen */
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.verdict.vanished, 1);
+	cr_expect_eq(r.verdict.judged, 1);
+	cr_expect_eq(r.packets[0].datagram_fate, DT_FATE_VANISHED);
+	report_clear(&r);
+}

@@ -186,6 +186,7 @@ static void set_packet(struct dt_packet_path *p, uint16_t ip_id, uint8_t fate, u
 	p->len = ICMP_IP_LEN;
 	p->direction = DT_DIR_REQUEST;
 	p->fate = fate;
+	p->datagram_fate = fate;
 	p->tuple.saddr = htonl(0x0a640001);
 	p->tuple.daddr = htonl(0x0a640002);
 	p->tuple.sport = htons(7);

@@ -83,6 +83,7 @@ static void mk_sample(struct dt_wire_sample *s, unsigned int i)
 	mk_tuple(&s->tuple, i);
 	s->task_id = i == 0 ? 0xFFFFFFFFu : 0;
 	s->ip_id = 0xFFFF - i;
+	s->frag = i == 2 ? DT_FRAG_MF | 185 : i == 3 ? DT_FRAG_OFFSET : 0; /* fragments */
 	s->ident = 0xDEADBEEF + i;
 	s->len = 84 + i;
 	if (s->hook == DT_HOOK_UPLINK_IN || s->hook == DT_HOOK_UPLINK_OUT || i == 1) {
@@ -298,6 +299,8 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 			}
 		}
 		p->dest_known = i % 2 == 0;
+		p->frag = k == 2 ? DT_FRAG_MF | 185 : 0;
+		p->datagram_fate = k == 2 ? DT_FATE_DROPPED : p->fate;
 		if (k == 0 && p->n_hops == 4) {
 			/* a tree: hop 2 is a bystander's copy, hop 3 hangs from hop 1 */
 			p->hops[2].branch = DT_BRANCH_COPY;
@@ -1390,6 +1393,8 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 		}
 		cr_assert_eq(p->dest_known, q->dest_known);
 		cr_assert_eq(p->n_copies, q->n_copies);
+		cr_assert_eq(p->frag, q->frag);
+		cr_assert_eq(p->datagram_fate, q->datagram_fate);
 	}
 	cr_assert_eq(a->n_stats, b->n_stats);
 	for (i = 0; i < a->n_stats; i++) {
@@ -2092,7 +2097,12 @@ Test(malformed, batch_fields)
 		{"65537 samples", {9, END}, OP_RESIZE, DT_BATCH_MAX_SAMPLES + 1,
 		  .expect = DT_PROTO_ELENGTH},
 		{"sample short", {9, 3, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"sample long", {9, 3, END}, OP_RESIZE, 24, .expect = DT_PROTO_ELENGTH},
+		{"sample long", {9, 3, END}, OP_RESIZE, 27, .expect = DT_PROTO_ELENGTH},
+		{"sample of v3 (25)", {9, 3, END}, OP_RESIZE, 25, .expect = DT_PROTO_ELENGTH},
+		{"frag 0x4000 (DF is not carried)", {9, 0, 25, END}, OP_UINT, 0x4000,
+		  .expect = DT_PROTO_ERANGE},
+		{"frag MF | max offset", {9, 0, 25, END}, OP_UINT, 0x3fff, .expect = 0},
+		{"frag string", {9, 1, 25, END}, OP_STR, .s = "mf", .expect = DT_PROTO_ETYPE},
 		{"sample of v1 (16)", {9, 3, END}, OP_RESIZE, 16, .expect = DT_PROTO_ELENGTH},
 		{"sample empty", {9, 3, END}, OP_RESIZE, 1, .expect = DT_PROTO_ELENGTH},
 		{"sample uint", {9, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
@@ -2488,7 +2498,11 @@ Test(malformed, report_fields)
 		{"task ended_ns negative", {2, 19, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"packets map", {3, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
 		{"packet short", {3, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"packet long", {3, 1, END}, OP_RESIZE, 18, .expect = DT_PROTO_ELENGTH},
+		{"packet long", {3, 1, END}, OP_RESIZE, 20, .expect = DT_PROTO_ELENGTH},
+		{"packet frag 0x4000", {3, 0, 17, END}, OP_UINT, 0x4000, .expect = DT_PROTO_ERANGE},
+		{"packet frag 370", {3, 0, 17, END}, OP_UINT, 370, .expect = 0},
+		{"datagram_fate 4", {3, 0, 18, END}, OP_UINT, DT_FATE_MAX, .expect = DT_PROTO_ERANGE},
+		{"datagram_fate 2", {3, 0, 18, END}, OP_UINT, DT_FATE_VANISHED, .expect = 0},
 		{"packet of v3 (15)", {3, 1, END}, OP_RESIZE, 15, .expect = DT_PROTO_ELENGTH},
 		{"dest_known 2", {3, 0, 15, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
 		{"dest_known 0", {3, 0, 15, END}, OP_UINT, 0, .expect = 0},

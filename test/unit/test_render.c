@@ -235,6 +235,7 @@ static void make_report(struct dt_report *r, uint32_t n_packets)
 		p->len = 84;
 		p->direction = DT_DIR_REQUEST;
 		p->fate = i == 1 ? DT_FATE_VANISHED : DT_FATE_DELIVERED;
+		p->datagram_fate = p->fate;
 		p->tuple = r->task.spec.tuple;
 		p->tuple.sport = htons(7);
 		p->n_hops = i == 1 ? 2 : 4;
@@ -399,6 +400,7 @@ Test(render, report_json)
 				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"10.100.0.2\","
 				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
 				       "\"drop\":null,\"destination_known\":true,\"copies\":0,"
+				       "\"fragment\":null,\"datagram_fate\":\"delivered\","
 				       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
 				       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
 				       "\"parent\":null,\"latency_ns\":null,\"branch\":\"destination\",\"cap_len\":98},{\"node\":\"h1\","
@@ -657,6 +659,7 @@ static void make_nat_report(struct dt_report *r)
 	p->len = 84;
 	p->direction = DT_DIR_REQUEST;
 	p->fate = DT_FATE_DROPPED;
+	p->datagram_fate = p->fate;
 	p->tuple = r->task.spec.tuple;
 	p->tuple.sport = htons(7);
 	p->drop_reason = 6;
@@ -729,7 +732,8 @@ Test(render, loss_diagnosis_json)
 				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
 				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
 				       "\"where\":\"nf_hook_slow+0x8c\"},\"destination_known\":true,"
-				       "\"copies\":0,\"hops\":["),
+				       "\"copies\":0,\"fragment\":null,\"datagram_fate\":\"dropped\","
+				       "\"hops\":["),
 			   "%s", out);
 	/* Only the hop after the NAT has a flow of its own. */
 	cr_expect_eq(count(out, "\"flow\":"), 3, "%s", out);

@@ -50,6 +50,7 @@ static void make_packet(struct dt_report *r, uint32_t i)
 	p->len = 84;
 	p->direction = reply ? DT_DIR_REPLY : DT_DIR_REQUEST;
 	p->fate = drop ? DT_FATE_DROPPED : DT_FATE_DELIVERED;
+	p->datagram_fate = p->fate;
 	p->tuple = r->task.spec.tuple;
 	p->tuple.sport = htons(7);
 	p->n_hops = 4;
@@ -216,6 +217,7 @@ static void make_copy_report(struct dt_report *r)
 		p->len = 84;
 		p->direction = DT_DIR_REQUEST;
 		p->fate = DT_FATE_DELIVERED;
+		p->datagram_fate = p->fate;
 		p->tuple = r->task.spec.tuple;
 		p->tuple.sport = htons(9);
 		p->dest_known = 1;

@@ -819,3 +819,39 @@ Test(stitch, a_translation_inside_the_overlay_is_told_and_carries_the_replies)
 #undef BACK_REP
 #undef VIP_REP
 }
+
+/*
+ * A later fragment has no ports and no ident: it is attributed like its datagram's first
+ * fragment seen at the same place, taking its canonical tuple and ident; one that comes
+ * before its first fragment waits for it in the window.
+ */
+Test(stitch, later_fragments_follow_their_first_fragment)
+{
+	struct dt_tuple req = tuple("10.100.0.1", 40000, "10.100.0.2", 6000, IPPROTO_UDP, 100);
+	struct dt_tuple bare = tuple("10.100.0.1", 0, "10.100.0.2", 0, IPPROTO_UDP, 100);
+	struct dt_task *t = create(req, 0);
+	struct dt_stitch_in first = sample("h2", "ul0", DT_HOOK_UPLINK_IN, req, 5, 100);
+	struct dt_stitch_in later = sample("h2", "ul0", DT_HOOK_UPLINK_IN, bare, 5, 110);
+	struct dt_stitch_in early = sample("h2", "pt1", DT_HOOK_PORT_OUT, bare, 5, 120);
+
+	first.o.frag = DT_FRAG_MF;
+	later.o.frag = DT_FRAG_MF | 185;
+	later.o.ident = 0;
+	early.o.frag = 370;
+	early.o.ident = 0;
+	add(early, 5); /* before its first fragment: held */
+	cr_expect_eq(t->n_obs, 0);
+	cr_expect_eq(st.n_held, 1);
+	add(first, 6);
+	add(later, 7);
+	cr_assert_eq(t->n_obs, 2);
+	expect_obs(&t->obs[1], DT_DIR_REQUEST, req);
+	cr_expect_eq(t->obs[1].ident, first.o.ident, "the datagram's ident");
+	cr_expect_eq(t->obs[1].frag, DT_FRAG_MF | 185);
+	cr_assert(dt_stitch_tick(&st, 7 + WIN));
+	cr_expect_eq(st.n_held, 0);
+	cr_assert_eq(t->n_obs, 3);
+	expect_obs(&t->obs[2], DT_DIR_REQUEST, req);
+	cr_expect_eq(t->obs[2].ident, first.o.ident);
+	cr_expect_eq(st.unmatched, 0);
+}
