@@ -6,7 +6,7 @@
 #     bench/run.sh            # as root, from anywhere
 #
 # Builds what it needs (cmake into build-bench/ unless DT_BENCH_BUILD says otherwise),
-# runs the six benchmarks, prints the table on stdout and writes it, with the machine it
+# runs the six benchmarks (and issue 20's NAT router, 7), prints the table on stdout and writes it, with the machine it
 # was measured on, to bench/RESULTS.md. Each benchmark program prints its own rows
 # ("row|figure|value|baseline|vs baseline|goal|status", see bench/common.h); this script
 # only collects them. Progress goes to stderr, each benchmark's own log to
@@ -80,6 +80,7 @@ rm -rf -- "${SCRATCH:?}/analyzer"
 bench 2 "live forwarding" env ROUNDS="${ROUNDS:-9}" bash "$BENCH_DIR/live.sh"
 bench 5 "memory" bash "$BENCH_DIR/memory.sh"
 bench 6 "time to verdict" bash "$BENCH_DIR/verdict.sh"
+bench 7 "NAT router" env ROUNDS="${ROUNDS:-9}" bash "$BENCH_DIR/nat.sh"
 ELAPSED=$((SECONDS - T0))
 
 # --- the table ------------------------------------------------------------------------------
