@@ -6,11 +6,11 @@
 #     bench/run.sh            # as root, from anywhere
 #
 # Builds what it needs (cmake into build-bench/ unless DT_BENCH_BUILD says otherwise),
-# runs the six benchmarks (and issue 20's NAT router, 7), prints the table on stdout and writes it, with the machine it
-# was measured on, to bench/RESULTS.md. Each benchmark program prints its own rows
-# ("row|figure|value|baseline|vs baseline|goal|status", see bench/common.h); this script
-# only collects them. Progress goes to stderr, each benchmark's own log to
-# $DT_BENCH_BUILD/bench-logs/.
+# runs the six benchmarks and issue 20's NAT router (7), prints the table on stdout and
+# writes it, with the machine it was measured on, to bench/RESULTS.md. Each benchmark
+# program prints its own rows ("row|figure|value|baseline|vs baseline|goal|status", see
+# bench/common.h); this script only collects them. Progress goes to stderr, each
+# benchmark's own log to $DT_BENCH_BUILD/bench-logs/.
 #
 # No benchmark passes or fails on a timing: "misses" in the table is a report. The exit
 # status is non-zero only when a benchmark could not run at all (its row says so).
