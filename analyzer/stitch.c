@@ -234,6 +234,7 @@ static bool match_tuple(const struct dt_stitch *st, const struct dt_tuple *t, st
 		s = tmap_find(&st->keys, &k, SLOT_ANYPORT);
 		norm_tuple(t, &k);
 	}
+	m->frag = false;
 	if (s) {
 		m->canon = k;
 	} else if ((s = tmap_find(&st->nat, &k, SLOT_NAT)) != NULL) {
@@ -262,6 +263,7 @@ static bool match_hint(const struct dt_stitch *st, uint32_t task_id, const struc
 		if (!key->learned && dt_tuple_match(&key->tuple, key->flags, t)) {
 			m->task = task;
 			m->dir = key->dir;
+			m->frag = false;
 			norm_tuple(t, &m->canon);
 			return true;
 		}
@@ -272,7 +274,7 @@ static bool match_hint(const struct dt_stitch *st, uint32_t task_id, const struc
 /* match_tuple() for a tuple whose VNI is unknown (0): exactly one VNI must answer. */
 static bool match_any_vni(const struct dt_stitch *st, const struct dt_tuple *t, struct match *m)
 {
-	struct match found = {0}, cur;
+	struct match found = {0}, cur = {0};
 	struct dt_tuple k = *t;
 	size_t i, hits = 0;
 
