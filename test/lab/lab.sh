@@ -195,6 +195,10 @@ LAB_TOKEN=${DT_LAB_TOKEN:-dyetrace-lab-default-token}
 LAB_LIMITS_DEFAULT='budget_default = 10000; budget_max = 100000; duration_default_s = 600; duration_max_s = 3600; rate_default_pps = 10000; rate_max_pps = 10000; tasks_max_per_tenant = 4096;'
 
 LAB_MGMT_IP=10.254.0.1
+# mgbr0's own MAC, fixed: a bridge without one takes the lowest MAC of its ports, so a host
+# added to a running lab (test/lab/router.sh) could change it under the daemons' links
+# (the hosts' ARP entries then point at a MAC the bridge no longer answers to).
+LAB_MGMT_BR_MAC=02:00:0a:fe:00:01
 LAB_H1_MGMT_IP=10.254.0.11
 LAB_H2_MGMT_IP=10.254.0.12
 LAB_H1_UL_IP=172.31.0.1
@@ -650,7 +654,7 @@ lab__net_lines() {
 	done
 	cat <<-EOF
 		# management network: a bridge in mgmt, one veth per host into it
-		ip -n $LAB_MGMT link add mgbr0 type bridge
+		ip -n $LAB_MGMT link add mgbr0 address $LAB_MGMT_BR_MAC type bridge
 		ip -n $LAB_MGMT addr add $LAB_MGMT_IP/24 dev mgbr0
 		ip -n $LAB_MGMT link set mgbr0 up
 	EOF
