@@ -90,6 +90,7 @@ struct pkt {
 	size_t key;	 /* rank in packet key order: a deterministic tie-break */
 	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
 	bool member;	 /* a fragment counted through its datagram's first (aggregate_datagrams()) */
+	const char *refrag_at; /* its datagram was refragmented on this node (NULL: not) */
 	const struct pkt *lost; /* for a datagram: the fragment whose loss decides its place */
 	int drop_hop;	 /* index of the fatal drop hop in p.hops, or -1 */
 	uint64_t reason; /* the fatal drop's reason key (see REASON_*) */
@@ -777,6 +778,7 @@ static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_
 	hop->cap_link = o->cap_link;
 	hop->cap_len = o->cap_len;
 	memcpy(hop->cap, o->cap, o->cap_len);
+	hop->refrag = (o->flags & DT_SAMPLE_F_REFRAG) != 0;
 	if (o->hook == DT_HOOK_DROP) {
 		hop->drop_reason = o->drop_reason;
 		copy_str(hop->drop_name, dt_strtab_get(strs, o->drop_name), sizeof(hop->drop_name));
@@ -922,8 +924,40 @@ static int cmp_frag(const void *pa, const void *pb)
 	return 0;
 }
 
+/* The node where one of the fragments f[0..n) was colored again after refragmentation. */
+static const char *refragmented_at(struct pkt *const *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (uint32_t j = 0; j < f[i]->p.n_hops; j++) {
+			if (f[i]->p.hops[j].refrag) {
+				return f[i]->p.hops[j].at.node;
+			}
+		}
+	}
+	return NULL;
+}
+
 /*
- * Judges one datagram from its fragments f[0..n), by offset: delivered only when every
+ * True when fragment k ended where its datagram was refragmented (node): the kernel took
+ * it into the reassembly there, and the new fragments went on; it was not lost.
+ */
+static bool reassembled(const struct pkt *k, const char *node)
+{
+	const struct dt_hop *end = &k->p.hops[k->n_dest - 1];
+
+	for (uint32_t j = 0; j < k->p.n_hops; j++) {
+		if (k->p.hops[j].refrag) {
+			return false; /* one of the new fragments */
+		}
+	}
+	return (k->p.fate == DT_FATE_VANISHED || k->p.fate == DT_FATE_IN_FLIGHT) &&
+	       strncmp(end->at.node, node, sizeof(end->at.node)) == 0;
+}
+
+/*
+ * Judges one datagram from its fragments f[0..n), by offset (fragments that its node's
+ * reassembly took, where it was refragmented, are reassembled, not lost, and the new
+ * fragments stand for them): delivered only when every
  * fragment was and they cover it (from offset 0 to one without more fragments following);
  * else the fate of its first fragment (by offset) not delivered, lost where that one was;
  * a datagram whose fragments were all delivered but do not cover it (a fragment nobody
@@ -933,12 +967,17 @@ static int cmp_frag(const void *pa, const void *pb)
 static void judge_datagram(struct pkt **f, size_t n)
 {
 	const struct pkt *worst = NULL;
+	const char *refrag_at = refragmented_at(f, n);
 	bool covered = true, last = false;
 	uint32_t next = 0;
 	uint8_t fate;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
+		if (refrag_at && reassembled(f[i], refrag_at)) {
+			f[i]->p.fate = DT_FATE_REASSEMBLED; /* not a loss, not the datagram */
+			continue;
+		}
 		if (frag_start(f[i]) > next) {
 			covered = false;
 		}
@@ -955,6 +994,7 @@ static void judge_datagram(struct pkt **f, size_t n)
 		f[i]->p.datagram_fate = fate;
 		f[i]->member = i > 0;
 		f[i]->lost = worst;
+		f[i]->refrag_at = refrag_at;
 	}
 }
 
@@ -1490,6 +1530,29 @@ static void note_dest_unknown(struct dt_verdict *vd, size_t off)
 	}
 }
 
+/*
+ * Appends the finding that datagrams were refragmented on the way (the kernel reassembled
+ * them and fragmented them anew, as a host with conntrack on its bridge does when the next
+ * device's MTU is smaller than the instance's): the MTU along the overlay is inconsistent.
+ */
+static void note_refrag(struct dt_verdict *vd, const struct pkt *pk, size_t n_pk)
+{
+	const char *node = NULL;
+	size_t i, n = 0, off = strlen(vd->sentence);
+
+	for (i = 0; i < n_pk; i++) {
+		if (!pk[i].member && pk[i].refrag_at) {
+			node = node ? node : pk[i].refrag_at;
+			n++;
+		}
+	}
+	if (n > 0 && off < sizeof(vd->sentence)) {
+		snprintf(vd->sentence + off, sizeof(vd->sentence) - off,
+			 "; %zu datagram%s refragmented at %.*s (the MTU along the overlay is "
+			 "inconsistent)", n, n == 1 ? "" : "s", DT_NAME_MAX, node);
+	}
+}
+
 static void write_sentence(struct dt_verdict *vd, const struct culprit *c,
 			   const uint64_t judged_dir[DT_DIR_MAX], bool both_dirs)
 {
@@ -1586,6 +1649,7 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 					"; %" PRIu64 " in flight", vd->in_flight);
 		}
 		note_dest_unknown(vd, (size_t)off);
+		note_refrag(vd, pk, n_pk);
 		return 0;
 	}
 
@@ -1637,6 +1701,7 @@ static int build_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, s
 	write_sentence(vd, &best, judged_dir, dirs[DT_DIR_REQUEST] && dirs[DT_DIR_REPLY]);
 	free(rec);
 	free(reasons);
+	note_refrag(vd, pk, n_pk);
 	return 0;
 }
 

@@ -389,6 +389,7 @@ static void json_packet(struct jw *w, const struct dt_packet_path *p)
 			jw_i64(w, "latency_ns", (int64_t)(h->ts_ns - p->hops[h->parent].ts_ns));
 		}
 		jw_str(w, "branch", dt_branch_name(h->branch), SIZE_MAX);
+		jw_bool(w, "refragmented", h->refrag);
 		if (h->copy_end != DT_COPY_NONE) {
 			jw_str(w, "copy_fate", dt_copy_end_name(h->copy_end), SIZE_MAX);
 		}
@@ -806,6 +807,9 @@ static void text_hop(FILE *f, const struct dt_packet_path *p, const struct dt_ho
 	if (!root) {
 		text_translation(f, &p->hops[h->parent].tuple, &h->tuple);
 	}
+	if (h->refrag) {
+		fputs("  (refragmented here: colored again)", f);
+	}
 	fputc('\n', f);
 }
 
@@ -920,6 +924,10 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		break;
 	case DT_FATE_IN_FLIGHT:
 		fprintf(f, "  in flight: last seen at %s, within the analysis window\n", at);
+		break;
+	case DT_FATE_REASSEMBLED:
+		fprintf(f, "  reassembled: last seen at %s, where the kernel reassembled the datagram "
+			"and fragmented it anew (not a loss)\n", at);
 		break;
 	default:
 		break;

@@ -779,6 +779,7 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	struct dt_cursor c;
 	__u32 osaddr, odaddr;
 	int rc, vni;
+	__u8 flags;
 	bool nat;
 
 	dt_cursor_init(&c, skb);
@@ -808,7 +809,18 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 		return rc;
 	pkt.tuple.vni = vni;
 	nat = dt_nat_orig(&pkt.tuple, &orig);
-	s = dt_sample_begin(ifindex, hook, nat ? DT_SAMPLE_F_NAT : 0, &pkt);
+	flags = nat ? DT_SAMPLE_F_NAT : 0;
+	if (hook == DT_HOOK_UPLINK_OUT && (pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET))) {
+		struct dt_refrag_key rk = {};
+
+		dt_frag_key_of(&pkt, &rk.dg);
+		rk.frag = pkt.frag_off & (DT_FRAG_MF | DT_FRAG_OFFSET);
+		if (bpf_map_lookup_elem(&dt_refrag, &rk)) {
+			flags |= DT_SAMPLE_F_REFRAG;
+			bpf_map_delete_elem(&dt_refrag, &rk);
+		}
+	}
+	s = dt_sample_begin(ifindex, hook, flags, &pkt);
 	if (s) {
 		s->outer_saddr = osaddr;
 		s->outer_daddr = odaddr;
@@ -996,6 +1008,26 @@ static __always_inline void dt_nat_learn(const struct dt_tuple *now, const struc
  * sample of the same packet moments later carries it as orig. Never samples, never writes
  * the packet. An untraced packet costs a header parse.
  */
+/*
+ * An uncolored fragment leaving through a VXLAN device, of a datagram this node traced at
+ * its first hop (dt_frags): the kernel reassembled the colored fragments (conntrack's
+ * defragmentation, br_netfilter on a bridge) and fragmented the datagram anew to fit the
+ * device, which rewrote the flags and lost the color. It is colored again, counted in
+ * DT_CNT_RECOLORED, and remembered in dt_refrag so that the uplink's sample says so.
+ */
+static __always_inline void overlay_recolor(struct __sk_buff *skb, struct dt_pkt *pkt)
+{
+	struct dt_refrag_key rk = {};
+	__u8 one = 1;
+
+	dt_frag_key_of(pkt, &rk.dg);
+	if (!bpf_map_lookup_elem(&dt_frags, &rk.dg) || dt_color_write(skb, pkt, true) != 0)
+		return;
+	dt_count(DT_CNT_RECOLORED);
+	rk.frag = pkt->frag_off & (DT_FRAG_MF | DT_FRAG_OFFSET);
+	bpf_map_update_elem(&dt_refrag, &rk, &one, BPF_ANY);
+}
+
 static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_tuple before;
@@ -1007,8 +1039,11 @@ static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, 
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)
 		return rc;
-	if (!(pkt.frag_off & DT_COLOR_BIT))
+	if (!(pkt.frag_off & DT_COLOR_BIT)) {
+		if (pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET))
+			overlay_recolor(skb, &pkt);
 		return 0;
+	}
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;

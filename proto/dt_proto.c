@@ -51,8 +51,8 @@
 #define N_TASKS 1    /* [task...] */
 #define N_ERROR 2    /* status, message */
 #define N_HOP_REF 3  /* node, ifname, hook */
-#define N_HOP 16     /* hop place, ts_ns, saddr .. dport, cap_link, cap, parent, branch,
-		      * copy_end, drop_reason, drop_name, drop_where */
+#define N_HOP 17     /* hop place, ts_ns, saddr .. dport, cap_link, cap, parent, branch,
+		      * copy_end, drop_reason, drop_name, drop_where, refrag */
 #define N_PACKET 19  /* ip_id .. drop_where, [hop...], dest_known, n_copies, frag,
 		      * datagram_fate */
 #define N_STAT 9     /* from, to, count, min, max, mean, stddev, branch, direction */
@@ -657,6 +657,7 @@ static void put_hop(struct enc *e, const struct dt_hop *h, uint32_t index)
 	put_uint(e, h->drop_reason);
 	put_str(e, h->drop_name, sizeof(h->drop_name));
 	put_str(e, h->drop_where, sizeof(h->drop_where));
+	put_below(e, h->refrag, 2);
 }
 
 /* [ip_id, ident, len, direction, fate, tuple, drop_reason, drop_name, drop_where, [hop...]] */
@@ -1382,6 +1383,7 @@ static void get_hop(struct dec *d, const msgpack_object *o, const struct dt_tupl
 	h->drop_reason = get_uint(d, &f[13], UINT32_MAX);
 	get_str(d, &f[14], h->drop_name, sizeof(h->drop_name));
 	get_str(d, &f[15], h->drop_where, sizeof(h->drop_where));
+	h->refrag = get_below(d, &f[16], 2);
 }
 
 static void get_packet(struct dec *d, const msgpack_object *o, struct dt_packet_path *p)
@@ -1853,6 +1855,7 @@ const char *dt_fate_name(unsigned int fate)
 		[DT_FATE_DROPPED] = "dropped",
 		[DT_FATE_VANISHED] = "vanished",
 		[DT_FATE_IN_FLIGHT] = "in-flight",
+		[DT_FATE_REASSEMBLED] = "reassembled",
 	};
 
 	return NAME_OF(names, fate);

@@ -146,6 +146,8 @@ enum dt_fate {
 	DT_FATE_DROPPED = 1,   /* the kernel dropped it, with a reason: the last hop */
 	DT_FATE_VANISHED = 2,  /* not seen again after its last hop, no drop seen */
 	DT_FATE_IN_FLIGHT = 3, /* last seen within the analysis window: not judged yet */
+	DT_FATE_REASSEMBLED = 4, /* a fragment the kernel reassembled into its datagram (and
+				  * fragmented anew) where it was last seen: not a loss */
 	DT_FATE_MAX,
 };
 
@@ -422,7 +424,7 @@ struct dt_hop_ref {
 
 /*
  * One hop of one packet: [node, ifname, hook, ts_ns, saddr, daddr, sport, dport,
- * cap_link, cap, parent, branch, copy_end, drop_reason, drop_name, drop_where]
+ * cap_link, cap, parent, branch, copy_end, drop_reason, drop_name, drop_where, refrag]
  * The addresses and ports are the packet's as seen at this hop (they differ from the
  * packet's tuple after a NAT); proto and vni are the packet's. cap_link and cap are the
  * sample's packet prefix, as in struct dt_wire_sample.
@@ -431,7 +433,8 @@ struct dt_hop_ref {
  * every other (hops are in depth-first order, the destination branch first, so that
  * hops[0..k] is the destination branch when it is a chain). branch: enum dt_branch.
  * copy_end: enum dt_copy_end, set on the last hop of a copy branch only. drop_*: a drop
- * hop's reason, as in struct dt_packet_path (0 and "" on other hops).
+ * hop's reason, as in struct dt_packet_path (0 and "" on other hops). refrag: 1 when this
+ * hop saw a fragment its node colored again after the kernel refragmented the datagram.
  */
 struct dt_hop {
 	struct dt_hop_ref at;
@@ -446,6 +449,7 @@ struct dt_hop {
 	uint32_t drop_reason;
 	char drop_name[DT_STR_MAX];
 	char drop_where[DT_STR_MAX];
+	uint8_t refrag;
 };
 
 /*

@@ -2446,3 +2446,42 @@ Test(port_in, nothing_armed_only_strips_foreign_color)
 	cr_assert_eq(nsamples, 0);
 	assert_counters(0, 0, 0, 1);
 }
+
+/* --- refragmentation: the VXLAN device's egress colors a traced datagram's new fragments -- */
+
+TestSuite(refrag, .init = setup, .fini = teardown);
+
+/*
+ * h1 colored a datagram's fragments at its port; its bridge reassembled them and fragmented
+ * the datagram anew for a smaller VXLAN MTU, which cleared the color. At the VXLAN device's
+ * egress the new fragments are colored again, and the uplink's sample says so; fragments of
+ * a datagram nobody traced are left alone.
+ */
+Test(refrag, new_fragments_of_a_traced_datagram_are_colored_again)
+{
+	struct pkt first = with_frag(udp_ab, IP_MF), again = with_frag(udp_ab, IP_MF | 178);
+	struct pkt other = with_frag(udp_ab, IP_MF | 178), colored = again;
+	struct outer o = {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI};
+	struct result r;
+
+	other.ip_id = 0x7777;
+	colored.frag |= DT_COLOR_BIT;
+	arm(&udp_ab, PORT_VNI, 0, 11);
+	run_pkt(skel->progs.dt_port_ingress, &first, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	run_pkt(skel->progs.dt_overlay_egress, &again, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	run_pkt(skel->progs.dt_overlay_egress, &other, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	cr_expect_eq(counter(DT_CNT_RECOLORED), 1);
+	drain();
+	cr_assert_eq(nsamples, 1, "the overlay program never samples");
+
+	run_vxlan(skel->progs.dt_uplink_egress, &o, &colored, &r);
+	run_vxlan(skel->progs.dt_uplink_egress, &o, &colored, &r);
+	drain();
+	cr_assert_eq(nsamples, 2);
+	cr_expect_eq(samples[0].flags, DT_SAMPLE_F_REFRAG, "flags %#x", samples[0].flags);
+	cr_expect_eq(samples[0].frag, DT_FRAG_MF | 178);
+	cr_expect_eq(samples[1].flags, 0, "flagged once: %#x", samples[1].flags);
+}

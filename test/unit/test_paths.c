@@ -1575,3 +1575,66 @@ Test(paths, a_datagram_missing_a_fragment_nobody_saw_vanished)
 	cr_expect_eq(r.packets[0].datagram_fate, DT_FATE_VANISHED);
 	report_clear(&r);
 }
+
+/* One hop of fragment (off, more, len) of datagram ip_id; refrag: the node colored it again. */
+static struct dt_obs frag_hop(uint16_t ip_id, const char *node, const char *ifname, uint8_t hook,
+			      uint64_t ts, uint16_t off, bool more, uint32_t len, bool refrag)
+{
+	uint32_t os = 0, od = 0;
+	struct dt_obs o;
+
+	if (hook == DT_HOOK_UPLINK_OUT || hook == DT_HOOK_UPLINK_IN) {
+		os = UL_H1;
+		od = UL_H2;
+	}
+	o = mk(&udp_flow, ip_id, 7u << 16 | ip_id, node, ifname, hook, ts, os, od);
+	o.frag = (uint16_t)(off | (more ? DT_FRAG_MF : 0));
+	o.len = len;
+	o.flags = refrag ? DT_SAMPLE_F_REFRAG : 0;
+	return o;
+}
+
+/*
+ * h1's bridge reassembled a datagram that left i1 in three fragments of 1480 bytes and
+ * fragmented it anew for a smaller VXLAN MTU, in three of 1424: the old fragments end at
+ * h1 (reassembled, not lost), the new ones carry the datagram to i2, and the verdict says
+ * the MTU along the overlay is inconsistent, never that h1 lost anything.
+ */
+Test(paths, a_refragmented_datagram_is_delivered_and_the_mtu_named)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i, reassembled = 0;
+	static const uint16_t old_off[3] = {0, 185, 370}, new_off[3] = {0, 178, 356};
+	static const uint32_t old_len[3] = {1500, 1500, 1068}, new_len[3] = {1444, 1444, 1180};
+
+	for (i = 0; i < 3; i++) {
+		uint64_t t = 1000000 + i * 100;
+
+		o[n++] = frag_hop(60, "h1", "pt1", DT_HOOK_PORT_IN, t, old_off[i], i < 2, old_len[i],
+				  false);
+		o[n++] = frag_hop(60, "h1", "ul0", DT_HOOK_UPLINK_OUT, t + 20000, new_off[i], i < 2,
+				  new_len[i], true);
+		o[n++] = frag_hop(60, "h2", "ul0", DT_HOOK_UPLINK_IN, t + 70000, new_off[i], i < 2,
+				  new_len[i], false);
+		o[n++] = frag_hop(60, "h2", "pt2", DT_HOOK_PORT_OUT, t + 80000, new_off[i], i < 2,
+				  new_len[i], false);
+	}
+	shuffle(o, n, 42);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence,
+			 "no loss: 1 of 1 packets delivered; 1 datagram refragmented at h1 (the MTU "
+			 "along the overlay is inconsistent)");
+	cr_expect_eq(r.task.delivered, 1);
+	cr_assert_eq(r.n_packets, 5, "fragments 0 (old and new), 178, 185, 356, 370: %u",
+		     r.n_packets);
+	for (i = 0; i < r.n_packets; i++) {
+		cr_expect_eq(r.packets[i].datagram_fate, DT_FATE_DELIVERED);
+		reassembled += r.packets[i].fate == DT_FATE_REASSEMBLED;
+	}
+	cr_expect_eq(reassembled, 2, "the old fragments 185 and 370 ended in h1's reassembly");
+	for (i = 0; i < r.n_rows; i++) {
+		cr_expect_eq(r.rows[i].vanished, 0, "no hop lost anything");
+	}
+	report_clear(&r);
+}

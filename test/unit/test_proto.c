@@ -292,6 +292,7 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 				memset(h->cap, 0xa0 + (int)j, h->cap_len);
 			}
 			h->parent = j == 0 ? DT_HOP_ROOT : (uint16_t)(j - 1);
+			h->refrag = k == 2 && j == 1;
 			if (h->at.hook == DT_HOOK_DROP) {
 				h->drop_reason = 5;
 				strcpy(h->drop_name, "NETFILTER_DROP");
@@ -1390,6 +1391,7 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 			cr_assert_eq(p->hops[j].drop_reason, q->hops[j].drop_reason);
 			cr_assert_str_eq(p->hops[j].drop_name, q->hops[j].drop_name);
 			cr_assert_str_eq(p->hops[j].drop_where, q->hops[j].drop_where);
+			cr_assert_eq(p->hops[j].refrag, q->hops[j].refrag);
 		}
 		cr_assert_eq(p->dest_known, q->dest_known);
 		cr_assert_eq(p->n_copies, q->n_copies);
@@ -2538,7 +2540,9 @@ Test(malformed, report_fields)
 		{"65 hops", {3, 1, 14, END}, OP_RESIZE, DT_REPORT_MAX_HOPS + 1,
 		  .expect = DT_PROTO_ELENGTH},
 		{"hop short", {3, 1, 14, 2, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"hop long", {3, 1, 14, 2, END}, OP_RESIZE, 17, .expect = DT_PROTO_ELENGTH},
+		{"hop long", {3, 1, 14, 2, END}, OP_RESIZE, 18, .expect = DT_PROTO_ELENGTH},
+		{"hop refrag 2", {3, 1, 14, 2, 16, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
+		{"hop refrag 1", {3, 1, 14, 2, 16, END}, OP_UINT, 1, .expect = 0},
 		{"hop of v3 (10)", {3, 1, 14, 2, END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
 		{"root with a parent", {3, 0, 14, 0, 10, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
 		{"root parent 2^16", {3, 0, 14, 0, 10, END}, OP_UINT, 65536, .expect = DT_PROTO_ERANGE},

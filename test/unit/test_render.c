@@ -403,16 +403,16 @@ Test(render, report_json)
 				       "\"fragment\":null,\"datagram_fate\":\"delivered\","
 				       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
 				       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
-				       "\"parent\":null,\"latency_ns\":null,\"branch\":\"destination\",\"cap_len\":98},{\"node\":\"h1\","
+				       "\"parent\":null,\"latency_ns\":null,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":98},{\"node\":\"h1\","
 				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\","
 				       "\"ts_ns\":1700000001000012300,\"parent\":0,\"latency_ns\":12300,"
-				       "\"branch\":\"destination\","
+				       "\"branch\":\"destination\",\"refragmented\":false,"
 				       "\"cap_len\":0},{\"node\":\"h2\",\"ifname\":\"ul0\","
 				       "\"hook\":\"uplink-in\",\"ts_ns\":1700000001000008300,"
-				       "\"parent\":1,\"latency_ns\":-4000,\"branch\":\"destination\",\"cap_len\":0},{\"node\":\"h2\","
+				       "\"parent\":1,\"latency_ns\":-4000,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":0},{\"node\":\"h2\","
 				       "\"ifname\":\"pt2\",\"hook\":\"port-out\","
 				       "\"ts_ns\":1700000001000011500,\"parent\":2,\"latency_ns\":3200,"
-				       "\"branch\":\"destination\","
+				       "\"branch\":\"destination\",\"refragmented\":false,"
 				       "\"cap_len\":0}]}"),
 			   "%s", out);
 	cr_expect_not_null(strstr(out, "\"hop_latency\":[{\"from\":{\"node\":\"h1\",\"ifname\":"
@@ -459,9 +459,9 @@ Test(render, report_json_names_its_schema_and_captures)
 	r.packets[0].hops[2].cap_len = 40;
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":null,\"branch\":\"destination\",\"cap_len\":98}"), "%s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":12300,\"branch\":\"destination\",\"cap_len\":0}"), "%s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":-4000,\"branch\":\"destination\",\"cap_len\":40}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":null,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":98}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":12300,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":0}"), "%s", out);
+	cr_expect_not_null(strstr(out, "\"latency_ns\":-4000,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":40}"), "%s", out);
 	cr_expect_eq(count(out, "\"cap_len\":"), 4, "%s", out);
 	free(out);
 	free_report(&r);
@@ -738,7 +738,7 @@ Test(render, loss_diagnosis_json)
 	/* Only the hop after the NAT has a flow of its own. */
 	cr_expect_eq(count(out, "\"flow\":"), 3, "%s", out);
 	cr_expect_not_null(strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"parent\":1,"
-				       "\"latency_ns\":500,\"branch\":\"destination\","
+				       "\"latency_ns\":500,\"branch\":\"destination\",\"refragmented\":false,"
 				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
 				       "\"where\":\"nf_hook_slow+0x8c\"},"
 				       "\"cap_len\":0,\"flow\":{\"src\":\"203.0.113.1\","
