@@ -14,34 +14,8 @@
 #     rep=$(report_fetch "$id" name)   # $LAB_DIR/report-name.json
 #     jq_true "$rep" "description" '.verdict.dropped == $n' --argjson n 10
 
-CHECKS_PASSED=0
-CHECKS_FAILED=0
-
-ok() {
-	CHECKS_PASSED=$((CHECKS_PASSED + 1))
-	printf 'ok   - %s\n' "$1"
-}
-
-not_ok() {
-	CHECKS_FAILED=$((CHECKS_FAILED + 1))
-	printf 'FAIL - %s%s\n' "$1" "${2:+ ($2)}"
-}
-
-# check DESC CMD...: one check; CMD's output is shown on failure.
-check() {
-	local desc=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$desc"
-	else
-		not_ok "$desc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-300)"
-	fi
-}
-
-# check_eq DESC GOT WANT
-check_eq() {
-	if [[ $2 == "$3" ]]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
-}
+# ok, not_ok, check, check_eq and the counters.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/check_core.sh"
 
 # check_range DESC GOT LOW HIGH: LOW <= GOT <= HIGH (numbers, fractions allowed).
 check_range() {

@@ -14,34 +14,8 @@ case ":$PATH:" in
 *) PATH=$PATH:/usr/sbin:/sbin ;;
 esac
 
-CHECKS_PASSED=0
-CHECKS_FAILED=0
-
-ok() {
-	CHECKS_PASSED=$((CHECKS_PASSED + 1))
-	printf 'ok   - %s\n' "$1"
-}
-
-not_ok() {
-	CHECKS_FAILED=$((CHECKS_FAILED + 1))
-	printf 'FAIL - %s%s\n' "$1" "${2:+ ($2)}"
-}
-
-# check DESC CMD...: CMD succeeds (its output is shown when it does not).
-check() {
-	local desc=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$desc"
-	else
-		not_ok "$desc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-400)"
-	fi
-}
-
-# check_eq DESC GOT WANT
-check_eq() {
-	if [[ $2 == "$3" ]]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
-}
+# ok, not_ok, check, check_eq and the counters.
+. "$PKG_REPO/test/lib/check_core.sh"
 
 # check_match DESC TEXT ERE
 check_match() {

@@ -62,11 +62,11 @@ static int make(const char *kind, msgpack_sbuffer *out)
 		out->data[1] = DT_PROTO_VERSION + 1; /* [fixarray, version, ...] */
 	} else if (strcmp(kind, "bad-hook") == 0) {
 		/* The encoder refuses an unknown hook, so patch it in: the sample is an array16
-		 * of 25 fields (dc 00 19) whose first field is the hook as a positive fixint. */
+		 * of 26 fields (dc 00 1a) whose first field is the hook as a positive fixint. */
 		char *p;
 
 		valid_batch(out, DT_HOOK_PORT_IN);
-		p = memmem(out->data, out->size, "\xdc\x00\x19\x01", 4);
+		p = memmem(out->data, out->size, "\xdc\x00\x1a\x01", 4);
 		if (!p)
 			return -1;
 		p[3] = DT_HOOK_MAX + 3;
