@@ -23,7 +23,9 @@
 # program) and attached (the agents of h1, h3 and rt started again; ready once they applied
 # the control set). Figures are medians of ROUNDS rounds. A last round, attached, turns on
 # the kernel's BPF run-time statistics to show the programs' own time, on the router and in
-# all (dt-bench-progstats); its rate is not used.
+# all (dt-bench-progstats); its rate is not used. Then traced against untraced on the
+# router: 1,000 datagrams paced 1 ms apart on a traced flow, then on an untraced one, and
+# the router's programs' time per packet for each (see the end of this file).
 #
 # Prints rows (bench/common.h). Environment: ROUNDS (default 7), ROUND_MS (default 700).
 set -uo pipefail
@@ -166,3 +168,36 @@ bench_row "NAT path: of which on the router rt ($rruns runs/pkt: $per_hook_rt)" 
 	"$(awk -v v="$rns" 'BEGIN { printf "%.0f ns/pkt", v }')" \
 	"$(awk -v v="$pns" 'BEGIN { printf "all programs %.0f ns/pkt", v }')" \
 	"$(awk -v p="$rns" -v a="$pns" 'BEGIN { if (a > 0) printf "%.0f%%", 100 * p / a; else print "-" }')" "" "info"
+
+# Traced against untraced on the router: PACED datagrams at about 1 ms apart (under the
+# task's rate limit, so every one of the traced flow is colored), one flow traced (task:
+# udp i1:41000 -> VIP:9000), then the same on an untraced flow (i1:41001 -> VIP:9000).
+# The router's programs' time per packet (uplink-in, overlay egress, uplink-out) from BPF
+# run-time statistics: a traced packet there is sampled twice with its 128-byte prefix and
+# carries its translation (orig, from dt_nat).
+PACED=1000
+rt_list=()
+for id in $rt_ids; do rt_list+=("$id"); done
+traced=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --sport 41000 --dport $PORT \
+	--proto udp --vni "$LAB_VNI" --budget 100000 --rate 10000) || exit 1
+lab_task_wait_armed "$traced" || exit 1
+# paced SPORT: the router's programs' ns per packet over PACED datagrams from SPORT
+paced() {
+	local out st
+	st=$(mktemp)
+	"$LAB_BIN/dt-bench-progstats" $((PACED * 2 + 1500)) "${rt_list[@]}" >"$st" &
+	local pid=$!
+	sleep 0.2
+	out=$(lab_udp_send "$LAB_I1" 1 "$1:$LAB_VIP:$PORT:$PACED") || return 1
+	wait "$pid"
+	awk -v n="$out" '{ ns += $5; runs += $4; nm = $2; sub(/^dt_/, "", nm); h = h sep nm " " int($5 / $4 + 0.5); sep = ", " }
+		END { printf "%.1f %.2f %s ns", ns / n, runs / n, h }' "$st"
+	rm -f "$st"
+}
+read -r t_ns t_runs t_hooks <<<"$(paced 41000)"
+colored=$(lab_task_field "$traced" .colored)
+read -r u_ns _ u_hooks <<<"$(paced 41001)"
+bench_row "NAT router: a traced packet, rt's programs ($t_runs runs/pkt: $t_hooks; untraced $u_hooks; $colored of $PACED colored; paced 1 ms apart, BPF run-time stats)" \
+	"$(awk -v v="$t_ns" 'BEGIN { printf "%.0f ns/pkt", v }')" \
+	"$(awk -v v="$u_ns" 'BEGIN { printf "untraced %.0f ns/pkt", v }')" \
+	"$(awk -v t="$t_ns" -v u="$u_ns" 'BEGIN { printf "%+.0f ns", t - u }')" "" "info"
