@@ -216,8 +216,7 @@ static void unstore_obs(struct analyzer *a)
 		while (task->n_obs > task->n_stored) {
 			const struct dt_obs *o = &task->obs[--task->n_obs];
 
-			if (o->flags & DT_SAMPLE_F_FIRST_HOP && o->dir < DT_DIR_MAX &&
-			    task->colored[o->dir]) {
+			if (dt_obs_counts_colored(o) && task->colored[o->dir]) {
 				task->colored[o->dir]--;
 			}
 		}

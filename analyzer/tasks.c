@@ -525,7 +525,7 @@ int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o)
 		task->cap_obs = cap;
 	}
 	task->obs[task->n_obs++] = *o;
-	if (o->flags & DT_SAMPLE_F_FIRST_HOP && o->dir < DT_DIR_MAX) {
+	if (dt_obs_counts_colored(o)) {
 		task->colored[o->dir]++;
 	}
 	return 0;

@@ -203,6 +203,17 @@ int dt_tasks_control(const struct dt_tasks *t, struct dt_control *c);
 int dt_tasks_add_learned(struct dt_tasks *t, struct dt_task *task, const struct dt_tuple *tuple,
 			 uint8_t dir);
 
+/*
+ * True when observation o stands for one more packet its task colored: a first hop's
+ * sample, but not a datagram's later fragment (budgets count datagrams, as the data plane
+ * does).
+ */
+static inline bool dt_obs_counts_colored(const struct dt_obs *o)
+{
+	return (o->flags & DT_SAMPLE_F_FIRST_HOP) && o->dir < DT_DIR_MAX &&
+	       !(o->frag & DT_FRAG_OFFSET);
+}
+
 /* Fills info from the task. */
 void dt_task_info_fill(const struct dt_task *task, struct dt_task_info *info);
 

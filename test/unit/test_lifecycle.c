@@ -558,3 +558,21 @@ Test(lifecycle, replies_from_an_address_nobody_hosts_are_armed_when_learned)
 	cr_expect_eq(step(2, 2 * S, 10000), 1);
 	cr_expect_eq(t->status, DT_TS_NO_HOST);
 }
+
+Test(lifecycle, a_budget_counts_datagrams_not_fragments)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 40000, 6000), 0);
+	struct dt_obs o;
+
+	memset(&o, 0, sizeof(o));
+	o.dir = DT_DIR_REQUEST;
+	o.hook = DT_HOOK_PORT_IN;
+	o.flags = DT_SAMPLE_F_FIRST_HOP;
+	o.frag = DT_FRAG_MF; /* the first fragment */
+	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	o.frag = DT_FRAG_MF | 185;
+	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	o.frag = 370;
+	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	cr_expect_eq(t->colored[DT_DIR_REQUEST], 1, "one datagram of three fragments");
+}
