@@ -173,3 +173,9 @@ frag_check_layout() {
 	jq_true "$f" "$name: $n datagrams (by IPv4 id and ident), each its fragments $(jq -r 'join(", ")' <<<"$layout") (offset/more/len)" \
 		'datagrams | length == $n and all(.[]; layout == $l)' --argjson n "$n" --argjson l "$layout"
 }
+
+# frag_capture_count NAME [FILTER]: the packets of capture NAME (matching pcap FILTER);
+# one per packet, whatever tcpdump prints for it (a VXLAN packet is two lines).
+frag_capture_count() {
+	lab_capture_read "$1" ${2:+"$2"} | grep -c '^[0-9]' || true
+}
