@@ -45,10 +45,12 @@
  *                     balancer's full NAT, hairpin NAT) teaches dt_nat its tuple before any
  *                     translation (conntrack's ORIGINAL tuple, reversed for replies: the
  *                     form a task names). Never samples.
- *   The uplink, port egress and drop programs give a colored packet that this node
- *   translated orig = that tuple (DT_SAMPLE_F_NAT): from dt_nat, else (port egress, drops)
- *   from the conntrack entry the skb carries; so the analyzer learns a translation where it
- *   happens, whatever the role of the hook that sees the packet next.
+ *   The uplink's egress (and a drop of the encapsulated packet) gives a colored packet
+ *   that this node translated orig = that tuple (DT_SAMPLE_F_NAT) from dt_nat; the port
+ *   egress and the other drops read the conntrack entry the skb still carries. So the
+ *   analyzer learns a translation where it happens, whatever the role of the hook that
+ *   sees the packet next. dt_overlay_egress writes, or removes, the entry for every
+ *   colored packet it sees: a lesson never outlives the translation it came from.
  *   dt_kfree_skb      tp_btf/kfree_skb: every skb the kernel frees with a drop reason (not
  *                     SKB_CONSUMED). A colored IPv4 packet, or a VXLAN packet whose inner
  *                     IPv4 packet is colored (DT_SAMPLE_F_ENCAP, outer addresses), is sampled
@@ -595,9 +597,12 @@ static __always_inline void dt_pull(struct __sk_buff *skb, __u32 want)
 
 /*
  * A colored packet this node translated (address or port, DNAT or SNAT, at a router, a load
- * balancer, a gateway): its tuple before the translation, in task terms, as
- * dt_overlay_egress recorded it. t: the packet as seen now (its VNI is copied to *orig).
- * Only colored packets are looked up, so an untraced packet never pays for it.
+ * balancer, a gateway) and then encapsulated: its tuple before the translation, in task
+ * terms, as dt_overlay_egress recorded it moments before for this very packet (it writes
+ * or removes the entry for every colored packet it sees, so an entry never outlives the
+ * translation it was learned from). t: the packet as seen now (its VNI is copied to
+ * *orig). Only for hooks after the VXLAN device (uplink egress, drops of the encapsulated
+ * packet); only colored packets are looked up, so an untraced packet never pays for it.
  */
 static __always_inline bool dt_nat_orig(const struct dt_tuple *t, struct dt_tuple *orig)
 {
@@ -621,15 +626,12 @@ static __always_inline bool dt_same_flow(const struct dt_tuple *a, const struct 
 
 /*
  * The tuple before any translation of a colored packet whose skb carries its conntrack
- * entry (kskb: the kernel's skb), when this node translated it: into *orig with t's VNI.
- * dt_nat first (what dt_overlay_egress learned, for hooks after the entry is gone), then
- * the entry itself.
+ * entry (kskb: the kernel's skb; port egress and drops of a packet that is not
+ * encapsulated), when this node translated it: into *orig with t's VNI.
  */
-static __always_inline bool dt_nat_orig_kskb(struct sk_buff *kskb, const struct dt_tuple *t,
-					     struct dt_tuple *orig)
+static __always_inline bool dt_ct_orig_kskb(struct sk_buff *kskb, const struct dt_tuple *t,
+					    struct dt_tuple *orig)
 {
-	if (dt_nat_orig(t, orig))
-		return true;
 	if (dt_ct_before_kskb(kskb, orig) != DT_CT_NAT || dt_same_flow(orig, t))
 		return false;
 	orig->vni = t->vni;
@@ -749,9 +751,8 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 	/* A truncated L4 header gives no tuple worth sampling; the color goes anyway. */
 	if (rc == 0) {
 		pkt.tuple.vni = dt_port_vni(ifindex);
-		nat = dt_nat_orig(&pkt.tuple, &orig) ||
-		      (bpf_cast_to_kern_ctx &&
-		       dt_nat_orig_kskb(bpf_cast_to_kern_ctx(skb), &pkt.tuple, &orig));
+		nat = bpf_cast_to_kern_ctx &&
+		      dt_ct_orig_kskb(bpf_cast_to_kern_ctx(skb), &pkt.tuple, &orig);
 		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, nat ? DT_SAMPLE_F_NAT : 0, &pkt);
 		if (s) {
 			if (nat)
@@ -808,7 +809,9 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	if (rc < 0)
 		return rc;
 	pkt.tuple.vni = vni;
-	nat = dt_nat_orig(&pkt.tuple, &orig);
+	/* Only a packet leaving was translated here (and not at ingress: it has not met this
+	 * node's conntrack yet, and an entry of another flow's could only mislead). */
+	nat = hook == DT_HOOK_UPLINK_OUT && dt_nat_orig(&pkt.tuple, &orig);
 	flags = nat ? DT_SAMPLE_F_NAT : 0;
 	if (hook == DT_HOOK_UPLINK_OUT && (pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET))) {
 		struct dt_refrag_key rk = {};
@@ -1047,9 +1050,17 @@ static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, 
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;
-	if (rc == 0 && dt_ct_before_skb(skb, &before) == DT_CT_NAT &&
-	    !dt_same_flow(&before, &pkt.tuple))
+	if (rc != 0)
+		return 0;
+	if (dt_ct_before_skb(skb, &before) == DT_CT_NAT && !dt_same_flow(&before, &pkt.tuple)) {
 		dt_nat_learn(&pkt.tuple, &before);
+	} else {
+		/* Not translated (any more): a lesson of an earlier flow with this tuple goes. */
+		struct dt_tuple key = pkt.tuple;
+
+		key.vni = 0;
+		bpf_map_delete_elem(&dt_nat, &key);
+	}
 	return 0;
 }
 
@@ -1136,7 +1147,7 @@ static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reas
 	/* A translation this node made (an encapsulated skb's conntrack entry, if any, is the
 	 * outer packet's: then dt_nat only). */
 	if ((flags & DT_SAMPLE_F_ENCAP) ? dt_nat_orig(&pkt.tuple, &inside)
-					: dt_nat_orig_kskb(skb, &pkt.tuple, &inside))
+					: dt_ct_orig_kskb(skb, &pkt.tuple, &inside))
 		flags |= DT_SAMPLE_F_NAT;
 	dt_count(DT_CNT_DROPS);
 	s = dt_sample_begin(ifindex, DT_HOOK_DROP, flags, &pkt);
