@@ -6,6 +6,11 @@
 # fragments a traced datagram again. Three hosts, unicast FDB; i1 sends 20 UDP datagrams
 # of 4000 bytes to i31 in each phase, each phase with its own ports, task and sink.
 #
+# 0. Instance MTU 1500 over a 1450-byte VXLAN device on h1, a plain bridge (no
+#    br_netfilter: bridge-nf-call-iptables=0). The bridge cannot forward the 1500-byte
+#    fragments to vxlan0 and frees them (br_dev_queue_push_xmit, NOT_SPECIFIED), colored:
+#    every datagram dropped at h1, correctly; only the 1068-byte last fragments get
+#    through.
 # 1. Instance MTU 1500 over a 1450-byte VXLAN device on h1, br_netfilter on h1's bridge
 #    (bridge-nf-call-iptables=1, as on every Docker or Kubernetes host; no conntrack
 #    rule). i1 sends fragments of 1500, 1500 and 1068 bytes. br_netfilter's output
@@ -104,9 +109,32 @@ check_refragmented() {
 	echo "# $name: $(jq_val "$f" '.verdict.sentence')"
 }
 
+# 0. A plain bridge, MTU 1500 over 1450: the large fragments dropped on h1.
+check "phase 0: instance MTU 1500 (i1 eth0, h1 pt1)" frag_instance_mtu h1 1500
+check "phase 0: h1 vxlan0 MTU 1450" frag_vxlan_mtu h1 1450
+check "phase 0: h1's bridge does not call iptables (no br_netfilter)" \
+	lab_in "$LAB_H1" sysctl -q -w net.bridge.bridge-nf-call-iptables=0
+phase_task p0 40030 5030
+check_eq "phase 0: i1 sent $N datagrams of $FRAG_SIZE bytes" \
+	"$(frag_send "$LAB_I1" "$LAB_I31_IP" 5030 "$N" "$FRAG_SIZE" 20 40030)" "$N"
+check "phase 0: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
+check_eq "phase 0: the sink in i31 received nothing" "$(frag_sink_count sink-p0)" 0
+r0=$(report_fetch "$task" refrag-p0)
+report_text "$task" refrag-p0
+check_verdict "$r0" "phase 0" "$N" 0 "$N" 0
+jq_true "$r0" "phase 0: verdict: dropped at h1, reason NOT_SPECIFIED" \
+	'.verdict.at.node == "h1" and .verdict.reason == "NOT_SPECIFIED"'
+jq_true "$r0" "phase 0: every 1500-byte fragment dropped on h1 in br_dev_queue_push_xmit" \
+	'[.packets[] | select(.len == 1500)] | length == 2 * $n and all(.[]; .fate == "dropped"
+		and lasthop.node == "h1" and (.drop.where | startswith("br_dev_queue_push_xmit")))' \
+	--argjson n "$N"
+jq_true "$r0" "phase 0: every last fragment (1068 bytes) delivered" \
+	'[.packets[] | select(.len == 1068)] | length == $n and all(.[]; .fate == "delivered")' \
+	--argjson n "$N"
+echo "# phase 0: $(jq_val "$r0" '.verdict.sentence')"
+check "phase 0: cancel the task" lab_cli task cancel "$task"
+
 # 1. br_netfilter, MTU 1500 over 1450: each 1500-byte fragment cut again on h1.
-check "phase 1: instance MTU 1500 (i1 eth0, h1 pt1)" frag_instance_mtu h1 1500
-check "phase 1: h1 vxlan0 MTU 1450" frag_vxlan_mtu h1 1450
 check "phase 1: h1's bridge calls iptables (br_netfilter), no conntrack rule" \
 	lab_in "$LAB_H1" sysctl -q -w net.bridge.bridge-nf-call-iptables=1
 phase_task p1 40031 5031
@@ -169,9 +197,9 @@ lab_bg_stop agent-h3
 check_range "h1's agent recolored fragments (recolored > 0)" "$(agent_exit h1 recolored)" 1 1000000000
 check_eq "h1's agent recolored every new fragment: $((4 * N)) in phase 1, $((3 * N)) in phase 3" \
 	"$(agent_exit h1 recolored)" $((4 * N + 3 * N))
-check_eq "h1's agent colored $((3 * N)) datagrams (20 a phase), 0 orphan fragments" \
-	"$(agent_exit h1 colored) $(agent_exit h1 frag_orphan)" "$((3 * N)) 0"
-check_eq "h1's agent reported no drop of a colored packet (phase 2's are freed uncolored)" \
-	"$(agent_exit h1 drops)" 0
+check_eq "h1's agent colored $((4 * N)) datagrams (20 a phase), 0 orphan fragments" \
+	"$(agent_exit h1 colored) $(agent_exit h1 frag_orphan)" "$((4 * N)) 0"
+check_eq "h1's agent reported the $((2 * N)) drops of phase 0 only (phase 2's are freed uncolored)" \
+	"$(agent_exit h1 drops)" $((2 * N))
 
 checks_teardown_clean
