@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2016 # jq and awk programs are single-quoted on purpose
 # SPDX-License-Identifier: MIT
 #
 # frag.sh - IPv4 fragments in the lab (issue 19; test/lab/test_frag_*.sh): MTUs per host
@@ -19,7 +20,9 @@
 # 1160 bytes of IP payload (8 bytes of UDP header and 4000 of data), offsets 0, 1424 and
 # 2848.
 FRAG_SPORT=40019
+# shellcheck disable=SC2034 # for the tests
 FRAG_DPORT=5019
+# shellcheck disable=SC2034
 FRAG_SIZE=4000
 
 # frag_link_mtu NS DEV MTU: sets DEV's MTU in namespace NS.
