@@ -37,10 +37,10 @@
 # report says the datagrams vanished after h1/pt1 port-in.
 #
 # One line per check, "N passed, M failed" at the end; exit status 0 only when all pass.
-# Namespace prefix "dtfc" unless DT_LAB says otherwise.
+# Namespace prefix "dtfr" unless DT_LAB says otherwise.
 set -uo pipefail
 
-: "${DT_LAB:=dtfc}"
+: "${DT_LAB:=dtfr}"
 export DT_LAB
 # shellcheck source=test/lab/lab.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
