@@ -91,6 +91,8 @@ struct pkt {
 	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
 	bool member;	 /* a fragment counted through its datagram's first (aggregate_datagrams()) */
 	const char *refrag_at; /* its datagram was refragmented on this node (NULL: not) */
+	uint32_t refrag_len;   /* the largest new fragment it was seen as (0: none) */
+	bool refrag_smaller;   /* its datagram's new fragments are smaller than the old */
 	const struct pkt *lost; /* for a datagram: the fragment whose loss decides its place */
 	int drop_hop;	 /* index of the fatal drop hop in p.hops, or -1 */
 	uint64_t reason; /* the fatal drop's reason key (see REASON_*) */
@@ -810,6 +812,9 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 
 	root = hop_parents(v, n, parent, entry);
 	for (i = 0; i < (int)n; i++) {
+		if ((v[i].o->flags & DT_SAMPLE_F_REFRAG) && v[i].o->len > k->refrag_len) {
+			k->refrag_len = v[i].o->len;
+		}
 		depth[i] = hop_depth(parent, i);
 		if (parent[i] >= 0) {
 			nkids[parent[i]]++;
@@ -968,10 +973,16 @@ static void judge_datagram(struct pkt **f, size_t n)
 {
 	const struct pkt *worst = NULL;
 	const char *refrag_at = refragmented_at(f, n);
-	bool covered = true, last = false;
-	uint32_t next = 0;
+	bool covered = true, last = false, smaller;
+	uint32_t next = 0, old_max = 0, new_max = 0;
 	uint8_t fate;
 	size_t i;
+
+	for (i = 0; i < n; i++) {
+		old_max = f[i]->p.len > old_max ? f[i]->p.len : old_max; /* as the first hop saw it */
+		new_max = f[i]->refrag_len > new_max ? f[i]->refrag_len : new_max;
+	}
+	smaller = new_max > 0 && new_max < old_max;
 
 	for (i = 0; i < n; i++) {
 		if (refrag_at && reassembled(f[i], refrag_at)) {
@@ -995,6 +1006,7 @@ static void judge_datagram(struct pkt **f, size_t n)
 		f[i]->member = i > 0;
 		f[i]->lost = worst;
 		f[i]->refrag_at = refrag_at;
+		f[i]->refrag_smaller = smaller;
 	}
 }
 
@@ -1531,25 +1543,30 @@ static void note_dest_unknown(struct dt_verdict *vd, size_t off)
 }
 
 /*
- * Appends the finding that datagrams were refragmented on the way (the kernel reassembled
- * them and fragmented them anew, as a host with conntrack on its bridge does when the next
- * device's MTU is smaller than the instance's): the MTU along the overlay is inconsistent.
+ * Appends the finding that datagrams were refragmented on the way: the kernel reassembled
+ * them there (conntrack on a bridge or a router does) and fragmented them anew. When the
+ * new fragments are smaller than the instance's, the MTU along the overlay is
+ * inconsistent: the finding to act on. Else conntrack's reassembly alone did it.
  */
 static void note_refrag(struct dt_verdict *vd, const struct pkt *pk, size_t n_pk)
 {
 	const char *node = NULL;
 	size_t i, n = 0, off = strlen(vd->sentence);
+	bool smaller = false;
 
 	for (i = 0; i < n_pk; i++) {
 		if (!pk[i].member && pk[i].refrag_at) {
 			node = node ? node : pk[i].refrag_at;
+			smaller = smaller || pk[i].refrag_smaller;
 			n++;
 		}
 	}
 	if (n > 0 && off < sizeof(vd->sentence)) {
 		snprintf(vd->sentence + off, sizeof(vd->sentence) - off,
-			 "; %zu datagram%s refragmented at %.*s (the MTU along the overlay is "
-			 "inconsistent)", n, n == 1 ? "" : "s", DT_NAME_MAX, node);
+			 "; %zu datagram%s refragmented at %.*s (%s)", n, n == 1 ? "" : "s",
+			 DT_NAME_MAX, node,
+			 smaller ? "the MTU along the overlay is inconsistent"
+				 : "reassembled by conntrack and fragmented anew");
 	}
 }
 

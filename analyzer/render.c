@@ -321,11 +321,14 @@ static void json_ref(struct jw *w, const char *key, const struct dt_hop_ref *ref
 	jw_close(w, '}');
 }
 
-/* True when a hop saw the packet under other addresses or ports (after a NAT). */
+/* True when a hop saw the packet under other addresses or ports (after a NAT). A later
+ * fragment has no ports to compare (they are 0 at every hop). */
 static bool hop_translated(const struct dt_packet_path *p, const struct dt_hop *h)
 {
+	bool ports = !(p->frag & DT_FRAG_OFFSET);
+
 	return h->tuple.saddr != p->tuple.saddr || h->tuple.daddr != p->tuple.daddr ||
-	       h->tuple.sport != p->tuple.sport || h->tuple.dport != p->tuple.dport;
+	       (ports && (h->tuple.sport != p->tuple.sport || h->tuple.dport != p->tuple.dport));
 }
 
 /* A hop's flow: its addresses and ports, the packet's protocol and VNI. */

@@ -735,6 +735,7 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 	struct dt_pkt pkt = {};
 	struct dt_sample *s;
 	struct dt_cursor c;
+	__u8 flags = 0;
 	bool nat;
 	int rc;
 
@@ -742,8 +743,19 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)
 		return rc;
-	if (!(pkt.frag_off & DT_COLOR_BIT))
-		return 0;
+	if (!(pkt.frag_off & DT_COLOR_BIT)) {
+		/* A fragment of a traced datagram that this node reassembled and fragmented
+		 * anew on its way to the instance (conntrack on its bridge): the reassembly
+		 * cleared the color. Sampled as the exit it is (and left uncolored). */
+		struct dt_frag_key key;
+
+		if (!(pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET)))
+			return 0;
+		dt_frag_key_of(&pkt, &key);
+		if (!bpf_map_lookup_elem(&dt_frags, &key))
+			return 0;
+		flags = DT_SAMPLE_F_REFRAG;
+	}
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;
@@ -753,14 +765,18 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 		pkt.tuple.vni = dt_port_vni(ifindex);
 		nat = bpf_cast_to_kern_ctx &&
 		      dt_ct_orig_kskb(bpf_cast_to_kern_ctx(skb), &pkt.tuple, &orig);
-		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, nat ? DT_SAMPLE_F_NAT : 0, &pkt);
+		flags |= nat ? DT_SAMPLE_F_NAT : 0;
+		if (flags & DT_SAMPLE_F_REFRAG)
+			dt_count(DT_CNT_RECOLORED);
+		s = dt_sample_begin(ifindex, DT_HOOK_PORT_OUT, flags, &pkt);
 		if (s) {
 			if (nat)
 				s->orig = orig;
 			dt_sample_submit_skb(s, skb);
 		}
 	}
-	dt_exit_uncolor(skb, &pkt);
+	if (pkt.frag_off & DT_COLOR_BIT)
+		dt_exit_uncolor(skb, &pkt);
 	return 0;
 }
 
@@ -822,6 +838,15 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 			flags |= DT_SAMPLE_F_REFRAG;
 			bpf_map_delete_elem(&dt_refrag, &rk);
 		}
+	} else if (pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET)) {
+		/* A traced datagram's fragment arriving: should this node (a router with
+		 * conntrack) reassemble and fragment it anew, dt_overlay_egress colors the new
+		 * fragments again, as on its first hop. */
+		struct dt_frag_val dg = {};
+		struct dt_frag_key key;
+
+		dt_frag_key_of(&pkt, &key);
+		bpf_map_update_elem(&dt_frags, &key, &dg, BPF_NOEXIST);
 	}
 	s = dt_sample_begin(ifindex, hook, flags, &pkt);
 	if (s) {

@@ -2485,3 +2485,19 @@ Test(refrag, new_fragments_of_a_traced_datagram_are_colored_again)
 	cr_expect_eq(samples[0].frag, DT_FRAG_MF | 178);
 	cr_expect_eq(samples[1].flags, 0, "flagged once: %#x", samples[1].flags);
 }
+
+/* A node that receives a traced datagram's fragments (a router with conntrack) and
+ * fragments it anew colors the new fragments too. */
+Test(refrag, a_node_that_received_the_fragments_colors_them_again)
+{
+	struct pkt in = with_frag(udp_ab, DT_COLOR_BIT | IP_MF | 185), again = with_frag(udp_ab, 178);
+	struct outer o = {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI};
+	struct result r;
+
+	run_pkt(skel->progs.dt_overlay_egress, &again, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	run_vxlan(skel->progs.dt_uplink_ingress, &o, &in, &r);
+	run_pkt(skel->progs.dt_overlay_egress, &again, &r);
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	cr_expect_eq(counter(DT_CNT_RECOLORED), 1);
+}
