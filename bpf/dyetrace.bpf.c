@@ -827,7 +827,8 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	pkt.tuple.vni = vni;
 	/* Only a packet leaving was translated here (and not at ingress: it has not met this
 	 * node's conntrack yet, and an entry of another flow's could only mislead). */
-	nat = hook == DT_HOOK_UPLINK_OUT && dt_nat_orig(&pkt.tuple, &orig);
+	nat = hook == DT_HOOK_UPLINK_OUT && !(pkt.frag_off & DT_IP_OFFSET) &&
+	      dt_nat_orig(&pkt.tuple, &orig);
 	flags = nat ? DT_SAMPLE_F_NAT : 0;
 	if (hook == DT_HOOK_UPLINK_OUT && (pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET))) {
 		struct dt_refrag_key rk = {};
@@ -1043,17 +1044,34 @@ static __always_inline void dt_nat_learn(const struct dt_tuple *now, const struc
  * device, which rewrote the flags and lost the color. It is colored again, counted in
  * DT_CNT_RECOLORED, and remembered in dt_refrag so that the uplink's sample says so.
  */
-static __always_inline void overlay_recolor(struct __sk_buff *skb, struct dt_pkt *pkt)
+static __always_inline bool overlay_recolor(struct __sk_buff *skb, struct dt_pkt *pkt)
 {
 	struct dt_refrag_key rk = {};
+	struct dt_tuple before;
 	__u8 one = 1;
 
 	dt_frag_key_of(pkt, &rk.dg);
-	if (!bpf_map_lookup_elem(&dt_frags, &rk.dg) || dt_color_write(skb, pkt, true) != 0)
-		return;
+	if (!bpf_map_lookup_elem(&dt_frags, &rk.dg)) {
+		/* Translated after its reassembly (DNAT on a router): the datagram was
+		 * remembered as it arrived, before the translation (NAT keeps the IPv4 id). */
+		struct dt_frag_key was;
+
+		if (dt_ct_before_skb(skb, &before) != DT_CT_NAT)
+			return false;
+		was.saddr = before.saddr;
+		was.daddr = before.daddr;
+		was.ip_id = pkt->ip_id;
+		was.proto = before.proto;
+		was.pad = 0;
+		if (!bpf_map_lookup_elem(&dt_frags, &was))
+			return false;
+	}
+	if (dt_color_write(skb, pkt, true) != 0)
+		return false;
 	dt_count(DT_CNT_RECOLORED);
 	rk.frag = pkt->frag_off & (DT_FRAG_MF | DT_FRAG_OFFSET);
 	bpf_map_update_elem(&dt_refrag, &rk, &one, BPF_ANY);
+	return true;
 }
 
 static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
@@ -1068,14 +1086,21 @@ static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, 
 	if (rc < 0)
 		return rc;
 	if (!(pkt.frag_off & DT_COLOR_BIT)) {
-		if (pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET))
-			overlay_recolor(skb, &pkt);
-		return 0;
+		if (!(pkt.frag_off & (DT_IP_MF | DT_IP_OFFSET)) || !overlay_recolor(skb, &pkt))
+			return 0;
+		/* Writing the color moved the packet's data: parse it again, colored now. */
+		__builtin_memset(&pkt, 0, sizeof(pkt));
+		dt_cursor_init(&c, skb);
+		rc = dt_parse_eth_ipv4(&c, &pkt);
+		if (rc < 0)
+			return 0;
 	}
 	rc = dt_parse_l4(&c, &pkt);
 	if (rc == DT_PARSE_SHORT && !last_try)
 		return rc;
-	if (rc != 0)
+	/* A later fragment has no ports to learn a translation by: it is attributed through
+	 * its datagram's first fragment, which teaches the translation. */
+	if (rc != 0 || (pkt.frag_off & DT_IP_OFFSET))
 		return 0;
 	if (dt_ct_before_skb(skb, &before) == DT_CT_NAT && !dt_same_flow(&before, &pkt.tuple)) {
 		dt_nat_learn(&pkt.tuple, &before);

@@ -26,15 +26,11 @@
 #    the task is i1 -> VIP. rt reassembles, translates the whole datagram (nat prerouting
 #    after conntrack's defragmentation; all 20 datagrams are one UDP connection, so the
 #    nat chain sees the first only), and fragments it again; the new fragments go to
-#    10.101.0.31, not to the VIP, so they are not the datagram rt remembered (dt_frags is
-#    keyed by the addresses and IP id it received) and are not colored again. The README's
-#    Limits say so: "a datagram ... translated by NAT after its reassembly" is not colored
-#    again. Every datagram still reaches i31 (the sink gets all 20), but dyetrace sees its
-#    fragments last at rt uplink-in: the report says "20 of 20 packets vanished after
-#    rt/ul0 uplink-in (no drop seen)" (and, as the VIP is behind no node, the destination
-#    of 20 not known), no hop refragmented, and rt's agent recolors nothing more. This
-#    phase asserts that documented limit as it is (a false loss placed at the translating
-#    router, while the sink got every datagram), not a wish.
+#    10.101.0.31. rt remembered the datagram as it arrived (to the VIP); the new fragments'
+#    conntrack entry gives that form back, so rt colors them again too, its uplink-out
+#    samples are REFRAG, the first new fragment teaches the translation, and the later
+#    ones follow it. The report must say: 20 of 20 delivered, refragmented at rt, the
+#    packets named i1 -> VIP, the hops after rt addressed to the backend.
 #
 # One line per check, "N passed, M failed" at the end; exit status 0 only when all pass.
 # Namespace prefix "dtfo" unless DT_LAB says otherwise.
@@ -164,7 +160,7 @@ jq_true "$r1" "route: no sample left unmatched" '.unmatched == 0'
 echo "# route: $(jq_val "$r1" '.verdict.sentence')"
 check "route: cancel the task" lab_cli task cancel "$task"
 
-# 2. DNAT on rt after its reassembly: the new fragments are not colored again.
+# 2. DNAT on rt after its reassembly: the new fragments are colored again all the same.
 check "dnat: rt: VIP $LAB_VIP -> $BACKEND, DNAT only (nftables)" lab_router_lb rt "$LAB_VIP" "$BACKEND" dnat
 phase_task dnat "$LAB_VIP" 40062 5062
 phase_send dnat "$LAB_VIP" 40062 5062
@@ -173,32 +169,33 @@ check_eq "dnat: rt's DNAT rule counted 1 packet (the nat chain sees a connection
 r2=$(report_fetch "$task" dnat)
 report_text "$task" dnat
 echo "# dnat: $(jq_val "$r2" '.verdict.sentence')"
-check_verdict "$r2" "dnat" "$N" 0 0 "$N"
-jq_true "$r2" "dnat: verdict: vanished after rt/ul0 uplink-in, no reason (a false loss: the sink got all $N)" \
-	'.verdict | .at == {node: "rt", ifname: "ul0", hook: "uplink-in"} and .reason == ""
-		and (.sentence | startswith("\($n) of \($n) packets vanished after rt/ul0 uplink-in"))' \
+check_verdict "$r2" "dnat" "$N" "$N" 0 0
+jq_true "$r2" "dnat: verdict sentence: $N of $N delivered, refragmented at rt" \
+	'.verdict.sentence | test("\\b\($n) of \($n) packets delivered; \($n) datagrams refragmented at rt")' \
 	--argjson n "$N"
-jq_true "$r2" "dnat: verdict: destination of $N not known to any node (the VIP is behind none)" \
-	'.verdict.destination_unknown == $n' --argjson n "$N"
-jq_true "$r2" "dnat: the $((3 * N)) fragments: h1 port-in -> h1 uplink-out -> rt uplink-in, vanished there" \
-	'(.packets | length) == 3 * $n and all(.packets[]; .fate == "vanished" and path == $p)' \
-	--argjson n "$N" --argjson p "$TO_RT"
-jq_true "$r2" "dnat: per-hop table: rt uplink-in saw $((3 * N)), all vanished" \
-	'row("rt"; "ul0"; "uplink-in"; "request") | .seen == 3 * $n and .vanished == 3 * $n' \
-	--argjson n "$N"
-jq_true "$r2" "dnat: per-hop table: rows h1 port-in, h1 uplink-out, rt uplink-in only (none past rt)" \
-	'[.hops[] | hopkey] == $p' --argjson p "$TO_RT"
-jq_true "$r2" "dnat: task: colored $N (datagrams), delivered 0" \
-	'.task.colored == $n and .task.delivered == 0' --argjson n "$N"
-jq_true "$r2" "dnat: no hop refragmented, no 'refragmented' in the verdict" \
-	'all(.packets[].hops[]; .refragmented != true) and (.verdict.sentence | test("refragmented") | not)'
+jq_true "$r2" "dnat: every datagram_fate delivered, no fragment lost at rt" \
+	'all(.packets[]; .datagram_fate == "delivered" and .fate == "delivered")
+		and all(.hops[] | select(.node == "rt"); .dropped == 0 and .vanished == 0)'
+jq_true "$r2" "dnat: every fragment h1 port-in -> h1 uplink-out -> rt uplink-in -> rt uplink-out -> h3 uplink-in -> h3 port-out" \
+	'(.packets | length) == 3 * $n and all(.packets[]; path == $p)' \
+	--argjson n "$N" --argjson p "$THROUGH_RT"
+jq_true "$r2" "dnat: every rt uplink-out hop marked refragmented" \
+	'[.packets[].hops[] | select(.node == "rt" and .hook == "uplink-out")]
+		| length == 3 * $n and all(.[]; .refragmented == true)' --argjson n "$N"
+jq_true "$r2" "dnat: named i1 -> VIP; the first fragments' hops after rt show the backend" \
+	'all(.packets[]; .flow.dst == $v)
+		and all(.packets[] | select(.fragment.offset_bytes == 0);
+			. as $p | all(.hops[] | select(.node == "h3"); hflow($p) | .dst == $b))' \
+	--arg v "$LAB_VIP" --arg b "$BACKEND"
+jq_true "$r2" "dnat: task: colored $N (datagrams), delivered $N" \
+	'.task.colored == $n and .task.delivered == $n' --argjson n "$N"
 jq_true "$r2" "dnat: no sample left unmatched" '.unmatched == 0'
 
 # rt's data plane: phase 1's new fragments colored again, phase 2's not.
 check_samples_accounted dnat "$r1" "$r2"
 check_range "rt's agent recolored fragments (recolored > 0)" "$(agent_exit rt recolored)" 1 1000000000
-check_eq "rt's agent recolored exactly phase 1's $((3 * N)) new fragments (none of phase 2's)" \
-	"$(agent_exit rt recolored)" $((3 * N))
+check_eq "rt's agent recolored exactly both phases' $((6 * N)) new fragments" \
+	"$(agent_exit rt recolored)" $((6 * N))
 check_eq "rt's agent colored no datagram of its own, reported no drop" \
 	"$(agent_exit rt colored) $(agent_exit rt drops)" "0 0"
 check_eq "h1's agent colored $((2 * N)) datagrams, 0 orphan fragments, recolored none" \
