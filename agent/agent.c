@@ -60,10 +60,12 @@ static int iface_slot(struct agent *a, unsigned ifindex)
 }
 
 /*
- * True when ifindex is a port that lists its instances and daddr is none of them: the
- * packet leaving through it is a copy the bridge flooded, not one for this instance.
+ * What a port-out sample's port says of its destination daddr: DT_SAMPLE_F_HOSTED when the
+ * port lists it among its instances (the packet reached its destination), DT_SAMPLE_F_STRANGER
+ * when the port lists instances and daddr is none of them (a copy the bridge flooded), 0
+ * when the port lists none.
  */
-static bool port_stranger(const struct dt_agent_cfg *cfg, unsigned ifindex, uint32_t daddr)
+static uint8_t port_knows(const struct dt_agent_cfg *cfg, unsigned ifindex, uint32_t daddr)
 {
 	for (unsigned i = 0; i < cfg->n_ifaces; i++) {
 		const struct dt_agent_iface *p = &cfg->ifaces[i];
@@ -72,10 +74,10 @@ static bool port_stranger(const struct dt_agent_cfg *cfg, unsigned ifindex, uint
 			continue;
 		for (unsigned k = 0; k < p->n_instances; k++)
 			if (p->instances[k] == daddr)
-				return false;
-		return true;
+				return DT_SAMPLE_F_HOSTED;
+		return DT_SAMPLE_F_STRANGER;
 	}
-	return false;
+	return 0;
 }
 
 /* The batch's index of a string, added when new; DT_STR_NONE when the table is full. */
@@ -175,8 +177,8 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	w = &a->batch.samples[a->batch.n_samples++];
 	w->hook = s->hook;
 	w->flags = s->flags;
-	if (s->hook == DT_HOOK_PORT_OUT && port_stranger(a->cfg, s->ifindex, s->tuple.daddr))
-		w->flags |= DT_SAMPLE_F_STRANGER;
+	if (s->hook == DT_HOOK_PORT_OUT)
+		w->flags |= port_knows(a->cfg, s->ifindex, s->tuple.daddr);
 	w->iface = (uint16_t)slot;
 	w->ts_ns = s->ts_ns + a->mono_to_real_ns;
 	w->tuple = s->tuple;

@@ -653,6 +653,9 @@ static enum leaf_end leaf_end(const struct dt_paths_ctx *ctx, const struct item 
 	case DT_HOOK_GW_OUT:
 		return END_DELIVERED;
 	case DT_HOOK_PORT_OUT:
+		if (o->flags & DT_SAMPLE_F_HOSTED) {
+			return END_DELIVERED; /* its port hosts the destination */
+		}
 		host = host_of(ctx, vni, o->tuple.daddr);
 		if ((o->flags & DT_SAMPLE_F_STRANGER) || (host && strcmp(host, it->node) != 0)) {
 			return END_FILTERED;
@@ -875,7 +878,8 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	p->frag = v[root].o->frag;
 
 	d = v[best].o;
-	p->dest_known = (end[best] == END_DELIVERED && d->hook == DT_HOOK_GW_OUT) ||
+	p->dest_known = (end[best] == END_DELIVERED &&
+			 (d->hook == DT_HOOK_GW_OUT || (d->flags & DT_SAMPLE_F_HOSTED))) ||
 			host_of(ctx, vni, d->tuple.daddr) || host_of(ctx, vni, 0);
 	k->drop_hop = -1;
 	k->reason = REASON_NONE;

@@ -147,6 +147,9 @@ struct dt_sample {
 /* Set by the agent, never by the programs: a port-out sample whose destination address is
  * none of the instances the port lists (a flooded copy the instance will discard). */
 #define DT_SAMPLE_F_STRANGER 0x10
+/* Set by the agent: a port-out whose destination address is one of the instances the port
+ * lists (the packet reached its destination, whatever the analyzer has heard of hosts). */
+#define DT_SAMPLE_F_HOSTED 0x40
 /* The first hop colored this fragment again: the kernel reassembled the datagram and
  * fragmented it anew (which clears the color), see dt_overlay_egress. */
 #define DT_SAMPLE_F_REFRAG 0x20

@@ -1446,6 +1446,29 @@ Test(paths, without_hosts_the_branches_alone_decide_and_the_report_says_so)
 	report_clear(&r);
 }
 
+Test(paths, a_port_that_hosts_the_destination_decides_without_the_hosts_table)
+{
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, i;
+
+	/* Right after an analyzer restart it has heard of no hosts yet: the agent's HOSTED
+	 * flag on the delivering port-out is enough to know the destination. */
+	ctx.host_of = NULL;
+	n = add_flooded(o, n, 71, 1000000, healthy_flood, 0);
+	for (i = 0; i < n; i++) {
+		if (o[i].hook == DT_HOOK_PORT_OUT && o[i].node == name("h2")) {
+			o[i].flags |= DT_SAMPLE_F_HOSTED;
+		}
+	}
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.packets[0].fate, DT_FATE_DELIVERED);
+	cr_expect(r.packets[0].dest_known);
+	cr_expect_eq(r.verdict.dest_unknown, 0);
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 1 of 1 packets delivered");
+	report_clear(&r);
+}
+
 Test(paths, a_young_packet_with_only_a_copy_seen_is_in_flight)
 {
 	static const enum rx rx[3] = {RX_FILTERED, RX_NOTHING, RX_NOTHING};
