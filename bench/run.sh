@@ -113,7 +113,9 @@ machine() {
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	mem=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 	commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	[[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]] && dirty=' (with uncommitted changes)'
+	# RESULTS.md itself is being written: its change does not make the tree dirty.
+	[[ -n $(git -C "$REPO" status --porcelain -- . ':!bench/RESULTS.md' 2>/dev/null) ]] &&
+		dirty=' (with uncommitted changes)'
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- CPU: ${cpu:-unknown}, $(nproc) cores online, $mem of memory"
 	echo "- kernel: $(uname -r) ($(uname -m)); spectre_v2: $(cat /sys/devices/system/cpu/vulnerabilities/spectre_v2 2>/dev/null || echo unknown)"
