@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * paths_int.h - what the files of the report builder share (paths.c builds and judges
+ * each packet, paths_tree.c links its hops into a tree, paths_datagram.c judges datagrams
+ * of fragments and packets segmented after their first hop, paths_tables.c summarises
+ * latency, loss and copies per hop, paths_verdict.c names the place that lost the most).
+ * Not a public interface: paths.h is.
+ */
+#ifndef DT_PATHS_INT_H
+#define DT_PATHS_INT_H
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "paths.h"
+
+/* Hops of one packet, and its visits: at most one per hop. */
+#define MAX_HOPS DT_REPORT_MAX_HOPS
+#define MAX_VISITS DT_REPORT_MAX_HOPS
+
+/* A drop reason as told apart: by name, or by value when it has none. */
+#define REASON_NONE UINT64_MAX
+#define REASON_NAMED (1ull << 40)
+
+/* One observation with its names resolved. */
+struct item {
+	const struct dt_obs *o;
+	const char *node;
+	const char *ifname;
+};
+
+/* A packet being built. */
+struct pkt {
+	struct dt_packet_path p;
+	size_t key;	 /* rank in packet key order: a deterministic tie-break */
+	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
+	bool member; /* a fragment counted through its datagram's first (dt_paths_judge_datagrams())
+		      */
+	const char *refrag_at;	/* its datagram was refragmented on this node (NULL: not) */
+	uint32_t refrag_len;	/* the largest new fragment it was seen as (0: none) */
+	bool refrag_smaller;	/* its datagram's new fragments are smaller than the old */
+	const struct pkt *lost; /* for a datagram: the fragment whose loss decides its place */
+	int drop_hop;		/* index of the fatal drop hop in p.hops, or -1 */
+	uint64_t reason;	/* the fatal drop's reason key (see REASON_*) */
+};
+
+#define CMP(a, b)                                                                                  \
+	do {                                                                                       \
+		if ((a) != (b)) {                                                                  \
+			return (a) < (b) ? -1 : 1;                                                 \
+		}                                                                                  \
+	} while (0)
+
+/* Ties between equal timestamps inside one node. */
+static inline int hook_rank(unsigned int hook)
+{
+	switch (hook) {
+	case DT_HOOK_PORT_IN:
+		return 0;
+	case DT_HOOK_GW_IN:
+		return 1;
+	case DT_HOOK_UPLINK_OUT:
+		return 2;
+	case DT_HOOK_UPLINK_IN:
+		return 3;
+	case DT_HOOK_PORT_OUT:
+		return 4;
+	case DT_HOOK_GW_OUT:
+		return 5;
+	case DT_HOOK_DROP:
+		return 6;
+	default:
+		return 7;
+	}
+}
+
+static inline bool is_first_hop(unsigned int hook)
+{
+	return hook == DT_HOOK_PORT_IN || hook == DT_HOOK_GW_IN;
+}
+
+static inline bool is_entry(unsigned int hook)
+{
+	return is_first_hop(hook) || hook == DT_HOOK_UPLINK_IN;
+}
+
+/* The end of a packet's journey in our network. */
+static inline bool is_last_hop(unsigned int hook)
+{
+	return hook == DT_HOOK_PORT_OUT || hook == DT_HOOK_GW_OUT;
+}
+
+static inline bool leaves_node(unsigned int hook)
+{
+	return is_last_hop(hook) || hook == DT_HOOK_UPLINK_OUT || hook == DT_HOOK_DROP;
+}
+
+/* Names are interned: equal indices are equal names. */
+static inline int cmp_name(uint32_t ia, const char *a, uint32_t ib, const char *b)
+{
+	return ia == ib ? 0 : strcmp(a, b);
+}
+
+static inline void copy_str(char *dst, const char *src, size_t size)
+{
+	snprintf(dst, size, "%s", src);
+}
+
+static inline uint64_t reason_key(const struct dt_obs *o)
+{
+	if (o->drop_name != DT_STRTAB_NONE && o->drop_name != 0) {
+		return REASON_NAMED | o->drop_name;
+	}
+	return o->drop_reason ? o->drop_reason : REASON_NONE; /* 0: the kernel said nothing */
+}
+
+/* The reason's name as an operator reads it: the kernel's name, else its value. */
+static inline void reason_label(const struct dt_strtab *strs, uint64_t key, char *buf, size_t len)
+{
+	if (key == REASON_NONE) {
+		buf[0] = '\0';
+	} else if (key & REASON_NAMED) {
+		copy_str(buf, dt_strtab_get(strs, (uint32_t)(key & ~REASON_NAMED)), len);
+	} else {
+		snprintf(buf, len, "%" PRIu64, key);
+	}
+}
+
+static inline int cmp_ref(const struct dt_hop_ref *a, const struct dt_hop_ref *b)
+{
+	int c;
+
+	c = strncmp(a->node, b->node, sizeof(a->node));
+	if (c != 0) {
+		return c;
+	}
+	c = strncmp(a->ifname, b->ifname, sizeof(a->ifname));
+	if (c != 0) {
+		return c;
+	}
+	CMP(a->hook, b->hook);
+	return 0;
+}
+
+/* paths_tree.c */
+
+/* True when hop o saw the packet as it came from the underlay (it carries outer addresses). */
+bool dt_paths_from_underlay(const struct dt_obs *o);
+
+/*
+ * The parent of every hop of the run v[0..n) (index into v, -1 at the root), and the first
+ * hop of its visit (entry), by which the root hop's index is returned. A visit's
+ * first hop follows what linked the visit; a drop follows the latest hop of its visit that
+ * sent out what it dropped; every other hop follows its visit's first hop: inside a node a
+ * packet goes from where it entered to where it left, and each copy leaves on its own.
+ */
+int dt_paths_hop_parents(const struct item *v, size_t n, int *parent, int *entry);
+
+/* paths_datagram.c */
+
+/* Groups the fragments among pk[0..n_pk) into datagrams and judges each. 0 or -ENOMEM. */
+int dt_paths_judge_datagrams(struct pkt *pk, size_t n_pk);
+
+/* paths_tables.c */
+
+/* The most frequent of the keys v[0..n) (sorted in place; REASON_NONE ignored), the
+ * smallest on a tie; REASON_NONE when there is none. */
+uint64_t dt_paths_most_frequent(uint64_t *v, size_t n);
+
+/* The latency statistics, the per-hop loss table and the copies table of pk[0..n_pk):
+ * see paths.h. Each returns 0 or -ENOMEM. */
+int dt_paths_stats(const struct pkt *pk, size_t n_pk, size_t n_pairs, struct dt_hop_stat **stats,
+		   uint32_t *n_stats);
+int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk, size_t n_max,
+		  struct dt_hop_row **rows, uint32_t *n_rows);
+int dt_paths_copy_rows(const struct pkt *pk, size_t n_pk, struct dt_copy_row **rows,
+		       uint32_t *n_rows);
+
+/* paths_verdict.c */
+
+/* The verdict over pk[0..n_pk). 0 or -ENOMEM. */
+int dt_paths_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, size_t n_pk,
+		     struct dt_verdict *vd);
+
+#endif /* DT_PATHS_INT_H */
