@@ -355,6 +355,34 @@ static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_
 	}
 }
 
+/* The length of the IPv4 and TCP or UDP headers in o's packet prefix, 0 when it does not
+ * hold them (capture off, a VLAN tag stack, another protocol). */
+static uint16_t l4_headers(const struct dt_obs *o)
+{
+	const uint8_t *c = o->cap;
+	uint32_t off = 0, ihl;
+
+	if (o->cap_link == DT_CAP_ETH) {
+		off = 14;
+		if (o->cap_len >= 14 && c[12] == 0x81 && c[13] == 0x00) {
+			off = 18;
+		}
+	} else if (o->cap_link != DT_CAP_IPV4) {
+		return 0;
+	}
+	if (o->cap_len < off + 20 || (c[off] >> 4) != 4) {
+		return 0;
+	}
+	ihl = (uint32_t)(c[off] & 0xf) * 4;
+	if (c[off + 9] == 17) {
+		return (uint16_t)(ihl + 8);
+	}
+	if (c[off + 9] != 6 || o->cap_len < off + ihl + 13) {
+		return 0;
+	}
+	return (uint16_t)(ihl + (uint32_t)(c[off + ihl + 12] >> 4) * 4);
+}
+
 /*
  * Builds and judges one packet from its trimmed run v[0..n), 1 <= n <= DT_REPORT_MAX_HOPS:
  * the tree of its hops (dt_paths_hop_parents()), the destination branch (the leaf of the best
@@ -445,6 +473,10 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 			 (d->hook == DT_HOOK_GW_OUT || (d->flags & DT_SAMPLE_F_HOSTED))) ||
 			host_of(ctx, vni, d->tuple.daddr) || host_of(ctx, vni, 0);
 	k->drop_hop = -1;
+	k->lost_hop = -1;
+	k->head = is_first_hop(v[root].o->hook);
+	k->exit_len = end[best] == END_DELIVERED ? d->len : 0;
+	k->hdrs = k->head ? l4_headers(v[root].o) : 0; /* later hooks capture the outer frame */
 	k->reason = REASON_NONE;
 	if (end[best] == END_DELIVERED) {
 		p->fate = DT_FATE_DELIVERED;
@@ -550,7 +582,8 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	if (n_pk > 0) {
 		qsort(pk, n_pk, sizeof(*pk), cmp_pkt_ts);
 	}
-	if ((err = dt_paths_judge_datagrams(pk, n_pk)) != 0) {
+	if ((err = dt_paths_judge_datagrams(pk, n_pk)) != 0 ||
+	    (err = dt_paths_judge_segments(pk, n_pk)) != 0) {
 		goto out;
 	}
 	/* A datagram counts once, as its first fragment, with its datagram's fate. */

@@ -38,8 +38,14 @@ struct pkt {
 	struct dt_packet_path p;
 	size_t key;	 /* rank in packet key order: a deterministic tie-break */
 	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
-	bool member; /* a fragment counted through its datagram's first (dt_paths_judge_datagrams())
-		      */
+	bool member; /* counted through another packet: a fragment through its datagram's
+		      * first, a segment through the packet it was cut from (paths_datagram.c) */
+	bool head;   /* a hop colored it (port-in, gw-in): the first hop saw it whole */
+	uint32_t exit_len; /* its IPv4 length where it was delivered (0: it was not) */
+	uint16_t hdrs;	   /* its IPv4 and TCP or UDP headers in bytes, from its first hop's
+			    * packet prefix (0: not known) */
+	int lost_hop;	   /* where a datagram or a packet vanished whose every piece seen
+			    * was delivered: the last hop that saw it whole (-1: its last) */
 	const char *refrag_at;	/* its datagram was refragmented on this node (NULL: not) */
 	uint32_t refrag_len;	/* the largest new fragment it was seen as (0: none) */
 	bool refrag_smaller;	/* its datagram's new fragments are smaller than the old */
@@ -164,6 +170,10 @@ int dt_paths_hop_parents(const struct item *v, size_t n, int *parent, int *entry
 
 /* Groups the fragments among pk[0..n_pk) into datagrams and judges each. 0 or -ENOMEM. */
 int dt_paths_judge_datagrams(struct pkt *pk, size_t n_pk);
+
+/* Ties the segments among pk[0..n_pk) that no first hop saw (the kernel segmented their
+ * packet after it, GSO) to their packet, and judges each such packet. 0 or -ENOMEM. */
+int dt_paths_judge_segments(struct pkt *pk, size_t n_pk);
 
 /* paths_tables.c */
 

@@ -250,8 +250,8 @@ int dt_paths_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, size_
 			r->after = k->drop_hop > 0 ? &k->p.hops[k->drop_hop - 1].at : NULL;
 			r->reason = k->reason;
 		} else {
-			r->pos = k->n_dest - 1;
-			r->at = &k->p.hops[k->n_dest - 1].at;
+			r->pos = k->lost_hop >= 0 ? (uint32_t)k->lost_hop : k->n_dest - 1;
+			r->at = &k->p.hops[r->pos].at;
 		}
 	}
 	qsort(rec, m, sizeof(*rec), cmp_loss_rec);

@@ -891,6 +891,10 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		fprintf(f, ", fragment at byte %u%s (datagram %s)", (p->frag & DT_FRAG_OFFSET) * 8,
 			p->frag & DT_FRAG_MF ? ", more follow" : ", the last",
 			dt_fate_name(p->datagram_fate));
+	} else if (p->datagram_fate != p->fate && p->n_hops > 0 &&
+		   p->hops[0].at.hook != DT_HOOK_PORT_IN && p->hops[0].at.hook != DT_HOOK_GW_IN) {
+		/* No first hop, and another fate: a segment cut from a packet after its first hop */
+		fprintf(f, ", a segment: its packet %s", dt_fate_name(p->datagram_fate));
 	}
 	if (p->n_copies) {
 		fprintf(f, ", %" PRIu32 " cop%s for other hosts", p->n_copies,
@@ -931,6 +935,10 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 	case DT_FATE_REASSEMBLED:
 		fprintf(f, "  reassembled: last seen at %s, where the kernel reassembled the datagram "
 			"and fragmented it anew (not a loss)\n", at);
+		break;
+	case DT_FATE_SEGMENTED:
+		fprintf(f, "  segmented: last seen whole at %s; the kernel cut it into segments after "
+			"that hop, which carry it on (not a loss)\n", at);
 		break;
 	default:
 		break;

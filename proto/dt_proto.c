@@ -1856,6 +1856,7 @@ const char *dt_fate_name(unsigned int fate)
 		[DT_FATE_VANISHED] = "vanished",
 		[DT_FATE_IN_FLIGHT] = "in-flight",
 		[DT_FATE_REASSEMBLED] = "reassembled",
+		[DT_FATE_SEGMENTED] = "segmented",
 	};
 
 	return NAME_OF(names, fate);

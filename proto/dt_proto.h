@@ -148,6 +148,8 @@ enum dt_fate {
 	DT_FATE_IN_FLIGHT = 3, /* last seen within the analysis window: not judged yet */
 	DT_FATE_REASSEMBLED = 4, /* a fragment the kernel reassembled into its datagram (and
 				  * fragmented anew) where it was last seen: not a loss */
+	DT_FATE_SEGMENTED = 5,	 /* a packet the kernel cut into segments after the hop where
+				  * it was last seen whole (GSO): its segments carry it on */
 	DT_FATE_MAX,
 };
 

@@ -1661,3 +1661,203 @@ Test(paths, a_refragmented_datagram_is_delivered_and_the_mtu_named)
 	}
 	report_clear(&r);
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Packets segmented after their first hop (GSO), and merged again by a receiver (GRO) */
+
+static const struct flow tcp_flow = {0x0a640001, 0x0a640002, 40000, 5201, IPPROTO_TCP, 100};
+
+#define SEQ0 0x10000000u
+#define MSS 1448u
+
+/* What h1's first hop and uplink saw of packet (ip_id, ident, len) before segmentation. */
+static size_t add_whole(struct dt_obs *o, size_t n, const struct flow *f, uint16_t ip_id,
+			uint32_t ident, uint32_t len, uint64_t t0)
+{
+	o[n] = mk(f, ip_id, ident, "h1", "pt1", DT_HOOK_PORT_IN, t0, 0, 0);
+	o[n++].len = len;
+	o[n] = mk(f, ip_id, ident, "h1", "ul0", DT_HOOK_UPLINK_OUT, t0 + 10000, UL_H1, UL_H2);
+	o[n++].len = len;
+	return n;
+}
+
+/* What h2 saw of a segment (ip_id, ident, len): delivered, dropped on its bridge, or (at
+ * == 0) nothing. */
+enum seg_end { SEG_UNSEEN, SEG_DELIVERED, SEG_DROPPED };
+
+static size_t add_piece(struct dt_obs *o, size_t n, const struct flow *f, uint16_t ip_id,
+			uint32_t ident, uint32_t len, uint64_t t0, enum seg_end end)
+{
+	if (end == SEG_UNSEEN) {
+		return n;
+	}
+	o[n] = mk(f, ip_id, ident, "h2", "ul0", DT_HOOK_UPLINK_IN, t0 + 60000, UL_H1, UL_H2);
+	o[n++].len = len;
+	if (end == SEG_DROPPED) {
+		o[n] = mk_drop(f, ip_id, "h2", "br0", t0 + 65000, 6, "NETFILTER_DROP",
+			       "nf_hook_slow+0x8c");
+		o[n].ident = ident;
+		o[n++].len = len;
+	} else {
+		o[n] = mk(f, ip_id, ident, "h2", "pt2", DT_HOOK_PORT_OUT, t0 + 70000, 0, 0);
+		o[n++].len = len;
+	}
+	return n;
+}
+
+/* One TCP packet of three full segments (52 bytes of headers), cut at h1's uplink. */
+static size_t add_tcp_gso(struct dt_obs *o, size_t n, uint16_t ip_id, uint32_t seq, uint64_t t0,
+			  const enum seg_end end[3])
+{
+	n = add_whole(o, n, &tcp_flow, ip_id, seq, 52 + 3 * MSS, t0);
+	for (uint32_t k = 0; k < 3; k++) {
+		n = add_piece(o, n, &tcp_flow, (uint16_t)(ip_id + k), seq + k * MSS, 52 + MSS,
+			      t0 + k * 100, end[k]);
+	}
+	return n;
+}
+
+static void expect_all_datagram_fates(const struct dt_report *r, uint8_t fate)
+{
+	for (uint32_t i = 0; i < r->n_packets; i++) {
+		cr_expect_eq(r->packets[i].datagram_fate, fate, "packet %u: %s", i,
+			     dt_fate_name(r->packets[i].datagram_fate));
+	}
+}
+
+Test(paths, a_packet_segmented_after_its_first_hop_is_one_packet)
+{
+	static const enum seg_end all[3] = {SEG_DELIVERED, SEG_DELIVERED, SEG_DELIVERED};
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_tcp_gso(o, n, 100, SEQ0, 1000000, all);
+	n = add_tcp_gso(o, n, 103, SEQ0 + 3 * MSS, 2000000, all);
+	shuffle(o, n, 3);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 2 of 2 packets delivered");
+	cr_expect_eq(r.task.colored, 2);
+	cr_expect_eq(r.task.delivered, 2);
+	cr_expect_eq(r.n_packets, 6, "each packet and its two later segments");
+	expect_all_datagram_fates(&r, DT_FATE_DELIVERED);
+	report_clear(&r);
+}
+
+Test(paths, a_segment_dropped_after_segmentation_drops_its_packet_there)
+{
+	static const enum seg_end mid[3] = {SEG_DELIVERED, SEG_DROPPED, SEG_DELIVERED};
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_tcp_gso(o, n, 100, SEQ0, 1000000, mid);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "1 of 1 packets dropped at h2/br0 (after h2/ul0 "
+					     "uplink-in), reason NETFILTER_DROP");
+	cr_expect_eq(r.task.delivered, 0);
+	expect_all_datagram_fates(&r, DT_FATE_DROPPED);
+	report_clear(&r);
+}
+
+Test(paths, a_segment_nobody_saw_leaves_its_packet_vanished_where_it_was_whole)
+{
+	static const enum seg_end mid[3] = {SEG_DELIVERED, SEG_UNSEEN, SEG_DELIVERED};
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_tcp_gso(o, n, 100, SEQ0, 1000000, mid);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "1 of 1 packets vanished after h1/ul0 uplink-out (no drop seen)");
+	expect_all_datagram_fates(&r, DT_FATE_VANISHED);
+	report_clear(&r);
+}
+
+Test(paths, a_retransmission_does_not_cover_the_lost_original)
+{
+	static const enum seg_end mid[3] = {SEG_DELIVERED, SEG_UNSEEN, SEG_DELIVERED};
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_tcp_gso(o, n, 100, SEQ0, 1000000, mid);
+	/* The sender retransmits the missing segment, colored again, with a later id. */
+	n = add_whole(o, n, &tcp_flow, 140, SEQ0 + MSS, 52 + MSS, 5000000);
+	n = add_piece(o, n, &tcp_flow, 140, SEQ0 + MSS, 52 + MSS, 5000000, SEG_DELIVERED);
+	shuffle(o, n, 8);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.task.colored, 2);
+	cr_expect_eq(r.verdict.vanished, 1, "the original lost a segment");
+	cr_expect_eq(r.verdict.delivered, 1, "the retransmission arrived");
+	report_clear(&r);
+}
+
+/* h2's GRO merged the second segment of packet A with the first of packet B: B's first
+ * segment never shows under B's id, yet all of B's bytes arrived. */
+Test(paths, a_receivers_merge_across_packets_delivers_both)
+{
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0;
+
+	n = add_whole(o, n, &tcp_flow, 100, SEQ0, 52 + 2 * MSS, 1000000);
+	n = add_whole(o, n, &tcp_flow, 102, SEQ0 + 2 * MSS, 52 + 2 * MSS, 1000500);
+	n = add_piece(o, n, &tcp_flow, 100, SEQ0, 52 + MSS, 1000000, SEG_DELIVERED);
+	n = add_piece(o, n, &tcp_flow, 101, SEQ0 + MSS, 52 + 2 * MSS, 1000100, SEG_DELIVERED);
+	n = add_piece(o, n, &tcp_flow, 103, SEQ0 + 3 * MSS, 52 + MSS, 1000600, SEG_DELIVERED);
+	shuffle(o, n, 21);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_str_eq(r.verdict.sentence, "no loss: 2 of 2 packets delivered");
+	cr_expect_eq(r.task.colored, 2);
+	cr_expect_eq(r.task.delivered, 2);
+	report_clear(&r);
+}
+
+/* UDP GSO: every segment is a datagram of its own, with its own length and so its own ident
+ * (first payload bytes XOR UDP length << 16); the first keeps the packet's first bytes. The
+ * socket's next packet takes the next id, which its segments take too. */
+static uint32_t udp_ident(char c, uint32_t ip_len)
+{
+	return (uint32_t)(unsigned char)c * 0x01010101u ^ (ip_len - 20) << 16;
+}
+
+static size_t add_udp_gso(struct dt_obs *o, size_t n, uint16_t ip_id, uint64_t t0,
+			  const enum seg_end end[3])
+{
+	static const char first[3] = {'A', 'B', 'Z'};
+
+	n = add_whole(o, n, &udp_flow, ip_id, udp_ident('A', 28 + 3 * 1400), 28 + 3 * 1400, t0);
+	for (uint32_t k = 0; k < 3; k++) {
+		n = add_piece(o, n, &udp_flow, (uint16_t)(ip_id + k), udp_ident(first[k], 28 + 1400),
+			      28 + 1400, t0 + k * 100, end[k]);
+	}
+	return n;
+}
+
+Test(paths, udp_segments_are_tied_to_their_datagram)
+{
+	static const enum seg_end all[3] = {SEG_DELIVERED, SEG_DELIVERED, SEG_DELIVERED};
+	static const enum seg_end last[3] = {SEG_DELIVERED, SEG_DELIVERED, SEG_DROPPED};
+	struct dt_obs o[64];
+	struct dt_report r = {0};
+	size_t n = 0, i, segmented = 0;
+
+	n = add_udp_gso(o, n, 300, 1000000, all);
+	n = add_udp_gso(o, n, 301, 2000000, last); /* ids 301-303: 301 and 302 taken twice */
+	shuffle(o, n, 13);
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect_eq(r.task.colored, 2);
+	cr_expect_eq(r.task.delivered, 1);
+	cr_expect_str_eq(r.verdict.sentence, "1 of 2 packets dropped at h2/br0 (after h2/ul0 "
+					     "uplink-in), reason NETFILTER_DROP");
+	for (i = 0; i < r.n_packets; i++) {
+		segmented += r.packets[i].fate == DT_FATE_SEGMENTED;
+	}
+	cr_expect_eq(segmented, 2, "each packet's own path ends where it was cut, not a loss");
+	for (i = 0; i < r.n_rows; i++) {
+		cr_expect(strcmp(r.rows[i].at.node, "h1") != 0 || r.rows[i].vanished == 0,
+			  "h1 lost nothing");
+	}
+	report_clear(&r);
+}
