@@ -8,7 +8,7 @@
  * packet identity (direction, canonical tuple, IPv4 id, ident), orders each packet's
  * hops, judges what became of each packet, and summarises loss and latency per hop.
  *
- * Ordering follows the brief: the first hop is known from its edge role (port-in, or
+ * Ordering follows VTrace's path computation (docs/design.md): the first hop is known from its edge role (port-in, or
  * gw-in for a reply entering through a gateway); the hops inside one node are ordered by
  * timestamp (exact: one clock), a drop being the last hop of its visit; nodes are chained
  * by hand-off (an uplink-out sample of node A and an uplink-in sample of node B with the

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stitch.h - windowed, NAT-aware attribution of samples to tasks (the brief's VTrace
+ * stitch.h - windowed, NAT-aware attribution of samples to tasks (VTrace's
  * "NAT-aware windowed reordering").
  *
  * Samples arrive from several collectors, in any order. Each is attributed to a task and

@@ -6,7 +6,7 @@
  *
  * Not thread-safe; the analyzer serializes access with its own lock.
  *
- * Lifecycle (the brief's three-way handshake; README "Task lifecycle"):
+ * Lifecycle (VTrace's three-way handshake, docs/design.md; README "Task lifecycle"):
  *
  *   NEW      created and written to the store; not in the control set
  *   READY    its analysis state exists (observations, stitcher keys): only now is it put

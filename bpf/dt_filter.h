@@ -4,7 +4,7 @@
  *
  * Every packet that leaves an instance is looked up: the port's VNI (dt_ports), then the
  * six-tuple (dt_tasks), then maybe the wildcard. Those hash lookups cost 20-25 ns together
- * (NUMBERS.md), on untraced traffic, which is nearly all of it. The prefilter is a bitmap
+ * (docs/design.md), on untraced traffic, which is nearly all of it. The prefilter is a bitmap
  * of 2^DT_FILTER_BITS_LOG2 bits (the array map dt_task_filter, DT_FILTER_WORDS __u64
  * words) with one bit per key of dt_tasks, hashed from the tuple WITHOUT its VNI (so that
  * a clear bit also saves the port lookup). A clear bit proves that no task matches and

@@ -116,7 +116,7 @@
  * them or with nf_conntrack as a module not loaded yet (the agent loads it first); then the
  * gateway programs find no entry and count DT_CNT_NAT_NO_CT.
  *
- * Cost (NUMBERS.md): an untraced packet leaving an instance costs a header parse and, with
+ * Cost (docs/design.md): an untraced packet leaving an instance costs a header parse and, with
  * the prefilter on, one or two bitmap tests; without it, two hash lookups (port, task), and
  * a third while wildcard tasks exist. At a port's egress and at the uplink it costs a
  * header parse. At a gateway's egress, a header parse (ICMP echo requests: plus a conntrack

@@ -12,7 +12,7 @@
  *     as soon as it reads an array header, so without this check a 5-byte message
  *     announcing 2^32 elements would make it reserve ~100 GiB. The scan also adds up how
  *     much the unpack zone will need, so that the zone is one chunk sized for the message
- *     (twice as fast as growing it, see NUMBERS.md).
+ *     (twice as fast as growing it, see docs/design.md).
  *  2. header: the version and the type are checked on the raw bytes by the same code
  *     that backs dt_msg_type(), then the element count against the layout.
  *  3. fields: msgpack_unpack() builds the object tree and small typed getters copy each

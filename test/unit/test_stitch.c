@@ -212,7 +212,7 @@ Test(stitch, any_port_task_canonical_keeps_the_actual_ports)
 }
 
 /*
- * The brief's case: a sample with the post-NAT tuple arrives before the gateway sample
+ * VTrace's case: a sample with the post-NAT tuple arrives before the gateway sample
  * that teaches the translation. It is held until the window closes, then attributed.
  */
 Test(stitch, nat_learning_attributes_a_held_sample_after_the_window)
