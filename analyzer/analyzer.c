@@ -58,10 +58,10 @@ struct sender_seq {
 struct analyzer {
 	const struct dt_analyzer_cfg *cfg;
 	pthread_mutex_t mu; /* guards everything below */
-	struct dt_tasks tasks;
-	struct dt_strtab strs;   /* names the observations refer to */
+	struct dt_tasks *tasks;
+	struct dt_strtab *strs;  /* names the observations refer to */
 	uint32_t stored_strs;    /* strs[0..stored_strs) are in the store */
-	struct dt_stitch stitch; /* attributes samples to tasks */
+	struct dt_stitch *stitch; /* attributes samples to tasks */
 	uint64_t restored_held_upto; /* held ids up to it were restored after a restart */
 	/* The stitcher's counters as last committed. */
 	struct dt_stitch_counters stored_counters;
@@ -158,7 +158,7 @@ static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, s
 /* Interns s into the analyzer's names. Returns 0 or -ENOMEM; a full table gives NONE. */
 static int intern(struct analyzer *a, const char *s, size_t max, uint32_t *idx)
 {
-	int rv = dt_strtab_intern(&a->strs, s, max, idx);
+	int rv = dt_strtab_intern(a->strs, s, max, idx);
 
 	if (rv == -ENOSPC) {
 		a->names_full++;
@@ -210,8 +210,8 @@ static void store_failed(struct analyzer *a, const char *what, int rv)
  * observations are the only ones not stored then (see on_batch()). */
 static void unstore_obs(struct analyzer *a)
 {
-	for (size_t i = 0; i < a->tasks.n; i++) {
-		struct dt_task *task = a->tasks.v[i];
+	for (size_t i = 0; i < dt_tasks_n_active(a->tasks); i++) {
+		struct dt_task *task = dt_tasks_active(a->tasks, i);
 
 		while (task->n_obs > task->n_stored) {
 			const struct dt_obs *o = &task->obs[--task->n_obs];
@@ -232,16 +232,16 @@ static void unstore_obs(struct analyzer *a)
 static int persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 {
 	struct dt_taskstore *st = a->store;
-	struct dt_stitch *sti = &a->stitch;
+	struct dt_stitch *sti = a->stitch;
 	int rv;
 
-	for (uint32_t i = a->stored_strs; i < a->strs.n; i++) {
-		if ((rv = dt_taskstore_put_string(st, i, dt_strtab_get(&a->strs, i))) != 0) {
+	for (uint32_t i = a->stored_strs; i < dt_strtab_count(a->strs); i++) {
+		if ((rv = dt_taskstore_put_string(st, i, dt_strtab_get(a->strs, i))) != 0) {
 			return rv;
 		}
 	}
-	for (size_t i = 0; i < a->tasks.n; i++) {
-		struct dt_task *task = a->tasks.v[i];
+	for (size_t i = 0; i < dt_tasks_n_active(a->tasks); i++) {
+		struct dt_task *task = dt_tasks_active(a->tasks, i);
 
 		if (task->n_obs > task->n_stored &&
 		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored,
@@ -256,8 +256,8 @@ static int persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 	/* An ended task whose final report is not stored yet is out of the active list but
 	 * may have gained observations (from held samples whose release this commit
 	 * records): they are stored with it, until finalize() replaces them by the report. */
-	for (size_t i = 0; i < a->tasks.n_all; i++) {
-		struct dt_task *task = a->tasks.all[i];
+	for (size_t i = 0; i < dt_tasks_n_all(a->tasks); i++) {
+		struct dt_task *task = dt_tasks_nth(a->tasks, i);
 
 		if (task->final_pending && task->n_obs > task->n_stored &&
 		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored,
@@ -266,15 +266,15 @@ static int persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 			return rv;
 		}
 	}
-	for (size_t i = dt_stitch_unsaved(sti); i < sti->n_held; i++) {
-		const struct dt_stitch_held *h = &sti->held[i];
+	for (size_t i = dt_stitch_unsaved(sti); i < dt_stitch_n_held(sti); i++) {
+		const struct dt_stitch_held *h = &(*dt_stitch_held_at(sti, i));
 
 		if ((rv = dt_taskstore_put_held(st, h->id, &h->in)) != 0) {
 			return rv;
 		}
 	}
-	for (size_t i = 0; i < sti->n_released; i++) {
-		if ((rv = dt_taskstore_del_held(st, sti->released[i])) != 0) {
+	for (size_t i = 0; i < dt_stitch_n_released(sti); i++) {
+		if ((rv = dt_taskstore_del_held(st, dt_stitch_released_at(sti, i))) != 0) {
 			return rv;
 		}
 	}
@@ -282,23 +282,23 @@ static int persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 	    (rv = dt_taskstore_put_counters(st, c)) != 0) {
 		return rv;
 	}
-	return dt_taskstore_put_meta(st, a->tasks.next_id, a->tasks.gen);
+	return dt_taskstore_put_meta(st, dt_tasks_next_id(a->tasks), dt_tasks_gen(a->tasks));
 }
 
 /* What persist_write() wrote is committed: memory and store agree again. */
 static void persisted(struct analyzer *a, const struct dt_stitch_counters *c)
 {
-	a->stored_strs = a->strs.n;
-	for (size_t i = 0; i < a->tasks.n; i++) {
-		a->tasks.v[i]->n_stored = a->tasks.v[i]->n_obs;
-		a->tasks.v[i]->dirty = false;
+	a->stored_strs = dt_strtab_count(a->strs);
+	for (size_t i = 0; i < dt_tasks_n_active(a->tasks); i++) {
+		dt_tasks_active(a->tasks, i)->n_stored = dt_tasks_active(a->tasks, i)->n_obs;
+		dt_tasks_active(a->tasks, i)->dirty = false;
 	}
-	for (size_t i = 0; i < a->tasks.n_all; i++) {
-		if (a->tasks.all[i]->final_pending) {
-			a->tasks.all[i]->n_stored = a->tasks.all[i]->n_obs;
+	for (size_t i = 0; i < dt_tasks_n_all(a->tasks); i++) {
+		if (dt_tasks_nth(a->tasks, i)->final_pending) {
+			dt_tasks_nth(a->tasks, i)->n_stored = dt_tasks_nth(a->tasks, i)->n_obs;
 		}
 	}
-	dt_stitch_saved(&a->stitch);
+	dt_stitch_saved(a->stitch);
 	a->stored_counters = *c;
 }
 
@@ -313,18 +313,18 @@ static int persist(struct analyzer *a, const char *sender, uint64_t seq)
 {
 	struct dt_taskstore *st = a->store;
 	struct dt_stitch_counters c;
-	bool changed = sender || a->stored_strs < a->strs.n;
+	bool changed = sender || a->stored_strs < dt_strtab_count(a->strs);
 	int rv;
 
-	dt_stitch_counters_get(&a->stitch, &c);
-	changed = changed || dt_stitch_unsaved(&a->stitch) < a->stitch.n_held ||
-		  a->stitch.n_released > 0 || memcmp(&c, &a->stored_counters, sizeof(c)) != 0;
-	for (size_t i = 0; i < a->tasks.n && !changed; i++) {
-		changed = a->tasks.v[i]->dirty || a->tasks.v[i]->n_obs > a->tasks.v[i]->n_stored;
+	dt_stitch_counters_get(a->stitch, &c);
+	changed = changed || dt_stitch_unsaved(a->stitch) < dt_stitch_n_held(a->stitch) ||
+		  dt_stitch_n_released(a->stitch) > 0 || memcmp(&c, &a->stored_counters, sizeof(c)) != 0;
+	for (size_t i = 0; i < dt_tasks_n_active(a->tasks) && !changed; i++) {
+		changed = dt_tasks_active(a->tasks, i)->dirty || dt_tasks_active(a->tasks, i)->n_obs > dt_tasks_active(a->tasks, i)->n_stored;
 	}
-	for (size_t i = 0; i < a->tasks.n_all && !changed; i++) {
-		changed = a->tasks.all[i]->final_pending &&
-			  a->tasks.all[i]->n_obs > a->tasks.all[i]->n_stored;
+	for (size_t i = 0; i < dt_tasks_n_all(a->tasks) && !changed; i++) {
+		changed = dt_tasks_nth(a->tasks, i)->final_pending &&
+			  dt_tasks_nth(a->tasks, i)->n_obs > dt_tasks_nth(a->tasks, i)->n_stored;
 	}
 	if (!changed) {
 		return 0;
@@ -357,8 +357,8 @@ fail:
 static void unstore_batch(struct analyzer *a, const struct dt_stitch_counters *c)
 {
 	unstore_obs(a);
-	dt_stitch_forget_unsaved(&a->stitch);
-	dt_stitch_counters_set(&a->stitch, c);
+	dt_stitch_forget_unsaved(a->stitch);
+	dt_stitch_counters_set(a->stitch, c);
 }
 
 /*
@@ -386,7 +386,7 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 		pthread_mutex_unlock(&a->mu);
 		return DT_ST_FAILED;
 	}
-	dt_stitch_counters_get(&a->stitch, &before);
+	dt_stitch_counters_get(a->stitch, &before);
 	if (b->n_samples && intern_batch(a, b, &node, a->batch_ifaces, a->batch_strs) != 0) {
 		bool log = dt_ratelimit_ok(&a->rl_nomem, 1000, &suppressed);
 
@@ -408,7 +408,7 @@ static int on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t
 				  batch_string(b, strs, w->drop_name),
 				  batch_string(b, strs, w->drop_where), now);
 		/* A failure is counted by the stitcher (nomem); the rest of the batch goes on. */
-		dt_stitch_add(&a->stitch, &in, now);
+		dt_stitch_add(a->stitch, &in, now);
 	}
 	if (persist(a, b->sender, b->seq) != 0) {
 		unstore_batch(a, &before);
@@ -451,7 +451,7 @@ static size_t restored_held(const struct analyzer *a)
 {
 	size_t n = 0;
 
-	while (n < a->stitch.n_held && a->stitch.held[n].id <= a->restored_held_upto) {
+	while (n < dt_stitch_n_held(a->stitch) && dt_stitch_held_at(a->stitch, n)->id <= a->restored_held_upto) {
 		n++;
 	}
 	return n;
@@ -478,7 +478,7 @@ static void on_learn(void *arg, struct dt_task *task, uint8_t dir, const struct 
 	    !dt_hosts_node(&a->hosts, outside->vni, outside->saddr)) {
 		return;
 	}
-	rv = dt_tasks_add_learned(&a->tasks, task, outside, DT_DIR_REPLY);
+	rv = dt_tasks_add_learned(a->tasks, task, outside, DT_DIR_REPLY);
 	if (rv == 0 || !dt_ratelimit_ok(&a->rl_learn, 1000, &suppressed)) {
 		return;
 	}
@@ -501,17 +501,18 @@ static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 static int build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
 {
 	struct dt_paths_ctx ctx = {
-		.strs = &a->strs,
+		.strs = a->strs,
 		.now_ns = dt_clock_ns(CLOCK_REALTIME),
 		.now_ms = dt_mono_ms(),
 		.window_ms = a->cfg->window_ms,
 		.host_of = host_of,
 		.host_arg = &a->hosts,
 	};
+	struct dt_stitch_counters sc;
 	struct node_loss *n;
 	int rv;
 
-	dt_stitch_tick(&a->stitch, ctx.now_ms);
+	dt_stitch_tick(a->stitch, ctx.now_ms);
 	/* A final report judges what there is; a live one waits for samples held across a
 	 * restart, which may be the next hops of its packets. */
 	ctx.n_held_restored = dt_task_state_terminal(task->state) ? 0 : restored_held(a);
@@ -527,7 +528,8 @@ static int build_report(struct analyzer *a, struct dt_task *task, struct dt_repo
 		}
 	}
 	note_lost_samples(r);
-	r->unmatched = a->stitch.unmatched;
+	dt_stitch_counters_get(a->stitch, &sc);
+	r->unmatched = sc.unmatched;
 	r->window_ms = a->cfg->window_ms;
 	return 0;
 }
@@ -563,7 +565,7 @@ static int finalize(struct analyzer *a, struct dt_task *task)
 	 * released from held samples just now, and their held records must go in this
 	 * commit, or a restart would find them held again and count them a second time.
 	 */
-	dt_stitch_counters_get(&a->stitch, &c);
+	dt_stitch_counters_get(a->stitch, &c);
 	if ((rv = persist_write(a, &c)) != 0 || (rv = dt_taskstore_put_task(a->store, task)) != 0 ||
 	    (rv = dt_taskstore_put_report(a->store, task->id, sb.data, sb.size)) != 0 ||
 	    (rv = dt_taskstore_del_obs(a->store, task->id)) != 0) {
@@ -622,11 +624,11 @@ static void publish_control(struct analyzer *a)
 	int rv;
 
 	pthread_mutex_lock(&a->mu);
-	if (a->sent_gen == a->tasks.gen) {
+	if (a->sent_gen == dt_tasks_gen(a->tasks)) {
 		pthread_mutex_unlock(&a->mu);
 		return;
 	}
-	rv = dt_tasks_control(&a->tasks, &ctl);
+	rv = dt_tasks_control(a->tasks, &ctl);
 	pthread_mutex_unlock(&a->mu);
 	if (rv != 0) {
 		dt_err("DT-ANA-NOMEM", "no memory for the control set; trying again");
@@ -658,7 +660,7 @@ static void tick(struct analyzer *a)
 		n_nodes = 0;
 	}
 	pthread_mutex_lock(&a->mu);
-	dt_stitch_tick(&a->stitch, dt_mono_ms());
+	dt_stitch_tick(a->stitch, dt_mono_ms());
 	have_hosts = dt_hosts_build(&hosts, nodes, n_nodes) == 0;
 	if (have_hosts) {
 		/* The new snapshot replaces the last one (which reports keep using otherwise). */
@@ -669,13 +671,13 @@ static void tick(struct analyzer *a)
 		a->n_nodes = n_nodes;
 		nodes = NULL;
 		n_nodes = 0;
-		dt_tasks_step(&a->tasks, &a->hosts, &a->cfg->lifecycle, &ops,
+		dt_tasks_step(a->tasks, &a->hosts, &a->cfg->lifecycle, &ops,
 			      dt_clock_ns(CLOCK_REALTIME), dt_mono_ms());
 	}
 	/* Final reports that could not be stored yet. */
-	for (size_t i = 0; i < a->tasks.n_all; i++) {
-		if (a->tasks.all[i]->final_pending) {
-			finalize(a, a->tasks.all[i]);
+	for (size_t i = 0; i < dt_tasks_n_all(a->tasks); i++) {
+		if (dt_tasks_nth(a->tasks, i)->final_pending) {
+			finalize(a, dt_tasks_nth(a->tasks, i));
 		}
 	}
 	persist(a, NULL, 0);
@@ -748,7 +750,7 @@ static int authenticate(struct analyzer *a, const char *token, enum dt_msg_type 
 /* The task id names for tenant, or NULL: another tenant's task is not found either. */
 static struct dt_task *tenant_task(struct analyzer *a, int tenant, uint32_t id)
 {
-	struct dt_task *task = dt_tasks_find(&a->tasks, id);
+	struct dt_task *task = dt_tasks_find(a->tasks, id);
 
 	return task && task->tenant == (uint32_t)tenant ? task : NULL;
 }
@@ -772,7 +774,7 @@ static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_s
 		return reply_error(out, DT_ST_REFUSED, "%s", err);
 	}
 	pthread_mutex_lock(&a->mu);
-	if (dt_tasks_count_tenant(&a->tasks, (uint32_t)tenant) >= lim->tasks_max_per_tenant) {
+	if (dt_tasks_count_tenant(a->tasks, (uint32_t)tenant) >= lim->tasks_max_per_tenant) {
 		pthread_mutex_unlock(&a->mu);
 		return reply_error(out, DT_ST_REFUSED,
 				   "tenant %s has %llu active tasks, the maximum; wait for one to "
@@ -780,18 +782,18 @@ static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_s
 				   a->cfg->tenants[tenant].name,
 				   (unsigned long long)lim->tasks_max_per_tenant);
 	}
-	rv = dt_tasks_create(&a->tasks, &spec, (uint32_t)tenant, a->cfg->tenants[tenant].name,
+	rv = dt_tasks_create(a->tasks, &spec, (uint32_t)tenant, a->cfg->tenants[tenant].name,
 			     dt_clock_ns(CLOCK_REALTIME), &task, err, sizeof(err));
 	if (rv == 0 && (rv = persist(a, NULL, 0)) != 0) {
 		/* Not durable: it never existed as far as anyone was told. */
-		dt_task_end(&a->tasks, task, DT_TASK_FAILED, DT_TS_OK, dt_clock_ns(CLOCK_REALTIME),
+		dt_task_end(a->tasks, task, DT_TASK_FAILED, DT_TS_OK, dt_clock_ns(CLOCK_REALTIME),
 			    "failed: the analyzer could not write it to its store");
 		snprintf(err, sizeof(err), "cannot store the task: %s", strerror(-rv));
 		rv = -EIO;
 	}
 	if (rv == 0) {
 		/* NEW is durable; the analysis state (keys, observations) exists: READY. */
-		dt_task_ready(&a->tasks, task, dt_mono_ms());
+		dt_task_ready(a->tasks, task, dt_mono_ms());
 		persist(a, NULL, 0); /* a failure is retried with the next tick */
 		dt_task_info_fill(task, &info);
 	}
@@ -906,8 +908,8 @@ static int api_list(struct analyzer *a, const void *buf, size_t len, msgpack_sbu
 		return 0;
 	}
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < a->tasks.n_all; i++) {
-		n += a->tasks.all[i]->tenant == (uint32_t)tenant;
+	for (size_t i = 0; i < dt_tasks_n_all(a->tasks); i++) {
+		n += dt_tasks_nth(a->tasks, i)->tenant == (uint32_t)tenant;
 	}
 	/* The newest DT_LIST_MAX_TASKS at most, in ascending id order. */
 	if (n > DT_LIST_MAX_TASKS) {
@@ -918,8 +920,8 @@ static int api_list(struct analyzer *a, const void *buf, size_t len, msgpack_sbu
 		pthread_mutex_unlock(&a->mu);
 		return reply_error(out, DT_ST_FAILED, "no memory for the list");
 	}
-	for (size_t i = 0, seen = 0; i < a->tasks.n_all && l.n_tasks < n; i++) {
-		const struct dt_task *task = a->tasks.all[i];
+	for (size_t i = 0, seen = 0; i < dt_tasks_n_all(a->tasks) && l.n_tasks < n; i++) {
+		const struct dt_task *task = dt_tasks_nth(a->tasks, i);
 
 		if (task->tenant != (uint32_t)tenant || seen++ < first) {
 			continue;
@@ -957,7 +959,7 @@ static int api_cancel(struct analyzer *a, const void *buf, size_t len, msgpack_s
 	} else {
 		uint64_t colored = task->colored[DT_DIR_REQUEST] + task->colored[DT_DIR_REPLY];
 
-		dt_task_end(&a->tasks, task, DT_TASK_CANCELLED, DT_TS_CANCELLED,
+		dt_task_end(a->tasks, task, DT_TASK_CANCELLED, DT_TS_CANCELLED,
 			    dt_clock_ns(CLOCK_REALTIME),
 			    "cancelled by its tenant after %llu packets colored",
 			    (unsigned long long)colored);
@@ -1024,8 +1026,7 @@ static int ld_meta(void *arg, uint32_t next_id, uint64_t gen)
 {
 	struct analyzer *a = arg;
 
-	a->tasks.next_id = next_id ? next_id : 1;
-	a->tasks.gen = gen;
+	dt_tasks_restore_meta(a->tasks, next_id, gen);
 	return 0;
 }
 
@@ -1035,7 +1036,7 @@ static int ld_string(void *arg, uint32_t idx, const char *str)
 	uint32_t got;
 	int rv;
 
-	if ((rv = dt_strtab_intern(&a->strs, str, strlen(str) + 1, &got)) != 0) {
+	if ((rv = dt_strtab_intern(a->strs, str, strlen(str) + 1, &got)) != 0) {
 		return rv;
 	}
 	return got == idx ? 0 : -EPROTO;
@@ -1068,7 +1069,7 @@ static int ld_task(void *arg, struct dt_task *rec)
 		/* Counted again from the observations that follow. */
 		memset(rec->colored, 0, sizeof(rec->colored));
 	}
-	if ((rv = dt_tasks_restore(&a->tasks, rec)) != 0) {
+	if ((rv = dt_tasks_restore(a->tasks, rec)) != 0) {
 		free(rec);
 	}
 	return rv;
@@ -1077,7 +1078,7 @@ static int ld_task(void *arg, struct dt_task *rec)
 static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
 {
 	struct analyzer *a = arg;
-	struct dt_task *task = dt_tasks_find_active(&a->tasks, id);
+	struct dt_task *task = dt_tasks_find_active(a->tasks, id);
 	struct dt_obs copy = *o;
 
 	int rv;
@@ -1105,7 +1106,7 @@ static int ld_counters(void *arg, const struct dt_stitch_counters *c)
 {
 	struct analyzer *a = arg;
 
-	dt_stitch_counters_set(&a->stitch, c);
+	dt_stitch_counters_set(a->stitch, c);
 	a->stored_counters = *c;
 	return 0;
 }
@@ -1118,7 +1119,7 @@ static int ld_held(void *arg, uint64_t id, const struct dt_stitch_in *in)
 	if (id > a->restored_held_upto) {
 		a->restored_held_upto = id;
 	}
-	return dt_stitch_restore_held(&a->stitch, id, in, dt_mono_ms());
+	return dt_stitch_restore_held(a->stitch, id, in, dt_mono_ms());
 }
 
 /*
@@ -1148,20 +1149,20 @@ static int restore(struct analyzer *a)
 		return rv;
 	}
 	/* The translations the held samples may still need (stitch.c says why this way). */
-	if ((rv = dt_stitch_relearn(&a->stitch)) != 0) {
+	if ((rv = dt_stitch_relearn(a->stitch)) != 0) {
 		return rv;
 	}
-	a->stored_strs = a->strs.n;
+	a->stored_strs = dt_strtab_count(a->strs);
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	a->tasks.gen++; /* a new control set, even with the same arms */
-	for (size_t i = a->tasks.n; i-- > 0;) {
-		struct dt_task *task = a->tasks.v[i];
+	dt_tasks_new_gen(a->tasks); /* a new control set, even with the same arms */
+	for (size_t i = dt_tasks_n_active(a->tasks); i-- > 0;) {
+		struct dt_task *task = dt_tasks_active(a->tasks, i);
 		uint64_t deadline = task->created_ns + (uint64_t)task->spec.duration_s * 1000000000ull;
 
 		task->n_stored = task->n_obs;
 		if (now_ns >= deadline) {
-			dt_task_end(&a->tasks, task, DT_TASK_EXPIRED, DT_TS_RESTARTED, now_ns,
+			dt_task_end(a->tasks, task, DT_TASK_EXPIRED, DT_TS_RESTARTED, now_ns,
 				    "expired: its duration of %u s ran out while the analyzer was "
 				    "stopped (restarted %s); the report holds the %zu samples stored "
 				    "before",
@@ -1171,7 +1172,7 @@ static int restore(struct analyzer *a)
 			continue;
 		}
 		if (task->state == DT_TASK_NEW) {
-			dt_task_ready(&a->tasks, task, now_ms);
+			dt_task_ready(a->tasks, task, now_ms);
 		}
 		task->ready_ms = now_ms;
 		task->status = DT_TS_RESTARTED;
@@ -1180,7 +1181,7 @@ static int restore(struct analyzer *a)
 			 "%s: the analyzer restarted %s and resumed this task (%zu stored "
 			 "samples reloaded, re-armed with control set %llu)",
 			 dt_task_state_name(task->state), when, task->n_obs,
-			 (unsigned long long)a->tasks.gen);
+			 (unsigned long long)dt_tasks_gen(a->tasks));
 		resumed++;
 	}
 	if ((rv = persist(a, NULL, 0)) != 0) {
@@ -1189,8 +1190,8 @@ static int restore(struct analyzer *a)
 	dt_info("DT-ANA-RESTORE",
 		"store %s: %zu tasks (%zu resumed, %zu expired while stopped), %u names, %zu held "
 		"samples, %llu translations, control set %llu",
-		a->cfg->store, a->tasks.n_all, resumed, expired, a->strs.n, a->stitch.n_held,
-		(unsigned long long)a->stitch.nat.n, (unsigned long long)a->tasks.gen);
+		a->cfg->store, dt_tasks_n_all(a->tasks), resumed, expired, dt_strtab_count(a->strs), dt_stitch_n_held(a->stitch),
+		(unsigned long long)dt_stitch_n_nat(a->stitch), (unsigned long long)dt_tasks_gen(a->tasks));
 	return 0;
 }
 
@@ -1217,12 +1218,14 @@ static void count_reply(struct analyzer *a, const msgpack_sbuffer *out)
 
 static void log_stats(struct analyzer *a, const char *id)
 {
+	struct dt_stitch_counters sc;
 	struct dt_ingest_stats is;
 	unsigned collectors;
 
 	dt_ingest_stats(a->ingest, &is);
 	dt_ingest_min_gen(a->ingest, (unsigned)a->cfg->collector_window_ms, &collectors);
 	pthread_mutex_lock(&a->mu);
+	dt_stitch_counters_get(a->stitch, &sc);
 	dt_info(id,
 		"collectors=%u tasks=%zu active=%zu arms=%zu batches=%llu samples=%llu "
 		"attributed=%llu late=%llu held=%zu unmatched=%llu after_end=%llu windows=%llu "
@@ -1231,17 +1234,17 @@ static void log_stats(struct analyzer *a, const char *id)
 		"api_requests=%llu api_malformed=%llu api_refused_token=%llu store_errors=%llu "
 		"control_gen=%llu api_ok=%llu api_invalid=%llu api_not_found=%llu api_refused=%llu "
 		"api_failed=%llu",
-		collectors, a->tasks.n_all, a->tasks.n, a->tasks.n_arms,
+		collectors, dt_tasks_n_all(a->tasks), dt_tasks_n_active(a->tasks), dt_tasks_n_arms(a->tasks),
 		(unsigned long long)is.batches, (unsigned long long)a->samples,
-		(unsigned long long)a->stitch.attributed, (unsigned long long)a->stitch.late,
-		a->stitch.n_held, (unsigned long long)a->stitch.unmatched,
-		(unsigned long long)a->stitch.after_end,
-		(unsigned long long)a->stitch.windows, (unsigned long long)a->stitch.learned,
-		(unsigned long long)a->stitch.nat_full, (unsigned long long)a->stitch.nomem,
-		a->strs.n, (unsigned long long)a->names_full, (unsigned long long)is.duplicates,
+		(unsigned long long)sc.attributed, (unsigned long long)sc.late,
+		dt_stitch_n_held(a->stitch), (unsigned long long)sc.unmatched,
+		(unsigned long long)sc.after_end,
+		(unsigned long long)sc.windows, (unsigned long long)sc.learned,
+		(unsigned long long)sc.nat_full, (unsigned long long)sc.nomem,
+		dt_strtab_count(a->strs), (unsigned long long)a->names_full, (unsigned long long)is.duplicates,
 		(unsigned long long)is.malformed, (unsigned long long)a->api_requests,
 		(unsigned long long)a->api_malformed, (unsigned long long)a->api_refused_token,
-		(unsigned long long)a->store_errors, (unsigned long long)a->tasks.gen,
+		(unsigned long long)a->store_errors, (unsigned long long)dt_tasks_gen(a->tasks),
 		(unsigned long long)a->api_by_status[DT_ST_OK],
 		(unsigned long long)a->api_by_status[DT_ST_INVALID],
 		(unsigned long long)a->api_by_status[DT_ST_NOT_FOUND],
@@ -1258,7 +1261,7 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 {
 	struct analyzer *a = arg;
 	uint64_t states[DT_TASK_STATE_MAX] = {0}, lost[DT_LOSS_MAX] = {0};
-	const struct dt_stitch *st = &a->stitch;
+	struct dt_stitch_counters sc, *st = &sc;
 	struct dt_ingest_stats is;
 	unsigned collectors;
 
@@ -1271,6 +1274,7 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_metrics_gauge(b, "dyetrace_analyzer_collectors",
 			 "Collectors heard from within collector_window_ms.", NULL, collectors);
 	pthread_mutex_lock(&a->mu);
+	dt_stitch_counters_get(a->stitch, &sc);
 	dt_metrics_counter(b, "dyetrace_analyzer_samples_received_total",
 			   "Samples in the batches received from collectors.", NULL, a->samples);
 	dt_metrics_counter(b, "dyetrace_analyzer_samples_attributed_total",
@@ -1283,7 +1287,7 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 			   "Samples of tasks that had ended.", NULL, st->after_end);
 	dt_metrics_gauge(b, "dyetrace_analyzer_samples_held",
 			 "Samples held in the analysis window, not matched yet.", NULL,
-			 (double)st->n_held);
+			 (double)dt_stitch_n_held(a->stitch));
 	dt_metrics_counter(b, "dyetrace_analyzer_windows_total", "Analysis windows closed.", NULL,
 			   st->windows);
 	dt_metrics_counter(b, "dyetrace_analyzer_nat_learned_total",
@@ -1301,19 +1305,19 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 				   "Samples lost before analysis, by reason, as the nodes report "
 				   "them (the reports' lost).",
 				   DT_METRICS_LABELS("reason", dt_loss_name(i)), lost[i]);
-	for (size_t i = 0; i < a->tasks.n_all; i++)
-		if (a->tasks.all[i]->state < DT_TASK_STATE_MAX)
-			states[a->tasks.all[i]->state]++;
+	for (size_t i = 0; i < dt_tasks_n_all(a->tasks); i++)
+		if (dt_tasks_nth(a->tasks, i)->state < DT_TASK_STATE_MAX)
+			states[dt_tasks_nth(a->tasks, i)->state]++;
 	for (unsigned i = 0; i < DT_TASK_STATE_MAX; i++)
 		dt_metrics_gauge(b, "dyetrace_analyzer_tasks", "Tasks by state.",
 				 DT_METRICS_LABELS("state", dt_task_state_name(i)),
 				 (double)states[i]);
 	dt_metrics_gauge(b, "dyetrace_analyzer_armed_keys",
-			 "Keys of active tasks in the control set.", NULL, (double)a->tasks.n_arms);
+			 "Keys of active tasks in the control set.", NULL, (double)dt_tasks_n_arms(a->tasks));
 	dt_metrics_gauge(b, "dyetrace_analyzer_control_generation",
-			 "Generation of the control set.", NULL, (double)a->tasks.gen);
+			 "Generation of the control set.", NULL, (double)dt_tasks_gen(a->tasks));
 	dt_metrics_gauge(b, "dyetrace_analyzer_names", "Names in the string table.", NULL,
-			 a->strs.n);
+			 dt_strtab_count(a->strs));
 	dt_metrics_counter(b, "dyetrace_analyzer_names_full_total",
 			   "Names not kept: the string table was full.", NULL, a->names_full);
 	for (unsigned i = 0; i < DT_ST_MAX; i++)
@@ -1344,15 +1348,16 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 	}
 	a->cfg = cfg;
 	pthread_mutex_init(&a->mu, NULL);
-	dt_tasks_init(&a->tasks);
-	dt_stitch_init(&a->stitch, &a->tasks, cfg->window_ms);
-	a->stitch.on_learn = on_learn;
-	a->stitch.on_learn_arg = a;
 	msgpack_sbuffer_init(&out);
 	iops.arg = a;
-	if ((rv = dt_strtab_init(&a->strs))) {
+	a->tasks = dt_tasks_new();
+	a->stitch = a->tasks ? dt_stitch_new(a->tasks, cfg->window_ms) : NULL;
+	a->strs = dt_strtab_new();
+	if (!a->tasks || !a->stitch || !a->strs) {
+		rv = -ENOMEM;
 		goto out;
 	}
+	dt_stitch_on_learn(a->stitch, on_learn, a);
 	if ((rv = dt_taskstore_open(cfg->store, cfg->store_size_mb, &a->store, err, sizeof(err)))) {
 		dt_err("DT-ANA-STORE", "%s", err);
 		goto out;
@@ -1431,11 +1436,11 @@ out:
 		free(s);
 	}
 	dt_taskstore_close(a->store);
-	dt_stitch_free(&a->stitch);
+	dt_stitch_free(a->stitch);
 	dt_hosts_free(&a->hosts);
 	dt_node_states_free(a->nodes, a->n_nodes);
-	dt_tasks_free(&a->tasks);
-	dt_strtab_free(&a->strs);
+	dt_tasks_free(a->tasks);
+	dt_strtab_free(a->strs);
 	msgpack_sbuffer_destroy(&out);
 	pthread_mutex_destroy(&a->mu);
 	free(a);

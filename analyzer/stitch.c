@@ -37,6 +37,49 @@ struct dt_tmap_slot {
 	uint8_t dir;
 };
 
+/* A hash table of tuples (stitch.c). */
+struct dt_tmap {
+	struct dt_tmap_slot *slots;
+	uint32_t n_slots; /* a power of two */
+	uint32_t n;
+};
+
+struct dt_stitch {
+	struct dt_tasks *tasks;
+	uint64_t window_ms;
+
+	uint64_t keys_gen;   /* tasks->gen the key index was built for */
+	struct dt_tmap keys; /* task keys: exact and any-port */
+	uint32_t *vnis;	     /* the distinct VNIs of the task keys */
+	size_t n_vnis;
+	struct dt_tmap nat; /* learned translations: outside tuple -> inside */
+	struct dt_tmap frags; /* first fragments attributed: (addresses as seen, protocol,
+			       * IPv4 id) -> their task, direction, canonical tuple and ident */
+	dt_stitch_learn_fn on_learn; /* NULL: nobody is told */
+	void *on_learn_arg;
+
+	struct dt_stitch_held *held; /* in arrival order, so ids ascend */
+	size_t n_held, cap_held;
+	uint64_t last_sample_ms; /* arrival of the newest sample */
+	uint64_t next_held_id;	 /* the id the next held sample gets (from 1) */
+	uint64_t saved_id;	 /* held ids below it are saved (dt_stitch_saved()) */
+	uint64_t *released;	 /* saved held ids released since dt_stitch_saved() */
+	size_t n_released, cap_released;
+
+	/* Counters, cumulative. */
+	uint64_t samples;    /* samples given to dt_stitch_add() */
+	uint64_t attributed; /* samples attributed to a task (at once or after a window) */
+	uint64_t late;	     /* of those, attributed when a window closed */
+	uint64_t unmatched;  /* samples attributed to no task (held, then let go; or no room) */
+	uint64_t after_end;  /* samples of a task that had just ended (its keys were still being
+			      * disarmed): let go and counted here, not as unmatched */
+	uint64_t learned;    /* translations learned or changed */
+	uint64_t nat_full;   /* translations not learned (or first fragments not remembered):
+			      * the table is full */
+	uint64_t nomem;	     /* samples lost to an allocation failure (counted here only) */
+	uint64_t windows;    /* windows closed */
+};
+
 /* What a sample was attributed to. */
 struct match {
 	struct dt_task *task;
@@ -169,17 +212,17 @@ static int sync_keys(struct dt_stitch *st)
 	size_t n_keys = 0, n_vnis = 0, i, j;
 	unsigned int k;
 
-	if (st->keys_gen == t->gen) {
+	if (st->keys_gen == dt_tasks_gen(t)) {
 		return 0;
 	}
-	for (i = 0; i < t->n; i++) {
-		n_keys += t->v[i]->n_keys;
+	for (i = 0; i < dt_tasks_n_active(t); i++) {
+		n_keys += dt_tasks_active(t, i)->n_keys;
 	}
 	if (n_keys > 0 && !(vnis = calloc(n_keys, sizeof(*vnis)))) {
 		return -ENOMEM;
 	}
-	for (i = 0; i < t->n; i++) {
-		const struct dt_task *task = t->v[i];
+	for (i = 0; i < dt_tasks_n_active(t); i++) {
+		const struct dt_task *task = dt_tasks_active(t, i);
 
 		for (k = 0; k < task->n_keys; k++) {
 			const struct dt_task_key *key = &task->keys[k];
@@ -216,7 +259,7 @@ static int sync_keys(struct dt_stitch *st)
 	st->keys = keys;
 	st->vnis = vnis;
 	st->n_vnis = n_vnis;
-	st->keys_gen = t->gen;
+	st->keys_gen = dt_tasks_gen(t);
 	return 0;
 }
 
@@ -468,25 +511,64 @@ void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, 
 	in->task_id = w->task_id;
 }
 
-void dt_stitch_init(struct dt_stitch *st, struct dt_tasks *tasks, uint64_t window_ms)
+struct dt_stitch *dt_stitch_new(struct dt_tasks *tasks, uint64_t window_ms)
 {
-	memset(st, 0, sizeof(*st));
+	struct dt_stitch *st = calloc(1, sizeof(*st));
+
+	if (!st) {
+		return NULL;
+	}
 	st->tasks = tasks;
 	st->window_ms = window_ms;
 	st->keys_gen = UINT64_MAX; /* nothing indexed yet */
 	st->next_held_id = 1;
 	st->saved_id = 1;
+	return st;
 }
 
 void dt_stitch_free(struct dt_stitch *st)
 {
+	if (!st) {
+		return;
+	}
 	tmap_free(&st->keys);
 	tmap_free(&st->nat);
 	tmap_free(&st->frags);
 	free(st->vnis);
 	free(st->held);
 	free(st->released);
-	memset(st, 0, sizeof(*st));
+	free(st);
+}
+
+void dt_stitch_on_learn(struct dt_stitch *st, dt_stitch_learn_fn fn, void *arg)
+{
+	st->on_learn = fn;
+	st->on_learn_arg = arg;
+}
+
+size_t dt_stitch_n_held(const struct dt_stitch *st)
+{
+	return st->n_held;
+}
+
+const struct dt_stitch_held *dt_stitch_held_at(const struct dt_stitch *st, size_t i)
+{
+	return &st->held[i];
+}
+
+size_t dt_stitch_n_released(const struct dt_stitch *st)
+{
+	return st->n_released;
+}
+
+uint64_t dt_stitch_released_at(const struct dt_stitch *st, size_t i)
+{
+	return st->released[i];
+}
+
+size_t dt_stitch_n_nat(const struct dt_stitch *st)
+{
+	return st->nat.n;
 }
 
 /*
@@ -502,8 +584,8 @@ static bool ended_recently(const struct dt_stitch *st, const struct dt_stitch_in
 	uint64_t grace_ns = (4 * st->window_ms + 5000) * 1000000ull;
 	struct dt_tuple tu = in->o.tuple;
 
-	for (size_t i = t->n_all; i-- > 0;) {
-		const struct dt_task *task = t->all[i];
+	for (size_t i = dt_tasks_n_all(t); i-- > 0;) {
+		const struct dt_task *task = dt_tasks_nth(t, i);
 
 		if (!task->ended_ns || task->ended_ns + grace_ns < now_ns)
 			continue;
@@ -801,9 +883,9 @@ int dt_stitch_relearn(struct dt_stitch *st)
 	struct lesson *v = NULL;
 	size_t n = 0, i, k;
 
-	for (i = 0; i < t->n; i++) {
-		for (k = 0; k < t->v[i]->n_obs; k++) {
-			n += relearnable(&t->v[i]->obs[k]);
+	for (i = 0; i < dt_tasks_n_active(t); i++) {
+		for (k = 0; k < dt_tasks_active(t, i)->n_obs; k++) {
+			n += relearnable(&dt_tasks_active(t, i)->obs[k]);
 		}
 	}
 	if (n == 0) {
@@ -813,8 +895,8 @@ int dt_stitch_relearn(struct dt_stitch *st)
 		return -ENOMEM;
 	}
 	n = 0;
-	for (i = 0; i < t->n; i++) {
-		struct dt_task *task = t->v[i];
+	for (i = 0; i < dt_tasks_n_active(t); i++) {
+		struct dt_task *task = dt_tasks_active(t, i);
 
 		for (k = 0; k < task->n_obs; k++) {
 			if (relearnable(&task->obs[k])) {

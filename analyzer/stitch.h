@@ -108,52 +108,28 @@ struct dt_stitch_counters {
 typedef void (*dt_stitch_learn_fn)(void *arg, struct dt_task *task, uint8_t dir,
 				   const struct dt_tuple *outside, const struct dt_tuple *inside);
 
-/* A hash table of tuples (stitch.c). */
-struct dt_tmap {
-	struct dt_tmap_slot *slots;
-	uint32_t n_slots; /* a power of two */
-	uint32_t n;
-};
+struct dt_stitch; /* stitch.c */
 
-struct dt_stitch {
-	struct dt_tasks *tasks;
-	uint64_t window_ms;
+/* A new stitcher over tasks (which must outlive it), window_ms the window; NULL without
+ * memory. */
+struct dt_stitch *dt_stitch_new(struct dt_tasks *tasks, uint64_t window_ms);
 
-	uint64_t keys_gen;   /* tasks->gen the key index was built for */
-	struct dt_tmap keys; /* task keys: exact and any-port */
-	uint32_t *vnis;	     /* the distinct VNIs of the task keys */
-	size_t n_vnis;
-	struct dt_tmap nat; /* learned translations: outside tuple -> inside */
-	struct dt_tmap frags; /* first fragments attributed: (addresses as seen, protocol,
-			       * IPv4 id) -> their task, direction, canonical tuple and ident */
-	dt_stitch_learn_fn on_learn; /* NULL: nobody is told */
-	void *on_learn_arg;
-
-	struct dt_stitch_held *held; /* in arrival order, so ids ascend */
-	size_t n_held, cap_held;
-	uint64_t last_sample_ms; /* arrival of the newest sample */
-	uint64_t next_held_id;	 /* the id the next held sample gets (from 1) */
-	uint64_t saved_id;	 /* held ids below it are saved (dt_stitch_saved()) */
-	uint64_t *released;	 /* saved held ids released since dt_stitch_saved() */
-	size_t n_released, cap_released;
-
-	/* Counters, cumulative. */
-	uint64_t samples;    /* samples given to dt_stitch_add() */
-	uint64_t attributed; /* samples attributed to a task (at once or after a window) */
-	uint64_t late;	     /* of those, attributed when a window closed */
-	uint64_t unmatched;  /* samples attributed to no task (held, then let go; or no room) */
-	uint64_t after_end;  /* samples of a task that had just ended (its keys were still being
-			      * disarmed): let go and counted here, not as unmatched */
-	uint64_t learned;    /* translations learned or changed */
-	uint64_t nat_full;   /* translations not learned (or first fragments not remembered):
-			      * the table is full */
-	uint64_t nomem;	     /* samples lost to an allocation failure (counted here only) */
-	uint64_t windows;    /* windows closed */
-};
-
-/* Starts a stitcher over tasks (which must outlive it). window_ms: the window. */
-void dt_stitch_init(struct dt_stitch *st, struct dt_tasks *tasks, uint64_t window_ms);
+/* Frees st (NULL: nothing) and every sample it holds. */
 void dt_stitch_free(struct dt_stitch *st);
+
+/* Tells fn(arg, ...) of every translation learned or relearned (fn NULL: nobody). */
+void dt_stitch_on_learn(struct dt_stitch *st, dt_stitch_learn_fn fn, void *arg);
+
+/* The held samples, in arrival order (ids ascend): i < dt_stitch_n_held(). */
+size_t dt_stitch_n_held(const struct dt_stitch *st);
+const struct dt_stitch_held *dt_stitch_held_at(const struct dt_stitch *st, size_t i);
+
+/* The saved held ids released since dt_stitch_saved(): i < dt_stitch_n_released(). */
+size_t dt_stitch_n_released(const struct dt_stitch *st);
+uint64_t dt_stitch_released_at(const struct dt_stitch *st, size_t i);
+
+/* How many translations the stitcher knows. */
+size_t dt_stitch_n_nat(const struct dt_stitch *st);
 
 /*
  * Attributes one sample (see dt_stitch_in_fill()), arrived at now_ms (the caller's
@@ -172,7 +148,7 @@ bool dt_stitch_tick(struct dt_stitch *st, uint64_t now_ms);
  * Without memory to list what it releases, it closes nothing: the next close tries again. */
 void dt_stitch_close(struct dt_stitch *st, uint64_t now_ms);
 
-/* The held samples not saved yet: held[dt_stitch_unsaved(st) .. n_held). */
+/* The held samples not saved yet: dt_stitch_unsaved(st) .. dt_stitch_n_held(st). */
 size_t dt_stitch_unsaved(const struct dt_stitch *st);
 
 /* The caller stored the unsaved held samples and deleted the released ids: both lists
@@ -202,5 +178,14 @@ int dt_stitch_relearn(struct dt_stitch *st);
 
 void dt_stitch_counters_get(const struct dt_stitch *st, struct dt_stitch_counters *c);
 void dt_stitch_counters_set(struct dt_stitch *st, const struct dt_stitch_counters *c);
+
+/* The counters, by value. */
+static inline struct dt_stitch_counters dt_stitch_counters(const struct dt_stitch *st)
+{
+	struct dt_stitch_counters c;
+
+	dt_stitch_counters_get(st, &c);
+	return c;
+}
 
 #endif /* DT_STITCH_H */

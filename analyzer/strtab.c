@@ -7,6 +7,13 @@
 
 #include "strtab.h"
 
+struct dt_strtab {
+	char **v; /* v[i]: the string of index i, malloc'd */
+	uint32_t n, cap;
+	uint32_t *slots;  /* hash slots: index + 1, 0 when empty */
+	uint32_t n_slots; /* a power of two, at least 2 * n */
+};
+
 static uint32_t hash(const char *s, size_t len)
 {
 	uint32_t h = 2166136261u;
@@ -61,29 +68,34 @@ static int grow_slots(struct dt_strtab *t)
 	return 0;
 }
 
-int dt_strtab_init(struct dt_strtab *t)
+struct dt_strtab *dt_strtab_new(void)
 {
+	struct dt_strtab *t = calloc(1, sizeof(*t));
 	uint32_t idx;
-	int rv;
 
-	memset(t, 0, sizeof(*t));
-	if ((rv = dt_strtab_intern(t, "", 1, &idx)) != 0) {
+	if (t && dt_strtab_intern(t, "", 1, &idx) != 0) {
 		dt_strtab_free(t);
-		return rv;
+		return NULL;
 	}
-	return 0;
+	return t;
 }
 
 void dt_strtab_free(struct dt_strtab *t)
 {
-	uint32_t i;
-
-	for (i = 0; i < t->n; i++) {
+	if (!t) {
+		return;
+	}
+	for (uint32_t i = 0; i < t->n; i++) {
 		free(t->v[i]);
 	}
 	free(t->v);
 	free(t->slots);
-	memset(t, 0, sizeof(*t));
+	free(t);
+}
+
+uint32_t dt_strtab_count(const struct dt_strtab *t)
+{
+	return t->n;
 }
 
 int dt_strtab_intern(struct dt_strtab *t, const char *s, size_t max, uint32_t *idx)

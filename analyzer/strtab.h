@@ -26,16 +26,16 @@
 /* At most this many distinct strings (a bound against a peer that invents names). */
 #define DT_STRTAB_MAX (1u << 22)
 
-struct dt_strtab {
-	char **v; /* v[i]: the string of index i, malloc'd */
-	uint32_t n, cap;
-	uint32_t *slots;  /* hash slots: index + 1, 0 when empty */
-	uint32_t n_slots; /* a power of two, at least 2 * n */
-};
+struct dt_strtab; /* strtab.c */
 
-/* Starts an empty table holding "" at index 0. Returns 0 or -ENOMEM. */
-int dt_strtab_init(struct dt_strtab *t);
+/* A new table holding "" at index 0, or NULL without memory. */
+struct dt_strtab *dt_strtab_new(void);
+
+/* Frees t (NULL: nothing) and every string it holds. */
 void dt_strtab_free(struct dt_strtab *t);
+
+/* How many strings t holds: indices 0 .. count-1. */
+uint32_t dt_strtab_count(const struct dt_strtab *t);
 
 /*
  * Interns the first max bytes of s (up to its NUL) and stores its index in *idx.

@@ -29,6 +29,24 @@ const struct dt_limits dt_limits_defaults = {
 	.tasks_max_per_tenant = 4096,
 };
 
+struct dt_tasks {
+	uint32_t next_id;
+	uint64_t gen; /* control generation: grows with every change of the armed set */
+	/* Active tasks (NEW..RUNNING), in no particular order. */
+	size_t n, cap;
+	struct dt_task **v;
+	size_t n_arms; /* keys of active tasks at READY or later */
+	/* Every task, in creation order (ids ascend), and a hash over their ids. */
+	size_t n_all, cap_all;
+	struct dt_task **all;
+	struct dt_task **ids; /* open addressing, n_ids slots (a power of two) */
+	uint32_t n_ids;
+	/* Keys of active tasks, chained by their tuple without ports. */
+	struct dt_key_ent **kb;
+	uint32_t n_kb;
+	size_t n_keys;
+};
+
 struct dt_key_ent {
 	struct dt_key_ent *next;
 	struct dt_task *task;
@@ -203,14 +221,21 @@ static void keys_del(struct dt_tasks *t, struct dt_task *task)
 /* ------------------------------------------------------------------------------------ */
 /* The table */
 
-void dt_tasks_init(struct dt_tasks *t)
+struct dt_tasks *dt_tasks_new(void)
 {
-	memset(t, 0, sizeof(*t));
-	t->next_id = 1;
+	struct dt_tasks *t = calloc(1, sizeof(*t));
+
+	if (t) {
+		t->next_id = 1;
+	}
+	return t;
 }
 
 void dt_tasks_free(struct dt_tasks *t)
 {
+	if (!t) {
+		return;
+	}
 	for (uint32_t i = 0; i < t->n_kb; i++) {
 		while (t->kb[i]) {
 			struct dt_key_ent *e = t->kb[i];
@@ -227,7 +252,58 @@ void dt_tasks_free(struct dt_tasks *t)
 	free(t->ids);
 	free(t->all);
 	free(t->v);
-	memset(t, 0, sizeof(*t));
+	free(t);
+}
+
+size_t dt_tasks_n_active(const struct dt_tasks *t)
+{
+	return t->n;
+}
+
+struct dt_task *dt_tasks_active(const struct dt_tasks *t, size_t i)
+{
+	return t->v[i];
+}
+
+size_t dt_tasks_n_all(const struct dt_tasks *t)
+{
+	return t->n_all;
+}
+
+struct dt_task *dt_tasks_nth(const struct dt_tasks *t, size_t i)
+{
+	return t->all[i];
+}
+
+uint32_t dt_tasks_next_id(const struct dt_tasks *t)
+{
+	return t->next_id;
+}
+
+uint64_t dt_tasks_gen(const struct dt_tasks *t)
+{
+	return t->gen;
+}
+
+size_t dt_tasks_n_arms(const struct dt_tasks *t)
+{
+	return t->n_arms;
+}
+
+size_t dt_tasks_n_keys(const struct dt_tasks *t)
+{
+	return t->n_keys;
+}
+
+void dt_tasks_restore_meta(struct dt_tasks *t, uint32_t next_id, uint64_t gen)
+{
+	t->next_id = next_id ? next_id : 1;
+	t->gen = gen;
+}
+
+void dt_tasks_new_gen(struct dt_tasks *t)
+{
+	t->gen++;
 }
 
 bool dt_task_state_terminal(uint32_t state)

@@ -104,28 +104,36 @@ struct dt_task {
 	size_t active_idx;        /* its index in dt_tasks.v while active */
 };
 
-struct dt_key_ent; /* tasks.c */
+struct dt_tasks; /* tasks.c */
 
-struct dt_tasks {
-	uint32_t next_id;
-	uint64_t gen; /* control generation: grows with every change of the armed set */
-	/* Active tasks (NEW..RUNNING), in no particular order. */
-	size_t n, cap;
-	struct dt_task **v;
-	size_t n_arms; /* keys of active tasks at READY or later */
-	/* Every task, in creation order (ids ascend), and a hash over their ids. */
-	size_t n_all, cap_all;
-	struct dt_task **all;
-	struct dt_task **ids; /* open addressing, n_ids slots (a power of two) */
-	uint32_t n_ids;
-	/* Keys of active tasks, chained by their tuple without ports. */
-	struct dt_key_ent **kb;
-	uint32_t n_kb;
-	size_t n_keys;
-};
+/* A new, empty task table (ids from 1), or NULL without memory. */
+struct dt_tasks *dt_tasks_new(void);
 
-void dt_tasks_init(struct dt_tasks *t);
+/* Frees t (NULL: nothing), every task and every observation. */
 void dt_tasks_free(struct dt_tasks *t);
+
+/* The active tasks (NEW..RUNNING), in no particular order: i < dt_tasks_n_active(). */
+size_t dt_tasks_n_active(const struct dt_tasks *t);
+struct dt_task *dt_tasks_active(const struct dt_tasks *t, size_t i);
+
+/* Every task, in creation order (ids ascend): i < dt_tasks_n_all(). */
+size_t dt_tasks_n_all(const struct dt_tasks *t);
+struct dt_task *dt_tasks_nth(const struct dt_tasks *t, size_t i);
+
+/* The id the next task gets, and the control generation (grows with every change of the
+ * armed set). */
+uint32_t dt_tasks_next_id(const struct dt_tasks *t);
+uint64_t dt_tasks_gen(const struct dt_tasks *t);
+
+/* Keys of active tasks at READY or later (armed), and keys of active tasks in all. */
+size_t dt_tasks_n_arms(const struct dt_tasks *t);
+size_t dt_tasks_n_keys(const struct dt_tasks *t);
+
+/* After a restart: the next id and the generation as stored (next_id 0: 1). */
+void dt_tasks_restore_meta(struct dt_tasks *t, uint32_t next_id, uint64_t gen);
+
+/* A new control generation, with the same arms (after a restart). */
+void dt_tasks_new_gen(struct dt_tasks *t);
 
 /*
  * Fills spec's budget, duration_s and rate_pps from l's defaults where 0. Returns 0, or

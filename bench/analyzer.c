@@ -157,9 +157,9 @@ static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 /* --- the analyzer's path ------------------------------------------------------------------- */
 
 struct ana {
-	struct dt_strtab strs;
-	struct dt_tasks tasks;
-	struct dt_stitch stitch;
+	struct dt_strtab *strs;
+	struct dt_tasks *tasks;
+	struct dt_stitch *stitch;
 	struct dt_task *task;
 	uint64_t now_ms;
 	uint64_t records;
@@ -171,29 +171,29 @@ static void ana_init(struct ana *a)
 	char err[256];
 
 	memset(a, 0, sizeof(*a));
-	if (dt_strtab_init(&a->strs))
-		dtb_die("dt_strtab_init");
-	dt_tasks_init(&a->tasks);
-	if (dt_tasks_create(&a->tasks, &spec, 0, "bench", T0_NS - 1000000000ull, &a->task, err,
+	if (!(a->strs = dt_strtab_new()) || !(a->tasks = dt_tasks_new()))
+		dtb_die("no memory");
+	if (dt_tasks_create(a->tasks, &spec, 0, "bench", T0_NS - 1000000000ull, &a->task, err,
 			    sizeof(err)))
 		dtb_die("dt_tasks_create: %s", err);
-	dt_task_ready(&a->tasks, a->task, 0);
-	dt_stitch_init(&a->stitch, &a->tasks, WINDOW_MS);
+	dt_task_ready(a->tasks, a->task, 0);
+	if (!(a->stitch = dt_stitch_new(a->tasks, WINDOW_MS)))
+		dtb_die("no memory");
 	a->now_ms = 1000000; /* the analyzer's monotonic clock at arrival */
 }
 
 static void ana_free(struct ana *a)
 {
-	dt_stitch_free(&a->stitch);
-	dt_tasks_free(&a->tasks);
-	dt_strtab_free(&a->strs);
+	dt_stitch_free(a->stitch);
+	dt_tasks_free(a->tasks);
+	dt_strtab_free(a->strs);
 }
 
 static uint32_t intern(struct ana *a, const char *s, size_t max)
 {
 	uint32_t idx;
 
-	if (dt_strtab_intern(&a->strs, s, max, &idx))
+	if (dt_strtab_intern(a->strs, s, max, &idx))
 		dtb_die("dt_strtab_intern");
 	return idx;
 }
@@ -217,7 +217,7 @@ static int on_stored(void *arg, uint64_t lseq, const void *raw, size_t len)
 		dt_stitch_in_fill(&sin, w, node,
 				  w->iface < b.n_ifaces ? ifaces[w->iface] : DT_STRTAB_NONE,
 				  DT_STRTAB_NONE, DT_STRTAB_NONE, a->now_ms);
-		if (dt_stitch_add(&a->stitch, &sin, a->now_ms))
+		if (dt_stitch_add(a->stitch, &sin, a->now_ms))
 			dtb_die("dt_stitch_add: out of memory");
 	}
 	a->records += b.n_samples;
@@ -270,7 +270,7 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 		dt_store_scan(st, 0, UINT32_MAX, on_stored, &a);
 		t1 = dtb_thread_cpu_ns();
 		memset(&ctx, 0, sizeof(ctx));
-		ctx.strs = &a.strs;
+		ctx.strs = a.strs;
 		ctx.now_ns = T0_NS + (uint64_t)packets * 10000 + 60000000000ull;
 		ctx.now_ms = a.now_ms + 10 * WINDOW_MS;
 		ctx.window_ms = WINDOW_MS;

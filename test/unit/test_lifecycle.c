@@ -20,17 +20,17 @@
 
 #define S 1000000000ull
 
-static struct dt_tasks tasks;
+static struct dt_tasks *tasks;
 static const struct dt_lifecycle_cfg lc = {.host_grace_ms = 2000, .arm_timeout_ms = 5000};
 
 static void setup(void)
 {
-	dt_tasks_init(&tasks);
+	tasks = dt_tasks_new();
 }
 
 static void teardown(void)
 {
-	dt_tasks_free(&tasks);
+	dt_tasks_free(tasks);
 }
 
 TestSuite(lifecycle, .init = setup, .fini = teardown);
@@ -58,11 +58,11 @@ static struct dt_task *ready(struct dt_task_spec s, uint32_t tenant)
 	struct dt_task *t;
 	char err[256];
 
-	cr_assert_eq(dt_tasks_create(&tasks, &s, tenant, tenant ? "beta" : "acme", 0, &t, err,
+	cr_assert_eq(dt_tasks_create(tasks, &s, tenant, tenant ? "beta" : "acme", 0, &t, err,
 				     sizeof(err)),
 		     0, "%s", err);
 	cr_assert_eq(t->state, DT_TASK_NEW);
-	dt_task_ready(&tasks, t, 0);
+	dt_task_ready(tasks, t, 0);
 	cr_assert_eq(t->state, DT_TASK_READY);
 	return t;
 }
@@ -114,7 +114,7 @@ static size_t step(uint32_t n, uint64_t now_ns, uint64_t now_ms)
 	size_t ended_n;
 
 	cr_assert_eq(dt_hosts_build(&h, nodes, n), 0);
-	ended_n = dt_tasks_step(&tasks, &h, &lc, &ops, now_ns, now_ms);
+	ended_n = dt_tasks_step(tasks, &h, &lc, &ops, now_ns, now_ms);
 	dt_hosts_free(&h);
 	return ended_n;
 }
@@ -135,7 +135,7 @@ static bool in_control(uint32_t id)
 	struct dt_control c;
 	bool found = false;
 
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_assert_eq(dt_tasks_control(tasks, &c), 0);
 	for (uint32_t i = 0; i < c.n_arms; i++) {
 		found |= c.arms[i].task_id == id;
 	}
@@ -148,17 +148,17 @@ Test(lifecycle, new_is_not_armed_until_ready)
 	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
 	struct dt_task *t;
 	char err[256];
-	uint64_t gen = tasks.gen;
+	uint64_t gen = dt_tasks_gen(tasks);
 
-	cr_assert_eq(dt_tasks_create(&tasks, &s, 0, "acme", 0, &t, err, sizeof(err)), 0);
+	cr_assert_eq(dt_tasks_create(tasks, &s, 0, "acme", 0, &t, err, sizeof(err)), 0);
 	cr_expect_eq(t->state, DT_TASK_NEW);
 	cr_expect_not(in_control(t->id), "no rule before READY");
-	cr_expect_eq(tasks.gen, gen, "creating alone does not move the control set");
-	dt_task_ready(&tasks, t, 0);
+	cr_expect_eq(dt_tasks_gen(tasks), gen, "creating alone does not move the control set");
+	dt_task_ready(tasks, t, 0);
 	cr_expect_eq(t->state, DT_TASK_READY);
 	cr_expect(in_control(t->id));
-	cr_expect_eq(t->arm_gen, tasks.gen);
-	cr_expect_gt(tasks.gen, gen);
+	cr_expect_eq(t->arm_gen, dt_tasks_gen(tasks));
+	cr_expect_gt(dt_tasks_gen(tasks), gen);
 }
 
 Test(lifecycle, ready_armed_running_done)
@@ -179,7 +179,7 @@ Test(lifecycle, ready_armed_running_done)
 	cr_expect_eq(t->armed_ns, 2 * S);
 	cr_expect(strstr(t->status_text, "armed at h1"), "%s", t->status_text);
 	/* Its arm carries the limits. */
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_assert_eq(dt_tasks_control(tasks, &c), 0);
 	cr_assert_eq(c.n_arms, 1);
 	cr_expect_eq(c.arms[0].budget, 2);
 	cr_expect_eq(c.arms[0].rate_pps, 10);
@@ -208,8 +208,8 @@ Test(lifecycle, ready_armed_running_done)
 	cr_expect_eq(t->status, DT_TS_BUDGET_SPENT);
 	cr_expect_eq(t->ended_ns, 6 * S);
 	cr_expect_not(in_control(t->id));
-	cr_expect_null(dt_tasks_find_active(&tasks, t->id));
-	cr_expect_eq(dt_tasks_find(&tasks, t->id), t, "an ended task is still found by id");
+	cr_expect_null(dt_tasks_find_active(tasks, t->id));
+	cr_expect_eq(dt_tasks_find(tasks, t->id), t, "an ended task is still found by id");
 	dt_task_info_fill(t, &info);
 	cr_expect_eq(info.colored, 2);
 	cr_expect_str_eq(info.tenant, "acme");
@@ -307,29 +307,29 @@ Test(lifecycle, expired_by_duration_in_any_active_state)
 	cr_expect_eq(r->status, DT_TS_DURATION);
 	cr_expect_eq(a->state, DT_TASK_EXPIRED);
 	cr_expect(strstr(a->status_text, "duration of 60 s"), "%s", a->status_text);
-	cr_expect_eq(tasks.n, 0);
-	cr_expect_eq(tasks.n_arms, 0);
+	cr_expect_eq(dt_tasks_n_active(tasks), 0);
+	cr_expect_eq(dt_tasks_n_arms(tasks), 0);
 }
 
 Test(lifecycle, cancelled_leaves_the_control_set_and_frees_its_tuple)
 {
 	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
 	struct dt_task *t = ready(s, 0), *t2;
-	uint64_t gen = tasks.gen;
+	uint64_t gen = dt_tasks_gen(tasks);
 	char err[256];
 
-	dt_task_end(&tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, 5 * S, "cancelled by %s",
+	dt_task_end(tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, 5 * S, "cancelled by %s",
 		    "its tenant");
 	cr_expect_eq(t->state, DT_TASK_CANCELLED);
 	cr_expect_eq(t->status, DT_TS_CANCELLED);
 	cr_expect_eq(t->ended_ns, 5 * S);
-	cr_expect_gt(tasks.gen, gen);
+	cr_expect_gt(dt_tasks_gen(tasks), gen);
 	cr_expect_not(in_control(t->id));
 	/* Ending again changes nothing. */
-	dt_task_end(&tasks, t, DT_TASK_FAILED, DT_TS_NO_HOST, 6 * S, "x");
+	dt_task_end(tasks, t, DT_TASK_FAILED, DT_TS_NO_HOST, 6 * S, "x");
 	cr_expect_eq(t->state, DT_TASK_CANCELLED);
 	/* The same six-tuple may be traced again. */
-	cr_expect_eq(dt_tasks_create(&tasks, &s, 0, "acme", 0, &t2, err, sizeof(err)), 0, "%s",
+	cr_expect_eq(dt_tasks_create(tasks, &s, 0, "acme", 0, &t2, err, sizeof(err)), 0, "%s",
 		     err);
 }
 
@@ -342,13 +342,13 @@ Test(lifecycle, overlap_across_tenants_is_refused_without_naming_the_other)
 
 	any.tuple.proto = IPPROTO_TCP;
 	ready(exact, 0); /* acme's */
-	cr_assert_eq(dt_tasks_create(&tasks, &any, 1, "beta", 0, &t, err, sizeof(err)), -EEXIST);
+	cr_assert_eq(dt_tasks_create(tasks, &any, 1, "beta", 0, &t, err, sizeof(err)), -EEXIST);
 	cr_expect(strstr(err, "overlaps a six-tuple traced by an active task"), "%s", err);
 	cr_expect_null(strstr(err, "acme"), "%s", err);
 	cr_expect_null(strstr(err, "task 1"), "%s", err);
 	cr_expect_null(strstr(err, "tenant"), "%s", err);
-	cr_expect_eq(dt_tasks_count_tenant(&tasks, 1), 0);
-	cr_expect_eq(dt_tasks_count_tenant(&tasks, 0), 1);
+	cr_expect_eq(dt_tasks_count_tenant(tasks, 1), 0);
+	cr_expect_eq(dt_tasks_count_tenant(tasks, 0), 1);
 }
 
 Test(lifecycle, limits_defaults_and_maxima)
@@ -387,40 +387,40 @@ Test(lifecycle, hash_lookups_at_4096_tasks_with_8192_keys)
 		struct dt_task *t;
 
 		s.flags = DT_TASK_DIR_BOTH;
-		cr_assert_eq(dt_tasks_create(&tasks, &s, i % 8, "t", 0, &t, err, sizeof(err)), 0,
+		cr_assert_eq(dt_tasks_create(tasks, &s, i % 8, "t", 0, &t, err, sizeof(err)), 0,
 			     "%u: %s", i, err);
-		dt_task_ready(&tasks, t, 0);
+		dt_task_ready(tasks, t, 0);
 	}
-	cr_expect_eq(tasks.n_keys, 8192);
-	cr_expect_eq(tasks.n_arms, 8192);
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_expect_eq(dt_tasks_n_keys(tasks), 8192);
+	cr_expect_eq(dt_tasks_n_arms(tasks), 8192);
+	cr_assert_eq(dt_tasks_control(tasks, &c), 0);
 	cr_expect_eq(c.n_arms, 8192);
 	dt_control_free(&c);
 	for (uint32_t id = 1; id <= 4096; id++) {
-		cr_assert_not_null(dt_tasks_find(&tasks, id));
-		cr_assert_eq(dt_tasks_find(&tasks, id)->id, id);
+		cr_assert_not_null(dt_tasks_find(tasks, id));
+		cr_assert_eq(dt_tasks_find(tasks, id)->id, id);
 	}
-	cr_expect_null(dt_tasks_find(&tasks, 4097));
+	cr_expect_null(dt_tasks_find(tasks, 4097));
 	/* Every tuple is taken, in both directions; a new port pair is not. */
 	{
 		struct dt_task_spec dup = spec("10.100.0.2", "10.100.0.1", 80, 3000);
 		struct dt_task_spec fresh = spec("10.100.0.1", "10.100.0.2", 9999, 80);
 		struct dt_task *t;
 
-		cr_expect_eq(dt_tasks_create(&tasks, &dup, 0, "t", 0, &t, err, sizeof(err)),
+		cr_expect_eq(dt_tasks_create(tasks, &dup, 0, "t", 0, &t, err, sizeof(err)),
 			     -EEXIST, "the reply key of task 2001 covers it");
-		cr_expect_eq(dt_tasks_create(&tasks, &fresh, 0, "t", 0, &t, err, sizeof(err)), 0);
+		cr_expect_eq(dt_tasks_create(tasks, &fresh, 0, "t", 0, &t, err, sizeof(err)), 0);
 	}
 	/* Ending half of them removes their keys from the index. */
 	for (uint32_t id = 1; id <= 4096; id += 2) {
-		dt_task_end(&tasks, dt_tasks_find(&tasks, id), DT_TASK_CANCELLED, DT_TS_CANCELLED,
+		dt_task_end(tasks, dt_tasks_find(tasks, id), DT_TASK_CANCELLED, DT_TS_CANCELLED,
 			    1, "x");
 	}
-	cr_expect_eq(tasks.n_keys, 4096 + 1);
-	cr_expect_eq(tasks.n, 2048 + 1);
+	cr_expect_eq(dt_tasks_n_keys(tasks), 4096 + 1);
+	cr_expect_eq(dt_tasks_n_active(tasks), 2048 + 1);
 	for (uint32_t id = 2; id <= 4096; id += 2) {
-		cr_assert_eq(dt_tasks_find(&tasks, id)->active_idx < tasks.n, true);
-		cr_assert_eq(tasks.v[dt_tasks_find(&tasks, id)->active_idx]->id, id);
+		cr_assert_eq(dt_tasks_find(tasks, id)->active_idx < dt_tasks_n_active(tasks), true);
+		cr_assert_eq(dt_tasks_active(tasks, dt_tasks_find(tasks, id)->active_idx)->id, id);
 	}
 }
 

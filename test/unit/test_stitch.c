@@ -29,22 +29,22 @@
 #define UL_GW 0xc0a80003u
 #define WIN 1000 /* ms */
 
-static struct dt_tasks tasks;
-static struct dt_stitch st;
-static struct dt_strtab strs;
+static struct dt_tasks *tasks;
+static struct dt_stitch *st;
+static struct dt_strtab *strs;
 
 static void setup(void)
 {
-	dt_tasks_init(&tasks);
-	dt_stitch_init(&st, &tasks, WIN);
-	cr_assert_eq(dt_strtab_init(&strs), 0);
+	tasks = dt_tasks_new();
+	st = dt_stitch_new(tasks, WIN);
+	cr_assert_not_null(strs = dt_strtab_new());
 }
 
 static void teardown(void)
 {
-	dt_stitch_free(&st);
-	dt_tasks_free(&tasks);
-	dt_strtab_free(&strs);
+	dt_stitch_free(st);
+	dt_tasks_free(tasks);
+	dt_strtab_free(strs);
 }
 
 TestSuite(stitch, .init = setup, .fini = teardown);
@@ -76,9 +76,9 @@ static struct dt_task *create(struct dt_tuple t, uint32_t flags)
 	struct dt_task *task;
 	char err[256];
 
-	cr_assert_eq(dt_tasks_create(&tasks, &spec, 0, "acme", 1, &task, err, sizeof(err)), 0, "%s",
+	cr_assert_eq(dt_tasks_create(tasks, &spec, 0, "acme", 1, &task, err, sizeof(err)), 0, "%s",
 		     err);
-	dt_task_ready(&tasks, task, 0);
+	dt_task_ready(tasks, task, 0);
 	return task;
 }
 
@@ -86,7 +86,7 @@ static uint32_t name(const char *s)
 {
 	uint32_t idx;
 
-	cr_assert_eq(dt_strtab_intern(&strs, s, 64, &idx), 0);
+	cr_assert_eq(dt_strtab_intern(strs, s, 64, &idx), 0);
 	return idx;
 }
 
@@ -136,7 +136,7 @@ static struct dt_stitch_in drop_sample(const char *node, const char *ifname, str
 static void add(struct dt_stitch_in in, uint64_t now_ms)
 {
 	in.o.arrival_ms = now_ms;
-	cr_assert_eq(dt_stitch_add(&st, &in, now_ms), 0);
+	cr_assert_eq(dt_stitch_add(st, &in, now_ms), 0);
 }
 
 static bool tuple_eq(const struct dt_tuple *a, const struct dt_tuple *b)
@@ -170,10 +170,10 @@ Test(stitch, first_hop_and_tuple_attribution)
 	expect_obs(&t->obs[1], DT_DIR_REQUEST, IN_REQ);
 	cr_expect_eq(t->obs[1].node, name("h1"));
 	cr_expect_eq(t->obs[0].arrival_ms, 10);
-	cr_expect_eq(st.n_held, 0);
-	cr_expect_eq(st.attributed, 2);
-	cr_expect_eq(st.unmatched, 0);
-	cr_expect_not(dt_stitch_due(&st, 100000), "nothing held: no window to close");
+	cr_expect_eq(dt_stitch_n_held(st), 0);
+	cr_expect_eq(dt_stitch_counters(st).attributed, 2);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0);
+	cr_expect_not(dt_stitch_due(st, 100000), "nothing held: no window to close");
 }
 
 Test(stitch, reply_direction_only_for_tasks_that_trace_it)
@@ -193,10 +193,10 @@ Test(stitch, reply_direction_only_for_tasks_that_trace_it)
 	cr_assert_eq(both->n_obs, 2);
 	expect_obs(&both->obs[0], DT_DIR_REPLY, other_rep);
 	expect_obs(&both->obs[1], DT_DIR_REQUEST, other);
-	cr_expect_eq(st.n_held, 1);
-	cr_assert(dt_stitch_tick(&st, WIN));
-	cr_expect_eq(st.unmatched, 1);
-	cr_expect_eq(st.n_held, 0);
+	cr_expect_eq(dt_stitch_n_held(st), 1);
+	cr_assert(dt_stitch_tick(st, WIN));
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 1);
+	cr_expect_eq(dt_stitch_n_held(st), 0);
 }
 
 Test(stitch, any_port_task_canonical_keeps_the_actual_ports)
@@ -223,22 +223,22 @@ Test(stitch, nat_learning_attributes_a_held_sample_after_the_window)
 	/* gw drops the packet after SNAT; this drop sample has no conntrack info. */
 	add(drop_sample("gw", "ext0", OUT_REQ, 5, 900, "NETFILTER_DROP"), 0);
 	cr_expect_eq(t->n_obs, 0);
-	cr_expect_eq(st.n_held, 1);
+	cr_expect_eq(dt_stitch_n_held(st), 1);
 
 	/* Another packet of the flow leaves through the gateway: the lesson. */
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 300);
 	cr_assert_eq(t->n_obs, 1, "the teacher itself is attributed at once, by orig");
 	expect_obs(&t->obs[0], DT_DIR_REQUEST, IN_REQ);
-	cr_expect_eq(st.learned, 1);
-	cr_expect_eq(st.n_held, 1, "held samples wait for the window");
+	cr_expect_eq(dt_stitch_counters(st).learned, 1);
+	cr_expect_eq(dt_stitch_n_held(st), 1, "held samples wait for the window");
 
 	/* The window is open until WIN ms pass with no new sample. */
-	cr_expect_not(dt_stitch_tick(&st, 300 + WIN - 1));
-	cr_expect_eq(st.n_held, 1);
-	cr_assert(dt_stitch_tick(&st, 300 + WIN));
-	cr_expect_eq(st.n_held, 0);
-	cr_expect_eq(st.unmatched, 0);
-	cr_expect_eq(st.late, 1);
+	cr_expect_not(dt_stitch_tick(st, 300 + WIN - 1));
+	cr_expect_eq(dt_stitch_n_held(st), 1);
+	cr_assert(dt_stitch_tick(st, 300 + WIN));
+	cr_expect_eq(dt_stitch_n_held(st), 0);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0);
+	cr_expect_eq(dt_stitch_counters(st).late, 1);
 	cr_assert_eq(t->n_obs, 2);
 	expect_obs(&t->obs[1], DT_DIR_REQUEST, IN_REQ);
 	out = OUT_REQ;
@@ -257,7 +257,7 @@ Test(stitch, a_drop_with_conntrack_orig_is_attributed_at_once)
 	add(o, 0);
 	cr_assert_eq(t->n_obs, 1);
 	expect_obs(&t->obs[0], DT_DIR_REQUEST, IN_REQ);
-	cr_expect_eq(st.learned, 1, "a drop with orig teaches too");
+	cr_expect_eq(dt_stitch_counters(st).learned, 1, "a drop with orig teaches too");
 }
 
 Test(stitch, the_reply_through_the_nat_is_learned_from_the_request)
@@ -267,10 +267,10 @@ Test(stitch, the_reply_through_the_nat_is_learned_from_the_request)
 	/* The reply, dropped on gw before de-NAT (outside form, no orig), arrives first. */
 	add(drop_sample("gw", "ext0", OUT_REP, 7, 2000, "TCP_INVALID_SEQUENCE"), 0);
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 10);
-	cr_assert(dt_stitch_tick(&st, 10 + WIN));
+	cr_assert(dt_stitch_tick(st, 10 + WIN));
 	cr_assert_eq(t->n_obs, 2);
 	expect_obs(&t->obs[1], DT_DIR_REPLY, IN_REP);
-	cr_expect_eq(st.learned, 2, "outside -> inside, and its reverse");
+	cr_expect_eq(dt_stitch_counters(st).learned, 2, "outside -> inside, and its reverse");
 }
 
 Test(stitch, a_request_only_task_learns_no_reply_translation)
@@ -279,10 +279,10 @@ Test(stitch, a_request_only_task_learns_no_reply_translation)
 
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 0);
 	add(drop_sample("gw", "ext0", OUT_REP, 7, 2000, "TCP_INVALID_SEQUENCE"), 0);
-	cr_assert(dt_stitch_tick(&st, WIN));
+	cr_assert(dt_stitch_tick(st, WIN));
 	cr_expect_eq(t->n_obs, 1);
-	cr_expect_eq(st.learned, 1);
-	cr_expect_eq(st.unmatched, 1);
+	cr_expect_eq(dt_stitch_counters(st).learned, 1);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 1);
 }
 
 Test(stitch, a_reply_entering_at_the_gateway_is_a_reply)
@@ -313,14 +313,14 @@ Test(stitch, unrelated_samples_are_counted_never_dropped_silently)
 		add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, i, 100 + i), 100 * i);
 	}
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 400);
-	cr_expect_eq(st.unmatched, 0, "held, not yet counted");
-	cr_expect_eq(st.n_held, 5);
-	cr_assert(dt_stitch_tick(&st, 400 + WIN));
-	cr_expect_eq(st.unmatched, 5);
-	cr_expect_eq(st.n_held, 0);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0, "held, not yet counted");
+	cr_expect_eq(dt_stitch_n_held(st), 5);
+	cr_assert(dt_stitch_tick(st, 400 + WIN));
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 5);
+	cr_expect_eq(dt_stitch_n_held(st), 0);
 	cr_expect_eq(t->n_obs, 1);
-	cr_expect_eq(st.samples, 6);
-	cr_expect_eq(st.attributed + st.unmatched, st.samples);
+	cr_expect_eq(dt_stitch_counters(st).samples, 6);
+	cr_expect_eq(dt_stitch_counters(st).attributed + dt_stitch_counters(st).unmatched, dt_stitch_counters(st).samples);
 }
 
 Test(stitch, a_busy_stream_still_closes_the_window)
@@ -334,17 +334,17 @@ Test(stitch, a_busy_stream_still_closes_the_window)
 	while (now < (DT_STITCH_MAX_WAIT_WINDOWS * WIN) - WIN / 2) {
 		now += WIN / 2;
 		add(sample("h1", "pt1", DT_HOOK_PORT_IN, IN_REQ, (uint16_t)now, now), now);
-		cr_assert_not(dt_stitch_tick(&st, now), "closed at %llu", (unsigned long long)now);
+		cr_assert_not(dt_stitch_tick(st, now), "closed at %llu", (unsigned long long)now);
 	}
 	/* A stranger arrives just before the forced close: it is too young to give up. */
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, tuple("1.1.1.1", 1, "2.2.2.2", 2, 17, 100), 1,
 		   now),
 	    now);
 	now = DT_STITCH_MAX_WAIT_WINDOWS * WIN;
-	cr_assert(dt_stitch_tick(&st, now));
-	cr_expect_eq(st.late, 1);
-	cr_expect_eq(st.unmatched, 0);
-	cr_expect_eq(st.n_held, 1, "the young stranger stays held");
+	cr_assert(dt_stitch_tick(st, now));
+	cr_expect_eq(dt_stitch_counters(st).late, 1);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0);
+	cr_expect_eq(dt_stitch_n_held(st), 1, "the young stranger stays held");
 	cr_expect_eq(t->obs[t->n_obs - 1].hook, DT_HOOK_DROP);
 }
 
@@ -360,7 +360,7 @@ Test(stitch, drops_of_unknown_vni_match_when_unambiguous)
 	expect_obs(&t->obs[0], DT_DIR_REQUEST, IN_REQ);
 	/* Not for other hooks: an uplink sample always knows its VNI. */
 	add(sample("h1", "ul0", DT_HOOK_UPLINK_IN, novni, 2, 100), 0);
-	cr_expect_eq(st.n_held, 1);
+	cr_expect_eq(dt_stitch_n_held(st), 1);
 
 	/* Another task on another VNI with the same addresses: ambiguous. */
 	other.vni = 200;
@@ -368,9 +368,9 @@ Test(stitch, drops_of_unknown_vni_match_when_unambiguous)
 	add(drop_sample("h1", "br0", novni, 3, 100, "NETFILTER_DROP"), 0);
 	cr_expect_eq(t->n_obs, 1);
 	cr_expect_eq(u->n_obs, 0);
-	cr_expect_eq(st.n_held, 2);
-	cr_assert(dt_stitch_tick(&st, WIN));
-	cr_expect_eq(st.unmatched, 2);
+	cr_expect_eq(dt_stitch_n_held(st), 2);
+	cr_assert(dt_stitch_tick(st, WIN));
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 2);
 }
 
 Test(stitch, chained_nats_resolve)
@@ -383,10 +383,10 @@ Test(stitch, chained_nats_resolve)
 	add(nat_sample("gw2", "ext0", DT_HOOK_GW_OUT, out2, OUT_REQ, 6, 1000), 0);
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 900), 0);
 	cr_expect_eq(t->n_obs, 1, "gw's sample teaches at once");
-	cr_expect_eq(st.n_held, 2, "gw2's lesson came before gw's");
-	cr_assert(dt_stitch_tick(&st, WIN));
-	cr_expect_eq(st.n_held, 0);
-	cr_expect_eq(st.unmatched, 0);
+	cr_expect_eq(dt_stitch_n_held(st), 2, "gw2's lesson came before gw's");
+	cr_assert(dt_stitch_tick(st, WIN));
+	cr_expect_eq(dt_stitch_n_held(st), 0);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0);
 	cr_assert_eq(t->n_obs, 3);
 	expect_obs(&t->obs[1], DT_DIR_REQUEST, IN_REQ);
 	expect_obs(&t->obs[2], DT_DIR_REQUEST, IN_REQ);
@@ -426,7 +426,7 @@ Test(stitch, out_of_order_across_collectors_gives_one_path)
 			  790); /* another packet */
 
 	for (;;) {
-		struct dt_paths_ctx ctx = {&strs, 4000000000000000000ull, 1ull << 40, WIN,
+		struct dt_paths_ctx ctx = {strs, 4000000000000000000ull, 1ull << 40, WIN,
 					   .host_of = lab_host_of};
 		struct dt_report r = {0};
 		struct dt_task *t;
@@ -434,17 +434,17 @@ Test(stitch, out_of_order_across_collectors_gives_one_path)
 		int i, j, k;
 
 		/* Fresh tasks and stitcher; the names stay (s[] refers to them). */
-		dt_stitch_free(&st);
-		dt_tasks_free(&tasks);
-		dt_tasks_init(&tasks);
-		dt_stitch_init(&st, &tasks, WIN);
+		dt_stitch_free(st);
+		dt_tasks_free(tasks);
+		tasks = dt_tasks_new();
+		st = dt_stitch_new(tasks, WIN);
 		t = create(IN_REQ, 0);
 		for (i = 0; i < N; i++) {
 			add(s[perm[i]], (uint64_t)i * 10);
 		}
-		dt_stitch_tick(&st, 10 * N + WIN);
+		dt_stitch_tick(st, 10 * N + WIN);
 		cr_assert_eq(t->n_obs, N, "permutation %d", count);
-		cr_assert_eq(st.unmatched, 0);
+		cr_assert_eq(dt_stitch_counters(st).unmatched, 0);
 		cr_assert_eq(dt_paths_build(&ctx, t->obs, t->n_obs, &r), 0);
 		cr_assert_eq(r.n_packets, 2);
 		p = r.packets[0].ip_id == 1 ? &r.packets[0] : &r.packets[1];
@@ -545,31 +545,31 @@ Test(stitch, strtab_interns_once_and_resolves)
 	uint32_t a, b, c, d;
 	char big[300];
 
-	cr_expect_str_eq(dt_strtab_get(&strs, 0), "");
-	cr_assert_eq(dt_strtab_intern(&strs, "h1", 64, &a), 0);
-	cr_assert_eq(dt_strtab_intern(&strs, "h2", 64, &b), 0);
-	cr_assert_eq(dt_strtab_intern(&strs, "h1", 64, &c), 0);
+	cr_expect_str_eq(dt_strtab_get(strs, 0), "");
+	cr_assert_eq(dt_strtab_intern(strs, "h1", 64, &a), 0);
+	cr_assert_eq(dt_strtab_intern(strs, "h2", 64, &b), 0);
+	cr_assert_eq(dt_strtab_intern(strs, "h1", 64, &c), 0);
 	cr_expect_eq(a, c);
 	cr_expect_neq(a, b);
-	cr_expect_str_eq(dt_strtab_get(&strs, a), "h1");
-	cr_expect_str_eq(dt_strtab_get(&strs, DT_STRTAB_NONE), "");
-	cr_expect_str_eq(dt_strtab_get(&strs, 999999), "");
+	cr_expect_str_eq(dt_strtab_get(strs, a), "h1");
+	cr_expect_str_eq(dt_strtab_get(strs, DT_STRTAB_NONE), "");
+	cr_expect_str_eq(dt_strtab_get(strs, 999999), "");
 	/* A string without NUL within max is cut at max. */
 	memset(big, 'x', sizeof(big));
-	cr_assert_eq(dt_strtab_intern(&strs, big, 16, &d), 0);
-	cr_expect_eq(strlen(dt_strtab_get(&strs, d)), 16);
+	cr_assert_eq(dt_strtab_intern(strs, big, 16, &d), 0);
+	cr_expect_eq(strlen(dt_strtab_get(strs, d)), 16);
 	/* Many strings: growth keeps every index. */
 	for (int i = 0; i < 5000; i++) {
 		char s[16];
 		uint32_t x, y;
 
 		snprintf(s, sizeof(s), "n%d", i);
-		cr_assert_eq(dt_strtab_intern(&strs, s, sizeof(s), &x), 0);
-		cr_assert_eq(dt_strtab_intern(&strs, s, sizeof(s), &y), 0);
+		cr_assert_eq(dt_strtab_intern(strs, s, sizeof(s), &x), 0);
+		cr_assert_eq(dt_strtab_intern(strs, s, sizeof(s), &y), 0);
 		cr_assert_eq(x, y);
 	}
-	cr_expect_str_eq(dt_strtab_get(&strs, a), "h1");
-	cr_expect_eq(strs.n, 5000 + 4);
+	cr_expect_str_eq(dt_strtab_get(strs, a), "h1");
+	cr_expect_eq(dt_strtab_count(strs), 5000 + 4);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -625,13 +625,13 @@ Test(stitch, samples_of_a_task_that_just_ended_are_not_unmatched)
 	struct dt_task *t = create(IN_REQ, 0);
 	struct dt_tuple stranger = tuple("10.100.0.9", 1, "10.100.0.8", 2, IPPROTO_UDP, 100);
 
-	dt_task_end(&tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, dt_clock_ns(CLOCK_REALTIME),
+	dt_task_end(tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, dt_clock_ns(CLOCK_REALTIME),
 		    "cancelled");
 	add(sample("h1", "pt1", DT_HOOK_PORT_IN, IN_REQ, 1, 100), 100);
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 2, 101), 101);
-	dt_stitch_tick(&st, 101 + 2 * WIN);
-	cr_expect_eq(st.after_end, 1, "the ended task's sample");
-	cr_expect_eq(st.unmatched, 1, "the stranger's");
+	dt_stitch_tick(st, 101 + 2 * WIN);
+	cr_expect_eq(dt_stitch_counters(st).after_end, 1, "the ended task's sample");
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 1, "the stranger's");
 	cr_expect_eq(t->n_obs, 0, "an ended task takes no more samples");
 }
 
@@ -647,49 +647,49 @@ Test(stitch, held_ids_and_released_ids)
 
 	add(drop_sample("gw", "ext0", OUT_REQ, 5, 900, "NETFILTER_DROP"), 0);
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 1, 100), 0);
-	cr_assert_eq(st.n_held, 2);
-	cr_expect_eq(st.held[0].id, 1);
-	cr_expect_eq(st.held[1].id, 2);
-	cr_expect_eq(dt_stitch_unsaved(&st), 0, "nothing saved yet");
-	dt_stitch_saved(&st);
-	cr_expect_eq(dt_stitch_unsaved(&st), 2, "both saved");
+	cr_assert_eq(dt_stitch_n_held(st), 2);
+	cr_expect_eq(dt_stitch_held_at(st, 0)->id, 1);
+	cr_expect_eq(dt_stitch_held_at(st, 1)->id, 2);
+	cr_expect_eq(dt_stitch_unsaved(st), 0, "nothing saved yet");
+	dt_stitch_saved(st);
+	cr_expect_eq(dt_stitch_unsaved(st), 2, "both saved");
 
 	/* A new one, held after the save: unsaved, and not listed when it goes. */
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 2, 200), 500);
-	cr_assert_eq(st.n_held, 3);
-	cr_expect_eq(st.held[2].id, 3);
-	cr_expect_eq(dt_stitch_unsaved(&st), 2);
+	cr_assert_eq(dt_stitch_n_held(st), 3);
+	cr_expect_eq(dt_stitch_held_at(st, 2)->id, 3);
+	cr_expect_eq(dt_stitch_unsaved(st), 2);
 
 	/* The lesson; at a close the drop is attributed, the first stranger waited a whole
 	 * window and goes (unmatched), the second is too young and stays. */
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 500);
-	dt_stitch_close(&st, WIN);
+	dt_stitch_close(st, WIN);
 	cr_expect_eq(t->n_obs, 2);
-	cr_expect_eq(st.unmatched, 1);
-	cr_assert_eq(st.n_held, 1);
-	cr_expect_eq(st.held[0].id, 3);
-	cr_assert_eq(st.n_released, 2);
-	cr_expect_eq(st.released[0], 1, "the attributed drop");
-	cr_expect_eq(st.released[1], 2, "the stranger let go");
-	cr_expect_eq(dt_stitch_unsaved(&st), 0, "the young stranger is not saved yet");
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 1);
+	cr_assert_eq(dt_stitch_n_held(st), 1);
+	cr_expect_eq(dt_stitch_held_at(st, 0)->id, 3);
+	cr_assert_eq(dt_stitch_n_released(st), 2);
+	cr_expect_eq(dt_stitch_released_at(st, 0), 1, "the attributed drop");
+	cr_expect_eq(dt_stitch_released_at(st, 1), 2, "the stranger let go");
+	cr_expect_eq(dt_stitch_unsaved(st), 0, "the young stranger is not saved yet");
 
 	/* A failed commit: the unsaved one is forgotten, the released ids stay listed. */
-	dt_stitch_forget_unsaved(&st);
-	cr_expect_eq(st.n_held, 0);
-	cr_expect_eq(st.n_released, 2);
+	dt_stitch_forget_unsaved(st);
+	cr_expect_eq(dt_stitch_n_held(st), 0);
+	cr_expect_eq(dt_stitch_n_released(st), 2);
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 2, 200), 600);
-	cr_expect_eq(st.held[0].id, 3, "an id never stored is given again");
-	dt_stitch_saved(&st);
-	cr_expect_eq(st.n_released, 0);
-	cr_expect_eq(dt_stitch_unsaved(&st), 1);
+	cr_expect_eq(dt_stitch_held_at(st, 0)->id, 3, "an id never stored is given again");
+	dt_stitch_saved(st);
+	cr_expect_eq(dt_stitch_n_released(st), 0);
+	cr_expect_eq(dt_stitch_unsaved(st), 1);
 
 	/* Released unsaved (never stored): not listed. */
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 3, 300), 700);
-	dt_stitch_close(&st, 700 + 10 * WIN);
-	cr_expect_eq(st.n_held, 0);
-	cr_assert_eq(st.n_released, 1);
-	cr_expect_eq(st.released[0], 3);
-	cr_expect_eq(st.unmatched, 3);
+	dt_stitch_close(st, 700 + 10 * WIN);
+	cr_expect_eq(dt_stitch_n_held(st), 0);
+	cr_assert_eq(dt_stitch_n_released(st), 1);
+	cr_expect_eq(dt_stitch_released_at(st, 0), 3);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 3);
 }
 
 /* Restored held samples keep their ids, wait a window from the restart, and new ones
@@ -701,22 +701,22 @@ Test(stitch, restored_held_samples_wait_a_window_again)
 	struct dt_tuple stranger = tuple("10.100.0.9", 1, "10.100.0.8", 2, IPPROTO_UDP, 100);
 
 	in.o.arrival_ms = 123456; /* the other boot's clock */
-	cr_assert_eq(dt_stitch_restore_held(&st, 7, &in, 50), 0);
-	cr_expect_eq(dt_stitch_restore_held(&st, 7, &in, 50), -EINVAL, "ids ascend");
-	cr_assert_eq(st.n_held, 1);
-	cr_expect_eq(st.held[0].in.o.arrival_ms, 50);
-	cr_expect_eq(dt_stitch_unsaved(&st), 1, "restored: saved");
-	cr_expect_eq(st.samples, 0, "counted before the restart, not again");
-	cr_expect_not(dt_stitch_due(&st, 50 + WIN - 1));
+	cr_assert_eq(dt_stitch_restore_held(st, 7, &in, 50), 0);
+	cr_expect_eq(dt_stitch_restore_held(st, 7, &in, 50), -EINVAL, "ids ascend");
+	cr_assert_eq(dt_stitch_n_held(st), 1);
+	cr_expect_eq(dt_stitch_held_at(st, 0)->in.o.arrival_ms, 50);
+	cr_expect_eq(dt_stitch_unsaved(st), 1, "restored: saved");
+	cr_expect_eq(dt_stitch_counters(st).samples, 0, "counted before the restart, not again");
+	cr_expect_not(dt_stitch_due(st, 50 + WIN - 1));
 	add(sample("h2", "ul0", DT_HOOK_UPLINK_IN, stranger, 1, 100), 60);
-	cr_expect_eq(st.held[1].id, 8);
+	cr_expect_eq(dt_stitch_held_at(st, 1)->id, 8);
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 1000), 70);
-	cr_assert(dt_stitch_tick(&st, 70 + WIN));
+	cr_assert(dt_stitch_tick(st, 70 + WIN));
 	cr_assert_eq(t->n_obs, 2);
 	cr_expect_eq(t->obs[1].arrival_ms, 50);
-	cr_expect_eq(st.unmatched, 1, "the stranger");
-	cr_assert_eq(st.n_released, 1, "the stranger was never saved: only 7 is listed");
-	cr_expect_eq(st.released[0], 7);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 1, "the stranger");
+	cr_assert_eq(dt_stitch_n_released(st), 1, "the stranger was never saved: only 7 is listed");
+	cr_expect_eq(dt_stitch_released_at(st, 0), 7);
 }
 
 /*
@@ -732,17 +732,17 @@ Test(stitch, relearn_from_observations)
 	/* gw2's lesson first (held), then gw's: both attributed, both learned. */
 	add(nat_sample("gw2", "ext0", DT_HOOK_GW_OUT, out2, OUT_REQ, 6, 1000), 0);
 	add(nat_sample("gw", "ext0", DT_HOOK_GW_OUT, OUT_REQ, IN_REQ, 6, 900), 0);
-	cr_assert(dt_stitch_tick(&st, WIN));
+	cr_assert(dt_stitch_tick(st, WIN));
 	cr_assert_eq(t->n_obs, 2);
-	dt_stitch_counters_get(&st, &c);
+	dt_stitch_counters_get(st, &c);
 
 	/* A new stitcher over the same task and its observations, as after a restart. */
-	dt_stitch_free(&st);
-	dt_stitch_init(&st, &tasks, WIN);
-	dt_stitch_counters_set(&st, &c);
-	cr_assert_eq(dt_stitch_relearn(&st), 0);
-	cr_expect_eq(st.learned, c.learned, "not counted twice");
-	cr_expect_eq(st.nat.n, 4, "two outside tuples, each both ways");
+	dt_stitch_free(st);
+	st = dt_stitch_new(tasks, WIN);
+	dt_stitch_counters_set(st, &c);
+	cr_assert_eq(dt_stitch_relearn(st), 0);
+	cr_expect_eq(dt_stitch_counters(st).learned, c.learned, "not counted twice");
+	cr_expect_eq(dt_stitch_n_nat(st), 4, "two outside tuples, each both ways");
 
 	/* A drop after gw2 without conntrack, and a reply dropped before gw's de-NAT. */
 	add(drop_sample("gw2", "ext0", out2, 7, 1100, "NETFILTER_DROP"), 10);
@@ -750,7 +750,7 @@ Test(stitch, relearn_from_observations)
 	cr_assert_eq(t->n_obs, 4, "attributed at once");
 	expect_obs(&t->obs[2], DT_DIR_REQUEST, IN_REQ);
 	expect_obs(&t->obs[3], DT_DIR_REPLY, IN_REP);
-	cr_expect_eq(st.n_held, 0);
+	cr_expect_eq(dt_stitch_n_held(st), 0);
 }
 
 /* What the stitcher told of the translations it learned. */
@@ -792,7 +792,7 @@ Test(stitch, a_translation_inside_the_overlay_is_told_and_carries_the_replies)
 	struct dt_tuple back_rep = BACK_REP, vip_rep = VIP_REP;
 
 	memset(&told, 0, sizeof(told));
-	st.on_learn = on_learn;
+	dt_stitch_on_learn(st, on_learn, NULL);
 	first.task_id = t->id;
 	first.o.flags = DT_SAMPLE_F_FIRST_HOP;
 	add(first, 10);
@@ -806,14 +806,14 @@ Test(stitch, a_translation_inside_the_overlay_is_told_and_carries_the_replies)
 	cr_expect(tuple_eq(&told.inside[1], &vip_rep));
 
 	/* The reply, colored at the backend's port under the learned key. */
-	cr_assert_eq(dt_tasks_add_learned(&tasks, t, &told.outside[1], DT_DIR_REPLY), 0);
+	cr_assert_eq(dt_tasks_add_learned(tasks, t, &told.outside[1], DT_DIR_REPLY), 0);
 	reply.task_id = t->id;
 	reply.o.flags = DT_SAMPLE_F_FIRST_HOP | DT_SAMPLE_F_REPLY;
 	add(reply, 20);
 	cr_assert_eq(t->n_obs, 4);
 	expect_obs(&t->obs[3], DT_DIR_REPLY, VIP_REP);
-	cr_expect_eq(st.unmatched, 0);
-	st.on_learn = NULL;
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0);
+	dt_stitch_on_learn(st, NULL, NULL);
 #undef VIP_REQ
 #undef BACK_REQ
 #undef BACK_REP
@@ -841,17 +841,17 @@ Test(stitch, later_fragments_follow_their_first_fragment)
 	early.o.ident = 0;
 	add(early, 5); /* before its first fragment: held */
 	cr_expect_eq(t->n_obs, 0);
-	cr_expect_eq(st.n_held, 1);
+	cr_expect_eq(dt_stitch_n_held(st), 1);
 	add(first, 6);
 	add(later, 7);
 	cr_assert_eq(t->n_obs, 2);
 	expect_obs(&t->obs[1], DT_DIR_REQUEST, req);
 	cr_expect_eq(t->obs[1].ident, first.o.ident, "the datagram's ident");
 	cr_expect_eq(t->obs[1].frag, DT_FRAG_MF | 185);
-	cr_assert(dt_stitch_tick(&st, 7 + WIN));
-	cr_expect_eq(st.n_held, 0);
+	cr_assert(dt_stitch_tick(st, 7 + WIN));
+	cr_expect_eq(dt_stitch_n_held(st), 0);
 	cr_assert_eq(t->n_obs, 3);
 	expect_obs(&t->obs[2], DT_DIR_REQUEST, req);
 	cr_expect_eq(t->obs[2].ident, first.o.ident);
-	cr_expect_eq(st.unmatched, 0);
+	cr_expect_eq(dt_stitch_counters(st).unmatched, 0);
 }

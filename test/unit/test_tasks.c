@@ -24,16 +24,16 @@ static struct dt_task_spec spec(uint16_t sp, uint16_t dp, uint8_t proto)
 	return s;
 }
 
-static struct dt_tasks tasks;
+static struct dt_tasks *tasks;
 
 static void setup(void)
 {
-	dt_tasks_init(&tasks);
+	tasks = dt_tasks_new();
 }
 
 static void teardown(void)
 {
-	dt_tasks_free(&tasks);
+	dt_tasks_free(tasks);
 }
 
 TestSuite(tasks, .init = setup, .fini = teardown);
@@ -41,10 +41,10 @@ TestSuite(tasks, .init = setup, .fini = teardown);
 /* Creates a task of tenant 0 and makes it READY (in the control set). */
 static int create(const struct dt_task_spec *s, struct dt_task **t, char *err, size_t len)
 {
-	int rv = dt_tasks_create(&tasks, s, 0, "acme", 1, t, err, len);
+	int rv = dt_tasks_create(tasks, s, 0, "acme", 1, t, err, len);
 
 	if (rv == 0) {
-		dt_task_ready(&tasks, *t, 0);
+		dt_task_ready(tasks, *t, 0);
 	}
 	return rv;
 }
@@ -64,7 +64,7 @@ Test(tasks, overlapping_tuples_are_refused_without_naming_the_other_task)
 	cr_assert_eq(create(&any, &t, err, sizeof(err)), -EEXIST);
 	cr_assert_eq(create(&other, &t, err, sizeof(err)), 0);
 	cr_assert_eq(t->id, 2);
-	cr_assert_eq(tasks.gen, 2);
+	cr_assert_eq(dt_tasks_gen(tasks), 2);
 }
 
 Test(tasks, invalid_tuple_is_refused)
@@ -75,7 +75,7 @@ Test(tasks, invalid_tuple_is_refused)
 
 	cr_assert_eq(create(&half, &t, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, "does not name a flow"), "%s", err);
-	cr_assert_eq(tasks.n, 0);
+	cr_assert_eq(dt_tasks_n_active(tasks), 0);
 }
 
 Test(tasks, control_set_has_one_arm_per_key)
@@ -95,7 +95,7 @@ Test(tasks, control_set_has_one_arm_per_key)
 	cr_assert_eq(create(&req, &t, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(t->n_keys, 1);
 	cr_assert_eq(create(&ping, &t, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_assert_eq(dt_tasks_control(tasks, &c), 0);
 	cr_assert_eq(c.n_arms, 4);
 	/* Task 1: its tuple, then the reverse flagged as a reply key. */
 	cr_expect_eq(c.arms[0].task_id, 1);
@@ -150,8 +150,8 @@ Test(tasks, reply_keys_overlap_request_keys_of_other_tasks)
 	expect_anonymous(err);
 	cr_expect(strstr(err, "the reply direction 10.100.0.1:1000 -> 10.100.0.2:80 tcp"), "%s",
 		  err);
-	cr_expect_eq(tasks.n, 1);
-	cr_expect_eq(tasks.gen, 1, "a refused task changes no control set");
+	cr_expect_eq(dt_tasks_n_active(tasks), 1);
+	cr_expect_eq(dt_tasks_gen(tasks), 1, "a refused task changes no control set");
 }
 
 Test(tasks, reply_key_of_a_new_task_meets_an_any_port_request)
@@ -169,7 +169,7 @@ Test(tasks, reply_key_of_a_new_task_meets_an_any_port_request)
 	b.flags = DT_TASK_DIR_BOTH;
 	cr_assert_eq(create(&b, &t, err, sizeof(err)), -EEXIST);
 	expect_anonymous(err);
-	cr_expect(dt_spec_overlap(&tasks.v[0]->spec, &tasks.v[1]->spec) == false);
+	cr_expect(dt_spec_overlap(&dt_tasks_active(tasks, 0)->spec, &dt_tasks_active(tasks, 1)->spec) == false);
 }
 
 Test(tasks, a_flow_that_is_its_own_reply_traces_one_direction)
@@ -195,7 +195,7 @@ Test(tasks, unknown_flags_are_refused)
 	s.flags = DT_TASK_F_REPLY; /* a data-plane flag, not a spec flag */
 	cr_assert_eq(create(&s, &t, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "unknown task flags 0x2"), "%s", err);
-	cr_expect_eq(tasks.n, 0);
+	cr_expect_eq(dt_tasks_n_active(tasks), 0);
 }
 
 Test(tasks, find_by_id)
@@ -210,12 +210,12 @@ Test(tasks, find_by_id)
 		cr_assert_eq(create(&s, &t, err, sizeof(err)), 0, "%s", err);
 	}
 	for (i = 1; i <= 40; i++) {
-		cr_assert_not_null(dt_tasks_find(&tasks, i));
-		cr_expect_eq(dt_tasks_find(&tasks, i)->id, i);
-		cr_expect_eq(dt_tasks_find(&tasks, i)->spec.tuple.sport, htons(i));
+		cr_assert_not_null(dt_tasks_find(tasks, i));
+		cr_expect_eq(dt_tasks_find(tasks, i)->id, i);
+		cr_expect_eq(dt_tasks_find(tasks, i)->spec.tuple.sport, htons(i));
 	}
-	cr_expect_null(dt_tasks_find(&tasks, 0));
-	cr_expect_null(dt_tasks_find(&tasks, 41));
+	cr_expect_null(dt_tasks_find(tasks, 0));
+	cr_expect_null(dt_tasks_find(tasks, 41));
 }
 
 /* A key learned from a translation: in the control set, indexed, and gone with its task. */
@@ -237,17 +237,17 @@ Test(tasks, learned_keys_are_armed_until_the_task_ends)
 	back.dport = htons(7);
 	back.proto = IPPROTO_ICMP;
 	back.vni = 100;
-	uint64_t gen = tasks.gen;
+	uint64_t gen = dt_tasks_gen(tasks);
 
-	cr_assert_eq(dt_tasks_add_learned(&tasks, t, &back, DT_DIR_REPLY), 0);
+	cr_assert_eq(dt_tasks_add_learned(tasks, t, &back, DT_DIR_REPLY), 0);
 	cr_expect_eq(t->n_keys, 3);
 	cr_expect(t->keys[2].learned);
 	cr_expect_eq(t->keys[2].dir, DT_DIR_REPLY);
-	cr_expect_eq(tasks.gen, gen + 1, "a new control generation");
-	cr_assert_eq(dt_tasks_add_learned(&tasks, t, &back, DT_DIR_REPLY), 0, "once only");
+	cr_expect_eq(dt_tasks_gen(tasks), gen + 1, "a new control generation");
+	cr_assert_eq(dt_tasks_add_learned(tasks, t, &back, DT_DIR_REPLY), 0, "once only");
 	cr_expect_eq(t->n_keys, 3);
-	cr_expect_eq(tasks.gen, gen + 1);
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	cr_expect_eq(dt_tasks_gen(tasks), gen + 1);
+	cr_assert_eq(dt_tasks_control(tasks, &c), 0);
 	cr_assert_eq(c.n_arms, 3);
 	cr_expect_eq(c.arms[2].task_id, t->id);
 	cr_expect_eq(c.arms[2].flags, DT_TASK_F_REPLY);
@@ -262,20 +262,20 @@ Test(tasks, learned_keys_are_armed_until_the_task_ends)
 	cr_expect_eq(create(&other, &u, err, sizeof(err)), -EEXIST);
 	other = spec(5, 6, IPPROTO_UDP);
 	cr_assert_eq(create(&other, &u, err, sizeof(err)), 0, "%s", err);
-	cr_expect_eq(dt_tasks_add_learned(&tasks, u, &back, DT_DIR_REPLY), -EEXIST);
+	cr_expect_eq(dt_tasks_add_learned(tasks, u, &back, DT_DIR_REPLY), -EEXIST);
 
 	/* A task learns at most DT_TASK_MAX_LEARNED keys; the rest are counted. */
 	for (i = 0; i < DT_TASK_MAX_LEARNED + 2; i++) {
 		back.sport = htons((uint16_t)(100 + i));
 		back.proto = IPPROTO_UDP;
-		dt_tasks_add_learned(&tasks, t, &back, DT_DIR_REPLY);
+		dt_tasks_add_learned(tasks, t, &back, DT_DIR_REPLY);
 	}
 	cr_expect_eq(t->n_keys, DT_TASK_MAX_KEYS);
 	cr_expect_eq(t->learned_full, 3);
 
 	/* The task ends: every key leaves the control set. */
-	dt_task_end(&tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, 5, "cancelled");
-	cr_assert_eq(dt_tasks_control(&tasks, &c), 0);
+	dt_task_end(tasks, t, DT_TASK_CANCELLED, DT_TS_CANCELLED, 5, "cancelled");
+	cr_assert_eq(dt_tasks_control(tasks, &c), 0);
 	cr_expect_eq(c.n_arms, 1, "only the other task's key");
 	cr_expect_eq(c.arms[0].task_id, u->id);
 	dt_control_free(&c);

@@ -102,8 +102,8 @@ static struct dt_stitch_in gw_out(struct dt_tuple seen, struct dt_tuple inside, 
 /* The analyzer's state, as much of it as the stitcher needs. */
 struct state {
 	struct dt_taskstore *store;
-	struct dt_tasks tasks;
-	struct dt_stitch st;
+	struct dt_tasks *tasks;
+	struct dt_stitch *st;
 	struct dt_stitch_counters stored;
 };
 
@@ -113,8 +113,8 @@ static int open_state(struct state *s)
 	int rv;
 
 	memset(s, 0, sizeof(*s));
-	dt_tasks_init(&s->tasks);
-	dt_stitch_init(&s->st, &s->tasks, WIN);
+	s->tasks = dt_tasks_new();
+	s->st = dt_stitch_new(s->tasks, WIN);
 	if ((rv = dt_taskstore_open(dir, 16, &s->store, err, sizeof(err))) != 0) {
 		fprintf(stderr, "%s\n", err);
 	}
@@ -124,8 +124,8 @@ static int open_state(struct state *s)
 static void free_state(struct state *s)
 {
 	dt_taskstore_close(s->store);
-	dt_stitch_free(&s->st);
-	dt_tasks_free(&s->tasks);
+	dt_stitch_free(s->st);
+	dt_tasks_free(s->tasks);
 }
 
 /* What persist() commits in analyzer.c: new observations, held samples new and
@@ -135,12 +135,12 @@ static int commit(struct state *s)
 	struct dt_stitch_counters c;
 	int rv;
 
-	dt_stitch_counters_get(&s->st, &c);
+	dt_stitch_counters_get(s->st, &c);
 	if ((rv = dt_taskstore_begin(s->store)) != 0) {
 		return rv;
 	}
-	for (size_t i = 0; i < s->tasks.n; i++) {
-		struct dt_task *t = s->tasks.v[i];
+	for (size_t i = 0; i < dt_tasks_n_active(s->tasks); i++) {
+		struct dt_task *t = dt_tasks_active(s->tasks, i);
 
 		if ((t->dirty && (rv = dt_taskstore_put_task(s->store, t)) != 0) ||
 		    (t->n_obs > t->n_stored &&
@@ -149,14 +149,14 @@ static int commit(struct state *s)
 			goto abort;
 		}
 	}
-	for (size_t i = dt_stitch_unsaved(&s->st); i < s->st.n_held; i++) {
-		if ((rv = dt_taskstore_put_held(s->store, s->st.held[i].id, &s->st.held[i].in)) !=
+	for (size_t i = dt_stitch_unsaved(s->st); i < dt_stitch_n_held(s->st); i++) {
+		if ((rv = dt_taskstore_put_held(s->store, dt_stitch_held_at(s->st, i)->id, &dt_stitch_held_at(s->st, i)->in)) !=
 		    0) {
 			goto abort;
 		}
 	}
-	for (size_t i = 0; i < s->st.n_released; i++) {
-		if ((rv = dt_taskstore_del_held(s->store, s->st.released[i])) != 0) {
+	for (size_t i = 0; i < dt_stitch_n_released(s->st); i++) {
+		if ((rv = dt_taskstore_del_held(s->store, dt_stitch_released_at(s->st, i))) != 0) {
 			goto abort;
 		}
 	}
@@ -166,11 +166,11 @@ static int commit(struct state *s)
 	if ((rv = dt_taskstore_commit(s->store)) != 0) {
 		return rv;
 	}
-	for (size_t i = 0; i < s->tasks.n; i++) {
-		s->tasks.v[i]->n_stored = s->tasks.v[i]->n_obs;
-		s->tasks.v[i]->dirty = false;
+	for (size_t i = 0; i < dt_tasks_n_active(s->tasks); i++) {
+		dt_tasks_active(s->tasks, i)->n_stored = dt_tasks_active(s->tasks, i)->n_obs;
+		dt_tasks_active(s->tasks, i)->dirty = false;
 	}
-	dt_stitch_saved(&s->st);
+	dt_stitch_saved(s->st);
 	s->stored = c;
 	return 0;
 abort:
@@ -187,7 +187,7 @@ static int ld_task(void *arg, struct dt_task *rec)
 	struct state *s = arg;
 	int rv;
 
-	if ((rv = dt_tasks_restore(&s->tasks, rec)) != 0) {
+	if ((rv = dt_tasks_restore(s->tasks, rec)) != 0) {
 		free(rec);
 	}
 	return rv;
@@ -196,7 +196,7 @@ static int ld_task(void *arg, struct dt_task *rec)
 static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
 {
 	struct state *s = arg;
-	struct dt_task *t = dt_tasks_find_active(&s->tasks, id);
+	struct dt_task *t = dt_tasks_find_active(s->tasks, id);
 	struct dt_obs copy = *o;
 	int rv;
 
@@ -214,7 +214,7 @@ static int ld_counters(void *arg, const struct dt_stitch_counters *c)
 {
 	struct state *s = arg;
 
-	dt_stitch_counters_set(&s->st, c);
+	dt_stitch_counters_set(s->st, c);
 	s->stored = *c;
 	return 0;
 }
@@ -224,7 +224,7 @@ static int ld_held(void *arg, uint64_t id, const struct dt_stitch_in *in)
 	struct state *s = arg;
 
 	n_held_loaded++;
-	return dt_stitch_restore_held(&s->st, id, in, restore_now_ms);
+	return dt_stitch_restore_held(s->st, id, in, restore_now_ms);
 }
 
 static void restore(struct state *s, uint64_t now_ms)
@@ -236,7 +236,7 @@ static void restore(struct state *s, uint64_t now_ms)
 	n_held_loaded = 0;
 	cr_assert_eq(open_state(s), 0);
 	cr_assert_eq(dt_taskstore_load(s->store, &ops), 0);
-	cr_assert_eq(dt_stitch_relearn(&s->st), 0);
+	cr_assert_eq(dt_stitch_relearn(s->st), 0);
 }
 
 static struct dt_task *create(struct state *s, struct dt_tuple t)
@@ -245,10 +245,10 @@ static struct dt_task *create(struct state *s, struct dt_tuple t)
 	struct dt_task *task;
 	char err[256];
 
-	if (dt_tasks_create(&s->tasks, &spec, 0, "acme", 1, &task, err, sizeof(err)) != 0) {
+	if (dt_tasks_create(s->tasks, &spec, 0, "acme", 1, &task, err, sizeof(err)) != 0) {
 		return NULL;
 	}
-	dt_task_ready(&s->tasks, task, 0);
+	dt_task_ready(s->tasks, task, 0);
 	task->dirty = true;
 	return task;
 }
@@ -270,16 +270,16 @@ static void child(void)
 	if (!create(&s, T_IN) || !create(&s, U_IN)) {
 		_exit(2);
 	}
-	if (dt_stitch_add(&s.st, &t_held, 10) != 0 || dt_stitch_add(&s.st, &u_teach, 10) != 0) {
+	if (dt_stitch_add(s.st, &t_held, 10) != 0 || dt_stitch_add(s.st, &u_teach, 10) != 0) {
 		_exit(3);
 	}
-	if (s.st.n_held != 1 || s.st.held[0].id != 1 || dt_stitch_unsaved(&s.st) != 0) {
+	if (dt_stitch_n_held(s.st) != 1 || dt_stitch_held_at(s.st, 0)->id != 1 || dt_stitch_unsaved(s.st) != 0) {
 		_exit(4);
 	}
 	if (commit(&s) != 0) {
 		_exit(5);
 	}
-	if (dt_stitch_unsaved(&s.st) != 1) {
+	if (dt_stitch_unsaved(s.st) != 1) {
 		_exit(6);
 	}
 	/* The crash: nothing is closed or freed. */
@@ -315,64 +315,64 @@ Test(taskstore, held_samples_and_translations_survive_a_crash)
 
 	crash();
 	restore(&s, 5000);
-	cr_assert_eq(s.tasks.n, 2);
-	t = dt_tasks_find_active(&s.tasks, 1);
-	u = dt_tasks_find_active(&s.tasks, 2);
+	cr_assert_eq(dt_tasks_n_active(s.tasks), 2);
+	t = dt_tasks_find_active(s.tasks, 1);
+	u = dt_tasks_find_active(s.tasks, 2);
 	cr_assert(t && u);
 	cr_expect_eq(t->n_obs, 0);
 	cr_expect_eq(u->n_obs, 1);
 	cr_assert_eq(n_held_loaded, 1);
-	cr_assert_eq(s.st.n_held, 1);
-	cr_expect_eq(s.st.held[0].id, 1);
-	cr_expect_eq(s.st.held[0].in.o.arrival_ms, 5000, "it waits a window from the restart");
-	cr_expect(tuple_eq(&s.st.held[0].in.o.tuple, &t_out));
-	cr_expect_eq(dt_stitch_unsaved(&s.st), 1, "restored: saved already");
-	cr_expect_eq(s.st.samples, 2, "the counters came back");
-	cr_expect_eq(s.st.attributed, 1);
-	cr_expect_eq(s.st.learned, 1, "learning again is not counted again");
-	cr_expect_eq(s.st.nat.n, 1);
+	cr_assert_eq(dt_stitch_n_held(s.st), 1);
+	cr_expect_eq(dt_stitch_held_at(s.st, 0)->id, 1);
+	cr_expect_eq(dt_stitch_held_at(s.st, 0)->in.o.arrival_ms, 5000, "it waits a window from the restart");
+	cr_expect(tuple_eq(&dt_stitch_held_at(s.st, 0)->in.o.tuple, &t_out));
+	cr_expect_eq(dt_stitch_unsaved(s.st), 1, "restored: saved already");
+	cr_expect_eq(dt_stitch_counters(s.st).samples, 2, "the counters came back");
+	cr_expect_eq(dt_stitch_counters(s.st).attributed, 1);
+	cr_expect_eq(dt_stitch_counters(s.st).learned, 1, "learning again is not counted again");
+	cr_expect_eq(dt_stitch_n_nat(s.st), 1);
 
 	/* U's translation was learned again: a drop of U after the NAT, without conntrack,
 	 * is attributed at once. */
 	struct dt_stitch_in u_drop = sample(DT_HOOK_DROP, U_OUT, 3, 1200);
 
-	cr_assert_eq(dt_stitch_add(&s.st, &u_drop, 5000), 0);
+	cr_assert_eq(dt_stitch_add(s.st, &u_drop, 5000), 0);
 	cr_assert_eq(u->n_obs, 2);
 	cr_expect(tuple_eq(&u->obs[1].canon, &u_in));
-	cr_expect_eq(s.st.n_held, 1);
+	cr_expect_eq(dt_stitch_n_held(s.st), 1);
 
 	/* Nothing closes the window early: the held sample waits a whole window from the
 	 * restart (its collectors resend what was not acknowledged). */
-	cr_expect_not(dt_stitch_tick(&s.st, 5000 + WIN - 1));
+	cr_expect_not(dt_stitch_tick(s.st, 5000 + WIN - 1));
 
 	/* T's gateway sample teaches; the window closes: the held sample is T's, once. */
 	struct dt_stitch_in t_teach = gw_out(T_OUT, T_IN, 4, 1300);
 
-	cr_assert_eq(dt_stitch_add(&s.st, &t_teach, 5500), 0);
+	cr_assert_eq(dt_stitch_add(s.st, &t_teach, 5500), 0);
 	cr_assert_eq(t->n_obs, 1);
-	cr_assert(dt_stitch_tick(&s.st, 5500 + WIN));
-	cr_expect_eq(s.st.n_held, 0);
+	cr_assert(dt_stitch_tick(s.st, 5500 + WIN));
+	cr_expect_eq(dt_stitch_n_held(s.st), 0);
 	cr_assert_eq(t->n_obs, 2);
 	cr_expect_eq(t->obs[1].ip_id, 1);
 	cr_expect(tuple_eq(&t->obs[1].canon, &t_in));
-	cr_expect_eq(s.st.late, 1);
-	cr_expect_eq(s.st.unmatched, 0);
-	cr_assert_eq(s.st.n_released, 1);
-	cr_expect_eq(s.st.released[0], 1);
+	cr_expect_eq(dt_stitch_counters(s.st).late, 1);
+	cr_expect_eq(dt_stitch_counters(s.st).unmatched, 0);
+	cr_assert_eq(dt_stitch_n_released(s.st), 1);
+	cr_expect_eq(dt_stitch_released_at(s.st, 0), 1);
 
 	/* Committed: the held record goes with the observation it became. Read back, T has
 	 * its 2 observations and nothing is held: attributed exactly once. */
 	cr_assert_eq(commit(&s), 0);
-	cr_expect_eq(s.st.n_released, 0);
+	cr_expect_eq(dt_stitch_n_released(s.st), 0);
 	free_state(&s);
 	restore(&s, 9000);
-	t = dt_tasks_find_active(&s.tasks, 1);
+	t = dt_tasks_find_active(s.tasks, 1);
 	cr_assert_not_null(t);
 	cr_expect_eq(t->n_obs, 2);
 	cr_expect_eq(n_held_loaded, 0);
-	cr_expect_eq(s.st.n_held, 0);
-	cr_expect_eq(s.st.late, 1);
-	cr_expect_eq(s.st.samples, 4);
+	cr_expect_eq(dt_stitch_n_held(s.st), 0);
+	cr_expect_eq(dt_stitch_counters(s.st).late, 1);
+	cr_expect_eq(dt_stitch_counters(s.st).samples, 4);
 	free_state(&s);
 }
 
@@ -387,24 +387,24 @@ Test(taskstore, a_failed_batch_leaves_nothing_held)
 
 	cr_assert_eq(open_state(&s), 0);
 	cr_assert_not_null(create(&s, T_IN));
-	cr_assert_eq(dt_stitch_add(&s.st, &a, 10), 0);
+	cr_assert_eq(dt_stitch_add(s.st, &a, 10), 0);
 	cr_assert_eq(commit(&s), 0);
-	dt_stitch_counters_get(&s.st, &before);
-	cr_assert_eq(dt_stitch_add(&s.st, &b, 20), 0);
-	cr_assert_eq(s.st.n_held, 2);
-	cr_expect_eq(dt_stitch_unsaved(&s.st), 1);
+	dt_stitch_counters_get(s.st, &before);
+	cr_assert_eq(dt_stitch_add(s.st, &b, 20), 0);
+	cr_assert_eq(dt_stitch_n_held(s.st), 2);
+	cr_expect_eq(dt_stitch_unsaved(s.st), 1);
 	/* The commit fails (not tried here): the analyzer takes the batch back. */
-	dt_stitch_forget_unsaved(&s.st);
-	dt_stitch_counters_set(&s.st, &before);
-	cr_expect_eq(s.st.n_held, 1);
-	cr_expect_eq(s.st.samples, 1);
+	dt_stitch_forget_unsaved(s.st);
+	dt_stitch_counters_set(s.st, &before);
+	cr_expect_eq(dt_stitch_n_held(s.st), 1);
+	cr_expect_eq(dt_stitch_counters(s.st).samples, 1);
 	/* The resend holds it again, under the same id. */
-	cr_assert_eq(dt_stitch_add(&s.st, &b, 30), 0);
-	cr_expect_eq(s.st.held[1].id, 2);
+	cr_assert_eq(dt_stitch_add(s.st, &b, 30), 0);
+	cr_expect_eq(dt_stitch_held_at(s.st, 1)->id, 2);
 	cr_assert_eq(commit(&s), 0);
 	free_state(&s);
 	restore(&s, 100);
 	cr_expect_eq(n_held_loaded, 2);
-	cr_expect_eq(s.st.samples, 2);
+	cr_expect_eq(dt_stitch_counters(s.st).samples, 2);
 	free_state(&s);
 }
