@@ -8,7 +8,7 @@
 # (the task traces both directions). The report of that task is exported in every format
 # and each export is read back by the tool its users would read it with:
 #
-#   json    validates against analyzer/report.schema.json (Draft 2020-12, Debian's
+#   json    validates against report/report.schema.json (Draft 2020-12, Debian's
 #           python3-jsonschema), also with every object closed (the schema names every
 #           key), and every number of the schema has a unit; the error document too;
 #   dot     Graphviz reads it; a cluster per node;
@@ -36,7 +36,7 @@ WINDOW_MS=${DT_LAB_WINDOW_MS:-500}
 PINGS=10 # dropped by the rule
 AFTER=5  # delivered, with their replies, once the rule is gone
 PY=/usr/bin/python3 # Debian's: it has python3-jsonschema
-SCHEMA=$LAB_REPO/analyzer/report.schema.json
+SCHEMA=$LAB_REPO/report/report.schema.json
 ART=${DT_ARTIFACTS:-$LAB_REPO/build/artifacts}
 EXP=$ART/exports-report # .json .dot .svg .html .png .pcapng
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_pcapng.c - a report's sampled packets as pcapng (analyzer/export_pcapng.c).
+ * test_pcapng.c - a report's sampled packets as pcapng (report/export_pcapng.c).
  *
  * The fixture is a ping traced across two nodes: real Ethernet + IPv4 + ICMP echo frames
  * at the ports, the same frame inside outer Ethernet + IPv4 + UDP 4789 + VXLAN at the

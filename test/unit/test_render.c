@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_render.c - text and JSON output of tasks, reports and errors (analyzer/render.c).
+ * test_render.c - text and JSON output of tasks, reports and errors (report/render.c).
  *
  * JSON is checked twice: by a small strict validator below (RFC 8259 grammar, no
  * extensions), and by looking for the keys and values the lab tests read with jq.
@@ -388,7 +388,7 @@ Test(render, report_json)
 	make_report(&r, 3);
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	/* The document names its schema first (analyzer/report.schema.json). */
+	/* The document names its schema first (report/report.schema.json). */
 	cr_expect_eq(strncmp(out,
 			     "{\"schema\":\"dyetrace.report\",\"schema_version\":2,"
 			     "\"task\":{\"id\":3,",

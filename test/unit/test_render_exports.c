@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_render_exports.c - the report as a Graphviz digraph, as SVG through dot, and as
- * an HTML page (analyzer/render_graph.c, analyzer/render_html.c).
+ * an HTML page (report/render_graph.c, report/render_html.c).
  *
  * The fixture is the firewall scenario of test/lab/test_loss_firewall.sh, with a reply:
  * three echo requests h1 -> h2, two dropped by a rule on h2 (NETFILTER_DROP) after h2's
@@ -9,7 +9,7 @@
  * is a flood lab's: each request to h3 copied to h2 too, whose bridge filtered its copy.
  * Tests that need Graphviz's dot fail when it is not installed (packaging/setup.sh
  * installs it); the others never run it. The JSON of both fixtures is validated against
- * analyzer/report.schema.json with Debian's python3-jsonschema, as test/lab/test_exports.sh
+ * report/report.schema.json with Debian's python3-jsonschema, as test/lab/test_exports.sh
  * validates a real trace's.
  */
 #include <arpa/inet.h>
@@ -995,7 +995,7 @@ Test(html, no_copies_and_unknown_destinations_are_said)
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* JSON against analyzer/report.schema.json */
+/* JSON against report/report.schema.json */
 
 /*
  * Validates the JSON at doc against the schema (Draft 2020-12, Debian's python3-jsonschema),
@@ -1037,7 +1037,7 @@ static int schema_check(const char *doc)
 	int fd, st;
 
 	cr_assert_not_null(end, "%s", __FILE__);
-	snprintf(schema, sizeof(schema), "%.*sanalyzer/report.schema.json", (int)(end - __FILE__),
+	snprintf(schema, sizeof(schema), "%.*sreport/report.schema.json", (int)(end - __FILE__),
 		 __FILE__);
 	fd = mkstemp(script);
 	cr_assert_geq(fd, 0);

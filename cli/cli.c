@@ -159,7 +159,7 @@ static const char help_text[] =
 	"                    text    for people, as above.\n"
 	"                    json    for scripts (the same as --json): one document with\n"
 	"                            \"schema\":\"dyetrace.report\" and \"schema_version\":1,\n"
-	"                            described by analyzer/report.schema.json (JSON Schema\n"
+	"                            described by report/report.schema.json (JSON Schema\n"
 	"                            2020-12, with the unit of every number). Keys are\n"
 	"                            added, never renamed or removed.\n"
 	"                    dot     the path as a Graphviz digraph: one cluster per node\n"

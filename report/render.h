@@ -52,7 +52,7 @@
  *
  * A report names its format: "schema" is always "dyetrace.report" and "schema_version"
  * grows only when a key changes its meaning (adding keys keeps the version).
- * analyzer/report.schema.json (JSON Schema draft 2020-12) describes the report and the
+ * report/report.schema.json (JSON Schema draft 2020-12) describes the report and the
  * error document, with the unit of every number. A hop's cap_len is how many bytes of the
  * packet's prefix its sample captured (0 when none; at most DT_CAP_MAX): the bytes the
  * pcapng export writes for that hop.
