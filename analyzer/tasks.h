@@ -225,6 +225,10 @@ static inline bool dt_obs_counts_colored(const struct dt_obs *o)
 /* Fills info from the task. */
 void dt_task_info_fill(const struct dt_task *task, struct dt_task_info *info);
 
+/* Sets the task's status sentence (printf), marking it dirty when it changed. */
+void dt_task_set_text(struct dt_task *task, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* ------------------------------------------------------------------------------------ */
 /* Lifecycle */
 

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingest.c - the collectors' batches: deduplication by sender seq, names interned, samples
+ * given to the stitcher, and the commit that comes before the acknowledgement.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analyzer_int.h"
+#include "dt_time.h"
+#include "dt_tuple.h"
+
+struct sender_seq *ana_seq_of(struct analyzer *a, const char *name)
+{
+	struct sender_seq *s;
+
+	for (s = a->seqs; s; s = s->next) {
+		if (strcmp(s->name, name) == 0) {
+			return s;
+		}
+	}
+	if (!(s = calloc(1, sizeof(*s)))) {
+		return NULL;
+	}
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->next = a->seqs;
+	a->seqs = s;
+	return s;
+}
+
+uint64_t ana_last_seq(void *arg, const char *sender)
+{
+	struct analyzer *a = arg;
+	struct sender_seq *s;
+	uint64_t r = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (s = a->seqs; s; s = s->next) {
+		if (strcmp(s->name, sender) == 0) {
+			r = s->seq;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+static void note_loss(struct analyzer *a, const struct dt_batch *b)
+{
+	struct node_loss *n;
+
+	for (n = a->losses; n; n = n->next) {
+		if (strcmp(n->node, b->node) == 0) {
+			break;
+		}
+	}
+	if (!n) {
+		if (!(n = calloc(1, sizeof(*n)))) {
+			return;
+		}
+		snprintf(n->node, sizeof(n->node), "%s", b->node);
+		n->next = a->losses;
+		a->losses = n;
+	}
+	/* Cumulative counters: the latest report wins, unless it went backwards (restart). */
+	for (int i = 0; i < DT_LOSS_MAX; i++) {
+		if (b->lost[i] > n->lost[i]) {
+			n->lost[i] = b->lost[i];
+		}
+	}
+}
+
+void ana_on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	struct analyzer *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	note_loss(a, b);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Interns s into the analyzer's names. Returns 0 or -ENOMEM; a full table gives NONE. */
+static int intern(struct analyzer *a, const char *s, size_t max, uint32_t *idx)
+{
+	int rv = dt_strtab_intern(a->strs, s, max, idx);
+
+	if (rv == -ENOSPC) {
+		a->names_full++;
+		return 0;
+	}
+	return rv;
+}
+
+/* Interns the names batch b refers to: its node, interfaces and strings. */
+static int intern_batch(struct analyzer *a, const struct dt_batch *b, uint32_t *node,
+			uint32_t *ifaces, uint32_t *strs)
+{
+	int rv;
+
+	if ((rv = intern(a, b->node, sizeof(b->node), node))) {
+		return rv;
+	}
+	for (uint32_t i = 0; i < b->n_ifaces && i < DT_BATCH_MAX_IFACES; i++) {
+		if ((rv = intern(a, b->ifaces[i], sizeof(b->ifaces[i]), &ifaces[i]))) {
+			return rv;
+		}
+	}
+	for (uint32_t i = 0; i < b->n_strings && i < DT_BATCH_MAX_STRINGS; i++) {
+		if ((rv = intern(a, b->strings[i], sizeof(b->strings[i]), &strs[i]))) {
+			return rv;
+		}
+	}
+	return 0;
+}
+
+static uint32_t batch_string(const struct dt_batch *b, const uint32_t *strs, uint16_t i)
+{
+	return i < b->n_strings && i < DT_BATCH_MAX_STRINGS ? strs[i] : DT_STRTAB_NONE;
+}
+
+int ana_on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
+{
+	struct analyzer *a = arg;
+	const uint32_t *ifaces = a->batch_ifaces, *strs = a->batch_strs;
+	struct dt_stitch_counters before;
+	struct sender_seq *s;
+	uint64_t now = dt_mono_ms(), suppressed;
+	uint32_t node;
+
+	pthread_mutex_lock(&a->mu);
+	/*
+	 * What a window closed since the last commit (observations, released held samples)
+	 * is written first, so that a failure below takes back exactly this batch. When
+	 * that fails the store is failing: the batch is refused and comes again.
+	 */
+	if (ana_persist(a, NULL, 0) != 0) {
+		pthread_mutex_unlock(&a->mu);
+		return DT_ST_FAILED;
+	}
+	dt_stitch_counters_get(a->stitch, &before);
+	if (b->n_samples && intern_batch(a, b, &node, a->batch_ifaces, a->batch_strs) != 0) {
+		bool log = dt_ratelimit_ok(&a->rl_nomem, 1000, &suppressed);
+
+		pthread_mutex_unlock(&a->mu);
+		if (log) {
+			dt_warn("DT-ANA-NOMEM",
+				"no memory for the names of a batch from %s; it will be resent "
+				"(%llu more since the last report)",
+				b->sender, (unsigned long long)suppressed);
+		}
+		return DT_ST_FAILED;
+	}
+	for (uint32_t i = 0; i < b->n_samples; i++) {
+		const struct dt_wire_sample *w = &b->samples[i];
+		struct dt_stitch_in in;
+
+		dt_stitch_in_fill(&in, w, node,
+				  w->iface < b->n_ifaces ? ifaces[w->iface] : DT_STRTAB_NONE,
+				  batch_string(b, strs, w->drop_name),
+				  batch_string(b, strs, w->drop_where), now);
+		/* A failure is counted by the stitcher (nomem); the rest of the batch goes on. */
+		dt_stitch_add(a->stitch, &in, now);
+	}
+	if (ana_persist(a, b->sender, b->seq) != 0) {
+		ana_unstore_batch(a, &before);
+		pthread_mutex_unlock(&a->mu);
+		return DT_ST_FAILED;
+	}
+	a->samples += b->n_samples;
+	if (b->n_samples) {
+		note_loss(a, b);
+	}
+	if ((s = ana_seq_of(a, b->sender))) {
+		s->seq = b->seq;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return DT_ST_OK;
+}

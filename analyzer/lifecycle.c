@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lifecycle.c - who hosts what among the live nodes, and every active task moved along
+ * its lifecycle: the handshake, first samples, expiry, the budget (see tasks.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_tuple.h"
+#include "tasks.h"
+
+#define NS_PER_S 1000000000ull
+
+struct dt_host_ent {
+	uint32_t vni;
+	uint32_t addr;
+	uint32_t node; /* index into dt_hosts.nodes */
+};
+
+static int host_cmp(const void *a, const void *b)
+{
+	const struct dt_host_ent *x = a, *y = b;
+
+	if (x->vni != y->vni) {
+		return x->vni < y->vni ? -1 : 1;
+	}
+	if (x->addr != y->addr) {
+		return x->addr < y->addr ? -1 : 1;
+	}
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
+int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32_t n)
+{
+	size_t total = 0, k = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->nodes = nodes;
+	h->n_nodes = n;
+	for (uint32_t i = 0; i < n; i++) {
+		total += nodes[i].n_endpoints;
+	}
+	if (total == 0) {
+		return 0;
+	}
+	if (!(h->v = calloc(total, sizeof(*h->v)))) {
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t j = 0; j < nodes[i].n_endpoints; j++) {
+			h->v[k].vni = nodes[i].endpoints[j].vni & 0xffffff;
+			h->v[k].addr = nodes[i].endpoints[j].addr;
+			h->v[k].node = i;
+			k++;
+		}
+	}
+	h->n = k;
+	qsort(h->v, h->n, sizeof(*h->v), host_cmp);
+	return 0;
+}
+
+void dt_hosts_free(struct dt_hosts *h)
+{
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+/* The entries hosting (vni, addr): *first and how many. */
+static size_t hosts_find(const struct dt_hosts *h, uint32_t vni, uint32_t addr,
+			 const struct dt_host_ent **first)
+{
+	size_t lo = 0, hi = h ? h->n : 0, n = 0;
+	struct dt_host_ent key = {.vni = vni, .addr = addr, .node = 0};
+
+	while (lo < hi) { /* the first entry not below (vni, addr, 0) */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (host_cmp(&h->v[mid], &key) < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	*first = h && lo < h->n ? &h->v[lo] : NULL;
+	while (h && lo + n < h->n && h->v[lo + n].vni == vni && h->v[lo + n].addr == addr) {
+		n++;
+	}
+	return n;
+}
+
+const char *dt_hosts_node(const struct dt_hosts *h, uint32_t vni, uint32_t addr)
+{
+	const struct dt_host_ent *first;
+
+	return hosts_find(h, vni & 0xffffff, addr, &first) ? h->nodes[first->node].node : NULL;
+}
+
+/* How one direction's entry stands in the handshake. */
+struct entry {
+	size_t n_hosts;
+	const char *host; /* a hosting node, the first lagging one if any */
+	bool lagging;	  /* a hosting node has not applied arm_gen */
+	uint64_t lag_gen; /* what that node applied */
+	uint32_t addr;	  /* the address looked up (0: a gateway) */
+};
+
+static void entry_check(const struct dt_hosts *h, const struct dt_task *task,
+			const struct dt_task_key *key, struct entry *e)
+{
+	const struct dt_host_ent *first;
+	uint32_t vni = key->tuple.vni;
+
+	memset(e, 0, sizeof(*e));
+	/* A key's tuple is in its own direction: its source is where it enters. */
+	e->addr = key->tuple.saddr;
+	e->n_hosts = hosts_find(h, vni, e->addr, &first);
+	if (e->n_hosts == 0) {
+		e->addr = 0;
+		e->n_hosts = hosts_find(h, vni, 0, &first);
+	}
+	for (size_t i = 0; i < e->n_hosts; i++) {
+		const struct dt_node_state *ns = &h->nodes[first[i].node];
+
+		if (!e->host) {
+			e->host = ns->node;
+		}
+		if (ns->ctl_gen < task->arm_gen) {
+			e->host = ns->node;
+			e->lagging = true;
+			e->lag_gen = ns->ctl_gen;
+			break;
+		}
+	}
+}
+
+static const char *dir_word(uint8_t dir)
+{
+	return dir == DT_DIR_REPLY ? "replies" : "requests";
+}
+
+static void entry_name(const struct dt_task_key *key, char *buf, size_t len)
+{
+	char a[16];
+
+	snprintf(buf, len, "%s in VNI %u", dt_ipv4_str(key->tuple.saddr, a, sizeof(a)),
+		 key->tuple.vni);
+}
+
+/*
+ * True when key k of task is its reply key, that no node hosts, while its request key is
+ * hosted: the request goes to an address nobody hosts (a load balancer's VIP, a router's
+ * DNAT), and the reply starts where the translation sends the request. That first hop is
+ * armed once the analyzer learns the translation (dt_tasks_add_learned()).
+ */
+static bool reply_learnable(const struct dt_task *task, unsigned int k, const struct entry *e)
+{
+	return task->keys[k].dir == DT_DIR_REPLY && k == 1 && e[0].n_hosts > 0 &&
+	       task->keys[0].dir == DT_DIR_REQUEST;
+}
+
+/* How many of task's keys are its own (they come first; the learned ones follow). */
+static unsigned int own_keys(const struct dt_task *task)
+{
+	unsigned int n = 0;
+
+	while (n < task->n_keys && n < DT_DIR_MAX && !task->keys[n].learned) {
+		n++;
+	}
+	return n;
+}
+
+/* READY: the handshake. Returns true when the task ended. */
+static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct dt_hosts *h,
+		      const struct dt_lifecycle_cfg *cfg, uint64_t now_ns, uint64_t now_ms)
+{
+	struct entry e[DT_DIR_MAX];
+	uint64_t waited = now_ms - task->ready_ms;
+	unsigned int k, n_own = own_keys(task);
+	char where[64];
+
+	for (k = 0; k < n_own; k++) {
+		entry_check(h, task, &task->keys[k], &e[k]);
+	}
+	for (k = 0; k < n_own; k++) {
+		if (e[k].n_hosts || reply_learnable(task, k, e)) {
+			continue;
+		}
+		entry_name(&task->keys[k], where, sizeof(where));
+		if (waited >= cfg->host_grace_ms) {
+			dt_task_end(t, task, DT_TASK_FAILED, DT_TS_NO_HOST, now_ns,
+				    "failed: no live node hosts %s, nor a gateway of VNI %u: the "
+				    "%s have no first hop to arm (waited %llu ms)",
+				    where, task->keys[k].tuple.vni, dir_word(task->keys[k].dir),
+				    (unsigned long long)waited);
+			return true;
+		}
+		if (task->status != DT_TS_RESTARTED) {
+			dt_task_set_text(task, "ready: waiting for a node that hosts %s to report",
+					 where);
+		}
+		return false;
+	}
+	for (k = 0; k < n_own; k++) {
+		if (!e[k].lagging) {
+			continue;
+		}
+		if (waited >= cfg->arm_timeout_ms) {
+			dt_task_end(
+				t, task, DT_TASK_FAILED, DT_TS_ARM_TIMEOUT, now_ns,
+				"failed: node %s, the first hop of the %s, did not apply control "
+				"set %llu within %llu ms (it applied %llu)",
+				e[k].host, dir_word(task->keys[k].dir),
+				(unsigned long long)task->arm_gen,
+				(unsigned long long)cfg->arm_timeout_ms,
+				(unsigned long long)e[k].lag_gen);
+			return true;
+		}
+		if (task->status != DT_TS_RESTARTED) {
+			dt_task_set_text(task,
+					 "ready: waiting for node %s to apply control set %llu",
+					 e[k].host, (unsigned long long)task->arm_gen);
+		}
+		return false;
+	}
+	task->state = DT_TASK_ARMED;
+	task->status = DT_TS_OK;
+	task->armed_ns = now_ns;
+	task->dirty = true;
+	if (n_own == 2 && !e[1].n_hosts) {
+		dt_task_set_text(task,
+				 "armed at %s (requests); replies start where a translation on the "
+				 "way sends the requests: armed there once it is learned",
+				 e[0].host);
+	} else if (n_own == 2) {
+		dt_task_set_text(task,
+				 "armed at %s (requests) and %s (replies); waiting for its first "
+				 "colored packet",
+				 e[0].host, e[1].host);
+	} else {
+		dt_task_set_text(task, "armed at %s; waiting for its first colored packet",
+				 e[0].host);
+	}
+	return false;
+}
+
+static bool budget_spent(const struct dt_task *task)
+{
+	for (unsigned int k = 0; k < task->n_keys; k++) {
+		if (task->colored[task->keys[k].dir] < task->spec.budget) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static uint64_t colored(const struct dt_task *task)
+{
+	return task->colored[DT_DIR_REQUEST] + task->colored[DT_DIR_REPLY];
+}
+
+size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
+		     const struct dt_lifecycle_cfg *cfg, const struct dt_lifecycle_ops *ops,
+		     uint64_t now_ns, uint64_t now_ms)
+{
+	size_t ended = 0;
+
+	/* Backwards: ending a task moves the last one into its place, already visited. */
+	for (size_t i = dt_tasks_n_active(t); i-- > 0;) {
+		struct dt_task *task = dt_tasks_active(t, i);
+		uint64_t deadline = task->created_ns + (uint64_t)task->spec.duration_s * NS_PER_S;
+
+		if (task->state == DT_TASK_NEW) {
+			continue;
+		}
+		if (now_ns >= deadline) {
+			dt_task_end(t, task, DT_TASK_EXPIRED, DT_TS_DURATION, now_ns,
+				    "expired: its duration of %u s ran out (%llu packets colored "
+				    "of a budget of %u per direction)",
+				    task->spec.duration_s, (unsigned long long)colored(task),
+				    task->spec.budget);
+		} else if (task->state == DT_TASK_READY && task->n_obs == 0) {
+			handshake(t, task, hosts, cfg, now_ns, now_ms);
+		} else if (task->state <= DT_TASK_ARMED && task->n_obs > 0) {
+			/* A sample proves the arming even before the node's state is relayed. */
+			if (!task->armed_ns) {
+				task->armed_ns = now_ns;
+			}
+			task->state = DT_TASK_RUNNING;
+			task->status = DT_TS_OK;
+			task->dirty = true;
+			dt_task_set_text(task, "running: colored packets are being sampled");
+		}
+		if (task->state == DT_TASK_RUNNING && budget_spent(task) &&
+		    (!ops || !ops->settled || ops->settled(ops->arg, task))) {
+			dt_task_end(t, task, DT_TASK_DONE, DT_TS_BUDGET_SPENT, now_ns,
+				    "done: its budget of %u packets per direction was colored and "
+				    "every packet judged",
+				    task->spec.budget);
+		}
+		if (dt_task_state_terminal(task->state)) {
+			ended++;
+			if (ops && ops->ended) {
+				ops->ended(ops->arg, task);
+			}
+		}
+	}
+	return ended;
+}

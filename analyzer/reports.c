@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reports.c - reports: a task's report built from its observations, and the final report
+ * stored when a task ends.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analyzer_int.h"
+#include "dt_time.h"
+#include "dt_tuple.h"
+
+/*
+ * A packet whose samples never reached the analyzer (a full ring or spool, see lost) looks
+ * vanished. When both happen, the verdict says so, so that nobody reads a lost sample as
+ * a lost packet.
+ */
+static void note_lost_samples(struct dt_report *r)
+{
+	uint64_t lost = 0;
+	size_t len = strlen(r->verdict.sentence);
+
+	for (int i = 0; i < DT_LOSS_MAX; i++)
+		lost += r->lost[i];
+	if (!r->verdict.vanished || !lost || len >= sizeof(r->verdict.sentence) - 1)
+		return;
+	snprintf(r->verdict.sentence + len, sizeof(r->verdict.sentence) - len,
+		 "; %llu samples were lost before analysis (see lost), so some of the vanished "
+		 "packets may have been delivered",
+		 (unsigned long long)lost);
+}
+
+/* How many of the held samples were restored after a restart and still wait (held ids
+ * ascend, so they come first). Lock held. */
+static size_t restored_held(const struct analyzer *a)
+{
+	size_t n = 0;
+
+	while (n < dt_stitch_n_held(a->stitch) &&
+	       dt_stitch_held_at(a->stitch, n)->id <= a->restored_held_upto) {
+		n++;
+	}
+	return n;
+}
+
+/* The node hosting (vni, addr) among the live ones, for the report's destinations. */
+static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
+{
+	return dt_hosts_node(arg, vni, addr);
+}
+
+int ana_build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
+{
+	struct dt_paths_ctx ctx = {
+		.strs = a->strs,
+		.now_ns = dt_clock_ns(CLOCK_REALTIME),
+		.now_ms = dt_mono_ms(),
+		.window_ms = a->cfg->window_ms,
+		.host_of = host_of,
+		.host_arg = &a->hosts,
+	};
+	struct dt_stitch_counters sc;
+	struct node_loss *n;
+	int rv;
+
+	dt_stitch_tick(a->stitch, ctx.now_ms);
+	/* A final report judges what there is; a live one waits for samples held across a
+	 * restart, which may be the next hops of its packets. */
+	ctx.n_held_restored = dt_task_state_terminal(task->state) ? 0 : restored_held(a);
+	memset(r, 0, sizeof(*r));
+	dt_task_info_fill(task, &r->task);
+	if ((rv = dt_paths_build(&ctx, task->obs, task->n_obs, r))) {
+		return rv;
+	}
+	task->delivered = r->task.delivered;
+	for (n = a->losses; n; n = n->next) {
+		for (int i = 0; i < DT_LOSS_MAX; i++) {
+			r->lost[i] += n->lost[i];
+		}
+	}
+	note_lost_samples(r);
+	dt_stitch_counters_get(a->stitch, &sc);
+	r->unmatched = sc.unmatched;
+	r->window_ms = a->cfg->window_ms;
+	return 0;
+}
+
+int ana_finalize(struct analyzer *a, struct dt_task *task)
+{
+	struct dt_stitch_counters c;
+	msgpack_sbuffer sb;
+	struct dt_report r;
+	int rv;
+
+	task->final_pending = true;
+	msgpack_sbuffer_init(&sb);
+	if ((rv = ana_build_report(a, task, &r)) != 0) {
+		goto out;
+	}
+	r.task.delivered = task->delivered;
+	if ((rv = dt_report_encode(&sb, &r)) != 0) {
+		dt_report_free(&r);
+		rv = -EINVAL;
+		goto out;
+	}
+	dt_report_free(&r);
+	if ((rv = dt_taskstore_begin(a->store)) != 0) {
+		goto out;
+	}
+	/*
+	 * With everything else that changed: the report may hold observations a window
+	 * released from held samples just now, and their held records must go in this
+	 * commit, or a restart would find them held again and count them a second time.
+	 */
+	dt_stitch_counters_get(a->stitch, &c);
+	if ((rv = ana_persist_write(a, &c)) != 0 ||
+	    (rv = dt_taskstore_put_task(a->store, task)) != 0 ||
+	    (rv = dt_taskstore_put_report(a->store, task->id, sb.data, sb.size)) != 0 ||
+	    (rv = dt_taskstore_del_obs(a->store, task->id)) != 0) {
+		dt_taskstore_abort(a->store);
+		goto out;
+	}
+	if ((rv = dt_taskstore_commit(a->store)) != 0) {
+		goto out;
+	}
+	ana_persisted(a, &c);
+	task->final_pending = false;
+	task->dirty = false;
+	dt_task_drop_obs(task);
+	dt_info("DT-ANA-TASK-END", "task %u (%s) %s: %s", task->id, task->tenant_name,
+		dt_task_state_name(task->state), task->status_text);
+out:
+	msgpack_sbuffer_destroy(&sb);
+	if (rv) {
+		ana_store_failed(a, "store a final report", rv);
+	}
+	return rv;
+}
