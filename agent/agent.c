@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <net/if.h>
 #include <stdio.h>
@@ -11,10 +14,18 @@
 #include "dataplane.h"
 #include "dropnames.h"
 #include "ksyms.h"
+#include "dt_config.h"
+#include "dt_daemon.h"
 #include "dt_link.h"
 #include "dt_log.h"
 #include "dt_metrics.h"
+#include "dt_proto.h"
+#include "dt_sample.h"
+#include "dt_spool.h"
 #include "dt_time.h"
+
+_Static_assert(DT_AGENT_MAX_IFACES <= DT_DATAPLANE_MAX_IFACES,
+	       "the data plane takes every interface");
 
 /* The agent's state shared by the ring-draining main thread and the link thread. */
 struct agent {
@@ -65,12 +76,14 @@ static int iface_slot(struct agent *a, unsigned ifindex)
  * when the port lists instances and daddr is none of them (a copy the bridge flooded), 0
  * when the port lists none.
  */
-static uint8_t port_knows(const struct dt_agent_cfg *cfg, unsigned ifindex, uint32_t daddr)
+static uint8_t port_knows(const struct agent *a, unsigned ifindex, uint32_t daddr)
 {
-	for (unsigned i = 0; i < cfg->n_ifaces; i++) {
-		const struct dt_agent_iface *p = &cfg->ifaces[i];
+	for (unsigned i = 0; i < a->cfg->n_ifaces; i++) {
+		const struct dt_agent_iface *p = &a->cfg->ifaces[i];
 
-		if (p->ifindex != ifindex || p->role != DT_ROLE_PORT || p->n_instances == 0)
+		/* The configured interfaces come first in the batch, with their indices. */
+		if (a->batch_ifindex[i] != ifindex || p->role != DT_ROLE_PORT ||
+		    p->n_instances == 0)
 			continue;
 		for (unsigned k = 0; k < p->n_instances; k++)
 			if (p->instances[k] == daddr)
@@ -178,7 +191,7 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	w->hook = s->hook;
 	w->flags = s->flags;
 	if (s->hook == DT_HOOK_PORT_OUT)
-		w->flags |= port_knows(a->cfg, s->ifindex, s->tuple.daddr);
+		w->flags |= port_knows(a, s->ifindex, s->tuple.daddr);
 	w->iface = (uint16_t)slot;
 	w->ts_ns = s->ts_ns + a->mono_to_real_ns;
 	w->tuple = s->tuple;
@@ -402,7 +415,7 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 				   "Samples lost before the collector, by reason, as last shipped "
 				   "to it (cumulative).",
 				   DT_METRICS_LABELS("reason", dt_loss_name(i)), st.lost[i]);
-	dt_metrics_link(b, "dyetrace_agent", "collector", &st.ls);
+	dt_link_metrics(b, "dyetrace_agent", "collector", &st.ls);
 	dt_metrics_histogram(b, "dyetrace_agent_batch_samples",
 			     "Samples per batch the agent closed (sent or lost as queue-full).",
 			     NULL, &st.batch_sizes);
@@ -424,6 +437,23 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 			 DT_METRICS_LABELS("map", "dt_ports"), DT_MAX_PORTS);
 }
 
+/* The data plane's share of the configuration. */
+static void dataplane_cfg(const struct dt_agent_cfg *cfg, struct dt_dataplane_cfg *dc)
+{
+	memset(dc, 0, sizeof(*dc));
+	dc->node = cfg->node;
+	dc->pin_dir = cfg->pin_dir;
+	dc->ring_kib = cfg->ring_kib;
+	dc->capture_bytes = cfg->capture_bytes;
+	dc->n_ifaces = cfg->n_ifaces;
+	for (unsigned i = 0; i < cfg->n_ifaces; i++)
+		dc->ifaces[i] = (struct dt_dataplane_iface){
+			.name = cfg->ifaces[i].name,
+			.role = cfg->ifaces[i].role,
+			.vni = cfg->ifaces[i].vni,
+		};
+}
+
 int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 {
 	struct dt_agent_cfg cfg = *cfg_in;
@@ -438,6 +468,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 				  .heartbeat_nodes = heartbeat_nodes};
 	static const double batch_bounds[] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536};
 	char err[DT_ERRBUF_MAX];
+	struct dt_dataplane_cfg dc;
 	struct agent a;
 	uint64_t last_stats_ms;
 	unsigned i, left;
@@ -461,7 +492,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 			"reasons are shown as numbers", strerror(-rv));
 	refresh_clock(&a);
 	dt_log_libbpf();
-	if ((rv = dt_dataplane_open(&cfg, on_sample, &a, &a.dp, err, sizeof(err)))) {
+	dataplane_cfg(&cfg, &dc);
+	if ((rv = dt_dataplane_open(&dc, on_sample, &a, &a.dp, err, sizeof(err)))) {
 		dt_err("DT-AGENT-LOAD", "%s", err);
 		goto out;
 	}
@@ -469,7 +501,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	a.batch.n_ifaces = cfg.n_ifaces;
 	for (i = 0; i < cfg.n_ifaces; i++) {
 		strcpy(a.batch.ifaces[i], cfg.ifaces[i].name);
-		a.batch_ifindex[i] = cfg.ifaces[i].ifindex;
+		a.batch_ifindex[i] = dt_dataplane_ifindex(a.dp, i);
 	}
 	if ((rv = dt_spool_open(cfg.spool_dir, cfg.spool_max_mib << 20, &a.spool))) {
 		dt_err("DT-AGENT-SPOOL", "cannot open the spool %s: %s", cfg.spool_dir,

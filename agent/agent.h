@@ -9,33 +9,25 @@
 #ifndef DT_AGENT_H
 #define DT_AGENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "dt_config.h"
-#include "dt_daemon.h"
+#include "dataplane.h"
 #include "dt_metrics.h"
 #include "dt_proto.h"
 #include "dt_tls.h"
-
-enum dt_role {
-	DT_ROLE_PORT = 1,   /* faces an instance: first and last hop */
-	DT_ROLE_UPLINK = 2, /* underlay NIC: VXLAN-encapsulated traffic */
-	DT_ROLE_GATEWAY = 3, /* a NAT gateway's outside interface: exit and entry */
-};
 
 #define DT_AGENT_MAX_INSTANCES 64 /* addresses behind one port */
 
 struct dt_agent_iface {
 	char name[DT_IFNAME_MAX];
 	enum dt_role role;
-	uint32_t vni;     /* ports: the instance's VNI; gateways: the VNI behind the NAT */
-	unsigned ifindex; /* resolved at attach time */
+	uint32_t vni; /* ports: the instance's VNI; gateways: the VNI behind the NAT */
 	unsigned n_instances;
 	uint32_t instances[DT_AGENT_MAX_INSTANCES]; /* ports: IPv4 addresses behind it */
 };
 
 #define DT_AGENT_MAX_IFACES 64
-#define DT_AGENT_MAX_OVERLAYS 16 /* VXLAN devices the agent finds and attaches to */
 
 struct dt_agent_cfg {
 	char node[DT_NAME_MAX];

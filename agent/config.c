@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <libconfig.h>
+
 #include "agent.h"
+#include "dataplane.h"
+#include "dt_config.h"
+#include "dt_metrics.h"
+#include "dt_proto.h"
+#include "dt_sample.h"
+#include "dt_tls.h"
 #include "dt_tuple.h"
 
 const struct dt_agent_cfg dt_agent_cfg_defaults = {

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/types.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +21,8 @@
 #include "dataplane.h"
 #include "dt_filter.h"
 #include "dt_log.h"
+#include "dt_proto.h"
+#include "dt_sample.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
 
@@ -34,7 +39,9 @@ struct dt_dataplane {
 	dt_sample_fn fn;
 	void *fn_arg;
 	unsigned n_att;
-	struct attachment att[2 * DT_AGENT_MAX_IFACES + DT_AGENT_MAX_OVERLAYS];
+	struct attachment att[2 * DT_DATAPLANE_MAX_IFACES + DT_DATAPLANE_MAX_OVERLAYS];
+	unsigned n_ifaces;
+	unsigned ifindex[DT_DATAPLANE_MAX_IFACES]; /* of each configured interface */
 	struct bpf_link *drop_link; /* tp_btf/kfree_skb */
 	unsigned armed;
 	char pin_dir[600];          /* where maps and the drop link are pinned */
@@ -126,30 +133,31 @@ static const char *role_name(enum dt_role role)
 	return role == DT_ROLE_PORT ? "port" : role == DT_ROLE_GATEWAY ? "gateway" : "uplink";
 }
 
-static int attach_iface(struct dt_dataplane *dp, struct dt_agent_iface *ifc, char *err,
-			size_t errlen)
+/* Attaches the programs of ifc's role to it; fills *ifindex with its index. */
+static int attach_iface(struct dt_dataplane *dp, const struct dt_dataplane_iface *ifc,
+			unsigned *ifindex, char *err, size_t errlen)
 {
 	struct dyetrace *s = dp->skel;
 	struct dt_port_val pv = {.vni = ifc->vni};
 	struct bpf_program *in, *out;
 	int rv;
 
-	ifc->ifindex = if_nametoindex(ifc->name);
-	if (!ifc->ifindex) {
+	*ifindex = if_nametoindex(ifc->name);
+	if (!*ifindex) {
 		snprintf(err, errlen, "interface '%s': %s", ifc->name, strerror(errno));
 		return -ENODEV;
 	}
 	/* Ports and gateways carry the tenant's VNI: the data plane keys tasks with it. */
 	if (ifc->role != DT_ROLE_UPLINK &&
-	    bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), &ifc->ifindex, &pv, BPF_ANY)) {
+	    bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), ifindex, &pv, BPF_ANY)) {
 		rv = -errno;
 		snprintf(err, errlen, "%s '%s': cannot configure: %s", role_name(ifc->role),
 			 ifc->name, strerror(errno));
 		return rv;
 	}
 	role_progs(s, ifc->role, &in, &out);
-	if ((rv = attach_one(dp, ifc->ifindex, BPF_TC_INGRESS, in, ifc->name, err, errlen)) ||
-	    (rv = attach_one(dp, ifc->ifindex, BPF_TC_EGRESS, out, ifc->name, err, errlen)))
+	if ((rv = attach_one(dp, *ifindex, BPF_TC_INGRESS, in, ifc->name, err, errlen)) ||
+	    (rv = attach_one(dp, *ifindex, BPF_TC_EGRESS, out, ifc->name, err, errlen)))
 		return rv;
 	dt_info("DT-AGENT-ATTACH", "%s: attached as %s", ifc->name, role_name(ifc->role));
 	return 0;
@@ -202,9 +210,9 @@ static int attach_overlays(struct dt_dataplane *dp, char *err, size_t errlen)
 	for (i = ifs; i->if_index && !rv; i++) {
 		if (!is_vxlan(fd, i->if_name))
 			continue;
-		if (n == DT_AGENT_MAX_OVERLAYS) {
+		if (n == DT_DATAPLANE_MAX_OVERLAYS) {
 			dt_warn("DT-AGENT-OVERLAY", "more than %d VXLAN devices: %s and later ones "
-				"are left alone", DT_AGENT_MAX_OVERLAYS, i->if_name);
+				"are left alone", DT_DATAPLANE_MAX_OVERLAYS, i->if_name);
 			break;
 		}
 		rv = attach_one(dp, i->if_index, BPF_TC_EGRESS, dp->skel->progs.dt_overlay_egress,
@@ -307,7 +315,7 @@ static void restore_armed(struct dt_dataplane *dp)
 		"the samples it kept", keys);
 }
 
-int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
+int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void *arg,
 		      struct dt_dataplane **out, char *err, size_t errlen)
 {
 	struct dt_dataplane *dp;
@@ -382,8 +390,9 @@ int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
 		snprintf(err, errlen, "cannot open the ring buffer: %s", strerror(errno));
 		goto fail;
 	}
+	dp->n_ifaces = cfg->n_ifaces;
 	for (i = 0; i < cfg->n_ifaces; i++)
-		if ((rv = attach_iface(dp, &cfg->ifaces[i], err, errlen)))
+		if ((rv = attach_iface(dp, &cfg->ifaces[i], &dp->ifindex[i], err, errlen)))
 			goto fail;
 	if ((rv = attach_overlays(dp, err, errlen)) || (rv = attach_drops(dp, err, errlen)))
 		goto fail;
@@ -513,6 +522,11 @@ void dt_dataplane_counters(struct dt_dataplane *dp, uint64_t out[DT_CNT_MAX])
 		for (int c = 0; c < ncpu; c++)
 			out[k] += vals[c];
 	}
+}
+
+unsigned dt_dataplane_ifindex(const struct dt_dataplane *dp, unsigned i)
+{
+	return i < dp->n_ifaces ? dp->ifindex[i] : 0;
 }
 
 unsigned dt_dataplane_armed(struct dt_dataplane *dp)

@@ -7,22 +7,55 @@
 #define DT_DATAPLANE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "agent.h"
+#include <linux/types.h>
 
+#include "dt_sample.h"
+
+struct dt_control;
 struct dt_dataplane;
+
+enum dt_role {
+	DT_ROLE_PORT = 1,    /* faces an instance: first and last hop */
+	DT_ROLE_UPLINK = 2,  /* underlay NIC: VXLAN-encapsulated traffic */
+	DT_ROLE_GATEWAY = 3, /* a NAT gateway's outside interface: exit and entry */
+};
+
+#define DT_DATAPLANE_MAX_IFACES 64
+#define DT_DATAPLANE_MAX_OVERLAYS 16 /* VXLAN devices the data plane finds and attaches to */
+
+/* An interface to attach to, by role. */
+struct dt_dataplane_iface {
+	const char *name;
+	enum dt_role role;
+	uint32_t vni; /* ports: the instance's VNI; gateways: the VNI behind the NAT */
+};
+
+/* What the data plane is told; the agent fills it from its configuration. */
+struct dt_dataplane_cfg {
+	const char *node;	/* the maps are pinned in <pin_dir>/<node> */
+	const char *pin_dir;	/* bpf file system directory */
+	uint64_t ring_kib;	/* ring buffer size, a power of two */
+	uint64_t capture_bytes; /* packet prefix each sample carries, 0..DT_CAP_MAX */
+	unsigned n_ifaces;
+	struct dt_dataplane_iface ifaces[DT_DATAPLANE_MAX_IFACES];
+};
 
 /* Called for every record drained from the ring buffer. */
 typedef void (*dt_sample_fn)(void *arg, const struct dt_sample *s);
 
 /*
  * Opens and loads the programs (ring buffer of ring_kib KiB) and attaches them to every
- * interface of cfg (resolving ifindex into cfg->ifaces). Returns 0 or -errno with err
- * filled; on failure nothing stays attached.
+ * interface of cfg (dt_dataplane_ifindex() then tells the index each one had). Returns 0
+ * or -errno with err filled; on failure nothing stays attached.
  */
-int dt_dataplane_open(struct dt_agent_cfg *cfg, dt_sample_fn fn, void *arg,
+int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void *arg,
 		      struct dt_dataplane **out, char *err, size_t errlen);
+
+/* The interface index of cfg->ifaces[i], resolved when attaching. */
+unsigned dt_dataplane_ifindex(const struct dt_dataplane *dp, unsigned i);
 
 /* Makes the armed-task map hold exactly the tasks of c. Returns 0 or -errno. */
 int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c);

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <stddef.h>
+#include <stdio.h>
+
 #include "agent.h"
 #include "dataplane.h"
 #include "dt_daemon.h"

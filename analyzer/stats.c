@@ -82,7 +82,7 @@ void ana_render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_metrics_counter(b, "dyetrace_analyzer_batches_received_total",
 			   "Batches with samples received from collectors and stored.", NULL,
 			   is.batches);
-	dt_metrics_ingest(b, "dyetrace_analyzer", &is);
+	dt_ingest_metrics(b, "dyetrace_analyzer", &is);
 	dt_metrics_gauge(b, "dyetrace_analyzer_collectors",
 			 "Collectors heard from within collector_window_ms.", NULL, collectors);
 	pthread_mutex_lock(&a->mu);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +11,12 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "collector.h"
+#include "dt_config.h"
 #include "dt_ingest.h"
 #include "dt_link.h"
 #include "dt_log.h"
+#include "dt_metrics.h"
+#include "dt_proto.h"
 #include "dt_time.h"
 #include "store.h"
 
@@ -207,13 +212,13 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_metrics_counter(b, "dyetrace_collector_samples_stored_total",
 			   "Samples in the batches received from agents and stored.", NULL,
 			   st.is.samples);
-	dt_metrics_ingest(b, "dyetrace_collector", &st.is);
+	dt_ingest_metrics(b, "dyetrace_collector", &st.is);
 	dt_metrics_counter(b, "dyetrace_collector_batches_forwarded_total",
 			   "Stored batches the analyzer acknowledged.", NULL, st.ls.batches_sent);
 	dt_metrics_counter(b, "dyetrace_collector_samples_forwarded_total",
 			   "Samples in the batches the analyzer acknowledged.", NULL,
 			   st.ls.samples_sent);
-	dt_metrics_link(b, "dyetrace_collector", "analyzer", &st.ls);
+	dt_link_metrics(b, "dyetrace_collector", "analyzer", &st.ls);
 	dt_metrics_gauge(b, "dyetrace_collector_agents",
 			 "Agents heard from within agent_window_ms.", NULL, st.agents);
 	dt_metrics_gauge(b, "dyetrace_collector_store_batches", "Batches in the store.", NULL,

@@ -9,9 +9,9 @@
 #ifndef DT_COLLECTOR_H
 #define DT_COLLECTOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "dt_config.h"
 #include "dt_metrics.h"
 #include "dt_proto.h"
 #include "dt_tls.h"

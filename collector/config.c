@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 
+#include <libconfig.h>
+
 #include "collector.h"
+#include "dt_config.h"
+#include "dt_metrics.h"
+#include "dt_tls.h"
 
 const struct dt_collector_cfg dt_collector_cfg_defaults = {
 	.name = "collector",

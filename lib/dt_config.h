@@ -8,7 +8,6 @@
 #ifndef DT_CONFIG_H
 #define DT_CONFIG_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,16 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <msgpack.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "dt_ingest.h"
 #include "dt_config.h"
 #include "dt_log.h"
+#include "dt_metrics.h"
+#include "dt_proto.h"
 #include "dt_time.h"
+#include "dt_tls.h"
 
 /* What we know of one sender: the control generation it applied, and when. */
 struct sender {
@@ -371,6 +381,41 @@ void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st)
 	pthread_mutex_lock(&in->mu);
 	*st = in->st;
 	pthread_mutex_unlock(&in->mu);
+}
+
+int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
+		      const struct dt_ingest_stats *is)
+{
+	/* By -DT_PROTO_* code (dt_proto.h), short and stable. */
+	static const char *const reasons[] = {
+		[-DT_PROTO_ETRUNC] = "truncated",	  [-DT_PROTO_ETYPE] = "wrong-type",
+		[-DT_PROTO_ELENGTH] = "wrong-length",	  [-DT_PROTO_EVERSION] = "version",
+		[-DT_PROTO_EMSGTYPE] = "message-type",	  [-DT_PROTO_ERANGE] = "out-of-range",
+		[-DT_PROTO_ETRAILING] = "trailing-bytes", [-DT_PROTO_ENOMEM] = "no-memory",
+	};
+	const size_t n = sizeof(is->malformed_by) / sizeof(is->malformed_by[0]);
+	char name[DT_METRICS_NAME_MAX];
+
+	_Static_assert(sizeof(reasons) / sizeof(reasons[0]) ==
+			       sizeof(is->malformed_by) / sizeof(is->malformed_by[0]),
+		       "a reason for every malformed_by code");
+	snprintf(name, sizeof(name), "%s_heartbeats_total", prefix);
+	dt_metrics_counter(b, name, "Batches without samples (heartbeats) received.", NULL,
+			   is->heartbeats);
+	snprintf(name, sizeof(name), "%s_batches_duplicate_total", prefix);
+	dt_metrics_counter(b, name, "Resent batches acknowledged again without storing them.", NULL,
+			   is->duplicates);
+	snprintf(name, sizeof(name), "%s_requests_malformed_total", prefix);
+	for (size_t i = 1; i < n; i++)
+		dt_metrics_counter(b, name,
+				   "Requests refused as malformed, by reason; their "
+				   "samples count as lost (rejected) at the sender.",
+				   DT_METRICS_LABELS("reason", reasons[i]), is->malformed_by[i]);
+	snprintf(name, sizeof(name), "%s_batches_failed_total", prefix);
+	return dt_metrics_counter(b, name,
+				  "Batches with samples that could not be taken (not "
+				  "stored); the sender resends them.",
+				  NULL, is->store_errors);
 }
 
 /* How long dt_ingest_stop() waits for nng_close() (see close_bounded()). */

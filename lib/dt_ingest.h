@@ -14,12 +14,14 @@
 #ifndef DT_INGEST_H
 #define DT_INGEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dt_proto.h"
 #include "dt_tls.h"
 
 struct dt_ingest;
+struct dt_metrics_buf;
 
 struct dt_ingest_ops {
 	/* Stores a valid batch with samples; returns DT_ST_OK once it is durable (and
@@ -73,6 +75,17 @@ int dt_ingest_nodes(struct dt_ingest *in, unsigned window_ms, struct dt_node_sta
 void dt_node_states_free(struct dt_node_state *v, uint32_t n);
 
 void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st);
+
+/*
+ * Appends the receiving side's counters of a collector or the analyzer (prefix
+ * "dyetrace_collector" or "dyetrace_analyzer") to a metrics page (dt_metrics.h):
+ * <prefix>_heartbeats_total, <prefix>_batches_duplicate_total,
+ * <prefix>_requests_malformed_total{reason} and <prefix>_batches_failed_total. Batches and
+ * samples are the daemon's own (stored, received). Returns 0 or the buffer's error.
+ */
+int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
+		      const struct dt_ingest_stats *is);
+
 void dt_ingest_stop(struct dt_ingest *in);
 
 #endif /* DT_INGEST_H */

@@ -1,18 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include <nng/protocol/reqrep0/req.h>
 
-#include "dt_ingest.h"
+#include "dt_ingest.h" /* dt_node_states_free() */
 #include "dt_link.h"
 #include "dt_config.h"
 #include "dt_log.h"
+#include "dt_metrics.h"
+#include "dt_proto.h"
+#include "dt_spool.h"
 #include "dt_time.h"
+#include "dt_tls.h"
 
 struct qitem {
 	struct qitem *next;
@@ -408,6 +418,26 @@ void dt_link_stats(struct dt_link *l, struct dt_link_stats *st)
 	pthread_mutex_lock(&l->mu);
 	*st = l->st;
 	pthread_mutex_unlock(&l->mu);
+}
+
+int dt_link_metrics(struct dt_metrics_buf *b, const char *prefix, const char *peer,
+		    const struct dt_link_stats *ls)
+{
+	char name[DT_METRICS_NAME_MAX], help[160];
+
+	snprintf(name, sizeof(name), "%s_resends_total", prefix);
+	snprintf(help, sizeof(help),
+		 "Batch sends to the %s repeated after a timeout or an error reply.", peer);
+	dt_metrics_counter(b, name, help, NULL, ls->resends);
+	snprintf(name, sizeof(name), "%s_bad_replies_total", prefix);
+	snprintf(help, sizeof(help), "Replies of the %s that could not be decoded.", peer);
+	dt_metrics_counter(b, name, help, NULL, ls->bad_replies);
+	snprintf(name, sizeof(name), "%s_link_queue_batches", prefix);
+	snprintf(help, sizeof(help), "Batches waiting in memory for the %s.", peer);
+	dt_metrics_gauge(b, name, help, NULL, (double)ls->queue_depth);
+	snprintf(name, sizeof(name), "%s_link_connected", prefix);
+	snprintf(help, sizeof(help), "1 while the %s acknowledges, 0 after a timeout.", peer);
+	return dt_metrics_gauge(b, name, help, NULL, ls->connected ? 1 : 0);
 }
 
 unsigned dt_link_flush(struct dt_link *l, unsigned wait_ms)

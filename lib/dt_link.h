@@ -18,10 +18,11 @@
 #include <stdint.h>
 
 #include "dt_proto.h"
-#include "dt_spool.h"
 #include "dt_tls.h"
 
 struct dt_link;
+struct dt_metrics_buf;
+struct dt_spool;
 
 struct dt_link_cfg {
 	const char *url;        /* peer, e.g. "tcp://10.0.0.1:7400" */
@@ -88,6 +89,16 @@ int dt_link_send(struct dt_link *l, struct dt_batch *b);
 int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq);
 
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
+
+/*
+ * Appends the sending side's state of an agent or a collector, whose peer ("collector",
+ * "analyzer") acknowledges its batches, to a metrics page (dt_metrics.h):
+ * <prefix>_resends_total, <prefix>_bad_replies_total, <prefix>_link_queue_batches and
+ * <prefix>_link_connected. Batches and samples sent are the daemon's own (sent,
+ * forwarded). Returns 0 or the buffer's error.
+ */
+int dt_link_metrics(struct dt_metrics_buf *b, const char *prefix, const char *peer,
+		    const struct dt_link_stats *ls);
 
 /* Waits at most wait_ms for the memory queue to empty (delivered or refused). Returns the
  * batches still queued. */

@@ -5,10 +5,13 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libconfig.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
@@ -314,61 +317,6 @@ int dt_metrics_histogram(struct dt_metrics_buf *b, const char *name, const char 
 	put_series(b, name, "_count", labels, NULL);
 	put(b, " %llu\n", (unsigned long long)h->count);
 	return b->mb_err;
-}
-
-int dt_metrics_ingest(struct dt_metrics_buf *b, const char *prefix,
-		      const struct dt_ingest_stats *is)
-{
-	/* By -DT_PROTO_* code (dt_proto.h), short and stable. */
-	static const char *const reasons[] = {
-		[-DT_PROTO_ETRUNC] = "truncated",	  [-DT_PROTO_ETYPE] = "wrong-type",
-		[-DT_PROTO_ELENGTH] = "wrong-length",	  [-DT_PROTO_EVERSION] = "version",
-		[-DT_PROTO_EMSGTYPE] = "message-type",	  [-DT_PROTO_ERANGE] = "out-of-range",
-		[-DT_PROTO_ETRAILING] = "trailing-bytes", [-DT_PROTO_ENOMEM] = "no-memory",
-	};
-	const size_t n = sizeof(is->malformed_by) / sizeof(is->malformed_by[0]);
-	char name[DT_METRICS_NAME_MAX];
-
-	_Static_assert(sizeof(reasons) / sizeof(reasons[0]) ==
-			       sizeof(is->malformed_by) / sizeof(is->malformed_by[0]),
-		       "a reason for every malformed_by code");
-	snprintf(name, sizeof(name), "%s_heartbeats_total", prefix);
-	dt_metrics_counter(b, name, "Batches without samples (heartbeats) received.", NULL,
-			   is->heartbeats);
-	snprintf(name, sizeof(name), "%s_batches_duplicate_total", prefix);
-	dt_metrics_counter(b, name, "Resent batches acknowledged again without storing them.", NULL,
-			   is->duplicates);
-	snprintf(name, sizeof(name), "%s_requests_malformed_total", prefix);
-	for (size_t i = 1; i < n; i++)
-		dt_metrics_counter(b, name,
-				   "Requests refused as malformed, by reason; their "
-				   "samples count as lost (rejected) at the sender.",
-				   DT_METRICS_LABELS("reason", reasons[i]), is->malformed_by[i]);
-	snprintf(name, sizeof(name), "%s_batches_failed_total", prefix);
-	return dt_metrics_counter(b, name,
-				  "Batches with samples that could not be taken (not "
-				  "stored); the sender resends them.",
-				  NULL, is->store_errors);
-}
-
-int dt_metrics_link(struct dt_metrics_buf *b, const char *prefix, const char *peer,
-		    const struct dt_link_stats *ls)
-{
-	char name[DT_METRICS_NAME_MAX], help[160];
-
-	snprintf(name, sizeof(name), "%s_resends_total", prefix);
-	snprintf(help, sizeof(help),
-		 "Batch sends to the %s repeated after a timeout or an error reply.", peer);
-	dt_metrics_counter(b, name, help, NULL, ls->resends);
-	snprintf(name, sizeof(name), "%s_bad_replies_total", prefix);
-	snprintf(help, sizeof(help), "Replies of the %s that could not be decoded.", peer);
-	dt_metrics_counter(b, name, help, NULL, ls->bad_replies);
-	snprintf(name, sizeof(name), "%s_link_queue_batches", prefix);
-	snprintf(help, sizeof(help), "Batches waiting in memory for the %s.", peer);
-	dt_metrics_gauge(b, name, help, NULL, (double)ls->queue_depth);
-	snprintf(name, sizeof(name), "%s_link_connected", prefix);
-	snprintf(help, sizeof(help), "1 while the %s acknowledges, 0 after a timeout.", peer);
-	return dt_metrics_gauge(b, name, help, NULL, ls->connected ? 1 : 0);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -35,9 +35,6 @@
 
 #include <libconfig.h>
 
-#include "dt_ingest.h"
-#include "dt_link.h"
-
 #define DT_METRICS_NAME_MAX 128 /* a metric name, with its NUL */
 #define DT_METRICS_URL_MAX 256
 #define DT_METRICS_PATH "/metrics"
@@ -88,24 +85,6 @@ int dt_metrics_hist_init(struct dt_metrics_hist *h, const double *bounds, unsign
 void dt_metrics_hist_observe(struct dt_metrics_hist *h, double v);
 int dt_metrics_histogram(struct dt_metrics_buf *b, const char *name, const char *help,
 			 const char *const *labels, const struct dt_metrics_hist *h);
-
-/*
- * The receiving side's counters of a collector or the analyzer (prefix "dyetrace_collector"
- * or "dyetrace_analyzer"): <prefix>_heartbeats_total, <prefix>_batches_duplicate_total,
- * <prefix>_requests_malformed_total{reason} and <prefix>_batches_failed_total. Batches and
- * samples are the daemon's own (stored, received). Returns 0 or the buffer's error.
- */
-int dt_metrics_ingest(struct dt_metrics_buf *b, const char *prefix,
-		      const struct dt_ingest_stats *is);
-
-/*
- * The sending side's state of an agent or a collector, whose peer ("collector",
- * "analyzer") acknowledges its batches: <prefix>_resends_total, <prefix>_bad_replies_total,
- * <prefix>_link_queue_batches and <prefix>_link_connected. Batches and samples sent are
- * the daemon's own (sent, forwarded). Returns 0 or the buffer's error.
- */
-int dt_metrics_link(struct dt_metrics_buf *b, const char *prefix, const char *peer,
-		    const struct dt_link_stats *ls);
 
 /* Renders the page: appends the daemon's samples to b. See the header comment. */
 typedef void (*dt_metrics_fn)(void *arg, struct dt_metrics_buf *b);

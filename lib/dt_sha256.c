@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dt_sha256.h"

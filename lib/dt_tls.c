@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libconfig.h>
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "dt_config.h"
 #include "dt_tls.h"

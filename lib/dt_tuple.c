@@ -2,10 +2,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <linux/types.h>
+
+#include "dt_sample.h"
 #include "dt_tuple.h"
 
 static bool proto_has_ports(uint8_t proto)
