@@ -25,8 +25,8 @@
  *     and pick the place that lost the most: the verdict.
  *
  * Steps 1 to 3 are here; the tree of step 2 is in paths_tree.c, the judgement of datagrams
- * (fragments) in paths_datagram.c, steps 4 and 5 in paths_tables.c, step 6 in
- * paths_verdict.c. paths_int.h is what they share.
+ * (fragments) in paths_datagram.c and paths_segment.c (segments), steps 4 and 5 in paths_tables.c,
+ * step 6 in paths_verdict.c. paths_int.h is what they share.
  *
  * Decisions worth knowing:
  *  - Packet identity is (direction, canonical tuple, IPv4 id, ident): the canonical tuple
@@ -263,63 +263,6 @@ static int leaf_rank(const struct dt_paths_ctx *ctx, const struct item *v, const
 	}
 }
 
-/* The depth of hop i in the tree parent[] (the root's is 0). */
-static int hop_depth(const int *parent, int i)
-{
-	int d = 0;
-
-	while (parent[i] >= 0) {
-		i = parent[i];
-		d++;
-	}
-	return d;
-}
-
-/* The depth-first order of the tree: at each hop, its child on the destination branch
- * first, then the others by timestamp. Writes order[0..n). */
-static void dfs_order(const struct item *v, size_t n, const int *parent, const bool *on_dest,
-		      int root, int *order)
-{
-	int stack[MAX_HOPS], kids[MAX_HOPS];
-	size_t sp = 0, m = 0, i;
-	int nk, a, b;
-
-	stack[sp++] = root;
-	while (sp > 0) {
-		int x = stack[--sp];
-
-		order[m++] = x;
-		nk = 0;
-		for (i = 0; i < n; i++) {
-			if (parent[i] == x) {
-				kids[nk++] = (int)i;
-			}
-		}
-		/* Insertion sort, best last: it is popped first. */
-		for (a = 1; a < nk; a++) {
-			int c = kids[a];
-
-			for (b = a; b > 0; b--) {
-				const int p = kids[b - 1];
-				bool c_first = on_dest[c] != on_dest[p] ? on_dest[c]
-					       : v[c].o->ts_ns != v[p].o->ts_ns
-						       ? v[c].o->ts_ns < v[p].o->ts_ns
-						       : c < p;
-
-				if (!c_first) {
-					break;
-				}
-				kids[b] = p;
-			}
-			kids[b] = c;
-		}
-		while (nk > 0) {
-			stack[sp++] = kids[--nk];
-		}
-	}
-	assert(m == n);
-}
-
 static uint8_t copy_end_of(enum leaf_end end, bool young)
 {
 	switch (end) {
@@ -355,38 +298,10 @@ static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_
 	}
 }
 
-/* The length of the IPv4 and TCP or UDP headers in o's packet prefix, 0 when it does not
- * hold them (capture off, a VLAN tag stack, another protocol). */
-static uint16_t l4_headers(const struct dt_obs *o)
-{
-	const uint8_t *c = o->cap;
-	uint32_t off = 0, ihl;
-
-	if (o->cap_link == DT_CAP_ETH) {
-		off = 14;
-		if (o->cap_len >= 14 && c[12] == 0x81 && c[13] == 0x00) {
-			off = 18;
-		}
-	} else if (o->cap_link != DT_CAP_IPV4) {
-		return 0;
-	}
-	if (o->cap_len < off + 20 || (c[off] >> 4) != 4) {
-		return 0;
-	}
-	ihl = (uint32_t)(c[off] & 0xf) * 4;
-	if (c[off + 9] == 17) {
-		return (uint16_t)(ihl + 8);
-	}
-	if (c[off + 9] != 6 || o->cap_len < off + ihl + 13) {
-		return 0;
-	}
-	return (uint16_t)(ihl + (uint32_t)(c[off + ihl + 12] >> 4) * 4);
-}
-
 /*
  * Builds and judges one packet from its trimmed run v[0..n), 1 <= n <= DT_REPORT_MAX_HOPS:
  * the tree of its hops (dt_paths_hop_parents()), the destination branch (the leaf of the best
- * leaf_rank(); the deepest on a tie, then the earliest), the hops in dfs_order(), so that
+ * leaf_rank(); the deepest on a tie, then the earliest), the hops in dt_paths_dfs_order(), so that
  * the destination branch is hops[0 .. n_dest), and the fate, which that branch alone
  * decides (see paths.h).
  */
@@ -409,7 +324,7 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 		if ((v[i].o->flags & DT_SAMPLE_F_REFRAG) && v[i].o->len > k->refrag_len) {
 			k->refrag_len = v[i].o->len;
 		}
-		depth[i] = hop_depth(parent, i);
+		depth[i] = dt_paths_hop_depth(parent, i);
 		if (parent[i] >= 0) {
 			nkids[parent[i]]++;
 		}
@@ -436,7 +351,7 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	for (i = best; i >= 0; i = parent[i]) {
 		on_dest[i] = true;
 	}
-	dfs_order(v, n, parent, on_dest, root, order);
+	dt_paths_dfs_order(v, n, parent, on_dest, root, order);
 
 	p->hops = calloc(n, sizeof(*p->hops));
 	if (!p->hops) {
@@ -476,7 +391,8 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	k->lost_hop = -1;
 	k->head = is_first_hop(v[root].o->hook);
 	k->exit_len = end[best] == END_DELIVERED ? d->len : 0;
-	k->hdrs = k->head ? l4_headers(v[root].o) : 0; /* later hooks capture the outer frame */
+	k->hdrs = k->head ? dt_paths_l4_headers(v[root].o)
+			  : 0; /* later hooks capture the outer frame */
 	k->reason = REASON_NONE;
 	if (end[best] == END_DELIVERED) {
 		p->fate = DT_FATE_DELIVERED;

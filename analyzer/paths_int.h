@@ -2,7 +2,7 @@
 /*
  * paths_int.h - what the files of the report builder share (paths.c builds and judges
  * each packet, paths_tree.c links its hops into a tree, paths_datagram.c judges datagrams
- * of fragments and packets segmented after their first hop, paths_tables.c summarises
+ * of fragments, paths_segment.c packets segmented after their first hop, paths_tables.c summarises
  * latency, loss and copies per hop, paths_verdict.c names the place that lost the most).
  * Not a public interface: paths.h is.
  */
@@ -36,16 +36,16 @@ struct item {
 /* A packet being built. */
 struct pkt {
 	struct dt_packet_path p;
-	size_t key;	 /* rank in packet key order: a deterministic tie-break */
-	uint32_t n_dest; /* p.hops[0 .. n_dest) is the destination branch */
-	bool member; /* counted through another packet: a fragment through its datagram's
-		      * first, a segment through the packet it was cut from (paths_datagram.c) */
-	bool head;   /* a hop colored it (port-in, gw-in): the first hop saw it whole */
-	uint32_t exit_len; /* its IPv4 length where it was delivered (0: it was not) */
-	uint16_t hdrs;	   /* its IPv4 and TCP or UDP headers in bytes, from its first hop's
-			    * packet prefix (0: not known) */
-	int lost_hop;	   /* where a datagram or a packet vanished whose every piece seen
-			    * was delivered: the last hop that saw it whole (-1: its last) */
+	size_t key;		/* rank in packet key order: a deterministic tie-break */
+	uint32_t n_dest;	/* p.hops[0 .. n_dest) is the destination branch */
+	bool member;		/* counted through another packet: a fragment through its datagram's
+				 * first, a segment through the packet it was cut from (paths_segment.c) */
+	bool head;		/* a hop colored it (port-in, gw-in): the first hop saw it whole */
+	uint32_t exit_len;	/* its IPv4 length where it was delivered (0: it was not) */
+	uint16_t hdrs;		/* its IPv4 and TCP or UDP headers in bytes, from its first hop's
+				 * packet prefix (0: not known) */
+	int lost_hop;		/* where a datagram or a packet vanished whose every piece seen
+				 * was delivered: the last hop that saw it whole (-1: its last) */
 	const char *refrag_at;	/* its datagram was refragmented on this node (NULL: not) */
 	uint32_t refrag_len;	/* the largest new fragment it was seen as (0: none) */
 	bool refrag_smaller;	/* its datagram's new fragments are smaller than the old */
@@ -166,10 +166,24 @@ bool dt_paths_from_underlay(const struct dt_obs *o);
  */
 int dt_paths_hop_parents(const struct item *v, size_t n, int *parent, int *entry);
 
+/* The depth of hop i in the tree parent[] (the root's is 0). */
+int dt_paths_hop_depth(const int *parent, int i);
+
+/* The depth-first order of the tree: at each hop, its child on the destination branch
+ * first, then the others by timestamp. Writes order[0..n). */
+void dt_paths_dfs_order(const struct item *v, size_t n, const int *parent, const bool *on_dest,
+			int root, int *order);
+
 /* paths_datagram.c */
 
 /* Groups the fragments among pk[0..n_pk) into datagrams and judges each. 0 or -ENOMEM. */
 int dt_paths_judge_datagrams(struct pkt *pk, size_t n_pk);
+
+/* paths_segment.c */
+
+/* The length of the IPv4 and TCP or UDP headers in o's packet prefix, 0 when it does not
+ * hold them (capture off, a VLAN tag stack, another protocol). */
+uint16_t dt_paths_l4_headers(const struct dt_obs *o);
 
 /* Ties the segments among pk[0..n_pk) that no first hop saw (the kernel segmented their
  * packet after it, GSO) to their packet, and judges each such packet. 0 or -ENOMEM. */

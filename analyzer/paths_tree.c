@@ -289,3 +289,60 @@ int dt_paths_hop_parents(const struct item *v, size_t n, int *parent, int *entry
 	assert(g[ng - 1].end == n);
 	return (int)g[root].start;
 }
+
+/* The depth of hop i in the tree parent[] (the root's is 0). */
+int dt_paths_hop_depth(const int *parent, int i)
+{
+	int d = 0;
+
+	while (parent[i] >= 0) {
+		i = parent[i];
+		d++;
+	}
+	return d;
+}
+
+/* The depth-first order of the tree: at each hop, its child on the destination branch
+ * first, then the others by timestamp. Writes order[0..n). */
+void dt_paths_dfs_order(const struct item *v, size_t n, const int *parent, const bool *on_dest,
+			int root, int *order)
+{
+	int stack[MAX_HOPS], kids[MAX_HOPS];
+	size_t sp = 0, m = 0, i;
+	int nk, a, b;
+
+	stack[sp++] = root;
+	while (sp > 0) {
+		int x = stack[--sp];
+
+		order[m++] = x;
+		nk = 0;
+		for (i = 0; i < n; i++) {
+			if (parent[i] == x) {
+				kids[nk++] = (int)i;
+			}
+		}
+		/* Insertion sort, best last: it is popped first. */
+		for (a = 1; a < nk; a++) {
+			int c = kids[a];
+
+			for (b = a; b > 0; b--) {
+				const int p = kids[b - 1];
+				bool c_first = on_dest[c] != on_dest[p] ? on_dest[c]
+					       : v[c].o->ts_ns != v[p].o->ts_ns
+						       ? v[c].o->ts_ns < v[p].o->ts_ns
+						       : c < p;
+
+				if (!c_first) {
+					break;
+				}
+				kids[b] = p;
+			}
+			kids[b] = c;
+		}
+		while (nk > 0) {
+			stack[sp++] = kids[--nk];
+		}
+	}
+	assert(m == n);
+}

@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attribute.h"
 #include "paths.h"
 #include "tasks.h"
 
@@ -71,24 +72,6 @@
 #define DT_STITCH_MAX_HELD (1u << 20)
 #define DT_STITCH_MAX_NAT (1u << 20)
 
-/*
- * A sample as the stitcher takes it: the observation it becomes, and what attributing it
- * needs besides (kept while it is held, not afterwards).
- */
-struct dt_stitch_in {
-	struct dt_obs o;      /* dir and canon are filled by the stitcher */
-	struct dt_tuple orig; /* DT_SAMPLE_F_NAT: the tuple inside the NAT */
-	uint32_t task_id;     /* a first hop's task, else 0 */
-};
-
-/*
- * Fills in from the wire sample w, whose names were interned as node, ifname, drop_name
- * and drop_where (DT_STRTAB_NONE for none), arrived at arrival_ms.
- */
-void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, uint32_t node,
-		       uint32_t ifname, uint32_t drop_name, uint32_t drop_where,
-		       uint64_t arrival_ms);
-
 /* A held sample, and the id of its record in the caller's store. */
 struct dt_stitch_held {
 	uint64_t id;
@@ -99,14 +82,6 @@ struct dt_stitch_held {
 struct dt_stitch_counters {
 	uint64_t samples, attributed, late, unmatched, after_end, learned, nat_full, nomem, windows;
 };
-
-/*
- * Told of every translation the stitcher learns or relearns, for task's direction dir: a
- * packet of that direction seen as outside is inside in the task's terms. The analyzer
- * arms the outside form of replies at their first hop (dt_tasks_add_learned()).
- */
-typedef void (*dt_stitch_learn_fn)(void *arg, struct dt_task *task, uint8_t dir,
-				   const struct dt_tuple *outside, const struct dt_tuple *inside);
 
 struct dt_stitch; /* stitch.c */
 
