@@ -41,9 +41,10 @@ struct dt_lmdb_cfg {
 int dt_lmdb_mkdirs(const char *dir);
 
 /*
- * Opens the environment in the existing directory dir (mode 0640) and its databases into
- * dbis[] (cfg->n_dbs of them, or dbis[0] for the main one). Returns 0 or LMDB's code; on
- * failure db->env is NULL and db->log_id is set, so that dt_lmdb_err() can report it.
+ * Opens the environment in the existing directory dir (its files mode 0640) and its
+ * databases into dbis[] (cfg->n_dbs of them, or dbis[0] for the main one). Returns 0 or
+ * LMDB's code; on failure db->env is NULL and db->log_id is set, so that dt_lmdb_err()
+ * can report it (and dt_lmdb_close() does nothing).
  */
 int dt_lmdb_open(struct dt_lmdb *db, const char *dir, const struct dt_lmdb_cfg *cfg, MDB_dbi *dbis);
 
