@@ -19,9 +19,10 @@
  * new record needs no bump: a store without it reads as empty.)
  *
  * Errors: 0 or a negative errno: -ENOSPC when the map is full (store_size_mb), -EIO for
- * other LMDB failures (LMDB's own text is logged under DT-ANA-STORE), -ENOMEM,
- * -EPROTO for a store of another layout, -ENOENT for a missing record. Not thread-safe:
- * the analyzer serializes access with its own lock.
+ * LMDB's other failures, the system's -errno for a failed system call (LMDB's own text
+ * is logged under DT-ANA-STORE, see dt_lmdb_errno()), -ENOMEM, -EPROTO for a store of
+ * another layout, -ENOENT for a missing record. Not thread-safe: the analyzer serializes
+ * access with its own lock.
  */
 #ifndef DT_TASKSTORE_H
 #define DT_TASKSTORE_H

@@ -1,51 +1,32 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * store.c - the collector's durable sample store (see store.h), on dt_lmdb.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include <lmdb.h>
-
+#include "dt_lmdb.h"
 #include "dt_log.h"
 #include "store.h"
 
+enum { DB_BATCHES, DB_SENDERS, DB_META, DB_MAX };
+
+static const char *const db_names[DB_MAX] = {"batches", "senders", "meta"};
+
 struct dt_store {
-	MDB_env *env;
-	MDB_dbi batches, senders, meta;
+	struct dt_lmdb db;
+	MDB_dbi dbi[DB_MAX];
 	uint64_t next_lseq;
 	uint64_t epoch;
 };
 
-/* LMDB's own codes are positive and outside errno's range: keep the text, map to EIO. */
-static int lmdb_err(int rc, const char *what)
-{
-	if (rc == 0)
-		return 0;
-	dt_err("DT-STORE-LMDB", "%s: %s", what, mdb_strerror(rc));
-	if (rc == MDB_MAP_FULL)
-		return -ENOSPC;
-	return rc > 0 && rc < 4096 ? -rc : -EIO;
-}
-
-static void be64_put(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
+/* The u64 (host order) stored under the name key, 0 when there is none. */
 static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
 {
-	MDB_val k = {strlen(key), (void *)key}, v;
+	MDB_val k = dt_lmdb_str(key), v;
 	uint64_t r = 0;
 
 	if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == sizeof(r))
@@ -53,12 +34,61 @@ static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key)
 	return r;
 }
 
+/* get_u64() in a read transaction of its own (0 when that fails). */
+static uint64_t read_u64(struct dt_store *st, int db, const char *key)
+{
+	MDB_txn *txn;
+	uint64_t r;
+
+	if (mdb_txn_begin(st->db.env, NULL, MDB_RDONLY, &txn))
+		return 0;
+	r = get_u64(txn, st->dbi[db], key);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+/* Returns LMDB's code. */
+static int put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t val)
+{
+	MDB_val k = dt_lmdb_str(key), v = {sizeof(val), &val};
+
+	return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* The store's epoch (set at its first open) and the local sequence of the next batch. */
+static int load_state(struct dt_store *st)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = dt_lmdb_begin(&st->db, 0, &txn)))
+		return rc;
+	st->epoch = get_u64(txn, st->dbi[DB_META], "epoch");
+	if (st->epoch == 0) {
+		st->epoch = (uint64_t)time(NULL);
+		if ((rc = put_u64(txn, st->dbi[DB_META], "epoch", st->epoch))) {
+			mdb_txn_abort(txn);
+			return dt_lmdb_err(&st->db, rc, "store epoch");
+		}
+	}
+	st->next_lseq = 1;
+	if (dt_lmdb_last(txn, st->dbi[DB_BATCHES], &k, &v) == 0 && k.mv_size == 8)
+		st->next_lseq = dt_lmdb_get_be64(k.mv_data) + 1;
+	return dt_lmdb_commit(&st->db, txn, "commit");
+}
+
 int dt_store_open(const char *dir, uint64_t max_mib, struct dt_store **out)
 {
+	const struct dt_lmdb_cfg cfg = {
+		.log_id = "DT-STORE-LMDB",
+		.map_size = (size_t)max_mib << 20,
+		.max_dbs = 4,
+		.env_flags = 0, /* synchronous: a batch is durable before its ack */
+		.dbs = db_names,
+		.n_dbs = DB_MAX,
+	};
 	struct dt_store *st;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
 	int rc;
 
 	if (mkdir(dir, 0750) && errno != EEXIST) {
@@ -69,52 +99,16 @@ int dt_store_open(const char *dir, uint64_t max_mib, struct dt_store **out)
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	if ((rc = mdb_env_create(&st->env)) ||
-	    (rc = mdb_env_set_maxdbs(st->env, 4)) ||
-	    (rc = mdb_env_set_mapsize(st->env, (size_t)max_mib << 20)) ||
-	    (rc = mdb_env_open(st->env, dir, 0, 0640))) {
-		rc = lmdb_err(rc, dir);
+	if ((rc = dt_lmdb_open(&st->db, dir, &cfg, st->dbi))) {
+		rc = dt_lmdb_err(&st->db, rc, dir);
 		goto fail;
 	}
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn))) {
-		rc = lmdb_err(rc, "begin");
+	if ((rc = load_state(st)))
 		goto fail;
-	}
-	if ((rc = mdb_dbi_open(txn, "batches", MDB_CREATE, &st->batches)) ||
-	    (rc = mdb_dbi_open(txn, "senders", MDB_CREATE, &st->senders)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta))) {
-		mdb_txn_abort(txn);
-		rc = lmdb_err(rc, "open databases");
-		goto fail;
-	}
-	st->epoch = get_u64(txn, st->meta, "epoch");
-	if (st->epoch == 0) {
-		MDB_val ek = {strlen("epoch"), "epoch"}, ev;
-
-		st->epoch = (uint64_t)time(NULL);
-		ev.mv_size = sizeof(st->epoch);
-		ev.mv_data = &st->epoch;
-		if ((rc = mdb_put(txn, st->meta, &ek, &ev, 0))) {
-			mdb_txn_abort(txn);
-			rc = lmdb_err(rc, "store epoch");
-			goto fail;
-		}
-	}
-	st->next_lseq = 1;
-	if (mdb_cursor_open(txn, st->batches, &cur) == 0) {
-		if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
-			st->next_lseq = be64_get(k.mv_data) + 1;
-		mdb_cursor_close(cur);
-	}
-	if ((rc = mdb_txn_commit(txn))) {
-		rc = lmdb_err(rc, "commit");
-		goto fail;
-	}
 	*out = st;
 	return 0;
 fail:
-	if (st->env)
-		mdb_env_close(st->env);
+	dt_lmdb_close(&st->db);
 	free(st);
 	return rc;
 }
@@ -123,101 +117,89 @@ void dt_store_close(struct dt_store *st)
 {
 	if (!st)
 		return;
-	mdb_env_close(st->env);
+	dt_lmdb_close(&st->db);
 	free(st);
 }
 
-int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw,
-		 size_t len)
+int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw, size_t len)
 {
-	unsigned char kb[8];
+	uint8_t kb[8];
 	MDB_val k = {sizeof(kb), kb}, v = {len, (void *)raw};
-	MDB_val sk = {strlen(sender), (void *)sender}, sv = {sizeof(seq), &seq};
+	MDB_val sk = dt_lmdb_str(sender), sv = {sizeof(seq), &seq};
 	MDB_txn *txn;
 	int rc;
 
-	be64_put(kb, st->next_lseq);
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)))
-		return lmdb_err(rc, "begin");
-	if ((rc = mdb_put(txn, st->batches, &k, &v, MDB_APPEND)) ||
-	    (rc = mdb_put(txn, st->senders, &sk, &sv, 0))) {
+	dt_lmdb_put_be64(kb, st->next_lseq);
+	if ((rc = dt_lmdb_begin(&st->db, 0, &txn)))
+		return rc;
+	if ((rc = mdb_put(txn, st->dbi[DB_BATCHES], &k, &v, MDB_APPEND)) ||
+	    (rc = mdb_put(txn, st->dbi[DB_SENDERS], &sk, &sv, 0))) {
 		mdb_txn_abort(txn);
-		return lmdb_err(rc, "store batch");
+		return dt_lmdb_err(&st->db, rc, "store batch");
 	}
-	if ((rc = mdb_txn_commit(txn)))
-		return lmdb_err(rc, "commit batch");
+	if ((rc = dt_lmdb_commit(&st->db, txn, "commit batch")))
+		return rc;
 	st->next_lseq++;
 	return 0;
 }
 
 uint64_t dt_store_last_seq(struct dt_store *st, const char *sender)
 {
-	MDB_txn *txn;
-	uint64_t r;
+	return read_u64(st, DB_SENDERS, sender);
+}
 
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
-		return 0;
-	r = get_u64(txn, st->senders, sender);
-	mdb_txn_abort(txn);
-	return r;
+/* dt_store_scan() in progress: at most max batches to fn, the last one it took. */
+struct scan {
+	int (*fn)(void *arg, uint64_t lseq, const void *raw, size_t len);
+	void *arg;
+	unsigned n, max;
+	uint64_t last;
+};
+
+static int scan_one(void *ctx, const MDB_val *key, const MDB_val *val)
+{
+	struct scan *s = ctx;
+	uint64_t lseq = dt_lmdb_get_be64(key->mv_data);
+
+	if (s->n++ == s->max || s->fn(s->arg, lseq, val->mv_data, val->mv_size))
+		return 1;
+	s->last = lseq;
+	return 0;
 }
 
 uint64_t dt_store_scan(struct dt_store *st, uint64_t after, unsigned max,
 		       int (*fn)(void *arg, uint64_t lseq, const void *raw, size_t len), void *arg)
 {
-	unsigned char kb[8];
-	MDB_val k = {sizeof(kb), kb}, v;
-	MDB_cursor *cur;
+	struct scan s = {.fn = fn, .arg = arg, .max = max, .last = after};
+	uint8_t kb[8];
+	MDB_val from = {sizeof(kb), kb};
 	MDB_txn *txn;
-	uint64_t last = after;
-	unsigned n = 0;
-	int rc;
 
-	be64_put(kb, after + 1);
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
+	dt_lmdb_put_be64(kb, after + 1);
+	if (mdb_txn_begin(st->db.env, NULL, MDB_RDONLY, &txn))
 		return after;
-	if (mdb_cursor_open(txn, st->batches, &cur)) {
-		mdb_txn_abort(txn);
-		return after;
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n < max;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
-		uint64_t lseq = be64_get(k.mv_data);
-
-		if (fn(arg, lseq, v.mv_data, v.mv_size))
-			break;
-		last = lseq;
-	}
-	mdb_cursor_close(cur);
+	dt_lmdb_walk(&st->db, txn, st->dbi[DB_BATCHES], &from, scan_one, &s);
 	mdb_txn_abort(txn);
-	return last;
+	return s.last;
 }
 
 int dt_store_set_forwarded(struct dt_store *st, uint64_t lseq)
 {
-	MDB_val k = {strlen("forwarded"), "forwarded"}, v = {sizeof(lseq), &lseq};
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)))
-		return lmdb_err(rc, "begin");
-	if ((rc = mdb_put(txn, st->meta, &k, &v, 0))) {
+	if ((rc = dt_lmdb_begin(&st->db, 0, &txn)))
+		return rc;
+	if ((rc = put_u64(txn, st->dbi[DB_META], "forwarded", lseq))) {
 		mdb_txn_abort(txn);
-		return lmdb_err(rc, "store forwarded");
+		return dt_lmdb_err(&st->db, rc, "store forwarded");
 	}
-	return lmdb_err(mdb_txn_commit(txn), "commit forwarded");
+	return dt_lmdb_commit(&st->db, txn, "commit forwarded");
 }
 
 uint64_t dt_store_forwarded(struct dt_store *st)
 {
-	MDB_txn *txn;
-	uint64_t r;
-
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
-		return 0;
-	r = get_u64(txn, st->meta, "forwarded");
-	mdb_txn_abort(txn);
-	return r;
+	return read_u64(st, DB_META, "forwarded");
 }
 
 uint64_t dt_store_last_lseq(struct dt_store *st)
@@ -236,9 +218,9 @@ uint64_t dt_store_count(struct dt_store *st)
 	MDB_stat ms;
 	uint64_t r = 0;
 
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
+	if (mdb_txn_begin(st->db.env, NULL, MDB_RDONLY, &txn))
 		return 0;
-	if (mdb_stat(txn, st->batches, &ms) == 0)
+	if (mdb_stat(txn, st->dbi[DB_BATCHES], &ms) == 0)
 		r = ms.ms_entries;
 	mdb_txn_abort(txn);
 	return r;

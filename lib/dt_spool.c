@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * dt_spool.c - the agent's spool (see dt_spool.h), on dt_lmdb: one unnamed database,
+ * big-endian seq -> u32 n_samples, then the message.
+ */
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
-#include "dt_log.h"
+#include "dt_lmdb.h"
 #include "dt_spool.h"
 
 /* Each value: u32 n_samples, then the message. */
@@ -18,112 +19,128 @@
 
 struct dt_spool {
 	int lock_fd; /* flock on <dir>/owner: one agent per spool */
-	MDB_env *env;
+	struct dt_lmdb db;
 	MDB_dbi dbi;
 	uint64_t max_bytes;
 	uint64_t bytes; /* sum of message sizes held */
 	uint64_t count;
 };
 
-static int lmdb_err(int rc, const char *what)
+/* An entry as read; msg is valid until its transaction changes the spool or ends. */
+struct entry {
+	uint64_t seq;
+	uint32_t n_samples;
+	const char *msg;
+	size_t len;
+};
+
+static void entry_of(const MDB_val *k, const MDB_val *v, struct entry *e)
 {
-	if (rc == 0)
+	e->seq = dt_lmdb_get_be64(k->mv_data);
+	memcpy(&e->n_samples, v->mv_data, HDR);
+	e->msg = (const char *)v->mv_data + HDR;
+	e->len = v->mv_size - HDR;
+}
+
+/* The oldest entry with a seq of at least from (NULL: the oldest). Returns LMDB's code. */
+static int first_entry(struct dt_spool *sp, MDB_txn *txn, const MDB_val *from, struct entry *e)
+{
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = dt_lmdb_first(txn, sp->dbi, from, &k, &v)) == 0)
+		entry_of(&k, &v, e);
+	return rc;
+}
+
+/* Hands entry e to the caller: its seq, its samples, its message appended to msg. */
+static void hand_out(const struct entry *e, uint64_t *seq, uint32_t *n_samples,
+		     msgpack_sbuffer *msg)
+{
+	*seq = e->seq;
+	*n_samples = e->n_samples;
+	msgpack_sbuffer_write(msg, e->msg, e->len);
+}
+
+/* Returns LMDB's code. */
+static int del_entry(struct dt_spool *sp, MDB_txn *txn, uint64_t seq)
+{
+	uint8_t kb[8];
+	MDB_val k = dt_lmdb_key64(kb, seq);
+
+	return mdb_del(txn, sp->dbi, &k, NULL);
+}
+
+/* Two agents sharing a spool would replay each other's batches as their own. */
+static int lock_dir(const char *dir, int *fd)
+{
+	char lock[600];
+	int rc;
+
+	snprintf(lock, sizeof(lock), "%s/owner", dir);
+	*fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (*fd >= 0 && flock(*fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
-	dt_err("DT-SPOOL-LMDB", "%s: %s", what, mdb_strerror(rc));
-	return rc == MDB_MAP_FULL ? -ENOSPC : rc > 0 && rc < 4096 ? -rc : -EIO;
+	rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (*fd >= 0)
+		close(*fd);
+	return rc;
 }
 
-static void key_of(uint64_t seq, unsigned char k[8])
+static int count_one(void *ctx, const MDB_val *key, const MDB_val *val)
 {
-	for (int i = 7; i >= 0; i--, seq >>= 8)
-		k[i] = (unsigned char)seq;
-}
+	struct dt_spool *sp = ctx;
 
-static uint64_t seq_of(const MDB_val *k)
-{
-	const unsigned char *p = k->mv_data;
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* mkdir -p */
-static int make_dirs(const char *dir)
-{
-	char path[512];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, n + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0750) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0750) && errno != EEXIST)
-		return -errno;
+	sp->bytes += val->mv_size - HDR;
+	sp->count++;
 	return 0;
+}
+
+/* What an earlier run left: the count and the bytes of its messages. */
+static int count_entries(struct dt_spool *sp)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = dt_lmdb_begin(&sp->db, MDB_RDONLY, &txn)))
+		return rc;
+	rc = dt_lmdb_walk(&sp->db, txn, sp->dbi, NULL, count_one, sp);
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out)
 {
-	char lock[600];
+	const struct dt_lmdb_cfg cfg = {
+		.log_id = "DT-SPOOL-LMDB",
+		/* Pages, keys and free lists need room beyond the messages themselves. */
+		.map_size = (size_t)(max_bytes * 2 + (16u << 20)),
+		.env_flags = MDB_NOSYNC, /* written out at close, not at each batch */
+		.n_dbs = 0,
+	};
 	struct dt_spool *sp;
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	MDB_val k, v;
 	int rc;
 
-	if ((rc = make_dirs(dir)))
+	if ((rc = dt_lmdb_mkdirs(dir)))
 		return rc;
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
-	/* Two agents sharing a spool would replay each other's batches as their own. */
-	snprintf(lock, sizeof(lock), "%s/owner", dir);
-	sp->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-	if (sp->lock_fd < 0 || flock(sp->lock_fd, LOCK_EX | LOCK_NB)) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		if (sp->lock_fd >= 0)
-			close(sp->lock_fd);
+	if ((rc = lock_dir(dir, &sp->lock_fd))) {
 		free(sp);
 		return rc;
 	}
 	sp->max_bytes = max_bytes;
-	/* Pages, keys and free lists need room beyond the messages themselves. */
-	if ((rc = mdb_env_create(&sp->env)) ||
-	    (rc = mdb_env_set_mapsize(sp->env, (size_t)(max_bytes * 2 + (16u << 20)))) ||
-	    (rc = mdb_env_open(sp->env, dir, MDB_NOSYNC, 0640)) ||
-	    (rc = mdb_txn_begin(sp->env, NULL, 0, &txn))) {
-		rc = lmdb_err(rc, dir);
+	if ((rc = dt_lmdb_open(&sp->db, dir, &cfg, &sp->dbi))) {
+		rc = dt_lmdb_err(&sp->db, rc, dir);
 		goto fail;
 	}
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &sp->dbi)) || (rc = mdb_cursor_open(txn, sp->dbi, &cur))) {
-		mdb_txn_abort(txn);
-		rc = lmdb_err(rc, "open spool");
+	if ((rc = count_entries(sp)))
 		goto fail;
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		sp->bytes += v.mv_size - HDR;
-		sp->count++;
-	}
-	mdb_cursor_close(cur);
-	if ((rc = mdb_txn_commit(txn))) {
-		rc = lmdb_err(rc, "open spool");
-		goto fail;
-	}
 	*out = sp;
 	return 0;
 fail:
-	if (sp->env)
-		mdb_env_close(sp->env);
+	dt_lmdb_close(&sp->db);
 	close(sp->lock_fd);
 	free(sp);
 	return rc;
@@ -133,34 +150,54 @@ void dt_spool_close(struct dt_spool *sp)
 {
 	if (!sp)
 		return;
-	mdb_env_sync(sp->env, 1);
-	mdb_env_close(sp->env);
+	dt_lmdb_close(&sp->db);
 	close(sp->lock_fd);
 	free(sp);
 }
 
-/* Deletes the oldest entry above keep_upto inside txn, counting its samples. */
+/* Deletes the oldest entry above keep_upto inside txn, counting its samples. Returns
+ * LMDB's code: MDB_NOTFOUND when there is none. */
 static int evict_oldest(struct dt_spool *sp, MDB_txn *txn, uint64_t keep_upto,
 			uint64_t *evicted_samples)
 {
-	unsigned char kb[8];
-	MDB_val k = {sizeof(kb), kb}, v;
-	MDB_cursor *cur;
-	uint32_t n;
+	uint8_t kb[8];
+	MDB_val from = dt_lmdb_key64(kb, keep_upto + 1);
+	struct entry e;
 	int rc;
 
-	key_of(keep_upto + 1, kb);
-	if ((rc = mdb_cursor_open(txn, sp->dbi, &cur)))
+	if ((rc = first_entry(sp, txn, &from, &e)))
 		return rc;
-	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0) {
-		memcpy(&n, v.mv_data, HDR);
-		*evicted_samples += n;
-		sp->bytes -= v.mv_size - HDR;
-		sp->count--;
-		rc = mdb_cursor_del(cur, 0);
-	}
-	mdb_cursor_close(cur);
+	*evicted_samples += e.n_samples;
+	sp->bytes -= e.len;
+	sp->count--;
+	return del_entry(sp, txn, e.seq);
+}
+
+/* Evicts until len more bytes fit. Returns LMDB's code: MDB_NOTFOUND when what is left to
+ * evict is being sent. */
+static int make_room(struct dt_spool *sp, MDB_txn *txn, size_t len, uint64_t keep_upto,
+		     uint64_t *evicted_samples)
+{
+	int rc = 0;
+
+	while (rc == 0 && sp->bytes + len > sp->max_bytes && sp->count > 0)
+		rc = evict_oldest(sp, txn, keep_upto, evicted_samples);
 	return rc;
+}
+
+/* Returns LMDB's code. */
+static int put_entry(struct dt_spool *sp, MDB_txn *txn, uint64_t seq, uint32_t n_samples,
+		     const void *msg, size_t len)
+{
+	uint8_t kb[8];
+	MDB_val k = dt_lmdb_key64(kb, seq), v = {len + HDR, NULL};
+	int rc;
+
+	if ((rc = mdb_put(txn, sp->dbi, &k, &v, MDB_RESERVE)))
+		return rc;
+	memcpy(v.mv_data, &n_samples, HDR);
+	memcpy((char *)v.mv_data + HDR, msg, len);
+	return 0;
 }
 
 int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
@@ -168,8 +205,6 @@ int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const v
 {
 	/* Evictions count once their transaction commits: an aborted one deleted nothing. */
 	uint64_t bytes = sp->bytes, count = sp->count, evicted = 0;
-	unsigned char kb[8];
-	MDB_val k = {sizeof(kb), kb}, v = {len + HDR, NULL};
 	MDB_txn *txn;
 	int rc;
 
@@ -177,73 +212,49 @@ int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const v
 		*evicted_samples += n_samples;
 		return 0;
 	}
-	key_of(seq, kb);
-	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)))
-		return lmdb_err(rc, "spool");
-	while (sp->bytes + len > sp->max_bytes && sp->count > 0) {
-		rc = evict_oldest(sp, txn, keep_upto, &evicted);
-		if (rc == MDB_NOTFOUND) {
-			/* Everything held is being sent: this message is what does not fit. */
-			mdb_txn_abort(txn);
-			sp->bytes = bytes;
-			sp->count = count;
-			*evicted_samples += n_samples;
-			return 0;
-		}
-		if (rc)
-			goto abort;
-	}
-	if ((rc = mdb_put(txn, sp->dbi, &k, &v, MDB_RESERVE)))
-		goto abort;
-	memcpy(v.mv_data, &n_samples, HDR);
-	memcpy((char *)v.mv_data + HDR, msg, len);
-	if ((rc = mdb_txn_commit(txn))) {
+	if ((rc = dt_lmdb_begin(&sp->db, 0, &txn)))
+		return rc;
+	if ((rc = make_room(sp, txn, len, keep_upto, &evicted)) == 0 &&
+	    (rc = put_entry(sp, txn, seq, n_samples, msg, len)) == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc) {
 		sp->bytes = bytes;
 		sp->count = count;
-		return lmdb_err(rc, "spool commit");
+		if (rc != MDB_NOTFOUND)
+			return dt_lmdb_err(&sp->db, rc, "spool");
+		/* Everything held is being sent: this message is what does not fit. */
+		*evicted_samples += n_samples;
+		return 0;
 	}
 	*evicted_samples += evicted;
 	sp->bytes += len;
 	sp->count++;
 	return 0;
-abort:
-	mdb_txn_abort(txn);
-	sp->bytes = bytes;
-	sp->count = count;
-	return lmdb_err(rc, "spool");
 }
 
 int dt_spool_pop(struct dt_spool *sp, uint64_t *seq, uint32_t *n_samples, msgpack_sbuffer *msg)
 {
-	size_t len = 0;
-	MDB_cursor *cur;
+	struct entry e;
 	MDB_txn *txn;
-	MDB_val k, v;
 	int rc;
 
 	if (sp->count == 0)
 		return -ENOENT;
-	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)))
-		return lmdb_err(rc, "spool");
-	if ((rc = mdb_cursor_open(txn, sp->dbi, &cur))) {
-		mdb_txn_abort(txn);
-		return lmdb_err(rc, "spool");
+	if ((rc = dt_lmdb_begin(&sp->db, 0, &txn)))
+		return rc;
+	if ((rc = first_entry(sp, txn, NULL, &e)) == 0) {
+		hand_out(&e, seq, n_samples, msg);
+		rc = del_entry(sp, txn, e.seq);
 	}
-	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-		*seq = seq_of(&k);
-		memcpy(n_samples, v.mv_data, HDR);
-		len = v.mv_size - HDR;
-		msgpack_sbuffer_write(msg, (const char *)v.mv_data + HDR, len);
-		rc = mdb_cursor_del(cur, 0);
-	}
-	mdb_cursor_close(cur);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
 	if (rc)
-		return rc == MDB_NOTFOUND ? -ENOENT : lmdb_err(rc, "spool pop");
-	sp->bytes -= len;
+		return dt_lmdb_err(&sp->db, rc, "spool pop");
+	sp->bytes -= e.len;
 	sp->count--;
 	return 0;
 }
@@ -251,50 +262,44 @@ int dt_spool_pop(struct dt_spool *sp, uint64_t *seq, uint32_t *n_samples, msgpac
 int dt_spool_read_after(struct dt_spool *sp, uint64_t after, uint64_t *seq, uint32_t *n_samples,
 			msgpack_sbuffer *msg)
 {
-	unsigned char kb[8];
-	MDB_val k = {sizeof(kb), kb}, v;
-	MDB_cursor *cur;
+	uint8_t kb[8];
+	MDB_val from = dt_lmdb_key64(kb, after + 1);
+	struct entry e;
 	MDB_txn *txn;
 	int rc;
 
-	key_of(after + 1, kb);
-	if ((rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)))
-		return lmdb_err(rc, "spool");
-	if ((rc = mdb_cursor_open(txn, sp->dbi, &cur)) == 0) {
-		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0) {
-			*seq = seq_of(&k);
-			memcpy(n_samples, v.mv_data, HDR);
-			msgpack_sbuffer_write(msg, (const char *)v.mv_data + HDR, v.mv_size - HDR);
-		}
-		mdb_cursor_close(cur);
-	}
+	if ((rc = dt_lmdb_begin(&sp->db, MDB_RDONLY, &txn)))
+		return rc;
+	if ((rc = first_entry(sp, txn, &from, &e)) == 0)
+		hand_out(&e, seq, n_samples, msg);
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? -ENOENT : rc ? lmdb_err(rc, "spool read") : 0;
+	return dt_lmdb_err(&sp->db, rc, "spool read");
 }
 
 int dt_spool_delete(struct dt_spool *sp, uint64_t seq)
 {
-	unsigned char kb[8];
-	MDB_val k = {sizeof(kb), kb}, v;
+	uint8_t kb[8];
+	MDB_val k = dt_lmdb_key64(kb, seq), v;
 	MDB_txn *txn;
+	size_t len = 0;
 	int rc;
 
-	key_of(seq, kb);
-	if ((rc = mdb_txn_begin(sp->env, NULL, 0, &txn)))
-		return lmdb_err(rc, "spool");
+	if ((rc = dt_lmdb_begin(&sp->db, 0, &txn)))
+		return rc;
 	if ((rc = mdb_get(txn, sp->dbi, &k, &v)) == 0) {
-		size_t len = v.mv_size - HDR;
-
-		if ((rc = mdb_del(txn, sp->dbi, &k, NULL)) == 0) {
-			if ((rc = mdb_txn_commit(txn)))
-				return lmdb_err(rc, "spool delete");
-			sp->bytes -= len;
-			sp->count--;
-			return 0;
-		}
+		len = v.mv_size - HDR;
+		rc = mdb_del(txn, sp->dbi, &k, NULL);
 	}
-	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "spool delete");
+	if (rc) {
+		mdb_txn_abort(txn);
+		/* Already gone is what the caller wants. */
+		return rc == MDB_NOTFOUND ? 0 : dt_lmdb_err(&sp->db, rc, "spool delete");
+	}
+	if ((rc = dt_lmdb_commit(&sp->db, txn, "spool delete")))
+		return rc;
+	sp->bytes -= len;
+	sp->count--;
+	return 0;
 }
 
 uint64_t dt_spool_count(const struct dt_spool *sp)
@@ -309,18 +314,14 @@ uint64_t dt_spool_bytes(const struct dt_spool *sp)
 
 uint64_t dt_spool_last_seq(struct dt_spool *sp)
 {
-	MDB_cursor *cur;
 	MDB_txn *txn;
 	MDB_val k, v;
 	uint64_t r = 0;
 
-	if (mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn))
+	if (mdb_txn_begin(sp->db.env, NULL, MDB_RDONLY, &txn))
 		return 0;
-	if (mdb_cursor_open(txn, sp->dbi, &cur) == 0) {
-		if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0)
-			r = seq_of(&k);
-		mdb_cursor_close(cur);
-	}
+	if (dt_lmdb_last(txn, sp->dbi, &k, &v) == 0)
+		r = dt_lmdb_get_be64(k.mv_data);
 	mdb_txn_abort(txn);
 	return r;
 }
