@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt_codec_int.h - what the files of the codec share, and no consumer includes: the element
+ * counts of the positional layouts, the encoder's and the decoder's sticky-error state, the
+ * typed putters and getters of one msgpack value each, and the records several messages
+ * contain (tuple, packet prefix, loss counters, task record).
+ *
+ * The one-value putters and getters are static inline: every field of every message goes
+ * through them, and the batch decoder (dt_link_msg.c) must inline them as it did when the
+ * codec was one file. Everything else is defined once, in the file named at its
+ * declaration.
+ */
+#ifndef DT_CODEC_INT_H
+#define DT_CODEC_INT_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_proto.h"
+
+#define DT_VNI_MAX 0xFFFFFFu
+
+/* clang-format off */
+/* Element counts of the positional layouts (dt_proto.h). */
+#define N_SPEC 10    /* flags, tuple, budget, duration_s, rate_pps */
+#define N_ARM 10     /* task_id, flags, tuple, budget, rate_pps */
+#define N_TASK 20    /* id, state, spec, created_ns .. delivered, tenant .. ended_ns */
+#define N_SAMPLE 26  /* hook .. outer_daddr, orig (4), drop_reason .. drop_where, cap_link, cap,
+		      * frag */
+#define N_BATCH 9    /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples, nodes */
+#define N_NODE 3     /* node, ctl_gen, [endpoint...] */
+#define N_ENDPOINT 2 /* vni, addr */
+#define N_ACK 3	     /* seq, status, control */
+#define N_CONTROL 2  /* gen, [arm...] */
+#define N_CREATE 11  /* token, spec (N_SPEC) */
+#define N_TOKEN_ID 2 /* token, task_id */
+#define N_TOKEN 1    /* token */
+#define N_TASKS 1    /* [task...] */
+#define N_ERROR 2    /* status, message */
+#define N_HOP_REF 3  /* node, ifname, hook */
+#define N_HOP 17     /* hop place, ts_ns, saddr .. dport, cap_link, cap, parent, branch,
+		      * copy_end, drop_reason, drop_name, drop_where, refrag */
+#define N_PACKET 19  /* ip_id .. drop_where, [hop...], dest_known, n_copies, frag,
+		      * datagram_fate */
+#define N_STAT 9     /* from, to, count, min, max, mean, stddev, branch, direction */
+#define N_COPY_ROW 5 /* [place], direction, end, count, reason */
+#define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
+#define N_VERDICT 9 /* judged .. in_flight, [place], reason, sentence, dest_unknown */
+#define N_REPORT 9  /* task, packets, stats, lost, rows, verdict, unmatched, window_ms,
+		     * copy rows */
+/* clang-format on */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Encoding: one msgpack value                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+struct dt_enc {
+	msgpack_packer pk;
+	msgpack_sbuffer *sb;
+	size_t start; /* sb->size before this message: a failed encode truncates back to it */
+	int err;      /* first error, then every put_*() does nothing */
+};
+
+static inline void dt_put_fail(struct dt_enc *e, int err)
+{
+	if (e->err == 0) {
+		e->err = err;
+	}
+}
+
+/* msgpack_pack_*() only fail when the sbuffer cannot grow. */
+static inline void dt_put_check(struct dt_enc *e, int rv)
+{
+	if (rv != 0) {
+		dt_put_fail(e, DT_PROTO_ENOMEM);
+	}
+}
+
+static inline void dt_put_array(struct dt_enc *e, size_t n)
+{
+	if (e->err == 0) {
+		dt_put_check(e, msgpack_pack_array(&e->pk, n));
+	}
+}
+
+/* Unsigned integers always take their shortest encoding. */
+static inline void dt_put_uint(struct dt_enc *e, uint64_t v)
+{
+	if (e->err == 0) {
+		dt_put_check(e, msgpack_pack_uint64(&e->pk, v));
+	}
+}
+
+static inline void dt_put_max(struct dt_enc *e, uint64_t v, uint64_t max)
+{
+	if (v > max) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	dt_put_uint(e, v);
+}
+
+/* v < limit: enum values and indexes. */
+static inline void dt_put_below(struct dt_enc *e, uint64_t v, uint64_t limit)
+{
+	if (v >= limit) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	dt_put_uint(e, v);
+}
+
+/* A hook: 1..DT_HOOK_MAX-1, or also DT_HOOK_NONE when none_ok (a verdict without loss). */
+static inline void dt_put_hook(struct dt_enc *e, unsigned int hook, bool none_ok)
+{
+	if (hook == DT_HOOK_NONE && !none_ok) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	dt_put_below(e, hook, DT_HOOK_MAX);
+}
+
+/* A NUL-terminated string held in a char[size]: unterminated means too long. */
+static inline void dt_put_str(struct dt_enc *e, const char *s, size_t size)
+{
+	size_t n = strnlen(s, size);
+
+	if (n == size) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	if (e->err == 0) {
+		dt_put_check(e, msgpack_pack_str(&e->pk, n));
+	}
+	if (e->err == 0) {
+		dt_put_check(e, msgpack_pack_str_body(&e->pk, s, n));
+	}
+}
+
+/* The head of a variable-length list; true when its items should be written. */
+static inline bool dt_put_list(struct dt_enc *e, uint32_t n, uint32_t max, const void *items)
+{
+	if (n > max || (n > 0 && items == NULL)) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	dt_put_array(e, n);
+	return e->err == 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Decoding: one msgpack value                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+struct dt_dec {
+	msgpack_zone zone;
+	bool has_zone;
+	int err; /* first error, then every get_*() does nothing and returns 0 or NULL */
+};
+
+static inline void dt_get_fail(struct dt_dec *d, int err)
+{
+	if (d->err == 0) {
+		d->err = err;
+	}
+}
+
+static inline uint64_t dt_get_uint(struct dt_dec *d, const msgpack_object *o, uint64_t max)
+{
+	if (d->err != 0) {
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		dt_get_fail(d, DT_PROTO_ETYPE);
+		return 0;
+	}
+	if (o->via.u64 > max) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+		return 0;
+	}
+	return o->via.u64;
+}
+
+/* v < limit: enum values and indexes. */
+static inline uint64_t dt_get_below(struct dt_dec *d, const msgpack_object *o, uint64_t limit)
+{
+	uint64_t v = dt_get_uint(d, o, UINT64_MAX);
+
+	if (d->err == 0 && v >= limit) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+		return 0;
+	}
+	return v;
+}
+
+/* A hook: 1..DT_HOOK_MAX-1, or also DT_HOOK_NONE when none_ok (a verdict without loss). */
+static inline uint8_t dt_get_hook(struct dt_dec *d, const msgpack_object *o, bool none_ok)
+{
+	uint64_t v = dt_get_below(d, o, DT_HOOK_MAX);
+
+	if (d->err == 0 && v == DT_HOOK_NONE && !none_ok) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+	}
+	return v;
+}
+
+/* A msgpack str into char[size]: shorter than size, no NUL inside. */
+static inline void dt_get_str(struct dt_dec *d, const msgpack_object *o, char *buf, size_t size)
+{
+	if (d->err != 0) {
+		return;
+	}
+	if (o->type != MSGPACK_OBJECT_STR) {
+		dt_get_fail(d, DT_PROTO_ETYPE);
+		return;
+	}
+	if (o->via.str.size >= size) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+		return;
+	}
+	/* msgpack-c leaves ptr NULL for an empty string */
+	if (o->via.str.size > 0) {
+		if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL) {
+			dt_get_fail(d, DT_PROTO_ERANGE);
+			return;
+		}
+		memcpy(buf, o->via.str.ptr, o->via.str.size);
+	}
+	buf[o->via.str.size] = '\0';
+}
+
+/* An array of at most max elements. Returns its elements and stores their count. */
+static inline const msgpack_object *dt_get_list(struct dt_dec *d, const msgpack_object *o,
+						uint32_t max, uint32_t *n)
+{
+	*n = 0;
+	if (d->err != 0) {
+		return NULL;
+	}
+	if (o->type != MSGPACK_OBJECT_ARRAY) {
+		dt_get_fail(d, DT_PROTO_ETYPE);
+		return NULL;
+	}
+	if (o->via.array.size > max) {
+		dt_get_fail(d, DT_PROTO_ELENGTH);
+		return NULL;
+	}
+	*n = o->via.array.size;
+	return o->via.array.ptr;
+}
+
+/* An array of exactly n elements (a positional record). */
+static inline const msgpack_object *dt_get_record(struct dt_dec *d, const msgpack_object *o,
+						  uint32_t n)
+{
+	const msgpack_object *f;
+	uint32_t found;
+
+	f = dt_get_list(d, o, UINT32_MAX, &found);
+	if (f != NULL && found != n) {
+		dt_get_fail(d, DT_PROTO_ELENGTH);
+		return NULL;
+	}
+	return f;
+}
+
+/* Zeroed room for n items (NULL for none). */
+static inline void *dt_get_mem(struct dt_dec *d, uint32_t n, size_t size)
+{
+	void *p;
+
+	if (d->err != 0 || n == 0) {
+		return NULL;
+	}
+	if ((p = calloc(n, size)) == NULL) {
+		dt_get_fail(d, DT_PROTO_ENOMEM);
+	}
+	return p;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Defined once, shared by the messages                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* dt_wire.c: the envelope of every message */
+void dt_enc_begin(struct dt_enc *e, msgpack_sbuffer *sb, enum dt_msg_type type, uint32_t n_fields);
+int dt_enc_end(struct dt_enc *e);
+const msgpack_object *dt_dec_begin(struct dt_dec *d, const void *buf, size_t len,
+				   enum dt_msg_type type, uint32_t n_fields);
+int dt_dec_end(struct dt_dec *d);
+
+/*
+ * dt_wire.c: records that several messages contain. The get_*() that take f read fields
+ * inline from f[0] on; f may be NULL when d->err is set, so they return before touching it.
+ */
+void dt_put_addrs(struct dt_enc *e, const struct dt_tuple *t);
+void dt_put_tuple(struct dt_enc *e, const struct dt_tuple *t);
+void dt_put_cap(struct dt_enc *e, uint8_t link, uint16_t len, const uint8_t *cap);
+void dt_put_lost(struct dt_enc *e, const uint64_t *lost);
+void dt_get_addrs(struct dt_dec *d, const msgpack_object *f, struct dt_tuple *t);
+void dt_get_tuple(struct dt_dec *d, const msgpack_object *f, struct dt_tuple *t);
+void dt_get_cap(struct dt_dec *d, const msgpack_object *f, uint8_t *link, uint16_t *len,
+		uint8_t *cap);
+void dt_get_lost(struct dt_dec *d, const msgpack_object *o, uint64_t *lost);
+
+/* dt_api_msg.c: the task fields in an array of their own (reports, task lists) */
+void dt_put_task_record(struct dt_enc *e, const struct dt_task_info *t);
+void dt_get_task_record(struct dt_dec *d, const msgpack_object *o, struct dt_task_info *t);
+
+#endif /* DT_CODEC_INT_H */

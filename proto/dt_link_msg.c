@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dt_link_msg.c - the messages between agents, collectors and the analyzer: DT_MSG_BATCH
+ * (samples, interface and string tables, loss counters, node states), DT_MSG_ACK and
+ * DT_MSG_CONTROL (the armed task set). The layouts are in dt_link_msg.h and
+ * proto/README.md; how a message is encoded and decoded is in dt_wire.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_codec_int.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Encoding                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static void put_nil(struct dt_enc *e)
+{
+	if (e->err == 0) {
+		dt_put_check(e, msgpack_pack_nil(&e->pk));
+	}
+}
+
+/* An index into a batch's string table: < n_strings, or DT_STR_NONE. */
+static void put_str_index(struct dt_enc *e, unsigned int v, uint32_t n_strings)
+{
+	if (v != DT_STR_NONE && v >= n_strings) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	dt_put_uint(e, v);
+}
+
+/* [task_id, flags, tuple, budget, rate_pps] */
+static void put_arm(struct dt_enc *e, const struct dt_arm *a)
+{
+	dt_put_array(e, N_ARM);
+	dt_put_uint(e, a->task_id);
+	dt_put_uint(e, a->flags);
+	dt_put_tuple(e, &a->tuple);
+	dt_put_uint(e, a->budget);
+	dt_put_uint(e, a->rate_pps);
+}
+
+/* gen, [arm...] (2 fields, inline) */
+static void put_control(struct dt_enc *e, const struct dt_control *c)
+{
+	uint32_t i;
+
+	dt_put_uint(e, c->gen);
+	if (dt_put_list(e, c->n_arms, DT_CONTROL_MAX_TASKS, c->arms)) {
+		for (i = 0; i < c->n_arms && e->err == 0; i++) {
+			put_arm(e, &c->arms[i]);
+		}
+	}
+}
+
+/* [node, ctl_gen, [[vni, addr]...]] */
+static void put_node(struct dt_enc *e, const struct dt_node_state *n)
+{
+	uint32_t i;
+
+	dt_put_array(e, N_NODE);
+	dt_put_str(e, n->node, sizeof(n->node));
+	dt_put_uint(e, n->ctl_gen);
+	if (dt_put_list(e, n->n_endpoints, DT_NODE_MAX_ENDPOINTS, n->endpoints)) {
+		for (i = 0; i < n->n_endpoints && e->err == 0; i++) {
+			dt_put_array(e, N_ENDPOINT);
+			dt_put_max(e, n->endpoints[i].vni, DT_VNI_MAX);
+			dt_put_uint(e, n->endpoints[i].addr);
+		}
+	}
+}
+
+/*
+ * [hook, flags, iface, ts_ns, tuple, task_id, ip_id, ident, len, outer_saddr, outer_daddr,
+ *  orig saddr, daddr, sport, dport, drop_reason, drop_name, drop_where, cap_link, cap]
+ * orig's proto and vni are tuple's and are not sent.
+ */
+static void put_sample(struct dt_enc *e, const struct dt_wire_sample *s, uint32_t n_ifaces,
+		       uint32_t n_strings)
+{
+	dt_put_array(e, N_SAMPLE);
+	dt_put_hook(e, s->hook, false);
+	dt_put_uint(e, s->flags);
+	dt_put_below(e, s->iface, n_ifaces);
+	dt_put_uint(e, s->ts_ns);
+	dt_put_tuple(e, &s->tuple);
+	dt_put_uint(e, s->task_id);
+	dt_put_uint(e, s->ip_id);
+	dt_put_uint(e, s->ident);
+	dt_put_uint(e, s->len);
+	dt_put_uint(e, s->outer_saddr);
+	dt_put_uint(e, s->outer_daddr);
+	dt_put_addrs(e, &s->orig);
+	dt_put_uint(e, s->drop_reason);
+	put_str_index(e, s->drop_name, n_strings);
+	put_str_index(e, s->drop_where, n_strings);
+	dt_put_cap(e, s->cap_link, s->cap_len, s->cap);
+	dt_put_max(e, s->frag, DT_FRAG_MF | DT_FRAG_OFFSET);
+}
+
+int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b)
+{
+	struct dt_enc e;
+	uint32_t i;
+
+	dt_enc_begin(&e, out, DT_MSG_BATCH, N_BATCH);
+	dt_put_str(&e, b->sender, sizeof(b->sender));
+	dt_put_uint(&e, b->seq);
+	dt_put_uint(&e, b->ctl_gen);
+	dt_put_str(&e, b->node, sizeof(b->node));
+	if (dt_put_list(&e, b->n_ifaces, DT_BATCH_MAX_IFACES, b->ifaces)) {
+		for (i = 0; i < b->n_ifaces && e.err == 0; i++) {
+			dt_put_str(&e, b->ifaces[i], sizeof(b->ifaces[i]));
+		}
+	}
+	dt_put_lost(&e, b->lost);
+	if (dt_put_list(&e, b->n_strings, DT_BATCH_MAX_STRINGS, b->strings)) {
+		for (i = 0; i < b->n_strings && e.err == 0; i++) {
+			dt_put_str(&e, b->strings[i], sizeof(b->strings[i]));
+		}
+	}
+	if (dt_put_list(&e, b->n_samples, DT_BATCH_MAX_SAMPLES, b->samples)) {
+		for (i = 0; i < b->n_samples && e.err == 0; i++) {
+			put_sample(&e, &b->samples[i], b->n_ifaces, b->n_strings);
+		}
+	}
+	if (dt_put_list(&e, b->n_nodes, DT_BATCH_MAX_NODES, b->nodes)) {
+		for (i = 0; i < b->n_nodes && e.err == 0; i++) {
+			put_node(&e, &b->nodes[i]);
+		}
+	}
+	return dt_enc_end(&e);
+}
+
+int dt_ack_encode(msgpack_sbuffer *out, const struct dt_ack *a)
+{
+	struct dt_enc e;
+
+	dt_enc_begin(&e, out, DT_MSG_ACK, N_ACK);
+	dt_put_uint(&e, a->seq);
+	dt_put_below(&e, a->status, DT_ST_MAX);
+	if (a->has_control) {
+		dt_put_array(&e, N_CONTROL);
+		put_control(&e, &a->control);
+	} else {
+		put_nil(&e);
+	}
+	return dt_enc_end(&e);
+}
+
+int dt_control_encode(msgpack_sbuffer *out, const struct dt_control *c)
+{
+	struct dt_enc e;
+
+	dt_enc_begin(&e, out, DT_MSG_CONTROL, N_CONTROL);
+	put_control(&e, c);
+	return dt_enc_end(&e);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Decoding                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/* An index into a batch's string table: < n_strings, or DT_STR_NONE. */
+static uint16_t get_str_index(struct dt_dec *d, const msgpack_object *o, uint32_t n_strings)
+{
+	uint64_t v = dt_get_uint(d, o, UINT16_MAX);
+
+	if (d->err == 0 && v != DT_STR_NONE && v >= n_strings) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+		return 0;
+	}
+	return v;
+}
+
+static void get_arm(struct dt_dec *d, const msgpack_object *o, struct dt_arm *a)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_ARM);
+
+	if (f == NULL) {
+		return;
+	}
+	a->task_id = dt_get_uint(d, &f[0], UINT32_MAX);
+	a->flags = dt_get_uint(d, &f[1], UINT32_MAX);
+	dt_get_tuple(d, &f[2], &a->tuple);
+	a->budget = dt_get_uint(d, &f[8], UINT32_MAX);
+	a->rate_pps = dt_get_uint(d, &f[9], UINT32_MAX);
+}
+
+static void get_control(struct dt_dec *d, const msgpack_object *f, struct dt_control *c)
+{
+	const msgpack_object *arms;
+	uint32_t i;
+
+	if (d->err != 0) {
+		return;
+	}
+	c->gen = dt_get_uint(d, &f[0], UINT64_MAX);
+	arms = dt_get_list(d, &f[1], DT_CONTROL_MAX_TASKS, &c->n_arms);
+	c->arms = dt_get_mem(d, c->n_arms, sizeof(*c->arms));
+	for (i = 0; i < c->n_arms && d->err == 0; i++) {
+		get_arm(d, &arms[i], &c->arms[i]);
+	}
+}
+
+/* [node, ctl_gen, [[vni, addr]...]] */
+static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_state *n)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_NODE);
+	const msgpack_object *items, *ep;
+	uint32_t i;
+
+	if (f == NULL) {
+		return;
+	}
+	dt_get_str(d, &f[0], n->node, sizeof(n->node));
+	n->ctl_gen = dt_get_uint(d, &f[1], UINT64_MAX);
+	items = dt_get_list(d, &f[2], DT_NODE_MAX_ENDPOINTS, &n->n_endpoints);
+	n->endpoints = dt_get_mem(d, n->n_endpoints, sizeof(*n->endpoints));
+	for (i = 0; i < n->n_endpoints && d->err == 0; i++) {
+		if ((ep = dt_get_record(d, &items[i], N_ENDPOINT)) != NULL) {
+			n->endpoints[i].vni = dt_get_uint(d, &ep[0], DT_VNI_MAX);
+			n->endpoints[i].addr = dt_get_uint(d, &ep[1], UINT32_MAX);
+		}
+	}
+}
+
+static void get_sample(struct dt_dec *d, const msgpack_object *o, uint32_t n_ifaces,
+		       uint32_t n_strings, struct dt_wire_sample *s)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_SAMPLE);
+
+	if (f == NULL) {
+		return;
+	}
+	s->hook = dt_get_hook(d, &f[0], false);
+	s->flags = dt_get_uint(d, &f[1], UINT8_MAX);
+	s->iface = dt_get_below(d, &f[2], n_ifaces);
+	s->ts_ns = dt_get_uint(d, &f[3], UINT64_MAX);
+	dt_get_tuple(d, &f[4], &s->tuple);
+	s->task_id = dt_get_uint(d, &f[10], UINT32_MAX);
+	s->ip_id = dt_get_uint(d, &f[11], UINT16_MAX);
+	s->ident = dt_get_uint(d, &f[12], UINT32_MAX);
+	s->len = dt_get_uint(d, &f[13], UINT32_MAX);
+	s->outer_saddr = dt_get_uint(d, &f[14], UINT32_MAX);
+	s->outer_daddr = dt_get_uint(d, &f[15], UINT32_MAX);
+	dt_get_addrs(d, &f[16], &s->orig);
+	if (s->flags & DT_SAMPLE_F_NAT) {
+		/* orig has the proto and vni of tuple; without a NAT they stay 0 */
+		s->orig.proto = s->tuple.proto;
+		s->orig.vni = s->tuple.vni;
+	}
+	s->drop_reason = dt_get_uint(d, &f[20], UINT32_MAX);
+	s->drop_name = get_str_index(d, &f[21], n_strings);
+	s->drop_where = get_str_index(d, &f[22], n_strings);
+	dt_get_cap(d, &f[23], &s->cap_link, &s->cap_len, s->cap);
+	s->frag = dt_get_uint(d, &f[25], DT_FRAG_MF | DT_FRAG_OFFSET);
+}
+
+int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
+{
+	const msgpack_object *f, *items;
+	struct dt_batch b;
+	struct dt_dec d;
+	uint32_t i;
+
+	memset(&b, 0, sizeof(b));
+	f = dt_dec_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
+	if (f != NULL) {
+		dt_get_str(&d, &f[0], b.sender, sizeof(b.sender));
+		b.seq = dt_get_uint(&d, &f[1], UINT64_MAX);
+		b.ctl_gen = dt_get_uint(&d, &f[2], UINT64_MAX);
+		dt_get_str(&d, &f[3], b.node, sizeof(b.node));
+		items = dt_get_list(&d, &f[4], DT_BATCH_MAX_IFACES, &b.n_ifaces);
+		for (i = 0; i < b.n_ifaces && d.err == 0; i++) {
+			dt_get_str(&d, &items[i], b.ifaces[i], sizeof(b.ifaces[i]));
+		}
+		dt_get_lost(&d, &f[5], b.lost);
+		items = dt_get_list(&d, &f[6], DT_BATCH_MAX_STRINGS, &b.n_strings);
+		b.strings = dt_get_mem(&d, b.n_strings, sizeof(*b.strings));
+		for (i = 0; i < b.n_strings && d.err == 0; i++) {
+			dt_get_str(&d, &items[i], b.strings[i], sizeof(b.strings[i]));
+		}
+		items = dt_get_list(&d, &f[7], DT_BATCH_MAX_SAMPLES, &b.n_samples);
+		b.samples = dt_get_mem(&d, b.n_samples, sizeof(*b.samples));
+		for (i = 0; i < b.n_samples && d.err == 0; i++) {
+			get_sample(&d, &items[i], b.n_ifaces, b.n_strings, &b.samples[i]);
+		}
+		items = dt_get_list(&d, &f[8], DT_BATCH_MAX_NODES, &b.n_nodes);
+		b.nodes = dt_get_mem(&d, b.n_nodes, sizeof(*b.nodes));
+		for (i = 0; i < b.n_nodes && d.err == 0; i++) {
+			get_node(&d, &items[i], &b.nodes[i]);
+		}
+	}
+	if (dt_dec_end(&d) != 0) {
+		dt_batch_free(&b);
+	}
+	memcpy(out, &b, sizeof(b));
+	return d.err;
+}
+
+void dt_batch_free(struct dt_batch *b)
+{
+	uint32_t i;
+
+	for (i = 0; b->nodes != NULL && i < b->n_nodes; i++) {
+		free(b->nodes[i].endpoints);
+	}
+	free(b->nodes);
+	free(b->strings);
+	free(b->samples);
+	memset(b, 0, sizeof(*b));
+}
+
+int dt_control_decode(const void *buf, size_t len, struct dt_control *out)
+{
+	struct dt_control c = {0};
+	const msgpack_object *f;
+	struct dt_dec d;
+
+	f = dt_dec_begin(&d, buf, len, DT_MSG_CONTROL, N_CONTROL);
+	get_control(&d, f, &c);
+	if (dt_dec_end(&d) != 0) {
+		dt_control_free(&c);
+	}
+	*out = c;
+	return d.err;
+}
+
+void dt_control_free(struct dt_control *c)
+{
+	free(c->arms);
+	memset(c, 0, sizeof(*c));
+}
+
+int dt_ack_decode(const void *buf, size_t len, struct dt_ack *out)
+{
+	const msgpack_object *f;
+	struct dt_ack a;
+	struct dt_dec d;
+
+	memset(&a, 0, sizeof(a));
+	f = dt_dec_begin(&d, buf, len, DT_MSG_ACK, N_ACK);
+	if (f != NULL) {
+		a.seq = dt_get_uint(&d, &f[0], UINT64_MAX);
+		a.status = dt_get_below(&d, &f[1], DT_ST_MAX);
+		if (d.err == 0 && f[2].type != MSGPACK_OBJECT_NIL) {
+			a.has_control = true;
+			get_control(&d, dt_get_record(&d, &f[2], N_CONTROL), &a.control);
+		}
+	}
+	if (dt_dec_end(&d) != 0) {
+		dt_ack_free(&a);
+	}
+	memcpy(out, &a, sizeof(a));
+	return d.err;
+}
+
+void dt_ack_free(struct dt_ack *a)
+{
+	dt_control_free(&a->control);
+	memset(a, 0, sizeof(*a));
+}
