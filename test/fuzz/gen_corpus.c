@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * gen_corpus.c - writes the seed corpus of the proto fuzzer: real messages made by the
- * encoders of proto/dt_proto.c, one file per message, named after what it shows.
+ * encoders of proto/, one file per message, named after what it shows.
  *
  *     dt-fuzz-gen-corpus DIR     (test/fuzz/gen_corpus.sh runs it into corpus/proto/)
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_proto.c - the msgpack codec (proto/dt_proto.c).
+ * test_proto.c - the msgpack codec (proto/).
  *
  * Round trips of every message with non-trivial values (drops, NAT, string tables, both
  * directions, every fate, loss rows and a verdict), encoder refusals, and for every
