@@ -173,21 +173,14 @@ static void flush(struct agent *a)
 	refresh_clock(a);
 }
 
-static void on_sample(void *arg, const struct dt_sample *s)
+/*
+ * The one conversion from the kernel's record (bpf/dt_sample.h) to the wire sample
+ * (proto/dt_link_msg.h): clock turned into wall-clock time, the interface into its slot in
+ * the batch, drop reasons and locations named, the port-out flags the agent adds.
+ */
+static void wire_from_sample(struct agent *a, const struct dt_sample *s, int slot,
+			     struct dt_wire_sample *w)
 {
-	struct agent *a = arg;
-	struct dt_wire_sample *w;
-	int slot;
-
-	if (s->version != DT_SAMPLE_VERSION || (slot = iface_slot(a, s->ifindex)) < 0) {
-		pthread_mutex_lock(&a->mu);
-		a->lost[DT_LOSS_BAD_VERSION]++;
-		pthread_mutex_unlock(&a->mu);
-		return;
-	}
-	if (a->batch.n_samples == 0)
-		a->batch_started_ms = dt_mono_ms();
-	w = &a->batch.samples[a->batch.n_samples++];
 	w->hook = s->hook;
 	w->flags = s->flags;
 	if (s->hook == DT_HOOK_PORT_OUT)
@@ -218,6 +211,24 @@ static void on_sample(void *arg, const struct dt_sample *s)
 	}
 	if (s->hook == DT_HOOK_DROP)
 		name_drop(a, s, w);
+}
+
+static void on_sample(void *arg, const struct dt_sample *s)
+{
+	struct agent *a = arg;
+	struct dt_wire_sample *w;
+	int slot;
+
+	if (s->version != DT_SAMPLE_VERSION || (slot = iface_slot(a, s->ifindex)) < 0) {
+		pthread_mutex_lock(&a->mu);
+		a->lost[DT_LOSS_BAD_VERSION]++;
+		pthread_mutex_unlock(&a->mu);
+		return;
+	}
+	if (a->batch.n_samples == 0)
+		a->batch_started_ms = dt_mono_ms();
+	w = &a->batch.samples[a->batch.n_samples++];
+	wire_from_sample(a, s, slot, w);
 	if (a->batch.n_samples >= a->cfg->batch_max_samples)
 		flush(a);
 }

@@ -11,6 +11,15 @@
  *
  * Bump DT_SAMPLE_VERSION whenever struct dt_sample changes its layout or the meaning
  * of a field. The agent refuses records of another version and counts them.
+ *
+ * One sample, four forms, each converted in one place:
+ *   struct dt_sample (here, written by bpf/dyetrace.bpf.c)
+ *     -> struct dt_wire_sample (proto/dt_link_msg.h), by wire_from_sample() in agent/agent.c
+ *     -> struct dt_obs (analyzer/paths.h), by dt_stitch_in_fill() in analyzer/attribute.c
+ *     -> struct dt_hop (proto/dt_report.h), by fill_hop() in analyzer/paths.c, for reports.
+ * A new field touches this struct and the program that fills it, the wire sample and its
+ * codec (proto/dt_link_msg.c, proto/README.md, the fuzz corpus), the two conversions, and
+ * the consumers that use it; a hop shows it only if reports need it.
  */
 #ifndef DT_SAMPLE_H
 #define DT_SAMPLE_H
