@@ -5,6 +5,8 @@
 #
 #     sudo packaging/setup.sh demo     install the dependencies, build, run the demo
 #     sudo packaging/setup.sh test     install the dependencies, build, run every test
+#                                      (warnings are errors; the unit tests run again
+#                                      under ASan and UBSan from build-asan/)
 #     sudo packaging/setup.sh deps     install the dependencies only (Debian packages)
 #          packaging/setup.sh build    configure and build into build/
 #     sudo packaging/setup.sh package  install the dependencies, build, make the Debian
@@ -23,12 +25,16 @@ esac
 
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 BUILD_DIR=${DT_BUILD_DIR:-$REPO/build}
+# The unit tests under AddressSanitizer and UndefinedBehaviorSanitizer (test only).
+ASAN_BUILD_DIR=${DT_ASAN_BUILD_DIR:-$REPO/build-asan}
 
 # Everything a fresh Debian 12 needs: toolchain and libraries to build, tools the lab uses.
 PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool
 	libnng-dev libmsgpack-dev liblmdb-dev lmdb-utils libconfig-dev libcriterion-dev
+	# the style check (style.clang_format: clang-format 14, .clang-format)
+	clang-format
 	# the lab: namespaces, veth, bridges, VXLAN, NAT and firewall rules (nftables,
 	# iptables with the statistic match), captures, traffic, JSON assertions
 	iproute2 iptables nftables tcpdump jq ethtool socat iputils-ping procps coreutils curl
@@ -51,7 +57,7 @@ die() {
 }
 
 usage() {
-	sed -n '6,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '6,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 need_root() {
@@ -78,11 +84,22 @@ do_deps() {
 		die "apt-get install failed for: ${missing[*]}"
 }
 
+# do_build [CMAKE_OPTION...]
 do_build() {
 	say "build: cmake into $BUILD_DIR"
 	# The prefix /usr: where the Debian packages install (packaging/CMakeLists.txt).
-	cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
+	cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr "$@"
 	cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+# The unit tests and what they need, with ASan and UBSan (DT_SANITIZE), at -O1 (quicker to
+# build than -O2, still fast) with the asserts on. Warnings are the main build's to fail:
+# gcc warns otherwise at -O1 (-Wformat-truncation sees other value ranges).
+do_build_asan() {
+	say "build: the unit tests with sanitizers into $ASAN_BUILD_DIR"
+	cmake -S "$REPO" -B "$ASAN_BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+		-DDT_SANITIZE=ON
+	cmake --build "$ASAN_BUILD_DIR" -j"$(nproc)" --target dt_unit_tests
 }
 
 do_demo() {
@@ -93,12 +110,19 @@ do_demo() {
 	DT_BIN="$BUILD_DIR/bin" bash "$REPO/test/lab/demo.sh"
 }
 
+# Warnings fail the build (DT_WERROR); style.clang_format is one of the tests. Both runs
+# run to the end, so that one failing never hides the other's result.
 do_test() {
 	need_root test
 	do_deps
-	do_build
-	say "tests: unit, BPF, lab and fuzz"
-	ctest --test-dir "$BUILD_DIR" --output-on-failure
+	do_build -DDT_WERROR=ON
+	do_build_asan
+	local rc=0
+	say "tests: the unit tests under ASan and UBSan"
+	ctest --test-dir "$ASAN_BUILD_DIR" -R '^unit\.' -j"$(nproc)" --output-on-failure || rc=1
+	say "tests: style, unit, BPF, lab, packages and fuzz"
+	ctest --test-dir "$BUILD_DIR" --output-on-failure || rc=1
+	((rc == 0)) || die "tests failed (see above)"
 }
 
 do_package() {
