@@ -277,6 +277,16 @@ static uint8_t copy_end_of(enum leaf_end end, bool young)
 	}
 }
 
+/* A hop's place (node, interface, hook) as one integer: names are interned, so equal
+ * places have equal keys (DT_STRTAB_NONE reads as "", which index 0 is). */
+static uint64_t place_key(const struct dt_obs *o)
+{
+	uint64_t node = o->node == DT_STRTAB_NONE ? 0 : o->node;
+	uint64_t ifname = o->ifname == DT_STRTAB_NONE ? 0 : o->ifname;
+
+	return node << 40 | ifname << 8 | o->hook;
+}
+
 static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_strtab *strs)
 {
 	const struct dt_obs *o = it->o;
@@ -303,10 +313,10 @@ static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_
  * the tree of its hops (dt_paths_hop_parents()), the destination branch (the leaf of the best
  * leaf_rank(); the deepest on a tie, then the earliest), the hops in dt_paths_dfs_order(), so that
  * the destination branch is hops[0 .. n_dest), and the fate, which that branch alone
- * decides (see paths.h).
+ * decides (see paths.h). The hops go to hops[0..n) (zeroed), their places to place[0..n).
  */
 static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, size_t n,
-			struct pkt *k)
+			struct dt_hop *hops, uint64_t *place, struct pkt *k)
 {
 	struct dt_packet_path *p = &k->p;
 	int parent[MAX_HOPS], entry[MAX_HOPS], depth[MAX_HOPS], rank[MAX_HOPS];
@@ -353,10 +363,8 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	}
 	dt_paths_dfs_order(v, n, parent, on_dest, root, order);
 
-	p->hops = calloc(n, sizeof(*p->hops));
-	if (!p->hops) {
-		return -ENOMEM;
-	}
+	p->hops = hops;
+	k->place = place;
 	young = (ctx->now_ms < newest_ms + ctx->window_ms) ||
 		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held_restored > 0;
 	for (i = 0; i < (int)n; i++) {
@@ -367,6 +375,7 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 		struct dt_hop *hop = &p->hops[i];
 
 		fill_hop(hop, &v[x], ctx->strs);
+		place[i] = place_key(v[x].o);
 		hop->parent = parent[x] < 0 ? DT_HOP_ROOT : (uint16_t)newidx[parent[x]];
 		hop->branch = on_dest[x] ? DT_BRANCH_DEST : DT_BRANCH_COPY;
 		if (!on_dest[x] && nkids[x] == 0) {
@@ -425,21 +434,13 @@ static int cmp_pkt_ts(const void *pa, const void *pb)
 	return 0;
 }
 
-static void free_pkts(struct pkt *pk, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(pk[i].p.hops);
-	}
-	free(pk);
-}
-
 int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, size_t n,
 		   struct dt_report *r)
 {
 	struct item *v = NULL;
 	struct pkt *pk = NULL;
+	struct dt_hop *hops = NULL; /* every packet's hops, at its run's offset */
+	uint64_t *places = NULL;    /* their places (place_key()) */
 	struct dt_packet_path *paths = NULL;
 	struct dt_hop_stat *stats = NULL;
 	struct dt_hop_row *rows = NULL;
@@ -467,7 +468,9 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 			}
 		}
 		pk = calloc(n_pk, sizeof(*pk));
-		if (!pk) {
+		hops = calloc(n, sizeof(*hops));
+		places = malloc(n * sizeof(*places));
+		if (!pk || !hops || !places) {
 			goto out;
 		}
 	}
@@ -479,7 +482,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 		for (j = i + 1; j < n && cmp_packet_key(v[i].o, v[j].o) == 0; j++) {
 		}
 		m = trim_packet(&v[i], j - i);
-		if (build_packet(ctx, &v[i], m, k) != 0) {
+		if (build_packet(ctx, &v[i], m, &hops[i], &places[i], k) != 0) {
 			goto out;
 		}
 		k->key = built++;
@@ -533,13 +536,12 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	for (i = 0; i < n_listed; i++) {
 		paths[i] = pk[i].p;
 	}
-	for (i = n_listed; i < n_pk; i++) {
-		free(pk[i].p.hops);
-	}
 	free(pk);
+	free(places);
 
 	r->packets = paths;
 	r->n_packets = n_listed;
+	r->hop_arena = hops;
 	r->stats = stats;
 	r->n_stats = n_stats;
 	r->rows = rows;
@@ -556,8 +558,8 @@ out:
 	free(stats);
 	free(rows);
 	free(copy_rows);
-	if (pk) {
-		free_pkts(pk, built);
-	}
+	free(pk);
+	free(hops);
+	free(places);
 	return err;
 }

@@ -38,6 +38,7 @@ struct pkt {
 	struct dt_packet_path p;
 	size_t key;		/* rank in packet key order: a deterministic tie-break */
 	uint32_t n_dest;	/* p.hops[0 .. n_dest) is the destination branch */
+	const uint64_t *place; /* place[j]: p.hops[j]'s node, interface and hook as one key */
 	bool member;		/* counted through another packet: a fragment through its datagram's
 				 * first, a segment through the packet it was cut from (paths_segment.c) */
 	bool head;		/* a hop colored it (port-in, gw-in): the first hop saw it whole */
@@ -111,9 +112,13 @@ static inline int cmp_name(uint32_t ia, const char *a, uint32_t ib, const char *
 	return ia == ib ? 0 : strcmp(a, b);
 }
 
+/* snprintf(dst, size, "%s", src) without the formatting machinery (it runs per hop). */
 static inline void copy_str(char *dst, const char *src, size_t size)
 {
-	snprintf(dst, size, "%s", src);
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 static inline uint64_t reason_key(const struct dt_obs *o)

@@ -13,6 +13,7 @@
 struct pair {
 	const struct dt_hop *from;
 	const struct dt_hop *to;
+	uint64_t from_place, to_place; /* their place keys (struct pkt) */
 	uint64_t lat_ns; /* clamped at 0, see the top of the file */
 	uint32_t pos;	 /* depth of the from hop in its packet's tree */
 	uint8_t dir;
@@ -35,6 +36,7 @@ struct copy_rec {
 /* One hop of one packet, for the loss table. */
 struct hop_rec {
 	const struct dt_hop_ref *at;
+	uint64_t place; /* its place key (struct pkt) */
 	uint64_t reason; /* of the drop counted here, REASON_NONE */
 	uint32_t pos;
 	uint8_t dir;
@@ -50,19 +52,17 @@ struct row_pos {
 /* ------------------------------------------------------------------------------------ */
 /* Latency statistics */
 
+/* Groups equal (direction, branch, from, to) by their integer keys: no string compared. */
 static int cmp_pair(const void *pa, const void *pb)
 {
 	const struct pair *a = pa;
 	const struct pair *b = pb;
-	int c;
 
 	CMP(a->dir, b->dir);
 	CMP(a->branch, b->branch);
-	c = cmp_ref(&a->from->at, &b->from->at);
-	if (c != 0) {
-		return c;
-	}
-	return cmp_ref(&a->to->at, &b->to->at);
+	CMP(a->from_place, b->from_place);
+	CMP(a->to_place, b->to_place);
+	return 0;
 }
 
 static int cmp_stat_pos(const void *pa, const void *pb)
@@ -154,6 +154,8 @@ int dt_paths_stats(const struct pkt *pk, size_t n_pk, size_t n_pairs, struct dt_
 
 			pairs[np].from = a;
 			pairs[np].to = b;
+			pairs[np].from_place = pk[i].place[b->parent];
+			pairs[np].to_place = pk[i].place[j];
 			pairs[np].lat_ns = lat > 0 ? (uint64_t)lat : 0;
 			pairs[np].pos = tree_depth(p, b->parent);
 			pairs[np].dir = p->direction;
@@ -231,7 +233,8 @@ static int cmp_hop_rec(const void *pa, const void *pb)
 	const struct hop_rec *b = pb;
 
 	CMP(a->dir, b->dir);
-	return cmp_ref(a->at, b->at);
+	CMP(a->place, b->place);
+	return 0;
 }
 
 static int cmp_row_pos(const void *pa, const void *pb)
@@ -280,6 +283,7 @@ int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_p
 			struct hop_rec *r = &rec[m++];
 
 			r->at = &k->p.hops[j].at;
+			r->place = k->place[j];
 			r->dir = k->p.direction;
 			r->pos = j;
 			r->reason = REASON_NONE;

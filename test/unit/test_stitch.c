@@ -458,12 +458,7 @@ Test(stitch, out_of_order_across_collectors_gives_one_path)
 		cr_expect_str_eq(r.verdict.sentence,
 				 "1 of 2 packets dropped at gw/ext0 (after gw/ul0 uplink-in), "
 				 "reason NETFILTER_DROP");
-		for (i = 0; i < (int)r.n_packets; i++) {
-			free(r.packets[i].hops);
-		}
-		free(r.packets);
-		free(r.stats);
-		free(r.rows);
+		dt_report_free(&r);
 		count++;
 
 		/* Next permutation (lexicographic). */
