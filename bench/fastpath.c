@@ -46,6 +46,7 @@
 #include <linux/types.h>
 
 #include "common.h"
+#include "dt_packet.h"
 #include "dt_sample.h"
 #include "dt_filter.h"
 #include "dt_tuple.h"
@@ -73,93 +74,37 @@ static int empty_fd;
 
 /* --- frames ------------------------------------------------------------------------------ */
 
-static void put16(uint8_t *p, uint16_t v)
+/* A 64-byte TCP frame of flow f at p: Ethernet, IPv4 (DF, colored when asked), TCP, 10 bytes. */
+static size_t flow_frame(uint8_t *p, const struct flow *f, bool colored)
 {
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
+	const struct dt_pkt k = {
+		.saddr = f->saddr,
+		.daddr = f->daddr,
+		.ip_id = 0x1234,
+		.frag = DT_PKT_IP_DF | (colored ? DT_COLOR_BIT : 0),
+		.proto = IPPROTO_TCP,
+		.sport = f->sport,
+		.dport = f->dport,
+		.seq = 0xdeadbeef,
+		.payload = 10,
+	};
+
+	return dt_pkt_frame(p, &k);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
-static void ip_checksum(uint8_t *ip)
-{
-	uint32_t sum = 0;
-
-	put16(ip + 10, 0);
-	for (int i = 0; i < 20; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	put16(ip + 10, (uint16_t)~sum);
-}
-
-static size_t put_eth(uint8_t *p)
-{
-	static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
-
-	memcpy(p, macs, sizeof(macs));
-	put16(p + 12, 0x0800);
-	return 14;
-}
-
-static size_t put_ip(uint8_t *p, uint8_t proto, uint32_t s, uint32_t d, uint16_t frag,
-		     size_t l4_len)
-{
-	memset(p, 0, 20);
-	p[0] = 0x45;
-	put16(p + 2, (uint16_t)(20 + l4_len));
-	put16(p + 4, 0x1234);
-	put16(p + 6, frag);
-	p[8] = 64;
-	p[9] = proto;
-	put32(p + 12, s);
-	put32(p + 16, d);
-	ip_checksum(p);
-	return 20;
-}
-
-/* A 64-byte TCP frame of flow f: Ethernet, IPv4 (DF, colored when asked), TCP, 10 bytes. */
-static size_t put_tcp(uint8_t *p, const struct flow *f, bool colored)
-{
-	size_t off = put_eth(p);
-	uint8_t *t;
-
-	off += put_ip(p + off, 6 /* TCP */, f->saddr, f->daddr,
-		      0x4000 | (colored ? DT_COLOR_BIT : 0), 30);
-	t = p + off;
-	memset(t, 0, 30);
-	put16(t, f->sport);
-	put16(t + 2, f->dport);
-	put32(t + 4, 0xdeadbeef);
-	t[12] = 5 << 4;
-	t[13] = 0x18;
-	put16(t + 14, 64240);
-	return off + 30;
-}
-
-/* The same inner frame in VXLAN (VNI 100) between two underlay hosts: 114 bytes. */
-static size_t put_vxlan(uint8_t *p, const struct flow *f, bool colored)
-{
-	uint8_t inner[FRAME_MAX];
-	size_t ilen = put_tcp(inner, f, colored), off = put_eth(p), udp_len = 16 + ilen;
-	uint8_t *u;
-
-	off += put_ip(p + off, 17 /* UDP */, IP4(172, 31, 0, 1), IP4(172, 31, 0, 2), 0x4000,
-		      udp_len);
-	u = p + off;
-	put16(u, 51234);
-	put16(u + 2, DT_VXLAN_PORT);
-	put16(u + 4, (uint16_t)udp_len);
-	put16(u + 6, 0);
-	put32(u + 8, 0x08000000);
-	put32(u + 12, PORT_VNI << 8);
-	memcpy(u + 16, inner, ilen);
-	return off + udp_len;
-}
+/* The VXLAN frames' encapsulation (VNI 100) between two underlay hosts: 114 bytes around a
+ * flow_frame(). */
+static const struct dt_pkt_vxlan underlay = {
+	.saddr = IP4(172, 31, 0, 1),
+	.daddr = IP4(172, 31, 0, 2),
+	.ip_id = 0x1234,
+	.frag = DT_PKT_IP_DF,
+	.proto = IPPROTO_UDP,
+	.sport = 51234,
+	.dport = DT_VXLAN_PORT,
+	.vx_flags = DT_PKT_VXLAN_I,
+	.vni = PORT_VNI,
+};
 
 /* --- the data plane, set up as the agent does ---------------------------------------------- */
 
@@ -412,8 +357,8 @@ int main(void)
 	uint64_t *bitmap;
 	unsigned fp = 0;
 	uint8_t f_untraced[FRAME_MAX], f_collide[FRAME_MAX], f_traced[FRAME_MAX];
-	uint8_t f_vx_untraced[FRAME_MAX], f_vx_traced[FRAME_MAX];
-	size_t l_untraced, l_collide, l_traced, l_vx_untraced, l_vx_traced;
+	uint8_t f_inner[FRAME_MAX], f_vx_untraced[FRAME_MAX], f_vx_traced[FRAME_MAX];
+	size_t l_untraced, l_collide, l_traced, l_inner, l_vx_untraced, l_vx_traced;
 	uint64_t rs = 0x9e3779b97f4a7c15ull, full0;
 	unsigned n = 0;
 	struct result r;
@@ -456,11 +401,12 @@ int main(void)
 	dtb_note("prefilter with 10,000 tasks: %.2f%% of 100,000 random untraced flows hit a set "
 		 "bit and pay the exact lookups",
 		 fp / 1000.0);
-	l_untraced = put_tcp(f_untraced, &untraced, false);
-	l_collide = put_tcp(f_collide, &collide, false);
-	l_traced = put_tcp(f_traced, &traced, false);
-	l_vx_untraced = put_vxlan(f_vx_untraced, &untraced, false);
-	l_vx_traced = put_vxlan(f_vx_traced, &traced, true);
+	l_untraced = flow_frame(f_untraced, &untraced, false);
+	l_collide = flow_frame(f_collide, &collide, false);
+	l_traced = flow_frame(f_traced, &traced, false);
+	l_inner = flow_frame(f_inner, &traced, true); /* colored, inside VXLAN */
+	l_vx_untraced = dt_pkt_vxlan(f_vx_untraced, &underlay, f_untraced, l_untraced);
+	l_vx_traced = dt_pkt_vxlan(f_vx_traced, &underlay, f_inner, l_inner);
 
 	/* 0 tasks: nothing armed (dt_armed_keys 0), whether the prefilter is on or off. */
 	skel->bss->dt_filter_on = 0;

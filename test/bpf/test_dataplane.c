@@ -4,9 +4,9 @@
  *
  * Every test loads a fresh skeleton (nothing is attached), makes the loopback device a
  * port with VNI 100 (BPF_PROG_TEST_RUN gives the skb the loopback device, ifindex 1),
- * arms tasks through dt_tuple_task_key() as the agent does, builds a frame byte by byte,
- * runs one program on it with bpf_prog_test_run_opts() and checks the frame that comes
- * out, the records in the ring buffer and the counters.
+ * arms tasks through dt_tuple_task_key() as the agent does, builds a frame with the test packet
+ * builder (test/lib/dt_packet.h), runs one program on it with bpf_prog_test_run_opts() and checks
+ * the frame that comes out, the records in the ring buffer and the counters.
  *
  * The gateway suites run in a network namespace of their own (unshare() in the test's
  * process), so that conntrack lookups see only what the test put there: nothing, or
@@ -36,6 +36,7 @@
 #include <linux/netlink.h>
 #include <linux/types.h>
 
+#include "dt_packet.h"
 #include "dt_sample.h"
 #include "dt_filter.h"
 #include "dt_tuple.h"
@@ -45,10 +46,10 @@
 #define LO_IFINDEX 1
 #define PORT_VNI 100
 #define UPLINK_VNI 4242
-#define ETH_LEN 14
-#define IP_LEN 20
-#define IP_DF 0x4000
-#define IP_MF 0x2000
+#define ETH_LEN DT_PKT_ETH_LEN
+#define IP_LEN DT_PKT_IP_LEN
+#define IP_DF DT_PKT_IP_DF
+#define IP_MF DT_PKT_IP_MF
 #define FRAME_MAX 2048
 #define MAX_SAMPLES 256
 
@@ -117,156 +118,70 @@ static int nsamples;
 
 /* --- frames --------------------------------------------------------------------------- */
 
-static void put16(uint8_t *p, uint16_t v)
+/*
+ * k as dt_packet.h describes it, with what every frame of these tests has in common: the
+ * default MACs, TCP ack 0x01020304 and checksum 0x5a5a, ICMP checksum 0x3c3c (the data
+ * plane checks neither), and payload bytes 01 08 0f 16 ... (byte i is i * 7 + 1).
+ */
+static struct dt_pkt pkt_spec(const struct pkt *k)
 {
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
+	struct dt_pkt d = {
+		.saddr = k->saddr,
+		.daddr = k->daddr,
+		.ip_id = k->ip_id,
+		.frag = k->frag,
+		.opt_words = k->opt_words,
+		.proto = k->proto,
+		.sport = k->sport,
+		.dport = k->dport,
+		.seq = k->seq,
+		.ack = 0x01020304,
+		.icmp_type = k->icmp_type,
+		.payload = k->payload,
+		.fill_mul = 7,
+		.fill_add = 1,
+		.l4_cut = k->l4_cut,
+	};
+
+	if (k->proto == IPPROTO_TCP)
+		d.l4_csum = 0x5a5a;
+	else if (k->proto == IPPROTO_UDP)
+		d.l4_csum = k->udp_csum;
+	else if (k->proto == IPPROTO_ICMP)
+		d.l4_csum = 0x3c3c;
+	return d;
 }
 
-static void put32(uint8_t *p, uint32_t v)
+/* The frame of k at p (dt_pkt_frame()); returns its length. */
+static size_t pkt_frame(uint8_t *p, const struct pkt *k)
 {
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
+	const struct dt_pkt d = pkt_spec(k);
+
+	return dt_pkt_frame(p, &d);
 }
 
-static uint16_t get16(const uint8_t *p)
+/*
+ * The frame of k in o's encapsulation at p (dt_pkt_vxlan()), with what o leaves out:
+ * outer IPv4 id 0x4321, DF, UDP from port 51234 to DT_VXLAN_PORT, the VXLAN I flag.
+ * Returns its length.
+ */
+static size_t vxlan_frame(uint8_t *p, const struct outer *o, const struct pkt *k)
 {
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* The one's-complement sum of an IPv4 header, checksum included: 0xffff when valid. */
-static uint16_t ip_sum(const uint8_t *ip)
-{
-	size_t hlen = (ip[0] & 0x0f) * 4;
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i < hlen; i += 2)
-		sum += get16(ip + i);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-static bool ip_csum_ok(const uint8_t *ip)
-{
-	return ip_sum(ip) == 0xffff;
-}
-
-static size_t put_eth(uint8_t *p)
-{
-	static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
-
-	memcpy(p, macs, sizeof(macs));
-	put16(p + 12, 0x0800);
-	return ETH_LEN;
-}
-
-/* IPv4 header with options and checksum; returns its length. */
-static size_t put_ip(uint8_t *p, uint8_t proto, uint32_t saddr, uint32_t daddr, uint16_t id,
-		     uint16_t frag, uint8_t opt_words, size_t l4_len)
-{
-	size_t hlen = IP_LEN + 4 * opt_words;
-
-	p[0] = 0x40 | (uint8_t)(hlen / 4);
-	p[1] = 0;
-	put16(p + 2, (uint16_t)(hlen + l4_len));
-	put16(p + 4, id);
-	put16(p + 6, frag);
-	p[8] = 64;
-	p[9] = proto;
-	put16(p + 10, 0);
-	put32(p + 12, saddr);
-	put32(p + 16, daddr);
-	memset(p + IP_LEN, 1, hlen - IP_LEN); /* NOP options */
-	put16(p + 10, (uint16_t)~ip_sum(p));
-	return hlen;
-}
-
-static size_t l4_hdr_len(const struct pkt *k)
-{
-	if (k->frag & 0x1fff)
-		return 0; /* a non-first fragment: payload only */
-	switch (k->proto) {
-	case IPPROTO_TCP:
-		return 20;
-	case IPPROTO_UDP:
-	case IPPROTO_ICMP:
-		return 8;
-	default:
-		return 0;
-	}
-}
-
-/* The payload the builder writes: byte i of every packet. */
-static uint8_t payload_byte(size_t i)
-{
-	return (uint8_t)(i * 7 + 1);
-}
-
-/* Ethernet + IPv4 + L4 + payload of k at p; returns the frame length. */
-static size_t put_pkt(uint8_t *p, const struct pkt *k)
-{
-	size_t l4 = l4_hdr_len(k), total = l4 + k->payload, off;
-	uint8_t *h;
-
-	off = put_eth(p);
-	off += put_ip(p + off, k->proto, k->saddr, k->daddr, k->ip_id, k->frag, k->opt_words,
-		      total);
-	h = p + off;
-	memset(h, 0, l4);
-	if (l4) {
-		switch (k->proto) {
-		case IPPROTO_TCP:
-			put16(h, k->sport);
-			put16(h + 2, k->dport);
-			put32(h + 4, k->seq);
-			put32(h + 8, 0x01020304); /* ack */
-			h[12] = 5 << 4;		  /* data offset */
-			h[13] = 0x18;		  /* PSH ACK */
-			put16(h + 14, 64240);	  /* window */
-			put16(h + 16, 0x5a5a);	  /* checksum, unchecked */
-			break;
-		case IPPROTO_UDP:
-			put16(h, k->sport);
-			put16(h + 2, k->dport);
-			put16(h + 4, (uint16_t)total);
-			put16(h + 6, k->udp_csum);
-			break;
-		case IPPROTO_ICMP:
-			h[0] = k->icmp_type;
-			put16(h + 2, 0x3c3c);
-			put16(h + 4, k->sport);
-			put16(h + 6, (uint16_t)k->seq);
-			break;
-		}
-	}
-	for (size_t i = 0; i < k->payload; i++)
-		h[l4 + i] = payload_byte(i);
-	off += total;
-	if (k->l4_cut)
-		off -= total - k->l4_cut;
-	return off;
-}
-
-/* Outer Ethernet/IPv4/UDP/VXLAN around inner packet k; returns the frame length. */
-static size_t put_vxlan(uint8_t *p, const struct outer *o, const struct pkt *k)
-{
+	const struct dt_pkt_vxlan d = {
+		.saddr = o->saddr,
+		.daddr = o->daddr,
+		.ip_id = 0x4321,
+		.frag = o->frag ? o->frag : IP_DF,
+		.opt_words = o->opt_words,
+		.proto = o->proto ? o->proto : IPPROTO_UDP,
+		.sport = 51234,
+		.dport = o->dport ? o->dport : DT_VXLAN_PORT,
+		.vx_flags = o->vx_flags ? o->vx_flags : DT_PKT_VXLAN_I,
+		.vni = o->vni,
+	};
 	uint8_t inner[FRAME_MAX];
-	size_t ilen = put_pkt(inner, k), udp_len = 8 + 8 + ilen, off;
-	uint8_t *u;
 
-	off = put_eth(p);
-	off += put_ip(p + off, o->proto ? o->proto : IPPROTO_UDP, o->saddr, o->daddr, 0x4321,
-		      o->frag ? o->frag : IP_DF, o->opt_words, udp_len);
-	u = p + off;
-	put16(u, 51234);
-	put16(u + 2, o->dport ? o->dport : DT_VXLAN_PORT);
-	put16(u + 4, (uint16_t)udp_len);
-	put16(u + 6, 0);
-	put32(u + 8, o->vx_flags ? o->vx_flags : 0x08000000);
-	put32(u + 12, o->vni << 8);
-	memcpy(u + 16, inner, ilen);
-	return off + udp_len;
+	return dt_pkt_vxlan(p, &d, inner, pkt_frame(inner, k));
 }
 
 /* --- what the data plane should make of a packet ---------------------------------------- */
@@ -301,6 +216,7 @@ static struct dt_tuple pkt_tuple(const struct pkt *k, uint32_t vni)
 /* The NAT-invariant ident of dt_sample.h, computed the userspace way. */
 static uint32_t pkt_ident(const struct pkt *k)
 {
+	const struct dt_pkt d = pkt_spec(k);
 	uint32_t word = 0;
 
 	if (!has_l4(k))
@@ -310,7 +226,7 @@ static uint32_t pkt_ident(const struct pkt *k)
 		return k->seq;
 	case IPPROTO_UDP:
 		for (size_t i = 0; i < 4; i++)
-			word = word << 8 | (i < k->payload ? payload_byte(i) : 0);
+			word = word << 8 | (i < k->payload ? dt_pkt_payload_byte(&d, i) : 0);
 		return word ^ (uint32_t)(8 + k->payload) << 16;
 	case IPPROTO_ICMP:
 		if (k->icmp_type == ICMP_ECHO || k->icmp_type == ICMP_ECHOREPLY)
@@ -323,7 +239,9 @@ static uint32_t pkt_ident(const struct pkt *k)
 
 static uint32_t pkt_ip_len(const struct pkt *k)
 {
-	return IP_LEN + 4 * k->opt_words + l4_hdr_len(k) + k->payload;
+	const struct dt_pkt d = pkt_spec(k);
+
+	return (uint32_t)dt_pkt_ip_len(&d);
 }
 
 /* --- the data plane -------------------------------------------------------------------- */
@@ -513,7 +431,7 @@ static void assert_recolored(const uint8_t *in, size_t len, const uint8_t *out, 
 			     bool colored)
 {
 	const size_t l3 = ETH_LEN;
-	uint16_t want = get16(in + l3 + 6);
+	uint16_t want = dt_pkt_get16(in + l3 + 6);
 
 	want = colored ? want | DT_COLOR_BIT : want & ~DT_COLOR_BIT;
 	cr_assert_eq(out_len, len, "length changed: %u -> %u", (unsigned)len, out_len);
@@ -522,9 +440,10 @@ static void assert_recolored(const uint8_t *in, size_t len, const uint8_t *out, 
 			continue;
 		cr_assert_eq(out[i], in[i], "byte %zu changed: %#x -> %#x", i, in[i], out[i]);
 	}
-	cr_assert_eq(get16(out + l3 + 6), want, "frag_off %#x, want %#x", get16(out + l3 + 6),
-		     want);
-	cr_assert(ip_csum_ok(out + l3), "IPv4 header checksum invalid: %#x", get16(out + l3 + 10));
+	cr_assert_eq(dt_pkt_get16(out + l3 + 6), want, "frag_off %#x, want %#x",
+		     dt_pkt_get16(out + l3 + 6), want);
+	cr_assert(dt_pkt_ip_csum_ok(out + l3), "IPv4 header checksum invalid: %#x",
+		  dt_pkt_get16(out + l3 + 10));
 }
 
 static void assert_unchanged(const uint8_t *in, size_t len, const uint8_t *out, uint32_t out_len)
@@ -589,7 +508,7 @@ struct result {
 
 static void run_pkt(struct bpf_program *prog, const struct pkt *k, struct result *r)
 {
-	r->len = put_pkt(r->in, k);
+	r->len = pkt_frame(r->in, k);
 	r->t0 = now_ns();
 	r->out_len = run(prog, r->in, r->len, r->out);
 	r->t1 = now_ns();
@@ -598,7 +517,7 @@ static void run_pkt(struct bpf_program *prog, const struct pkt *k, struct result
 static void run_vxlan(struct bpf_program *prog, const struct outer *o, const struct pkt *k,
 		      struct result *r)
 {
-	r->len = put_vxlan(r->in, o, k);
+	r->len = vxlan_frame(r->in, o, k);
 	r->t0 = now_ns();
 	r->out_len = run(prog, r->in, r->len, r->out);
 	r->t1 = now_ns();
@@ -614,16 +533,16 @@ static struct pkt with_frag(struct pkt k, uint16_t frag)
 Test(frames, builder_is_sane)
 {
 	uint8_t f[FRAME_MAX];
-	size_t len = put_pkt(f, &tcp_ab);
+	size_t len = pkt_frame(f, &tcp_ab);
 
 	cr_assert_eq(len, ETH_LEN + IP_LEN + 20 + 100);
-	cr_assert(ip_csum_ok(f + ETH_LEN));
-	cr_assert_eq(get16(f + ETH_LEN + 2), IP_LEN + 20 + 100);
-	cr_assert_eq(get16(f + ETH_LEN + IP_LEN), 40000);
-	len = put_vxlan(f, &(struct outer){.saddr = HOST1, .daddr = HOST2, .vni = 7}, &udp_ab);
+	cr_assert(dt_pkt_ip_csum_ok(f + ETH_LEN));
+	cr_assert_eq(dt_pkt_get16(f + ETH_LEN + 2), IP_LEN + 20 + 100);
+	cr_assert_eq(dt_pkt_get16(f + ETH_LEN + IP_LEN), 40000);
+	len = vxlan_frame(f, &(struct outer){.saddr = HOST1, .daddr = HOST2, .vni = 7}, &udp_ab);
 	cr_assert_eq(len, ETH_LEN + IP_LEN + 16 + ETH_LEN + IP_LEN + 8 + 32);
-	cr_assert(ip_csum_ok(f + ETH_LEN));
-	cr_assert(ip_csum_ok(f + ETH_LEN + IP_LEN + 16 + ETH_LEN));
+	cr_assert(dt_pkt_ip_csum_ok(f + ETH_LEN));
+	cr_assert(dt_pkt_ip_csum_ok(f + ETH_LEN + IP_LEN + 16 + ETH_LEN));
 }
 
 /* --- port ingress: the first hop -------------------------------------------------------- */
@@ -1099,32 +1018,32 @@ Test(port_in, wildcard_reply_key)
 Test(port_in, ignores_what_it_cannot_parse)
 {
 	uint8_t f[FRAME_MAX], out[FRAME_MAX];
-	size_t len = put_pkt(f, &tcp_ab);
+	size_t len = pkt_frame(f, &tcp_ab);
 	uint32_t out_len;
 
 	arm(&tcp_ab, PORT_VNI, 0, 7);
 
-	put16(f + 12, 0x86dd); /* IPv6 EtherType */
+	dt_pkt_put16(f + 12, 0x86dd); /* IPv6 EtherType */
 	out_len = run(skel->progs.dt_port_ingress, f, len, out);
 	assert_unchanged(f, len, out, out_len);
 
-	len = put_pkt(f, &tcp_ab);
+	len = pkt_frame(f, &tcp_ab);
 	f[ETH_LEN] = 0x44; /* ihl 4 */
 	out_len = run(skel->progs.dt_port_ingress, f, len, out);
 	assert_unchanged(f, len, out, out_len);
 
-	len = put_pkt(f, &tcp_ab);
+	len = pkt_frame(f, &tcp_ab);
 	f[ETH_LEN] = 0x65; /* version 6 */
 	out_len = run(skel->progs.dt_port_ingress, f, len, out);
 	assert_unchanged(f, len, out, out_len);
 
-	len = put_pkt(f, &tcp_ab);
+	len = pkt_frame(f, &tcp_ab);
 	f[ETH_LEN] = 0x4f; /* ihl 15: options past the end of a short frame */
 	out_len = run(skel->progs.dt_port_ingress, f, ETH_LEN + 40, out);
 	assert_unchanged(f, ETH_LEN + 40, out, out_len);
 
 	/* (Ethernet and half an IPv4 header: BPF_PROG_TEST_RUN refuses such a frame itself.) */
-	len = put_pkt(f, &tcp_ab); /* an IPv4 header and nothing after it */
+	len = pkt_frame(f, &tcp_ab); /* an IPv4 header and nothing after it */
 	out_len = run(skel->progs.dt_port_ingress, f, ETH_LEN + IP_LEN, out);
 	assert_unchanged(f, ETH_LEN + IP_LEN, out, out_len);
 
@@ -1486,7 +1405,7 @@ struct ident_case {
 	uint32_t want;
 };
 
-/* The payload is the builder's: bytes 01 08 0f 16 ... (payload_byte()). */
+/* The payload is the builder's: bytes 01 08 0f 16 ... (pkt_spec()). */
 ParameterizedTestParameters(ident, follows_the_sample_contract)
 {
 	/* clang-format off */
@@ -1595,7 +1514,7 @@ TestSuite(quota, .init = setup, .fini = teardown);
 static void run_repeat(struct bpf_program *prog, const struct pkt *k, uint32_t n)
 {
 	uint8_t in[FRAME_MAX], out[FRAME_MAX];
-	size_t len = put_pkt(in, k);
+	size_t len = pkt_frame(in, k);
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (uint32_t)len,
 		    .data_out = out, .data_size_out = sizeof(out), .repeat = n);
 
@@ -1670,7 +1589,7 @@ static bool colored_once(struct bpf_program *prog, const struct pkt *k)
 	bool colored;
 
 	run_pkt(prog, k, &r);
-	colored = get16(r.out + ETH_LEN + 6) & DT_COLOR_BIT;
+	colored = dt_pkt_get16(r.out + ETH_LEN + 6) & DT_COLOR_BIT;
 	assert_recolored(r.in, r.len, r.out, r.out_len, colored);
 	drain();
 	cr_assert_eq(nsamples, colored ? 1 : 0, "%s: %d samples, colored %d", k->name, nsamples,
@@ -2406,7 +2325,7 @@ Test(ring, full_ring_is_counted)
 	struct outer o = {.saddr = HOST1, .daddr = HOST2, .vni = UPLINK_VNI};
 	struct pkt k = with_frag(udp_ab, DT_COLOR_BIT);
 	uint8_t f[FRAME_MAX], out[FRAME_MAX];
-	size_t len = put_vxlan(f, &o, &k);
+	size_t len = vxlan_frame(f, &o, &k);
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f, .data_size_in = (uint32_t)len,
 		    .data_out = out, .data_size_out = sizeof(out), .repeat = runs);
 	uint64_t sampled, full, after;

@@ -23,6 +23,7 @@
 
 #include <criterion/criterion.h>
 
+#include "dt_packet.h"
 #include "export_pcapng.h"
 
 #define T0 1700000001000000000ull
@@ -35,100 +36,45 @@
 #define ICMP_FRAME_LEN (14 + ICMP_IP_LEN) /* 98 */
 #define UPLINK_FRAME_LEN (14 + 20 + 8 + 8 + ICMP_FRAME_LEN) /* 148 */
 
-static uint16_t csum(const uint8_t *p, size_t n)
+/* The ping's frames: 10.100.0.1 -> 10.100.0.2, ICMP echo request id 7, sequence seq,
+ * colored (the reserved bit set) with DF, and ping's 56 bytes of payload (08 09 0a ...);
+ * 02:00:5e:10:00:01 -> 02:00:5e:10:00:02. */
+static struct dt_pkt ping(uint16_t ip_id, uint16_t seq)
 {
-	uint32_t s = 0;
-	size_t i;
+	struct dt_pkt k = {
+		.dst_mac = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x02},
+		.src_mac = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x01},
+		.saddr = 0x0a640001,
+		.daddr = 0x0a640002,
+		.ip_id = ip_id,
+		.frag = DT_PKT_IP_RB | DT_PKT_IP_DF,
+		.proto = IPPROTO_ICMP,
+		.icmp_type = 8, /* echo request */
+		.sport = 7,
+		.seq = seq,
+		.icmp_csum = true,
+		.payload = ICMP_IP_LEN - 28,
+		.fill_mul = 1,
+		.fill_add = 8, /* byte i of the ICMP message is i */
+	};
 
-	for (i = 0; i + 1 < n; i += 2) {
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	}
-	if (n & 1) {
-		s += (uint32_t)p[n - 1] << 8;
-	}
-	while (s >> 16) {
-		s = (s & 0xffff) + (s >> 16);
-	}
-	return (uint16_t)~s;
+	return k;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
-/* An IPv4 header of total length tot, with its checksum. flags_frag: host order. */
-static void ipv4(uint8_t *p, uint16_t tot, uint16_t id, uint16_t flags_frag, uint8_t proto,
-		 uint32_t saddr, uint32_t daddr)
-{
-	memset(p, 0, 20);
-	p[0] = 0x45;
-	put16(p + 2, tot);
-	put16(p + 4, id);
-	put16(p + 6, flags_frag);
-	p[8] = 64;
-	p[9] = proto;
-	put32(p + 12, saddr);
-	put32(p + 16, daddr);
-	put16(p + 10, csum(p, 20));
-}
-
-/* 10.100.0.1 -> 10.100.0.2 ICMP echo request id 7, seq seq, colored (reserved bit set). */
-static void icmp_packet(uint8_t p[ICMP_IP_LEN], uint16_t ip_id, uint16_t seq)
-{
-	uint8_t *icmp = p + 20;
-	int i;
-
-	ipv4(p, ICMP_IP_LEN, ip_id, 0x8000 | 0x4000, 1, 0x0a640001, 0x0a640002);
-	memset(icmp, 0, ICMP_IP_LEN - 20);
-	icmp[0] = 8; /* echo request */
-	put16(icmp + 4, 7);
-	put16(icmp + 6, seq);
-	for (i = 8; i < ICMP_IP_LEN - 20; i++) {
-		icmp[i] = (uint8_t)i;
-	}
-	put16(icmp + 2, csum(icmp, ICMP_IP_LEN - 20));
-}
-
-static void eth(uint8_t *p, uint8_t dst_last, uint8_t src_last)
-{
-	static const uint8_t mac[5] = {0x02, 0x00, 0x5e, 0x10, 0x00};
-
-	memcpy(p, mac, 5);
-	p[5] = dst_last;
-	memcpy(p + 6, mac, 5);
-	p[11] = src_last;
-	put16(p + 12, 0x0800);
-}
-
-static void icmp_frame(uint8_t f[ICMP_FRAME_LEN], uint16_t ip_id, uint16_t seq)
-{
-	eth(f, 0x02, 0x01);
-	icmp_packet(f + 14, ip_id, seq);
-}
-
-/* 192.168.1.1 -> 192.168.1.2 UDP 4789, VXLAN VNI 100, around an icmp_frame(). */
-static void uplink_frame(uint8_t f[UPLINK_FRAME_LEN], uint16_t ip_id, uint16_t seq)
-{
-	uint8_t *udp = f + 34, *vxlan = f + 42;
-
-	eth(f, 0xb2, 0xb1);
-	ipv4(f + 14, UPLINK_FRAME_LEN - 14, 0x4242, 0x4000, 17, 0xc0a80101, 0xc0a80102);
-	put16(udp, 51000);
-	put16(udp + 2, 4789);
-	put16(udp + 4, UPLINK_FRAME_LEN - 34);
-	put16(udp + 6, 0);
-	put32(vxlan, 0x08000000);
-	put32(vxlan + 4, 100 << 8);
-	icmp_frame(f + 50, ip_id, seq);
-}
+/* The ping on the underlay: 192.168.1.1 -> 192.168.1.2 UDP 4789, VXLAN VNI 100. */
+static const struct dt_pkt_vxlan underlay = {
+	.dst_mac = {0x02, 0x00, 0x5e, 0x10, 0x00, 0xb2},
+	.src_mac = {0x02, 0x00, 0x5e, 0x10, 0x00, 0xb1},
+	.saddr = 0xc0a80101,
+	.daddr = 0xc0a80102,
+	.ip_id = 0x4242,
+	.frag = DT_PKT_IP_DF,
+	.proto = IPPROTO_UDP,
+	.sport = 51000,
+	.dport = 4789,
+	.vx_flags = DT_PKT_VXLAN_I,
+	.vni = 100,
+};
 
 /* ------------------------------------------------------------------------------------ */
 /* The fixture report */
@@ -141,7 +87,8 @@ static void set_hop(struct dt_hop *h, const char *node, const char *ifname, uint
 		    uint64_t ts, enum cap cap, const struct dt_packet_path *p, uint16_t seq)
 {
 	uint32_t k = (uint32_t)(h - p->hops);
-	uint8_t buf[UPLINK_FRAME_LEN];
+	const struct dt_pkt pk = ping(p->ip_id, seq);
+	uint8_t buf[UPLINK_FRAME_LEN], inner[ICMP_FRAME_LEN];
 
 	memset(h, 0, sizeof(*h));
 	h->parent = k ? (uint16_t)(k - 1) : DT_HOP_ROOT;
@@ -154,23 +101,23 @@ static void set_hop(struct dt_hop *h, const char *node, const char *ifname, uint
 	case CAP_NONE:
 		break;
 	case CAP_PORT:
-		icmp_frame(buf, p->ip_id, seq);
+		dt_pkt_frame(buf, &pk);
 		h->cap_link = DT_CAP_ETH;
 		h->cap_len = ICMP_FRAME_LEN;
 		break;
 	case CAP_UPLINK:
-		uplink_frame(buf, p->ip_id, seq);
+		dt_pkt_vxlan(buf, &underlay, inner, dt_pkt_frame(inner, &pk));
 		h->cap_link = DT_CAP_ETH;
 		h->cap_len = DT_CAP_MAX; /* cut, as the agent cuts it */
 		break;
 	case CAP_DROP:
-		icmp_packet(buf, p->ip_id, seq);
+		dt_pkt_ip(buf, &pk);
 		h->cap_link = DT_CAP_IPV4;
 		h->cap_len = ICMP_IP_LEN;
 		break;
 	case CAP_ENCAP_DROP: /* the VXLAN packet dropped: from its outer IPv4 header */
-		uplink_frame(buf, p->ip_id, seq);
-		memmove(buf, buf + 14, sizeof(buf) - 14);
+		dt_pkt_vxlan(buf, &underlay, inner, dt_pkt_frame(inner, &pk));
+		memmove(buf, buf + DT_PKT_ETH_LEN, sizeof(buf) - DT_PKT_ETH_LEN);
 		h->cap_link = DT_CAP_IPV4;
 		h->cap_len = DT_CAP_MAX;
 		break;
