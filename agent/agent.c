@@ -32,18 +32,18 @@ struct agent {
 	const struct dt_agent_cfg *cfg;
 	struct dt_dataplane *dp;
 	struct dt_link *link;
-	pthread_mutex_t mu;       /* guards lost[] and the data plane's task map */
+	pthread_mutex_t mu;	    /* guards lost[] and the data plane's task map */
 	uint64_t lost[DT_LOSS_MAX]; /* cumulative, as shipped in every batch */
-	struct dt_batch batch;    /* being filled by the main thread */
+	struct dt_batch batch;	    /* being filled by the main thread */
 	uint64_t batch_started_ms;
-	uint64_t mono_to_real_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	uint64_t mono_to_real_ns;		     /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	unsigned batch_ifindex[DT_BATCH_MAX_IFACES]; /* ifindex of each batch interface */
 	struct dt_dropnames *dropnames;
 	struct dt_spool *spool;
-	uint64_t applied_gen;     /* control generation applied to the data plane (under mu) */
-	struct dt_ksyms *ksyms;   /* loaded at the first drop */
+	uint64_t applied_gen;	/* control generation applied to the data plane (under mu) */
+	struct dt_ksyms *ksyms; /* loaded at the first drop */
 	bool ksyms_tried;
-	uint64_t samples_read;    /* records drained from the ring buffer (under mu) */
+	uint64_t samples_read;		    /* records drained from the ring buffer (under mu) */
 	struct dt_metrics_hist batch_sizes; /* samples per batch closed (under mu) */
 	struct dt_metrics *metrics;
 };
@@ -118,8 +118,10 @@ static void name_drop(struct agent *a, const struct dt_sample *s, struct dt_wire
 
 		a->ksyms_tried = true;
 		if (rv)
-			dt_warn("DT-AGENT-KSYMS", "cannot read /proc/kallsyms (%s): drop locations "
-				"are shown as addresses", strerror(-rv));
+			dt_warn("DT-AGENT-KSYMS",
+				"cannot read /proc/kallsyms (%s): drop locations "
+				"are shown as addresses",
+				strerror(-rv));
 	}
 	w->drop_name = string_slot(a, dt_dropname(a->dropnames, s->drop_reason, buf, sizeof(buf)));
 	w->drop_where = string_slot(a, dt_ksym(a->ksyms, s->drop_location, buf, sizeof(buf)));
@@ -162,7 +164,8 @@ static void flush(struct agent *a)
 		pthread_mutex_lock(&a->mu);
 		a->lost[DT_LOSS_QUEUE_FULL] += n;
 		pthread_mutex_unlock(&a->mu);
-		dt_debug("DT-AGENT-QUEUE-FULL", "dropped a batch of %u samples: %s", n, strerror(-rv));
+		dt_debug("DT-AGENT-QUEUE-FULL", "dropped a batch of %u samples: %s", n,
+			 strerror(-rv));
 	}
 	/* The send may have evicted older batches from the spool: the counters say so now,
 	 * for the heartbeats and the stats, not only with the next batch. */
@@ -260,7 +263,7 @@ static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 		return;
 	for (unsigned i = 0; i < cfg->n_ifaces; i++)
 		n += cfg->ifaces[i].role == DT_ROLE_PORT ? cfg->ifaces[i].n_instances
-							: cfg->ifaces[i].role == DT_ROLE_GATEWAY;
+							 : cfg->ifaces[i].role == DT_ROLE_GATEWAY;
 	if (n && !(ns->endpoints = calloc(n, sizeof(*ns->endpoints)))) {
 		free(ns);
 		return;
@@ -343,12 +346,13 @@ static void log_stats(struct agent *a, const char *id)
 		"rate_limited=%llu frag_colored=%llu frag_orphan=%llu recolored=%llu",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
-		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR], (unsigned long long)cnt[DT_CNT_DROPS],
+		(unsigned long long)cnt[DT_CNT_FOREIGN_COLOR],
+		(unsigned long long)cnt[DT_CNT_DROPS],
 		(unsigned long long)cnt[DT_CNT_DROP_OTHER_NS],
-		(unsigned long long)cnt[DT_CNT_NAT_NO_CT], (unsigned long long)cnt[DT_CNT_WRITE_FAIL],
-		(unsigned long long)st.ls.batches_sent, (unsigned long long)st.ls.samples_sent,
-		(unsigned long long)st.ls.resends, (unsigned long long)st.ls.bad_replies,
-		(unsigned long long)st.ls.queue_depth,
+		(unsigned long long)cnt[DT_CNT_NAT_NO_CT],
+		(unsigned long long)cnt[DT_CNT_WRITE_FAIL], (unsigned long long)st.ls.batches_sent,
+		(unsigned long long)st.ls.samples_sent, (unsigned long long)st.ls.resends,
+		(unsigned long long)st.ls.bad_replies, (unsigned long long)st.ls.queue_depth,
 		(unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
@@ -358,7 +362,8 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)st.batch_sizes.count,
 		(unsigned long long)cnt[DT_CNT_BUDGET_SPENT],
 		(unsigned long long)cnt[DT_CNT_RATE_LIMITED],
-		(unsigned long long)cnt[DT_CNT_FRAG_COLORED], (unsigned long long)cnt[DT_CNT_FRAG_ORPHAN],
+		(unsigned long long)cnt[DT_CNT_FRAG_COLORED],
+		(unsigned long long)cnt[DT_CNT_FRAG_ORPHAN],
 		(unsigned long long)cnt[DT_CNT_RECOLORED]);
 }
 
@@ -475,7 +480,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		.timeout_ms = (unsigned)cfg.ack_timeout_ms,
 		.queue_max = (unsigned)cfg.queue_max,
 	};
-	struct dt_link_ops ops = {.on_control = on_control, .heartbeat_lost = heartbeat_lost,
+	struct dt_link_ops ops = {.on_control = on_control,
+				  .heartbeat_lost = heartbeat_lost,
 				  .heartbeat_nodes = heartbeat_nodes};
 	static const double batch_bounds[] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536};
 	char err[DT_ERRBUF_MAX];
@@ -499,8 +505,10 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		return -ENOMEM;
 	}
 	if ((rv = dt_dropnames_open(&a.dropnames)))
-		dt_warn("DT-AGENT-BTF", "cannot read drop reason names from the kernel's BTF (%s); "
-			"reasons are shown as numbers", strerror(-rv));
+		dt_warn("DT-AGENT-BTF",
+			"cannot read drop reason names from the kernel's BTF (%s); "
+			"reasons are shown as numbers",
+			strerror(-rv));
 	refresh_clock(&a);
 	dt_log_libbpf();
 	dataplane_cfg(&cfg, &dc);
@@ -521,7 +529,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		goto out;
 	}
 	if (dt_spool_count(a.spool))
-		dt_info("DT-AGENT-SPOOL", "%llu batches spooled by an earlier run will be sent first",
+		dt_info("DT-AGENT-SPOOL",
+			"%llu batches spooled by an earlier run will be sent first",
 			(unsigned long long)dt_spool_count(a.spool));
 	lc.spool = a.spool;
 	lc.tls = &cfg.tls;
@@ -549,7 +558,8 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		}
 		if (a.batch.n_samples && dt_mono_ms() - a.batch_started_ms >= cfg.batch_delay_ms)
 			flush(&a);
-		if (cfg.stats_interval_s && dt_mono_ms() - last_stats_ms >= cfg.stats_interval_s * 1000) {
+		if (cfg.stats_interval_s &&
+		    dt_mono_ms() - last_stats_ms >= cfg.stats_interval_s * 1000) {
 			log_stats(&a, "DT-AGENT-STATS");
 			last_stats_ms = dt_mono_ms();
 		}
@@ -561,12 +571,13 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	dt_link_flush(a.link, 2000);
 	refresh_lost(&a);
 	log_stats(&a, "DT-AGENT-EXIT"); /* after the drain: the counters are final */
-	dt_metrics_stop(a.metrics); /* its page reads the link */
+	dt_metrics_stop(a.metrics);	/* its page reads the link */
 	a.metrics = NULL;
 	left = dt_link_stop(a.link, 0);
 	a.link = NULL;
 	if (left)
-		dt_warn("DT-AGENT-UNSENT", "%u batches could neither be delivered nor spooled", left);
+		dt_warn("DT-AGENT-UNSENT", "%u batches could neither be delivered nor spooled",
+			left);
 	if (dt_spool_count(a.spool))
 		dt_info("DT-AGENT-SPOOL", "%llu batches stay spooled for the next run",
 			(unsigned long long)dt_spool_count(a.spool));

@@ -34,15 +34,15 @@ struct dt_agent_cfg {
 	char collector[256];
 	uint64_t heartbeat_ms;
 	uint64_t ack_timeout_ms;
-	uint64_t queue_max;         /* batches waiting for the collector, at most */
+	uint64_t queue_max;	    /* batches waiting for the collector, at most */
 	uint64_t batch_max_samples; /* a batch is sent when it holds this many samples */
 	uint64_t batch_delay_ms;    /* ... or when its oldest sample is this old */
-	uint64_t ring_kib;          /* BPF ring buffer size, a power of two */
-	uint64_t capture_bytes;     /* packet prefix each sample carries, 0..DT_CAP_MAX */
+	uint64_t ring_kib;	    /* BPF ring buffer size, a power of two */
+	uint64_t capture_bytes;	    /* packet prefix each sample carries, 0..DT_CAP_MAX */
 	uint64_t stats_interval_s;  /* counters are logged this often (0: only at exit) */
-	char spool_dir[512];        /* LMDB spool for batches the collector did not take yet */
-	char pin_dir[256];          /* bpf file system directory for the maps (<pin_dir>/<node>) */
-	uint64_t spool_max_mib;     /* its cap; the oldest batches are evicted (and counted) */
+	char spool_dir[512];	    /* LMDB spool for batches the collector did not take yet */
+	char pin_dir[256];	    /* bpf file system directory for the maps (<pin_dir>/<node>) */
+	uint64_t spool_max_mib;	    /* its cap; the oldest batches are evicted (and counted) */
 	struct dt_tls_files tls;    /* mutual TLS to the collector (collector = "tls+tcp://...") */
 	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
 	unsigned n_ifaces;

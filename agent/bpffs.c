@@ -109,7 +109,8 @@ int dt_bpffs_ensure(const char *pin_dir, struct dt_bpffs *out)
 
 		snprintf(out->why, sizeof(out->why),
 			 "cannot create %s: %s; mount a bpf file system there first: "
-			 "mount -t bpf bpf %s", out->mounted_at, strerror(errno), out->mounted_at);
+			 "mount -t bpf bpf %s",
+			 out->mounted_at, strerror(errno), out->mounted_at);
 		out->mounted_at[0] = '\0';
 		return rv;
 	}
@@ -118,22 +119,24 @@ int dt_bpffs_ensure(const char *pin_dir, struct dt_bpffs *out)
 
 		snprintf(out->why, sizeof(out->why),
 			 "cannot mount a bpf file system at %s: %s; mount one first: "
-			 "mount -t bpf bpf %s", out->mounted_at, strerror(errno), out->mounted_at);
+			 "mount -t bpf bpf %s",
+			 out->mounted_at, strerror(errno), out->mounted_at);
 		out->mounted_at[0] = '\0';
 		return rv;
 	}
 	if (!dt_bpffs_holds(pin_dir)) {
 		snprintf(out->why, sizeof(out->why),
-			 "%s is still not on a bpf file system after mounting one at %s",
-			 pin_dir, out->mounted_at);
+			 "%s is still not on a bpf file system after mounting one at %s", pin_dir,
+			 out->mounted_at);
 		return -ENOTDIR;
 	}
 	out->durable = mount_ns_shared();
 	if (!out->durable)
-		snprintf(out->why, sizeof(out->why),
-			 "the bpf file system at %s lives in a mount namespace of this agent's "
-			 "own (\"ip netns exec\"?), so its pins end with the agent; start the agent "
-			 "in the host's mount namespace (nsenter --net=...) for a handover",
-			 out->mounted_at);
+		snprintf(
+			out->why, sizeof(out->why),
+			"the bpf file system at %s lives in a mount namespace of this agent's "
+			"own (\"ip netns exec\"?), so its pins end with the agent; start the agent "
+			"in the host's mount namespace (nsenter --net=...) for a handover",
+			out->mounted_at);
 	return 0;
 }

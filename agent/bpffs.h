@@ -15,8 +15,8 @@
 
 struct dt_bpffs {
 	char mounted_at[DT_BPFFS_PATH_MAX]; /* where this call mounted one; "" if it did not */
-	bool durable;                       /* pins can outlive this agent (handover works) */
-	char why[2048];                     /* why not, when not durable or on failure */
+	bool durable;			    /* pins can outlive this agent (handover works) */
+	char why[2048];			    /* why not, when not durable or on failure */
 };
 
 /* True when dir (or, while it does not exist yet, its nearest ancestor) is on a bpf fs. */

@@ -31,10 +31,23 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.pin_dir = "/sys/fs/bpf/dyetrace",
 };
 
-const char *const dt_agent_cfg_keys[] = {
-	"node", "collector", "heartbeat_ms", "ack_timeout_ms", "queue_max",
-	"batch_max_samples", "batch_delay_ms", "ring_kib", "capture_bytes", "stats_interval_s",
-	"interfaces", "spool_dir", "spool_max_mib", "tls", "pin_dir", "metrics", NULL};
+const char *const dt_agent_cfg_keys[] = {"node",
+					 "collector",
+					 "heartbeat_ms",
+					 "ack_timeout_ms",
+					 "queue_max",
+					 "batch_max_samples",
+					 "batch_delay_ms",
+					 "ring_kib",
+					 "capture_bytes",
+					 "stats_interval_s",
+					 "interfaces",
+					 "spool_dir",
+					 "spool_max_mib",
+					 "tls",
+					 "pin_dir",
+					 "metrics",
+					 NULL};
 const char *const dt_agent_iface_keys[] = {"name", "role", "vni", "instances", NULL};
 
 static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, char *err,
@@ -46,7 +59,8 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 	int rv, have_vni;
 
 	if (!config_setting_is_group(s)) {
-		dt_cfg_error(s, err, errlen, "each interface must be a group { name = ...; role = ...; }");
+		dt_cfg_error(s, err, errlen,
+			     "each interface must be a group { name = ...; role = ...; }");
 		return -EINVAL;
 	}
 	if ((rv = dt_cfg_known(s, dt_agent_iface_keys, err, errlen)) < 0)
@@ -92,9 +106,10 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 	}
 	if (inst && (!config_setting_is_array(inst) ||
 		     config_setting_length(inst) > DT_AGENT_MAX_INSTANCES)) {
-		dt_cfg_error(inst, err, errlen,
-			     "'instances' must be a list of at most %d IPv4 addresses [ \"10.0.0.1\", ... ]",
-			     DT_AGENT_MAX_INSTANCES);
+		dt_cfg_error(
+			inst, err, errlen,
+			"'instances' must be a list of at most %d IPv4 addresses [ \"10.0.0.1\", ... ]",
+			DT_AGENT_MAX_INSTANCES);
 		return -EINVAL;
 	}
 	for (int i = 0; inst && i < config_setting_length(inst); i++) {
@@ -102,8 +117,9 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 		const char *a = config_setting_get_string(e);
 
 		if (!a || dt_ipv4_parse(a, &ifc->instances[i]) || ifc->instances[i] == 0) {
-			dt_cfg_error(inst, err, errlen, "port '%s': instance %d is not an IPv4 address",
-				     ifc->name, i + 1);
+			dt_cfg_error(inst, err, errlen,
+				     "port '%s': instance %d is not an IPv4 address", ifc->name,
+				     i + 1);
 			return -EINVAL;
 		}
 		ifc->n_instances = (unsigned)i + 1;
@@ -133,14 +149,15 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	}
 	if ((rv = dt_cfg_string(root, "collector", cfg.collector, sizeof(cfg.collector), err,
 				errlen)) < 0 ||
-	    (rv = dt_cfg_uint(root, "heartbeat_ms", 10, 60000, &cfg.heartbeat_ms, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "heartbeat_ms", 10, 60000, &cfg.heartbeat_ms, err, errlen)) <
+		    0 ||
 	    (rv = dt_cfg_uint(root, "ack_timeout_ms", 10, 600000, &cfg.ack_timeout_ms, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "queue_max", 1, 1u << 20, &cfg.queue_max, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "batch_max_samples", 1, DT_BATCH_MAX_SAMPLES,
 			      &cfg.batch_max_samples, err, errlen)) < 0 ||
-	    (rv = dt_cfg_uint(root, "batch_delay_ms", 1, 60000, &cfg.batch_delay_ms, err,
-			      errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "batch_delay_ms", 1, 60000, &cfg.batch_delay_ms, err, errlen)) <
+		    0 ||
 	    (rv = dt_cfg_uint(root, "ring_kib", 4, 1u << 20, &cfg.ring_kib, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "capture_bytes", 0, DT_CAP_MAX, &cfg.capture_bytes, err,
 			      errlen)) < 0 ||
@@ -151,7 +168,8 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	    (rv = dt_cfg_uint(root, "spool_max_mib", 1, 1u << 20, &cfg.spool_max_mib, err,
 			      errlen)) < 0)
 		goto out;
-	if ((rv = dt_cfg_string(root, "pin_dir", cfg.pin_dir, sizeof(cfg.pin_dir), err, errlen)) < 0 ||
+	if ((rv = dt_cfg_string(root, "pin_dir", cfg.pin_dir, sizeof(cfg.pin_dir), err, errlen)) <
+		    0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_tls_check_url(root, "collector", cfg.collector, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0)

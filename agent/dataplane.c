@@ -42,12 +42,12 @@ struct dt_dataplane {
 	struct attachment att[2 * DT_DATAPLANE_MAX_IFACES + DT_DATAPLANE_MAX_OVERLAYS];
 	unsigned n_ifaces;
 	unsigned ifindex[DT_DATAPLANE_MAX_IFACES]; /* of each configured interface */
-	struct bpf_link *drop_link; /* tp_btf/kfree_skb */
+	struct bpf_link *drop_link;		   /* tp_btf/kfree_skb */
 	unsigned armed;
-	char pin_dir[600];          /* where maps and the drop link are pinned */
-	char handover[700];         /* "available (...)" or "unavailable: why" */
-	bool can_hand_over;         /* pinned where the next agent finds the maps */
-	bool took_over;             /* a previous agent's data plane was running */
+	char pin_dir[600];  /* where maps and the drop link are pinned */
+	char handover[700]; /* "available (...)" or "unavailable: why" */
+	bool can_hand_over; /* pinned where the next agent finds the maps */
+	bool took_over;	    /* a previous agent's data plane was running */
 };
 
 _Static_assert(sizeof(struct dt_sample) == 232, "dt_sample layout");
@@ -200,7 +200,8 @@ static int attach_overlays(struct dt_dataplane *dp, char *err, size_t errlen)
 	int fd, rv = 0;
 
 	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || !(ifs = if_nameindex())) {
-		dt_warn("DT-AGENT-OVERLAY", "cannot list the interfaces: %s; translations made on "
+		dt_warn("DT-AGENT-OVERLAY",
+			"cannot list the interfaces: %s; translations made on "
 			"this node are learned from conntrack at its ports and drops only",
 			strerror(errno));
 		if (fd >= 0)
@@ -211,15 +212,19 @@ static int attach_overlays(struct dt_dataplane *dp, char *err, size_t errlen)
 		if (!is_vxlan(fd, i->if_name))
 			continue;
 		if (n == DT_DATAPLANE_MAX_OVERLAYS) {
-			dt_warn("DT-AGENT-OVERLAY", "more than %d VXLAN devices: %s and later ones "
-				"are left alone", DT_DATAPLANE_MAX_OVERLAYS, i->if_name);
+			dt_warn("DT-AGENT-OVERLAY",
+				"more than %d VXLAN devices: %s and later ones "
+				"are left alone",
+				DT_DATAPLANE_MAX_OVERLAYS, i->if_name);
 			break;
 		}
 		rv = attach_one(dp, i->if_index, BPF_TC_EGRESS, dp->skel->progs.dt_overlay_egress,
 				i->if_name, err, errlen);
 		if (rv == 0) {
-			dt_info("DT-AGENT-ATTACH", "%s: attached as overlay (VXLAN device: "
-				"translations of colored packets are learned here)", i->if_name);
+			dt_info("DT-AGENT-ATTACH",
+				"%s: attached as overlay (VXLAN device: "
+				"translations of colored packets are learned here)",
+				i->if_name);
 			n++;
 		}
 	}
@@ -257,7 +262,8 @@ static int attach_drops(struct dt_dataplane *dp, char *err, size_t errlen)
 		bpf_link__destroy(old);
 	}
 	if (dp->pin_dir[0] && bpf_link__pin(dp->drop_link, path))
-		dt_warn("DT-AGENT-PIN", "cannot pin the drop tracer at %s: %s", path, strerror(errno));
+		dt_warn("DT-AGENT-PIN", "cannot pin the drop tracer at %s: %s", path,
+			strerror(errno));
 	dt_info("DT-AGENT-ATTACH", "drop tracer attached (tp_btf/kfree_skb, netns %u)", ino);
 	return 0;
 }
@@ -271,7 +277,7 @@ static int pin_maps(struct dt_dataplane *dp, const char *dir, char *err, size_t 
 	struct bpf_map *m;
 	char path[700];
 
-	bpf_object__for_each_map(m, dp->skel->obj) {
+	bpf_object__for_each_map (m, dp->skel->obj) {
 		if (strchr(bpf_map__name(m), '.'))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(m));
@@ -311,8 +317,10 @@ static void restore_armed(struct dt_dataplane *dp)
 	/* The pinned prefilter was kept complete by the previous agent. */
 	dp->skel->bss->dt_filter_on = keys > 0;
 	dp->armed = keys;
-	dt_info("DT-AGENT-HANDOVER", "took over a running data plane: %u keys armed, draining "
-		"the samples it kept", keys);
+	dt_info("DT-AGENT-HANDOVER",
+		"took over a running data plane: %u keys armed, draining "
+		"the samples it kept",
+		keys);
 }
 
 int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void *arg,
@@ -338,10 +346,14 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 	dp->skel->rodata->dt_capture_bytes = (__u32)cfg->capture_bytes;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s/%s", cfg->pin_dir, cfg->node);
 	if (dt_bpffs_ensure(cfg->pin_dir, &fs)) {
-		dt_warn("DT-AGENT-PIN", "%s: maps are not pinned, and a restart of the agent "
-			"pauses tracing on this node", fs.why);
-		snprintf(dp->handover, sizeof(dp->handover), "unavailable: %s is not on a bpf "
-			 "file system", cfg->pin_dir);
+		dt_warn("DT-AGENT-PIN",
+			"%s: maps are not pinned, and a restart of the agent "
+			"pauses tracing on this node",
+			fs.why);
+		snprintf(dp->handover, sizeof(dp->handover),
+			 "unavailable: %s is not on a bpf "
+			 "file system",
+			 cfg->pin_dir);
 		dp->pin_dir[0] = '\0';
 	} else if ((rv = dt_bpffs_mkdirs(dp->pin_dir, 0700))) {
 		snprintf(err, errlen, "cannot create %s: %s", dp->pin_dir, strerror(-rv));
@@ -355,9 +367,11 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 		if (!fs.durable)
 			dt_warn("DT-AGENT-PIN", "%s", fs.why);
 		dp->can_hand_over = fs.durable;
-		snprintf(dp->handover, sizeof(dp->handover), fs.durable ?
-			 "available (maps pinned in %s)" : "unavailable: pins in %s end with "
-			 "this agent's mount namespace", dp->pin_dir);
+		snprintf(dp->handover, sizeof(dp->handover),
+			 fs.durable ? "available (maps pinned in %s)"
+				    : "unavailable: pins in %s end with "
+				      "this agent's mount namespace",
+			 dp->pin_dir);
 	}
 	/*
 	 * The gateway programs read conntrack through kfuncs of the nf_conntrack module:
@@ -453,8 +467,10 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 		return -ENOMEM;
 	/* Arm what is listed. */
 	for (i = 0; i < c->n_arms; i++) {
-		struct dt_task_val v = {.task_id = c->arms[i].task_id, .flags = c->arms[i].flags,
-					.budget = c->arms[i].budget, .rate_pps = c->arms[i].rate_pps};
+		struct dt_task_val v = {.task_id = c->arms[i].task_id,
+					.flags = c->arms[i].flags,
+					.budget = c->arms[i].budget,
+					.rate_pps = c->arms[i].rate_pps};
 
 		if (dt_tuple_task_key(&c->arms[i].tuple, &v.flags, &keys[n_keys])) {
 			dt_warn("DT-AGENT-BADTASK", "task %u: its tuple cannot be armed; skipped",
@@ -463,7 +479,8 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 		}
 		if (bpf_map_update_elem(fd, &keys[n_keys], &v, BPF_ANY)) {
 			rv = -errno;
-			dt_err("DT-AGENT-ARM", "task %u: cannot arm: %s", v.task_id, strerror(errno));
+			dt_err("DT-AGENT-ARM", "task %u: cannot arm: %s", v.task_id,
+			       strerror(errno));
 			continue;
 		}
 		if (v.flags & DT_TASK_F_ANYPORT)
@@ -546,12 +563,16 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 	if (!dp)
 		return;
 	if (handover && !dp->can_hand_over)
-		dt_warn("DT-AGENT-HANDOVER", "cannot leave the data plane running for the next "
-			"agent (handover %s): detaching instead", dp->handover);
+		dt_warn("DT-AGENT-HANDOVER",
+			"cannot leave the data plane running for the next "
+			"agent (handover %s): detaching instead",
+			dp->handover);
 	if (handover && dp->skel && dp->can_hand_over) {
 		/* Leave programs attached and maps pinned: the next agent takes over. */
-		dt_info("DT-AGENT-HANDOVER", "leaving the data plane running for the next agent "
-			"(pinned in %s)", dp->pin_dir);
+		dt_info("DT-AGENT-HANDOVER",
+			"leaving the data plane running for the next agent "
+			"(pinned in %s)",
+			dp->pin_dir);
 		bpf_link__disconnect(dp->drop_link);
 		bpf_link__destroy(dp->drop_link);
 		ring_buffer__free(dp->rb);
@@ -575,7 +596,7 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 		}
 	}
 	if (dp->skel && dp->pin_dir[0]) {
-		bpf_object__for_each_map(m, dp->skel->obj)
+		bpf_object__for_each_map (m, dp->skel->obj)
 			bpf_map__unpin(m, NULL);
 		rmdir(dp->pin_dir);
 	}

@@ -84,7 +84,8 @@ static int module_name(struct dt_dropnames *dn, uint32_t value, char *buf, size_
 		btf = btf__parse_split(path, dn->vmlinux);
 		if (!btf)
 			continue;
-		for (unsigned id = btf__type_cnt(dn->vmlinux); !found && id < btf__type_cnt(btf); id++) {
+		for (unsigned id = btf__type_cnt(dn->vmlinux); !found && id < btf__type_cnt(btf);
+		     id++) {
 			const struct btf_type *t = btf__type_by_id(btf, id);
 			const char *tn, *n;
 

@@ -27,18 +27,19 @@ struct dt_tenant {
 };
 
 struct dt_analyzer_cfg {
-	char listen[256];      /* collectors connect here */
-	char api[256];         /* the CLI connects here */
-	uint64_t collector_window_ms; /* collectors not heard from for this long are not waited for */
+	char listen[256];	      /* collectors connect here */
+	char api[256];		      /* the CLI connects here */
+	uint64_t collector_window_ms; /* collectors not heard from for this long are not waited for
+				       */
 	uint64_t stats_interval_s;
-	uint64_t window_ms;    /* the analysis window (stitch.h): 10 to 600000 */
-	char store[256];       /* LMDB directory: tasks, observations, final reports */
-	uint64_t store_size_mb; /* the store's map size */
+	uint64_t window_ms;		   /* the analysis window (stitch.h): 10 to 600000 */
+	char store[256];		   /* LMDB directory: tasks, observations, final reports */
+	uint64_t store_size_mb;		   /* the store's map size */
 	struct dt_lifecycle_cfg lifecycle; /* host_grace_ms, arm_timeout_ms */
 	struct dt_limits limits;
-	struct dt_tls_files tls; /* mutual TLS for collectors (listen = "tls+tcp://...") */
+	struct dt_tls_files tls;	  /* mutual TLS for collectors (listen = "tls+tcp://...") */
 	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
-	uint32_t n_tenants;    /* at least 1 */
+	uint32_t n_tenants;		  /* at least 1 */
 	struct dt_tenant tenants[DT_TENANTS_MAX];
 };
 
@@ -50,8 +51,7 @@ extern const char *const dt_analyzer_cfg_keys[];
 extern const char *const dt_analyzer_limits_keys[];
 extern const char *const dt_analyzer_tenant_keys[];
 
-int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *cfg, char *err,
-			 size_t errlen);
+int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *cfg, char *err, size_t errlen);
 /*
  * The tenant whose token this is: its index, or -1 for none (an empty or unknown
  * token). Compares every tenant's token in constant time, whatever matches.

@@ -19,28 +19,38 @@ const struct dt_analyzer_cfg dt_analyzer_cfg_defaults = {
 	.store = "/var/lib/dyetrace/analyzer",
 	.store_size_mb = 4096,
 	.lifecycle = {.host_grace_ms = 2000, .arm_timeout_ms = 5000},
-	.limits = {
-		.budget_default = 100,
-		.budget_max = 100000,
-		.duration_default_s = 60,
-		.duration_max_s = 3600,
-		.rate_default_pps = 100,
-		.rate_max_pps = 10000,
-		.tasks_max_per_tenant = 4096,
-	},
+	.limits =
+		{
+			.budget_default = 100,
+			.budget_max = 100000,
+			.duration_default_s = 60,
+			.duration_max_s = 3600,
+			.rate_default_pps = 100,
+			.rate_max_pps = 10000,
+			.tasks_max_per_tenant = 4096,
+		},
 };
 
-const char *const dt_analyzer_cfg_keys[] = {
-	"listen", "api", "collector_window_ms", "stats_interval_s", "window_ms", "store",
-	"store_size_mb", "host_grace_ms", "arm_timeout_ms", "limits", "tenants", "tls", "metrics",
-	NULL};
+const char *const dt_analyzer_cfg_keys[] = {"listen",
+					    "api",
+					    "collector_window_ms",
+					    "stats_interval_s",
+					    "window_ms",
+					    "store",
+					    "store_size_mb",
+					    "host_grace_ms",
+					    "arm_timeout_ms",
+					    "limits",
+					    "tenants",
+					    "tls",
+					    "metrics",
+					    NULL};
 const char *const dt_analyzer_limits_keys[] = {
-	"budget_default", "budget_max", "duration_default_s", "duration_max_s", "rate_default_pps",
-	"rate_max_pps", "tasks_max_per_tenant", NULL};
+	"budget_default",   "budget_max",   "duration_default_s",   "duration_max_s",
+	"rate_default_pps", "rate_max_pps", "tasks_max_per_tenant", NULL};
 const char *const dt_analyzer_tenant_keys[] = {"name", "token", NULL};
 
-static int load_limits(const config_setting_t *root, struct dt_limits *l, char *err,
-		       size_t errlen)
+static int load_limits(const config_setting_t *root, struct dt_limits *l, char *err, size_t errlen)
 {
 	const config_setting_t *g = config_setting_get_member(root, "limits");
 	int rv;
@@ -57,8 +67,8 @@ static int load_limits(const config_setting_t *root, struct dt_limits *l, char *
 	    (rv = dt_cfg_uint(g, "budget_max", 1, UINT32_MAX, &l->budget_max, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(g, "budget_default", 1, UINT32_MAX, &l->budget_default, err,
 			      errlen)) < 0 ||
-	    (rv = dt_cfg_uint(g, "duration_max_s", 1, 31536000, &l->duration_max_s, err,
-			      errlen)) < 0 ||
+	    (rv = dt_cfg_uint(g, "duration_max_s", 1, 31536000, &l->duration_max_s, err, errlen)) <
+		    0 ||
 	    (rv = dt_cfg_uint(g, "duration_default_s", 1, 31536000, &l->duration_default_s, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(g, "rate_max_pps", 1, UINT32_MAX, &l->rate_max_pps, err, errlen)) <
@@ -70,8 +80,9 @@ static int load_limits(const config_setting_t *root, struct dt_limits *l, char *
 		return rv;
 	}
 	if (l->budget_default > l->budget_max) {
-		dt_cfg_error(g, err, errlen, "limits: budget_default (%llu) is above budget_max (%llu)",
-			     (unsigned long long)l->budget_default, (unsigned long long)l->budget_max);
+		dt_cfg_error(
+			g, err, errlen, "limits: budget_default (%llu) is above budget_max (%llu)",
+			(unsigned long long)l->budget_default, (unsigned long long)l->budget_max);
 		return -EINVAL;
 	}
 	if (l->duration_default_s > l->duration_max_s) {
@@ -135,9 +146,10 @@ static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cf
 		}
 		if (strlen(t->token) < DT_TOKEN_MIN) {
 			/* Never print the token itself. */
-			dt_cfg_error(g, err, errlen,
-				     "the token of tenant \"%s\" is too short: at least %d characters",
-				     t->name, DT_TOKEN_MIN);
+			dt_cfg_error(
+				g, err, errlen,
+				"the token of tenant \"%s\" is too short: at least %d characters",
+				t->name, DT_TOKEN_MIN);
 			return -EINVAL;
 		}
 		for (int j = 0; j < i; j++) {
@@ -147,10 +159,11 @@ static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cf
 				return -EINVAL;
 			}
 			if (strcmp(cfg->tenants[j].token, t->token) == 0) {
-				dt_cfg_error(g, err, errlen,
-					     "tenants \"%s\" and \"%s\" have the same token; tokens "
-					     "must be unique",
-					     cfg->tenants[j].name, t->name);
+				dt_cfg_error(
+					g, err, errlen,
+					"tenants \"%s\" and \"%s\" have the same token; tokens "
+					"must be unique",
+					cfg->tenants[j].name, t->name);
 				return -EINVAL;
 			}
 		}
@@ -159,8 +172,7 @@ static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cf
 	return 0;
 }
 
-int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *err,
-			 size_t errlen)
+int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *err, size_t errlen)
 {
 	static struct dt_analyzer_cfg cfg; /* large (tenants): not on the stack */
 	config_setting_t *root;
@@ -187,8 +199,8 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "host_grace_ms", 100, 3600000, &cfg.lifecycle.host_grace_ms,
 			      err, errlen)) < 0 ||
-	    (rv = dt_cfg_uint(root, "arm_timeout_ms", 100, 3600000,
-			      &cfg.lifecycle.arm_timeout_ms, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "arm_timeout_ms", 100, 3600000, &cfg.lifecycle.arm_timeout_ms,
+			      err, errlen)) < 0 ||
 	    (rv = load_limits(root, &cfg.limits, err, errlen)) < 0 ||
 	    (rv = load_tenants(root, &cfg, err, errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||

@@ -8,10 +8,10 @@
  * packet identity (direction, canonical tuple, IPv4 id, ident), orders each packet's
  * hops, judges what became of each packet, and summarises loss and latency per hop.
  *
- * Ordering follows VTrace's path computation (docs/design.md): the first hop is known from its edge role (port-in, or
- * gw-in for a reply entering through a gateway); the hops inside one node are ordered by
- * timestamp (exact: one clock), a drop being the last hop of its visit; nodes are chained
- * by hand-off (an uplink-out sample of node A and an uplink-in sample of node B with the
+ * Ordering follows VTrace's path computation (docs/design.md): the first hop is known from its edge
+ * role (port-in, or gw-in for a reply entering through a gateway); the hops inside one node are
+ * ordered by timestamp (exact: one clock), a drop being the last hop of its visit; nodes are
+ * chained by hand-off (an uplink-out sample of node A and an uplink-in sample of node B with the
  * same outer source and destination address mean the packet went from A to B), so clock
  * skew between nodes cannot reorder a path. Nodes that no hand-off reaches follow in order
  * of their earliest timestamp. It is a sort, independent of device types.
@@ -59,7 +59,7 @@ struct dt_obs {
 	uint16_t ip_id;
 	uint8_t hook;
 	uint8_t flags;
-	uint8_t dir; /* enum dt_direction */
+	uint8_t dir;	  /* enum dt_direction */
 	uint8_t cap_link; /* enum dt_cap_link */
 	uint16_t cap_len;
 	uint16_t frag; /* DT_FRAG_MF | offset (8-byte units); 0: not a fragment */

@@ -38,7 +38,7 @@ struct pkt {
 	struct dt_packet_path p;
 	size_t key;		/* rank in packet key order: a deterministic tie-break */
 	uint32_t n_dest;	/* p.hops[0 .. n_dest) is the destination branch */
-	const uint64_t *place; /* place[j]: p.hops[j]'s node, interface and hook as one key */
+	const uint64_t *place;	/* place[j]: p.hops[j]'s node, interface and hook as one key */
 	bool member;		/* counted through another packet: a fragment through its datagram's
 				 * first, a segment through the packet it was cut from (paths_segment.c) */
 	bool head;		/* a hop colored it (port-in, gw-in): the first hop saw it whole */

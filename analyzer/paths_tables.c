@@ -14,8 +14,8 @@ struct pair {
 	const struct dt_hop *from;
 	const struct dt_hop *to;
 	uint64_t from_place, to_place; /* their place keys (struct pkt) */
-	uint64_t lat_ns; /* clamped at 0, see the top of the file */
-	uint32_t pos;	 /* depth of the from hop in its packet's tree */
+	uint64_t lat_ns;	       /* clamped at 0, see the top of the file */
+	uint32_t pos;		       /* depth of the from hop in its packet's tree */
 	uint8_t dir;
 	uint8_t branch; /* the to hop's */
 };
@@ -36,7 +36,7 @@ struct copy_rec {
 /* One hop of one packet, for the loss table. */
 struct hop_rec {
 	const struct dt_hop_ref *at;
-	uint64_t place; /* its place key (struct pkt) */
+	uint64_t place;	 /* its place key (struct pkt) */
 	uint64_t reason; /* of the drop counted here, REASON_NONE */
 	uint32_t pos;
 	uint8_t dir;

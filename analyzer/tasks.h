@@ -50,9 +50,9 @@
 /* One key of a task: what the data plane matches for one direction. */
 struct dt_task_key {
 	struct dt_tuple tuple; /* normalized (dt_tuple_task_key()), reversed for replies */
-	uint32_t flags;        /* DT_TASK_F_ANYPORT, DT_TASK_F_REPLY: as armed */
-	uint8_t dir;           /* enum dt_direction */
-	bool learned;          /* armed for a translation the analyzer learned (see
+	uint32_t flags;	       /* DT_TASK_F_ANYPORT, DT_TASK_F_REPLY: as armed */
+	uint8_t dir;	       /* enum dt_direction */
+	bool learned;	       /* armed for a translation the analyzer learned (see
 				* dt_tasks_add_learned()), not named by the task */
 };
 
@@ -62,46 +62,46 @@ struct dt_task_key {
 
 /* Limits of a task: defaults for a request that leaves one out (0), and maxima. */
 struct dt_limits {
-	uint64_t budget_default, budget_max;         /* packets colored, per direction */
+	uint64_t budget_default, budget_max;	     /* packets colored, per direction */
 	uint64_t duration_default_s, duration_max_s; /* seconds from creation */
 	uint64_t rate_default_pps, rate_max_pps;     /* colored packets per second, per key */
-	uint64_t tasks_max_per_tenant;               /* active tasks of one tenant */
+	uint64_t tasks_max_per_tenant;		     /* active tasks of one tenant */
 };
 
 extern const struct dt_limits dt_limits_defaults;
 
 /* The handshake's clocks. */
 struct dt_lifecycle_cfg {
-	uint64_t host_grace_ms;  /* READY with no live node hosting an entry: FAILED after */
+	uint64_t host_grace_ms;	 /* READY with no live node hosting an entry: FAILED after */
 	uint64_t arm_timeout_ms; /* READY with a host that did not apply arm_gen: FAILED after */
 };
 
 struct dt_task {
 	uint32_t id;
-	uint32_t tenant;          /* index into the analyzer's tenants */
+	uint32_t tenant; /* index into the analyzer's tenants */
 	char tenant_name[DT_NAME_MAX];
 	struct dt_task_spec spec; /* normalized: tuple by dt_tuple_task_key(); flags are
 				   * DT_TASK_F_ANYPORT and DT_TASK_DIR_* (never no direction);
 				   * limits filled in */
-	unsigned int n_keys;      /* its own (1 or 2), then learned ones */
+	unsigned int n_keys;	  /* its own (1 or 2), then learned ones */
 	struct dt_task_key keys[DT_TASK_MAX_KEYS]; /* request key first when traced; the
-						     * learned ones after its own */
-	uint64_t learned_full;    /* learned keys not armed: the task had DT_TASK_MAX_LEARNED */
-	uint32_t state;           /* enum dt_task_state */
-	uint32_t status;          /* enum dt_task_status */
+						    * learned ones after its own */
+	uint64_t learned_full; /* learned keys not armed: the task had DT_TASK_MAX_LEARNED */
+	uint32_t state;	       /* enum dt_task_state */
+	uint32_t status;       /* enum dt_task_status */
 	char status_text[DT_MSG_MAX];
 	uint64_t created_ns, armed_ns, ended_ns; /* wall clock, 0: not (yet) */
-	uint64_t arm_gen;         /* the control generation that first includes it */
-	uint64_t ready_ms;        /* monotonic: when it became READY (handshake clocks) */
+	uint64_t arm_gen;			 /* the control generation that first includes it */
+	uint64_t ready_ms;	      /* monotonic: when it became READY (handshake clocks) */
 	uint64_t colored[DT_DIR_MAX]; /* first-hop samples attributed, per direction */
-	uint64_t delivered;       /* as of the last report built */
+	uint64_t delivered;	      /* as of the last report built */
 	size_t n_obs, cap_obs;
-	struct dt_obs *obs;       /* attributed observations, in arrival order */
-	size_t n_stored;          /* obs[0..n_stored) are in the store */
-	bool dirty;               /* changed since it was last written to the store */
-	bool final_pending;       /* ended, its final report not stored yet */
-	uint64_t judged_ms;       /* monotonic: when settled() was last asked */
-	size_t active_idx;        /* its index in dt_tasks.v while active */
+	struct dt_obs *obs; /* attributed observations, in arrival order */
+	size_t n_stored;    /* obs[0..n_stored) are in the store */
+	bool dirty;	    /* changed since it was last written to the store */
+	bool final_pending; /* ended, its final report not stored yet */
+	uint64_t judged_ms; /* monotonic: when settled() was last asked */
+	size_t active_idx;  /* its index in dt_tasks.v while active */
 };
 
 struct dt_tasks; /* tasks.c */
@@ -139,8 +139,7 @@ void dt_tasks_new_gen(struct dt_tasks *t);
  * Fills spec's budget, duration_s and rate_pps from l's defaults where 0. Returns 0, or
  * -EINVAL when one is above its maximum (err names the maximum).
  */
-int dt_limits_apply(const struct dt_limits *l, struct dt_task_spec *spec, char *err,
-		    size_t errlen);
+int dt_limits_apply(const struct dt_limits *l, struct dt_task_spec *spec, char *err, size_t errlen);
 
 /*
  * Creates a task for spec (limits applied already) in state NEW. Returns 0 and *out,

@@ -41,7 +41,7 @@ struct dt_taskstore;
 /* Opens (creating) the store in directory dir (created with its parents), map size
  * size_mb. On failure err says why. */
 int dt_taskstore_open(const char *dir, uint64_t size_mb, struct dt_taskstore **out, char *err,
-		  size_t errlen);
+		      size_t errlen);
 void dt_taskstore_close(struct dt_taskstore *s);
 
 int dt_taskstore_begin(struct dt_taskstore *s);
@@ -51,8 +51,8 @@ void dt_taskstore_abort(struct dt_taskstore *s);
 /* Within a write transaction. */
 int dt_taskstore_put_meta(struct dt_taskstore *s, uint32_t next_id, uint64_t gen);
 int dt_taskstore_put_task(struct dt_taskstore *s, const struct dt_task *task);
-int dt_taskstore_put_obs(struct dt_taskstore *s, uint32_t id, uint64_t first, const struct dt_obs *o,
-		     size_t n);
+int dt_taskstore_put_obs(struct dt_taskstore *s, uint32_t id, uint64_t first,
+			 const struct dt_obs *o, size_t n);
 int dt_taskstore_del_obs(struct dt_taskstore *s, uint32_t id);
 int dt_taskstore_put_report(struct dt_taskstore *s, uint32_t id, const void *buf, size_t len);
 int dt_taskstore_put_string(struct dt_taskstore *s, uint32_t idx, const char *str);

@@ -106,7 +106,8 @@ static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bo
 				s->hook = DT_HOOK_DROP;
 				s->iface = 2;
 				s->ts_ns = t + 50000 + (uint64_t)node * 1000;
-				s->drop_reason = 2; /* NOT_SPECIFIED: the bridge discards the copy */
+				s->drop_reason =
+					2; /* NOT_SPECIFIED: the bridge discards the copy */
 				s->outer_saddr = s->outer_daddr = 0;
 			}
 		}
@@ -287,8 +288,8 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 		    rep.n_copy_rows != (copies ? 2u : 0u))
 			dtb_die("the report has %llu delivered packets, %u hop pairs and %u copy "
 				"rows, want %u, %u and %u",
-				(unsigned long long)rep.task.delivered, rep.n_stats, rep.n_copy_rows,
-				packets, copies ? 8 : 3, copies ? 2 : 0);
+				(unsigned long long)rep.task.delivered, rep.n_stats,
+				rep.n_copy_rows, packets, copies ? 8 : 3, copies ? 2 : 0);
 		dt_report_free(&rep);
 
 		copy = malloc(n * sizeof(*copy));
@@ -306,7 +307,8 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 		build[r] = n / ((t2 - t1) / 1e9);
 		dtb_note("%s round %d: %zu records: from the store %.2f M/s (scan+decode+attribute "
 			 "%.2f M/s, paths %.2f M/s), qsort %.2f M/s",
-			 name, r + 1, n, e2e[r] / 1e6, load[r] / 1e6, build[r] / 1e6, sorts[r] / 1e6);
+			 name, r + 1, n, e2e[r] / 1e6, load[r] / 1e6, build[r] / 1e6,
+			 sorts[r] / 1e6);
 	}
 	dt_store_close(st);
 

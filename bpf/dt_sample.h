@@ -44,14 +44,14 @@
  */
 enum dt_hook {
 	DT_HOOK_NONE = 0,
-	DT_HOOK_PORT_IN = 1,    /* port ingress: packet leaves an instance, first hop */
-	DT_HOOK_PORT_OUT = 2,   /* port egress: packet enters an instance, last hop */
-	DT_HOOK_UPLINK_IN = 3,  /* uplink ingress: encapsulated packet arrives from the underlay */
+	DT_HOOK_PORT_IN = 1,	/* port ingress: packet leaves an instance, first hop */
+	DT_HOOK_PORT_OUT = 2,	/* port egress: packet enters an instance, last hop */
+	DT_HOOK_UPLINK_IN = 3,	/* uplink ingress: encapsulated packet arrives from the underlay */
 	DT_HOOK_UPLINK_OUT = 4, /* uplink egress: encapsulated packet leaves to the underlay */
-	DT_HOOK_GW_OUT = 5,     /* gateway outside egress: leaves our network after NAT; an exit */
-	DT_HOOK_GW_IN = 6,      /* gateway outside ingress: enters our network before de-NAT;
+	DT_HOOK_GW_OUT = 5,	/* gateway outside egress: leaves our network after NAT; an exit */
+	DT_HOOK_GW_IN = 6,	/* gateway outside ingress: enters our network before de-NAT;
 				 * an entry, the first hop of replies */
-	DT_HOOK_DROP = 7,       /* the kernel freed the packet with a drop reason (kfree_skb) */
+	DT_HOOK_DROP = 7,	/* the kernel freed the packet with a drop reason (kfree_skb) */
 	DT_HOOK_MAX,
 };
 
@@ -78,13 +78,13 @@ struct dt_tuple {
 };
 
 #define DT_TASK_F_ANYPORT 0x1
-#define DT_TASK_F_REPLY 0x2   /* this key is the reply direction of its task (tuple reversed) */
+#define DT_TASK_F_REPLY 0x2 /* this key is the reply direction of its task (tuple reversed) */
 
 /* Value of the armed-task map. */
 struct dt_task_val {
 	__u32 task_id;
 	__u32 flags;
-	__u32 budget;   /* packets this key may color in all, 0: no limit */
+	__u32 budget;	/* packets this key may color in all, 0: no limit */
 	__u32 rate_pps; /* packets per second it may color at most (token bucket), 0: no limit */
 };
 
@@ -104,7 +104,7 @@ struct dt_port_val {
 
 enum dt_cap_link {
 	DT_CAP_NONE = 0, /* nothing captured */
-	DT_CAP_ETH = 1,  /* from the Ethernet header (tc hooks: the frame on the interface) */
+	DT_CAP_ETH = 1,	 /* from the Ethernet header (tc hooks: the frame on the interface) */
 	DT_CAP_IPV4 = 2, /* from the IPv4 header (drops: the skb's network header) */
 };
 
@@ -127,32 +127,32 @@ struct dt_sample {
 	__u8 hook;    /* enum dt_hook */
 	__u8 flags;   /* DT_SAMPLE_F_* */
 	__u8 pad0;
-	__u32 ifindex;    /* interface the program is attached to; for drops skb->dev (or 0) */
-	__u64 ts_ns;      /* bpf_ktime_get_ns(); the agent turns it into wall-clock time */
+	__u32 ifindex; /* interface the program is attached to; for drops skb->dev (or 0) */
+	__u64 ts_ns;   /* bpf_ktime_get_ns(); the agent turns it into wall-clock time */
 	struct dt_tuple tuple;
-	__u32 task_id;    /* known at the first hop only, else 0 */
-	__u16 ip_id;      /* inner IPv4 identification */
-	__u16 frag;       /* inner IPv4 fragment: DT_FRAG_MF | offset in 8-byte units (host
-			   * order, as iph->frag_off without DF and the color); 0: not one */
-	__u32 ident;      /* see above */
-	__u32 len;        /* inner IPv4 total length */
+	__u32 task_id;	   /* known at the first hop only, else 0 */
+	__u16 ip_id;	   /* inner IPv4 identification */
+	__u16 frag;	   /* inner IPv4 fragment: DT_FRAG_MF | offset in 8-byte units (host
+			    * order, as iph->frag_off without DF and the color); 0: not one */
+	__u32 ident;	   /* see above */
+	__u32 len;	   /* inner IPv4 total length */
 	__u32 outer_saddr; /* uplink hooks, encapsulated drops: outer IPv4 source, network order */
 	__u32 outer_daddr; /* ... and destination */
 	__u32 drop_reason; /* DT_HOOK_DROP: the kernel's enum skb_drop_reason value */
 	struct dt_tuple orig; /* DT_SAMPLE_F_NAT: the tuple inside the NAT (see above) */
 	__u32 pad2;
 	__u64 drop_location; /* DT_HOOK_DROP: kernel text address that freed the skb */
-	__u16 cap_len;       /* bytes of cap that hold the packet (0: nothing captured) */
-	__u8 cap_link;       /* enum dt_cap_link: where cap starts */
+	__u16 cap_len;	     /* bytes of cap that hold the packet (0: nothing captured) */
+	__u8 cap_link;	     /* enum dt_cap_link: where cap starts */
 	__u8 pad3;
 	__u32 pad4;
 	__u8 cap[DT_CAP_MAX]; /* the first cap_len bytes of the packet as it was at this hop */
 };
 
 #define DT_SAMPLE_F_FIRST_HOP 0x1 /* this hop colored the packet */
-#define DT_SAMPLE_F_NAT 0x2       /* orig holds the tuple inside the NAT */
-#define DT_SAMPLE_F_ENCAP 0x4     /* drop: the skb was the VXLAN-encapsulated packet */
-#define DT_SAMPLE_F_REPLY 0x8     /* first hop: the key that matched is a reply key */
+#define DT_SAMPLE_F_NAT 0x2	  /* orig holds the tuple inside the NAT */
+#define DT_SAMPLE_F_ENCAP 0x4	  /* drop: the skb was the VXLAN-encapsulated packet */
+#define DT_SAMPLE_F_REPLY 0x8	  /* first hop: the key that matched is a reply key */
 /* Set by the agent, never by the programs: a port-out sample whose destination address is
  * none of the instances the port lists (a flooded copy the instance will discard). */
 #define DT_SAMPLE_F_STRANGER 0x10
@@ -169,22 +169,22 @@ struct dt_sample {
 
 /* Per-CPU counters exported by the data plane (index of the counters array). */
 enum dt_counter {
-	DT_CNT_COLORED = 0,     /* packets colored at a first hop */
-	DT_CNT_SAMPLED,         /* samples written to the ring buffer */
-	DT_CNT_RING_FULL,       /* samples that could not be written: ring buffer full */
-	DT_CNT_UNCOLORED,       /* colored packets whose color was removed at an exit */
-	DT_CNT_FOREIGN_COLOR,   /* packets that arrived from an instance already colored */
-	DT_CNT_DROPS,           /* colored packets seen freed with a drop reason, sampled */
-	DT_CNT_DROP_OTHER_NS,   /* colored drops in another network namespace: not ours, skipped */
-	DT_CNT_NAT_NO_CT,       /* colored packets at a gateway without a conntrack entry */
-	DT_CNT_WRITE_FAIL,      /* a helper failed while writing or removing the color */
-	DT_CNT_BUDGET_SPENT,    /* matching packets left uncolored: the task's budget is spent */
-	DT_CNT_RATE_LIMITED,    /* matching packets left uncolored: over the task's rate */
-	DT_CNT_FRAG_COLORED,    /* later fragments colored after their datagram's first */
-	DT_CNT_FRAG_ORPHAN,     /* later fragments seen at a port with no first fragment known
-				 * (it came later, or the datagram is not traced): uncolored */
-	DT_CNT_RECOLORED,       /* fragments of a traced datagram colored again after the
-				 * kernel reassembled and refragmented it */
+	DT_CNT_COLORED = 0,   /* packets colored at a first hop */
+	DT_CNT_SAMPLED,	      /* samples written to the ring buffer */
+	DT_CNT_RING_FULL,     /* samples that could not be written: ring buffer full */
+	DT_CNT_UNCOLORED,     /* colored packets whose color was removed at an exit */
+	DT_CNT_FOREIGN_COLOR, /* packets that arrived from an instance already colored */
+	DT_CNT_DROPS,	      /* colored packets seen freed with a drop reason, sampled */
+	DT_CNT_DROP_OTHER_NS, /* colored drops in another network namespace: not ours, skipped */
+	DT_CNT_NAT_NO_CT,     /* colored packets at a gateway without a conntrack entry */
+	DT_CNT_WRITE_FAIL,    /* a helper failed while writing or removing the color */
+	DT_CNT_BUDGET_SPENT,  /* matching packets left uncolored: the task's budget is spent */
+	DT_CNT_RATE_LIMITED,  /* matching packets left uncolored: over the task's rate */
+	DT_CNT_FRAG_COLORED,  /* later fragments colored after their datagram's first */
+	DT_CNT_FRAG_ORPHAN,   /* later fragments seen at a port with no first fragment known
+			       * (it came later, or the datagram is not traced): uncolored */
+	DT_CNT_RECOLORED,     /* fragments of a traced datagram colored again after the
+			       * kernel reassembled and refragmented it */
 	DT_CNT_MAX,
 };
 

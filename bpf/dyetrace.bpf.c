@@ -327,7 +327,7 @@ static __always_inline void dt_sample_submit(struct dt_sample *s)
  * n (1..DT_CAP_MAX) in a form the verifier can bound whichever register the compiler
  * tested n > 0 in (DT_CAP_MAX is a power of two).
  */
-#define DT_CAP_BOUND(n) ((((n) - 1) & (DT_CAP_MAX - 1)) + 1)
+#define DT_CAP_BOUND(n) ((((n)-1) & (DT_CAP_MAX - 1)) + 1)
 
 /* The capture length for a packet of len bytes: at most dt_capture_bytes and DT_CAP_MAX. */
 static __always_inline __u32 dt_cap_len(__u32 len)
@@ -1217,17 +1217,17 @@ static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reas
  * reach past it (DT_PARSE_SHORT), it pulls them in and runs the body once more with the
  * second argument. skb->ifindex is read once, here, rather than in bodies inlined twice.
  */
-#define DT_TC_PROG(name, body, pull, first, again)                                              \
-	SEC("tc")                                                                               \
-	int name(struct __sk_buff *skb)                                                         \
-	{                                                                                       \
-		__u32 ifindex = skb->ifindex;                                                   \
-                                                                                                \
-		if (body(skb, ifindex, first) == DT_PARSE_SHORT) {                              \
-			dt_pull(skb, pull);                                                     \
-			body(skb, ifindex, again);                                              \
-		}                                                                               \
-		return TC_ACT_OK;                                                               \
+#define DT_TC_PROG(name, body, pull, first, again)                                                 \
+	SEC("tc")                                                                                  \
+	int name(struct __sk_buff *skb)                                                            \
+	{                                                                                          \
+		__u32 ifindex = skb->ifindex;                                                      \
+                                                                                                   \
+		if (body(skb, ifindex, first) == DT_PARSE_SHORT) {                                 \
+			dt_pull(skb, pull);                                                        \
+			body(skb, ifindex, again);                                                 \
+		}                                                                                  \
+		return TC_ACT_OK;                                                                  \
 	}
 
 DT_TC_PROG(dt_port_ingress, port_ingress, DT_PULL_INNER, false, true)

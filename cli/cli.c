@@ -392,7 +392,7 @@ static int decode_tasks(const void *buf, size_t len, void *out)
 
 static const char *msg_name(enum dt_msg_type type)
 {
-	return type == DT_MSG_TASK	? "task"
+	return type == DT_MSG_TASK     ? "task"
 	       : type == DT_MSG_REPORT ? "report"
 	       : type == DT_MSG_TASKS  ? "task list"
 				       : "?";
@@ -847,7 +847,8 @@ static int do_task_create(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	msgpack_sbuffer_init(&req);
-	rc = call_sb(c, &req, dt_task_create_encode(&req, c->token, &spec), DT_MSG_TASK, decode_task, &t);
+	rc = call_sb(c, &req, dt_task_create_encode(&req, c->token, &spec), DT_MSG_TASK,
+		     decode_task, &t);
 	if (rc != RC_OK) {
 		return rc;
 	}

@@ -32,12 +32,12 @@ struct collector {
 	struct dt_store *store;
 	struct dt_ingest *ingest;
 	struct dt_link *link;
-	uint64_t enqueued;   /* local sequence of the last batch handed to the link */
+	uint64_t enqueued; /* local sequence of the last batch handed to the link */
 	pthread_mutex_t mu;
-	uint64_t acked;      /* ... and of the last one the analyzer acknowledged */
-	uint64_t stored_lseq; /* local sequence of the newest batch stored (under mu) */
+	uint64_t acked;		 /* ... and of the last one the analyzer acknowledged */
+	uint64_t stored_lseq;	 /* local sequence of the newest batch stored (under mu) */
 	uint64_t forward_errors; /* stored batches that could not be re-read (corruption) */
-	uint64_t relayed_gen;    /* last control generation relayed (logged once each) */
+	uint64_t relayed_gen;	 /* last control generation relayed (logged once each) */
 	struct node_lost *losts; /* ingest thread only */
 	struct dt_metrics *metrics;
 };
@@ -230,10 +230,12 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 {
-	struct dt_ingest_ops iops = {.on_batch = on_batch, .on_heartbeat = on_heartbeat,
-				     .last_seq = last_seq};
-	struct dt_link_ops lops = {.on_control = on_control, .advertise_gen = advertise_gen,
-				   .on_acked = on_acked, .heartbeat_nodes = heartbeat_nodes};
+	struct dt_ingest_ops iops = {
+		.on_batch = on_batch, .on_heartbeat = on_heartbeat, .last_seq = last_seq};
+	struct dt_link_ops lops = {.on_control = on_control,
+				   .advertise_gen = advertise_gen,
+				   .on_acked = on_acked,
+				   .heartbeat_nodes = heartbeat_nodes};
 	struct dt_link_cfg lc = {
 		.url = cfg->analyzer,
 		.sender = cfg->name,
@@ -267,8 +269,9 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 	}
 	/* Resend everything the analyzer did not acknowledge; it deduplicates. */
 	c.enqueued = c.acked = persisted = dt_store_forwarded(c.store);
-	dt_info("DT-COLL-READY", "collector %s: agents on %s, analyzer at %s, store %s (%llu batches)",
-		cfg->name, cfg->listen, cfg->analyzer, cfg->store,
+	dt_info("DT-COLL-READY",
+		"collector %s: agents on %s, analyzer at %s, store %s (%llu batches)", cfg->name,
+		cfg->listen, cfg->analyzer, cfg->store,
 		(unsigned long long)dt_store_count(c.store));
 	last_stats_ms = dt_mono_ms();
 	while (!*stop) {
@@ -278,7 +281,8 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		pthread_mutex_unlock(&c.mu);
 		if (acked != persisted && dt_store_set_forwarded(c.store, acked) == 0)
 			persisted = acked;
-		if (cfg->stats_interval_s && dt_mono_ms() - last_stats_ms >= cfg->stats_interval_s * 1000) {
+		if (cfg->stats_interval_s &&
+		    dt_mono_ms() - last_stats_ms >= cfg->stats_interval_s * 1000) {
 			log_stats(&c, "DT-COLL-STATS");
 			last_stats_ms = dt_mono_ms();
 		}
@@ -300,7 +304,8 @@ out:
 		unsigned left = dt_link_stop(c.link, 2000);
 
 		if (left)
-			dt_warn("DT-COLL-UNSENT", "%u stored batches not yet acknowledged by the analyzer; they stay in the store",
+			dt_warn("DT-COLL-UNSENT",
+				"%u stored batches not yet acknowledged by the analyzer; they stay in the store",
 				left);
 		if (c.acked != persisted)
 			dt_store_set_forwarded(c.store, c.acked);

@@ -27,7 +27,7 @@ struct dt_collector_cfg {
 	uint64_t queue_max;
 	uint64_t agent_window_ms; /* an agent not heard from for this long no longer counts */
 	uint64_t stats_interval_s;
-	struct dt_tls_files tls; /* mutual TLS on both links (both URLs tls+tcp://) */
+	struct dt_tls_files tls;	  /* mutual TLS on both links (both URLs tls+tcp://) */
 	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
 };
 
@@ -37,8 +37,7 @@ extern const struct dt_collector_cfg dt_collector_cfg_defaults;
  * Every one is in the manual page. */
 extern const char *const dt_collector_cfg_keys[];
 
-int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *cfg, char *err,
-			  size_t errlen);
+int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *cfg, char *err, size_t errlen);
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop);
 
 #endif /* DT_COLLECTOR_H */

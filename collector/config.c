@@ -24,11 +24,11 @@ const struct dt_collector_cfg dt_collector_cfg_defaults = {
 };
 
 const char *const dt_collector_cfg_keys[] = {
-	"name", "listen", "analyzer", "store", "store_max_mib", "heartbeat_ms", "ack_timeout_ms",
-	"queue_max", "agent_window_ms", "stats_interval_s", "tls", "metrics", NULL};
+	"name",		"listen",	  "analyzer",  "store",		  "store_max_mib",
+	"heartbeat_ms", "ack_timeout_ms", "queue_max", "agent_window_ms", "stats_interval_s",
+	"tls",		"metrics",	  NULL};
 
-int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *err,
-			  size_t errlen)
+int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *err, size_t errlen)
 {
 	struct dt_collector_cfg cfg = dt_collector_cfg_defaults;
 	config_setting_t *root;
@@ -47,7 +47,8 @@ int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *out, char *
 	    (rv = dt_cfg_string(root, "store", cfg.store, sizeof(cfg.store), err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "store_max_mib", 1, 1u << 24, &cfg.store_max_mib, err,
 			      errlen)) < 0 ||
-	    (rv = dt_cfg_uint(root, "heartbeat_ms", 10, 60000, &cfg.heartbeat_ms, err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "heartbeat_ms", 10, 60000, &cfg.heartbeat_ms, err, errlen)) <
+		    0 ||
 	    (rv = dt_cfg_uint(root, "ack_timeout_ms", 10, 600000, &cfg.ack_timeout_ms, err,
 			      errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "queue_max", 1, 1u << 20, &cfg.queue_max, err, errlen)) < 0 ||

@@ -46,8 +46,8 @@ void dt_cfg_error(const config_setting_t *s, char *err, size_t errlen, const cha
 		snprintf(err, errlen, "%s: %s", file, what);
 }
 
-int dt_cfg_string(const config_setting_t *g, const char *name, char *out, size_t outlen,
-		  char *err, size_t errlen)
+int dt_cfg_string(const config_setting_t *g, const char *name, char *out, size_t outlen, char *err,
+		  size_t errlen)
 {
 	config_setting_t *s = config_setting_get_member(g, name);
 	const char *v;
@@ -95,8 +95,7 @@ int dt_cfg_uint(const config_setting_t *g, const char *name, uint64_t min, uint6
 	return 1;
 }
 
-int dt_cfg_known(const config_setting_t *g, const char *const *known, char *err,
-		 size_t errlen)
+int dt_cfg_known(const config_setting_t *g, const char *const *known, char *err, size_t errlen)
 {
 	int i, n = config_setting_length(g);
 

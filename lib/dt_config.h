@@ -28,13 +28,12 @@ void dt_cfg_error(const config_setting_t *s, char *err, size_t errlen, const cha
  * output keeps its default), 1 when it was read, and -EINVAL with err filled when it is
  * present but of the wrong type or out of range.
  */
-int dt_cfg_string(const config_setting_t *g, const char *name, char *out, size_t outlen,
-		  char *err, size_t errlen);
+int dt_cfg_string(const config_setting_t *g, const char *name, char *out, size_t outlen, char *err,
+		  size_t errlen);
 int dt_cfg_uint(const config_setting_t *g, const char *name, uint64_t min, uint64_t max,
 		uint64_t *out, char *err, size_t errlen);
 
 /* Refuses members of g not in the NULL-terminated list known (catches typos). */
-int dt_cfg_known(const config_setting_t *g, const char *const *known, char *err,
-		 size_t errlen);
+int dt_cfg_known(const config_setting_t *g, const char *const *known, char *err, size_t errlen);
 
 #endif /* DT_CONFIG_H */

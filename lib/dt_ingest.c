@@ -154,8 +154,9 @@ static void count_malformed(struct dt_ingest *in, int err, const char *what)
 		in->st.malformed_by[-err]++;
 	pthread_mutex_unlock(&in->mu);
 	if (dt_ratelimit_ok(&in->rl_malformed, 1000, &suppressed))
-		dt_warn("DT-INGEST-MALFORMED", "%s: refused a %s: %s (%llu more refused since the last report)",
-			in->url, what, dt_proto_strerror(err), (unsigned long long)suppressed);
+		dt_warn("DT-INGEST-MALFORMED",
+			"%s: refused a %s: %s (%llu more refused since the last report)", in->url,
+			what, dt_proto_strerror(err), (unsigned long long)suppressed);
 }
 
 static void handle(struct dt_ingest *in, const void *buf, size_t len)

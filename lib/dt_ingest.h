@@ -37,13 +37,13 @@ struct dt_ingest_ops {
 };
 
 struct dt_ingest_stats {
-	uint64_t batches;   /* batches with samples stored */
-	uint64_t heartbeats; /* batches without samples (heartbeats) */
-	uint64_t samples;   /* samples in them */
-	uint64_t duplicates; /* batches acknowledged again without storing */
-	uint64_t malformed; /* requests refused, all codes */
+	uint64_t batches;	  /* batches with samples stored */
+	uint64_t heartbeats;	  /* batches without samples (heartbeats) */
+	uint64_t samples;	  /* samples in them */
+	uint64_t duplicates;	  /* batches acknowledged again without storing */
+	uint64_t malformed;	  /* requests refused, all codes */
 	uint64_t malformed_by[9]; /* by -DT_PROTO_* code (index 1..8) */
-	uint64_t store_errors; /* on_batch did not return DT_ST_OK */
+	uint64_t store_errors;	  /* on_batch did not return DT_ST_OK */
 };
 
 int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_ingest **out);

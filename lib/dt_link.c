@@ -42,7 +42,7 @@ struct dt_link {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct qitem *head, *tail; /* FIFO; the head is in flight until acknowledged */
-	uint64_t spool_loaded;     /* highest spooled seq loaded into the memory queue */
+	uint64_t spool_loaded;	   /* highest spooled seq loaded into the memory queue */
 	uint64_t spool_in_memory;  /* spooled batches in the memory queue now */
 	uint64_t next_seq;
 	bool stopping;
@@ -159,7 +159,8 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 		l->st.connected = 0;
 		pthread_mutex_unlock(&l->mu);
 		if (dt_ratelimit_ok(&l->rl_down, 10000, &suppressed))
-			dt_warn("DT-LINK-DOWN", "%s: no acknowledgement (%s); %llu batches queued, retrying",
+			dt_warn("DT-LINK-DOWN",
+				"%s: no acknowledgement (%s); %llu batches queued, retrying",
 				l->url, nng_strerror(rv), (unsigned long long)l->st.queue_depth);
 		return SENT_RETRY;
 	}

@@ -25,15 +25,15 @@ struct dt_metrics_buf;
 struct dt_spool;
 
 struct dt_link_cfg {
-	const char *url;        /* peer, e.g. "tcp://10.0.0.1:7400" */
-	const char *sender;     /* our name, put in every batch */
-	unsigned heartbeat_ms;  /* idle time before a heartbeat */
-	unsigned timeout_ms;    /* wait for an ACK before resending */
-	unsigned queue_max;     /* batches held in memory at most */
+	const char *url;		/* peer, e.g. "tcp://10.0.0.1:7400" */
+	const char *sender;		/* our name, put in every batch */
+	unsigned heartbeat_ms;		/* idle time before a heartbeat */
+	unsigned timeout_ms;		/* wait for an ACK before resending */
+	unsigned queue_max;		/* batches held in memory at most */
 	const struct dt_tls_files *tls; /* optional: mutual TLS (url must be tls+tcp://) */
-	struct dt_spool *spool; /* optional (caller owns it): every batch is written there
-				 * first and removed once acknowledged; at most queue_max of
-				 * them wait in memory; replayed in order after a restart */
+	struct dt_spool *spool;		/* optional (caller owns it): every batch is written there
+					 * first and removed once acknowledged; at most queue_max of
+					 * them wait in memory; replayed in order after a restart */
 };
 
 struct dt_link_ops {
@@ -55,17 +55,17 @@ struct dt_link_ops {
 };
 
 struct dt_link_stats {
-	uint64_t batches_sent;  /* batches acknowledged by the peer */
-	uint64_t samples_sent;  /* samples in those batches */
-	uint64_t resends;       /* sends repeated after a timeout or an error reply */
-	uint64_t rejected;      /* batches the peer refused as malformed (their samples lost) */
+	uint64_t batches_sent;	   /* batches acknowledged by the peer */
+	uint64_t samples_sent;	   /* samples in those batches */
+	uint64_t resends;	   /* sends repeated after a timeout or an error reply */
+	uint64_t rejected;	   /* batches the peer refused as malformed (their samples lost) */
 	uint64_t rejected_samples; /* samples in them */
-	uint64_t bad_replies;   /* replies we could not decode (counted, logged, batch resent) */
-	uint64_t queue_depth;   /* batches waiting in memory now */
-	uint64_t spooled;       /* batches waiting in the spool now */
+	uint64_t bad_replies;	   /* replies we could not decode (counted, logged, batch resent) */
+	uint64_t queue_depth;	   /* batches waiting in memory now */
+	uint64_t spooled;	   /* batches waiting in the spool now */
 	uint64_t spool_evicted_samples; /* samples in batches the spool evicted when full */
-	uint64_t ctl_gen;       /* generation of the last control set applied */
-	int connected;          /* 1 once an ACK arrived and no send has timed out since */
+	uint64_t ctl_gen;		/* generation of the last control set applied */
+	int connected;			/* 1 once an ACK arrived and no send has timed out since */
 };
 
 /* Starts the link thread. Returns 0 or -errno; *out is set on success only. */

@@ -40,8 +40,8 @@ void dt_vlog(enum dt_log_level level, const char *id, const char *fmt, va_list a
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
 	/* One fprintf per line, so that threads do not interleave within a line. */
-	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp, ts.tv_nsec / 1000000,
-		level_names[level], id, line);
+	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp, ts.tv_nsec / 1000000, level_names[level],
+		id, line);
 }
 
 void dt_log(enum dt_log_level level, const char *id, const char *fmt, ...)

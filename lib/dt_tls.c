@@ -24,14 +24,16 @@ int dt_cfg_tls(const config_setting_t *root, struct dt_tls_files *f, char *err, 
 	if (!g)
 		return 0;
 	if (!config_setting_is_group(g)) {
-		dt_cfg_error(g, err, errlen, "'tls' must be a group { ca = ...; cert = ...; key = ...; }");
+		dt_cfg_error(g, err, errlen,
+			     "'tls' must be a group { ca = ...; cert = ...; key = ...; }");
 		return -EINVAL;
 	}
 	if (dt_cfg_known(g, dt_tls_cfg_keys, err, errlen) < 0 ||
 	    (a = dt_cfg_string(g, "ca", f->ca, sizeof(f->ca), err, errlen)) < 0 ||
 	    (b = dt_cfg_string(g, "cert", f->cert, sizeof(f->cert), err, errlen)) < 0 ||
 	    (c = dt_cfg_string(g, "key", f->key, sizeof(f->key), err, errlen)) < 0 ||
-	    dt_cfg_string(g, "server_name", f->server_name, sizeof(f->server_name), err, errlen) < 0)
+	    dt_cfg_string(g, "server_name", f->server_name, sizeof(f->server_name), err, errlen) <
+		    0)
 		return -EINVAL;
 	if (!a || !b || !c) {
 		dt_cfg_error(g, err, errlen, "'tls' needs 'ca', 'cert' and 'key' (mutual TLS)");
@@ -49,12 +51,13 @@ int dt_tls_check_url(const config_setting_t *root, const char *what, const char 
 	if (!at)
 		at = root; /* the default URL: name the file */
 	if (tls_url && !dt_tls_enabled(f)) {
-		dt_cfg_error(at, err, errlen, "%s %s uses TLS but there is no 'tls' group", what, url);
+		dt_cfg_error(at, err, errlen, "%s %s uses TLS but there is no 'tls' group", what,
+			     url);
 		return -EINVAL;
 	}
 	if (!tls_url && dt_tls_enabled(f)) {
-		dt_cfg_error(at, err, errlen, "%s %s is not a tls+tcp:// URL but a 'tls' group is given",
-			     what, url);
+		dt_cfg_error(at, err, errlen,
+			     "%s %s is not a tls+tcp:// URL but a 'tls' group is given", what, url);
 		return -EINVAL;
 	}
 	return 0;

@@ -24,9 +24,9 @@
 #include <nng/supplemental/tls/tls.h>
 
 struct dt_tls_files {
-	char ca[256];          /* PEM CA bundle that signs the peers' certificates */
-	char cert[256];        /* our PEM certificate (chain) */
-	char key[256];         /* our PEM private key */
+	char ca[256];	       /* PEM CA bundle that signs the peers' certificates */
+	char cert[256];	       /* our PEM certificate (chain) */
+	char key[256];	       /* our PEM private key */
 	char server_name[128]; /* clients: the name the server's certificate must carry */
 };
 

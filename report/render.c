@@ -569,9 +569,10 @@ static void text_task(FILE *f, const struct dt_task_info *t)
 		dt_task_state_name(t->state), flow,
 		t->spec.flags & DT_TASK_F_ANYPORT ? ", any port" : "",
 		task_direction(t->spec.flags));
-	fprintf(f, "status %s: %.*s\n", dt_task_status_name(t->status),
-		(int)sizeof(t->status_text), t->status_text);
-	fprintf(f, "tenant %.*s; limits: budget %" PRIu32 " packets per direction, duration %" PRIu32
+	fprintf(f, "status %s: %.*s\n", dt_task_status_name(t->status), (int)sizeof(t->status_text),
+		t->status_text);
+	fprintf(f,
+		"tenant %.*s; limits: budget %" PRIu32 " packets per direction, duration %" PRIu32
 		" s, rate %" PRIu32 " packets/s\n",
 		(int)sizeof(t->tenant), t->tenant, t->spec.budget, t->spec.duration_s,
 		t->spec.rate_pps);
@@ -594,8 +595,8 @@ int dt_render_task_list_text(FILE *f, const struct dt_task_list *l)
 		fputs("no tasks\n", f);
 		return finish(f);
 	}
-	fprintf(f, "%8s  %-9s  %-12s  %8s  %-7s  %s\n", "ID", "STATE", "STATUS", "COLORED",
-		"DIR", "FLOW");
+	fprintf(f, "%8s  %-9s  %-12s  %8s  %-7s  %s\n", "ID", "STATE", "STATUS", "COLORED", "DIR",
+		"FLOW");
 	for (uint32_t i = 0; i < l->n_tasks; i++) {
 		const struct dt_task_info *t = &l->tasks[i];
 
@@ -706,9 +707,10 @@ static void text_copies(FILE *f, const struct dt_report *r)
 
 		width = n > width ? n : width;
 	}
-	fprintf(f, "\ncopies the overlay made for other hosts (not in the verdict):\n"
-		"  %-9s %-*s %-9s %8s  %s\n", "direction", width, "ended at", "how", "copies",
-		"reason");
+	fprintf(f,
+		"\ncopies the overlay made for other hosts (not in the verdict):\n"
+		"  %-9s %-*s %-9s %8s  %s\n",
+		"direction", width, "ended at", "how", "copies", "reason");
 	for (i = 0; i < r->n_copy_rows; i++) {
 		const struct dt_copy_row *c = &r->copy_rows[i];
 
@@ -758,8 +760,8 @@ static const char *flow_str(const struct dt_tuple *t, char *buf, size_t len)
 }
 
 /* One side of a translation: "dst 10.99.0.100 becomes 10.100.0.13" (with ports). */
-static void text_side(FILE *f, const char *what, uint32_t a0, uint16_t p0, uint32_t a1,
-		      uint16_t p1, bool *first)
+static void text_side(FILE *f, const char *what, uint32_t a0, uint16_t p0, uint32_t a1, uint16_t p1,
+		      bool *first)
 {
 	char x[16], y[16];
 
@@ -820,8 +822,7 @@ static void text_hop(FILE *f, const struct dt_packet_path *p, const struct dt_ho
 static void text_drop(FILE *f, const char *name, size_t name_max, uint32_t reason,
 		      const char *where, size_t where_max)
 {
-	fprintf(f, "reason %.*s (%" PRIu32 ")", (int)name_max, name[0] ? name : "unnamed",
-		reason);
+	fprintf(f, "reason %.*s (%" PRIu32 ")", (int)name_max, name[0] ? name : "unnamed", reason);
 	if (where[0]) {
 		fprintf(f, " in %.*s", (int)where_max, where);
 	}
@@ -848,7 +849,7 @@ static void text_copy_branches(FILE *f, const struct dt_packet_path *p, int wa, 
 		}
 		/* The copy's own hops, up to (not including) the destination branch. */
 		n = 0;
-		for (k = i; n < DT_REPORT_MAX_HOPS && p->hops[k].branch == DT_BRANCH_COPY; ) {
+		for (k = i; n < DT_REPORT_MAX_HOPS && p->hops[k].branch == DT_BRANCH_COPY;) {
 			chain[n++] = k;
 			if (p->hops[k].parent == DT_HOP_ROOT || p->hops[k].parent >= p->n_hops) {
 				break;
@@ -893,7 +894,8 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 			dt_fate_name(p->datagram_fate));
 	} else if (p->datagram_fate != p->fate && p->n_hops > 0 &&
 		   p->hops[0].at.hook != DT_HOOK_PORT_IN && p->hops[0].at.hook != DT_HOOK_GW_IN) {
-		/* No first hop, and another fate: a segment cut from a packet after its first hop */
+		/* No first hop, and another fate: a segment cut from a packet after its first hop
+		 */
 		fprintf(f, ", a segment: its packet %s", dt_fate_name(p->datagram_fate));
 	}
 	if (p->n_copies) {
@@ -933,12 +935,16 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 		fprintf(f, "  in flight: last seen at %s, within the analysis window\n", at);
 		break;
 	case DT_FATE_REASSEMBLED:
-		fprintf(f, "  reassembled: last seen at %s, where the kernel reassembled the datagram "
-			"and fragmented it anew (not a loss)\n", at);
+		fprintf(f,
+			"  reassembled: last seen at %s, where the kernel reassembled the datagram "
+			"and fragmented it anew (not a loss)\n",
+			at);
 		break;
 	case DT_FATE_SEGMENTED:
-		fprintf(f, "  segmented: last seen whole at %s; the kernel cut it into segments after "
-			"that hop, which carry it on (not a loss)\n", at);
+		fprintf(f,
+			"  segmented: last seen whole at %s; the kernel cut it into segments after "
+			"that hop, which carry it on (not a loss)\n",
+			at);
 		break;
 	default:
 		break;

@@ -826,8 +826,8 @@ Test(port_in, later_fragments_follow_their_first_fragment)
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	drain();
 	cr_assert_eq(nsamples, 3);
-	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &first, PORT_VNI, 7, 0, 0,
-		      r.t0 - 1000000000ull, r.t1);
+	assert_sample(&samples[0], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &first, PORT_VNI, 7, 0,
+		      0, r.t0 - 1000000000ull, r.t1);
 	assert_sample(&samples[1], DT_HOOK_PORT_IN, DT_SAMPLE_F_FIRST_HOP, &frag, PORT_VNI, 7, 0, 0,
 		      r.t0 - 1000000000ull, r.t1);
 	cr_expect_eq(samples[1].tuple.sport, 0);
@@ -2409,7 +2409,8 @@ Test(refrag, new_fragments_of_a_traced_datagram_are_colored_again)
  * fragments it anew colors the new fragments too. */
 Test(refrag, a_node_that_received_the_fragments_colors_them_again)
 {
-	struct pkt in = with_frag(udp_ab, DT_COLOR_BIT | IP_MF | 185), again = with_frag(udp_ab, 178);
+	struct pkt in = with_frag(udp_ab, DT_COLOR_BIT | IP_MF | 185),
+		   again = with_frag(udp_ab, 178);
 	struct outer o = {.saddr = HOST2, .daddr = HOST1, .vni = UPLINK_VNI};
 	struct result r;
 

@@ -25,8 +25,11 @@
 
 static void valid_batch(msgpack_sbuffer *out, uint8_t hook)
 {
-	struct dt_wire_sample s = {.hook = hook, .ts_ns = 1, .len = 84,
-				   .drop_name = DT_STR_NONE, .drop_where = DT_STR_NONE};
+	struct dt_wire_sample s = {.hook = hook,
+				   .ts_ns = 1,
+				   .len = 84,
+				   .drop_name = DT_STR_NONE,
+				   .drop_where = DT_STR_NONE};
 	struct dt_batch b;
 
 	memset(&b, 0, sizeof(b));
@@ -104,8 +107,8 @@ static int do_send(const char *url, const char *kind)
 		return 2;
 	}
 	if ((rv = nng_req0_open(&s)) || (rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000)) ||
-	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000)) || (rv = nng_dial(s, url, NULL, 0)) ||
-	    (rv = nng_send(s, msg.data, msg.size, 0)) ||
+	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000)) ||
+	    (rv = nng_dial(s, url, NULL, 0)) || (rv = nng_send(s, msg.data, msg.size, 0)) ||
 	    (rv = nng_recv(s, &reply, &len, NNG_FLAG_ALLOC))) {
 		fprintf(stderr, "dt-poke: %s: %s\n", url, nng_strerror(rv));
 		return 1;

@@ -75,20 +75,25 @@ Test(config, agent_errors_name_file_and_line)
 {
 	expect_error("node = \"h1\";\ninterfaces = ( { name = \"pt1\"; role = \"port\"; } );\n", 2,
 		     "needs a 'vni'");
-	expect_error("node = \"h1\";\n\ninterfaces = ( { name = \"pt1\"; role = \"bridge\"; } );\n", 3,
-		     "role must be");
-	expect_error("node = \"h1\";\nheartbeat_ms = \"fast\";\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
-		     2, "must be an integer");
+	expect_error("node = \"h1\";\n\ninterfaces = ( { name = \"pt1\"; role = \"bridge\"; } );\n",
+		     3, "role must be");
+	expect_error(
+		"node = \"h1\";\nheartbeat_ms = \"fast\";\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+		2, "must be an integer");
 	expect_error("node = \"h1\";\nhartbeat_ms = 5;\n", 2, "unknown setting 'hartbeat_ms'");
 	expect_error("node = \"h1\";\nbatch_delay_ms = = 5;\n", 2, "syntax error");
 	expect_error("node = \"h1\";\ninterfaces = ( { name = \"a\"; role = \"uplink\"; },\n"
-		     "{ name = \"a\"; role = \"uplink\"; } );\n", 3, "listed twice");
+		     "{ name = \"a\"; role = \"uplink\"; } );\n",
+		     3, "listed twice");
 	expect_error("node = \"h1\";\ninterfaces = ( { name = \"u\"; role = \"uplink\";\n"
-		     " instances = [ \"10.0.0.1\" ]; } );\n", 3, "only a port has 'instances'");
+		     " instances = [ \"10.0.0.1\" ]; } );\n",
+		     3, "only a port has 'instances'");
 	expect_error("node = \"h1\";\ninterfaces = ( { name = \"p\"; role = \"port\"; vni = 1;\n"
-		     " instances = [ \"10.0.0.300\" ]; } );\n", 3, "instance 1 is not an IPv4");
-	expect_error("node = \"h1\";\nring_kib = 3000;\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
-		     2, "power of two");
+		     " instances = [ \"10.0.0.300\" ]; } );\n",
+		     3, "instance 1 is not an IPv4");
+	expect_error(
+		"node = \"h1\";\nring_kib = 3000;\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+		2, "power of two");
 }
 
 Test(config, agent_missing_file_is_an_error)

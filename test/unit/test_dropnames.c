@@ -78,7 +78,8 @@ Test(ksyms, resolves_to_the_enclosing_symbol)
 	unlink(path);
 	cr_assert_str_eq(dt_ksym(ks, 0xffffffff8100018cull, buf, sizeof(buf)), "nf_hook_slow+0x8c");
 	/* Data symbols do not count: 0x250 is still inside nf_hook_slow's range. */
-	cr_assert_str_eq(dt_ksym(ks, 0xffffffff81000250ull, buf, sizeof(buf)), "nf_hook_slow+0x150");
+	cr_assert_str_eq(dt_ksym(ks, 0xffffffff81000250ull, buf, sizeof(buf)),
+			 "nf_hook_slow+0x150");
 	cr_assert_str_eq(dt_ksym(ks, 0xffffffff81000300ull, buf, sizeof(buf)), "ip_rcv_core+0x0");
 	cr_assert_str_eq(dt_ksym(ks, 0x1000, buf, sizeof(buf)), "0x1000");
 	dt_ksyms_free(ks);

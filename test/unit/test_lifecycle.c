@@ -329,8 +329,7 @@ Test(lifecycle, cancelled_leaves_the_control_set_and_frees_its_tuple)
 	dt_task_end(tasks, t, DT_TASK_FAILED, DT_TS_NO_HOST, 6 * S, "x");
 	cr_expect_eq(t->state, DT_TASK_CANCELLED);
 	/* The same six-tuple may be traced again. */
-	cr_expect_eq(dt_tasks_create(tasks, &s, 0, "acme", 0, &t2, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_expect_eq(dt_tasks_create(tasks, &s, 0, "acme", 0, &t2, err, sizeof(err)), 0, "%s", err);
 }
 
 Test(lifecycle, overlap_across_tenants_is_refused_without_naming_the_other)
@@ -407,14 +406,14 @@ Test(lifecycle, hash_lookups_at_4096_tasks_with_8192_keys)
 		struct dt_task_spec fresh = spec("10.100.0.1", "10.100.0.2", 9999, 80);
 		struct dt_task *t;
 
-		cr_expect_eq(dt_tasks_create(tasks, &dup, 0, "t", 0, &t, err, sizeof(err)),
-			     -EEXIST, "the reply key of task 2001 covers it");
+		cr_expect_eq(dt_tasks_create(tasks, &dup, 0, "t", 0, &t, err, sizeof(err)), -EEXIST,
+			     "the reply key of task 2001 covers it");
 		cr_expect_eq(dt_tasks_create(tasks, &fresh, 0, "t", 0, &t, err, sizeof(err)), 0);
 	}
 	/* Ending half of them removes their keys from the index. */
 	for (uint32_t id = 1; id <= 4096; id += 2) {
-		dt_task_end(tasks, dt_tasks_find(tasks, id), DT_TASK_CANCELLED, DT_TS_CANCELLED,
-			    1, "x");
+		dt_task_end(tasks, dt_tasks_find(tasks, id), DT_TASK_CANCELLED, DT_TS_CANCELLED, 1,
+			    "x");
 	}
 	cr_expect_eq(dt_tasks_n_keys(tasks), 4096 + 1);
 	cr_expect_eq(dt_tasks_n_active(tasks), 2048 + 1);
@@ -461,8 +460,7 @@ Test(analyzer_config, tenants_are_required_and_checked)
 
 	cr_expect_eq(load("window_ms = 100;\n", &cfg, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "'tenants' is required"), "%s", err);
-	cr_assert_eq(load("tenants = ( " T1 ", " T2 " );\n", &cfg, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_assert_eq(load("tenants = ( " T1 ", " T2 " );\n", &cfg, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(cfg.n_tenants, 2);
 	cr_expect_str_eq(cfg.tenants[1].name, "beta");
 	cr_expect_eq(load("tenants = ( " T1 ", " T1 " );\n", &cfg, err, sizeof(err)), -EINVAL);
@@ -488,8 +486,7 @@ Test(analyzer_config, tokens_authenticate_exactly)
 	static struct dt_analyzer_cfg cfg;
 	char err[DT_ERRBUF_MAX] = "";
 
-	cr_assert_eq(load("tenants = ( " T1 ", " T2 " );\n", &cfg, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_assert_eq(load("tenants = ( " T1 ", " T2 " );\n", &cfg, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(dt_tenant_auth(&cfg, "acme-0123456789abcdef"), 0);
 	cr_expect_eq(dt_tenant_auth(&cfg, "beta-0123456789abcdef"), 1);
 	cr_expect_eq(dt_tenant_auth(&cfg, ""), -1);
@@ -525,9 +522,9 @@ Test(analyzer_config, limits)
 			  &cfg, err, sizeof(err)),
 		     -EINVAL);
 	cr_expect(strstr(err, "budget_default (30) is above budget_max (20)"), "%s", err);
-	cr_expect_eq(load("tenants = ( " T1 " );\nlimits = { budget = 30; };\n", &cfg, err,
-			  sizeof(err)),
-		     -EINVAL);
+	cr_expect_eq(
+		load("tenants = ( " T1 " );\nlimits = { budget = 30; };\n", &cfg, err, sizeof(err)),
+		-EINVAL);
 	cr_expect(strstr(err, "budget"), "%s", err);
 	cr_expect_eq(load("tenants = ( " T1 " );\nlimits = { rate_max_pps = 0; };\n", &cfg, err,
 			  sizeof(err)),

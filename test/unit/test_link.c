@@ -109,15 +109,18 @@ static void fill_batch(struct dt_batch *b, struct dt_wire_sample *s, uint32_t n)
 /* Waits up to 5 s for cond; the polling only bounds the test, it asserts no timing. */
 #define WAIT_FOR(cond)                                                                             \
 	do {                                                                                       \
-		for (int _i = 0; _i < 500 && !(cond); _i++)                                         \
+		for (int _i = 0; _i < 500 && !(cond); _i++)                                        \
 			nng_msleep(10);                                                            \
 	} while (0)
 
 Test(link, delivers_batches_in_order_with_acknowledgement)
 {
 	struct dt_ingest *in = start_ingest("inproc://link-order");
-	struct dt_link_cfg lc = {.url = "inproc://link-order", .sender = "h1", .heartbeat_ms = 50,
-				 .timeout_ms = 1000, .queue_max = 16};
+	struct dt_link_cfg lc = {.url = "inproc://link-order",
+				 .sender = "h1",
+				 .heartbeat_ms = 50,
+				 .timeout_ms = 1000,
+				 .queue_max = 16};
 	struct dt_link_ops ops = {.on_control = on_control};
 	struct dt_wire_sample s[3];
 	struct dt_link_stats st;
@@ -145,8 +148,11 @@ Test(link, delivers_batches_in_order_with_acknowledgement)
 Test(link, full_queue_refuses_instead_of_growing)
 {
 	/* Nobody listens: nothing is acknowledged, so the queue fills up. */
-	struct dt_link_cfg lc = {.url = "inproc://link-nobody", .sender = "h1", .heartbeat_ms = 50,
-				 .timeout_ms = 50, .queue_max = 2};
+	struct dt_link_cfg lc = {.url = "inproc://link-nobody",
+				 .sender = "h1",
+				 .heartbeat_ms = 50,
+				 .timeout_ms = 50,
+				 .queue_max = 2};
 	struct dt_wire_sample s[1];
 	struct dt_batch b;
 	struct dt_link *l;
@@ -162,8 +168,11 @@ Test(link, full_queue_refuses_instead_of_growing)
 Test(link, control_set_reaches_the_sender_and_is_advertised)
 {
 	struct dt_ingest *in = start_ingest("inproc://link-ctl");
-	struct dt_link_cfg lc = {.url = "inproc://link-ctl", .sender = "h1", .heartbeat_ms = 20,
-				 .timeout_ms = 1000, .queue_max = 4};
+	struct dt_link_cfg lc = {.url = "inproc://link-ctl",
+				 .sender = "h1",
+				 .heartbeat_ms = 20,
+				 .timeout_ms = 1000,
+				 .queue_max = 4};
 	struct dt_link_ops ops = {.on_control = on_control};
 	struct dt_arm arm = {.task_id = 9, .flags = DT_TASK_F_ANYPORT};
 	struct dt_control c = {.gen = 5, .n_arms = 1, .arms = &arm};
@@ -236,7 +245,8 @@ Test(link, malformed_requests_are_counted_refused_and_service_goes_on)
 	strcpy(b.sender, "h1");
 	b.seq = 42;
 	cr_assert_eq(dt_batch_encode(&buf, &b), 0);
-	cr_assert_eq(raw_request(req, buf.data, buf.size - 1, &status), DT_MSG_ERROR); /* truncated */
+	cr_assert_eq(raw_request(req, buf.data, buf.size - 1, &status),
+		     DT_MSG_ERROR); /* truncated */
 	cr_assert_eq(raw_request(req, buf.data, buf.size, &status), DT_MSG_ACK);
 	cr_assert_eq(status, DT_ST_OK);
 	/* The same batch again (a resend): acknowledged, stored once. */
@@ -273,8 +283,11 @@ static void hb_nodes(void *arg, struct dt_batch *hb)
 Test(link, heartbeats_carry_node_states_to_the_receiver)
 {
 	struct dt_ingest *in = start_ingest("inproc://link-nodes");
-	struct dt_link_cfg lc = {.url = "inproc://link-nodes", .sender = "c1", .heartbeat_ms = 20,
-				 .timeout_ms = 1000, .queue_max = 4};
+	struct dt_link_cfg lc = {.url = "inproc://link-nodes",
+				 .sender = "c1",
+				 .heartbeat_ms = 20,
+				 .timeout_ms = 1000,
+				 .queue_max = 4};
 	struct dt_link_ops ops = {.heartbeat_nodes = hb_nodes};
 	struct dt_node_state *v = NULL;
 	struct dt_link *l;
@@ -317,10 +330,13 @@ static void on_hb(void *arg, const struct dt_batch *b, const void *raw, size_t l
 
 Test(link, heartbeats_carry_loss_counters_to_the_receiver)
 {
-	struct dt_ingest_ops iops = {.on_batch = on_batch, .on_heartbeat = on_hb,
-				     .last_seq = last_seq};
-	struct dt_link_cfg lc = {.url = "inproc://link-hblost", .sender = "h1", .heartbeat_ms = 20,
-				 .timeout_ms = 1000, .queue_max = 4};
+	struct dt_ingest_ops iops = {
+		.on_batch = on_batch, .on_heartbeat = on_hb, .last_seq = last_seq};
+	struct dt_link_cfg lc = {.url = "inproc://link-hblost",
+				 .sender = "h1",
+				 .heartbeat_ms = 20,
+				 .timeout_ms = 1000,
+				 .queue_max = 4};
 	struct dt_link_ops ops = {.heartbeat_lost = hb_lost};
 	struct dt_ingest *in;
 	struct dt_link *l;

@@ -449,11 +449,13 @@ static void hand_off_needs_both(uint32_t decoy_src, uint32_t decoy_dst)
 	o[n++] = mk(&ping, 3, 3, "h3", "ul0", DT_HOOK_UPLINK_IN, 1500, UL_H1, UL_H2);
 	cr_assert_eq(build(o, n, &r), 0);
 	cr_assert_eq(r.packets[0].n_hops, 4);
-	cr_expect_eq(r.packets[0].hops[hop_at(&r.packets[0], "h3", "ul0", DT_HOOK_UPLINK_IN)].parent,
-		     hop_at(&r.packets[0], "h1", "ul0", DT_HOOK_UPLINK_OUT),
-		     "the real receiver follows the uplink-out");
-	cr_expect_eq(r.packets[0].hops[hop_at(&r.packets[0], "h2", "ul0", DT_HOOK_UPLINK_IN)].parent,
-		     0, "the decoy hangs from h1's first hop, not from its uplink-out");
+	cr_expect_eq(
+		r.packets[0].hops[hop_at(&r.packets[0], "h3", "ul0", DT_HOOK_UPLINK_IN)].parent,
+		hop_at(&r.packets[0], "h1", "ul0", DT_HOOK_UPLINK_OUT),
+		"the real receiver follows the uplink-out");
+	cr_expect_eq(
+		r.packets[0].hops[hop_at(&r.packets[0], "h2", "ul0", DT_HOOK_UPLINK_IN)].parent, 0,
+		"the decoy hangs from h1's first hop, not from its uplink-out");
 	report_clear(&r);
 }
 
@@ -1217,19 +1219,20 @@ static size_t add_flooded(struct dt_obs *o, size_t n, uint16_t ip_id, uint64_t t
 		if (rx[k] == RX_NOTHING) {
 			continue;
 		}
-		o[n++] = mk(&ping, ip_id, ident, node[k], "ul0", DT_HOOK_UPLINK_IN, t, UL_H1, ul[k]);
+		o[n++] =
+			mk(&ping, ip_id, ident, node[k], "ul0", DT_HOOK_UPLINK_IN, t, UL_H1, ul[k]);
 		switch (rx[k]) {
 		case RX_FILTERED:
-			o[n++] = mk_drop(&ping, ip_id, node[k], "vxlan0", t + 5000, 2, "NOT_SPECIFIED",
-					 "br_handle_frame_finish+0x1a0");
+			o[n++] = mk_drop(&ping, ip_id, node[k], "vxlan0", t + 5000, 2,
+					 "NOT_SPECIFIED", "br_handle_frame_finish+0x1a0");
 			break;
 		case RX_RULE:
-			o[n++] = mk_drop(&ping, ip_id, node[k], "br0", t + 5000, 6, "NETFILTER_DROP",
-					 "nf_hook_slow+0x8c");
+			o[n++] = mk_drop(&ping, ip_id, node[k], "br0", t + 5000, 6,
+					 "NETFILTER_DROP", "nf_hook_slow+0x8c");
 			break;
 		default:
-			o[n++] = mk(&ping, ip_id, ident, node[k], "pt2", DT_HOOK_PORT_OUT, t + 8000, 0,
-				    0);
+			o[n++] = mk(&ping, ip_id, ident, node[k], "pt2", DT_HOOK_PORT_OUT, t + 8000,
+				    0, 0);
 			break;
 		}
 	}
@@ -1312,8 +1315,8 @@ Test(paths, flooded_copies_are_branches_and_not_losses)
 		const struct dt_hop_stat *st = &r.stats[i];
 
 		/* port-in -> uplink-out is taken by both copies of every packet */
-		cr_expect_eq(st->count, st->branch == DT_BRANCH_COPY && i == 3 ? 10 : 5,
-			     "stat %zu", i);
+		cr_expect_eq(st->count, st->branch == DT_BRANCH_COPY && i == 3 ? 10 : 5, "stat %zu",
+			     i);
 		cr_expect(!(strcmp(st->from.node, st->to.node) && strcmp(st->from.node, "h1")),
 			  "a pair across nodes starts at the sender: %s -> %s", st->from.node,
 			  st->to.node);
@@ -1509,8 +1512,9 @@ Test(paths, a_port_out_to_another_instance_is_a_filtered_copy)
 	cr_expect_eq(r.packets[0].fate, DT_FATE_DELIVERED);
 	expect_dest_branch(&r.packets[0], "pt2", DT_HOOK_PORT_OUT);
 	cr_expect_eq(r.packets[0].n_copies, 3);
-	cr_expect_eq(r.packets[0].hops[hop_at(&r.packets[0], "h2", "pt3", DT_HOOK_PORT_OUT)].copy_end,
-		     DT_COPY_FILTERED);
+	cr_expect_eq(
+		r.packets[0].hops[hop_at(&r.packets[0], "h2", "pt3", DT_HOOK_PORT_OUT)].copy_end,
+		DT_COPY_FILTERED);
 	report_clear(&r);
 }
 
@@ -1643,8 +1647,8 @@ Test(paths, a_refragmented_datagram_is_delivered_and_the_mtu_named)
 	for (i = 0; i < 3; i++) {
 		uint64_t t = 1000000 + i * 100;
 
-		o[n++] = frag_hop(60, "h1", "pt1", DT_HOOK_PORT_IN, t, old_off[i], i < 2, old_len[i],
-				  false);
+		o[n++] = frag_hop(60, "h1", "pt1", DT_HOOK_PORT_IN, t, old_off[i], i < 2,
+				  old_len[i], false);
 		o[n++] = frag_hop(60, "h1", "ul0", DT_HOOK_UPLINK_OUT, t + 20000, new_off[i], i < 2,
 				  new_len[i], true);
 		o[n++] = frag_hop(60, "h2", "ul0", DT_HOOK_UPLINK_IN, t + 70000, new_off[i], i < 2,
@@ -1654,9 +1658,10 @@ Test(paths, a_refragmented_datagram_is_delivered_and_the_mtu_named)
 	}
 	shuffle(o, n, 42);
 	cr_assert_eq(build(o, n, &r), 0);
-	cr_expect_str_eq(r.verdict.sentence,
-			 "no loss: 1 of 1 packets delivered; 1 datagram refragmented at h1 (the MTU "
-			 "along the overlay is inconsistent)");
+	cr_expect_str_eq(
+		r.verdict.sentence,
+		"no loss: 1 of 1 packets delivered; 1 datagram refragmented at h1 (the MTU "
+		"along the overlay is inconsistent)");
 	cr_expect_eq(r.task.delivered, 1);
 	cr_assert_eq(r.n_packets, 5, "fragments 0 (old and new), 178, 185, 356, 370: %u",
 		     r.n_packets);
@@ -1778,7 +1783,8 @@ Test(paths, a_segment_nobody_saw_leaves_its_packet_vanished_where_it_was_whole)
 
 	n = add_tcp_gso(o, n, 100, SEQ0, 1000000, mid);
 	cr_assert_eq(build(o, n, &r), 0);
-	cr_expect_str_eq(r.verdict.sentence, "1 of 1 packets vanished after h1/ul0 uplink-out (no drop seen)");
+	cr_expect_str_eq(r.verdict.sentence,
+			 "1 of 1 packets vanished after h1/ul0 uplink-out (no drop seen)");
 	expect_all_datagram_fates(&r, DT_FATE_VANISHED);
 	report_clear(&r);
 }
@@ -1838,8 +1844,8 @@ static size_t add_udp_gso(struct dt_obs *o, size_t n, uint16_t ip_id, uint64_t t
 
 	n = add_whole(o, n, &udp_flow, ip_id, udp_ident('A', 28 + 3 * 1400), 28 + 3 * 1400, t0);
 	for (uint32_t k = 0; k < 3; k++) {
-		n = add_piece(o, n, &udp_flow, (uint16_t)(ip_id + k), udp_ident(first[k], 28 + 1400),
-			      28 + 1400, t0 + k * 100, end[k]);
+		n = add_piece(o, n, &udp_flow, (uint16_t)(ip_id + k),
+			      udp_ident(first[k], 28 + 1400), 28 + 1400, t0 + k * 100, end[k]);
 	}
 	return n;
 }

@@ -197,7 +197,8 @@ static struct dt_task_info ping_task(void)
 	t.spec.duration_s = 60;
 	t.spec.rate_pps = 10;
 	t.status = DT_TS_OK;
-	snprintf(t.status_text, sizeof(t.status_text), "running: colored packets are being sampled");
+	snprintf(t.status_text, sizeof(t.status_text),
+		 "running: colored packets are being sampled");
 	t.armed_ns = 1700000000223456789ull;
 	return t;
 }
@@ -395,33 +396,36 @@ Test(render, report_json)
 			     62),
 		     0, "%s", out);
 	cr_expect_eq(count(out, "\"ip_id\":"), 3);
-	cr_expect_not_null(strstr(out, "\"packets\":[{\"ip_id\":1000,\"ident\":458753,\"len\":84,"
-				       "\"direction\":\"request\",\"fate\":\"delivered\","
-				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"10.100.0.2\","
-				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
-				       "\"drop\":null,\"destination_known\":true,\"copies\":0,"
-				       "\"fragment\":null,\"datagram_fate\":\"delivered\","
-				       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
-				       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
-				       "\"parent\":null,\"latency_ns\":null,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":98},{\"node\":\"h1\","
-				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\","
-				       "\"ts_ns\":1700000001000012300,\"parent\":0,\"latency_ns\":12300,"
-				       "\"branch\":\"destination\",\"refragmented\":false,"
-				       "\"cap_len\":0},{\"node\":\"h2\",\"ifname\":\"ul0\","
-				       "\"hook\":\"uplink-in\",\"ts_ns\":1700000001000008300,"
-				       "\"parent\":1,\"latency_ns\":-4000,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":0},{\"node\":\"h2\","
-				       "\"ifname\":\"pt2\",\"hook\":\"port-out\","
-				       "\"ts_ns\":1700000001000011500,\"parent\":2,\"latency_ns\":3200,"
-				       "\"branch\":\"destination\",\"refragmented\":false,"
-				       "\"cap_len\":0}]}"),
-			   "%s", out);
-	cr_expect_not_null(strstr(out, "\"hop_latency\":[{\"from\":{\"node\":\"h1\",\"ifname\":"
-				       "\"pt1\",\"hook\":\"port-in\"},\"to\":{\"node\":\"h1\","
-				       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\"},\"count\":3,"
-				       "\"min_ns\":12300,\"max_ns\":12300,\"mean_ns\":12300.000,"
-				       "\"stddev_ns\":0.000,\"variance_ns2\":0.000,\"branch\":\"destination\","
-				       "\"direction\":\"request\"}"),
-			   "%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"packets\":[{\"ip_id\":1000,\"ident\":458753,\"len\":84,"
+		       "\"direction\":\"request\",\"fate\":\"delivered\","
+		       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"10.100.0.2\","
+		       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
+		       "\"drop\":null,\"destination_known\":true,\"copies\":0,"
+		       "\"fragment\":null,\"datagram_fate\":\"delivered\","
+		       "\"hops\":[{\"node\":\"h1\",\"ifname\":\"pt1\","
+		       "\"hook\":\"port-in\",\"ts_ns\":1700000001000000000,"
+		       "\"parent\":null,\"latency_ns\":null,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":98},{\"node\":\"h1\","
+		       "\"ifname\":\"ul0\",\"hook\":\"uplink-out\","
+		       "\"ts_ns\":1700000001000012300,\"parent\":0,\"latency_ns\":12300,"
+		       "\"branch\":\"destination\",\"refragmented\":false,"
+		       "\"cap_len\":0},{\"node\":\"h2\",\"ifname\":\"ul0\","
+		       "\"hook\":\"uplink-in\",\"ts_ns\":1700000001000008300,"
+		       "\"parent\":1,\"latency_ns\":-4000,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":0},{\"node\":\"h2\","
+		       "\"ifname\":\"pt2\",\"hook\":\"port-out\","
+		       "\"ts_ns\":1700000001000011500,\"parent\":2,\"latency_ns\":3200,"
+		       "\"branch\":\"destination\",\"refragmented\":false,"
+		       "\"cap_len\":0}]}"),
+		"%s", out);
+	cr_expect_not_null(
+		strstr(out, "\"hop_latency\":[{\"from\":{\"node\":\"h1\",\"ifname\":"
+			    "\"pt1\",\"hook\":\"port-in\"},\"to\":{\"node\":\"h1\","
+			    "\"ifname\":\"ul0\",\"hook\":\"uplink-out\"},\"count\":3,"
+			    "\"min_ns\":12300,\"max_ns\":12300,\"mean_ns\":12300.000,"
+			    "\"stddev_ns\":0.000,\"variance_ns2\":0.000,\"branch\":\"destination\","
+			    "\"direction\":\"request\"}"),
+		"%s", out);
 	cr_expect_not_null(strstr(out, "\"count\":2,\"min_ns\":3100,\"max_ns\":3300,"
 				       "\"mean_ns\":3200.000,\"stddev_ns\":81.650,"
 				       "\"variance_ns2\":6666.667,\"branch\":\"destination\","
@@ -459,9 +463,18 @@ Test(render, report_json_names_its_schema_and_captures)
 	r.packets[0].hops[2].cap_len = 40;
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":null,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":98}"), "%s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":12300,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":0}"), "%s", out);
-	cr_expect_not_null(strstr(out, "\"latency_ns\":-4000,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":40}"), "%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"latency_ns\":null,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":98}"),
+		"%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"latency_ns\":12300,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":0}"),
+		"%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"latency_ns\":-4000,\"branch\":\"destination\",\"refragmented\":false,\"cap_len\":40}"),
+		"%s", out);
 	cr_expect_eq(count(out, "\"cap_len\":"), 4, "%s", out);
 	free(out);
 	free_report(&r);
@@ -490,12 +503,16 @@ Test(render, report_json_empty)
 	r.task = ping_task();
 	RENDER(out, dt_render_report_json(f, &r));
 	cr_assert(json_valid(out), "invalid JSON: %s", out);
-	cr_expect_not_null(strstr(out, "\"packets\":[],\"hop_latency\":[],\"hops\":[],\"copies\":[],\"lost\":{"),
-			   "%s", out);
-	cr_expect_not_null(strstr(out, "\"verdict\":{\"sentence\":\"\",\"judged\":0,"
-				       "\"delivered\":0,\"dropped\":0,\"vanished\":0,"
-				       "\"in_flight\":0,\"at\":null,\"reason\":\"\",\"destination_unknown\":0}"),
-			   "%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"packets\":[],\"hop_latency\":[],\"hops\":[],\"copies\":[],\"lost\":{"),
+		"%s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"verdict\":{\"sentence\":\"\",\"judged\":0,"
+		       "\"delivered\":0,\"dropped\":0,\"vanished\":0,"
+		       "\"in_flight\":0,\"at\":null,\"reason\":\"\",\"destination_unknown\":0}"),
+		"%s", out);
 	free(out);
 }
 
@@ -727,24 +744,26 @@ Test(render, loss_diagnosis_json)
 		       "\"in_flight\":1,\"at\":{\"node\":\"gw\",\"ifname\":\"ext0\","
 		       "\"hook\":\"drop\"},\"reason\":\"NETFILTER_DROP\",\"destination_unknown\":0}"),
 		"%s", out);
-	cr_expect_not_null(strstr(out, "\"direction\":\"request\",\"fate\":\"dropped\","
-				       "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"203.0.113.10\","
-				       "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
-				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
-				       "\"where\":\"nf_hook_slow+0x8c\"},\"destination_known\":true,"
-				       "\"copies\":0,\"fragment\":null,\"datagram_fate\":\"dropped\","
-				       "\"hops\":["),
+	cr_expect_not_null(strstr(out,
+				  "\"direction\":\"request\",\"fate\":\"dropped\","
+				  "\"flow\":{\"src\":\"10.100.0.1\",\"dst\":\"203.0.113.10\","
+				  "\"sport\":7,\"dport\":0,\"proto\":\"icmp\",\"vni\":100},"
+				  "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
+				  "\"where\":\"nf_hook_slow+0x8c\"},\"destination_known\":true,"
+				  "\"copies\":0,\"fragment\":null,\"datagram_fate\":\"dropped\","
+				  "\"hops\":["),
 			   "%s", out);
 	/* Only the hop after the NAT has a flow of its own. */
 	cr_expect_eq(count(out, "\"flow\":"), 3, "%s", out);
-	cr_expect_not_null(strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"parent\":1,"
-				       "\"latency_ns\":500,\"branch\":\"destination\",\"refragmented\":false,"
-				       "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
-				       "\"where\":\"nf_hook_slow+0x8c\"},"
-				       "\"cap_len\":0,\"flow\":{\"src\":\"203.0.113.1\","
-				       "\"dst\":\"203.0.113.10\",\"sport\":7,\"dport\":0,"
-				       "\"proto\":\"icmp\",\"vni\":100}}"),
-			   "%s", out);
+	cr_expect_not_null(
+		strstr(out, "\"hook\":\"drop\",\"ts_ns\":2500,\"parent\":1,"
+			    "\"latency_ns\":500,\"branch\":\"destination\",\"refragmented\":false,"
+			    "\"drop\":{\"reason\":6,\"name\":\"NETFILTER_DROP\","
+			    "\"where\":\"nf_hook_slow+0x8c\"},"
+			    "\"cap_len\":0,\"flow\":{\"src\":\"203.0.113.1\","
+			    "\"dst\":\"203.0.113.10\",\"sport\":7,\"dport\":0,"
+			    "\"proto\":\"icmp\",\"vni\":100}}"),
+		"%s", out);
 	cr_expect_not_null(strstr(out,
 				  "\"hops\":[{\"node\":\"gw\",\"ifname\":\"ul0\","
 				  "\"hook\":\"uplink-in\",\"direction\":\"request\","
@@ -795,7 +814,8 @@ Test(render, loss_diagnosis_text)
 	p = after(out, p, "   flow 10.100.0.1 -> 203.0.113.10 icmp id 7 vni 100\n");
 	p = after(out, p, "gw/ul0  uplink-in");
 	p = after(out, p, "gw/ext0 drop");
-	p = after(out, p, "  as 203.0.113.1 -> 203.0.113.10 icmp id 7 vni 100 "
+	p = after(out, p,
+		  "  as 203.0.113.1 -> 203.0.113.10 icmp id 7 vni 100 "
 		  "(src 10.100.0.1 becomes 203.0.113.1)\n");
 	p = after(out, p, "  dropped: reason NETFILTER_DROP (6) in nf_hook_slow+0x8c\n");
 	cr_expect_eq(count(out, "  as "), 1, "only the translated hop: %s", out);
@@ -880,7 +900,8 @@ Test(render, task_text_has_status_limits_and_times)
 	char *out = NULL;
 
 	RENDER(out, dt_render_task_text(f, &t));
-	cr_expect(strstr(out, "status ok: running: colored packets are being sampled\n"), "%s", out);
+	cr_expect(strstr(out, "status ok: running: colored packets are being sampled\n"), "%s",
+		  out);
 	cr_expect(strstr(out, "tenant acme; limits: budget 100 packets per direction, duration "
 			      "60 s, rate 10 packets/s\n"),
 		  "%s", out);

@@ -523,7 +523,8 @@ Test(graph, svg_names_the_drop)
 	char *svg = NULL;
 	size_t len = 0;
 
-	cr_assert(have_dot(), "Graphviz's dot is not installed (packaging/setup.sh deps installs it)");
+	cr_assert(have_dot(),
+		  "Graphviz's dot is not installed (packaging/setup.sh deps installs it)");
 	make_report(&r);
 	rename_node(&r, "h2", "h2<&>");
 	cr_assert_eq(dt_render_report_svg_mem(&r, &svg, &len), 0);
@@ -547,7 +548,8 @@ Test(graph, dot_failure_is_eproto)
 	char *svg = (char *)"x";
 	size_t len = 1;
 
-	cr_assert(have_dot(), "Graphviz's dot is not installed (packaging/setup.sh deps installs it)");
+	cr_assert(have_dot(),
+		  "Graphviz's dot is not installed (packaging/setup.sh deps installs it)");
 	cr_expect_eq(dt_dot_to_svg(bad, sizeof(bad) - 1, &svg, &len), -EPROTO);
 	cr_expect_null(svg);
 	cr_expect_eq(len, 0);

@@ -138,10 +138,15 @@ static uint64_t last_seq(void *arg, const char *sender)
 Test(spool, link_spills_while_the_peer_is_away_and_replays_in_order_across_a_restart)
 {
 	struct dt_ingest_ops iops = {.on_batch = on_batch, .last_seq = last_seq};
-	struct dt_wire_sample s = {.hook = DT_HOOK_PORT_IN, .ts_ns = 1,
-				   .drop_name = DT_STR_NONE, .drop_where = DT_STR_NONE};
-	struct dt_link_cfg lc = {.url = "inproc://spool-replay", .sender = "h1",
-				 .heartbeat_ms = 20, .timeout_ms = 100, .queue_max = 2};
+	struct dt_wire_sample s = {.hook = DT_HOOK_PORT_IN,
+				   .ts_ns = 1,
+				   .drop_name = DT_STR_NONE,
+				   .drop_where = DT_STR_NONE};
+	struct dt_link_cfg lc = {.url = "inproc://spool-replay",
+				 .sender = "h1",
+				 .heartbeat_ms = 20,
+				 .timeout_ms = 100,
+				 .queue_max = 2};
 	struct dt_link_stats st;
 	struct dt_ingest *in;
 	struct dt_spool *sp;

@@ -320,7 +320,8 @@ Test(stitch, unrelated_samples_are_counted_never_dropped_silently)
 	cr_expect_eq(dt_stitch_n_held(st), 0);
 	cr_expect_eq(t->n_obs, 1);
 	cr_expect_eq(dt_stitch_counters(st).samples, 6);
-	cr_expect_eq(dt_stitch_counters(st).attributed + dt_stitch_counters(st).unmatched, dt_stitch_counters(st).samples);
+	cr_expect_eq(dt_stitch_counters(st).attributed + dt_stitch_counters(st).unmatched,
+		     dt_stitch_counters(st).samples);
 }
 
 Test(stitch, a_busy_stream_still_closes_the_window)

@@ -169,7 +169,8 @@ Test(tasks, reply_key_of_a_new_task_meets_an_any_port_request)
 	b.flags = DT_TASK_DIR_BOTH;
 	cr_assert_eq(create(&b, &t, err, sizeof(err)), -EEXIST);
 	expect_anonymous(err);
-	cr_expect(dt_spec_overlap(&dt_tasks_active(tasks, 0)->spec, &dt_tasks_active(tasks, 1)->spec) == false);
+	cr_expect(dt_spec_overlap(&dt_tasks_active(tasks, 0)->spec,
+				  &dt_tasks_active(tasks, 1)->spec) == false);
 }
 
 Test(tasks, a_flow_that_is_its_own_reply_traces_one_direction)

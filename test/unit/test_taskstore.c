@@ -150,8 +150,8 @@ static int commit(struct state *s)
 		}
 	}
 	for (size_t i = dt_stitch_unsaved(s->st); i < dt_stitch_n_held(s->st); i++) {
-		if ((rv = dt_taskstore_put_held(s->store, dt_stitch_held_at(s->st, i)->id, &dt_stitch_held_at(s->st, i)->in)) !=
-		    0) {
+		if ((rv = dt_taskstore_put_held(s->store, dt_stitch_held_at(s->st, i)->id,
+						&dt_stitch_held_at(s->st, i)->in)) != 0) {
 			goto abort;
 		}
 	}
@@ -273,7 +273,8 @@ static void child(void)
 	if (dt_stitch_add(s.st, &t_held, 10) != 0 || dt_stitch_add(s.st, &u_teach, 10) != 0) {
 		_exit(3);
 	}
-	if (dt_stitch_n_held(s.st) != 1 || dt_stitch_held_at(s.st, 0)->id != 1 || dt_stitch_unsaved(s.st) != 0) {
+	if (dt_stitch_n_held(s.st) != 1 || dt_stitch_held_at(s.st, 0)->id != 1 ||
+	    dt_stitch_unsaved(s.st) != 0) {
 		_exit(4);
 	}
 	if (commit(&s) != 0) {
@@ -324,7 +325,8 @@ Test(taskstore, held_samples_and_translations_survive_a_crash)
 	cr_assert_eq(n_held_loaded, 1);
 	cr_assert_eq(dt_stitch_n_held(s.st), 1);
 	cr_expect_eq(dt_stitch_held_at(s.st, 0)->id, 1);
-	cr_expect_eq(dt_stitch_held_at(s.st, 0)->in.o.arrival_ms, 5000, "it waits a window from the restart");
+	cr_expect_eq(dt_stitch_held_at(s.st, 0)->in.o.arrival_ms, 5000,
+		     "it waits a window from the restart");
 	cr_expect(tuple_eq(&dt_stitch_held_at(s.st, 0)->in.o.tuple, &t_out));
 	cr_expect_eq(dt_stitch_unsaved(s.st), 1, "restored: saved already");
 	cr_expect_eq(dt_stitch_counters(s.st).samples, 2, "the counters came back");

@@ -82,10 +82,17 @@ static void files(struct dt_tls_files *f, const char *name, const char *server_n
 
 static struct dt_link *send_one(const char *url, const struct dt_tls_files *tls)
 {
-	struct dt_wire_sample s = {.hook = DT_HOOK_PORT_IN, .ts_ns = 1, .tuple.proto = 1,
-				   .drop_name = DT_STR_NONE, .drop_where = DT_STR_NONE};
-	struct dt_link_cfg lc = {.url = url, .sender = "h1", .heartbeat_ms = 50,
-				 .timeout_ms = 300, .queue_max = 4, .tls = tls};
+	struct dt_wire_sample s = {.hook = DT_HOOK_PORT_IN,
+				   .ts_ns = 1,
+				   .tuple.proto = 1,
+				   .drop_name = DT_STR_NONE,
+				   .drop_where = DT_STR_NONE};
+	struct dt_link_cfg lc = {.url = url,
+				 .sender = "h1",
+				 .heartbeat_ms = 50,
+				 .timeout_ms = 300,
+				 .queue_max = 4,
+				 .tls = tls};
 	struct dt_batch b;
 	struct dt_link *l;
 

@@ -132,7 +132,8 @@ Test(tuple, parse_and_print)
 	uint8_t p;
 	uint32_t a;
 
-	cr_assert_str_eq(dt_tuple_str(&t, 0, buf, sizeof(buf)), "10.0.0.1:1234 -> 10.0.0.2:80 tcp vni 100");
+	cr_assert_str_eq(dt_tuple_str(&t, 0, buf, sizeof(buf)),
+			 "10.0.0.1:1234 -> 10.0.0.2:80 tcp vni 100");
 	cr_assert_eq(dt_proto_parse("icmp", &p), 0);
 	cr_assert_eq(p, IPPROTO_ICMP);
 	cr_assert_eq(dt_proto_parse("17", &p), 0);
