@@ -681,6 +681,24 @@ static __always_inline int port_ingress_later_frag(struct __sk_buff *skb, __u32 
 	return 0;
 }
 
+/*
+ * True when a packet leaving an instance needs nothing while no key is armed: not IPv4, or
+ * IPv4 without the color. One test of the flags byte at its fixed offset, before any
+ * parse; a short frame (headers past the linear data) and a tenant's color (to strip) take
+ * the generic path.
+ */
+static __always_inline bool dt_plainly_uncolored(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)dt_skb_load(skb, data);
+	void *end = (void *)(long)dt_skb_load(skb, data_end);
+	struct ethhdr *eth = data;
+	struct iphdr *iph = data + sizeof(*eth);
+
+	if ((void *)(iph + 1) > end)
+		return false;
+	return eth->h_proto != bpf_htons(DT_ETH_P_IP) || !(iph->frag_off & bpf_htons(DT_COLOR_BIT));
+}
+
 static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
 {
 	struct dt_task_val *task = NULL;
@@ -690,6 +708,8 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 	struct dt_cursor c;
 	int rc;
 
+	if (!dt_armed_keys && dt_plainly_uncolored(skb))
+		return 0;
 	dt_cursor_init(&c, skb);
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)
