@@ -108,6 +108,13 @@ report_text() {
 	lab_cli report -n 0 "$1" >"$LAB_DIR/report-$2.txt" 2>&1
 }
 
+# report_fetch_text ID NAME: report_fetch, then report_text: both reports of task ID into
+# the state dir; prints the JSON file's path.
+report_fetch_text() {
+	report_fetch "$1" "$2"
+	report_text "$1" "$2"
+}
+
 # check_verdict FILE NAME JUDGED DELIVERED DROPPED VANISHED: the verdict's counts, and
 # nothing in flight any more.
 check_verdict() {
@@ -179,6 +186,84 @@ checks_trap() {
 	trap 'checks_finish; exit $?' EXIT
 	trap 'not_ok "interrupted by SIGINT"; exit 130' INT
 	trap 'not_ok "interrupted by SIGTERM"; exit 143' TERM
+}
+
+# check_up FAIL OK CMD...: runs CMD (its output as it comes); when it fails, a failed check
+# FAIL and the end of the test (exit 1), else a passed check OK. For what the rest of a test
+# cannot do without (the lab, a router).
+check_up() {
+	local fail=$1 okdesc=$2
+	shift 2
+	if ! "$@"; then
+		not_ok "$fail"
+		exit 1
+	fi
+	ok "$okdesc"
+}
+
+# checks_lab_up FAIL OK [LAB_UP-ARGS...]: checks_trap, then the lab (lab_up ARGS) with
+# check_up: the test ends when it does not come up.
+checks_lab_up() {
+	local fail=$1 okdesc=$2
+	shift 2
+	checks_trap
+	check_up "$fail" "$okdesc" lab_up "$@"
+}
+
+# window_lab_up OK: checks_lab_up for the default lab with the analyzer's window_ms
+# $WINDOW_MS ("lab up (overlay, daemons, window_ms ...)" when it fails); OK names the
+# passed check.
+window_lab_up() {
+	checks_lab_up "lab up (overlay, daemons, window_ms $WINDOW_MS)" "$1" --window-ms "$WINDOW_MS"
+}
+
+# checks_task VAR CREATE-DESC ARMED-DESC CREATE-ARGS...: a task (lab_task_create
+# CREATE-ARGS) with a check that it was created (CREATE-DESC), the end of the test when it
+# was not, and a check that it is armed (ARMED-DESC); its id goes into the variable VAR
+# (and CHECKS_TASK). Shellcheck cannot see VAR assigned: a test says so where it first
+# reads it (shellcheck disable=SC2154).
+CHECKS_TASK=
+checks_task() {
+	local checks__var=$1 checks__create=$2 checks__armed=$3
+	shift 3
+	CHECKS_TASK=$(lab_task_create "$@")
+	check "$checks__create" test -n "$CHECKS_TASK"
+	[[ -n $CHECKS_TASK ]] || exit 1
+	printf -v "$checks__var" '%s' "$CHECKS_TASK"
+	check "$checks__armed" lab_task_wait_armed "$CHECKS_TASK"
+}
+
+# checks_ping_task INSTANCE: checks_task for the ping task of the requests from i1 to
+# INSTANCE (i2, i31, ...), "create the ping task (icmp i1 -> INSTANCE, requests)" and
+# "task armed"; sets task.
+checks_ping_task() {
+	checks_task task "create the ping task (icmp i1 -> $1, requests)" "task armed" \
+		--src "$LAB_I1_IP" --dst "$(lab_instance_ip "$1")" --proto icmp --vni "$LAB_VNI"
+	# shellcheck disable=SC2034 # for the tests
+	task=$CHECKS_TASK
+}
+
+# ping_received NS DST COUNT [PING-OPTS...]: COUNT pings from NS to DST, 50 ms apart
+# (PING-OPTS before DST, e.g. -e ID); prints how many were answered.
+ping_received() {
+	local ns=$1 dst=$2 n=$3
+	shift 3
+	lab_in "$ns" ping "$@" -c "$n" -i 0.05 -W 1 -q "$dst" 2>&1 | sed -nE 's/.* ([0-9]+) received.*/\1/p'
+}
+
+# nft_bridge_drop NS TABLE HOOK MATCH: a bridge table TABLE in NS whose chain HOOK (hook
+# HOOK, priority -200: before br_netfilter's bridge hook at 0, so the rule applies whatever
+# br_netfilter does) counts and drops what MATCH matches (nft_counter NS bridge TABLE HOOK
+# reads the count).
+nft_bridge_drop() {
+	lab_in "$1" nft -f - <<-EOF
+		table bridge $2 {
+			chain $3 {
+				type filter hook $3 priority -200; policy accept;
+				$4 counter drop
+			}
+		}
+	EOF
 }
 
 # checks_teardown_clean: after lab_down, no namespace of the prefix is left.
@@ -314,12 +399,108 @@ fault_tasks() {
 	check "UDP task armed" lab_task_wait_armed "$udp_task"
 }
 
+# fault_traffic_start: the fault tests' traffic from i1 to i2 until fault_traffic_stop, in
+# the background: pings every 10 ms (into $LAB_DIR/ping.out), and UDP in rounds of
+# UDP_FLOWS flows (source ports 40001.., to UDP_DPORT) of UDP_ROUND datagrams each, 1 ms
+# apart (how many were sent: $LAB_DIR/udp-sent.out, one line a round). Sets t0 (lab__now
+# at the start), udp_pid and ping_pid.
+fault_traffic_start() {
+	local flows=() k
+	for ((k = 1; k <= UDP_FLOWS; k++)); do flows+=("$((40000 + k)):$LAB_I2_IP:$UDP_DPORT:$UDP_ROUND"); done
+	rm -f "$LAB_DIR/udp.stop" "$LAB_DIR/udp-sent.out"
+	t0=$(lab__now)
+	(
+		while [[ ! -e $LAB_DIR/udp.stop ]]; do
+			lab_udp_send "$LAB_I1" 1 "${flows[@]}" >>"$LAB_DIR/udp-sent.out" 2>&1 || break
+		done
+	) &
+	udp_pid=$!
+	ip netns exec "$LAB_I1" ping -i 0.01 -W 1 "$LAB_I2_IP" >"$LAB_DIR/ping.out" 2>&1 &
+	ping_pid=$!
+}
+
+# fault_traffic_stop: ends fault_traffic_start's traffic and waits for it; sets t_end (its
+# seconds).
+fault_traffic_stop() {
+	touch "$LAB_DIR/udp.stop"
+	kill -INT "$ping_pid"
+	wait "$ping_pid"
+	wait "$udp_pid"
+	# shellcheck disable=SC2034 # for the tests
+	t_end=$(awk -v s="$t0" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+}
+
+# check_fault_traffic WHAT: a check that every ping of fault_traffic_start was answered
+# ("WHAT: N pings, all answered") and one that it sent UDP ("WHAT: N UDP datagrams"); sets
+# pings and udp_sent.
+check_fault_traffic() {
+	local tx rx
+	read -r tx rx < <(ping_count "$LAB_DIR/ping.out")
+	pings=${tx:-0}
+	check "$1: $pings pings, all answered" test "$pings" -gt 0 -a "$pings" == "${rx:-x}"
+	udp_sent=$(awk '{ n += $1 } END { print n + 0 }' "$LAB_DIR/udp-sent.out")
+	check_range "$1: $udp_sent UDP datagrams" "$udp_sent" 1 100000000
+}
+
+# check_fault_judged: checks that every packet of fault_traffic_start was judged (both
+# directions of the pings, every colored UDP datagram; up to 30 s each); sets udp_colored.
+check_fault_judged() {
+	check "ping task: all $((2 * pings)) packets judged" lab_task_wait_judged "$ping_task" $((2 * pings)) 30
+	udp_colored=$(lab_task_field "$udp_task" .colored)
+	check "UDP task: all ${udp_colored:-?} colored packets judged" lab_task_wait_judged "$udp_task" "${udp_colored:-1}" 30
+}
+
+# fault_stop_reports: the final counters of a fault test: the agents stop first (nothing
+# more to send), then the collector, each with a check that it exits cleanly; the reports
+# of ping_task and udp_task while the analyzer still runs (rp, ru; the ping task's text
+# too), then the analyzer, with a check of its status.
+fault_stop_reports() {
+	check_stopped agent-h1
+	check_stopped agent-h2
+	sleep 0.5
+	check_stopped collector
+	# shellcheck disable=SC2034 # for the tests
+	rp=$(report_fetch "$ping_task" ping)
+	# shellcheck disable=SC2034
+	ru=$(report_fetch "$udp_task" udp)
+	report_text "$ping_task" ping
+	lab_analyzer_stop TERM
+	check_eq "analyzer stopped cleanly (status)" "$LAB_ANALYZER_RC" 0
+}
+
 # ---------------------------------------------------------------------------------------
 # Overlays that copy packets (issue 13; test/lab/test_flood_*.sh). With --fdb flood each
 # colored packet becomes one copy per remote VTEP; the report (schema 2) builds each
 # packet's hops as a tree: the branch towards the destination decides its fate, every
 # other branch is a bystander copy with a copy_fate (filtered, dropped, vanished,
 # in-flight), counted in the top-level copies[] and never in the verdict.
+
+# flood_lab_up OK: checks_lab_up for the flood lab: 3 hosts and gw, --fdb flood, window_ms
+# $WINDOW_MS; OK names the passed check.
+flood_lab_up() {
+	checks_lab_up "lab up (3 hosts and gw, --fdb flood, window_ms $WINDOW_MS)" "$1" \
+		--hosts 3 --fdb flood --gw --window-ms "$WINDOW_MS"
+}
+
+# flood_warm_up HOST...: an untraced ping i1 -> i31 (a check), and a check per HOST that
+# its bridge learned i31's MAC behind vxlan0 from it (so that it discards the copies).
+flood_warm_up() {
+	check "warm-up ping i1 -> i31 (untraced)" lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I31_IP"
+	check_bystanders_know "i31's MAC" "$LAB_I31_MAC" "$@"
+}
+
+# copies_rows DIRECTION N NODE FATE [NODE FATE...]: the JSON array of check_copies, a row
+# {node, direction, fate, count: N} per NODE.
+copies_rows() {
+	local dir=$1 n=$2 sep='' out='['
+	shift 2
+	while (($# >= 2)); do
+		out+="$sep{\"node\":\"$1\",\"direction\":\"$dir\",\"fate\":\"$2\",\"count\":$n}"
+		sep=,
+		shift 2
+	done
+	echo "$out]"
+}
 
 # check_tree FILE NAME: every packet's hops form a sound tree (tree_ok), its copies count
 # its copy branches, no latency is negative and only the root has none.

@@ -25,6 +25,55 @@ FRAG_DPORT=5019
 # shellcheck disable=SC2034
 FRAG_SIZE=4000
 
+# frag_lab_up: checks_lab_up for the fragment tests' lab: 3 hosts, --fdb unicast, window_ms
+# $WINDOW_MS.
+frag_lab_up() {
+	checks_lab_up "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)" \
+		"lab up: h1, h2, h3 with unicast FDB, agents on each" \
+		--hosts 3 --fdb unicast --window-ms "$WINDOW_MS"
+}
+
+# frag_task [NAME SPORT DPORT [DST]]: checks_task for a UDP task from i1:SPORT to DST:DPORT
+# (default: the fragment flow, i1:FRAG_SPORT -> i31:FRAG_DPORT), its checks named
+# "[NAME: ]create the UDP task (i1:SPORT -> i31:DPORT)" (DST instead of i31 when given) and
+# "[NAME: ]task armed"; sets task.
+frag_task() {
+	local name=${1:+$1: } sport=${2:-$FRAG_SPORT} dport=${3:-$FRAG_DPORT} dst=${4:-$LAB_I31_IP}
+	checks_task task "${name}create the UDP task (i1:$sport -> ${4:-i31}:$dport)" "${name}task armed" \
+		--src "$LAB_I1_IP" --dst "$dst" --sport "$sport" --dport "$dport" --proto udp --vni "$LAB_VNI"
+	# shellcheck disable=SC2034 # for the tests
+	task=$CHECKS_TASK
+}
+
+# frag_phase_task NAME SPORT DPORT [DST]: a phase of a fragment test begins: a UDP sink in
+# i31 on DPORT (background process sink-NAME; a check), then frag_task NAME SPORT DPORT
+# [DST]; sets task.
+frag_phase_task() {
+	check "$1: UDP sink in i31 (:$3)" frag_sink_start "sink-$1" "$LAB_I31" "$3"
+	frag_task "$@"
+}
+
+# frag_snmp_save NS...: the IPv4 reassembly and fragmentation counters of each NS now, for
+# frag_snmp_since.
+declare -gA FRAG_SNMP0=()
+frag_snmp_save() {
+	local ns f
+	for ns in "$@"; do
+		for f in ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates; do
+			FRAG_SNMP0[$ns.$f]=$(frag_snmp "$ns" Ip "$f")
+		done
+	done
+}
+
+# frag_snmp_since NS FIELD...: how much each counter of NS rose since frag_snmp_save,
+# space-separated.
+frag_snmp_since() {
+	local ns=$1 f out=()
+	shift
+	for f in "$@"; do out+=("$(frag_snmp_delta "$ns" Ip "$f" "${FRAG_SNMP0[$ns.$f]}")"); done
+	echo "${out[*]}"
+}
+
 # frag_link_mtu NS DEV MTU: sets DEV's MTU in namespace NS.
 frag_link_mtu() {
 	ip -n "$1" link set "$2" mtu "$3"

@@ -171,6 +171,46 @@ lab_router_lb() {
 	lab_log "router $name: $vip -> $backend ($mode NAT)"
 }
 
+# nat_lab_up: checks_trap and the NAT tests' lab (3 hosts, unicast FDB, window_ms
+# $WINDOW_MS), a check; the test ends when it does not come up.
+nat_lab_up() {
+	checks_lab_up "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)" \
+		"lab up: 3 hosts, unicast FDB, agents h1 h2 h3" \
+		--hosts 3 --fdb unicast --window-ms "$WINDOW_MS"
+}
+
+# nat_router_up: router rt on the lab (lab_router_up rt), a check; the test ends when it
+# does not come up.
+nat_router_up() {
+	check_up "router rt up (overlay $LAB_RT_IP, agent rt)" "router rt up: $LAB_RT_IP on the overlay, agent rt" \
+		lab_router_up rt
+}
+
+# nat_vip_full: i1 routes the VIP's subnet via rt, rt balances the VIP to i31 with full NAT
+# (DNAT and SNAT), and an untraced ping i1 -> VIP is answered; a check each.
+nat_vip_full() {
+	check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
+	check "rt: VIP $LAB_VIP -> i31 $LAB_I31_IP, full NAT" lab_router_lb rt "$LAB_VIP" "$LAB_I31_IP" full
+	check "an untraced ping i1 -> VIP is answered" lab_in "$LAB_I1" ping -c 1 -W 2 -q "$LAB_VIP"
+}
+
+# nat_vip_task: checks_task for the NAT tests' task, icmp i1 -> VIP in both directions;
+# sets task.
+nat_vip_task() {
+	checks_task task "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" "task armed" \
+		--src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both
+	# shellcheck disable=SC2034 # for the tests
+	task=$CHECKS_TASK
+}
+
+# nat_backend_subnet: rt gets the backend subnet on its br0 and i31 moves into it
+# (readdressed, default via rt; h3's agent lists the new address); a check each.
+nat_backend_subnet() {
+	check "rt: a second subnet on br0, $LAB_RT_BACKEND_IP/24" lab_router_addr rt "$LAB_RT_BACKEND_IP/24"
+	check "i31 readdressed to $LAB_I31_BACKEND_IP/24, default via $LAB_RT_BACKEND_IP; h3's agent lists it" \
+		lab_instance_readdress i31 "$LAB_I31_BACKEND_IP/24" "$LAB_RT_BACKEND_IP"
+}
+
 # lab_route_via NS NET GATEWAY: in namespace NS, NET is routed via GATEWAY.
 lab_route_via() {
 	ip -n "$1" route replace "$2" via "$3"

@@ -33,12 +33,8 @@ export DT_LAB
 
 WINDOW_MS=${DT_LAB_WINDOW_MS:-300}
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS" --tenants 2; then
-	not_ok "lab up (overlay, daemons, tenants lab, t1, t2, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: overlay, analyzer with its store in $LAB_DIR/analyzer-store, tenants lab, t1, t2"
+checks_lab_up "lab up (overlay, daemons, tenants lab, t1, t2, window_ms $WINDOW_MS)" \
+	"lab up: overlay, analyzer with its store in $LAB_DIR/analyzer-store, tenants lab, t1, t2" --window-ms "$WINDOW_MS" --tenants 2
 
 declare -A OWNER=() # task id -> tenant, for the finished tasks
 finished=()

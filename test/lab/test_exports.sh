@@ -52,23 +52,11 @@ if ! lab_up --window-ms "$WINDOW_MS"; then
 fi
 ok "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both)
-check "create the ping task (icmp i1 <-> i2, both directions)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_task task "create the ping task (icmp i1 <-> i2, both directions)" "task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --direction both
 
-fw_up() {
-	lab_in "$LAB_H2" nft -f - <<-EOF
-		table bridge dtlab_fw {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP icmp type echo-request counter drop
-			}
-		}
-	EOF
-}
-check "h2: nftables bridge rule drops echo requests i1 -> i2" fw_up
+check "h2: nftables bridge rule drops echo requests i1 -> i2" \
+	nft_bridge_drop "$LAB_H2" dtlab_fw forward "ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP icmp type echo-request"
 lab_in "$LAB_I1" ping -c "$PINGS" -i 0.05 -W 1 -q "$LAB_I2_IP" >/dev/null 2>&1
 check_eq "h2's rule counted $PINGS drops" "$(nft_counter "$LAB_H2" bridge dtlab_fw forward)" "$PINGS"
 check "h2: remove the rule" lab_in "$LAB_H2" nft delete table bridge dtlab_fw

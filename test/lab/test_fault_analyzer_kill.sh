@@ -62,12 +62,8 @@ REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","gw/ul0/uplink-in","gw/ext0/gw-o
 # DT-ANA-STATS every second: how many samples the analyzer holds.
 export DT_LAB_ANALYZER_EXTRA="stats_interval_s = 1;${DT_LAB_ANALYZER_EXTRA:+ $DT_LAB_ANALYZER_EXTRA}"
 
-checks_trap
-if ! lab_up --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, gateway with NAT, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: gateway gw, internet namespace, agents h1, h2, gw, window_ms $WINDOW_MS"
+checks_lab_up "lab up (overlay, gateway with NAT, daemons, window_ms $WINDOW_MS)" \
+	"lab up: gateway gw, internet namespace, agents h1, h2, gw, window_ms $WINDOW_MS" --gw --window-ms "$WINDOW_MS"
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -142,8 +138,7 @@ kill_restart() {
 check_report() {
 	local name=$1 n=$2 r
 	check "$name: every packet judged ($n)" lab_task_wait_judged "$task" "$n" 60
-	r=$(report_fetch "$task" "$name")
-	report_text "$task" "$name"
+	r=$(report_fetch_text "$task" "$name")
 	check_verdict "$r" "$name" "$n" "$n" 0 0
 	jq_true "$r" "$name: exactly $n packets, colored $n" \
 		'(.packets | length == $n) and .task.colored == $n' --argjson n "$n"
@@ -165,11 +160,8 @@ check_report() {
 
 # conntrack forgets an unanswered UDP flow on gw after 2 s (B waits for that).
 check "gw: UDP conntrack timeout 2 s" lab_in "$LAB_GW" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_INET_IP" --sport "$SPORT" --dport "$DPORT" \
-	--proto udp --vni "$LAB_VNI")
-check "create the task (udp $LAB_I1_IP:$SPORT -> $LAB_INET_IP:$DPORT, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_task task "create the task (udp $LAB_I1_IP:$SPORT -> $LAB_INET_IP:$DPORT, requests)" "task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_INET_IP" --sport "$SPORT" --dport "$DPORT" --proto udp --vni "$LAB_VNI"
 
 # ---------------------------------------------------------------------------------------
 # A. Held samples survive a SIGKILL.

@@ -53,12 +53,7 @@ REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-
 REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 LOSSES=(queue_full bad_record rejected spool_full) # lost after sampling (ring_full: before)
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+window_lab_up "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -178,17 +173,8 @@ udp_colored=$(lab_task_field "$udp_task" .colored)
 check "UDP task: all $udp_colored colored packets judged" lab_task_wait_judged "$udp_task" "${udp_colored:-1}" 30
 check "both agents drained: nothing queued, nothing spooled" agents_drained
 
-# Final counters: agents first (nothing more to send), then the collector; the reports
-# while the analyzer still runs, then the analyzer.
-check_stopped agent-h1
-check_stopped agent-h2
-sleep 0.5
-check_stopped collector
-rp=$(report_fetch "$ping_task" ping)
-ru=$(report_fetch "$udp_task" udp)
-report_text "$ping_task" ping
-lab_analyzer_stop TERM
-check_eq "analyzer stopped cleanly (status)" "$LAB_ANALYZER_RC" 0
+# Final counters and the reports.
+fault_stop_reports
 
 # ---------------------------------------------------------------------------------------
 # Exact accounting.

@@ -54,12 +54,7 @@ AFTER_S=0.5        # traffic after the agents are back on run 3
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
 REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+window_lab_up "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -79,18 +74,7 @@ fault_tasks "$UDP_DPORT" "$BUDGET"
 
 # The traffic runs until the scenario is over: pings every 10 ms, and the UDP stream in
 # rounds of UDP_FLOWS x UDP_ROUND datagrams (1 ms apart) until the stop file appears.
-flows=()
-for ((k = 1; k <= UDP_FLOWS; k++)); do flows+=("$((40000 + k)):$LAB_I2_IP:$UDP_DPORT:$UDP_ROUND"); done
-rm -f "$LAB_DIR/udp.stop" "$LAB_DIR/udp-sent.out"
-t0=$(lab__now)
-(
-	while [[ ! -e $LAB_DIR/udp.stop ]]; do
-		lab_udp_send "$LAB_I1" 1 "${flows[@]}" >>"$LAB_DIR/udp-sent.out" 2>&1 || break
-	done
-) &
-udp_pid=$!
-ip netns exec "$LAB_I1" ping -i 0.01 -W 1 "$LAB_I2_IP" >"$LAB_DIR/ping.out" 2>&1 &
-ping_pid=$!
+fault_traffic_start
 
 # store_seqs: the collector store's last batch seq per sender, "SENDER-HEX=SEQ-HEX ..."
 # (read with mdb_dump: LMDB readers in other processes are safe).
@@ -169,16 +153,8 @@ kill_collector "after ${BLOCK_S}s of lost acknowledgements" \
 	"the dead collector's connections to the agents destroyed (ss -K), replies let through again" acks_unblock
 sleep "$AFTER_S"
 
-touch "$LAB_DIR/udp.stop"
-kill -INT "$ping_pid"
-wait "$ping_pid"
-wait "$udp_pid"
-t_end=$(awk -v s="$t0" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
-read -r tx rx < <(ping_count "$LAB_DIR/ping.out")
-pings=${tx:-0}
-check "traffic for ${t_end}s: $pings pings, all answered" test "$pings" -gt 0 -a "$pings" == "${rx:-x}"
-udp_sent=$(awk '{ n += $1 } END { print n + 0 }' "$LAB_DIR/udp-sent.out")
-check_range "traffic for ${t_end}s: $udp_sent UDP datagrams" "$udp_sent" 1 100000000
+fault_traffic_stop
+check_fault_traffic "traffic for ${t_end}s"
 
 # Each restart found the batches of the run before in its store, and more each time.
 prev=0
@@ -191,21 +167,10 @@ for ((r = 2; r <= runs; r++)); do
 	prev=${n:-0}
 done
 
-check "ping task: all $((2 * pings)) packets judged" lab_task_wait_judged "$ping_task" $((2 * pings)) 30
-udp_colored=$(lab_task_field "$udp_task" .colored)
-check "UDP task: all ${udp_colored:-?} colored packets judged" lab_task_wait_judged "$udp_task" "${udp_colored:-1}" 30
+check_fault_judged
 
-# Final counters: agents first (nothing more to send), then the collector; the reports
-# while the analyzer still runs, then the analyzer.
-check_stopped agent-h1
-check_stopped agent-h2
-sleep 0.5
-check_stopped collector
-rp=$(report_fetch "$ping_task" ping)
-ru=$(report_fetch "$udp_task" udp)
-report_text "$ping_task" ping
-lab_analyzer_stop TERM
-check_eq "analyzer stopped cleanly (status)" "$LAB_ANALYZER_RC" 0
+# Final counters and the reports.
+fault_stop_reports
 
 # ---------------------------------------------------------------------------------------
 # Exact accounting.

@@ -42,12 +42,7 @@ API_KINDS=(garbage truncated newer-version trailing)
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
 REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+window_lab_up "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -81,18 +76,7 @@ fault_tasks "$UDP_DPORT" "$BUDGET"
 # ---------------------------------------------------------------------------------------
 # Real traffic, from before the flood until after it.
 
-flows=()
-for ((k = 1; k <= UDP_FLOWS; k++)); do flows+=("$((40000 + k)):$LAB_I2_IP:$UDP_DPORT:$UDP_ROUND"); done
-rm -f "$LAB_DIR/udp.stop" "$LAB_DIR/udp-sent.out"
-t0=$(lab__now)
-(
-	while [[ ! -e $LAB_DIR/udp.stop ]]; do
-		lab_udp_send "$LAB_I1" 1 "${flows[@]}" >>"$LAB_DIR/udp-sent.out" 2>&1 || break
-	done
-) &
-udp_pid=$!
-ip netns exec "$LAB_I1" ping -i 0.01 -W 1 "$LAB_I2_IP" >"$LAB_DIR/ping.out" 2>&1 &
-ping_pid=$!
+fault_traffic_start
 sleep 0.5
 
 # The flood: WORKERS workers per endpoint, all at once.
@@ -110,37 +94,18 @@ check_eq "during the flood: the API still answers a valid request (ping task sta
 for pid in "${poke_pids[@]}"; do wait "$pid"; done
 flood_s=$(awk -v s="$t_flood" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
 sleep 0.5
-touch "$LAB_DIR/udp.stop"
-kill -INT "$ping_pid"
-wait "$ping_pid"
-wait "$udp_pid"
-t_end=$(awk -v s="$t0" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
+fault_traffic_stop
 echo "# flood: $((2 * n_ingest + n_api)) malformed messages in ${flood_s}s, inside ${t_end}s of traffic"
 
 check_eq "collector: all $n_ingest malformed batches answered 'invalid'" "$(poke_replies coll)" "$n_ingest $n_ingest"
 check_eq "analyzer ingest: all $n_ingest malformed batches answered 'invalid'" "$(poke_replies ana)" "$n_ingest $n_ingest"
 check_eq "analyzer API: all $n_api malformed requests answered 'invalid'" "$(poke_replies api)" "$n_api $n_api"
-read -r tx rx < <(ping_count "$LAB_DIR/ping.out")
-pings=${tx:-0}
-check "real traffic: $pings pings, all answered" test "$pings" -gt 0 -a "$pings" == "${rx:-x}"
-udp_sent=$(awk '{ n += $1 } END { print n + 0 }' "$LAB_DIR/udp-sent.out")
-check_range "real traffic: $udp_sent UDP datagrams" "$udp_sent" 1 100000000
+check_fault_traffic "real traffic"
 
-check "ping task: all $((2 * pings)) packets judged" lab_task_wait_judged "$ping_task" $((2 * pings)) 30
-udp_colored=$(lab_task_field "$udp_task" .colored)
-check "UDP task: all ${udp_colored:-?} colored packets judged" lab_task_wait_judged "$udp_task" "${udp_colored:-1}" 30
+check_fault_judged
 
-# Final counters: agents first (nothing more to send), then the collector; the reports
-# while the analyzer still runs, then the analyzer.
-check_stopped agent-h1
-check_stopped agent-h2
-sleep 0.5
-check_stopped collector
-rp=$(report_fetch "$ping_task" ping)
-ru=$(report_fetch "$udp_task" udp)
-report_text "$ping_task" ping
-lab_analyzer_stop TERM
-check_eq "analyzer stopped cleanly (status)" "$LAB_ANALYZER_RC" 0
+# Final counters and the reports.
+fault_stop_reports
 
 # ---------------------------------------------------------------------------------------
 # Exact accounting.

@@ -28,32 +28,14 @@ PINGS=10
 BYSTANDERS='["h2","gw"]'
 DEST_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb flood --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts and gw, --fdb flood, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 and gw flood to each other, agents on each"
-check "warm-up ping i1 -> i31 (untraced)" lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I31_IP"
-check_bystanders_know "i31's MAC" "$LAB_I31_MAC" gw
+flood_lab_up "lab up: h1, h2, h3 and gw flood to each other, agents on each"
+flood_warm_up gw
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i31, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i31
 
 # Prerouting: the copy is dropped before h2's bridge would discard it as not for h2.
-fw_up() {
-	lab_in "$LAB_H2" nft -f - <<-EOF
-		table bridge dtlab_fw {
-			chain prerouting {
-				type filter hook prerouting priority -200; policy accept;
-				ip saddr $LAB_I1_IP ip daddr $LAB_I31_IP icmp type echo-request counter drop
-			}
-		}
-	EOF
-}
-check "h2 (a bystander): nftables bridge prerouting rule drops echo requests i1 -> i31" fw_up
+check "h2 (a bystander): nftables bridge prerouting rule drops echo requests i1 -> i31" \
+	nft_bridge_drop "$LAB_H2" dtlab_fw prerouting "ip saddr $LAB_I1_IP ip daddr $LAB_I31_IP icmp type echo-request"
 check "capture: echo requests at i31 eth0" lab_capture_start req-i31 "$LAB_I31" eth0 \
 	"icmp and src host $LAB_I1_IP and icmp[icmptype] == icmp-echo"
 
@@ -63,8 +45,7 @@ check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS
 lab_capture_stop req-i31
 check_eq "i31 received every echo request" "$(lab_capture_count req-i31)" "$PINGS"
 
-r=$(report_fetch "$task" flood-bystander)
-report_text "$task" flood-bystander
+r=$(report_fetch_text "$task" flood-bystander)
 check_verdict "$r" "flood bystander firewall" "$PINGS" "$PINGS" 0 0
 jq_true "$r" "verdict: no loss (reason empty, at null, the sentence says so, names no bystander)" \
 	'.verdict.reason == "" and .verdict.at == null
@@ -86,8 +67,7 @@ jq_true "$r" "per-hop loss table: the destination branch, each hop seen $PINGS, 
 	'[.hops[] | "\(hopkey) \(.direction) \(.seen) \(.dropped) \(.vanished)"] | sort
 		== ($p | map("\(.) request \($n) 0 0") | sort)' --argjson p "$DEST_PATH" --argjson n "$PINGS"
 check_loss_table_destination "$r" "flood bystander firewall" "$BYSTANDERS"
-check_copies "$r" "flood bystander firewall" "[{\"node\":\"h2\",\"direction\":\"request\",\"fate\":\"dropped\",\"count\":$PINGS},
-	{\"node\":\"gw\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS}]"
+check_copies "$r" "flood bystander firewall" "$(copies_rows request "$PINGS" h2 dropped gw filtered)"
 jq_true "$r" "copies[]: the h2 row says NETFILTER_DROP" \
 	'[.copies[] | select(.node == "h2")] | length == 1 and .[0].reason == "NETFILTER_DROP" and .[0].hook == "drop"'
 jq_true "$r" "no sample left unmatched" '.unmatched == 0'

@@ -28,43 +28,23 @@ PINGS=10
 BYSTANDERS='["h2","gw"]'
 PATH_TO_DROP='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb flood --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts and gw, --fdb flood, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 and gw flood to each other, agents on each"
-check "warm-up ping i1 -> i31 (untraced)" lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I31_IP"
-check_bystanders_know "i31's MAC" "$LAB_I31_MAC" h2 gw
+flood_lab_up "lab up: h1, h2, h3 and gw flood to each other, agents on each"
+flood_warm_up h2 gw
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i31, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i31
 
-fw_up() {
-	lab_in "$LAB_H3" nft -f - <<-EOF
-		table bridge dtlab_fw {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_I1_IP ip daddr $LAB_I31_IP icmp type echo-request counter drop
-			}
-		}
-	EOF
-}
-check "h3: nftables bridge rule drops echo requests i1 -> i31" fw_up
+check "h3: nftables bridge rule drops echo requests i1 -> i31" \
+	nft_bridge_drop "$LAB_H3" dtlab_fw forward "ip saddr $LAB_I1_IP ip daddr $LAB_I31_IP icmp type echo-request"
 check "capture: echo requests at i31 eth0" lab_capture_start req-i31 "$LAB_I31" eth0 \
 	"icmp and src host $LAB_I1_IP and icmp[icmptype] == icmp-echo"
 
-out=$(lab_in "$LAB_I1" ping -c "$PINGS" -i 0.05 -W 1 -q "$LAB_I31_IP" 2>&1)
-check_eq "$PINGS pings i1 -> i31: none answered" "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$out")" 0
+check_eq "$PINGS pings i1 -> i31: none answered" "$(ping_received "$LAB_I1" "$LAB_I31_IP" "$PINGS")" 0
 check_eq "h3's rule counted $PINGS drops" "$(nft_counter "$LAB_H3" bridge dtlab_fw forward)" "$PINGS"
 check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS"
 lab_capture_stop req-i31
 check_eq "i31 received no echo request" "$(lab_capture_count req-i31)" 0
 
-r=$(report_fetch "$task" flood-firewall)
-report_text "$task" flood-firewall
+r=$(report_fetch_text "$task" flood-firewall)
 check_verdict "$r" "flood firewall" "$PINGS" 0 "$PINGS" 0
 jq_true "$r" "verdict: dropped at node h3, reason NETFILTER_DROP" \
 	'.verdict.at.node == "h3" and .verdict.reason == "NETFILTER_DROP"'
@@ -91,8 +71,7 @@ jq_true "$r" "per-hop table: h1 hops seen $PINGS each (the destination branch), 
 	'[.hops[] | select(.node == "h1") | "\(hopkey) \(.seen) \(.dropped) \(.vanished)"] | sort
 		== ["h1/pt1/port-in \($n) 0 0", "h1/ul0/uplink-out \($n) 0 0"]' --argjson n "$PINGS"
 check_loss_table_destination "$r" "flood firewall" "$BYSTANDERS"
-check_copies "$r" "flood firewall" "[{\"node\":\"h2\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS},
-	{\"node\":\"gw\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS}]"
+check_copies "$r" "flood firewall" "$(copies_rows request "$PINGS" h2 filtered gw filtered)"
 jq_true "$r" "no sample left unmatched" '.unmatched == 0'
 echo "# verdict: $(jq_val "$r" '.verdict.sentence')"
 

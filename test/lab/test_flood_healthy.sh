@@ -38,22 +38,13 @@ COPY_PATHS='[["h1/pt1/port-in","h1/ul0/uplink-out","gw/ul0/uplink-in","gw/vxlan0
 	["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/vxlan0/drop"]]'
 ECHO_REQ="IP $LAB_I1_IP > $LAB_I31_IP: ICMP echo request"
 
-checks_trap
-if ! lab_up --hosts 3 --fdb flood --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts and gw, --fdb flood, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 and gw flood to each other (nolearning, all-zeros FDB entries), agents on each"
+flood_lab_up "lab up: h1, h2, h3 and gw flood to each other (nolearning, all-zeros FDB entries), agents on each"
 
 # The copies' bridges must know i31 behind vxlan0 (a flooded reply taught them) to discard
 # the copies; an unknown MAC would be flooded to their own ports.
-check "warm-up ping i1 -> i31 (untraced)" lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I31_IP"
-check_bystanders_know "i31's MAC" "$LAB_I31_MAC" h2 gw
+flood_warm_up h2 gw
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i31, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i31
 
 for h in h2 gw; do
 	check "capture: VXLAN on $h ul0" lab_capture_start "ul-$h" "$LAB_P-$h" ul0 "udp port 4789"
@@ -70,8 +61,7 @@ check_eq "kernel: gw's underlay got one copy of each echo request" "$(capture_vx
 check_eq "kernel: no copy reached i2 (h2's bridge discarded them)" "$(lab_capture_count i2-any)" 0
 check_no_color color-i31 "i31 never sees the color"
 
-r=$(report_fetch "$task" flood-healthy)
-report_text "$task" flood-healthy
+r=$(report_fetch_text "$task" flood-healthy)
 check_verdict "$r" "flood healthy" "$PINGS" "$PINGS" 0 0
 jq_true "$r" "verdict: no loss (reason empty, at null, the sentence says so)" \
 	'.verdict.reason == "" and .verdict.at == null and (.verdict.sentence | test("no loss"; "i"))'
@@ -100,8 +90,7 @@ jq_true "$r" "per-hop loss table: the destination branch, each hop seen $PINGS, 
 	'[.hops[] | "\(hopkey) \(.direction) \(.seen) \(.dropped) \(.vanished)"] | sort
 		== ($p | map("\(.) request \($n) 0 0") | sort)' --argjson p "$DEST_PATH" --argjson n "$PINGS"
 check_loss_table_destination "$r" "flood healthy" "$BYSTANDERS"
-check_copies "$r" "flood healthy" "[{\"node\":\"h2\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS},
-	{\"node\":\"gw\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS}]"
+check_copies "$r" "flood healthy" "$(copies_rows request "$PINGS" h2 filtered gw filtered)"
 jq_true "$r" "copies[]: where the bystanders discarded them: h2/vxlan0 and gw/vxlan0, drop" \
 	'[.copies[] | hopkey] | sort == ["gw/vxlan0/drop", "h2/vxlan0/drop"]'
 jq_true "$r" "no sample left unmatched" '.unmatched == 0'

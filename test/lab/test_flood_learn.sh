@@ -45,12 +45,8 @@ vxlan_knows() {
 vxlan_forgot() { ! vxlan_knows "$@"; }
 bridge_forgot() { ! bridge_knows "$@"; }
 
-checks_trap
-if ! lab_up --hosts 3 --fdb learn --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb learn, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with VXLAN learning (all-zeros entries for the unknown), agents on each"
+checks_lab_up "lab up (3 hosts, --fdb learn, window_ms $WINDOW_MS)" \
+	"lab up: h1, h2, h3 with VXLAN learning (all-zeros entries for the unknown), agents on each" --hosts 3 --fdb learn --window-ms "$WINDOW_MS"
 
 check "static neighbours i1 <-> i31" lab_static_neighbours i1 i31
 bridge -n "$LAB_H1" fdb del "$LAB_I31_MAC" dev vxlan0 self 2>/dev/null
@@ -58,10 +54,7 @@ check "h1's vxlan0 does not know where i31's MAC is (entry deleted)" vxlan_forgo
 check "h2's bridge forgets every MAC it learned (fdb_flush)" ip -n "$LAB_H2" link set br0 type bridge fdb_flush
 check "h2's bridge does not know i31's MAC" bridge_forgot h2 "$LAB_I31_MAC"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i31, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i31
 
 check "capture: VXLAN on h2 ul0" lab_capture_start ul-h2 "$LAB_H2" ul0 "udp port 4789"
 check "capture: echo requests for i31 at i2 eth0" lab_capture_start i2-any "$LAB_I2" eth0 "icmp and dst host $LAB_I31_IP"
@@ -76,8 +69,7 @@ check_eq "kernel: h2's bridge flooded that copy to its port: i2 got one echo req
 check_no_color color-i2 "the copy reached i2 without the color"
 check "kernel: h1's vxlan0 learned i31's MAC -> h3 ($LAB_H3_UL_IP)" vxlan_knows h1 "$LAB_I31_MAC" "$LAB_H3_UL_IP "
 
-r=$(report_fetch "$task" flood-learn)
-report_text "$task" flood-learn
+r=$(report_fetch_text "$task" flood-learn)
 check_verdict "$r" "flood learn" "$PINGS" "$PINGS" 0 0
 jq_true "$r" "verdict: no loss" '.verdict.reason == "" and .verdict.at == null and (.verdict.sentence | test("no loss"; "i"))'
 jq_true "$r" "$PINGS packets, every one delivered, its destination known" \

@@ -83,12 +83,7 @@ check_nat_tree() {
 	jq_true "$f" "$name: no sample left unmatched" '.unmatched == 0'
 }
 
-checks_trap
-if ! lab_up --hosts 3 --fdb flood --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts and gw, --fdb flood, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 and gw flood to each other, gw masquerades, agents on each"
+flood_lab_up "lab up: h1, h2, h3 and gw flood to each other, gw masquerades, agents on each"
 got=$(lab_in "$LAB_I1" curl -sS -m 5 "http://$LAB_INET_IP:$LAB_INET_HTTP_PORT/" 2>&1)
 check_eq "i1 reaches the internet namespace's HTTP server through the NAT (and warms the bridges)" "$got" \
 	"hello from the internet namespace"
@@ -100,11 +95,8 @@ check "gw: UDP leaving ext0 is masqueraded to ports $NAT_PORT_LO-$NAT_PORT_HI" \
 
 # ---------------------------------------------------------------------------------------
 # Pings through the NAT, both directions.
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_INET_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both)
-check "create the ping task (icmp i1 -> $LAB_INET_IP, both directions)" test -n "$ping_task"
-[[ -n $ping_task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$ping_task"
+checks_task ping_task "create the ping task (icmp i1 -> $LAB_INET_IP, both directions)" "ping task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_INET_IP" --proto icmp --vni "$LAB_VNI" --direction both
 
 check "capture: color at the internet namespace" lab_capture_start color-inet "$LAB_INET" eth0 "$COLOR_FILTER"
 check "capture: color at i1 eth0" lab_capture_start color-i1 "$LAB_I1" eth0 "$COLOR_FILTER"
@@ -124,8 +116,7 @@ for h in h2 h3; do
 		"$PINGS $PINGS"
 done
 
-r_ping=$(report_fetch "$ping_task" flood-nat-ping)
-report_text "$ping_task" flood-nat-ping
+r_ping=$(report_fetch_text "$ping_task" flood-nat-ping)
 check_nat_tree "$r_ping" "flood nat ping" "$PINGS"
 jq_true "$r_ping" "flood nat ping: the gw-out hop shows the translated tuple ($LAB_GW_EXT_IP -> $LAB_INET_IP)" \
 	'all(req; . as $p | [.hops[] | select(.hook == "gw-out")] | length == 1
@@ -152,8 +143,7 @@ done
 check_eq "$ECHOS UDP datagrams echoed through the NAT" "$echoed" "$ECHOS"
 check "UDP echo task: every packet judged (window passed)" lab_task_wait_judged "$echo_task" $((2 * ECHOS))
 
-r_echo=$(report_fetch "$echo_task" flood-nat-echo)
-report_text "$echo_task" flood-nat-echo
+r_echo=$(report_fetch_text "$echo_task" flood-nat-echo)
 check_nat_tree "$r_echo" "flood nat echo" "$ECHOS"
 jq_true "$r_echo" "flood nat echo: the gw-out hop shows $LAB_GW_EXT_IP with a port in $NAT_PORT_LO-$NAT_PORT_HI" \
 	'all(req; . as $p | [.hops[] | select(.hook == "gw-out")] | length == 1 and all(.[]; hflow($p)

@@ -32,21 +32,12 @@ BYSTANDERS='["h2","gw"]'
 DEST_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 PATH_TO_DROP='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb flood --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts and gw, --fdb flood, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 and gw flood to each other, agents on each"
-check "warm-up ping i1 -> i31 (untraced)" lab_in "$LAB_I1" ping -c 1 -W 1 -q "$LAB_I31_IP"
-check_bystanders_know "i31's MAC" "$LAB_I31_MAC" h2 gw
+flood_lab_up "lab up: h1, h2, h3 and gw flood to each other, agents on each"
+flood_warm_up h2 gw
 # No ARP crosses the lossy underlay: every packet lost there is a traced echo request.
 check "static neighbours i1 <-> i31" lab_static_neighbours i1 i31
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i31, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i31
 
 # Only the traced echo requests: a flooded lab also carries ARP and other hosts' frames in
 # VXLAN from h1 now and then, and a drop of one of those is no traced packet's. u32 reads
@@ -70,8 +61,7 @@ check_eq "every ping is either answered or dropped by the rule" \
 check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS" 30
 lab_capture_stop req-i31
 
-r=$(report_fetch "$task" flood-random)
-report_text "$task" flood-random
+r=$(report_fetch_text "$task" flood-random)
 check_verdict "$r" "flood random" "$PINGS" "${received:-?}" "${dropped_fw:-?}" 0
 read -r lo hi < <(binomial_bounds "$PINGS" "$P_DROP" "$K_SIGMA")
 check_range "dropped count within 30% +- $K_SIGMA sd of $PINGS ($lo..$hi)" \
@@ -103,8 +93,7 @@ jq_true "$r" "per-hop table: h1 port-in and uplink-out saw $PINGS each (not the 
 jq_true "$r" "per-hop table: h3 port-out saw the $received delivered" \
 	'row("h3"; "pt1"; "port-out"; "request") | .seen == $r' --argjson r "${received:-0}"
 check_loss_table_destination "$r" "flood random" "$BYSTANDERS"
-check_copies "$r" "flood random" "[{\"node\":\"h2\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS},
-	{\"node\":\"gw\",\"direction\":\"request\",\"fate\":\"filtered\",\"count\":$PINGS}]"
+check_copies "$r" "flood random" "$(copies_rows request "$PINGS" h2 filtered gw filtered)"
 jq_true "$r" "no sample left unmatched" '.unmatched == 0'
 echo "# verdict: $(jq_val "$r" '.verdict.sentence')"
 

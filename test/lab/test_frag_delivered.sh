@@ -31,23 +31,14 @@ WINDOW_MS=${DT_LAB_WINDOW_MS:-500}
 N=20
 PATH4='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
 check_eq "instance MTU: i1 eth0 and i31 eth0 $LAB_MTU" \
 	"$(ip -n "$LAB_I1" -o link show eth0 | grep -o 'mtu [0-9]*') $(ip -n "$LAB_I31" -o link show eth0 | grep -o 'mtu [0-9]*')" \
 	"mtu $LAB_MTU mtu $LAB_MTU"
 check "UDP sink in i31 (:$FRAG_DPORT)" frag_sink_start sink "$LAB_I31" "$FRAG_DPORT"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --sport "$FRAG_SPORT" \
-	--dport "$FRAG_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (i1:$FRAG_SPORT -> i31:$FRAG_DPORT)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+frag_task
 
 frag_ok=$(frag_snmp "$LAB_I1" Ip FragOKs)
 frag_cr=$(frag_snmp "$LAB_I1" Ip FragCreates)
@@ -64,8 +55,7 @@ check_eq "kernel: i31 reassembled $N datagrams (IpReasmOKs)" \
 	"$(frag_snmp_delta "$LAB_I31" Ip ReasmOKs "$reasm_ok")" "$N"
 check "every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
 
-r=$(report_fetch "$task" delivered)
-report_text "$task" delivered
+r=$(report_fetch_text "$task" delivered)
 check_verdict "$r" delivered "$N" "$N" 0 0
 jq_true "$r" "verdict sentence: no loss, $N of $N" \
 	'.verdict.sentence | test("no loss") and test("\($n) of \($n)")' --argjson n "$N"

@@ -34,36 +34,18 @@ N=20
 PATH4='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 PATH_TO_DROP='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
 check "UDP sink in i31 (:$FRAG_DPORT)" frag_sink_start sink "$LAB_I31" "$FRAG_DPORT"
 check "i31: reassembly timeout 1 s (net.ipv4.ipfrag_time)" \
 	lab_in "$LAB_I31" sysctl -q -w net.ipv4.ipfrag_time=1
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --sport "$FRAG_SPORT" \
-	--dport "$FRAG_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (i1:$FRAG_SPORT -> i31:$FRAG_DPORT)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+frag_task
 
 # The last fragment: an offset (frag-off & 0x1fff != 0) and no MF (frag-off & 0x2000 == 0).
 # The color bit (0x8000) is outside both masks.
-fw_up() {
-	lab_in "$LAB_H3" nft -f - <<-EOF
-		table bridge dtlab_frag {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_I1_IP ip daddr $LAB_I31_IP ip frag-off & 0x1fff != 0 ip frag-off & 0x2000 == 0 counter drop
-			}
-		}
-	EOF
-}
-check "h3: nftables bridge rule drops the last fragment of every datagram i1 -> i31" fw_up
+check "h3: nftables bridge rule drops the last fragment of every datagram i1 -> i31" \
+	nft_bridge_drop "$LAB_H3" dtlab_frag forward "ip saddr $LAB_I1_IP ip daddr $LAB_I31_IP ip frag-off & 0x1fff != 0 ip frag-off & 0x2000 == 0"
 
 reasm_to=$(frag_snmp "$LAB_I31" Ip ReasmTimeout)
 check_eq "i1 sent $N datagrams of $FRAG_SIZE bytes" \
@@ -76,8 +58,7 @@ sleep 1
 check_eq "kernel: i31 timed out reassembling the $N datagrams (IpReasmTimeout; no hook of dyetrace there)" \
 	"$(frag_snmp_delta "$LAB_I31" Ip ReasmTimeout "$reasm_to")" "$N"
 
-r=$(report_fetch "$task" last-dropped)
-report_text "$task" last-dropped
+r=$(report_fetch_text "$task" last-dropped)
 check_verdict "$r" "last dropped" "$N" 0 "$N" 0
 jq_true "$r" "verdict: dropped at node h3, reason NETFILTER_DROP" \
 	'.verdict.at.node == "h3" and .verdict.reason == "NETFILTER_DROP"'

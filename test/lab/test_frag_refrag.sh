@@ -52,42 +52,8 @@ export DT_LAB
 WINDOW_MS=${DT_LAB_WINDOW_MS:-500}
 N=20
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
-
-# phase_task NAME SPORT DPORT: a sink in i31 on DPORT and an armed task for the phase's
-# flow i1:SPORT -> i31:DPORT; sets task.
-phase_task() {
-	check "$1: UDP sink in i31 (:$3)" frag_sink_start "sink-$1" "$LAB_I31" "$3"
-	task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --sport "$2" --dport "$3" \
-		--proto udp --vni "$LAB_VNI")
-	check "$1: create the UDP task (i1:$2 -> i31:$3)" test -n "$task"
-	[[ -n $task ]] || exit 1
-	check "$1: task armed" lab_task_wait_armed "$task"
-}
-
-# snmp_save: the IPv4 fragment counters of h1 and i31 now, for snmp_delta.
-declare -A SNMP0=()
-snmp_save() {
-	local ns f
-	for ns in "$LAB_H1" "$LAB_I31"; do
-		for f in ReasmReqds ReasmOKs FragOKs FragFails FragCreates; do
-			SNMP0[$ns.$f]=$(frag_snmp "$ns" Ip "$f")
-		done
-	done
-}
-# snmp_delta NS FIELD...: how much each rose since snmp_save, space-separated.
-snmp_delta() {
-	local ns=$1 f out=()
-	shift
-	for f in "$@"; do out+=("$(frag_snmp_delta "$ns" Ip "$f" "${SNMP0[$ns.$f]}")"); done
-	echo "${out[*]}"
-}
 
 # check_refragmented FILE NAME: delivered, refragmented at h1, nothing blamed on h1.
 check_refragmented() {
@@ -114,13 +80,12 @@ check "phase 0: instance MTU 1500 (i1 eth0, h1 pt1)" frag_instance_mtu h1 1500
 check "phase 0: h1 vxlan0 MTU 1450" frag_vxlan_mtu h1 1450
 check "phase 0: h1's bridge does not call iptables (no br_netfilter)" \
 	lab_in "$LAB_H1" sysctl -q -w net.bridge.bridge-nf-call-iptables=0
-phase_task p0 40030 5030
+frag_phase_task p0 40030 5030
 check_eq "phase 0: i1 sent $N datagrams of $FRAG_SIZE bytes" \
 	"$(frag_send "$LAB_I1" "$LAB_I31_IP" 5030 "$N" "$FRAG_SIZE" 20 40030)" "$N"
 check "phase 0: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
 check_eq "phase 0: the sink in i31 received nothing" "$(frag_sink_count sink-p0)" 0
-r0=$(report_fetch "$task" refrag-p0)
-report_text "$task" refrag-p0
+r0=$(report_fetch_text "$task" refrag-p0)
 check_verdict "$r0" "phase 0" "$N" 0 "$N" 0
 jq_true "$r0" "phase 0: verdict: dropped at h1, reason NOT_SPECIFIED" \
 	'.verdict.at.node == "h1" and .verdict.reason == "NOT_SPECIFIED"'
@@ -137,34 +102,32 @@ check "phase 0: cancel the task" lab_cli task cancel "$task"
 # 1. br_netfilter, MTU 1500 over 1450: each 1500-byte fragment cut again on h1.
 check "phase 1: h1's bridge calls iptables (br_netfilter), no conntrack rule" \
 	lab_in "$LAB_H1" sysctl -q -w net.bridge.bridge-nf-call-iptables=1
-phase_task p1 40031 5031
-snmp_save
+frag_phase_task p1 40031 5031
+frag_snmp_save "$LAB_H1" "$LAB_I31"
 check_eq "phase 1: i1 sent $N datagrams of $FRAG_SIZE bytes" \
 	"$(frag_send "$LAB_I1" "$LAB_I31_IP" 5031 "$N" "$FRAG_SIZE" 20 40031)" "$N"
 frag_sink_wait sink-p1 "$N" "$FRAG_SIZE"
 check_eq "phase 1: the sink in i31 received $N whole datagrams" "$(frag_sink_count sink-p1 "$FRAG_SIZE")" "$N"
 check_eq "phase 1: kernel: h1 cut $((2 * N)) fragments into $((4 * N)), reassembled none (IpFragOKs IpFragCreates IpReasmReqds)" \
-	"$(snmp_delta "$LAB_H1" FragOKs FragCreates ReasmReqds)" "$((2 * N)) $((4 * N)) 0"
+	"$(frag_snmp_since "$LAB_H1" FragOKs FragCreates ReasmReqds)" "$((2 * N)) $((4 * N)) 0"
 check_eq "phase 1: kernel: i31 got $((5 * N)) fragments, reassembled $N (IpReasmReqds IpReasmOKs)" \
-	"$(snmp_delta "$LAB_I31" ReasmReqds ReasmOKs)" "$((5 * N)) $N"
+	"$(frag_snmp_since "$LAB_I31" ReasmReqds ReasmOKs)" "$((5 * N)) $N"
 check "phase 1: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
-r1=$(report_fetch "$task" refrag-p1)
-report_text "$task" refrag-p1
+r1=$(report_fetch_text "$task" refrag-p1)
 check_refragmented "$r1" "phase 1"
 check "phase 1: cancel the task" lab_cli task cancel "$task"
 
 # 2. conntrack on h1's bridge, same MTUs: reassembled, then refused and freed on h1.
 check "phase 2: conntrack on h1's bridge (iptables FORWARD -m conntrack)" frag_bridge_conntrack h1
-phase_task p2 40032 5032
-snmp_save
+frag_phase_task p2 40032 5032
+frag_snmp_save "$LAB_H1" "$LAB_I31"
 check_eq "phase 2: i1 sent $N datagrams of $FRAG_SIZE bytes" \
 	"$(frag_send "$LAB_I1" "$LAB_I31_IP" 5032 "$N" "$FRAG_SIZE" 20 40032)" "$N"
 check "phase 2: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
 check_eq "phase 2: the sink in i31 received nothing" "$(frag_sink_count sink-p2)" 0
 check_eq "phase 2: kernel: h1 reassembled $N datagrams and failed to fragment them again (IpReasmOKs IpFragFails IpFragOKs)" \
-	"$(snmp_delta "$LAB_H1" ReasmOKs FragFails FragOKs)" "$N $N 0"
-r2=$(report_fetch "$task" refrag-p2)
-report_text "$task" refrag-p2
+	"$(frag_snmp_since "$LAB_H1" ReasmOKs FragFails FragOKs)" "$N $N 0"
+r2=$(report_fetch_text "$task" refrag-p2)
 jq_true "$r2" "phase 2: verdict: $N judged, none delivered, all lost (dropped or vanished)" \
 	'.verdict | .judged == $n and .delivered == 0 and .dropped + .vanished == $n and .in_flight == 0' \
 	--argjson n "$N"
@@ -176,17 +139,16 @@ check "phase 2: cancel the task" lab_cli task cancel "$task"
 
 # 3. conntrack kept, MTU consistent again: reassembled and cut to the same sizes on h1.
 check "phase 3: instance MTU 1450 again (i1 eth0, h1 pt1)" frag_instance_mtu h1 1450
-phase_task p3 40033 5033
-snmp_save
+frag_phase_task p3 40033 5033
+frag_snmp_save "$LAB_H1" "$LAB_I31"
 check_eq "phase 3: i1 sent $N datagrams of $FRAG_SIZE bytes" \
 	"$(frag_send "$LAB_I1" "$LAB_I31_IP" 5033 "$N" "$FRAG_SIZE" 20 40033)" "$N"
 frag_sink_wait sink-p3 "$N" "$FRAG_SIZE"
 check_eq "phase 3: the sink in i31 received $N whole datagrams" "$(frag_sink_count sink-p3 "$FRAG_SIZE")" "$N"
 check_eq "phase 3: kernel: h1 reassembled $N datagrams and cut them into $((3 * N)) fragments (IpReasmOKs IpFragOKs IpFragCreates)" \
-	"$(snmp_delta "$LAB_H1" ReasmOKs FragOKs FragCreates)" "$N $N $((3 * N))"
+	"$(frag_snmp_since "$LAB_H1" ReasmOKs FragOKs FragCreates)" "$N $N $((3 * N))"
 check "phase 3: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
-r3=$(report_fetch "$task" refrag-p3)
-report_text "$task" refrag-p3
+r3=$(report_fetch_text "$task" refrag-p3)
 check_refragmented "$r3" "phase 3"
 frag_check_layout "$r3" "phase 3" "$N"
 

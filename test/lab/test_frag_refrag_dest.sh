@@ -35,21 +35,12 @@ export DT_LAB
 WINDOW_MS=${DT_LAB_WINDOW_MS:-500}
 N=20
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
 check "conntrack on h3's bridge (br_netfilter, iptables FORWARD -m conntrack)" frag_bridge_conntrack h3
 check "UDP sink in i31 (:$FRAG_DPORT)" frag_sink_start sink "$LAB_I31" "$FRAG_DPORT"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --sport "$FRAG_SPORT" \
-	--dport "$FRAG_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (i1:$FRAG_SPORT -> i31:$FRAG_DPORT)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+frag_task
 
 reasm_ok=$(frag_snmp "$LAB_H3" Ip ReasmOKs)
 frag_ok=$(frag_snmp "$LAB_H3" Ip FragOKs)
@@ -63,8 +54,7 @@ check_eq "kernel: h3 reassembled $N datagrams and cut them into $((3 * N)) fragm
 	"$N $N $((3 * N))"
 check "every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
 
-r=$(report_fetch "$task" refrag-dest)
-report_text "$task" refrag-dest
+r=$(report_fetch_text "$task" refrag-dest)
 check_verdict "$r" "refrag at the destination" "$N" "$N" 0 0
 jq_true "$r" "no datagram blamed on h3 (no fragment dropped or vanished at h3)" \
 	'all(.packets[]; .fate == "delivered" or (lasthop.node != "h3"))

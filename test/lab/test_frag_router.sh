@@ -53,20 +53,9 @@ BACKEND=$LAB_I31_BACKEND_IP
 TO_RT='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in"]'
 THROUGH_RT='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
-if ! lab_router_up rt; then
-	not_ok "router rt up (overlay $LAB_RT_IP, agent rt)"
-	exit 1
-fi
-ok "router rt up: $LAB_RT_IP on the overlay, agent rt"
-check "rt: a second subnet on br0, $LAB_RT_BACKEND_IP/24" lab_router_addr rt "$LAB_RT_BACKEND_IP/24"
-check "i31 readdressed to $BACKEND/24, default via $LAB_RT_BACKEND_IP; h3's agent lists it" \
-	lab_instance_readdress i31 "$BACKEND/24" "$LAB_RT_BACKEND_IP"
+frag_lab_up
+nat_router_up
+nat_backend_subnet
 check "i1 routes $LAB_BACKEND_NET via rt" lab_route_via "$LAB_I1" "$LAB_BACKEND_NET" "$LAB_RT_IP"
 check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
 check "rt: conntrack (iptables FORWARD -m conntrack, no NAT)" \
@@ -77,59 +66,29 @@ check_eq "rt: no NAT chain (nftables ruleset: no 'type nat')" \
 check "an untraced ping i1 -> $BACKEND is answered (through rt)" \
 	lab_in "$LAB_I1" ping -c 1 -W 2 -q "$BACKEND"
 
-# phase_task NAME DST SPORT DPORT: a sink in i31 on DPORT and an armed task for the
-# phase's flow i1:SPORT -> DST:DPORT; sets task.
-phase_task() {
-	check "$1: UDP sink in i31 (:$4)" frag_sink_start "sink-$1" "$LAB_I31" "$4"
-	task=$(lab_task_create --src "$LAB_I1_IP" --dst "$2" --sport "$3" --dport "$4" \
-		--proto udp --vni "$LAB_VNI")
-	check "$1: create the UDP task (i1:$3 -> $2:$4)" test -n "$task"
-	[[ -n $task ]] || exit 1
-	check "$1: task armed" lab_task_wait_armed "$task"
-}
-
-# snmp_save: the IPv4 fragment counters of rt and i31 now, for snmp_delta.
-declare -A SNMP0=()
-snmp_save() {
-	local ns f
-	for ns in "$LAB_RT" "$LAB_I31"; do
-		for f in ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates; do
-			SNMP0[$ns.$f]=$(frag_snmp "$ns" Ip "$f")
-		done
-	done
-}
-# snmp_delta NS FIELD...: how much each rose since snmp_save, space-separated.
-snmp_delta() {
-	local ns=$1 f out=()
-	shift
-	for f in "$@"; do out+=("$(frag_snmp_delta "$ns" Ip "$f" "${SNMP0[$ns.$f]}")"); done
-	echo "${out[*]}"
-}
-
 # phase_send NAME DST SPORT DPORT: i1 sends N datagrams; the sink gets them all; rt
 # reassembled each and fragmented it again to the sender's sizes; i31 reassembled them.
 phase_send() {
 	local name=$1
-	snmp_save
+	frag_snmp_save "$LAB_RT" "$LAB_I31"
 	check_eq "$name: i1 sent $N datagrams of $FRAG_SIZE bytes" \
 		"$(frag_send "$LAB_I1" "$2" "$4" "$N" "$FRAG_SIZE" 20 "$3")" "$N"
 	frag_sink_wait "sink-$name" "$N" "$FRAG_SIZE"
 	check_eq "$name: the sink in i31 received $N whole datagrams" \
 		"$(frag_sink_count "sink-$name" "$FRAG_SIZE")" "$N"
 	check_eq "$name: kernel: rt took $((3 * N)) fragments, reassembled $N datagrams, none failed (IpReasmReqds IpReasmOKs IpReasmFails)" \
-		"$(snmp_delta "$LAB_RT" ReasmReqds ReasmOKs ReasmFails)" "$((3 * N)) $N 0"
+		"$(frag_snmp_since "$LAB_RT" ReasmReqds ReasmOKs ReasmFails)" "$((3 * N)) $N 0"
 	check_eq "$name: kernel: rt fragmented $N datagrams again into $((3 * N)) fragments (IpFragOKs IpFragCreates IpFragFails)" \
-		"$(snmp_delta "$LAB_RT" FragOKs FragCreates FragFails)" "$N $((3 * N)) 0"
+		"$(frag_snmp_since "$LAB_RT" FragOKs FragCreates FragFails)" "$N $((3 * N)) 0"
 	check_eq "$name: kernel: i31 got $((3 * N)) fragments, reassembled $N (IpReasmReqds IpReasmOKs)" \
-		"$(snmp_delta "$LAB_I31" ReasmReqds ReasmOKs)" "$((3 * N)) $N"
+		"$(frag_snmp_since "$LAB_I31" ReasmReqds ReasmOKs)" "$((3 * N)) $N"
 	check "$name: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N"
 }
 
 # 1. Plain routing through rt: reassembled and fragmented anew there, colored again.
-phase_task route "$BACKEND" 40061 5061
+frag_phase_task route 40061 5061 "$BACKEND"
 phase_send route "$BACKEND" 40061 5061
-r1=$(report_fetch "$task" route)
-report_text "$task" route
+r1=$(report_fetch_text "$task" route)
 check_verdict "$r1" "route" "$N" "$N" 0 0
 jq_true "$r1" "route: verdict sentence: $N of $N delivered" \
 	'.verdict.sentence | test("\\b\($n) of \($n) packets delivered")' --argjson n "$N"
@@ -162,12 +121,11 @@ check "route: cancel the task" lab_cli task cancel "$task"
 
 # 2. DNAT on rt after its reassembly: the new fragments are colored again all the same.
 check "dnat: rt: VIP $LAB_VIP -> $BACKEND, DNAT only (nftables)" lab_router_lb rt "$LAB_VIP" "$BACKEND" dnat
-phase_task dnat "$LAB_VIP" 40062 5062
+frag_phase_task dnat 40062 5062 "$LAB_VIP"
 phase_send dnat "$LAB_VIP" 40062 5062
 check_eq "dnat: rt's DNAT rule counted 1 packet (the nat chain sees a connection's first datagram, reassembled)" \
 	"$(nft_counter "$LAB_RT" ip dtlab_lb prerouting)" 1
-r2=$(report_fetch "$task" dnat)
-report_text "$task" dnat
+r2=$(report_fetch_text "$task" dnat)
 echo "# dnat: $(jq_val "$r2" '.verdict.sentence')"
 check_verdict "$r2" "dnat" "$N" "$N" 0 0
 jq_true "$r2" "dnat: verdict sentence: $N of $N delivered, refragmented at rt" \

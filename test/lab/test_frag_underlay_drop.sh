@@ -44,12 +44,7 @@ PATH4='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out
 PATH_TO_UL_DROP='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in"]'
 PATH_TO_WIRE='["h1/pt1/port-in","h1/ul0/uplink-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
 check "i31: reassembly timeout 1 s (net.ipv4.ipfrag_time)" \
 	lab_in "$LAB_I31" sysctl -q -w net.ipv4.ipfrag_time=1
@@ -58,19 +53,13 @@ check "i31: reassembly timeout 1 s (net.ipv4.ipfrag_time)" \
 # i31:DPORT, N datagrams sent and judged, the sink checked empty; sets task and r (the
 # report).
 phase_run() {
-	check "$1: UDP sink in i31 (:$3)" frag_sink_start "sink-$1" "$LAB_I31" "$3"
-	task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --sport "$2" --dport "$3" \
-		--proto udp --vni "$LAB_VNI")
-	check "$1: create the UDP task (i1:$2 -> i31:$3)" test -n "$task"
-	[[ -n $task ]] || exit 1
-	check "$1: task armed" lab_task_wait_armed "$task"
+	frag_phase_task "$1" "$2" "$3"
 	check_eq "$1: i1 sent $N datagrams of $FRAG_SIZE bytes" \
 		"$(frag_send "$LAB_I1" "$LAB_I31_IP" "$3" "$N" "$FRAG_SIZE" 20 "$2")" "$N"
 	check "$1: every datagram judged (window passed)" lab_task_wait_judged "$task" "$N" 30
 	[[ -n ${SETTLE:-} ]] && $SETTLE
 	check_eq "$1: the sink in i31 received nothing" "$(frag_sink_count "sink-$1")" 0
-	r=$(report_fetch "$task" "$1")
-	report_text "$task" "$1"
+	r=$(report_fetch_text "$task" "$1")
 	frag_check_layout "$r" "$1" "$N"
 	jq_true "$r" "$1: every fragment: datagram_fate not delivered" \
 		'all(.packets[]; .datagram_fate != "delivered")'
@@ -110,17 +99,8 @@ check "A: h3: remove the rule" lab_in "$LAB_H3" iptables -w -D INPUT 1
 check "A: cancel the task" lab_cli task cancel "$task"
 
 # B. The same drop on the wire: the underlay bridge, no agent there.
-wire_up() {
-	lab_in "$LAB_UL" nft -f - <<-EOF
-		table bridge dtlab_wire {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ether type ip udp dport 4789 @nh,448,16 & 0x1fff == $MIDDLE @nh,496,32 $I1_HEX @nh,528,32 $I31_HEX counter drop
-			}
-		}
-	EOF
-}
-check "B: underlay bridge: nftables drops the VXLAN packets carrying a middle fragment i1 -> i31" wire_up
+check "B: underlay bridge: nftables drops the VXLAN packets carrying a middle fragment i1 -> i31" \
+	nft_bridge_drop "$LAB_UL" dtlab_wire forward "ether type ip udp dport 4789 @nh,448,16 & 0x1fff == $MIDDLE @nh,496,32 $I1_HEX @nh,528,32 $I31_HEX"
 phase_run B 40052 5052
 check_eq "B: the wire's rule counted $N drops" "$(nft_counter "$LAB_UL" bridge dtlab_wire forward)" "$N"
 check_verdict "$r" B "$N" 0 0 "$N"

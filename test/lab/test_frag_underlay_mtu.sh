@@ -35,12 +35,7 @@ N=20
 UL_MTU=1400
 PATH4='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
 check "underlay MTU $UL_MTU on h1's link (ul0 and ul-h1)" frag_underlay_mtu h1 "$UL_MTU"
 check_eq "h1's vxlan0 keeps MTU $LAB_MTU (more than the underlay carries in one packet)" \
@@ -49,11 +44,7 @@ check "UDP sink in i31 (:$FRAG_DPORT)" frag_sink_start sink "$LAB_I31" "$FRAG_DP
 check "capture: the underlay at h1's ul0" lab_capture_start ul-h1 "$LAB_H1" ul0 \
 	"src host $LAB_H1_UL_IP and dst host $LAB_H3_UL_IP"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I31_IP" --sport "$FRAG_SPORT" \
-	--dport "$FRAG_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (i1:$FRAG_SPORT -> i31:$FRAG_DPORT)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+frag_task
 
 h1_fok=$(frag_snmp "$LAB_H1" Ip FragOKs)
 h1_fcr=$(frag_snmp "$LAB_H1" Ip FragCreates)
@@ -77,8 +68,7 @@ check_eq "underlay: $((2 * N)) outer fragments with MF and VXLAN, $((2 * N)) wit
 check_eq "underlay: no outer packet larger than $UL_MTU bytes" \
 	"$(frag_capture_count ul-h1 "greater $((UL_MTU + 14 + 1))")" 0
 
-r=$(report_fetch "$task" underlay-mtu)
-report_text "$task" underlay-mtu
+r=$(report_fetch_text "$task" underlay-mtu)
 check_verdict "$r" "underlay mtu" "$N" "$N" 0 0
 frag_check_layout "$r" "underlay mtu" "$N"
 jq_true "$r" "every fragment delivered along the full path, datagram_fate delivered" \

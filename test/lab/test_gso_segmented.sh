@@ -36,12 +36,7 @@ N=20
 SEG=1400
 PATH4='["h1/pt1/port-in","h1/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, --fdb unicast, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: h1, h2, h3 with unicast FDB, agents on each"
+frag_lab_up
 check "static neighbours i1 <-> i31 (no ARP in the traced window)" lab_static_neighbours i1 i31
 check "h1/ul0: TSO, GSO and UDP tunnel segmentation off (the kernel segments in software)" \
 	lab_in "$LAB_H1" ethtool -K ul0 tso off gso off tx-udp_tnl-segmentation off \
@@ -82,8 +77,7 @@ udp_phase() {
 
 # --- A: UDP GSO, every segment delivered --------------------------------------------------
 udp_phase udp 40021 5021
-r=$(report_fetch "$TASK" udp)
-report_text "$TASK" udp
+r=$(report_fetch_text "$TASK" udp)
 check_eq "A: i31 received $((3 * N)) datagrams of $SEG bytes" "$(frag_sink_count sink-udp "$SEG")" \
 	$((3 * N))
 check_verdict "$r" "A" "$N" "$N" 0 0
@@ -103,20 +97,10 @@ jq_true "$r" "A: verdict says no loss, $N of $N" '.verdict.sentence | startswith
 rA=$r
 
 # --- B: UDP GSO, every third segment dropped at h3 ----------------------------------------
-fw_up() {
-	lab_in "$LAB_H3" nft -f - <<-EOF
-		table bridge dtlab_gso {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip daddr $LAB_I31_IP udp dport 5022 @th,64,8 0x5a counter drop
-			}
-		}
-	EOF
-}
-check "h3: nftables bridge rule drops every UDP segment to :5022 whose payload starts with Z" fw_up
+check "h3: nftables bridge rule drops every UDP segment to :5022 whose payload starts with Z" \
+	nft_bridge_drop "$LAB_H3" dtlab_gso forward "ip daddr $LAB_I31_IP udp dport 5022 @th,64,8 0x5a"
 udp_phase drop 40022 5022
-r=$(report_fetch "$TASK" drop)
-report_text "$TASK" drop
+r=$(report_fetch_text "$TASK" drop)
 check_eq "B: h3's rule counted $N drops (the third segment of each packet)" \
 	"$(nft_counter "$LAB_H3" bridge dtlab_gso forward)" "$N"
 check_eq "B: i31 received $((2 * N)) datagrams" "$(frag_sink_count sink-drop "$SEG")" $((2 * N))
@@ -176,8 +160,7 @@ check_eq "C: i31 received all $BYTES bytes" "$(cat "$LAB_DIR/tcp-sink.log" 2>/de
 colored=$(lab_cli --json report "$task" 2>/dev/null | jq -r '.task.colored')
 check "C: the first hop colored packets" test "${colored:-0}" -gt 0
 check "C: every packet judged (window passed)" lab_task_wait_judged "$task" "${colored:-1}"
-r=$(report_fetch "$task" tcp)
-report_text "$task" tcp
+r=$(report_fetch_text "$task" tcp)
 jq_true "$r" "C: no loss; judged == colored == delivered; nothing dropped or vanished" \
 	'.verdict.dropped == 0 and .verdict.vanished == 0 and .verdict.judged == .task.colored
 		and .task.delivered == .task.colored and (.verdict.sentence | startswith("no loss"))'

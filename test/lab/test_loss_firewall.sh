@@ -26,43 +26,24 @@ AFTER=5 # pings once the rule is removed
 PATH_TO_DROP='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in"]'
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+window_lab_up "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i2, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i2
 
 # The firewall: h2's bridge drops the echo requests i1 -> i2. Priority -200 runs before
 # br_netfilter's bridge hook (priority 0), so the rule applies whatever br_netfilter does.
-fw_up() {
-	lab_in "$LAB_H2" nft -f - <<-EOF
-		table bridge dtlab_fw {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP icmp type echo-request counter drop
-			}
-		}
-	EOF
-}
-check "h2: nftables bridge rule drops echo requests i1 -> i2" fw_up
+check "h2: nftables bridge rule drops echo requests i1 -> i2" \
+	nft_bridge_drop "$LAB_H2" dtlab_fw forward "ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP icmp type echo-request"
 check "capture: echo requests at i2 eth0" lab_capture_start req-i2 "$LAB_I2" eth0 \
 	"icmp and src host $LAB_I1_IP and icmp[icmptype] == icmp-echo"
 
-out=$(lab_in "$LAB_I1" ping -c "$PINGS" -i 0.05 -W 1 -q "$LAB_I2_IP" 2>&1)
-check_eq "$PINGS pings i1 -> i2: none answered" "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$out")" 0
+check_eq "$PINGS pings i1 -> i2: none answered" "$(ping_received "$LAB_I1" "$LAB_I2_IP" "$PINGS")" 0
 check_eq "h2's rule counted $PINGS drops" "$(nft_counter "$LAB_H2" bridge dtlab_fw forward)" "$PINGS"
 check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS"
 lab_capture_stop req-i2
 check_eq "i2 received no echo request" "$(lab_capture_count req-i2)" 0
 
-r=$(report_fetch "$task" firewall)
-report_text "$task" firewall
+r=$(report_fetch_text "$task" firewall)
 check_verdict "$r" firewall "$PINGS" 0 "$PINGS" 0
 jq_true "$r" "verdict: dropped at node h2" '.verdict.at.node == "h2"'
 jq_true "$r" "verdict: reason NETFILTER_DROP" '.verdict.reason == "NETFILTER_DROP"'

@@ -31,12 +31,7 @@ COLOR_FILTER='ip[6] & 0x80 != 0'
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
 REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+window_lab_up "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
 ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
 	--direction both)
@@ -86,8 +81,7 @@ n=$(lab_capture_count color-h2)
 if ((n > 0)); then ok "positive control: h2 vxlan0 sees $n colored packets"; else not_ok "positive control: h2 vxlan0 sees colored packets" none; fi
 
 # --- the ping task
-r=$(report_fetch "$ping_task" ping)
-report_text "$ping_task" ping
+r=$(report_fetch_text "$ping_task" ping)
 jq_true "$r" "ping: report is JSON with task $ping_task" '.task.id == $id' --argjson id "$ping_task"
 check_verdict "$r" ping $((2 * PINGS)) $((2 * PINGS)) 0 0
 jq_true "$r" "ping: the task traces both directions" '.task.flow.direction == "both"'
@@ -117,8 +111,7 @@ jq_true "$r" "ping: hop latency statistics have variance = stddev^2" \
 		and ((.variance_ns2 - .stddev_ns * .stddev_ns) | fabs) <= 0.0011 * .stddev_ns + 0.0011)'
 
 # --- the TCP task
-r=$(report_fetch "$tcp_task" tcp)
-report_text "$tcp_task" tcp
+r=$(report_fetch_text "$tcp_task" tcp)
 jq_true "$r" "tcp: nothing dropped, vanished or in flight; delivered == judged" \
 	'.verdict | .dropped == 0 and .vanished == 0 and .in_flight == 0 and .delivered == .judged and .judged >= 6'
 jq_true "$r" "tcp: requests (i1:$TCP_SPORT -> i2:$TCP_DPORT) and replies both traced, at least 3 each" \
@@ -129,8 +122,7 @@ jq_true "$r" "tcp: every packet delivered" 'all(.packets[]; .fate == "delivered"
 jq_true "$r" "tcp: packet count == verdict judged" '(.packets | length) == .verdict.judged'
 
 # --- the UDP task, replies only
-r=$(report_fetch "$udp_task" udp)
-report_text "$udp_task" udp
+r=$(report_fetch_text "$udp_task" udp)
 check_verdict "$r" "udp replies only" "$ECHOS" "$ECHOS" 0 0
 jq_true "$r" "udp: the task traces replies only" '.task.flow.direction == "reply"'
 jq_true "$r" "udp: $ECHOS reply packets i2:$UDP_DPORT -> i1:$UDP_SPORT, no request" \

@@ -49,12 +49,8 @@ REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","gw/ul0/uplink-in","gw/ext0/gw-o
 REP_PATH='["gw/ext0/gw-in","gw/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 DROP_PREFIX='["h1/pt1/port-in","h1/ul0/uplink-out","gw/ul0/uplink-in"]'
 
-checks_trap
-if ! lab_up --gw --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, gateway with NAT, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: overlay, gateway gw (masquerade on ext0), internet namespace, agents h1, h2, gw"
+checks_lab_up "lab up (overlay, gateway with NAT, daemons, window_ms $WINDOW_MS)" \
+	"lab up: overlay, gateway gw (masquerade on ext0), internet namespace, agents h1, h2, gw" --gw --window-ms "$WINDOW_MS"
 got=$(lab_in "$LAB_I1" curl -sS -m 5 "http://$LAB_INET_IP:$LAB_INET_HTTP_PORT/" 2>&1)
 check_eq "i1 reaches the internet namespace's HTTP server through the NAT" "$got" \
 	"hello from the internet namespace"
@@ -64,11 +60,8 @@ check "gw: UDP leaving ext0 is masqueraded to ports $NAT_PORT_LO-$NAT_PORT_HI" \
 
 # ---------------------------------------------------------------------------------------
 # Healthy: pings through the NAT, both directions.
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_INET_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both)
-check "create the ping task (icmp i1 -> $LAB_INET_IP, both directions)" test -n "$ping_task"
-[[ -n $ping_task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$ping_task"
+checks_task ping_task "create the ping task (icmp i1 -> $LAB_INET_IP, both directions)" "ping task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_INET_IP" --proto icmp --vni "$LAB_VNI" --direction both
 
 check "capture: color at the internet namespace" lab_capture_start color-inet "$LAB_INET" eth0 "$COLOR_FILTER"
 check "capture: everything the internet namespace receives" lab_capture_start all-inet "$LAB_INET" eth0 ip
@@ -88,8 +81,7 @@ check_eq "the internet namespace sees the requests from the masquerade address o
 	"$(lab_capture_read all-inet "icmp[icmptype] == icmp-echo and src host $LAB_GW_EXT_IP" | wc -l) $(lab_capture_read all-inet "src host $LAB_I1_IP" | wc -l)" \
 	"$PINGS 0"
 
-r=$(report_fetch "$ping_task" nat-ping)
-report_text "$ping_task" nat-ping
+r=$(report_fetch_text "$ping_task" nat-ping)
 check_verdict "$r" "nat ping" $((2 * PINGS)) $((2 * PINGS)) 0 0
 jq_true "$r" "nat ping: $PINGS requests and $PINGS replies" \
 	'([req] | length == $n) and ([rep] | length == $n)' --argjson n "$PINGS"
@@ -136,8 +128,7 @@ else
 	not_ok "the internet namespace sees the datagrams from one translated port" "source ports: '${inet_sports}'"
 fi
 
-r=$(report_fetch "$echo_task" nat-echo)
-report_text "$echo_task" nat-echo
+r=$(report_fetch_text "$echo_task" nat-echo)
 check_verdict "$r" "nat echo" $((2 * ECHOS)) $((2 * ECHOS)) 0 0
 jq_true "$r" "nat echo: $ECHOS requests and $ECHOS replies, all delivered" \
 	'([req] | length == $n) and ([rep] | length == $n) and all(.packets[]; .fate == "delivered")' \
@@ -160,11 +151,8 @@ jq_true "$r" "nat echo: no sample left unmatched" '.unmatched == 0'
 
 # ---------------------------------------------------------------------------------------
 # Dropped after translation.
-udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_INET_IP" --sport "$UDP_SPORT" \
-	--dport "$LAB_INET_ECHO_PORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (udp i1:$UDP_SPORT -> $LAB_INET_IP:$LAB_INET_ECHO_PORT)" test -n "$udp_task"
-[[ -n $udp_task ]] || exit 1
-check "UDP task armed" lab_task_wait_armed "$udp_task"
+checks_task udp_task "create the UDP task (udp i1:$UDP_SPORT -> $LAB_INET_IP:$LAB_INET_ECHO_PORT)" "UDP task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_INET_IP" --sport "$UDP_SPORT" --dport "$LAB_INET_ECHO_PORT" --proto udp --vni "$LAB_VNI"
 
 drop_up() {
 	lab_in "$LAB_GW" nft -f - <<-EOF
@@ -189,8 +177,7 @@ check "UDP task: every packet judged (window passed)" lab_task_wait_judged "$udp
 lab_capture_stop udp-inet
 check_eq "the internet namespace received none of the datagrams" "$(lab_capture_count udp-inet)" 0
 
-r=$(report_fetch "$udp_task" nat-drop)
-report_text "$udp_task" nat-drop
+r=$(report_fetch_text "$udp_task" nat-drop)
 check_verdict "$r" "nat drop" "$DGRAMS" 0 "$DGRAMS" 0
 jq_true "$r" "nat drop: verdict at gw, reason NETFILTER_DROP" \
 	'.verdict.at.node == "gw" and .verdict.reason == "NETFILTER_DROP"'

@@ -29,23 +29,13 @@ PINGS=${DT_LOSS_PINGS:-300}
 P_DROP=0.30
 K_SIGMA=4.5
 
-checks_trap
-if ! lab_up --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (overlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
+window_lab_up "lab up: overlay, analyzer (window_ms $WINDOW_MS), collector, agents h1 and h2"
 
 # Static neighbours: no ARP crosses the lossy underlay, so every packet that is lost is
 # a traced echo request.
-check "static neighbours i1 <-> i2" bash -c "
-	ip -n $LAB_I1 neigh replace $LAB_I2_IP lladdr $LAB_I2_MAC dev eth0 nud permanent &&
-	ip -n $LAB_I2 neigh replace $LAB_I1_IP lladdr $LAB_I1_MAC dev eth0 nud permanent"
+check "static neighbours i1 <-> i2" lab_static_neighbours i1 i2
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i2, requests)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+checks_ping_task i2
 
 check "h2: iptables drops 30% of the VXLAN packets from h1 (statistic, mode random)" \
 	lab_in "$LAB_H2" iptables -w -I INPUT 1 -i ul0 -s "$LAB_H1_UL_IP" -p udp --dport 4789 \
@@ -62,8 +52,7 @@ check_eq "every ping is either answered or dropped by the rule" \
 check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS" 30
 lab_capture_stop req-i2
 
-r=$(report_fetch "$task" random)
-report_text "$task" random
+r=$(report_fetch_text "$task" random)
 check_verdict "$r" random "$PINGS" "${received:-?}" "${dropped_fw:-?}" 0
 read -r lo hi < <(binomial_bounds "$PINGS" "$P_DROP" "$K_SIGMA")
 check_range "dropped count within 30% +- $K_SIGMA sd of $PINGS ($lo..$hi)" \

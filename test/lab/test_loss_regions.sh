@@ -35,28 +35,20 @@ LATE_DPORT=5301
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","h2/ul0/uplink-in","h2/pt1/port-out"]'
 REP_PATH='["h2/pt1/port-in","h2/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --regions 2 --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (two regions: collectors c1 and c2, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: analyzer (window_ms $WINDOW_MS), collector c1 (h1) and c2 (h2), agents h1 and h2"
+checks_lab_up "lab up (two regions: collectors c1 and c2, window_ms $WINDOW_MS)" \
+	"lab up: analyzer (window_ms $WINDOW_MS), collector c1 (h1) and c2 (h2), agents h1 and h2" --regions 2 --window-ms "$WINDOW_MS"
 check_eq "h1's agent reports to c1, h2's to c2" \
 	"$(sed -nE 's/^collector = "(.*)";/\1/p' "$LAB_DIR/h1.conf") $(sed -nE 's/^collector = "(.*)";/\1/p' "$LAB_DIR/h2.conf")" \
 	"$LAB_COLLECTOR_URL $LAB_COLLECTOR2_URL"
 
 # ---------------------------------------------------------------------------------------
 # A healthy cross-region flow, both directions.
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both)
-check "create the ping task (icmp i1 -> i2, both directions)" test -n "$ping_task"
-[[ -n $ping_task ]] || exit 1
-check "ping task armed (through both collectors)" lab_task_wait_armed "$ping_task"
+checks_task ping_task "create the ping task (icmp i1 -> i2, both directions)" "ping task armed (through both collectors)" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --direction both
 check "$PINGS pings i1 -> i2, all answered" lab_in "$LAB_I1" ping -c "$PINGS" -i 0.05 -W 1 -q "$LAB_I2_IP"
 check "ping task: every packet judged (window passed)" lab_task_wait_judged "$ping_task" $((2 * PINGS))
 
-r=$(report_fetch "$ping_task" regions-ping)
-report_text "$ping_task" regions-ping
+r=$(report_fetch_text "$ping_task" regions-ping)
 check_verdict "$r" "cross-region ping" $((2 * PINGS)) $((2 * PINGS)) 0 0
 jq_true "$r" "one path per packet: $PINGS requests, $PINGS replies" \
 	'(.packets | length == 2 * $n) and ([req] | length == $n) and ([rep] | length == $n)' --argjson n "$PINGS"
@@ -72,22 +64,10 @@ jq_true "$r" "no sample left unmatched" '.unmatched == 0'
 
 # ---------------------------------------------------------------------------------------
 # A drop in region 2 of a flow from region 1.
-udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$UDP_SPORT" \
-	--dport "$UDP_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (udp i1:$UDP_SPORT -> i2:$UDP_DPORT)" test -n "$udp_task"
-[[ -n $udp_task ]] || exit 1
-check "UDP task armed" lab_task_wait_armed "$udp_task"
-fw_up() {
-	lab_in "$LAB_H2" nft -f - <<-EOF
-		table bridge dtlab_fw {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP udp dport $UDP_DPORT counter drop
-			}
-		}
-	EOF
-}
-check "h2 (region 2): nftables bridge rule drops udp i1 -> i2:$UDP_DPORT" fw_up
+checks_task udp_task "create the UDP task (udp i1:$UDP_SPORT -> i2:$UDP_DPORT)" "UDP task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$UDP_SPORT" --dport "$UDP_DPORT" --proto udp --vni "$LAB_VNI"
+check "h2 (region 2): nftables bridge rule drops udp i1 -> i2:$UDP_DPORT" \
+	nft_bridge_drop "$LAB_H2" dtlab_fw forward "ip saddr $LAB_I1_IP ip daddr $LAB_I2_IP udp dport $UDP_DPORT"
 for ((k = 1; k <= DGRAMS; k++)); do
 	printf '%04d dyetrace regions\n' "$k" |
 		lab_in "$LAB_I1" socat -u - "UDP:$LAB_I2_IP:$UDP_DPORT,sourceport=$UDP_SPORT,reuseaddr"
@@ -95,8 +75,7 @@ for ((k = 1; k <= DGRAMS; k++)); do
 done
 check_eq "h2's rule counted $DGRAMS drops" "$(nft_counter "$LAB_H2" bridge dtlab_fw forward)" "$DGRAMS"
 check "UDP task: every packet judged (window passed)" lab_task_wait_judged "$udp_task" "$DGRAMS"
-r=$(report_fetch "$udp_task" regions-drop)
-report_text "$udp_task" regions-drop
+r=$(report_fetch_text "$udp_task" regions-drop)
 check_verdict "$r" "cross-region drop" "$DGRAMS" 0 "$DGRAMS" 0
 jq_true "$r" "verdict: dropped at h2, reason NETFILTER_DROP" \
 	'.verdict.at.node == "h2" and .verdict.reason == "NETFILTER_DROP"'
@@ -122,8 +101,7 @@ got=$(printf 'late region\n' | lab_in "$LAB_I1" timeout 10 socat -t 1 - \
 	"TCP:$LAB_I2_IP:$LATE_DPORT,sourceport=$LATE_SPORT,reuseaddr" 2>&1)
 check_eq "TCP exchange i1:$LATE_SPORT -> i2:$LATE_DPORT echoed while c2 is down" "$got" "late region"
 sleep $((3 * WINDOW_MS / 1000 + 2)) # several windows pass without region 2's samples
-r=$(report_fetch "$late_task" regions-late-outage)
-report_text "$late_task" regions-late-outage
+r=$(report_fetch_text "$late_task" regions-late-outage)
 jq_true "$r" "during the outage: no request delivered (h2's port-out samples cannot have arrived)" \
 	'[req | select(.fate == "delivered")] | length == 0'
 jq_true "$r" "during the outage: the requests were seen in region 1 (h1 port-in, uplink-out)" \
@@ -149,8 +127,7 @@ late_all_delivered() {
 	return 1
 }
 check "after c2 is back: every packet of the task delivered (within 30 s)" late_all_delivered
-r=$(report_fetch "$late_task" regions-late)
-report_text "$late_task" regions-late
+r=$(report_fetch_text "$late_task" regions-late)
 jq_true "$r" "after c2 is back: nothing dropped or vanished, requests and replies both there" \
 	'(.verdict | .dropped == 0 and .vanished == 0 and .judged == .delivered) and ([req] | length >= 3)
 	and ([rep] | length >= 3)'

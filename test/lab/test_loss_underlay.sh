@@ -45,35 +45,25 @@ LARGE=5
 LARGE_SIZE=1400 # UDP payload: 1428-byte IPv4 packets, 1478 bytes encapsulated
 UL_MTU=1400
 
-checks_trap
-if ! lab_up --underlay bridge --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (bridge underlay, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: overlay over a bridged underlay ($LAB_UL), analyzer (window_ms $WINDOW_MS), agents h1 and h2"
+checks_lab_up "lab up (bridge underlay, daemons, window_ms $WINDOW_MS)" \
+	"lab up: overlay over a bridged underlay ($LAB_UL), analyzer (window_ms $WINDOW_MS), agents h1 and h2" --underlay bridge --window-ms "$WINDOW_MS"
 
 # Static neighbours: i1 sends its packets even when no ARP reply can come back.
-check "static neighbours i1 <-> i2" bash -c "
-	ip -n $LAB_I1 neigh replace $LAB_I2_IP lladdr $LAB_I2_MAC dev eth0 nud permanent &&
-	ip -n $LAB_I2 neigh replace $LAB_I1_IP lladdr $LAB_I1_MAC dev eth0 nud permanent"
+check "static neighbours i1 <-> i2" lab_static_neighbours i1 i2
 
 # ---------------------------------------------------------------------------------------
 # Blackhole route on h1.
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI")
-check "create the ping task (icmp i1 -> i2)" test -n "$ping_task"
-[[ -n $ping_task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$ping_task"
+checks_task ping_task "create the ping task (icmp i1 -> i2)" "ping task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI"
 check "h1: blackhole route for h2's underlay address $LAB_H2_UL_IP" \
 	ip -n "$LAB_H1" route add blackhole "$LAB_H2_UL_IP/32"
 check "capture: VXLAN leaving h1" lab_capture_start vx-h1 "$LAB_H1" ul0 "src host $LAB_H1_UL_IP and udp port 4789"
-out=$(lab_in "$LAB_I1" ping -c "$PINGS" -i 0.05 -W 1 -q "$LAB_I2_IP" 2>&1)
-check_eq "$PINGS pings i1 -> i2: none answered" "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$out")" 0
+check_eq "$PINGS pings i1 -> i2: none answered" "$(ping_received "$LAB_I1" "$LAB_I2_IP" "$PINGS")" 0
 check "ping task: every packet judged (window passed)" lab_task_wait_judged "$ping_task" "$PINGS"
 lab_capture_stop vx-h1
 check_eq "no VXLAN packet left h1" "$(lab_capture_count vx-h1)" 0
 
-r=$(report_fetch "$ping_task" blackhole)
-report_text "$ping_task" blackhole
+r=$(report_fetch_text "$ping_task" blackhole)
 check_verdict "$r" blackhole "$PINGS" 0 "$PINGS" 0
 reason=$(jq_val "$r" '.verdict.reason')
 echo "# blackhole: kernel reason '$reason' at $(jq_val "$r" '.packets[0] | lasthop | hopkey') ($(jq_val "$r" '.packets[0].drop.where'))"
@@ -95,22 +85,10 @@ check "h1: remove the blackhole route" ip -n "$LAB_H1" route del blackhole "$LAB
 
 # ---------------------------------------------------------------------------------------
 # Lost on the wire: the underlay bridge drops VXLAN from h1 to h2.
-udp_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$UDP_SPORT" \
-	--dport "$UDP_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (udp i1:$UDP_SPORT -> i2:$UDP_DPORT)" test -n "$udp_task"
-[[ -n $udp_task ]] || exit 1
-check "UDP task armed" lab_task_wait_armed "$udp_task"
-wire_up() {
-	lab_in "$LAB_UL" nft -f - <<-EOF
-		table bridge dtlab_wire {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_H1_UL_IP ip daddr $LAB_H2_UL_IP udp dport 4789 counter drop
-			}
-		}
-	EOF
-}
-check "underlay bridge ($LAB_UL): drop VXLAN from h1 to h2" wire_up
+checks_task udp_task "create the UDP task (udp i1:$UDP_SPORT -> i2:$UDP_DPORT)" "UDP task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$UDP_SPORT" --dport "$UDP_DPORT" --proto udp --vni "$LAB_VNI"
+check "underlay bridge ($LAB_UL): drop VXLAN from h1 to h2" \
+	nft_bridge_drop "$LAB_UL" dtlab_wire forward "ip saddr $LAB_H1_UL_IP ip daddr $LAB_H2_UL_IP udp dport 4789"
 check "capture: at i2 eth0" lab_capture_start udp-i2 "$LAB_I2" eth0 "udp port $UDP_DPORT"
 for ((k = 1; k <= DGRAMS; k++)); do
 	printf '%04d dyetrace wire loss\n' "$k" |
@@ -122,8 +100,7 @@ check "UDP task: every packet judged (window passed)" lab_task_wait_judged "$udp
 lab_capture_stop udp-i2
 check_eq "i2 received none of the datagrams" "$(lab_capture_count udp-i2)" 0
 
-r=$(report_fetch "$udp_task" wire)
-report_text "$udp_task" wire
+r=$(report_fetch_text "$udp_task" wire)
 check_verdict "$r" wire "$DGRAMS" 0 0 "$DGRAMS"
 jq_true "$r" "wire: verdict: vanished after h1/ul0 uplink-out, no reason (no drop seen)" \
 	'.verdict.at == {node: "h1", ifname: "ul0", hook: "uplink-out"} and .verdict.reason == ""'
@@ -142,11 +119,8 @@ echo "# verdict: $(jq_val "$r" '.verdict.sentence')"
 # ---------------------------------------------------------------------------------------
 # MTU too small on h1's underlay link.
 check "underlay bridge: remove the wire drop" lab_in "$LAB_UL" nft delete table bridge dtlab_wire
-mtu_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$MTU_SPORT" \
-	--dport "$MTU_DPORT" --proto udp --vni "$LAB_VNI")
-check "create the UDP task (udp i1:$MTU_SPORT -> i2:$MTU_DPORT)" test -n "$mtu_task"
-[[ -n $mtu_task ]] || exit 1
-check "UDP task armed" lab_task_wait_armed "$mtu_task"
+checks_task mtu_task "create the UDP task (udp i1:$MTU_SPORT -> i2:$MTU_DPORT)" "UDP task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport "$MTU_SPORT" --dport "$MTU_DPORT" --proto udp --vni "$LAB_VNI"
 check "underlay: MTU $UL_MTU on h1's link (ul-h1, the bridge side of h1's ul0)" \
 	ip -n "$LAB_UL" link set ul-h1 mtu "$UL_MTU"
 check "capture: at i2 eth0" lab_capture_start mtu-i2 "$LAB_I2" eth0 "udp port $MTU_DPORT"
@@ -162,12 +136,12 @@ send_udp() { # SIZE COUNT: COUNT datagrams of SIZE payload bytes, first 4 bytes 
 }
 send_udp 20 "$SMALL"
 send_udp "$LARGE_SIZE" "$LARGE"
+# shellcheck disable=SC2154 # mtu_task: set by checks_task
 check "UDP task: every packet judged (window passed)" lab_task_wait_judged "$mtu_task" $((SMALL + LARGE))
 lab_capture_stop mtu-i2
 check_eq "i2 received the $SMALL small datagrams only" \
 	"$(lab_capture_count mtu-i2) $(lab_capture_read mtu-i2 'greater 1000' | wc -l)" "$SMALL 0"
-r=$(report_fetch "$mtu_task" mtu)
-report_text "$mtu_task" mtu
+r=$(report_fetch_text "$mtu_task" mtu)
 check_verdict "$r" mtu $((SMALL + LARGE)) "$SMALL" "$LARGE" 0
 reason=$(jq_val "$r" '.verdict.reason')
 echo "# mtu: kernel reason '$reason' at $(jq_val "$r" '[.packets[] | select(.fate == "dropped")][0] | lasthop | hopkey') ($(jq_val "$r" '[.packets[] | select(.fate == "dropped")][0].drop.where'))"

@@ -206,11 +206,8 @@ check "... logging DT-ANA-METRICS: cannot serve metrics ...: Address in use" \
 	grep -q "DT-ANA-METRICS: cannot serve metrics on http://127.0.0.1:9103: Address in use" <<<"$ERR"
 
 # --- a traced ping, both directions
-ping_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both)
-check "create the ping task, both directions" test -n "$ping_task"
-[[ -n $ping_task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$ping_task"
+checks_task ping_task "create the ping task, both directions" "ping task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --direction both
 state=$(lab_task_field "$ping_task" .state)
 check "analyzer page" scrape analyzer analyzer.1
 check_eq "tasks{state=\"$state\"} counts the armed task" "$(mval analyzer.1 "dyetrace_analyzer_tasks{state=\"$state\"}")" 1
@@ -265,13 +262,11 @@ check_eq "analyzer: tasks{state=\"running\"} counts the task" "$(mval analyzer.2
 
 # --- a budget: packets past it are counted, not colored
 check "cancel the ping task" lab_cli task cancel "$ping_task"
-budget_task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--budget "$BUDGET")
-check "create a ping task with budget $BUDGET" test -n "$budget_task"
-[[ -n $budget_task ]] || exit 1
-check "budget task armed" lab_task_wait_armed "$budget_task"
+checks_task budget_task "create a ping task with budget $BUDGET" "budget task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --budget "$BUDGET"
 scrape agent-h1 agent-h1.3
 check "$BUDGET_PINGS pings i1 -> i2" lab_in "$LAB_I1" ping -c "$BUDGET_PINGS" -i 0.05 -W 1 -q "$LAB_I2_IP"
+# shellcheck disable=SC2154 # budget_task: set by checks_task
 check_eq "budget task ends done" "$(lab_task_wait_ended "$budget_task")" "done"
 scrape agent-h1 agent-h1.4
 check_eq "agent-h1: packets not colored{reason=\"budget-spent\"} rose by $((BUDGET_PINGS - BUDGET))" \

@@ -37,49 +37,24 @@ DROP_PREFIX='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/up
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 REP_PATH='["h3/pt1/port-in","h3/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: 3 hosts, unicast FDB, agents h1 h2 h3"
-if ! lab_router_up rt; then
-	not_ok "router rt up (overlay $LAB_RT_IP, agent rt)"
-	exit 1
-fi
-ok "router rt up: $LAB_RT_IP on the overlay, agent rt"
-check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
-check "rt: VIP $LAB_VIP -> i31 $LAB_I31_IP, full NAT" lab_router_lb rt "$LAB_VIP" "$LAB_I31_IP" full
-check "an untraced ping i1 -> VIP is answered" lab_in "$LAB_I1" ping -c 1 -W 2 -q "$LAB_VIP"
+nat_lab_up
+nat_router_up
+nat_vip_full
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both)
-check "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+nat_vip_task
 
 # The firewall of the backend's host: h3's bridge drops the echo requests as rt sent them.
-fw_up() {
-	lab_in "$LAB_H3" nft -f - <<-EOF
-		table bridge dtlab_fw {
-			chain forward {
-				type filter hook forward priority -200; policy accept;
-				ip saddr $LAB_RT_IP ip daddr $LAB_I31_IP icmp type echo-request counter drop
-			}
-		}
-	EOF
-}
-check "h3: nftables bridge rule drops echo requests $LAB_RT_IP -> $LAB_I31_IP" fw_up
+check "h3: nftables bridge rule drops echo requests $LAB_RT_IP -> $LAB_I31_IP" \
+	nft_bridge_drop "$LAB_H3" dtlab_fw forward "ip saddr $LAB_RT_IP ip daddr $LAB_I31_IP icmp type echo-request"
 check "capture: echo requests at i31 eth0" lab_capture_start req-i31 "$LAB_I31" eth0 "icmp[icmptype] == icmp-echo"
 
-out=$(lab_in "$LAB_I1" ping -e "$ICMP_ID" -c "$PINGS" -i 0.05 -W 1 -q "$LAB_VIP" 2>&1)
-check_eq "$PINGS pings i1 -> VIP: none answered" "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$out")" 0
+check_eq "$PINGS pings i1 -> VIP: none answered" "$(ping_received "$LAB_I1" "$LAB_VIP" "$PINGS" -e "$ICMP_ID")" 0
 check_eq "h3's rule counted $PINGS drops" "$(nft_counter "$LAB_H3" bridge dtlab_fw forward)" "$PINGS"
 check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS"
 lab_capture_stop req-i31
 check_eq "i31 received no echo request" "$(lab_capture_count req-i31)" 0
 
-r=$(report_fetch "$task" backend-fw)
-report_text "$task" backend-fw
+r=$(report_fetch_text "$task" backend-fw)
 check_verdict "$r" backend-fw "$PINGS" 0 "$PINGS" 0
 jq_true "$r" "backend-fw: verdict at h3 (the backend's host), reason NETFILTER_DROP" \
 	'.verdict.at.node == "h3" and .verdict.reason == "NETFILTER_DROP"'

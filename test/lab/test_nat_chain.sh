@@ -43,17 +43,9 @@ COLOR_FILTER='ip[6] & 0x80 != 0'
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","rt2/ul0/uplink-in","rt2/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 REP_PATH='["h3/pt1/port-in","h3/ul0/uplink-out","rt2/ul0/uplink-in","rt2/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: 3 hosts, unicast FDB, agents h1 h2 h3"
-if ! lab_router_up rt || ! lab_router_up rt2; then
-	not_ok "routers rt ($LAB_RT_IP) and rt2 ($LAB_RT2_IP) up, with their agents"
-	exit 1
-fi
-ok "routers rt ($LAB_RT_IP) and rt2 ($LAB_RT2_IP) up, with their agents"
+nat_lab_up
+check_up "routers rt ($LAB_RT_IP) and rt2 ($LAB_RT2_IP) up, with their agents" \
+	"routers rt ($LAB_RT_IP) and rt2 ($LAB_RT2_IP) up, with their agents" eval 'lab_router_up rt && lab_router_up rt2'
 check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
 check "rt routes $LAB_VIP2_NET via rt2" lab_route_via "$LAB_RT" "$LAB_VIP2_NET" "$LAB_RT2_IP"
 check "rt: VIP $LAB_VIP -> $LAB_VIP2, full NAT (source becomes $LAB_RT_IP)" \
@@ -62,10 +54,7 @@ check "rt2: $LAB_VIP2 -> i31 $LAB_I31_IP, full NAT (source becomes $LAB_RT2_IP)"
 	lab_router_lb rt2 "$LAB_VIP2" "$LAB_I31_IP" full
 check "an untraced ping i1 -> VIP is answered" lab_in "$LAB_I1" ping -c 1 -W 2 -q "$LAB_VIP"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both)
-check "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+nat_vip_task
 check "h3's agent has the task's 2 keys armed" lab_agent_wait_keys h3 2
 
 check "capture: color at i31 eth0 (the backend)" lab_capture_start color-i31 "$LAB_I31" eth0 "$COLOR_FILTER"
@@ -85,8 +74,7 @@ check_eq "i31 received $((PINGS + 1)) echo requests, from rt2 (the second SNAT)"
 check "h3's agent still has 3 keys (rt's reply form, $LAB_VIP2 -> $LAB_RT_IP, is not armed: no instance sends it)" \
 	lab_agent_wait_keys h3 3 1
 
-r=$(report_fetch "$task" chain)
-report_text "$task" chain
+r=$(report_fetch_text "$task" chain)
 check_verdict "$r" chain $((2 * PINGS + 1)) $((2 * PINGS + 1)) 0 0
 jq_true "$r" "chain: $((PINGS + 1)) requests (warm-up included) and $PINGS replies (the warm-up's reply was never colored)" \
 	'([req] | length == $n + 1) and ([rep] | length == $n)' --argjson n "$PINGS"

@@ -40,30 +40,16 @@ COLOR_FILTER='ip[6] & 0x80 != 0'
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 REP_PATH='["h3/pt1/port-in","h3/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: 3 hosts, unicast FDB, agents h1 h2 h3"
-if ! lab_router_up rt; then
-	not_ok "router rt up (overlay $LAB_RT_IP, agent rt)"
-	exit 1
-fi
-ok "router rt up: $LAB_RT_IP on the overlay, agent rt"
-check "rt: a second subnet on br0, $LAB_RT_BACKEND_IP/24" lab_router_addr rt "$LAB_RT_BACKEND_IP/24"
-check "i31 readdressed to $BACKEND/24, default via $LAB_RT_BACKEND_IP; h3's agent lists it" \
-	lab_instance_readdress i31 "$BACKEND/24" "$LAB_RT_BACKEND_IP"
+nat_lab_up
+nat_router_up
+nat_backend_subnet
 check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
 check "rt: VIP $LAB_VIP -> $BACKEND, DNAT only" lab_router_lb rt "$LAB_VIP" "$BACKEND" dnat
 check "i31 has no route of its own to i1's subnet (only via rt)" \
 	test "$(ip -n "$LAB_I31" route get "$LAB_I1_IP" | grep -c "via $LAB_RT_BACKEND_IP")" = 1
 check "an untraced ping i1 -> VIP is answered" lab_in "$LAB_I1" ping -c 1 -W 2 -q "$LAB_VIP"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both)
-check "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+nat_vip_task
 check "h3's agent has the task's 2 keys armed" lab_agent_wait_keys h3 2
 
 check "capture: color at i31 eth0 (the backend)" lab_capture_start color-i31 "$LAB_I31" eth0 "$COLOR_FILTER"
@@ -84,8 +70,7 @@ check_eq "i31 sees $((PINGS + 1)) requests from i1 itself (no SNAT) and answers 
 check_eq "i1 sees every reply from the VIP (un-DNATed by rt)" \
 	"$(lab_capture_read rep-i1 "src host $LAB_VIP" | wc -l) $(lab_capture_count rep-i1)" "$((PINGS + 1)) $((PINGS + 1))"
 
-r=$(report_fetch "$task" dnat)
-report_text "$task" dnat
+r=$(report_fetch_text "$task" dnat)
 check_verdict "$r" dnat $((2 * PINGS + 1)) $((2 * PINGS + 1)) 0 0
 jq_true "$r" "dnat: $((PINGS + 1)) requests (warm-up included) and $PINGS replies (the warm-up's reply was never colored)" \
 	'([req] | length == $n + 1) and ([rep] | length == $n)' --argjson n "$PINGS"

@@ -47,17 +47,9 @@ COLOR_FILTER='ip[6] & 0x80 != 0'
 REQ_PATH='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h3/ul0/uplink-in","h3/pt1/port-out"]'
 REP_PATH='["h3/pt1/port-in","h3/ul0/uplink-out","rt/ul0/uplink-in","rt/ul0/uplink-out","h1/ul0/uplink-in","h1/pt1/port-out"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: 3 hosts, unicast FDB, agents h1 h2 h3"
-if ! lab_router_up rt; then
-	not_ok "router rt up (overlay $LAB_RT_IP, agent rt)"
-	exit 1
-fi
-ok "router rt up: $LAB_RT_IP on the overlay, ip_forward, agent rt (ul0 uplink, vxlan0 overlay)"
+nat_lab_up
+check_up "router rt up (overlay $LAB_RT_IP, agent rt)" \
+	"router rt up: $LAB_RT_IP on the overlay, ip_forward, agent rt (ul0 uplink, vxlan0 overlay)" lab_router_up rt
 check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
 check "rt: VIP $LAB_VIP -> i31 $LAB_I31_IP, full NAT (DNAT + SNAT to $LAB_RT_IP)" \
 	lab_router_lb rt "$LAB_VIP" "$LAB_I31_IP" full
@@ -65,10 +57,9 @@ check "agent rt attached its vxlan0 as overlay" grep -q 'vxlan0: attached as ove
 # untraced: ARP on every leg before anything is counted
 check "an untraced ping i1 -> VIP is answered" lab_in "$LAB_I1" ping -c 1 -W 2 -q "$LAB_VIP"
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both)
-check "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed (nobody hosts the VIP: its replies wait to be learned)" lab_task_wait_armed "$task"
+checks_task task "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" \
+	"task armed (nobody hosts the VIP: its replies wait to be learned)" \
+	--src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both
 json_true "task status: armed at h1 for requests, replies armed once the translation is learned" \
 	"$(task_json "$task")" '.status == "ok" and (.status_text | test("armed at h1") and test("learned"))'
 check "h3's agent has the task's 2 keys armed" lab_agent_wait_keys h3 2
@@ -90,8 +81,7 @@ check_no_color color-i1 "i1 never sees the color on the replies"
 check_eq "i31 received $((PINGS + 1)) echo requests, from rt's address (SNAT)" \
 	"$(lab_capture_count req-i31)" $((PINGS + 1))
 
-r=$(report_fetch "$task" lb)
-report_text "$task" lb
+r=$(report_fetch_text "$task" lb)
 check_verdict "$r" lb $((2 * PINGS + 1)) $((2 * PINGS + 1)) 0 0
 jq_true "$r" "lb: $((PINGS + 1)) requests (warm-up included) and $PINGS replies (the warm-up's reply was never colored)" \
 	'([req] | length == $n + 1) and ([rep] | length == $n)' --argjson n "$PINGS"

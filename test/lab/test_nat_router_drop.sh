@@ -31,25 +31,11 @@ PINGS=10
 ICMP_ID=4444
 DROP_PREFIX='["h1/pt1/port-in","h1/ul0/uplink-out","rt/ul0/uplink-in"]'
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: 3 hosts, unicast FDB, agents h1 h2 h3"
-if ! lab_router_up rt; then
-	not_ok "router rt up (overlay $LAB_RT_IP, agent rt)"
-	exit 1
-fi
-ok "router rt up: $LAB_RT_IP on the overlay, agent rt"
-check "i1 routes $LAB_VIP_NET via rt" lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP"
-check "rt: VIP $LAB_VIP -> i31 $LAB_I31_IP, full NAT" lab_router_lb rt "$LAB_VIP" "$LAB_I31_IP" full
-check "an untraced ping i1 -> VIP is answered" lab_in "$LAB_I1" ping -c 1 -W 2 -q "$LAB_VIP"
+nat_lab_up
+nat_router_up
+nat_vip_full
 
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI" --direction both)
-check "create the task (icmp i1 -> VIP $LAB_VIP, both directions)" test -n "$task"
-[[ -n $task ]] || exit 1
-check "task armed" lab_task_wait_armed "$task"
+nat_vip_task
 
 drop_up() {
 	lab_in "$LAB_RT" nft -f - <<-EOF
@@ -64,15 +50,13 @@ drop_up() {
 check "rt: nftables forward rule drops echo requests to $LAB_I31_IP (after the DNAT)" drop_up
 check "capture: the overlay traffic at h3's ul0" lab_capture_start ul-h3 "$LAB_H3" ul0 "udp port 4789"
 
-out=$(lab_in "$LAB_I1" ping -e "$ICMP_ID" -c "$PINGS" -i 0.05 -W 1 -q "$LAB_VIP" 2>&1)
-check_eq "$PINGS pings i1 -> VIP: none answered" "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$out")" 0
+check_eq "$PINGS pings i1 -> VIP: none answered" "$(ping_received "$LAB_I1" "$LAB_VIP" "$PINGS" -e "$ICMP_ID")" 0
 check_eq "rt's rule counted $PINGS drops" "$(nft_counter "$LAB_RT" ip dtlab_fw forward)" "$PINGS"
 check "every packet judged (window passed)" lab_task_wait_judged "$task" "$PINGS"
 lab_capture_stop ul-h3
 check_eq "h3 received no echo request" "$(capture_vxlan_count ul-h3 'ICMP echo request')" 0
 
-r=$(report_fetch "$task" router-drop)
-report_text "$task" router-drop
+r=$(report_fetch_text "$task" router-drop)
 check_verdict "$r" router-drop "$PINGS" 0 "$PINGS" 0
 jq_true "$r" "router-drop: verdict at rt, reason NETFILTER_DROP" \
 	'.verdict.at.node == "rt" and .verdict.reason == "NETFILTER_DROP"'

@@ -61,20 +61,9 @@ rt_icmp_gone() {
 	done
 }
 
-checks_trap
-if ! lab_up --hosts 3 --fdb unicast --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (3 hosts, unicast FDB, daemons, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: 3 hosts, unicast FDB, agents h1 h2 h3"
-if ! lab_router_up rt; then
-	not_ok "router rt up (overlay $LAB_RT_IP, agent rt)"
-	exit 1
-fi
-ok "router rt up: $LAB_RT_IP on the overlay, agent rt"
-check "rt: a second subnet on br0, $LAB_RT_BACKEND_IP/24" lab_router_addr rt "$LAB_RT_BACKEND_IP/24"
-check "i31 readdressed to $BACKEND/24, default via $LAB_RT_BACKEND_IP; h3's agent lists it" \
-	lab_instance_readdress i31 "$BACKEND/24" "$LAB_RT_BACKEND_IP"
+nat_lab_up
+nat_router_up
+nat_backend_subnet
 check "i1 routes $LAB_VIP_NET and $LAB_BACKEND_NET via rt" eval \
 	'lab_route_via "$LAB_I1" "$LAB_VIP_NET" "$LAB_RT_IP" && lab_route_via "$LAB_I1" "$LAB_BACKEND_NET" "$LAB_RT_IP"'
 check "rt: VIP $LAB_VIP -> $BACKEND, DNAT only" lab_router_lb rt "$LAB_VIP" "$BACKEND" dnat
@@ -82,35 +71,31 @@ check "rt: conntrack forgets an ICMP flow after 1 s" \
 	lab_in "$LAB_RT" sysctl -q -w net.netfilter.nf_conntrack_icmp_timeout=1
 
 # 1. Through the VIP, translated.
-task_a=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI")
-check "create task A (icmp i1 -> VIP, requests)" test -n "$task_a"
-[[ -n $task_a ]] || exit 1
-check "task A armed" lab_task_wait_armed "$task_a"
+checks_task task_a "create task A (icmp i1 -> VIP, requests)" "task A armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_VIP" --proto icmp --vni "$LAB_VNI"
 check "$PINGS_A pings i1 -> VIP (ICMP id $ICMP_ID), all answered" \
 	lab_in "$LAB_I1" ping -e "$ICMP_ID" -c "$PINGS_A" -i 0.2 -W 1 -q "$LAB_VIP"
+# shellcheck disable=SC2154 # task_a: set by checks_task
 check "task A: every packet judged" lab_task_wait_judged "$task_a" "$PINGS_A"
 
 # 2. The translation ends.
 check "rt's conntrack has no ICMP entry any more (the translation is over)" rt_icmp_gone
 
 # 3. Straight to the backend, untranslated, the same tuple as A's translated packets.
-task_b=$(lab_task_create --src "$LAB_I1_IP" --dst "$BACKEND" --proto icmp --vni "$LAB_VNI")
-check "create task B (icmp i1 -> $BACKEND, requests)" test -n "$task_b"
-[[ -n $task_b ]] || exit 1
-check "task B armed" lab_task_wait_armed "$task_b"
+checks_task task_b "create task B (icmp i1 -> $BACKEND, requests)" "task B armed" \
+	--src "$LAB_I1_IP" --dst "$BACKEND" --proto icmp --vni "$LAB_VNI"
 check "capture: echo requests at i31" lab_capture_start req-i31 "$LAB_I31" eth0 "icmp[icmptype] == icmp-echo"
 check "$PINGS_B pings i1 -> $BACKEND (same ICMP id), all answered" \
 	lab_in "$LAB_I1" ping -e "$ICMP_ID" -c "$PINGS_B" -i 0.2 -W 1 -q "$BACKEND"
+# shellcheck disable=SC2154 # task_b: set by checks_task
 check "task B: every packet judged" lab_task_wait_judged "$task_b" "$PINGS_B"
 lab_capture_stop req-i31
 check_eq "i31 saw B's requests from i1 itself, untranslated" \
 	"$(lab_capture_read req-i31 "src host $LAB_I1_IP and dst host $BACKEND" | wc -l)" "$PINGS_B"
 check "task A: judged again after B's traffic (window passed)" lab_task_wait_judged "$task_a" "$PINGS_A"
 
-ra=$(report_fetch "$task_a" stale-a)
-report_text "$task_a" stale-a
-rb=$(report_fetch "$task_b" stale-b)
-report_text "$task_b" stale-b
+ra=$(report_fetch_text "$task_a" stale-a)
+rb=$(report_fetch_text "$task_b" stale-b)
 check_verdict "$ra" "task A" "$PINGS_A" "$PINGS_A" 0 0
 jq_true "$ra" "task A: its $PINGS_A requests only, all along the translated path" \
 	'(.packets | length == $n) and all(.packets[]; path == $p and .fate == "delivered")' \

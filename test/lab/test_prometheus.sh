@@ -123,11 +123,8 @@ for name in "${PROMS[@]}"; do
 done
 
 # --- Traffic: a traced ping, so that the counters are not all 0
-task=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" \
-	--direction both)
-check "create a ping task, both directions" test -n "$task"
-[[ -n $task ]] || exit 1
-check "ping task armed" lab_task_wait_armed "$task"
+checks_task task "create a ping task, both directions" "ping task armed" \
+	--src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --direction both
 check "$PINGS pings i1 -> i2, all answered" lab_in "$LAB_I1" ping -c "$PINGS" -i 0.05 -W 1 -q "$LAB_I2_IP"
 check "every packet judged" lab_task_wait_judged "$task" $((2 * PINGS))
 check "cancel the task (nothing moves the counters any more)" lab_cli task cancel "$task"

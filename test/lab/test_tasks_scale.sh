@@ -30,12 +30,8 @@ COLOR='ip[6] & 0x80 != 0'
 SAMPLE=() # 16 task numbers spread over 0..N-1, the first and the last included
 for ((j = 0; j < 16; j++)); do SAMPLE+=($((j * (N - 1) / 15))); done
 
-checks_trap
-if ! lab_up --tenants "$TENANTS" --window-ms 300; then
-	not_ok "lab up ($TENANTS tenants)"
-	exit 1
-fi
-ok "lab up: tenants t1..t$TENANTS"
+checks_lab_up "lab up ($TENANTS tenants)" \
+	"lab up: tenants t1..t$TENANTS" --tenants "$TENANTS" --window-ms 300
 
 # ---------------------------------------------------------------------------------------
 mkdir -p "$LAB_DIR/scale"

@@ -35,12 +35,8 @@ export DT_LAB
 QUOTA=4
 LAB_OPT_LIMITS=${LAB_LIMITS_DEFAULT/tasks_max_per_tenant = 4096/tasks_max_per_tenant = $QUOTA}
 
-checks_trap
-if ! lab_up --tenants 3; then
-	not_ok "lab up (overlay, daemons, tenants lab, t1, t2, t3)"
-	exit 1
-fi
-ok "lab up: overlay, daemons, tenants lab, t1, t2, t3"
+checks_lab_up "lab up (overlay, daemons, tenants lab, t1, t2, t3)" \
+	"lab up: overlay, daemons, tenants lab, t1, t2, t3" --tenants 3
 
 # as TENANT ARGS...: run (OUT, ERR, RC) the CLI as TENANT.
 as() {

@@ -41,12 +41,8 @@ TCP_PAIRS=" 1 5 "
 TCP_DPORT=7000
 COLOR='ip[6] & 0x80 != 0'
 
-checks_trap
-if ! lab_up --instances 4 --tenants "$TENANTS" --window-ms "$WINDOW_MS"; then
-	not_ok "lab up (4 instances, $TENANTS tenants, window_ms $WINDOW_MS)"
-	exit 1
-fi
-ok "lab up: i1, i3 on h1, i2, i4 on h2, tenants t1..t$TENANTS"
+checks_lab_up "lab up (4 instances, $TENANTS tenants, window_ms $WINDOW_MS)" \
+	"lab up: i1, i3 on h1, i2, i4 on h2, tenants t1..t$TENANTS" --instances 4 --tenants "$TENANTS" --window-ms "$WINDOW_MS"
 
 # The flow of task k: SRC DST SPORT DPORT PROTO COUNT (COUNT 0 for TCP: from the capture).
 declare -a F_SRC F_DST F_SPORT F_DPORT F_PROTO F_COUNT F_TENANT F_ID
