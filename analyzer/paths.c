@@ -313,10 +313,10 @@ static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_
  * the tree of its hops (dt_paths_hop_parents()), the destination branch (the leaf of the best
  * leaf_rank(); the deepest on a tie, then the earliest), the hops in dt_paths_dfs_order(), so that
  * the destination branch is hops[0 .. n_dest), and the fate, which that branch alone
- * decides (see paths.h). The hops go to hops[0..n) (zeroed), their places to place[0..n).
+ * decides (see paths.h). The hops' places go to place[0..n).
  */
 static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, size_t n,
-			struct dt_hop *hops, uint64_t *place, struct pkt *k)
+			uint64_t *place, struct pkt *k)
 {
 	struct dt_packet_path *p = &k->p;
 	int parent[MAX_HOPS], entry[MAX_HOPS], depth[MAX_HOPS], rank[MAX_HOPS];
@@ -363,7 +363,12 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	}
 	dt_paths_dfs_order(v, n, parent, on_dest, root, order);
 
-	p->hops = hops;
+	/* One small allocation a packet: they come from the heap and reuse its pages, where one
+	 * arena for all hops would be fresh pages, each faulted in, at every report. */
+	p->hops = calloc(n, sizeof(*p->hops));
+	if (!p->hops) {
+		return -ENOMEM;
+	}
 	k->place = place;
 	young = (ctx->now_ms < newest_ms + ctx->window_ms) ||
 		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held_restored > 0;
@@ -439,8 +444,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 {
 	struct item *v = NULL;
 	struct pkt *pk = NULL;
-	struct dt_hop *hops = NULL; /* every packet's hops, at its run's offset */
-	uint64_t *places = NULL;    /* their places (place_key()) */
+	uint64_t *places = NULL; /* every hop's place (place_key()), at its run's offset */
 	struct dt_packet_path *paths = NULL;
 	struct dt_hop_stat *stats = NULL;
 	struct dt_hop_row *rows = NULL;
@@ -468,9 +472,8 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 			}
 		}
 		pk = calloc(n_pk, sizeof(*pk));
-		hops = calloc(n, sizeof(*hops));
 		places = malloc(n * sizeof(*places));
-		if (!pk || !hops || !places) {
+		if (!pk || !places) {
 			goto out;
 		}
 	}
@@ -482,7 +485,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 		for (j = i + 1; j < n && cmp_packet_key(v[i].o, v[j].o) == 0; j++) {
 		}
 		m = trim_packet(&v[i], j - i);
-		if (build_packet(ctx, &v[i], m, &hops[i], &places[i], k) != 0) {
+		if (build_packet(ctx, &v[i], m, &places[i], k) != 0) {
 			goto out;
 		}
 		k->key = built++;
@@ -536,12 +539,14 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	for (i = 0; i < n_listed; i++) {
 		paths[i] = pk[i].p;
 	}
+	for (i = n_listed; i < n_pk; i++) {
+		free(pk[i].p.hops);
+	}
 	free(pk);
 	free(places);
 
 	r->packets = paths;
 	r->n_packets = n_listed;
-	r->hop_arena = hops;
 	r->stats = stats;
 	r->n_stats = n_stats;
 	r->rows = rows;
@@ -558,8 +563,10 @@ out:
 	free(stats);
 	free(rows);
 	free(copy_rows);
+	for (i = 0; pk && i < built; i++) {
+		free(pk[i].p.hops);
+	}
 	free(pk);
-	free(hops);
 	free(places);
 	return err;
 }

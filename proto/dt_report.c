@@ -410,10 +410,9 @@ void dt_report_free(struct dt_report *r)
 {
 	uint32_t i;
 
-	for (i = 0; !r->hop_arena && r->packets != NULL && i < r->n_packets; i++) {
+	for (i = 0; r->packets != NULL && i < r->n_packets; i++) {
 		free(r->packets[i].hops);
 	}
-	free(r->hop_arena);
 	free(r->packets);
 	free(r->stats);
 	free(r->rows);

@@ -225,9 +225,6 @@ struct dt_report {
 	uint64_t window_ms;
 	uint32_t n_copy_rows;
 	struct dt_copy_row *copy_rows; /* n_copy_rows, malloc'd */
-	/* Not on the wire. When set, every packet's hops point into this one allocation,
-	 * freed once (the analyzer builds reports so); else each packet's hops are malloc'd. */
-	struct dt_hop *hop_arena;
 };
 
 int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r);
