@@ -141,9 +141,8 @@ int dt_paths_judge_datagrams(struct pkt *pk, size_t n_pk)
 	}
 	qsort(v, m, sizeof(*v), cmp_frag);
 	for (i = 0; i < m; i = j) {
-		for (j = i + 1; j < m && v[j]->p.direction == v[i]->p.direction &&
-				v[j]->p.ip_id == v[i]->p.ip_id && v[j]->p.ident == v[i]->p.ident &&
-				memcmp(&v[j]->p.tuple, &v[i]->p.tuple, sizeof(v[i]->p.tuple)) == 0;
+		for (j = i + 1; j < m && same_flow(v[j], v[i]) && v[j]->p.ip_id == v[i]->p.ip_id &&
+				v[j]->p.ident == v[i]->p.ident;
 		     j++) {
 		}
 		judge_datagram(&v[i], j - i);

@@ -55,6 +55,13 @@ struct pkt {
 	uint64_t reason;	/* the fatal drop's reason key (see REASON_*) */
 };
 
+/* True when two packets are of the same flow and direction (in the task's terms). */
+static inline bool same_flow(const struct pkt *a, const struct pkt *b)
+{
+	return a->p.direction == b->p.direction &&
+	       memcmp(&a->p.tuple, &b->p.tuple, sizeof(a->p.tuple)) == 0;
+}
+
 #define CMP(a, b)                                                                                  \
 	do {                                                                                       \
 		if ((a) != (b)) {                                                                  \

@@ -93,12 +93,6 @@ static uint32_t seg_payload(const struct pkt *k, uint32_t len)
 	return len > seg_hdrs(k) ? len - seg_hdrs(k) : 0;
 }
 
-static bool seg_same_flow(const struct pkt *a, const struct pkt *b)
-{
-	return a->p.direction == b->p.direction &&
-	       memcmp(&a->p.tuple, &b->p.tuple, sizeof(a->p.tuple)) == 0;
-}
-
 static int cmp_piece(const void *pa, const void *pb)
 {
 	const struct piece *a = pa;
@@ -440,7 +434,7 @@ int dt_paths_judge_segments(struct pkt *pk, size_t n_pk)
 		bool merged = false, tcp = seg_tcp(v[i].k);
 		size_t tied;
 
-		for (j = i + 1; j < m && seg_same_flow(v[i].k, v[j].k); j++) {
+		for (j = i + 1; j < m && same_flow(v[i].k, v[j].k); j++) {
 		}
 		for (x = i; x < j; x++) {
 			merged = merged || (tcp && v[x].k->exit_len > v[x].k->p.len);

@@ -201,7 +201,9 @@ int cli_do_task_create(struct cli *c, int argc, char **argv)
 				      : dt_render_task_text(stdout, &t));
 }
 
-int cli_do_task_show(struct cli *c, int argc, char **argv)
+/* show and cancel: one request naming the task by id, the task back. */
+static int task_by_id(struct cli *c, int argc, char **argv,
+		      int (*encode)(msgpack_sbuffer *out, const char *token, uint32_t id))
 {
 	struct dt_task_info t;
 	msgpack_sbuffer req;
@@ -213,13 +215,17 @@ int cli_do_task_show(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	msgpack_sbuffer_init(&req);
-	rc = cli_call_sb(c, &req, dt_task_get_encode(&req, c->token, id), DT_MSG_TASK,
-			 cli_decode_task, &t);
+	rc = cli_call_sb(c, &req, encode(&req, c->token, id), DT_MSG_TASK, cli_decode_task, &t);
 	if (rc != RC_OK) {
 		return rc;
 	}
 	return cli_printed(c, c->json ? dt_render_task_json(stdout, &t)
 				      : dt_render_task_text(stdout, &t));
+}
+
+int cli_do_task_show(struct cli *c, int argc, char **argv)
+{
+	return task_by_id(c, argc, argv, dt_task_get_encode);
 }
 
 int cli_do_task_list(struct cli *c, int argc, char **argv)
@@ -248,23 +254,7 @@ int cli_do_task_list(struct cli *c, int argc, char **argv)
 
 int cli_do_task_cancel(struct cli *c, int argc, char **argv)
 {
-	struct dt_task_info t;
-	msgpack_sbuffer req;
-	uint32_t id;
-	int rc;
-
-	if ((rc = cli_parse_cmd_opts(c, argc, argv, NULL, NULL)) != RC_CONTINUE ||
-	    (rc = cli_parse_task_id(c, argc, argv, &id)) != RC_CONTINUE) {
-		return rc;
-	}
-	msgpack_sbuffer_init(&req);
-	rc = cli_call_sb(c, &req, dt_task_cancel_encode(&req, c->token, id), DT_MSG_TASK,
-			 cli_decode_task, &t);
-	if (rc != RC_OK) {
-		return rc;
-	}
-	return cli_printed(c, c->json ? dt_render_task_json(stdout, &t)
-				      : dt_render_task_text(stdout, &t));
+	return task_by_id(c, argc, argv, dt_task_cancel_encode);
 }
 
 static int watch_opt(struct cli *c, int opt, const char *arg, void *ctx)
