@@ -169,7 +169,20 @@ for ((k = 0; k < NTASKS; k++)); do
 	[[ $(cat "$LAB_DIR/traffic/tcp-$k.out") == "task $k" ]] || bad+=("$k")
 done
 check_eq "TCP: every exchange echoed" "${bad[*]}" ""
-sleep 0.3
+# A late segment (the ACK of a FIN retransmitted under load, 200 ms and more after the
+# exchange) is colored and reported too: the captures stop only once they have stopped
+# growing for a second (at most 10 s), so that they count it as well.
+prev='' same=0
+for _ in $(seq 50); do
+	now=$(for i in $(lab_instances); do lab_capture_count "cap-$i"; done | tr '\n' ' ')
+	if [[ $now == "$prev" ]]; then
+		((++same >= 5)) && break
+	else
+		same=0
+	fi
+	prev=$now
+	sleep 0.2
+done
 for i in $(lab_instances); do lab_capture_stop "cap-$i"; done
 
 # TCP counts from the captures: the segments the destination received on the flow.
