@@ -56,6 +56,18 @@ void dtb_row(const char *figure, const char *value, const char *baseline, const 
 	fflush(stdout);
 }
 
+void dtb_md(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("md|", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
 const char *dtb_fmt(const char *fmt, ...)
 {
 	static char bufs[32][160];

@@ -33,6 +33,13 @@ double dtb_median(double *v, size_t n);
 void dtb_row(const char *figure, const char *value, const char *baseline, const char *vs,
 	     const char *goal, const char *status);
 
+/*
+ * Prints one line of a growth curve's markdown section (bench/run.sh --scale), as
+ * "md|LINE": the scale benchmarks print their own headings, tables and prose this way,
+ * and run.sh writes them, in order, to bench/SCALE.md.
+ */
+void dtb_md(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* snprintf into a static ring of buffers, for building row fields inline. */
 const char *dtb_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

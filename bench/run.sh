@@ -4,6 +4,7 @@
 # run.sh - every benchmark of issue 6, one table.
 #
 #     bench/run.sh            # as root, from anywhere
+#     bench/run.sh --scale    # the growth curves instead (bench/SCALE.md)
 #
 # Builds what it needs (cmake into build-bench/ unless DT_BENCH_BUILD says otherwise),
 # runs the six benchmarks and issue 20's NAT router (7), prints the table on stdout and
@@ -16,7 +17,25 @@
 # status is non-zero only when a benchmark could not run at all (its row says so).
 # The lab benchmarks use the namespace prefix "dtb" (DT_LAB), never a test's. About two
 # minutes on a 2-vCPU VM.
+#
+# With --scale it runs the growth curves of issue 16 instead: each scale benchmark prints
+# its own markdown section as "md|" lines (dtb_md() in bench/common.h), and run.sh writes
+# them, after the machine's description, to bench/SCALE.md.
 set -uo pipefail
+
+MODE=table
+case ${1:-} in
+'') ;;
+--scale) MODE=scale ;;
+-h | --help)
+	sed -n '3,/^set -uo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+	exit 0
+	;;
+*)
+	echo "usage: bench/run.sh [--scale]" >&2
+	exit 2
+	;;
+esac
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
@@ -24,6 +43,7 @@ BUILD=${DT_BENCH_BUILD:-$REPO/build-bench}
 BIN=$BUILD/bin
 LOGS=$BUILD/bench-logs
 RESULTS=$BENCH_DIR/RESULTS.md
+SCALE=$BENCH_DIR/SCALE.md
 export DT_LAB=${DT_LAB:-dtb}
 export DT_BIN=$BIN
 
@@ -70,6 +90,36 @@ bench() {
 	note "$num. $name: $((SECONDS - start)) s"
 }
 
+# scale NAME CMD...: runs one growth benchmark, its markdown lines appended in order.
+MD=$SCRATCH/md
+: >"$MD"
+scale() {
+	local name=$1 log=$LOGS/scale-$1.log start rc=0 out
+	shift
+	note "scale: $name ..."
+	start=$SECONDS
+	out=$("$@" 2>"$log") || rc=$?
+	if ((rc != 0)) || ! grep -q '^md|' <<<"$out"; then
+		failed=1
+		printf '\n## %s\n\nDid not run (exit %s): see the log %s.\n' "$name" "$rc" "${log#"$REPO"/}" >>"$MD"
+		note "scale: $name failed (exit $rc); its log ends:"
+		tail -n 15 "$log" >&2
+	else
+		grep '^md|' <<<"$out" | sed 's/^md|//' >>"$MD"
+	fi
+	note "scale: $name: $((SECONDS - start)) s"
+}
+
+if [[ $MODE == scale ]]; then
+	T0=$SECONDS
+	mkdir -p "$SCRATCH/scale"
+	# The growth curves, one line each (issue 16, "How the cost grows").
+	# --- scale benchmarks: add below ---
+	# --- scale benchmarks: end ---
+	ELAPSED=$((SECONDS - T0))
+fi
+
+if [[ $MODE == table ]]; then
 T0=$SECONDS
 bench 1 "fast path" "$BIN/dt-bench-fastpath"
 mkdir -p "$SCRATCH/ingest" "$SCRATCH/analyzer"
@@ -82,6 +132,7 @@ bench 5 "memory" bash "$BENCH_DIR/memory.sh"
 bench 6 "time to verdict" bash "$BENCH_DIR/verdict.sh"
 bench 7 "NAT router" env ROUNDS="${ROUNDS:-9}" bash "$BENCH_DIR/nat.sh"
 ELAPSED=$((SECONDS - T0))
+fi
 
 # --- the table ------------------------------------------------------------------------------
 # Columns: # | benchmark | figure | value | baseline (same run) | vs baseline | goal | status
@@ -113,8 +164,8 @@ machine() {
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	mem=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 	commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	# RESULTS.md itself is being written: its change does not make the tree dirty.
-	[[ -n $(git -C "$REPO" status --porcelain -- . ':!bench/RESULTS.md' 2>/dev/null) ]] &&
+	# RESULTS.md (SCALE.md) itself is being written: its change does not make the tree dirty.
+	[[ -n $(git -C "$REPO" status --porcelain -- . ':!bench/RESULTS.md' ':!bench/SCALE.md' 2>/dev/null) ]] &&
 		dirty=' (with uncommitted changes)'
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- CPU: ${cpu:-unknown}, $(nproc) cores online, $mem of memory"
@@ -124,6 +175,23 @@ machine() {
 	echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared)"
 	echo "- the whole run took ${ELAPSED} s"
 }
+
+if [[ $MODE == scale ]]; then
+	{
+		echo "# How the cost grows"
+		echo
+		echo "Written by \`bench/run.sh --scale\`; what each curve means and the capacity table"
+		echo "derived from them: [README.md](README.md)."
+		echo
+		machine
+		cat "$MD"
+	} >"$SCALE"
+	cat "$MD"
+	echo
+	machine | sed 's/^- /  /'
+	note "curves written to $SCALE"
+	exit "$failed"
+fi
 
 {
 	echo "# Benchmark results"
