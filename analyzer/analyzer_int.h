@@ -120,6 +120,9 @@ void ana_persisted(struct analyzer *a, const struct dt_stitch_counters *c);
  * until the next commit (ana_on_batch() takes a failed batch back itself). Lock held.
  */
 int ana_persist(struct analyzer *a, const char *sender, uint64_t seq);
+/* The deployment's lost samples by reason (every node's) and unmatched samples, now.
+ * Lock held. A new task keeps them as its base (reports count what came after). */
+void ana_loss_totals(const struct analyzer *a, uint64_t lost[DT_LOSS_MAX], uint64_t *unmatched);
 /* The loss counters of node, created (zero) when new; NULL without memory. */
 struct node_loss *ana_loss_of(struct analyzer *a, const char *node);
 

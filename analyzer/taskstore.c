@@ -51,6 +51,8 @@ struct task_rec {
 	uint64_t arm_gen;
 	uint64_t colored[DT_DIR_MAX];
 	uint64_t delivered;
+	uint64_t lost_base[DT_LOSS_MAX];
+	uint64_t unmatched_base;
 };
 
 /* Says in err why the store in dir cannot be opened (LMDB's code rc). */
@@ -215,6 +217,8 @@ int dt_taskstore_put_task(struct dt_taskstore *s, const struct dt_task *task)
 	r.arm_gen = task->arm_gen;
 	memcpy(r.colored, task->colored, sizeof(r.colored));
 	r.delivered = task->delivered;
+	memcpy(r.lost_base, task->lost_base, sizeof(r.lost_base));
+	r.unmatched_base = task->unmatched_base;
 	return put(s, DB_TASKS, dt_lmdb_key32(key, task->id), &r, sizeof(r), "write a task");
 }
 
@@ -380,6 +384,8 @@ static int load_task(void *ctx, const MDB_val *k, const MDB_val *v)
 	t->arm_gen = r.arm_gen;
 	memcpy(t->colored, r.colored, sizeof(t->colored));
 	t->delivered = r.delivered;
+	memcpy(t->lost_base, r.lost_base, sizeof(t->lost_base));
+	t->unmatched_base = r.unmatched_base;
 	t->active_idx = SIZE_MAX;
 	if (!ops->task) {
 		free(t);

@@ -34,7 +34,7 @@
 #include "stitch.h"
 #include "tasks.h"
 
-#define DT_TASKSTORE_LAYOUT 3
+#define DT_TASKSTORE_LAYOUT 4
 
 struct dt_taskstore;
 
