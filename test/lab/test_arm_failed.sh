@@ -88,13 +88,24 @@ check_eq "refused: no task was created (task list)" \
 	"$(lab_cli --json task list | jq '.tasks | length')" "$before"
 
 # ---------------------------------------------------------------------------------------
-# Cancelling one makes room at once.
+# Cancelling one makes room at once. h1's agent is stopped meanwhile, so that it gets the
+# cancel and the new task in one control set: it must disarm the old key before it arms
+# the new one, in a map that holds 3.
+AGENT_PID=$(lab_pid agent-h1)
+applies=$(grep -c 'DT-AGENT-ARMED:' "$LAB_DIR/agent-h1.log")
+kill -STOP "$AGENT_PID"
+trap 'kill -CONT "$AGENT_PID" 2>/dev/null; checks_finish; exit $?' EXIT
 run lab_cli task cancel "${ids[2]}"
 check_rc "room: task ${ids[2]} cancelled" 0
 id=$(lab_task_create --src "$LAB_I1_IP" --sport 4003 --dst "$LAB_I2_IP" --dport 5000 \
 	--proto udp --vni "$LAB_VNI")
+kill -CONT "$AGENT_PID"
 check "room: a new task from i1 is created in the freed room" test -n "$id"
 check "room: task $id is armed (h1 disarmed the cancelled key first)" lab_task_wait_armed "$id"
+check_eq "room: h1 applied the cancel and the new task in one control set (3 armed, 0 not)" \
+	"$(($(grep -c 'DT-AGENT-ARMED:' "$LAB_DIR/agent-h1.log") - applies)) $(grep 'DT-AGENT-ARMED:' \
+		"$LAB_DIR/agent-h1.log" | tail -n 1 | grep -oE '[0-9]+ tasks armed, [0-9]+ not armed')" \
+	"1 3 tasks armed, 0 not armed"
 check_eq "room: it stays armed, not arm-failed" "$(lab_task_field "$id" .status)" ok
 run lab_cli task cancel "$id"
 check_rc "room: task $id cancelled, 2 of $MAP keys in use" 0
