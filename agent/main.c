@@ -39,7 +39,7 @@ static const struct dt_daemon agent_daemon = {
 	.run = run,
 	.help = "DESCRIPTION\n"
 		"    The dyetrace agent runs on every forwarding node. It attaches the dyetrace eBPF\n"
-		"    programs (tc clsact) to the node's interfaces according to their role, arms the\n"
+		"    programs (tc: tcx links, or clsact) to the node's interfaces by role, arms the\n"
 		"    trace tasks its collector sends (only a port's ingress colors packets: it is the\n"
 		"    first hop), samples every colored packet at every hook, and ships the samples in\n"
 		"    batches to its collector. A gateway's outside interface is an exit (samples the\n"
@@ -74,6 +74,8 @@ static const struct dt_daemon agent_daemon = {
 		"    spool_max_mib = 256;      # spool cap; past it the oldest batches are evicted and\n"
 		"                              # their samples counted as lost (spool-full)\n"
 		"    pin_dir = \"/sys/fs/bpf/dyetrace\"; # bpf file system dir for the maps (per node)\n"
+		"    attach = \"auto\";          # tc attachment: \"tcx\" (kernel >= 6.6), \"clsact\", or\n"
+		"                              # \"auto\": tcx, clsact where the kernel refuses tcx\n"
 		"    tls = { ca = \"ca.pem\"; cert = \"node.pem\"; key = \"node.key\";\n"
 		"            server_name = \"collector-1\"; };  # mutual TLS; collector = \"tls+tcp://...\"\n"
 		"    metrics = \"http://127.0.0.1:9101\"; # Prometheus metrics at GET /metrics on this\n"
