@@ -97,6 +97,8 @@ agents_up() {
 		sed -i '/^attach = /d' "$LAB_DIR/$h.conf"
 		echo "attach = \"$1\";" >>"$LAB_DIR/$h.conf"
 		bench_agent_start "$h" || return 1
+		lab__wait "agent-$h" "DT-AGENT-READY in agent-$h.log" \
+			grep -q DT-AGENT-READY "$LAB_DIR/agent-$h.log" || return 1
 		grep -q "DT-AGENT-READY: .* attached with $1," "$LAB_DIR/agent-$h.log" || {
 			bench_note "agent $h did not attach with $1: $(grep DT-AGENT-READY "$LAB_DIR/agent-$h.log")"
 			return 1
@@ -202,9 +204,11 @@ prog_round() {
 	local stats_out rx0 rx1 ids
 	mapfile -t ids < <(prog_ids)
 	stats_out=$(mktemp)
-	"$LAB_BIN/dt-bench-progstats" $((ROUND_MS + 300)) "${ids[@]}" >"$stats_out" &
+	# A window that holds the whole blast even when a loaded machine delays its start: no
+	# other traffic crosses the path, so the per-packet figures stay exact.
+	"$LAB_BIN/dt-bench-progstats" $((ROUND_MS + 2000)) "${ids[@]}" >"$stats_out" &
 	stats_pid=$!
-	sleep 0.1
+	sleep 0.3
 	rx0=$(rx_i2)
 	blast >/dev/null
 	rx1=$(rx_i2)
