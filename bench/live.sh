@@ -107,24 +107,6 @@ agents_up() {
 }
 agents_down() { bench_agent_stop h1 && bench_agent_stop h2; }
 
-# prog_ids: the ids of the programs the agents attached, by tcx link (the kernel's fdinfo of
-# the agents' link fds) or by clsact filter, on the path's interfaces (vxlan0 too: since
-# c9d1422 every VXLAN device has dt_overlay_egress, which h1's vxlan0 runs on the path).
-prog_ids() {
-	local h ns d dir
-	for h in h1 h2; do
-		grep -l '^link_type:[[:space:]]*tcx' /proc/"$(lab_pid "agent-$h")"/fdinfo/* 2>/dev/null |
-			xargs -r sed -nE 's/^prog_id:[[:space:]]*([0-9]+)$/\1/p'
-	done
-	for ns in "$LAB_H1" "$LAB_H2"; do
-		for d in pt1 ul0 vxlan0; do
-			for dir in ingress egress; do
-				lab_in "$ns" tc filter show dev "$d" "$dir" | sed -nE 's/.* id ([0-9]+) .*/\1/p'
-			done
-		done
-	done | sort -un
-}
-
 # cap_start NAME NS IFACE SNAPLEN FILTER: tcpdump -w into the state dir; returns once it
 # listens. SNAPLEN 0: tcpdump's default (whole packets).
 cap_start() {
@@ -202,7 +184,7 @@ done
 # Prints "NS_PER_PKT RUNS_PER_PKT PER_HOOK".
 prog_round() {
 	local stats_out rx0 rx1 ids
-	mapfile -t ids < <(prog_ids)
+	mapfile -t ids < <(bench_agent_prog_ids h1 && bench_agent_prog_ids h2)
 	stats_out=$(mktemp)
 	# A window that holds the whole blast even when a loaded machine delays its start: no
 	# other traffic crosses the path, so the per-packet figures stay exact.
