@@ -109,6 +109,31 @@ struct dt_batch {
 
 int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b);
 int dt_batch_decode(const void *buf, size_t len, struct dt_batch *b);
+
+/*
+ * The collector's strict check of a batch it stores as it arrived and forwards: the
+ * envelope, every field but the samples exactly as dt_batch_decode() checks them (sender,
+ * seq, node, interfaces, loss counters, strings, node states, decoded into b), and the
+ * framing of the samples: a list of at most DT_BATCH_MAX_SAMPLES records of exactly the
+ * sample's element count, each element of its msgpack type (an unsigned integer, cap a
+ * bin), nothing cut off, nothing after the message. What it leaves to the receiver that
+ * decodes every sample anyway (the analyzer) is the range of each sample's values (hook,
+ * iface < n_ifaces, string indices, prefix length, frag bits, the C type's bounds).
+ * So whatever dt_batch_decode() accepts, this accepts, and what this refuses,
+ * dt_batch_decode() refuses. On success b->n_samples is the count and b->samples is NULL:
+ * no sample is decoded. Errors and ownership as for the decoders (dt_proto.h).
+ */
+int dt_batch_check(const void *buf, size_t len, struct dt_batch *b);
+
+/*
+ * Appends to out the batch buf (as dt_batch_check() accepted it earlier) under another
+ * sender, seq and ctl_gen: those three are encoded anew, the rest of the message is
+ * copied as it is. Only the envelope and the fields up to the samples' count are walked
+ * (a stored batch is not checked again: the receiver decodes it). Stores the number of
+ * samples. Returns 0 or a DT_PROTO_* code (out unchanged).
+ */
+int dt_batch_reframe(msgpack_sbuffer *out, const void *buf, size_t len, const char *sender,
+		     uint64_t seq, uint64_t ctl_gen, uint32_t *n_samples);
 void dt_batch_free(struct dt_batch *b);
 
 /*
