@@ -250,7 +250,7 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 	struct dt_ingest_ops iops = {.on_batches = on_batches,
 				     .on_heartbeat = on_heartbeat,
 				     .last_seq = last_seq,
-				     .framing_only = true};
+				     .check_only = true};
 	struct dt_link_ops lops = {.on_control = on_control,
 				   .advertise_gen = advertise_gen,
 				   .on_acked = on_acked,

@@ -238,7 +238,7 @@ static bool req_take(struct dt_ingest *in, struct req *r)
 	if ((rv = dt_msg_type(buf, len, &type)) == 0 && type != DT_MSG_BATCH)
 		rv = DT_PROTO_EMSGTYPE;
 	if (rv == 0)
-		rv = in->ops.framing_only ? dt_batch_check(buf, len, &r->b)
+		rv = in->ops.check_only ? dt_batch_check(buf, len, &r->b)
 					  : dt_batch_decode(buf, len, &r->b);
 	if (rv == 0)
 		return true;

@@ -4,7 +4,7 @@
  * collectors).
  *
  * An ingest server listens with an NNG rep socket. For each request it decodes a batch
- * strictly (or, with framing_only, checks it: dt_batch_check()); a malformed request is
+ * strictly (or, with check_only, checks it: dt_batch_check()); a malformed request is
  * counted by error code, logged (rate limited) under DT-INGEST-MALFORMED and answered
  * with DT_MSG_ERROR, and the server goes on. A heartbeat (no samples) is only
  * acknowledged. A batch whose seq is not above the last one stored from its sender was
@@ -37,7 +37,7 @@ struct dt_metrics_buf;
  */
 #define DT_INGEST_GROUP_MAX 64
 
-/* A batch to store: decoded (or checked, framing_only), and the message as received. */
+/* A batch to store: decoded (or checked: check_only), and the message as received. */
 struct dt_ingest_item {
 	const struct dt_batch *b;
 	const void *raw;
@@ -61,11 +61,10 @@ struct dt_ingest_ops {
 	/* Returns the highest seq already stored for sender (0: none), for deduplication. */
 	uint64_t (*last_seq)(void *arg, const char *sender);
 	void *arg;
-	/* A receiver that stores batches as they arrived and leaves their samples to the
-	 * next hop (the collector): each batch is checked with dt_batch_check() (strict
-	 * framing and header, the samples not decoded: b->samples is NULL) instead of
-	 * dt_batch_decode(). */
-	bool framing_only;
+	/* A receiver that stores batches as they arrived and forwards them (the collector):
+	 * each is checked with dt_batch_check() (as strict as dt_batch_decode(), the samples
+	 * read but not kept: b->samples is NULL) instead of decoded. */
+	bool check_only;
 };
 
 struct dt_ingest_stats {

@@ -342,7 +342,7 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 	return batch_done(&d, &b, out, len, len);
 }
 
-/* The msgpack kind of each field of a sample record (get_sample()), for the framing walk. */
+/* The msgpack kind of each field of a sample record (get_sample()), for the raw walk. */
 /* clang-format off */
 static const uint8_t sample_kinds[N_SAMPLE] = {
 	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* hook, flags, iface, ts_ns */
@@ -355,6 +355,16 @@ static const uint8_t sample_kinds[N_SAMPLE] = {
 	DT_RAW_BIN, DT_RAW_UINT,				/* cap, frag */
 };
 /* clang-format on */
+
+/* dt_batch_check(): each sample, read off the wire, checked by the decoder's getter. */
+static void check_sample(struct dt_dec *d, const msgpack_object *rec, uint32_t i, void *ctx)
+{
+	const struct dt_batch *b = ctx;
+	struct dt_wire_sample s;
+
+	(void)i;
+	get_sample(d, rec, b->n_ifaces, b->n_strings, &s);
+}
 
 int dt_batch_check(const void *buf, size_t len, struct dt_batch *out)
 {
@@ -370,8 +380,8 @@ int dt_batch_check(const void *buf, size_t len, struct dt_batch *out)
 		dt_raw_field(&d, buf, len, &off, &f[i]);
 	}
 	get_batch_head(&d, f, &b);
-	b.n_samples =
-		dt_raw_records(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES, sample_kinds, N_SAMPLE);
+	b.n_samples = dt_raw_records(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES, sample_kinds,
+				     N_SAMPLE, check_sample, &b);
 	dt_raw_field(&d, buf, len, &off, &f[BF_NODES]);
 	get_batch_nodes(&d, &f[BF_NODES], &b);
 	return batch_done(&d, &b, out, len, off);

@@ -111,17 +111,13 @@ int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b);
 int dt_batch_decode(const void *buf, size_t len, struct dt_batch *b);
 
 /*
- * The collector's strict check of a batch it stores as it arrived and forwards: the
- * envelope, every field but the samples exactly as dt_batch_decode() checks them (sender,
- * seq, node, interfaces, loss counters, strings, node states, decoded into b), and the
- * framing of the samples: a list of at most DT_BATCH_MAX_SAMPLES records of exactly the
- * sample's element count, each element of its msgpack type (an unsigned integer, cap a
- * bin), nothing cut off, nothing after the message. What it leaves to the receiver that
- * decodes every sample anyway (the analyzer) is the range of each sample's values (hook,
- * iface < n_ifaces, string indices, prefix length, frag bits, the C type's bounds).
- * So whatever dt_batch_decode() accepts, this accepts, and what this refuses,
- * dt_batch_decode() refuses. On success b->n_samples is the count and b->samples is NULL:
- * no sample is decoded. Errors and ownership as for the decoders (dt_proto.h).
+ * The collector's check of a batch it stores as it arrived and forwards: it accepts
+ * exactly what dt_batch_decode() accepts, with the same checks (the same getters), but
+ * reads the samples off the raw bytes one at a time instead of building the msgpack
+ * object tree of the whole batch and an array of samples. Everything but the samples is
+ * decoded into b; b->n_samples is their count and b->samples is NULL. For a message
+ * broken in several ways the error may name another of them than dt_batch_decode()'s.
+ * Errors and ownership as for the decoders (dt_proto.h).
  */
 int dt_batch_check(const void *buf, size_t len, struct dt_batch *b);
 

@@ -53,32 +53,35 @@ struct mp_head {
 	uint64_t body; /* payload bytes that follow the head (str, bin, ext, float) */
 };
 
-/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes at *off. */
-static int mp_arg(const uint8_t *p, size_t len, size_t *off, unsigned int n, uint64_t *out)
+/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes. */
+static uint64_t be_uint(const uint8_t *q, unsigned int n)
 {
-	const uint8_t *q = p + *off;
+	uint16_t v16;
 	uint32_t v32;
 	uint64_t v64;
 
+	switch (n) {
+	case 1:
+		return q[0];
+	case 2:
+		memcpy(&v16, q, sizeof(v16));
+		return be16toh(v16);
+	case 4:
+		memcpy(&v32, q, sizeof(v32));
+		return be32toh(v32);
+	default:
+		memcpy(&v64, q, sizeof(v64));
+		return be64toh(v64);
+	}
+}
+
+/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes at *off. */
+static int mp_arg(const uint8_t *p, size_t len, size_t *off, unsigned int n, uint64_t *out)
+{
 	if (len - *off < n) {
 		return DT_PROTO_ETRUNC;
 	}
-	switch (n) {
-	case 1:
-		*out = q[0];
-		break;
-	case 2:
-		*out = (uint64_t)q[0] << 8 | q[1];
-		break;
-	case 4:
-		memcpy(&v32, q, sizeof(v32));
-		*out = be32toh(v32);
-		break;
-	default:
-		memcpy(&v64, q, sizeof(v64));
-		*out = be64toh(v64);
-		break;
-	}
+	*out = be_uint(p + *off, n);
 	*off += n;
 	return 0;
 }
@@ -546,8 +549,12 @@ uint32_t dt_raw_list(struct dt_dec *d, const void *buf, size_t len, size_t *off,
 	return (uint32_t)h.val;
 }
 
-/* One field of a flat record: a value of the given kind, its head and its body. */
-static int raw_scalar(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kind kind)
+/*
+ * One field of a flat record at *off: a value of the given kind, read into o as msgpack-c
+ * would have unpacked it (a positive integer, or a bin pointing into p).
+ */
+static int raw_value(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kind kind,
+		     msgpack_object *o)
 {
 	struct mp_head h;
 	unsigned int n;
@@ -557,6 +564,8 @@ static int raw_scalar(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kin
 		if (n > len - *off) {
 			return DT_PROTO_ETRUNC;
 		}
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = n == 1 ? p[*off] : be_uint(p + *off + 1, n - 1);
 		*off += n;
 		return 0;
 	}
@@ -569,25 +578,43 @@ static int raw_scalar(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kin
 	if (h.body > len - *off) {
 		return DT_PROTO_ETRUNC;
 	}
+	if (kind == DT_RAW_UINT) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = h.val;
+	} else {
+		o->type = MSGPACK_OBJECT_BIN;
+		o->via.bin.size = (uint32_t)h.body;
+		o->via.bin.ptr = h.body ? (const char *)p + *off : NULL;
+	}
 	*off += h.body;
 	return 0;
 }
 
 uint32_t dt_raw_records(struct dt_dec *d, const void *buf, size_t len, size_t *off, uint32_t max,
-			const uint8_t *kinds, uint32_t n_fields)
+			const uint8_t *kinds, uint32_t n_fields, dt_raw_record_fn fn, void *ctx)
 {
 	uint32_t n = dt_raw_list(d, buf, len, off, max), i, f;
-	const uint8_t *p = buf;
+	msgpack_object fields[DT_RAW_RECORD_MAX];
+	msgpack_object rec = {.type = MSGPACK_OBJECT_ARRAY};
 	int rv;
 
+	if (n_fields > DT_RAW_RECORD_MAX) {
+		dt_get_fail(d, DT_PROTO_ENOMEM);
+		return 0;
+	}
+	rec.via.array.ptr = fields;
+	rec.via.array.size = n_fields;
 	for (i = 0; i < n && d->err == 0; i++) {
 		if (dt_raw_list(d, buf, len, off, UINT32_MAX) != n_fields && d->err == 0) {
 			dt_get_fail(d, DT_PROTO_ELENGTH);
 		}
 		for (f = 0; f < n_fields && d->err == 0; f++) {
-			if ((rv = raw_scalar(p, len, off, kinds[f])) != 0) {
+			if ((rv = raw_value(buf, len, off, kinds[f], &fields[f])) != 0) {
 				dt_get_fail(d, rv);
 			}
+		}
+		if (d->err == 0) {
+			fn(d, &rec, i, ctx);
 		}
 	}
 	return d->err == 0 ? n : 0;
