@@ -239,7 +239,7 @@ static bool req_take(struct dt_ingest *in, struct req *r)
 		rv = DT_PROTO_EMSGTYPE;
 	if (rv == 0)
 		rv = in->ops.check_only ? dt_batch_check(buf, len, &r->b)
-					  : dt_batch_decode(buf, len, &r->b);
+					: dt_batch_decode(buf, len, &r->b);
 	if (rv == 0)
 		return true;
 	count_malformed(in, rv, "message");
