@@ -116,6 +116,7 @@ if [[ $MODE == scale ]]; then
 	# The growth curves, one line each (issue 16, "How the cost grows").
 	# --- scale benchmarks: add below ---
 	scale "task service and control path" "$BIN/dt-bench-tasks" "$SCRATCH/scale"
+	scale "collector, agents at once" "$BIN/dt-bench-ingest" --scale "$SCRATCH/scale/ingest" 600
 	# --- scale benchmarks: end ---
 	ELAPSED=$((SECONDS - T0))
 fi

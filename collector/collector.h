@@ -40,4 +40,14 @@ extern const char *const dt_collector_cfg_keys[];
 int dt_collector_cfg_load(const char *path, struct dt_collector_cfg *cfg, char *err, size_t errlen);
 int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop);
 
+/*
+ * Tells glibc to keep the memory the collector frees (process-wide; dt_collector_run()
+ * calls it first). Every commit allocates and frees the bytes of its batches (NNG's
+ * message of each request, LMDB's overflow pages: ~66 KiB for 1,024 samples); by default
+ * glibc hands such memory back to the kernel when it is freed at the top of a heap
+ * (madvise on a thread's arena, a TLB shootdown on every CPU) and the next commit faults
+ * it back in page by page. That churn cost the ingest as much CPU as checking the batches.
+ */
+void dt_collector_keep_memory(void);
+
 #endif /* DT_COLLECTOR_H */

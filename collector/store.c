@@ -121,26 +121,37 @@ void dt_store_close(struct dt_store *st)
 	free(st);
 }
 
-int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw, size_t len)
+int dt_store_put_many(struct dt_store *st, const struct dt_store_batch *v, unsigned n)
 {
-	uint8_t kb[8];
-	MDB_val k = {sizeof(kb), kb}, v = {len, (void *)raw};
-	MDB_val sk = dt_lmdb_str(sender), sv = {sizeof(seq), &seq};
 	MDB_txn *txn;
+	unsigned i;
 	int rc;
 
-	dt_lmdb_put_be64(kb, st->next_lseq);
 	if ((rc = dt_lmdb_begin(&st->db, 0, &txn)))
 		return rc;
-	if ((rc = mdb_put(txn, st->dbi[DB_BATCHES], &k, &v, MDB_APPEND)) ||
-	    (rc = mdb_put(txn, st->dbi[DB_SENDERS], &sk, &sv, 0))) {
-		mdb_txn_abort(txn);
-		return dt_lmdb_err(&st->db, rc, "store batch");
+	for (i = 0; i < n; i++) {
+		uint8_t kb[8];
+		MDB_val k = {sizeof(kb), kb}, val = {v[i].len, (void *)v[i].raw};
+		MDB_val sk = dt_lmdb_str(v[i].sender), sv = {sizeof(v[i].seq), (void *)&v[i].seq};
+
+		dt_lmdb_put_be64(kb, st->next_lseq + i);
+		if ((rc = mdb_put(txn, st->dbi[DB_BATCHES], &k, &val, MDB_APPEND)) ||
+		    (rc = mdb_put(txn, st->dbi[DB_SENDERS], &sk, &sv, 0))) {
+			mdb_txn_abort(txn);
+			return dt_lmdb_err(&st->db, rc, "store batch");
+		}
 	}
 	if ((rc = dt_lmdb_commit(&st->db, txn, "commit batch")))
 		return rc;
-	st->next_lseq++;
+	st->next_lseq += n;
 	return 0;
+}
+
+int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw, size_t len)
+{
+	const struct dt_store_batch b = {.sender = sender, .seq = seq, .raw = raw, .len = len};
+
+	return dt_store_put_many(st, &b, 1);
 }
 
 uint64_t dt_store_last_seq(struct dt_store *st, const char *sender)

@@ -26,6 +26,21 @@ void dt_store_close(struct dt_store *st);
 int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw,
 		 size_t len);
 
+/* One batch for dt_store_put_many(). */
+struct dt_store_batch {
+	const char *sender;
+	uint64_t seq;
+	const void *raw;
+	size_t len;
+};
+
+/*
+ * Appends n batches, in order, and their senders' seqs in one transaction: one durable
+ * commit for them all (a group commit), or nothing stored. A sender appears once at most.
+ * Returns 0 or -errno.
+ */
+int dt_store_put_many(struct dt_store *st, const struct dt_store_batch *v, unsigned n);
+
 /* Highest seq stored from sender (0: none). */
 uint64_t dt_store_last_seq(struct dt_store *st, const char *sender);
 

@@ -37,6 +37,17 @@ struct node_entry {
 	uint64_t heard_ms;
 };
 
+/* One context of the rep socket and the request it holds. */
+struct req {
+	struct dt_ingest *in;
+	nng_ctx ctx;
+	nng_aio *aio;
+	bool sending;	   /* the aio carries our reply (then the next receive); under qmu */
+	nng_msg *msg;	   /* the request, from its arrival to its reply */
+	struct req *next;  /* in the ready list */
+	struct dt_batch b; /* the request decoded, while the ingest thread handles it */
+};
+
 struct dt_ingest {
 	char url[256];
 	struct dt_ingest_ops ops;
@@ -48,9 +59,14 @@ struct dt_ingest {
 	struct node_entry *nodes;
 	struct dt_ingest_stats st;
 	struct dt_ratelimit rl_malformed;
+	struct req *reqs;		/* DT_INGEST_GROUP_MAX */
+	pthread_mutex_t qmu;		/* guards ready, ready_tail, stopping, req.sending */
+	pthread_cond_t qcv;		/* a request is ready, or stopping */
+	struct req *ready, *ready_tail; /* received, in arrival order, for the ingest thread */
+	bool stopping;
+	bool running;		       /* the ingest thread was started */
 	struct dt_tls_watch tls_watch; /* with TLS: refused handshakes (the ingest thread's) */
 	bool tls;
-	volatile bool stopping;
 };
 
 static struct sender *sender_find(struct dt_ingest *in, const char *name)
@@ -98,19 +114,71 @@ static void note_nodes(struct dt_ingest *in, const struct dt_batch *b)
 	}
 }
 
-static void reply_error(struct dt_ingest *in, enum dt_status status, const char *text)
+/*
+ * Sends out (encoded by the caller) as the reply to r's request, reusing its message; the
+ * send's completion takes the next request on r (req_done()). Without a reply (nothing
+ * encoded, no memory) the next request is taken at once: the sender times out and resends.
+ */
+static void req_reply(struct dt_ingest *in, struct req *r, const msgpack_sbuffer *out)
+{
+	nng_msg *m = r->msg;
+
+	r->msg = NULL;
+	nng_msg_clear(m);
+	pthread_mutex_lock(&in->qmu);
+	if (out->size && nng_msg_append(m, out->data, out->size) == 0) {
+		r->sending = true;
+		nng_aio_set_msg(r->aio, m);
+		nng_ctx_send(r->ctx, r->aio);
+	} else {
+		nng_msg_free(m);
+		nng_ctx_recv(r->ctx, r->aio);
+	}
+	pthread_mutex_unlock(&in->qmu);
+}
+
+/* The completion of r's receive or send, on an NNG thread. */
+static void req_done(void *arg)
+{
+	struct req *r = arg;
+	struct dt_ingest *in = r->in;
+	int rv = nng_aio_result(r->aio);
+
+	pthread_mutex_lock(&in->qmu);
+	if (!r->sending && rv == 0) {
+		r->msg = nng_aio_get_msg(r->aio);
+		r->next = NULL;
+		if (in->ready_tail)
+			in->ready_tail->next = r;
+		else
+			in->ready = r;
+		in->ready_tail = r;
+		pthread_cond_signal(&in->qcv);
+	} else {
+		if (r->sending && rv != 0)
+			nng_msg_free(nng_aio_get_msg(r->aio)); /* not sent: still ours */
+		r->sending = false;
+		/* Replied (or the peer went away): take the next request, unless closing. */
+		if (!in->stopping && rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+			nng_ctx_recv(r->ctx, r->aio);
+	}
+	pthread_mutex_unlock(&in->qmu);
+}
+
+static void reply_error(struct dt_ingest *in, struct req *r, enum dt_status status,
+			const char *text)
 {
 	struct dt_error e = {.status = status};
 	msgpack_sbuffer out;
 
 	snprintf(e.message, sizeof(e.message), "%s", text);
 	msgpack_sbuffer_init(&out);
-	if (dt_error_encode(&out, &e) == 0)
-		nng_send(in->sock, out.data, out.size, 0);
+	dt_error_encode(&out, &e);
+	req_reply(in, r, &out);
 	msgpack_sbuffer_destroy(&out);
 }
 
-static void reply_ack(struct dt_ingest *in, uint64_t seq, enum dt_status status,
+static void reply_ack(struct dt_ingest *in, struct req *r, uint64_t seq, enum dt_status status,
 		      uint64_t sender_gen)
 {
 	struct dt_ack ack = {.seq = seq, .status = status};
@@ -126,9 +194,9 @@ static void reply_ack(struct dt_ingest *in, uint64_t seq, enum dt_status status,
 		msgpack_sbuffer_clear(&out);
 	pthread_mutex_unlock(&in->mu);
 	if (out.size)
-		nng_send(in->sock, out.data, out.size, 0);
+		req_reply(in, r, &out);
 	else
-		reply_error(in, DT_ST_FAILED, "cannot encode acknowledgement");
+		reply_error(in, r, DT_ST_FAILED, "cannot encode acknowledgement");
 	msgpack_sbuffer_destroy(&out);
 }
 
@@ -147,65 +215,139 @@ static void count_malformed(struct dt_ingest *in, int err, const char *what)
 			what, dt_proto_strerror(err), (unsigned long long)suppressed);
 }
 
-static void handle(struct dt_ingest *in, const void *buf, size_t len)
+/* Decodes (or checks) r's request into r->b. A malformed one is counted, refused, false. */
+static bool req_take(struct dt_ingest *in, struct req *r)
 {
+	const void *buf = nng_msg_body(r->msg);
+	size_t len = nng_msg_len(r->msg);
 	enum dt_msg_type type;
-	struct dt_batch b;
-	struct sender *s;
-	int rv, status;
+	int rv;
 
 	if ((rv = dt_msg_type(buf, len, &type)) == 0 && type != DT_MSG_BATCH)
 		rv = DT_PROTO_EMSGTYPE;
 	if (rv == 0)
-		rv = dt_batch_decode(buf, len, &b);
-	if (rv != 0) {
-		count_malformed(in, rv, "message");
-		reply_error(in, DT_ST_INVALID, dt_proto_strerror(rv));
-		return;
+		rv = in->ops.check_only ? dt_batch_check(buf, len, &r->b)
+					: dt_batch_decode(buf, len, &r->b);
+	if (rv == 0)
+		return true;
+	count_malformed(in, rv, "message");
+	reply_error(in, r, DT_ST_INVALID, dt_proto_strerror(rv));
+	return false;
+}
+
+/* Notes what r's batch says of its sender and nodes, acknowledges it with status. */
+static void req_finish(struct dt_ingest *in, struct req *r, int status)
+{
+	struct sender *s;
+
+	pthread_mutex_lock(&in->mu);
+	if ((s = sender_find(in, r->b.sender))) {
+		s->gen = r->b.ctl_gen;
+		s->heard_ms = dt_mono_ms();
 	}
-	if (b.n_samples == 0) {
-		/* A heartbeat: nothing to deduplicate; it carries ctl_gen and loss counters. */
-		pthread_mutex_lock(&in->mu);
-		in->st.heartbeats++;
-		pthread_mutex_unlock(&in->mu);
-		if (in->ops.on_heartbeat)
-			in->ops.on_heartbeat(in->ops.arg, &b, buf, len);
-		status = DT_ST_OK;
-	} else if (b.seq <= in->ops.last_seq(in->ops.arg, b.sender)) {
-		pthread_mutex_lock(&in->mu);
-		in->st.duplicates++;
-		pthread_mutex_unlock(&in->mu);
-		status = DT_ST_OK;
+	note_nodes(in, &r->b);
+	pthread_mutex_unlock(&in->mu);
+	reply_ack(in, r, r->b.seq, status, r->b.ctl_gen);
+	dt_batch_free(&r->b);
+}
+
+/* A batch without samples: nothing to deduplicate; it carries ctl_gen and loss counters. */
+static void handle_heartbeat(struct dt_ingest *in, struct req *r)
+{
+	pthread_mutex_lock(&in->mu);
+	in->st.heartbeats++;
+	pthread_mutex_unlock(&in->mu);
+	if (in->ops.on_heartbeat)
+		in->ops.on_heartbeat(in->ops.arg, &r->b, nng_msg_body(r->msg), nng_msg_len(r->msg));
+	req_finish(in, r, DT_ST_OK);
+}
+
+/*
+ * Stores the batches of seg (from distinct senders, none stored yet) and only then
+ * acknowledges them: with on_batches in one go, else one by one.
+ */
+static void store_group(struct dt_ingest *in, struct req **seg, unsigned n)
+{
+	struct dt_ingest_item items[DT_INGEST_GROUP_MAX];
+	int status[DT_INGEST_GROUP_MAX];
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		items[i].b = &seg[i]->b;
+		items[i].raw = nng_msg_body(seg[i]->msg);
+		items[i].len = nng_msg_len(seg[i]->msg);
+	}
+	if (n && in->ops.on_batches) {
+		status[0] = in->ops.on_batches(in->ops.arg, items, n);
+		for (i = 1; i < n; i++)
+			status[i] = status[0];
 	} else {
-		status = in->ops.on_batch(in->ops.arg, &b, buf, len);
+		for (i = 0; i < n; i++)
+			status[i] = in->ops.on_batch(in->ops.arg, items[i].b, items[i].raw,
+						     items[i].len);
+	}
+	for (i = 0; i < n; i++) {
 		pthread_mutex_lock(&in->mu);
-		if (status == DT_ST_OK) {
+		if (status[i] == DT_ST_OK) {
 			in->st.batches++;
-			in->st.samples += b.n_samples;
+			in->st.samples += seg[i]->b.n_samples;
 		} else {
 			in->st.store_errors++;
 		}
 		pthread_mutex_unlock(&in->mu);
+		req_finish(in, seg[i], status[i]);
 	}
-	pthread_mutex_lock(&in->mu);
-	if ((s = sender_find(in, b.sender))) {
-		s->gen = b.ctl_gen;
-		s->heard_ms = dt_mono_ms();
+}
+
+static bool group_has(struct req *const *seg, unsigned n, const char *sender)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(seg[i]->b.sender, sender) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The requests that arrived together, in their order. Heartbeats and batches stored
+ * already are acknowledged at once; the others are stored as one group. A second request
+ * of a sender (a resend, say) stores the group first, so that deduplication and the order
+ * of each sender's batches stay as if they came one by one.
+ */
+static void handle_group(struct dt_ingest *in, struct req **reqs, unsigned n)
+{
+	struct req *seg[DT_INGEST_GROUP_MAX];
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct req *r = reqs[i];
+
+		if (!req_take(in, r))
+			continue;
+		if (group_has(seg, k, r->b.sender)) {
+			store_group(in, seg, k);
+			k = 0;
+		}
+		if (r->b.n_samples == 0) {
+			handle_heartbeat(in, r);
+		} else if (r->b.seq <= in->ops.last_seq(in->ops.arg, r->b.sender)) {
+			pthread_mutex_lock(&in->mu);
+			in->st.duplicates++;
+			pthread_mutex_unlock(&in->mu);
+			req_finish(in, r, DT_ST_OK);
+		} else {
+			seg[k++] = r;
+		}
 	}
-	note_nodes(in, &b);
-	pthread_mutex_unlock(&in->mu);
-	reply_ack(in, b.seq, status, b.ctl_gen);
-	dt_batch_free(&b);
+	store_group(in, seg, k);
 }
 
 static void *ingest_thread(void *arg)
 {
 	struct dt_ingest *in = arg;
+	struct req *reqs[DT_INGEST_GROUP_MAX];
 
-	while (!in->stopping) {
-		void *buf = NULL;
-		size_t len = 0;
-		int rv = nng_recv(in->sock, &buf, &len, NNG_FLAG_ALLOC);
+	for (;;) {
+		unsigned n = 0;
 
 		if (in->tls) {
 			uint64_t refused = dt_tls_watch_check(&in->tls_watch);
@@ -214,15 +356,26 @@ static void *ingest_thread(void *arg)
 			in->st.tls_refused = refused;
 			pthread_mutex_unlock(&in->mu);
 		}
-		if (rv == NNG_ETIMEDOUT)
+		pthread_mutex_lock(&in->qmu);
+		if (!in->stopping && !in->ready) {
+			/* At least once a second, for the TLS watch. */
+			struct timespec ts = dt_deadline_ms(1000);
+
+			pthread_cond_timedwait(&in->qcv, &in->qmu, &ts);
+		}
+		if (!in->stopping && !in->ready) {
+			pthread_mutex_unlock(&in->qmu);
 			continue;
-		if (rv != 0) {
-			if (rv != NNG_ECLOSED)
-				dt_err("DT-INGEST-RECV", "%s: %s", in->url, nng_strerror(rv));
+		}
+		if (in->stopping) {
+			pthread_mutex_unlock(&in->qmu);
 			break;
 		}
-		handle(in, buf, len);
-		nng_free(buf, len);
+		for (struct req *r = in->ready; r; r = r->next)
+			reqs[n++] = r;
+		in->ready = in->ready_tail = NULL;
+		pthread_mutex_unlock(&in->qmu);
+		handle_group(in, reqs, n);
 	}
 	return NULL;
 }
@@ -261,11 +414,33 @@ fail:
 	return rv;
 }
 
+/* Opens the contexts and their aios (not receiving yet). Returns 0 or an NNG error. */
+static int reqs_open(struct dt_ingest *in)
+{
+	int rv;
+
+	in->reqs = calloc(DT_INGEST_GROUP_MAX, sizeof(*in->reqs));
+	if (!in->reqs)
+		return NNG_ENOMEM;
+	for (int i = 0; i < DT_INGEST_GROUP_MAX; i++) {
+		struct req *r = &in->reqs[i];
+
+		r->in = in;
+		if ((rv = nng_aio_alloc(&r->aio, req_done, r)) != 0 ||
+		    (rv = nng_ctx_open(&r->ctx, in->sock)) != 0)
+			return rv;
+		nng_ctx_set_ms(r->ctx, NNG_OPT_RECVTIMEO, NNG_DURATION_INFINITE);
+		nng_ctx_set_ms(r->ctx, NNG_OPT_SENDTIMEO, 1000);
+	}
+	return 0;
+}
+
+static void ingest_free(struct dt_ingest *in, bool sock_open);
+
 int dt_ingest_start_tls(const char *url, const struct dt_tls_files *tls,
 			const struct dt_ingest_ops *ops, struct dt_ingest **out)
 {
 	struct dt_ingest *in;
-	int rv;
 
 	if (strlen(url) >= sizeof(in->url))
 		return -EINVAL;
@@ -275,27 +450,25 @@ int dt_ingest_start_tls(const char *url, const struct dt_tls_files *tls,
 	strcpy(in->url, url);
 	in->ops = *ops;
 	pthread_mutex_init(&in->mu, NULL);
-	if ((rv = nng_rep0_open(&in->sock)) != 0)
-		goto fail;
-	nng_socket_set_ms(in->sock, NNG_OPT_RECVTIMEO, 200);
-	nng_socket_set_ms(in->sock, NNG_OPT_SENDTIMEO, 1000);
+	pthread_mutex_init(&in->qmu, NULL);
+	pthread_cond_init(&in->qcv, NULL);
+	if (nng_rep0_open(&in->sock) != 0) {
+		ingest_free(in, false);
+		return -EINVAL;
+	}
 	nng_socket_set_size(in->sock, NNG_OPT_RECVMAXSZ, 64u << 20);
-	if ((rv = ingest_listen(in, url, tls)) != 0) {
-		nng_close(in->sock);
-		goto fail;
+	if (reqs_open(in) != 0 || ingest_listen(in, url, tls) != 0 ||
+	    pthread_create(&in->thread, NULL, ingest_thread, in) != 0) {
+		ingest_free(in, true);
+		return -EINVAL;
 	}
-	if ((rv = pthread_create(&in->thread, NULL, ingest_thread, in)) != 0) {
-		nng_close(in->sock);
-		goto fail;
-	}
+	in->running = true;
+	for (int i = 0; i < DT_INGEST_GROUP_MAX; i++)
+		nng_ctx_recv(in->reqs[i].ctx, in->reqs[i].aio);
 	dt_info("DT-INGEST-LISTEN", "listening for batches on %s%s", url,
 		dt_tls_enabled(tls) ? " (mutual TLS)" : "");
 	*out = in;
 	return 0;
-fail:
-	pthread_mutex_destroy(&in->mu);
-	free(in);
-	return -EINVAL;
 }
 
 int dt_ingest_set_control(struct dt_ingest *in, const struct dt_control *c)
@@ -499,13 +672,35 @@ static void close_bounded(nng_socket sock, const char *url)
 	}
 }
 
-void dt_ingest_stop(struct dt_ingest *in)
+/*
+ * Stops the ingest thread and every context (a completion that comes now takes no next
+ * request), closes the socket and frees everything.
+ */
+static void ingest_free(struct dt_ingest *in, bool sock_open)
 {
 	struct sender *s;
 
+	pthread_mutex_lock(&in->qmu);
 	in->stopping = true;
-	pthread_join(in->thread, NULL);
-	close_bounded(in->sock, in->url);
+	pthread_cond_signal(&in->qcv);
+	pthread_mutex_unlock(&in->qmu);
+	if (in->running)
+		pthread_join(in->thread, NULL);
+	for (int i = 0; in->reqs && i < DT_INGEST_GROUP_MAX; i++)
+		if (in->reqs[i].aio)
+			nng_aio_stop(in->reqs[i].aio);
+	if (sock_open)
+		close_bounded(in->sock, in->url);
+	for (int i = 0; in->reqs && i < DT_INGEST_GROUP_MAX; i++) {
+		struct req *r = &in->reqs[i];
+
+		if (r->msg)
+			nng_msg_free(r->msg);
+		if (r->aio)
+			nng_aio_free(r->aio);
+		dt_batch_free(&r->b);
+	}
+	free(in->reqs);
 	while ((s = in->senders)) {
 		in->senders = s->next;
 		free(s);
@@ -518,6 +713,13 @@ void dt_ingest_stop(struct dt_ingest *in)
 		free(e);
 	}
 	dt_control_free(&in->ctl);
+	pthread_cond_destroy(&in->qcv);
+	pthread_mutex_destroy(&in->qmu);
 	pthread_mutex_destroy(&in->mu);
 	free(in);
+}
+
+void dt_ingest_stop(struct dt_ingest *in)
+{
+	ingest_free(in, true);
 }

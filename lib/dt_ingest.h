@@ -4,12 +4,18 @@
  * collectors).
  *
  * An ingest server listens with an NNG rep socket. For each request it decodes a batch
- * strictly; a malformed request is counted by error code, logged (rate limited) under
- * DT-INGEST-MALFORMED and answered with DT_MSG_ERROR, and the server goes on. A heartbeat
- * (no samples) is only acknowledged. A batch whose seq is not above the last one stored
- * from its sender was stored already: it is acknowledged again without storing it twice.
- * Otherwise on_batch stores it; its result decides the ACK status. The ACK carries the
- * current control set when the sender's ctl_gen differs from it.
+ * strictly (or, with check_only, checks it: dt_batch_check()); a malformed request is
+ * counted by error code, logged (rate limited) under DT-INGEST-MALFORMED and answered
+ * with DT_MSG_ERROR, and the server goes on. A heartbeat (no samples) is only
+ * acknowledged. A batch whose seq is not above the last one stored from its sender was
+ * stored already: it is acknowledged again without storing it twice. Otherwise on_batch
+ * stores it; its result decides the ACK status. The ACK carries the current control set
+ * when the sender's ctl_gen differs from it.
+ *
+ * Requests are taken up to DT_INGEST_GROUP_MAX at a time (one NNG context each): the batches that
+ * arrived while the previous group was being stored are stored together (on_batches, one durable
+ * commit) and acknowledged after it, never before. A sender's second request in a group
+ * (a resend) is taken after the batches before it are stored, as if they came one by one.
  */
 #ifndef DT_INGEST_H
 #define DT_INGEST_H
@@ -23,17 +29,42 @@
 struct dt_ingest;
 struct dt_metrics_buf;
 
+/*
+ * Requests taken from the socket at once, each on an NNG context of its own: the batches
+ * among them to be stored go to on_batches together, so that a busy receiver pays one
+ * durable commit for several batches. A sender has one request in flight at most (its
+ * link waits for each ACK), so this bounds a group, not the number of senders.
+ */
+#define DT_INGEST_GROUP_MAX 64
+
+/* A batch to store: decoded (or checked: check_only), and the message as received. */
+struct dt_ingest_item {
+	const struct dt_batch *b;
+	const void *raw;
+	size_t len;
+};
+
 struct dt_ingest_ops {
 	/* Stores a valid batch with samples; returns DT_ST_OK once it is durable (and
 	 * last_seq answers its seq from then on), another dt_status to make the sender
-	 * retry. raw/rawlen is the message as received. */
+	 * retry. raw/rawlen is the message as received. May be NULL with on_batches. */
 	int (*on_batch)(void *arg, const struct dt_batch *b, const void *raw, size_t rawlen);
+	/* May be NULL (then on_batch for each): stores the n (<= DT_INGEST_GROUP_MAX)
+	 * batches that arrived together (from n distinct senders, none stored yet) at once,
+	 * all or none; returns DT_ST_OK once they are all durable, which acknowledges them
+	 * all. A group commit: one synchronous commit for several batches, the ACKs only
+	 * after it. */
+	int (*on_batches)(void *arg, const struct dt_ingest_item *items, unsigned n);
 	/* Called for each heartbeat (a batch without samples; may be NULL): heartbeats carry
 	 * the sender's cumulative loss counters, the only news when no sample flows. */
 	void (*on_heartbeat)(void *arg, const struct dt_batch *b, const void *raw, size_t rawlen);
 	/* Returns the highest seq already stored for sender (0: none), for deduplication. */
 	uint64_t (*last_seq)(void *arg, const char *sender);
 	void *arg;
+	/* A receiver that stores batches as they arrived and forwards them (the collector):
+	 * each is checked with dt_batch_check() (as strict as dt_batch_decode(), the samples
+	 * read but not kept: b->samples is NULL) instead of decoded. */
+	bool check_only;
 };
 
 struct dt_ingest_stats {

@@ -53,28 +53,41 @@ struct dt_link {
 	bool tls;
 };
 
-/* Encodes b as the next message of this link, with seq (0: the link's next one). Called
- * with l->mu held. */
-static struct qitem *link_encode(struct dt_link *l, struct dt_batch *b, uint64_t seq)
+/*
+ * The next message of this link, with seq (0: the link's next one): b encoded, or, when b
+ * is NULL, the encoded batch raw re-framed under our sender, seq and ctl_gen. Called with
+ * l->mu held. Returns 0, -ENOMEM, or -EINVAL when the batch does not encode.
+ */
+static int link_encode(struct dt_link *l, struct dt_batch *b, const void *raw, size_t len,
+		       uint64_t seq, struct qitem **out)
 {
 	struct qitem *q = calloc(1, sizeof(*q));
+	uint64_t gen;
+	int rv;
 
 	if (!q)
-		return NULL;
+		return -ENOMEM;
 	if (seq == 0)
 		seq = l->next_seq++;
-	strcpy(b->sender, l->sender);
-	b->seq = seq;
-	b->ctl_gen = l->ops.advertise_gen ? l->ops.advertise_gen(l->ops.arg) : l->st.ctl_gen;
+	gen = l->ops.advertise_gen ? l->ops.advertise_gen(l->ops.arg) : l->st.ctl_gen;
 	msgpack_sbuffer_init(&q->msg);
-	if (dt_batch_encode(&q->msg, b) != 0) {
+	if (b) {
+		strcpy(b->sender, l->sender);
+		b->seq = seq;
+		b->ctl_gen = gen;
+		q->n_samples = b->n_samples;
+		rv = dt_batch_encode(&q->msg, b);
+	} else {
+		rv = dt_batch_reframe(&q->msg, raw, len, l->sender, seq, gen, &q->n_samples);
+	}
+	if (rv != 0) {
 		msgpack_sbuffer_destroy(&q->msg);
 		free(q);
-		return NULL;
+		return rv == DT_PROTO_ENOMEM ? -ENOMEM : -EINVAL;
 	}
 	q->seq = seq;
-	q->n_samples = b->n_samples;
-	return q;
+	*out = q;
+	return 0;
 }
 
 static void qitem_free(struct qitem *q)
@@ -222,7 +235,8 @@ static struct qitem *link_heartbeat(struct dt_link *l)
 		l->ops.heartbeat_lost(l->ops.arg, hb.lost);
 	if (l->ops.heartbeat_nodes)
 		l->ops.heartbeat_nodes(l->ops.arg, &hb);
-	q = link_encode(l, &hb, 0);
+	if (link_encode(l, &hb, NULL, 0, 0, &q) != 0)
+		q = NULL;
 	dt_node_states_free(hb.nodes, hb.n_nodes);
 	return q;
 }
@@ -385,7 +399,9 @@ fail_errno:
 	return rv;
 }
 
-int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq)
+/* Queues b, or the encoded batch raw when b is NULL (see link_encode()). */
+static int link_queue(struct dt_link *l, struct dt_batch *b, const void *raw, size_t len,
+		      uint64_t seq)
 {
 	bool to_spool;
 	struct qitem *q;
@@ -401,8 +417,8 @@ int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq)
 	to_spool = l->cfg.spool != NULL;
 	if (!to_spool && l->st.queue_depth >= l->cfg.queue_max) {
 		rv = -ENOBUFS;
-	} else if (!(q = link_encode(l, b, seq))) {
-		rv = -ENOMEM;
+	} else if ((rv = link_encode(l, b, raw, len, seq, &q)) != 0) {
+		/* nothing queued */
 	} else if (to_spool) {
 		rv = spool_put(l, q);
 		spool_refill(l);
@@ -417,7 +433,12 @@ int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq)
 
 int dt_link_send(struct dt_link *l, struct dt_batch *b)
 {
-	return dt_link_send_seq(l, b, 0);
+	return link_queue(l, b, NULL, 0, 0);
+}
+
+int dt_link_send_encoded(struct dt_link *l, const void *raw, size_t len, uint64_t seq)
+{
+	return link_queue(l, NULL, raw, len, seq);
 }
 
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st)

@@ -77,17 +77,21 @@ int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
  * Queues b for sending: fills b->sender, b->seq and b->ctl_gen, encodes it, and leaves b
  * owned by the caller (samples are copied by the encoding). Returns 0, or -ENOBUFS when
  * the queue is full: then nothing is queued and the caller counts the samples as lost
- * (DT_LOSS_QUEUE_FULL).
+ * (DT_LOSS_QUEUE_FULL); -EINVAL when b does not encode, -ENOMEM.
  */
 int dt_link_send(struct dt_link *l, struct dt_batch *b);
 
 /*
- * The same with the caller's sequence number: for a sender whose batches already have a
- * durable order (the collector forwards its store's), so that a batch resent after a
- * restart of the sender keeps its seq and the receiver stores it once. seq must grow
- * from call to call; a link uses either this or dt_link_send, not both.
+ * The same for a batch encoded already (raw, len: as a receiver stored it), with the
+ * caller's sequence number: for a sender whose batches already have a durable order (the
+ * collector forwards its store's), so that a batch resent after a restart of the sender
+ * keeps its seq and the receiver stores it once. The batch goes out as it is, under our
+ * sender, seq and ctl_gen (dt_batch_reframe(): its samples are neither decoded nor
+ * encoded again). seq must grow from call to call; a link uses either this or
+ * dt_link_send, not both. -EINVAL: raw is not a batch (its envelope or the fields before
+ * its samples are broken).
  */
-int dt_link_send_seq(struct dt_link *l, struct dt_batch *b, uint64_t seq);
+int dt_link_send_encoded(struct dt_link *l, const void *raw, size_t len, uint64_t seq);
 
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
 

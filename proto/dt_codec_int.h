@@ -287,6 +287,41 @@ const msgpack_object *dt_dec_begin(struct dt_dec *d, const void *buf, size_t len
 int dt_dec_end(struct dt_dec *d);
 
 /*
+ * dt_wire.c: decoding on the raw bytes, for a receiver that checks a message without
+ * building its object tree (dt_batch_check()) and for re-framing one (dt_batch_reframe()).
+ * The message is walked field by field from the offset dt_raw_begin() returns (the
+ * envelope checked; 0 with d->err set): dt_raw_field() unpacks the object at *off with
+ * msgpack-c into d's zone, after mp_scan() bounded it (as dt_dec_begin() does for the
+ * whole message), dt_raw_skip() steps over it, dt_raw_list() reads the head of a list of
+ * at most max elements (ETYPE, ELENGTH) and returns its count. dt_raw_records() walks a
+ * list of at most max flat records of exactly n_fields (<= DT_RAW_RECORD_MAX) scalars,
+ * each of the msgpack kind kinds[i] says, and hands each record to fn as the array object
+ * msgpack-c would have built (on the stack, bins pointing into buf), so that the getters
+ * that decode a record also check it. dt_raw_end() checks that the walk ended where the
+ * message does (ETRAILING) and frees the zone. Like the getters, each does nothing once
+ * d->err is set. Truncated input fails with DT_PROTO_ETRUNC where the walk meets its end.
+ */
+enum dt_raw_kind {
+	DT_RAW_UINT = 1, /* any integer encoding holding a value >= 0 */
+	DT_RAW_BIN = 2,
+};
+
+#define DT_RAW_RECORD_MAX 32
+
+/* Record i of dt_raw_records(): rec is an array object of n_fields elements. */
+typedef void (*dt_raw_record_fn)(struct dt_dec *d, const msgpack_object *rec, uint32_t i,
+				 void *ctx);
+
+size_t dt_raw_begin(struct dt_dec *d, const void *buf, size_t len, enum dt_msg_type type,
+		    uint32_t n_fields);
+void dt_raw_field(struct dt_dec *d, const void *buf, size_t len, size_t *off, msgpack_object *o);
+void dt_raw_skip(struct dt_dec *d, const void *buf, size_t len, size_t *off);
+uint32_t dt_raw_list(struct dt_dec *d, const void *buf, size_t len, size_t *off, uint32_t max);
+uint32_t dt_raw_records(struct dt_dec *d, const void *buf, size_t len, size_t *off, uint32_t max,
+			const uint8_t *kinds, uint32_t n_fields, dt_raw_record_fn fn, void *ctx);
+int dt_raw_end(struct dt_dec *d, size_t len, size_t off);
+
+/*
  * dt_wire.c: records that several messages contain. The get_*() that take f read fields
  * inline from f[0] on; f may be NULL when d->err is set, so they return before touching it.
  */

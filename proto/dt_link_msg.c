@@ -329,6 +329,69 @@ static void get_sample(struct dt_dec *d, const msgpack_object *o, uint32_t n_ifa
 	s->frag = dt_get_uint(d, &f[25], DT_FRAG_MF | DT_FRAG_OFFSET);
 }
 
+/* A batch's fields (after version and type), by position. */
+enum batch_field {
+	BF_SENDER,
+	BF_SEQ,
+	BF_CTL_GEN,
+	BF_NODE,
+	BF_IFACES,
+	BF_LOST,
+	BF_STRINGS,
+	BF_SAMPLES,
+	BF_NODES,
+};
+
+_Static_assert(BF_NODES + 1 == N_BATCH, "a field for every element of the batch's layout");
+
+/* The fields before the samples, f[BF_SENDER] to f[BF_STRINGS]. */
+static void get_batch_head(struct dt_dec *d, const msgpack_object *f, struct dt_batch *b)
+{
+	const msgpack_object *items;
+	uint32_t i;
+
+	if (d->err != 0) {
+		return;
+	}
+	dt_get_str(d, &f[BF_SENDER], b->sender, sizeof(b->sender));
+	b->seq = dt_get_uint(d, &f[BF_SEQ], UINT64_MAX);
+	b->ctl_gen = dt_get_uint(d, &f[BF_CTL_GEN], UINT64_MAX);
+	dt_get_str(d, &f[BF_NODE], b->node, sizeof(b->node));
+	items = dt_get_list(d, &f[BF_IFACES], DT_BATCH_MAX_IFACES, &b->n_ifaces);
+	for (i = 0; i < b->n_ifaces && d->err == 0; i++) {
+		dt_get_str(d, &items[i], b->ifaces[i], sizeof(b->ifaces[i]));
+	}
+	dt_get_lost(d, &f[BF_LOST], b->lost);
+	items = dt_get_list(d, &f[BF_STRINGS], DT_BATCH_MAX_STRINGS, &b->n_strings);
+	b->strings = dt_get_mem(d, b->n_strings, sizeof(*b->strings));
+	for (i = 0; i < b->n_strings && d->err == 0; i++) {
+		dt_get_str(d, &items[i], b->strings[i], sizeof(b->strings[i]));
+	}
+}
+
+/* [node_state...] */
+static void get_batch_nodes(struct dt_dec *d, const msgpack_object *o, struct dt_batch *b)
+{
+	const msgpack_object *items = dt_get_list(d, o, DT_BATCH_MAX_NODES, &b->n_nodes);
+	uint32_t i;
+
+	b->nodes = dt_get_mem(d, b->n_nodes, sizeof(*b->nodes));
+	for (i = 0; i < b->n_nodes && d->err == 0; i++) {
+		get_node(d, &items[i], &b->nodes[i]);
+	}
+}
+
+/* A failed decode frees what it allocated and hands back an all-zero batch. */
+static int batch_done(struct dt_dec *d, struct dt_batch *b, struct dt_batch *out, size_t len,
+		      size_t off)
+{
+	if (dt_raw_end(d, len, off) != 0) {
+		dt_batch_free(b);
+	}
+	memcpy(out, b, sizeof(*b));
+	return d->err;
+}
+
 int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 {
 	const msgpack_object *f, *items;
@@ -339,36 +402,95 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 	memset(&b, 0, sizeof(b));
 	f = dt_dec_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
 	if (f != NULL) {
-		dt_get_str(&d, &f[0], b.sender, sizeof(b.sender));
-		b.seq = dt_get_uint(&d, &f[1], UINT64_MAX);
-		b.ctl_gen = dt_get_uint(&d, &f[2], UINT64_MAX);
-		dt_get_str(&d, &f[3], b.node, sizeof(b.node));
-		items = dt_get_list(&d, &f[4], DT_BATCH_MAX_IFACES, &b.n_ifaces);
-		for (i = 0; i < b.n_ifaces && d.err == 0; i++) {
-			dt_get_str(&d, &items[i], b.ifaces[i], sizeof(b.ifaces[i]));
-		}
-		dt_get_lost(&d, &f[5], b.lost);
-		items = dt_get_list(&d, &f[6], DT_BATCH_MAX_STRINGS, &b.n_strings);
-		b.strings = dt_get_mem(&d, b.n_strings, sizeof(*b.strings));
-		for (i = 0; i < b.n_strings && d.err == 0; i++) {
-			dt_get_str(&d, &items[i], b.strings[i], sizeof(b.strings[i]));
-		}
-		items = dt_get_list(&d, &f[7], DT_BATCH_MAX_SAMPLES, &b.n_samples);
+		get_batch_head(&d, f, &b);
+		items = dt_get_list(&d, &f[BF_SAMPLES], DT_BATCH_MAX_SAMPLES, &b.n_samples);
 		b.samples = dt_get_mem(&d, b.n_samples, sizeof(*b.samples));
 		for (i = 0; i < b.n_samples && d.err == 0; i++) {
 			get_sample(&d, &items[i], b.n_ifaces, b.n_strings, &b.samples[i]);
 		}
-		items = dt_get_list(&d, &f[8], DT_BATCH_MAX_NODES, &b.n_nodes);
-		b.nodes = dt_get_mem(&d, b.n_nodes, sizeof(*b.nodes));
-		for (i = 0; i < b.n_nodes && d.err == 0; i++) {
-			get_node(&d, &items[i], &b.nodes[i]);
-		}
+		get_batch_nodes(&d, &f[BF_NODES], &b);
 	}
+	return batch_done(&d, &b, out, len, len);
+}
+
+/* The msgpack kind of each field of a sample record (get_sample()), for the raw walk. */
+/* clang-format off */
+static const uint8_t sample_kinds[N_SAMPLE] = {
+	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* hook, flags, iface, ts_ns */
+	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* saddr, daddr, sport, dport */
+	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* proto, vni, task_id, ip_id */
+	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* ident, len, outer addrs */
+	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* orig addrs, ports */
+	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* drop_reason, _name, _where,
+								 * cap_link */
+	DT_RAW_BIN, DT_RAW_UINT,				/* cap, frag */
+};
+/* clang-format on */
+
+/* dt_batch_check(): each sample, read off the wire, checked by the decoder's getter. */
+static void check_sample(struct dt_dec *d, const msgpack_object *rec, uint32_t i, void *ctx)
+{
+	const struct dt_batch *b = ctx;
+	struct dt_wire_sample s;
+
+	(void)i;
+	get_sample(d, rec, b->n_ifaces, b->n_strings, &s);
+}
+
+int dt_batch_check(const void *buf, size_t len, struct dt_batch *out)
+{
+	msgpack_object f[N_BATCH];
+	struct dt_batch b;
+	struct dt_dec d;
+	size_t off;
+	int i;
+
+	memset(&b, 0, sizeof(b));
+	off = dt_raw_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
+	for (i = BF_SENDER; i < BF_SAMPLES; i++) {
+		dt_raw_field(&d, buf, len, &off, &f[i]);
+	}
+	get_batch_head(&d, f, &b);
+	b.n_samples = dt_raw_records(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES, sample_kinds,
+				     N_SAMPLE, check_sample, &b);
+	dt_raw_field(&d, buf, len, &off, &f[BF_NODES]);
+	get_batch_nodes(&d, &f[BF_NODES], &b);
+	return batch_done(&d, &b, out, len, off);
+}
+
+int dt_batch_reframe(msgpack_sbuffer *out, const void *buf, size_t len, const char *sender,
+		     uint64_t seq, uint64_t ctl_gen, uint32_t *n_samples)
+{
+	struct dt_dec d;
+	struct dt_enc e;
+	size_t off, rest;
+	int i;
+
+	*n_samples = 0;
+	off = dt_raw_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
+	for (i = BF_SENDER; i < BF_NODE; i++) {
+		dt_raw_skip(&d, buf, len, &off);
+	}
+	rest = off;
+	for (; i < BF_SAMPLES; i++) {
+		dt_raw_skip(&d, buf, len, &off);
+	}
+	*n_samples = dt_raw_list(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES);
 	if (dt_dec_end(&d) != 0) {
-		dt_batch_free(&b);
+		*n_samples = 0;
+		return d.err;
 	}
-	memcpy(out, &b, sizeof(b));
-	return d.err;
+	dt_enc_begin(&e, out, DT_MSG_BATCH, N_BATCH);
+	dt_put_str(&e, sender, DT_NAME_MAX);
+	dt_put_uint(&e, seq);
+	dt_put_uint(&e, ctl_gen);
+	if (e.err == 0) {
+		dt_put_check(&e, msgpack_sbuffer_write(out, (const char *)buf + rest, len - rest));
+	}
+	if (dt_enc_end(&e) != 0) {
+		*n_samples = 0;
+	}
+	return e.err;
 }
 
 void dt_batch_free(struct dt_batch *b)

@@ -132,6 +132,27 @@ struct dt_batch {
 
 int dt_batch_encode(msgpack_sbuffer *out, const struct dt_batch *b);
 int dt_batch_decode(const void *buf, size_t len, struct dt_batch *b);
+
+/*
+ * The collector's check of a batch it stores as it arrived and forwards: it accepts
+ * exactly what dt_batch_decode() accepts, with the same checks (the same getters), but
+ * reads the samples off the raw bytes one at a time instead of building the msgpack
+ * object tree of the whole batch and an array of samples. Everything but the samples is
+ * decoded into b; b->n_samples is their count and b->samples is NULL. For a message
+ * broken in several ways the error may name another of them than dt_batch_decode()'s.
+ * Errors and ownership as for the decoders (dt_proto.h).
+ */
+int dt_batch_check(const void *buf, size_t len, struct dt_batch *b);
+
+/*
+ * Appends to out the batch buf (as dt_batch_check() accepted it earlier) under another
+ * sender, seq and ctl_gen: those three are encoded anew, the rest of the message is
+ * copied as it is. Only the envelope and the fields up to the samples' count are walked
+ * (a stored batch is not checked again: the receiver decodes it). Stores the number of
+ * samples. Returns 0 or a DT_PROTO_* code (out unchanged).
+ */
+int dt_batch_reframe(msgpack_sbuffer *out, const void *buf, size_t len, const char *sender,
+		     uint64_t seq, uint64_t ctl_gen, uint32_t *n_samples);
 void dt_batch_free(struct dt_batch *b);
 
 /*

@@ -39,8 +39,9 @@
 /* ---------------------------------------------------------------------------------------- */
 
 enum mp_kind {
-	MP_OTHER = 0, /* nil, bool, negative integer, float, str, bin, ext */
-	MP_UINT,      /* any integer encoding holding a value >= 0 */
+	MP_OTHER = 0,	       /* nil, bool, negative integer, float, str, ext */
+	MP_UINT = DT_RAW_UINT, /* any integer encoding holding a value >= 0 */
+	MP_BIN = DT_RAW_BIN,
 	MP_ARRAY,
 	MP_MAP,
 };
@@ -52,32 +53,35 @@ struct mp_head {
 	uint64_t body; /* payload bytes that follow the head (str, bin, ext, float) */
 };
 
-/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes at *off. */
-static int mp_arg(const uint8_t *p, size_t len, size_t *off, unsigned int n, uint64_t *out)
+/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes. */
+static uint64_t be_uint(const uint8_t *q, unsigned int n)
 {
-	const uint8_t *q = p + *off;
+	uint16_t v16;
 	uint32_t v32;
 	uint64_t v64;
 
+	switch (n) {
+	case 1:
+		return q[0];
+	case 2:
+		memcpy(&v16, q, sizeof(v16));
+		return be16toh(v16);
+	case 4:
+		memcpy(&v32, q, sizeof(v32));
+		return be32toh(v32);
+	default:
+		memcpy(&v64, q, sizeof(v64));
+		return be64toh(v64);
+	}
+}
+
+/* Reads a big-endian unsigned integer of n (1, 2, 4 or 8) bytes at *off. */
+static int mp_arg(const uint8_t *p, size_t len, size_t *off, unsigned int n, uint64_t *out)
+{
 	if (len - *off < n) {
 		return DT_PROTO_ETRUNC;
 	}
-	switch (n) {
-	case 1:
-		*out = q[0];
-		break;
-	case 2:
-		*out = (uint64_t)q[0] << 8 | q[1];
-		break;
-	case 4:
-		memcpy(&v32, q, sizeof(v32));
-		*out = be32toh(v32);
-		break;
-	default:
-		memcpy(&v64, q, sizeof(v64));
-		*out = be64toh(v64);
-		break;
-	}
+	*out = be_uint(p + *off, n);
 	*off += n;
 	return 0;
 }
@@ -128,6 +132,7 @@ static int mp_head(const uint8_t *p, size_t len, size_t *off, struct mp_head *h)
 	case 0xc3: /* true */
 		return 0;
 	case 0xc4 ... 0xc6: /* bin 8, 16, 32 */
+		h->kind = MP_BIN;
 		return mp_arg(p, len, off, 1u << (b - 0xc4), &h->body);
 	case 0xc7 ... 0xc9: /* ext 8, 16, 32: length, then a type byte */
 		rv = mp_arg(p, len, off, 1u << (b - 0xc7), &h->body);
@@ -237,10 +242,12 @@ static int mp_scan(const uint8_t *p, size_t len, size_t *end, size_t *zone_bytes
 
 /*
  * Checks the header shared by all messages on the raw bytes: an array of at least two
- * elements, a supported version, a known type. Stores the type and the array's element
- * count. The rest of the message is not looked at.
+ * elements, a supported version, a known type. Stores the type, the array's element count
+ * and the offset of its first field (after the type). The rest of the message is not
+ * looked at.
  */
-static int peek_header(const void *buf, size_t len, enum dt_msg_type *type, uint64_t *count)
+static int peek_header(const void *buf, size_t len, enum dt_msg_type *type, uint64_t *count,
+		       size_t *fields)
 {
 	const uint8_t *p = buf;
 	struct mp_head h;
@@ -276,19 +283,21 @@ static int peek_header(const void *buf, size_t len, enum dt_msg_type *type, uint
 		return DT_PROTO_EMSGTYPE;
 	}
 	*type = h.val;
+	*fields = off;
 	return 0;
 }
 
 int dt_msg_type(const void *buf, size_t len, enum dt_msg_type *type)
 {
 	uint64_t count;
+	size_t fields;
 	int rv;
 
 	*type = 0;
 	if (buf == NULL) {
 		return DT_PROTO_ETRUNC;
 	}
-	if ((rv = peek_header(buf, len, type, &count)) != 0) {
+	if ((rv = peek_header(buf, len, type, &count, &fields)) != 0) {
 		*type = 0;
 	}
 	return rv;
@@ -367,6 +376,29 @@ void dt_put_lost(struct dt_enc *e, const uint64_t *lost)
 /* ---------------------------------------------------------------------------------------- */
 
 /*
+ * Checks the envelope of a message of the given type with n_fields fields (after version
+ * and type) on the raw bytes, and stores the offset of its first field.
+ */
+static int check_envelope(const void *buf, size_t len, enum dt_msg_type type, uint32_t n_fields,
+			  size_t *fields)
+{
+	enum dt_msg_type found = 0;
+	uint64_t count = 0;
+	int rv;
+
+	if ((rv = peek_header(buf, len, &found, &count, fields)) != 0) {
+		return rv;
+	}
+	if (found != type) {
+		return DT_PROTO_EMSGTYPE;
+	}
+	if (count != 2 + (uint64_t)n_fields) {
+		return DT_PROTO_ELENGTH;
+	}
+	return 0;
+}
+
+/*
  * Parses buf, which must hold exactly one message of the given type whose array has
  * 2 + n_fields elements. Returns its fields (after version and type), or NULL with d->err
  * set. The objects live in d's zone until dt_dec_end().
@@ -374,11 +406,9 @@ void dt_put_lost(struct dt_enc *e, const uint64_t *lost)
 const msgpack_object *dt_dec_begin(struct dt_dec *d, const void *buf, size_t len,
 				   enum dt_msg_type type, uint32_t n_fields)
 {
-	enum dt_msg_type found = 0;
-	size_t end = 0, zone_bytes = 0, off = 0;
+	size_t end = 0, zone_bytes = 0, off = 0, fields;
 	msgpack_unpack_return ret;
 	msgpack_object root;
-	uint64_t count = 0;
 	int rv;
 
 	d->has_zone = false;
@@ -395,16 +425,8 @@ const msgpack_object *dt_dec_begin(struct dt_dec *d, const void *buf, size_t len
 		dt_get_fail(d, DT_PROTO_ETRAILING);
 		return NULL;
 	}
-	if ((rv = peek_header(buf, len, &found, &count)) != 0) {
+	if ((rv = check_envelope(buf, len, type, n_fields, &fields)) != 0) {
 		dt_get_fail(d, rv);
-		return NULL;
-	}
-	if (found != type) {
-		dt_get_fail(d, DT_PROTO_EMSGTYPE);
-		return NULL;
-	}
-	if (count != 2 + (uint64_t)n_fields) {
-		dt_get_fail(d, DT_PROTO_ELENGTH);
 		return NULL;
 	}
 	/* One chunk for the whole tree; the slack covers msgpack-c's alignment. */
@@ -415,7 +437,7 @@ const msgpack_object *dt_dec_begin(struct dt_dec *d, const void *buf, size_t len
 	d->has_zone = true;
 	ret = msgpack_unpack(buf, len, &off, &d->zone, &root);
 	if (ret != MSGPACK_UNPACK_SUCCESS || root.type != MSGPACK_OBJECT_ARRAY ||
-	    root.via.array.size != count) {
+	    root.via.array.size != 2 + n_fields) {
 		/* only nesting deeper than msgpack-c's stack gets here */
 		dt_get_fail(d, DT_PROTO_ETRUNC);
 		return NULL;
@@ -430,6 +452,180 @@ int dt_dec_end(struct dt_dec *d)
 		d->has_zone = false;
 	}
 	return d->err;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Decoding on the raw bytes: a walk that unpacks only the fields asked for                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Total size of the unsigned integers whose first byte fixes it; 0 for everything else. */
+/* clang-format off */
+static const uint8_t mp_uint_size[256] = {
+	[0x00 ... 0x7f] = 1,				/* positive fixint */
+	[0xcc] = 2, [0xcd] = 3, [0xce] = 5, [0xcf] = 9,	/* uint 8, 16, 32, 64 */
+};
+/* clang-format on */
+
+size_t dt_raw_begin(struct dt_dec *d, const void *buf, size_t len, enum dt_msg_type type,
+		    uint32_t n_fields)
+{
+	size_t fields = 0;
+	int rv;
+
+	d->has_zone = false;
+	d->err = 0;
+	if (buf == NULL) {
+		dt_get_fail(d, DT_PROTO_ETRUNC);
+		return 0;
+	}
+	if ((rv = check_envelope(buf, len, type, n_fields, &fields)) != 0) {
+		dt_get_fail(d, rv);
+		return 0;
+	}
+	if (!msgpack_zone_init(&d->zone, MSGPACK_ZONE_CHUNK_SIZE)) {
+		dt_get_fail(d, DT_PROTO_ENOMEM);
+		return 0;
+	}
+	d->has_zone = true;
+	return fields;
+}
+
+/* The end of the object at *off: mp_scan() on the rest of the message. 0 with d->err set. */
+static size_t raw_extent(struct dt_dec *d, const void *buf, size_t len, size_t off)
+{
+	size_t end = 0, zone_bytes = 0;
+	int rv;
+
+	if (d->err != 0) {
+		return 0;
+	}
+	if ((rv = mp_scan((const uint8_t *)buf + off, len - off, &end, &zone_bytes)) != 0) {
+		dt_get_fail(d, rv);
+		return 0;
+	}
+	return end;
+}
+
+void dt_raw_skip(struct dt_dec *d, const void *buf, size_t len, size_t *off)
+{
+	*off += raw_extent(d, buf, len, *off);
+}
+
+void dt_raw_field(struct dt_dec *d, const void *buf, size_t len, size_t *off, msgpack_object *o)
+{
+	size_t end = raw_extent(d, buf, len, *off);
+
+	o->type = MSGPACK_OBJECT_NIL;
+	if (d->err != 0) {
+		return;
+	}
+	/* mp_scan() bounded it: only nesting deeper than msgpack-c's stack fails here */
+	if (msgpack_unpack(buf, *off + end, off, &d->zone, o) != MSGPACK_UNPACK_SUCCESS) {
+		o->type = MSGPACK_OBJECT_NIL;
+		dt_get_fail(d, DT_PROTO_ETRUNC);
+	}
+}
+
+uint32_t dt_raw_list(struct dt_dec *d, const void *buf, size_t len, size_t *off, uint32_t max)
+{
+	struct mp_head h;
+	int rv;
+
+	if (d->err != 0) {
+		return 0;
+	}
+	if ((rv = mp_head(buf, len, off, &h)) != 0) {
+		dt_get_fail(d, rv);
+		return 0;
+	}
+	if (h.kind != MP_ARRAY) {
+		dt_get_fail(d, DT_PROTO_ETYPE);
+		return 0;
+	}
+	if (h.val > max) {
+		dt_get_fail(d, DT_PROTO_ELENGTH);
+		return 0;
+	}
+	return (uint32_t)h.val;
+}
+
+/*
+ * One field of a flat record at *off: a value of the given kind, read into o as msgpack-c
+ * would have unpacked it (a positive integer, or a bin pointing into p).
+ */
+static int raw_value(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kind kind,
+		     msgpack_object *o)
+{
+	struct mp_head h;
+	unsigned int n;
+	int rv;
+
+	if (kind == DT_RAW_UINT && *off < len && (n = mp_uint_size[p[*off]]) != 0) {
+		if (n > len - *off) {
+			return DT_PROTO_ETRUNC;
+		}
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = n == 1 ? p[*off] : be_uint(p + *off + 1, n - 1);
+		*off += n;
+		return 0;
+	}
+	if ((rv = mp_head(p, len, off, &h)) != 0) {
+		return rv;
+	}
+	if (h.kind != (enum mp_kind)kind) {
+		return DT_PROTO_ETYPE;
+	}
+	if (h.body > len - *off) {
+		return DT_PROTO_ETRUNC;
+	}
+	if (kind == DT_RAW_UINT) {
+		o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+		o->via.u64 = h.val;
+	} else {
+		o->type = MSGPACK_OBJECT_BIN;
+		o->via.bin.size = (uint32_t)h.body;
+		o->via.bin.ptr = h.body ? (const char *)p + *off : NULL;
+	}
+	*off += h.body;
+	return 0;
+}
+
+uint32_t dt_raw_records(struct dt_dec *d, const void *buf, size_t len, size_t *off, uint32_t max,
+			const uint8_t *kinds, uint32_t n_fields, dt_raw_record_fn fn, void *ctx)
+{
+	uint32_t n = dt_raw_list(d, buf, len, off, max), i, f;
+	msgpack_object fields[DT_RAW_RECORD_MAX];
+	msgpack_object rec = {.type = MSGPACK_OBJECT_ARRAY};
+	int rv;
+
+	if (n_fields > DT_RAW_RECORD_MAX) {
+		dt_get_fail(d, DT_PROTO_ENOMEM);
+		return 0;
+	}
+	rec.via.array.ptr = fields;
+	rec.via.array.size = n_fields;
+	for (i = 0; i < n && d->err == 0; i++) {
+		if (dt_raw_list(d, buf, len, off, UINT32_MAX) != n_fields && d->err == 0) {
+			dt_get_fail(d, DT_PROTO_ELENGTH);
+		}
+		for (f = 0; f < n_fields && d->err == 0; f++) {
+			if ((rv = raw_value(buf, len, off, kinds[f], &fields[f])) != 0) {
+				dt_get_fail(d, rv);
+			}
+		}
+		if (d->err == 0) {
+			fn(d, &rec, i, ctx);
+		}
+	}
+	return d->err == 0 ? n : 0;
+}
+
+int dt_raw_end(struct dt_dec *d, size_t len, size_t off)
+{
+	if (d->err == 0 && off != len) {
+		dt_get_fail(d, DT_PROTO_ETRAILING);
+	}
+	return dt_dec_end(d);
 }
 
 /* saddr, daddr, sport, dport (4 fields, inline); proto and vni are left as they are */

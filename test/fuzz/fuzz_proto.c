@@ -15,7 +15,10 @@
  *    differ, and a float field may come as any number: E1 always has a float64). A decoder
  *    that ignores an element, truncates a string at a NUL or reads garbage is caught here;
  *  - round trip: E1 decodes to the same struct and encodes to exactly the bytes of E1
- *    (E2 == E1).
+ *    (E2 == E1);
+ *  - the collector's path: dt_batch_check() accepts exactly the batches dt_batch_decode()
+ *    accepts, with the same fields but the samples, and dt_batch_reframe() of an accepted
+ *    batch changes nothing but its sender, seq and ctl_gen.
  *
  * Inputs are untrusted msgpack exactly as a socket would deliver them; the seeds are in
  * test/fuzz/corpus/proto/ (gen_corpus.c).
@@ -436,6 +439,96 @@ static void round_trip(const struct fz_codec *c, const union fz_msg *m, const vo
 	msgpack_sbuffer_destroy(&e2);
 }
 
+/* Two batches hold the same values but for their samples (dt_batch_check() keeps none). */
+static bool same_head(const struct dt_batch *a, const struct dt_batch *b)
+{
+	uint32_t i;
+
+	if (strcmp(a->sender, b->sender) != 0 || a->seq != b->seq || a->ctl_gen != b->ctl_gen ||
+	    strcmp(a->node, b->node) != 0 || a->n_ifaces != b->n_ifaces ||
+	    memcmp(a->lost, b->lost, sizeof(a->lost)) != 0 || a->n_strings != b->n_strings ||
+	    a->n_samples != b->n_samples || a->n_nodes != b->n_nodes) {
+		return false;
+	}
+	for (i = 0; i < a->n_ifaces; i++) {
+		if (strcmp(a->ifaces[i], b->ifaces[i]) != 0) {
+			return false;
+		}
+	}
+	for (i = 0; i < a->n_strings; i++) {
+		if (strcmp(a->strings[i], b->strings[i]) != 0) {
+			return false;
+		}
+	}
+	for (i = 0; i < a->n_nodes; i++) {
+		const struct dt_node_state *x = &a->nodes[i], *y = &b->nodes[i];
+
+		if (strcmp(x->node, y->node) != 0 || x->ctl_gen != y->ctl_gen ||
+		    x->n_endpoints != y->n_endpoints ||
+		    (x->n_endpoints > 0 &&
+		     memcmp(x->endpoints, y->endpoints, x->n_endpoints * sizeof(*x->endpoints)))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The collector's side: dt_batch_check() accepts exactly what dt_batch_decode() accepts,
+ * with the same head and no samples, and leaves a zeroed output when it refuses; an
+ * accepted batch re-framed under another sender, seq and ctl_gen decodes to the same
+ * batch with those three changed.
+ */
+static void check_collector_path(const uint8_t *data, size_t size)
+{
+	static struct dt_batch dec, chk, re;
+	msgpack_sbuffer e1, e2;
+	uint32_t n = 0;
+	int drv, crv, rrv;
+
+	memset(&chk, 0xA5, sizeof(chk));
+	drv = dt_batch_decode(data, size, &dec);
+	crv = dt_batch_check(data, size, &chk);
+	check_code("batch_check", crv);
+	if ((drv == 0) != (crv == 0)) {
+		FZ_FAIL("batch_check %s what the decoder %s (%s, %s)", crv ? "refuses" : "accepts",
+			drv ? "refuses" : "accepts", dt_proto_strerror(crv),
+			dt_proto_strerror(drv));
+	}
+	if (crv != 0) {
+		if (!all_zero(&chk, sizeof(chk))) {
+			FZ_FAIL("batch_check: failed check left a non-zero output");
+		}
+		return;
+	}
+	if (chk.samples != NULL || !same_head(&dec, &chk)) {
+		FZ_FAIL("batch_check: the head differs from the decoder's, or samples were kept");
+	}
+	msgpack_sbuffer_init(&e1);
+	msgpack_sbuffer_init(&e2);
+	if ((rrv = dt_batch_reframe(&e1, data, size, "fz", dec.seq + 1, 5, &n)) != 0 ||
+	    n != dec.n_samples) {
+		FZ_FAIL("batch_reframe refuses an accepted batch (%s) or miscounts",
+			dt_proto_strerror(rrv));
+	}
+	if ((rrv = dt_batch_decode(e1.data, e1.size, &re)) != 0) {
+		FZ_FAIL("a re-framed batch does not decode: %s", dt_proto_strerror(rrv));
+	}
+	strcpy(dec.sender, "fz");
+	dec.seq++;
+	dec.ctl_gen = 5;
+	msgpack_sbuffer_clear(&e1);
+	if (dt_batch_encode(&e1, &dec) != 0 || dt_batch_encode(&e2, &re) != 0 ||
+	    e1.size != e2.size || memcmp(e1.data, e2.data, e1.size) != 0) {
+		FZ_FAIL("re-framing changed more than sender, seq and ctl_gen");
+	}
+	msgpack_sbuffer_destroy(&e1);
+	msgpack_sbuffer_destroy(&e2);
+	dt_batch_free(&re);
+	dt_batch_free(&chk);
+	dt_batch_free(&dec);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static union fz_msg m; /* large (a batch holds its interface names): not on the stack */
@@ -472,5 +565,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			c->release(&m);
 		}
 	}
+	check_collector_path(data, size);
 	return 0;
 }

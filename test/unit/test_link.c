@@ -4,8 +4,12 @@
  * acknowledgement, deduplication of a resent batch, control relay, and malformed
  * requests that are counted and refused while the server goes on.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -348,4 +352,247 @@ Test(link, heartbeats_carry_loss_counters_to_the_receiver)
 	cr_assert_eq(stored(), 0, "a heartbeat is not a stored batch");
 	dt_link_stop(l, 0);
 	dt_ingest_stop(in);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Group commit: the collector's way of storing (on_batches, check_only)                    */
+/* ---------------------------------------------------------------------------------------- */
+
+#define GROUP_SENDERS 8
+
+/* A store that commits groups, slowly the first time so that the next group fills up. */
+static struct {
+	pthread_mutex_t mu;
+	unsigned commits, stored, biggest;
+	uint64_t committed[GROUP_SENDERS]; /* highest seq committed, by sender index */
+	uint64_t early_acks;		   /* ACKs of a batch not committed yet */
+	uint64_t acks;
+	uint64_t stored_seqs[256];
+} grp = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int sender_index(const char *sender)
+{
+	return sender[0] == 'g' ? atoi(sender + 1) : GROUP_SENDERS - 1;
+}
+
+static int group_commit(void *arg, const struct dt_ingest_item *items, unsigned n)
+{
+	pthread_mutex_lock(&grp.mu);
+	if (grp.commits++ == 0) {
+		pthread_mutex_unlock(&grp.mu);
+		nng_msleep(300); /* a slow sync: the others' batches arrive meanwhile */
+		pthread_mutex_lock(&grp.mu);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		cr_assert_null(items[i].b->samples, "check_only decodes no sample");
+		cr_assert_gt(items[i].b->n_samples, 0);
+		if (grp.stored < 256)
+			grp.stored_seqs[grp.stored] = items[i].b->seq;
+		grp.stored++;
+		grp.committed[sender_index(items[i].b->sender)] = items[i].b->seq;
+	}
+	if (n > grp.biggest)
+		grp.biggest = n;
+	pthread_mutex_unlock(&grp.mu);
+	return DT_ST_OK;
+}
+
+static uint64_t group_last_seq(void *arg, const char *sender)
+{
+	uint64_t r;
+
+	pthread_mutex_lock(&grp.mu);
+	r = grp.committed[sender_index(sender)];
+	pthread_mutex_unlock(&grp.mu);
+	return r;
+}
+
+/* The sender side: an ACK must never come before its batch's commit. */
+static void group_acked(void *arg, uint64_t seq)
+{
+	int i = (int)(intptr_t)arg;
+
+	pthread_mutex_lock(&grp.mu);
+	grp.acks++;
+	if (seq > grp.committed[i])
+		grp.early_acks++;
+	pthread_mutex_unlock(&grp.mu);
+}
+
+static struct dt_ingest *start_group_ingest(const char *url)
+{
+	struct dt_ingest_ops ops = {
+		.on_batches = group_commit, .last_seq = group_last_seq, .check_only = true};
+	struct dt_ingest *in;
+
+	pthread_mutex_lock(&grp.mu);
+	memset(grp.committed, 0, sizeof(grp.committed));
+	grp.commits = grp.stored = grp.biggest = 0;
+	grp.early_acks = grp.acks = 0;
+	pthread_mutex_unlock(&grp.mu);
+	cr_assert_eq(dt_ingest_start(url, &ops, &in), 0);
+	return in;
+}
+
+static unsigned group_stored(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&grp.mu);
+	n = grp.stored;
+	pthread_mutex_unlock(&grp.mu);
+	return n;
+}
+
+Test(link, batches_that_arrive_together_are_committed_together_and_acked_after)
+{
+	const char *url = "inproc://link-group";
+	struct dt_ingest *in = start_group_ingest(url);
+	struct dt_link *links[GROUP_SENDERS];
+	struct dt_wire_sample s[4];
+	struct dt_ingest_stats st;
+	struct dt_batch b;
+
+	for (int i = 0; i < GROUP_SENDERS; i++) {
+		char name[8];
+		struct dt_link_cfg lc = {.url = url,
+					 .sender = name,
+					 .heartbeat_ms = 5000,
+					 .timeout_ms = 3000,
+					 .queue_max = 16};
+		struct dt_link_ops ops = {.on_acked = group_acked, .arg = (void *)(intptr_t)i};
+
+		snprintf(name, sizeof(name), "g%d", i);
+		cr_assert_eq(dt_link_start(&lc, &ops, &links[i]), 0);
+	}
+	for (int k = 0; k < 3; k++) {
+		for (int i = 0; i < GROUP_SENDERS; i++) {
+			fill_batch(&b, s, 4);
+			cr_assert_eq(dt_link_send(links[i], &b), 0);
+		}
+	}
+	WAIT_FOR(group_stored() == 3 * GROUP_SENDERS && grp.acks == 3 * GROUP_SENDERS);
+	for (int i = 0; i < GROUP_SENDERS; i++)
+		cr_assert_eq(dt_link_stop(links[i], 1000), 0);
+	dt_ingest_stats(in, &st);
+	dt_ingest_stop(in);
+	cr_assert_eq(group_stored(), 3 * GROUP_SENDERS, "every batch stored once");
+	cr_assert_eq(st.batches, 3 * GROUP_SENDERS);
+	cr_assert_eq(st.samples, 3 * GROUP_SENDERS * 4);
+	cr_assert_eq(grp.acks, 3 * GROUP_SENDERS);
+	cr_assert_eq(grp.early_acks, 0, "an ACK came before its batch's commit");
+	cr_assert_gt(grp.biggest, 1, "the batches that waited were committed one by one");
+	cr_assert_lt(grp.commits, 3 * GROUP_SENDERS);
+}
+
+Test(link, a_resend_in_the_same_group_is_stored_once)
+{
+	const char *url = "inproc://link-group-dup";
+	struct dt_ingest *in = start_group_ingest(url);
+	struct dt_wire_sample s[2];
+	msgpack_sbuffer blocker, dup;
+	struct dt_ingest_stats st;
+	nng_socket req[3];
+	struct dt_batch b;
+	nng_aio *aio[3];
+
+	/* g1's batch holds the ingest in its slow first commit while g2 sends the same batch
+	 * twice, on two sockets (a resend that overtook its first copy): both come in the
+	 * next group. */
+	fill_batch(&b, s, 2);
+	msgpack_sbuffer_init(&blocker);
+	msgpack_sbuffer_init(&dup);
+	strcpy(b.sender, "g1");
+	b.seq = 10;
+	cr_assert_eq(dt_batch_encode(&blocker, &b), 0);
+	strcpy(b.sender, "g2");
+	b.seq = 20;
+	cr_assert_eq(dt_batch_encode(&dup, &b), 0);
+	for (int i = 0; i < 3; i++) {
+		nng_msg *m;
+
+		cr_assert_eq(nng_req0_open(&req[i]), 0);
+		nng_socket_set_ms(req[i], NNG_OPT_RECVTIMEO, 3000);
+		cr_assert_eq(nng_dial(req[i], url, NULL, 0), 0);
+		cr_assert_eq(nng_aio_alloc(&aio[i], NULL, NULL), 0);
+		cr_assert_eq(nng_msg_alloc(&m, 0), 0);
+		if (i == 0)
+			cr_assert_eq(nng_msg_append(m, blocker.data, blocker.size), 0);
+		else
+			cr_assert_eq(nng_msg_append(m, dup.data, dup.size), 0);
+		nng_aio_set_msg(aio[i], m);
+		nng_send_aio(req[i], aio[i]);
+		if (i == 0)
+			nng_msleep(100); /* the blocker first */
+	}
+	for (int i = 0; i < 3; i++) {
+		uint32_t status = 99;
+
+		nng_aio_wait(aio[i]);
+		cr_assert_eq(nng_aio_result(aio[i]), 0);
+		nng_recv_aio(req[i], aio[i]);
+		nng_aio_wait(aio[i]);
+		cr_assert_eq(nng_aio_result(aio[i]), 0);
+		{
+			nng_msg *m = nng_aio_get_msg(aio[i]);
+			struct dt_ack ack;
+
+			cr_assert_eq(dt_ack_decode(nng_msg_body(m), nng_msg_len(m), &ack), 0);
+			status = ack.status;
+			cr_assert_eq(ack.seq, i == 0 ? 10 : 20);
+			dt_ack_free(&ack);
+			nng_msg_free(m);
+		}
+		cr_assert_eq(status, DT_ST_OK, "request %d", i);
+		nng_aio_free(aio[i]);
+		nng_close(req[i]);
+	}
+	dt_ingest_stats(in, &st);
+	dt_ingest_stop(in);
+	cr_assert_eq(group_stored(), 2, "g2's batch stored once, g1's once");
+	cr_assert_eq(st.batches, 2);
+	cr_assert_eq(st.duplicates, 1);
+	msgpack_sbuffer_destroy(&blocker);
+	msgpack_sbuffer_destroy(&dup);
+}
+
+Test(link, a_bad_sample_value_is_refused_and_counted_by_the_check_and_the_decoder)
+{
+	const char *urls[2] = {"inproc://link-badsample-check", "inproc://link-badsample-decode"};
+	struct dt_wire_sample s[3];
+	msgpack_sbuffer buf;
+	struct dt_batch b;
+	char *p;
+
+	/* valid framing, one sample's hook out of range (the encoder refuses it: patched) */
+	fill_batch(&b, s, 3);
+	strcpy(b.sender, "h1");
+	b.seq = 5;
+	s[2].hook = DT_HOOK_UPLINK_OUT;
+	msgpack_sbuffer_init(&buf);
+	cr_assert_eq(dt_batch_encode(&buf, &b), 0);
+	p = memmem(buf.data, buf.size, "\xdc\x00\x1a\x04", 4);
+	cr_assert_not_null(p);
+	p[3] = DT_HOOK_MAX + 3;
+	for (int k = 0; k < 2; k++) {
+		struct dt_ingest *in = k == 0 ? start_group_ingest(urls[k]) : start_ingest(urls[k]);
+		struct dt_ingest_stats st;
+		uint32_t status = 0;
+		nng_socket req;
+
+		cr_assert_eq(nng_req0_open(&req), 0);
+		nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 2000);
+		cr_assert_eq(nng_dial(req, urls[k], NULL, 0), 0);
+		cr_assert_eq(raw_request(req, buf.data, buf.size, &status), DT_MSG_ERROR, "%s",
+			     urls[k]);
+		cr_assert_eq(status, DT_ST_INVALID);
+		dt_ingest_stats(in, &st);
+		cr_assert_eq(st.malformed_by[-DT_PROTO_ERANGE], 1, "%s", urls[k]);
+		cr_assert_eq(st.batches, 0);
+		nng_close(req);
+		dt_ingest_stop(in);
+	}
+	cr_assert_eq(group_stored(), 0);
+	cr_assert_eq(stored(), 0);
+	msgpack_sbuffer_destroy(&buf);
 }

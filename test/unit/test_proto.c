@@ -670,6 +670,22 @@ static const struct codec codecs[] = {
 
 #define N_CODECS (sizeof(codecs) / sizeof(codecs[0]))
 
+/* dt_batch_check() behind the codec interface: not in codecs[], as it decodes the type of
+ * another codec. It must refuse exactly what dt_batch_decode() refuses. */
+static int chk_batch(const void *b, size_t l, union any_msg *m)
+{
+	return dt_batch_check(b, l, &m->batch);
+}
+
+static const struct codec batch_check = {
+	.name = "batch_check",
+	.type = DT_MSG_BATCH,
+	.size = sizeof(struct dt_batch),
+	.decode = chk_batch,
+	.release = rel_batch,
+	.valid = valid_batch,
+};
+
 static const struct codec *codec_of(enum dt_msg_type type)
 {
 	size_t i;
@@ -1992,6 +2008,116 @@ Test(encode, report_loss_refusals)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The collector's check and re-framing                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* What dt_batch_check() gives: everything of the decoded batch but the samples. */
+static void expect_head_eq(const struct dt_batch *dec, const struct dt_batch *chk)
+{
+	struct dt_batch head = *dec;
+
+	head.samples = NULL;
+	head.n_samples = 0;
+	cr_assert_eq(chk->n_samples, dec->n_samples);
+	cr_assert_null(chk->samples);
+	{
+		struct dt_batch c = *chk;
+
+		c.n_samples = 0;
+		expect_batch_eq(&head, &c);
+	}
+}
+
+Test(check, accepts_every_valid_batch_and_gives_its_head)
+{
+	const uint32_t sizes[] = {0, 1, 9, 1000};
+	struct dt_batch in, dec, chk;
+	msgpack_sbuffer sb;
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		mk_batch(&in, sizes[k]);
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+		cr_assert_eq(dt_batch_decode(sb.data, sb.size, &dec), 0);
+		memset(&chk, 0xa5, sizeof(chk));
+		cr_assert_eq(dt_batch_check(sb.data, sb.size, &chk), 0, "%u samples", sizes[k]);
+		expect_head_eq(&dec, &chk);
+		dt_batch_free(&chk);
+		cr_assert(all_zero(&chk, sizeof(chk)));
+		dt_batch_free(&dec);
+		dt_batch_free(&in);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+/* Every value of a sample travels raw: a bad one in the last of many samples is found. */
+Test(check, finds_a_bad_value_in_the_last_sample)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb;
+
+	mk_batch(&in, 300);
+	for (uint32_t i = 0; i < in.n_samples; i++) {
+		in.samples[i].iface = i == 299 ? 2 : 0;
+	}
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_check(sb.data, sb.size, &out), 0);
+	dt_batch_free(&out);
+	/* the interface list cut to two names (the encoder would refuse it): only the last
+	 * sample names interface #2 */
+	{
+		struct mutation m = {"2 ifaces", {6, END}, OP_DROP, .expect = DT_PROTO_ERANGE};
+		msgpack_sbuffer bad;
+
+		msgpack_sbuffer_init(&bad);
+		mutate(&sb, &m, &bad);
+		cr_assert_eq(try_decode(&batch_check, bad.data, bad.size), DT_PROTO_ERANGE);
+		cr_assert_eq(try_decode(&codecs[0], bad.data, bad.size), DT_PROTO_ERANGE);
+		msgpack_sbuffer_destroy(&bad);
+	}
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+Test(check, reframe_changes_only_sender_seq_and_ctl_gen)
+{
+	struct dt_batch in, out;
+	msgpack_sbuffer sb, re;
+	uint32_t n = 1;
+	size_t size;
+
+	mk_batch(&in, 9);
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_init(&re);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	msgpack_sbuffer_write(&re, "x", 1); /* appends after what the buffer holds */
+	cr_assert_eq(dt_batch_reframe(&re, sb.data, sb.size, "region-1", 1ull << 40, 77, &n), 0);
+	cr_assert_eq(n, 9);
+	cr_assert_eq(dt_batch_decode(re.data + 1, re.size - 1, &out), 0);
+	strcpy(in.sender, "region-1");
+	in.seq = 1ull << 40;
+	in.ctl_gen = 77;
+	expect_batch_eq(&in, &out);
+	dt_batch_free(&out);
+
+	/* refusals leave the buffer as it was */
+	size = re.size;
+	cr_assert_eq(dt_batch_reframe(&re, sb.data, 3, "region-1", 1, 1, &n), DT_PROTO_ETRUNC);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(dt_batch_reframe(&re, (const char[]){'\x93', DT_PROTO_VERSION, DT_MSG_ACK}, 3,
+				      "r", 1, 1, &n),
+		     DT_PROTO_EMSGTYPE);
+	cr_assert_eq(dt_batch_reframe(&re, sb.data, sb.size, LONG_NAME "x", 1, 1, &n),
+		     DT_PROTO_ERANGE);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(re.size, size);
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_sbuffer_destroy(&re);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Malformed input, for every decoder                                                       */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -2014,6 +2140,15 @@ Test(malformed, every_truncation_of_every_message)
 		cr_expect_eq(try_decode(&codecs[i], NULL, 0), DT_PROTO_ETRUNC);
 		msgpack_sbuffer_destroy(&sb);
 	}
+	msgpack_sbuffer_init(&sb);
+	valid_batch(&sb);
+	for (len = 0; len < sb.size; len++) {
+		rv = try_decode(&batch_check, sb.data, len);
+		cr_expect_eq(rv, DT_PROTO_ETRUNC, "batch_check cut to %zu of %zu bytes: %d", len,
+			     sb.size, rv);
+	}
+	cr_expect_eq(try_decode(&batch_check, NULL, 0), DT_PROTO_ETRUNC);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 Test(malformed, trailing_bytes)
@@ -2032,6 +2167,11 @@ Test(malformed, trailing_bytes)
 		cr_expect_eq(try_decode(&codecs[i], sb.data, sb.size), DT_PROTO_ETRAILING, "%s",
 			     codecs[i].name);
 		cr_expect_eq(try_decode(&codecs[i], sb.data, len), 0, "%s", codecs[i].name);
+		if (codecs[i].type == DT_MSG_BATCH) {
+			cr_expect_eq(try_decode(&batch_check, sb.data, sb.size),
+				     DT_PROTO_ETRAILING);
+			cr_expect_eq(try_decode(&batch_check, sb.data, len), 0);
+		}
 		msgpack_sbuffer_destroy(&sb);
 	}
 }
@@ -2050,6 +2190,9 @@ Test(malformed, wrong_message_type_for_every_decoder)
 			cr_expect_eq(rv, i == j ? 0 : DT_PROTO_EMSGTYPE, "%s decoded as %s: %d",
 				     codecs[i].name, codecs[j].name, rv);
 		}
+		rv = try_decode(&batch_check, sb.data, sb.size);
+		cr_expect_eq(rv, codecs[i].type == DT_MSG_BATCH ? 0 : DT_PROTO_EMSGTYPE,
+			     "%s checked as a batch: %d", codecs[i].name, rv);
 		msgpack_sbuffer_destroy(&sb);
 	}
 }
@@ -2086,6 +2229,7 @@ Test(malformed, header_of_every_message)
 	for (i = 0; i < N_CODECS; i++) {
 		run_mutations(&codecs[i], tab, sizeof(tab) / sizeof(tab[0]));
 	}
+	run_mutations(&batch_check, tab, sizeof(tab) / sizeof(tab[0]));
 }
 
 Test(malformed, batch_fields)
@@ -2298,6 +2442,8 @@ Test(malformed, batch_fields)
 	/* clang-format on */
 
 	RUN_MUTATIONS(DT_MSG_BATCH, tab);
+	/* the collector's check refuses each of them the same way */
+	run_mutations(&batch_check, tab, sizeof(tab) / sizeof(tab[0]));
 }
 
 Test(malformed, ack_fields)
