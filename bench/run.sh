@@ -115,7 +115,7 @@ if [[ $MODE == scale ]]; then
 	mkdir -p "$SCRATCH/scale"
 	# The growth curves, one line each (issue 16, "How the cost grows").
 	# --- scale benchmarks: add below ---
-	scale "analyzer" "$BIN/dt-bench-analyzer" --scale "$SCRATCH/scale"
+	scale "analyzer" "$BIN/dt-bench-analyzer" --scale "$SCRATCH/scale" 1000000
 	# --- scale benchmarks: end ---
 	ELAPSED=$((SECONDS - T0))
 fi
