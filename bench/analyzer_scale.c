@@ -208,10 +208,13 @@ int analyzer_scale(uint64_t max_records)
 		point((uint32_t)(uni[i].records / 10), true, 1, &cop[i]);
 		table_row("flooded, 10 hops a packet (3 copies)", &cop[i]);
 	}
-	if (max_records < 10000000)
-		dtb_md("\nCapped at %llu records (MAX_RECORDS).", (unsigned long long)max_records);
+	if (max_records < 10000000) {
+		dtb_md("%s", "");
+		dtb_md("Capped at %llu records (MAX_RECORDS).", (unsigned long long)max_records);
+	}
 	say_linear("Hop records", uni, n, why);
 	say_linear("Packets with copies", cop, n, why);
+	dtb_md("%s", "");
 	dtb_md("A packet held in the window costs its observations: %zu bytes each "
 	       "(`struct dt_obs`, 128 of them the packet prefix), 4 a unicast packet and 10 a "
 	       "flooded one, plus the array's growth by doubling.",
@@ -228,7 +231,9 @@ int analyzer_scale(uint64_t max_records)
 	       (unsigned long long)tk[0].records, tk[3].total / tk[0].total,
 	       tk[3].total / tk[0].total >= 0.75
 		       ? "Linear in the records: attribution looks a sample's task up by hash, "
-			 "and each report costs its own task's records."
+			 "and each report costs its own task's records (many small reports build "
+			 "faster than one large one: their scratch memory is reused from the heap, "
+			 "where a large report faults fresh pages in)."
 		       : "Each report has a fixed cost (its tables, verdict and allocations) "
 			 "that many small tasks pay many times.");
 	return 0;
