@@ -90,7 +90,7 @@ static bool lc_settled(void *arg, struct dt_task *task)
 		return false;
 	}
 	task->judged_ms = now;
-	if (ana_build_report(a, task, &r) != 0) {
+	if (ana_build_report(a, task, false, &r) != 0) {
 		return false;
 	}
 	settled = r.verdict.in_flight == 0;

@@ -144,8 +144,10 @@ int ana_restore(struct analyzer *a);
 
 /* reports.c */
 
-/* Builds the report of task (lock held), closing the analysis window first when due. */
-int ana_build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r);
+/* Builds the report of task (lock held), closing the analysis window first when due. Without
+ * packets, the report lists none: the tick and a task's live counts read only counts and
+ * the verdict, and copying every hop's prefix and names is most of a report's cost. */
+int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, struct dt_report *r);
 
 /*
  * Stores an ended task with its final report, and drops its observations. On failure

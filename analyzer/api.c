@@ -190,7 +190,7 @@ static int api_show(struct analyzer *a, const void *buf, size_t len, msgpack_sbu
 	pthread_mutex_lock(&a->mu);
 	if (!(task = tenant_task(a, tenant, id))) {
 		rv = -ENOENT;
-	} else if (task->obs && ana_build_report(a, task, &r) == 0) {
+	} else if (task->obs && ana_build_report(a, task, false, &r) == 0) {
 		/* Live counts of an active task. */
 		info = r.task;
 		dt_report_free(&r);
@@ -231,7 +231,7 @@ static int api_report(struct analyzer *a, const void *buf, size_t len, msgpack_s
 			rv = -EIO;
 		}
 	} else {
-		rv = ana_build_report(a, task, &r);
+		rv = ana_build_report(a, task, true, &r);
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (rv == -ENOENT) {

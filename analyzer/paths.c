@@ -3,28 +3,31 @@
  * paths.c - from observations to per-packet paths, fates, the per-hop loss table, the
  * verdict and per-hop latency statistics.
  *
- * The work is a handful of sorts, so building a report costs O(n log n) in the number of
- * observations:
+ * Building a report is linear in the number of observations n, but for sorting the
+ * packets by time and the lost packets for the verdict:
  *
- *  1. Resolve every observation's node and interface name once (struct item) and sort the
- *     items by (packet identity, node, timestamp, hook rank, interface). Each packet is
- *     then a contiguous run, each of its nodes a contiguous sub-run already in timestamp
- *     order, and duplicate observations are adjacent.
+ *  1. Group the observations by packet with a hash of their identity (paths_group.c), each
+ *     packet a contiguous run of items (an observation with its names resolved and its
+ *     place in a place table named once a report); sort each run (a handful of hops) by
+ *     (node, timestamp, hook rank, interface): each node a contiguous sub-run already in
+ *     timestamp order, and duplicate observations adjacent.
  *  2. Per packet, cut each node's hops into visits, order the visits (see order_visits())
- *     and copy the hops out in that order; judge the packet's fate. This step is quadratic
- *     in the hop count of one packet, which is bounded by DT_REPORT_MAX_HOPS (see below),
- *     so linear in n overall.
+ *     and keep the hops in that order as references to their observations (struct hop);
+ *     judge the packet's fate. This step is quadratic in the hop count of one packet, which
+ *     is bounded by DT_REPORT_MAX_HOPS (see below), so linear in n overall.
  *  3. Sort the packets by the timestamp of their first hop.
- *  4. Collect every pair of consecutive hops, sort the pairs by (direction, from, to) and
- *     summarise each run; sort the summaries by direction, then along the path by the mean
- *     position of the pair.
- *  5. Collect every hop of every packet with what happened right after it, sort by
- *     (direction, hop) and summarise each run into a row of the loss table; sort the rows
- *     like the summaries.
+ *  4. Summarise every pair of consecutive hops into its (direction, branch, from, to) as it
+ *     comes (an index of keys, no sort); sort the summaries by direction, then along the
+ *     path by the mean position of the pair.
+ *  5. Likewise every hop of a destination branch into its (direction, place): a row of the
+ *     loss table; sort the rows like the summaries.
  *  6. Collect every lost packet with where it was lost, sort by (direction, kind, place)
  *     and pick the place that lost the most: the verdict.
+ *  7. Only when the caller lists packets (not ctx->no_packets): copy each listed packet's
+ *     hops, with their packet prefixes and names, into the report's struct dt_hop. On a
+ *     machine where a page fault is costly, this copy is most of a report's cost.
  *
- * Steps 1 to 3 are here; the tree of step 2 is in paths_tree.c, the judgement of datagrams
+ * Steps 2, 3 and 7 are here; the tree of step 2 is in paths_tree.c, the judgement of datagrams
  * (fragments) in paths_datagram.c and paths_segment.c (segments), steps 4 and 5 in paths_tables.c,
  * step 6 in paths_verdict.c. paths_int.h is what they share.
  *
@@ -71,113 +74,6 @@
 
 #include "paths.h"
 #include "paths_int.h"
-
-static int cmp_packet_key(const struct dt_obs *a, const struct dt_obs *b)
-{
-	const struct dt_tuple *ta = &a->canon;
-	const struct dt_tuple *tb = &b->canon;
-
-	CMP(a->dir, b->dir);
-	CMP(ta->saddr, tb->saddr);
-	CMP(ta->daddr, tb->daddr);
-	CMP(ta->sport, tb->sport);
-	CMP(ta->dport, tb->dport);
-	CMP(ta->proto, tb->proto);
-	CMP(ta->vni, tb->vni);
-	CMP(a->ip_id, b->ip_id);
-	CMP(a->ident, b->ident);
-	CMP(a->frag & DT_FRAG_OFFSET, b->frag & DT_FRAG_OFFSET);
-	return 0;
-}
-
-/* Order of one packet's observations inside its run, without the packet key. */
-static int cmp_in_packet(const struct item *a, const struct item *b)
-{
-	int c;
-
-	c = cmp_name(a->o->node, a->node, b->o->node, b->node);
-	if (c != 0) {
-		return c;
-	}
-	CMP(a->o->ts_ns, b->o->ts_ns);
-	CMP(hook_rank(a->o->hook), hook_rank(b->o->hook));
-	CMP(a->o->hook, b->o->hook);
-	return cmp_name(a->o->ifname, a->ifname, b->o->ifname, b->ifname);
-}
-
-static int cmp_item(const void *pa, const void *pb)
-{
-	const struct item *a = pa;
-	const struct item *b = pb;
-	int c;
-
-	c = cmp_packet_key(a->o, b->o);
-	if (c != 0) {
-		return c;
-	}
-	c = cmp_in_packet(a, b);
-	if (c != 0) {
-		return c;
-	}
-	/* Same place and time: a duplicate. Input order keeps qsort deterministic. */
-	CMP((uintptr_t)a->o, (uintptr_t)b->o);
-	return 0;
-}
-
-static int cmp_item_ts(const void *pa, const void *pb)
-{
-	const struct item *a = pa;
-	const struct item *b = pb;
-
-	CMP(a->o->ts_ns, b->o->ts_ns);
-	CMP(hook_rank(a->o->hook), hook_rank(b->o->hook));
-	CMP((uintptr_t)a->o, (uintptr_t)b->o);
-	return 0;
-}
-
-static int cmp_item_in_packet(const void *pa, const void *pb)
-{
-	const struct item *a = pa;
-	const struct item *b = pb;
-	int c;
-
-	c = cmp_in_packet(a, b);
-	if (c != 0) {
-		return c;
-	}
-	CMP((uintptr_t)a->o, (uintptr_t)b->o);
-	return 0;
-}
-
-static bool same_place_and_time(const struct item *a, const struct item *b)
-{
-	return a->o->hook == b->o->hook && a->o->ts_ns == b->o->ts_ns &&
-	       a->o->outer_daddr == b->o->outer_daddr && a->o->outer_saddr == b->o->outer_saddr &&
-	       cmp_name(a->o->node, a->node, b->o->node, b->node) == 0 &&
-	       cmp_name(a->o->ifname, a->ifname, b->o->ifname, b->ifname) == 0;
-}
-
-/*
- * Removes duplicates from one packet's sorted run v[0..n) in place, and cuts a run of more
- * than DT_REPORT_MAX_HOPS distinct hops down to its earliest ones. Returns the new length.
- */
-static size_t trim_packet(struct item *v, size_t n)
-{
-	size_t i, m = 0;
-
-	for (i = 0; i < n; i++) {
-		if (m > 0 && same_place_and_time(&v[m - 1], &v[i])) {
-			continue;
-		}
-		v[m++] = v[i];
-	}
-	if (m > DT_REPORT_MAX_HOPS) {
-		qsort(v, m, sizeof(*v), cmp_item_ts);
-		m = DT_REPORT_MAX_HOPS;
-		qsort(v, m, sizeof(*v), cmp_item_in_packet);
-	}
-	return m;
-}
 
 /*
  * True when a drop gave no specific reason: what a bridge or a VXLAN device does with a
@@ -277,28 +173,20 @@ static uint8_t copy_end_of(enum leaf_end end, bool young)
 	}
 }
 
-/* A hop's place (node, interface, hook) as one integer: names are interned, so equal
- * places have equal keys (DT_STRTAB_NONE reads as "", which index 0 is). */
-static uint64_t place_key(const struct dt_obs *o)
+/* The report's hop for h: the observation's prefix and names, copied. */
+static void fill_hop(struct dt_hop *hop, const struct hop *h, const struct dt_strtab *strs)
 {
-	uint64_t node = o->node == DT_STRTAB_NONE ? 0 : o->node;
-	uint64_t ifname = o->ifname == DT_STRTAB_NONE ? 0 : o->ifname;
+	const struct dt_obs *o = h->o;
 
-	return node << 40 | ifname << 8 | o->hook;
-}
-
-static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_strtab *strs)
-{
-	const struct dt_obs *o = it->o;
-
-	copy_str(hop->at.node, it->node, sizeof(hop->at.node));
-	copy_str(hop->at.ifname, it->ifname, sizeof(hop->at.ifname));
-	hop->at.hook = o->hook;
+	hop->at = *h->at;
 	hop->ts_ns = o->ts_ns;
 	hop->tuple = o->tuple;
 	hop->cap_link = o->cap_link;
 	hop->cap_len = o->cap_len;
 	memcpy(hop->cap, o->cap, o->cap_len);
+	hop->parent = h->parent;
+	hop->branch = h->branch;
+	hop->copy_end = h->copy_end;
 	hop->refrag = (o->flags & DT_SAMPLE_F_REFRAG) != 0;
 	if (o->hook == DT_HOOK_DROP) {
 		hop->drop_reason = o->drop_reason;
@@ -313,10 +201,10 @@ static void fill_hop(struct dt_hop *hop, const struct item *it, const struct dt_
  * the tree of its hops (dt_paths_hop_parents()), the destination branch (the leaf of the best
  * leaf_rank(); the deepest on a tie, then the earliest), the hops in dt_paths_dfs_order(), so that
  * the destination branch is hops[0 .. n_dest), and the fate, which that branch alone
- * decides (see paths.h). The hops' places go to place[0..n).
+ * decides (see paths.h). The hops go to h[0..n), their places to place[0..n).
  */
-static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, size_t n,
-			uint64_t *place, struct pkt *k)
+static void build_packet(const struct dt_paths_ctx *ctx, const struct item *v, size_t n,
+			 struct hop *h, uint64_t *place, struct pkt *k)
 {
 	struct dt_packet_path *p = &k->p;
 	int parent[MAX_HOPS], entry[MAX_HOPS], depth[MAX_HOPS], rank[MAX_HOPS];
@@ -363,12 +251,7 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	}
 	dt_paths_dfs_order(v, n, parent, on_dest, root, order);
 
-	/* One small allocation a packet: they come from the heap and reuse its pages, where one
-	 * arena for all hops would be fresh pages, each faulted in, at every report. */
-	p->hops = calloc(n, sizeof(*p->hops));
-	if (!p->hops) {
-		return -ENOMEM;
-	}
+	k->h = h;
 	k->place = place;
 	young = (ctx->now_ms < newest_ms + ctx->window_ms) ||
 		(ctx->now_ns < newest_ns + ctx->window_ms * 1000000ull) || ctx->n_held_restored > 0;
@@ -377,10 +260,12 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 	}
 	for (i = 0; i < (int)n; i++) {
 		int x = order[i];
-		struct dt_hop *hop = &p->hops[i];
+		struct hop *hop = &h[i];
 
-		fill_hop(hop, &v[x], ctx->strs);
-		place[i] = place_key(v[x].o);
+		hop->o = v[x].o;
+		hop->at = v[x].at;
+		hop->copy_end = DT_COPY_NONE;
+		place[i] = dt_paths_place_key(v[x].o);
 		hop->parent = parent[x] < 0 ? DT_HOP_ROOT : (uint16_t)newidx[parent[x]];
 		hop->branch = on_dest[x] ? DT_BRANCH_DEST : DT_BRANCH_COPY;
 		if (!on_dest[x] && nkids[x] == 0) {
@@ -425,7 +310,6 @@ static int build_packet(const struct dt_paths_ctx *ctx, const struct item *v, si
 		p->fate = DT_FATE_VANISHED;
 	}
 	p->datagram_fate = p->fate;
-	return 0;
 }
 
 static int cmp_pkt_ts(const void *pa, const void *pb)
@@ -433,18 +317,114 @@ static int cmp_pkt_ts(const void *pa, const void *pb)
 	const struct pkt *a = pa;
 	const struct pkt *b = pb;
 
-	CMP(a->p.hops[0].ts_ns, b->p.hops[0].ts_ns);
-	/* Then packet key order, so that the result does not depend on qsort. */
+	CMP(a->h[0].o->ts_ns, b->h[0].o->ts_ns);
+	/* Then the order of first observation, so that the result does not depend on qsort. */
 	CMP(a->key, b->key);
+	return 0;
+}
+
+/* True when a hop of packet k colored it (port-in, gw-in). */
+static bool colored_packet(const struct pkt *k)
+{
+	for (uint32_t m = 0; m < k->p.n_hops; m++) {
+		if (is_first_hop(k->h[m].o->hook)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The report's hops of packet k: its prefix and names copied. One small allocation a
+ * packet: they come from the heap and reuse its pages, where one arena for all hops would
+ * be fresh pages, each faulted in, at every report.
+ */
+static int list_hops(const struct dt_strtab *strs, struct pkt *k)
+{
+	k->p.hops = calloc(k->p.n_hops, sizeof(*k->p.hops));
+	if (!k->p.hops) {
+		return -ENOMEM;
+	}
+	for (uint32_t j = 0; j < k->p.n_hops; j++) {
+		fill_hop(&k->p.hops[j], &k->h[j], strs);
+	}
+	return 0;
+}
+
+/* The packets a report lists: the first DT_REPORT_MAX_PACKETS of pk[0..n_pk), with their
+ * hops, into *paths (NULL when there are none). 0 or -ENOMEM (then nothing is kept). */
+static int list_packets(const struct dt_strtab *strs, struct pkt *pk, size_t n_pk,
+			struct dt_packet_path **paths, size_t *n_listed)
+{
+	size_t i, n = n_pk < DT_REPORT_MAX_PACKETS ? n_pk : DT_REPORT_MAX_PACKETS;
+
+	*paths = NULL;
+	*n_listed = 0;
+	if (n == 0) {
+		return 0;
+	}
+	*paths = calloc(n, sizeof(**paths));
+	if (!*paths) {
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		if (list_hops(strs, &pk[i]) != 0) {
+			while (i-- > 0) {
+				free(pk[i].p.hops);
+			}
+			free(*paths);
+			*paths = NULL;
+			return -ENOMEM;
+		}
+		(*paths)[i] = pk[i].p;
+	}
+	*n_listed = n;
+	return 0;
+}
+
+/* Groups obs[0..n) into packets and builds each into pk[0..*n_pk) (malloc'd), their hops
+ * in hops[0..n) and places[0..n), named in pl. 0 or -ENOMEM (then nothing is kept). */
+static int build_packets(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, size_t n,
+			 struct hop *hops, uint64_t *places, struct dt_paths_places *pl,
+			 struct pkt **pkp, size_t *n_pk)
+{
+	struct item *v = malloc(n * sizeof(*v));
+	size_t *starts = NULL;
+	struct pkt *pk = NULL;
+	size_t i;
+
+	*pkp = NULL;
+	if (!v || dt_paths_group(ctx->strs, obs, n, v, &starts, n_pk, pl) != 0) {
+		free(v);
+		return -ENOMEM;
+	}
+	pk = calloc(*n_pk ? *n_pk : 1, sizeof(*pk));
+	if (!pk) {
+		free(pl->refs);
+		free(starts);
+		free(v);
+		return -ENOMEM;
+	}
+	for (i = 0; i < *n_pk; i++) {
+		size_t at = starts[i];
+		size_t m = dt_paths_trim_packet(&v[at], starts[i + 1] - at);
+
+		build_packet(ctx, &v[at], m, &hops[at], &places[at], &pk[i]);
+		pk[i].key = i;
+	}
+	free(starts);
+	free(v);
+	*pkp = pk;
 	return 0;
 }
 
 int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, size_t n,
 		   struct dt_report *r)
 {
-	struct item *v = NULL;
+	struct dt_paths_places pl = {0};
 	struct pkt *pk = NULL;
-	uint64_t *places = NULL; /* every hop's place (place_key()), at its run's offset */
+	struct hop *hops = NULL; /* every packet's hops, at its run's offset */
+	uint64_t *places = NULL; /* every hop's place (dt_paths_place_key()), likewise */
 	struct dt_packet_path *paths = NULL;
 	struct dt_hop_stat *stats = NULL;
 	struct dt_hop_row *rows = NULL;
@@ -452,55 +432,22 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	struct dt_verdict verdict;
 	uint32_t n_stats = 0, n_rows = 0, n_copy_rows = 0;
 	uint64_t colored = 0, delivered = 0;
-	size_t i, j, m, n_pk = 0, built = 0, n_pairs = 0, n_listed;
+	size_t i, n_pk = 0, n_pairs = 0, n_listed = 0;
 	int err = -ENOMEM;
 
 	if (n > 0) {
-		v = malloc(n * sizeof(*v));
-		if (!v) {
+		hops = malloc(n * sizeof(*hops));
+		places = malloc(n * sizeof(*places));
+		if (!hops || !places ||
+		    build_packets(ctx, obs, n, hops, places, &pl, &pk, &n_pk) != 0) {
+			free(hops);
+			free(places);
 			return -ENOMEM;
 		}
-		for (i = 0; i < n; i++) {
-			v[i].o = &obs[i];
-			v[i].node = dt_strtab_get(ctx->strs, obs[i].node);
-			v[i].ifname = dt_strtab_get(ctx->strs, obs[i].ifname);
-		}
-		qsort(v, n, sizeof(*v), cmp_item);
-		for (i = 0; i < n; i++) {
-			if (i == 0 || cmp_packet_key(v[i - 1].o, v[i].o) != 0) {
-				n_pk++;
-			}
-		}
-		pk = calloc(n_pk, sizeof(*pk));
-		places = malloc(n * sizeof(*places));
-		if (!pk || !places) {
-			goto out;
-		}
 	}
-
-	for (i = 0; i < n; i = j) {
-		struct pkt *k = &pk[built];
-		size_t m;
-
-		for (j = i + 1; j < n && cmp_packet_key(v[i].o, v[j].o) == 0; j++) {
-		}
-		m = trim_packet(&v[i], j - i);
-		if (build_packet(ctx, &v[i], m, &places[i], k) != 0) {
-			goto out;
-		}
-		k->key = built++;
-		for (m = 0; m < k->p.n_hops; m++) {
-			if (is_first_hop(k->p.hops[m].at.hook)) {
-				colored++;
-				break;
-			}
-		}
-		delivered += k->p.fate == DT_FATE_DELIVERED;
-		n_pairs += k->p.n_hops - 1;
+	for (i = 0; i < n_pk; i++) {
+		n_pairs += pk[i].p.n_hops - 1;
 	}
-	free(v);
-	v = NULL;
-
 	if (n_pk > 0) {
 		qsort(pk, n_pk, sizeof(*pk), cmp_pkt_ts);
 	}
@@ -509,44 +456,29 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 		goto out;
 	}
 	/* A datagram counts once, as its first fragment, with its datagram's fate. */
-	colored = delivered = 0;
 	for (i = 0; i < n_pk; i++) {
 		if (pk[i].member) {
 			continue;
 		}
 		delivered += pk[i].p.datagram_fate == DT_FATE_DELIVERED;
-		for (m = 0; m < pk[i].p.n_hops; m++) {
-			if (is_first_hop(pk[i].p.hops[m].at.hook)) {
-				colored++;
-				break;
-			}
-		}
+		colored += colored_packet(&pk[i]);
 	}
 	if ((err = dt_paths_stats(pk, n_pk, n_pairs, &stats, &n_stats)) != 0 ||
 	    (err = dt_paths_rows(ctx->strs, pk, n_pk, n_pairs + n_pk, &rows, &n_rows)) != 0 ||
-	    (err = dt_paths_copy_rows(pk, n_pk, &copy_rows, &n_copy_rows)) != 0 ||
+	    (err = dt_paths_copy_rows(ctx->strs, pk, n_pk, &copy_rows, &n_copy_rows)) != 0 ||
 	    (err = dt_paths_verdict(ctx, pk, n_pk, &verdict)) != 0) {
 		goto out;
 	}
-	err = -ENOMEM;
-	n_listed = n_pk < DT_REPORT_MAX_PACKETS ? n_pk : DT_REPORT_MAX_PACKETS;
-	if (n_listed > 0) {
-		paths = calloc(n_listed, sizeof(*paths));
-		if (!paths) {
-			goto out;
-		}
-	}
-	for (i = 0; i < n_listed; i++) {
-		paths[i] = pk[i].p;
-	}
-	for (i = n_listed; i < n_pk; i++) {
-		free(pk[i].p.hops);
+	if (!ctx->no_packets && (err = list_packets(ctx->strs, pk, n_pk, &paths, &n_listed)) != 0) {
+		goto out;
 	}
 	free(pk);
+	free(hops);
 	free(places);
+	free(pl.refs);
 
 	r->packets = paths;
-	r->n_packets = n_listed;
+	r->n_packets = (uint32_t)n_listed;
 	r->stats = stats;
 	r->n_stats = n_stats;
 	r->rows = rows;
@@ -559,14 +491,12 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	return 0;
 
 out:
-	free(v);
 	free(stats);
 	free(rows);
 	free(copy_rows);
-	for (i = 0; pk && i < built; i++) {
-		free(pk[i].p.hops);
-	}
 	free(pk);
+	free(hops);
 	free(places);
+	free(pl.refs);
 	return err;
 }

@@ -29,6 +29,7 @@
 #ifndef DT_PATHS_H
 #define DT_PATHS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,12 +81,14 @@ struct dt_paths_ctx {
 	 * destination is known. */
 	const char *(*host_of)(const void *arg, uint32_t vni, uint32_t addr);
 	const void *host_arg;
+	bool no_packets; /* leave r->packets empty: the caller reads counts, tables and the
+			  * verdict only, so no packet's hops, prefixes and names are copied */
 };
 
 /*
  * Fills, from obs[0..n):
  *  r->packets / r->n_packets: ordered by the first hop's timestamp, at most
- *      DT_REPORT_MAX_PACKETS (the earliest);
+ *      DT_REPORT_MAX_PACKETS (the earliest); none with ctx->no_packets;
  *  r->stats / r->n_stats: hop pairs ordered by direction, then along the path;
  *  r->rows / r->n_rows: the per-hop loss table, by direction, then along the path;
  *  r->verdict;
@@ -94,7 +97,8 @@ struct dt_paths_ctx {
  * Counts, rows and the verdict cover every packet, listed or not. r->task's other
  * fields, r->lost, r->unmatched and r->window_ms are left as the caller set them. obs is
  * not modified. Returns 0 or -ENOMEM (then r owns nothing new and is unchanged).
- * O(n log n).
+ * O(n) but for sorting the packets by time (O(p log p), p packets) and, per packet, its
+ * hops (at most DT_REPORT_MAX_HOPS).
  */
 int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, size_t n,
 		   struct dt_report *r);

@@ -41,8 +41,8 @@ static const char *refragmented_at(struct pkt *const *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		for (uint32_t j = 0; j < f[i]->p.n_hops; j++) {
-			if (f[i]->p.hops[j].refrag) {
-				return f[i]->p.hops[j].at.node;
+			if (f[i]->h[j].o->flags & DT_SAMPLE_F_REFRAG) {
+				return f[i]->h[j].at->node;
 			}
 		}
 	}
@@ -55,15 +55,15 @@ static const char *refragmented_at(struct pkt *const *f, size_t n)
  */
 static bool reassembled(const struct pkt *k, const char *node)
 {
-	const struct dt_hop *end = &k->p.hops[k->n_dest - 1];
+	const struct hop *end = &k->h[k->n_dest - 1];
 
 	for (uint32_t j = 0; j < k->p.n_hops; j++) {
-		if (k->p.hops[j].refrag) {
+		if (k->h[j].o->flags & DT_SAMPLE_F_REFRAG) {
 			return false; /* one of the new fragments */
 		}
 	}
 	return (k->p.fate == DT_FATE_VANISHED || k->p.fate == DT_FATE_IN_FLIGHT) &&
-	       strncmp(end->at.node, node, sizeof(end->at.node)) == 0;
+	       strncmp(end->at->node, node, sizeof(end->at->node)) == 0;
 }
 
 /*

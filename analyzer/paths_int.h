@@ -31,11 +31,33 @@ struct item {
 	const struct dt_obs *o;
 	const char *node;
 	const char *ifname;
+	const struct dt_hop_ref *at; /* its place in the report's place table */
 };
 
-/* A packet being built. */
+/* The distinct places (node, interface, hook) of a report's observations, named once. */
+struct dt_paths_places {
+	struct dt_hop_ref *refs;
+	size_t n;
+};
+
+/*
+ * One hop of a packet being built: a reference to its observation, not a copy. The
+ * report's struct dt_hop, with its packet prefix and names, is filled only for the packets
+ * a report lists (see dt_paths_ctx.no_packets); judging and the tables read the
+ * observation and its place's names, resolved once a report (struct places in paths.c).
+ */
+struct hop {
+	const struct dt_obs *o;
+	const struct dt_hop_ref *at; /* its place, named */
+	uint16_t parent;	     /* index into the packet's hops; DT_HOP_ROOT at the root */
+	uint8_t branch;		     /* enum dt_branch */
+	uint8_t copy_end;	     /* enum dt_copy_end */
+};
+
+/* A packet being built: p.hops stays NULL until the packet is listed, h holds its hops. */
 struct pkt {
 	struct dt_packet_path p;
+	struct hop *h;		/* p.n_hops, in the order p.hops will have */
 	size_t key;		/* rank in packet key order: a deterministic tie-break */
 	uint32_t n_dest;	/* p.hops[0 .. n_dest) is the destination branch */
 	const uint64_t *place;	/* place[j]: p.hops[j]'s node, interface and hook as one key */
@@ -128,6 +150,17 @@ static inline void copy_str(char *dst, const char *src, size_t size)
 	dst[n] = '\0';
 }
 
+/* A hop's drop reason as its struct dt_hop holds it: only a drop hop has one. */
+static inline const char *drop_name_of(const struct dt_strtab *strs, const struct dt_obs *o)
+{
+	return o->hook == DT_HOOK_DROP ? dt_strtab_get(strs, o->drop_name) : "";
+}
+
+static inline uint32_t drop_reason_of(const struct dt_obs *o)
+{
+	return o->hook == DT_HOOK_DROP ? o->drop_reason : 0;
+}
+
 static inline uint64_t reason_key(const struct dt_obs *o)
 {
 	if (o->drop_name != DT_STRTAB_NONE && o->drop_name != 0) {
@@ -152,6 +185,10 @@ static inline int cmp_ref(const struct dt_hop_ref *a, const struct dt_hop_ref *b
 {
 	int c;
 
+	if (a == b) {
+		return 0; /* one place of the report's place table */
+	}
+
 	c = strncmp(a->node, b->node, sizeof(a->node));
 	if (c != 0) {
 		return c;
@@ -163,6 +200,45 @@ static inline int cmp_ref(const struct dt_hop_ref *a, const struct dt_hop_ref *b
 	CMP(a->hook, b->hook);
 	return 0;
 }
+
+/* paths_group.c */
+
+/* Orders observations by packet identity (direction, canonical tuple, IPv4 id, ident,
+ * fragment offset); 0 when they are of one packet. */
+int dt_paths_cmp_packet_key(const struct dt_obs *a, const struct dt_obs *b);
+
+/* A hop's place (node, interface, hook) as one integer; equal places, equal keys. */
+uint64_t dt_paths_place_key(const struct dt_obs *o);
+
+/*
+ * Groups obs[0..n) by packet into v[0..n): packet p's items are v[(*starts)[p] ..
+ * (*starts)[p + 1]), in input order, packets in the order of their first observation;
+ * *n_pk packets; *starts is malloc'd (*n_pk + 1 entries). Names every distinct place in
+ * pl (pl->refs malloc'd; each item's at points there). 0 or -ENOMEM (nothing allocated).
+ */
+int dt_paths_group(const struct dt_strtab *strs, const struct dt_obs *obs, size_t n, struct item *v,
+		   size_t **starts, size_t *n_pk, struct dt_paths_places *pl);
+
+/*
+ * Orders one packet's run v[0..n) (by node, timestamp, hook rank, interface), drops
+ * duplicate observations (same place and time), and cuts a run of more than
+ * DT_REPORT_MAX_HOPS distinct hops down to its earliest ones. Returns the new length.
+ */
+size_t dt_paths_trim_packet(struct item *v, size_t n);
+
+/*
+ * An index of keys of three integers, numbered 0, 1, ... in the order they were first
+ * found: the tables group their records with it instead of sorting them.
+ */
+struct dt_paths_index {
+	uint64_t (*keys)[3];
+	uint32_t *slots; /* open-addressed: 0 empty, else number + 1 */
+	size_t mask, n, cap;
+};
+
+/* The number of key (added when new: then it is ix->n - 1), or -ENOMEM. */
+long dt_paths_index_find(struct dt_paths_index *ix, const uint64_t key[3]);
+void dt_paths_index_free(struct dt_paths_index *ix);
 
 /* paths_tree.c */
 
@@ -213,8 +289,8 @@ int dt_paths_stats(const struct pkt *pk, size_t n_pk, size_t n_pairs, struct dt_
 		   uint32_t *n_stats);
 int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk, size_t n_max,
 		  struct dt_hop_row **rows, uint32_t *n_rows);
-int dt_paths_copy_rows(const struct pkt *pk, size_t n_pk, struct dt_copy_row **rows,
-		       uint32_t *n_rows);
+int dt_paths_copy_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk,
+		       struct dt_copy_row **rows, uint32_t *n_rows);
 
 /* paths_verdict.c */
 

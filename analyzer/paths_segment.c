@@ -171,7 +171,7 @@ static int cmp_piece_seen(const void *pa, const void *pb)
 	const struct piece *a = pa;
 	const struct piece *b = pb;
 
-	CMP(a->k->p.hops[0].ts_ns, b->k->p.hops[0].ts_ns);
+	CMP(a->k->h[0].o->ts_ns, b->k->h[0].o->ts_ns);
 	CMP(a->k->key, b->k->key);
 	return 0;
 }
@@ -294,14 +294,14 @@ static bool covers_for(const struct piece *q, const struct pkt *h)
 		return true;
 	}
 	return seg_tcp(h) && q->head && q->k->exit_len &&
-	       q->head->p.hops[0].ts_ns <= h->p.hops[0].ts_ns;
+	       q->head->h[0].o->ts_ns <= h->h[0].o->ts_ns;
 }
 
 /* The last hop of k's destination branch that saw it whole: its last uplink-out. */
 static int last_whole_hop(const struct pkt *k)
 {
 	for (uint32_t j = k->n_dest; j-- > 0;) {
-		if (k->p.hops[j].at.hook == DT_HOOK_UPLINK_OUT) {
+		if (k->h[j].o->hook == DT_HOOK_UPLINK_OUT) {
 			return (int)j;
 		}
 	}

@@ -9,39 +9,19 @@
 
 #include "paths_int.h"
 
-/* One hop pair of one packet (a hop and its parent), before aggregation. */
-struct pair {
-	const struct dt_hop *from;
-	const struct dt_hop *to;
-	uint64_t from_place, to_place; /* their place keys (struct pkt) */
-	uint64_t lat_ns;	       /* clamped at 0, see the top of the file */
-	uint32_t pos;		       /* depth of the from hop in its packet's tree */
-	uint8_t dir;
-	uint8_t branch; /* the to hop's */
-};
-
 /* A summary, with the key it is ordered by. */
 struct stat_pos {
 	struct dt_hop_stat st;
-	double pos;
+	double pos; /* the sum of the from hops' depths, then their mean */
+	double m2;  /* Welford's sum of squared differences */
 	uint8_t dir;
 };
 
 /* One end of a copy branch, for the copies table. */
 struct copy_rec {
-	const struct dt_hop *at;
+	const struct hop *at;
+	const char *drop_name; /* its drop reason's name, "" without */
 	uint8_t dir;
-};
-
-/* One hop of one packet, for the loss table. */
-struct hop_rec {
-	const struct dt_hop_ref *at;
-	uint64_t place;	 /* its place key (struct pkt) */
-	uint64_t reason; /* of the drop counted here, REASON_NONE */
-	uint32_t pos;
-	uint8_t dir;
-	bool dropped;  /* this hop is the fatal drop, or the hop right before it on its node */
-	bool vanished; /* the last hop of a vanished packet */
 };
 
 struct row_pos {
@@ -51,19 +31,6 @@ struct row_pos {
 
 /* ------------------------------------------------------------------------------------ */
 /* Latency statistics */
-
-/* Groups equal (direction, branch, from, to) by their integer keys: no string compared. */
-static int cmp_pair(const void *pa, const void *pb)
-{
-	const struct pair *a = pa;
-	const struct pair *b = pb;
-
-	CMP(a->dir, b->dir);
-	CMP(a->branch, b->branch);
-	CMP(a->from_place, b->from_place);
-	CMP(a->to_place, b->to_place);
-	return 0;
-}
 
 static int cmp_stat_pos(const void *pa, const void *pb)
 {
@@ -81,118 +48,123 @@ static int cmp_stat_pos(const void *pa, const void *pb)
 	return cmp_ref(&a->st.to, &b->st.to);
 }
 
-/* Summarises the sorted pairs p[0..n) with equal (direction, from, to). */
-static void summarise(const struct pair *p, size_t n, struct stat_pos *out)
+/* Adds the latency of hop pair (from, to) at depth pos to its summary (Welford). */
+static void add_pair(struct stat_pos *sp, const struct hop *from, const struct hop *to, uint8_t dir,
+		     uint32_t pos)
 {
-	double mean = 0.0, m2 = 0.0, pos = 0.0;
-	size_t i;
+	int64_t lat = (int64_t)(to->o->ts_ns - from->o->ts_ns);
+	double x = lat > 0 ? (double)lat : 0.0, d;
+	uint64_t v = lat > 0 ? (uint64_t)lat : 0;
 
-	memset(out, 0, sizeof(*out));
-	out->st.from = p[0].from->at;
-	out->st.to = p[0].to->at;
-	out->st.min_ns = UINT64_MAX;
-	out->st.branch = p[0].branch;
-	out->st.direction = p[0].dir;
-	out->dir = p[0].dir;
-	for (i = 0; i < n; i++) {
-		double x = (double)p[i].lat_ns;
-		double d = x - mean;
-
-		mean += d / (double)(i + 1);
-		m2 += d * (x - mean);
-		pos += p[i].pos;
-		if (p[i].lat_ns < out->st.min_ns) {
-			out->st.min_ns = p[i].lat_ns;
-		}
-		if (p[i].lat_ns > out->st.max_ns) {
-			out->st.max_ns = p[i].lat_ns;
-		}
+	if (sp->st.count++ == 0) {
+		sp->st.from = *from->at;
+		sp->st.to = *to->at;
+		sp->st.min_ns = UINT64_MAX;
+		sp->st.branch = to->branch;
+		sp->st.direction = dir;
+		sp->dir = dir;
 	}
-	out->st.count = n;
-	out->st.mean_ns = mean;
-	out->st.stddev_ns = m2 > 0.0 ? sqrt(m2 / (double)n) : 0.0;
-	out->pos = pos / (double)n;
+	d = x - sp->st.mean_ns;
+	sp->st.mean_ns += d / (double)sp->st.count;
+	sp->m2 += d * (x - sp->st.mean_ns);
+	sp->pos += pos;
+	sp->st.min_ns = v < sp->st.min_ns ? v : sp->st.min_ns;
+	sp->st.max_ns = v > sp->st.max_ns ? v : sp->st.max_ns;
 }
 
-/* The depth of hop j in packet p's tree. */
-static uint32_t tree_depth(const struct dt_packet_path *p, uint32_t j)
+/* Grows *v of *cap elements of size to hold element i, zeroing the new ones. */
+static int grow_to(void **v, size_t *cap, size_t size, size_t i)
+{
+	size_t cap2 = *cap ? *cap : 16;
+	void *p;
+
+	if (i < *cap) {
+		return 0;
+	}
+	while (cap2 <= i) {
+		cap2 *= 2;
+	}
+	if (!(p = realloc(*v, cap2 * size))) {
+		return -ENOMEM;
+	}
+	memset((char *)p + *cap * size, 0, (cap2 - *cap) * size);
+	*v = p;
+	*cap = cap2;
+	return 0;
+}
+
+/* The depth of hop j in packet k's tree. */
+static uint32_t tree_depth(const struct pkt *k, uint32_t j)
 {
 	uint32_t d = 0;
 
-	while (p->hops[j].parent != DT_HOP_ROOT) {
-		j = p->hops[j].parent;
+	while (k->h[j].parent != DT_HOP_ROOT) {
+		j = k->h[j].parent;
 		d++;
 	}
 	return d;
 }
 
-/* Fills *stats / *n_stats from every hop and the hop it followed, per branch kind. */
+/*
+ * Fills *stats / *n_stats from every hop and the hop it followed, per branch kind. The
+ * pairs are grouped by (direction, branch, from place, to place) with an index, in the
+ * order they come, and summarised as they come: no array of pairs, no sort of them.
+ */
 int dt_paths_stats(const struct pkt *pk, size_t n_pk, size_t n_pairs, struct dt_hop_stat **stats,
 		   uint32_t *n_stats)
 {
-	struct pair *pairs = NULL;
+	struct dt_paths_index ix = {0};
 	struct stat_pos *sp = NULL;
 	struct dt_hop_stat *out = NULL;
-	size_t i, j, np = 0, ns = 0;
+	size_t i, j, ns, cap = 0;
+	int err = -ENOMEM;
 
 	*stats = NULL;
 	*n_stats = 0;
 	if (n_pairs == 0) {
 		return 0;
 	}
-	pairs = calloc(n_pairs, sizeof(*pairs));
-	if (!pairs) {
-		return -ENOMEM;
-	}
 	for (i = 0; i < n_pk; i++) {
-		const struct dt_packet_path *p = &pk[i].p;
+		const struct pkt *k = &pk[i];
 
-		for (j = 1; j < p->n_hops; j++) {
-			const struct dt_hop *b = &p->hops[j];
-			const struct dt_hop *a = &p->hops[b->parent];
-			int64_t lat = (int64_t)(b->ts_ns - a->ts_ns);
+		for (j = 1; j < k->p.n_hops; j++) {
+			const struct hop *b = &k->h[j];
+			uint64_t key[3] = {(uint64_t)k->p.direction << 8 | b->branch,
+					   k->place[b->parent], k->place[j]};
+			long g = dt_paths_index_find(&ix, key);
 
-			pairs[np].from = a;
-			pairs[np].to = b;
-			pairs[np].from_place = pk[i].place[b->parent];
-			pairs[np].to_place = pk[i].place[j];
-			pairs[np].lat_ns = lat > 0 ? (uint64_t)lat : 0;
-			pairs[np].pos = tree_depth(p, b->parent);
-			pairs[np].dir = p->direction;
-			pairs[np].branch = b->branch;
-			np++;
+			if (g < 0 || grow_to((void **)&sp, &cap, sizeof(*sp), (size_t)g) != 0) {
+				goto out;
+			}
+			add_pair(&sp[g], &k->h[b->parent], b, k->p.direction,
+				 tree_depth(k, b->parent));
 		}
 	}
-	qsort(pairs, np, sizeof(*pairs), cmp_pair);
+	ns = ix.n;
+	for (i = 0; i < ns; i++) {
+		double n = (double)sp[i].st.count;
 
-	sp = calloc(np, sizeof(*sp));
-	if (!sp) {
-		free(pairs);
-		return -ENOMEM;
+		sp[i].st.stddev_ns = sp[i].m2 > 0.0 ? sqrt(sp[i].m2 / n) : 0.0;
+		sp[i].pos /= n;
 	}
-	for (i = 0; i < np; i = j) {
-		for (j = i + 1; j < np && cmp_pair(&pairs[i], &pairs[j]) == 0; j++) {
-		}
-		summarise(&pairs[i], j - i, &sp[ns++]);
-	}
-	free(pairs);
 	qsort(sp, ns, sizeof(*sp), cmp_stat_pos);
 	if (ns > DT_REPORT_MAX_STATS) {
 		ns = DT_REPORT_MAX_STATS;
 	}
-
-	out = calloc(ns, sizeof(*out));
+	out = calloc(ns ? ns : 1, sizeof(*out));
 	if (!out) {
-		free(sp);
-		return -ENOMEM;
+		goto out;
 	}
 	for (i = 0; i < ns; i++) {
 		out[i] = sp[i].st;
 	}
-	free(sp);
 	*stats = out;
-	*n_stats = ns;
-	return 0;
+	*n_stats = (uint32_t)ns;
+	err = 0;
+out:
+	free(sp);
+	dt_paths_index_free(&ix);
+	return err;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -227,14 +199,48 @@ uint64_t dt_paths_most_frequent(uint64_t *v, size_t n)
 	return best;
 }
 
-static int cmp_hop_rec(const void *pa, const void *pb)
-{
-	const struct hop_rec *a = pa;
-	const struct hop_rec *b = pb;
+/* A drop reason counted on a row (number g of the rows' index). */
+struct row_reason {
+	uint64_t g;
+	uint64_t reason;
+};
 
-	CMP(a->dir, b->dir);
-	CMP(a->place, b->place);
+static int cmp_row_reason(const void *pa, const void *pb)
+{
+	const struct row_reason *a = pa;
+	const struct row_reason *b = pb;
+
+	CMP(a->g, b->g);
+	CMP(a->reason, b->reason);
 	return 0;
+}
+
+/* Each row's most frequent reason (the smallest on a tie) from v[0..n), as its label. */
+static void label_reasons(const struct dt_strtab *strs, struct row_reason *v, size_t n,
+			  struct row_pos *rp)
+{
+	size_t i, j, k;
+
+	if (n == 0) {
+		return;
+	}
+	qsort(v, n, sizeof(*v), cmp_row_reason);
+	for (i = 0; i < n; i = j) {
+		uint64_t best = REASON_NONE;
+		size_t best_n = 0;
+
+		for (j = i; j < n && v[j].g == v[i].g; j = k) {
+			for (k = j + 1; k < n && v[k].g == v[i].g && v[k].reason == v[j].reason;
+			     k++) {
+			}
+			if (k - j > best_n) {
+				best = v[j].reason;
+				best_n = k - j;
+			}
+		}
+		reason_label(strs, best, rp[v[i].g].row.top_reason,
+			     sizeof(rp[v[i].g].row.top_reason));
+	}
 }
 
 static int cmp_row_pos(const void *pa, const void *pb)
@@ -250,20 +256,25 @@ static int cmp_row_pos(const void *pa, const void *pb)
 /* True when the hop before a packet's fatal drop is on the drop's node. */
 static bool dropped_right_after(const struct pkt *k, uint32_t j)
 {
-	const struct dt_hop *h = k->p.hops;
+	const struct hop *h = k->h;
 
 	return k->drop_hop >= 1 && j + 1 == (uint32_t)k->drop_hop &&
-	       strncmp(h[j].at.node, h[j + 1].at.node, sizeof(h[j].at.node)) == 0;
+	       strncmp(h[j].at->node, h[j + 1].at->node, sizeof(h[j].at->node)) == 0;
 }
 
+/*
+ * The loss table: every hop of every packet's destination branch, grouped by (direction,
+ * place) with an index as they come (no array of hops, no sort of them), summarised into
+ * a row each; the rows sorted along the path.
+ */
 int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk, size_t n_hops,
 		  struct dt_hop_row **rows, uint32_t *n_rows)
 {
-	struct hop_rec *rec = NULL;
+	struct dt_paths_index ix = {0};
 	struct row_pos *rp = NULL;
 	struct dt_hop_row *out = NULL;
-	uint64_t *reasons = NULL;
-	size_t i, j, m = 0, nr = 0;
+	struct row_reason *reasons = NULL;
+	size_t i, j, nr, cap = 0, n_reasons = 0, cap_reasons = 0;
 	int err = -ENOMEM;
 
 	*rows = NULL;
@@ -271,57 +282,46 @@ int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_p
 	if (n_hops == 0) {
 		return 0;
 	}
-	rec = calloc(n_hops, sizeof(*rec));
-	reasons = calloc(n_hops, sizeof(*reasons));
-	if (!rec || !reasons) {
-		goto out;
-	}
 	for (i = 0; i < n_pk; i++) {
 		const struct pkt *k = &pk[i];
 
 		for (j = 0; j < k->n_dest; j++) {
-			struct hop_rec *r = &rec[m++];
+			uint64_t key[3] = {k->p.direction, k->place[j], 0};
+			long g = dt_paths_index_find(&ix, key);
+			bool dropped = (int)j == k->drop_hop || dropped_right_after(k, j);
+			struct row_pos *r;
 
-			r->at = &k->p.hops[j].at;
-			r->place = k->place[j];
-			r->dir = k->p.direction;
-			r->pos = j;
-			r->reason = REASON_NONE;
-			r->dropped = (int)j == k->drop_hop || dropped_right_after(k, j);
-			if (r->dropped) {
-				r->reason = k->reason;
+			if (g < 0 || grow_to((void **)&rp, &cap, sizeof(*rp), (size_t)g) != 0) {
+				goto out;
 			}
-			r->vanished = k->p.fate == DT_FATE_VANISHED && j + 1 == k->n_dest;
+			r = &rp[g];
+			if (r->row.seen++ == 0) {
+				r->row.at = *k->h[j].at;
+				r->row.direction = k->p.direction;
+			}
+			r->row.dropped += dropped;
+			r->row.vanished += k->p.fate == DT_FATE_VANISHED && j + 1 == k->n_dest;
+			r->pos += j;
+			if (dropped && k->reason != REASON_NONE) {
+				if (grow_to((void **)&reasons, &cap_reasons, sizeof(*reasons),
+					    n_reasons) != 0) {
+					goto out;
+				}
+				reasons[n_reasons].g = (uint64_t)g;
+				reasons[n_reasons++].reason = k->reason;
+			}
 		}
 	}
-	qsort(rec, m, sizeof(*rec), cmp_hop_rec);
-	rp = calloc(m, sizeof(*rp));
-	if (!rp) {
-		goto out;
+	nr = ix.n;
+	for (i = 0; i < nr; i++) {
+		rp[i].pos /= (double)rp[i].row.seen;
 	}
-	for (i = 0; i < m; i = j) {
-		struct row_pos *r = &rp[nr++];
-		double pos = 0.0;
-		size_t n_reasons = 0;
-
-		for (j = i; j < m && cmp_hop_rec(&rec[i], &rec[j]) == 0; j++) {
-			r->row.seen++;
-			r->row.dropped += rec[j].dropped;
-			r->row.vanished += rec[j].vanished;
-			pos += rec[j].pos;
-			reasons[n_reasons++] = rec[j].reason;
-		}
-		r->row.at = *rec[i].at;
-		r->row.direction = rec[i].dir;
-		r->pos = pos / (double)(j - i);
-		reason_label(strs, dt_paths_most_frequent(reasons, n_reasons), r->row.top_reason,
-			     sizeof(r->row.top_reason));
-	}
+	label_reasons(strs, reasons, n_reasons, rp);
 	qsort(rp, nr, sizeof(*rp), cmp_row_pos);
 	if (nr > DT_REPORT_MAX_ROWS) {
 		nr = DT_REPORT_MAX_ROWS;
 	}
-	out = calloc(nr, sizeof(*out));
+	out = calloc(nr ? nr : 1, sizeof(*out));
 	if (!out) {
 		goto out;
 	}
@@ -329,10 +329,10 @@ int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_p
 		out[i] = rp[i].row;
 	}
 	*rows = out;
-	*n_rows = nr;
+	*n_rows = (uint32_t)nr;
 	err = 0;
 out:
-	free(rec);
+	dt_paths_index_free(&ix);
 	free(rp);
 	free(reasons);
 	return err;
@@ -348,7 +348,7 @@ static int cmp_copy_rec(const void *pa, const void *pb)
 	int c;
 
 	CMP(a->dir, b->dir);
-	c = cmp_ref(&a->at->at, &b->at->at);
+	c = cmp_ref(a->at->at, b->at->at);
 	if (c != 0) {
 		return c;
 	}
@@ -366,30 +366,32 @@ static int cmp_copy_rec_reason(const void *pa, const void *pb)
 	if (c != 0) {
 		return c;
 	}
-	c = strncmp(a->at->drop_name, b->at->drop_name, sizeof(a->at->drop_name));
+	c = strcmp(a->drop_name, b->drop_name);
 	if (c != 0) {
 		return c;
 	}
-	CMP(a->at->drop_reason, b->at->drop_reason);
+	CMP(drop_reason_of(a->at->o), drop_reason_of(b->at->o));
 	return 0;
 }
 
 /* The name of a copy's drop reason as an operator reads it ("" without a drop). */
-static void copy_reason(const struct dt_hop *h, char *buf, size_t len)
+static void copy_reason(const struct copy_rec *c, char *buf, size_t len)
 {
-	if (h->at.hook != DT_HOOK_DROP || (!h->drop_name[0] && !h->drop_reason)) {
+	uint32_t reason = drop_reason_of(c->at->o);
+
+	if (!c->drop_name[0] && !reason) {
 		buf[0] = '\0';
-	} else if (h->drop_name[0]) {
-		copy_str(buf, h->drop_name, len);
+	} else if (c->drop_name[0]) {
+		copy_str(buf, c->drop_name, len);
 	} else {
-		snprintf(buf, len, "%" PRIu32, h->drop_reason);
+		snprintf(buf, len, "%" PRIu32, reason);
 	}
 }
 
 /* Where the copy branches of the packets ended, counted by place and end, with their most
  * frequent drop reason (the first by name on a tie). */
-int dt_paths_copy_rows(const struct pkt *pk, size_t n_pk, struct dt_copy_row **rows,
-		       uint32_t *n_rows)
+int dt_paths_copy_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk,
+		       struct dt_copy_row **rows, uint32_t *n_rows)
 {
 	struct copy_rec *rec = NULL;
 	struct dt_copy_row *out = NULL;
@@ -413,8 +415,9 @@ int dt_paths_copy_rows(const struct pkt *pk, size_t n_pk, struct dt_copy_row **r
 	}
 	for (i = 0; i < n_pk; i++) {
 		for (j = 0; j < pk[i].p.n_hops; j++) {
-			if (pk[i].p.hops[j].copy_end != DT_COPY_NONE) {
-				rec[m].at = &pk[i].p.hops[j];
+			if (pk[i].h[j].copy_end != DT_COPY_NONE) {
+				rec[m].at = &pk[i].h[j];
+				rec[m].drop_name = drop_name_of(strs, pk[i].h[j].o);
 				rec[m].dir = pk[i].p.direction;
 				m++;
 			}
@@ -433,11 +436,11 @@ int dt_paths_copy_rows(const struct pkt *pk, size_t n_pk, struct dt_copy_row **r
 				best_n = k - j;
 			}
 		}
-		r->at = rec[i].at->at;
+		r->at = *rec[i].at->at;
 		r->direction = rec[i].dir;
 		r->end = rec[i].at->copy_end;
 		r->count = j - i;
-		copy_reason(rec[best].at, r->reason, sizeof(r->reason));
+		copy_reason(&rec[best], r->reason, sizeof(r->reason));
 	}
 	free(rec);
 	*rows = out;

@@ -246,12 +246,12 @@ int dt_paths_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, size_
 		r->reason = REASON_NONE;
 		if (fate == DT_FATE_DROPPED && k->drop_hop >= 0) {
 			r->pos = (uint32_t)k->drop_hop;
-			r->at = &k->p.hops[k->drop_hop].at;
-			r->after = k->drop_hop > 0 ? &k->p.hops[k->drop_hop - 1].at : NULL;
+			r->at = k->h[k->drop_hop].at;
+			r->after = k->drop_hop > 0 ? k->h[k->drop_hop - 1].at : NULL;
 			r->reason = k->reason;
 		} else {
 			r->pos = k->lost_hop >= 0 ? (uint32_t)k->lost_hop : k->n_dest - 1;
-			r->at = &k->p.hops[r->pos].at;
+			r->at = k->h[r->pos].at;
 		}
 	}
 	qsort(rec, m, sizeof(*rec), cmp_loss_rec);

@@ -74,7 +74,7 @@ static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 	return dt_hosts_node(arg, vni, addr);
 }
 
-int ana_build_report(struct analyzer *a, struct dt_task *task, struct dt_report *r)
+int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, struct dt_report *r)
 {
 	struct dt_paths_ctx ctx = {
 		.strs = a->strs,
@@ -83,6 +83,7 @@ int ana_build_report(struct analyzer *a, struct dt_task *task, struct dt_report 
 		.window_ms = a->cfg->window_ms,
 		.host_of = host_of,
 		.host_arg = &a->hosts,
+		.no_packets = !packets,
 	};
 	uint64_t lost[DT_LOSS_MAX], unmatched;
 	int rv;
@@ -117,7 +118,7 @@ int ana_finalize(struct analyzer *a, struct dt_task *task)
 
 	task->final_pending = true;
 	msgpack_sbuffer_init(&sb);
-	if ((rv = ana_build_report(a, task, &r)) != 0) {
+	if ((rv = ana_build_report(a, task, true, &r)) != 0) {
 		goto out;
 	}
 	r.task.delivered = task->delivered;

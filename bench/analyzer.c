@@ -4,6 +4,7 @@
  * from the store, against a plain qsort of the same records.
  *
  *     dt-bench-analyzer DIR [PACKETS]
+ *     dt-bench-analyzer --scale DIR [MAX_RECORDS]    (the growth curves: analyzer_scale.c)
  *
  * Setup (not timed): PACKETS packets (default 250,000) of one TCP flow, each sampled at the
  * four hops of the lab's path (h1 pt1 port-in, h1 ul0 uplink-out, h2 ul0 uplink-in,
@@ -20,7 +21,10 @@
  *      (dt_stitch_add(), stitch.h), which appends it to the task's observations;
  *   3. build the report: paths, fates, the per-hop table, the verdict and latency
  *      statistics (dt_paths_build(), paths.h), at a moment after the analysis window so
- *      that every packet is judged.
+ *      that every packet is judged, as the analyzer's tick and a task's live counts do
+ *      (ctx.no_packets: no packet list).
+ * Apart, for information: the same report with every packet listed, its hops' prefixes
+ * and names copied, as a report request builds it.
  * Baseline, same rounds: qsort() of a copy of the same attributed records by packet
  * identity and time, the least any grouping by packet must do.
  *
@@ -32,19 +36,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
+#include "analyzer_input.h"
 #include "common.h"
 #include "dt_log.h"
-#include "dt_proto.h"
-#include "paths.h"
-#include "stitch.h"
 #include "store.h"
-#include "strtab.h"
-#include "tasks.h"
 
-#define SAMPLES 1024
 #define ROUNDS 3
-#define WINDOW_MS 1000
-#define T0_NS 1790000000000000000ull
 
 static const struct dt_tuple flow = {
 	.saddr = 0x0100640a, /* 10.100.0.1, network order */
@@ -57,13 +56,24 @@ static const struct dt_tuple flow = {
 
 /* --- the store ---------------------------------------------------------------------------- */
 
+/* The flow of task t (0, 1, ...): the benchmark's flow from source port 40000 + t. */
+static struct dt_tuple flow_of(uint32_t t)
+{
+	struct dt_tuple f = flow;
+
+	f.sport = htons((uint16_t)(40000 + t));
+	return f;
+}
+
 /*
  * The samples of packets [p0, p0 + n) at node (0: h1, 1: h2, 2: h3, 3: h4), as one batch.
+ * Packet p is of task p % n_tasks (their samples interleaved).
  * Without copies: h1 port-in and uplink-out, h2 uplink-in and port-out. With copies, h1
  * floods every packet to h2, h3 and h4 (three uplink-outs, head-end replication), and h3
  * and h4 receive a copy and discard it (a drop without a specific reason).
  */
-static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bool copies)
+static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bool copies,
+		       uint32_t n_tasks)
 {
 	b->n_samples = 0;
 	for (uint32_t p = p0; p < p0 + n; p++) {
@@ -74,7 +84,7 @@ static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bo
 			struct dt_wire_sample *s = &b->samples[b->n_samples++];
 
 			memset(s, 0, sizeof(*s));
-			s->tuple = flow;
+			s->tuple = flow_of(p % n_tasks);
 			s->ip_id = (uint16_t)p;
 			s->ident = 0x10000000u + p * 1448u;
 			s->len = 1500;
@@ -85,7 +95,7 @@ static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bo
 			if (node == 0 && h == 0) {
 				s->hook = DT_HOOK_PORT_IN;
 				s->flags = DT_SAMPLE_F_FIRST_HOP;
-				s->task_id = 1;
+				s->task_id = p % n_tasks + 1; /* tasks are numbered from 1 */
 				s->iface = 0;
 				s->ts_ns = t;
 				s->outer_saddr = s->outer_daddr = 0;
@@ -114,7 +124,10 @@ static void fill_batch(struct dt_batch *b, int node, uint32_t p0, uint32_t n, bo
 	}
 }
 
-static void store_fill(struct dt_store *st, uint32_t packets, bool copies)
+void bench_batches(uint32_t packets, bool copies, uint32_t n_tasks,
+		   void (*put)(void *arg, const char *sender, uint64_t seq, const void *buf,
+			       size_t len),
+		   void *arg)
 {
 	struct dt_batch b;
 	msgpack_sbuffer buf;
@@ -136,16 +149,21 @@ static void store_fill(struct dt_store *st, uint32_t packets, bool copies)
 			snprintf(b.sender, sizeof(b.sender), "h%d", node + 1);
 			snprintf(b.node, sizeof(b.node), "h%d", node + 1);
 			b.seq = ++seq[node];
-			fill_batch(&b, node, p0, n, copies);
+			fill_batch(&b, node, p0, n, copies, n_tasks);
 			msgpack_sbuffer_init(&buf);
 			if (dt_batch_encode(&buf, &b))
 				dtb_die("dt_batch_encode");
-			if (dt_store_put(st, b.sender, b.seq, buf.data, buf.size))
-				dtb_die("dt_store_put");
+			put(arg, b.sender, b.seq, buf.data, buf.size);
 			msgpack_sbuffer_destroy(&buf);
 		}
 	}
 	free(b.samples);
+}
+
+static void store_put(void *arg, const char *sender, uint64_t seq, const void *buf, size_t len)
+{
+	if (dt_store_put(arg, sender, seq, buf, len))
+		dtb_die("dt_store_put");
 }
 
 /* Who hosts what: i2 (the flow's destination) behind h2. */
@@ -157,37 +175,47 @@ static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 
 /* --- the analyzer's path ------------------------------------------------------------------- */
 
-struct ana {
-	struct dt_strtab *strs;
-	struct dt_tasks *tasks;
-	struct dt_stitch *stitch;
-	struct dt_task *task;
-	uint64_t now_ms;
-	uint64_t records;
-};
-
-static void ana_init(struct ana *a)
+void ana_init(struct ana *a, uint32_t n_tasks)
 {
-	struct dt_task_spec spec = {.flags = DT_TASK_DIR_REQUEST, .tuple = flow};
 	char err[256];
 
 	memset(a, 0, sizeof(*a));
-	if (!(a->strs = dt_strtab_new()) || !(a->tasks = dt_tasks_new()))
+	if (!(a->strs = dt_strtab_new()) || !(a->tasks = dt_tasks_new()) ||
+	    !(a->task = calloc(n_tasks, sizeof(*a->task))))
 		dtb_die("no memory");
-	if (dt_tasks_create(a->tasks, &spec, 0, "bench", T0_NS - 1000000000ull, &a->task, err,
-			    sizeof(err)))
-		dtb_die("dt_tasks_create: %s", err);
-	dt_task_ready(a->tasks, a->task, 0);
+	for (uint32_t t = 0; t < n_tasks; t++) {
+		struct dt_task_spec spec = {.flags = DT_TASK_DIR_REQUEST, .tuple = flow_of(t)};
+
+		if (dt_tasks_create(a->tasks, &spec, 0, "bench", T0_NS - 1000000000ull, &a->task[t],
+				    err, sizeof(err)))
+			dtb_die("dt_tasks_create: %s", err);
+		if (a->task[t]->id != t + 1)
+			dtb_die("task %u has id %u, want %u", t, a->task[t]->id, t + 1);
+		dt_task_ready(a->tasks, a->task[t], 0);
+	}
+	a->n_tasks = n_tasks;
 	if (!(a->stitch = dt_stitch_new(a->tasks, WINDOW_MS)))
 		dtb_die("no memory");
 	a->now_ms = 1000000; /* the analyzer's monotonic clock at arrival */
 }
 
-static void ana_free(struct ana *a)
+void ana_free(struct ana *a)
 {
 	dt_stitch_free(a->stitch);
 	dt_tasks_free(a->tasks);
 	dt_strtab_free(a->strs);
+	free(a->task);
+}
+
+void ana_ctx(const struct ana *a, uint32_t packets, struct dt_paths_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->strs = a->strs;
+	ctx->now_ns = T0_NS + (uint64_t)packets * 10000 + 60000000000ull;
+	ctx->now_ms = a->now_ms + 10 * WINDOW_MS;
+	ctx->window_ms = WINDOW_MS;
+	ctx->host_of = host_of;
+	ctx->no_packets = true;
 }
 
 static uint32_t intern(struct ana *a, const char *s, size_t max)
@@ -200,7 +228,7 @@ static uint32_t intern(struct ana *a, const char *s, size_t max)
 }
 
 /* analyzer.c's on_batch for one stored batch. */
-static int on_stored(void *arg, uint64_t lseq, const void *raw, size_t len)
+int on_stored(void *arg, uint64_t lseq, const void *raw, size_t len)
 {
 	struct ana *a = arg;
 	uint32_t node, ifaces[DT_BATCH_MAX_IFACES];
@@ -248,7 +276,7 @@ static int obs_cmp(const void *x, const void *y)
  */
 static void run(const char *dir, const char *name, uint32_t packets, bool copies)
 {
-	double e2e[ROUNDS], build[ROUNDS], sorts[ROUNDS], load[ROUNDS];
+	double e2e[ROUNDS], build[ROUNDS], sorts[ROUNDS], load[ROUNDS], listed[ROUNDS];
 	size_t per_packet = copies ? 10 : 4;
 	struct dt_store *st;
 	char path[1024];
@@ -257,7 +285,7 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (dt_store_open(path, 8192, &st))
 		dtb_die("dt_store_open %s", path);
-	store_fill(st, packets, copies);
+	bench_batches(packets, copies, 1, store_put, st);
 
 	for (int r = 0; r < ROUNDS; r++) {
 		struct dt_report rep;
@@ -266,36 +294,37 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 		uint64_t t0, t1, t2, t3;
 		struct ana a;
 
-		ana_init(&a);
+		ana_init(&a, 1);
 		t0 = dtb_thread_cpu_ns();
 		dt_store_scan(st, 0, UINT32_MAX, on_stored, &a);
 		t1 = dtb_thread_cpu_ns();
-		memset(&ctx, 0, sizeof(ctx));
-		ctx.strs = a.strs;
-		ctx.now_ns = T0_NS + (uint64_t)packets * 10000 + 60000000000ull;
-		ctx.now_ms = a.now_ms + 10 * WINDOW_MS;
-		ctx.window_ms = WINDOW_MS;
-		ctx.host_of = host_of;
+		ana_ctx(&a, packets, &ctx);
 		memset(&rep, 0, sizeof(rep));
-		if (dt_paths_build(&ctx, a.task->obs, a.task->n_obs, &rep))
+		if (dt_paths_build(&ctx, a.task[0]->obs, a.task[0]->n_obs, &rep))
 			dtb_die("dt_paths_build: out of memory");
 		t2 = dtb_thread_cpu_ns();
-		n = a.task->n_obs;
+		n = a.task[0]->n_obs;
 		if (n != a.records || n != (size_t)packets * per_packet)
 			dtb_die("%zu of %llu records attributed to the task", n,
 				(unsigned long long)a.records);
-		if (rep.task.delivered != packets || rep.n_stats != (copies ? 8u : 3u) ||
-		    rep.n_copy_rows != (copies ? 2u : 0u))
-			dtb_die("the report has %llu delivered packets, %u hop pairs and %u copy "
-				"rows, want %u, %u and %u",
-				(unsigned long long)rep.task.delivered, rep.n_stats,
-				rep.n_copy_rows, packets, copies ? 8 : 3, copies ? 2 : 0);
+		ana_check(&rep, packets, copies);
+		dt_report_free(&rep);
+
+		/* A report request: the same with every packet listed. */
+		ctx.no_packets = false;
+		t3 = dtb_thread_cpu_ns();
+		if (dt_paths_build(&ctx, a.task[0]->obs, a.task[0]->n_obs, &rep))
+			dtb_die("dt_paths_build: out of memory");
+		listed[r] = n / ((dtb_thread_cpu_ns() - t3) / 1e9);
+		if (rep.n_packets != packets)
+			dtb_die("the report lists %u packets, want %u", rep.n_packets, packets);
+		ana_check(&rep, packets, copies);
 		dt_report_free(&rep);
 
 		copy = malloc(n * sizeof(*copy));
 		if (!copy)
 			dtb_die("out of memory");
-		memcpy(copy, a.task->obs, n * sizeof(*copy));
+		memcpy(copy, a.task[0]->obs, n * sizeof(*copy));
 		t3 = dtb_thread_cpu_ns();
 		qsort(copy, n, sizeof(*copy), obs_cmp);
 		sorts[r] = n / ((dtb_thread_cpu_ns() - t3) / 1e9);
@@ -306,15 +335,16 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 		load[r] = n / ((t1 - t0) / 1e9);
 		build[r] = n / ((t2 - t1) / 1e9);
 		dtb_note("%s round %d: %zu records: from the store %.2f M/s (scan+decode+attribute "
-			 "%.2f M/s, paths %.2f M/s), qsort %.2f M/s",
+			 "%.2f M/s, paths %.2f M/s, listing every packet %.2f M/s), qsort %.2f M/s",
 			 name, r + 1, n, e2e[r] / 1e6, load[r] / 1e6, build[r] / 1e6,
-			 sorts[r] / 1e6);
+			 listed[r] / 1e6, sorts[r] / 1e6);
 	}
 	dt_store_close(st);
 
 	{
 		double e = dtb_median(e2e, ROUNDS), b = dtb_median(build, ROUNDS);
 		double s = dtb_median(sorts, ROUNDS), l = dtb_median(load, ROUNDS);
+		double li = dtb_median(listed, ROUNDS);
 		const char *what = copies ? ", every packet flooded: 3 copies, 2 filtered" : "";
 
 		dtb_row(dtb_fmt("analyzer: %zu stored hop records%s -> paths + statistics (scan, "
@@ -331,7 +361,22 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 				copies ? " (copies)" : ""),
 			dtb_fmt("%.2f M records/s", b / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
 			dtb_fmt("x%.2f", b / s), "", "info");
+		dtb_row(dtb_fmt("analyzer%s: a report request, every packet listed with its hops' "
+				"prefixes and names (dt_paths_build, in memory)",
+				copies ? " (copies)" : ""),
+			dtb_fmt("%.2f M records/s", li / 1e6), dtb_fmt("qsort %.2f M/s", s / 1e6),
+			dtb_fmt("x%.2f", li / s), "", "info");
 	}
+}
+
+void ana_check(const struct dt_report *rep, uint32_t packets, bool copies)
+{
+	if (rep->task.delivered != packets || rep->n_stats != (copies ? 8u : 3u) ||
+	    rep->n_copy_rows != (copies ? 2u : 0u))
+		dtb_die("the report has %llu delivered packets, %u hop pairs and %u copy rows, want "
+			"%u, %u and %u",
+			(unsigned long long)rep->task.delivered, rep->n_stats, rep->n_copy_rows,
+			packets, copies ? 8 : 3, copies ? 2 : 0);
 }
 
 int main(int argc, char **argv)
@@ -339,11 +384,13 @@ int main(int argc, char **argv)
 	uint32_t packets;
 
 	if (argc < 2)
-		dtb_die("usage: dt-bench-analyzer DIR [PACKETS]");
+		dtb_die("usage: dt-bench-analyzer DIR [PACKETS] | --scale DIR [MAX_RECORDS]");
+	dt_log_set_level(DT_LOG_WARN);
+	if (strcmp(argv[1], "--scale") == 0)
+		return analyzer_scale(argc > 3 ? strtoull(argv[3], NULL, 10) : 10000000ull);
 	packets = argc > 2 ? (uint32_t)atoi(argv[2]) : 250000;
 	if (packets < 1 || packets > DT_REPORT_MAX_PACKETS)
 		dtb_die("PACKETS must be 1..%u", DT_REPORT_MAX_PACKETS);
-	dt_log_set_level(DT_LOG_WARN);
 	run(argv[1], "store", packets, false);
 	/* The same number of records: each flooded packet has 10 where a unicast one has 4. */
 	run(argv[1], "store-copies", packets * 4 / 10 ? packets * 4 / 10 : 1, true);

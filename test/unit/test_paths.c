@@ -1331,6 +1331,74 @@ Test(paths, flooded_copies_are_branches_and_not_losses)
 	report_clear(&r);
 }
 
+static const enum rx dropped_flood[3] = {RX_FILTERED, RX_RULE, RX_FILTERED};
+static const enum rx lost_flood[3] = {RX_FILTERED, RX_NOTHING, RX_FILTERED};
+
+static void expect_same_ref(const struct dt_hop_ref *got, const struct dt_hop_ref *want)
+{
+	expect_ref(got, want->node, want->ifname, want->hook);
+}
+
+/* The tick and a task's counts build reports without the packet list (ctx.no_packets): every
+ * count, table and the verdict must be those of the full report. */
+Test(paths, a_report_without_packets_has_the_same_tables_and_verdict)
+{
+	struct dt_obs o[64];
+	struct dt_report full = {0}, bare = {0};
+	size_t n = 0, i;
+
+	for (i = 0; i < 5; i++) {
+		n = add_flooded(o, n, (uint16_t)(10 + i), 1000000 * (i + 1),
+				i == 2	 ? dropped_flood
+				: i == 3 ? lost_flood
+					 : healthy_flood,
+				0);
+	}
+	shuffle(o, n, 5);
+	cr_assert_eq(build(o, n, &full), 0);
+	ctx.no_packets = true;
+	cr_assert_eq(build(o, n, &bare), 0);
+	ctx.no_packets = false;
+	cr_assert_eq(full.n_packets, 5);
+	cr_expect_eq(bare.n_packets, 0);
+	cr_expect_null(bare.packets);
+	cr_expect_eq(bare.task.colored, full.task.colored);
+	cr_expect_eq(bare.task.delivered, full.task.delivered);
+	cr_expect_str_eq(bare.verdict.sentence, full.verdict.sentence);
+	cr_expect_eq(bare.verdict.delivered, full.verdict.delivered);
+	cr_expect_eq(bare.verdict.dropped, full.verdict.dropped);
+	cr_expect_eq(bare.verdict.vanished, full.verdict.vanished);
+	cr_expect_str_eq(bare.verdict.reason, full.verdict.reason);
+	expect_same_ref(&bare.verdict.at, &full.verdict.at);
+	cr_assert_eq(bare.n_stats, full.n_stats);
+	for (i = 0; i < full.n_stats; i++) {
+		expect_same_ref(&bare.stats[i].from, &full.stats[i].from);
+		expect_same_ref(&bare.stats[i].to, &full.stats[i].to);
+		cr_expect_eq(bare.stats[i].count, full.stats[i].count);
+		cr_expect_eq(bare.stats[i].min_ns, full.stats[i].min_ns);
+		cr_expect_eq(bare.stats[i].max_ns, full.stats[i].max_ns);
+		cr_expect_eq(bare.stats[i].mean_ns, full.stats[i].mean_ns);
+		cr_expect_eq(bare.stats[i].stddev_ns, full.stats[i].stddev_ns);
+	}
+	cr_assert_eq(bare.n_rows, full.n_rows);
+	for (i = 0; i < full.n_rows; i++) {
+		expect_same_ref(&bare.rows[i].at, &full.rows[i].at);
+		cr_expect_eq(bare.rows[i].seen, full.rows[i].seen);
+		cr_expect_eq(bare.rows[i].dropped, full.rows[i].dropped);
+		cr_expect_eq(bare.rows[i].vanished, full.rows[i].vanished);
+		cr_expect_str_eq(bare.rows[i].top_reason, full.rows[i].top_reason);
+	}
+	cr_assert_eq(bare.n_copy_rows, full.n_copy_rows);
+	for (i = 0; i < full.n_copy_rows; i++) {
+		expect_same_ref(&bare.copy_rows[i].at, &full.copy_rows[i].at);
+		cr_expect_eq(bare.copy_rows[i].count, full.copy_rows[i].count);
+		cr_expect_eq(bare.copy_rows[i].end, full.copy_rows[i].end);
+		cr_expect_str_eq(bare.copy_rows[i].reason, full.copy_rows[i].reason);
+	}
+	report_clear(&full);
+	report_clear(&bare);
+}
+
 Test(paths, a_drop_at_the_destination_is_the_verdict_whatever_the_copies)
 {
 	static const enum rx rx[3] = {RX_FILTERED, RX_RULE, RX_FILTERED};
