@@ -15,6 +15,7 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "dt_ingest.h"
+#include "dt_listen.h"
 #include "dt_config.h"
 #include "dt_log.h"
 #include "dt_metrics.h"
@@ -257,8 +258,12 @@ static int ingest_listen(struct dt_ingest *in, const char *url, const struct dt_
 		if (rv != 0)
 			goto fail;
 	}
-	if ((rv = nng_listener_start(lst, 0)) == 0)
+	if ((rv = nng_listener_start(lst, 0)) == 0) {
+		if (!dt_tls_enabled(tls))
+			dt_listen_warn_exposed(url, "anyone who reaches the port can inject "
+						    "samples or read the control set");
 		return 0;
+	}
 fail:
 	dt_err("DT-INGEST-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
 	return rv;

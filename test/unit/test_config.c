@@ -169,3 +169,23 @@ Test(config, integers_with_the_L_suffix_are_read_as_64_bits)
 			  strstr(err, "write 5000000000L"),
 		  "%s", err);
 }
+
+Test(config, api_group_must_exist)
+{
+	struct dt_analyzer_cfg ac;
+	char err[DT_ERRBUF_MAX] = "", text[512];
+
+	snprintf(text, sizeof(text), "%s", tenant_line);
+	write_cfg(text);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ac.api_gid, (gid_t)-1, "no api_group: the analyzer's own group");
+	snprintf(text, sizeof(text), "%sapi_group = \"root\";\n", tenant_line);
+	write_cfg(text);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(ac.api_group, "root");
+	cr_assert_eq(ac.api_gid, 0);
+	snprintf(text, sizeof(text), "%s\napi_group = \"dt-no-such-group\";\n", tenant_line);
+	write_cfg(text);
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":3: api_group: no group named 'dt-no-such-group'"), "%s", err);
+}
