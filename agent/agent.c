@@ -340,7 +340,7 @@ static void log_stats(struct agent *a, const char *id)
 	dt_info(id,
 		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu drops=%llu "
 		"drops_other_netns=%llu nat_no_conntrack=%llu write_fail=%llu batches_sent=%llu "
-		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
+		"samples_sent=%llu resends=%llu bad_replies=%llu controls_refused=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu lost_spool_full=%llu "
 		"spooled=%llu armed=%u samples_read=%llu batches_built=%llu budget_spent=%llu "
 		"rate_limited=%llu frag_colored=%llu frag_orphan=%llu recolored=%llu",
@@ -352,8 +352,10 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)cnt[DT_CNT_NAT_NO_CT],
 		(unsigned long long)cnt[DT_CNT_WRITE_FAIL], (unsigned long long)st.ls.batches_sent,
 		(unsigned long long)st.ls.samples_sent, (unsigned long long)st.ls.resends,
-		(unsigned long long)st.ls.bad_replies, (unsigned long long)st.ls.queue_depth,
-		(unsigned long long)lost[DT_LOSS_RING_FULL],
+		(unsigned long long)st.ls.bad_replies,
+		(unsigned long long)(st.ls.controls_refused[DT_LINK_CTL_GENERATION] +
+				     st.ls.controls_refused[DT_LINK_CTL_TOO_MANY]),
+		(unsigned long long)st.ls.queue_depth, (unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
 		(unsigned long long)lost[DT_LOSS_REJECTED],
@@ -479,6 +481,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		.heartbeat_ms = (unsigned)cfg.heartbeat_ms,
 		.timeout_ms = (unsigned)cfg.ack_timeout_ms,
 		.queue_max = (unsigned)cfg.queue_max,
+		.control_max_arms = DT_MAX_TASKS, /* a bigger set cannot be applied: refused */
 	};
 	struct dt_link_ops ops = {.on_control = on_control,
 				  .heartbeat_lost = heartbeat_lost,

@@ -392,19 +392,11 @@ void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st)
 int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
 		      const struct dt_ingest_stats *is)
 {
-	/* By -DT_PROTO_* code (dt_proto.h), short and stable. */
-	static const char *const reasons[] = {
-		[-DT_PROTO_ETRUNC] = "truncated",	  [-DT_PROTO_ETYPE] = "wrong-type",
-		[-DT_PROTO_ELENGTH] = "wrong-length",	  [-DT_PROTO_EVERSION] = "version",
-		[-DT_PROTO_EMSGTYPE] = "message-type",	  [-DT_PROTO_ERANGE] = "out-of-range",
-		[-DT_PROTO_ETRAILING] = "trailing-bytes", [-DT_PROTO_ENOMEM] = "no-memory",
-	};
 	const size_t n = sizeof(is->malformed_by) / sizeof(is->malformed_by[0]);
 	char name[DT_METRICS_NAME_MAX];
 
-	_Static_assert(sizeof(reasons) / sizeof(reasons[0]) ==
-			       sizeof(is->malformed_by) / sizeof(is->malformed_by[0]),
-		       "a reason for every malformed_by code");
+	_Static_assert(sizeof(is->malformed_by) / sizeof(is->malformed_by[0]) == DT_PROTO_NCODES,
+		       "a counter for every DT_PROTO_* code");
 	snprintf(name, sizeof(name), "%s_heartbeats_total", prefix);
 	dt_metrics_counter(b, name, "Batches without samples (heartbeats) received.", NULL,
 			   is->heartbeats);
@@ -416,7 +408,8 @@ int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
 		dt_metrics_counter(b, name,
 				   "Requests refused as malformed, by reason; their "
 				   "samples count as lost (rejected) at the sender.",
-				   DT_METRICS_LABELS("reason", reasons[i]), is->malformed_by[i]);
+				   DT_METRICS_LABELS("reason", dt_proto_errname(-(int)i)),
+				   is->malformed_by[i]);
 	snprintf(name, sizeof(name), "%s_batches_failed_total", prefix);
 	return dt_metrics_counter(b, name,
 				  "Batches with samples that could not be taken (not "

@@ -11,6 +11,15 @@
  *
  * An ACK may carry a control set (the armed tasks); the link hands it to on_control on
  * its own thread and from then on advertises its generation in every batch.
+ *
+ * Replies are untrusted input like the requests of dt_ingest.h: one that does not decode
+ * (truncated, a field of the wrong type, the wrong length, a newer version, another
+ * message) is counted by DT_PROTO_* code, logged under DT-LINK-BADACK (at most once a
+ * second) and the batch is sent again. A control set that decodes but cannot be right
+ * (dt_link_control_check()) is refused, counted and logged under DT-LINK-BADCONTROL (at
+ * most once a second): on_control is not called, so the sender keeps the set it applied
+ * and goes on advertising its generation, while the batch the ACK acknowledges counts as
+ * delivered.
  */
 #ifndef DT_LINK_H
 #define DT_LINK_H
@@ -31,6 +40,8 @@ struct dt_link_cfg {
 	unsigned timeout_ms;		/* wait for an ACK before resending */
 	unsigned queue_max;		/* batches held in memory at most */
 	const struct dt_tls_files *tls; /* optional: mutual TLS (url must be tls+tcp://) */
+	uint32_t control_max_arms;	/* tasks a control set may hold at most (what the
+					 * sender's map holds; 0: DT_CONTROL_MAX_TASKS) */
 	struct dt_spool *spool;		/* optional (caller owns it): every batch is written there
 					 * first and removed once acknowledged; at most queue_max of
 					 * them wait in memory; replayed in order after a restart */
@@ -54,6 +65,26 @@ struct dt_link_ops {
 	void *arg;
 };
 
+/*
+ * The highest control generation a sender accepts. The analyzer counts one generation per
+ * change of the armed set, so real ones stay far below (2^48 changes at a thousand a second
+ * take 8900 years); a node that applied a forged huge one would advertise it, and the
+ * analyzer would take it for having applied every set to come.
+ */
+#define DT_LINK_GEN_MAX (1ull << 48)
+
+/* Why a control set was refused. */
+enum dt_link_ctl_refusal {
+	DT_LINK_CTL_OK = 0,
+	DT_LINK_CTL_GENERATION, /* above DT_LINK_GEN_MAX */
+	DT_LINK_CTL_TOO_MANY,	/* more tasks than control_max_arms */
+	DT_LINK_CTL_REFUSALS,
+};
+
+/* Checks a decoded control set against what a sender takes. Returns DT_LINK_CTL_OK or the
+ * reason to refuse it. */
+enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c, uint32_t max_arms);
+
 struct dt_link_stats {
 	uint64_t batches_sent;	   /* batches acknowledged by the peer */
 	uint64_t samples_sent;	   /* samples in those batches */
@@ -61,8 +92,11 @@ struct dt_link_stats {
 	uint64_t rejected;	   /* batches the peer refused as malformed (their samples lost) */
 	uint64_t rejected_samples; /* samples in them */
 	uint64_t bad_replies;	   /* replies we could not decode (counted, logged, batch resent) */
-	uint64_t queue_depth;	   /* batches waiting in memory now */
-	uint64_t spooled;	   /* batches waiting in the spool now */
+	uint64_t bad_replies_by[DT_PROTO_NCODES];	 /* the same by -DT_PROTO_* code */
+	uint64_t controls_refused[DT_LINK_CTL_REFUSALS]; /* control sets refused, by reason
+							  * (index 1..): the last good one stays */
+	uint64_t queue_depth;				 /* batches waiting in memory now */
+	uint64_t spooled;				 /* batches waiting in the spool now */
 	uint64_t spool_evicted_samples; /* samples in batches the spool evicted when full */
 	uint64_t ctl_gen;		/* generation of the last control set applied */
 	int connected;			/* 1 once an ACK arrived and no send has timed out since */
@@ -93,7 +127,8 @@ void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
 /*
  * Appends the sending side's state of an agent or a collector, whose peer ("collector",
  * "analyzer") acknowledges its batches, to a metrics page (dt_metrics.h):
- * <prefix>_resends_total, <prefix>_bad_replies_total, <prefix>_link_queue_batches and
+ * <prefix>_resends_total, <prefix>_bad_replies_total, <prefix>_replies_malformed_total{reason},
+ * <prefix>_controls_refused_total{reason}, <prefix>_link_queue_batches and
  * <prefix>_link_connected. Batches and samples sent are the daemon's own (sent,
  * forwarded). Returns 0 or the buffer's error.
  */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dt_link.h"
 #include "dt_proto.h"
 
 /* The outputs of the request decoders, gathered in one struct each. */
@@ -436,6 +437,28 @@ static void round_trip(const struct fz_codec *c, const union fz_msg *m, const vo
 	msgpack_sbuffer_destroy(&e2);
 }
 
+/*
+ * A control set an ACK carries goes through the sender's check (dt_link.h) before it is
+ * applied: it refuses exactly the generations above DT_LINK_GEN_MAX and the sets larger
+ * than the sender's map.
+ */
+static void check_sender_control(const struct dt_control *c)
+{
+	static const uint32_t maps[] = {0, 1, 4};
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		uint32_t max = maps[i] ? maps[i] : DT_CONTROL_MAX_TASKS;
+		enum dt_link_ctl_refusal want = c->gen > DT_LINK_GEN_MAX ? DT_LINK_CTL_GENERATION
+						: c->n_arms > max	 ? DT_LINK_CTL_TOO_MANY
+									 : DT_LINK_CTL_OK;
+
+		if (dt_link_control_check(c, maps[i]) != want) {
+			FZ_FAIL("dt_link_control_check(gen %llu, %u tasks, map %u) is not %d",
+				(unsigned long long)c->gen, c->n_arms, maps[i], (int)want);
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static union fz_msg m; /* large (a batch holds its interface names): not on the stack */
@@ -468,6 +491,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				c->name, (int)type, dt_proto_strerror(trv));
 		}
 		round_trip(c, &m, data, size);
+		if (c->type == DT_MSG_ACK && m.ack.has_control) {
+			check_sender_control(&m.ack.control);
+		}
 		if (c->release != NULL) {
 			c->release(&m);
 		}
