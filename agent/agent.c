@@ -353,8 +353,7 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)cnt[DT_CNT_WRITE_FAIL], (unsigned long long)st.ls.batches_sent,
 		(unsigned long long)st.ls.samples_sent, (unsigned long long)st.ls.resends,
 		(unsigned long long)st.ls.bad_replies,
-		(unsigned long long)(st.ls.controls_refused[DT_LINK_CTL_GENERATION] +
-				     st.ls.controls_refused[DT_LINK_CTL_TOO_MANY]),
+		(unsigned long long)dt_link_controls_refused(&st.ls),
 		(unsigned long long)st.ls.queue_depth, (unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],

@@ -102,6 +102,16 @@ struct dt_link_stats {
 	int connected;			/* 1 once an ACK arrived and no send has timed out since */
 };
 
+/* Control sets refused, all reasons. */
+static inline uint64_t dt_link_controls_refused(const struct dt_link_stats *st)
+{
+	uint64_t n = 0;
+
+	for (int i = 1; i < DT_LINK_CTL_REFUSALS; i++)
+		n += st->controls_refused[i];
+	return n;
+}
+
 /* Starts the link thread. Returns 0 or -errno; *out is set on success only. */
 int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
 		  struct dt_link **out);
