@@ -131,10 +131,9 @@ static void source_files(const config_setting_t *s, const char **files, unsigned
 
 int dt_cfg_read(config_t *cfg, const char *path, char *err, size_t errlen)
 {
-	const char *files[16];
-	unsigned n = 0;
-
+	const char *files[16]; /* the file and what it includes */
 	FILE *f = fopen(path, "r");
+	unsigned n = 0;
 	int rv;
 
 	if (!f) {
@@ -144,7 +143,7 @@ int dt_cfg_read(config_t *cfg, const char *path, char *err, size_t errlen)
 	}
 	fclose(f);
 	if (config_read_file(cfg, path) == CONFIG_TRUE) {
-		source_files(config_root_setting(cfg), files, &n, 16);
+		source_files(config_root_setting(cfg), files, &n, sizeof(files) / sizeof(files[0]));
 		for (unsigned i = 0; i < n; i++)
 			if (check_wrapped_literals(files[i], err, errlen))
 				return -EINVAL;
