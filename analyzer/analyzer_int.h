@@ -36,6 +36,7 @@ struct node_loss {
 	struct node_loss *next;
 	char node[DT_NAME_MAX];
 	uint64_t lost[DT_LOSS_MAX];
+	bool dirty; /* rose since the last commit */
 };
 
 /* Highest batch seq stored per sender (collector), for deduplication. */
@@ -119,6 +120,11 @@ void ana_persisted(struct analyzer *a, const struct dt_stitch_counters *c);
  * until the next commit (ana_on_batch() takes a failed batch back itself). Lock held.
  */
 int ana_persist(struct analyzer *a, const char *sender, uint64_t seq);
+/* The deployment's lost samples by reason (every node's) and unmatched samples, now.
+ * Lock held. A new task keeps them as its base (reports count what came after). */
+void ana_loss_totals(const struct analyzer *a, uint64_t lost[DT_LOSS_MAX], uint64_t *unmatched);
+/* The loss counters of node, created (zero) when new; NULL without memory. */
+struct node_loss *ana_loss_of(struct analyzer *a, const char *node);
 
 /*
  * A batch's commit failed: takes back what it did in memory, since its sender resends

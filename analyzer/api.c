@@ -114,6 +114,9 @@ static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_s
 	}
 	rv = dt_tasks_create(a->tasks, &spec, (uint32_t)tenant, a->cfg->tenants[tenant].name,
 			     dt_clock_ns(CLOCK_REALTIME), &task, err, sizeof(err));
+	if (rv == 0) {
+		ana_loss_totals(a, task->lost_base, &task->unmatched_base);
+	}
 	if (rv == 0 && (rv = ana_persist(a, NULL, 0)) != 0) {
 		/* Not durable: it never existed as far as anyone was told. */
 		dt_task_end(a->tasks, task, DT_TASK_FAILED, DT_TS_OK, dt_clock_ns(CLOCK_REALTIME),

@@ -48,29 +48,43 @@ uint64_t ana_last_seq(void *arg, const char *sender)
 	return r;
 }
 
-static void note_loss(struct analyzer *a, const struct dt_batch *b)
+struct node_loss *ana_loss_of(struct analyzer *a, const char *node)
 {
 	struct node_loss *n;
 
 	for (n = a->losses; n; n = n->next) {
-		if (strcmp(n->node, b->node) == 0) {
-			break;
+		if (strcmp(n->node, node) == 0) {
+			return n;
 		}
 	}
+	if (!(n = calloc(1, sizeof(*n)))) {
+		return NULL;
+	}
+	snprintf(n->node, sizeof(n->node), "%s", node);
+	n->next = a->losses;
+	a->losses = n;
+	return n;
+}
+
+/* Takes the loss counters of b's node; true when one rose (the node is then dirty: the
+ * next commit stores its counters). */
+static bool note_loss(struct analyzer *a, const struct dt_batch *b)
+{
+	struct node_loss *n = ana_loss_of(a, b->node);
+	bool rose = false;
+
 	if (!n) {
-		if (!(n = calloc(1, sizeof(*n)))) {
-			return;
-		}
-		snprintf(n->node, sizeof(n->node), "%s", b->node);
-		n->next = a->losses;
-		a->losses = n;
+		return false;
 	}
 	/* Cumulative counters: the latest report wins, unless it went backwards (restart). */
 	for (int i = 0; i < DT_LOSS_MAX; i++) {
 		if (b->lost[i] > n->lost[i]) {
 			n->lost[i] = b->lost[i];
+			rose = true;
 		}
 	}
+	n->dirty |= rose;
+	return rose;
 }
 
 void ana_on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, size_t len)
@@ -78,7 +92,10 @@ void ana_on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, size
 	struct analyzer *a = arg;
 
 	pthread_mutex_lock(&a->mu);
-	note_loss(a, b);
+	/* Stored before the acknowledgement: the collector does not send this one again. */
+	if (note_loss(a, b)) {
+		ana_persist(a, NULL, 0); /* a failure is retried with the next commit */
+	}
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -164,15 +181,13 @@ int ana_on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t le
 		/* A failure is counted by the stitcher (nomem); the rest of the batch goes on. */
 		dt_stitch_add(a->stitch, &in, now);
 	}
+	note_loss(a, b); /* committed with the batch */
 	if (ana_persist(a, b->sender, b->seq) != 0) {
 		ana_unstore_batch(a, &before);
 		pthread_mutex_unlock(&a->mu);
 		return DT_ST_FAILED;
 	}
 	a->samples += b->n_samples;
-	if (b->n_samples) {
-		note_loss(a, b);
-	}
 	if ((s = ana_seq_of(a, b->sender))) {
 		s->seq = b->seq;
 	}

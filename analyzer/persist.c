@@ -92,6 +92,11 @@ int ana_persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 			return rv;
 		}
 	}
+	for (const struct node_loss *n = a->losses; n; n = n->next) {
+		if (n->dirty && (rv = dt_taskstore_put_loss(st, n->node, n->lost)) != 0) {
+			return rv;
+		}
+	}
 	if (memcmp(c, &a->stored_counters, sizeof(*c)) != 0 &&
 	    (rv = dt_taskstore_put_counters(st, c)) != 0) {
 		return rv;
@@ -111,6 +116,9 @@ void ana_persisted(struct analyzer *a, const struct dt_stitch_counters *c)
 			dt_tasks_nth(a->tasks, i)->n_stored = dt_tasks_nth(a->tasks, i)->n_obs;
 		}
 	}
+	for (struct node_loss *n = a->losses; n; n = n->next) {
+		n->dirty = false;
+	}
 	dt_stitch_saved(a->stitch);
 	a->stored_counters = *c;
 }
@@ -126,6 +134,9 @@ int ana_persist(struct analyzer *a, const char *sender, uint64_t seq)
 	changed = changed || dt_stitch_unsaved(a->stitch) < dt_stitch_n_held(a->stitch) ||
 		  dt_stitch_n_released(a->stitch) > 0 ||
 		  memcmp(&c, &a->stored_counters, sizeof(c)) != 0;
+	for (const struct node_loss *n = a->losses; n && !changed; n = n->next) {
+		changed = n->dirty;
+	}
 	for (size_t i = 0; i < dt_tasks_n_active(a->tasks) && !changed; i++) {
 		changed = dt_tasks_active(a->tasks, i)->dirty ||
 			  dt_tasks_active(a->tasks, i)->n_obs >
@@ -192,6 +203,17 @@ static int ld_seq(void *arg, const char *sender, uint64_t seq)
 		return -ENOMEM;
 	}
 	s->seq = seq;
+	return 0;
+}
+
+static int ld_loss(void *arg, const char *node, const uint64_t lost[DT_LOSS_MAX])
+{
+	struct node_loss *n = ana_loss_of(arg, node);
+
+	if (!n) {
+		return -ENOMEM;
+	}
+	memcpy(n->lost, lost, sizeof(n->lost));
 	return 0;
 }
 
@@ -269,6 +291,7 @@ int ana_restore(struct analyzer *a)
 	const struct dt_taskstore_load_ops ops = {.meta = ld_meta,
 						  .string = ld_string,
 						  .seq = ld_seq,
+						  .loss = ld_loss,
 						  .task = ld_task,
 						  .obs = ld_obs,
 						  .counters = ld_counters,

@@ -47,6 +47,27 @@ static size_t restored_held(const struct analyzer *a)
 	return n;
 }
 
+void ana_loss_totals(const struct analyzer *a, uint64_t lost[DT_LOSS_MAX], uint64_t *unmatched)
+{
+	struct dt_stitch_counters sc;
+
+	memset(lost, 0, sizeof(lost[0]) * DT_LOSS_MAX);
+	for (const struct node_loss *n = a->losses; n; n = n->next) {
+		for (int i = 0; i < DT_LOSS_MAX; i++) {
+			lost[i] += n->lost[i];
+		}
+	}
+	dt_stitch_counters_get(a->stitch, &sc);
+	*unmatched = sc.unmatched;
+}
+
+/* now - base, never below zero (a node first heard after the task was created counts
+ * whole; a counter never goes down). */
+static uint64_t since(uint64_t now, uint64_t base)
+{
+	return now > base ? now - base : 0;
+}
+
 /* The node hosting (vni, addr) among the live ones, for the report's destinations. */
 static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 {
@@ -63,8 +84,7 @@ int ana_build_report(struct analyzer *a, struct dt_task *task, struct dt_report 
 		.host_of = host_of,
 		.host_arg = &a->hosts,
 	};
-	struct dt_stitch_counters sc;
-	struct node_loss *n;
+	uint64_t lost[DT_LOSS_MAX], unmatched;
 	int rv;
 
 	dt_stitch_tick(a->stitch, ctx.now_ms);
@@ -77,14 +97,13 @@ int ana_build_report(struct analyzer *a, struct dt_task *task, struct dt_report 
 		return rv;
 	}
 	task->delivered = r->task.delivered;
-	for (n = a->losses; n; n = n->next) {
-		for (int i = 0; i < DT_LOSS_MAX; i++) {
-			r->lost[i] += n->lost[i];
-		}
+	/* What the deployment lost and could not match while the task existed. */
+	ana_loss_totals(a, lost, &unmatched);
+	for (int i = 0; i < DT_LOSS_MAX; i++) {
+		r->lost[i] = since(lost[i], task->lost_base[i]);
 	}
 	note_lost_samples(r);
-	dt_stitch_counters_get(a->stitch, &sc);
-	r->unmatched = sc.unmatched;
+	r->unmatched = since(unmatched, task->unmatched_base);
 	r->window_ms = a->cfg->window_ms;
 	return 0;
 }

@@ -95,6 +95,10 @@ struct dt_task {
 	uint64_t ready_ms;	      /* monotonic: when it became READY (handshake clocks) */
 	uint64_t colored[DT_DIR_MAX]; /* first-hop samples attributed, per direction */
 	uint64_t delivered;	      /* as of the last report built */
+	/* The deployment's lost and unmatched counters when it was created: its reports
+	 * count what came after (reports.c). */
+	uint64_t lost_base[DT_LOSS_MAX];
+	uint64_t unmatched_base;
 	size_t n_obs, cap_obs;
 	struct dt_obs *obs; /* attributed observations, in arrival order */
 	size_t n_stored;    /* obs[0..n_stored) are in the store */

@@ -10,6 +10,8 @@
  *   strings  index (4) -> the string, without its NUL
  *   seqs     sender name -> uint64_t
  *   held     id (8) -> struct dt_stitch_in
+ *   losses   node name -> uint64_t[DT_LOSS_MAX]: the node's lost samples, by reason
+ *            (a shorter value, from a build with fewer reasons, reads as zeros after it)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,10 +21,10 @@
 #include "dt_lmdb.h"
 #include "taskstore.h"
 
-enum { DB_META, DB_TASKS, DB_OBS, DB_REPORTS, DB_STRINGS, DB_SEQS, DB_HELD, DB_MAX };
+enum { DB_META, DB_TASKS, DB_OBS, DB_REPORTS, DB_STRINGS, DB_SEQS, DB_HELD, DB_LOSSES, DB_MAX };
 
-static const char *const db_names[DB_MAX] = {"meta",	"tasks", "obs", "reports",
-					     "strings", "seqs",	 "held"};
+static const char *const db_names[DB_MAX] = {"meta",	"tasks", "obs",	 "reports",
+					     "strings", "seqs",	 "held", "losses"};
 
 struct dt_taskstore {
 	struct dt_lmdb db;
@@ -49,6 +51,8 @@ struct task_rec {
 	uint64_t arm_gen;
 	uint64_t colored[DT_DIR_MAX];
 	uint64_t delivered;
+	uint64_t lost_base[DT_LOSS_MAX];
+	uint64_t unmatched_base;
 };
 
 /* Says in err why the store in dir cannot be opened (LMDB's code rc). */
@@ -213,6 +217,8 @@ int dt_taskstore_put_task(struct dt_taskstore *s, const struct dt_task *task)
 	r.arm_gen = task->arm_gen;
 	memcpy(r.colored, task->colored, sizeof(r.colored));
 	r.delivered = task->delivered;
+	memcpy(r.lost_base, task->lost_base, sizeof(r.lost_base));
+	r.unmatched_base = task->unmatched_base;
 	return put(s, DB_TASKS, dt_lmdb_key32(key, task->id), &r, sizeof(r), "write a task");
 }
 
@@ -311,6 +317,13 @@ static int load_string(void *ctx, const MDB_val *k, const MDB_val *v)
 	return ops->string ? ops->string(ops->arg, dt_lmdb_get_be32(k->mv_data), buf) : 0;
 }
 
+int dt_taskstore_put_loss(struct dt_taskstore *s, const char *node,
+			  const uint64_t lost[DT_LOSS_MAX])
+{
+	return put(s, DB_LOSSES, dt_lmdb_str(node), lost, sizeof(lost[0]) * DT_LOSS_MAX,
+		   "write a node's losses");
+}
+
 static int load_seq(void *ctx, const MDB_val *k, const MDB_val *v)
 {
 	const struct dt_taskstore_load_ops *ops = ctx;
@@ -324,6 +337,21 @@ static int load_seq(void *ctx, const MDB_val *k, const MDB_val *v)
 	memcpy(name, k->mv_data, k->mv_size);
 	name[k->mv_size] = '\0';
 	return ops->seq ? ops->seq(ops->arg, name, seq) : 0;
+}
+
+static int load_loss(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	const struct dt_taskstore_load_ops *ops = ctx;
+	uint64_t lost[DT_LOSS_MAX] = {0};
+	char name[DT_NAME_MAX];
+
+	if (v->mv_size % sizeof(lost[0]) || k->mv_size >= sizeof(name)) {
+		return -EPROTO;
+	}
+	memcpy(lost, v->mv_data, v->mv_size < sizeof(lost) ? v->mv_size : sizeof(lost));
+	memcpy(name, k->mv_data, k->mv_size);
+	name[k->mv_size] = '\0';
+	return ops->loss(ops->arg, name, lost);
 }
 
 static int load_task(void *ctx, const MDB_val *k, const MDB_val *v)
@@ -356,6 +384,8 @@ static int load_task(void *ctx, const MDB_val *k, const MDB_val *v)
 	t->arm_gen = r.arm_gen;
 	memcpy(t->colored, r.colored, sizeof(t->colored));
 	t->delivered = r.delivered;
+	memcpy(t->lost_base, r.lost_base, sizeof(t->lost_base));
+	t->unmatched_base = r.unmatched_base;
 	t->active_idx = SIZE_MAX;
 	if (!ops->task) {
 		free(t);
@@ -433,6 +463,7 @@ int dt_taskstore_load(struct dt_taskstore *s, const struct dt_taskstore_load_ops
 	if ((rv = load_counters(s, txn, ops)) != 0 ||
 	    (rv = walk(s, txn, DB_STRINGS, load_string, ops)) != 0 ||
 	    (rv = walk(s, txn, DB_SEQS, load_seq, ops)) != 0 ||
+	    (ops->loss && (rv = walk(s, txn, DB_LOSSES, load_loss, ops)) != 0) ||
 	    (rv = walk(s, txn, DB_TASKS, load_task, ops)) != 0 ||
 	    (rv = walk(s, txn, DB_OBS, load_obs, ops)) != 0 ||
 	    (ops->held && (rv = walk(s, txn, DB_HELD, load_held, ops)) != 0)) {

@@ -34,7 +34,7 @@
 #include "stitch.h"
 #include "tasks.h"
 
-#define DT_TASKSTORE_LAYOUT 3
+#define DT_TASKSTORE_LAYOUT 4
 
 struct dt_taskstore;
 
@@ -62,15 +62,19 @@ int dt_taskstore_put_seq(struct dt_taskstore *s, const char *sender, uint64_t se
 int dt_taskstore_put_held(struct dt_taskstore *s, uint64_t id, const struct dt_stitch_in *in);
 int dt_taskstore_del_held(struct dt_taskstore *s, uint64_t id);
 int dt_taskstore_put_counters(struct dt_taskstore *s, const struct dt_stitch_counters *c);
+/* A node's lost samples by reason (cumulative, as its agent reports them). */
+int dt_taskstore_put_loss(struct dt_taskstore *s, const char *node,
+			  const uint64_t lost[DT_LOSS_MAX]);
 
 /* What dt_taskstore_load() hands out, in this order: meta, the stitcher's counters (when
- * stored), strings by ascending index, seqs, tasks by ascending id, each active task's
- * observations in order, then the held samples by ascending id. A NULL callback skips its
+ * stored), strings by ascending index, seqs, nodes' losses, tasks by ascending id, each active
+ * task's observations in order, then the held samples by ascending id. A NULL callback skips its
  * records. A callback's non-zero return stops the load and is returned. */
 struct dt_taskstore_load_ops {
 	int (*meta)(void *arg, uint32_t next_id, uint64_t gen);
 	int (*string)(void *arg, uint32_t idx, const char *str);
 	int (*seq)(void *arg, const char *sender, uint64_t seq);
+	int (*loss)(void *arg, const char *node, const uint64_t lost[DT_LOSS_MAX]);
 	/* rec is malloc'd, owned by the callee from then on (also on error). */
 	int (*task)(void *arg, struct dt_task *rec);
 	int (*obs)(void *arg, uint32_t id, const struct dt_obs *o);

@@ -49,6 +49,8 @@ struct dt_ingest {
 	struct node_entry *nodes;
 	struct dt_ingest_stats st;
 	struct dt_ratelimit rl_malformed;
+	struct dt_tls_watch tls_watch; /* with TLS: refused handshakes (the ingest thread's) */
+	bool tls;
 	volatile bool stopping;
 };
 
@@ -220,6 +222,13 @@ static void *ingest_thread(void *arg)
 		size_t len = 0;
 		int rv = nng_recv(in->sock, &buf, &len, NNG_FLAG_ALLOC);
 
+		if (in->tls) {
+			uint64_t refused = dt_tls_watch_check(&in->tls_watch);
+
+			pthread_mutex_lock(&in->mu);
+			in->st.tls_refused = refused;
+			pthread_mutex_unlock(&in->mu);
+		}
 		if (rv == NNG_ETIMEDOUT)
 			continue;
 		if (rv != 0) {
@@ -257,6 +266,8 @@ static int ingest_listen(struct dt_ingest *in, const char *url, const struct dt_
 		nng_tls_config_free(tc);
 		if (rv != 0)
 			goto fail;
+		dt_tls_watch_listener(&in->tls_watch, lst, url);
+		in->tls = true;
 	}
 	if ((rv = nng_listener_start(lst, 0)) == 0) {
 		if (!dt_tls_enabled(tls))
@@ -410,6 +421,11 @@ int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
 				   "samples count as lost (rejected) at the sender.",
 				   DT_METRICS_LABELS("reason", dt_proto_errname(-(int)i)),
 				   is->malformed_by[i]);
+	snprintf(name, sizeof(name), "%s_tls_refused_total", prefix);
+	dt_metrics_counter(b, name,
+			   "Senders refused at the TLS handshake: no certificate, one the CA did "
+			   "not sign, or an expired one (logged as DT-TLS-REFUSED).",
+			   NULL, is->tls_refused);
 	snprintf(name, sizeof(name), "%s_batches_failed_total", prefix);
 	return dt_metrics_counter(b, name,
 				  "Batches with samples that could not be taken (not "

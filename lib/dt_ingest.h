@@ -44,6 +44,7 @@ struct dt_ingest_stats {
 	uint64_t malformed;	  /* requests refused, all codes */
 	uint64_t malformed_by[9]; /* by -DT_PROTO_* code (index 1..8) */
 	uint64_t store_errors;	  /* on_batch did not return DT_ST_OK */
+	uint64_t tls_refused;	  /* senders refused at the TLS handshake (dt_tls_watch) */
 };
 
 int dt_ingest_start(const char *url, const struct dt_ingest_ops *ops, struct dt_ingest **out);
@@ -80,7 +81,8 @@ void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st);
  * Appends the receiving side's counters of a collector or the analyzer (prefix
  * "dyetrace_collector" or "dyetrace_analyzer") to a metrics page (dt_metrics.h):
  * <prefix>_heartbeats_total, <prefix>_batches_duplicate_total,
- * <prefix>_requests_malformed_total{reason} and <prefix>_batches_failed_total. Batches and
+ * <prefix>_requests_malformed_total{reason}, <prefix>_batches_failed_total and
+ * <prefix>_tls_refused_total. Batches and
  * samples are the daemon's own (stored, received). Returns 0 or the buffer's error.
  */
 int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,

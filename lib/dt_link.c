@@ -49,6 +49,8 @@ struct dt_link {
 	uint64_t drain_until_ms;
 	struct dt_link_stats st;
 	struct dt_ratelimit rl_down, rl_bad, rl_ctl;
+	struct dt_tls_watch tls_watch; /* with TLS: failed handshakes (the link thread's) */
+	bool tls;
 };
 
 static const char *const ctl_refusal_names[DT_LINK_CTL_REFUSALS] = {
@@ -281,6 +283,8 @@ static void *link_thread(void *arg)
 
 		if (l->stopping && (!l->head || dt_mono_ms() >= l->drain_until_ms))
 			break;
+		if (l->tls)
+			l->st.tls_refused = dt_tls_watch_check(&l->tls_watch);
 		if (!l->head)
 			spool_refill(l); /* a heartbeat only when nothing at all waits */
 		if (!l->head && !l->stopping) {
@@ -360,6 +364,8 @@ static int link_dial(struct dt_link *l, const struct dt_link_cfg *cfg)
 			dt_err("DT-LINK-TLS", "%s: %s", cfg->url, nng_strerror(rv));
 			return rv;
 		}
+		dt_tls_watch_dialer(&l->tls_watch, d, cfg->url);
+		l->tls = true;
 	}
 	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
 		dt_err("DT-LINK-URL", "cannot dial %s: %s", cfg->url, nng_strerror(rv));
@@ -495,6 +501,12 @@ int dt_link_metrics(struct dt_metrics_buf *b, const char *prefix, const char *pe
 	snprintf(name, sizeof(name), "%s_link_queue_batches", prefix);
 	snprintf(help, sizeof(help), "Batches waiting in memory for the %s.", peer);
 	dt_metrics_gauge(b, name, help, NULL, (double)ls->queue_depth);
+	snprintf(name, sizeof(name), "%s_link_tls_refused_total", prefix);
+	snprintf(help, sizeof(help),
+		 "TLS handshakes with the %s that failed: its certificate did not verify, or it "
+		 "refused ours (logged as DT-TLS-REFUSED).",
+		 peer);
+	dt_metrics_counter(b, name, help, NULL, ls->tls_refused);
 	snprintf(name, sizeof(name), "%s_link_connected", prefix);
 	snprintf(help, sizeof(help), "1 while the %s acknowledges, 0 after a timeout.", peer);
 	return dt_metrics_gauge(b, name, help, NULL, ls->connected ? 1 : 0);

@@ -100,6 +100,7 @@ struct dt_link_stats {
 	uint64_t spool_evicted_samples; /* samples in batches the spool evicted when full */
 	uint64_t ctl_gen;		/* generation of the last control set applied */
 	int connected;			/* 1 once an ACK arrived and no send has timed out since */
+	uint64_t tls_refused; /* TLS handshakes failed: the peer's certificate did not verify */
 };
 
 /* Control sets refused, all reasons. */
@@ -138,9 +139,9 @@ void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
  * Appends the sending side's state of an agent or a collector, whose peer ("collector",
  * "analyzer") acknowledges its batches, to a metrics page (dt_metrics.h):
  * <prefix>_resends_total, <prefix>_bad_replies_total, <prefix>_replies_malformed_total{reason},
- * <prefix>_controls_refused_total{reason}, <prefix>_link_queue_batches and
- * <prefix>_link_connected. Batches and samples sent are the daemon's own (sent,
- * forwarded). Returns 0 or the buffer's error.
+ * <prefix>_controls_refused_total{reason}, <prefix>_link_queue_batches,
+ * <prefix>_link_connected and <prefix>_link_tls_refused_total. Batches and samples sent are the
+ * daemon's own (sent, forwarded). Returns 0 or the buffer's error.
  */
 int dt_link_metrics(struct dt_metrics_buf *b, const char *prefix, const char *peer,
 		    const struct dt_link_stats *ls);

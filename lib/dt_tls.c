@@ -11,6 +11,8 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "dt_config.h"
+#include "dt_log.h"
+#include "dt_time.h"
 #include "dt_tls.h"
 
 const char *const dt_tls_cfg_keys[] = {"ca", "cert", "key", "server_name", NULL};
@@ -121,4 +123,62 @@ fail:
 	free(key);
 	nng_tls_config_free(cfg);
 	return -EINVAL;
+}
+
+void dt_tls_watch_listener(struct dt_tls_watch *w, nng_listener l, const char *url)
+{
+	*w = (struct dt_tls_watch){.server = true, .listener = l};
+	snprintf(w->url, sizeof(w->url), "%s", url);
+}
+
+void dt_tls_watch_dialer(struct dt_tls_watch *w, nng_dialer d, const char *url)
+{
+	*w = (struct dt_tls_watch){.server = false, .dialer = d};
+	snprintf(w->url, sizeof(w->url), "%s", url);
+}
+
+/* NNG's "auth" statistic of the watched listener or dialer (0 when it has none). */
+static uint64_t auth_errors(const struct dt_tls_watch *w)
+{
+	nng_stat *all, *mine, *auth;
+	uint64_t v = 0;
+
+	if (nng_stats_get(&all) != 0)
+		return 0;
+	mine = w->server ? nng_stat_find_listener(all, w->listener)
+			 : nng_stat_find_dialer(all, w->dialer);
+	if (mine && (auth = nng_stat_find(mine, "auth")))
+		v = nng_stat_value(auth);
+	nng_stats_free(all);
+	return v;
+}
+
+uint64_t dt_tls_watch_check(struct dt_tls_watch *w)
+{
+	uint64_t now = dt_mono_ms(), n;
+
+	if (w->checked_ms && now - w->checked_ms < 1000)
+		return w->refused;
+	w->checked_ms = now;
+	if ((n = auth_errors(w)) > w->refused)
+		w->refused = n;
+	/* At most a line every 10 s, with the count since the last one. */
+	if (w->refused > w->logged && (!w->logged_ms || now - w->logged_ms >= 10000)) {
+		if (w->server)
+			dt_warn("DT-TLS-REFUSED",
+				"%s: %llu peer(s) refused at the TLS handshake (%llu in all): no "
+				"certificate, one the CA did not sign, or an expired one",
+				w->url, (unsigned long long)(w->refused - w->logged),
+				(unsigned long long)w->refused);
+		else
+			dt_warn("DT-TLS-REFUSED",
+				"%s: the TLS handshake failed %llu time(s) (%llu in all): the "
+				"server's certificate does not verify against our CA or name, "
+				"or it expired",
+				w->url, (unsigned long long)(w->refused - w->logged),
+				(unsigned long long)w->refused);
+		w->logged = w->refused;
+		w->logged_ms = now;
+	}
+	return w->refused;
 }

@@ -53,4 +53,29 @@ int dt_tls_check_url(const config_setting_t *root, const char *what, const char 
 int dt_tls_config_new(const struct dt_tls_files *f, bool server, nng_tls_config **out, char *err,
 		      size_t errlen);
 
+/*
+ * Refused handshakes. NNG counts, per listener and per dialer, the connections that failed
+ * authentication: at a listener a peer without a certificate, with one from another CA or
+ * an expired one; at a dialer a server whose certificate does not verify. A watch samples
+ * that counter (at most once a second, since NNG's statistics are a snapshot of every
+ * socket), keeps the total for the metrics and logs DT-TLS-REFUSED when it grew, rate
+ * limited, naming the URL and how many were refused since the last line.
+ */
+struct dt_tls_watch {
+	char url[256];
+	bool server;	  /* a listener (peers are clients), else a dialer */
+	uint64_t refused; /* handshakes refused so far */
+	uint64_t logged;  /* the total at the last log line */
+	uint64_t checked_ms, logged_ms;
+	nng_listener listener;
+	nng_dialer dialer;
+};
+
+void dt_tls_watch_listener(struct dt_tls_watch *w, nng_listener l, const char *url);
+void dt_tls_watch_dialer(struct dt_tls_watch *w, nng_dialer d, const char *url);
+
+/* Samples the counter when a second has passed since the last time, logs growth. Returns
+ * the total refused so far. Not thread-safe: call it from one thread. */
+uint64_t dt_tls_watch_check(struct dt_tls_watch *w);
+
 #endif /* DT_TLS_H */

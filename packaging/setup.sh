@@ -38,6 +38,8 @@ PACKAGES=(
 	# the lab: namespaces, veth, bridges, VXLAN, NAT and firewall rules (nftables,
 	# iptables with the statistic match), captures, traffic, JSON assertions
 	iproute2 iptables nftables tcpdump jq ethtool socat iputils-ping procps coreutils curl
+	# certificates for the TLS tests (unit.test_tls, lab.test_tls)
+	openssl
 	# the exports and their checks: svg through Graphviz, pcapng read back by tshark, the
 	# html report in headless Chromium, the JSON schema, Prometheus text format
 	graphviz tshark chromium python3-jsonschema python3-prometheus-client

@@ -593,7 +593,7 @@ static void html_footer(FILE *f, const struct dt_report *r)
 		fprintf(f, "%s %s %" PRIu64, i ? "," : "", dt_loss_name(i), r->lost[i]);
 	}
 	fprintf(f,
-		"; samples that matched no task (all tasks): %" PRIu64 "; analysis window %" PRIu64
+		"; samples that matched no task (any tenant): %" PRIu64 "; analysis window %" PRIu64
 		" ms</p>\n<p>note: ",
 		r->unmatched, r->window_ms);
 	html_str(f, dt_render_clock_note, SIZE_MAX);

@@ -438,7 +438,7 @@ int dt_render_report_text(FILE *f, const struct dt_report *r, uint32_t max_packe
 		fprintf(f, "%s %s %" PRIu64, i ? "," : "", dt_loss_name(i), r->lost[i]);
 	}
 	fprintf(f,
-		"\nsamples that matched no task (all tasks): %" PRIu64 "; analysis window %" PRIu64
+		"\nsamples that matched no task (any tenant): %" PRIu64 "; analysis window %" PRIu64
 		" ms\n",
 		r->unmatched, r->window_ms);
 

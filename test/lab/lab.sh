@@ -7,7 +7,7 @@
 #
 #     test/lab/lab.sh up [--net-only] [--hosts N] [--fdb flood|learn|unicast] [--gw]
 #                        [--regions 2] [--underlay bridge] [--window-ms N] [--instances 4]
-#                        [--tenants N]
+#                        [--tenants N] [--tls]
 #                                        build the lab (and start the daemons), leave it up
 #     test/lab/lab.sh down               tear it down (idempotent; also cleans a crashed run)
 #     test/lab/lab.sh status             what exists now
@@ -50,6 +50,9 @@
 #           $P-i3: eth0 10.100.0.3/24 behind h1's pt2;  $P-i4: eth0 10.100.0.4/24 behind h2's pt2
 #   --tenants N (DT_LAB_TENANTS=N): N more tenants, t1..tN, besides the default tenant "lab"
 #       (0..64, default 0); their tokens are known (lab_tenant_token tK).
+#   --tls (DT_LAB_TLS=1): every link is tls+tcp:// with mutual TLS. lab_up makes a CA and a
+#       certificate for each daemon with openssl in $LAB_DIR/tls (NAME.pem, NAME.key; the
+#       name is the node, c1/c2 or analyzer, also as DNS SAN); lab_tls_cert makes more.
 #   --hosts N (DT_LAB_HOSTS=N; 2..9, default 2; N >= 3 implies --underlay bridge): instance
 #       hosts h1..hN. h1 and h2 stay as above; every further host hK (K = 3..N) is built
 #       the same way (br0 = { pt1, vxlan0 (vni 100) }, an agent "hK", its port listing its
@@ -187,6 +190,7 @@ LAB_OPT_INSTANCES=${DT_LAB_INSTANCES:-2}
 LAB_OPT_TENANTS=${DT_LAB_TENANTS:-0}
 LAB_OPT_LIMITS=${DT_LAB_LIMITS:-}
 LAB_OPT_METRICS=${DT_LAB_METRICS:-1}
+LAB_OPT_TLS=${DT_LAB_TLS:-0}
 
 # The default tenant, whose token lab_cli passes (see the header).
 LAB_TENANT=lab
@@ -916,6 +920,80 @@ lab__metrics_line() {
 	echo "metrics = \"http://127.0.0.1:$(lab_metrics_port "$1")\";   # lab_metrics_url $1"
 }
 
+# lab_tls_cert NAME [--ca CA] [--expired] [--as FILE]: a key and a certificate for NAME
+# (CN and DNS SAN) in $LAB_DIR/tls as NAME.pem and NAME.key (FILE.pem, FILE.key with --as),
+# signed by CA (default "ca"; another name makes that CA first, one no daemon trusts),
+# valid for a day, or expired yesterday with --expired.
+lab_tls_cert() {
+	local name=$1 ca=ca days=1 d=$LAB_DIR/tls file=$1
+	shift
+	while (($# > 0)); do
+		case $1 in
+		--ca)
+			ca=$2
+			shift
+			;;
+		--as)
+			file=$2
+			shift
+			;;
+		--expired) days=-1 ;;
+		*)
+			lab_err "lab_tls_cert: unknown option '$1'"
+			return 1
+			;;
+		esac
+		shift
+	done
+	mkdir -p "$d" || return 1
+	if [[ ! -f $d/$ca.pem ]]; then
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/$ca.key" -out "$d/$ca.pem" \
+			-days 2 -subj "/CN=dyetrace-lab-$ca" >/dev/null 2>&1 || {
+			lab_err "openssl: cannot make the CA $ca"
+			return 1
+		}
+	fi
+	printf 'subjectAltName=DNS:%s\n' "$name" >"$d/$file.ext"
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/$file.key" -out "$d/$file.csr" \
+		-subj "/CN=$name" >/dev/null 2>&1 &&
+		openssl x509 -req -in "$d/$file.csr" -CA "$d/$ca.pem" -CAkey "$d/$ca.key" \
+			-CAcreateserial -out "$d/$file.pem" -days "$days" -extfile "$d/$file.ext" \
+			>/dev/null 2>&1 || {
+		lab_err "openssl: cannot make the certificate of $name"
+		return 1
+	}
+}
+
+# lab__tls_up: --tls: certificates for every daemon, and tls+tcp:// URLs.
+lab__tls_up() {
+	local name
+	command -v openssl >/dev/null || {
+		lab_err "missing tool: openssl (run packaging/setup.sh deps)"
+		return 1
+	}
+	for name in analyzer c1 c2 "${LAB_HOSTS[@]}"; do
+		lab_tls_cert "$name" || return 1
+	done
+	LAB_COLLECTOR_URL=${LAB_COLLECTOR_URL/#tcp:/tls+tcp:}
+	LAB_COLLECTOR2_URL=${LAB_COLLECTOR2_URL/#tcp:/tls+tcp:}
+	LAB_ANALYZER_URL=${LAB_ANALYZER_URL/#tcp:/tls+tcp:}
+	lab_log "mutual TLS on every link (certificates in $LAB_DIR/tls)"
+}
+
+# lab__tls_line NAME [SERVER_NAME]: with --tls, the tls group of a daemon whose certificate
+# is NAME's (and which dials SERVER_NAME).
+lab__tls_line() {
+	((LAB_OPT_TLS)) || return 0
+	local d=$LAB_DIR/tls
+	printf 'tls = { ca = "%s"; cert = "%s"; key = "%s";%s };\n' "$d/ca.pem" "$d/$1.pem" \
+		"$d/$1.key" "${2:+ server_name = \"$2\";}"
+}
+
+# lab__url_collector_name URL: the name of the collector listening on URL (c1 or c2).
+lab__url_collector_name() {
+	[[ $1 == "$LAB_COLLECTOR2_URL" ]] && echo c2 || echo c1
+}
+
 lab__write_configs() {
 	local host t
 	{
@@ -932,6 +1010,7 @@ lab__write_configs() {
 		printf '\n);\n'
 		echo "limits = { ${LAB_OPT_LIMITS:-$LAB_LIMITS_DEFAULT} };"
 		lab__metrics_line analyzer
+		lab__tls_line analyzer
 		[[ -n ${DT_LAB_ANALYZER_EXTRA:-} ]] && printf '%s\n' "$DT_LAB_ANALYZER_EXTRA"
 	} >"$LAB_DIR/analyzer.conf"
 	mkdir -p "$LAB_DIR/analyzer-store"
@@ -942,6 +1021,7 @@ lab__write_configs() {
 		analyzer = "$LAB_ANALYZER_URL";
 		store = "$LAB_DIR/collector-c1";
 		$(lab__metrics_line collector)
+		$(lab__tls_line c1 analyzer)
 	EOF
 	mkdir -p "$LAB_DIR/collector-c1"
 	if ((LAB_OPT_REGIONS == 2)); then
@@ -952,6 +1032,7 @@ lab__write_configs() {
 			analyzer = "$LAB_ANALYZER_URL";
 			store = "$LAB_DIR/collector-c2";
 			$(lab__metrics_line collector-c2)
+			$(lab__tls_line c2 analyzer)
 		EOF
 		mkdir -p "$LAB_DIR/collector-c2"
 	fi
@@ -971,6 +1052,7 @@ lab__write_agent_conf() {
 		echo "collector = \"$url\";"
 		echo "spool_dir = \"$LAB_DIR/spool-$host\";   # batches the collector did not take yet"
 		lab__metrics_line "agent-$host"
+		lab__tls_line "$host" "$(lab__url_collector_name "$url")"
 		echo "interfaces = ("
 		if [[ $host == gw ]]; then
 			echo "	{ name = \"ul0\"; role = \"uplink\"; },"
@@ -1370,6 +1452,7 @@ lab_up() {
 		case $1 in
 		--net-only) net_only=1 ;;
 		--gw) LAB_OPT_GW=1 ;;
+		--tls) LAB_OPT_TLS=1 ;;
 		--hosts)
 			LAB_OPT_HOSTS=${2:-}
 			shift
@@ -1448,6 +1531,9 @@ lab_up() {
 		lab_inet_up || return 1
 	fi
 	((net_only)) && return 0
+	if ((LAB_OPT_TLS)); then
+		lab__tls_up || return 1
+	fi
 	lab_daemons_up || return 1
 }
 

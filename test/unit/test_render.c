@@ -589,7 +589,7 @@ Test(render, report_text)
 		  "verdict: 1 of 3 packets vanished after h1/ul0 uplink-out (no drop seen)\n");
 	p = after(out, p, "judged 3: delivered 2, dropped 0, vanished 1; in flight 0\n");
 	p = after(out, p, "ring-full 11, queue-full 22, bad-version 33, rejected 44");
-	p = after(out, p, "matched no task (all tasks): 55; analysis window 1000 ms\n");
+	p = after(out, p, "matched no task (any tenant): 55; analysis window 1000 ms\n");
 	p = after(out, p, "per-hop loss: no hops seen");
 	/* The latency table, in path order, in microseconds, with the variance. */
 	p = after(out, p, "variance");

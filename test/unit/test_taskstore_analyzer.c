@@ -187,9 +187,10 @@ static void report(uint32_t id, struct dt_report *r)
 	nng_free(buf, len);
 }
 
-/* A collector's batch seq of node, with samples s[0..n); returns the ACK status. */
-static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct dt_wire_sample *s,
-		      uint32_t n)
+/* A collector's batch seq of node, with samples s[0..n) and the node's loss counters lost
+ * (NULL: none); without samples, a heartbeat. Returns the ACK status. */
+static uint32_t batch_lost(uint64_t seq, const char *node, const char *ifname,
+			   struct dt_wire_sample *s, uint32_t n, const uint64_t *lost)
 {
 	struct dt_batch b;
 	struct dt_ack ack;
@@ -206,6 +207,9 @@ static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct
 	snprintf(b.ifaces[0], sizeof(b.ifaces[0]), "%s", ifname);
 	b.samples = s;
 	b.n_samples = n;
+	if (lost) {
+		memcpy(b.lost, lost, sizeof(b.lost));
+	}
 	msgpack_sbuffer_init(&sb);
 	cr_assert_eq(dt_batch_encode(&sb, &b), 0);
 	request(ingest_url, &sb, &buf, &len);
@@ -215,6 +219,13 @@ static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct
 	dt_ack_free(&ack);
 	nng_free(buf, len);
 	return st;
+}
+
+/* A collector's batch seq of node, with samples s[0..n); returns the ACK status. */
+static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct dt_wire_sample *s,
+		      uint32_t n)
+{
+	return batch_lost(seq, node, ifname, s, n, NULL);
 }
 
 /* Packet ip_id's sample at hook: port-in (first hop, inside tuple), or gw-out (the outside
@@ -400,4 +411,35 @@ Test(analyzer_kill, an_unrelated_held_sample_judges_nothing)
 	cr_expect_eq(r.packets[0].fate, DT_FATE_VANISHED, "with a stranger held: %s",
 		     r.verdict.sentence);
 	dt_report_free(&r);
+}
+
+/* The nodes' loss counters (the reports' lost) are stored with the rest: a restarted
+ * analyzer reports the same lost as before, from a heartbeat and from a batch alike. A
+ * report counts only what was lost after its task was created. */
+Test(analyzer_kill, loss_counters_survive_sigkill)
+{
+	uint64_t before_h1[DT_LOSS_MAX] = {[DT_LOSS_RING_FULL] = 5};
+	uint64_t lost_h1[DT_LOSS_MAX] = {[DT_LOSS_RING_FULL] = 12};
+	uint64_t lost_gw[DT_LOSS_MAX] = {[DT_LOSS_QUEUE_FULL] = 3, [DT_LOSS_SPOOL_FULL] = 2};
+	struct dt_wire_sample w;
+	struct dt_report r;
+	uint32_t id;
+
+	cr_assert_eq(batch_lost(1, "h1", "pt1", NULL, 0, before_h1), DT_ST_OK, "heartbeat of h1");
+	id = create_task();
+	cr_assert_eq(batch_lost(2, "h1", "pt1", NULL, 0, lost_h1), DT_ST_OK, "heartbeat of h1");
+	sample(&w, DT_HOOK_GW_OUT, id, 1, true);
+	cr_assert_eq(batch_lost(3, "gw", "ext0", &w, 1, lost_gw), DT_ST_OK, "batch of gw");
+	for (int run = 0; run < 2; run++) {
+		report(id, &r);
+		cr_expect_eq(r.lost[DT_LOSS_RING_FULL], 12 - 5, "run %d: ring-full %llu", run,
+			     (unsigned long long)r.lost[DT_LOSS_RING_FULL]);
+		cr_expect_eq(r.lost[DT_LOSS_QUEUE_FULL], 3, "run %d", run);
+		cr_expect_eq(r.lost[DT_LOSS_SPOOL_FULL], 2, "run %d", run);
+		dt_report_free(&r);
+		if (run == 0) {
+			kill_analyzer();
+			start();
+		}
+	}
 }
