@@ -480,7 +480,6 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		.heartbeat_ms = (unsigned)cfg.heartbeat_ms,
 		.timeout_ms = (unsigned)cfg.ack_timeout_ms,
 		.queue_max = (unsigned)cfg.queue_max,
-		.control_max_arms = DT_MAX_TASKS, /* a bigger set cannot be applied: refused */
 	};
 	struct dt_link_ops ops = {.on_control = on_control,
 				  .heartbeat_lost = heartbeat_lost,

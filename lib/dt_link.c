@@ -55,16 +55,11 @@ struct dt_link {
 
 static const char *const ctl_refusal_names[DT_LINK_CTL_REFUSALS] = {
 	[DT_LINK_CTL_GENERATION] = "generation",
-	[DT_LINK_CTL_TOO_MANY] = "too-many-tasks",
 };
 
-enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c, uint32_t max_arms)
+enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c)
 {
-	if (c->gen > DT_LINK_GEN_MAX)
-		return DT_LINK_CTL_GENERATION;
-	if (c->n_arms > (max_arms ? max_arms : DT_CONTROL_MAX_TASKS))
-		return DT_LINK_CTL_TOO_MANY;
-	return DT_LINK_CTL_OK;
+	return c->gen > DT_LINK_GEN_MAX ? DT_LINK_CTL_GENERATION : DT_LINK_CTL_OK;
 }
 
 /* Encodes b as the next message of this link, with seq (0: the link's next one). Called
@@ -161,7 +156,7 @@ static void spool_done(struct dt_link *l, struct qitem *q)
  * logs) another, keeping the generation applied. */
 static void link_apply_control(struct dt_link *l, const struct dt_control *c)
 {
-	enum dt_link_ctl_refusal why = dt_link_control_check(c, l->cfg.control_max_arms);
+	enum dt_link_ctl_refusal why = dt_link_control_check(c);
 	uint64_t suppressed, gen;
 
 	if (why != DT_LINK_CTL_OK) {
@@ -171,15 +166,11 @@ static void link_apply_control(struct dt_link *l, const struct dt_control *c)
 		pthread_mutex_unlock(&l->mu);
 		if (dt_ratelimit_ok(&l->rl_ctl, 1000, &suppressed))
 			dt_warn("DT-LINK-BADCONTROL",
-				"%s: refused control set %llu of %u tasks (%s; at most %u tasks, "
-				"generation %llu); keeping generation %llu (%llu more since the "
-				"last report)",
+				"%s: refused control set %llu of %u tasks (%s above %llu); keeping "
+				"generation %llu (%llu more since the last report)",
 				l->url, (unsigned long long)c->gen, c->n_arms,
-				ctl_refusal_names[why],
-				l->cfg.control_max_arms ? l->cfg.control_max_arms
-							: DT_CONTROL_MAX_TASKS,
-				(unsigned long long)DT_LINK_GEN_MAX, (unsigned long long)gen,
-				(unsigned long long)suppressed);
+				ctl_refusal_names[why], (unsigned long long)DT_LINK_GEN_MAX,
+				(unsigned long long)gen, (unsigned long long)suppressed);
 		return;
 	}
 	if (!l->ops.on_control)

@@ -40,8 +40,6 @@ struct dt_link_cfg {
 	unsigned timeout_ms;		/* wait for an ACK before resending */
 	unsigned queue_max;		/* batches held in memory at most */
 	const struct dt_tls_files *tls; /* optional: mutual TLS (url must be tls+tcp://) */
-	uint32_t control_max_arms;	/* tasks a control set may hold at most (what the
-					 * sender's map holds; 0: DT_CONTROL_MAX_TASKS) */
 	struct dt_spool *spool;		/* optional (caller owns it): every batch is written there
 					 * first and removed once acknowledged; at most queue_max of
 					 * them wait in memory; replayed in order after a restart */
@@ -77,13 +75,17 @@ struct dt_link_ops {
 enum dt_link_ctl_refusal {
 	DT_LINK_CTL_OK = 0,
 	DT_LINK_CTL_GENERATION, /* above DT_LINK_GEN_MAX */
-	DT_LINK_CTL_TOO_MANY,	/* more tasks than control_max_arms */
 	DT_LINK_CTL_REFUSALS,
 };
 
-/* Checks a decoded control set against what a sender takes. Returns DT_LINK_CTL_OK or the
- * reason to refuse it. */
-enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c, uint32_t max_arms);
+/*
+ * Checks a decoded control set against what a sender takes. Returns DT_LINK_CTL_OK or the
+ * reason to refuse it. A set of more tasks than the agent's map holds is not refused here:
+ * the agent arms what fits and reports each key it could not arm (arm-failed), so that the
+ * analyzer fails those tasks by name; the codec already refuses more than
+ * DT_CONTROL_MAX_TASKS.
+ */
+enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c);
 
 struct dt_link_stats {
 	uint64_t batches_sent;	   /* batches acknowledged by the peer */

@@ -439,23 +439,16 @@ static void round_trip(const struct fz_codec *c, const union fz_msg *m, const vo
 
 /*
  * A control set an ACK carries goes through the sender's check (dt_link.h) before it is
- * applied: it refuses exactly the generations above DT_LINK_GEN_MAX and the sets larger
- * than the sender's map.
+ * applied: it refuses exactly the generations above DT_LINK_GEN_MAX.
  */
 static void check_sender_control(const struct dt_control *c)
 {
-	static const uint32_t maps[] = {0, 1, 4};
+	enum dt_link_ctl_refusal want =
+		c->gen > DT_LINK_GEN_MAX ? DT_LINK_CTL_GENERATION : DT_LINK_CTL_OK;
 
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		uint32_t max = maps[i] ? maps[i] : DT_CONTROL_MAX_TASKS;
-		enum dt_link_ctl_refusal want = c->gen > DT_LINK_GEN_MAX ? DT_LINK_CTL_GENERATION
-						: c->n_arms > max	 ? DT_LINK_CTL_TOO_MANY
-									 : DT_LINK_CTL_OK;
-
-		if (dt_link_control_check(c, maps[i]) != want) {
-			FZ_FAIL("dt_link_control_check(gen %llu, %u tasks, map %u) is not %d",
-				(unsigned long long)c->gen, c->n_arms, maps[i], (int)want);
-		}
+	if (dt_link_control_check(c) != want) {
+		FZ_FAIL("dt_link_control_check(gen %llu) is not %d", (unsigned long long)c->gen,
+			(int)want);
 	}
 }
 

@@ -65,7 +65,7 @@ check "agent logged the bad replies" grep -q 'DT-LINK-BADACK' "$LAB_DIR/fake-age
 check "agent counted 5 bad replies" grep -q 'DT-AGENT-EXIT.*bad_replies=5 ' "$LAB_DIR/fake-agent.log"
 
 # Control sets that decode but cannot be right: the first reply arms generation 3, the four
-# others carry a generation above 2^48 or more tasks than the agent's map holds.
+# others carry a generation above 2^48.
 sed -e "s|fake.sock|fake2.sock|" -e "s|spool-fake|spool-fake2|" "$LAB_DIR/fake-agent.conf" \
 	>"$LAB_DIR/fake-agent2.conf"
 lab_bg fake-collector2 "$LAB_MGMT" "$poke" serve "ipc://$LAB_DIR/fake2.sock" 5 controls

@@ -11,9 +11,8 @@
  *                             requests with garbage, the rest with nothing; exit after
  *                             N garbage replies (to test the agent's side). With
  *                             "controls": acknowledge them instead, the first with the
- *                             control set of generation 3 (one task), the others with sets
- *                             a sender refuses: alternately of more tasks than the
- *                             agent's map holds and of a generation above DT_LINK_GEN_MAX
+ *                             control set of generation 3 (one task), the others with a
+ *                             set a sender refuses: a generation above DT_LINK_GEN_MAX
  *
  * KIND: garbage | truncated | wrong-type | newer-version | bad-hook | bad-cap | trailing
  */
@@ -138,31 +137,21 @@ static int do_send(const char *url, const char *kind)
 /* The i-th acknowledgement of request req in "controls" mode (see the top). */
 static int control_reply(int i, const void *req, size_t len, msgpack_sbuffer *out)
 {
-	static struct dt_arm arms[DT_MAX_TASKS + 1];
-	struct dt_ack a = {.status = DT_ST_OK, .has_control = true, .control.arms = arms};
+	struct dt_arm arm = {.task_id = 1,
+			     .flags = DT_TASK_F_ANYPORT,
+			     .tuple = {.proto = 1, .saddr = htonl(0x0a6400fe), .vni = 999},
+			     .budget = 1,
+			     .rate_pps = 1};
+	struct dt_ack a = {
+		.status = DT_ST_OK,
+		.has_control = true,
+		.control = {.gen = i == 0 ? 3 : DT_LINK_GEN_MAX + 1, .n_arms = 1, .arms = &arm}};
 	struct dt_batch b;
 
 	if (dt_batch_decode(req, len, &b) != 0)
 		return -1;
 	a.seq = b.seq;
 	dt_batch_free(&b);
-	for (uint32_t k = 0; k < DT_MAX_TASKS + 1; k++)
-		arms[k] = (struct dt_arm){
-			.task_id = k + 1,
-			.flags = DT_TASK_F_ANYPORT,
-			.tuple = {.proto = 1, .saddr = htonl(0x0a6400fe), .vni = 999},
-			.budget = 1,
-			.rate_pps = 1};
-	if (i == 0) {
-		a.control.gen = 3;
-		a.control.n_arms = 1;
-	} else if (i % 2) {
-		a.control.gen = 4;
-		a.control.n_arms = DT_MAX_TASKS + 1;
-	} else {
-		a.control.gen = DT_LINK_GEN_MAX + 1;
-		a.control.n_arms = 1;
-	}
 	return dt_ack_encode(out, &a);
 }
 
