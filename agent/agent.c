@@ -248,9 +248,34 @@ static uint64_t on_control(void *arg, const struct dt_control *c)
 }
 
 /*
+ * The task map's share of the node state (under a->mu, with the generation it belongs
+ * to): its size, the keys armed, and the arms the data plane could not arm, so that the
+ * analyzer fails their tasks instead of calling them armed, and refuses tasks that would
+ * not fit. Returns 0 or -ENOMEM.
+ */
+static int node_task_map(struct agent *a, struct dt_node_state *ns)
+{
+	const struct dt_arm_fail *fails = dt_dataplane_arm_fails(a->dp, &ns->n_arm_fails);
+
+	ns->task_map_max = dt_dataplane_task_map_max(a->dp);
+	ns->task_map_used = dt_dataplane_armed(a->dp);
+	if (!ns->n_arm_fails)
+		return 0;
+	if (ns->n_arm_fails > DT_NODE_MAX_ARM_FAILS)
+		ns->n_arm_fails = DT_NODE_MAX_ARM_FAILS;
+	if (!(ns->arm_fails = calloc(ns->n_arm_fails, sizeof(*ns->arm_fails)))) {
+		ns->n_arm_fails = 0;
+		return -ENOMEM;
+	}
+	memcpy(ns->arm_fails, fails, ns->n_arm_fails * sizeof(*fails));
+	return 0;
+}
+
+/*
  * Our node state for the analyzer: the generation applied, and what this node hosts
  * (each port's instances in its VNI; a gateway's outside, address 0, for its VNI), so
- * that a task is armed once the node hosting its entry has applied it.
+ * that a task is armed once the node hosting its entry has applied it, with the task
+ * map's size and failures (node_task_map()).
  */
 static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 {
@@ -258,6 +283,7 @@ static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 	const struct dt_agent_cfg *cfg = a->cfg;
 	struct dt_node_state *ns = calloc(1, sizeof(*ns));
 	uint32_t n = 0;
+	int rv;
 
 	if (!ns)
 		return;
@@ -280,7 +306,14 @@ static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 	snprintf(ns->node, sizeof(ns->node), "%s", cfg->node);
 	pthread_mutex_lock(&a->mu);
 	ns->ctl_gen = a->applied_gen;
+	rv = node_task_map(a, ns);
 	pthread_mutex_unlock(&a->mu);
+	if (rv) {
+		/* Without its failures the state would claim keys armed that are not. */
+		dt_node_state_free(ns);
+		free(ns);
+		return;
+	}
 	hb->nodes = ns;
 	hb->n_nodes = 1;
 }
@@ -315,6 +348,7 @@ struct agent_stats {
 	uint64_t samples_read;
 	uint64_t applied_gen;
 	unsigned armed;
+	uint32_t task_map_max;
 	struct dt_metrics_hist batch_sizes;
 };
 
@@ -327,6 +361,7 @@ static void agent_stats(struct agent *a, struct agent_stats *st)
 	st->samples_read = a->samples_read;
 	st->applied_gen = a->applied_gen;
 	st->armed = dt_dataplane_armed(a->dp);
+	st->task_map_max = dt_dataplane_task_map_max(a->dp);
 	st->batch_sizes = a->batch_sizes;
 	pthread_mutex_unlock(&a->mu);
 }
@@ -449,7 +484,7 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_entries", NULL,
 			 DT_METRICS_LABELS("map", "dt_ports"), ports);
 	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_max_entries", "Capacity of a BPF map.",
-			 DT_METRICS_LABELS("map", "dt_tasks"), DT_MAX_TASKS);
+			 DT_METRICS_LABELS("map", "dt_tasks"), st.task_map_max);
 	dt_metrics_gauge(b, "dyetrace_agent_bpf_map_max_entries", NULL,
 			 DT_METRICS_LABELS("map", "dt_ports"), DT_MAX_PORTS);
 }
@@ -462,6 +497,7 @@ static void dataplane_cfg(const struct dt_agent_cfg *cfg, struct dt_dataplane_cf
 	dc->pin_dir = cfg->pin_dir;
 	dc->ring_kib = cfg->ring_kib;
 	dc->capture_bytes = cfg->capture_bytes;
+	dc->task_map_entries = (uint32_t)cfg->task_map_entries;
 	dc->n_ifaces = cfg->n_ifaces;
 	for (unsigned i = 0; i < cfg->n_ifaces; i++)
 		dc->ifaces[i] = (struct dt_dataplane_iface){

@@ -29,6 +29,7 @@ const struct dt_agent_cfg dt_agent_cfg_defaults = {
 	.spool_dir = "/var/lib/dyetrace/agent-spool",
 	.spool_max_mib = 256,
 	.pin_dir = "/sys/fs/bpf/dyetrace",
+	.task_map_entries = DT_MAX_TASKS,
 };
 
 const char *const dt_agent_cfg_keys[] = {"node",
@@ -47,6 +48,7 @@ const char *const dt_agent_cfg_keys[] = {"node",
 					 "tls",
 					 "pin_dir",
 					 "metrics",
+					 "task_map_entries",
 					 NULL};
 const char *const dt_agent_iface_keys[] = {"name", "role", "vni", "instances", NULL};
 
@@ -166,7 +168,9 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	    (rv = dt_cfg_string(root, "spool_dir", cfg.spool_dir, sizeof(cfg.spool_dir), err,
 				errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "spool_max_mib", 1, 1u << 20, &cfg.spool_max_mib, err,
-			      errlen)) < 0)
+			      errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "task_map_entries", 1, DT_CONTROL_MAX_TASKS,
+			      &cfg.task_map_entries, err, errlen)) < 0)
 		goto out;
 	if ((rv = dt_cfg_string(root, "pin_dir", cfg.pin_dir, sizeof(cfg.pin_dir), err, errlen)) <
 		    0 ||

@@ -44,6 +44,11 @@ struct dt_dataplane {
 	unsigned ifindex[DT_DATAPLANE_MAX_IFACES]; /* of each configured interface */
 	struct bpf_link *drop_link;		   /* tp_btf/kfree_skb */
 	unsigned armed;
+	uint32_t task_map_max;	  /* max_entries of dt_tasks and dt_task_quota */
+	struct dt_tuple *applied; /* the keys the last apply armed, sorted */
+	unsigned n_applied;
+	struct dt_arm_fail *fails; /* the arms the last apply could not arm */
+	uint32_t n_fails;
 	char pin_dir[600];  /* where maps and the drop link are pinned */
 	char handover[700]; /* "available (...)" or "unavailable: why" */
 	bool can_hand_over; /* pinned where the next agent finds the maps */
@@ -293,6 +298,38 @@ static int pin_maps(struct dt_dataplane *dp, const char *dir, char *err, size_t 
 }
 
 /*
+ * The task map and its quota map hold entries keys (0: DT_MAX_TASKS). A pinned task map of
+ * a previous agent (handover) keeps its size: libbpf reuses a pinned map only when it
+ * matches, and the keys armed in it go on coloring. The new size applies after a restart
+ * without handover.
+ */
+static void size_task_maps(struct dt_dataplane *dp, uint32_t entries)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	char path[700];
+	int fd;
+
+	if (!entries)
+		entries = DT_MAX_TASKS;
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, bpf_map__name(dp->skel->maps.dt_tasks));
+	memset(&info, 0, sizeof(info));
+	if (dp->pin_dir[0] && (fd = bpf_obj_get(path)) >= 0) {
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != entries) {
+			dt_warn("DT-AGENT-TASKMAP",
+				"the running data plane's task map holds %u keys, not %u "
+				"(task_map_entries): kept until the agent restarts without handover",
+				info.max_entries, entries);
+			entries = info.max_entries;
+		}
+		close(fd);
+	}
+	bpf_map__set_max_entries(dp->skel->maps.dt_tasks, entries);
+	bpf_map__set_max_entries(dp->skel->maps.dt_task_quota, entries);
+	dp->task_map_max = entries;
+}
+
+/*
  * After a handover the new programs find the armed keys in the pinned maps: restore the
  * counters the programs read, before they replace the old ones, so coloring never stops.
  */
@@ -389,6 +426,7 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 			"nf_conntrack is not loaded: gateway samples will not carry the tuple "
 			"inside the NAT (load it before the agent: modprobe nf_conntrack)");
 	}
+	size_task_maps(dp, cfg->task_map_entries);
 	if ((rv = dyetrace__load(dp->skel))) {
 		snprintf(err, errlen,
 			 "cannot load the BPF programs: %s (run as root on a kernel with BTF; "
@@ -454,17 +492,101 @@ out:
 	return rv;
 }
 
+/* Deletes keys from the task map, and their quotas: a task armed again later starts afresh. */
+static void disarm(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.dt_tasks), &keys[i]);
+		bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.dt_task_quota), &keys[i]);
+	}
+}
+
+/*
+ * Disarms what the last apply armed and keys (sorted, n) no longer hold, before anything
+ * is armed: a full map makes room for the new keys first.
+ */
+static void disarm_applied(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigned n)
+{
+	unsigned i, n_stale = 0;
+
+	for (i = 0; i < dp->n_applied; i++)
+		if (!bsearch(&dp->applied[i], keys, n, sizeof(*keys), tuple_cmp))
+			dp->applied[n_stale++] = dp->applied[i];
+	disarm(dp, dp->applied, n_stale);
+	dp->n_applied = 0;
+}
+
+/*
+ * Disarms every key of the map that keys (sorted, n) does not hold: those of a previous
+ * agent (handover), and any written behind our back. Collected first: deleting while
+ * iterating skips keys. Returns how many, or -ENOMEM.
+ */
+static int disarm_unknown(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigned n)
+{
+	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
+	struct dt_tuple *stale = calloc(dp->task_map_max, sizeof(*stale)), key, next;
+	unsigned n_stale = 0;
+	bool more = bpf_map_get_next_key(fd, NULL, &key) == 0;
+
+	if (!stale)
+		return -ENOMEM;
+	while (more && n_stale < dp->task_map_max) {
+		if (!bsearch(&key, keys, n, sizeof(*keys), tuple_cmp))
+			stale[n_stale++] = key;
+		more = bpf_map_get_next_key(fd, &key, &next) == 0;
+		key = next;
+	}
+	disarm(dp, stale, n_stale);
+	free(stale);
+	return (int)n_stale;
+}
+
+/* Remembers that arm a could not be armed (errno err), for the node state. */
+static void arm_failed(struct dt_dataplane *dp, const struct dt_arm *a, int err)
+{
+	dp->fails[dp->n_fails++] = (struct dt_arm_fail){
+		.task_id = a->task_id, .flags = a->flags, .tuple = a->tuple, .err = (uint32_t)err};
+}
+
+/* Logs the failures of an apply once: the first, and how many more. */
+static void log_arm_fails(const struct dt_dataplane *dp, uint64_t gen)
+{
+	const struct dt_arm_fail *f = dp->fails;
+
+	if (!dp->n_fails)
+		return;
+	dt_err("DT-AGENT-ARM",
+	       "control set %llu: task %u cannot be armed: %s%s (%u keys not armed in all; "
+	       "reported to the analyzer)",
+	       (unsigned long long)gen, f->task_id, strerror((int)f->err),
+	       f->err == E2BIG ? " (the task map is full: task_map_entries)" : "", dp->n_fails);
+}
+
 int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 {
 	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
-	struct dt_tuple *keys, *stale = NULL, key, next;
-	unsigned i, n_keys = 0, n_stale = 0, anyport = 0;
-	bool more;
-	int rv = 0, frv;
+	struct dt_tuple *want, *keys;
+	unsigned i, n_want = 0, n_keys = 0, anyport = 0;
+	int rv = 0, frv, unknown;
 
+	want = calloc(c->n_arms ? c->n_arms : 1, sizeof(*want));
 	keys = calloc(c->n_arms ? c->n_arms : 1, sizeof(*keys));
-	if (!keys)
+	free(dp->fails);
+	dp->fails = calloc(c->n_arms ? c->n_arms : 1, sizeof(*dp->fails));
+	dp->n_fails = 0;
+	if (!want || !keys || !dp->fails) {
+		free(want);
+		free(keys);
 		return -ENOMEM;
+	}
+	for (i = 0; i < c->n_arms; i++) {
+		uint32_t flags = c->arms[i].flags;
+
+		if (dt_tuple_task_key(&c->arms[i].tuple, &flags, &want[n_want]) == 0)
+			n_want++;
+	}
+	qsort(want, n_want, sizeof(*want), tuple_cmp);
+	disarm_applied(dp, want, n_want);
 	/* Arm what is listed. */
 	for (i = 0; i < c->n_arms; i++) {
 		struct dt_task_val v = {.task_id = c->arms[i].task_id,
@@ -473,52 +595,49 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 					.rate_pps = c->arms[i].rate_pps};
 
 		if (dt_tuple_task_key(&c->arms[i].tuple, &v.flags, &keys[n_keys])) {
-			dt_warn("DT-AGENT-BADTASK", "task %u: its tuple cannot be armed; skipped",
-				v.task_id);
+			arm_failed(dp, &c->arms[i], EINVAL);
 			continue;
 		}
 		if (bpf_map_update_elem(fd, &keys[n_keys], &v, BPF_ANY)) {
 			rv = -errno;
-			dt_err("DT-AGENT-ARM", "task %u: cannot arm: %s", v.task_id,
-			       strerror(errno));
+			arm_failed(dp, &c->arms[i], errno);
 			continue;
 		}
 		if (v.flags & DT_TASK_F_ANYPORT)
 			anyport++;
 		n_keys++;
 	}
+	log_arm_fails(dp, c->gen);
 	qsort(keys, n_keys, sizeof(*keys), tuple_cmp);
 	/* The prefilter holds exactly the new set before anything stale is deleted. */
 	if ((frv = filter_rebuild(dp, keys, n_keys)) < 0)
 		dt_err("DT-AGENT-FILTER", "cannot write the prefilter: %s; looking every packet up",
 		       strerror(-frv));
-	/* Disarm what is no longer listed; collect first, deleting while iterating skips keys. */
-	stale = calloc(DT_MAX_TASKS, sizeof(*stale));
-	if (!stale) {
-		free(keys);
-		return -ENOMEM;
-	}
-	more = bpf_map_get_next_key(fd, NULL, &key) == 0;
-	while (more && n_stale < DT_MAX_TASKS) {
-		if (!bsearch(&key, keys, n_keys, sizeof(*keys), tuple_cmp))
-			stale[n_stale++] = key;
-		more = bpf_map_get_next_key(fd, &key, &next) == 0;
-		key = next;
-	}
-	/* A disarmed key's quota goes with it: a task armed again later starts afresh. */
-	for (i = 0; i < n_stale; i++) {
-		bpf_map_delete_elem(fd, &stale[i]);
-		bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.dt_task_quota), &stale[i]);
-	}
-	free(stale);
-	free(keys);
+	/* Only now, once the new keys had their chance at the room they hold. */
+	unknown = disarm_unknown(dp, keys, n_keys);
+	free(want);
+	free(dp->applied);
+	dp->applied = keys;
+	dp->n_applied = n_keys;
 	dp->skel->bss->dt_anyport_tasks = anyport;
 	dp->skel->bss->dt_armed_keys = n_keys;
 	dp->skel->bss->dt_filter_on = frv == 0;
 	dp->armed = n_keys;
-	dt_info("DT-AGENT-ARMED", "control set %llu applied: %u tasks armed, %u disarmed",
-		(unsigned long long)c->gen, n_keys, n_stale);
-	return rv;
+	dt_info("DT-AGENT-ARMED",
+		"control set %llu applied: %u tasks armed, %u not armed, %d unknown keys disarmed",
+		(unsigned long long)c->gen, n_keys, dp->n_fails, unknown);
+	return unknown < 0 ? unknown : rv;
+}
+
+const struct dt_arm_fail *dt_dataplane_arm_fails(const struct dt_dataplane *dp, uint32_t *n)
+{
+	*n = dp->n_fails;
+	return dp->fails;
+}
+
+uint32_t dt_dataplane_task_map_max(const struct dt_dataplane *dp)
+{
+	return dp->task_map_max;
 }
 
 int dt_dataplane_poll(struct dt_dataplane *dp, int timeout_ms)
@@ -577,6 +696,8 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 		bpf_link__destroy(dp->drop_link);
 		ring_buffer__free(dp->rb);
 		dyetrace__destroy(dp->skel);
+		free(dp->applied);
+		free(dp->fails);
 		free(dp);
 		return;
 	}
@@ -602,6 +723,8 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 	}
 	ring_buffer__free(dp->rb);
 	dyetrace__destroy(dp->skel);
+	free(dp->applied);
+	free(dp->fails);
 	free(dp);
 }
 

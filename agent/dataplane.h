@@ -14,6 +14,7 @@
 
 #include "dt_sample.h"
 
+struct dt_arm_fail;
 struct dt_control;
 struct dt_dataplane;
 
@@ -35,10 +36,11 @@ struct dt_dataplane_iface {
 
 /* What the data plane is told; the agent fills it from its configuration. */
 struct dt_dataplane_cfg {
-	const char *node;	/* the maps are pinned in <pin_dir>/<node> */
-	const char *pin_dir;	/* bpf file system directory */
-	uint64_t ring_kib;	/* ring buffer size, a power of two */
-	uint64_t capture_bytes; /* packet prefix each sample carries, 0..DT_CAP_MAX */
+	const char *node;	   /* the maps are pinned in <pin_dir>/<node> */
+	const char *pin_dir;	   /* bpf file system directory */
+	uint64_t ring_kib;	   /* ring buffer size, a power of two */
+	uint64_t capture_bytes;	   /* packet prefix each sample carries, 0..DT_CAP_MAX */
+	uint32_t task_map_entries; /* keys the task map (and its quota map) hold at most */
 	unsigned n_ifaces;
 	struct dt_dataplane_iface ifaces[DT_DATAPLANE_MAX_IFACES];
 };
@@ -57,8 +59,18 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 /* The interface index of cfg->ifaces[i], resolved when attaching. */
 unsigned dt_dataplane_ifindex(const struct dt_dataplane *dp, unsigned i);
 
-/* Makes the armed-task map hold exactly the tasks of c. Returns 0 or -errno. */
+/*
+ * Makes the armed-task map hold exactly the tasks of c, as far as it can: an arm that
+ * cannot be armed (the map is full, an update fails) is left out and remembered until the
+ * next apply (dt_dataplane_arm_fails()). Returns 0 or -errno (the last failure).
+ */
 int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c);
+
+/* The arms the last dt_dataplane_apply() could not arm: *n of them (valid until the next). */
+const struct dt_arm_fail *dt_dataplane_arm_fails(const struct dt_dataplane *dp, uint32_t *n);
+
+/* How many keys the task map holds at most (as loaded: a pinned map keeps its size). */
+uint32_t dt_dataplane_task_map_max(const struct dt_dataplane *dp);
 
 /* Drains the ring buffer, waiting at most timeout_ms. Returns records read or -errno. */
 int dt_dataplane_poll(struct dt_dataplane *dp, int timeout_ms);

@@ -84,6 +84,21 @@ static struct dt_task *tenant_task(struct analyzer *a, int tenant, uint32_t id)
 	return task && task->tenant == (uint32_t)tenant ? task : NULL;
 }
 
+/*
+ * Whether a task of spec fits in the task maps of the nodes hosting its first hops, as
+ * their last node states tell (lock held). Returns 0, -ENOSPC or -EINVAL (err says why).
+ */
+static int room_for(struct analyzer *a, const struct dt_task_spec *spec, char *err, size_t errlen)
+{
+	struct dt_task_spec norm;
+	int rv;
+
+	if ((rv = dt_task_spec_normalize(spec, &norm, err, errlen)) != 0) {
+		return rv;
+	}
+	return dt_tasks_check_room(a->tasks, &a->hosts, &norm, err, errlen);
+}
+
 static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_sbuffer *out)
 {
 	char token[DT_TOKEN_MAX], err[DT_MSG_MAX];
@@ -112,8 +127,12 @@ static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_s
 				   a->cfg->tenants[tenant].name,
 				   (unsigned long long)lim->tasks_max_per_tenant);
 	}
-	rv = dt_tasks_create(a->tasks, &spec, (uint32_t)tenant, a->cfg->tenants[tenant].name,
-			     dt_clock_ns(CLOCK_REALTIME), &task, err, sizeof(err));
+	rv = room_for(a, &spec, err, sizeof(err));
+	if (rv == 0) {
+		rv = dt_tasks_create(a->tasks, &spec, (uint32_t)tenant,
+				     a->cfg->tenants[tenant].name, dt_clock_ns(CLOCK_REALTIME),
+				     &task, err, sizeof(err));
+	}
 	if (rv == 0) {
 		ana_loss_totals(a, task->lost_base, &task->unmatched_base);
 	}
@@ -134,8 +153,11 @@ static int api_create(struct analyzer *a, const void *buf, size_t len, msgpack_s
 	if (rv == -EINVAL) {
 		return reply_error(out, DT_ST_INVALID, "%s", err);
 	}
-	if (rv == -EEXIST || rv == -ENOSPC) {
+	if (rv == -EEXIST) {
 		return reply_error(out, DT_ST_REFUSED, "%s", err);
+	}
+	if (rv == -ENOSPC) {
+		return reply_error(out, DT_ST_FULL, "%s", err);
 	}
 	if (rv == -EIO) {
 		return reply_error(out, DT_ST_FAILED, "%s", err);

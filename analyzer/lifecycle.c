@@ -19,6 +19,78 @@ struct dt_host_ent {
 	uint32_t node; /* index into dt_hosts.nodes */
 };
 
+/* A key a node could not arm, indexed by its task's id. */
+struct dt_host_fail {
+	uint32_t task_id;
+	uint32_t node; /* index into dt_hosts.nodes */
+	const struct dt_arm_fail *f;
+};
+
+static int fail_cmp(const void *a, const void *b)
+{
+	const struct dt_host_fail *x = a, *y = b;
+
+	if (x->task_id != y->task_id) {
+		return x->task_id < y->task_id ? -1 : 1;
+	}
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* Indexes the arm failures of nodes by task id. Returns 0 or -ENOMEM. */
+static int fails_build(struct dt_hosts *h)
+{
+	size_t total = 0, k = 0;
+
+	for (uint32_t i = 0; i < h->n_nodes; i++) {
+		total += h->nodes[i].n_arm_fails;
+	}
+	if (total == 0) {
+		return 0;
+	}
+	if (!(h->fails = calloc(total, sizeof(*h->fails)))) {
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < h->n_nodes; i++) {
+		for (uint32_t j = 0; j < h->nodes[i].n_arm_fails; j++) {
+			const struct dt_arm_fail *f = &h->nodes[i].arm_fails[j];
+
+			h->fails[k++] =
+				(struct dt_host_fail){.task_id = f->task_id, .node = i, .f = f};
+		}
+	}
+	h->n_fails = k;
+	qsort(h->fails, h->n_fails, sizeof(*h->fails), fail_cmp);
+	return 0;
+}
+
+/* What node reports of key of task when it could not arm it, or NULL. */
+static const struct dt_arm_fail *node_fail(const struct dt_hosts *h, uint32_t node,
+					   const struct dt_task *task,
+					   const struct dt_task_key *key)
+{
+	struct dt_host_fail want = {.task_id = task->id, .node = node};
+	size_t lo = 0, hi = h ? h->n_fails : 0;
+
+	while (lo < hi) { /* the first failure not below (task id, node) */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (fail_cmp(&h->fails[mid], &want) < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	for (; h && lo < h->n_fails && fail_cmp(&h->fails[lo], &want) == 0; lo++) {
+		const struct dt_arm_fail *f = h->fails[lo].f;
+
+		if (f->flags == key->flags &&
+		    memcmp(&f->tuple, &key->tuple, sizeof(f->tuple)) == 0) {
+			return f;
+		}
+	}
+	return NULL;
+}
+
 static int host_cmp(const void *a, const void *b)
 {
 	const struct dt_host_ent *x = a, *y = b;
@@ -39,6 +111,9 @@ int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32
 	memset(h, 0, sizeof(*h));
 	h->nodes = nodes;
 	h->n_nodes = n;
+	if (fails_build(h) != 0) {
+		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		total += nodes[i].n_endpoints;
 	}
@@ -46,6 +121,7 @@ int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32
 		return 0;
 	}
 	if (!(h->v = calloc(total, sizeof(*h->v)))) {
+		dt_hosts_free(h);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -64,6 +140,7 @@ int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32
 void dt_hosts_free(struct dt_hosts *h)
 {
 	free(h->v);
+	free(h->fails);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -100,27 +177,46 @@ const char *dt_hosts_node(const struct dt_hosts *h, uint32_t vni, uint32_t addr)
 /* How one direction's entry stands in the handshake. */
 struct entry {
 	size_t n_hosts;
-	const char *host; /* a hosting node, the first lagging one if any */
-	bool lagging;	  /* a hosting node has not applied arm_gen */
-	uint64_t lag_gen; /* what that node applied */
-	uint32_t addr;	  /* the address looked up (0: a gateway) */
+	const char *host;		/* a hosting node: the first failed, else lagging, one */
+	bool lagging;			/* a hosting node has not applied arm_gen */
+	uint64_t lag_gen;		/* what that node applied */
+	uint32_t addr;			/* the address looked up (0: a gateway) */
+	const struct dt_arm_fail *fail; /* a hosting node could not arm the key */
+	uint32_t map_max;		/* that node's task map size */
 };
+
+/* The nodes hosting the entry of key: *first and how many (a gateway when none hosts its
+ * source); *addr gets the address looked up. */
+static size_t entry_hosts(const struct dt_hosts *h, const struct dt_task_key *key,
+			  const struct dt_host_ent **first, uint32_t *addr)
+{
+	size_t n;
+
+	/* A key's tuple is in its own direction: its source is where it enters. */
+	*addr = key->tuple.saddr;
+	if ((n = hosts_find(h, key->tuple.vni, *addr, first)) == 0) {
+		*addr = 0;
+		n = hosts_find(h, key->tuple.vni, 0, first);
+	}
+	return n;
+}
 
 static void entry_check(const struct dt_hosts *h, const struct dt_task *task,
 			const struct dt_task_key *key, struct entry *e)
 {
 	const struct dt_host_ent *first;
-	uint32_t vni = key->tuple.vni;
 
 	memset(e, 0, sizeof(*e));
-	/* A key's tuple is in its own direction: its source is where it enters. */
-	e->addr = key->tuple.saddr;
-	e->n_hosts = hosts_find(h, vni, e->addr, &first);
-	if (e->n_hosts == 0) {
-		e->addr = 0;
-		e->n_hosts = hosts_find(h, vni, 0, &first);
+	e->n_hosts = entry_hosts(h, key, &first, &e->addr);
+	for (size_t i = 0; i < e->n_hosts && !e->fail; i++) {
+		const struct dt_node_state *ns = &h->nodes[first[i].node];
+
+		if ((e->fail = node_fail(h, first[i].node, task, key))) {
+			e->host = ns->node;
+			e->map_max = ns->task_map_max;
+		}
 	}
-	for (size_t i = 0; i < e->n_hosts; i++) {
+	for (size_t i = 0; i < e->n_hosts && !e->fail; i++) {
 		const struct dt_node_state *ns = &h->nodes[first[i].node];
 
 		if (!e->host) {
@@ -171,18 +267,52 @@ static unsigned int own_keys(const struct dt_task *task)
 	return n;
 }
 
-/* READY: the handshake. Returns true when the task ended. */
-static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct dt_hosts *h,
+/* Why a node could not arm a key, for a sentence. */
+static void arm_fail_reason(const struct entry *e, char *buf, size_t len)
+{
+	if (e->fail->err == E2BIG) {
+		snprintf(buf, len,
+			 "its task map is full (%u keys: task_map_entries in its agent's "
+			 "configuration)",
+			 e->map_max);
+	} else if (e->fail->err == EINVAL) {
+		snprintf(buf, len, "its data plane refused the key");
+	} else {
+		snprintf(buf, len, "the task map update failed: %s", strerror((int)e->fail->err));
+	}
+}
+
+/*
+ * A key of task that a node hosting its first hop could not arm ends the task FAILED
+ * (ARM_FAILED), from READY on: it is never ARMED, nor goes on RUNNING, without being
+ * armed there. Returns true when it ended.
+ */
+static bool arm_failed(struct dt_tasks *t, struct dt_task *task, const struct entry *e,
+		       uint64_t now_ns)
+{
+	unsigned int k, n_own = own_keys(task);
+	char why[128];
+
+	for (k = 0; k < n_own && !e[k].fail; k++) {
+	}
+	if (k == n_own) {
+		return false;
+	}
+	arm_fail_reason(&e[k], why, sizeof(why));
+	dt_task_end(t, task, DT_TASK_FAILED, DT_TS_ARM_FAILED, now_ns,
+		    "failed: node %s, the first hop of the %s, could not arm it: %s", e[k].host,
+		    dir_word(task->keys[k].dir), why);
+	return true;
+}
+
+/* READY: the handshake, on the entries e of task's own keys. Returns true when it ended. */
+static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct entry *e,
 		      const struct dt_lifecycle_cfg *cfg, uint64_t now_ns, uint64_t now_ms)
 {
-	struct entry e[DT_DIR_MAX];
 	uint64_t waited = now_ms - task->ready_ms;
 	unsigned int k, n_own = own_keys(task);
 	char where[64];
 
-	for (k = 0; k < n_own; k++) {
-		entry_check(h, task, &task->keys[k], &e[k]);
-	}
 	for (k = 0; k < n_own; k++) {
 		if (e[k].n_hosts || reply_learnable(task, k, e)) {
 			continue;
@@ -270,9 +400,13 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 	for (size_t i = dt_tasks_n_active(t); i-- > 0;) {
 		struct dt_task *task = dt_tasks_active(t, i);
 		uint64_t deadline = task->created_ns + (uint64_t)task->spec.duration_s * NS_PER_S;
+		struct entry e[DT_DIR_MAX];
 
 		if (task->state == DT_TASK_NEW) {
 			continue;
+		}
+		for (unsigned int k = 0; k < own_keys(task); k++) {
+			entry_check(hosts, task, &task->keys[k], &e[k]);
 		}
 		if (now_ns >= deadline) {
 			dt_task_end(t, task, DT_TASK_EXPIRED, DT_TS_DURATION, now_ns,
@@ -280,8 +414,10 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 				    "of a budget of %u per direction)",
 				    task->spec.duration_s, (unsigned long long)colored(task),
 				    task->spec.budget);
+		} else if (arm_failed(t, task, e, now_ns)) {
+			/* ended */
 		} else if (task->state == DT_TASK_READY && task->n_obs == 0) {
-			handshake(t, task, hosts, cfg, now_ns, now_ms);
+			handshake(t, task, e, cfg, now_ns, now_ms);
 		} else if (task->state <= DT_TASK_ARMED && task->n_obs > 0) {
 			/* A sample proves the arming even before the node's state is relayed. */
 			if (!task->armed_ns) {
@@ -307,4 +443,33 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 		}
 	}
 	return ended;
+}
+
+int dt_tasks_check_room(const struct dt_tasks *t, const struct dt_hosts *h,
+			const struct dt_task_spec *spec, char *err, size_t errlen)
+{
+	struct dt_task_key keys[DT_DIR_MAX];
+	unsigned int n_keys = dt_task_keys(spec, keys);
+	size_t used = dt_tasks_n_keys(t);
+
+	for (unsigned int k = 0; k < n_keys; k++) {
+		const struct dt_host_ent *first;
+		uint32_t addr;
+		size_t n = entry_hosts(h, &keys[k], &first, &addr);
+
+		for (size_t i = 0; i < n; i++) {
+			const struct dt_node_state *ns = &h->nodes[first[i].node];
+
+			if (ns->task_map_max == 0 || used + n_keys <= ns->task_map_max) {
+				continue;
+			}
+			snprintf(err, errlen,
+				 "no room on node %s, the first hop of the %s: its task map holds "
+				 "%u keys, active tasks use %zu and this task needs %u (raise "
+				 "task_map_entries there, or end a task)",
+				 ns->node, dir_word(keys[k].dir), ns->task_map_max, used, n_keys);
+			return -ENOSPC;
+		}
+	}
+	return 0;
 }

@@ -48,7 +48,7 @@ void ana_log_stats(struct analyzer *a, const char *id)
 		"nat_full=%llu nomem=%llu names=%u names_full=%llu duplicates=%llu malformed=%llu "
 		"api_requests=%llu api_malformed=%llu api_refused_token=%llu store_errors=%llu "
 		"control_gen=%llu api_ok=%llu api_invalid=%llu api_not_found=%llu api_refused=%llu "
-		"api_failed=%llu",
+		"api_failed=%llu api_full=%llu",
 		collectors, dt_tasks_n_all(a->tasks), dt_tasks_n_active(a->tasks),
 		dt_tasks_n_arms(a->tasks), (unsigned long long)is.batches,
 		(unsigned long long)a->samples, (unsigned long long)sc.attributed,
@@ -65,7 +65,8 @@ void ana_log_stats(struct analyzer *a, const char *id)
 		(unsigned long long)a->api_by_status[DT_ST_INVALID],
 		(unsigned long long)a->api_by_status[DT_ST_NOT_FOUND],
 		(unsigned long long)a->api_by_status[DT_ST_REFUSED],
-		(unsigned long long)a->api_by_status[DT_ST_FAILED]);
+		(unsigned long long)a->api_by_status[DT_ST_FAILED],
+		(unsigned long long)a->api_by_status[DT_ST_FULL]);
 	pthread_mutex_unlock(&a->mu);
 }
 

@@ -18,6 +18,32 @@ bool dt_task_state_terminal(uint32_t state)
 	       state == DT_TASK_FAILED;
 }
 
+#define SPEC_FLAGS (DT_TASK_F_ANYPORT | DT_TASK_DIR_BOTH)
+
+int dt_task_spec_normalize(const struct dt_task_spec *spec, struct dt_task_spec *norm, char *err,
+			   size_t errlen)
+{
+	char buf[DT_TUPLE_STR_MAX];
+
+	*norm = *spec;
+	if (spec->flags & ~(uint32_t)SPEC_FLAGS) {
+		snprintf(err, errlen, "unknown task flags 0x%x",
+			 spec->flags & ~(uint32_t)SPEC_FLAGS);
+		return -EINVAL;
+	}
+	if (!(norm->flags & DT_TASK_DIR_BOTH)) {
+		norm->flags |= DT_TASK_DIR_REQUEST;
+	}
+	if (dt_tuple_task_key(&spec->tuple, &norm->flags, &norm->tuple)) {
+		snprintf(err, errlen,
+			 "%s does not name a flow: give both addresses, a protocol, a VNI below "
+			 "2^24, and both ports or none (ICMP: an echo identifier or none)",
+			 dt_tuple_str(&spec->tuple, spec->flags, buf, sizeof(buf)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 unsigned int dt_task_keys(const struct dt_task_spec *spec, struct dt_task_key keys[DT_DIR_MAX])
 {
 	uint32_t any = spec->flags & DT_TASK_F_ANYPORT;

@@ -17,8 +17,6 @@
 #include "dt_tuple.h"
 #include "tasks.h"
 
-#define SPEC_FLAGS (DT_TASK_F_ANYPORT | DT_TASK_DIR_BOTH)
-
 const struct dt_limits dt_limits_defaults = {
 	.budget_default = 100,
 	.budget_max = 100000,
@@ -389,27 +387,15 @@ int dt_tasks_create(struct dt_tasks *t, const struct dt_task_spec *spec, uint32_
 		    const char *tenant_name, uint64_t now_ns, struct dt_task **out, char *err,
 		    size_t errlen)
 {
-	struct dt_task_spec norm = *spec;
+	struct dt_task_spec norm;
 	struct dt_task_key keys[DT_DIR_MAX];
 	struct dt_task *task;
 	char buf[DT_TUPLE_STR_MAX];
 	unsigned int n_keys;
 	int rv;
 
-	if (spec->flags & ~(uint32_t)SPEC_FLAGS) {
-		snprintf(err, errlen, "unknown task flags 0x%x",
-			 spec->flags & ~(uint32_t)SPEC_FLAGS);
-		return -EINVAL;
-	}
-	if (!(norm.flags & DT_TASK_DIR_BOTH)) {
-		norm.flags |= DT_TASK_DIR_REQUEST;
-	}
-	if (dt_tuple_task_key(&spec->tuple, &norm.flags, &norm.tuple)) {
-		snprintf(err, errlen,
-			 "%s does not name a flow: give both addresses, a protocol, a VNI below "
-			 "2^24, and both ports or none (ICMP: an echo identifier or none)",
-			 dt_tuple_str(&spec->tuple, spec->flags, buf, sizeof(buf)));
-		return -EINVAL;
+	if ((rv = dt_task_spec_normalize(spec, &norm, err, errlen))) {
+		return rv;
 	}
 	n_keys = dt_task_keys(&norm, keys);
 	if (n_keys == 2 && dt_key_overlap(&keys[0], &keys[1])) {

@@ -21,7 +21,9 @@
  *   EXPIRED  (DURATION) duration_s passed since it was created
  *   CANCELLED (CANCELLED) by its tenant
  *   FAILED   NO_HOST: no live node hosts an entry host_grace_ms after READY;
- *            ARM_TIMEOUT: a hosting node did not apply arm_gen within arm_timeout_ms
+ *            ARM_TIMEOUT: a hosting node did not apply arm_gen within arm_timeout_ms;
+ *            ARM_FAILED: a hosting node applied it but could not arm a key of it (its
+ *            task map full, a map update error), from READY on
  *
  * NEW..RUNNING are active: their keys are indexed (overlap checks, attribution) and, from
  * READY on, armed. A task that ends leaves the active set at once (the control set's
@@ -146,6 +148,14 @@ void dt_tasks_new_gen(struct dt_tasks *t);
 int dt_limits_apply(const struct dt_limits *l, struct dt_task_spec *spec, char *err, size_t errlen);
 
 /*
+ * The form a task keeps of spec: flags default to the request direction, the tuple is a
+ * key (dt_tuple_task_key()). Returns 0, or -EINVAL (err says why) when the flags have
+ * unknown bits or the tuple cannot name a flow.
+ */
+int dt_task_spec_normalize(const struct dt_task_spec *spec, struct dt_task_spec *norm, char *err,
+			   size_t errlen);
+
+/*
  * Creates a task for spec (limits applied already) in state NEW. Returns 0 and *out,
  * -EINVAL (err says why) when the tuple cannot name a flow, the flags have unknown bits,
  * or both directions would be the same flow; -EEXIST when one of its keys overlaps a key
@@ -242,8 +252,10 @@ void dt_task_set_text(struct dt_task *task, const char *fmt, ...)
 struct dt_hosts {
 	const struct dt_node_state *nodes;
 	uint32_t n_nodes;
-	struct dt_host_ent *v; /* tasks.c */
+	struct dt_host_ent *v; /* lifecycle.c */
 	size_t n;
+	struct dt_host_fail *fails; /* the nodes' arm failures by task id (lifecycle.c) */
+	size_t n_fails;
 };
 
 /* Indexes nodes (which must outlive h). Returns 0 or -ENOMEM. */
@@ -253,6 +265,16 @@ void dt_hosts_free(struct dt_hosts *h);
 /* The name of a node hosting (vni, addr) (the first by node order when several do), or
  * NULL when none does. addr 0: the outside of a NAT gateway for vni. */
 const char *dt_hosts_node(const struct dt_hosts *h, uint32_t vni, uint32_t addr);
+
+/*
+ * Whether a task of spec (normalized: dt_task_spec_normalize()) fits: returns 0, or
+ * -ENOSPC (err says which node and why) when a node hosting the first hop of one of its
+ * directions would need more keys in its task map than it holds. Every node arms the keys
+ * of every active task, so a node's map needs the active tasks' keys and the new ones.
+ * Nodes that report no map size are not checked.
+ */
+int dt_tasks_check_room(const struct dt_tasks *t, const struct dt_hosts *h,
+			const struct dt_task_spec *spec, char *err, size_t errlen);
 
 /*
  * NEW -> READY: puts task into the control set (a new generation, task->arm_gen) and
@@ -282,8 +304,10 @@ struct dt_lifecycle_ops {
 
 /*
  * Moves every active task along its lifecycle at (now_ns, now_ms): the handshake against
- * hosts (NULL: no node heard from), first samples, expiry, the budget. Every task that
- * changed has dirty set; each that ended is given to ops->ended. Returns how many ended.
+ * hosts (NULL: no node heard from), first samples, expiry, the budget. A task one of whose
+ * keys a node hosting its first hop reports it could not arm ends FAILED (ARM_FAILED),
+ * whatever its state: it is never ARMED without being armed. Every task that changed has
+ * dirty set; each that ended is given to ops->ended. Returns how many ended.
  */
 size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 		     const struct dt_lifecycle_cfg *cfg, const struct dt_lifecycle_ops *ops,

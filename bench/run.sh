@@ -115,6 +115,7 @@ if [[ $MODE == scale ]]; then
 	mkdir -p "$SCRATCH/scale"
 	# The growth curves, one line each (issue 16, "How the cost grows").
 	# --- scale benchmarks: add below ---
+	scale "task service and control path" "$BIN/dt-bench-tasks" "$SCRATCH/scale"
 	# --- scale benchmarks: end ---
 	ELAPSED=$((SECONDS - T0))
 fi

@@ -111,7 +111,10 @@ static const char help_text[] =
 	"    expired    its duration ran out\n"
 	"    cancelled  its tenant cancelled it\n"
 	"    failed     status no-host: no live node hosts the source instance (nothing to\n"
-	"               arm); status arm-timeout: the hosting node did not apply it in time\n"
+	"               arm); status arm-timeout: the hosting node did not apply it in time;\n"
+	"               status arm-failed: the hosting node could not arm it (its task map\n"
+	"               is full, a map update failed; the sentence names the node and why).\n"
+	"               A task is armed only when it is: never shown armed before that.\n"
 	"    Status restarted: the analyzer restarted and resumed the task, or ended it when\n"
 	"    its duration ran out meanwhile; the sentence says which.\n"
 	"\n"
@@ -169,6 +172,9 @@ static const char help_text[] =
 	"    6  task watch: the task ended cancelled.\n"
 	"    7  report: the format needs a program that is not installed (--format svg:\n"
 	"       Graphviz's dot, found through PATH).\n"
+	"    8  task create: no room for the task (status \"full\"): the task map of a node\n"
+	"       hosting its first hop (the agent's task_map_entries), or the control set,\n"
+	"       holds no more keys. The message names the node. Retry once a task ended.\n"
 	"    Errors are printed on stderr as \"dyetrace: MESSAGE\".\n"
 	"\n"
 	"ENVIRONMENT\n"
@@ -261,6 +267,8 @@ int cli_status_rc(uint32_t status)
 		return RC_NOT_FOUND;
 	case DT_ST_REFUSED:
 		return RC_REFUSED;
+	case DT_ST_FULL:
+		return RC_FULL;
 	default:
 		return RC_FAILED;
 	}

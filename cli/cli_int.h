@@ -45,6 +45,7 @@ enum {
 	RC_UNREACHABLE = 5, /* the analyzer could not be reached or did not answer in time */
 	RC_CANCELLED = 6,   /* watch: the task ended cancelled */
 	RC_NO_TOOL = 7,	    /* report: the format needs a program that is not installed */
+	RC_FULL = 8,	    /* DT_ST_FULL: no room for the task on a node (or anywhere) */
 	/* Not exit statuses: what the option parsers return to go on. */
 	RC_CONTINUE = -1, /* parsed, carry on */
 	RC_NOT_MINE = -2, /* not an option this parser knows */

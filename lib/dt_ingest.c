@@ -34,7 +34,7 @@ struct sender {
 /* The latest state a node reported (directly or relayed), and when. */
 struct node_entry {
 	struct node_entry *next;
-	struct dt_node_state st; /* owns st.endpoints */
+	struct dt_node_state st; /* owns its endpoints and arm_fails */
 	uint64_t heard_ms;
 };
 
@@ -70,20 +70,6 @@ static struct sender *sender_find(struct dt_ingest *in, const char *name)
 	return s;
 }
 
-/* Deep copy of a node state; 0 or -ENOMEM. */
-static int node_state_copy(struct dt_node_state *dst, const struct dt_node_state *src)
-{
-	*dst = *src;
-	dst->endpoints = NULL;
-	if (src->n_endpoints) {
-		dst->endpoints = malloc(sizeof(*dst->endpoints) * src->n_endpoints);
-		if (!dst->endpoints)
-			return -ENOMEM;
-		memcpy(dst->endpoints, src->endpoints, sizeof(*dst->endpoints) * src->n_endpoints);
-	}
-	return 0;
-}
-
 /* Records the node states a batch carries. Called with in->mu held. */
 static void note_nodes(struct dt_ingest *in, const struct dt_batch *b)
 {
@@ -94,20 +80,20 @@ static void note_nodes(struct dt_ingest *in, const struct dt_batch *b)
 		struct node_entry *e;
 		struct dt_node_state copy;
 
-		if (node_state_copy(&copy, ns))
+		if (dt_node_state_copy(&copy, ns))
 			continue;
 		for (e = in->nodes; e; e = e->next)
 			if (strcmp(e->st.node, ns->node) == 0)
 				break;
 		if (!e) {
 			if (!(e = calloc(1, sizeof(*e)))) {
-				free(copy.endpoints);
+				dt_node_state_free(&copy);
 				continue;
 			}
 			e->next = in->nodes;
 			in->nodes = e;
 		}
-		free(e->st.endpoints);
+		dt_node_state_free(&e->st);
 		e->st = copy;
 		e->heard_ms = now;
 	}
@@ -359,7 +345,7 @@ uint64_t dt_ingest_min_gen(struct dt_ingest *in, unsigned window_ms, unsigned *s
 void dt_node_states_free(struct dt_node_state *v, uint32_t n)
 {
 	for (uint32_t i = 0; v && i < n; i++)
-		free(v[i].endpoints);
+		dt_node_state_free(&v[i]);
 	free(v);
 }
 
@@ -380,7 +366,7 @@ int dt_ingest_nodes(struct dt_ingest *in, unsigned window_ms, struct dt_node_sta
 	for (e = in->nodes; e && rv == 0; e = e->next) {
 		if (now - e->heard_ms > window_ms)
 			continue;
-		if ((rv = node_state_copy(&v[i], &e->st)) == 0)
+		if ((rv = dt_node_state_copy(&v[i], &e->st)) == 0)
 			i++;
 	}
 	pthread_mutex_unlock(&in->mu);
@@ -526,7 +512,7 @@ void dt_ingest_stop(struct dt_ingest *in)
 		struct node_entry *e = in->nodes;
 
 		in->nodes = e->next;
-		free(e->st.endpoints);
+		dt_node_state_free(&e->st);
 		free(e);
 	}
 	dt_control_free(&in->ctl);

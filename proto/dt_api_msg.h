@@ -36,6 +36,7 @@ enum dt_task_status {
 	DT_TS_DURATION = 4,	/* expired: its duration ran out */
 	DT_TS_CANCELLED = 5,	/* cancelled by its tenant */
 	DT_TS_RESTARTED = 6,	/* the analyzer restarted; see the sentence for what followed */
+	DT_TS_ARM_FAILED = 7,	/* a node hosting its first hop could not arm it (map full...) */
 	DT_TS_MAX,
 };
 

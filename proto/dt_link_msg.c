@@ -5,6 +5,7 @@
  * DT_MSG_CONTROL (the armed task set). The layouts are in dt_link_msg.h and
  * proto/README.md; how a message is encoded and decoded is in dt_wire.c.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,17 @@ static void put_control(struct dt_enc *e, const struct dt_control *c)
 	}
 }
 
-/* [node, ctl_gen, [[vni, addr]...]] */
+/* [task_id, flags, tuple, err] */
+static void put_arm_fail(struct dt_enc *e, const struct dt_arm_fail *f)
+{
+	dt_put_array(e, N_ARM_FAIL);
+	dt_put_uint(e, f->task_id);
+	dt_put_uint(e, f->flags);
+	dt_put_tuple(e, &f->tuple);
+	dt_put_uint(e, f->err);
+}
+
+/* [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...]] */
 static void put_node(struct dt_enc *e, const struct dt_node_state *n)
 {
 	uint32_t i;
@@ -67,6 +78,13 @@ static void put_node(struct dt_enc *e, const struct dt_node_state *n)
 			dt_put_array(e, N_ENDPOINT);
 			dt_put_max(e, n->endpoints[i].vni, DT_VNI_MAX);
 			dt_put_uint(e, n->endpoints[i].addr);
+		}
+	}
+	dt_put_uint(e, n->task_map_max);
+	dt_put_uint(e, n->task_map_used);
+	if (dt_put_list(e, n->n_arm_fails, DT_NODE_MAX_ARM_FAILS, n->arm_fails)) {
+		for (i = 0; i < n->n_arm_fails && e->err == 0; i++) {
+			put_arm_fail(e, &n->arm_fails[i]);
 		}
 	}
 }
@@ -204,7 +222,20 @@ static void get_control(struct dt_dec *d, const msgpack_object *f, struct dt_con
 	}
 }
 
-/* [node, ctl_gen, [[vni, addr]...]] */
+static void get_arm_fail(struct dt_dec *d, const msgpack_object *o, struct dt_arm_fail *a)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_ARM_FAIL);
+
+	if (f == NULL) {
+		return;
+	}
+	a->task_id = dt_get_uint(d, &f[0], UINT32_MAX);
+	a->flags = dt_get_uint(d, &f[1], UINT32_MAX);
+	dt_get_tuple(d, &f[2], &a->tuple);
+	a->err = dt_get_uint(d, &f[8], UINT32_MAX);
+}
+
+/* [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...]] */
 static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_state *n)
 {
 	const msgpack_object *f = dt_get_record(d, o, N_NODE);
@@ -224,6 +255,46 @@ static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_s
 			n->endpoints[i].addr = dt_get_uint(d, &ep[1], UINT32_MAX);
 		}
 	}
+	n->task_map_max = dt_get_uint(d, &f[3], UINT32_MAX);
+	n->task_map_used = dt_get_uint(d, &f[4], UINT32_MAX);
+	items = dt_get_list(d, &f[5], DT_NODE_MAX_ARM_FAILS, &n->n_arm_fails);
+	n->arm_fails = dt_get_mem(d, n->n_arm_fails, sizeof(*n->arm_fails));
+	for (i = 0; i < n->n_arm_fails && d->err == 0; i++) {
+		get_arm_fail(d, &items[i], &n->arm_fails[i]);
+	}
+}
+
+int dt_node_state_copy(struct dt_node_state *dst, const struct dt_node_state *src)
+{
+	*dst = *src;
+	dst->endpoints = NULL;
+	dst->arm_fails = NULL;
+	if (src->n_endpoints &&
+	    !(dst->endpoints = malloc(sizeof(*dst->endpoints) * src->n_endpoints))) {
+		return -ENOMEM;
+	}
+	if (src->n_arm_fails &&
+	    !(dst->arm_fails = malloc(sizeof(*dst->arm_fails) * src->n_arm_fails))) {
+		free(dst->endpoints);
+		dst->endpoints = NULL;
+		return -ENOMEM;
+	}
+	if (src->n_endpoints) {
+		memcpy(dst->endpoints, src->endpoints, sizeof(*dst->endpoints) * src->n_endpoints);
+	}
+	if (src->n_arm_fails) {
+		memcpy(dst->arm_fails, src->arm_fails, sizeof(*dst->arm_fails) * src->n_arm_fails);
+	}
+	return 0;
+}
+
+void dt_node_state_free(struct dt_node_state *n)
+{
+	free(n->endpoints);
+	free(n->arm_fails);
+	n->endpoints = NULL;
+	n->arm_fails = NULL;
+	n->n_endpoints = n->n_arm_fails = 0;
 }
 
 static void get_sample(struct dt_dec *d, const msgpack_object *o, uint32_t n_ifaces,
@@ -305,7 +376,7 @@ void dt_batch_free(struct dt_batch *b)
 	uint32_t i;
 
 	for (i = 0; b->nodes != NULL && i < b->n_nodes; i++) {
-		free(b->nodes[i].endpoints);
+		dt_node_state_free(&b->nodes[i]);
 	}
 	free(b->nodes);
 	free(b->strings);

@@ -67,16 +67,39 @@ struct dt_endpoint {
 };
 
 /*
+ * A key of the control set that a node's data plane could not arm: [task_id, flags, saddr,
+ * daddr, sport, dport, proto, vni, err]. task_id, flags and tuple are the arm's as the
+ * control set carried them; err is the Linux errno of the failure (E2BIG: the task map is
+ * full; EINVAL: the tuple cannot be a key).
+ */
+struct dt_arm_fail {
+	uint32_t task_id;
+	uint32_t flags;
+	struct dt_tuple tuple;
+	uint32_t err;
+};
+
+/*
  * A node's control state, as its agent reports it and its collector relays it:
- * [node, ctl_gen, [[vni, addr]...]]
+ * [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...]]
  * ctl_gen: the control generation the node's agent has applied to its data plane.
+ * task_map_max: how many keys its task map holds at most (0: not known); task_map_used:
+ * how many it held after applying ctl_gen. arm_fails: the keys of ctl_gen it could not arm.
  */
 struct dt_node_state {
 	char node[DT_NAME_MAX];
 	uint64_t ctl_gen;
 	uint32_t n_endpoints;
 	struct dt_endpoint *endpoints; /* n_endpoints, malloc'd */
+	uint32_t task_map_max;
+	uint32_t task_map_used;
+	uint32_t n_arm_fails;
+	struct dt_arm_fail *arm_fails; /* n_arm_fails, malloc'd */
 };
+
+/* A deep copy of src into dst (0 or -ENOMEM: then dst owns nothing), and its release. */
+int dt_node_state_copy(struct dt_node_state *dst, const struct dt_node_state *src);
+void dt_node_state_free(struct dt_node_state *n);
 
 /*
  * DT_MSG_BATCH: [4, 1, sender, seq, ctl_gen, node, [ifname...], [lost...], [string...],

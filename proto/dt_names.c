@@ -105,6 +105,7 @@ const char *dt_status_name(unsigned int status)
 		[DT_ST_NOT_FOUND] = "not-found",
 		[DT_ST_REFUSED] = "refused",
 		[DT_ST_FAILED] = "failed",
+		[DT_ST_FULL] = "full",
 	};
 
 	return NAME_OF(names, status);
@@ -120,6 +121,7 @@ const char *dt_task_status_name(unsigned int ts)
 		[DT_TS_DURATION] = "duration",
 		[DT_TS_CANCELLED] = "cancelled",
 		[DT_TS_RESTARTED] = "restarted",
+		[DT_TS_ARM_FAILED] = "arm-failed",
 	};
 
 	return NAME_OF(names, ts);

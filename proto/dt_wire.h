@@ -17,7 +17,7 @@
 
 #include "dt_sample.h"
 
-#define DT_PROTO_VERSION 4
+#define DT_PROTO_VERSION 5
 
 #define DT_NAME_MAX 64		/* node, collector and region names, with the NUL */
 #define DT_IFNAME_MAX 16	/* interface names, with the NUL (IFNAMSIZ) */
@@ -37,6 +37,7 @@
 #define DT_TOKEN_MAX 128	     /* tenant tokens, with the NUL */
 #define DT_BATCH_MAX_NODES 4096	     /* node states one batch may carry */
 #define DT_NODE_MAX_ENDPOINTS 4096   /* endpoints one node may host */
+#define DT_NODE_MAX_ARM_FAILS 65536  /* keys one node reports it could not arm */
 #define DT_LIST_MAX_TASKS 65536
 
 enum dt_msg_type {
@@ -88,6 +89,7 @@ enum dt_status {
 	DT_ST_NOT_FOUND = 2, /* no such task */
 	DT_ST_REFUSED = 3,   /* well-formed but refused (overlap, limits, permissions) */
 	DT_ST_FAILED = 4,    /* the service could not do it */
+	DT_ST_FULL = 5,	     /* no room: a node's task map or the control set is full */
 	DT_ST_MAX,
 };
 

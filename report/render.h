@@ -14,7 +14,8 @@
  *   task:   {"id":N,"state":"running","flow":{flow members,"any_port":BOOL,
  *            "direction":"request|reply|both"},"created_ns":N,"colored":N,"delivered":N,
  *            "tenant":S,"limits":{"budget":N,"duration_s":N,"rate_pps":N},
- *            "status":"ok|no-host|arm-timeout|budget-spent|duration|cancelled|restarted",
+ *            "status":"ok|no-host|arm-timeout|budget-spent|duration|cancelled|restarted|
+ *                      arm-failed",
  *            "status_text":S,"armed_ns":N|null,"ended_ns":N|null}
  *   list:   {"tasks":[{task},...]}
  *   ref:    {"node":S,"ifname":S,"hook":"port-in"}

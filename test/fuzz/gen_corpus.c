@@ -401,6 +401,8 @@ static void gen_batches(msgpack_sbuffer *sb)
 	b.n_nodes = 1;
 	b.nodes = calloc(1, sizeof(*b.nodes));
 	mk_node(&b.nodes[0], "h1", 3, 2);
+	b.nodes[0].task_map_max = 16384;
+	b.nodes[0].task_map_used = 2;
 	emit("batch-heartbeat-agent", dt_batch_encode(sb, &b), sb);
 	dt_batch_free(&b);
 
@@ -415,6 +417,24 @@ static void gen_batches(msgpack_sbuffer *sb)
 	mk_node(&b.nodes[0], LONG_NAME, UINT64_MAX, 3);
 	mk_node(&b.nodes[1], "h2", 9, 0);
 	mk_node(&b.nodes[2], "gw", 8, 1);
+	/* h2's task map is full: two keys of generation 9 it could not arm */
+	b.nodes[1].task_map_max = 4;
+	b.nodes[1].task_map_used = 4;
+	b.nodes[1].n_arm_fails = 2;
+	b.nodes[1].arm_fails = calloc(2, sizeof(*b.nodes[1].arm_fails));
+	b.nodes[1].arm_fails[0] = (struct dt_arm_fail){.task_id = 5,
+						       .tuple = {.saddr = htonl(0x0a640001),
+								 .daddr = htonl(0x0a640002),
+								 .proto = 1,
+								 .vni = 100},
+						       .err = E2BIG};
+	b.nodes[1].arm_fails[1] = (struct dt_arm_fail){.task_id = UINT32_MAX,
+						       .flags = 0x3,
+						       .tuple = {.saddr = htonl(0x0a640002),
+								 .daddr = htonl(0x0a640001),
+								 .proto = 17,
+								 .vni = 0xFFFFFF},
+						       .err = EPERM};
 	emit("batch-heartbeat-collector", dt_batch_encode(sb, &b), sb);
 	dt_batch_free(&b);
 

@@ -335,6 +335,8 @@ EXIT_NOT_FOUND=3
 EXIT_REFUSED=4
 # shellcheck disable=SC2034
 EXIT_UNREACHABLE=5
+# shellcheck disable=SC2034
+EXIT_FULL=8
 
 # ---------------------------------------------------------------------------------------
 # Daemons and traffic, for the fault tests (test/lab/test_fault_*.sh).

@@ -376,7 +376,8 @@ ANALYZER_KEYS=(batches=dyetrace_analyzer_batches_received_total samples=dyetrace
 	'api_invalid=dyetrace_analyzer_api_requests_total{status="invalid"}'
 	'api_not_found=dyetrace_analyzer_api_requests_total{status="not-found"}'
 	'api_refused=dyetrace_analyzer_api_requests_total{status="refused"}'
-	'api_failed=dyetrace_analyzer_api_requests_total{status="failed"}')
+	'api_failed=dyetrace_analyzer_api_requests_total{status="failed"}'
+	'api_full=dyetrace_analyzer_api_requests_total{status="full"}')
 
 for h in h1 h2; do
 	check "agent-$h: the ended tasks are disarmed" wait_value "agent-$h" "agent-$h.f" \

@@ -55,6 +55,11 @@ Test(config, agent_good_file)
 	cr_assert_eq(cfg.ifaces[1].role, DT_ROLE_UPLINK);
 	cr_assert_eq(cfg.batch_max_samples, 512);
 	cr_assert_eq(cfg.heartbeat_ms, dt_agent_cfg_defaults.heartbeat_ms);
+	cr_assert_eq(cfg.task_map_entries, DT_MAX_TASKS, "the task map's default size");
+	write_cfg("node = \"h1\";\ntask_map_entries = 3;\n"
+		  "interfaces = ( { name = \"ul0\"; role = \"uplink\"; } );\n");
+	cr_assert_eq(dt_agent_cfg_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cfg.task_map_entries, 3);
 }
 
 /* Each bad file must fail with "path:LINE: <needle>". */
@@ -94,6 +99,12 @@ Test(config, agent_errors_name_file_and_line)
 	expect_error(
 		"node = \"h1\";\nring_kib = 3000;\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
 		2, "power of two");
+	expect_error("node = \"h1\";\ninterfaces = ( { name = \"u\"; role = \"uplink\"; } );\n"
+		     "task_map_entries = 0;\n",
+		     3, "task_map_entries");
+	expect_error("node = \"h1\";\ntask_map_entries = 65537;\n"
+		     "interfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+		     2, "65536");
 }
 
 Test(config, agent_missing_file_is_an_error)

@@ -573,3 +573,137 @@ Test(lifecycle, a_budget_counts_datagrams_not_fragments)
 	cr_assert_eq(dt_task_add_obs(t, &o), 0);
 	cr_expect_eq(t->colored[DT_DIR_REQUEST], 1, "one datagram of three fragments");
 }
+
+/* A node reports that it could not arm key k of task t (errno err); its map holds max. */
+static struct dt_arm_fail fail;
+
+static void node_fails(unsigned int node, const struct dt_task *t, unsigned int k, uint32_t err,
+		       uint32_t max)
+{
+	fail = (struct dt_arm_fail){
+		.task_id = t->id, .flags = t->keys[k].flags, .tuple = t->keys[k].tuple, .err = err};
+	nodes[node].arm_fails = &fail;
+	nodes[node].n_arm_fails = 1;
+	nodes[node].task_map_max = max;
+	nodes[node].task_map_used = max;
+}
+
+Test(lifecycle, a_key_the_entry_node_cannot_arm_fails_the_task_never_armed)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	/* h1 applied the set holding it, but its task map was full. */
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	node_fails(0, t, 0, E2BIG, 4);
+	cr_expect_eq(step(2, 1 * S, 100), 1);
+	cr_expect_eq(t->state, DT_TASK_FAILED);
+	cr_expect_eq(t->status, DT_TS_ARM_FAILED);
+	cr_expect_eq(t->armed_ns, 0, "never armed");
+	cr_expect(strstr(t->status_text, "node h1, the first hop of the requests, could not arm "
+					 "it: its task map is full (4 keys"),
+		  "%s", t->status_text);
+	cr_expect_not(in_control(t->id), "disarmed everywhere");
+}
+
+Test(lifecycle, an_update_error_names_the_errno)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	node_states(t->arm_gen, 0, 0, 1);
+	node_fails(0, t, 0, EPERM, 16384);
+	step(1, 1 * S, 100);
+	cr_expect_eq(t->status, DT_TS_ARM_FAILED);
+	cr_expect(strstr(t->status_text, "the task map update failed: Operation not permitted"),
+		  "%s", t->status_text);
+}
+
+Test(lifecycle, a_failure_elsewhere_or_of_another_key_leaves_it_armed)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+	struct dt_task *u = ready(spec("10.100.0.3", "10.100.0.2", 0, 0), 0);
+
+	/* h2 does not host t's first hop: its full map does not matter to t. */
+	node_states(u->arm_gen, u->arm_gen, 0, 2);
+	node_fails(1, t, 0, E2BIG, 4);
+	step(2, 1 * S, 100);
+	cr_expect_eq(t->state, DT_TASK_ARMED, "%s", t->status_text);
+	/* h1 reports a failure of the same task id with another tuple: not t's key. */
+	node_fails(0, t, 0, E2BIG, 4);
+	nodes[1].n_arm_fails = 0;
+	fail.tuple.sport = htons(1);
+	step(2, 2 * S, 200);
+	cr_expect_eq(t->state, DT_TASK_ARMED, "%s", t->status_text);
+}
+
+Test(lifecycle, a_key_lost_while_running_fails_the_task)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	node_states(t->arm_gen, 0, 0, 1);
+	step(1, 1 * S, 100);
+	add_obs(t, DT_DIR_REQUEST, true);
+	step(1, 2 * S, 200);
+	cr_assert_eq(t->state, DT_TASK_RUNNING);
+	/* Its agent restarted with a smaller map and could not arm it again. */
+	node_fails(0, t, 0, E2BIG, 1);
+	cr_expect_eq(step(1, 3 * S, 300), 1);
+	cr_expect_eq(t->state, DT_TASK_FAILED);
+	cr_expect_eq(t->status, DT_TS_ARM_FAILED);
+}
+
+Test(lifecycle, the_reply_key_failing_at_its_entry_names_the_replies)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+
+	s.flags = DT_TASK_DIR_BOTH;
+	t = ready(s, 0);
+	cr_assert_eq(t->keys[1].dir, DT_DIR_REPLY);
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	node_fails(1, t, 1, E2BIG, 2);
+	step(2, 1 * S, 100);
+	cr_expect_eq(t->status, DT_TS_ARM_FAILED);
+	cr_expect(strstr(t->status_text, "node h2, the first hop of the replies"), "%s",
+		  t->status_text);
+}
+
+/* Room: every node arms every active key, so h1's map of 2 keys takes 2 keys in all. */
+static int room(struct dt_task_spec s, char *err, size_t len)
+{
+	struct dt_task_spec norm;
+	struct dt_hosts h;
+	int rv;
+
+	cr_assert_eq(dt_task_spec_normalize(&s, &norm, err, len), 0);
+	cr_assert_eq(dt_hosts_build(&h, nodes, 3), 0);
+	rv = dt_tasks_check_room(tasks, &h, &norm, err, len);
+	dt_hosts_free(&h);
+	return rv;
+}
+
+Test(lifecycle, a_task_that_would_not_fit_where_it_starts_is_refused)
+{
+	struct dt_task_spec both = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	char err[256] = "";
+
+	node_states(0, 0, 0, 3);
+	nodes[0].task_map_max = 2;
+	both.flags = DT_TASK_DIR_BOTH;
+	cr_expect_eq(room(spec("10.100.0.1", "10.100.0.2", 0, 0), err, sizeof(err)), 0, "%s", err);
+	ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+	cr_expect_eq(room(both, err, sizeof(err)), -ENOSPC, "1 + 2 keys in 2");
+	/* A task that starts elsewhere takes room on h1 too: h1 arms its key as well. */
+	cr_expect_eq(room(spec("10.100.0.2", "10.100.0.1", 0, 0), err, sizeof(err)), 0);
+	ready(spec("10.100.0.2", "10.100.0.1", 0, 0), 0);
+	err[0] = '\0';
+	cr_expect_eq(room(spec("10.100.0.1", "10.100.0.4", 0, 0), err, sizeof(err)), -ENOSPC);
+	cr_expect(strstr(err, "no room on node h1, the first hop of the requests: its task map "
+			      "holds 2 keys, active tasks use 2 and this task needs 1"),
+		  "%s", err);
+	/* h2 reports no map size: a task starting there is not checked. */
+	cr_expect_eq(room(spec("10.100.0.2", "10.100.0.4", 0, 0), err, sizeof(err)), 0);
+	/* A cancelled task gives its room back. */
+	dt_task_end(tasks, dt_tasks_find(tasks, 1), DT_TASK_CANCELLED, DT_TS_CANCELLED, 5,
+		    "cancelled");
+	cr_expect_eq(room(spec("10.100.0.1", "10.100.0.4", 0, 0), err, sizeof(err)), 0, "%s", err);
+}

@@ -12,6 +12,7 @@
  * valid messages and checks the same.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -138,6 +139,30 @@ static void mk_nodes(struct dt_batch *b)
 		}
 	}
 	b->nodes[0].endpoints[2].vni = 0xFFFFFF;
+	/* node 0 could not arm two keys: a reply key with the largest VNI (map full), and one
+	 * of the largest task id (an update error); node 2 has a full map and no failure */
+	b->nodes[0].task_map_max = 16384;
+	b->nodes[0].task_map_used = 16384;
+	b->nodes[0].n_arm_fails = 2;
+	b->nodes[0].arm_fails = calloc(2, sizeof(*b->nodes[0].arm_fails));
+	b->nodes[0].arm_fails[0] =
+		(struct dt_arm_fail){.task_id = 7,
+				     .flags = DT_TASK_F_REPLY | DT_TASK_F_ANYPORT,
+				     .tuple = {.saddr = htonl(0x0a640002),
+					       .daddr = htonl(0x0a640001),
+					       .proto = 1,
+					       .vni = 0xFFFFFF},
+				     .err = E2BIG};
+	b->nodes[0].arm_fails[1] = (struct dt_arm_fail){.task_id = UINT32_MAX,
+							.tuple = {.saddr = UINT32_MAX,
+								  .daddr = 1,
+								  .sport = 65535,
+								  .dport = 1,
+								  .proto = 255,
+								  .vni = 1},
+							.err = EPERM};
+	b->nodes[2].task_map_max = UINT32_MAX;
+	b->nodes[2].task_map_used = 4;
 	b->nodes[0].endpoints[2].addr = 0;
 	b->nodes[2].endpoints[0].addr = UINT32_MAX;
 }
@@ -875,6 +900,15 @@ static void expect_batch_eq(const struct dt_batch *a, const struct dt_batch *b)
 		} else {
 			cr_assert_null(y->endpoints);
 		}
+		cr_assert_eq(x->task_map_max, y->task_map_max);
+		cr_assert_eq(x->task_map_used, y->task_map_used);
+		cr_assert_eq(x->n_arm_fails, y->n_arm_fails);
+		if (x->n_arm_fails > 0) {
+			cr_assert_arr_eq(x->arm_fails, y->arm_fails,
+					 x->n_arm_fails * sizeof(*x->arm_fails), "node %u", i);
+		} else {
+			cr_assert_null(y->arm_fails);
+		}
 	}
 }
 
@@ -921,6 +955,17 @@ Test(roundtrip, batch)
 	cr_assert_eq(out.nodes[1].n_endpoints, 0);
 	cr_assert_null(out.nodes[1].endpoints);
 	cr_assert_eq(out.nodes[2].endpoints[0].addr, UINT32_MAX);
+	/* the task map and the keys a node could not arm, with their task and reason */
+	cr_assert_eq(out.nodes[0].task_map_max, 16384);
+	cr_assert_eq(out.nodes[0].n_arm_fails, 2);
+	cr_assert_eq(out.nodes[0].arm_fails[0].task_id, 7);
+	cr_assert_eq(out.nodes[0].arm_fails[0].flags, DT_TASK_F_REPLY | DT_TASK_F_ANYPORT);
+	cr_assert_eq(out.nodes[0].arm_fails[0].tuple.vni, 0xFFFFFF);
+	cr_assert_eq(out.nodes[0].arm_fails[0].err, E2BIG);
+	cr_assert_eq(out.nodes[0].arm_fails[1].task_id, UINT32_MAX);
+	cr_assert_eq(out.nodes[0].arm_fails[1].err, EPERM);
+	cr_assert_eq(out.nodes[2].task_map_max, UINT32_MAX);
+	cr_assert_null(out.nodes[1].arm_fails);
 	dt_batch_free(&out);
 	cr_assert(all_zero(&out, sizeof(out)));
 	dt_batch_free(&out); /* safe on a zeroed struct */
@@ -958,9 +1003,7 @@ Test(roundtrip, batch_without_node_states)
 	msgpack_sbuffer sb;
 
 	mk_batch(&in, 2);
-	free(in.nodes[0].endpoints);
-	free(in.nodes[2].endpoints);
-	free(in.nodes);
+	dt_batch_free(&(struct dt_batch){.n_nodes = in.n_nodes, .nodes = in.nodes});
 	in.nodes = NULL;
 	in.n_nodes = 0;
 	msgpack_sbuffer_init(&sb);
@@ -1816,6 +1859,15 @@ Test(encode, task_service_refusals)
 	b.nodes[1].n_endpoints = 1; /* n_endpoints > 0 without endpoints */
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.nodes[1].n_endpoints = 0;
+	b.nodes[0].arm_fails[0].tuple.vni = 0x1000000;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[0].arm_fails[0].tuple.vni = 0xFFFFFF;
+	b.nodes[0].n_arm_fails = DT_NODE_MAX_ARM_FAILS + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[0].n_arm_fails = 2;
+	b.nodes[1].n_arm_fails = 1; /* n_arm_fails > 0 without arm_fails */
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].n_arm_fails = 0;
 	b.n_nodes = DT_BATCH_MAX_NODES + 1;
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.n_nodes = 3;
@@ -2184,7 +2236,8 @@ Test(malformed, batch_fields)
 		{"node uint", {10, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
 		{"node string", {10, 1, END}, OP_STR, .s = "h2", .expect = DT_PROTO_ETYPE},
 		{"node short", {10, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"node long", {10, 2, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
+		{"node long", {10, 2, END}, OP_RESIZE, 7, .expect = DT_PROTO_ELENGTH},
+		{"node of v4 (3)", {10, 2, END}, OP_RESIZE, 3, .expect = DT_PROTO_ELENGTH},
 		{"node name uint", {10, 1, 0, END}, OP_UINT, 2, .expect = DT_PROTO_ETYPE},
 		{"node name 64 chars", {10, 1, 0, END}, OP_STR, .s = chars300, .n = 64,
 		  .expect = DT_PROTO_ERANGE},
@@ -2217,6 +2270,30 @@ Test(malformed, batch_fields)
 		{"endpoint addr 0", {10, 0, 2, 0, 1, END}, OP_UINT, 0, .expect = 0},
 		{"endpoint addr float", {10, 0, 2, 2, 1, END}, OP_F64, .f = 1, .expect = DT_PROTO_ETYPE},
 		{"endpoint addr nil", {10, 0, 2, 2, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"task_map_max 2^32", {10, 0, 3, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
+		{"task_map_max 0", {10, 0, 3, END}, OP_UINT, 0, .expect = 0},
+		{"task_map_max nil", {10, 1, 3, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"task_map_used 2^32", {10, 2, 4, END}, OP_UINT, 1ull << 32,
+		  .expect = DT_PROTO_ERANGE},
+		{"task_map_used negative", {10, 0, 4, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"arm_fails nil", {10, 0, 5, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"arm_fails map", {10, 1, 5, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"65536 arm_fails", {10, 0, 5, END}, OP_RESIZE, DT_NODE_MAX_ARM_FAILS, .expect = 0},
+		{"65537 arm_fails", {10, 0, 5, END}, OP_RESIZE, DT_NODE_MAX_ARM_FAILS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"arm_fail uint", {10, 0, 5, 0, END}, OP_UINT, 7, .expect = DT_PROTO_ETYPE},
+		{"arm_fail short", {10, 0, 5, 1, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"arm_fail long", {10, 0, 5, 0, END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
+		{"arm_fail task_id 2^32", {10, 0, 5, 0, 0, END}, OP_UINT, 1ull << 32,
+		  .expect = DT_PROTO_ERANGE},
+		{"arm_fail flags string", {10, 0, 5, 1, 1, END}, OP_STR, .s = "reply",
+		  .expect = DT_PROTO_ETYPE},
+		{"arm_fail sport 2^16", {10, 0, 5, 0, 4, END}, OP_UINT, 65536,
+		  .expect = DT_PROTO_ERANGE},
+		{"arm_fail vni 2^24", {10, 0, 5, 1, 7, END}, OP_UINT, 0x1000000,
+		  .expect = DT_PROTO_ERANGE},
+		{"arm_fail err negative", {10, 0, 5, 0, 8, END}, OP_NEG, 7, .expect = DT_PROTO_ETYPE},
+		{"arm_fail err 2^32-1", {10, 0, 5, 1, 8, END}, OP_UINT, UINT32_MAX, .expect = 0},
 	};
 	/* clang-format on */
 
@@ -2229,7 +2306,8 @@ Test(malformed, ack_fields)
 	/* clang-format off */
 	const struct mutation tab[] = {
 		{"seq negative", {2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
-		{"status 5", {3, END}, OP_UINT, DT_ST_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 6", {3, END}, OP_UINT, DT_ST_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 5", {3, END}, OP_UINT, DT_ST_FULL, .expect = 0},
 		{"status 4", {3, END}, OP_UINT, DT_ST_FAILED, .expect = 0},
 		{"status string", {3, END}, OP_STR, .s = "ok", .expect = DT_PROTO_ETYPE},
 		{"control nil", {4, END}, OP_NIL, .expect = 0},
@@ -2384,7 +2462,8 @@ Test(malformed, small_message_fields)
 		{"tenant 63 chars", {17, END}, OP_STR, .s = chars300, .n = 63, .expect = 0},
 		{"tenant empty", {17, END}, OP_STR, .s = "", .expect = 0},
 		{"tenant with NUL", {17, END}, OP_STR, .s = "a\0b", .n = 3, .expect = DT_PROTO_ERANGE},
-		{"status 7", {18, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 8", {18, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 7", {18, END}, OP_UINT, DT_TS_ARM_FAILED, .expect = 0},
 		{"status 6", {18, END}, OP_UINT, DT_TS_RESTARTED, .expect = 0},
 		{"status 0", {18, END}, OP_UINT, DT_TS_OK, .expect = 0},
 		{"status 2^32", {18, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
@@ -2410,7 +2489,7 @@ Test(malformed, small_message_fields)
 	/* clang-format off */
 	const struct mutation error[] = {
 		{"status ok", {2, END}, OP_UINT, DT_ST_OK, .expect = DT_PROTO_ERANGE},
-		{"status 5", {2, END}, OP_UINT, DT_ST_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 6", {2, END}, OP_UINT, DT_ST_MAX, .expect = DT_PROTO_ERANGE},
 		{"message 256 chars", {3, END}, OP_STR, .s = chars300, .n = 256,
 		  .expect = DT_PROTO_ERANGE},
 		{"message 255 chars", {3, END}, OP_STR, .s = chars300, .n = 255, .expect = 0},
@@ -2459,7 +2538,8 @@ Test(malformed, tasks_fields)
 		{"tenant 64 chars", {2, 2, 15, END}, OP_STR, .s = chars300, .n = 64,
 		  .expect = DT_PROTO_ERANGE},
 		{"tenant uint", {2, 1, 15, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
-		{"status 7", {2, 1, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 8", {2, 1, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 7", {2, 1, 16, END}, OP_UINT, DT_TS_ARM_FAILED, .expect = 0},
 		{"status 6", {2, 1, 16, END}, OP_UINT, DT_TS_RESTARTED, .expect = 0},
 		{"status_text 256 chars", {2, 0, 17, END}, OP_STR, .s = chars300, .n = 256,
 		  .expect = DT_PROTO_ERANGE},
@@ -2495,7 +2575,7 @@ Test(malformed, report_fields)
 		{"task budget 2^32", {2, 9, END}, OP_UINT, 1ull << 32, .expect = DT_PROTO_ERANGE},
 		{"task tenant 64 chars", {2, 15, END}, OP_STR, .s = chars300, .n = 64,
 		  .expect = DT_PROTO_ERANGE},
-		{"task status 7", {2, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"task status 8", {2, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
 		{"task status_text uint", {2, 17, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
 		{"task ended_ns negative", {2, 19, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"packets map", {3, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
@@ -2820,8 +2900,8 @@ Test(msg_type, refuses_bad_headers)
 	} tab[] = {
 		{"empty", "", 0, DT_PROTO_ETRUNC},
 		{"array head only", "\x93", 1, DT_PROTO_ETRUNC},
-		{"version only", "\x93\x04", 2, DT_PROTO_ETRUNC},
-		{"cut uint16 type", "\x93\x04\xcd\x00", 4, DT_PROTO_ETRUNC},
+		{"version only", "\x93\x05", 2, DT_PROTO_ETRUNC},
+		{"cut uint16 type", "\x93\x05\xcd\x00", 4, DT_PROTO_ETRUNC},
 		{"not an array", "\x01", 1, DT_PROTO_ETYPE},
 		{"a map", "\x81\x01\x01", 3, DT_PROTO_ETYPE},
 		{"empty array", "\x90", 1, DT_PROTO_ELENGTH},
@@ -2829,13 +2909,14 @@ Test(msg_type, refuses_bad_headers)
 		{"version 0", "\x92\x00\x01", 3, DT_PROTO_EVERSION},
 		{"version 2", "\x92\x02\x01", 3, DT_PROTO_EVERSION},
 		{"version 3", "\x92\x03\x01", 3, DT_PROTO_EVERSION},
-		{"version 5", "\x92\x05\x01", 3, DT_PROTO_EVERSION},
+		{"version 4", "\x92\x04\x01", 3, DT_PROTO_EVERSION},
+		{"version 6", "\x92\x06\x01", 3, DT_PROTO_EVERSION},
 		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
 		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
-		{"type 0", "\x92\x04\x00", 3, DT_PROTO_EMSGTYPE},
-		{"type 13", "\x92\x04\x0d", 3, DT_PROTO_EMSGTYPE},
-		{"type uint16 big", "\x92\x04\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
-		{"type nil", "\x92\x04\xc0", 3, DT_PROTO_ETYPE},
+		{"type 0", "\x92\x05\x00", 3, DT_PROTO_EMSGTYPE},
+		{"type 13", "\x92\x05\x0d", 3, DT_PROTO_EMSGTYPE},
+		{"type uint16 big", "\x92\x05\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
+		{"type nil", "\x92\x05\xc0", 3, DT_PROTO_ETYPE},
 		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
 	};
 	enum dt_msg_type t;
@@ -2848,9 +2929,9 @@ Test(msg_type, refuses_bad_headers)
 		cr_expect_eq(rv, tab[i].expect, "%s: %d", tab[i].what, rv);
 		cr_expect_eq(t, 0, "%s: type left set", tab[i].what);
 	}
-	cr_expect_eq(dt_msg_type("\x92\x04\x09", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x05\x09", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_ERROR);
-	cr_expect_eq(dt_msg_type("\x92\x04\x0c", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x05\x0c", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_TASK_CANCEL);
 }
 
@@ -2892,6 +2973,7 @@ Test(names, all)
 	cr_expect_str_eq(dt_status_name(DT_ST_INVALID), "invalid");
 	cr_expect_str_eq(dt_status_name(DT_ST_NOT_FOUND), "not-found");
 	cr_expect_str_eq(dt_status_name(DT_ST_REFUSED), "refused");
+	cr_expect_str_eq(dt_status_name(DT_ST_FULL), "full");
 	cr_expect_str_eq(dt_status_name(DT_ST_FAILED), "failed");
 	cr_expect_str_eq(dt_status_name(DT_ST_MAX), "?");
 
@@ -2902,6 +2984,7 @@ Test(names, all)
 	cr_expect_str_eq(dt_task_status_name(DT_TS_DURATION), "duration");
 	cr_expect_str_eq(dt_task_status_name(DT_TS_CANCELLED), "cancelled");
 	cr_expect_str_eq(dt_task_status_name(DT_TS_RESTARTED), "restarted");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_ARM_FAILED), "arm-failed");
 	cr_expect_str_eq(dt_task_status_name(DT_TS_MAX), "?");
 	cr_expect_str_eq(dt_task_status_name(~0u), "?");
 

@@ -214,8 +214,14 @@ static void wait_state(uint32_t id, uint32_t state, struct dt_task_info *t)
 		       t->status_text, dt_task_state_name(state));
 }
 
+/* The task map h1 reports in its node state: its size (0: not reported) and the keys it
+ * could not arm. */
+static uint32_t hb_map_max, hb_n_fails;
+static struct dt_arm_fail hb_fail;
+
 /* A collector's batch: samples of node h1, and/or the node state of h1 (hosting
- * 10.100.0.1 in VNI 100, applied ctl_gen). Returns the ACK status. */
+ * 10.100.0.1 in VNI 100, applied ctl_gen, with hb_map_max and hb_fail). Returns the ACK
+ * status. */
 static uint32_t batch(uint64_t seq, uint64_t ctl_gen, struct dt_wire_sample *s, uint32_t n)
 {
 	struct dt_endpoint ep = {.vni = 100};
@@ -243,6 +249,9 @@ static uint32_t batch(uint64_t seq, uint64_t ctl_gen, struct dt_wire_sample *s, 
 		ns.ctl_gen = ctl_gen;
 		ns.n_endpoints = 1;
 		ns.endpoints = &ep;
+		ns.task_map_max = hb_map_max;
+		ns.n_arm_fails = hb_n_fails;
+		ns.arm_fails = hb_n_fails ? &hb_fail : NULL;
 		b.nodes = &ns;
 		b.n_nodes = 1;
 	}
@@ -346,6 +355,34 @@ Test(service, tokens_and_tenants)
 	/* Its tuple is free again. */
 	cr_expect_eq(create(BETA, "10.100.0.1", "10.100.0.2", 0, 0, &other, msg), DT_ST_OK, "%s",
 		     msg);
+}
+
+Test(service, no_room_is_refused_and_a_key_not_armed_fails_its_task)
+{
+	struct dt_task_info t1, t2, t;
+	char msg[DT_MSG_MAX] = "";
+
+	/* h1's task map holds one key. */
+	hb_map_max = 1;
+	cr_assert_eq(batch(1, 0, NULL, 0), DT_ST_OK);
+	sleep_ms(300); /* a tick takes the node state in */
+	cr_assert_eq(create(ACME, "10.100.0.1", "10.100.0.2", 0, 0, &t1, msg), DT_ST_OK, "%s", msg);
+	cr_expect_eq(create(ACME, "10.100.0.1", "10.100.0.3", 0, 0, &t2, msg), DT_ST_FULL);
+	cr_expect(strstr(msg, "no room on node h1, the first hop of the requests"), "%s", msg);
+	/* h1 applied the set holding t1, but could not arm its key (an ICMP task without an
+	 * identifier: any port). */
+	hb_fail = (struct dt_arm_fail){.task_id = t1.id, .flags = DT_TASK_F_ANYPORT, .err = E2BIG};
+	hb_fail.tuple = t1.spec.tuple;
+	hb_n_fails = 1;
+	cr_assert_eq(batch(2, 1000, NULL, 0), DT_ST_OK);
+	wait_state(t1.id, DT_TASK_FAILED, &t);
+	cr_expect_eq(t.status, DT_TS_ARM_FAILED);
+	cr_expect_eq(t.armed_ns, 0, "never armed");
+	cr_expect(strstr(t.status_text, "node h1, the first hop of the requests, could not arm it: "
+					"its task map is full (1 keys"),
+		  "%s", t.status_text);
+	/* Its room is free again. */
+	cr_expect_eq(create(ACME, "10.100.0.1", "10.100.0.3", 0, 0, &t2, msg), DT_ST_OK, "%s", msg);
 }
 
 Test(service, no_host_fails)
