@@ -474,6 +474,14 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_metrics_gauge(b, "dyetrace_agent_spool_batches",
 			 "Batches waiting in the spool for the collector.", NULL,
 			 (double)st.ls.spooled);
+	for (enum dt_attach_mode m = DT_ATTACH_TCX; m <= DT_ATTACH_CLSACT; m++)
+		dt_metrics_gauge(b, "dyetrace_agent_attach_mode",
+				 m == DT_ATTACH_TCX
+					 ? "How the tc programs are attached (1: in use): "
+					   "tcx links or clsact filters."
+					 : NULL,
+				 DT_METRICS_LABELS("mode", dt_attach_mode_name(m)),
+				 dt_dataplane_attach_mode(a->dp) == m);
 	dt_metrics_gauge(b, "dyetrace_agent_control_generation",
 			 "Control set generation applied to the data plane.", NULL,
 			 (double)st.applied_gen);
@@ -498,6 +506,7 @@ static void dataplane_cfg(const struct dt_agent_cfg *cfg, struct dt_dataplane_cf
 	dc->ring_kib = cfg->ring_kib;
 	dc->capture_bytes = cfg->capture_bytes;
 	dc->task_map_entries = (uint32_t)cfg->task_map_entries;
+	dc->attach = cfg->attach;
 	dc->n_ifaces = cfg->n_ifaces;
 	for (unsigned i = 0; i < cfg->n_ifaces; i++)
 		dc->ifaces[i] = (struct dt_dataplane_iface){
@@ -584,8 +593,10 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		}
 		dt_info("DT-AGENT-METRICS", "metrics on %s (GET %s)", cfg.metrics, DT_METRICS_PATH);
 	}
-	dt_info("DT-AGENT-READY", "node %s: %u interfaces attached, shipping to %s, handover %s",
-		cfg.node, cfg.n_ifaces, cfg.collector, dt_dataplane_handover(a.dp));
+	dt_info("DT-AGENT-READY",
+		"node %s: %u interfaces attached with %s, shipping to %s, handover %s", cfg.node,
+		cfg.n_ifaces, dt_attach_mode_name(dt_dataplane_attach_mode(a.dp)), cfg.collector,
+		dt_dataplane_handover(a.dp));
 	last_stats_ms = dt_mono_ms();
 	while (!*stop) {
 		rv = poll_ring(&a, (int)cfg.batch_delay_ms);

@@ -44,6 +44,7 @@ struct dt_agent_cfg {
 	char pin_dir[256];	    /* bpf file system directory for the maps (<pin_dir>/<node>) */
 	uint64_t spool_max_mib;	    /* its cap; the oldest batches are evicted (and counted) */
 	uint64_t task_map_entries;  /* keys the data plane's task map holds at most */
+	enum dt_attach_mode attach; /* tcx, clsact, or auto: tcx where the kernel has it */
 	struct dt_tls_files tls;    /* mutual TLS to the collector (collector = "tls+tcp://...") */
 	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
 	unsigned n_ifaces;

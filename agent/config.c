@@ -49,6 +49,7 @@ const char *const dt_agent_cfg_keys[] = {"node",
 					 "pin_dir",
 					 "metrics",
 					 "task_map_entries",
+					 "attach",
 					 NULL};
 const char *const dt_agent_iface_keys[] = {"name", "role", "vni", "instances", NULL};
 
@@ -129,6 +130,28 @@ static int load_iface(const config_setting_t *s, struct dt_agent_iface *ifc, cha
 	return 0;
 }
 
+/* attach = "auto" | "tcx" | "clsact" (absent: auto). */
+static int load_attach(const config_setting_t *root, enum dt_attach_mode *mode, char *err,
+		       size_t errlen)
+{
+	static const enum dt_attach_mode modes[] = {DT_ATTACH_AUTO, DT_ATTACH_TCX,
+						    DT_ATTACH_CLSACT};
+	char name[16] = "";
+	int rv;
+
+	if ((rv = dt_cfg_string(root, "attach", name, sizeof(name), err, errlen)) <= 0)
+		return rv;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(name, dt_attach_mode_name(modes[i])) == 0) {
+			*mode = modes[i];
+			return 0;
+		}
+	}
+	dt_cfg_error(config_setting_get_member(root, "attach"), err, errlen,
+		     "'attach' must be \"auto\", \"tcx\" or \"clsact\"");
+	return -EINVAL;
+}
+
 int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, size_t errlen)
 {
 	struct dt_agent_cfg cfg = dt_agent_cfg_defaults;
@@ -177,6 +200,8 @@ int dt_agent_cfg_load(const char *path, struct dt_agent_cfg *out, char *err, siz
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_tls_check_url(root, "collector", cfg.collector, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0)
+		goto out;
+	if ((rv = load_attach(root, &cfg.attach, err, errlen)) < 0)
 		goto out;
 	if (cfg.ring_kib & (cfg.ring_kib - 1)) {
 		dt_cfg_error(config_setting_get_member(root, "ring_kib"), err, errlen,

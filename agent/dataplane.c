@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdbool.h>
@@ -26,9 +27,23 @@
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
 
+/*
+ * tcx (kernel 6.6): Debian 12's headers (6.1) and libbpf 1.1.2 predate it. The values are
+ * the kernel's UAPI (enum bpf_attach_type, the mprog flags); bpf_link_create() passes the
+ * attach type and the flags through to BPF_LINK_CREATE.
+ */
+#ifndef BPF_F_BEFORE
+#define BPF_F_BEFORE (1U << 3)
+#endif
+#define DT_BPF_TCX_INGRESS 46
+#define DT_BPF_TCX_EGRESS 47
+
 /* One tc attachment we made, so that we undo exactly what we did. */
 struct attachment {
-	struct bpf_tc_hook hook;
+	unsigned ifindex;
+	enum bpf_tc_attach_point where; /* BPF_TC_INGRESS or BPF_TC_EGRESS */
+	int link_fd;			/* tcx: our link; clsact: -1 */
+	struct bpf_tc_hook hook;	/* clsact: our filter */
 	struct bpf_tc_opts opts;
 	bool created_qdisc;
 };
@@ -38,6 +53,8 @@ struct dt_dataplane {
 	struct ring_buffer *rb;
 	dt_sample_fn fn;
 	void *fn_arg;
+	enum dt_attach_mode mode; /* TCX or CLSACT once the first attachment decided */
+	bool mode_forced;	  /* from the configuration: no fallback */
 	unsigned n_att;
 	struct attachment att[2 * DT_DATAPLANE_MAX_IFACES + DT_DATAPLANE_MAX_OVERLAYS];
 	unsigned n_ifaces;
@@ -74,42 +91,204 @@ static int ring_cb(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Creates the clsact qdisc (unless present) and attaches prog at one direction of ifindex. */
+/* Where a tcx link of ours is pinned: <pin_dir>/tcx_<ifindex>_<in|eg>. */
+static void tcx_pin_path(const struct dt_dataplane *dp, unsigned ifindex,
+			 enum bpf_tc_attach_point where, char *path, size_t len)
+{
+	snprintf(path, len, "%s/tcx_%u_%s", dp->pin_dir, ifindex,
+		 where == BPF_TC_INGRESS ? "in" : "eg");
+}
+
+/* Our clsact filter (handle, priority) at one direction of ifindex, as a detach names it. */
+static void clsact_filter(struct attachment *a)
+{
+	memset(&a->hook, 0, sizeof(a->hook));
+	a->hook.sz = sizeof(a->hook);
+	a->hook.ifindex = (int)a->ifindex;
+	a->hook.attach_point = a->where;
+	memset(&a->opts, 0, sizeof(a->opts));
+	a->opts.sz = sizeof(a->opts);
+	a->opts.handle = 0xd7e;
+	a->opts.priority = 1;
+}
+
+/*
+ * Removes what a previous agent of the other mode left at a's interface and direction (a
+ * handover across a change of mode), once ours runs: its clsact filter, or its pinned tcx
+ * link. A packet in between may be sampled twice, never missed.
+ */
+static void drop_other_mode(struct dt_dataplane *dp, const struct attachment *a)
+{
+	struct attachment old = {.ifindex = a->ifindex, .where = a->where};
+	char path[700];
+	int fd;
+
+	/* Only where a previous agent may have left one: no netlink round trip otherwise. */
+	if (!dp->took_over)
+		return;
+	if (a->link_fd >= 0) {
+		clsact_filter(&old);
+		bpf_tc_detach(&old.hook, &old.opts); /* ENOENT (no qdisc, no filter): fine */
+		return;
+	}
+	if (!dp->pin_dir[0])
+		return;
+	tcx_pin_path(dp, a->ifindex, a->where, path, sizeof(path));
+	if ((fd = bpf_obj_get(path)) >= 0) {
+		unlink(path);
+		close(fd); /* its last reference: the link detaches */
+	}
+}
+
+/*
+ * Attaches prog with a tcx link, first among the interface's tcx programs (where a clsact
+ * filter at priority 1 was first among filters). After a handover the previous agent's
+ * pinned link gets our program in one atomic step; a fresh link is pinned for the next.
+ */
+static int attach_tcx(struct dt_dataplane *dp, struct attachment *a, struct bpf_program *prog)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = BPF_F_BEFORE);
+	int type = a->where == BPF_TC_INGRESS ? DT_BPF_TCX_INGRESS : DT_BPF_TCX_EGRESS;
+	char path[700];
+	int fd;
+
+	if (dp->pin_dir[0]) {
+		tcx_pin_path(dp, a->ifindex, a->where, path, sizeof(path));
+		if ((fd = bpf_obj_get(path)) >= 0) {
+			if (bpf_link_update(fd, bpf_program__fd(prog), NULL) == 0) {
+				a->link_fd = fd;
+				return 0;
+			}
+			/* Its interface went away (the link is defunct): start afresh. */
+			unlink(path);
+			close(fd);
+		}
+	}
+	fd = bpf_link_create(bpf_program__fd(prog), (int)a->ifindex, (enum bpf_attach_type)type,
+			     &lo);
+	if (fd < 0)
+		return -errno;
+	a->link_fd = fd;
+	if (dp->pin_dir[0] && bpf_obj_pin(fd, path))
+		dt_warn("DT-AGENT-PIN", "cannot pin the tcx link at %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Creates the clsact qdisc (unless present) and attaches prog as our filter. */
+static int attach_clsact(struct attachment *a, struct bpf_program *prog)
+{
+	int rv;
+
+	clsact_filter(a);
+	/* The clsact qdisc serves both directions: the first attachment creates it. */
+	rv = bpf_tc_hook_create(&a->hook);
+	if (rv && rv != -EEXIST)
+		return rv;
+	a->created_qdisc = rv == 0;
+	a->opts.prog_fd = bpf_program__fd(prog);
+	/* Replace: a previous agent's filter (restart handover) gives way to ours. */
+	a->opts.flags = BPF_TC_F_REPLACE;
+	rv = bpf_tc_attach(&a->hook, &a->opts);
+	if (rv && a->created_qdisc) {
+		a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&a->hook);
+	}
+	return rv;
+}
+
+/* A kernel without tcx refuses its attach type: EINVAL (before 6.6), or EOPNOTSUPP. */
+static bool tcx_unsupported(int rv)
+{
+	return rv == -EINVAL || rv == -EOPNOTSUPP;
+}
+
+/*
+ * Attaches prog at one direction of ifindex in the data plane's mode. In auto mode the
+ * first attachment decides: tcx, or clsact from then on when the kernel refuses tcx.
+ */
 static int attach_one(struct dt_dataplane *dp, unsigned ifindex, enum bpf_tc_attach_point where,
 		      struct bpf_program *prog, const char *ifname, char *err, size_t errlen)
 {
 	struct attachment *a = &dp->att[dp->n_att];
-	int rv;
+	int rv = 0;
 
 	memset(a, 0, sizeof(*a));
-	a->hook.sz = sizeof(a->hook);
-	a->hook.ifindex = (int)ifindex;
-	a->hook.attach_point = where;
-	/* The clsact qdisc serves both directions: the first attachment creates it. */
-	rv = bpf_tc_hook_create(&a->hook);
-	if (rv && rv != -EEXIST) {
-		snprintf(err, errlen, "%s: cannot create clsact qdisc: %s", ifname, strerror(-rv));
-		return rv;
-	}
-	a->created_qdisc = rv == 0;
-	a->opts.sz = sizeof(a->opts);
-	a->opts.prog_fd = bpf_program__fd(prog);
-	a->opts.handle = 0xd7e;
-	a->opts.priority = 1;
-	/* Replace: a previous agent's filter (restart handover) gives way to ours. */
-	a->opts.flags = BPF_TC_F_REPLACE;
-	rv = bpf_tc_attach(&a->hook, &a->opts);
-	if (rv) {
-		snprintf(err, errlen, "%s: cannot attach %s: %s", ifname, bpf_program__name(prog),
-			 strerror(-rv));
-		if (a->created_qdisc) {
-			a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-			bpf_tc_hook_destroy(&a->hook);
+	a->ifindex = ifindex;
+	a->where = where;
+	a->link_fd = -1;
+	if (dp->mode == DT_ATTACH_TCX) {
+		rv = attach_tcx(dp, a, prog);
+		if (rv && tcx_unsupported(rv) && !dp->mode_forced && dp->n_att == 0) {
+			dt_info("DT-AGENT-ATTACH",
+				"%s: the kernel refuses tcx (%s): attaching with clsact instead",
+				ifname, strerror(-rv));
+			dp->mode = DT_ATTACH_CLSACT;
 		}
+	}
+	if (dp->mode == DT_ATTACH_CLSACT)
+		rv = attach_clsact(a, prog);
+	if (rv) {
+		snprintf(err, errlen, "%s: cannot attach %s with %s: %s", ifname,
+			 bpf_program__name(prog), dt_attach_mode_name(dp->mode), strerror(-rv));
 		return rv;
 	}
+	drop_other_mode(dp, a);
 	dp->n_att++;
 	return 0;
+}
+
+/* Detaches a (closes our link, or removes our filter and the qdisc if we created it). */
+static void detach_one(struct dt_dataplane *dp, struct attachment *a)
+{
+	char path[700];
+
+	if (a->link_fd >= 0) {
+		if (dp->pin_dir[0]) {
+			tcx_pin_path(dp, a->ifindex, a->where, path, sizeof(path));
+			unlink(path);
+		}
+		close(a->link_fd);
+		return;
+	}
+	a->opts.prog_fd = 0;
+	a->opts.prog_id = 0;
+	a->opts.flags = 0;
+	bpf_tc_detach(&a->hook, &a->opts);
+	if (a->created_qdisc) {
+		a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&a->hook);
+	}
+}
+
+/*
+ * Unpins the tcx links a previous agent left on interfaces this one no longer attaches
+ * (its configuration changed across a handover): they detach, and the pin directory can
+ * go when this agent stops.
+ */
+static void drop_stale_links(struct dt_dataplane *dp)
+{
+	char found[900], path[700];
+	struct dirent *e;
+	DIR *d;
+
+	if (!dp->pin_dir[0] || !(d = opendir(dp->pin_dir)))
+		return;
+	while ((e = readdir(d))) {
+		bool ours = false;
+
+		if (strncmp(e->d_name, "tcx_", 4) != 0)
+			continue;
+		snprintf(found, sizeof(found), "%s/%s", dp->pin_dir, e->d_name);
+		for (unsigned i = 0; i < dp->n_att && !ours; i++) {
+			tcx_pin_path(dp, dp->att[i].ifindex, dp->att[i].where, path, sizeof(path));
+			ours = dp->att[i].link_fd >= 0 && strcmp(path, found) == 0;
+		}
+		if (ours)
+			continue;
+		unlink(found);
+		dt_info("DT-AGENT-ATTACH", "removed a previous agent's tcx link %s", found);
+	}
+	closedir(d);
 }
 
 /* The programs of each role, at ingress and egress. */
@@ -373,6 +552,8 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 		return -ENOMEM;
 	dp->fn = fn;
 	dp->fn_arg = arg;
+	dp->mode = cfg->attach == DT_ATTACH_CLSACT ? DT_ATTACH_CLSACT : DT_ATTACH_TCX;
+	dp->mode_forced = cfg->attach != DT_ATTACH_AUTO;
 	dp->skel = dyetrace__open();
 	if (!dp->skel) {
 		rv = -errno;
@@ -448,6 +629,7 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 			goto fail;
 	if ((rv = attach_overlays(dp, err, errlen)) || (rv = attach_drops(dp, err, errlen)))
 		goto fail;
+	drop_stale_links(dp);
 	*out = dp;
 	return 0;
 fail:
@@ -675,6 +857,11 @@ const char *dt_dataplane_handover(const struct dt_dataplane *dp)
 	return dp->handover;
 }
 
+enum dt_attach_mode dt_dataplane_attach_mode(const struct dt_dataplane *dp)
+{
+	return dp->mode;
+}
+
 void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 {
 	struct bpf_map *m;
@@ -694,6 +881,9 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 			dp->pin_dir);
 		bpf_link__disconnect(dp->drop_link);
 		bpf_link__destroy(dp->drop_link);
+		for (unsigned i = 0; i < dp->n_att; i++)
+			if (dp->att[i].link_fd >= 0)
+				close(dp->att[i].link_fd); /* pinned: it stays */
 		ring_buffer__free(dp->rb);
 		dyetrace__destroy(dp->skel);
 		free(dp->applied);
@@ -704,18 +894,8 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 	if (dp->drop_link)
 		bpf_link__unpin(dp->drop_link);
 	bpf_link__destroy(dp->drop_link);
-	while (dp->n_att > 0) {
-		struct attachment *a = &dp->att[--dp->n_att];
-
-		a->opts.prog_fd = 0;
-		a->opts.prog_id = 0;
-		a->opts.flags = 0;
-		bpf_tc_detach(&a->hook, &a->opts);
-		if (a->created_qdisc) {
-			a->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-			bpf_tc_hook_destroy(&a->hook);
-		}
-	}
+	while (dp->n_att > 0)
+		detach_one(dp, &dp->att[--dp->n_att]);
 	if (dp->skel && dp->pin_dir[0]) {
 		bpf_object__for_each_map (m, dp->skel->obj)
 			bpf_map__unpin(m, NULL);

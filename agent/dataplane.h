@@ -34,6 +34,17 @@ struct dt_dataplane_iface {
 	uint32_t vni; /* ports: the instance's VNI; gateways: the VNI behind the NAT */
 };
 
+/*
+ * How the tc programs are attached. tcx (kernel 6.6 and later): a bpf_link per interface
+ * and direction, no qdisc, no classifier. clsact: a cls_bpf filter on a clsact qdisc, the
+ * only way before 6.6. auto: tcx, and clsact when the kernel refuses tcx.
+ */
+enum dt_attach_mode {
+	DT_ATTACH_AUTO = 0,
+	DT_ATTACH_TCX,
+	DT_ATTACH_CLSACT,
+};
+
 /* What the data plane is told; the agent fills it from its configuration. */
 struct dt_dataplane_cfg {
 	const char *node;	   /* the maps are pinned in <pin_dir>/<node> */
@@ -41,6 +52,7 @@ struct dt_dataplane_cfg {
 	uint64_t ring_kib;	   /* ring buffer size, a power of two */
 	uint64_t capture_bytes;	   /* packet prefix each sample carries, 0..DT_CAP_MAX */
 	uint32_t task_map_entries; /* keys the task map (and its quota map) hold at most */
+	enum dt_attach_mode attach;
 	unsigned n_ifaces;
 	struct dt_dataplane_iface ifaces[DT_DATAPLANE_MAX_IFACES];
 };
@@ -81,6 +93,15 @@ void dt_dataplane_counters(struct dt_dataplane *dp, uint64_t out[DT_CNT_MAX]);
 /* Number of tasks in the armed-task map. */
 unsigned dt_dataplane_armed(struct dt_dataplane *dp);
 
+/* The attach mode in use, TCX or CLSACT (never AUTO): for the ready line and metrics. */
+enum dt_attach_mode dt_dataplane_attach_mode(const struct dt_dataplane *dp);
+
+/* "auto", "tcx" or "clsact" (inline: the configuration's fuzzer links no data plane). */
+static inline const char *dt_attach_mode_name(enum dt_attach_mode mode)
+{
+	return mode == DT_ATTACH_TCX ? "tcx" : mode == DT_ATTACH_CLSACT ? "clsact" : "auto";
+}
+
 /*
  * Whether a restart (SIGUSR1) can hand this data plane over: "available (...)" when its
  * maps are pinned where the next agent finds them, else "unavailable: why". For the ready line.
@@ -94,10 +115,11 @@ const char *dt_dataplane_handover(const struct dt_dataplane *dp);
 const void *dt_dataplane_object(size_t *len);
 
 /*
- * Detaches everything it attached (and removes the clsact qdiscs it created) and unpins
- * its maps. With handover, leaves the programs attached and the maps (tasks, quotas,
- * prefilter, ring buffer, counters) pinned, so that armed tasks keep coloring and the
- * next agent of this node takes over where this one stopped.
+ * Detaches everything it attached (closes its tcx links, or removes its clsact filters and
+ * the qdiscs it created) and unpins its maps. With handover, leaves the programs attached
+ * (tcx links pinned) and the maps (tasks, quotas, prefilter, ring buffer, counters) pinned,
+ * so that armed tasks keep coloring and the next agent of this node takes over where this
+ * one stopped.
  */
 void dt_dataplane_close(struct dt_dataplane *dp, bool handover);
 

@@ -39,7 +39,7 @@ static const struct dt_daemon agent_daemon = {
 	.run = run,
 	.help = "DESCRIPTION\n"
 		"    The dyetrace agent runs on every forwarding node. It attaches the dyetrace eBPF\n"
-		"    programs (tc clsact) to the node's interfaces according to their role, arms the\n"
+		"    programs (tc: tcx links, or clsact) to the node's interfaces by role, arms the\n"
 		"    trace tasks its collector sends (only a port's ingress colors packets: it is the\n"
 		"    first hop), samples every colored packet at every hook, and ships the samples in\n"
 		"    batches to its collector. A gateway's outside interface is an exit (samples the\n"
@@ -78,6 +78,8 @@ static const struct dt_daemon agent_daemon = {
 		"                              # node arms every task's keys). The analyzer refuses\n"
 		"                              # a task that would not fit where it starts; a key\n"
 		"                              # that cannot be armed fails its task (arm-failed)\n"
+		"    attach = \"auto\";          # tc attachment: \"tcx\" (kernel >= 6.6), \"clsact\", or\n"
+		"                              # \"auto\": tcx, clsact where the kernel refuses tcx\n"
 		"    tls = { ca = \"ca.pem\"; cert = \"node.pem\"; key = \"node.key\";\n"
 		"            server_name = \"collector-1\"; };  # mutual TLS; collector = \"tls+tcp://...\"\n"
 		"    metrics = \"http://127.0.0.1:9101\"; # Prometheus metrics at GET /metrics on this\n"

@@ -298,7 +298,7 @@ int ana_restore(struct analyzer *a)
 						  .held = ld_held,
 						  .arg = a};
 	uint64_t now_ns = dt_clock_ns(CLOCK_REALTIME), now_ms = dt_mono_ms();
-	size_t resumed = 0, expired = 0;
+	size_t resumed = 0, expired = 0, orphaned = 0;
 	char when[32];
 	time_t secs = (time_t)(now_ns / 1000000000ull);
 	struct tm tm;
@@ -321,6 +321,17 @@ int ana_restore(struct analyzer *a)
 			task->created_ns + (uint64_t)task->spec.duration_s * 1000000000ull;
 
 		task->n_stored = task->n_obs;
+		if (task->tenant == UINT32_MAX) {
+			/* Nobody could see it, cancel it or stop its coloring. */
+			dt_task_end(a->tasks, task, DT_TASK_CANCELLED, DT_TS_TENANT_REMOVED, now_ns,
+				    "cancelled: its tenant %s is no longer in the analyzer's "
+				    "configuration (restarted %s); the report holds the %zu "
+				    "samples stored before",
+				    task->tenant_name, when, task->n_obs);
+			ana_finalize(a, task);
+			orphaned++;
+			continue;
+		}
 		if (now_ns >= deadline) {
 			dt_task_end(
 				a->tasks, task, DT_TASK_EXPIRED, DT_TS_RESTARTED, now_ns,
@@ -349,10 +360,11 @@ int ana_restore(struct analyzer *a)
 		return rv;
 	}
 	dt_info("DT-ANA-RESTORE",
-		"store %s: %zu tasks (%zu resumed, %zu expired while stopped), %u names, %zu held "
-		"samples, %llu translations, control set %llu",
-		a->cfg->store, dt_tasks_n_all(a->tasks), resumed, expired, dt_strtab_count(a->strs),
-		dt_stitch_n_held(a->stitch), (unsigned long long)dt_stitch_n_nat(a->stitch),
+		"store %s: %zu tasks (%zu resumed, %zu expired while stopped, %zu cancelled: tenant "
+		"removed), %u names, %zu held samples, %llu translations, control set %llu",
+		a->cfg->store, dt_tasks_n_all(a->tasks), resumed, expired, orphaned,
+		dt_strtab_count(a->strs), dt_stitch_n_held(a->stitch),
+		(unsigned long long)dt_stitch_n_nat(a->stitch),
 		(unsigned long long)dt_tasks_gen(a->tasks));
 	return 0;
 }

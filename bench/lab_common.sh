@@ -64,3 +64,20 @@ bench_agent_start() {
 bench_agent_stop() {
 	lab_bg_stop "agent-$1" 5
 }
+
+# bench_agent_prog_ids HOST: the ids of the programs HOST's agent attached, one a line: by
+# tcx link (the kernel's fdinfo of the agent's link fds) or by clsact filter (on every
+# interface of HOST's namespace).
+bench_agent_prog_ids() {
+	local ns=$LAB_P-$1 d dir
+	{
+		grep -l '^link_type:[[:space:]]*tcx' /proc/"$(lab_pid "agent-$1")"/fdinfo/* 2>/dev/null |
+			xargs -r sed -nE 's/^prog_id:[[:space:]]*([0-9]+)$/\1/p'
+		for d in $(lab_in "$ns" ls /sys/class/net); do
+			for dir in ingress egress; do
+				lab_in "$ns" tc filter show dev "$d" "$dir" 2>/dev/null |
+					sed -nE 's/.* id ([0-9]+) .*/\1/p'
+			done
+		done
+	} | sort -un
+}

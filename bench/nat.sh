@@ -117,20 +117,17 @@ ct=$(lab_in "$LAB_RT" cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null
 declare -A node_of=()
 ids=()
 for h in "${AGENTS[@]}"; do
-	for d in $(lab_in "$LAB_P-$h" ls /sys/class/net); do
-		for dir in ingress egress; do
-			while read -r id; do
-				[[ -n $id ]] || continue
-				ids+=("$id")
-				node_of[$id]=$h
-			done < <(lab_in "$LAB_P-$h" tc filter show dev "$d" "$dir" 2>/dev/null | sed -nE 's/.* id ([0-9]+) .*/\1/p')
-		done
-	done
+	while read -r id; do
+		[[ -n $id ]] || continue
+		ids+=("$id")
+		node_of[$id]=$h
+	done < <(bench_agent_prog_ids "$h")
 done
 stats_out=$(mktemp)
-"$LAB_BIN/dt-bench-progstats" $((ROUND_MS + 300)) "${ids[@]}" >"$stats_out" &
+# A window that holds the whole blast even when a loaded machine delays its start.
+"$LAB_BIN/dt-bench-progstats" $((ROUND_MS + 2000)) "${ids[@]}" >"$stats_out" &
 stats_pid=$!
-sleep 0.1
+sleep 0.3
 rx0=$(rx_i31)
 blast >/dev/null
 rx1=$(rx_i31)

@@ -4,8 +4,9 @@
  * report the colored packets the kernel drops.
  *
  * Eight programs, one object; the agent attaches them by name. None of them ever drops,
- * redirects or delays a packet: the tc programs return TC_ACT_OK whatever happens and write
- * nothing but the color bit, the tracing program only reads.
+ * redirects or delays a packet: the tc programs return TC_ACT_UNSPEC (tcx: TCX_NEXT) whatever
+ * happens, so that what runs after them (other tcx programs, tc filters) still decides the
+ * packet's fate, and write nothing but the color bit; the tracing program only reads.
  *
  *   dt_port_ingress   tc ingress of a host-side interface that faces an instance: the FIRST
  *                     HOP. Parses Ethernet/IPv4/L4, looks the six-tuple up in dt_tasks (VNI
@@ -145,7 +146,8 @@
 #include "kparse.h"
 #include "conntrack.h"
 
-#define TC_ACT_OK 0
+/* Not a verdict: the next tcx program or tc filter decides (the same value as TCX_NEXT). */
+#define TC_ACT_UNSPEC (-1)
 
 /* The port and gateway programs see untagged frames: IPv4 starts right after Ethernet. */
 #define DT_PORT_L3_OFF sizeof(struct ethhdr)
@@ -1247,7 +1249,7 @@ static __always_inline void drop(struct sk_buff *skb, __u64 location, __u32 reas
 			dt_pull(skb, pull);                                                        \
 			body(skb, ifindex, again);                                                 \
 		}                                                                                  \
-		return TC_ACT_OK;                                                                  \
+		return TC_ACT_UNSPEC;                                                              \
 	}
 
 DT_TC_PROG(dt_port_ingress, port_ingress, DT_PULL_INNER, false, true)

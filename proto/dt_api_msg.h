@@ -29,14 +29,15 @@ enum dt_task_state {
  * renumber.
  */
 enum dt_task_status {
-	DT_TS_OK = 0,		/* nothing to say */
-	DT_TS_NO_HOST = 1,	/* no node hosts the source instance: nothing to arm */
-	DT_TS_ARM_TIMEOUT = 2,	/* the node that hosts it did not acknowledge in time */
-	DT_TS_BUDGET_SPENT = 3, /* done: the packet budget was colored and judged */
-	DT_TS_DURATION = 4,	/* expired: its duration ran out */
-	DT_TS_CANCELLED = 5,	/* cancelled by its tenant */
-	DT_TS_RESTARTED = 6,	/* the analyzer restarted; see the sentence for what followed */
-	DT_TS_ARM_FAILED = 7,	/* a node hosting its first hop could not arm it (map full...) */
+	DT_TS_OK = 0,		  /* nothing to say */
+	DT_TS_NO_HOST = 1,	  /* no node hosts the source instance: nothing to arm */
+	DT_TS_ARM_TIMEOUT = 2,	  /* the node that hosts it did not acknowledge in time */
+	DT_TS_BUDGET_SPENT = 3,	  /* done: the packet budget was colored and judged */
+	DT_TS_DURATION = 4,	  /* expired: its duration ran out */
+	DT_TS_CANCELLED = 5,	  /* cancelled by its tenant */
+	DT_TS_RESTARTED = 6,	  /* the analyzer restarted; see the sentence for what followed */
+	DT_TS_ARM_FAILED = 7,	  /* a node hosting its first hop could not arm it (map full...) */
+	DT_TS_TENANT_REMOVED = 8, /* cancelled: its tenant is no longer in the configuration */
 	DT_TS_MAX,
 };
 

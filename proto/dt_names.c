@@ -122,6 +122,7 @@ const char *dt_task_status_name(unsigned int ts)
 		[DT_TS_CANCELLED] = "cancelled",
 		[DT_TS_RESTARTED] = "restarted",
 		[DT_TS_ARM_FAILED] = "arm-failed",
+		[DT_TS_TENANT_REMOVED] = "tenant-removed",
 	};
 
 	return NAME_OF(names, ts);

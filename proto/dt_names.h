@@ -19,7 +19,8 @@ const char *dt_task_state_name(unsigned int state); /* "running", ... */
 const char *dt_status_name(unsigned int status);    /* "not-found", ... */
 const char *dt_task_status_name(unsigned int ts);   /* "ok", "no-host", "arm-timeout",
 						     * "budget-spent", "duration",
-						     * "cancelled", "restarted", "arm-failed" */
+						     * "cancelled", "restarted", "arm-failed",
+						     * "tenant-removed" */
 const char *dt_loss_name(unsigned int loss);	    /* "ring-full", ... */
 
 #endif /* DT_NAMES_H */

@@ -15,7 +15,7 @@
  *            "direction":"request|reply|both"},"created_ns":N,"colored":N,"delivered":N,
  *            "tenant":S,"limits":{"budget":N,"duration_s":N,"rate_pps":N},
  *            "status":"ok|no-host|arm-timeout|budget-spent|duration|cancelled|restarted|
- *                      arm-failed",
+ *                      arm-failed|tenant-removed",
  *            "status_text":S,"armed_ns":N|null,"ended_ns":N|null}
  *   list:   {"tasks":[{task},...]}
  *   ref:    {"node":S,"ifname":S,"hook":"port-in"}

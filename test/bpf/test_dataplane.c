@@ -42,7 +42,7 @@
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
 
-#define TC_ACT_OK 0
+#define TC_ACT_UNSPEC ((uint32_t)-1) /* what the tc programs return: no verdict */
 #define LO_IFINDEX 1
 #define PORT_VNI 100
 #define UPLINK_VNI 4242
@@ -352,7 +352,7 @@ static uint32_t run(struct bpf_program *prog, const uint8_t *in, size_t len, uin
 
 	rc = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
 	cr_assert_eq(rc, 0, "test_run %s: %s", bpf_program__name(prog), strerror(errno));
-	cr_assert_eq(opts.retval, TC_ACT_OK, "%s returned %u", bpf_program__name(prog),
+	cr_assert_eq(opts.retval, TC_ACT_UNSPEC, "%s returned %u", bpf_program__name(prog),
 		     opts.retval);
 	return opts.data_size_out;
 }
@@ -1520,7 +1520,7 @@ static void run_repeat(struct bpf_program *prog, const struct pkt *k, uint32_t n
 
 	cr_assert_eq(bpf_prog_test_run_opts(bpf_program__fd(prog), &opts), 0, "test_run: %s",
 		     strerror(errno));
-	cr_assert_eq(opts.retval, TC_ACT_OK);
+	cr_assert_eq(opts.retval, TC_ACT_UNSPEC);
 }
 
 /* Every counter the limit tests look at, read at once. */

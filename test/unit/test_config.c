@@ -60,6 +60,29 @@ Test(config, agent_good_file)
 		  "interfaces = ( { name = \"ul0\"; role = \"uplink\"; } );\n");
 	cr_assert_eq(dt_agent_cfg_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(cfg.task_map_entries, 3);
+	cr_assert_eq(cfg.attach, DT_ATTACH_AUTO, "no 'attach': tcx where the kernel has it");
+}
+
+Test(config, agent_attach_modes)
+{
+	static const struct {
+		const char *name;
+		enum dt_attach_mode mode;
+	} modes[] = {
+		{"auto", DT_ATTACH_AUTO}, {"tcx", DT_ATTACH_TCX}, {"clsact", DT_ATTACH_CLSACT}};
+	char text[256], err[DT_ERRBUF_MAX] = "";
+	struct dt_agent_cfg cfg;
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "node = \"h1\";\nattach = \"%s\";\n"
+			 "interfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+			 modes[i].name);
+		write_cfg(text);
+		cr_assert_eq(dt_agent_cfg_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(cfg.attach, modes[i].mode, "attach = \"%s\"", modes[i].name);
+		cr_assert_str_eq(dt_attach_mode_name(cfg.attach), modes[i].name);
+	}
 }
 
 /* Each bad file must fail with "path:LINE: <needle>". */
@@ -105,6 +128,9 @@ Test(config, agent_errors_name_file_and_line)
 	expect_error("node = \"h1\";\ntask_map_entries = 65537;\n"
 		     "interfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
 		     2, "65536");
+	expect_error("node = \"h1\";\n\nattach = \"tc\";\n"
+		     "interfaces = ( { name = \"u\"; role = \"uplink\"; } );\n",
+		     3, "'attach' must be \"auto\", \"tcx\" or \"clsact\"");
 }
 
 Test(config, agent_missing_file_is_an_error)

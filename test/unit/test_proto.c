@@ -2462,7 +2462,8 @@ Test(malformed, small_message_fields)
 		{"tenant 63 chars", {17, END}, OP_STR, .s = chars300, .n = 63, .expect = 0},
 		{"tenant empty", {17, END}, OP_STR, .s = "", .expect = 0},
 		{"tenant with NUL", {17, END}, OP_STR, .s = "a\0b", .n = 3, .expect = DT_PROTO_ERANGE},
-		{"status 8", {18, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 9", {18, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 8", {18, END}, OP_UINT, DT_TS_TENANT_REMOVED, .expect = 0},
 		{"status 7", {18, END}, OP_UINT, DT_TS_ARM_FAILED, .expect = 0},
 		{"status 6", {18, END}, OP_UINT, DT_TS_RESTARTED, .expect = 0},
 		{"status 0", {18, END}, OP_UINT, DT_TS_OK, .expect = 0},
@@ -2538,7 +2539,8 @@ Test(malformed, tasks_fields)
 		{"tenant 64 chars", {2, 2, 15, END}, OP_STR, .s = chars300, .n = 64,
 		  .expect = DT_PROTO_ERANGE},
 		{"tenant uint", {2, 1, 15, END}, OP_UINT, 0, .expect = DT_PROTO_ETYPE},
-		{"status 8", {2, 1, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 9", {2, 1, 16, END}, OP_UINT, DT_TS_MAX, .expect = DT_PROTO_ERANGE},
+		{"status 8", {2, 1, 16, END}, OP_UINT, DT_TS_TENANT_REMOVED, .expect = 0},
 		{"status 7", {2, 1, 16, END}, OP_UINT, DT_TS_ARM_FAILED, .expect = 0},
 		{"status 6", {2, 1, 16, END}, OP_UINT, DT_TS_RESTARTED, .expect = 0},
 		{"status_text 256 chars", {2, 0, 17, END}, OP_STR, .s = chars300, .n = 256,
@@ -2985,6 +2987,7 @@ Test(names, all)
 	cr_expect_str_eq(dt_task_status_name(DT_TS_CANCELLED), "cancelled");
 	cr_expect_str_eq(dt_task_status_name(DT_TS_RESTARTED), "restarted");
 	cr_expect_str_eq(dt_task_status_name(DT_TS_ARM_FAILED), "arm-failed");
+	cr_expect_str_eq(dt_task_status_name(DT_TS_TENANT_REMOVED), "tenant-removed");
 	cr_expect_str_eq(dt_task_status_name(DT_TS_MAX), "?");
 	cr_expect_str_eq(dt_task_status_name(~0u), "?");
 

@@ -67,12 +67,26 @@ static void kill_analyzer(void)
 	child = -1;
 }
 
+/* The analyzer's configuration, with one tenant, name (token TOKEN). */
+static void write_conf(const char *name)
+{
+	FILE *f;
+
+	cr_assert_not_null(f = fopen(conf, "w"));
+	fprintf(f,
+		"listen = \"%s\";\napi = \"%s\";\nstore = \"%s/store\";\n"
+		"store_size_mb = 64;\nwindow_ms = %d;\nstats_interval_s = 0;\n"
+		"host_grace_ms = 60000;\narm_timeout_ms = 60000;\n"
+		"tenants = ( { name = \"%s\"; token = \"%s\"; } );\n",
+		ingest_url, api_url, dir, WINDOW_MS, name, TOKEN);
+	cr_assert_eq(fclose(f), 0);
+}
+
 static void setup(void)
 {
 	char self[2048];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
-	FILE *f;
 
 	cr_assert_gt(n, 0);
 	self[n] = '\0';
@@ -85,14 +99,7 @@ static void setup(void)
 	snprintf(conf, sizeof(conf), "%s/analyzer.conf", dir);
 	snprintf(api_url, sizeof(api_url), "ipc://%s/api", dir);
 	snprintf(ingest_url, sizeof(ingest_url), "ipc://%s/ingest", dir);
-	cr_assert_not_null(f = fopen(conf, "w"));
-	fprintf(f,
-		"listen = \"%s\";\napi = \"%s\";\nstore = \"%s/store\";\n"
-		"store_size_mb = 64;\nwindow_ms = %d;\nstats_interval_s = 0;\n"
-		"host_grace_ms = 60000;\narm_timeout_ms = 60000;\n"
-		"tenants = ( { name = \"acme\"; token = \"%s\"; } );\n",
-		ingest_url, api_url, dir, WINDOW_MS, TOKEN);
-	cr_assert_eq(fclose(f), 0);
+	write_conf("acme");
 	start();
 }
 
@@ -226,6 +233,23 @@ static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct
 		      uint32_t n)
 {
 	return batch_lost(seq, node, ifname, s, n, NULL);
+}
+
+/* The type of the reply to a report request for task id (DT_MSG_ERROR when refused). */
+static enum dt_msg_type report_type(uint32_t id)
+{
+	enum dt_msg_type type = 0;
+	msgpack_sbuffer sb;
+	void *buf;
+	size_t len;
+
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_report_get_encode(&sb, TOKEN, id), 0);
+	request(api_url, &sb, &buf, &len);
+	msgpack_sbuffer_destroy(&sb);
+	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
+	nng_free(buf, len);
+	return type;
 }
 
 /* Packet ip_id's sample at hook: port-in (first hop, inside tuple), or gw-out (the outside
@@ -442,4 +466,30 @@ Test(analyzer_kill, loss_counters_survive_sigkill)
 			start();
 		}
 	}
+}
+
+/* A tenant removed from the configuration has its active tasks cancelled at the next
+ * start, with a status that says so; its report keeps what was stored. */
+Test(analyzer_kill, tasks_of_a_removed_tenant_are_cancelled)
+{
+	struct dt_wire_sample w;
+	struct dt_report r;
+	uint32_t id = create_task();
+
+	sample(&w, DT_HOOK_PORT_IN, id, 1, false);
+	cr_assert_eq(batch(1, "h1", "pt1", &w, 1), DT_ST_OK);
+	kill_analyzer();
+	write_conf("another"); /* acme removed (the same token names the other tenant) */
+	start();
+	cr_expect_eq(report_type(id), DT_MSG_ERROR, "another tenant does not see acme's task");
+	kill_analyzer();
+	write_conf("acme");
+	start();
+	report(id, &r);
+	cr_expect_eq(r.task.state, DT_TASK_CANCELLED, "state %u", r.task.state);
+	cr_expect_eq(r.task.status, DT_TS_TENANT_REMOVED, "status %u", r.task.status);
+	cr_expect(strstr(r.task.status_text, "no longer in the analyzer's configuration"), "%s",
+		  r.task.status_text);
+	cr_expect_eq(r.n_packets, 1, "the stored sample's packet is in the final report");
+	dt_report_free(&r);
 }
