@@ -375,7 +375,7 @@ static void log_stats(struct agent *a, const char *id)
 	dt_info(id,
 		"colored=%llu sampled=%llu uncolored=%llu foreign_color=%llu drops=%llu "
 		"drops_other_netns=%llu nat_no_conntrack=%llu write_fail=%llu batches_sent=%llu "
-		"samples_sent=%llu resends=%llu bad_replies=%llu queued=%llu lost_ring_full=%llu "
+		"samples_sent=%llu resends=%llu bad_replies=%llu controls_refused=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu lost_spool_full=%llu "
 		"spooled=%llu armed=%u samples_read=%llu batches_built=%llu budget_spent=%llu "
 		"rate_limited=%llu frag_colored=%llu frag_orphan=%llu recolored=%llu",
@@ -387,8 +387,9 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)cnt[DT_CNT_NAT_NO_CT],
 		(unsigned long long)cnt[DT_CNT_WRITE_FAIL], (unsigned long long)st.ls.batches_sent,
 		(unsigned long long)st.ls.samples_sent, (unsigned long long)st.ls.resends,
-		(unsigned long long)st.ls.bad_replies, (unsigned long long)st.ls.queue_depth,
-		(unsigned long long)lost[DT_LOSS_RING_FULL],
+		(unsigned long long)st.ls.bad_replies,
+		(unsigned long long)dt_link_controls_refused(&st.ls),
+		(unsigned long long)st.ls.queue_depth, (unsigned long long)lost[DT_LOSS_RING_FULL],
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
 		(unsigned long long)lost[DT_LOSS_REJECTED],

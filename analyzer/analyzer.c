@@ -29,6 +29,7 @@
 
 #include "analyzer.h"
 #include "dt_ingest.h"
+#include "dt_listen.h"
 #include "dt_log.h"
 #include "dt_time.h"
 #include "dt_tuple.h"
@@ -212,13 +213,18 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 	}
 	ana_publish_control(a);
 	if ((rv = nng_rep0_open(&a->api)) != 0 ||
-	    (rv = nng_socket_set_ms(a->api, NNG_OPT_RECVTIMEO, TICK_MS)) != 0 ||
-	    (rv = nng_listen(a->api, cfg->api, NULL, 0)) != 0) {
-		dt_err("DT-ANA-API", "cannot listen for the API on %s: %s", cfg->api,
-		       nng_strerror(rv));
+	    (rv = nng_socket_set_ms(a->api, NNG_OPT_RECVTIMEO, TICK_MS)) != 0) {
+		dt_err("DT-ANA-API", "cannot open the API socket: %s", nng_strerror(rv));
 		rv = -EINVAL;
 		goto out;
 	}
+	if (dt_listen_private(a->api, cfg->api, cfg->api_gid, err, sizeof(err)) != 0) {
+		dt_err("DT-ANA-API", "API: %s", err);
+		rv = -EINVAL;
+		goto out;
+	}
+	dt_listen_warn_exposed(cfg->api, "anyone who reaches the port can read the tokens and "
+					 "reports in transit");
 	if (cfg->metrics[0]) {
 		if ((rv = dt_metrics_start(cfg->metrics, ana_render_metrics, a, &a->metrics, err,
 					   sizeof(err))) != 0) {

@@ -10,6 +10,7 @@
 #define DT_ANALYZER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "dt_config.h"
 #include "dt_metrics.h"
@@ -29,6 +30,8 @@ struct dt_tenant {
 struct dt_analyzer_cfg {
 	char listen[256];	      /* collectors connect here */
 	char api[256];		      /* the CLI connects here */
+	char api_group[64];	      /* group of an ipc:// API socket ("": the analyzer's own) */
+	gid_t api_gid;		      /* api_group resolved at load, (gid_t)-1 for "" */
 	uint64_t collector_window_ms; /* collectors not heard from for this long are not waited for
 				       */
 	uint64_t stats_interval_s;

@@ -8,11 +8,13 @@
 #include <string.h>
 
 #include "analyzer.h"
+#include "dt_listen.h"
 #include "stitch.h"
 
 const struct dt_analyzer_cfg dt_analyzer_cfg_defaults = {
 	.listen = "tcp://0.0.0.0:7401",
 	.api = "ipc:///run/dyetrace/api.sock",
+	.api_gid = (gid_t)-1,
 	.collector_window_ms = 3000,
 	.stats_interval_s = 60,
 	.window_ms = DT_STITCH_WINDOW_MS_DEFAULT,
@@ -33,6 +35,7 @@ const struct dt_analyzer_cfg dt_analyzer_cfg_defaults = {
 
 const char *const dt_analyzer_cfg_keys[] = {"listen",
 					    "api",
+					    "api_group",
 					    "collector_window_ms",
 					    "stats_interval_s",
 					    "window_ms",
@@ -172,6 +175,26 @@ static int load_tenants(const config_setting_t *root, struct dt_analyzer_cfg *cf
 	return 0;
 }
 
+/* The group that may connect to an ipc:// API socket: it must exist. */
+static int load_api_group(const config_setting_t *root, struct dt_analyzer_cfg *cfg, char *err,
+			  size_t errlen)
+{
+	int rv = dt_cfg_string(root, "api_group", cfg->api_group, sizeof(cfg->api_group), err,
+			       errlen);
+
+	if (rv <= 0) {
+		return rv;
+	}
+	if (dt_group_gid(cfg->api_group, &cfg->api_gid) != 0) {
+		dt_cfg_error(config_setting_get_member(root, "api_group"), err, errlen,
+			     "api_group: no group named '%s' on this host (groupadd %s, or "
+			     "leave api_group out: the analyzer's own group)",
+			     cfg->api_group, cfg->api_group);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *err, size_t errlen)
 {
 	static struct dt_analyzer_cfg cfg; /* large (tenants): not on the stack */
@@ -188,6 +211,7 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	if ((rv = dt_cfg_known(root, dt_analyzer_cfg_keys, err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "listen", cfg.listen, sizeof(cfg.listen), err, errlen)) < 0 ||
 	    (rv = dt_cfg_string(root, "api", cfg.api, sizeof(cfg.api), err, errlen)) < 0 ||
+	    (rv = load_api_group(root, &cfg, err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "collector_window_ms", 100, 3600000, &cfg.collector_window_ms,
 			      err, errlen)) < 0 ||
 	    (rv = dt_cfg_uint(root, "stats_interval_s", 0, 86400, &cfg.stats_interval_s, err,

@@ -15,6 +15,7 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "dt_ingest.h"
+#include "dt_listen.h"
 #include "dt_config.h"
 #include "dt_log.h"
 #include "dt_metrics.h"
@@ -407,8 +408,12 @@ static int ingest_listen(struct dt_ingest *in, const char *url, const struct dt_
 		dt_tls_watch_listener(&in->tls_watch, lst, url);
 		in->tls = true;
 	}
-	if ((rv = nng_listener_start(lst, 0)) == 0)
+	if ((rv = nng_listener_start(lst, 0)) == 0) {
+		if (!dt_tls_enabled(tls))
+			dt_listen_warn_exposed(url, "anyone who reaches the port can inject "
+						    "samples or read the control set");
 		return 0;
+	}
 fail:
 	dt_err("DT-INGEST-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
 	return rv;
@@ -557,19 +562,11 @@ void dt_ingest_stats(struct dt_ingest *in, struct dt_ingest_stats *st)
 int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
 		      const struct dt_ingest_stats *is)
 {
-	/* By -DT_PROTO_* code (dt_proto.h), short and stable. */
-	static const char *const reasons[] = {
-		[-DT_PROTO_ETRUNC] = "truncated",	  [-DT_PROTO_ETYPE] = "wrong-type",
-		[-DT_PROTO_ELENGTH] = "wrong-length",	  [-DT_PROTO_EVERSION] = "version",
-		[-DT_PROTO_EMSGTYPE] = "message-type",	  [-DT_PROTO_ERANGE] = "out-of-range",
-		[-DT_PROTO_ETRAILING] = "trailing-bytes", [-DT_PROTO_ENOMEM] = "no-memory",
-	};
 	const size_t n = sizeof(is->malformed_by) / sizeof(is->malformed_by[0]);
 	char name[DT_METRICS_NAME_MAX];
 
-	_Static_assert(sizeof(reasons) / sizeof(reasons[0]) ==
-			       sizeof(is->malformed_by) / sizeof(is->malformed_by[0]),
-		       "a reason for every malformed_by code");
+	_Static_assert(sizeof(is->malformed_by) / sizeof(is->malformed_by[0]) == DT_PROTO_NCODES,
+		       "a counter for every DT_PROTO_* code");
 	snprintf(name, sizeof(name), "%s_heartbeats_total", prefix);
 	dt_metrics_counter(b, name, "Batches without samples (heartbeats) received.", NULL,
 			   is->heartbeats);
@@ -581,7 +578,8 @@ int dt_ingest_metrics(struct dt_metrics_buf *b, const char *prefix,
 		dt_metrics_counter(b, name,
 				   "Requests refused as malformed, by reason; their "
 				   "samples count as lost (rejected) at the sender.",
-				   DT_METRICS_LABELS("reason", reasons[i]), is->malformed_by[i]);
+				   DT_METRICS_LABELS("reason", dt_proto_errname(-(int)i)),
+				   is->malformed_by[i]);
 	snprintf(name, sizeof(name), "%s_tls_refused_total", prefix);
 	dt_metrics_counter(b, name,
 			   "Senders refused at the TLS handshake: no certificate, one the CA did "

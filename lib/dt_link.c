@@ -48,10 +48,19 @@ struct dt_link {
 	bool stopping;
 	uint64_t drain_until_ms;
 	struct dt_link_stats st;
-	struct dt_ratelimit rl_down, rl_bad;
+	struct dt_ratelimit rl_down, rl_bad, rl_ctl;
 	struct dt_tls_watch tls_watch; /* with TLS: failed handshakes (the link thread's) */
 	bool tls;
 };
+
+static const char *const ctl_refusal_names[DT_LINK_CTL_REFUSALS] = {
+	[DT_LINK_CTL_GENERATION] = "generation",
+};
+
+enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c)
+{
+	return c->gen > DT_LINK_GEN_MAX ? DT_LINK_CTL_GENERATION : DT_LINK_CTL_OK;
+}
 
 /*
  * The next message of this link, with seq (0: the link's next one): b encoded, or, when b
@@ -156,6 +165,35 @@ static void spool_done(struct dt_link *l, struct qitem *q)
 	l->spool_in_memory--;
 }
 
+/* Hands a control set that passes dt_link_control_check() to on_control; refuses (counts,
+ * logs) another, keeping the generation applied. */
+static void link_apply_control(struct dt_link *l, const struct dt_control *c)
+{
+	enum dt_link_ctl_refusal why = dt_link_control_check(c);
+	uint64_t suppressed, gen;
+
+	if (why != DT_LINK_CTL_OK) {
+		pthread_mutex_lock(&l->mu);
+		l->st.controls_refused[why]++;
+		gen = l->st.ctl_gen;
+		pthread_mutex_unlock(&l->mu);
+		if (dt_ratelimit_ok(&l->rl_ctl, 1000, &suppressed))
+			dt_warn("DT-LINK-BADCONTROL",
+				"%s: refused control set %llu of %u tasks (%s above %llu); keeping "
+				"generation %llu (%llu more since the last report)",
+				l->url, (unsigned long long)c->gen, c->n_arms,
+				ctl_refusal_names[why], (unsigned long long)DT_LINK_GEN_MAX,
+				(unsigned long long)gen, (unsigned long long)suppressed);
+		return;
+	}
+	if (!l->ops.on_control)
+		return;
+	gen = l->ops.on_control(l->ops.arg, c);
+	pthread_mutex_lock(&l->mu);
+	l->st.ctl_gen = gen;
+	pthread_mutex_unlock(&l->mu);
+}
+
 enum send_result { SENT_ACKED, SENT_RETRY, SENT_REJECTED };
 
 /* One request/reply exchange. Applies a control set carried by the ACK. */
@@ -195,6 +233,8 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 	if ((rv = dt_ack_decode(reply, len, &ack)) != 0) {
 		pthread_mutex_lock(&l->mu);
 		l->st.bad_replies++;
+		if (-rv > 0 && -rv < DT_PROTO_NCODES)
+			l->st.bad_replies_by[-rv]++;
 		pthread_mutex_unlock(&l->mu);
 		if (dt_ratelimit_ok(&l->rl_bad, 1000, &suppressed))
 			dt_warn("DT-LINK-BADACK",
@@ -204,13 +244,8 @@ static enum send_result link_exchange(struct dt_link *l, struct qitem *q)
 		return SENT_RETRY;
 	}
 	nng_free(reply, len);
-	if (ack.has_control && l->ops.on_control) {
-		uint64_t gen = l->ops.on_control(l->ops.arg, &ack.control);
-
-		pthread_mutex_lock(&l->mu);
-		l->st.ctl_gen = gen;
-		pthread_mutex_unlock(&l->mu);
-	}
+	if (ack.has_control)
+		link_apply_control(l, &ack.control);
 	rv = ack.seq == q->seq && ack.status == DT_ST_OK ? SENT_ACKED : SENT_RETRY;
 	dt_ack_free(&ack);
 	if (rv == SENT_ACKED) {
@@ -460,6 +495,21 @@ int dt_link_metrics(struct dt_metrics_buf *b, const char *prefix, const char *pe
 	snprintf(name, sizeof(name), "%s_bad_replies_total", prefix);
 	snprintf(help, sizeof(help), "Replies of the %s that could not be decoded.", peer);
 	dt_metrics_counter(b, name, help, NULL, ls->bad_replies);
+	snprintf(name, sizeof(name), "%s_replies_malformed_total", prefix);
+	snprintf(help, sizeof(help),
+		 "Replies of the %s refused as malformed, by reason; the batch is resent.", peer);
+	for (int i = 1; i < DT_PROTO_NCODES; i++)
+		dt_metrics_counter(b, name, i == 1 ? help : NULL,
+				   DT_METRICS_LABELS("reason", dt_proto_errname(-i)),
+				   ls->bad_replies_by[i]);
+	snprintf(name, sizeof(name), "%s_controls_refused_total", prefix);
+	snprintf(help, sizeof(help),
+		 "Control sets from the %s refused, by reason; the last good one stays applied.",
+		 peer);
+	for (int i = 1; i < DT_LINK_CTL_REFUSALS; i++)
+		dt_metrics_counter(b, name, i == 1 ? help : NULL,
+				   DT_METRICS_LABELS("reason", ctl_refusal_names[i]),
+				   ls->controls_refused[i]);
 	snprintf(name, sizeof(name), "%s_link_queue_batches", prefix);
 	snprintf(help, sizeof(help), "Batches waiting in memory for the %s.", peer);
 	dt_metrics_gauge(b, name, help, NULL, (double)ls->queue_depth);

@@ -11,6 +11,15 @@
  *
  * An ACK may carry a control set (the armed tasks); the link hands it to on_control on
  * its own thread and from then on advertises its generation in every batch.
+ *
+ * Replies are untrusted input like the requests of dt_ingest.h: one that does not decode
+ * (truncated, a field of the wrong type, the wrong length, a newer version, another
+ * message) is counted by DT_PROTO_* code, logged under DT-LINK-BADACK (at most once a
+ * second) and the batch is sent again. A control set that decodes but cannot be right
+ * (dt_link_control_check()) is refused, counted and logged under DT-LINK-BADCONTROL (at
+ * most once a second): on_control is not called, so the sender keeps the set it applied
+ * and goes on advertising its generation, while the batch the ACK acknowledges counts as
+ * delivered.
  */
 #ifndef DT_LINK_H
 #define DT_LINK_H
@@ -54,6 +63,30 @@ struct dt_link_ops {
 	void *arg;
 };
 
+/*
+ * The highest control generation a sender accepts. The analyzer counts one generation per
+ * change of the armed set, so real ones stay far below (2^48 changes at a thousand a second
+ * take 8900 years); a node that applied a forged huge one would advertise it, and the
+ * analyzer would take it for having applied every set to come.
+ */
+#define DT_LINK_GEN_MAX (1ull << 48)
+
+/* Why a control set was refused. */
+enum dt_link_ctl_refusal {
+	DT_LINK_CTL_OK = 0,
+	DT_LINK_CTL_GENERATION, /* above DT_LINK_GEN_MAX */
+	DT_LINK_CTL_REFUSALS,
+};
+
+/*
+ * Checks a decoded control set against what a sender takes. Returns DT_LINK_CTL_OK or the
+ * reason to refuse it. A set of more tasks than the agent's map holds is not refused here:
+ * the agent arms what fits and reports each key it could not arm (arm-failed), so that the
+ * analyzer fails those tasks by name; the codec already refuses more than
+ * DT_CONTROL_MAX_TASKS.
+ */
+enum dt_link_ctl_refusal dt_link_control_check(const struct dt_control *c);
+
 struct dt_link_stats {
 	uint64_t batches_sent;	   /* batches acknowledged by the peer */
 	uint64_t samples_sent;	   /* samples in those batches */
@@ -61,13 +94,26 @@ struct dt_link_stats {
 	uint64_t rejected;	   /* batches the peer refused as malformed (their samples lost) */
 	uint64_t rejected_samples; /* samples in them */
 	uint64_t bad_replies;	   /* replies we could not decode (counted, logged, batch resent) */
-	uint64_t queue_depth;	   /* batches waiting in memory now */
-	uint64_t spooled;	   /* batches waiting in the spool now */
+	uint64_t bad_replies_by[DT_PROTO_NCODES];	 /* the same by -DT_PROTO_* code */
+	uint64_t controls_refused[DT_LINK_CTL_REFUSALS]; /* control sets refused, by reason
+							  * (index 1..): the last good one stays */
+	uint64_t queue_depth;				 /* batches waiting in memory now */
+	uint64_t spooled;				 /* batches waiting in the spool now */
 	uint64_t spool_evicted_samples; /* samples in batches the spool evicted when full */
 	uint64_t ctl_gen;		/* generation of the last control set applied */
 	int connected;			/* 1 once an ACK arrived and no send has timed out since */
 	uint64_t tls_refused; /* TLS handshakes failed: the peer's certificate did not verify */
 };
+
+/* Control sets refused, all reasons. */
+static inline uint64_t dt_link_controls_refused(const struct dt_link_stats *st)
+{
+	uint64_t n = 0;
+
+	for (int i = 1; i < DT_LINK_CTL_REFUSALS; i++)
+		n += st->controls_refused[i];
+	return n;
+}
 
 /* Starts the link thread. Returns 0 or -errno; *out is set on success only. */
 int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
@@ -98,7 +144,8 @@ void dt_link_stats(struct dt_link *l, struct dt_link_stats *st);
 /*
  * Appends the sending side's state of an agent or a collector, whose peer ("collector",
  * "analyzer") acknowledges its batches, to a metrics page (dt_metrics.h):
- * <prefix>_resends_total, <prefix>_bad_replies_total, <prefix>_link_queue_batches,
+ * <prefix>_resends_total, <prefix>_bad_replies_total, <prefix>_replies_malformed_total{reason},
+ * <prefix>_controls_refused_total{reason}, <prefix>_link_queue_batches,
  * <prefix>_link_connected and <prefix>_link_tls_refused_total. Batches and samples sent are the
  * daemon's own (sent, forwarded). Returns 0 or the buffer's error.
  */

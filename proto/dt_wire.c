@@ -712,3 +712,20 @@ const char *dt_proto_strerror(int err)
 		return "unknown codec error";
 	}
 }
+
+const char *dt_proto_errname(int err)
+{
+	static const char *const names[DT_PROTO_NCODES] = {
+		[-DT_PROTO_OK] = "ok",
+		[-DT_PROTO_ETRUNC] = "truncated",
+		[-DT_PROTO_ETYPE] = "wrong-type",
+		[-DT_PROTO_ELENGTH] = "wrong-length",
+		[-DT_PROTO_EVERSION] = "version",
+		[-DT_PROTO_EMSGTYPE] = "message-type",
+		[-DT_PROTO_ERANGE] = "out-of-range",
+		[-DT_PROTO_ETRAILING] = "trailing-bytes",
+		[-DT_PROTO_ENOMEM] = "no-memory",
+	};
+
+	return err <= 0 && -err < DT_PROTO_NCODES ? names[-err] : "unknown";
+}

@@ -72,6 +72,13 @@ enum dt_proto_err {
 /* Short English text for a DT_PROTO_* code ("truncated message", ...). Never NULL. */
 const char *dt_proto_strerror(int err);
 
+/* Counters by code are indexed by -DT_PROTO_* (1 .. DT_PROTO_NCODES - 1). */
+#define DT_PROTO_NCODES (1 - DT_PROTO_ENOMEM)
+
+/* A short, stable label for a DT_PROTO_* code, for metrics ("truncated", "wrong-type",
+ * ...). Never NULL. */
+const char *dt_proto_errname(int err);
+
 /*
  * Status of an API reply (DT_MSG_ERROR carries one). The CLI maps them to exit codes.
  * Append, never renumber.

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dt_link.h"
 #include "dt_proto.h"
 
 /* The outputs of the request decoders, gathered in one struct each. */
@@ -529,6 +530,21 @@ static void check_collector_path(const uint8_t *data, size_t size)
 	dt_batch_free(&dec);
 }
 
+/*
+ * A control set an ACK carries goes through the sender's check (dt_link.h) before it is
+ * applied: it refuses exactly the generations above DT_LINK_GEN_MAX.
+ */
+static void check_sender_control(const struct dt_control *c)
+{
+	enum dt_link_ctl_refusal want =
+		c->gen > DT_LINK_GEN_MAX ? DT_LINK_CTL_GENERATION : DT_LINK_CTL_OK;
+
+	if (dt_link_control_check(c) != want) {
+		FZ_FAIL("dt_link_control_check(gen %llu) is not %d", (unsigned long long)c->gen,
+			(int)want);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static union fz_msg m; /* large (a batch holds its interface names): not on the stack */
@@ -561,6 +577,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				c->name, (int)type, dt_proto_strerror(trv));
 		}
 		round_trip(c, &m, data, size);
+		if (c->type == DT_MSG_ACK && m.ack.has_control) {
+			check_sender_control(&m.ack.control);
+		}
 		if (c->release != NULL) {
 			c->release(&m);
 		}

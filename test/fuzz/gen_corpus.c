@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dt_link.h"
 #include "dt_proto.h"
 
 static const char *out_dir;
@@ -521,6 +522,9 @@ static void gen_control(msgpack_sbuffer *sb)
 	a.has_control = true;
 	mk_control(&a.control, 18, 2);
 	emit("ack-control", dt_ack_encode(sb, &a), sb);
+	/* Decodes, but a sender refuses it (dt_link_control_check()). */
+	a.control.gen = DT_LINK_GEN_MAX + 1;
+	emit("ack-control-generation-too-high", dt_ack_encode(sb, &a), sb);
 	dt_ack_free(&a);
 }
 

@@ -64,6 +64,27 @@ check "agent exits cleanly on SIGTERM (status $rc)" test "$rc" -eq 0
 check "agent logged the bad replies" grep -q 'DT-LINK-BADACK' "$LAB_DIR/fake-agent.log"
 check "agent counted 5 bad replies" grep -q 'DT-AGENT-EXIT.*bad_replies=5 ' "$LAB_DIR/fake-agent.log"
 
+# Control sets that decode but cannot be right: the first reply arms generation 3, the four
+# others carry a generation above 2^48.
+sed -e "s|fake.sock|fake2.sock|" -e "s|spool-fake|spool-fake2|" "$LAB_DIR/fake-agent.conf" \
+	>"$LAB_DIR/fake-agent2.conf"
+lab_bg fake-collector2 "$LAB_MGMT" "$poke" serve "ipc://$LAB_DIR/fake2.sock" 5 controls
+lab_bg fake-agent2 "$LAB_MGMT" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/fake-agent2.conf"
+fake2_done() { ! lab__alive "$(lab_pid fake-collector2)"; }
+for _ in $(seq 100); do fake2_done && break; sleep 0.1; done
+check "fake collector sent its 5 control sets" fake2_done
+check "agent still running after the refused control sets" lab__alive "$(lab_pid fake-agent2)"
+kill -TERM "$(lab_pid fake-agent2)"
+rc=0
+wait "$(lab_pid fake-agent2)" || rc=$?
+check "agent exits cleanly on SIGTERM (status $rc)" test "$rc" -eq 0
+check "agent counted 4 refused control sets, no bad reply" \
+	grep -q 'DT-AGENT-EXIT.*bad_replies=0 controls_refused=4 ' "$LAB_DIR/fake-agent2.log"
+check "agent kept generation 3 (DT-LINK-BADCONTROL)" \
+	grep -q 'DT-LINK-BADCONTROL: .*keeping generation 3 ' "$LAB_DIR/fake-agent2.log"
+n=$(grep -c 'DT-LINK-BADCONTROL' "$LAB_DIR/fake-agent2.log")
+check_range "the refusals were logged, rate limited ($n lines for 4)" "$n" 1 3
+
 # Counted and logged on the server side.
 for d in agent-h1 agent-h2 collector analyzer; do lab_bg_stop "$d"; done
 want=${#kinds[@]}

@@ -340,6 +340,7 @@ AGENT_KEYS=(colored=dyetrace_agent_packets_colored_total sampled=dyetrace_agent_
 	nat_no_conntrack=dyetrace_agent_nat_no_conntrack_total write_fail=dyetrace_agent_color_write_failures_total
 	batches_sent=dyetrace_agent_batches_sent_total samples_sent=dyetrace_agent_samples_sent_total
 	resends=dyetrace_agent_resends_total bad_replies=dyetrace_agent_bad_replies_total
+	'controls_refused=sum(dyetrace_agent_controls_refused_total)'
 	queued=dyetrace_agent_link_queue_batches spooled=dyetrace_agent_spool_batches
 	'lost_ring_full=dyetrace_agent_samples_lost_total{reason="ring-full"}'
 	'lost_queue_full=dyetrace_agent_samples_lost_total{reason="queue-full"}'

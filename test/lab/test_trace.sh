@@ -161,6 +161,15 @@ fi
 untraced=$(lab_capture_read color-h2 "not (($PING_FLOW) or ($TCP_FLOW))")
 check_eq "no untraced packet is colored (h2 vxlan0)" "$untraced" ""
 
+# Plain TCP on the lab's management address: both ingest endpoints say what that exposes.
+for d in collector:$LAB_COLLECTOR_URL analyzer:$LAB_ANALYZER_URL; do
+	check "the ${d%%:*} warns that ${d#*:} is open to anyone (DT-LISTEN-PLAIN)" grep -q \
+		"warn DT-LISTEN-PLAIN: ${d#*:} is plain TCP.*inject samples or read the control set" \
+		"$LAB_DIR/${d%%:*}.log"
+done
+check_eq "the analyzer's ipc:// API raises no such warning" \
+	"$(grep -c DT-LISTEN-PLAIN "$LAB_DIR/analyzer.log")" 1
+
 # Reports.
 lab_cli --json report "$ping_task" >"$LAB_DIR/report-ping.json" 2>"$LAB_DIR/report-ping.err"
 check "report of the ping task" test -s "$LAB_DIR/report-ping.json"

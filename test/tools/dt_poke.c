@@ -6,13 +6,19 @@
  *                             endpoint (collector, analyzer ingest or API); prints the
  *                             reply ("error invalid: ..." or "ack ok"); exit 0 when the
  *                             daemon answered, 1 when it did not
- *   dt-poke serve URL N       listen on URL as a fake collector and answer the first N
+ *   dt-poke serve URL N [controls]
+ *                             listen on URL as a fake collector and answer the first N
  *                             requests with garbage, the rest with nothing; exit after
- *                             N garbage replies (to test the agent's side)
+ *                             N garbage replies (to test the agent's side). With
+ *                             "controls": acknowledge them instead, the first with the
+ *                             control set of generation 3 (one task), the others with a
+ *                             set a sender refuses: a generation above DT_LINK_GEN_MAX
  *
  * KIND: garbage | truncated | wrong-type | newer-version | bad-hook | bad-cap | trailing
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +26,9 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
+#include "dt_link.h"
 #include "dt_proto.h"
 
 static void valid_batch(msgpack_sbuffer *out, uint8_t hook)
@@ -126,11 +134,34 @@ static int do_send(const char *url, const char *kind)
 	return 0;
 }
 
-static int do_serve(const char *url, int n)
+/* The i-th acknowledgement of request req in "controls" mode (see the top). */
+static int control_reply(int i, const void *req, size_t len, msgpack_sbuffer *out)
 {
+	struct dt_arm arm = {.task_id = 1,
+			     .flags = DT_TASK_F_ANYPORT,
+			     .tuple = {.proto = 1, .saddr = htonl(0x0a6400fe), .vni = 999},
+			     .budget = 1,
+			     .rate_pps = 1};
+	struct dt_ack a = {
+		.status = DT_ST_OK,
+		.has_control = true,
+		.control = {.gen = i == 0 ? 3 : DT_LINK_GEN_MAX + 1, .n_arms = 1, .arms = &arm}};
+	struct dt_batch b;
+
+	if (dt_batch_decode(req, len, &b) != 0)
+		return -1;
+	a.seq = b.seq;
+	dt_batch_free(&b);
+	return dt_ack_encode(out, &a);
+}
+
+static int do_serve(const char *url, int n, bool controls)
+{
+	msgpack_sbuffer out;
 	nng_socket s;
 	int rv;
 
+	msgpack_sbuffer_init(&out);
 	if ((rv = nng_rep0_open(&s)) || (rv = nng_listen(s, url, NULL, 0))) {
 		fprintf(stderr, "dt-poke: %s: %s\n", url, nng_strerror(rv));
 		return 1;
@@ -141,9 +172,17 @@ static int do_serve(const char *url, int n)
 
 		if ((rv = nng_recv(s, &req, &len, NNG_FLAG_ALLOC)))
 			break;
+		msgpack_sbuffer_clear(&out);
+		if (!controls)
+			/* an ACK header, then garbage */
+			msgpack_sbuffer_write(&out, "\x93\x01\x02\xc1", 4);
+		else if (control_reply(i, req, len, &out) != 0)
+			fprintf(stderr, "dt-poke: request %d is not a batch\n", i);
 		nng_free(req, len);
-		nng_send(s, "\x93\x01\x02\xc1", 4, 0); /* an ACK header, then garbage */
+		nng_send(s, out.data, out.size, 0);
 	}
+	msgpack_sbuffer_destroy(&out);
+	nng_msleep(200); /* closing at once may cut the last reply short */
 	nng_close(s);
 	return rv ? 1 : 0;
 }
@@ -152,8 +191,9 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "send") == 0)
 		return do_send(argv[2], argv[3]);
-	if (argc == 4 && strcmp(argv[1], "serve") == 0)
-		return do_serve(argv[2], atoi(argv[3]));
-	fprintf(stderr, "usage: dt-poke send URL KIND | dt-poke serve URL N\n");
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "serve") == 0)
+		return do_serve(argv[2], atoi(argv[3]),
+				argc == 5 && strcmp(argv[4], "controls") == 0);
+	fprintf(stderr, "usage: dt-poke send URL KIND | dt-poke serve URL N [controls]\n");
 	return 2;
 }

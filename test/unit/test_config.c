@@ -156,3 +156,73 @@ Test(config, collector_and_analyzer)
 	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
 	cr_assert(strstr(err, ":2: 'api' must be a string"), "%s", err);
 }
+
+/*
+ * libconfig reads an integer without the L suffix as 32 bits and wraps a bigger one
+ * silently (4294967808 would be 512, a legal batch size): such a literal is refused with
+ * its line and the fix, whatever setting it belongs to.
+ */
+Test(config, integers_that_would_wrap_are_refused_with_the_fix)
+{
+	expect_error(
+		"node = \"h1\";\n# 9999999999 in a comment is fine\n"
+		"batch_max_samples = 4294967808;\n",
+		3, "4294967808 does not fit 32 bits and would be read wrapped; write 4294967808L");
+	expect_error("node = \"h1\";\nheartbeat_ms = 0x100000200;\n", 2, "write 0x100000200L");
+	expect_error("node = \"h1\";\n/* a\n b */ heartbeat_ms = -2147483649;\n", 3,
+		     "write -2147483649L");
+	expect_error("node = \"h1\";\nheartbeat_ms = 99999999999999999999999;\n", 2,
+		     "write 99999999999999999999999L");
+}
+
+static const char *const tenant_line =
+	"tenants = ( { name = \"t\"; token = \"0123456789abcdef-1234\"; } );\n";
+
+Test(config, integers_with_the_L_suffix_are_read_as_64_bits)
+{
+	struct dt_analyzer_cfg ac;
+	char err[DT_ERRBUF_MAX] = "", text[512];
+
+	/* Near the bounds of 32 bits without the suffix, and in strings, nothing is refused. */
+	snprintf(text, sizeof(text),
+		 "%sapi = \"ipc:///tmp/x-5000000000.sock\";\n"
+		 "limits = { budget_max = 4000000000L; rate_max_pps = 2147483647; };\n",
+		 tenant_line);
+	write_cfg(text);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ac.limits.budget_max, 4000000000ull);
+	cr_assert_eq(ac.limits.rate_max_pps, 2147483647ull);
+	/* With the suffix, the value is exact, and its range is checked as usual. */
+	snprintf(text, sizeof(text), "%slimits = {\n budget_max = 5000000000L; };\n", tenant_line);
+	write_cfg(text);
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":3: 'budget_max' must be between 1 and 4294967295 (is 5000000000)"),
+		  "%s", err);
+	/* Without it, the fix is named before the range. */
+	snprintf(text, sizeof(text), "%slimits = {\n budget_max = 5000000000; };\n", tenant_line);
+	write_cfg(text);
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":3: 5000000000 does not fit 32 bits") &&
+			  strstr(err, "write 5000000000L"),
+		  "%s", err);
+}
+
+Test(config, api_group_must_exist)
+{
+	struct dt_analyzer_cfg ac;
+	char err[DT_ERRBUF_MAX] = "", text[512];
+
+	snprintf(text, sizeof(text), "%s", tenant_line);
+	write_cfg(text);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ac.api_gid, (gid_t)-1, "no api_group: the analyzer's own group");
+	snprintf(text, sizeof(text), "%sapi_group = \"root\";\n", tenant_line);
+	write_cfg(text);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(ac.api_group, "root");
+	cr_assert_eq(ac.api_gid, 0);
+	snprintf(text, sizeof(text), "%s\napi_group = \"dt-no-such-group\";\n", tenant_line);
+	write_cfg(text);
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":3: api_group: no group named 'dt-no-such-group'"), "%s", err);
+}

@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
@@ -595,4 +597,195 @@ Test(link, a_bad_sample_value_is_refused_and_counted_by_the_check_and_the_decode
 	cr_assert_eq(group_stored(), 0);
 	cr_assert_eq(stored(), 0);
 	msgpack_sbuffer_destroy(&buf);
+}
+
+/*
+ * The sender's side of the link is a door too: a collector (or something posing as one)
+ * may answer anything. A fake collector answers the link's requests with the catalogue of
+ * bad replies the ingest side is tested with, and two control sets that decode but cannot
+ * be right.
+ */
+static struct dt_arm fake_arms[5];
+
+static void ack_with_control(msgpack_sbuffer *out, uint64_t seq, uint64_t gen, uint32_t n_arms)
+{
+	struct dt_ack a = {.seq = seq,
+			   .status = DT_ST_OK,
+			   .has_control = true,
+			   .control = {.gen = gen, .n_arms = n_arms, .arms = fake_arms}};
+
+	for (uint32_t i = 0; i < n_arms; i++)
+		fake_arms[i] = (struct dt_arm){.task_id = i + 1, .flags = DT_TASK_F_ANYPORT};
+	cr_assert_eq(dt_ack_encode(out, &a), 0);
+}
+
+/* An ACK's five elements, with version, type and the seq's encoding of our choosing. */
+static void ack_shaped(msgpack_sbuffer *out, uint32_t n, unsigned version, unsigned type,
+		       uint64_t seq, bool seq_as_string)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, n);
+	msgpack_pack_unsigned_int(&pk, version);
+	msgpack_pack_unsigned_int(&pk, type);
+	if (seq_as_string) {
+		msgpack_pack_str(&pk, 3);
+		msgpack_pack_str_body(&pk, "seq", 3);
+	} else {
+		msgpack_pack_uint64(&pk, seq);
+	}
+	msgpack_pack_unsigned_int(&pk, DT_ST_OK);
+	if (n > 4)
+		msgpack_pack_nil(&pk);
+}
+
+enum bad_reply {
+	GOOD_GEN3,
+	TRUNCATED,
+	WRONG_TYPE,
+	WRONG_LENGTH,
+	NEWER_VERSION,
+	UNKNOWN_MESSAGE,
+	OTHER_MESSAGE,
+	TRAILING,
+	GEN_OUT_OF_RANGE,
+	GOOD_GEN8,
+};
+
+static void make_reply(enum bad_reply kind, uint64_t seq, msgpack_sbuffer *out)
+{
+	struct dt_control c = {.gen = 4};
+
+	switch (kind) {
+	case GOOD_GEN3:
+		return ack_with_control(out, seq, 3, 1);
+	case TRUNCATED:
+		ack_with_control(out, seq, 3, 1);
+		out->size--;
+		return;
+	case WRONG_TYPE:
+		return ack_shaped(out, 5, DT_PROTO_VERSION, DT_MSG_ACK, seq, true);
+	case WRONG_LENGTH:
+		return ack_shaped(out, 4, DT_PROTO_VERSION, DT_MSG_ACK, seq, false);
+	case NEWER_VERSION:
+		return ack_shaped(out, 5, DT_PROTO_VERSION + 1, DT_MSG_ACK, seq, false);
+	case UNKNOWN_MESSAGE:
+		return ack_shaped(out, 5, DT_PROTO_VERSION, 200, seq, false);
+	case OTHER_MESSAGE:
+		cr_assert_eq(dt_control_encode(out, &c), 0);
+		return;
+	case TRAILING:
+		ack_with_control(out, seq, 3, 1);
+		msgpack_sbuffer_write(out, "\xc0", 1);
+		return;
+	case GEN_OUT_OF_RANGE:
+		return ack_with_control(out, seq, DT_LINK_GEN_MAX + 1, 1);
+	case GOOD_GEN8:
+		return ack_with_control(out, seq, 8, 2);
+	}
+}
+
+/* Serves one request of the link on rep with the reply of kind. */
+static void serve(nng_socket rep, enum bad_reply kind)
+{
+	msgpack_sbuffer out;
+	struct dt_batch b;
+	void *req;
+	size_t len;
+
+	cr_assert_eq(nng_recv(rep, &req, &len, NNG_FLAG_ALLOC), 0);
+	cr_assert_eq(dt_batch_decode(req, len, &b), 0);
+	nng_free(req, len);
+	msgpack_sbuffer_init(&out);
+	make_reply(kind, b.seq, &out);
+	dt_batch_free(&b);
+	cr_assert_eq(nng_send(rep, out.data, out.size, 0), 0);
+	msgpack_sbuffer_destroy(&out);
+}
+
+/* Counts the lines of text holding needle. */
+static unsigned count_lines(const char *text, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+Test(link, bad_replies_are_refused_counted_and_the_control_set_stays)
+{
+	struct dt_link_cfg lc = {.url = "inproc://link-badreplies",
+				 .sender = "h1",
+				 .heartbeat_ms = 60000, /* only batches: each reply is scripted */
+				 .timeout_ms = 2000,
+				 .queue_max = 4};
+	struct dt_link_ops ops = {.on_control = on_control};
+	char log[8192] = "";
+	struct dt_wire_sample s[1];
+	struct dt_link_stats st;
+	struct dt_batch b;
+	struct dt_link *l;
+	nng_socket rep;
+	FILE *f = tmpfile();
+	int saved = dup(2);
+
+	cr_assert(f && saved >= 0);
+	cr_assert_eq(nng_rep0_open(&rep), 0);
+	nng_socket_set_ms(rep, NNG_OPT_RECVTIMEO, 5000);
+	cr_assert_eq(nng_listen(rep, lc.url, NULL, 0), 0);
+	fflush(stderr);
+	dup2(fileno(f), 2); /* the log lines, to count them */
+	cr_assert_eq(dt_link_start(&lc, &ops, &l), 0);
+	fill_batch(&b, s, 1);
+
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	serve(rep, GOOD_GEN3);
+	WAIT_FOR((dt_link_stats(l, &st), st.batches_sent == 1));
+	cr_assert_eq(st.ctl_gen, 3);
+
+	/* Replies that do not decode: each is counted and the same batch is sent again. */
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	for (enum bad_reply k = TRUNCATED; k <= TRAILING; k++)
+		serve(rep, k);
+	/* Then an ACK of that batch whose control set cannot be right: the batch is
+	 * delivered, the set refused. The same for the next batch. */
+	serve(rep, GEN_OUT_OF_RANGE);
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	serve(rep, GEN_OUT_OF_RANGE);
+	WAIT_FOR((dt_link_stats(l, &st), st.batches_sent == 3));
+	cr_assert_eq(st.batches_sent, 3);
+	cr_assert_eq(st.bad_replies, 7);
+	cr_assert_eq(st.bad_replies_by[-DT_PROTO_ETRUNC], 1);
+	cr_assert_eq(st.bad_replies_by[-DT_PROTO_ETYPE], 1);
+	cr_assert_eq(st.bad_replies_by[-DT_PROTO_ELENGTH], 1);
+	cr_assert_eq(st.bad_replies_by[-DT_PROTO_EVERSION], 1);
+	cr_assert_eq(st.bad_replies_by[-DT_PROTO_EMSGTYPE], 2, "an unknown and another message");
+	cr_assert_eq(st.bad_replies_by[-DT_PROTO_ETRAILING], 1);
+	cr_assert_eq(st.controls_refused[DT_LINK_CTL_GENERATION], 2);
+	cr_assert_eq(st.ctl_gen, 3, "the sender keeps the set it applied");
+	cr_assert_eq(fake.controls_seen, 1, "no bad set reached on_control");
+
+	/* A good set is applied again. */
+	cr_assert_eq(dt_link_send(l, &b), 0);
+	serve(rep, GOOD_GEN8);
+	WAIT_FOR((dt_link_stats(l, &st), st.batches_sent == 4));
+	cr_assert_eq(st.ctl_gen, 8);
+	cr_assert_eq(fake.controls_seen, 2);
+	dt_link_stop(l, 0);
+	nng_close(rep);
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	log[fread(log, 1, sizeof(log) - 1, f)] = '\0';
+	fclose(f);
+	/* Logged with their ids, at most once a second: not a line per reply. */
+	cr_assert_geq(count_lines(log, "DT-LINK-BADACK"), 1, "%s", log);
+	cr_assert_lt(count_lines(log, "DT-LINK-BADACK"), 7, "%s", log);
+	cr_assert_geq(count_lines(log, "DT-LINK-BADCONTROL"), 1, "%s", log);
+	cr_assert(strstr(log, "refused control set 281474976710657 of 1 tasks (generation"), "%s",
+		  log);
 }
