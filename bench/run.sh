@@ -187,6 +187,7 @@ if [[ $MODE == scale ]]; then
 		echo "derived from them: [README.md](README.md)."
 		echo
 		machine
+		echo
 		cat "$MD"
 	} >"$SCALE"
 	cat "$MD"
