@@ -222,16 +222,10 @@ struct coll {
 static int on_batches(void *arg, const struct dt_ingest_item *items, unsigned n)
 {
 	struct coll *c = arg;
-	struct dt_store_batch v[DT_INGEST_GROUP_MAX];
 
-	for (unsigned i = 0; i < n; i++)
-		v[i] = (struct dt_store_batch){.sender = items[i].b->sender,
-					       .seq = items[i].b->seq,
-					       .raw = items[i].raw,
-					       .len = items[i].len};
 	c->commits++;
 	c->batches += n;
-	return dt_store_put_many(c->store, v, n) == 0 ? DT_ST_OK : DT_ST_FAILED;
+	return dt_store_put_items(c->store, items, n) == 0 ? DT_ST_OK : DT_ST_FAILED;
 }
 
 static uint64_t last_seq(void *arg, const char *sender)

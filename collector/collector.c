@@ -55,14 +55,8 @@ static void note_stored(struct collector *c)
 static int on_batches(void *arg, const struct dt_ingest_item *items, unsigned n)
 {
 	struct collector *c = arg;
-	struct dt_store_batch v[DT_INGEST_GROUP_MAX];
 
-	for (unsigned i = 0; i < n; i++)
-		v[i] = (struct dt_store_batch){.sender = items[i].b->sender,
-					       .seq = items[i].b->seq,
-					       .raw = items[i].raw,
-					       .len = items[i].len};
-	if (dt_store_put_many(c->store, v, n) != 0)
+	if (dt_store_put_items(c->store, items, n) != 0)
 		return DT_ST_FAILED;
 	note_stored(c);
 	return DT_ST_OK;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dt_ingest.h"
 #include "dt_lmdb.h"
 #include "dt_log.h"
 #include "store.h"
@@ -235,4 +236,18 @@ uint64_t dt_store_count(struct dt_store *st)
 		r = ms.ms_entries;
 	mdb_txn_abort(txn);
 	return r;
+}
+
+int dt_store_put_items(struct dt_store *st, const struct dt_ingest_item *items, unsigned n)
+{
+	struct dt_store_batch v[DT_INGEST_GROUP_MAX];
+
+	if (n > DT_INGEST_GROUP_MAX)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		v[i] = (struct dt_store_batch){.sender = items[i].b->sender,
+					       .seq = items[i].b->seq,
+					       .raw = items[i].raw,
+					       .len = items[i].len};
+	return dt_store_put_many(st, v, n);
 }

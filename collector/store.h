@@ -41,6 +41,11 @@ struct dt_store_batch {
  */
 int dt_store_put_many(struct dt_store *st, const struct dt_store_batch *v, unsigned n);
 
+/* dt_store_put_many() of what an ingest hands over together (on_batches, dt_ingest.h):
+ * items[0..n), n <= DT_INGEST_GROUP_MAX. */
+struct dt_ingest_item;
+int dt_store_put_items(struct dt_store *st, const struct dt_ingest_item *items, unsigned n);
+
 /* Highest seq stored from sender (0: none). */
 uint64_t dt_store_last_seq(struct dt_store *st, const char *sender);
 

@@ -471,7 +471,8 @@ fault_stop_reports() {
 }
 
 # fault_agents_accounting: after fault_stop_reports, each agent's exit counters (h1, h2):
-# sampled = samples_sent, nothing lost, queued or spooled (a check each). Fills A[HOST.KEY]
+# sampled = samples_sent, nothing lost, no bad reply, nothing queued or spooled (a check
+# each). Fills A[HOST.KEY]
 # and the sums sum_sampled, sum_sent, sum_batches, sum_colored, sum_resends.
 fault_agents_accounting() {
 	local h log key
@@ -479,13 +480,13 @@ fault_agents_accounting() {
 	sum_sampled=0 sum_sent=0 sum_batches=0 sum_colored=0 sum_resends=0
 	for h in h1 h2; do
 		log=$LAB_DIR/agent-$h.log
-		for key in sampled samples_sent batches_sent resends colored queued spooled lost_ring_full \
-			lost_queue_full lost_bad_record lost_rejected lost_spool_full; do
+		for key in sampled samples_sent batches_sent resends bad_replies colored queued spooled \
+			lost_ring_full lost_queue_full lost_bad_record lost_rejected lost_spool_full; do
 			A[$h.$key]=$(exit_counter "$log" DT-AGENT-EXIT "$key")
 		done
-		check_eq "$h: sampled = samples_sent; nothing lost, queued or spooled" \
-			"${A[$h.sampled]:-?} ${A[$h.lost_ring_full]:-?} ${A[$h.lost_queue_full]:-?} ${A[$h.lost_bad_record]:-?} ${A[$h.lost_rejected]:-?} ${A[$h.lost_spool_full]:-?} ${A[$h.queued]:-?} ${A[$h.spooled]:-?}" \
-			"${A[$h.samples_sent]:-x} 0 0 0 0 0 0 0"
+		check_eq "$h: sampled = samples_sent; nothing lost (none rejected), no bad reply, nothing queued or spooled" \
+			"${A[$h.sampled]:-?} ${A[$h.lost_ring_full]:-?} ${A[$h.lost_queue_full]:-?} ${A[$h.lost_bad_record]:-?} ${A[$h.lost_rejected]:-?} ${A[$h.lost_spool_full]:-?} ${A[$h.bad_replies]:-?} ${A[$h.queued]:-?} ${A[$h.spooled]:-?}" \
+			"${A[$h.samples_sent]:-x} 0 0 0 0 0 0 0 0"
 		sum_sampled=$((sum_sampled + ${A[$h.sampled]:-0}))
 		sum_sent=$((sum_sent + ${A[$h.samples_sent]:-0}))
 		sum_batches=$((sum_batches + ${A[$h.batches_sent]:-0}))

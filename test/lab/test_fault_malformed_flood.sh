@@ -126,23 +126,7 @@ for f in collector analyzer; do
 		"$n" 1 "$limit"
 done
 
-declare -A A
-sum_sampled=0 sum_sent=0 sum_batches=0 sum_colored=0
-for h in h1 h2; do
-	log=$LAB_DIR/agent-$h.log
-	for key in sampled samples_sent batches_sent resends bad_replies colored queued spooled \
-		lost_ring_full lost_queue_full lost_bad_record lost_rejected lost_spool_full; do
-		A[$h.$key]=$(exit_counter "$log" DT-AGENT-EXIT "$key")
-	done
-	check_eq "$h: sampled = samples_sent; nothing lost (none rejected), no bad reply, nothing queued or spooled" \
-		"${A[$h.sampled]:-?} ${A[$h.lost_ring_full]:-?} ${A[$h.lost_queue_full]:-?} ${A[$h.lost_bad_record]:-?} ${A[$h.lost_rejected]:-?} ${A[$h.lost_spool_full]:-?} ${A[$h.bad_replies]:-?} ${A[$h.queued]:-?} ${A[$h.spooled]:-?}" \
-		"${A[$h.samples_sent]:-x} 0 0 0 0 0 0 0 0"
-	sum_sampled=$((sum_sampled + ${A[$h.sampled]:-0}))
-	sum_sent=$((sum_sent + ${A[$h.samples_sent]:-0}))
-	sum_batches=$((sum_batches + ${A[$h.batches_sent]:-0}))
-	sum_colored=$((sum_colored + ${A[$h.colored]:-0}))
-done
-echo "# agents: sampled ${A[h1.sampled]} + ${A[h2.sampled]}; batches ${A[h1.batches_sent]} + ${A[h2.batches_sent]}; resends ${A[h1.resends]} + ${A[h2.resends]}"
+fault_agents_accounting
 
 stored=$(exit_counter "$cl" DT-COLL-EXIT stored_total)
 check_eq "collector stored every sample the agents sent, once, and nothing else (samples, batches)" \
@@ -153,19 +137,6 @@ check_eq "analyzer received every sample once, attributed each, none unmatched" 
 	"$(exit_counter "$al" DT-ANA-EXIT samples) $(exit_counter "$al" DT-ANA-EXIT attributed) $(exit_counter "$al" DT-ANA-EXIT unmatched)" \
 	"$sum_sent $sum_sent 0"
 
-hops_p=$(jq_val "$rp" '[.packets[].hops | length] | add // 0')
-hops_u=$(jq_val "$ru" '[.packets[].hops | length] | add // 0')
-echo "# reports: hops ${hops_p} (ping) + ${hops_u} (udp) = sampled ${sum_sampled}?"
-check_eq "INVARIANT: hops in the reports = samples the data planes wrote (nothing counted lost)" \
-	"$((hops_p + hops_u)) $(jq_val "$rp" '[.lost[]] | add')" "$sum_sampled 0"
-check_eq "packets colored by the tasks = packets colored by the data planes" \
-	"$(($(jq_val "$rp" '.task.colored // "?"') + $(jq_val "$ru" '.task.colored // "?"')))" "$sum_colored"
-
-check_verdict "$rp" "ping task" $((2 * pings)) $((2 * pings)) 0 0
-jq_true "$rp" "ping task: $pings requests and $pings replies, each with its 4 hops" \
-	'([req] | length == $n) and ([rep] | length == $n) and all(req; path == $q) and all(rep; path == $p)' \
-	--argjson n "$pings" --argjson q "$REQ_PATH" --argjson p "$REP_PATH"
-check_verdict "$ru" "UDP task" "${udp_colored:-?}" "${udp_colored:-?}" 0 0
-jq_true "$ru" "UDP task: every datagram with its 4 hops" 'all(.packets[]; path == $q)' --argjson q "$REQ_PATH"
+fault_reports_accounting
 
 checks_teardown_clean

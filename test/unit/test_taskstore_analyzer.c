@@ -176,18 +176,25 @@ static uint32_t create_task(void)
 	return t.id;
 }
 
+/* The reply to a report request for task id (*buf: free with nng_free()). */
+static void report_reply(uint32_t id, void **buf, size_t *len)
+{
+	msgpack_sbuffer sb;
+
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_report_get_encode(&sb, TOKEN, id), 0);
+	request(api_url, &sb, buf, len);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 /* The report of task id, decoded (free with dt_report_free()). */
 static void report(uint32_t id, struct dt_report *r)
 {
 	enum dt_msg_type type;
-	msgpack_sbuffer sb;
 	void *buf;
 	size_t len;
 
-	msgpack_sbuffer_init(&sb);
-	cr_assert_eq(dt_report_get_encode(&sb, TOKEN, id), 0);
-	request(api_url, &sb, &buf, &len);
-	msgpack_sbuffer_destroy(&sb);
+	report_reply(id, &buf, &len);
 	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
 	cr_assert_eq(type, DT_MSG_REPORT);
 	cr_assert_eq(dt_report_decode(buf, len, r), 0);
@@ -239,14 +246,10 @@ static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct
 static enum dt_msg_type report_type(uint32_t id)
 {
 	enum dt_msg_type type = 0;
-	msgpack_sbuffer sb;
 	void *buf;
 	size_t len;
 
-	msgpack_sbuffer_init(&sb);
-	cr_assert_eq(dt_report_get_encode(&sb, TOKEN, id), 0);
-	request(api_url, &sb, &buf, &len);
-	msgpack_sbuffer_destroy(&sb);
+	report_reply(id, &buf, &len);
 	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
 	nng_free(buf, len);
 	return type;
