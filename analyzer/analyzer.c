@@ -165,6 +165,7 @@ void ana_tick(struct analyzer *a)
 		}
 	}
 	ana_persist(a, NULL, 0);
+	ana_retain(a, dt_clock_ns(CLOCK_REALTIME), dt_mono_ms());
 	pthread_mutex_unlock(&a->mu);
 	dt_node_states_free(nodes, n_nodes);
 	ana_publish_control(a);

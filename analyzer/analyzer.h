@@ -42,6 +42,8 @@ struct dt_analyzer_cfg {
 	struct dt_limits limits;
 	struct dt_tls_files tls;	  /* mutual TLS for collectors (listen = "tls+tcp://...") */
 	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */
+	uint64_t retention_s;		  /* an ended task leaves memory this long after it ended */
+	uint64_t report_retention_s;	  /* its final report leaves the store after this long */
 	uint32_t n_tenants;		  /* at least 1 */
 	struct dt_tenant tenants[DT_TENANTS_MAX];
 };

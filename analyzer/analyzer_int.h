@@ -68,7 +68,9 @@ struct analyzer {
 	uint64_t sent_gen; /* the control generation given to the ingest server */
 	nng_socket api;
 	uint64_t samples, api_requests, api_malformed, api_refused_token, store_errors;
-	uint64_t names_full; /* names not interned: the table is full (they read as "") */
+	uint64_t names_full;	  /* names not interned: the table is full (they read as "") */
+	uint64_t evicted, purged; /* ended tasks out of memory, out of the store (ana_retain) */
+	uint64_t purged_ms;	  /* monotonic: the last purge of the store */
 	uint64_t api_by_status[DT_ST_MAX]; /* API replies by status (count_reply()) */
 	struct dt_metrics *metrics;
 	struct dt_ratelimit rl_api, rl_nomem, rl_auth, rl_store, rl_learn;
@@ -182,5 +184,9 @@ void ana_publish_control(struct analyzer *a);
 /* Every ana_tick: the stitcher's window, the lifecycle against the live node states, the
  * store, the control set. */
 void ana_tick(struct analyzer *a);
+
+/* retention_s and report_retention_s: ended tasks leave memory, then their stored reports
+ * leave the store (checked at most every half report_retention_s, and hourly). Lock held. */
+void ana_retain(struct analyzer *a, uint64_t now_ns, uint64_t now_ms);
 
 #endif /* DT_ANALYZER_INT_H */

@@ -85,6 +85,36 @@ static struct dt_task *tenant_task(struct analyzer *a, int tenant, uint32_t id)
 }
 
 /*
+ * An ended task that left memory (retention_s) is read from the store: its final report
+ * (*buf, malloc'd; info filled when not NULL) when the task is tenant's. Returns 0 or
+ * -ENOENT (purged, never was, or another tenant's). Lock held.
+ */
+static int stored_task(struct analyzer *a, int tenant, uint32_t id, void **buf, size_t *len,
+		       struct dt_task_info *info)
+{
+	struct dt_report r;
+	bool mine;
+
+	if (dt_taskstore_get_report(a->store, id, buf, len) != 0) {
+		return -ENOENT;
+	}
+	if (dt_report_decode(*buf, *len, &r) != 0) {
+		free(*buf);
+		return -ENOENT;
+	}
+	mine = strcmp(r.task.tenant, a->cfg->tenants[tenant].name) == 0;
+	if (mine && info) {
+		*info = r.task;
+	}
+	dt_report_free(&r);
+	if (!mine) {
+		free(*buf);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/*
  * Whether a task of spec fits in the task maps of the nodes hosting its first hops, as
  * their last node states tell (lock held). Returns 0, -ENOSPC or -EINVAL (err says why).
  */
@@ -189,7 +219,12 @@ static int api_show(struct analyzer *a, const void *buf, size_t len, msgpack_sbu
 	}
 	pthread_mutex_lock(&a->mu);
 	if (!(task = tenant_task(a, tenant, id))) {
-		rv = -ENOENT;
+		void *stored;
+		size_t stored_len;
+
+		if ((rv = stored_task(a, tenant, id, &stored, &stored_len, &info)) == 0) {
+			free(stored);
+		}
 	} else if (task->obs && ana_build_report(a, task, false, &r) == 0) {
 		/* Live counts of an active task. */
 		info = r.task;
@@ -223,7 +258,7 @@ static int api_report(struct analyzer *a, const void *buf, size_t len, msgpack_s
 	}
 	pthread_mutex_lock(&a->mu);
 	if (!(task = tenant_task(a, tenant, id))) {
-		rv = -ENOENT;
+		rv = stored_task(a, tenant, id, &stored, &stored_len, NULL);
 	} else if (dt_task_state_terminal(task->state) && !task->final_pending) {
 		/* The final report, exactly as stored when the task ended. */
 		rv = dt_taskstore_get_report(a->store, id, &stored, &stored_len);

@@ -17,6 +17,8 @@ const struct dt_analyzer_cfg dt_analyzer_cfg_defaults = {
 	.api_gid = (gid_t)-1,
 	.collector_window_ms = 3000,
 	.stats_interval_s = 60,
+	.retention_s = 86400,
+	.report_retention_s = 2592000,
 	.window_ms = DT_STITCH_WINDOW_MS_DEFAULT,
 	.store = "/var/lib/dyetrace/analyzer",
 	.store_size_mb = 4096,
@@ -47,6 +49,8 @@ const char *const dt_analyzer_cfg_keys[] = {"listen",
 					    "tenants",
 					    "tls",
 					    "metrics",
+					    "retention_s",
+					    "report_retention_s",
 					    NULL};
 const char *const dt_analyzer_limits_keys[] = {
 	"budget_default",   "budget_max",   "duration_default_s",   "duration_max_s",
@@ -229,7 +233,22 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 	    (rv = load_tenants(root, &cfg, err, errlen)) < 0 ||
 	    (rv = dt_cfg_tls(root, &cfg.tls, err, errlen)) < 0 ||
 	    (rv = dt_tls_check_url(root, "listen", cfg.listen, &cfg.tls, err, errlen)) < 0 ||
-	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0) {
+	    (rv = dt_cfg_metrics(root, cfg.metrics, sizeof(cfg.metrics), err, errlen)) < 0 ||
+	    (rv = dt_cfg_uint(root, "retention_s", 1, 31536000, &cfg.retention_s, err, errlen)) <
+		    0 ||
+	    (rv = dt_cfg_uint(root, "report_retention_s", 1, 315360000, &cfg.report_retention_s,
+			      err, errlen)) < 0) {
+		goto out;
+	}
+	if (cfg.report_retention_s < cfg.retention_s) {
+		dt_cfg_error(config_setting_get_member(root, "report_retention_s")
+				     ?: config_setting_get_member(root, "retention_s"),
+			     err, errlen,
+			     "report_retention_s (%llu) is below retention_s (%llu): a report "
+			     "is kept in the store at least as long as its task in memory",
+			     (unsigned long long)cfg.report_retention_s,
+			     (unsigned long long)cfg.retention_s);
+		rv = -EINVAL;
 		goto out;
 	}
 	*out = cfg;

@@ -175,6 +175,40 @@ void ana_unstore_batch(struct analyzer *a, const struct dt_stitch_counters *c)
 	dt_stitch_counters_set(a->stitch, c);
 }
 
+void ana_retain(struct analyzer *a, uint64_t now_ns, uint64_t now_ms)
+{
+	uint64_t keep_ns = a->cfg->retention_s * 1000000000ull;
+	uint64_t report_ns = a->cfg->report_retention_s * 1000000000ull;
+	uint64_t every_ms = a->cfg->report_retention_s * 500;
+	size_t n = 0;
+	int rv;
+
+	if (now_ns > keep_ns) {
+		a->evicted += dt_tasks_evict_ended(a->tasks, now_ns - keep_ns);
+	}
+	if (every_ms > 3600000) {
+		every_ms = 3600000;
+	}
+	if (now_ns <= report_ns || (a->purged_ms && now_ms - a->purged_ms < every_ms)) {
+		return;
+	}
+	a->purged_ms = now_ms;
+	if ((rv = dt_taskstore_begin(a->store)) != 0) {
+		ana_store_failed(a, "purge old reports from the store", rv);
+		return;
+	}
+	if ((rv = dt_taskstore_purge_ended(a->store, now_ns - report_ns, &n)) != 0) {
+		dt_taskstore_abort(a->store);
+		ana_store_failed(a, "purge old reports from the store", rv);
+		return;
+	}
+	if ((rv = dt_taskstore_commit(a->store)) != 0) {
+		ana_store_failed(a, "purge old reports from the store", rv);
+		return;
+	}
+	a->purged += n;
+}
+
 static int ld_meta(void *arg, uint32_t next_id, uint64_t gen)
 {
 	struct analyzer *a = arg;
@@ -220,8 +254,17 @@ static int ld_loss(void *arg, const char *node, const uint64_t lost[DT_LOSS_MAX]
 static int ld_task(void *arg, struct dt_task *rec)
 {
 	struct analyzer *a = arg;
+	uint64_t keep_ns = a->cfg->retention_s * 1000000000ull,
+		 now_ns = dt_clock_ns(CLOCK_REALTIME);
 	int rv;
 
+	/* Ended longer than retention_s ago: its report is served from the store. */
+	if (dt_task_state_terminal(rec->state) && now_ns > keep_ns && rec->ended_ns &&
+	    rec->ended_ns < now_ns - keep_ns) {
+		free(rec);
+		a->evicted++;
+		return 0;
+	}
 	/* A tenant no longer configured sees nothing: its tasks are nobody's. */
 	rec->tenant = UINT32_MAX;
 	for (uint32_t i = 0; i < a->cfg->n_tenants; i++) {

@@ -125,6 +125,31 @@ struct dt_task *dt_tasks_find(const struct dt_tasks *t, uint32_t id)
 	return NULL;
 }
 
+size_t dt_tasks_evict_ended(struct dt_tasks *t, uint64_t ended_before_ns)
+{
+	size_t kept = 0, gone;
+
+	for (size_t i = 0; i < t->n_all; i++) {
+		struct dt_task *task = t->all[i];
+
+		if (dt_task_state_terminal(task->state) && !task->final_pending &&
+		    task->ended_ns < ended_before_ns) {
+			free(task->obs);
+			free(task);
+		} else {
+			t->all[kept++] = task;
+		}
+	}
+	if ((gone = t->n_all - kept) > 0) {
+		t->n_all = kept;
+		memset(t->ids, 0, t->n_ids * sizeof(*t->ids));
+		for (size_t i = 0; i < kept; i++) {
+			ids_put(t, t->all[i]);
+		}
+	}
+	return gone;
+}
+
 struct dt_task *dt_tasks_find_active(const struct dt_tasks *t, uint32_t id)
 {
 	struct dt_task *task = dt_tasks_find(t, id);

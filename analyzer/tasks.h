@@ -178,6 +178,10 @@ int dt_tasks_restore(struct dt_tasks *t, struct dt_task *rec);
 /* The task with this id (any state), or NULL. O(1) expected. */
 struct dt_task *dt_tasks_find(const struct dt_tasks *t, uint32_t id);
 
+/* Frees the tasks that ended before ended_before_ns and whose final report is stored (its
+ * store keeps them; retention_s). Returns how many left memory. */
+size_t dt_tasks_evict_ended(struct dt_tasks *t, uint64_t ended_before_ns);
+
 /* The same, active tasks only. */
 struct dt_task *dt_tasks_find_active(const struct dt_tasks *t, uint32_t id);
 

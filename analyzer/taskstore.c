@@ -474,6 +474,75 @@ out:
 	return rv;
 }
 
+/* The ids of the ended tasks a purge takes (collected first: no delete under the cursor). */
+struct purge {
+	uint64_t before_ns;
+	uint32_t *ids;
+	size_t n, cap;
+};
+
+static int purge_pick(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct purge *p = ctx;
+	struct task_rec r;
+
+	if (v->mv_size != sizeof(r)) {
+		return 0; /* not ours to judge: the load says what is wrong with it */
+	}
+	memcpy(&r, v->mv_data, sizeof(r));
+	if (r.state >= DT_TASK_STATE_MAX || !dt_task_state_terminal(r.state) || !r.ended_ns ||
+	    r.ended_ns >= p->before_ns) {
+		return 0;
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 64;
+		uint32_t *ids = realloc(p->ids, cap * sizeof(*ids));
+
+		if (!ids) {
+			return -ENOMEM;
+		}
+		p->ids = ids;
+		p->cap = cap;
+	}
+	p->ids[p->n++] = r.id;
+	return 0;
+}
+
+int dt_taskstore_purge_ended(struct dt_taskstore *s, uint64_t ended_before_ns, size_t *n)
+{
+	struct purge p = {.before_ns = ended_before_ns};
+	int rv;
+
+	*n = 0;
+	if (!s->txn) {
+		return -EINVAL;
+	}
+	if ((rv = dt_lmdb_walk(&s->db, s->txn, s->dbi[DB_TASKS], NULL, purge_pick, &p)) != 0) {
+		goto out;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		uint8_t key[4];
+		MDB_val k = dt_lmdb_key32(key, p.ids[i]);
+		int rc;
+
+		if ((rv = dt_taskstore_del_obs(s, p.ids[i])) != 0) {
+			goto out;
+		}
+		for (int j = 0; j < 2; j++) {
+			MDB_dbi dbi = s->dbi[j ? DB_REPORTS : DB_TASKS];
+
+			if ((rc = mdb_del(s->txn, dbi, &k, NULL)) != 0 && rc != MDB_NOTFOUND) {
+				rv = dt_lmdb_err(&s->db, rc, "purge a task");
+				goto out;
+			}
+		}
+	}
+	*n = p.n;
+out:
+	free(p.ids);
+	return rv;
+}
+
 int dt_taskstore_get_report(struct dt_taskstore *s, uint32_t id, void **buf, size_t *len)
 {
 	uint8_t key[4];

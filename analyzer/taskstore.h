@@ -85,6 +85,10 @@ struct dt_taskstore_load_ops {
 
 int dt_taskstore_load(struct dt_taskstore *s, const struct dt_taskstore_load_ops *ops);
 
+/* Deletes the tasks that ended before ended_before_ns, with their reports and observations
+ * (report_retention_s), in the open transaction; *n says how many. Returns 0 or -errno. */
+int dt_taskstore_purge_ended(struct dt_taskstore *s, uint64_t ended_before_ns, size_t *n);
+
 /* A copy of task id's final report (malloc'd, the caller frees it). */
 int dt_taskstore_get_report(struct dt_taskstore *s, uint32_t id, void **buf, size_t *len);
 

@@ -207,6 +207,34 @@ Test(config, integers_with_the_L_suffix_are_read_as_64_bits)
 		  "%s", err);
 }
 
+/* retention_s and report_retention_s: defaults, values, and a report kept no shorter than
+ * its task in memory. */
+Test(config, retention)
+{
+	struct dt_analyzer_cfg ac;
+	char err[DT_ERRBUF_MAX] = "", text[512];
+
+	write_cfg(tenant_line);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ac.retention_s, 86400);
+	cr_assert_eq(ac.report_retention_s, 2592000);
+	snprintf(text, sizeof(text), "%sretention_s = 60;\nreport_retention_s = 120;\n",
+		 tenant_line);
+	write_cfg(text);
+	cr_assert_eq(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ac.retention_s, 60);
+	cr_assert_eq(ac.report_retention_s, 120);
+	snprintf(text, sizeof(text), "%sretention_s = 600;\nreport_retention_s = 60;\n",
+		 tenant_line);
+	write_cfg(text);
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":3: report_retention_s (60) is below retention_s (600)"), "%s", err);
+	snprintf(text, sizeof(text), "%sretention_s = 0;\n", tenant_line);
+	write_cfg(text);
+	cr_assert_lt(dt_analyzer_cfg_load(path, &ac, err, sizeof(err)), 0);
+	cr_assert(strstr(err, ":2: 'retention_s' must be between 1"), "%s", err);
+}
+
 Test(config, api_group_must_exist)
 {
 	struct dt_analyzer_cfg ac;

@@ -67,8 +67,8 @@ static void kill_analyzer(void)
 	child = -1;
 }
 
-/* The analyzer's configuration, with one tenant, name (token TOKEN). */
-static void write_conf(const char *name)
+/* The analyzer's configuration, with one tenant, name (token TOKEN), and extra settings. */
+static void write_conf_extra(const char *name, const char *extra)
 {
 	FILE *f;
 
@@ -79,7 +79,13 @@ static void write_conf(const char *name)
 		"host_grace_ms = 60000;\narm_timeout_ms = 60000;\n"
 		"tenants = ( { name = \"%s\"; token = \"%s\"; } );\n",
 		ingest_url, api_url, dir, WINDOW_MS, name, TOKEN);
+	fputs(extra, f);
 	cr_assert_eq(fclose(f), 0);
+}
+
+static void write_conf(const char *name)
+{
+	write_conf_extra(name, "");
 }
 
 static void setup(void)
@@ -495,4 +501,72 @@ Test(analyzer_kill, tasks_of_a_removed_tenant_are_cancelled)
 		  r.task.status_text);
 	cr_expect_eq(r.n_packets, 1, "the stored sample's packet is in the final report");
 	dt_report_free(&r);
+}
+
+/* One API request of the tenant, whose reply's type is returned (the reply is dropped). */
+static enum dt_msg_type api_type(int (*encode)(msgpack_sbuffer *, const char *, uint32_t),
+				 uint32_t id)
+{
+	enum dt_msg_type type = 0;
+	msgpack_sbuffer sb;
+	void *buf;
+	size_t len;
+
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(encode(&sb, TOKEN, id), 0);
+	request(api_url, &sb, &buf, &len);
+	msgpack_sbuffer_destroy(&sb);
+	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
+	nng_free(buf, len);
+	return type;
+}
+
+/* How many tasks the tenant's task list holds. */
+static uint32_t listed(void)
+{
+	struct dt_task_list l;
+	msgpack_sbuffer sb;
+	void *buf;
+	size_t len;
+	uint32_t n;
+
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_task_list_encode(&sb, TOKEN), 0);
+	request(api_url, &sb, &buf, &len);
+	msgpack_sbuffer_destroy(&sb);
+	cr_assert_eq(dt_tasks_decode(buf, len, &l), 0);
+	nng_free(buf, len);
+	n = l.n_tasks;
+	dt_task_list_free(&l);
+	return n;
+}
+
+/* retention_s: an ended task leaves memory (the list) but its report is still served, from
+ * the store, and after a restart too; report_retention_s: then the report leaves the store. */
+Test(analyzer_kill, ended_tasks_leave_memory_then_the_store)
+{
+	uint32_t id;
+	int i;
+
+	kill_analyzer();
+	write_conf_extra("acme", "retention_s = 1;\nreport_retention_s = 4;\n");
+	start();
+	id = create_task();
+	cr_assert_eq(api_type(dt_task_cancel_encode, id), DT_MSG_TASK, "cancelled");
+	cr_assert_eq(listed(), 1, "listed while it is in memory");
+	for (i = 0; i < 100 && listed() != 0; i++) {
+		sleep_ms(50);
+	}
+	cr_expect_eq(listed(), 0, "out of memory (and of the list) after retention_s");
+	cr_expect_eq(report_type(id), DT_MSG_REPORT, "its report is served from the store");
+	cr_expect_eq(api_type(dt_task_get_encode, id), DT_MSG_TASK, "task show reads the store");
+	kill_analyzer();
+	start();
+	cr_expect_eq(listed(), 0, "a restart does not bring it back into memory");
+	cr_expect_eq(report_type(id), DT_MSG_REPORT, "its report after the restart");
+	for (i = 0; i < 200 && report_type(id) == DT_MSG_REPORT; i++) {
+		sleep_ms(50);
+	}
+	cr_expect_eq(report_type(id), DT_MSG_ERROR, "purged after report_retention_s");
+	cr_expect_eq(api_type(dt_task_get_encode, id), DT_MSG_ERROR, "task show: no task");
 }
