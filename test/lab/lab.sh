@@ -914,6 +914,12 @@ lab_metrics_scrape() {
 	lab_in "$(lab_metrics_ns "$1")" curl -sSf --max-time 10 "$url"
 }
 
+# lab_metric DAEMON NAME: the value of the unlabelled metric NAME on DAEMON's page (empty
+# when it has none).
+lab_metric() {
+	lab_metrics_scrape "$1" 2>/dev/null | awk -v n="$2" '$1 == n { print $2; exit }'
+}
+
 # lab__metrics_line DAEMON: the daemon's "metrics" setting, when metrics are on.
 lab__metrics_line() {
 	lab__metrics_on || return 0

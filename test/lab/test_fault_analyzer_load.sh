@@ -48,8 +48,7 @@ window_lab_up "lab up: analyzer (window_ms $WINDOW_MS), collector, agents h1 and
 
 # backlog: the collector's stored batches the analyzer has not acknowledged yet.
 backlog() {
-	lab_metrics_scrape collector 2>/dev/null |
-		awk '$1 == "dyetrace_collector_backlog_batches" { print $2; exit }'
+	lab_metric collector dyetrace_collector_backlog_batches
 }
 
 # acked_some_of BACKLOG: the restarted analyzer acknowledged some of BACKLOG batches, and

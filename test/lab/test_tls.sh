@@ -32,17 +32,12 @@ TLS=
 COLL_REFUSED=dyetrace_collector_tls_refused_total
 AGENT_REFUSED=dyetrace_agent_link_tls_refused_total
 
-# metric DAEMON NAME: the value of an unlabelled metric on DAEMON's page (empty if none).
-metric() {
-	lab_metrics_scrape "$1" 2>/dev/null | awk -v n="$2" '$1 == n { print $2; exit }'
-}
-
 # metric_above DAEMON NAME MIN: waits up to 10 s until NAME on DAEMON's page exceeds MIN.
 metric_above() {
 	local start v
 	start=$(lab__now)
 	while :; do
-		v=$(metric "$1" "$2")
+		v=$(lab_metric "$1" "$2")
 		[[ $v =~ ^[0-9]+$ ]] && ((v > $3)) && return 0
 		lab__elapsed_lt "$start" 10 || return 1
 		sleep 0.25
@@ -93,10 +88,10 @@ check "every ping judged (window passed)" lab_task_wait_judged "$task" "$PINGS"
 r=$(report_fetch "$task" tls-ping)
 check_verdict "$r" "the trace over TLS" "$PINGS" "$PINGS" 0 0
 check_eq "no handshake refused while every daemon has its own certificate" \
-	"$(metric collector "$COLL_REFUSED")" 0
+	"$(lab_metric collector "$COLL_REFUSED")" 0
 
 # --- A client without a certificate -------------------------------------------------------
-before=$(metric collector "$COLL_REFUSED")
+before=$(lab_metric collector "$COLL_REFUSED")
 lab_in "$LAB_MGMT" timeout 5 openssl s_client -connect "$LAB_MGMT_IP:7400" -CAfile "$TLS/ca.pem" \
 	-servername c1 </dev/null >"$LAB_DIR/s_client.log" 2>&1
 check "no certificate: the collector refuses the client (metric)" metric_above collector "$COLL_REFUSED" "${before:-0}"
@@ -105,7 +100,7 @@ check "no certificate: the collector logs DT-TLS-REFUSED" logged "$LAB_DIR/colle
 # --- An agent with a certificate from another CA -----------------------------------------
 check "a certificate for h2 from another CA" lab_tls_cert h2 --ca rogue-ca --as h2-rogue
 with_cert "$LAB_DIR/h2.conf" h2 h2-rogue
-before=$(metric collector "$COLL_REFUSED")
+before=$(lab_metric collector "$COLL_REFUSED")
 check "h2's agent restarted with it" agent_restart h2
 check "another CA: the collector refuses h2's agent (metric)" metric_above collector "$COLL_REFUSED" "$before"
 checks_ping_task i2
@@ -124,7 +119,7 @@ check_verdict "$r" "its samples arrived from h2's spool, nothing lost" "$PINGS" 
 # --- An expired certificate ---------------------------------------------------------------
 check "an expired certificate for h3 (from the right CA)" lab_tls_cert h3 --expired --as h3-expired
 with_cert "$LAB_DIR/h3.conf" h3 h3-expired
-before=$(metric collector "$COLL_REFUSED")
+before=$(lab_metric collector "$COLL_REFUSED")
 check "h3's agent restarted with it" agent_restart h3
 check "expired: the collector refuses h3's agent (metric)" metric_above collector "$COLL_REFUSED" "$before"
 with_cert "$LAB_DIR/h3.conf" h3-expired h3
@@ -133,7 +128,7 @@ check "h3's agent back on its own certificate" agent_restart h3
 # --- A collector the agents cannot trust --------------------------------------------------
 check "a certificate for c1 from another CA" lab_tls_cert c1 --ca rogue-ca --as c1-rogue
 with_cert "$LAB_DIR/collector.conf" c1 c1-rogue
-a_before=$(metric agent-h1 "$AGENT_REFUSED")
+a_before=$(lab_metric agent-h1 "$AGENT_REFUSED")
 check "the collector restarted with it" collector_restart
 check "untrusted collector: h1's agent refuses it (metric)" metric_above agent-h1 "$AGENT_REFUSED" "${a_before:-0}"
 check "untrusted collector: h1's agent logs DT-TLS-REFUSED" logged "$LAB_DIR/agent-h1.log" DT-TLS-REFUSED

@@ -182,15 +182,30 @@ static uint32_t create_task(void)
 	return t.id;
 }
 
-/* The reply to a report request for task id (*buf: free with nng_free()). */
-static void report_reply(uint32_t id, void **buf, size_t *len)
+/* The reply to one API request of the tenant about task id (*buf: free with nng_free()). */
+static void api_reply(int (*encode)(msgpack_sbuffer *, const char *, uint32_t), uint32_t id,
+		      void **buf, size_t *len)
 {
 	msgpack_sbuffer sb;
 
 	msgpack_sbuffer_init(&sb);
-	cr_assert_eq(dt_report_get_encode(&sb, TOKEN, id), 0);
+	cr_assert_eq(encode(&sb, TOKEN, id), 0);
 	request(api_url, &sb, buf, len);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+/* The type of the reply to one API request about task id (DT_MSG_ERROR when refused). */
+static enum dt_msg_type api_type(int (*encode)(msgpack_sbuffer *, const char *, uint32_t),
+				 uint32_t id)
+{
+	enum dt_msg_type type = 0;
+	void *buf;
+	size_t len;
+
+	api_reply(encode, id, &buf, &len);
+	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
+	nng_free(buf, len);
+	return type;
 }
 
 /* The report of task id, decoded (free with dt_report_free()). */
@@ -200,7 +215,7 @@ static void report(uint32_t id, struct dt_report *r)
 	void *buf;
 	size_t len;
 
-	report_reply(id, &buf, &len);
+	api_reply(dt_report_get_encode, id, &buf, &len);
 	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
 	cr_assert_eq(type, DT_MSG_REPORT);
 	cr_assert_eq(dt_report_decode(buf, len, r), 0);
@@ -246,19 +261,6 @@ static uint32_t batch(uint64_t seq, const char *node, const char *ifname, struct
 		      uint32_t n)
 {
 	return batch_lost(seq, node, ifname, s, n, NULL);
-}
-
-/* The type of the reply to a report request for task id (DT_MSG_ERROR when refused). */
-static enum dt_msg_type report_type(uint32_t id)
-{
-	enum dt_msg_type type = 0;
-	void *buf;
-	size_t len;
-
-	report_reply(id, &buf, &len);
-	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
-	nng_free(buf, len);
-	return type;
 }
 
 /* Packet ip_id's sample at hook: port-in (first hop, inside tuple), or gw-out (the outside
@@ -490,7 +492,8 @@ Test(analyzer_kill, tasks_of_a_removed_tenant_are_cancelled)
 	kill_analyzer();
 	write_conf("another"); /* acme removed (the same token names the other tenant) */
 	start();
-	cr_expect_eq(report_type(id), DT_MSG_ERROR, "another tenant does not see acme's task");
+	cr_expect_eq(api_type(dt_report_get_encode, id), DT_MSG_ERROR,
+		     "another tenant does not see acme's task");
 	kill_analyzer();
 	write_conf("acme");
 	start();
@@ -501,24 +504,6 @@ Test(analyzer_kill, tasks_of_a_removed_tenant_are_cancelled)
 		  r.task.status_text);
 	cr_expect_eq(r.n_packets, 1, "the stored sample's packet is in the final report");
 	dt_report_free(&r);
-}
-
-/* One API request of the tenant, whose reply's type is returned (the reply is dropped). */
-static enum dt_msg_type api_type(int (*encode)(msgpack_sbuffer *, const char *, uint32_t),
-				 uint32_t id)
-{
-	enum dt_msg_type type = 0;
-	msgpack_sbuffer sb;
-	void *buf;
-	size_t len;
-
-	msgpack_sbuffer_init(&sb);
-	cr_assert_eq(encode(&sb, TOKEN, id), 0);
-	request(api_url, &sb, &buf, &len);
-	msgpack_sbuffer_destroy(&sb);
-	cr_assert_eq(dt_msg_type(buf, len, &type), 0);
-	nng_free(buf, len);
-	return type;
 }
 
 /* How many tasks the tenant's task list holds. */
@@ -558,15 +543,18 @@ Test(analyzer_kill, ended_tasks_leave_memory_then_the_store)
 		sleep_ms(50);
 	}
 	cr_expect_eq(listed(), 0, "out of memory (and of the list) after retention_s");
-	cr_expect_eq(report_type(id), DT_MSG_REPORT, "its report is served from the store");
+	cr_expect_eq(api_type(dt_report_get_encode, id), DT_MSG_REPORT,
+		     "its report is served from the store");
 	cr_expect_eq(api_type(dt_task_get_encode, id), DT_MSG_TASK, "task show reads the store");
 	kill_analyzer();
 	start();
 	cr_expect_eq(listed(), 0, "a restart does not bring it back into memory");
-	cr_expect_eq(report_type(id), DT_MSG_REPORT, "its report after the restart");
-	for (i = 0; i < 200 && report_type(id) == DT_MSG_REPORT; i++) {
+	cr_expect_eq(api_type(dt_report_get_encode, id), DT_MSG_REPORT,
+		     "its report after the restart");
+	for (i = 0; i < 200 && api_type(dt_report_get_encode, id) == DT_MSG_REPORT; i++) {
 		sleep_ms(50);
 	}
-	cr_expect_eq(report_type(id), DT_MSG_ERROR, "purged after report_retention_s");
+	cr_expect_eq(api_type(dt_report_get_encode, id), DT_MSG_ERROR,
+		     "purged after report_retention_s");
 	cr_expect_eq(api_type(dt_task_get_encode, id), DT_MSG_ERROR, "task show: no task");
 }
