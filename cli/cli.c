@@ -79,7 +79,7 @@ static const char help_text[] =
 	"                  --format chooses the output (default text):\n"
 	"                    text    for people, as above.\n"
 	"                    json    for scripts (the same as --json): one document with\n"
-	"                            \"schema\":\"dyetrace.report\" and \"schema_version\":1,\n"
+	"                            \"schema\":\"dyetrace.report\" and \"schema_version\":2,\n"
 	"                            described by report/report.schema.json (JSON Schema\n"
 	"                            2020-12, with the unit of every number). Keys are\n"
 	"                            added, never renamed or removed.\n"

@@ -19,7 +19,7 @@
  *            "status_text":S,"armed_ns":N|null,"ended_ns":N|null}
  *   list:   {"tasks":[{task},...]}
  *   ref:    {"node":S,"ifname":S,"hook":"port-in"}
- *   report: {"schema":"dyetrace.report","schema_version":1,"task":{task},
+ *   report: {"schema":"dyetrace.report","schema_version":2,"task":{task},
  *            "verdict":{"sentence":S,"judged":N,"delivered":N,"dropped":N,"vanished":N,
  *                       "in_flight":N,"at":{ref}|null,"reason":S},
  *            "packets":[{"ip_id":N,"ident":N,"len":N,"direction":"request|reply",
