@@ -28,8 +28,10 @@
 #define N_SAMPLE 26  /* hook .. outer_daddr, orig (4), drop_reason .. drop_where, cap_link, cap,
 		      * frag */
 #define N_BATCH 9    /* sender, seq, ctl_gen, node, ifnames, lost, strings, samples, nodes */
-#define N_NODE 6     /* node, ctl_gen, [endpoint...], task_map_max, task_map_used,
-		      * [arm_fail...] */
+#define N_NODE 8     /* node, ctl_gen, [endpoint...], task_map_max, task_map_used,
+		      * [arm_fail...], [gap...], [key_colored...] */
+#define N_GAP 5	     /* from_ns, to_ns, cause, flags, lost */
+#define N_COLORED 3  /* task_id, flags, colored */
 #define N_ARM_FAIL 9 /* task_id, flags, tuple, err */
 #define N_ENDPOINT 2 /* vni, addr */
 #define N_ACK 3	     /* seq, status, control */

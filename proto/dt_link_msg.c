@@ -65,7 +65,34 @@ static void put_arm_fail(struct dt_enc *e, const struct dt_arm_fail *f)
 	dt_put_uint(e, f->err);
 }
 
-/* [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...]] */
+/* [from_ns, to_ns, cause, flags, lost]: a window with from_ns < to_ns and a known cause */
+static void put_gap(struct dt_enc *e, const struct dt_gap *g)
+{
+	if (g->from_ns >= g->to_ns || g->cause == 0 || g->cause >= DT_GAP_CAUSE_MAX ||
+	    g->flags > DT_GAP_F_LOST_UNKNOWN) {
+		dt_put_fail(e, DT_PROTO_ERANGE);
+	}
+	dt_put_array(e, N_GAP);
+	dt_put_uint(e, g->from_ns);
+	dt_put_uint(e, g->to_ns);
+	dt_put_uint(e, g->cause);
+	dt_put_uint(e, g->flags);
+	dt_put_uint(e, g->lost);
+}
+
+/* [task_id, flags, colored] */
+static void put_colored(struct dt_enc *e, const struct dt_key_colored *c)
+{
+	dt_put_array(e, N_COLORED);
+	dt_put_uint(e, c->task_id);
+	dt_put_uint(e, c->flags);
+	dt_put_uint(e, c->colored);
+}
+
+/*
+ * [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...], [gap...],
+ *  [key_colored...]]
+ */
 static void put_node(struct dt_enc *e, const struct dt_node_state *n)
 {
 	uint32_t i;
@@ -85,6 +112,16 @@ static void put_node(struct dt_enc *e, const struct dt_node_state *n)
 	if (dt_put_list(e, n->n_arm_fails, DT_NODE_MAX_ARM_FAILS, n->arm_fails)) {
 		for (i = 0; i < n->n_arm_fails && e->err == 0; i++) {
 			put_arm_fail(e, &n->arm_fails[i]);
+		}
+	}
+	if (dt_put_list(e, n->n_gaps, DT_NODE_MAX_GAPS, n->gaps)) {
+		for (i = 0; i < n->n_gaps && e->err == 0; i++) {
+			put_gap(e, &n->gaps[i]);
+		}
+	}
+	if (dt_put_list(e, n->n_colored, DT_NODE_MAX_COLORED, n->colored)) {
+		for (i = 0; i < n->n_colored && e->err == 0; i++) {
+			put_colored(e, &n->colored[i]);
 		}
 	}
 }
@@ -235,7 +272,39 @@ static void get_arm_fail(struct dt_dec *d, const msgpack_object *o, struct dt_ar
 	a->err = dt_get_uint(d, &f[8], UINT32_MAX);
 }
 
-/* [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...]] */
+static void get_gap(struct dt_dec *d, const msgpack_object *o, struct dt_gap *g)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_GAP);
+
+	if (f == NULL) {
+		return;
+	}
+	g->from_ns = dt_get_uint(d, &f[0], UINT64_MAX);
+	g->to_ns = dt_get_uint(d, &f[1], UINT64_MAX);
+	g->cause = dt_get_uint(d, &f[2], DT_GAP_CAUSE_MAX - 1);
+	g->flags = dt_get_uint(d, &f[3], DT_GAP_F_LOST_UNKNOWN);
+	g->lost = dt_get_uint(d, &f[4], UINT64_MAX);
+	if (d->err == 0 && (g->cause == 0 || g->from_ns >= g->to_ns)) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+	}
+}
+
+static void get_colored(struct dt_dec *d, const msgpack_object *o, struct dt_key_colored *c)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_COLORED);
+
+	if (f == NULL) {
+		return;
+	}
+	c->task_id = dt_get_uint(d, &f[0], UINT32_MAX);
+	c->flags = dt_get_uint(d, &f[1], UINT32_MAX);
+	c->colored = dt_get_uint(d, &f[2], UINT64_MAX);
+}
+
+/*
+ * [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...], [gap...],
+ *  [key_colored...]]
+ */
 static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_state *n)
 {
 	const msgpack_object *f = dt_get_record(d, o, N_NODE);
@@ -262,28 +331,38 @@ static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_s
 	for (i = 0; i < n->n_arm_fails && d->err == 0; i++) {
 		get_arm_fail(d, &items[i], &n->arm_fails[i]);
 	}
+	items = dt_get_list(d, &f[6], DT_NODE_MAX_GAPS, &n->n_gaps);
+	for (i = 0; i < n->n_gaps && d->err == 0; i++) {
+		get_gap(d, &items[i], &n->gaps[i]);
+	}
+	items = dt_get_list(d, &f[7], DT_NODE_MAX_COLORED, &n->n_colored);
+	n->colored = dt_get_mem(d, n->n_colored, sizeof(*n->colored));
+	for (i = 0; i < n->n_colored && d->err == 0; i++) {
+		get_colored(d, &items[i], &n->colored[i]);
+	}
+}
+
+/* A malloc'd copy of n items of size bytes each; NULL when n is 0 or memory ran out. */
+static void *dup_items(const void *items, uint32_t n, size_t size)
+{
+	void *copy = n ? malloc(size * n) : NULL;
+
+	if (copy) {
+		memcpy(copy, items, size * n);
+	}
+	return copy;
 }
 
 int dt_node_state_copy(struct dt_node_state *dst, const struct dt_node_state *src)
 {
 	*dst = *src;
-	dst->endpoints = NULL;
-	dst->arm_fails = NULL;
-	if (src->n_endpoints &&
-	    !(dst->endpoints = malloc(sizeof(*dst->endpoints) * src->n_endpoints))) {
+	dst->endpoints = dup_items(src->endpoints, src->n_endpoints, sizeof(*src->endpoints));
+	dst->arm_fails = dup_items(src->arm_fails, src->n_arm_fails, sizeof(*src->arm_fails));
+	dst->colored = dup_items(src->colored, src->n_colored, sizeof(*src->colored));
+	if ((src->n_endpoints && !dst->endpoints) || (src->n_arm_fails && !dst->arm_fails) ||
+	    (src->n_colored && !dst->colored)) {
+		dt_node_state_free(dst);
 		return -ENOMEM;
-	}
-	if (src->n_arm_fails &&
-	    !(dst->arm_fails = malloc(sizeof(*dst->arm_fails) * src->n_arm_fails))) {
-		free(dst->endpoints);
-		dst->endpoints = NULL;
-		return -ENOMEM;
-	}
-	if (src->n_endpoints) {
-		memcpy(dst->endpoints, src->endpoints, sizeof(*dst->endpoints) * src->n_endpoints);
-	}
-	if (src->n_arm_fails) {
-		memcpy(dst->arm_fails, src->arm_fails, sizeof(*dst->arm_fails) * src->n_arm_fails);
 	}
 	return 0;
 }
@@ -292,9 +371,11 @@ void dt_node_state_free(struct dt_node_state *n)
 {
 	free(n->endpoints);
 	free(n->arm_fails);
+	free(n->colored);
 	n->endpoints = NULL;
 	n->arm_fails = NULL;
-	n->n_endpoints = n->n_arm_fails = 0;
+	n->colored = NULL;
+	n->n_endpoints = n->n_arm_fails = n->n_colored = 0;
 }
 
 static void get_sample(struct dt_dec *d, const msgpack_object *o, uint32_t n_ifaces,

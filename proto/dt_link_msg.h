@@ -17,6 +17,7 @@ enum dt_loss {
 	DT_LOSS_REJECTED = 3,	 /* in a batch the receiver refused as malformed */
 	DT_LOSS_SPOOL_FULL = 4,	 /* evicted from the agent's spool, full while its collector
 				  * was away */
+	DT_LOSS_AGENT_CRASH = 5, /* drained by an agent that died before spooling them */
 	DT_LOSS_MAX,
 };
 
@@ -79,12 +80,53 @@ struct dt_arm_fail {
 	uint32_t err;
 };
 
+/* Why a node's data plane did not observe for a while (struct dt_gap). Append only. */
+enum dt_gap_cause {
+	DT_GAP_STOPPED = 1,  /* an agent stopped without handing over: nothing was attached */
+	DT_GAP_CRASHED = 2,  /* an agent died without stopping: what it had drained and not
+			      * spooled is lost (counted as DT_LOSS_AGENT_CRASH) */
+	DT_GAP_DETACHED = 3, /* the programs were detached behind the agent's back */
+	DT_GAP_CAUSE_MAX,
+};
+
+#define DT_GAP_F_LOST_UNKNOWN 0x1u /* samples were lost in the window; how many is unknown */
+
+/*
+ * A window in which a node's data plane did not observe, or observed and lost what it saw:
+ * [from_ns, to_ns, cause, flags, lost]. from_ns < to_ns, wall clock (CLOCK_REALTIME, ns
+ * since the epoch); a packet that crossed the node in [from_ns, to_ns] may have no sample
+ * there without any fault of the network. lost: the samples known lost in the window
+ * (already counted in the batch's lost[]); with DT_GAP_F_LOST_UNKNOWN, some were lost and
+ * their number is not known (lost is then 0).
+ */
+struct dt_gap {
+	uint64_t from_ns;
+	uint64_t to_ns;
+	uint32_t cause; /* enum dt_gap_cause */
+	uint32_t flags; /* DT_GAP_F_* */
+	uint64_t lost;
+};
+
+/*
+ * The data plane's own count of packets one armed key colored (its budget and rate state,
+ * dt_quota): [task_id, flags, colored]. task_id and flags are the arm's (DT_TASK_F_REPLY
+ * tells the direction). Only keys with a budget or a rate have one.
+ */
+struct dt_key_colored {
+	uint32_t task_id;
+	uint32_t flags;
+	uint64_t colored;
+};
+
 /*
  * A node's control state, as its agent reports it and its collector relays it:
- * [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...]]
+ * [node, ctl_gen, [[vni, addr]...], task_map_max, task_map_used, [arm_fail...], [gap...],
+ *  [key_colored...]]
  * ctl_gen: the control generation the node's agent has applied to its data plane.
  * task_map_max: how many keys its task map holds at most (0: not known); task_map_used:
  * how many it held after applying ctl_gen. arm_fails: the keys of ctl_gen it could not arm.
+ * gaps: the node's most recent windows without observation (at most DT_NODE_MAX_GAPS,
+ * oldest first). colored: the data plane's colored count of each armed key that has one.
  */
 struct dt_node_state {
 	char node[DT_NAME_MAX];
@@ -95,6 +137,10 @@ struct dt_node_state {
 	uint32_t task_map_used;
 	uint32_t n_arm_fails;
 	struct dt_arm_fail *arm_fails; /* n_arm_fails, malloc'd */
+	uint32_t n_gaps;
+	struct dt_gap gaps[DT_NODE_MAX_GAPS];
+	uint32_t n_colored;
+	struct dt_key_colored *colored; /* n_colored, malloc'd */
 };
 
 /* A deep copy of src into dst (0 or -ENOMEM: then dst owns nothing), and its release. */
@@ -109,7 +155,8 @@ void dt_node_state_free(struct dt_node_state *n);
  *          a heartbeat is a batch with no samples (it still has a seq)
  * ctl_gen: generation of the control set the sender has applied (0: none yet)
  * node:    node whose data plane took the samples
- * lost:    exactly DT_LOSS_MAX counters, cumulative since the node's agent started
+ * lost:    exactly DT_LOSS_MAX counters, cumulative over the node's agents (kept in the
+ *          agent's spool across restarts; an agent with a new spool starts again at 0)
  * strings: names the samples refer to (drop reasons, kernel symbols), each < DT_STR_MAX
  * node_states: an agent's heartbeats carry its own; a collector's heartbeats carry those
  *          of every agent it heard from recently; other batches carry none (empty list)

@@ -133,7 +133,7 @@ const char *dt_loss_name(unsigned int loss)
 	static const char *const names[DT_LOSS_MAX] = {
 		[DT_LOSS_RING_FULL] = "ring-full",     [DT_LOSS_QUEUE_FULL] = "queue-full",
 		[DT_LOSS_BAD_VERSION] = "bad-version", [DT_LOSS_REJECTED] = "rejected",
-		[DT_LOSS_SPOOL_FULL] = "spool-full",
+		[DT_LOSS_SPOOL_FULL] = "spool-full",   [DT_LOSS_AGENT_CRASH] = "agent-crash",
 	};
 
 	return NAME_OF(names, loss);

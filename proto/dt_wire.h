@@ -17,7 +17,7 @@
 
 #include "dt_sample.h"
 
-#define DT_PROTO_VERSION 5
+#define DT_PROTO_VERSION 6
 
 #define DT_NAME_MAX 64		/* node, collector and region names, with the NUL */
 #define DT_IFNAME_MAX 16	/* interface names, with the NUL (IFNAMSIZ) */
@@ -38,6 +38,8 @@
 #define DT_BATCH_MAX_NODES 4096	     /* node states one batch may carry */
 #define DT_NODE_MAX_ENDPOINTS 4096   /* endpoints one node may host */
 #define DT_NODE_MAX_ARM_FAILS 65536  /* keys one node reports it could not arm */
+#define DT_NODE_MAX_GAPS 16	     /* windows without observation one node reports */
+#define DT_NODE_MAX_COLORED 65536    /* keys whose colored count one node reports */
 #define DT_LIST_MAX_TASKS 65536
 
 enum dt_msg_type {

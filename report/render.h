@@ -33,7 +33,7 @@
  *            "hops":[{"node":S,"ifname":S,"hook":S,"direction":S,"seen":N,"dropped":N,
  *                     "vanished":N,"loss_rate":X,"top_reason":S},...],
  *            "lost":{"ring-full":N,"queue-full":N,"bad-version":N,"rejected":N,
- *                    "spool-full":N},
+ *                    "spool-full":N,"agent-crash":N},
  *            "unmatched":N,"window_ms":N,"clock_note":S}
  *   error:  {"error":{"status":"not-found","message":S}}
  *

@@ -163,6 +163,21 @@ static void mk_nodes(struct dt_batch *b)
 							.err = EPERM};
 	b->nodes[2].task_map_max = UINT32_MAX;
 	b->nodes[2].task_map_used = 4;
+	/* node 1 had two windows without observation (a stop; a crash that lost 3 samples and
+	 * one that lost an unknown number) and colored two keys, one a reply key */
+	b->nodes[1].n_gaps = 3;
+	b->nodes[1].gaps[0] = (struct dt_gap){.from_ns = 1, .to_ns = 2, .cause = DT_GAP_STOPPED};
+	b->nodes[1].gaps[1] = (struct dt_gap){.from_ns = 1700000000000000000ull,
+					      .to_ns = UINT64_MAX,
+					      .cause = DT_GAP_CRASHED,
+					      .lost = 3};
+	b->nodes[1].gaps[2] = (struct dt_gap){
+		.from_ns = 5, .to_ns = 6, .cause = DT_GAP_DETACHED, .flags = DT_GAP_F_LOST_UNKNOWN};
+	b->nodes[1].n_colored = 2;
+	b->nodes[1].colored = calloc(2, sizeof(*b->nodes[1].colored));
+	b->nodes[1].colored[0] = (struct dt_key_colored){.task_id = 7, .colored = UINT64_MAX};
+	b->nodes[1].colored[1] = (struct dt_key_colored){
+		.task_id = UINT32_MAX, .flags = DT_TASK_F_REPLY, .colored = 5};
 	b->nodes[0].endpoints[2].addr = 0;
 	b->nodes[2].endpoints[0].addr = UINT32_MAX;
 }
@@ -924,6 +939,15 @@ static void expect_batch_eq(const struct dt_batch *a, const struct dt_batch *b)
 					 x->n_arm_fails * sizeof(*x->arm_fails), "node %u", i);
 		} else {
 			cr_assert_null(y->arm_fails);
+		}
+		cr_assert_eq(x->n_gaps, y->n_gaps);
+		cr_assert_arr_eq(x->gaps, y->gaps, x->n_gaps * sizeof(*x->gaps), "node %u", i);
+		cr_assert_eq(x->n_colored, y->n_colored);
+		if (x->n_colored > 0) {
+			cr_assert_arr_eq(x->colored, y->colored, x->n_colored * sizeof(*x->colored),
+					 "node %u", i);
+		} else {
+			cr_assert_null(y->colored);
 		}
 	}
 }
@@ -1716,6 +1740,22 @@ Test(encode, batch_refusals)
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.samples[0].tuple.vni = 0xFFFFFF;
 
+	/* a gap is a window with a known cause */
+	b.nodes[1].gaps[0].to_ns = b.nodes[1].gaps[0].from_ns;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].gaps[0].to_ns = 2;
+	b.nodes[1].gaps[1].cause = 0;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].gaps[1].cause = DT_GAP_CAUSE_MAX;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].gaps[1].cause = DT_GAP_CRASHED;
+	b.nodes[1].gaps[2].flags = 2;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].gaps[2].flags = DT_GAP_F_LOST_UNKNOWN;
+	b.nodes[1].n_gaps = DT_NODE_MAX_GAPS + 1;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].n_gaps = 3;
+
 	b.n_ifaces = DT_BATCH_MAX_IFACES + 1;
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.n_ifaces = 3;
@@ -2380,7 +2420,8 @@ Test(malformed, batch_fields)
 		{"node uint", {10, 0, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
 		{"node string", {10, 1, END}, OP_STR, .s = "h2", .expect = DT_PROTO_ETYPE},
 		{"node short", {10, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"node long", {10, 2, END}, OP_RESIZE, 7, .expect = DT_PROTO_ELENGTH},
+		{"node long", {10, 2, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"node of v5 (6)", {10, 1, END}, OP_RESIZE, 6, .expect = DT_PROTO_ELENGTH},
 		{"node of v4 (3)", {10, 2, END}, OP_RESIZE, 3, .expect = DT_PROTO_ELENGTH},
 		{"node name uint", {10, 1, 0, END}, OP_UINT, 2, .expect = DT_PROTO_ETYPE},
 		{"node name 64 chars", {10, 1, 0, END}, OP_STR, .s = chars300, .n = 64,
@@ -2438,6 +2479,38 @@ Test(malformed, batch_fields)
 		  .expect = DT_PROTO_ERANGE},
 		{"arm_fail err negative", {10, 0, 5, 0, 8, END}, OP_NEG, 7, .expect = DT_PROTO_ETYPE},
 		{"arm_fail err 2^32-1", {10, 0, 5, 1, 8, END}, OP_UINT, UINT32_MAX, .expect = 0},
+		/* node 1: gaps 0 stopped [1, 2], 1 crashed [1.7e18, 2^64-1], 2 detached [5, 6] */
+		{"gaps nil", {10, 1, 6, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"16 gaps", {10, 1, 6, END}, OP_RESIZE, DT_NODE_MAX_GAPS, .expect = 0},
+		{"17 gaps", {10, 1, 6, END}, OP_RESIZE, DT_NODE_MAX_GAPS + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"gap short", {10, 1, 6, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"gap long", {10, 1, 6, 1, END}, OP_RESIZE, 6, .expect = DT_PROTO_ELENGTH},
+		{"gap empty window", {10, 1, 6, 0, 1, END}, OP_UINT, 1, .expect = DT_PROTO_ERANGE},
+		{"gap reversed window", {10, 1, 6, 2, 0, END}, OP_UINT, 7,
+		  .expect = DT_PROTO_ERANGE},
+		{"gap from 0", {10, 1, 6, 2, 0, END}, OP_UINT, 0, .expect = 0},
+		{"gap to negative", {10, 1, 6, 1, 1, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
+		{"gap cause 0", {10, 1, 6, 0, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"gap cause unknown", {10, 1, 6, 0, 2, END}, OP_UINT, DT_GAP_CAUSE_MAX,
+		  .expect = DT_PROTO_ERANGE},
+		{"gap flags unknown", {10, 1, 6, 1, 3, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
+		{"gap lost max", {10, 1, 6, 1, 4, END}, OP_UINT, UINT64_MAX, .expect = 0},
+		{"gap lost string", {10, 1, 6, 1, 4, END}, OP_STR, .s = "3",
+		  .expect = DT_PROTO_ETYPE},
+		/* node 1: colored 0 [7, 0, 2^64-1], 1 [2^32-1, reply, 5] */
+		{"colored nil", {10, 1, 7, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"colored map", {10, 0, 7, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
+		{"65536 colored", {10, 1, 7, END}, OP_RESIZE, DT_NODE_MAX_COLORED, .expect = 0},
+		{"65537 colored", {10, 1, 7, END}, OP_RESIZE, DT_NODE_MAX_COLORED + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"key_colored short", {10, 1, 7, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"key_colored long", {10, 1, 7, 1, END}, OP_RESIZE, 4, .expect = DT_PROTO_ELENGTH},
+		{"key_colored task_id 2^32", {10, 1, 7, 0, 0, END}, OP_UINT, 1ull << 32,
+		  .expect = DT_PROTO_ERANGE},
+		{"key_colored flags nil", {10, 1, 7, 1, 1, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"key_colored colored float", {10, 1, 7, 1, 2, END}, OP_F64, .f = 1,
+		  .expect = DT_PROTO_ETYPE},
 	};
 	/* clang-format on */
 
@@ -3048,8 +3121,8 @@ Test(msg_type, refuses_bad_headers)
 	} tab[] = {
 		{"empty", "", 0, DT_PROTO_ETRUNC},
 		{"array head only", "\x93", 1, DT_PROTO_ETRUNC},
-		{"version only", "\x93\x05", 2, DT_PROTO_ETRUNC},
-		{"cut uint16 type", "\x93\x05\xcd\x00", 4, DT_PROTO_ETRUNC},
+		{"version only", "\x93\x06", 2, DT_PROTO_ETRUNC},
+		{"cut uint16 type", "\x93\x06\xcd\x00", 4, DT_PROTO_ETRUNC},
 		{"not an array", "\x01", 1, DT_PROTO_ETYPE},
 		{"a map", "\x81\x01\x01", 3, DT_PROTO_ETYPE},
 		{"empty array", "\x90", 1, DT_PROTO_ELENGTH},
@@ -3058,13 +3131,14 @@ Test(msg_type, refuses_bad_headers)
 		{"version 2", "\x92\x02\x01", 3, DT_PROTO_EVERSION},
 		{"version 3", "\x92\x03\x01", 3, DT_PROTO_EVERSION},
 		{"version 4", "\x92\x04\x01", 3, DT_PROTO_EVERSION},
-		{"version 6", "\x92\x06\x01", 3, DT_PROTO_EVERSION},
+		{"version 5", "\x92\x05\x01", 3, DT_PROTO_EVERSION},
+		{"version 7", "\x92\x07\x01", 3, DT_PROTO_EVERSION},
 		{"version string", "\x92\xa1\x31\x01", 4, DT_PROTO_ETYPE},
 		{"version -1", "\x92\xff\x01", 3, DT_PROTO_ETYPE},
-		{"type 0", "\x92\x05\x00", 3, DT_PROTO_EMSGTYPE},
-		{"type 13", "\x92\x05\x0d", 3, DT_PROTO_EMSGTYPE},
-		{"type uint16 big", "\x92\x05\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
-		{"type nil", "\x92\x05\xc0", 3, DT_PROTO_ETYPE},
+		{"type 0", "\x92\x06\x00", 3, DT_PROTO_EMSGTYPE},
+		{"type 13", "\x92\x06\x0d", 3, DT_PROTO_EMSGTYPE},
+		{"type uint16 big", "\x92\x06\xcd\x01\x00", 5, DT_PROTO_EMSGTYPE},
+		{"type nil", "\x92\x06\xc0", 3, DT_PROTO_ETYPE},
 		{"byte 0xc1", "\xc1", 1, DT_PROTO_ETRUNC},
 	};
 	enum dt_msg_type t;
@@ -3077,9 +3151,9 @@ Test(msg_type, refuses_bad_headers)
 		cr_expect_eq(rv, tab[i].expect, "%s: %d", tab[i].what, rv);
 		cr_expect_eq(t, 0, "%s: type left set", tab[i].what);
 	}
-	cr_expect_eq(dt_msg_type("\x92\x05\x09", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x06\x09", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_ERROR);
-	cr_expect_eq(dt_msg_type("\x92\x05\x0c", 3, &t), 0);
+	cr_expect_eq(dt_msg_type("\x92\x06\x0c", 3, &t), 0);
 	cr_expect_eq(t, DT_MSG_TASK_CANCEL);
 }
 
