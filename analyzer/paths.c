@@ -28,8 +28,9 @@
  *     machine where a page fault is costly, this copy is most of a report's cost.
  *
  * Steps 2, 3 and 7 are here; the tree of step 2 is in paths_tree.c, the judgement of datagrams
- * (fragments) in paths_datagram.c and paths_segment.c (segments), steps 4 and 5 in paths_tables.c,
- * step 6 in paths_verdict.c. paths_int.h is what they share.
+ * (fragments) in paths_datagram.c and paths_segment.c (segments), of packets lost from sight
+ * where a node was not observing in paths_blind.c, steps 4 and 5 in paths_tables.c, step 6 in
+ * paths_verdict.c. paths_int.h is what they share.
  *
  * Decisions worth knowing:
  *  - Packet identity is (direction, canonical tuple, IPv4 id, ident): the canonical tuple
@@ -429,8 +430,9 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	struct dt_hop_stat *stats = NULL;
 	struct dt_hop_row *rows = NULL;
 	struct dt_copy_row *copy_rows = NULL;
+	struct dt_blind *blind = NULL;
 	struct dt_verdict verdict;
-	uint32_t n_stats = 0, n_rows = 0, n_copy_rows = 0;
+	uint32_t n_stats = 0, n_rows = 0, n_copy_rows = 0, n_blind = 0;
 	uint64_t colored = 0, delivered = 0;
 	size_t i, n_pk = 0, n_pairs = 0, n_listed = 0;
 	int err = -ENOMEM;
@@ -452,7 +454,8 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 		qsort(pk, n_pk, sizeof(*pk), cmp_pkt_ts);
 	}
 	if ((err = dt_paths_judge_datagrams(pk, n_pk)) != 0 ||
-	    (err = dt_paths_judge_segments(pk, n_pk)) != 0) {
+	    (err = dt_paths_judge_segments(pk, n_pk)) != 0 ||
+	    (err = dt_paths_judge_blind(ctx, pk, n_pk, &blind, &n_blind)) != 0) {
 		goto out;
 	}
 	/* A datagram counts once, as its first fragment, with its datagram's fate. */
@@ -469,6 +472,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	    (err = dt_paths_verdict(ctx, pk, n_pk, &verdict)) != 0) {
 		goto out;
 	}
+	dt_paths_note_blind(&verdict, blind, n_blind);
 	if (!ctx->no_packets && (err = list_packets(ctx->strs, pk, n_pk, &paths, &n_listed)) != 0) {
 		goto out;
 	}
@@ -486,11 +490,14 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	r->copy_rows = copy_rows;
 	r->n_copy_rows = n_copy_rows;
 	r->verdict = verdict;
+	r->blind = blind;
+	r->n_blind = n_blind;
 	r->task.colored = colored;
 	r->task.delivered = delivered;
 	return 0;
 
 out:
+	free(blind);
 	free(stats);
 	free(rows);
 	free(copy_rows);

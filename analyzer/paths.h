@@ -24,7 +24,9 @@
  *               arrived less than window_ms before the report, or its newest timestamp is
  *               less than window_ms before the report's wall-clock time (more samples may
  *               still be on their way);
- *  - vanished:  none of the above: lost after its last hop, with no drop seen.
+ *  - vanished:  none of the above: lost after its last hop, with no drop seen;
+ *  - unobserved: vanished, where the node of its next hop was not observing at the time
+ *               (a window of ctx->gaps_of, paths_blind.c): not a loss, counted apart.
  */
 #ifndef DT_PATHS_H
 #define DT_PATHS_H
@@ -81,6 +83,9 @@ struct dt_paths_ctx {
 	 * destination is known. */
 	const char *(*host_of)(const void *arg, uint32_t vni, uint32_t addr);
 	const void *host_arg;
+	/* The windows in which node did not observe (struct dt_gap), *n of them, or NULL (with
+	 * host_arg). May be NULL: then every node observed throughout. */
+	const struct dt_gap *(*gaps_of)(const void *arg, const char *node, uint32_t *n);
 	bool no_packets; /* leave r->packets empty: the caller reads counts, tables and the
 			  * verdict only, so no packet's hops, prefixes and names are copied */
 };
@@ -92,6 +97,7 @@ struct dt_paths_ctx {
  *  r->stats / r->n_stats: hop pairs ordered by direction, then along the path;
  *  r->rows / r->n_rows: the per-hop loss table, by direction, then along the path;
  *  r->verdict;
+ *  r->blind / r->n_blind: the windows without observation that explain unobserved packets;
  *  r->task.colored (packets with a first hop: port-in or gw-in) and r->task.delivered
  *      (packets whose fate is delivered).
  * Counts, rows and the verdict cover every packet, listed or not. r->task's other

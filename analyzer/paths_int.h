@@ -2,8 +2,9 @@
 /*
  * paths_int.h - what the files of the report builder share (paths.c builds and judges
  * each packet, paths_tree.c links its hops into a tree, paths_datagram.c judges datagrams
- * of fragments, paths_segment.c packets segmented after their first hop, paths_tables.c summarises
- * latency, loss and copies per hop, paths_verdict.c names the place that lost the most).
+ * of fragments, paths_segment.c packets segmented after their first hop, paths_blind.c packets
+ * lost from sight where a node was not observing, paths_tables.c summarises latency, loss and
+ * copies per hop, paths_verdict.c names the place that lost the most).
  * Not a public interface: paths.h is.
  */
 #ifndef DT_PATHS_INT_H
@@ -291,6 +292,22 @@ int dt_paths_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_p
 		  struct dt_hop_row **rows, uint32_t *n_rows);
 int dt_paths_copy_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk,
 		       struct dt_copy_row **rows, uint32_t *n_rows);
+
+/* paths_blind.c */
+
+/*
+ * Judges again the packets among pk[0..n_pk) that vanished where the node of their next hop
+ * was not observing (ctx->gaps_of): their fate, and the datagram_fate of those counted
+ * on their own, become unobserved. The windows that explain them, with how many packets
+ * each, go to *blind (malloc'd, NULL when none; by node, then time). 0 or -ENOMEM (then
+ * some packets may have changed: the report is not built).
+ */
+int dt_paths_judge_blind(const struct dt_paths_ctx *ctx, struct pkt *pk, size_t n_pk,
+			 struct dt_blind **blind, uint32_t *n_blind);
+
+/* Appends to vd's sentence how many packets were unobserved, where and when: the window
+ * that explains the most, and how many more the others do. */
+void dt_paths_note_blind(struct dt_verdict *vd, const struct dt_blind *blind, uint32_t n_blind);
 
 /* paths_verdict.c */
 

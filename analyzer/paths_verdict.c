@@ -189,6 +189,9 @@ int dt_paths_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, size_
 		case DT_FATE_VANISHED:
 			vd->vanished++;
 			break;
+		case DT_FATE_UNOBSERVED:
+			vd->unobserved++; /* judged, not lost: paths_blind.c names where */
+			break;
 		default:
 			vd->in_flight++;
 			continue;
@@ -196,7 +199,7 @@ int dt_paths_verdict(const struct dt_paths_ctx *ctx, const struct pkt *pk, size_
 		judged_dir[p->direction < DT_DIR_MAX ? p->direction : 0]++;
 		vd->dest_unknown += !p->dest_known;
 	}
-	vd->judged = vd->delivered + vd->dropped + vd->vanished;
+	vd->judged = vd->delivered + vd->dropped + vd->vanished + vd->unobserved;
 	if (n_pk == 0) {
 		snprintf(vd->sentence, sizeof(vd->sentence), "no packets traced yet");
 		return 0;

@@ -74,6 +74,12 @@ static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 	return dt_hosts_node(arg, vni, addr);
 }
 
+/* The windows in which node did not observe, as its latest node state says. */
+static const struct dt_gap *gaps_of(const void *arg, const char *node, uint32_t *n)
+{
+	return dt_hosts_gaps(arg, node, n);
+}
+
 int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, struct dt_report *r)
 {
 	struct dt_paths_ctx ctx = {
@@ -83,6 +89,7 @@ int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, str
 		.window_ms = a->cfg->window_ms,
 		.host_of = host_of,
 		.host_arg = &a->hosts,
+		.gaps_of = gaps_of,
 		.no_packets = !packets,
 	};
 	uint64_t lost[DT_LOSS_MAX], unmatched;

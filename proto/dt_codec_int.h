@@ -49,9 +49,11 @@
 #define N_STAT 9     /* from, to, count, min, max, mean, stddev, branch, direction */
 #define N_COPY_ROW 5 /* [place], direction, end, count, reason */
 #define N_ROW 6	    /* [place], direction, seen, dropped, vanished, top_reason */
-#define N_VERDICT 9 /* judged .. in_flight, [place], reason, sentence, dest_unknown */
-#define N_REPORT 9  /* task, packets, stats, lost, rows, verdict, unmatched, window_ms,
-		     * copy rows */
+#define N_VERDICT 10 /* judged .. in_flight, [place], reason, sentence, dest_unknown,
+		      * unobserved */
+#define N_BLIND 3    /* node, [gap], packets */
+#define N_REPORT 10  /* task, packets, stats, lost, rows, verdict, unmatched, window_ms,
+		      * copy rows, blind windows */
 /* clang-format on */
 
 /* ---------------------------------------------------------------------------------------- */
@@ -336,6 +338,11 @@ void dt_get_tuple(struct dt_dec *d, const msgpack_object *f, struct dt_tuple *t)
 void dt_get_cap(struct dt_dec *d, const msgpack_object *f, uint8_t *link, uint16_t *len,
 		uint8_t *cap);
 void dt_get_lost(struct dt_dec *d, const msgpack_object *o, uint64_t *lost);
+
+/* dt_link_msg.c: a gap record, [from_ns, to_ns, cause, flags, lost] (node states,
+ * reports' blind windows) */
+void dt_put_gap(struct dt_enc *e, const struct dt_gap *g);
+void dt_get_gap(struct dt_dec *d, const msgpack_object *o, struct dt_gap *g);
 
 /* dt_api_msg.c: the task fields in an array of their own (reports, task lists) */
 void dt_put_task_record(struct dt_enc *e, const struct dt_task_info *t);

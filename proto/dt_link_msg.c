@@ -66,7 +66,7 @@ static void put_arm_fail(struct dt_enc *e, const struct dt_arm_fail *f)
 }
 
 /* [from_ns, to_ns, cause, flags, lost]: a window with from_ns < to_ns and a known cause */
-static void put_gap(struct dt_enc *e, const struct dt_gap *g)
+void dt_put_gap(struct dt_enc *e, const struct dt_gap *g)
 {
 	if (g->from_ns >= g->to_ns || g->cause == 0 || g->cause >= DT_GAP_CAUSE_MAX ||
 	    g->flags > DT_GAP_F_LOST_UNKNOWN) {
@@ -116,7 +116,7 @@ static void put_node(struct dt_enc *e, const struct dt_node_state *n)
 	}
 	if (dt_put_list(e, n->n_gaps, DT_NODE_MAX_GAPS, n->gaps)) {
 		for (i = 0; i < n->n_gaps && e->err == 0; i++) {
-			put_gap(e, &n->gaps[i]);
+			dt_put_gap(e, &n->gaps[i]);
 		}
 	}
 	if (dt_put_list(e, n->n_colored, DT_NODE_MAX_COLORED, n->colored)) {
@@ -272,7 +272,7 @@ static void get_arm_fail(struct dt_dec *d, const msgpack_object *o, struct dt_ar
 	a->err = dt_get_uint(d, &f[8], UINT32_MAX);
 }
 
-static void get_gap(struct dt_dec *d, const msgpack_object *o, struct dt_gap *g)
+void dt_get_gap(struct dt_dec *d, const msgpack_object *o, struct dt_gap *g)
 {
 	const msgpack_object *f = dt_get_record(d, o, N_GAP);
 
@@ -333,7 +333,7 @@ static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_s
 	}
 	items = dt_get_list(d, &f[6], DT_NODE_MAX_GAPS, &n->n_gaps);
 	for (i = 0; i < n->n_gaps && d->err == 0; i++) {
-		get_gap(d, &items[i], &n->gaps[i]);
+		dt_get_gap(d, &items[i], &n->gaps[i]);
 	}
 	items = dt_get_list(d, &f[7], DT_NODE_MAX_COLORED, &n->n_colored);
 	n->colored = dt_get_mem(d, n->n_colored, sizeof(*n->colored));

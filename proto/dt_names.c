@@ -51,6 +51,7 @@ const char *dt_fate_name(unsigned int fate)
 		[DT_FATE_IN_FLIGHT] = "in-flight",
 		[DT_FATE_REASSEMBLED] = "reassembled",
 		[DT_FATE_SEGMENTED] = "segmented",
+		[DT_FATE_UNOBSERVED] = "unobserved",
 	};
 	/* clang-format on */
 
@@ -137,4 +138,26 @@ const char *dt_loss_name(unsigned int loss)
 	};
 
 	return NAME_OF(names, loss);
+}
+
+const char *dt_gap_cause_name(unsigned int cause)
+{
+	static const char *const names[DT_GAP_CAUSE_MAX] = {
+		[DT_GAP_STOPPED] = "stopped",
+		[DT_GAP_CRASHED] = "crashed",
+		[DT_GAP_DETACHED] = "detached",
+	};
+
+	return NAME_OF(names, cause);
+}
+
+const char *dt_gap_cause_words(unsigned int cause)
+{
+	static const char *const words[DT_GAP_CAUSE_MAX] = {
+		[DT_GAP_STOPPED] = "agent stopped",
+		[DT_GAP_CRASHED] = "agent crashed",
+		[DT_GAP_DETACHED] = "programs detached",
+	};
+
+	return NAME_OF(words, cause);
 }

@@ -11,7 +11,7 @@ const char *dt_hook_name(unsigned int hook);	    /* "port-in", "uplink-out", "gw
 						     * "gw-in", "drop" */
 const char *dt_direction_name(unsigned int dir);    /* "request", "reply" */
 const char *dt_fate_name(unsigned int fate);	    /* "delivered", "dropped", "vanished",
-						     * "in-flight" */
+						     * "in-flight", ..., "unobserved" */
 const char *dt_branch_name(unsigned int branch);    /* "destination", "copy" */
 const char *dt_copy_end_name(unsigned int end);	    /* "filtered", "dropped", "vanished",
 						     * "in-flight", "delivered" ("" for none) */
@@ -22,5 +22,8 @@ const char *dt_task_status_name(unsigned int ts);   /* "ok", "no-host", "arm-tim
 						     * "cancelled", "restarted", "arm-failed",
 						     * "tenant-removed" */
 const char *dt_loss_name(unsigned int loss);	    /* "ring-full", ... */
+const char *dt_gap_cause_name(unsigned int cause);  /* "stopped", "crashed", "detached" */
+const char *dt_gap_cause_words(unsigned int cause); /* "agent stopped", "agent crashed",
+						     * "programs detached": for sentences */
 
 #endif /* DT_NAMES_H */

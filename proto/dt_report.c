@@ -133,7 +133,8 @@ static void put_row(struct dt_enc *e, const struct dt_hop_row *r)
 	dt_put_str(e, r->top_reason, sizeof(r->top_reason));
 }
 
-/* [judged, delivered, dropped, vanished, in_flight, [node, ifname, hook], reason, sentence] */
+/* [judged, delivered, dropped, vanished, in_flight, [node, ifname, hook], reason, sentence,
+ *  dest_unknown, unobserved] */
 static void put_verdict(struct dt_enc *e, const struct dt_verdict *v)
 {
 	dt_put_array(e, N_VERDICT);
@@ -146,6 +147,20 @@ static void put_verdict(struct dt_enc *e, const struct dt_verdict *v)
 	dt_put_str(e, v->reason, sizeof(v->reason));
 	dt_put_str(e, v->sentence, sizeof(v->sentence));
 	dt_put_uint(e, v->dest_unknown);
+	dt_put_uint(e, v->unobserved);
+}
+
+/* [node, [from_ns, to_ns, cause, flags, lost], packets] */
+static void put_blind(struct dt_enc *e, const struct dt_blind *b)
+{
+	dt_put_array(e, N_BLIND);
+	dt_put_str(e, b->node, sizeof(b->node));
+	dt_put_gap(e, &b->gap);
+	if (b->packets == 0) {
+		dt_put_fail(e,
+			    DT_PROTO_ERANGE); /* a window is listed for the packets it explains */
+	}
+	dt_put_uint(e, b->packets);
 }
 
 int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r)
@@ -177,6 +192,11 @@ int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r)
 	if (dt_put_list(&e, r->n_copy_rows, DT_REPORT_MAX_COPY_ROWS, r->copy_rows)) {
 		for (i = 0; i < r->n_copy_rows && e.err == 0; i++) {
 			put_copy_row(&e, &r->copy_rows[i]);
+		}
+	}
+	if (dt_put_list(&e, r->n_blind, DT_REPORT_MAX_BLIND, r->blind)) {
+		for (i = 0; i < r->n_blind && e.err == 0; i++) {
+			put_blind(&e, &r->blind[i]);
 		}
 	}
 	return dt_enc_end(&e);
@@ -361,6 +381,22 @@ static void get_verdict(struct dt_dec *d, const msgpack_object *o, struct dt_ver
 	dt_get_str(d, &f[6], v->reason, sizeof(v->reason));
 	dt_get_str(d, &f[7], v->sentence, sizeof(v->sentence));
 	v->dest_unknown = dt_get_uint(d, &f[8], UINT64_MAX);
+	v->unobserved = dt_get_uint(d, &f[9], UINT64_MAX);
+}
+
+static void get_blind(struct dt_dec *d, const msgpack_object *o, struct dt_blind *b)
+{
+	const msgpack_object *f = dt_get_record(d, o, N_BLIND);
+
+	if (f == NULL) {
+		return;
+	}
+	dt_get_str(d, &f[0], b->node, sizeof(b->node));
+	dt_get_gap(d, &f[1], &b->gap);
+	b->packets = dt_get_uint(d, &f[2], UINT64_MAX);
+	if (d->err == 0 && b->packets == 0) {
+		dt_get_fail(d, DT_PROTO_ERANGE);
+	}
 }
 
 int dt_report_decode(const void *buf, size_t len, struct dt_report *out)
@@ -398,6 +434,11 @@ int dt_report_decode(const void *buf, size_t len, struct dt_report *out)
 		for (i = 0; i < r.n_copy_rows && d.err == 0; i++) {
 			get_copy_row(&d, &items[i], &r.copy_rows[i]);
 		}
+		items = dt_get_list(&d, &f[9], DT_REPORT_MAX_BLIND, &r.n_blind);
+		r.blind = dt_get_mem(&d, r.n_blind, sizeof(*r.blind));
+		for (i = 0; i < r.n_blind && d.err == 0; i++) {
+			get_blind(&d, &items[i], &r.blind[i]);
+		}
 	}
 	if (dt_dec_end(&d) != 0) {
 		dt_report_free(&r);
@@ -417,5 +458,6 @@ void dt_report_free(struct dt_report *r)
 	free(r->stats);
 	free(r->rows);
 	free(r->copy_rows);
+	free(r->blind);
 	memset(r, 0, sizeof(*r));
 }

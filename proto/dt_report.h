@@ -27,6 +27,9 @@ enum dt_fate {
 				  * fragmented anew) where it was last seen: not a loss */
 	DT_FATE_SEGMENTED = 5,	 /* a packet the kernel cut into segments after the hop where
 				  * it was last seen whole (GSO): its segments carry it on */
+	DT_FATE_UNOBSERVED = 6,	 /* not seen again after its last hop, where its next hop's
+				  * node was not observing (a window of struct dt_blind): not
+				  * a loss, and not known to be delivered */
 	DT_FATE_MAX,
 };
 
@@ -178,9 +181,23 @@ struct dt_hop_row {
 };
 
 /*
+ * A window in which a node did not observe and the packets of this report it explains:
+ * [node, [gap], packets], gap as in struct dt_gap. packets: packets judged unobserved
+ * because their next hop was on node inside the window (at least 1).
+ */
+struct dt_blind {
+	char node[DT_NAME_MAX];
+	struct dt_gap gap;
+	uint64_t packets;
+};
+
+/*
  * The verdict an operator reads first: [judged, delivered, dropped, vanished, in_flight,
- * [node, ifname, hook], reason, sentence, dest_unknown]
- * judged = delivered + dropped + vanished (in-flight packets are not judged yet).
+ * [node, ifname, hook], reason, sentence, dest_unknown, unobserved]
+ * judged = delivered + dropped + vanished + unobserved (in-flight packets are not judged
+ * yet). unobserved: packets lost from sight where a node was not observing (the report's
+ * blind windows); they are not losses: a verdict whose only missing packets are
+ * unobserved says "no loss" and names the node and the window.
  * dest_unknown: judged packets whose destination no node reported hosting (their fate
  * was judged from their branches alone; the sentence says so).
  * at/reason: where most lost packets were lost (dropped at, or vanished after) and the
@@ -199,17 +216,20 @@ struct dt_verdict {
 	char reason[DT_STR_MAX];
 	char sentence[DT_MSG_MAX];
 	uint64_t dest_unknown;
+	uint64_t unobserved;
 };
 
 /*
  * DT_MSG_REPORT: [4, 8, [task fields as in DT_MSG_TASK after the type], [packet...],
  *                 [stat...], [lost...], [row...], verdict, unmatched, window_ms,
- *                 [copy_row...]]
+ *                 [copy_row...], [blind...]]
  * lost:      exactly DT_LOSS_MAX counters, summed over the nodes that reported samples.
  * unmatched: samples the analyzer could attribute to no task, even after its window
  *            (all tasks; counted, never silently dropped)
  * window_ms: the analysis window (samples are held this long for NAT stitching, and a
  *            packet last seen this recently is in flight)
+ * blind:     the windows without observation that explain the unobserved packets, by
+ *            node, then time (at most DT_REPORT_MAX_BLIND)
  */
 struct dt_report {
 	struct dt_task_info task;
@@ -225,6 +245,8 @@ struct dt_report {
 	uint64_t window_ms;
 	uint32_t n_copy_rows;
 	struct dt_copy_row *copy_rows; /* n_copy_rows, malloc'd */
+	uint32_t n_blind;
+	struct dt_blind *blind; /* n_blind, malloc'd */
 };
 
 int dt_report_encode(msgpack_sbuffer *out, const struct dt_report *r);

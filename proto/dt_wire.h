@@ -30,6 +30,7 @@
 #define DT_REPORT_MAX_STATS 4096
 #define DT_REPORT_MAX_ROWS 4096	     /* rows of the per-hop loss table */
 #define DT_REPORT_MAX_COPY_ROWS 4096 /* rows of the bystander-copies table */
+#define DT_REPORT_MAX_BLIND 4096     /* windows without observation a report lists */
 #define DT_HOP_ROOT 0xFFFF	     /* dt_hop.parent of a packet's first hop */
 #define DT_STR_MAX 96		     /* drop reason names and kernel symbols, with the NUL */
 #define DT_BATCH_MAX_STRINGS 1024    /* strings one batch may carry */

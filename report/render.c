@@ -116,3 +116,13 @@ const char *dt_render_time(uint64_t ns, char *buf, size_t len)
 		 (unsigned int)(ns / 1000000ull % 1000));
 	return buf;
 }
+
+const char *dt_render_gap_lost(const struct dt_gap *g, char *buf, size_t len)
+{
+	if (g->flags & DT_GAP_F_LOST_UNKNOWN) {
+		snprintf(buf, len, "unknown");
+	} else {
+		snprintf(buf, len, "%" PRIu64, g->lost);
+	}
+	return buf;
+}

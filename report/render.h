@@ -23,7 +23,8 @@
  *            "verdict":{"sentence":S,"judged":N,"delivered":N,"dropped":N,"vanished":N,
  *                       "in_flight":N,"at":{ref}|null,"reason":S},
  *            "packets":[{"ip_id":N,"ident":N,"len":N,"direction":"request|reply",
- *                        "fate":"delivered|dropped|vanished|in-flight","flow":{flow},
+ *                        "fate":"delivered|dropped|vanished|in-flight|unobserved|...",
+ *                        "flow":{flow},
  *                        "drop":{"reason":N,"name":S,"where":S}|null,
  *                        "hops":[{"node":S,"ifname":S,"hook":S,"ts_ns":N,
  *                                 "latency_ns":null|N,"cap_len":N[,"flow":{flow}]},...]},
@@ -34,7 +35,10 @@
  *                     "vanished":N,"loss_rate":X,"top_reason":S},...],
  *            "lost":{"ring-full":N,"queue-full":N,"bad-version":N,"rejected":N,
  *                    "spool-full":N,"agent-crash":N},
- *            "unmatched":N,"window_ms":N,"clock_note":S}
+ *            "unmatched":N,"window_ms":N,"clock_note":S,
+ *            "unobserved":{"packets":N,"windows":[{"node":S,"from_ns":N,"to_ns":N,
+ *                          "cause":"stopped|crashed|detached","samples_lost":N,
+ *                          "samples_lost_unknown":BOOL,"packets":N},...]}}
  *   error:  {"error":{"status":"not-found","message":S}}
  *
  * A task's sport and dport are null when it traces any port; a packet's flow always has
@@ -47,6 +51,9 @@
  * direction, then in path order; loss_rate is (dropped + vanished) / seen. A hop's
  * latency_ns is its timestamp minus the previous hop's, signed (negative across nodes
  * whose clocks disagree), and null for the first hop. variance_ns2 is stddev_ns squared.
+ * "unobserved" counts the judged packets that were neither seen again nor lost: their next
+ * hop was on a node that was not observing then (they are in the verdict's "judged", not
+ * in "dropped" or "vanished"); "windows" are those windows (struct dt_blind).
  * "unmatched" counts samples of all tasks that matched none; window_ms is the analysis
  * window. Strings are escaped; bytes that are not UTF-8 become U+FFFD. Non-finite numbers
  * are written as null.
@@ -105,5 +112,9 @@ size_t dt_utf8_len(const unsigned char *s, size_t n);
 /* Wall-clock ns as "2026-11-22T10:00:00.123Z" in buf (40 bytes are enough), "-" for 0.
  * Returns buf. */
 const char *dt_render_time(uint64_t ns, char *buf, size_t len);
+
+/* The samples a window without observation lost, as text: "3", or "unknown" when some
+ * were and their number is not known (24 bytes are enough). Returns buf. */
+const char *dt_render_gap_lost(const struct dt_gap *g, char *buf, size_t len);
 
 #endif /* DT_RENDER_H */

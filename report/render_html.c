@@ -57,6 +57,7 @@ static const char style[] =
 	".pkt.dropped{border-left-color:#c62828}\n"
 	".pkt.vanished{border-left-color:#e67e00}\n"
 	".pkt.in-flight{border-left-color:#8a939c}\n"
+	".pkt.unobserved{border-left-color:#8a939c;border-left-style:dashed}\n"
 	".fate{font-weight:600}\n"
 	".hops td{white-space:nowrap}\n"
 	".hops td.branch{white-space:normal;min-width:12em}\n"
@@ -170,8 +171,12 @@ static void html_verdict(FILE *f, const struct dt_report *r)
 	html_str(f, v->sentence, sizeof(v->sentence));
 	fprintf(f,
 		"</span></p>\n<p class=\"muted\">judged %" PRIu64 ": delivered %" PRIu64
-		", dropped %" PRIu64 ", vanished %" PRIu64 "; in flight %" PRIu64 "</p>\n",
-		v->judged, v->delivered, v->dropped, v->vanished, v->in_flight);
+		", dropped %" PRIu64 ", vanished %" PRIu64,
+		v->judged, v->delivered, v->dropped, v->vanished);
+	if (v->unobserved) {
+		fprintf(f, ", unobserved %" PRIu64, v->unobserved);
+	}
+	fprintf(f, "; in flight %" PRIu64 "</p>\n", v->in_flight);
 	if (v->dest_unknown) {
 		fprintf(f,
 			"<p class=\"muted\" id=\"destination-unknown\">%" PRIu64 " of them had a "
@@ -180,6 +185,37 @@ static void html_verdict(FILE *f, const struct dt_report *r)
 			v->dest_unknown);
 	}
 	fputs("</section>\n", f);
+}
+
+/* The windows in which a node was not observing, and the packets each explains. */
+static void html_blind(FILE *f, const struct dt_report *r)
+{
+	char from[40], to[40], lost[24];
+	uint32_t i;
+
+	if (r->n_blind == 0) {
+		return;
+	}
+	fputs("<section id=\"unobserved\">\n<h2>Unobserved</h2>\n<p class=\"muted\">nodes that "
+	      "were not observing when these packets would have crossed them: the packets were "
+	      "not seen there, and are not counted as lost</p>\n<table>\n<tr><th>node</th>"
+	      "<th>from</th><th>to</th><th>cause</th><th class=\"n\">samples lost</th>"
+	      "<th class=\"n\">packets</th></tr>\n",
+	      f);
+	for (i = 0; i < r->n_blind; i++) {
+		const struct dt_blind *b = &r->blind[i];
+
+		fputs("<tr><td>", f);
+		html_str(f, b->node, sizeof(b->node));
+		fprintf(f,
+			"</td><td>%s</td><td>%s</td><td>%s</td><td class=\"n\">%s</td>"
+			"<td class=\"n\">%" PRIu64 "</td></tr>\n",
+			dt_render_time(b->gap.from_ns, from, sizeof(from)),
+			dt_render_time(b->gap.to_ns, to, sizeof(to)),
+			dt_gap_cause_words(b->gap.cause),
+			dt_render_gap_lost(&b->gap, lost, sizeof(lost)), b->packets);
+	}
+	fputs("</table>\n</section>\n", f);
 }
 
 /* A copy's place, grey and dashed: "ul0 uplink-in (copies): 3 copies, 3 filtered". */
@@ -447,6 +483,13 @@ static void html_fate(FILE *f, const struct dt_packet_path *p)
 			fputs(", within the analysis window", f);
 		}
 		break;
+	case DT_FATE_UNOBSERVED:
+		if (last) {
+			fputs(": last seen at ", f);
+			html_ref(f, last);
+			fputs(", its next hop's node was not observing (see Unobserved)", f);
+		}
+		break;
 	default:
 		break;
 	}
@@ -605,6 +648,7 @@ int dt_render_report_html(FILE *f, const struct dt_report *r, const char *svg, s
 {
 	html_head(f, r);
 	html_verdict(f, r);
+	html_blind(f, r);
 	if (html_path(f, r, svg, svg_len) != 0) {
 		return -ENOMEM;
 	}

@@ -401,6 +401,19 @@ static void json_verdict(struct jw *w, const struct dt_verdict *v)
 	jw_close(w, '}');
 }
 
+static void json_blind(struct jw *w, const struct dt_blind *b)
+{
+	jw_obj(w, NULL);
+	jw_str(w, "node", b->node, sizeof(b->node));
+	jw_u64(w, "from_ns", b->gap.from_ns);
+	jw_u64(w, "to_ns", b->gap.to_ns);
+	jw_str(w, "cause", dt_gap_cause_name(b->gap.cause), SIZE_MAX);
+	jw_u64(w, "samples_lost", b->gap.lost);
+	jw_bool(w, "samples_lost_unknown", (b->gap.flags & DT_GAP_F_LOST_UNKNOWN) != 0);
+	jw_u64(w, "packets", b->packets);
+	jw_close(w, '}');
+}
+
 int dt_render_report_json(FILE *f, const struct dt_report *r)
 {
 	struct jw w = {.f = f};
@@ -439,6 +452,14 @@ int dt_render_report_json(FILE *f, const struct dt_report *r)
 	jw_u64(&w, "unmatched", r->unmatched);
 	jw_u64(&w, "window_ms", r->window_ms);
 	jw_str(&w, "clock_note", dt_render_clock_note, SIZE_MAX);
+	jw_obj(&w, "unobserved");
+	jw_u64(&w, "packets", r->verdict.unobserved);
+	jw_arr(&w, "windows");
+	for (i = 0; i < r->n_blind; i++) {
+		json_blind(&w, &r->blind[i]);
+	}
+	jw_close(&w, ']');
+	jw_close(&w, '}');
 	jw_close(&w, '}');
 	fputc('\n', f);
 	return dt_render_finish(f);

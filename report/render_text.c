@@ -147,8 +147,43 @@ static void text_verdict(FILE *f, const struct dt_report *r)
 	fprintf(f, "\nverdict: %.*s\n", (int)sizeof(v->sentence), v->sentence);
 	fprintf(f,
 		"  judged %" PRIu64 ": delivered %" PRIu64 ", dropped %" PRIu64
-		", vanished %" PRIu64 "; in flight %" PRIu64 "\n",
-		v->judged, v->delivered, v->dropped, v->vanished, v->in_flight);
+		", vanished %" PRIu64,
+		v->judged, v->delivered, v->dropped, v->vanished);
+	if (v->unobserved) {
+		fprintf(f, ", unobserved %" PRIu64, v->unobserved);
+	}
+	fprintf(f, "; in flight %" PRIu64 "\n", v->in_flight);
+}
+
+/* The windows in which a node was not observing, and the packets each explains. */
+static void text_blind(FILE *f, const struct dt_report *r)
+{
+	char from[40], to[40], lost[24];
+	int width = (int)strlen("node");
+	uint32_t i;
+
+	if (r->n_blind == 0) {
+		return;
+	}
+	for (i = 0; i < r->n_blind; i++) {
+		int n = (int)strnlen(r->blind[i].node, sizeof(r->blind[i].node));
+
+		width = n > width ? n : width;
+	}
+	fprintf(f,
+		"\nunobserved: nodes not observing when these packets would have crossed them (no "
+		"loss):\n  %-*s %-24s %-24s %-17s %12s %8s\n",
+		width, "node", "from", "to", "cause", "samples lost", "packets");
+	for (i = 0; i < r->n_blind; i++) {
+		const struct dt_blind *b = &r->blind[i];
+
+		fprintf(f, "  %-*.*s %-24s %-24s %-17s %12s %8" PRIu64 "\n", width,
+			(int)sizeof(b->node), b->node,
+			dt_render_time(b->gap.from_ns, from, sizeof(from)),
+			dt_render_time(b->gap.to_ns, to, sizeof(to)),
+			dt_gap_cause_words(b->gap.cause),
+			dt_render_gap_lost(&b->gap, lost, sizeof(lost)), b->packets);
+	}
 }
 
 /* Where the bystanders' copies ended (never part of the verdict or the loss table). */
@@ -393,6 +428,12 @@ static void text_packet(FILE *f, uint32_t n, const struct dt_packet_path *p)
 	case DT_FATE_IN_FLIGHT:
 		fprintf(f, "  in flight: last seen at %s, within the analysis window\n", at);
 		break;
+	case DT_FATE_UNOBSERVED:
+		fprintf(f,
+			"  unobserved: last seen at %s; its next hop's node was not observing (see "
+			"unobserved)\n",
+			at);
+		break;
 	case DT_FATE_REASSEMBLED:
 		fprintf(f,
 			"  reassembled: last seen at %s, where the kernel reassembled the datagram "
@@ -433,6 +474,7 @@ int dt_render_report_text(FILE *f, const struct dt_report *r, uint32_t max_packe
 
 	text_task(f, &r->task);
 	text_verdict(f, r);
+	text_blind(f, r);
 	fputs("\nsamples lost before analysis:", f);
 	for (i = 0; i < DT_LOSS_MAX; i++) {
 		fprintf(f, "%s %s %" PRIu64, i ? "," : "", dt_loss_name(i), r->lost[i]);

@@ -412,6 +412,19 @@ static void mk_report(struct dt_report *r, uint32_t n_packets)
 	r->copy_rows[1].direction = DT_DIR_REPLY;
 	r->copy_rows[1].end = DT_COPY_VANISHED;
 	r->copy_rows[1].count = UINT64_MAX;
+	r->verdict.unobserved = 4;
+	r->n_blind = 2;
+	r->blind = calloc(r->n_blind, sizeof(*r->blind));
+	strcpy(r->blind[0].node, "h2");
+	r->blind[0].gap =
+		(struct dt_gap){.from_ns = 1000, .to_ns = 2000, .cause = DT_GAP_CRASHED, .lost = 7};
+	r->blind[0].packets = 3;
+	strcpy(r->blind[1].node, LONG_NAME);
+	r->blind[1].gap = (struct dt_gap){.from_ns = 5000,
+					  .to_ns = UINT64_MAX,
+					  .cause = DT_GAP_STOPPED,
+					  .flags = DT_GAP_F_LOST_UNKNOWN};
+	r->blind[1].packets = 1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1527,6 +1540,14 @@ static void expect_report_eq(const struct dt_report *a, const struct dt_report *
 		cr_assert_eq(c->end, d->end);
 		cr_assert_eq(c->count, d->count);
 		cr_assert_str_eq(c->reason, d->reason);
+	}
+	cr_assert_eq(a->verdict.unobserved, b->verdict.unobserved);
+	cr_assert_eq(a->n_blind, b->n_blind);
+	for (i = 0; i < a->n_blind; i++) {
+		cr_assert_str_eq(a->blind[i].node, b->blind[i].node);
+		cr_assert_eq(memcmp(&a->blind[i].gap, &b->blind[i].gap, sizeof(a->blind[i].gap)),
+			     0);
+		cr_assert_eq(a->blind[i].packets, b->blind[i].packets);
 	}
 }
 
@@ -2908,6 +2929,22 @@ Test(malformed, report_fields)
 		{"verdict dest_unknown negative", {7, 8, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"verdict of v3 (8)", {7, END}, OP_RESIZE, 8, .expect = DT_PROTO_ELENGTH},
 		{"copy rows nil", {10, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"blind nil", {11, END}, OP_NIL, .expect = DT_PROTO_ETYPE},
+		{"one blind window", {11, END}, OP_RESIZE, 1, .expect = 0},
+		{"4097 blind windows", {11, END}, OP_RESIZE, DT_REPORT_MAX_BLIND + 1,
+		  .expect = DT_PROTO_ELENGTH},
+		{"blind short", {11, 0, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"blind node 64 chars", {11, 0, 0, END}, OP_STR, .s = chars300, .n = 64,
+		  .expect = DT_PROTO_ERANGE},
+		{"blind gap short", {11, 0, 1, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
+		{"blind gap cause 0", {11, 0, 1, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"blind gap cause 4", {11, 0, 1, 2, END}, OP_UINT, DT_GAP_CAUSE_MAX,
+		  .expect = DT_PROTO_ERANGE},
+		{"blind gap ends at its start", {11, 0, 1, 1, END}, OP_UINT, 1000,
+		  .expect = DT_PROTO_ERANGE},
+		{"blind gap flags 2", {11, 0, 1, 3, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
+		{"blind packets 0", {11, 0, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
+		{"blind packets negative", {11, 1, 2, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"4096 copy rows", {10, END}, OP_RESIZE, DT_REPORT_MAX_COPY_ROWS, .expect = 0},
 		{"4097 copy rows", {10, END}, OP_RESIZE, DT_REPORT_MAX_COPY_ROWS + 1,
 		  .expect = DT_PROTO_ELENGTH},
@@ -2958,7 +2995,9 @@ Test(malformed, report_fields)
 		{"verdict uint", {7, END}, OP_UINT, 1, .expect = DT_PROTO_ETYPE},
 		{"verdict map", {7, END}, OP_MAP, .expect = DT_PROTO_ETYPE},
 		{"verdict short", {7, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
-		{"verdict long", {7, END}, OP_RESIZE, 10, .expect = DT_PROTO_ELENGTH},
+		{"verdict long", {7, END}, OP_RESIZE, 11, .expect = DT_PROTO_ELENGTH},
+		{"verdict without unobserved (9)", {7, END}, OP_RESIZE, 9, .expect = DT_PROTO_ELENGTH},
+		{"verdict unobserved negative", {7, 9, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"judged negative", {7, 0, END}, OP_NEG, 1, .expect = DT_PROTO_ETYPE},
 		{"delivered string", {7, 1, END}, OP_STR, .s = "5", .expect = DT_PROTO_ETYPE},
 		{"dropped float", {7, 2, END}, OP_F64, .f = 94, .expect = DT_PROTO_ETYPE},
