@@ -728,6 +728,13 @@ static void gen_reports(msgpack_sbuffer *sb)
 	r.copy_rows[0].end = DT_COPY_FILTERED;
 	r.copy_rows[0].count = 1;
 	strcpy(r.copy_rows[0].reason, "NOT_SPECIFIED");
+	r.verdict.unobserved = 1;
+	r.n_blind = 1;
+	r.blind = calloc(r.n_blind, sizeof(*r.blind));
+	strcpy(r.blind[0].node, LONG_NAME);
+	r.blind[0].gap =
+		(struct dt_gap){.from_ns = 1, .to_ns = 2, .cause = DT_GAP_CRASHED, .lost = 3};
+	r.blind[0].packets = 1;
 	if (dt_report_encode(sb, &r) != 0) {
 		die("report");
 	}
@@ -742,6 +749,7 @@ static void gen_reports(msgpack_sbuffer *sb)
 	emit_changed("refused-report-root-with-parent", sb, PATH(3, 0, 14, 0, 10), uint_obj(0));
 	emit_changed("refused-report-parent-after-hop", sb, PATH(3, 0, 14, 1, 10), uint_obj(2));
 	emit_changed("refused-report-copy-row-end-none", sb, PATH(10, 0, 2), uint_obj(0));
+	emit_changed("refused-report-blind-packets-none", sb, PATH(11, 0, 2), uint_obj(0));
 	msgpack_sbuffer_clear(sb);
 	emit_as("report-drop", dt_report_encode(sb, &r), sb, true);
 	dt_report_free(&r);

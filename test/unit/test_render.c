@@ -912,3 +912,81 @@ Test(render, task_text_has_status_limits_and_times)
 			      "packets are being sampled; colored 3\n");
 	free(out);
 }
+
+/* A report whose missing packets crossed h2 while its agent was down: the windows. */
+static void make_blind_report(struct dt_report *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->task = ping_task();
+	r->verdict.judged = 150;
+	r->verdict.delivered = 98;
+	r->verdict.unobserved = 52;
+	snprintf(r->verdict.sentence, sizeof(r->verdict.sentence),
+		 "no loss: 98 of 150 packets delivered; 52 packets unobserved at h2 (agent crashed "
+		 "between 2026-12-07T20:41:02.123Z and 2026-12-07T20:41:04.456Z, 3 samples lost)");
+	r->n_blind = 2;
+	r->blind = calloc(r->n_blind, sizeof(*r->blind));
+	cr_assert_not_null(r->blind);
+	strcpy(r->blind[0].node, "h2");
+	r->blind[0].gap = (struct dt_gap){.from_ns = 1796676062123000000ull,
+					  .to_ns = 1796676064456000000ull,
+					  .cause = DT_GAP_CRASHED,
+					  .lost = 3};
+	r->blind[0].packets = 51;
+	strcpy(r->blind[1].node, "h2");
+	r->blind[1].gap = (struct dt_gap){.from_ns = 1796676070000000000ull,
+					  .to_ns = 1796676071000000000ull,
+					  .cause = DT_GAP_STOPPED,
+					  .flags = DT_GAP_F_LOST_UNKNOWN};
+	r->blind[1].packets = 1;
+}
+
+Test(render, unobserved_windows_text)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	make_blind_report(&r);
+	RENDER(out, dt_render_report_text(f, &r, 0));
+	cr_expect_not_null(strstr(out, "  judged 150: delivered 98, dropped 0, vanished 0, "
+				       "unobserved 52; in flight 0\n"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "\nunobserved: nodes not observing when these packets would "
+				       "have crossed them (no loss):\n"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "  h2   2026-12-07T20:41:02.123Z 2026-12-07T20:41:04.456Z "
+				       "agent crashed                3       51\n"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "agent stopped          unknown        1\n"), "%s", out);
+	free(out);
+	/* Without windows, the lines of before. */
+	r.n_blind = 0;
+	r.verdict.unobserved = 0;
+	strcpy(r.verdict.sentence, "no loss: 98 of 98 packets delivered");
+	RENDER(out, dt_render_report_text(f, &r, 0));
+	cr_expect_null(strstr(out, "unobserved"), "%s", out);
+	free(out);
+	free(r.blind);
+}
+
+Test(render, unobserved_windows_json)
+{
+	struct dt_report r;
+	char *out = NULL;
+
+	make_blind_report(&r);
+	RENDER(out, dt_render_report_json(f, &r));
+	cr_assert(json_valid(out), "invalid JSON: %s", out);
+	cr_expect_not_null(
+		strstr(out,
+		       "\"unobserved\":{\"packets\":52,\"windows\":[{\"node\":\"h2\","
+		       "\"from_ns\":1796676062123000000,\"to_ns\":1796676064456000000,"
+		       "\"cause\":\"crashed\",\"samples_lost\":3,\"samples_lost_unknown\":false,"
+		       "\"packets\":51},{"),
+		"%s", out);
+	cr_expect_not_null(strstr(out, "\"cause\":\"stopped\",\"samples_lost\":0,"
+				       "\"samples_lost_unknown\":true,\"packets\":1}]}}"),
+			   "%s", out);
+	free(out);
+	free(r.blind);
+}
