@@ -1098,3 +1098,43 @@ Test(json, reports_validate_against_the_schema)
 	unlink(path);
 	free_report(&r);
 }
+
+/* A node that was not observing: its window after the verdict, its name escaped, the
+ * unobserved packet's fate; none of it without windows. */
+Test(html, unobserved_windows_follow_the_verdict)
+{
+	struct dt_blind w = {.gap = {.from_ns = 1796676062123000000ull,
+				     .to_ns = 1796676064456000000ull,
+				     .cause = DT_GAP_CRASHED,
+				     .flags = DT_GAP_F_LOST_UNKNOWN},
+			     .packets = 2};
+	struct dt_report r;
+	char *out = NULL;
+	const char *v, *u, *p;
+
+	make_report(&r);
+	RENDER(out, dt_render_report_html(f, &r, NULL, 0, 0));
+	cr_expect_null(strstr(out, "id=\"unobserved\""), "%s", out);
+	free(out);
+	snprintf(w.node, sizeof(w.node), "<h2>");
+	r.n_blind = 1;
+	r.blind = &w;
+	r.verdict.unobserved = 2;
+	r.packets[0].fate = DT_FATE_UNOBSERVED;
+	RENDER(out, dt_render_report_html(f, &r, NULL, 0, 0));
+	v = strstr(out, "<section id=\"verdict\"");
+	u = strstr(out, "<section id=\"unobserved\">");
+	p = strstr(out, "<section id=\"path\">");
+	cr_expect(v && u && p && v < u && u < p, "%s", out);
+	cr_expect_not_null(strstr(out, ", unobserved 2; in flight"), "%s", out);
+	cr_expect_not_null(strstr(out, "<tr><td>&lt;h2&gt;</td><td>2026-12-07T20:41:02.123Z</td>"
+				       "<td>2026-12-07T20:41:04.456Z</td><td>agent crashed</td>"
+				       "<td class=\"n\">unknown</td><td class=\"n\">2</td></tr>"),
+			   "%s", out);
+	cr_expect_not_null(strstr(out, "<span class=\"fate unobserved\">unobserved: last seen at "),
+			   "%s", out);
+	cr_expect(balanced(out, "section"), "%s", out);
+	free(out);
+	r.blind = NULL;
+	free_report(&r);
+}
