@@ -186,12 +186,17 @@ static int judge_one(struct blind_ctx *b, struct pkt *k)
 	if (k->p.fate == DT_FATE_VANISHED && hidden_after(b, k, k->n_dest - 1, &node, &err)) {
 		k->p.fate = DT_FATE_UNOBSERVED;
 	}
-	/* Counted on its own, or as its datagram's first fragment: where the verdict looks. */
-	if (!err && !k->member && k->p.datagram_fate == DT_FATE_VANISHED) {
+	/*
+	 * Its datagram's fate, judged where the verdict looks: the piece whose loss decides it
+	 * (k->lost), else the packet counted on its own. A member (another fragment or segment)
+	 * without such a piece is judged by its head's own last hop, which it does not know:
+	 * it keeps its fate. Only the packet counted (not a member) counts in the window.
+	 */
+	if (!err && k->p.datagram_fate == DT_FATE_VANISHED && (!k->member || k->lost)) {
 		uint32_t pos = l->lost_hop >= 0 ? (uint32_t)l->lost_hop : l->n_dest - 1;
 		const struct dt_gap *g = hidden_after(b, l, pos, &node, &err);
 
-		if (g && (err = count_in(b, g, node)) == 0) {
+		if (g && (k->member || (err = count_in(b, g, node)) == 0)) {
 			k->p.datagram_fate = DT_FATE_UNOBSERVED;
 		}
 	}

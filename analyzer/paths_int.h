@@ -297,10 +297,10 @@ int dt_paths_copy_rows(const struct dt_strtab *strs, const struct pkt *pk, size_
 
 /*
  * Judges again the packets among pk[0..n_pk) that vanished where the node of their next hop
- * was not observing (ctx->gaps_of): their fate, and the datagram_fate of those counted
- * on their own, become unobserved. The windows that explain them, with how many packets
- * each, go to *blind (malloc'd, NULL when none; by node, then time). 0 or -ENOMEM (then
- * some packets may have changed: the report is not built).
+ * was not observing (ctx->gaps_of): their fate, and their datagram_fate where the piece
+ * that decides it is known (always for the packet counted), become unobserved. The windows that
+ * explain them, with how many packets each, go to *blind (malloc'd, NULL when none; by node, then
+ * time). 0 or -ENOMEM (then some packets may have changed: the report is not built).
  */
 int dt_paths_judge_blind(const struct dt_paths_ctx *ctx, struct pkt *pk, size_t n_pk,
 			 struct dt_blind **blind, uint32_t *n_blind);

@@ -470,3 +470,44 @@ Test(blind, no_gaps_of_no_windows)
 	cr_expect_eq(r.verdict.unobserved, 0);
 	dt_report_free(&r);
 }
+
+/* A datagram of two fragments h2 saw neither of, in a window: it counts once, every
+ * fragment and the datagram unobserved; a datagram whose second fragment h2 saw
+ * (delivered) and whose first it did not is unobserved too, where its first was lost. */
+Test(blind, a_datagram_counts_once)
+{
+	static const struct flow udp = {0x0a640001, 0x0a640002, 4000, 53, DT_DIR_REQUEST};
+	struct dt_obs o[32];
+	struct dt_report r = {0};
+	size_t n = 0, n0;
+
+	for (uint16_t id = 1; id <= 2; id++) {
+		for (uint16_t off = 0; off <= 185; off += 185) {
+			n0 = n;
+			n = add(o, n, &udp, id, T0 + id * 1000 * MS + off * 1000,
+				id == 2 && off == 185 ? 2 : 0);
+			for (size_t i = n0; i < n; i++) {
+				o[i].tuple.proto = o[i].canon.proto = IPPROTO_UDP;
+				o[i].frag = (uint16_t)(off | (off == 0 ? DT_FRAG_MF : 0));
+				o[i].len = off == 0 ? 1500 : 548;
+			}
+		}
+	}
+	add_gap(1, T0, T0 + 20000 * MS, DT_GAP_CRASHED, 0, 2);
+	cr_assert_eq(dt_paths_build(&ctx, o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 4);
+	for (uint32_t i = 0; i < 4; i++) {
+		const struct dt_packet_path *p = &r.packets[i];
+		bool seen = p->ip_id == 2 && (p->frag & DT_FRAG_OFFSET);
+
+		cr_expect_eq(p->fate, seen ? DT_FATE_DELIVERED : DT_FATE_UNOBSERVED, "packet %u",
+			     i);
+		cr_expect_eq(p->datagram_fate, DT_FATE_UNOBSERVED, "packet %u", i);
+	}
+	cr_expect_eq(r.verdict.judged, 2);
+	cr_expect_eq(r.verdict.unobserved, 2);
+	cr_expect_eq(r.verdict.vanished, 0);
+	cr_assert_eq(r.n_blind, 1);
+	cr_expect_eq(r.blind[0].packets, 2);
+	dt_report_free(&r);
+}
