@@ -104,52 +104,6 @@ static int host_cmp(const void *a, const void *b)
 	return x->node < y->node ? -1 : x->node > y->node;
 }
 
-static int by_name_cmp(const void *a, const void *b)
-{
-	const struct dt_node_state *const *x = a, *const *y = b;
-
-	return strncmp((*x)->node, (*y)->node, DT_NAME_MAX);
-}
-
-/* Indexes the nodes by name, for their gaps. Returns 0 or -ENOMEM. */
-static int by_name_build(struct dt_hosts *h)
-{
-	if (h->n_nodes == 0) {
-		return 0;
-	}
-	if (!(h->by_name = malloc(h->n_nodes * sizeof(*h->by_name)))) {
-		return -ENOMEM;
-	}
-	for (uint32_t i = 0; i < h->n_nodes; i++) {
-		h->by_name[i] = &h->nodes[i];
-	}
-	qsort(h->by_name, h->n_nodes, sizeof(*h->by_name), by_name_cmp);
-	return 0;
-}
-
-const struct dt_gap *dt_hosts_gaps(const struct dt_hosts *h, const char *node, uint32_t *n)
-{
-	size_t lo = 0, hi = h && h->by_name ? h->n_nodes : 0;
-
-	*n = 0;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct dt_node_state *ns = h->by_name[mid];
-		int c = strncmp(ns->node, node, DT_NAME_MAX);
-
-		if (c == 0) {
-			*n = ns->n_gaps;
-			return ns->n_gaps ? ns->gaps : NULL;
-		}
-		if (c < 0) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	return NULL;
-}
-
 int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32_t n)
 {
 	size_t total = 0, k = 0;
@@ -157,8 +111,7 @@ int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32
 	memset(h, 0, sizeof(*h));
 	h->nodes = nodes;
 	h->n_nodes = n;
-	if (fails_build(h) != 0 || by_name_build(h) != 0) {
-		dt_hosts_free(h);
+	if (fails_build(h) != 0) {
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -188,7 +141,6 @@ void dt_hosts_free(struct dt_hosts *h)
 {
 	free(h->v);
 	free(h->fails);
-	free(h->by_name);
 	memset(h, 0, sizeof(*h));
 }
 

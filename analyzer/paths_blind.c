@@ -31,7 +31,14 @@
  */
 #define BLIND_SLACK_NS 100000000ull
 
-/* What judging needs: the nodes by underlay address, the windows found so far. */
+/* A node's windows, as ctx->gaps_of told them once a report. */
+struct node_gaps {
+	const struct dt_gap *g;
+	uint32_t n;
+	bool asked;
+};
+
+/* What judging needs: the nodes by underlay address, their windows, the windows found. */
 struct blind_ctx {
 	const struct dt_paths_ctx *ctx;
 	struct dt_paths_index underlay; /* [outer address, 0, 0] */
@@ -40,6 +47,9 @@ struct blind_ctx {
 	struct dt_paths_index found; /* [window's address, 0, 0]: the windows found */
 	struct dt_blind *blind;	     /* per found window */
 	size_t cap_blind;
+	struct dt_paths_index named; /* [node name's address, 0, 0]: the nodes asked about */
+	struct node_gaps *gaps;	     /* per node asked about: its windows */
+	size_t cap_gaps;
 };
 
 /* Grows *v (of *cap elements of size bytes) to hold n; 0 or -ENOMEM. */
@@ -132,16 +142,33 @@ static bool covers(const struct dt_gap *g, uint64_t ts)
 	       (ts < BLIND_SLACK_NS || ts - BLIND_SLACK_NS <= g->to_ns);
 }
 
-/* The window of node covering ts (the earliest), or NULL. */
-static const struct dt_gap *window_of(const struct dt_paths_ctx *ctx, const char *node, uint64_t ts)
+/*
+ * The window of node covering ts (the earliest), or NULL; -ENOMEM in *err. Names are the
+ * report's own strings (its places, the hosts table's), one address each: the nodes' windows
+ * are asked for once a report by that address.
+ */
+static const struct dt_gap *window_of(struct blind_ctx *b, const char *node, uint64_t ts, int *err)
 {
-	const struct dt_gap *g;
-	uint32_t n = 0;
+	const uint64_t key[3] = {(uint64_t)(uintptr_t)node, 0, 0};
+	struct node_gaps *ng;
+	long i;
 
-	g = node && ctx->gaps_of ? ctx->gaps_of(ctx->host_arg, node, &n) : NULL;
-	for (uint32_t i = 0; g && i < n; i++) {
-		if (covers(&g[i], ts)) {
-			return &g[i];
+	if (!node) {
+		return NULL;
+	}
+	i = dt_paths_index_find(&b->named, key);
+	if (i < 0 || grow((void **)&b->gaps, &b->cap_gaps, (size_t)i + 1, sizeof(*b->gaps))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ng = &b->gaps[i];
+	if (!ng->asked) {
+		ng->g = b->ctx->gaps_of(b->ctx->host_arg, node, &ng->n);
+		ng->asked = true;
+	}
+	for (uint32_t j = 0; ng->g && j < ng->n; j++) {
+		if (covers(&ng->g[j], ts)) {
+			return &ng->g[j];
 		}
 	}
 	return NULL;
@@ -155,7 +182,7 @@ static const struct dt_gap *hidden_after(struct blind_ctx *b, const struct pkt *
 	const struct hop *last = &k->h[pos];
 
 	*node = next_node(b, last, k->p.tuple.vni, err);
-	return window_of(b->ctx, *node, last->o->ts_ns);
+	return *err ? NULL : window_of(b, *node, last->o->ts_ns, err);
 }
 
 /* Counts one packet in window g of node; 0 or -ENOMEM. */
@@ -247,7 +274,9 @@ int dt_paths_judge_blind(const struct dt_paths_ctx *ctx, struct pkt *pk, size_t 
 	n = b.found.n;
 	dt_paths_index_free(&b.underlay);
 	dt_paths_index_free(&b.found);
+	dt_paths_index_free(&b.named);
 	free(b.owner);
+	free(b.gaps);
 	if (err != 0) {
 		free(b.blind);
 		return err;

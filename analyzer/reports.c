@@ -74,10 +74,31 @@ static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 	return dt_hosts_node(arg, vni, addr);
 }
 
-/* The windows in which node did not observe, as its latest node state says. */
+/*
+ * The windows in which node's data plane did not observe, as its latest node state says
+ * (its last DT_NODE_MAX_GAPS), or NULL when it is not live or reported none. A report asks
+ * once per node it needs (paths_blind.c), so a scan of the nodes does.
+ *
+ * Only the live nodes' states, not a record of their own: every agent heartbeat (200 ms by
+ * default) carries its node's last DT_NODE_MAX_GAPS windows, so a restarted analyzer knows
+ * them again within a heartbeat, before it judges a resumed task (whose packets stay in
+ * flight a window after the restart). Persisting them would add nothing a node can still
+ * tell, and could not add what it did not: a dead agent reports no window (a window ends
+ * only when an agent runs again), and a task that ended while the analyzer was stopped is
+ * judged at its restart without any node's state, its destinations included.
+ */
 static const struct dt_gap *gaps_of(const void *arg, const char *node, uint32_t *n)
 {
-	return dt_hosts_gaps(arg, node, n);
+	const struct dt_hosts *h = arg;
+
+	for (uint32_t i = 0; i < h->n_nodes; i++) {
+		if (strncmp(h->nodes[i].node, node, sizeof(h->nodes[i].node)) == 0) {
+			*n = h->nodes[i].n_gaps;
+			return *n ? h->nodes[i].gaps : NULL;
+		}
+	}
+	*n = 0;
+	return NULL;
 }
 
 int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, struct dt_report *r)

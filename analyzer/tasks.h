@@ -260,7 +260,6 @@ struct dt_hosts {
 	size_t n;
 	struct dt_host_fail *fails; /* the nodes' arm failures by task id (lifecycle.c) */
 	size_t n_fails;
-	const struct dt_node_state **by_name; /* nodes by name (dt_hosts_gaps()) */
 };
 
 /* Indexes nodes (which must outlive h). Returns 0 or -ENOMEM. */
@@ -270,20 +269,6 @@ void dt_hosts_free(struct dt_hosts *h);
 /* The name of a node hosting (vni, addr) (the first by node order when several do), or
  * NULL when none does. addr 0: the outside of a NAT gateway for vni. */
 const char *dt_hosts_node(const struct dt_hosts *h, uint32_t vni, uint32_t addr);
-
-/*
- * The windows in which node's data plane did not observe, as its latest node state says
- * (its last DT_NODE_MAX_GAPS, oldest first): *n of them, or NULL (*n 0) when the node is
- * not live or reported none.
- *
- * Only the live nodes' states, not a record of their own: every agent heartbeat (200 ms by
- * default) carries its node's last DT_NODE_MAX_GAPS windows, so a restarted analyzer knows
- * them again within a heartbeat, before it judges a resumed task (whose packets stay in
- * flight a window after the restart). Persisting them would add nothing a node can still
- * tell, and could not add what a node that never comes back did not tell: a dead agent
- * reports no window, the window ends only when an agent runs again.
- */
-const struct dt_gap *dt_hosts_gaps(const struct dt_hosts *h, const char *node, uint32_t *n);
 
 /*
  * Whether a task of spec (normalized: dt_task_spec_normalize()) fits: returns 0, or

@@ -707,34 +707,3 @@ Test(lifecycle, a_task_that_would_not_fit_where_it_starts_is_refused)
 		    "cancelled");
 	cr_expect_eq(room(spec("10.100.0.1", "10.100.0.4", 0, 0), err, sizeof(err)), 0, "%s", err);
 }
-
-/* The hosts table gives each live node's windows without observation, by name. */
-Test(lifecycle, hosts_give_each_nodes_windows)
-{
-	struct dt_hosts h;
-	const struct dt_gap *g;
-	uint32_t n = 99;
-
-	node_states(1, 1, 1, 3);
-	nodes[1].n_gaps = 2;
-	nodes[1].gaps[0] = (struct dt_gap){.from_ns = 10, .to_ns = 20, .cause = DT_GAP_STOPPED};
-	nodes[1].gaps[1] = (struct dt_gap){.from_ns = 30, .to_ns = 40, .cause = DT_GAP_CRASHED};
-	nodes[2].n_gaps = 1;
-	nodes[2].gaps[0] = (struct dt_gap){.from_ns = 5, .to_ns = 6, .cause = DT_GAP_DETACHED};
-	cr_assert_eq(dt_hosts_build(&h, nodes, 3), 0);
-	cr_assert_not_null(g = dt_hosts_gaps(&h, "h2", &n));
-	cr_expect_eq(n, 2);
-	cr_expect_eq(g[1].cause, DT_GAP_CRASHED);
-	cr_assert_not_null(g = dt_hosts_gaps(&h, "gw", &n));
-	cr_expect_eq(n, 1);
-	cr_expect_eq(g[0].from_ns, 5);
-	cr_expect_null(dt_hosts_gaps(&h, "h1", &n), "h1 reported none");
-	cr_expect_eq(n, 0);
-	n = 99;
-	cr_expect_null(dt_hosts_gaps(&h, "h9", &n), "h9 is not live");
-	cr_expect_eq(n, 0);
-	dt_hosts_free(&h);
-	n = 99;
-	cr_expect_null(dt_hosts_gaps(NULL, "h2", &n));
-	cr_expect_eq(n, 0);
-}
