@@ -23,6 +23,7 @@
 #include "dt_filter.h"
 #include "dt_log.h"
 #include "dt_proto.h"
+#include "dt_ports.h"
 #include "dt_sample.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
@@ -322,7 +323,6 @@ static int attach_iface(struct dt_dataplane *dp, const struct dt_dataplane_iface
 			unsigned *ifindex, char *err, size_t errlen)
 {
 	struct dyetrace *s = dp->skel;
-	struct dt_port_val pv = {.vni = ifc->vni};
 	struct bpf_program *in, *out;
 	int rv;
 
@@ -333,10 +333,10 @@ static int attach_iface(struct dt_dataplane *dp, const struct dt_dataplane_iface
 	}
 	/* Ports and gateways carry the tenant's VNI: the data plane keys tasks with it. */
 	if (ifc->role != DT_ROLE_UPLINK &&
-	    bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), ifindex, &pv, BPF_ANY)) {
-		rv = -errno;
+	    (rv = dt_port_set(bpf_map__fd(s->maps.dt_ports), bpf_map__fd(s->maps.dt_port_slots),
+			      *ifindex, ifc->vni))) {
 		snprintf(err, errlen, "%s '%s': cannot configure: %s", role_name(ifc->role),
-			 ifc->name, strerror(errno));
+			 ifc->name, strerror(-rv));
 		return rv;
 	}
 	role_progs(s, ifc->role, &in, &out);

@@ -64,6 +64,9 @@
  *   dt_ports     hash, __u32 ifindex -> struct dt_port_val: the ports and gateway outside
  *                interfaces, and their VNI. A port without an entry colors nothing; it
  *                still strips foreign colors. Drops on an interface found here get its VNI.
+ *   dt_port_slots  array of DT_PORT_SLOTS, ifindex -> struct dt_port_val: the same for
+ *                ifindexes below DT_PORT_SLOTS, with DT_PORT_F_SET; read instead of the
+ *                hash when the ifindex has a slot (dt_ports.h: dt_port_find()).
  *   dt_tasks     hash, struct dt_tuple -> struct dt_task_val: the armed tasks, keyed as
  *                dt_tuple_task_key() builds them. Wildcard tasks (DT_TASK_F_ANYPORT) are
  *                stored with sport = dport = 0; reply keys carry DT_TASK_F_REPLY.
@@ -164,6 +167,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct dt_port_val);
 } dt_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DT_PORT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct dt_port_val);
+} dt_port_slots SEC(".maps");
+
+#include "dt_ports.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -444,7 +456,7 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __
 	if (!exact && !wild)
 		return NULL;
 
-	port = bpf_map_lookup_elem(&dt_ports, &ifindex);
+	port = dt_port_find(ifindex);
 	if (!port)
 		return NULL;
 	key->vni = port->vni;
@@ -572,7 +584,7 @@ static __always_inline void dt_exit_uncolor(struct __sk_buff *skb, struct dt_pkt
 /* The VNI configured for interface ifindex, 0 when it has none. */
 static __always_inline __u32 dt_port_vni(__u32 ifindex)
 {
-	struct dt_port_val *port = bpf_map_lookup_elem(&dt_ports, &ifindex);
+	struct dt_port_val *port = dt_port_find(ifindex);
 
 	return port ? port->vni : 0;
 }
