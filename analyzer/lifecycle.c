@@ -543,8 +543,8 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 			entry_check(hosts, task, &task->keys[k], &e[k]);
 		}
 		note_colored(task, hosts, now_ms);
-		colored_text(task, how, sizeof(how));
 		if (now_ns >= deadline) {
+			colored_text(task, how, sizeof(how));
 			dt_task_end(t, task, DT_TASK_EXPIRED, DT_TS_DURATION, now_ns,
 				    "expired: its duration of %u s ran out (%llu packets colored "
 				    "of a budget of %u per direction)%s",
@@ -567,6 +567,7 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 		}
 		if (task->state == DT_TASK_RUNNING && budget_spent(task) &&
 		    accounted(task, cfg, ops, now_ms)) {
+			colored_text(task, how, sizeof(how));
 			dt_task_end(t, task, DT_TASK_DONE, DT_TS_BUDGET_SPENT, now_ns,
 				    "done: its budget of %u packets per direction was colored and "
 				    "every packet judged%s",
