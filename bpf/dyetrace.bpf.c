@@ -76,6 +76,8 @@
  *                entry at the key's first admitted match; the agent deletes the entry
  *                when it disarms the key (after deleting the dt_tasks key), and never
  *                writes one. Re-applying a control set therefore never resets a budget.
+ *                The agent reads colored (under the entry's lock) for its node state: the
+ *                analyzer decides DONE by it.
  *   dt_task_filter  array of DT_FILTER_WORDS __u64: the optional prefilter of dt_tasks, a
  *                bitmap that the agent maintains (protocol in dt_filter.h).
  *   dt_events    ring buffer of struct dt_sample. 4 MiB unless the agent sets another size
@@ -145,6 +147,7 @@
 
 #include "dt_sample.h"
 #include "dt_filter.h"
+#include "dt_quota.h"
 #include "parse.h"
 #include "kparse.h"
 #include "conntrack.h"
@@ -184,16 +187,7 @@ struct {
 	__type(value, struct dt_task_val);
 } dt_tasks SEC(".maps");
 
-/* Per-key limit state, see "Limits" above. tokens in nanopackets (1e9 per packet), so that
- * refilling is elapsed_ns * rate_pps with no division. */
-struct dt_quota_val {
-	struct bpf_spin_lock lock;
-	__u32 task_id; /* the task whose key created the entry */
-	__u64 colored; /* admitted matches, against dt_task_val.budget */
-	__u64 tokens;  /* nanopackets, at most DT_QUOTA_BURST(rate) * DT_QUOTA_PKT */
-	__u64 last_ns; /* bpf_ktime_get_ns() of the last refill; 0 for a key without rate */
-};
-
+/* Per-key limit state (struct dt_quota_val, dt_quota.h), see "Limits" above. */
 #define DT_QUOTA_PKT 1000000000ull /* nanopackets per packet, and ns per second */
 #define DT_QUOTA_BURST(rate) ((rate) / 10 ? (rate) / 10 : 1)
 
