@@ -38,6 +38,7 @@
 
 #include <arpa/inet.h>
 
+#include "analyzer.h"
 #include "analyzer_input.h"
 #include "common.h"
 #include "dt_log.h"
@@ -386,6 +387,8 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		dtb_die("usage: dt-bench-analyzer DIR [PACKETS] | --scale DIR [MAX_RECORDS]");
 	dt_log_set_level(DT_LOG_WARN);
+	/* As the daemon does: freed memory stays for the next round (baseline included). */
+	dt_analyzer_keep_memory();
 	if (strcmp(argv[1], "--scale") == 0)
 		return analyzer_scale(argc > 3 ? strtoull(argv[3], NULL, 10) : 10000000ull);
 	packets = argc > 2 ? (uint32_t)atoi(argv[2]) : 250000;
