@@ -191,7 +191,9 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 {
 	struct dt_ingest_ops iops = {.on_batch = ana_on_batch,
 				     .on_heartbeat = ana_on_heartbeat,
-				     .last_seq = ana_last_seq};
+				     .last_seq = ana_last_seq,
+				     /* on_batch reads the samples off the raw bytes */
+				     .check_only = true};
 	struct analyzer *a = calloc(1, sizeof(*a));
 	uint64_t last_stats_ms, last_tick_ms = 0;
 	msgpack_sbuffer out;
