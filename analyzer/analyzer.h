@@ -63,6 +63,10 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *cfg, char *er
  */
 int dt_tenant_auth(const struct dt_analyzer_cfg *cfg, const char *token);
 
+/* Keeps freed memory in the process for the next use instead of giving it back to the
+ * kernel (mallopt; dt_analyzer_run() calls it). */
+void dt_analyzer_keep_memory(void);
+
 int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop);
 
 #endif /* DT_ANALYZER_H */

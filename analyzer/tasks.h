@@ -218,6 +218,11 @@ bool dt_spec_overlap(const struct dt_task_spec *a, const struct dt_task_spec *b)
  * direction). Returns 0 or -ENOMEM. */
 int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o);
 
+/* dt_task_add_obs() in two steps, filled in place: the slot of the next observation (NULL
+ * without memory), then, once it is filled, kept and counted. */
+struct dt_obs *dt_task_obs_next(struct dt_task *task);
+void dt_task_obs_keep(struct dt_task *task);
+
 /*
  * The control set of generation t->gen: one arm per key of every task at READY or later,
  * with the task's budget and rate (arms malloc'd; free with dt_control_free). Returns 0
