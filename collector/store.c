@@ -12,7 +12,6 @@
 #include "dt_ingest.h"
 #include "dt_lmdb.h"
 #include "dt_log.h"
-#include "dt_proto.h"
 #include "store.h"
 
 enum { DB_BATCHES, DB_SENDERS, DB_META, DB_MAX };
@@ -67,11 +66,12 @@ static void seqs_grow(struct dt_store *st)
 	st->n_buckets = n;
 }
 
-/* The sender's entry; a new one (seq 0: nothing stored) when create, else NULL. */
-static struct sender_seq *seq_of(struct dt_store *st, const char *name, size_t len, bool create)
+/* The sender's entry; when it has none, a new one (seq 0: nothing stored) when create,
+ * else NULL. NULL when memory runs out too. */
+static struct sender_seq *seq_of(struct dt_store *st, const char *name, bool create)
 {
 	struct sender_seq *s;
-	size_t h = name_hash(name);
+	size_t h = name_hash(name), len;
 
 	for (s = st->n_buckets ? st->seqs[h & (st->n_buckets - 1)] : NULL; s; s = s->next)
 		if (strcmp(s->name, name) == 0)
@@ -80,6 +80,7 @@ static struct sender_seq *seq_of(struct dt_store *st, const char *name, size_t l
 		return NULL;
 	if (st->n_seqs >= st->n_buckets)
 		seqs_grow(st);
+	len = strlen(name);
 	if (!st->n_buckets || !(s = calloc(1, sizeof(*s) + len + 1)))
 		return NULL;
 	memcpy(s->name, name, len);
@@ -106,14 +107,16 @@ static void seqs_free(struct dt_store *st)
 static int load_seq(void *ctx, const MDB_val *key, const MDB_val *val)
 {
 	struct dt_store *st = ctx;
-	char name[DT_NAME_MAX];
 	struct sender_seq *s;
+	char *name;
 
-	if (key->mv_size >= sizeof(name) || val->mv_size != sizeof(s->seq))
+	if (val->mv_size != sizeof(s->seq))
 		return 0; /* not written by dt_store_put_many() */
-	memcpy(name, key->mv_data, key->mv_size);
-	name[key->mv_size] = '\0';
-	if (!(s = seq_of(st, name, key->mv_size, true)))
+	if (!(name = strndup(key->mv_data, key->mv_size)))
+		return -ENOMEM;
+	s = seq_of(st, name, true);
+	free(name);
+	if (!s)
 		return -ENOMEM;
 	memcpy(&s->seq, val->mv_data, sizeof(s->seq));
 	return 0;
@@ -239,8 +242,7 @@ int dt_store_put_many(struct dt_store *st, const struct dt_store_batch *v, unsig
 		return -EINVAL;
 	/* Their entries first: once the commit is done, nothing may fail any more. */
 	for (i = 0; i < n; i++)
-		if (!(seq[i] =
-			      seq_of(st, v[i].sender, strnlen(v[i].sender, DT_NAME_MAX - 1), true)))
+		if (!(seq[i] = seq_of(st, v[i].sender, true)))
 			return -ENOMEM;
 	if ((rc = dt_lmdb_begin(&st->db, 0, &txn)))
 		return rc;
@@ -273,7 +275,7 @@ int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const vo
 
 uint64_t dt_store_last_seq(struct dt_store *st, const char *sender)
 {
-	const struct sender_seq *s = seq_of(st, sender, 0, false);
+	const struct sender_seq *s = seq_of(st, sender, false);
 
 	return s ? s->seq : 0;
 }
