@@ -17,6 +17,7 @@
  * from the store, byte for byte.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,7 +78,7 @@ static void on_learn(void *arg, struct dt_task *task, uint8_t dir, const struct 
 }
 
 /* The lifecycle's ops (tasks.h). */
-static bool lc_settled(void *arg, struct dt_task *task)
+static bool lc_settled(void *arg, struct dt_task *task, uint64_t unsampled)
 {
 	struct analyzer *a = arg;
 	uint64_t now = dt_mono_ms(), every = a->cfg->window_ms / 4;
@@ -94,7 +95,7 @@ static bool lc_settled(void *arg, struct dt_task *task)
 	if (ana_build_report(a, task, false, &r) != 0) {
 		return false;
 	}
-	settled = r.verdict.in_flight == 0;
+	settled = r.verdict.in_flight == 0 && ana_report_lost(&r) >= unsampled;
 	dt_report_free(&r);
 	return settled;
 }
@@ -171,17 +172,35 @@ void ana_tick(struct analyzer *a)
 	ana_publish_control(a);
 }
 
+void dt_analyzer_keep_memory(void)
+{
+	/*
+	 * Fixed thresholds (no more dynamic ones): up to 32 MiB an allocation comes from the
+	 * heap, and up to 1 GiB freed at the top of the heap stays there. What the analyzer
+	 * allocates comes back in the same sizes: a task's observations (the next task's
+	 * take their place), a report's scratch (the tick rebuilds each active task's report
+	 * every window/4). Given back to the kernel, every page of it would be faulted in
+	 * afresh, zeroed, at the next use, which on a paravirtualized guest costs 20-40 us
+	 * a page (bench/README.md).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 {
 	struct dt_ingest_ops iops = {.on_batch = ana_on_batch,
 				     .on_heartbeat = ana_on_heartbeat,
-				     .last_seq = ana_last_seq};
+				     .last_seq = ana_last_seq,
+				     /* on_batch reads the samples off the raw bytes */
+				     .check_only = true};
 	struct analyzer *a = calloc(1, sizeof(*a));
 	uint64_t last_stats_ms, last_tick_ms = 0;
 	msgpack_sbuffer out;
 	char err[DT_ERRBUF_MAX];
 	int rv;
 
+	dt_analyzer_keep_memory();
 	if (!a) {
 		return -ENOMEM;
 	}

@@ -138,14 +138,38 @@ static uint32_t batch_string(const struct dt_batch *b, const uint32_t *strs, uin
 	return i < b->n_strings && i < DT_BATCH_MAX_STRINGS ? strs[i] : DT_STRTAB_NONE;
 }
 
+/* A batch's samples on their way to the stitcher (dt_batch_samples()). */
+struct batch_walk {
+	struct analyzer *a;
+	const struct dt_batch *b; /* its head: names interned into a->batch_* */
+	uint32_t node;
+	uint64_t now;
+};
+
+static void add_sample(void *arg, const struct dt_wire_sample *w)
+{
+	const struct batch_walk *bw = arg;
+	const struct dt_batch *b = bw->b;
+	struct analyzer *a = bw->a;
+	struct dt_stitch_in in;
+
+	dt_stitch_in_fill(&in, w, bw->node,
+			  w->iface < b->n_ifaces ? a->batch_ifaces[w->iface] : DT_STRTAB_NONE,
+			  batch_string(b, a->batch_strs, w->drop_name),
+			  batch_string(b, a->batch_strs, w->drop_where), bw->now);
+	/* A failure is counted by the stitcher (nomem); the rest of the batch goes on. */
+	dt_stitch_add(a->stitch, &in, bw->now);
+}
+
 int ana_on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t len)
 {
 	struct analyzer *a = arg;
-	const uint32_t *ifaces = a->batch_ifaces, *strs = a->batch_strs;
+	struct batch_walk walk;
 	struct dt_stitch_counters before;
 	struct sender_seq *s;
 	uint64_t now = dt_mono_ms(), suppressed;
-	uint32_t node;
+	uint32_t node = DT_STRTAB_NONE;
+	int rv;
 
 	pthread_mutex_lock(&a->mu);
 	/*
@@ -170,19 +194,15 @@ int ana_on_batch(void *arg, const struct dt_batch *b, const void *raw, size_t le
 		}
 		return DT_ST_FAILED;
 	}
-	for (uint32_t i = 0; i < b->n_samples; i++) {
-		const struct dt_wire_sample *w = &b->samples[i];
-		struct dt_stitch_in in;
-
-		dt_stitch_in_fill(&in, w, node,
-				  w->iface < b->n_ifaces ? ifaces[w->iface] : DT_STRTAB_NONE,
-				  batch_string(b, strs, w->drop_name),
-				  batch_string(b, strs, w->drop_where), now);
-		/* A failure is counted by the stitcher (nomem); the rest of the batch goes on. */
-		dt_stitch_add(a->stitch, &in, now);
-	}
+	walk.a = a;
+	walk.b = b;
+	walk.node = node;
+	walk.now = now;
+	/* Checked whole on arrival (dt_ingest's check_only): read, it cannot fail part way but
+	 * for memory, and then the batch is taken back as below. */
+	rv = dt_batch_samples(raw, len, b, add_sample, &walk);
 	note_loss(a, b); /* committed with the batch */
-	if (ana_persist(a, b->sender, b->seq) != 0) {
+	if (rv != 0 || ana_persist(a, b->sender, b->seq) != 0) {
 		ana_unstore_batch(a, &before);
 		pthread_mutex_unlock(&a->mu);
 		return DT_ST_FAILED;

@@ -324,6 +324,21 @@ static int cmp_pkt_ts(const void *pa, const void *pb)
 	return 0;
 }
 
+/*
+ * True when pk[0..n_pk) is in cmp_pkt_ts() order already: packets are numbered in the
+ * order of their first observation, which is mostly the order of their first hops (agents
+ * send as they sample), and a sort of the large packet records would move them all.
+ */
+static bool pkts_in_order(const struct pkt *pk, size_t n_pk)
+{
+	for (size_t i = 1; i < n_pk; i++) {
+		if (cmp_pkt_ts(&pk[i - 1], &pk[i]) > 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* True when a hop of packet k colored it (port-in, gw-in). */
 static bool colored_packet(const struct pkt *k)
 {
@@ -450,7 +465,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 	for (i = 0; i < n_pk; i++) {
 		n_pairs += pk[i].p.n_hops - 1;
 	}
-	if (n_pk > 0) {
+	if (!pkts_in_order(pk, n_pk)) {
 		qsort(pk, n_pk, sizeof(*pk), cmp_pkt_ts);
 	}
 	if ((err = dt_paths_judge_datagrams(pk, n_pk)) != 0 ||

@@ -141,17 +141,19 @@ static void let_go(struct dt_stitch *st, const struct dt_stitch_in *in)
 /* Gives o, attributed as m says, to its task. Returns 0 or -ENOMEM. */
 static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const struct dt_match *m)
 {
-	struct dt_obs a = in->o;
+	struct dt_obs *a = dt_task_obs_next(m->task); /* filled in place: one copy */
 
-	a.dir = m->dir;
-	a.canon = m->canon;
-	if (m->frag) {
-		a.ident = m->ident;
-	}
-	if (dt_task_add_obs(m->task, &a) != 0) {
+	if (!a) {
 		st->nomem++;
 		return -ENOMEM;
 	}
+	*a = in->o;
+	a->dir = m->dir;
+	a->canon = m->canon;
+	if (m->frag) {
+		a->ident = m->ident;
+	}
+	dt_task_obs_keep(m->task);
 	st->attributed++;
 	return 0;
 }

@@ -124,22 +124,39 @@ int dt_limits_apply(const struct dt_limits *l, struct dt_task_spec *spec, char *
 	return 0;
 }
 
-int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o)
+struct dt_obs *dt_task_obs_next(struct dt_task *task)
 {
 	if (task->n_obs == task->cap_obs) {
 		size_t cap = task->cap_obs ? task->cap_obs * 2 : 64;
 		struct dt_obs *v = realloc(task->obs, cap * sizeof(*v));
 
 		if (!v) {
-			return -ENOMEM;
+			return NULL;
 		}
 		task->obs = v;
 		task->cap_obs = cap;
 	}
-	task->obs[task->n_obs++] = *o;
+	return &task->obs[task->n_obs];
+}
+
+void dt_task_obs_keep(struct dt_task *task)
+{
+	const struct dt_obs *o = &task->obs[task->n_obs++];
+
 	if (dt_obs_counts_colored(o)) {
 		task->colored[o->dir]++;
 	}
+}
+
+int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o)
+{
+	struct dt_obs *slot = dt_task_obs_next(task);
+
+	if (!slot) {
+		return -ENOMEM;
+	}
+	*slot = *o;
+	dt_task_obs_keep(task);
 	return 0;
 }
 

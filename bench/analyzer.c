@@ -16,9 +16,11 @@
  *
  * Timed, on one thread, ROUNDS times (the median is reported), what the analyzer does
  * with them (analyzer.c's on_batch and build_report):
- *   1. scan the store (dt_store_scan()) and decode each batch (dt_batch_decode());
- *   2. intern the batch's names (strtab.h) and attribute every sample to the task
- *      (dt_stitch_add(), stitch.h), which appends it to the task's observations;
+ *   1. scan the store (dt_store_scan()) and check each batch as the analyzer's ingest
+ *      does (dt_batch_check());
+ *   2. intern the batch's names (strtab.h), read its samples off the raw bytes
+ *      (dt_batch_samples()) and attribute each to the task (dt_stitch_add(), stitch.h),
+ *      which appends it to the task's observations;
  *   3. build the report: paths, fates, the per-hop table, the verdict and latency
  *      statistics (dt_paths_build(), paths.h), at a moment after the analysis window so
  *      that every packet is judged, as the analyzer's tick and a task's live counts do
@@ -38,6 +40,7 @@
 
 #include <arpa/inet.h>
 
+#include "analyzer.h"
 #include "analyzer_input.h"
 #include "common.h"
 #include "dt_log.h"
@@ -227,28 +230,42 @@ static uint32_t intern(struct ana *a, const char *s, size_t max)
 	return idx;
 }
 
-/* analyzer.c's on_batch for one stored batch. */
+/* One sample of a batch, as analyzer/ingest.c's add_sample(). */
+struct walk {
+	struct ana *a;
+	const struct dt_batch *b;
+	uint32_t node, ifaces[DT_BATCH_MAX_IFACES];
+};
+
+static void add_sample(void *arg, const struct dt_wire_sample *w)
+{
+	const struct walk *wk = arg;
+	struct dt_stitch_in sin;
+
+	dt_stitch_in_fill(&sin, w, wk->node,
+			  w->iface < wk->b->n_ifaces ? wk->ifaces[w->iface] : DT_STRTAB_NONE,
+			  DT_STRTAB_NONE, DT_STRTAB_NONE, wk->a->now_ms);
+	if (dt_stitch_add(wk->a->stitch, &sin, wk->a->now_ms))
+		dtb_die("dt_stitch_add: out of memory");
+}
+
+/* What the analyzer does with one stored batch: dt_ingest's check (check_only), then
+ * analyzer/ingest.c's on_batch: intern the names, read the samples off the raw bytes and
+ * attribute each. */
 int on_stored(void *arg, uint64_t lseq, const void *raw, size_t len)
 {
 	struct ana *a = arg;
-	uint32_t node, ifaces[DT_BATCH_MAX_IFACES];
+	struct walk wk = {.a = a};
 	struct dt_batch b;
 
-	if (dt_batch_decode(raw, len, &b))
-		dtb_die("stored batch %llu does not decode", (unsigned long long)lseq);
-	node = intern(a, b.node, sizeof(b.node));
+	if (dt_batch_check(raw, len, &b))
+		dtb_die("stored batch %llu does not check", (unsigned long long)lseq);
+	wk.b = &b;
+	wk.node = intern(a, b.node, sizeof(b.node));
 	for (uint32_t i = 0; i < b.n_ifaces; i++)
-		ifaces[i] = intern(a, b.ifaces[i], sizeof(b.ifaces[i]));
-	for (uint32_t i = 0; i < b.n_samples; i++) {
-		const struct dt_wire_sample *w = &b.samples[i];
-		struct dt_stitch_in sin;
-
-		dt_stitch_in_fill(&sin, w, node,
-				  w->iface < b.n_ifaces ? ifaces[w->iface] : DT_STRTAB_NONE,
-				  DT_STRTAB_NONE, DT_STRTAB_NONE, a->now_ms);
-		if (dt_stitch_add(a->stitch, &sin, a->now_ms))
-			dtb_die("dt_stitch_add: out of memory");
-	}
+		wk.ifaces[i] = intern(a, b.ifaces[i], sizeof(b.ifaces[i]));
+	if (dt_batch_samples(raw, len, &b, add_sample, &wk))
+		dtb_die("stored batch %llu does not read", (unsigned long long)lseq);
 	a->records += b.n_samples;
 	dt_batch_free(&b);
 	return 0;
@@ -386,6 +403,8 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		dtb_die("usage: dt-bench-analyzer DIR [PACKETS] | --scale DIR [MAX_RECORDS]");
 	dt_log_set_level(DT_LOG_WARN);
+	/* As the daemon does: freed memory stays for the next round (baseline included). */
+	dt_analyzer_keep_memory();
 	if (strcmp(argv[1], "--scale") == 0)
 		return analyzer_scale(argc > 3 ? strtoull(argv[3], NULL, 10) : 10000000ull);
 	packets = argc > 2 ? (uint32_t)atoi(argv[2]) : 250000;

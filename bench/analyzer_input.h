@@ -43,7 +43,7 @@ struct ana {
 void ana_init(struct ana *a, uint32_t n_tasks);
 void ana_free(struct ana *a);
 
-/* analyzer.c's on_batch for one encoded batch: decode, intern, attribute. */
+/* analyzer.c's on_batch for one encoded batch: check, intern, read, attribute. */
 int on_stored(void *arg, uint64_t lseq, const void *raw, size_t len);
 
 /* A report context after the window, as the tick builds it (no packet list). */

@@ -143,6 +143,27 @@ static void on_acked(void *arg, uint64_t seq)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* Local sequence of the last batch the analyzer acknowledged (on_acked()). */
+static uint64_t acked_lseq(struct collector *c)
+{
+	uint64_t r;
+
+	pthread_mutex_lock(&c->mu);
+	r = c->acked;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+/* Notes in the store what the analyzer acknowledged since *persisted, which deletes those
+ * batches (dt_store_set_forwarded()); on failure the next call tries again. */
+static void persist_acked(struct collector *c, uint64_t *persisted)
+{
+	uint64_t acked = acked_lseq(c);
+
+	if (acked != *persisted && dt_store_set_forwarded(c->store, acked) == 0)
+		*persisted = acked;
+}
+
 /*
  * Forwards one stored batch under the seq epoch << 32 | lseq (see dt_store_epoch()), as
  * it was stored: only its sender, seq and ctl_gen are encoded anew.
@@ -167,8 +188,9 @@ struct collector_stats {
 	struct dt_ingest_stats is;
 	struct dt_link_stats ls;
 	unsigned agents;
-	uint64_t stored;  /* batches in the store */
-	uint64_t backlog; /* stored batches the analyzer has not acknowledged yet */
+	uint64_t stored_ever; /* batches the store took since it was created, over restarts */
+	uint64_t held;	      /* batches in the store now (deleted once acknowledged) */
+	uint64_t backlog;     /* stored batches the analyzer has not acknowledged yet */
 };
 
 static void collector_stats(struct collector *c, struct collector_stats *st)
@@ -176,8 +198,9 @@ static void collector_stats(struct collector *c, struct collector_stats *st)
 	dt_ingest_stats(c->ingest, &st->is);
 	dt_link_stats(c->link, &st->ls);
 	dt_ingest_min_gen(c->ingest, (unsigned)c->cfg->agent_window_ms, &st->agents);
-	st->stored = dt_store_count(c->store);
+	st->held = dt_store_held(c->store);
 	pthread_mutex_lock(&c->mu);
+	st->stored_ever = c->stored_lseq; /* local sequences are dense: see store.h */
 	st->backlog = c->stored_lseq > c->acked ? c->stored_lseq - c->acked : 0;
 	pthread_mutex_unlock(&c->mu);
 }
@@ -190,13 +213,14 @@ static void log_stats(struct collector *c, const char *id)
 	dt_info(id,
 		"agents=%u batches_stored=%llu samples_stored=%llu duplicates=%llu malformed=%llu "
 		"store_errors=%llu batches_forwarded=%llu samples_forwarded=%llu queued=%llu "
-		"resends=%llu stored_total=%llu heartbeats=%llu backlog=%llu",
+		"resends=%llu stored_ever=%llu held=%llu heartbeats=%llu backlog=%llu",
 		st.agents, (unsigned long long)st.is.batches, (unsigned long long)st.is.samples,
 		(unsigned long long)st.is.duplicates, (unsigned long long)st.is.malformed,
 		(unsigned long long)st.is.store_errors, (unsigned long long)st.ls.batches_sent,
 		(unsigned long long)st.ls.samples_sent, (unsigned long long)st.ls.queue_depth,
-		(unsigned long long)st.ls.resends, (unsigned long long)st.stored,
-		(unsigned long long)st.is.heartbeats, (unsigned long long)st.backlog);
+		(unsigned long long)st.ls.resends, (unsigned long long)st.stored_ever,
+		(unsigned long long)st.held, (unsigned long long)st.is.heartbeats,
+		(unsigned long long)st.backlog);
 }
 
 /*
@@ -224,8 +248,14 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_link_metrics(b, "dyetrace_collector", "analyzer", &st.ls);
 	dt_metrics_gauge(b, "dyetrace_collector_agents",
 			 "Agents heard from within agent_window_ms.", NULL, st.agents);
-	dt_metrics_gauge(b, "dyetrace_collector_store_batches", "Batches in the store.", NULL,
-			 (double)st.stored);
+	dt_metrics_counter(b, "dyetrace_collector_batches_stored_ever_total",
+			   "Batches the store took since it was created, over restarts (heartbeats "
+			   "with new loss counts included).",
+			   NULL, st.stored_ever);
+	dt_metrics_gauge(b, "dyetrace_collector_store_held_batches",
+			 "Batches held in the store (each is deleted once the analyzer "
+			 "acknowledged it).",
+			 NULL, (double)st.held);
 	dt_metrics_gauge(b, "dyetrace_collector_backlog_batches",
 			 "Stored batches the analyzer has not acknowledged yet.", NULL,
 			 (double)st.backlog);
@@ -258,7 +288,7 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		.tls = &cfg->tls,
 	};
 	struct collector c = {.cfg = cfg, .mu = PTHREAD_MUTEX_INITIALIZER};
-	uint64_t last_stats_ms, persisted = 0, acked;
+	uint64_t last_stats_ms, persisted = 0;
 	int rv;
 
 	dt_collector_keep_memory();
@@ -284,17 +314,15 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 	/* Resend everything the analyzer did not acknowledge; it deduplicates. */
 	c.enqueued = c.acked = persisted = dt_store_forwarded(c.store);
 	dt_info("DT-COLL-READY",
-		"collector %s: agents on %s, analyzer at %s, store %s (%llu batches)", cfg->name,
-		cfg->listen, cfg->analyzer, cfg->store,
-		(unsigned long long)dt_store_count(c.store));
+		"collector %s: agents on %s, analyzer at %s, store %s (%llu batches stored in all, "
+		"%llu held)",
+		cfg->name, cfg->listen, cfg->analyzer, cfg->store,
+		(unsigned long long)dt_store_last_lseq(c.store),
+		(unsigned long long)dt_store_held(c.store));
 	last_stats_ms = dt_mono_ms();
 	while (!*stop) {
 		c.enqueued = dt_store_scan(c.store, c.enqueued, 64, forward_one, &c);
-		pthread_mutex_lock(&c.mu);
-		acked = c.acked;
-		pthread_mutex_unlock(&c.mu);
-		if (acked != persisted && dt_store_set_forwarded(c.store, acked) == 0)
-			persisted = acked;
+		persist_acked(&c, &persisted);
 		if (cfg->stats_interval_s &&
 		    dt_mono_ms() - last_stats_ms >= cfg->stats_interval_s * 1000) {
 			log_stats(&c, "DT-COLL-STATS");
@@ -303,12 +331,16 @@ int dt_collector_run(const struct dt_collector_cfg *cfg, volatile int *stop)
 		nng_msleep(10);
 	}
 	rv = 0;
-	/* Forward what is stored, within reason, so that the exit counters are final. */
+	/* Forward what is stored, within reason, so that the exit counters are final: every
+	 * batch acknowledged (and so deleted), unless the analyzer is not there (or refused
+	 * the last batch, which is then never acknowledged: the 2 s run out). */
 	for (uint64_t until = dt_mono_ms() + 2000; dt_mono_ms() < until;) {
 		c.enqueued = dt_store_scan(c.store, c.enqueued, 64, forward_one, &c);
-		if (dt_link_flush(c.link, 50) == 0 && c.enqueued == dt_store_last_lseq(c.store))
+		if (dt_link_flush(c.link, 50) == 0 && c.enqueued == dt_store_last_lseq(c.store) &&
+		    acked_lseq(&c) == c.enqueued)
 			break;
 	}
+	persist_acked(&c, &persisted);
 	log_stats(&c, "DT-COLL-EXIT");
 out:
 	dt_metrics_stop(c.metrics); /* its page reads the ingest, the link and the store */
@@ -321,8 +353,7 @@ out:
 			dt_warn("DT-COLL-UNSENT",
 				"%u stored batches not yet acknowledged by the analyzer; they stay in the store",
 				left);
-		if (c.acked != persisted)
-			dt_store_set_forwarded(c.store, c.acked);
+		persist_acked(&c, &persisted);
 	}
 	dt_store_close(c.store);
 	while (c.losts) {

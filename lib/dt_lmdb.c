@@ -4,6 +4,7 @@
  * cursors.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 
 #include "dt_lmdb.h"
@@ -147,22 +148,35 @@ int dt_lmdb_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
 	return cursor_get_once(txn, dbi, NULL, key, val, MDB_LAST);
 }
 
-static int has_prefix(const MDB_val *key, const MDB_val *prefix)
+/* The ranges of del_while(): the keys that start with a prefix, the keys up to a last one. */
+static bool has_prefix(const MDB_val *key, const MDB_val *prefix)
 {
 	return key->mv_size >= prefix->mv_size &&
 	       memcmp(key->mv_data, prefix->mv_data, prefix->mv_size) == 0;
 }
 
-int dt_lmdb_del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
+static bool at_most(const MDB_val *key, const MDB_val *last)
+{
+	size_t n = key->mv_size < last->mv_size ? key->mv_size : last->mv_size;
+	int c = memcmp(key->mv_data, last->mv_data, n);
+
+	return c < 0 || (c == 0 && key->mv_size <= last->mv_size);
+}
+
+/* Deletes the records from *from (NULL: the first) on, in key order, while in(key, bound). */
+static int del_while(MDB_txn *txn, MDB_dbi dbi, const MDB_val *from,
+		     bool (*in)(const MDB_val *key, const MDB_val *bound), const MDB_val *bound)
 {
 	MDB_cursor *cur;
-	MDB_val k = *prefix, v;
+	MDB_val k, v;
 	int rc;
 
 	if ((rc = mdb_cursor_open(txn, dbi, &cur)))
 		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && has_prefix(&k, prefix)) {
+	if (from)
+		k = *from;
+	rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST);
+	while (rc == 0 && in(&k, bound)) {
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;
 		/* After a delete the cursor sits on the next record, if any. */
@@ -172,6 +186,16 @@ int dt_lmdb_del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int dt_lmdb_del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
+{
+	return del_while(txn, dbi, prefix, has_prefix, prefix);
+}
+
+int dt_lmdb_del_upto(MDB_txn *txn, MDB_dbi dbi, const MDB_val *last)
+{
+	return del_while(txn, dbi, NULL, at_most, last);
 }
 
 int dt_lmdb_walk(const struct dt_lmdb *db, MDB_txn *txn, MDB_dbi dbi, const MDB_val *from,

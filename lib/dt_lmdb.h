@@ -8,8 +8,8 @@
  * big-endian keys (so that LMDB's byte order is numeric order) and walks cursors. The
  * stores still call mdb_get(), mdb_put() and mdb_del() themselves: those need no wrapper.
  *
- * Two conventions. dt_lmdb_open(), dt_lmdb_first(), dt_lmdb_last() and
- * dt_lmdb_del_prefix() return LMDB's code, like mdb_get(): 0, MDB_NOTFOUND or a failure,
+ * Two conventions. dt_lmdb_open(), dt_lmdb_first(), dt_lmdb_last(), dt_lmdb_del_prefix()
+ * and dt_lmdb_del_upto() return LMDB's code, like mdb_get(): 0, MDB_NOTFOUND or a failure,
  * for dt_lmdb_err() to translate where the store reports it (with its own words). The
  * others return 0 or a negative errno, and log what LMDB said.
  */
@@ -73,6 +73,9 @@ int dt_lmdb_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
 
 /* Deletes every record whose key starts with prefix (none is not an error). */
 int dt_lmdb_del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix);
+/* Deletes every record whose key is at most last in LMDB's (byte) order (none is not an
+ * error): with big-endian keys, the records up to a number. */
+int dt_lmdb_del_upto(MDB_txn *txn, MDB_dbi dbi, const MDB_val *last);
 
 /*
  * Calls fn for each record from the lowest key at least *from (NULL: the first) in key

@@ -508,20 +508,36 @@ static const uint8_t sample_kinds[N_SAMPLE] = {
 };
 /* clang-format on */
 
-/* dt_batch_check(): each sample, read off the wire, checked by the decoder's getter. */
-static void check_sample(struct dt_dec *d, const msgpack_object *rec, uint32_t i, void *ctx)
+/* A walk over a batch's samples on the raw bytes: its head (decoded) and who gets them. */
+struct sample_walk {
+	const struct dt_batch *b;
+	dt_batch_sample_fn fn; /* NULL: the samples are only checked */
+	void *arg;
+};
+
+/* Each sample, read off the wire by the decoder's getter (which checks it), to w->fn. */
+static void read_sample(struct dt_dec *d, const msgpack_object *rec, uint32_t i, void *ctx)
 {
-	const struct dt_batch *b = ctx;
+	const struct sample_walk *w = ctx;
 	struct dt_wire_sample s;
 
 	(void)i;
-	get_sample(d, rec, b->n_ifaces, b->n_strings, &s);
+	if (!w->fn) {
+		get_sample(d, rec, w->b->n_ifaces, w->b->n_strings, &s);
+		return;
+	}
+	memset(&s, 0, sizeof(s)); /* as dt_batch_decode()'s array: what a sample lacks is 0 */
+	get_sample(d, rec, w->b->n_ifaces, w->b->n_strings, &s);
+	if (d->err == 0) {
+		w->fn(w->arg, &s);
+	}
 }
 
 int dt_batch_check(const void *buf, size_t len, struct dt_batch *out)
 {
 	msgpack_object f[N_BATCH];
 	struct dt_batch b;
+	struct sample_walk w = {.b = &b};
 	struct dt_dec d;
 	size_t off;
 	int i;
@@ -533,10 +549,27 @@ int dt_batch_check(const void *buf, size_t len, struct dt_batch *out)
 	}
 	get_batch_head(&d, f, &b);
 	b.n_samples = dt_raw_records(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES, sample_kinds,
-				     N_SAMPLE, check_sample, &b);
+				     N_SAMPLE, read_sample, &w);
 	dt_raw_field(&d, buf, len, &off, &f[BF_NODES]);
 	get_batch_nodes(&d, &f[BF_NODES], &b);
 	return batch_done(&d, &b, out, len, off);
+}
+
+int dt_batch_samples(const void *buf, size_t len, const struct dt_batch *b, dt_batch_sample_fn fn,
+		     void *arg)
+{
+	struct sample_walk w = {.b = b, .fn = fn, .arg = arg};
+	struct dt_dec d;
+	size_t off;
+	int i;
+
+	off = dt_raw_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
+	for (i = BF_SENDER; i < BF_SAMPLES; i++) {
+		dt_raw_skip(&d, buf, len, &off);
+	}
+	dt_raw_records(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES, sample_kinds, N_SAMPLE,
+		       read_sample, &w);
+	return dt_dec_end(&d);
 }
 
 int dt_batch_reframe(msgpack_sbuffer *out, const void *buf, size_t len, const char *sender,

@@ -191,6 +191,19 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *b);
  */
 int dt_batch_check(const void *buf, size_t len, struct dt_batch *b);
 
+/* Told of one sample of a batch (dt_batch_samples()). */
+typedef void (*dt_batch_sample_fn)(void *arg, const struct dt_wire_sample *s);
+
+/*
+ * The samples of batch buf, whose head dt_batch_check() decoded into b, read off the raw
+ * bytes one at a time by the same getters (no object tree, no array of samples) and
+ * handed to fn in order. A sample is handed on only once it is read whole; a batch that
+ * turns out malformed part way has handed on the samples before the fault, so a caller
+ * that must take all or nothing checks the batch first. Returns 0 or a DT_PROTO_* code.
+ */
+int dt_batch_samples(const void *buf, size_t len, const struct dt_batch *b, dt_batch_sample_fn fn,
+		     void *arg);
+
 /*
  * Appends to out the batch buf (as dt_batch_check() accepted it earlier) under another
  * sender, seq and ctl_gen: those three are encoded anew, the rest of the message is

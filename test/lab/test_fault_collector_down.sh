@@ -22,7 +22,9 @@
 # Exact accounting (every count from the daemons' own counters, no tolerance):
 #   per agent   sampled = samples_sent + lost (queue-full, bad-record, rejected, spool-full),
 #               nothing left queued or spooled;
-#   collector   samples stored over both runs = the agents' samples_sent;
+#   collector   samples stored over both runs = the agents' samples_sent; the second run
+#               found the first one's batches (stored in all), none held (the analyzer
+#               acknowledged each before the outage, and each was deleted);
 #   analyzer    samples received = attributed = the agents' samples_sent, none unmatched;
 #   reports     hops of every packet of both tasks + samples counted lost = the agents'
 #               sampled; the report's lost counts by reason = the agents'; packets colored
@@ -156,9 +158,9 @@ while lab__elapsed_lt "$t_down" "$OUTAGE_S"; do sleep 0.05; done
 lab_bg collector "$LAB_MGMT" "$LAB_BIN/dyetrace-collector" -c "$LAB_DIR/collector.conf"
 down_s=$(awk -v s="$t_down" -v n="$(lab__now)" 'BEGIN { printf "%.1f", n - s }')
 check "collector back after ${down_s}s, same store" lab_wait_listen "$LAB_MGMT" 7400
-stored_run1=$(exit_counter "$LAB_DIR/collector.run1.log" DT-COLL-EXIT stored_total)
-check "collector's second run found the first run's $stored_run1 batches in its store" \
-	grep -q "DT-COLL-READY:.*($stored_run1 batches)" "$LAB_DIR/collector.log"
+stored_run1=$(exit_counter "$LAB_DIR/collector.run1.log" DT-COLL-EXIT stored_ever)
+check "collector's second run found the first run's $stored_run1 batches in its store (stored in all; each acknowledged one deleted)" \
+	grep -q "DT-COLL-READY:.*(${stored_run1:-x} batches stored in all, 0 held)" "$LAB_DIR/collector.log"
 
 # ---------------------------------------------------------------------------------------
 # After the outage: the spools replay, everything is judged.

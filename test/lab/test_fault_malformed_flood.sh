@@ -13,8 +13,9 @@
 #   refusals    collector malformed = messages sent to it; analyzer malformed = messages
 #               sent to its ingest; analyzer api_malformed = requests sent to its API;
 #   agents      sampled = samples_sent, nothing lost (none rejected), no bad reply;
-#   collector   samples stored = the agents' samples_sent, batches in its store = the
-#               agents' acknowledged batches (no malformed message stored);
+#   collector   samples stored = the agents' samples_sent, batches its store took
+#               (stored_ever) = the agents' acknowledged batches (no malformed message
+#               stored); none held at exit (each deleted once the analyzer acknowledged it);
 #   analyzer    batches = the collector's; samples = attributed = the agents' samples_sent;
 #   reports     hops of every packet of both tasks = the agents' sampled, nothing counted
 #               lost; every ping and datagram delivered with its 4 hops.
@@ -128,9 +129,11 @@ done
 
 fault_agents_accounting
 
-stored=$(exit_counter "$cl" DT-COLL-EXIT stored_total)
+stored=$(exit_counter "$cl" DT-COLL-EXIT stored_ever)
 check_eq "collector stored every sample the agents sent, once, and nothing else (samples, batches)" \
 	"$(exit_counter "$cl" DT-COLL-EXIT samples_stored) ${stored:-?}" "$sum_sent $sum_batches"
+check_eq "collector: its store holds no batch at exit, each deleted once the analyzer acknowledged it (held)" \
+	"$(exit_counter "$cl" DT-COLL-EXIT held)" 0
 check_eq "analyzer stored each of the collector's batches once" \
 	"$(exit_counter "$al" DT-ANA-EXIT batches)" "${stored:-x}"
 check_eq "analyzer received every sample once, attributed each, none unmatched" \

@@ -239,15 +239,24 @@ static unsigned count_of(struct dt_lmdb *db, MDB_dbi dbi)
 	return (unsigned)ms.ms_entries;
 }
 
+/* del (dt_lmdb_del_prefix or dt_lmdb_del_upto) of key, in a transaction of its own. */
+static void del_in_txn(struct dt_lmdb *db, MDB_dbi dbi,
+		       int (*del)(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key),
+		       const MDB_val *key)
+{
+	MDB_txn *txn;
+
+	cr_assert_eq(dt_lmdb_begin(db, 0, &txn), 0);
+	cr_assert_eq(del(txn, dbi, key), 0);
+	cr_assert_eq(dt_lmdb_commit(db, txn, "commit"), 0);
+}
+
 static void del_id(struct dt_lmdb *db, MDB_dbi dbi, uint32_t id)
 {
 	uint8_t kb[4];
 	MDB_val prefix = dt_lmdb_key32(kb, id);
-	MDB_txn *txn;
 
-	cr_assert_eq(dt_lmdb_begin(db, 0, &txn), 0);
-	cr_assert_eq(dt_lmdb_del_prefix(txn, dbi, &prefix), 0);
-	cr_assert_eq(dt_lmdb_commit(db, txn, "commit"), 0);
+	del_in_txn(db, dbi, dt_lmdb_del_prefix, &prefix);
 }
 
 Test(lmdb, del_prefix_deletes_its_range_only)
@@ -267,6 +276,38 @@ Test(lmdb, del_prefix_deletes_its_range_only)
 	cr_assert_eq(count_of(&db, dbis[0]), 300);
 	del_id(&db, dbis[0], 1);
 	cr_assert_eq(count_of(&db, dbis[0]), 0);
+	dt_lmdb_close(&db);
+}
+
+static void del_upto(struct dt_lmdb *db, MDB_dbi dbi, uint64_t last)
+{
+	uint8_t kb[8];
+	MDB_val k = dt_lmdb_key64(kb, last);
+
+	del_in_txn(db, dbi, dt_lmdb_del_upto, &k);
+}
+
+Test(lmdb, del_upto_deletes_up_to_its_key_only)
+{
+	static const uint64_t vs[] = {3, 255, 256, 257, 1000};
+	struct dt_lmdb db;
+	MDB_dbi dbis[2];
+	MDB_txn *txn;
+	MDB_val k, v;
+
+	open_two(&db, dbis, 8 << 20);
+	put64(&db, dbis[0], vs, 5);
+	del_upto(&db, dbis[0], 2); /* below the first: none */
+	cr_assert_eq(count_of(&db, dbis[0]), 5);
+	del_upto(&db, dbis[0], 256); /* numeric, not the low byte's order: 3, 255, 256 */
+	cr_assert_eq(count_of(&db, dbis[0]), 2);
+	cr_assert_eq(dt_lmdb_begin(&db, MDB_RDONLY, &txn), 0);
+	cr_assert_eq(dt_lmdb_first(txn, dbis[0], NULL, &k, &v), 0);
+	cr_assert_eq(dt_lmdb_get_be64(k.mv_data), 257, "the next one stays");
+	mdb_txn_abort(txn);
+	del_upto(&db, dbis[0], UINT64_MAX); /* runs past the last record */
+	cr_assert_eq(count_of(&db, dbis[0]), 0);
+	del_upto(&db, dbis[0], 5); /* an empty database */
 	dt_lmdb_close(&db);
 }
 

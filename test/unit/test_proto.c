@@ -2111,6 +2111,76 @@ Test(check, accepts_every_valid_batch_and_gives_its_head)
 	}
 }
 
+/* What dt_batch_samples() hands on, in order. */
+struct samples_seen {
+	struct dt_wire_sample *v;
+	uint32_t n, cap;
+};
+
+static void see_sample(void *arg, const struct dt_wire_sample *s)
+{
+	struct samples_seen *seen = arg;
+
+	cr_assert_lt(seen->n, seen->cap, "more samples handed on than the batch holds");
+	seen->v[seen->n++] = *s;
+}
+
+/* The samples read off the raw bytes are the decoder's, one by one, in order. */
+Test(check, samples_read_raw_are_the_decoded_ones)
+{
+	const uint32_t sizes[] = {0, 1, 9, 1000};
+	struct dt_batch in, dec, chk;
+	msgpack_sbuffer sb;
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct samples_seen seen = {.cap = sizes[k] + 1};
+
+		seen.v = calloc(seen.cap, sizeof(*seen.v));
+		cr_assert_not_null(seen.v);
+		mk_batch(&in, sizes[k]);
+		msgpack_sbuffer_init(&sb);
+		cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+		cr_assert_eq(dt_batch_decode(sb.data, sb.size, &dec), 0);
+		cr_assert_eq(dt_batch_check(sb.data, sb.size, &chk), 0);
+		cr_assert_eq(dt_batch_samples(sb.data, sb.size, &chk, see_sample, &seen), 0);
+		cr_assert_eq(seen.n, dec.n_samples, "%u samples", sizes[k]);
+		for (uint32_t i = 0; i < seen.n; i++) {
+			cr_assert(memcmp(&seen.v[i], &dec.samples[i], sizeof(seen.v[i])) == 0,
+				  "sample %u of %u", i, sizes[k]);
+		}
+		free(seen.v);
+		dt_batch_free(&chk);
+		dt_batch_free(&dec);
+		dt_batch_free(&in);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+/* A sample that its head refuses stops the read there: those before it were handed on. */
+Test(check, samples_read_raw_stop_at_a_bad_one)
+{
+	struct samples_seen seen = {.cap = 300};
+	struct dt_batch in, chk;
+	msgpack_sbuffer sb;
+
+	seen.v = calloc(seen.cap, sizeof(*seen.v));
+	cr_assert_not_null(seen.v);
+	mk_batch(&in, 300);
+	for (uint32_t i = 0; i < in.n_samples; i++) {
+		in.samples[i].iface = i == 299 ? 2 : 0;
+	}
+	msgpack_sbuffer_init(&sb);
+	cr_assert_eq(dt_batch_encode(&sb, &in), 0);
+	cr_assert_eq(dt_batch_check(sb.data, sb.size, &chk), 0);
+	chk.n_ifaces = 2; /* a head with two interfaces: the last sample names a third */
+	cr_assert_eq(dt_batch_samples(sb.data, sb.size, &chk, see_sample, &seen), DT_PROTO_ERANGE);
+	cr_assert_eq(seen.n, 299);
+	free(seen.v);
+	dt_batch_free(&chk);
+	dt_batch_free(&in);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 /* Every value of a sample travels raw: a bad one in the last of many samples is found. */
 Test(check, finds_a_bad_value_in_the_last_sample)
 {
