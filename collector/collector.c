@@ -78,6 +78,37 @@ static uint64_t newest_gap(const struct dt_batch *b)
 	return to;
 }
 
+/* Says once which windows without observation of its node a heartbeat reports first. */
+static void log_new_gaps(const struct dt_batch *b, uint64_t known_to_ns)
+{
+	static const char *const causes[DT_GAP_CAUSE_MAX] = {[DT_GAP_STOPPED] = "stopped",
+							     [DT_GAP_CRASHED] = "crashed",
+							     [DT_GAP_DETACHED] = "detached"};
+
+	for (uint32_t i = 0; i < b->n_nodes; i++) {
+		const struct dt_node_state *ns = &b->nodes[i];
+
+		for (uint32_t g = 0; strcmp(ns->node, b->node) == 0 && g < ns->n_gaps; g++) {
+			const struct dt_gap *gap = &ns->gaps[g];
+			char lost[24] = "unknown";
+
+			if (gap->to_ns <= known_to_ns)
+				continue;
+			if (!(gap->flags & DT_GAP_F_LOST_UNKNOWN))
+				snprintf(lost, sizeof(lost), "%llu", (unsigned long long)gap->lost);
+			dt_info("DT-COLL-GAP",
+				"node %s did not observe from %llu to %llu ns (%s; samples lost: "
+				"%s): stored and forwarded",
+				ns->node, (unsigned long long)gap->from_ns,
+				(unsigned long long)gap->to_ns,
+				gap->cause < DT_GAP_CAUSE_MAX && causes[gap->cause]
+					? causes[gap->cause]
+					: "?",
+				lost);
+		}
+	}
+}
+
 /*
  * A heartbeat whose loss counters went up (say the spool evicted samples after the last
  * batch), or that reports a new window without observation (an agent restarted), is stored
@@ -106,6 +137,7 @@ static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, s
 		return;
 	note_stored(c);
 	memcpy(n->lost, b->lost, sizeof(n->lost));
+	log_new_gaps(b, n->gap_to_ns);
 	n->gap_to_ns = newest_gap(b);
 }
 
