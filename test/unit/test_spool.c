@@ -269,12 +269,19 @@ Test(spool, ledger_commits_with_each_push_and_survives_a_restart)
 	cr_assert_eq(dt_spool_push(sp, 12, 4, big, 2000, 0, &ev, NULL, 0), 0);
 	cr_assert_eq(ev, 11, "a batch larger than the spool counts as evicted");
 	cr_assert_eq(dt_spool_evicted(sp), 11);
+	dt_spool_close(sp);
+
+	/* What a SIGKILL after the last push leaves: the note of the last push that had one. */
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	cr_assert_eq(dt_spool_evicted(sp), 11, "evictions count across restarts");
+	cr_assert_eq(dt_spool_note(sp, note, sizeof(note)), 6);
+	cr_assert_eq(memcmp(note, "second", 6), 0);
 	cr_assert_eq(dt_spool_note_put(sp, "third", 5), 0);
 	dt_spool_close(sp);
 
 	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
 	cr_assert_eq(dt_spool_count(sp), 1, "the ledger is no batch");
-	cr_assert_eq(dt_spool_evicted(sp), 11, "evictions count across restarts");
+	cr_assert_eq(dt_spool_evicted(sp), 11);
 	cr_assert_eq(dt_spool_note(sp, note, sizeof(note)), 5);
 	cr_assert_eq(memcmp(note, "third", 5), 0);
 	msgpack_sbuffer_init(&m);
