@@ -445,10 +445,10 @@ struct agent_stats {
 
 static void agent_stats(struct agent *a, struct agent_stats *st)
 {
-	dt_dataplane_counters(a->dp, st->cnt);
-	dt_link_stats(a->link, &st->ls);
 	uint64_t id;
 
+	dt_dataplane_counters(a->dp, st->cnt);
+	dt_link_stats(a->link, &st->ls);
 	st->drained = dt_dataplane_drained(a->dp, &id);
 	pthread_mutex_lock(&a->mu);
 	memcpy(st->lost, a->committed.lost, sizeof(a->committed.lost));
@@ -643,7 +643,7 @@ static void log_gap(const char *node, const struct dt_gap *g)
  */
 static void ledger_start(struct agent *a, uint64_t attach_ns)
 {
-	static unsigned char note[DT_SPOOL_NOTE_MAX];
+	unsigned char note[DT_SPOOL_NOTE_MAX];
 	size_t len = dt_spool_note(a->spool, note, sizeof(note));
 	struct dt_ledger_start st = {.took_over = dt_dataplane_took_over(a->dp),
 				     .attach_ns = attach_ns};
@@ -669,7 +669,7 @@ static void ledger_start(struct agent *a, uint64_t attach_ns)
 /*
  * The agent stops observing: the ledger says how (handed over, or stopped) and when. A
  * stop detaches the programs first, so that the drain that follows leaves nothing written
- * in the ring: the window starts at stopped_ns exactly.
+ * in the ring: nothing sampled before stopped_ns (taken just before the detach) is lost.
  */
 static void ledger_stop(struct agent *a, bool handover)
 {
