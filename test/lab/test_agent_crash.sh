@@ -50,10 +50,17 @@ start_agent() { # NAME: h2's agent, logging to NAME.log; AGENT is its pid
 h2_metric() { lab_metric agent-h2 "$1"; }
 gaps_of() { h2_metric "dyetrace_agent_gaps_total{cause=\"$1\"}"; }
 coll_gaps() { grep -c "DT-COLL-GAP: node $1 .*($2;" "$LAB_DIR/collector.log"; }
+# window_around LOG ID T MAX: the window LOG's line ID logs (from S.N to S.N) holds the
+# moment T (date +%s.%N) and lasts less than MAX seconds.
+window_around() {
+	sed -n "s/.*$2: .* from \([0-9.]*\) to \([0-9.]*\) .*/\1 \2/p" "$1" |
+		awk -v t="$3" -v max="$4" '{ f = 1; print "window " $1 " .. " $2 ", event " t
+			exit !($1 <= t && t <= $2 && $2 - $1 < max) } END { if (!f) exit 1 }'
+}
 
 # crash_run NAME: the ping, h2's agent killed half way and restarted at once.
 crash_run() {
-	local name=$1 id written0 written report hops crash logged pings
+	local name=$1 id written0 written report hops crash logged pings killed
 	start_agent "agent-h2-$name-a" || { not_ok "$name: h2's agent starts"; return; }
 	id=$(lab_task_create --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" --budget 1000)
 	check "$name: task armed" lab_task_wait_armed "$id"
@@ -61,6 +68,7 @@ crash_run() {
 	lab_in "$LAB_I1" ping -c 150 -i 0.02 -q "$LAB_I2_IP" >"$LAB_DIR/ping-$name.out" 2>&1 &
 	pings=$!
 	sleep 1.5
+	killed=$(date +%s.%N)
 	kill -KILL "$AGENT"
 	wait "$AGENT" 2>/dev/null
 	start_agent "agent-h2-$name-b"
@@ -81,6 +89,8 @@ crash_run() {
 	logged=$(sed -n 's/.*DT-AGENT-CRASHED: node h2: .* the \([0-9]*\) samples it had drained.*/\1/p' \
 		"$LAB_DIR/agent-h2-$name-b.log")
 	check_eq "$name: the agent logs that loss once (DT-AGENT-CRASHED)" "$logged" "$crash"
+	check "$name: the crashed window holds the kill, and lasts less than the batch delay + 1 s" \
+		window_around "$LAB_DIR/agent-h2-$name-b.log" DT-AGENT-CRASHED "$killed" 3
 	check_eq "$name: and counts the crashed window in its metrics" "$(gaps_of crashed)" 1
 	check_eq "$name: its lost{agent-crash} metric says the same" \
 		"$(h2_metric 'dyetrace_agent_samples_lost_total{reason="agent-crash"}')" "$((CRASH_BEFORE + crash))"
@@ -113,9 +123,10 @@ check "stop: logged once (DT-AGENT-GAP)" grep -q 'DT-AGENT-GAP: node h2 did not 
 check_eq "stop: nothing counted lost for it" "$(h2_metric 'dyetrace_agent_samples_lost_total{reason="agent-crash"}')" "$CRASH_BEFORE"
 kill -TERM "$AGENT"
 wait "$AGENT"
+stopped=$(date +%s.%N)
 start_agent agent-h2-stop-b
-check "stop: the window spans the stop, well under a second" \
-	awk '/DT-AGENT-GAP/ { if ($0 ~ /\(0\.[0-9]+ s\)/) f = 1 } END { exit !f }' "$LAB_DIR/agent-h2-stop-b.log"
+check "stop: the window holds the agent's exit and lasts well under a second" \
+	window_around "$LAB_DIR/agent-h2-stop-b.log" DT-AGENT-GAP "$stopped" 1
 check "stop: the collector forwarded STOPPED windows" test "$(coll_gaps h2 stopped)" -ge 2
 
 # The lab's agent h1 runs under "ip netns exec": its pins end with it.
