@@ -345,6 +345,17 @@ static void node_gaps(const struct agent *a, struct dt_node_state *ns)
 }
 
 /*
+ * The data plane's colored count of each armed key with a budget or a rate (under a->mu),
+ * by which the analyzer decides DONE. Without memory the node state goes without them: the
+ * analyzer then counts the samples that arrived, as before.
+ */
+static void node_colored(struct agent *a, struct dt_node_state *ns)
+{
+	if (dt_dataplane_colored(a->dp, &ns->colored, &ns->n_colored))
+		dt_warn("DT-AGENT-NOMEM", "no memory for the colored counts of the node state");
+}
+
+/*
  * Our node state for the analyzer: the generation applied, and what this node hosts
  * (each port's instances in its VNI; a gateway's outside, address 0, for its VNI), so
  * that a task is armed once the node hosting its entry has applied it, with the task
@@ -381,6 +392,7 @@ static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 	ns->ctl_gen = a->applied_gen;
 	rv = node_task_map(a, ns);
 	node_gaps(a, ns);
+	node_colored(a, ns);
 	pthread_mutex_unlock(&a->mu);
 	if (rv) {
 		/* Without its failures the state would claim keys armed that are not. */

@@ -24,6 +24,8 @@
 #include "dt_filter.h"
 #include "dt_log.h"
 #include "dt_proto.h"
+#include "dt_ports.h"
+#include "dt_quota.h"
 #include "dt_sample.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
@@ -325,7 +327,6 @@ static int attach_iface(struct dt_dataplane *dp, const struct dt_dataplane_iface
 			unsigned *ifindex, char *err, size_t errlen)
 {
 	struct dyetrace *s = dp->skel;
-	struct dt_port_val pv = {.vni = ifc->vni};
 	struct bpf_program *in, *out;
 	int rv;
 
@@ -336,10 +337,10 @@ static int attach_iface(struct dt_dataplane *dp, const struct dt_dataplane_iface
 	}
 	/* Ports and gateways carry the tenant's VNI: the data plane keys tasks with it. */
 	if (ifc->role != DT_ROLE_UPLINK &&
-	    bpf_map_update_elem(bpf_map__fd(s->maps.dt_ports), ifindex, &pv, BPF_ANY)) {
-		rv = -errno;
+	    (rv = dt_port_set(bpf_map__fd(s->maps.dt_ports), bpf_map__fd(s->maps.dt_port_slots),
+			      *ifindex, ifc->vni))) {
 		snprintf(err, errlen, "%s '%s': cannot configure: %s", role_name(ifc->role),
-			 ifc->name, strerror(errno));
+			 ifc->name, strerror(-rv));
 		return rv;
 	}
 	role_progs(s, ifc->role, &in, &out);
@@ -825,6 +826,55 @@ const struct dt_arm_fail *dt_dataplane_arm_fails(const struct dt_dataplane *dp, 
 {
 	*n = dp->n_fails;
 	return dp->fails;
+}
+
+/*
+ * The count of key (a quota entry, q) as its node state shows it: *c filled and true when
+ * the key is armed with a budget or a rate for the task that made the entry. An entry of
+ * another task (the key re-armed before the agent deleted it) starts over at its next
+ * match: no count yet.
+ */
+static bool key_colored(struct dt_dataplane *dp, const struct dt_tuple *key,
+			const struct dt_quota_val *q, struct dt_key_colored *c)
+{
+	struct dt_task_val v;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.dt_tasks), key, &v) ||
+	    v.task_id != q->task_id || (!v.budget && !v.rate_pps))
+		return false;
+	*c = (struct dt_key_colored){.task_id = v.task_id, .flags = v.flags, .colored = q->colored};
+	return true;
+}
+
+int dt_dataplane_colored(struct dt_dataplane *dp, struct dt_key_colored **out, uint32_t *n)
+{
+	int fd = bpf_map__fd(dp->skel->maps.dt_task_quota);
+	struct dt_tuple key, next;
+	struct dt_quota_val q;
+	struct dt_key_colored *v = NULL;
+	uint32_t cap =
+		dp->task_map_max < DT_NODE_MAX_COLORED ? dp->task_map_max : DT_NODE_MAX_COLORED;
+	bool more = bpf_map_get_next_key(fd, NULL, &key) == 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!more)
+		return 0;
+	if (!(v = calloc(cap, sizeof(*v))))
+		return -ENOMEM;
+	while (more && *n < cap) {
+		/* Under the entry's lock: the programs update colored under it. */
+		if (bpf_map_lookup_elem_flags(fd, &key, &q, BPF_F_LOCK) == 0 &&
+		    key_colored(dp, &key, &q, &v[*n]))
+			(*n)++;
+		more = bpf_map_get_next_key(fd, &key, &next) == 0;
+		key = next;
+	}
+	if (*n)
+		*out = v;
+	else
+		free(v);
+	return 0;
 }
 
 uint32_t dt_dataplane_task_map_max(const struct dt_dataplane *dp)

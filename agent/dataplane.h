@@ -17,6 +17,7 @@
 struct dt_arm_fail;
 struct dt_control;
 struct dt_dataplane;
+struct dt_key_colored;
 
 enum dt_role {
 	DT_ROLE_PORT = 1,    /* faces an instance: first and last hop */
@@ -80,6 +81,14 @@ int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c);
 
 /* The arms the last dt_dataplane_apply() could not arm: *n of them (valid until the next). */
 const struct dt_arm_fail *dt_dataplane_arm_fails(const struct dt_dataplane *dp, uint32_t *n);
+
+/*
+ * The data plane's own count of packets each armed key with a budget or a rate colored
+ * (dt_task_quota): *out (malloc'd, *n records; NULL when none), keys that colored nothing
+ * yet left out (their count is 0). The analyzer decides DONE by these counts, not by the
+ * samples that reached it. Returns 0 or -ENOMEM.
+ */
+int dt_dataplane_colored(struct dt_dataplane *dp, struct dt_key_colored **out, uint32_t *n);
 
 /* How many keys the task map holds at most (as loaded: a pinned map keeps its size). */
 uint32_t dt_dataplane_task_map_max(const struct dt_dataplane *dp);

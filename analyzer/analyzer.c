@@ -77,7 +77,7 @@ static void on_learn(void *arg, struct dt_task *task, uint8_t dir, const struct 
 }
 
 /* The lifecycle's ops (tasks.h). */
-static bool lc_settled(void *arg, struct dt_task *task)
+static bool lc_settled(void *arg, struct dt_task *task, uint64_t unsampled)
 {
 	struct analyzer *a = arg;
 	uint64_t now = dt_mono_ms(), every = a->cfg->window_ms / 4;
@@ -94,7 +94,7 @@ static bool lc_settled(void *arg, struct dt_task *task)
 	if (ana_build_report(a, task, false, &r) != 0) {
 		return false;
 	}
-	settled = r.verdict.in_flight == 0;
+	settled = r.verdict.in_flight == 0 && ana_report_lost(&r) >= unsampled;
 	dt_report_free(&r);
 	return settled;
 }

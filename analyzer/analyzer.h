@@ -38,7 +38,7 @@ struct dt_analyzer_cfg {
 	uint64_t window_ms;		   /* the analysis window (stitch.h): 10 to 600000 */
 	char store[256];		   /* LMDB directory: tasks, observations, final reports */
 	uint64_t store_size_mb;		   /* the store's map size */
-	struct dt_lifecycle_cfg lifecycle; /* host_grace_ms, arm_timeout_ms */
+	struct dt_lifecycle_cfg lifecycle; /* host_grace_ms, arm_timeout_ms; settle_ms: window_ms */
 	struct dt_limits limits;
 	struct dt_tls_files tls;	  /* mutual TLS for collectors (listen = "tls+tcp://...") */
 	char metrics[DT_METRICS_URL_MAX]; /* Prometheus metrics on http://HOST:PORT ("": none) */

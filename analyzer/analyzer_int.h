@@ -151,6 +151,9 @@ int ana_restore(struct analyzer *a);
  * the verdict, and copying every hop's prefix and names is most of a report's cost. */
 int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, struct dt_report *r);
 
+/* The samples report r counts lost (its lost[]), whatever the cause. */
+uint64_t ana_report_lost(const struct dt_report *r);
+
 /*
  * Stores an ended task with its final report, and drops its observations. On failure
  * the task keeps them and final_pending, and the next ana_tick tries again. Lock held.

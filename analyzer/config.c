@@ -22,7 +22,9 @@ const struct dt_analyzer_cfg dt_analyzer_cfg_defaults = {
 	.window_ms = DT_STITCH_WINDOW_MS_DEFAULT,
 	.store = "/var/lib/dyetrace/analyzer",
 	.store_size_mb = 4096,
-	.lifecycle = {.host_grace_ms = 2000, .arm_timeout_ms = 5000},
+	.lifecycle = {.host_grace_ms = 2000,
+		      .arm_timeout_ms = 5000,
+		      .settle_ms = DT_STITCH_WINDOW_MS_DEFAULT},
 	.limits =
 		{
 			.budget_default = 100,
@@ -251,6 +253,8 @@ int dt_analyzer_cfg_load(const char *path, struct dt_analyzer_cfg *out, char *er
 		rv = -EINVAL;
 		goto out;
 	}
+	/* First-hop samples still on their way arrive within the window, or never. */
+	cfg.lifecycle.settle_ms = cfg.window_ms;
 	*out = cfg;
 	rv = 0;
 out:

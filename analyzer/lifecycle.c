@@ -4,6 +4,7 @@
  * its lifecycle: the handshake, first samples, expiry, the budget (see tasks.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,39 @@ struct dt_host_ent {
 	uint32_t node; /* index into dt_hosts.nodes */
 };
 
-/* A key a node could not arm, indexed by its task's id. */
-struct dt_host_fail {
+/*
+ * A node's record about a task, indexed by the task's id: a key it could not arm (struct
+ * dt_arm_fail) or a key's colored count (struct dt_key_colored). Both start with task_id.
+ */
+struct dt_host_rec {
 	uint32_t task_id;
 	uint32_t node; /* index into dt_hosts.nodes */
-	const struct dt_arm_fail *f;
+	const void *rec;
 };
 
-static int fail_cmp(const void *a, const void *b)
+_Static_assert(offsetof(struct dt_arm_fail, task_id) == 0, "task_id first");
+_Static_assert(offsetof(struct dt_key_colored, task_id) == 0, "task_id first");
+
+/* One kind of a node's records about tasks: n of them from first, stride bytes apart. */
+struct node_recs {
+	const void *first;
+	uint32_t n;
+	size_t stride;
+};
+
+static struct node_recs node_fails(const struct dt_node_state *ns)
 {
-	const struct dt_host_fail *x = a, *y = b;
+	return (struct node_recs){ns->arm_fails, ns->n_arm_fails, sizeof(*ns->arm_fails)};
+}
+
+static struct node_recs node_colored(const struct dt_node_state *ns)
+{
+	return (struct node_recs){ns->colored, ns->n_colored, sizeof(*ns->colored)};
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+	const struct dt_host_rec *x = a, *y = b;
 
 	if (x->task_id != y->task_id) {
 		return x->task_id < y->task_id ? -1 : 1;
@@ -36,31 +60,53 @@ static int fail_cmp(const void *a, const void *b)
 	return x->node < y->node ? -1 : x->node > y->node;
 }
 
-/* Indexes the arm failures of nodes by task id. Returns 0 or -ENOMEM. */
-static int fails_build(struct dt_hosts *h)
+/* Indexes one kind of the nodes' records by task id into *out (*n). Returns 0 or -ENOMEM. */
+static int recs_build(const struct dt_hosts *h,
+		      struct node_recs (*kind)(const struct dt_node_state *),
+		      struct dt_host_rec **out, size_t *n)
 {
 	size_t total = 0, k = 0;
 
 	for (uint32_t i = 0; i < h->n_nodes; i++) {
-		total += h->nodes[i].n_arm_fails;
+		total += kind(&h->nodes[i]).n;
 	}
 	if (total == 0) {
 		return 0;
 	}
-	if (!(h->fails = calloc(total, sizeof(*h->fails)))) {
+	if (!(*out = calloc(total, sizeof(**out)))) {
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < h->n_nodes; i++) {
-		for (uint32_t j = 0; j < h->nodes[i].n_arm_fails; j++) {
-			const struct dt_arm_fail *f = &h->nodes[i].arm_fails[j];
+		struct node_recs r = kind(&h->nodes[i]);
 
-			h->fails[k++] =
-				(struct dt_host_fail){.task_id = f->task_id, .node = i, .f = f};
+		for (uint32_t j = 0; j < r.n; j++) {
+			const void *rec = (const char *)r.first + j * r.stride;
+
+			(*out)[k++] = (struct dt_host_rec){
+				.task_id = *(const uint32_t *)rec, .node = i, .rec = rec};
 		}
 	}
-	h->n_fails = k;
-	qsort(h->fails, h->n_fails, sizeof(*h->fails), fail_cmp);
+	*n = k;
+	qsort(*out, *n, sizeof(**out), rec_cmp);
 	return 0;
+}
+
+/* The first record of v (n, sorted) not below (task_id, node): its index, n when none. */
+static size_t recs_find(const struct dt_host_rec *v, size_t n, uint32_t task_id, uint32_t node)
+{
+	struct dt_host_rec want = {.task_id = task_id, .node = node};
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (rec_cmp(&v[mid], &want) < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return lo;
 }
 
 /* What node reports of key of task when it could not arm it, or NULL. */
@@ -68,20 +114,11 @@ static const struct dt_arm_fail *node_fail(const struct dt_hosts *h, uint32_t no
 					   const struct dt_task *task,
 					   const struct dt_task_key *key)
 {
-	struct dt_host_fail want = {.task_id = task->id, .node = node};
-	size_t lo = 0, hi = h ? h->n_fails : 0;
+	size_t i = h ? recs_find(h->fails, h->n_fails, task->id, node) : 0;
 
-	while (lo < hi) { /* the first failure not below (task id, node) */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (fail_cmp(&h->fails[mid], &want) < 0) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	for (; h && lo < h->n_fails && fail_cmp(&h->fails[lo], &want) == 0; lo++) {
-		const struct dt_arm_fail *f = h->fails[lo].f;
+	for (; h && i < h->n_fails && h->fails[i].task_id == task->id && h->fails[i].node == node;
+	     i++) {
+		const struct dt_arm_fail *f = h->fails[i].rec;
 
 		if (f->flags == key->flags &&
 		    memcmp(&f->tuple, &key->tuple, sizeof(f->tuple)) == 0) {
@@ -89,6 +126,23 @@ static const struct dt_arm_fail *node_fail(const struct dt_hosts *h, uint32_t no
 		}
 	}
 	return NULL;
+}
+
+/*
+ * The data planes' colored counts of task's keys, summed over the live nodes per direction
+ * (only the nodes where a key's packets enter color them; the others have no count).
+ */
+static void hosts_colored(const struct dt_hosts *h, const struct dt_task *task,
+			  uint64_t out[DT_DIR_MAX])
+{
+	size_t i = h ? recs_find(h->colored, h->n_colored, task->id, 0) : 0;
+
+	memset(out, 0, sizeof(out[0]) * DT_DIR_MAX);
+	for (; h && i < h->n_colored && h->colored[i].task_id == task->id; i++) {
+		const struct dt_key_colored *c = h->colored[i].rec;
+
+		out[c->flags & DT_TASK_F_REPLY ? DT_DIR_REPLY : DT_DIR_REQUEST] += c->colored;
+	}
 }
 
 static int host_cmp(const void *a, const void *b)
@@ -111,7 +165,9 @@ int dt_hosts_build(struct dt_hosts *h, const struct dt_node_state *nodes, uint32
 	memset(h, 0, sizeof(*h));
 	h->nodes = nodes;
 	h->n_nodes = n;
-	if (fails_build(h) != 0) {
+	if (recs_build(h, node_fails, &h->fails, &h->n_fails) != 0 ||
+	    recs_build(h, node_colored, &h->colored, &h->n_colored) != 0) {
+		dt_hosts_free(h);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -141,6 +197,7 @@ void dt_hosts_free(struct dt_hosts *h)
 {
 	free(h->v);
 	free(h->fails);
+	free(h->colored);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -375,10 +432,18 @@ static bool handshake(struct dt_tasks *t, struct dt_task *task, const struct ent
 	return false;
 }
 
+/* Packets of direction dir colored: the data planes' count, or the first-hop samples
+ * attributed when more (a data plane that restarted without handover counts anew). */
+static uint64_t dir_colored(const struct dt_task *task, uint8_t dir)
+{
+	return task->dp_colored[dir] > task->colored[dir] ? task->dp_colored[dir]
+							  : task->colored[dir];
+}
+
 static bool budget_spent(const struct dt_task *task)
 {
 	for (unsigned int k = 0; k < task->n_keys; k++) {
-		if (task->colored[task->keys[k].dir] < task->spec.budget) {
+		if (dir_colored(task, task->keys[k].dir) < task->spec.budget) {
 			return false;
 		}
 	}
@@ -387,7 +452,75 @@ static bool budget_spent(const struct dt_task *task)
 
 static uint64_t colored(const struct dt_task *task)
 {
-	return task->colored[DT_DIR_REQUEST] + task->colored[DT_DIR_REPLY];
+	return dir_colored(task, DT_DIR_REQUEST) + dir_colored(task, DT_DIR_REPLY);
+}
+
+/* Packets the data planes colored whose first-hop sample has not arrived (or never will). */
+static uint64_t unsampled(const struct dt_task *task)
+{
+	return colored(task) - task->colored[DT_DIR_REQUEST] - task->colored[DT_DIR_REPLY];
+}
+
+/*
+ * Takes the data planes' colored counts of task from the node states (the highest sum
+ * seen: a node whose state lapsed for a while does not take its packets back) and notes
+ * when they first showed its budget spent.
+ */
+static void note_colored(struct dt_task *task, const struct dt_hosts *hosts, uint64_t now_ms)
+{
+	uint64_t now[DT_DIR_MAX];
+
+	hosts_colored(hosts, task, now);
+	for (unsigned int d = 0; d < DT_DIR_MAX; d++) {
+		if (now[d] > task->dp_colored[d]) {
+			task->dp_colored[d] = now[d];
+		}
+	}
+	if (!task->spent_ms && budget_spent(task)) {
+		task->spent_ms = now_ms;
+	}
+}
+
+/*
+ * Whether task, its budget spent, is accounted for: every first-hop sample the data
+ * planes colored arrived, or settle_ms passed since the budget was seen spent (what the
+ * agents drained by then has arrived) and the missing ones are counted lost; and no
+ * packet is in flight (ops->settled).
+ */
+static bool accounted(struct dt_task *task, const struct dt_lifecycle_cfg *cfg,
+		      const struct dt_lifecycle_ops *ops, uint64_t now_ms)
+{
+	uint64_t missing = unsampled(task);
+
+	if (missing && now_ms - task->spent_ms < cfg->settle_ms) {
+		return false;
+	}
+	return !ops || !ops->settled || ops->settled(ops->arg, task, missing);
+}
+
+/*
+ * How many packets were colored, for a status sentence: " (N colored by the data plane,
+ * all sampled)" or "..., M of them sampled at their first hop: K samples did not reach the
+ * analyzer, see lost)"; "" when no data plane reported a count.
+ */
+static void colored_text(const struct dt_task *task, char *buf, size_t len)
+{
+	uint64_t dp = task->dp_colored[DT_DIR_REQUEST] + task->dp_colored[DT_DIR_REPLY];
+	uint64_t missing = unsampled(task);
+
+	if (!dp) {
+		buf[0] = '\0';
+	} else if (!missing) {
+		snprintf(buf, len, " (%llu colored by the data plane, all sampled)",
+			 (unsigned long long)colored(task));
+	} else {
+		snprintf(buf, len,
+			 " (%llu colored by the data plane, %llu of them sampled at their first "
+			 "hop: %llu samples did not reach the analyzer, see lost)",
+			 (unsigned long long)colored(task),
+			 (unsigned long long)(colored(task) - missing),
+			 (unsigned long long)missing);
+	}
 }
 
 size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
@@ -401,6 +534,7 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 		struct dt_task *task = dt_tasks_active(t, i);
 		uint64_t deadline = task->created_ns + (uint64_t)task->spec.duration_s * NS_PER_S;
 		struct entry e[DT_DIR_MAX];
+		char how[160];
 
 		if (task->state == DT_TASK_NEW) {
 			continue;
@@ -408,18 +542,21 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 		for (unsigned int k = 0; k < own_keys(task); k++) {
 			entry_check(hosts, task, &task->keys[k], &e[k]);
 		}
+		note_colored(task, hosts, now_ms);
 		if (now_ns >= deadline) {
+			colored_text(task, how, sizeof(how));
 			dt_task_end(t, task, DT_TASK_EXPIRED, DT_TS_DURATION, now_ns,
 				    "expired: its duration of %u s ran out (%llu packets colored "
-				    "of a budget of %u per direction)",
+				    "of a budget of %u per direction)%s",
 				    task->spec.duration_s, (unsigned long long)colored(task),
-				    task->spec.budget);
+				    task->spec.budget, how);
 		} else if (arm_failed(t, task, e, now_ns)) {
 			/* ended */
 		} else if (task->state == DT_TASK_READY && task->n_obs == 0) {
 			handshake(t, task, e, cfg, now_ns, now_ms);
-		} else if (task->state <= DT_TASK_ARMED && task->n_obs > 0) {
-			/* A sample proves the arming even before the node's state is relayed. */
+		} else if (task->state <= DT_TASK_ARMED && (task->n_obs > 0 || colored(task) > 0)) {
+			/* A sample proves the arming even before the node's state is relayed; so
+			 * does a data plane's count (its samples may all have been lost). */
 			if (!task->armed_ns) {
 				task->armed_ns = now_ns;
 			}
@@ -429,11 +566,12 @@ size_t dt_tasks_step(struct dt_tasks *t, const struct dt_hosts *hosts,
 			dt_task_set_text(task, "running: colored packets are being sampled");
 		}
 		if (task->state == DT_TASK_RUNNING && budget_spent(task) &&
-		    (!ops || !ops->settled || ops->settled(ops->arg, task))) {
+		    accounted(task, cfg, ops, now_ms)) {
+			colored_text(task, how, sizeof(how));
 			dt_task_end(t, task, DT_TASK_DONE, DT_TS_BUDGET_SPENT, now_ns,
 				    "done: its budget of %u packets per direction was colored and "
-				    "every packet judged",
-				    task->spec.budget);
+				    "every packet judged%s",
+				    task->spec.budget, how);
 		}
 		if (dt_task_state_terminal(task->state)) {
 			ended++;

@@ -14,6 +14,16 @@
 #include "dt_time.h"
 #include "dt_tuple.h"
 
+uint64_t ana_report_lost(const struct dt_report *r)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < DT_LOSS_MAX; i++) {
+		n += r->lost[i];
+	}
+	return n;
+}
+
 /*
  * A packet whose samples never reached the analyzer (a full ring or spool, see lost) looks
  * vanished. When both happen, the verdict says so, so that nobody reads a lost sample as
@@ -21,11 +31,9 @@
  */
 static void note_lost_samples(struct dt_report *r)
 {
-	uint64_t lost = 0;
+	uint64_t lost = ana_report_lost(r);
 	size_t len = strlen(r->verdict.sentence);
 
-	for (int i = 0; i < DT_LOSS_MAX; i++)
-		lost += r->lost[i];
 	if (!r->verdict.vanished || !lost || len >= sizeof(r->verdict.sentence) - 1)
 		return;
 	snprintf(r->verdict.sentence + len, sizeof(r->verdict.sentence) - len,

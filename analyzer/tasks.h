@@ -16,8 +16,11 @@
  *            the request is the node hosting (vni, src); of the reply the node hosting
  *            (vni, dst), else a gateway of the vni (endpoint (vni, 0))
  *   RUNNING  its first sample was attributed to it
- *   DONE     (BUDGET_SPENT) every traced direction had budget packets colored and no
- *            packet is in flight any more
+ *   DONE     (BUDGET_SPENT) every traced direction had budget packets colored, by the
+ *            data planes' own count (node states) or by the first-hop samples that
+ *            arrived, and every packet is accounted: no packet in flight, and a first-hop
+ *            sample the data planes colored and the analyzer never got is counted lost
+ *            (ring-full...) once settle_ms passed (see dt_tasks_step())
  *   EXPIRED  (DURATION) duration_s passed since it was created
  *   CANCELLED (CANCELLED) by its tenant
  *   FAILED   NO_HOST: no live node hosts an entry host_grace_ms after READY;
@@ -76,6 +79,8 @@ extern const struct dt_limits dt_limits_defaults;
 struct dt_lifecycle_cfg {
 	uint64_t host_grace_ms;	 /* READY with no live node hosting an entry: FAILED after */
 	uint64_t arm_timeout_ms; /* READY with a host that did not apply arm_gen: FAILED after */
+	uint64_t settle_ms;	 /* first-hop samples missing once the data planes colored the
+				  * budget: how long they may still arrive (the window) */
 };
 
 struct dt_task {
@@ -96,7 +101,13 @@ struct dt_task {
 	uint64_t arm_gen;			 /* the control generation that first includes it */
 	uint64_t ready_ms;	      /* monotonic: when it became READY (handshake clocks) */
 	uint64_t colored[DT_DIR_MAX]; /* first-hop samples attributed, per direction */
-	uint64_t delivered;	      /* as of the last report built */
+	/* The data planes' own count of packets colored per direction (node states: summed
+	 * over the live nodes, the highest sum seen), and when it first showed the budget
+	 * colored in every traced direction (monotonic ms; 0: not yet). Not stored: the data
+	 * planes tell them again after a restart. */
+	uint64_t dp_colored[DT_DIR_MAX];
+	uint64_t spent_ms;
+	uint64_t delivered; /* as of the last report built */
 	/* The deployment's lost and unmatched counters when it was created: its reports
 	 * count what came after (reports.c). */
 	uint64_t lost_base[DT_LOSS_MAX];
@@ -258,8 +269,10 @@ struct dt_hosts {
 	uint32_t n_nodes;
 	struct dt_host_ent *v; /* lifecycle.c */
 	size_t n;
-	struct dt_host_fail *fails; /* the nodes' arm failures by task id (lifecycle.c) */
+	struct dt_host_rec *fails; /* the nodes' arm failures by task id (lifecycle.c) */
 	size_t n_fails;
+	struct dt_host_rec *colored; /* the nodes' colored counts by task id (lifecycle.c) */
+	size_t n_colored;
 };
 
 /* Indexes nodes (which must outlive h). Returns 0 or -ENOMEM. */
@@ -298,9 +311,11 @@ void dt_task_end(struct dt_tasks *t, struct dt_task *task, uint32_t state, uint3
 void dt_task_drop_obs(struct dt_task *task);
 
 struct dt_lifecycle_ops {
-	/* True when none of task's packets is in flight (judged to the end); asked only when
+	/* True when none of task's packets is in flight (judged to the end) and the samples
+	 * counted lost since task was created (its report's lost) are at least unsampled: the
+	 * first hops the data planes colored whose samples never arrived. Asked only when
 	 * every traced direction colored its budget. */
-	bool (*settled)(void *arg, struct dt_task *task);
+	bool (*settled)(void *arg, struct dt_task *task, uint64_t unsampled);
 	/* Called for every task that ended in the step (final report, store). May be NULL. */
 	void (*ended)(void *arg, struct dt_task *task);
 	void *arg;
@@ -308,7 +323,13 @@ struct dt_lifecycle_ops {
 
 /*
  * Moves every active task along its lifecycle at (now_ns, now_ms): the handshake against
- * hosts (NULL: no node heard from), first samples, expiry, the budget. A task one of whose
+ * hosts (NULL: no node heard from), first samples, expiry, the budget. The budget is
+ * spent when the data planes' colored counts in the hosts' node states (or, when higher,
+ * the first-hop samples attributed) reached it in every traced direction. It is DONE when
+ * ops->settled agrees, at once when every first-hop sample the data planes colored
+ * arrived; otherwise (some were lost on the way: a full ring buffer...) only settle_ms
+ * after the counts showed the budget colored, so that those still on their way arrive,
+ * and when the missing ones are counted lost (else it ends EXPIRED). A task one of whose
  * keys a node hosting its first hop reports it could not arm ends FAILED (ARM_FAILED),
  * whatever its state: it is never ARMED without being armed. Every task that changed has
  * dirty set; each that ended is given to ops->ended. Returns how many ended.

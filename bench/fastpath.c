@@ -56,6 +56,7 @@
 #include "dt_packet.h"
 #include "dt_sample.h"
 #include "dt_filter.h"
+#include "dt_ports.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
 #include "dt_floor.skel.h"
@@ -149,7 +150,6 @@ static int drain_cb(void *ctx, void *data, size_t size)
 
 static void load(void)
 {
-	struct dt_port_val pv = {.vni = PORT_VNI};
 	uint32_t ifindex = LO_IFINDEX;
 	struct bpf_insn empty[] = {
 		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
@@ -174,8 +174,9 @@ static void load(void)
 	if (!rb ||
 	    ring_buffer__add(rb, bpf_map__fd(floor_skel->maps.dt_floor_events), drain_cb, NULL))
 		dtb_die("ring_buffer__new: %s", strerror(errno));
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.dt_ports), &ifindex, &pv, BPF_ANY))
-		dtb_die("dt_ports: %s", strerror(errno));
+	if ((rc = dt_port_set(bpf_map__fd(skel->maps.dt_ports),
+			      bpf_map__fd(skel->maps.dt_port_slots), ifindex, PORT_VNI)))
+		dtb_die("dt_ports: %s", strerror(-rc));
 	empty_fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "dtb_empty", "GPL", empty, 2, NULL);
 	if (empty_fd < 0)
 		dtb_die("load the empty program: %s", strerror(errno));

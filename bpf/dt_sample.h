@@ -37,6 +37,7 @@
 /* Sizing of the data plane maps. */
 #define DT_MAX_TASKS 16384
 #define DT_MAX_PORTS 1024
+#define DT_PORT_SLOTS 4096 /* ifindexes below it have a slot in dt_port_slots (dt_ports.h) */
 
 /*
  * Where a sample was taken. The numbering is part of the wire format (proto/):
@@ -88,12 +89,15 @@ struct dt_task_val {
 	__u32 rate_pps; /* packets per second it may color at most (token bucket), 0: no limit */
 };
 
-/* Value of the port map: how an interface that faces an instance, or a gateway's outside
- * interface, is configured (for a gateway: the VNI of the tenant network behind its NAT). */
+/* Value of the port maps: how an interface that faces an instance, or a gateway's outside
+ * interface, is configured (for a gateway: the VNI of the tenant network behind its NAT).
+ * In dt_port_slots, flags has DT_PORT_F_SET for a configured interface (dt_ports.h). */
 struct dt_port_val {
 	__u32 vni;
-	__u32 pad;
+	__u32 flags;
 };
+
+#define DT_PORT_F_SET 0x1u
 
 /*
  * The packet prefix a sample carries (for pcapng export): at most DT_CAP_MAX bytes, fewer

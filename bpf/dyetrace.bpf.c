@@ -64,6 +64,9 @@
  *   dt_ports     hash, __u32 ifindex -> struct dt_port_val: the ports and gateway outside
  *                interfaces, and their VNI. A port without an entry colors nothing; it
  *                still strips foreign colors. Drops on an interface found here get its VNI.
+ *   dt_port_slots  array of DT_PORT_SLOTS, ifindex -> struct dt_port_val: the same for
+ *                ifindexes below DT_PORT_SLOTS, with DT_PORT_F_SET; read instead of the
+ *                hash when the ifindex has a slot (dt_ports.h: dt_port_find()).
  *   dt_tasks     hash, struct dt_tuple -> struct dt_task_val: the armed tasks, keyed as
  *                dt_tuple_task_key() builds them. Wildcard tasks (DT_TASK_F_ANYPORT) are
  *                stored with sport = dport = 0; reply keys carry DT_TASK_F_REPLY.
@@ -73,6 +76,8 @@
  *                entry at the key's first admitted match; the agent deletes the entry
  *                when it disarms the key (after deleting the dt_tasks key), and never
  *                writes one. Re-applying a control set therefore never resets a budget.
+ *                The agent reads colored (under the entry's lock) for its node state: the
+ *                analyzer decides DONE by it.
  *   dt_task_filter  array of DT_FILTER_WORDS __u64: the optional prefilter of dt_tasks, a
  *                bitmap that the agent maintains (protocol in dt_filter.h).
  *   dt_events    ring buffer of struct dt_sample. 4 MiB unless the agent sets another size
@@ -142,6 +147,7 @@
 
 #include "dt_sample.h"
 #include "dt_filter.h"
+#include "dt_quota.h"
 #include "parse.h"
 #include "kparse.h"
 #include "conntrack.h"
@@ -166,22 +172,22 @@ struct {
 } dt_ports SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DT_PORT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct dt_port_val);
+} dt_port_slots SEC(".maps");
+
+#include "dt_ports.h"
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DT_MAX_TASKS);
 	__type(key, struct dt_tuple);
 	__type(value, struct dt_task_val);
 } dt_tasks SEC(".maps");
 
-/* Per-key limit state, see "Limits" above. tokens in nanopackets (1e9 per packet), so that
- * refilling is elapsed_ns * rate_pps with no division. */
-struct dt_quota_val {
-	struct bpf_spin_lock lock;
-	__u32 task_id; /* the task whose key created the entry */
-	__u64 colored; /* admitted matches, against dt_task_val.budget */
-	__u64 tokens;  /* nanopackets, at most DT_QUOTA_BURST(rate) * DT_QUOTA_PKT */
-	__u64 last_ns; /* bpf_ktime_get_ns() of the last refill; 0 for a key without rate */
-};
-
+/* Per-key limit state (struct dt_quota_val, dt_quota.h), see "Limits" above. */
 #define DT_QUOTA_PKT 1000000000ull /* nanopackets per packet, and ns per second */
 #define DT_QUOTA_BURST(rate) ((rate) / 10 ? (rate) / 10 : 1)
 
@@ -453,7 +459,7 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __
 	if (!exact && !wild)
 		return NULL;
 
-	port = bpf_map_lookup_elem(&dt_ports, &ifindex);
+	port = dt_port_find(ifindex);
 	if (!port)
 		return NULL;
 	key->vni = port->vni;
@@ -581,7 +587,7 @@ static __always_inline void dt_exit_uncolor(struct __sk_buff *skb, struct dt_pkt
 /* The VNI configured for interface ifindex, 0 when it has none. */
 static __always_inline __u32 dt_port_vni(__u32 ifindex)
 {
-	struct dt_port_val *port = bpf_map_lookup_elem(&dt_ports, &ifindex);
+	struct dt_port_val *port = dt_port_find(ifindex);
 
 	return port ? port->vni : 0;
 }

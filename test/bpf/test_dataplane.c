@@ -22,6 +22,8 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -39,6 +41,7 @@
 #include "dt_packet.h"
 #include "dt_sample.h"
 #include "dt_filter.h"
+#include "dt_ports.h"
 #include "dt_tuple.h"
 #include "dyetrace.skel.h"
 
@@ -257,7 +260,6 @@ static int on_sample(void *ctx, void *data, size_t size)
 
 static void load(uint32_t ring_bytes)
 {
-	struct dt_port_val pv = {.vni = PORT_VNI};
 	uint32_t ifindex = LO_IFINDEX;
 	int rc;
 
@@ -269,8 +271,9 @@ static void load(uint32_t ring_bytes)
 	cr_assert_eq(rc, 0, "load (verifier): %s", strerror(-rc));
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.dt_events), on_sample, NULL, NULL);
 	cr_assert_not_null(rb, "ring_buffer__new: %s", strerror(errno));
-	rc = bpf_map_update_elem(bpf_map__fd(skel->maps.dt_ports), &ifindex, &pv, BPF_ANY);
-	cr_assert_eq(rc, 0, "dt_ports: %s", strerror(errno));
+	rc = dt_port_set(bpf_map__fd(skel->maps.dt_ports), bpf_map__fd(skel->maps.dt_port_slots),
+			 ifindex, PORT_VNI);
+	cr_assert_eq(rc, 0, "dt_ports: %s", strerror(-rc));
 	nsamples = 0;
 }
 
@@ -332,7 +335,9 @@ static void unport(void)
 {
 	uint32_t ifindex = LO_IFINDEX;
 
-	cr_assert_eq(bpf_map_delete_elem(bpf_map__fd(skel->maps.dt_ports), &ifindex), 0);
+	cr_assert_eq(dt_port_clear(bpf_map__fd(skel->maps.dt_ports),
+				   bpf_map__fd(skel->maps.dt_port_slots), ifindex),
+		     0);
 }
 
 static uint64_t now_ns(void)
@@ -343,11 +348,18 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The device a run's skb comes from: 0, the loopback (BPF_PROG_TEST_RUN's default), or
+ * the ifindex of a device in the test's network namespace. */
+static uint32_t run_ifindex;
+
 /* Runs prog once on in[0..len) into out; returns the output length. */
 static uint32_t run(struct bpf_program *prog, const uint8_t *in, size_t len, uint8_t *out)
 {
+	struct __sk_buff ctx = {.ifindex = run_ifindex};
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (uint32_t)len,
-		    .data_out = out, .data_size_out = FRAME_MAX, .repeat = 1);
+		    .data_out = out, .data_size_out = FRAME_MAX, .repeat = 1,
+		    .ctx_in = run_ifindex ? &ctx : NULL,
+		    .ctx_size_in = run_ifindex ? sizeof(ctx) : 0);
 	int rc;
 
 	rc = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
@@ -671,6 +683,46 @@ Test(port_in, unconfigured_port_colors_nothing)
 	drain();
 	cr_assert_eq(nsamples, 0);
 	assert_counters(0, 0, 0, 0);
+}
+
+/*
+ * A port whose ifindex has no slot in dt_port_slots (a host that created many interfaces)
+ * is found in the dt_ports hash; one with a slot is found there, and not in the hash.
+ */
+Test(port_in, a_port_above_the_slots_is_found_in_the_hash)
+{
+	const uint32_t big = DT_PORT_SLOTS + 904;
+	int ports = bpf_map__fd(skel->maps.dt_ports), slots = bpf_map__fd(skel->maps.dt_port_slots);
+	char cmd[128];
+	struct result r;
+
+	cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare: %s", strerror(errno));
+	snprintf(cmd, sizeof(cmd), "ip link add dtbig index %u type veth peer name dtbig1", big);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	unport();
+	cr_assert_eq(dt_port_set(ports, slots, big, PORT_VNI), 0);
+	run_ifindex = big;
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	drain();
+	cr_assert_eq(nsamples, 1, "a port through the hash colors and samples");
+	cr_assert_eq(samples[0].ifindex, big);
+	cr_assert_eq(samples[0].tuple.vni, PORT_VNI);
+
+	/* the slot array alone (the hash entry gone) does not make a port of the big one */
+	cr_assert_eq(bpf_map_delete_elem(ports, &big), 0);
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	drain();
+	cr_assert_eq(nsamples, 0, "no port without its hash entry");
+
+	/* below the slots, the slot decides: with the hash entry gone, it is still a port */
+	run_ifindex = 0;
+	cr_assert_eq(dt_port_set(ports, slots, LO_IFINDEX, PORT_VNI), 0);
+	cr_assert_eq(bpf_map_delete_elem(ports, &(uint32_t){LO_IFINDEX}), 0);
+	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
+	drain();
+	cr_assert_eq(nsamples, 1, "a port through its slot");
+	cr_assert_eq(samples[0].tuple.vni, PORT_VNI);
 }
 
 Test(port_in, anyport_task_matches_every_port_pair)

@@ -6,7 +6,7 @@
 # finished report, on SIGTERM and on SIGKILL.
 #
 #   1. Finished tasks, one per way to end: DONE (--budget 5), CANCELLED, EXPIRED
-#      (--duration 2), FAILED (no-host), and a cancelled task of tenant t1; a running task
+#      (--duration 8), FAILED (no-host), and a cancelled task of tenant t1; a running task
 #      R1 with 5 packets judged.
 #   2. SIGTERM, 2.5 s down, start again: the analyzer stopped with status 0; every
 #      finished task and its report are byte for byte what they were (JSON), each tenant's
@@ -153,7 +153,7 @@ create lab --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI" -
 done_task=$ID
 create lab --src "$LAB_I1_IP" --dst "$LAB_I2_IP" --sport 41100 --dport 6100 --proto udp --vni "$LAB_VNI"
 cancel_task=$ID
-create lab --src "$LAB_I2_IP" --dst "$LAB_I1_IP" --sport 41101 --dport 6101 --proto udp --vni "$LAB_VNI" --duration 2
+create lab --src "$LAB_I2_IP" --dst "$LAB_I1_IP" --sport 41101 --dport 6101 --proto udp --vni "$LAB_VNI" --duration 8
 expire_task=$ID
 create lab --src 10.100.0.77 --dst "$LAB_I2_IP" --proto icmp --vni "$LAB_VNI"
 fail_task=$ID
@@ -166,8 +166,9 @@ for id in "$done_task" "$cancel_task" "$expire_task" "$r1"; do
 done
 [[ -n $t1_task ]] && check "task $t1_task (t1) armed" lab_as t1 lab_task_wait_armed "$t1_task"
 
-# The expiring task's datagrams first: it lives 2 s from its creation, and on a loaded
-# machine the pings and the other datagrams could take that long.
+# The expiring task's datagrams first: it lives 8 s from its creation (its end is waited
+# for below, up to 15 s), and on a loaded machine arming the others, the pings and the
+# other datagrams could take seconds.
 check_eq "3 datagrams of the expiring task" "$(lab_udp_send "$LAB_I2" 20 "41101:$LAB_I1_IP:6101:3")" 3
 check "8 pings i1 -> i2" lab_in "$LAB_I1" ping -c 8 -i 0.05 -W 1 -q "$LAB_I2_IP"
 check_eq "datagrams of the cancel, t1 and R1 tasks (4, 3, 5)" \

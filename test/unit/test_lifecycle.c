@@ -21,7 +21,8 @@
 #define S 1000000000ull
 
 static struct dt_tasks *tasks;
-static const struct dt_lifecycle_cfg lc = {.host_grace_ms = 2000, .arm_timeout_ms = 5000};
+static const struct dt_lifecycle_cfg lc = {
+	.host_grace_ms = 2000, .arm_timeout_ms = 5000, .settle_ms = 1000};
 
 static void setup(void)
 {
@@ -93,10 +94,12 @@ static void node_states(uint64_t gen1, uint64_t gen2, uint64_t geng, uint32_t n)
 
 static bool settled_answer;
 static int settled_asked, ended_calls;
+static uint64_t settled_unsampled; /* as the last question gave it */
 
-static bool settled(void *arg, struct dt_task *t)
+static bool settled(void *arg, struct dt_task *t, uint64_t unsampled)
 {
 	settled_asked++;
+	settled_unsampled = unsampled;
 	return settled_answer;
 }
 
@@ -572,6 +575,135 @@ Test(lifecycle, a_budget_counts_datagrams_not_fragments)
 	o.frag = 370;
 	cr_assert_eq(dt_task_add_obs(t, &o), 0);
 	cr_expect_eq(t->colored[DT_DIR_REQUEST], 1, "one datagram of three fragments");
+}
+
+/* Node node's data plane reports the colored count of t's key of direction dir. */
+static struct dt_key_colored counts[3][DT_DIR_MAX];
+
+static void node_counts(unsigned int node, const struct dt_task *t, uint8_t dir, uint64_t n)
+{
+	counts[node][dir] = (struct dt_key_colored){
+		.task_id = t->id, .flags = dir == DT_DIR_REPLY ? DT_TASK_F_REPLY : 0, .colored = n};
+	nodes[node].colored = counts[node];
+	nodes[node].n_colored = DT_DIR_MAX;
+}
+
+Test(lifecycle, done_when_the_data_plane_colored_the_budget_and_samples_were_lost)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+	struct dt_task_info info;
+
+	s.budget = 5;
+	s.duration_s = 10;
+	t = ready(s, 0);
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	/* h1's data plane colored the budget; 2 of the 5 first-hop samples arrived. */
+	node_counts(0, t, DT_DIR_REQUEST, 5);
+	add_obs(t, DT_DIR_REQUEST, true);
+	add_obs(t, DT_DIR_REQUEST, true);
+	settled_answer = true;
+	settled_asked = 0;
+	step(2, 1 * S, 1000);
+	step(2, 2 * S, 1500);
+	cr_expect_eq(t->state, DT_TASK_RUNNING, "the missing samples may still arrive");
+	cr_expect_eq(settled_asked, 0);
+	/* The window passed, the missing samples are counted lost: DONE, not EXPIRED. */
+	cr_expect_eq(step(2, 3 * S, 2000), 1);
+	cr_expect_eq(t->state, DT_TASK_DONE);
+	cr_expect_eq(t->status, DT_TS_BUDGET_SPENT);
+	cr_expect_eq(settled_unsampled, 3, "the lifecycle asks for 3 samples counted lost");
+	dt_task_info_fill(t, &info);
+	cr_expect(strstr(info.status_text, "5 colored by the data plane, 2 of them sampled at "
+					   "their first hop: 3 samples did not reach the analyzer"),
+		  "%s", info.status_text);
+	cr_expect_eq(info.colored, 2, "colored stays the first-hop samples that arrived");
+}
+
+Test(lifecycle, missing_samples_not_counted_lost_end_expired)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+
+	s.budget = 5;
+	s.duration_s = 10;
+	t = ready(s, 0);
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	node_counts(0, t, DT_DIR_REQUEST, 5);
+	add_obs(t, DT_DIR_REQUEST, true);
+	settled_answer = false; /* the lost counters do not cover the 4 missing samples */
+	step(2, 1 * S, 1000);
+	step(2, 5 * S, 5000);
+	cr_expect_eq(t->state, DT_TASK_RUNNING);
+	cr_expect_eq(settled_unsampled, 4);
+	cr_expect_eq(step(2, 10 * S, 10000), 1);
+	cr_expect_eq(t->state, DT_TASK_EXPIRED);
+	cr_expect(strstr(t->status_text, "(5 packets colored of a budget of 5 per direction) "
+					 "(5 colored by the data plane, 1 of them sampled"),
+		  "%s", t->status_text);
+}
+
+Test(lifecycle, every_sample_arrived_is_done_at_once)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	node_counts(0, t, DT_DIR_REQUEST, 2);
+	add_obs(t, DT_DIR_REQUEST, true);
+	add_obs(t, DT_DIR_REQUEST, true);
+	settled_answer = true;
+	cr_expect_eq(step(2, 1 * S, 1000), 1, "nothing missing: no settle time");
+	cr_expect_eq(t->state, DT_TASK_DONE);
+	cr_expect_eq(settled_unsampled, 0);
+	cr_expect(strstr(t->status_text, "(2 colored by the data plane, all sampled)"), "%s",
+		  t->status_text);
+}
+
+Test(lifecycle, colored_below_the_budget_keeps_it_running)
+{
+	struct dt_task *t = ready(spec("10.100.0.1", "10.100.0.2", 0, 0), 0);
+
+	node_states(t->arm_gen, t->arm_gen, 0, 2);
+	step(2, 1 * S, 1000);
+	cr_expect_eq(t->state, DT_TASK_ARMED);
+	/* One of 2 colored, its sample lost: the count proves the arming. */
+	node_counts(0, t, DT_DIR_REQUEST, 1);
+	settled_answer = true;
+	settled_asked = 0;
+	step(2, 2 * S, 2000);
+	step(2, 5 * S, 5000);
+	cr_expect_eq(t->state, DT_TASK_RUNNING);
+	cr_expect_eq(settled_asked, 0, "the budget is not spent");
+}
+
+Test(lifecycle, the_reply_direction_is_counted_apart_and_summed_over_nodes)
+{
+	struct dt_task_spec s = spec("10.100.0.1", "10.100.0.2", 0, 0);
+	struct dt_task *t;
+
+	s.flags = DT_TASK_DIR_BOTH;
+	t = ready(s, 0);
+	node_states(t->arm_gen, t->arm_gen, t->arm_gen, 3);
+	add_obs(t, DT_DIR_REQUEST, true);
+	/* Requests colored 2 at h1; replies 1 at h2: not spent, whatever the request count. */
+	node_counts(0, t, DT_DIR_REQUEST, 2);
+	node_counts(1, t, DT_DIR_REPLY, 1);
+	counts[0][DT_DIR_REPLY].colored = 0;
+	settled_answer = true;
+	step(3, 1 * S, 1000);
+	step(3, 3 * S, 3000);
+	cr_expect_eq(t->state, DT_TASK_RUNNING, "the replies have not spent their budget");
+	cr_expect_eq(t->dp_colored[DT_DIR_REQUEST], 2);
+	cr_expect_eq(t->dp_colored[DT_DIR_REPLY], 1);
+	/* The gateway colored one more reply: 1 + 1 reach the budget of 2. */
+	node_counts(2, t, DT_DIR_REPLY, 1);
+	counts[2][DT_DIR_REQUEST].colored = 0;
+	step(3, 4 * S, 4000);
+	cr_expect_eq(t->dp_colored[DT_DIR_REPLY], 2);
+	cr_expect_eq(t->state, DT_TASK_RUNNING, "3 samples missing: the window first");
+	cr_expect_eq(step(3, 5 * S, 5000), 1);
+	cr_expect_eq(t->state, DT_TASK_DONE);
+	cr_expect_eq(settled_unsampled, 3);
 }
 
 /* A node reports that it could not arm key k of task t (errno err); its map holds max. */
