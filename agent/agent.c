@@ -14,6 +14,7 @@
 #include "dataplane.h"
 #include "dropnames.h"
 #include "ksyms.h"
+#include "ledger.h"
 #include "dt_config.h"
 #include "dt_daemon.h"
 #include "dt_link.h"
@@ -33,8 +34,13 @@ struct agent {
 	struct dt_dataplane *dp;
 	struct dt_link *link;
 	pthread_mutex_t mu;	    /* guards lost[] and the data plane's task map */
-	uint64_t lost[DT_LOSS_MAX]; /* cumulative, as shipped in every batch */
-	struct dt_batch batch;	    /* being filled by the main thread */
+	uint64_t lost[DT_LOSS_MAX]; /* cumulative over the node's agents, as counted now */
+	struct dt_ledger led;	    /* the ledger being kept (main thread; ledger.h) */
+	struct dt_ledger committed; /* ... as last committed, what is shipped (under mu) */
+	bool ledger_open;	    /* led is in the spool, and its end not yet */
+	uint64_t poll_start_ns;	    /* wall clock at the start of the last completed poll */
+	uint64_t gaps_found[DT_GAP_CAUSE_MAX]; /* gaps this agent found at its start */
+	struct dt_batch batch;		       /* being filled by the main thread */
 	uint64_t batch_started_ms;
 	uint64_t mono_to_real_ns;		     /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	unsigned batch_ifindex[DT_BATCH_MAX_IFACES]; /* ifindex of each batch interface */
@@ -132,21 +138,76 @@ static void refresh_clock(struct agent *a)
 	a->mono_to_real_ns = dt_clock_ns(CLOCK_REALTIME) - dt_clock_ns(CLOCK_MONOTONIC);
 }
 
-/* Counts the data plane's ring-full drops into lost[] (they are cumulative there too). */
+/*
+ * The counters the agent does not count itself, into lost[]: ring-full (the data plane's,
+ * on top of earlier data planes'), rejected (the link's, on top of earlier agents'), and
+ * spool-full (the spool's, over its life). Main thread.
+ */
 static void refresh_lost(struct agent *a)
 {
 	uint64_t cnt[DT_CNT_MAX];
 	struct dt_link_stats ls;
 
 	dt_dataplane_counters(a->dp, cnt);
-	dt_link_stats(a->link, &ls);
+	memset(&ls, 0, sizeof(ls));
+	if (a->link) /* not yet when the ledger starts */
+		dt_link_stats(a->link, &ls);
 	pthread_mutex_lock(&a->mu);
-	a->lost[DT_LOSS_RING_FULL] = cnt[DT_CNT_RING_FULL];
-	a->lost[DT_LOSS_REJECTED] = ls.rejected_samples;
-	a->lost[DT_LOSS_SPOOL_FULL] = ls.spool_evicted_samples;
+	a->lost[DT_LOSS_RING_FULL] = a->led.ring_full_base + cnt[DT_CNT_RING_FULL];
+	a->lost[DT_LOSS_REJECTED] = a->led.rejected_base + ls.rejected_samples;
+	a->lost[DT_LOSS_SPOOL_FULL] = dt_spool_evicted(a->spool);
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* Samples' timestamps are taken a little before their record is reserved, on any CPU. */
+#define DT_LEDGER_SKEW_NS 1000000ull
+
+/*
+ * The ledger's observed_ns: a record drained after this moment was still in the ring at
+ * the start of the last completed poll (which drained all it found), so its sample dates
+ * from about then or later; a sample in the batch (unless spooled with this ledger) dates
+ * from its own timestamp.
+ */
+static uint64_t observed_mark(const struct agent *a, bool batch_spooled)
+{
+	uint64_t mark = a->poll_start_ns;
+
+	if (!batch_spooled && a->batch.n_samples && a->batch.samples[0].ts_ns < mark)
+		mark = a->batch.samples[0].ts_ns;
+	return mark > DT_LEDGER_SKEW_NS ? mark - DT_LEDGER_SKEW_NS : 0;
+}
+
+/* The ledger as of now (led.accounted is kept as records are drained). Main thread. */
+static void ledger_compose(struct agent *a, bool batch_spooled)
+{
+	refresh_lost(a);
+	pthread_mutex_lock(&a->mu);
+	memcpy(a->led.lost, a->lost, sizeof(a->lost));
+	pthread_mutex_unlock(&a->mu);
+	a->led.observed_ns = observed_mark(a, batch_spooled);
+}
+
+/* The ledger is in the spool: heartbeats may ship its counters and gaps now. */
+static void ledger_committed(struct agent *a)
+{
+	pthread_mutex_lock(&a->mu);
+	a->committed = a->led;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Commits the ledger alone (no batch to spool it with). Main thread. */
+static void ledger_commit(struct agent *a)
+{
+	ledger_compose(a, false);
+	if (dt_spool_note_put(a->spool, &a->led, sizeof(a->led)) == 0)
+		ledger_committed(a);
+}
+
+/*
+ * Spools the batch with the ledger that accounts for its samples, in one transaction: a
+ * SIGKILL leaves either both or neither. A batch that cannot be queued is counted lost
+ * (queue-full), and accounted in a ledger of its own.
+ */
 static void flush(struct agent *a)
 {
 	uint32_t n = a->batch.n_samples;
@@ -154,22 +215,26 @@ static void flush(struct agent *a)
 
 	if (n == 0)
 		return;
-	refresh_lost(a);
+	a->led.accounted += n;
+	ledger_compose(a, true);
+	memcpy(a->batch.lost, a->led.lost, sizeof(a->led.lost));
 	pthread_mutex_lock(&a->mu);
-	memcpy(a->batch.lost, a->lost, sizeof(a->lost));
 	dt_metrics_hist_observe(&a->batch_sizes, n);
 	pthread_mutex_unlock(&a->mu);
-	rv = dt_link_send(a->link, &a->batch);
+	rv = dt_link_send_noted(a->link, &a->batch, &a->led, sizeof(a->led));
 	if (rv) {
 		pthread_mutex_lock(&a->mu);
 		a->lost[DT_LOSS_QUEUE_FULL] += n;
 		pthread_mutex_unlock(&a->mu);
 		dt_debug("DT-AGENT-QUEUE-FULL", "dropped a batch of %u samples: %s", n,
 			 strerror(-rv));
+	} else {
+		ledger_committed(a);
 	}
-	/* The send may have evicted older batches from the spool: the counters say so now,
-	 * for the heartbeats and the stats, not only with the next batch. */
-	refresh_lost(a);
+	/* A failed send, or older batches the spool evicted for this one: the counters say so
+	 * now, for the heartbeats and the stats, not only with the next batch. */
+	if (rv || dt_spool_evicted(a->spool) != a->led.lost[DT_LOSS_SPOOL_FULL])
+		ledger_commit(a);
 	a->batch.n_samples = 0;
 	a->batch.n_strings = 0;
 	a->batch.n_ifaces = a->cfg->n_ifaces;
@@ -226,6 +291,7 @@ static void on_sample(void *arg, const struct dt_sample *s)
 		pthread_mutex_lock(&a->mu);
 		a->lost[DT_LOSS_BAD_VERSION]++;
 		pthread_mutex_unlock(&a->mu);
+		a->led.accounted++; /* drained, and counted lost */
 		return;
 	}
 	if (a->batch.n_samples == 0)
@@ -269,6 +335,13 @@ static int node_task_map(struct agent *a, struct dt_node_state *ns)
 	}
 	memcpy(ns->arm_fails, fails, ns->n_arm_fails * sizeof(*fails));
 	return 0;
+}
+
+/* The node's windows without observation, as committed to the spool (under a->mu). */
+static void node_gaps(const struct agent *a, struct dt_node_state *ns)
+{
+	ns->n_gaps = a->committed.n_gaps;
+	memcpy(ns->gaps, a->committed.gaps, ns->n_gaps * sizeof(ns->gaps[0]));
 }
 
 /*
@@ -318,6 +391,7 @@ static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 	pthread_mutex_lock(&a->mu);
 	ns->ctl_gen = a->applied_gen;
 	rv = node_task_map(a, ns);
+	node_gaps(a, ns);
 	node_colored(a, ns);
 	pthread_mutex_unlock(&a->mu);
 	if (rv) {
@@ -330,20 +404,23 @@ static void heartbeat_nodes(void *arg, struct dt_batch *hb)
 	hb->n_nodes = 1;
 }
 
+/* The counters as committed to the spool: never more than the next agent would report. */
 static void heartbeat_lost(void *arg, uint64_t lost[DT_LOSS_MAX])
 {
 	struct agent *a = arg;
 
 	pthread_mutex_lock(&a->mu);
-	memcpy(lost, a->lost, sizeof(a->lost));
+	memcpy(lost, a->committed.lost, sizeof(a->committed.lost));
 	pthread_mutex_unlock(&a->mu);
 }
 
 /* Drains the ring buffer (waiting at most timeout_ms) and counts the records read. */
 static int poll_ring(struct agent *a, int timeout_ms)
 {
+	uint64_t start = dt_clock_ns(CLOCK_REALTIME);
 	int rv = dt_dataplane_poll(a->dp, timeout_ms);
 
+	a->poll_start_ns = start;
 	if (rv > 0) {
 		pthread_mutex_lock(&a->mu);
 		a->samples_read += (uint64_t)rv;
@@ -352,12 +429,26 @@ static int poll_ring(struct agent *a, int timeout_ms)
 	return rv;
 }
 
+/* A gap's cause as the metrics and the logs name it. */
+static const char *gap_cause_name(unsigned cause)
+{
+	static const char *const names[DT_GAP_CAUSE_MAX] = {
+		[DT_GAP_STOPPED] = "stopped",
+		[DT_GAP_CRASHED] = "crashed",
+		[DT_GAP_DETACHED] = "detached",
+	};
+
+	return cause < DT_GAP_CAUSE_MAX && names[cause] ? names[cause] : "?";
+}
+
 /* The counters of log_stats() and of the metrics page, read the same way. */
 struct agent_stats {
 	uint64_t cnt[DT_CNT_MAX];
 	uint64_t lost[DT_LOSS_MAX]; /* as shipped in the last batch or heartbeat */
 	struct dt_link_stats ls;
 	uint64_t samples_read;
+	uint64_t drained; /* by every agent of this data plane (drained.h) */
+	uint64_t gaps_found[DT_GAP_CAUSE_MAX];
 	uint64_t applied_gen;
 	unsigned armed;
 	uint32_t task_map_max;
@@ -366,10 +457,14 @@ struct agent_stats {
 
 static void agent_stats(struct agent *a, struct agent_stats *st)
 {
+	uint64_t id;
+
 	dt_dataplane_counters(a->dp, st->cnt);
 	dt_link_stats(a->link, &st->ls);
+	st->drained = dt_dataplane_drained(a->dp, &id);
 	pthread_mutex_lock(&a->mu);
-	memcpy(st->lost, a->lost, sizeof(a->lost));
+	memcpy(st->lost, a->committed.lost, sizeof(a->committed.lost));
+	memcpy(st->gaps_found, a->gaps_found, sizeof(a->gaps_found));
 	st->samples_read = a->samples_read;
 	st->applied_gen = a->applied_gen;
 	st->armed = dt_dataplane_armed(a->dp);
@@ -389,7 +484,7 @@ static void log_stats(struct agent *a, const char *id)
 		"drops_other_netns=%llu nat_no_conntrack=%llu write_fail=%llu batches_sent=%llu "
 		"samples_sent=%llu resends=%llu bad_replies=%llu controls_refused=%llu queued=%llu lost_ring_full=%llu "
 		"lost_queue_full=%llu lost_bad_record=%llu lost_rejected=%llu lost_spool_full=%llu "
-		"spooled=%llu armed=%u samples_read=%llu batches_built=%llu budget_spent=%llu "
+		"lost_agent_crash=%llu drained=%llu spooled=%llu armed=%u samples_read=%llu batches_built=%llu budget_spent=%llu "
 		"rate_limited=%llu frag_colored=%llu frag_orphan=%llu recolored=%llu",
 		(unsigned long long)cnt[DT_CNT_COLORED], (unsigned long long)cnt[DT_CNT_SAMPLED],
 		(unsigned long long)cnt[DT_CNT_UNCOLORED],
@@ -405,8 +500,9 @@ static void log_stats(struct agent *a, const char *id)
 		(unsigned long long)lost[DT_LOSS_QUEUE_FULL],
 		(unsigned long long)lost[DT_LOSS_BAD_VERSION],
 		(unsigned long long)lost[DT_LOSS_REJECTED],
-		(unsigned long long)lost[DT_LOSS_SPOOL_FULL], (unsigned long long)st.ls.spooled,
-		st.armed, (unsigned long long)st.samples_read,
+		(unsigned long long)lost[DT_LOSS_SPOOL_FULL],
+		(unsigned long long)lost[DT_LOSS_AGENT_CRASH], (unsigned long long)st.drained,
+		(unsigned long long)st.ls.spooled, st.armed, (unsigned long long)st.samples_read,
 		(unsigned long long)st.batch_sizes.count,
 		(unsigned long long)cnt[DT_CNT_BUDGET_SPENT],
 		(unsigned long long)cnt[DT_CNT_RATE_LIMITED],
@@ -469,6 +565,16 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 			   st.cnt[DT_CNT_RATE_LIMITED]);
 	dt_metrics_counter(b, "dyetrace_agent_samples_read_total",
 			   "Samples drained from the ring buffer.", NULL, st.samples_read);
+	dt_metrics_counter(b, "dyetrace_agent_samples_drained_total",
+			   "Ring records drained from this data plane, by every agent that ran it "
+			   "(the pinned dt_drained count).",
+			   NULL, st.drained);
+	for (unsigned c = DT_GAP_STOPPED; c < DT_GAP_CAUSE_MAX; c++)
+		dt_metrics_counter(b, "dyetrace_agent_gaps_total",
+				   c == DT_GAP_STOPPED ? "Windows without observation this agent "
+							 "found at its start, by cause."
+						       : NULL,
+				   DT_METRICS_LABELS("cause", gap_cause_name(c)), st.gaps_found[c]);
 	dt_metrics_counter(b, "dyetrace_agent_samples_sent_total",
 			   "Samples in batches the collector acknowledged.", NULL,
 			   st.ls.samples_sent);
@@ -509,6 +615,85 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 			 DT_METRICS_LABELS("map", "dt_ports"), DT_MAX_PORTS);
 }
 
+/* A wall-clock time for the logs: seconds since the epoch, to the nanosecond. */
+#define TS_FMT "%llu.%09llu"
+#define TS_ARG(ns)                                                                                 \
+	(unsigned long long)((ns) / 1000000000ull), (unsigned long long)((ns) % 1000000000ull)
+
+/* Says once, at start, what window the previous agent's end left on this node. */
+static void log_gap(const char *node, const struct dt_gap *g)
+{
+	double secs = (double)(g->to_ns - g->from_ns) / 1e9;
+
+	if (g->cause == DT_GAP_CRASHED && !(g->flags & DT_GAP_F_LOST_UNKNOWN))
+		dt_warn("DT-AGENT-CRASHED",
+			"node %s: the previous agent died without stopping; the %llu samples it "
+			"had drained and not spooled are counted lost (agent-crash), from " TS_FMT
+			" to " TS_FMT " (%.3f s)",
+			node, (unsigned long long)g->lost, TS_ARG(g->from_ns), TS_ARG(g->to_ns),
+			secs);
+	else if (g->cause == DT_GAP_CRASHED)
+		dt_warn("DT-AGENT-CRASHED",
+			"node %s: the previous agent died without stopping, and its data plane "
+			"with it: the node did not observe from " TS_FMT " to " TS_FMT
+			" (%.3f s), and how many samples were lost then is not known",
+			node, TS_ARG(g->from_ns), TS_ARG(g->to_ns), secs);
+	else
+		dt_warn("DT-AGENT-GAP",
+			"node %s did not observe from " TS_FMT " to " TS_FMT
+			" (%.3f s): the previous agent stopped without handing over%s",
+			node, TS_ARG(g->from_ns), TS_ARG(g->to_ns), secs,
+			g->flags & DT_GAP_F_LOST_UNKNOWN
+				? ", and what its data plane held for the next one is lost"
+				: "");
+}
+
+/*
+ * Reads the previous agent's ledger from the spool, counts what it lost and the window its
+ * end left, and commits this agent's ledger (running) before anything is drained or sent.
+ * attach_ns: when this agent's programs were attached.
+ */
+static void ledger_start(struct agent *a, uint64_t attach_ns)
+{
+	unsigned char note[DT_SPOOL_NOTE_MAX];
+	size_t len = dt_spool_note(a->spool, note, sizeof(note));
+	struct dt_ledger_start st = {.took_over = dt_dataplane_took_over(a->dp),
+				     .attach_ns = attach_ns};
+	struct dt_ledger prev;
+	bool has_prev = len && dt_ledger_decode(note, len, &prev);
+	struct dt_gap gap;
+
+	if (len && !has_prev)
+		dt_warn("DT-AGENT-LEDGER",
+			"the spool's ledger is not one this agent reads: its loss counters and "
+			"windows without observation start again");
+	st.drained = dt_dataplane_drained(a->dp, &st.dp_id);
+	if (dt_ledger_resume(has_prev ? &prev : NULL, &st, &a->led, &gap)) {
+		a->gaps_found[gap.cause]++;
+		log_gap(a->cfg->node, &gap);
+	}
+	memcpy(a->lost, a->led.lost, sizeof(a->lost));
+	a->poll_start_ns = attach_ns;
+	ledger_commit(a);
+	a->ledger_open = true;
+}
+
+/*
+ * The agent stops observing: the ledger says how (handed over, or stopped) and when. A
+ * stop detaches the programs first, so that the drain that follows leaves nothing written
+ * in the ring: nothing sampled before stopped_ns (taken just before the detach) is lost.
+ */
+static void ledger_stop(struct agent *a, bool handover)
+{
+	a->led.stopped_ns = dt_clock_ns(CLOCK_REALTIME);
+	if (handover && dt_dataplane_can_hand_over(a->dp)) {
+		a->led.end = DT_LEDGER_HANDED_OVER;
+	} else {
+		a->led.end = DT_LEDGER_STOPPED;
+		dt_dataplane_detach(a->dp);
+	}
+}
+
 /* The data plane's share of the configuration. */
 static void dataplane_cfg(const struct dt_agent_cfg *cfg, struct dt_dataplane_cfg *dc)
 {
@@ -545,7 +730,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	char err[DT_ERRBUF_MAX];
 	struct dt_dataplane_cfg dc;
 	struct agent a;
-	uint64_t last_stats_ms;
+	uint64_t last_stats_ms, last_commit_ms, attach_ns;
 	unsigned i, left;
 	int rv;
 
@@ -574,6 +759,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		dt_err("DT-AGENT-LOAD", "%s", err);
 		goto out;
 	}
+	attach_ns = dt_clock_ns(CLOCK_REALTIME);
 	/* Interface indices are known once attached: the batch lists them first. */
 	a.batch.n_ifaces = cfg.n_ifaces;
 	for (i = 0; i < cfg.n_ifaces; i++) {
@@ -590,6 +776,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		dt_info("DT-AGENT-SPOOL",
 			"%llu batches spooled by an earlier run will be sent first",
 			(unsigned long long)dt_spool_count(a.spool));
+	ledger_start(&a, attach_ns);
 	lc.spool = a.spool;
 	lc.tls = &cfg.tls;
 	ops.arg = &a;
@@ -609,7 +796,7 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		"node %s: %u interfaces attached with %s, shipping to %s, handover %s", cfg.node,
 		cfg.n_ifaces, dt_attach_mode_name(dt_dataplane_attach_mode(a.dp)), cfg.collector,
 		dt_dataplane_handover(a.dp));
-	last_stats_ms = dt_mono_ms();
+	last_stats_ms = last_commit_ms = dt_mono_ms();
 	while (!*stop) {
 		rv = poll_ring(&a, (int)cfg.batch_delay_ms);
 		if (rv < 0 && rv != -EINTR) {
@@ -618,6 +805,11 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 		}
 		if (a.batch.n_samples && dt_mono_ms() - a.batch_started_ms >= cfg.batch_delay_ms)
 			flush(&a);
+		/* What a SIGKILL would leave: the counters, and when the node last observed. */
+		if (dt_mono_ms() - last_commit_ms >= cfg.heartbeat_ms) {
+			ledger_commit(&a);
+			last_commit_ms = dt_mono_ms();
+		}
 		if (cfg.stats_interval_s &&
 		    dt_mono_ms() - last_stats_ms >= cfg.stats_interval_s * 1000) {
 			log_stats(&a, "DT-AGENT-STATS");
@@ -626,10 +818,12 @@ int dt_agent_run(const struct dt_agent_cfg *cfg_in, volatile int *stop)
 	}
 	rv = 0;
 	/* Drain what the ring still holds, then give the link a moment to deliver it. */
+	ledger_stop(&a, *stop == DT_STOP_HANDOVER);
 	poll_ring(&a, 0);
 	flush(&a);
 	dt_link_flush(a.link, 2000);
-	refresh_lost(&a);
+	ledger_commit(&a); /* the end, for the next agent */
+	a.ledger_open = false;
 	log_stats(&a, "DT-AGENT-EXIT"); /* after the drain: the counters are final */
 	dt_metrics_stop(a.metrics);	/* its page reads the link */
 	a.metrics = NULL;
@@ -645,6 +839,11 @@ out:
 	dt_metrics_stop(a.metrics);
 	if (a.link)
 		dt_link_stop(a.link, 0);
+	a.link = NULL;
+	if (a.ledger_open) { /* a start that failed is a stop, not a crash */
+		ledger_stop(&a, false);
+		ledger_commit(&a);
+	}
 	dt_dataplane_close(a.dp, *stop == DT_STOP_HANDOVER);
 	dt_dropnames_close(a.dropnames);
 	dt_spool_close(a.spool);

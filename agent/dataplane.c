@@ -20,6 +20,7 @@
 
 #include "bpffs.h"
 #include "dataplane.h"
+#include "drained.h"
 #include "dt_filter.h"
 #include "dt_log.h"
 #include "dt_proto.h"
@@ -68,10 +69,11 @@ struct dt_dataplane {
 	unsigned n_applied;
 	struct dt_arm_fail *fails; /* the arms the last apply could not arm */
 	uint32_t n_fails;
-	char pin_dir[600];  /* where maps and the drop link are pinned */
-	char handover[700]; /* "available (...)" or "unavailable: why" */
-	bool can_hand_over; /* pinned where the next agent finds the maps */
-	bool took_over;	    /* a previous agent's data plane was running */
+	char pin_dir[600];		/* where maps and the drop link are pinned */
+	char handover[700];		/* "available (...)" or "unavailable: why" */
+	bool can_hand_over;		/* pinned where the next agent finds the maps */
+	bool took_over;			/* a previous agent's data plane was running */
+	struct dt_drained_map *drained; /* the records drained, in the pinned dt_drained */
 };
 
 _Static_assert(sizeof(struct dt_sample) == 232, "dt_sample layout");
@@ -81,6 +83,7 @@ static int ring_cb(void *ctx, void *data, size_t size)
 {
 	struct dt_dataplane *dp = ctx;
 
+	dt_drained_note(dp->drained);
 	if (size < sizeof(struct dt_sample)) {
 		/* A record of another layout (a pinned ring of an older agent): version 0 makes
 		 * the callback count it as bad-version rather than lose it silently. */
@@ -618,6 +621,13 @@ int dt_dataplane_open(const struct dt_dataplane_cfg *cfg, dt_sample_fn fn, void 
 	}
 	if (dp->took_over)
 		restore_armed(dp);
+	/* Before anything drains the ring: the count settles against its consumer position. */
+	if ((rv = dt_drained_open(bpf_map__fd(dp->skel->maps.dt_drained),
+				  bpf_map__fd(dp->skel->maps.dt_events), !dp->took_over,
+				  &dp->drained))) {
+		snprintf(err, errlen, "cannot map the drained counter: %s", strerror(-rv));
+		goto fail;
+	}
 	dp->rb = ring_buffer__new(bpf_map__fd(dp->skel->maps.dt_events), ring_cb, dp, NULL);
 	if (!dp->rb) {
 		rv = -errno;
@@ -935,27 +945,51 @@ void dt_dataplane_close(struct dt_dataplane *dp, bool handover)
 			if (dp->att[i].link_fd >= 0)
 				close(dp->att[i].link_fd); /* pinned: it stays */
 		ring_buffer__free(dp->rb);
+		dt_drained_close(dp->drained);
 		dyetrace__destroy(dp->skel);
 		free(dp->applied);
 		free(dp->fails);
 		free(dp);
 		return;
 	}
-	if (dp->drop_link)
-		bpf_link__unpin(dp->drop_link);
-	bpf_link__destroy(dp->drop_link);
-	while (dp->n_att > 0)
-		detach_one(dp, &dp->att[--dp->n_att]);
+	dt_dataplane_detach(dp);
 	if (dp->skel && dp->pin_dir[0]) {
 		bpf_object__for_each_map (m, dp->skel->obj)
 			bpf_map__unpin(m, NULL);
 		rmdir(dp->pin_dir);
 	}
 	ring_buffer__free(dp->rb);
+	dt_drained_close(dp->drained);
 	dyetrace__destroy(dp->skel);
 	free(dp->applied);
 	free(dp->fails);
 	free(dp);
+}
+
+void dt_dataplane_detach(struct dt_dataplane *dp)
+{
+	if (dp->drop_link)
+		bpf_link__unpin(dp->drop_link);
+	bpf_link__destroy(dp->drop_link);
+	dp->drop_link = NULL;
+	while (dp->n_att > 0)
+		detach_one(dp, &dp->att[--dp->n_att]);
+}
+
+bool dt_dataplane_took_over(const struct dt_dataplane *dp)
+{
+	return dp->took_over;
+}
+
+bool dt_dataplane_can_hand_over(const struct dt_dataplane *dp)
+{
+	return dp->can_hand_over;
+}
+
+uint64_t dt_dataplane_drained(const struct dt_dataplane *dp, uint64_t *id)
+{
+	*id = dt_drained_id(dp->drained);
+	return dt_drained_count(dp->drained);
 }
 
 const void *dt_dataplane_object(size_t *len)

@@ -132,4 +132,17 @@ const void *dt_dataplane_object(size_t *len);
  */
 void dt_dataplane_close(struct dt_dataplane *dp, bool handover);
 
+/* Detaches every program now (what dt_dataplane_close() does without handover), so that
+ * a stopping agent drains a ring nothing writes to any more. The maps stay until close. */
+void dt_dataplane_detach(struct dt_dataplane *dp);
+
+/* Whether it took over a previous agent's pinned data plane (a handover, or the pins of an
+ * agent that died), and whether the next agent can take it over from this one. */
+bool dt_dataplane_took_over(const struct dt_dataplane *dp);
+bool dt_dataplane_can_hand_over(const struct dt_dataplane *dp);
+
+/* The ring records drained from this data plane by every agent that ran it (drained.h),
+ * and into *id the data plane's identity. */
+uint64_t dt_dataplane_drained(const struct dt_dataplane *dp, uint64_t *id);
+
 #endif /* DT_DATAPLANE_H */

@@ -171,6 +171,20 @@ struct dt_sample {
 #define DT_FRAG_MF 0x2000
 #define DT_FRAG_OFFSET 0x1fff
 
+/*
+ * The agent's count of the ring records it drained, in the pinned BPF_F_MMAPABLE array
+ * dt_drained (one entry, which no program touches): the agent writes it through a shared
+ * mapping in its ring buffer callback, so that it outlives an agent that dies, and the
+ * next agent of the node computes what the dead one drained and never spooled
+ * (agent/drained.c).
+ */
+struct dt_drained {
+	__u64 id;     /* the data plane's identity, drawn by the agent that created it */
+	__u64 count;  /* ring records drained: the callback was entered for them */
+	__u64 pos[2]; /* pos[count & 1]: the ring's consumer position when record count was
+		       * entered (libbpf releases a record only after its callback returns) */
+};
+
 /* Per-CPU counters exported by the data plane (index of the counters array). */
 enum dt_counter {
 	DT_CNT_COLORED = 0,   /* packets colored at a first hop */

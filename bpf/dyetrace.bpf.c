@@ -210,6 +210,15 @@ struct {
 	__uint(max_entries, DT_EVENTS_DEFAULT_SIZE);
 } dt_events SEC(".maps");
 
+/* Written by the agent alone, through mmap (struct dt_drained); pinned with the ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dt_drained);
+} dt_drained SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DT_CNT_MAX);

@@ -21,11 +21,13 @@
 #include "dt_time.h"
 #include "store.h"
 
-/* The loss counters last stored for a node: a heartbeat that raises one is stored too. */
+/* The loss counters last stored for a node, and the end of its newest window without
+ * observation: a heartbeat that raises one is stored too. */
 struct node_lost {
 	struct node_lost *next;
 	char node[DT_NAME_MAX];
 	uint64_t lost[DT_LOSS_MAX];
+	uint64_t gap_to_ns;
 };
 
 struct collector {
@@ -62,10 +64,56 @@ static int on_batches(void *arg, const struct dt_ingest_item *items, unsigned n)
 	return DT_ST_OK;
 }
 
+/* The end of the newest window without observation the heartbeat's own node state
+ * reports (0: none). */
+static uint64_t newest_gap(const struct dt_batch *b)
+{
+	uint64_t to = 0;
+
+	for (uint32_t i = 0; i < b->n_nodes; i++)
+		for (uint32_t g = 0;
+		     strcmp(b->nodes[i].node, b->node) == 0 && g < b->nodes[i].n_gaps; g++)
+			if (b->nodes[i].gaps[g].to_ns > to)
+				to = b->nodes[i].gaps[g].to_ns;
+	return to;
+}
+
+/* Says once which windows without observation of its node a heartbeat reports first. */
+static void log_new_gaps(const struct dt_batch *b, uint64_t known_to_ns)
+{
+	static const char *const causes[DT_GAP_CAUSE_MAX] = {[DT_GAP_STOPPED] = "stopped",
+							     [DT_GAP_CRASHED] = "crashed",
+							     [DT_GAP_DETACHED] = "detached"};
+
+	for (uint32_t i = 0; i < b->n_nodes; i++) {
+		const struct dt_node_state *ns = &b->nodes[i];
+
+		for (uint32_t g = 0; strcmp(ns->node, b->node) == 0 && g < ns->n_gaps; g++) {
+			const struct dt_gap *gap = &ns->gaps[g];
+			char lost[24] = "unknown";
+
+			if (gap->to_ns <= known_to_ns)
+				continue;
+			if (!(gap->flags & DT_GAP_F_LOST_UNKNOWN))
+				snprintf(lost, sizeof(lost), "%llu", (unsigned long long)gap->lost);
+			dt_info("DT-COLL-GAP",
+				"node %s did not observe from %llu to %llu ns (%s; samples lost: "
+				"%s): stored and forwarded",
+				ns->node, (unsigned long long)gap->from_ns,
+				(unsigned long long)gap->to_ns,
+				gap->cause < DT_GAP_CAUSE_MAX && causes[gap->cause]
+					? causes[gap->cause]
+					: "?",
+				lost);
+		}
+	}
+}
+
 /*
  * A heartbeat whose loss counters went up (say the spool evicted samples after the last
- * batch) is stored and forwarded like a batch, so that the loss reaches the reports even
- * when no sample follows it.
+ * batch), or that reports a new window without observation (an agent restarted), is stored
+ * and forwarded like a batch, so that the loss and the window reach the analyzer even when
+ * no sample follows it, and even when it was away at the time.
  */
 static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, size_t len)
 {
@@ -84,10 +132,13 @@ static void on_heartbeat(void *arg, const struct dt_batch *b, const void *raw, s
 	}
 	for (int i = 0; i < DT_LOSS_MAX; i++)
 		news |= b->lost[i] > n->lost[i];
+	news |= newest_gap(b) > n->gap_to_ns;
 	if (!news || dt_store_put(c->store, b->sender, b->seq, raw, len) != 0)
 		return;
 	note_stored(c);
 	memcpy(n->lost, b->lost, sizeof(n->lost));
+	log_new_gaps(b, n->gap_to_ns);
+	n->gap_to_ns = newest_gap(b);
 }
 
 static uint64_t last_seq(void *arg, const char *sender)

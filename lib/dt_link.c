@@ -117,12 +117,13 @@ static void enqueue(struct dt_link *l, struct qitem *q)
 	l->st.queue_depth++;
 }
 
-/* Writes q to the spool (then frees it). Called with l->mu held. */
-static int spool_put(struct dt_link *l, struct qitem *q)
+/* Writes q to the spool (then frees it), with the sender's note (NULL: none). Called with
+ * l->mu held. */
+static int spool_put(struct dt_link *l, struct qitem *q, const void *note, size_t note_len)
 {
 	/* Entries loaded into memory are being sent: eviction leaves them alone. */
 	int rv = dt_spool_push(l->cfg.spool, q->seq, q->n_samples, q->msg.data, q->msg.size,
-			       l->spool_loaded, &l->st.spool_evicted_samples);
+			       l->spool_loaded, &l->st.spool_evicted_samples, note, note_len);
 
 	l->st.spooled = dt_spool_count(l->cfg.spool) - l->spool_in_memory;
 	qitem_free(q);
@@ -434,9 +435,10 @@ fail_errno:
 	return rv;
 }
 
-/* Queues b, or the encoded batch raw when b is NULL (see link_encode()). */
+/* Queues b, or the encoded batch raw when b is NULL (see link_encode()), spooling it with
+ * note. */
 static int link_queue(struct dt_link *l, struct dt_batch *b, const void *raw, size_t len,
-		      uint64_t seq)
+		      uint64_t seq, const void *note, size_t note_len)
 {
 	bool to_spool;
 	struct qitem *q;
@@ -455,7 +457,7 @@ static int link_queue(struct dt_link *l, struct dt_batch *b, const void *raw, si
 	} else if ((rv = link_encode(l, b, raw, len, seq, &q)) != 0) {
 		/* nothing queued */
 	} else if (to_spool) {
-		rv = spool_put(l, q);
+		rv = spool_put(l, q, note, note_len);
 		spool_refill(l);
 		pthread_cond_signal(&l->cv);
 	} else {
@@ -468,12 +470,17 @@ static int link_queue(struct dt_link *l, struct dt_batch *b, const void *raw, si
 
 int dt_link_send(struct dt_link *l, struct dt_batch *b)
 {
-	return link_queue(l, b, NULL, 0, 0);
+	return link_queue(l, b, NULL, 0, 0, NULL, 0);
+}
+
+int dt_link_send_noted(struct dt_link *l, struct dt_batch *b, const void *note, size_t note_len)
+{
+	return link_queue(l, b, NULL, 0, 0, note, note_len);
 }
 
 int dt_link_send_encoded(struct dt_link *l, const void *raw, size_t len, uint64_t seq)
 {
-	return link_queue(l, NULL, raw, len, seq);
+	return link_queue(l, NULL, raw, len, seq, NULL, 0);
 }
 
 void dt_link_stats(struct dt_link *l, struct dt_link_stats *st)
@@ -555,7 +562,7 @@ unsigned dt_link_stop(struct dt_link *l, unsigned drain_ms)
 		l->head = q->next;
 		if (q->from_spool) {
 			qitem_free(q); /* still in the spool */
-		} else if (!l->cfg.spool || spool_put(l, q) != 0) {
+		} else if (!l->cfg.spool || spool_put(l, q, NULL, 0) != 0) {
 			left++;
 			if (!l->cfg.spool)
 				qitem_free(q);

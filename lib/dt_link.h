@@ -127,6 +127,11 @@ int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
  */
 int dt_link_send(struct dt_link *l, struct dt_batch *b);
 
+/* dt_link_send(), committing the sender's note (dt_spool_push()) in the spool with the
+ * batch: the note is true of the spool exactly when the batch is in it. Without a spool the
+ * note is dropped. */
+int dt_link_send_noted(struct dt_link *l, struct dt_batch *b, const void *note, size_t note_len);
+
 /*
  * The same for a batch encoded already (raw, len: as a receiver stored it), with the
  * caller's sequence number: for a sender whose batches already have a durable order (the

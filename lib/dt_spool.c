@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dt_spool.c - the agent's spool (see dt_spool.h), on dt_lmdb: one unnamed database,
- * big-endian seq -> u32 n_samples, then the message.
+ * big-endian seq -> u32 n_samples, then the message; and under seq 0 (a sender's seq
+ * starts at the wall clock in microseconds, never 0) the ledger: u64 samples evicted over
+ * the spool's life, then the owner's note.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,9 @@
 
 /* Each value: u32 n_samples, then the message. */
 #define HDR sizeof(uint32_t)
+/* The ledger's key: below every batch, so that the walks from seq 1 never meet it. */
+#define LEDGER_SEQ 0
+#define FIRST_SEQ 1
 
 struct dt_spool {
 	int lock_fd; /* flock on <dir>/owner: one agent per spool */
@@ -24,6 +30,9 @@ struct dt_spool {
 	uint64_t max_bytes;
 	uint64_t bytes; /* sum of message sizes held */
 	uint64_t count;
+	uint64_t evicted; /* samples evicted over the spool's life, as committed */
+	size_t note_len;
+	unsigned char note[DT_SPOOL_NOTE_MAX]; /* the owner's note, as committed */
 };
 
 /* An entry as read; msg is valid until its transaction changes the spool or ends. */
@@ -45,10 +54,11 @@ static void entry_of(const MDB_val *k, const MDB_val *v, struct entry *e)
 /* The oldest entry with a seq of at least from (NULL: the oldest). Returns LMDB's code. */
 static int first_entry(struct dt_spool *sp, MDB_txn *txn, const MDB_val *from, struct entry *e)
 {
-	MDB_val k, v;
+	uint8_t kb[8];
+	MDB_val k, v, first = dt_lmdb_key64(kb, FIRST_SEQ);
 	int rc;
 
-	if ((rc = dt_lmdb_first(txn, sp->dbi, from, &k, &v)) == 0)
+	if ((rc = dt_lmdb_first(txn, sp->dbi, from ? from : &first, &k, &v)) == 0)
 		entry_of(&k, &v, e);
 	return rc;
 }
@@ -91,12 +101,33 @@ static int count_one(void *ctx, const MDB_val *key, const MDB_val *val)
 {
 	struct dt_spool *sp = ctx;
 
+	if (dt_lmdb_get_be64(key->mv_data) == LEDGER_SEQ)
+		return 0;
 	sp->bytes += val->mv_size - HDR;
 	sp->count++;
 	return 0;
 }
 
-/* What an earlier run left: the count and the bytes of its messages. */
+/* The ledger an earlier run committed, if any: its evictions and its owner's note. */
+static int read_ledger(struct dt_spool *sp, MDB_txn *txn)
+{
+	uint8_t kb[8];
+	MDB_val k = dt_lmdb_key64(kb, LEDGER_SEQ), v;
+	int rc = mdb_get(txn, sp->dbi, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return dt_lmdb_err(&sp->db, rc, "spool ledger");
+	if (v.mv_size < sizeof(uint64_t) || v.mv_size - sizeof(uint64_t) > DT_SPOOL_NOTE_MAX)
+		return -EBADMSG;
+	memcpy(&sp->evicted, v.mv_data, sizeof(uint64_t));
+	sp->note_len = v.mv_size - sizeof(uint64_t);
+	memcpy(sp->note, (const char *)v.mv_data + sizeof(uint64_t), sp->note_len);
+	return 0;
+}
+
+/* What an earlier run left: the count and the bytes of its messages, and its ledger. */
 static int count_entries(struct dt_spool *sp)
 {
 	MDB_txn *txn;
@@ -104,7 +135,8 @@ static int count_entries(struct dt_spool *sp)
 
 	if ((rc = dt_lmdb_begin(&sp->db, MDB_RDONLY, &txn)))
 		return rc;
-	rc = dt_lmdb_walk(&sp->db, txn, sp->dbi, NULL, count_one, sp);
+	if ((rc = read_ledger(sp, txn)) == 0)
+		rc = dt_lmdb_walk(&sp->db, txn, sp->dbi, NULL, count_one, sp);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -200,38 +232,127 @@ static int put_entry(struct dt_spool *sp, MDB_txn *txn, uint64_t seq, uint32_t n
 	return 0;
 }
 
-int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
-		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples)
+/* Writes the ledger: evicted samples in all, and note (NULL: the note as it is). Returns
+ * LMDB's code. */
+static int put_ledger(struct dt_spool *sp, MDB_txn *txn, uint64_t evicted, const void *note,
+		      size_t note_len)
 {
-	/* Evictions count once their transaction commits: an aborted one deleted nothing. */
-	uint64_t bytes = sp->bytes, count = sp->count, evicted = 0;
+	uint8_t kb[8];
+	MDB_val k = dt_lmdb_key64(kb, LEDGER_SEQ), v;
+	int rc;
+
+	if (!note) {
+		note = sp->note;
+		note_len = sp->note_len;
+	}
+	v = (MDB_val){sizeof(evicted) + note_len, NULL};
+	if ((rc = mdb_put(txn, sp->dbi, &k, &v, MDB_RESERVE)))
+		return rc;
+	memcpy(v.mv_data, &evicted, sizeof(evicted));
+	memcpy((char *)v.mv_data + sizeof(evicted), note, note_len);
+	return 0;
+}
+
+/* The ledger as committed: what the next run reads. */
+static void ledger_committed(struct dt_spool *sp, uint64_t evicted, const void *note,
+			     size_t note_len)
+{
+	sp->evicted = evicted;
+	if (note && note != sp->note) {
+		memcpy(sp->note, note, note_len);
+		sp->note_len = note_len;
+	}
+}
+
+/*
+ * One transaction: the message under seq when stored (after making room), and the ledger
+ * with what it evicted, or with the message itself when it did not fit. Returns LMDB's
+ * code; MDB_NOTFOUND: everything held is being sent and the message does not fit.
+ */
+static int push_txn(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
+		    size_t len, uint64_t keep_upto, bool store, const void *note, size_t note_len,
+		    uint64_t *evicted)
+{
 	MDB_txn *txn;
 	int rc;
 
-	if (len > sp->max_bytes) {
-		*evicted_samples += n_samples;
-		return 0;
-	}
-	if ((rc = dt_lmdb_begin(&sp->db, 0, &txn)))
+	*evicted = store ? 0 : n_samples;
+	if ((rc = mdb_txn_begin(sp->db.env, NULL, 0, &txn)))
 		return rc;
-	if ((rc = make_room(sp, txn, len, keep_upto, &evicted)) == 0 &&
-	    (rc = put_entry(sp, txn, seq, n_samples, msg, len)) == 0)
-		rc = mdb_txn_commit(txn);
-	else
-		mdb_txn_abort(txn);
+	if (store && (rc = make_room(sp, txn, len, keep_upto, evicted)) == 0)
+		rc = put_entry(sp, txn, seq, n_samples, msg, len);
+	if (rc == 0)
+		rc = put_ledger(sp, txn, sp->evicted + *evicted, note, note_len);
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
+		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples, const void *note,
+		  size_t note_len)
+{
+	/* Evictions count once their transaction commits: an aborted one deleted nothing. */
+	uint64_t bytes = sp->bytes, count = sp->count, evicted = 0;
+	bool store = len <= sp->max_bytes;
+	int rc;
+
+	if (note_len > DT_SPOOL_NOTE_MAX)
+		return -EMSGSIZE;
+	rc = push_txn(sp, seq, n_samples, msg, len, keep_upto, store, note, note_len, &evicted);
+	if (rc == MDB_NOTFOUND && store) {
+		/* Everything held is being sent: this message is what does not fit. */
+		sp->bytes = bytes;
+		sp->count = count;
+		store = false;
+		rc = push_txn(sp, seq, n_samples, msg, len, keep_upto, store, note, note_len,
+			      &evicted);
+	}
 	if (rc) {
 		sp->bytes = bytes;
 		sp->count = count;
-		if (rc != MDB_NOTFOUND)
-			return dt_lmdb_err(&sp->db, rc, "spool");
-		/* Everything held is being sent: this message is what does not fit. */
-		*evicted_samples += n_samples;
-		return 0;
+		return dt_lmdb_err(&sp->db, rc, "spool");
 	}
+	ledger_committed(sp, sp->evicted + evicted, note, note_len);
 	*evicted_samples += evicted;
-	sp->bytes += len;
-	sp->count++;
+	if (store) {
+		sp->bytes += len;
+		sp->count++;
+	}
 	return 0;
+}
+
+int dt_spool_note_put(struct dt_spool *sp, const void *note, size_t note_len)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (note_len > DT_SPOOL_NOTE_MAX)
+		return -EMSGSIZE;
+	if ((rc = dt_lmdb_begin(&sp->db, 0, &txn)))
+		return rc;
+	if ((rc = put_ledger(sp, txn, sp->evicted, note, note_len))) {
+		mdb_txn_abort(txn);
+		return dt_lmdb_err(&sp->db, rc, "spool ledger");
+	}
+	if ((rc = dt_lmdb_commit(&sp->db, txn, "spool ledger")))
+		return rc;
+	ledger_committed(sp, sp->evicted, note, note_len);
+	return 0;
+}
+
+size_t dt_spool_note(const struct dt_spool *sp, void *buf, size_t cap)
+{
+	size_t n = sp->note_len < cap ? sp->note_len : cap;
+
+	memcpy(buf, sp->note, n);
+	return sp->note_len;
+}
+
+uint64_t dt_spool_evicted(const struct dt_spool *sp)
+{
+	return sp->evicted;
 }
 
 int dt_spool_pop(struct dt_spool *sp, uint64_t *seq, uint32_t *n_samples, msgpack_sbuffer *msg)
@@ -321,7 +442,7 @@ uint64_t dt_spool_last_seq(struct dt_spool *sp)
 	if (mdb_txn_begin(sp->db.env, NULL, MDB_RDONLY, &txn))
 		return 0;
 	if (dt_lmdb_last(txn, sp->dbi, &k, &v) == 0)
-		r = dt_lmdb_get_be64(k.mv_data);
+		r = dt_lmdb_get_be64(k.mv_data); /* LEDGER_SEQ alone: 0, as for none */
 	mdb_txn_abort(txn);
 	return r;
 }

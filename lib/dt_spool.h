@@ -7,6 +7,11 @@
  * back, and they survive a restart of the agent. The spool holds at most max_bytes of
  * messages: to make room it evicts the oldest entries and reports how many samples they
  * carried, so that the loss is counted exactly, never silent.
+ *
+ * The spool also keeps a ledger, committed in the same transaction as each push: the
+ * samples it evicted over its life (across restarts of its owner), and a note of its
+ * owner's (at most DT_SPOOL_NOTE_MAX bytes; the agent's accounting, agent/ledger.h), so
+ * that what the note says is true of exactly the batches the spool holds or sent.
  */
 #ifndef DT_SPOOL_H
 #define DT_SPOOL_H
@@ -18,19 +23,33 @@
 
 struct dt_spool;
 
+#define DT_SPOOL_NOTE_MAX 2048
+
 /* Opens (creating, with its parents) the spool in directory dir and locks it: -EBUSY
  * when another process holds it. Returns 0 or -errno. */
 int dt_spool_open(const char *dir, uint64_t max_bytes, struct dt_spool **out);
 void dt_spool_close(struct dt_spool *sp);
 
 /*
- * Stores one message under seq. Evicts the oldest entries above keep_upto (those up to it
- * are being sent) while the spool would exceed its cap, and adds the samples they carried
- * to *evicted_samples. A message that does not fit even so is not stored: it counts as
- * evicted. Returns 0 or -errno.
+ * Stores one message under seq (never 0). Evicts the oldest entries above keep_upto (those
+ * up to it are being sent) while the spool would exceed its cap, and adds the samples they
+ * carried to *evicted_samples. A message that does not fit even so is not stored: it
+ * counts as evicted. The ledger (its evictions, and note when not NULL) is committed in
+ * the same transaction. Returns 0 or -errno (then nothing changed).
  */
 int dt_spool_push(struct dt_spool *sp, uint64_t seq, uint32_t n_samples, const void *msg,
-		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples);
+		  size_t len, uint64_t keep_upto, uint64_t *evicted_samples, const void *note,
+		  size_t note_len);
+
+/* Commits the owner's note alone. Returns 0 or -errno. */
+int dt_spool_note_put(struct dt_spool *sp, const void *note, size_t note_len);
+
+/* Copies at most cap bytes of the note last committed (by this run or an earlier one) into
+ * buf; returns its length (0: none). */
+size_t dt_spool_note(const struct dt_spool *sp, void *buf, size_t cap);
+
+/* Samples evicted over the spool's life, across restarts (as committed). */
+uint64_t dt_spool_evicted(const struct dt_spool *sp);
 
 /* Reads, without removing it, the oldest entry whose seq is above after. Returns 0,
  * -ENOENT when there is none, or -errno. */

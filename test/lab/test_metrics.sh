@@ -347,6 +347,8 @@ AGENT_KEYS=(colored=dyetrace_agent_packets_colored_total sampled=dyetrace_agent_
 	'lost_bad_record=dyetrace_agent_samples_lost_total{reason="bad-version"}'
 	'lost_rejected=dyetrace_agent_samples_lost_total{reason="rejected"}'
 	'lost_spool_full=dyetrace_agent_samples_lost_total{reason="spool-full"}'
+	'lost_agent_crash=dyetrace_agent_samples_lost_total{reason="agent-crash"}'
+	drained=dyetrace_agent_samples_drained_total
 	'armed=dyetrace_agent_bpf_map_entries{map="dt_tasks"}' samples_read=dyetrace_agent_samples_read_total
 	batches_built=dyetrace_agent_batch_samples_count
 	'budget_spent=dyetrace_agent_packets_not_colored_total{reason="budget-spent"}'

@@ -36,7 +36,7 @@ static void push(struct dt_spool *sp, uint64_t seq, uint32_t n, size_t len, uint
 	char msg[4096];
 
 	memset(msg, (int)seq, len);
-	cr_assert_eq(dt_spool_push(sp, seq, n, msg, len, 0, ev), 0);
+	cr_assert_eq(dt_spool_push(sp, seq, n, msg, len, 0, ev, NULL, 0), 0);
 }
 
 Test(spool, pops_in_seq_order_whatever_the_push_order)
@@ -208,11 +208,11 @@ Test(spool, read_after_keeps_entries_until_deleted_and_eviction_spares_them)
 	cr_assert_eq(dt_spool_read_after(sp, 2, &seq, &n, &m), -ENOENT);
 	cr_assert_eq(dt_spool_count(sp), 2, "reading removes nothing");
 	/* 1 and 2 are being sent: a third and fourth batch evict neither of them... */
-	cr_assert_eq(dt_spool_push(sp, 3, 3, big, 300, 2, &ev), 0);
-	cr_assert_eq(dt_spool_push(sp, 4, 4, big, 300, 2, &ev), 0);
+	cr_assert_eq(dt_spool_push(sp, 3, 3, big, 300, 2, &ev, NULL, 0), 0);
+	cr_assert_eq(dt_spool_push(sp, 4, 4, big, 300, 2, &ev, NULL, 0), 0);
 	cr_assert_eq(ev, 3, "batch 3 gave way to batch 4, not 1 or 2");
 	/* ...and when nothing else can go, the newcomer is what does not fit. */
-	cr_assert_eq(dt_spool_push(sp, 5, 5, big, 300, 4, &ev), 0);
+	cr_assert_eq(dt_spool_push(sp, 5, 5, big, 300, 4, &ev, NULL, 0), 0);
 	cr_assert_eq(ev, 3 + 5);
 	cr_assert_eq(dt_spool_count(sp), 3);
 	cr_assert_eq(dt_spool_delete(sp, 1), 0);
@@ -241,7 +241,7 @@ Test(spool, an_abandoned_eviction_counts_only_the_newcomer)
 	push(sp, 3, 3, 300, &ev); /* waits */
 	cr_assert_eq(ev, 0);
 	/* 600 more bytes: evicting 3 frees 300, not enough with 1 and 2 kept. */
-	cr_assert_eq(dt_spool_push(sp, 4, 4, big, 600, 2, &ev), 0);
+	cr_assert_eq(dt_spool_push(sp, 4, 4, big, 600, 2, &ev, NULL, 0), 0);
 	cr_assert_eq(ev, 4, "only the newcomer is lost (%llu)", (unsigned long long)ev);
 	cr_assert_eq(dt_spool_count(sp), 3);
 	msgpack_sbuffer_init(&m);
@@ -249,5 +249,64 @@ Test(spool, an_abandoned_eviction_counts_only_the_newcomer)
 	cr_assert_eq(seq, 3, "batch 3 is still there");
 	cr_assert_eq(n, 3);
 	msgpack_sbuffer_destroy(&m);
+	dt_spool_close(sp);
+}
+
+/* The owner's note commits with the batch, and survives a restart with the evictions. */
+Test(spool, ledger_commits_with_each_push_and_survives_a_restart)
+{
+	struct dt_spool *sp;
+	char big[600] = {0}, note[16];
+	uint64_t ev = 0, seq;
+	uint32_t n;
+	msgpack_sbuffer m;
+
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	cr_assert_eq(dt_spool_note(sp, note, sizeof(note)), 0, "a new spool has no note");
+	cr_assert_eq(dt_spool_push(sp, 10, 7, big, 600, 0, &ev, "first", 5), 0);
+	cr_assert_eq(dt_spool_push(sp, 11, 9, big, 600, 0, &ev, "second", 6), 0);
+	cr_assert_eq(ev, 7, "batch 10 was evicted to make room for 11");
+	cr_assert_eq(dt_spool_push(sp, 12, 4, big, 2000, 0, &ev, NULL, 0), 0);
+	cr_assert_eq(ev, 11, "a batch larger than the spool counts as evicted");
+	cr_assert_eq(dt_spool_evicted(sp), 11);
+	dt_spool_close(sp);
+
+	/* What a SIGKILL after the last push leaves: the note of the last push that had one. */
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	cr_assert_eq(dt_spool_evicted(sp), 11, "evictions count across restarts");
+	cr_assert_eq(dt_spool_note(sp, note, sizeof(note)), 6);
+	cr_assert_eq(memcmp(note, "second", 6), 0);
+	cr_assert_eq(dt_spool_note_put(sp, "third", 5), 0);
+	dt_spool_close(sp);
+
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	cr_assert_eq(dt_spool_count(sp), 1, "the ledger is no batch");
+	cr_assert_eq(dt_spool_evicted(sp), 11);
+	cr_assert_eq(dt_spool_note(sp, note, sizeof(note)), 5);
+	cr_assert_eq(memcmp(note, "third", 5), 0);
+	msgpack_sbuffer_init(&m);
+	cr_assert_eq(dt_spool_pop(sp, &seq, &n, &m), 0);
+	cr_assert_eq(seq, 11, "the oldest batch, not the ledger");
+	cr_assert_eq(n, 9);
+	cr_assert_eq(dt_spool_pop(sp, &seq, &n, &m), -ENOENT);
+	cr_assert_eq(dt_spool_last_seq(sp), 0, "the ledger alone: empty");
+	msgpack_sbuffer_destroy(&m);
+	cr_assert_eq(dt_spool_note(sp, note, sizeof(note)), 5, "popping leaves the ledger");
+	dt_spool_close(sp);
+}
+
+/* A push that fails (here: a note too large) commits neither the batch nor the note. */
+Test(spool, a_refused_push_changes_nothing)
+{
+	static char note[DT_SPOOL_NOTE_MAX + 1];
+	struct dt_spool *sp;
+	char msg[10] = {0}, got[8];
+	uint64_t ev = 0;
+
+	cr_assert_eq(dt_spool_open(dir, 1000, &sp), 0);
+	cr_assert_eq(dt_spool_push(sp, 1, 1, msg, 10, 0, &ev, "ok", 2), 0);
+	cr_assert_eq(dt_spool_push(sp, 2, 1, msg, 10, 0, &ev, note, sizeof(note)), -EMSGSIZE);
+	cr_assert_eq(dt_spool_count(sp), 1);
+	cr_assert_eq(dt_spool_note(sp, got, sizeof(got)), 2);
 	dt_spool_close(sp);
 }
