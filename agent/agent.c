@@ -133,9 +133,27 @@ static void name_drop(struct agent *a, const struct dt_sample *s, struct dt_wire
 	w->drop_where = string_slot(a, dt_ksym(a->ksyms, s->drop_location, buf, sizeof(buf)));
 }
 
+/*
+ * CLOCK_REALTIME - CLOCK_MONOTONIC, which turns the data plane's timestamps into wall clock.
+ * The two clocks cannot be read at once: a read preempted between them (a busy host, a VM
+ * exit) would shift every sample of the next batch by microseconds, so that two agents of
+ * one kernel disagree and a packet seems to arrive before it left (a negative hop latency
+ * between nodes). The wall clock is read between two monotonic reads, a few times, and
+ * the pair bracketed most tightly is kept, against the middle of its bracket.
+ */
 static void refresh_clock(struct agent *a)
 {
-	a->mono_to_real_ns = dt_clock_ns(CLOCK_REALTIME) - dt_clock_ns(CLOCK_MONOTONIC);
+	uint64_t best = UINT64_MAX, m1, r, m2;
+
+	for (int i = 0; i < 5; i++) {
+		m1 = dt_clock_ns(CLOCK_MONOTONIC);
+		r = dt_clock_ns(CLOCK_REALTIME);
+		m2 = dt_clock_ns(CLOCK_MONOTONIC);
+		if (m2 - m1 < best) {
+			best = m2 - m1;
+			a->mono_to_real_ns = r - (m1 + (m2 - m1) / 2);
+		}
+	}
 }
 
 /*
