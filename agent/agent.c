@@ -447,18 +447,6 @@ static int poll_ring(struct agent *a, int timeout_ms)
 	return rv;
 }
 
-/* A gap's cause as the metrics and the logs name it. */
-static const char *gap_cause_name(unsigned cause)
-{
-	static const char *const names[DT_GAP_CAUSE_MAX] = {
-		[DT_GAP_STOPPED] = "stopped",
-		[DT_GAP_CRASHED] = "crashed",
-		[DT_GAP_DETACHED] = "detached",
-	};
-
-	return cause < DT_GAP_CAUSE_MAX && names[cause] ? names[cause] : "?";
-}
-
 /* The counters of log_stats() and of the metrics page, read the same way. */
 struct agent_stats {
 	uint64_t cnt[DT_CNT_MAX];
@@ -592,7 +580,8 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 				   c == DT_GAP_STOPPED ? "Windows without observation this agent "
 							 "found at its start, by cause."
 						       : NULL,
-				   DT_METRICS_LABELS("cause", gap_cause_name(c)), st.gaps_found[c]);
+				   DT_METRICS_LABELS("cause", dt_gap_cause_name(c)),
+				   st.gaps_found[c]);
 	dt_metrics_counter(b, "dyetrace_agent_samples_sent_total",
 			   "Samples in batches the collector acknowledged.", NULL,
 			   st.ls.samples_sent);

@@ -81,10 +81,6 @@ static uint64_t newest_gap(const struct dt_batch *b)
 /* Says once which windows without observation of its node a heartbeat reports first. */
 static void log_new_gaps(const struct dt_batch *b, uint64_t known_to_ns)
 {
-	static const char *const causes[DT_GAP_CAUSE_MAX] = {[DT_GAP_STOPPED] = "stopped",
-							     [DT_GAP_CRASHED] = "crashed",
-							     [DT_GAP_DETACHED] = "detached"};
-
 	for (uint32_t i = 0; i < b->n_nodes; i++) {
 		const struct dt_node_state *ns = &b->nodes[i];
 
@@ -100,10 +96,7 @@ static void log_new_gaps(const struct dt_batch *b, uint64_t known_to_ns)
 				"node %s did not observe from %llu to %llu ns (%s; samples lost: "
 				"%s): stored and forwarded",
 				ns->node, (unsigned long long)gap->from_ns,
-				(unsigned long long)gap->to_ns,
-				gap->cause < DT_GAP_CAUSE_MAX && causes[gap->cause]
-					? causes[gap->cause]
-					: "?",
+				(unsigned long long)gap->to_ns, dt_gap_cause_name(gap->cause),
 				lost);
 		}
 	}
