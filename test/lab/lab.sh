@@ -356,6 +356,23 @@ lab_bg() {
 	echo $! >"$LAB_DIR/pids/$name.pid"
 }
 
+# lab_agent_nsenter NAME NS CONF: starts dyetrace-agent -c CONF in NS's network namespace
+# only (nsenter, not "ip netns exec", which also gives the agent a mount namespace of its
+# own: pins made there die with the agent), logging to NAME.log. Returns 0 once the agent
+# says it is ready, 1 when it has not after 10 s. Its pid is lab_pid NAME.
+lab_agent_nsenter() {
+	local name=$1 ns=$2 conf=$3
+	mkdir -p "$LAB_DIR/pids" || return 1
+	nsenter --net="/run/netns/$ns" "$LAB_BIN/dyetrace-agent" -c "$conf" \
+		</dev/null >"$LAB_DIR/$name.log" 2>&1 &
+	echo $! >"$LAB_DIR/pids/$name.pid"
+	for _ in $(seq 100); do
+		grep -q DT-AGENT-READY "$LAB_DIR/$name.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # lab_pid NAME: prints the pid of background process NAME.
 lab_pid() {
 	local f=$LAB_DIR/pids/$1.pid

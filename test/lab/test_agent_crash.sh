@@ -37,15 +37,10 @@ sed "s|^node = \"h2\";|node = \"h2\";\npin_dir = \"$PIN_DIR\";\nbatch_delay_ms =
 	"$LAB_DIR/h2.conf" >"$LAB_DIR/h2-pin.conf"
 AGENT=
 start_agent() { # NAME: h2's agent, logging to NAME.log; AGENT is its pid
-	nsenter --net="/run/netns/$LAB_P-h2" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h2-pin.conf" \
-		</dev/null >"$LAB_DIR/$1.log" 2>&1 &
-	AGENT=$!
-	echo "$AGENT" >"$LAB_DIR/pids/$1.pid"
-	for _ in $(seq 100); do
-		grep -q DT-AGENT-READY "$LAB_DIR/$1.log" && return 0
-		sleep 0.1
-	done
-	return 1
+	local rc=0
+	lab_agent_nsenter "$1" "$LAB_P-h2" "$LAB_DIR/h2-pin.conf" || rc=$?
+	AGENT=$(lab_pid "$1")
+	return $rc
 }
 h2_metric() { lab_metric agent-h2 "$1"; }
 gaps_of() { h2_metric "dyetrace_agent_gaps_total{cause=\"$1\"}"; }

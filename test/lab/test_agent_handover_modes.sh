@@ -34,13 +34,7 @@ lab_bg_stop agent-h1
 start_agent() {
 	sed "s|^node = \"h1\";|node = \"h1\";\npin_dir = \"$PIN_DIR\";\nattach = \"$2\";|" \
 		"$LAB_DIR/h1.conf" >"$LAB_DIR/h1-$2.conf"
-	nsenter --net="/run/netns/$LAB_H1" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h1-$2.conf" \
-		</dev/null >"$LAB_DIR/$1.log" 2>&1 &
-	echo $! >"$LAB_DIR/pids/$1.pid"
-	for _ in $(seq 100); do
-		grep -q DT-AGENT-READY "$LAB_DIR/$1.log" && break
-		sleep 0.1
-	done
+	lab_agent_nsenter "$1" "$LAB_H1" "$LAB_DIR/h1-$2.conf"
 	check "$1 starts and attaches with $2" grep -q "DT-AGENT-READY: .* attached with $2, " "$LAB_DIR/$1.log"
 }
 

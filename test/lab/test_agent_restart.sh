@@ -28,16 +28,7 @@ lab_up || { not_ok "lab up"; exit 1; }
 # Replace the lab's h1 agent by one that pins its maps.
 lab_bg_stop agent-h1
 sed "s|^node = \"h1\";|node = \"h1\";\npin_dir = \"$PIN_DIR\";|" "$LAB_DIR/h1.conf" >"$LAB_DIR/h1-pin.conf"
-start_agent() { # NAME
-	nsenter --net="/run/netns/$LAB_H1" "$LAB_BIN/dyetrace-agent" -c "$LAB_DIR/h1-pin.conf" \
-		</dev/null >"$LAB_DIR/$1.log" 2>&1 &
-	echo $! >"$LAB_DIR/pids/$1.pid"
-	for _ in $(seq 100); do
-		grep -q DT-AGENT-READY "$LAB_DIR/$1.log" && return 0
-		sleep 0.1
-	done
-	return 1
-}
+start_agent() { lab_agent_nsenter "$1" "$LAB_H1" "$LAB_DIR/h1-pin.conf"; } # NAME
 check "no bpf file system at /sys/fs/bpf before the agent starts" test "$(stat -f -c %T /sys/fs/bpf)" != bpf_fs
 start_agent agent-h1a
 check "agent with pinned maps starts" test $? -eq 0
