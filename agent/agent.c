@@ -575,7 +575,7 @@ static void render_metrics(void *arg, struct dt_metrics_buf *b)
 			   "Ring records drained from this data plane, by every agent that ran it "
 			   "(the pinned dt_drained count).",
 			   NULL, st.drained);
-	for (unsigned c = DT_GAP_STOPPED; c < DT_GAP_CAUSE_MAX; c++)
+	for (unsigned c = DT_GAP_STOPPED; c < DT_GAP_SILENT; c++) /* the causes an agent finds */
 		dt_metrics_counter(b, "dyetrace_agent_gaps_total",
 				   c == DT_GAP_STOPPED ? "Windows without observation this agent "
 							 "found at its start, by cause."

@@ -137,16 +137,29 @@ void ana_tick(struct analyzer *a)
 	struct dt_node_state *nodes = NULL;
 	struct dt_hosts hosts;
 	uint32_t n_nodes = 0;
-	bool have_hosts;
+	bool have_nodes, have_hosts;
+	uint64_t now_ns, now_ms;
 
-	if (dt_ingest_nodes(a->ingest, (unsigned)a->cfg->collector_window_ms, &nodes, &n_nodes) !=
-	    0) {
+	have_nodes = dt_ingest_nodes(a->ingest, (unsigned)a->cfg->collector_window_ms, &nodes,
+				     &n_nodes) == 0;
+	if (!have_nodes) {
 		nodes = NULL;
 		n_nodes = 0;
 	}
 	pthread_mutex_lock(&a->mu);
-	dt_stitch_tick(a->stitch, dt_mono_ms());
+	now_ns = dt_clock_ns(CLOCK_REALTIME);
+	now_ms = dt_mono_ms();
+	dt_stitch_tick(a->stitch, now_ms);
 	have_hosts = dt_hosts_build(&hosts, nodes, n_nodes) == 0;
+	if (have_hosts) {
+		/* Who left the snapshot and who came back: a failed update (no memory) is
+		 * tried again at the next tick, against the snapshot kept then. */
+		if (have_nodes && dt_silent_update(&a->silent, a->nodes, a->n_nodes, a->nodes_ns,
+						   a->nodes_ms, nodes, n_nodes, now_ms) != 0) {
+			dt_hosts_free(&hosts);
+			have_hosts = false;
+		}
+	}
 	if (have_hosts) {
 		/* The new snapshot replaces the last one (which reports keep using otherwise). */
 		dt_hosts_free(&a->hosts);
@@ -154,6 +167,8 @@ void ana_tick(struct analyzer *a)
 		a->hosts = hosts;
 		a->nodes = nodes;
 		a->n_nodes = n_nodes;
+		a->nodes_ns = now_ns;
+		a->nodes_ms = now_ms;
 		nodes = NULL;
 		n_nodes = 0;
 		dt_tasks_step(a->tasks, &a->hosts, &a->cfg->lifecycle, &ops,
@@ -205,6 +220,7 @@ int dt_analyzer_run(const struct dt_analyzer_cfg *cfg, volatile int *stop)
 		return -ENOMEM;
 	}
 	a->cfg = cfg;
+	a->silent.lookback_ns = dt_silent_lookback_ns((unsigned)cfg->collector_window_ms);
 	pthread_mutex_init(&a->mu, NULL);
 	msgpack_sbuffer_init(&out);
 	iops.arg = a;
@@ -305,6 +321,7 @@ out:
 	dt_stitch_free(a->stitch);
 	dt_hosts_free(&a->hosts);
 	dt_node_states_free(a->nodes, a->n_nodes);
+	dt_silent_free(&a->silent);
 	dt_tasks_free(a->tasks);
 	dt_strtab_free(a->strs);
 	msgpack_sbuffer_destroy(&out);

@@ -23,6 +23,7 @@
 #include "dt_proto.h"
 #include "dt_time.h"
 #include "paths.h"
+#include "silent.h"
 #include "stitch.h"
 #include "strtab.h"
 #include "tasks.h"
@@ -63,7 +64,9 @@ struct analyzer {
 	 * handshake, and the destinations of the packets in reports). */
 	struct dt_node_state *nodes;
 	uint32_t n_nodes;
+	uint64_t nodes_ns, nodes_ms; /* when they were taken (CLOCK_REALTIME, monotonic) */
 	struct dt_hosts hosts;
+	struct dt_silent silent; /* the nodes that left the live ones (silent.h) */
 	struct dt_ingest *ingest;
 	uint64_t sent_gen; /* the control generation given to the ingest server */
 	nng_socket api;

@@ -76,28 +76,42 @@ static uint64_t since(uint64_t now, uint64_t base)
 	return now > base ? now - base : 0;
 }
 
-/* The node hosting (vni, addr) among the live ones, for the report's destinations. */
+/* What a report knows of the nodes: the live ones and the silent ones, at its time. */
+struct report_nodes {
+	const struct dt_hosts *live;
+	struct dt_silent *silent;
+	uint64_t now_ns;
+};
+
+/* The node hosting (vni, addr) among the live ones, else among the silent ones (where it
+ * was when last heard of), for the report's destinations. */
 static const char *host_of(const void *arg, uint32_t vni, uint32_t addr)
 {
-	return dt_hosts_node(arg, vni, addr);
+	const struct report_nodes *rn = arg;
+	const char *node = dt_hosts_node(rn->live, vni, addr);
+
+	return node ? node : dt_silent_host(rn->silent, vni, addr);
 }
 
 /*
- * The windows in which node's data plane did not observe, as its latest node state says
- * (its last DT_NODE_MAX_GAPS), or NULL when it is not live or reported none. A report asks
- * once per node it needs (paths_blind.c), so a scan of the nodes does.
+ * The windows in which node's data plane did not observe: as a live node's latest state
+ * says (its last DT_NODE_MAX_GAPS), or a silent node's last state says plus the window
+ * since it was last heard of (silent.c); NULL when there are none. A report asks once per
+ * node it needs (paths_blind.c), so a scan of the nodes does.
  *
  * Only the live nodes' states, not a record of their own: every agent heartbeat (200 ms by
  * default) carries its node's last DT_NODE_MAX_GAPS windows, so a restarted analyzer knows
  * them again within a heartbeat, before it judges a resumed task (whose packets stay in
  * flight a window after the restart). Persisting them would add nothing a node can still
- * tell, and could not add what it did not: a dead agent reports no window (a window ends
- * only when an agent runs again), and a task that ended while the analyzer was stopped is
- * judged at its restart without any node's state, its destinations included.
+ * tell, and could not add what it did not: a dead agent reports no window until an agent
+ * runs again (until then the analyzer knows only that it is silent), and a task that ended
+ * while the analyzer was stopped is judged at its restart without any node's state, its
+ * destinations included.
  */
 static const struct dt_gap *gaps_of(const void *arg, const char *node, uint32_t *n)
 {
-	const struct dt_hosts *h = arg;
+	const struct report_nodes *rn = arg;
+	const struct dt_hosts *h = rn->live;
 
 	for (uint32_t i = 0; i < h->n_nodes; i++) {
 		if (strncmp(h->nodes[i].node, node, sizeof(h->nodes[i].node)) == 0) {
@@ -105,19 +119,21 @@ static const struct dt_gap *gaps_of(const void *arg, const char *node, uint32_t 
 			return *n ? h->nodes[i].gaps : NULL;
 		}
 	}
-	*n = 0;
-	return NULL;
+	return dt_silent_gaps(rn->silent, node, rn->now_ns, n);
 }
 
 int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, struct dt_report *r)
 {
+	const uint64_t now_ns = dt_clock_ns(CLOCK_REALTIME);
+	const struct report_nodes nodes = {
+		.live = &a->hosts, .silent = &a->silent, .now_ns = now_ns};
 	struct dt_paths_ctx ctx = {
 		.strs = a->strs,
-		.now_ns = dt_clock_ns(CLOCK_REALTIME),
+		.now_ns = now_ns,
 		.now_ms = dt_mono_ms(),
 		.window_ms = a->cfg->window_ms,
 		.host_of = host_of,
-		.host_arg = &a->hosts,
+		.host_arg = &nodes,
 		.gaps_of = gaps_of,
 		.no_packets = !packets,
 	};

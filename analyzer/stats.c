@@ -87,6 +87,12 @@ void ana_render_metrics(void *arg, struct dt_metrics_buf *b)
 	dt_metrics_gauge(b, "dyetrace_analyzer_collectors",
 			 "Collectors heard from within collector_window_ms.", NULL, collectors);
 	pthread_mutex_lock(&a->mu);
+	dt_metrics_gauge(b, "dyetrace_analyzer_nodes",
+			 "Nodes whose state the collectors relay (the last snapshot).", NULL,
+			 a->n_nodes);
+	dt_metrics_gauge(b, "dyetrace_analyzer_nodes_silent",
+			 "Nodes no collector relays any more, remembered for an hour (silent.h).",
+			 NULL, a->silent.n);
 	dt_stitch_counters_get(a->stitch, &sc);
 	dt_metrics_counter(b, "dyetrace_analyzer_samples_received_total",
 			   "Samples in the batches received from collectors.", NULL, a->samples);

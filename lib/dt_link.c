@@ -47,6 +47,7 @@ struct dt_link {
 	uint64_t next_seq;
 	bool stopping;
 	uint64_t drain_until_ms;
+	uint64_t heartbeat_due_ms; /* monotonic: the next heartbeat, whether batches flow or not */
 	struct dt_link_stats st;
 	struct dt_ratelimit rl_down, rl_bad, rl_ctl;
 	struct dt_tls_watch tls_watch; /* with TLS: failed handshakes (the link thread's) */
@@ -292,16 +293,28 @@ static void *link_thread(void *arg)
 		if (l->tls)
 			l->st.tls_refused = dt_tls_watch_check(&l->tls_watch);
 		if (!l->head)
-			spool_refill(l); /* a heartbeat only when nothing at all waits */
-		if (!l->head && !l->stopping) {
-			struct timespec ts = dt_deadline_ms(l->cfg.heartbeat_ms);
+			spool_refill(l);
+		/*
+		 * A heartbeat every heartbeat_ms, between batches too: it carries the node
+		 * states and loss counters, which batches do not, and a receiver forgets a
+		 * sender it has not heard a heartbeat from for its window however many
+		 * batches it sent. Not while batches wait on a link that is down: their
+		 * resends find the peer first.
+		 */
+		if (!l->stopping && dt_mono_ms() >= l->heartbeat_due_ms &&
+		    (!l->head || l->st.connected)) {
+			heartbeat = true;
+		} else if (!l->head && !l->stopping) {
+			uint64_t now = dt_mono_ms();
+			struct timespec ts = dt_deadline_ms(
+				(unsigned)(l->heartbeat_due_ms > now ? l->heartbeat_due_ms - now
+								     : 0));
 
-			if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT && !l->head)
-				heartbeat = true;
-			else
-				continue;
+			pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+			continue;
 		}
 		if (heartbeat) {
+			l->heartbeat_due_ms = dt_mono_ms() + l->cfg.heartbeat_ms;
 			q = link_heartbeat(l);
 			if (!q)
 				continue;
@@ -419,6 +432,7 @@ int dt_link_start(const struct dt_link_cfg *cfg, const struct dt_link_ops *ops,
 		nng_close(l->sock);
 		goto fail;
 	}
+	l->heartbeat_due_ms = dt_mono_ms() + cfg->heartbeat_ms;
 	if ((rv = pthread_create(&l->thread, NULL, link_thread, l)) != 0) {
 		nng_close(l->sock);
 		rv = -rv;

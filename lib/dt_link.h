@@ -5,9 +5,11 @@
  * A link owns an NNG req socket dialed to its peer and a bounded queue of encoded
  * batches. A thread sends the queue head, waits for its DT_MSG_ACK, and only then drops
  * it; on a timeout or an error reply it sends the same bytes again (same seq), so
- * delivery is at least once and the receiver deduplicates by (sender, seq). When the
- * queue stays empty for heartbeat_ms it sends a heartbeat (a batch without samples), so
- * that control changes reach the sender even when no sample flows.
+ * delivery is at least once and the receiver deduplicates by (sender, seq). Every
+ * heartbeat_ms it sends a heartbeat (a batch without samples, with the sender's node
+ * states and loss counters), between batches when they flow, so that control changes
+ * reach the sender even when no sample flows and the receiver keeps hearing of it when
+ * they do.
  *
  * An ACK may carry a control set (the armed tasks); the link hands it to on_control on
  * its own thread and from then on advertises its generation in every batch.
@@ -36,7 +38,7 @@ struct dt_spool;
 struct dt_link_cfg {
 	const char *url;		/* peer, e.g. "tcp://10.0.0.1:7400" */
 	const char *sender;		/* our name, put in every batch */
-	unsigned heartbeat_ms;		/* idle time before a heartbeat */
+	unsigned heartbeat_ms;		/* time between heartbeats */
 	unsigned timeout_ms;		/* wait for an ACK before resending */
 	unsigned queue_max;		/* batches held in memory at most */
 	const struct dt_tls_files *tls; /* optional: mutual TLS (url must be tls+tcp://) */

@@ -116,6 +116,9 @@ static void put_node(struct dt_enc *e, const struct dt_node_state *n)
 	}
 	if (dt_put_list(e, n->n_gaps, DT_NODE_MAX_GAPS, n->gaps)) {
 		for (i = 0; i < n->n_gaps && e->err == 0; i++) {
+			if (n->gaps[i].cause == DT_GAP_SILENT) {
+				dt_put_fail(e, DT_PROTO_ERANGE); /* only an analyzer says so */
+			}
 			dt_put_gap(e, &n->gaps[i]);
 		}
 	}
@@ -334,6 +337,9 @@ static void get_node(struct dt_dec *d, const msgpack_object *o, struct dt_node_s
 	items = dt_get_list(d, &f[6], DT_NODE_MAX_GAPS, &n->n_gaps);
 	for (i = 0; i < n->n_gaps && d->err == 0; i++) {
 		dt_get_gap(d, &items[i], &n->gaps[i]);
+		if (d->err == 0 && n->gaps[i].cause == DT_GAP_SILENT) {
+			dt_get_fail(d, DT_PROTO_ERANGE); /* a node cannot say it is not heard */
+		}
 	}
 	items = dt_get_list(d, &f[7], DT_NODE_MAX_COLORED, &n->n_colored);
 	n->colored = dt_get_mem(d, n->n_colored, sizeof(*n->colored));

@@ -86,6 +86,9 @@ enum dt_gap_cause {
 	DT_GAP_CRASHED = 2,  /* an agent died without stopping: what it had drained and not
 			      * spooled is lost (counted as DT_LOSS_AGENT_CRASH) */
 	DT_GAP_DETACHED = 3, /* the programs were detached behind the agent's back */
+	DT_GAP_SILENT = 4,   /* the analyzer's own, never in a node state: no collector has
+			      * relayed the node's state for a while (its agent or its host is
+			      * down, or cut off); the window is open until it is heard again */
 	DT_GAP_CAUSE_MAX,
 };
 

@@ -146,6 +146,7 @@ const char *dt_gap_cause_name(unsigned int cause)
 		[DT_GAP_STOPPED] = "stopped",
 		[DT_GAP_CRASHED] = "crashed",
 		[DT_GAP_DETACHED] = "detached",
+		[DT_GAP_SILENT] = "silent",
 	};
 
 	return NAME_OF(names, cause);
@@ -157,6 +158,7 @@ const char *dt_gap_cause_words(unsigned int cause)
 		[DT_GAP_STOPPED] = "agent stopped",
 		[DT_GAP_CRASHED] = "agent crashed",
 		[DT_GAP_DETACHED] = "programs detached",
+		[DT_GAP_SILENT] = "node not heard",
 	};
 
 	return NAME_OF(words, cause);

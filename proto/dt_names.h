@@ -22,7 +22,7 @@ const char *dt_task_status_name(unsigned int ts);   /* "ok", "no-host", "arm-tim
 						     * "cancelled", "restarted", "arm-failed",
 						     * "tenant-removed" */
 const char *dt_loss_name(unsigned int loss);	    /* "ring-full", ... */
-const char *dt_gap_cause_name(unsigned int cause);  /* "stopped", "crashed", "detached" */
+const char *dt_gap_cause_name(unsigned int cause);  /* "stopped", "crashed", "detached", "silent" */
 const char *dt_gap_cause_words(unsigned int cause); /* "agent stopped", "agent crashed",
 						     * "programs detached": for sentences */
 

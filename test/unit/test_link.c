@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -319,6 +320,41 @@ Test(link, heartbeats_carry_node_states_to_the_receiver)
 	cr_assert_eq(dt_ingest_nodes(in, 50, &v, &n), 0);
 	cr_assert_eq(n, 0);
 	dt_node_states_free(v, n);
+	dt_ingest_stop(in);
+}
+
+Test(link, heartbeats_keep_coming_while_batches_flow)
+{
+	struct dt_ingest *in = start_ingest("inproc://link-busy");
+	struct dt_link_cfg lc = {.url = "inproc://link-busy",
+				 .sender = "c1",
+				 .heartbeat_ms = 100,
+				 .timeout_ms = 1000,
+				 .queue_max = 64};
+	struct dt_link_ops ops = {.heartbeat_nodes = hb_nodes};
+	struct dt_ingest_stats st;
+	struct dt_wire_sample s[1];
+	struct dt_node_state *v = NULL;
+	struct dt_batch b;
+	struct dt_link *l;
+	uint32_t n = 0;
+
+	cr_assert_eq(dt_link_start(&lc, &ops, &l), 0);
+	fill_batch(&b, s, 1);
+	/* A batch every 10 ms for 1.5 s: the queue is never idle for a heartbeat_ms, and
+	 * the receiver must still hear the node states every heartbeat_ms (it forgets a
+	 * node it has not heard of for its window, however many batches came). */
+	for (int i = 0; i < 150; i++) {
+		cr_assert_eq(dt_link_send(l, &b), 0);
+		nng_msleep(10);
+	}
+	dt_ingest_stats(in, &st);
+	cr_assert_geq(st.heartbeats, 5, "%" PRIu64 " heartbeats in 1.5 s of batches",
+		      st.heartbeats);
+	cr_assert_eq(dt_ingest_nodes(in, 300, &v, &n), 0);
+	cr_assert_eq(n, 1, "the node states were heard within the last 300 ms");
+	dt_node_states_free(v, n);
+	dt_link_stop(l, 1000);
 	dt_ingest_stop(in);
 }
 

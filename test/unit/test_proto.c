@@ -1769,6 +1769,8 @@ Test(encode, batch_refusals)
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.nodes[1].gaps[1].cause = DT_GAP_CAUSE_MAX;
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
+	b.nodes[1].gaps[1].cause = DT_GAP_SILENT;
+	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
 	b.nodes[1].gaps[1].cause = DT_GAP_CRASHED;
 	b.nodes[1].gaps[2].flags = 2;
 	EXPECT_ENCODE_FAILS(dt_batch_encode(sb, &b), DT_PROTO_ERANGE);
@@ -2585,6 +2587,8 @@ Test(malformed, batch_fields)
 		{"gap cause 0", {10, 1, 6, 0, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
 		{"gap cause unknown", {10, 1, 6, 0, 2, END}, OP_UINT, DT_GAP_CAUSE_MAX,
 		  .expect = DT_PROTO_ERANGE},
+		{"gap cause silent (the analyzer's)", {10, 1, 6, 0, 2, END}, OP_UINT, DT_GAP_SILENT,
+		  .expect = DT_PROTO_ERANGE},
 		{"gap flags unknown", {10, 1, 6, 1, 3, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
 		{"gap lost max", {10, 1, 6, 1, 4, END}, OP_UINT, UINT64_MAX, .expect = 0},
 		{"gap lost string", {10, 1, 6, 1, 4, END}, OP_STR, .s = "3",
@@ -3008,8 +3012,9 @@ Test(malformed, report_fields)
 		  .expect = DT_PROTO_ERANGE},
 		{"blind gap short", {11, 0, 1, END}, OP_DROP, .expect = DT_PROTO_ELENGTH},
 		{"blind gap cause 0", {11, 0, 1, 2, END}, OP_UINT, 0, .expect = DT_PROTO_ERANGE},
-		{"blind gap cause 4", {11, 0, 1, 2, END}, OP_UINT, DT_GAP_CAUSE_MAX,
+		{"blind gap cause 5", {11, 0, 1, 2, END}, OP_UINT, DT_GAP_CAUSE_MAX,
 		  .expect = DT_PROTO_ERANGE},
+		{"blind gap cause silent", {11, 0, 1, 2, END}, OP_UINT, DT_GAP_SILENT, .expect = 0},
 		{"blind gap ends at its start", {11, 0, 1, 1, END}, OP_UINT, 1000,
 		  .expect = DT_PROTO_ERANGE},
 		{"blind gap flags 2", {11, 0, 1, 3, END}, OP_UINT, 2, .expect = DT_PROTO_ERANGE},
