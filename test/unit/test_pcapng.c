@@ -52,7 +52,7 @@ static struct dt_pkt ping(uint16_t ip_id, uint16_t seq)
 		.icmp_type = 8, /* echo request */
 		.sport = 7,
 		.seq = seq,
-		.icmp_csum = true,
+		.csum = true,
 		.payload = ICMP_IP_LEN - 28,
 		.fill_mul = 1,
 		.fill_add = 8, /* byte i of the ICMP message is i */

@@ -130,8 +130,8 @@ static void put_l4(uint8_t *h, const struct dt_pkt *k, size_t l4, size_t total)
 		dt_pkt_put16(h + 2, k->dport);
 		dt_pkt_put32(h + 4, k->seq);
 		dt_pkt_put32(h + 8, k->ack);
-		h[12] = 5 << 4;		     /* data offset: no options */
-		h[13] = 0x18;		     /* PSH ACK */
+		h[12] = 5 << 4; /* data offset: no options */
+		h[13] = k->tcp_flags ? k->tcp_flags : DT_PKT_TCP_PSH | DT_PKT_TCP_ACK;
 		dt_pkt_put16(h + 14, 64240); /* window */
 		dt_pkt_put16(h + 16, k->l4_csum);
 		break;
@@ -150,6 +150,30 @@ static void put_l4(uint8_t *h, const struct dt_pkt *k, size_t l4, size_t total)
 	}
 }
 
+/* The real checksum of the L4 header h and payload (total bytes) of k, in its field. */
+static void put_l4_csum(uint8_t *h, const struct dt_pkt *k, size_t total)
+{
+	uint8_t pseudo[12];
+	uint32_t sum;
+
+	if (k->proto == IPPROTO_ICMP) {
+		dt_pkt_put16(h + 2, dt_pkt_csum(h, total)); /* over header and payload */
+		return;
+	}
+	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP)
+		return;
+	/* RFC 793/768: the pseudo header (addresses, zero, protocol, length), then the
+	 * segment; one's complement sums of even-length parts add up. */
+	dt_pkt_put32(pseudo, k->saddr);
+	dt_pkt_put32(pseudo + 4, k->daddr);
+	pseudo[8] = 0;
+	pseudo[9] = k->proto;
+	dt_pkt_put16(pseudo + 10, (uint16_t)total);
+	sum = (uint32_t)sum16(pseudo, sizeof(pseudo)) + sum16(h, total);
+	sum = (sum & 0xffff) + (sum >> 16);
+	dt_pkt_put16(h + (k->proto == IPPROTO_TCP ? 16 : 6), (uint16_t)~sum);
+}
+
 size_t dt_pkt_ip(uint8_t *p, const struct dt_pkt *k)
 {
 	size_t l4 = dt_pkt_l4_hdr_len(k), total = l4 + k->payload, off;
@@ -160,8 +184,8 @@ size_t dt_pkt_ip(uint8_t *p, const struct dt_pkt *k)
 	put_l4(h, k, l4, total);
 	for (size_t i = 0; i < k->payload; i++)
 		h[l4 + i] = dt_pkt_payload_byte(k, i);
-	if (l4 && k->proto == IPPROTO_ICMP && k->icmp_csum)
-		dt_pkt_put16(h + 2, dt_pkt_csum(h, total)); /* over header and payload */
+	if (l4 && k->csum)
+		put_l4_csum(h, k, total);
 	off += total;
 	if (k->l4_cut)
 		off -= total - k->l4_cut;

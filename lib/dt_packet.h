@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dt_packet.h - test packets, byte by byte: the one packet builder of the BPF tests
- * (test/bpf/test_dataplane.c), the pcapng tests (test/unit/test_pcapng.c) and the fast-path
- * benchmark (bench/fastpath.c).
+ * dt_packet.h - packets, byte by byte: the one packet builder of the BPF tests
+ * (test/bpf/test_dataplane.c, test_inject.c), the pcapng tests (test/unit/test_pcapng.c),
+ * the fast-path benchmark (bench/fastpath.c) and the probes the agent injects
+ * (agent/inject.c).
  *
  * A packet is described by a struct with every number in host order; the builder writes
  * the bytes in network order. What it builds: Ethernet (IPv4 EtherType), IPv4 (options as
@@ -30,6 +31,12 @@
 #define DT_PKT_IP_MF 0x2000
 #define DT_PKT_IP_OFFSET 0x1fff /* the fragment offset, in 8-byte units */
 
+/* TCP flags. */
+#define DT_PKT_TCP_SYN 0x02
+#define DT_PKT_TCP_RST 0x04
+#define DT_PKT_TCP_PSH 0x08
+#define DT_PKT_TCP_ACK 0x10
+
 #define DT_PKT_VXLAN_I 0x08000000 /* the first VXLAN word with the I flag (VNI valid) */
 
 /*
@@ -48,7 +55,9 @@ struct dt_pkt {
 	uint32_t ack;	       /* TCP acknowledgment number */
 	uint8_t icmp_type;     /* ICMP type (code 0) */
 	uint16_t l4_csum;      /* the L4 checksum field as written (the data plane ignores it) */
-	bool icmp_csum;	       /* ICMP: write the real checksum instead of l4_csum */
+	bool csum;	       /* write the real L4 checksum instead of l4_csum: TCP and UDP
+				* with the IPv4 pseudo header, ICMP over header and payload */
+	uint8_t tcp_flags;     /* TCP flags byte; 0: PSH ACK (DT_PKT_TCP_*) */
 	uint16_t payload;      /* payload bytes after the L4 header */
 	uint8_t fill_mul, fill_add; /* payload byte i is (uint8_t)(i * fill_mul + fill_add) */
 	uint8_t l4_cut;		    /* nonzero: the frame ends this many bytes into the L4 header */
@@ -89,8 +98,8 @@ uint8_t dt_pkt_payload_byte(const struct dt_pkt *k, size_t i);
 
 /*
  * The IPv4 packet of k at p, without Ethernet: header (TTL 64, checksum), L4 header and
- * payload. TCP: data offset 5, PSH ACK, window 64240. UDP: its length. ICMP: type, code 0,
- * identifier, sequence. Cut at l4_cut. Returns its length.
+ * payload. TCP: data offset 5, tcp_flags (PSH ACK by default), window 64240. UDP: its length. ICMP:
+ * type, code 0, identifier, sequence. Cut at l4_cut. Returns its length.
  */
 size_t dt_pkt_ip(uint8_t *p, const struct dt_pkt *k);
 
