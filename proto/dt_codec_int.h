@@ -13,6 +13,7 @@
 #ifndef DT_CODEC_INT_H
 #define DT_CODEC_INT_H
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -324,6 +325,66 @@ uint32_t dt_raw_list(struct dt_dec *d, const void *buf, size_t len, size_t *off,
 uint32_t dt_raw_records(struct dt_dec *d, const void *buf, size_t len, size_t *off, uint32_t max,
 			const uint8_t *kinds, uint32_t n_fields, dt_raw_record_fn fn, void *ctx);
 int dt_raw_end(struct dt_dec *d, size_t len, size_t off);
+
+/*
+ * One field of a flat record at *off: a value of the given kind, read into o as msgpack-c
+ * would have unpacked it (a positive integer, or a bin pointing into p). Returns 0 (*off
+ * past it), DT_PROTO_ETRUNC or DT_PROTO_ETYPE. dt_raw_uint() is its fast path for integers.
+ */
+int dt_raw_value(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kind kind,
+		 msgpack_object *o);
+
+/*
+ * An integer field at *off into *v, as dt_raw_value() reads it. The encodings an encoder
+ * writes (fixint, uint 8 to 64) are read inline when 9 bytes remain, without a branch
+ * whose target depends on the bytes of an earlier field, so that a walk over many records
+ * is not one long chain of dependent loads; anything else goes to dt_raw_value().
+ */
+static inline int dt_raw_uint(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
+{
+	size_t o = *off;
+	msgpack_object obj;
+	uint32_t v32;
+	uint16_t v16;
+	uint64_t v64;
+	int rv;
+
+	if (len - o >= 9) {
+		uint8_t b = p[o];
+
+		if (b < 0x80) {
+			*v = b;
+			*off = o + 1;
+			return 0;
+		}
+		switch (b) {
+		case 0xcc:
+			*v = p[o + 1];
+			*off = o + 2;
+			return 0;
+		case 0xcd:
+			memcpy(&v16, p + o + 1, sizeof(v16));
+			*v = be16toh(v16);
+			*off = o + 3;
+			return 0;
+		case 0xce:
+			memcpy(&v32, p + o + 1, sizeof(v32));
+			*v = be32toh(v32);
+			*off = o + 5;
+			return 0;
+		case 0xcf:
+			memcpy(&v64, p + o + 1, sizeof(v64));
+			*v = be64toh(v64);
+			*off = o + 9;
+			return 0;
+		}
+	}
+	if ((rv = dt_raw_value(p, len, off, DT_RAW_UINT, &obj)) != 0) {
+		return rv;
+	}
+	*v = obj.via.u64;
+	return 0;
+}
 
 /*
  * dt_wire.c: records that several messages contain. The get_*() that take f read fields

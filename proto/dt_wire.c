@@ -549,12 +549,8 @@ uint32_t dt_raw_list(struct dt_dec *d, const void *buf, size_t len, size_t *off,
 	return (uint32_t)h.val;
 }
 
-/*
- * One field of a flat record at *off: a value of the given kind, read into o as msgpack-c
- * would have unpacked it (a positive integer, or a bin pointing into p).
- */
-static int raw_value(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kind kind,
-		     msgpack_object *o)
+int dt_raw_value(const uint8_t *p, size_t len, size_t *off, enum dt_raw_kind kind,
+		 msgpack_object *o)
 {
 	struct mp_head h;
 	unsigned int n;
@@ -609,7 +605,7 @@ uint32_t dt_raw_records(struct dt_dec *d, const void *buf, size_t len, size_t *o
 			dt_get_fail(d, DT_PROTO_ELENGTH);
 		}
 		for (f = 0; f < n_fields && d->err == 0; f++) {
-			if ((rv = raw_value(buf, len, off, kinds[f], &fields[f])) != 0) {
+			if ((rv = dt_raw_value(buf, len, off, kinds[f], &fields[f])) != 0) {
 				dt_get_fail(d, rv);
 			}
 		}
