@@ -608,8 +608,8 @@ static int check_sample(const uint8_t *p, size_t len, size_t *off, const struct 
 	}
 	bad |= v[N_SAMPLE - 1] > sample_max[N_SAMPLE - 1];
 	bad |= v[SF_HOOK] == DT_HOOK_NONE || v[SF_IFACE] >= b->n_ifaces;
-	bad |= bad_str_index(v[SF_DROP_NAME], b->n_strings) |
-	       bad_str_index(v[SF_DROP_WHERE], b->n_strings);
+	bad |= bad_str_index(v[SF_DROP_NAME], b->n_strings);
+	bad |= bad_str_index(v[SF_DROP_WHERE], b->n_strings);
 	bad |= cap.via.bin.size > DT_CAP_MAX ||
 	       (cap.via.bin.size == 0) != (v[SF_CAP_LINK] == DT_CAP_NONE);
 	return bad ? DT_PROTO_ERANGE : 0;
