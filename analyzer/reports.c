@@ -113,6 +113,7 @@ int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, str
 {
 	struct dt_paths_ctx ctx = {
 		.strs = a->strs,
+		.prefixes = &task->prefixes,
 		.now_ns = dt_clock_ns(CLOCK_REALTIME),
 		.now_ms = dt_mono_ms(),
 		.window_ms = a->cfg->window_ms,
