@@ -53,9 +53,9 @@ void dt_stitch_in_fill(struct dt_stitch_in *in, const struct dt_wire_sample *w, 
 	o->cap_link = w->cap_link;
 	o->cap_len = w->cap_len <= DT_CAP_MAX ? w->cap_len : DT_CAP_MAX;
 	o->frag = w->frag;
-	memcpy(o->cap, w->cap, o->cap_len);
 	in->orig = w->orig;
 	in->task_id = w->task_id;
+	memcpy(in->cap, w->cap, o->cap_len);
 }
 
 /* ------------------------------------------------------------------------------------ */

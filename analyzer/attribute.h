@@ -23,9 +23,10 @@
  * needs besides (kept while it is held, not afterwards).
  */
 struct dt_stitch_in {
-	struct dt_obs o;      /* dir and canon are filled by the stitcher */
-	struct dt_tuple orig; /* DT_SAMPLE_F_NAT: the tuple inside the NAT */
-	uint32_t task_id;     /* a first hop's task, else 0 */
+	struct dt_obs o;	 /* dir and canon are filled by the stitcher */
+	struct dt_tuple orig;	 /* DT_SAMPLE_F_NAT: the tuple inside the NAT */
+	uint32_t task_id;	 /* a first hop's task, else 0 */
+	uint8_t cap[DT_CAP_MAX]; /* the packet prefix: o.cap_len bytes, zeros after */
 };
 
 /*

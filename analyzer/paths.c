@@ -175,16 +175,19 @@ static uint8_t copy_end_of(enum leaf_end end, bool young)
 }
 
 /* The report's hop for h: the observation's prefix and names, copied. */
-static void fill_hop(struct dt_hop *hop, const struct hop *h, const struct dt_strtab *strs)
+static void fill_hop(struct dt_hop *hop, const struct hop *h, const struct dt_paths_ctx *ctx)
 {
+	const struct dt_strtab *strs = ctx->strs;
 	const struct dt_obs *o = h->o;
 
 	hop->at = *h->at;
 	hop->ts_ns = o->ts_ns;
 	hop->tuple = o->tuple;
-	hop->cap_link = o->cap_link;
-	hop->cap_len = o->cap_len;
-	memcpy(hop->cap, o->cap, o->cap_len);
+	if (ctx->prefixes) {
+		hop->cap_link = o->cap_link;
+		hop->cap_len = o->cap_len;
+		memcpy(hop->cap, dt_prefix_of(ctx->prefixes, o), o->cap_len);
+	}
 	hop->parent = h->parent;
 	hop->branch = h->branch;
 	hop->copy_end = h->copy_end;
@@ -291,8 +294,10 @@ static void build_packet(const struct dt_paths_ctx *ctx, const struct item *v, s
 	k->lost_hop = -1;
 	k->head = is_first_hop(v[root].o->hook);
 	k->exit_len = end[best] == END_DELIVERED ? d->len : 0;
-	k->hdrs = k->head ? dt_paths_l4_headers(v[root].o)
-			  : 0; /* later hooks capture the outer frame */
+	/* Later hooks capture the outer frame. */
+	k->hdrs = k->head && ctx->prefixes
+			  ? dt_paths_l4_headers(v[root].o, dt_prefix_of(ctx->prefixes, v[root].o))
+			  : 0;
 	k->reason = REASON_NONE;
 	if (end[best] == END_DELIVERED) {
 		p->fate = DT_FATE_DELIVERED;
@@ -355,21 +360,21 @@ static bool colored_packet(const struct pkt *k)
  * packet: they come from the heap and reuse its pages, where one arena for all hops would
  * be fresh pages, each faulted in, at every report.
  */
-static int list_hops(const struct dt_strtab *strs, struct pkt *k)
+static int list_hops(const struct dt_paths_ctx *ctx, struct pkt *k)
 {
 	k->p.hops = calloc(k->p.n_hops, sizeof(*k->p.hops));
 	if (!k->p.hops) {
 		return -ENOMEM;
 	}
 	for (uint32_t j = 0; j < k->p.n_hops; j++) {
-		fill_hop(&k->p.hops[j], &k->h[j], strs);
+		fill_hop(&k->p.hops[j], &k->h[j], ctx);
 	}
 	return 0;
 }
 
 /* The packets a report lists: the first DT_REPORT_MAX_PACKETS of pk[0..n_pk), with their
  * hops, into *paths (NULL when there are none). 0 or -ENOMEM (then nothing is kept). */
-static int list_packets(const struct dt_strtab *strs, struct pkt *pk, size_t n_pk,
+static int list_packets(const struct dt_paths_ctx *ctx, struct pkt *pk, size_t n_pk,
 			struct dt_packet_path **paths, size_t *n_listed)
 {
 	size_t i, n = n_pk < DT_REPORT_MAX_PACKETS ? n_pk : DT_REPORT_MAX_PACKETS;
@@ -384,7 +389,7 @@ static int list_packets(const struct dt_strtab *strs, struct pkt *pk, size_t n_p
 		return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
-		if (list_hops(strs, &pk[i]) != 0) {
+		if (list_hops(ctx, &pk[i]) != 0) {
 			while (i-- > 0) {
 				free(pk[i].p.hops);
 			}
@@ -488,7 +493,7 @@ int dt_paths_build(const struct dt_paths_ctx *ctx, const struct dt_obs *obs, siz
 		goto out;
 	}
 	dt_paths_note_blind(&verdict, blind, n_blind);
-	if (!ctx->no_packets && (err = list_packets(ctx->strs, pk, n_pk, &paths, &n_listed)) != 0) {
+	if (!ctx->no_packets && (err = list_packets(ctx, pk, n_pk, &paths, &n_listed)) != 0) {
 		goto out;
 	}
 	free(pk);

@@ -39,8 +39,11 @@
 #include "strtab.h"
 
 /*
- * One attributed sample: what a report needs of it, 232 bytes (a task keeps every one),
- * 128 of them the packet prefix (cap_len bytes of cap are used).
+ * One attributed sample: what a report needs of it, 112 bytes (a task keeps every one).
+ * Its packet prefix (cap_len bytes) is kept apart, in its task's prefix store (struct
+ * dt_prefixes): only a report that lists packets reads every one (a build reads a first
+ * hop's, for its headers), and every pass over the observations reads half the bytes it
+ * would with the prefix inside.
  * Names are indices into the analyzer's string table (strtab.h). The fields without a
  * comment are the wire sample's (struct dt_wire_sample).
  */
@@ -59,6 +62,7 @@ struct dt_obs {
 	uint32_t ifname;     /* dt_strtab index */
 	uint32_t drop_name;  /* dt_strtab index, DT_STRTAB_NONE without a drop */
 	uint32_t drop_where; /* dt_strtab index, DT_STRTAB_NONE without a drop */
+	uint32_t cap_at;     /* where its prefix starts in the prefix store, in 8-byte units */
 	uint16_t ip_id;
 	uint8_t hook;
 	uint8_t flags;
@@ -66,8 +70,34 @@ struct dt_obs {
 	uint8_t cap_link; /* enum dt_cap_link */
 	uint16_t cap_len;
 	uint16_t frag; /* DT_FRAG_MF | offset (8-byte units); 0: not a fragment */
-	uint8_t cap[DT_CAP_MAX];
 };
+
+/*
+ * The packet prefixes of a task's observations, one after the other, each at an 8-byte
+ * boundary (so that a 32-bit struct dt_obs.cap_at reaches 32 GiB).
+ */
+struct dt_prefixes {
+	uint8_t *bytes;
+	size_t used, size;
+};
+
+/* Makes room for a prefix of len bytes more. Returns 0 or -ENOMEM. */
+int dt_prefixes_reserve(struct dt_prefixes *p, uint16_t len);
+
+/* Appends o's prefix, cap (o->cap_len bytes, room reserved), and sets o->cap_at. */
+void dt_prefixes_append(struct dt_prefixes *p, struct dt_obs *o, const uint8_t *cap);
+
+/* Forgets the prefixes from o's on (o's and the ones appended after it). */
+void dt_prefixes_truncate(struct dt_prefixes *p, const struct dt_obs *o);
+
+/* Frees p's bytes; p is empty after. */
+void dt_prefixes_free(struct dt_prefixes *p);
+
+/* o's prefix (o->cap_len bytes) in p. */
+static inline const uint8_t *dt_prefix_of(const struct dt_prefixes *p, const struct dt_obs *o)
+{
+	return p->bytes + (size_t)o->cap_at * 8;
+}
 
 /* What a report is built against. */
 struct dt_paths_ctx {
@@ -88,6 +118,9 @@ struct dt_paths_ctx {
 	const struct dt_gap *(*gaps_of)(const void *arg, const char *node, uint32_t *n);
 	bool no_packets; /* leave r->packets empty: the caller reads counts, tables and the
 			  * verdict only, so no packet's hops, prefixes and names are copied */
+	/* The observations' prefixes (struct dt_obs.cap_at). NULL: as if nothing was captured
+	 * (listed hops carry none, segments are tied without their packet's headers) */
+	const struct dt_prefixes *prefixes;
 };
 
 /*

@@ -239,37 +239,105 @@ out:
 }
 
 /*
+ * The packets' table: open addressing, each slot a packet's number + 1 (0: empty) and the
+ * upper half of its hash, so that a probe compares an observation with another packet's
+ * first only when their hashes agree. It grows with the packets, not the observations
+ * (a few a packet): a smaller table, whose slots miss the cache less.
+ */
+struct pkt_slot {
+	uint32_t tag;
+	uint32_t pkt; /* + 1 */
+};
+
+struct pkt_table {
+	struct pkt_slot *s;
+	size_t mask;
+	uint64_t *hash;	 /* of each packet, to move it when the table grows */
+	uint32_t *first; /* each packet's first observation */
+	size_t n, cap;
+};
+
+/* Puts packet p (hash h) into an empty slot of t. */
+static void pkt_table_put(struct pkt_table *t, uint64_t h, uint32_t p)
+{
+	size_t s = h & t->mask;
+
+	while (t->s[s].pkt) {
+		s = (s + 1) & t->mask;
+	}
+	t->s[s] = (struct pkt_slot){(uint32_t)(h >> 32), p + 1};
+}
+
+/* Makes room for one more packet: the slots at most half full. 0 or -ENOMEM. */
+static int pkt_table_grow(struct pkt_table *t)
+{
+	size_t size = t->mask + 1;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 1024;
+		uint64_t *h = realloc(t->hash, cap * sizeof(*h));
+		uint32_t *f = h ? realloc(t->first, cap * sizeof(*f)) : NULL;
+
+		if (h) {
+			t->hash = h;
+		}
+		if (!f) {
+			return -ENOMEM;
+		}
+		t->first = f;
+		t->cap = cap;
+	}
+	if (t->s && 2 * (t->n + 1) <= size) {
+		return 0;
+	}
+	size = t->s ? 2 * size : 2048;
+	free(t->s);
+	if (!(t->s = calloc(size, sizeof(*t->s)))) {
+		return -ENOMEM;
+	}
+	t->mask = size - 1;
+	for (size_t p = 0; p < t->n; p++) {
+		pkt_table_put(t, t->hash[p], (uint32_t)p);
+	}
+	return 0;
+}
+
+/*
  * The packet of each observation (pkt_of[i]), by hash of its identity; the packets are
  * numbered in the order of their first observation, *n_pk of them. 0 or -ENOMEM.
  */
 static int find_packets(const struct dt_obs *obs, size_t n, uint32_t *pkt_of, size_t *n_pk)
 {
-	uint32_t *first = malloc((n ? n : 1) * sizeof(*first));
-	struct slots t;
-	size_t i;
+	struct pkt_table t = {0};
+	int err = 0;
 
-	*n_pk = 0;
-	if (!first || slots_init(&t, n) != 0) {
-		free(first);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		size_t s = packet_hash(&obs[i]) & t.mask;
+	for (size_t i = 0; i < n && !err; i++) {
+		uint64_t h = packet_hash(&obs[i]);
+		uint32_t tag = (uint32_t)(h >> 32);
+		size_t s = h & t.mask;
 
-		for (; t.s[s]; s = (s + 1) & t.mask) {
-			if (dt_paths_cmp_packet_key(&obs[first[t.s[s] - 1]], &obs[i]) == 0) {
+		for (; t.s && t.s[s].pkt; s = (s + 1) & t.mask) {
+			const struct pkt_slot *e = &t.s[s];
+
+			if (e->tag == tag &&
+			    dt_paths_cmp_packet_key(&obs[t.first[e->pkt - 1]], &obs[i]) == 0) {
 				break;
 			}
 		}
-		if (!t.s[s]) {
-			first[*n_pk] = (uint32_t)i;
-			t.s[s] = (uint32_t)++ * n_pk;
+		if (t.s && t.s[s].pkt) {
+			pkt_of[i] = t.s[s].pkt - 1;
+		} else if ((err = pkt_table_grow(&t)) == 0) {
+			t.hash[t.n] = h;
+			t.first[t.n] = (uint32_t)i;
+			pkt_table_put(&t, h, (uint32_t)t.n);
+			pkt_of[i] = (uint32_t)t.n++;
 		}
-		pkt_of[i] = t.s[s] - 1;
 	}
+	*n_pk = t.n;
 	free(t.s);
-	free(first);
-	return 0;
+	free(t.hash);
+	free(t.first);
+	return err;
 }
 
 int dt_paths_group(const struct dt_strtab *strs, const struct dt_obs *obs, size_t n, struct item *v,

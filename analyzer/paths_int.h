@@ -270,9 +270,9 @@ int dt_paths_judge_datagrams(struct pkt *pk, size_t n_pk);
 
 /* paths_segment.c */
 
-/* The length of the IPv4 and TCP or UDP headers in o's packet prefix, 0 when it does not
- * hold them (capture off, a VLAN tag stack, another protocol). */
-uint16_t dt_paths_l4_headers(const struct dt_obs *o);
+/* The length of the IPv4 and TCP or UDP headers in o's packet prefix c (o->cap_len bytes),
+ * 0 when it does not hold them (capture off, a VLAN tag stack, another protocol). */
+uint16_t dt_paths_l4_headers(const struct dt_obs *o, const uint8_t *c);
 
 /* Ties the segments among pk[0..n_pk) that no first hop saw (the kernel segmented their
  * packet after it, GSO) to their packet, and judges each such packet. 0 or -ENOMEM. */

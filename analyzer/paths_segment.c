@@ -10,9 +10,8 @@
 
 /* The length of the IPv4 and TCP or UDP headers in o's packet prefix, 0 when it does not
  * hold them (capture off, a VLAN tag stack, another protocol). */
-uint16_t dt_paths_l4_headers(const struct dt_obs *o)
+uint16_t dt_paths_l4_headers(const struct dt_obs *o, const uint8_t *c)
 {
-	const uint8_t *c = o->cap;
 	uint32_t off = 0, ihl;
 
 	if (o->cap_link == DT_CAP_ETH) {

@@ -17,11 +17,13 @@ struct stat_pos {
 	uint8_t dir;
 };
 
-/* One end of a copy branch, for the copies table. */
+/* The ends of copy branches at one place, with one end and drop reason, for the copies
+ * table: at is the first of them. */
 struct copy_rec {
 	const struct hop *at;
 	const char *drop_name; /* its drop reason's name, "" without */
 	uint8_t dir;
+	size_t count;
 };
 
 struct row_pos {
@@ -393,9 +395,10 @@ static void copy_reason(const struct copy_rec *c, char *buf, size_t len)
 int dt_paths_copy_rows(const struct dt_strtab *strs, const struct pkt *pk, size_t n_pk,
 		       struct dt_copy_row **rows, uint32_t *n_rows)
 {
+	struct dt_paths_index ix = {0};
 	struct copy_rec *rec = NULL;
 	struct dt_copy_row *out = NULL;
-	size_t i, j, k, m = 0, total = 0, nr = 0;
+	size_t i, j, m, cap = 0, total = 0, nr = 0;
 
 	*rows = NULL;
 	*n_rows = 0;
@@ -405,41 +408,58 @@ int dt_paths_copy_rows(const struct dt_strtab *strs, const struct pkt *pk, size_
 	if (total == 0) {
 		return 0;
 	}
-	rec = calloc(total, sizeof(*rec));
 	out = calloc(total < DT_REPORT_MAX_COPY_ROWS ? total : DT_REPORT_MAX_COPY_ROWS,
 		     sizeof(*out));
-	if (!rec || !out) {
-		free(rec);
-		free(out);
+	if (!out) {
 		return -ENOMEM;
 	}
+	/* Grouped by an index, not sorted: the groups are few, the copies many. */
 	for (i = 0; i < n_pk; i++) {
 		for (j = 0; j < pk[i].p.n_hops; j++) {
-			if (pk[i].h[j].copy_end != DT_COPY_NONE) {
-				rec[m].at = &pk[i].h[j];
-				rec[m].drop_name = drop_name_of(strs, pk[i].h[j].o);
-				rec[m].dir = pk[i].p.direction;
-				m++;
+			const struct hop *h = &pk[i].h[j];
+			uint64_t name =
+				h->o->hook == DT_HOOK_DROP && h->o->drop_name != DT_STRTAB_NONE
+					? h->o->drop_name
+					: 0; /* NONE and 0 both read as "" */
+			uint64_t key[3] = {(uint64_t)h->copy_end << 8 | pk[i].p.direction,
+					   pk[i].place[j], name << 32 | drop_reason_of(h->o)};
+			long g;
+
+			if (h->copy_end == DT_COPY_NONE) {
+				continue;
+			}
+			if ((g = dt_paths_index_find(&ix, key)) < 0 ||
+			    grow_to((void **)&rec, &cap, sizeof(*rec), (size_t)g) != 0) {
+				dt_paths_index_free(&ix);
+				free(rec);
+				free(out);
+				return -ENOMEM;
+			}
+			if (rec[g].count++ == 0) {
+				rec[g].at = h;
+				rec[g].drop_name = drop_name_of(strs, h->o);
+				rec[g].dir = pk[i].p.direction;
 			}
 		}
 	}
+	m = ix.n;
+	dt_paths_index_free(&ix);
 	qsort(rec, m, sizeof(*rec), cmp_copy_rec_reason);
 	for (i = 0; i < m && nr < DT_REPORT_MAX_COPY_ROWS; i = j) {
 		struct dt_copy_row *r = &out[nr++];
-		size_t best = i, best_n = 0;
+		size_t best = i, best_n = 0, count = 0;
 
-		for (j = i; j < m && cmp_copy_rec(&rec[i], &rec[j]) == 0; j = k) {
-			for (k = j + 1; k < m && cmp_copy_rec_reason(&rec[j], &rec[k]) == 0; k++) {
-			}
-			if (k - j > best_n) {
+		for (j = i; j < m && cmp_copy_rec(&rec[i], &rec[j]) == 0; j++) {
+			count += rec[j].count;
+			if (rec[j].count > best_n) {
 				best = j;
-				best_n = k - j;
+				best_n = rec[j].count;
 			}
 		}
 		r->at = *rec[i].at->at;
 		r->direction = rec[i].dir;
 		r->end = rec[i].at->copy_end;
-		r->count = j - i;
+		r->count = count;
 		copy_reason(&rec[best], r->reason, sizeof(r->reason));
 	}
 	free(rec);

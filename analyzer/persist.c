@@ -33,13 +33,7 @@ static void unstore_obs(struct analyzer *a)
 	for (size_t i = 0; i < dt_tasks_n_active(a->tasks); i++) {
 		struct dt_task *task = dt_tasks_active(a->tasks, i);
 
-		while (task->n_obs > task->n_stored) {
-			const struct dt_obs *o = &task->obs[--task->n_obs];
-
-			if (dt_obs_counts_colored(o) && task->colored[o->dir]) {
-				task->colored[o->dir]--;
-			}
-		}
+		dt_task_obs_truncate(task, task->n_stored);
 	}
 }
 
@@ -57,10 +51,7 @@ int ana_persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 	for (size_t i = 0; i < dt_tasks_n_active(a->tasks); i++) {
 		struct dt_task *task = dt_tasks_active(a->tasks, i);
 
-		if (task->n_obs > task->n_stored &&
-		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored,
-					       task->obs + task->n_stored,
-					       task->n_obs - task->n_stored)) != 0) {
+		if (task->n_obs > task->n_stored && (rv = dt_taskstore_put_obs(st, task)) != 0) {
 			return rv;
 		}
 		if (task->dirty && (rv = dt_taskstore_put_task(st, task)) != 0) {
@@ -74,9 +65,7 @@ int ana_persist_write(struct analyzer *a, const struct dt_stitch_counters *c)
 		struct dt_task *task = dt_tasks_nth(a->tasks, i);
 
 		if (task->final_pending && task->n_obs > task->n_stored &&
-		    (rv = dt_taskstore_put_obs(st, task->id, task->n_stored,
-					       task->obs + task->n_stored,
-					       task->n_obs - task->n_stored)) != 0) {
+		    (rv = dt_taskstore_put_obs(st, task)) != 0) {
 			return rv;
 		}
 	}
@@ -282,7 +271,7 @@ static int ld_task(void *arg, struct dt_task *rec)
 	return rv;
 }
 
-static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
+static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o, const uint8_t *cap)
 {
 	struct analyzer *a = arg;
 	struct dt_task *task = dt_tasks_find_active(a->tasks, id);
@@ -303,7 +292,7 @@ static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
 	} else {
 		copy.arrival_ms = 0;
 	}
-	if ((rv = dt_task_add_obs(task, &copy)) == 0) {
+	if ((rv = dt_task_add_obs(task, &copy, cap)) == 0) {
 		task->n_stored = task->n_obs;
 	}
 	return rv;

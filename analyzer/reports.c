@@ -129,6 +129,7 @@ int ana_build_report(struct analyzer *a, struct dt_task *task, bool packets, str
 		.live = &a->hosts, .silent = &a->silent, .now_ns = now_ns};
 	struct dt_paths_ctx ctx = {
 		.strs = a->strs,
+		.prefixes = &task->prefixes,
 		.now_ns = now_ns,
 		.now_ms = dt_mono_ms(),
 		.window_ms = a->cfg->window_ms,

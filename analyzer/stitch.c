@@ -141,7 +141,7 @@ static void let_go(struct dt_stitch *st, const struct dt_stitch_in *in)
 /* Gives o, attributed as m says, to its task. Returns 0 or -ENOMEM. */
 static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const struct dt_match *m)
 {
-	struct dt_obs *a = dt_task_obs_next(m->task); /* filled in place: one copy */
+	struct dt_obs *a = dt_task_obs_next(m->task, in->o.cap_len); /* filled in place */
 
 	if (!a) {
 		st->nomem++;
@@ -153,7 +153,7 @@ static int deliver(struct dt_stitch *st, const struct dt_stitch_in *in, const st
 	if (m->frag) {
 		a->ident = m->ident;
 	}
-	dt_task_obs_keep(m->task);
+	dt_task_obs_keep(m->task, in->cap);
 	st->attributed++;
 	return 0;
 }

@@ -124,7 +124,49 @@ int dt_limits_apply(const struct dt_limits *l, struct dt_task_spec *spec, char *
 	return 0;
 }
 
-struct dt_obs *dt_task_obs_next(struct dt_task *task)
+int dt_prefixes_reserve(struct dt_prefixes *p, uint16_t len)
+{
+	size_t need = p->used + len + 7, size = p->size ? p->size : 4096;
+	uint8_t *v;
+
+	if (need <= p->size) {
+		return 0;
+	}
+	if (need / 8 > UINT32_MAX) {
+		return -ENOMEM; /* beyond what cap_at reaches */
+	}
+	while (size < need) {
+		size *= 2;
+	}
+	if (!(v = realloc(p->bytes, size))) {
+		return -ENOMEM;
+	}
+	p->bytes = v;
+	p->size = size;
+	return 0;
+}
+
+void dt_prefixes_append(struct dt_prefixes *p, struct dt_obs *o, const uint8_t *cap)
+{
+	o->cap_at = (uint32_t)(p->used / 8);
+	if (o->cap_len) {
+		memcpy(p->bytes + p->used, cap, o->cap_len);
+		p->used += (o->cap_len + 7u) & ~7u;
+	}
+}
+
+void dt_prefixes_truncate(struct dt_prefixes *p, const struct dt_obs *o)
+{
+	p->used = (size_t)o->cap_at * 8;
+}
+
+void dt_prefixes_free(struct dt_prefixes *p)
+{
+	free(p->bytes);
+	memset(p, 0, sizeof(*p));
+}
+
+struct dt_obs *dt_task_obs_next(struct dt_task *task, uint16_t cap_len)
 {
 	if (task->n_obs == task->cap_obs) {
 		size_t cap = task->cap_obs ? task->cap_obs * 2 : 64;
@@ -136,28 +178,47 @@ struct dt_obs *dt_task_obs_next(struct dt_task *task)
 		task->obs = v;
 		task->cap_obs = cap;
 	}
+	if (cap_len && dt_prefixes_reserve(&task->prefixes, cap_len) != 0) {
+		return NULL;
+	}
 	return &task->obs[task->n_obs];
 }
 
-void dt_task_obs_keep(struct dt_task *task)
+void dt_task_obs_keep(struct dt_task *task, const uint8_t *cap)
 {
-	const struct dt_obs *o = &task->obs[task->n_obs++];
+	struct dt_obs *o = &task->obs[task->n_obs++];
 
+	dt_prefixes_append(&task->prefixes, o, cap);
 	if (dt_obs_counts_colored(o)) {
 		task->colored[o->dir]++;
 	}
 }
 
-int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o)
+int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o, const uint8_t *cap)
 {
-	struct dt_obs *slot = dt_task_obs_next(task);
+	struct dt_obs *slot = dt_task_obs_next(task, o->cap_len);
 
 	if (!slot) {
 		return -ENOMEM;
 	}
 	*slot = *o;
-	dt_task_obs_keep(task);
+	dt_task_obs_keep(task, cap);
 	return 0;
+}
+
+void dt_task_obs_truncate(struct dt_task *task, size_t n)
+{
+	if (n >= task->n_obs) {
+		return;
+	}
+	dt_prefixes_truncate(&task->prefixes, &task->obs[n]);
+	while (task->n_obs > n) {
+		const struct dt_obs *o = &task->obs[--task->n_obs];
+
+		if (dt_obs_counts_colored(o) && task->colored[o->dir]) {
+			task->colored[o->dir]--;
+		}
+	}
 }
 
 void dt_task_drop_obs(struct dt_task *task)
@@ -165,6 +226,7 @@ void dt_task_drop_obs(struct dt_task *task)
 	free(task->obs);
 	task->obs = NULL;
 	task->n_obs = task->cap_obs = task->n_stored = 0;
+	dt_prefixes_free(&task->prefixes);
 }
 
 void dt_task_info_fill(const struct dt_task *task, struct dt_task_info *info)

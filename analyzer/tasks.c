@@ -134,7 +134,7 @@ size_t dt_tasks_evict_ended(struct dt_tasks *t, uint64_t ended_before_ns)
 
 		if (dt_task_state_terminal(task->state) && !task->final_pending &&
 		    task->ended_ns < ended_before_ns) {
-			free(task->obs);
+			dt_task_drop_obs(task);
 			free(task);
 		} else {
 			t->all[kept++] = task;
@@ -262,7 +262,7 @@ void dt_tasks_free(struct dt_tasks *t)
 		}
 	}
 	for (size_t i = 0; i < t->n_all; i++) {
-		free(t->all[i]->obs);
+		dt_task_drop_obs(t->all[i]);
 		free(t->all[i]);
 	}
 	free(t->kb);
@@ -476,6 +476,7 @@ int dt_tasks_restore(struct dt_tasks *t, struct dt_task *rec)
 	}
 	rec->obs = NULL;
 	rec->n_obs = rec->cap_obs = rec->n_stored = 0;
+	memset(&rec->prefixes, 0, sizeof(rec->prefixes));
 	rec->n_keys = dt_task_keys(&rec->spec, rec->keys);
 	if (active && check_overlap(t, rec->keys, rec->n_keys, rec->status_text, 0) != 0) {
 		return -EEXIST;

@@ -113,12 +113,13 @@ struct dt_task {
 	uint64_t lost_base[DT_LOSS_MAX];
 	uint64_t unmatched_base;
 	size_t n_obs, cap_obs;
-	struct dt_obs *obs; /* attributed observations, in arrival order */
-	size_t n_stored;    /* obs[0..n_stored) are in the store */
-	bool dirty;	    /* changed since it was last written to the store */
-	bool final_pending; /* ended, its final report not stored yet */
-	uint64_t judged_ms; /* monotonic: when settled() was last asked */
-	size_t active_idx;  /* its index in dt_tasks.v while active */
+	struct dt_obs *obs;	     /* attributed observations, in arrival order */
+	struct dt_prefixes prefixes; /* their packet prefixes (struct dt_obs.cap_at) */
+	size_t n_stored;	     /* obs[0..n_stored) are in the store */
+	bool dirty;		     /* changed since it was last written to the store */
+	bool final_pending;	     /* ended, its final report not stored yet */
+	uint64_t judged_ms;	     /* monotonic: when settled() was last asked */
+	size_t active_idx;	     /* its index in dt_tasks.v while active */
 };
 
 struct dt_tasks; /* tasks.c */
@@ -214,14 +215,19 @@ bool dt_key_overlap(const struct dt_task_key *a, const struct dt_task_key *b);
 /* True when a key of one normalized spec can match the same packet as a key of the other. */
 bool dt_spec_overlap(const struct dt_task_spec *a, const struct dt_task_spec *b);
 
-/* Appends a copy of o to the task's observations (a first hop counts as colored in its
- * direction). Returns 0 or -ENOMEM. */
-int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o);
+/* Appends a copy of o, and its prefix cap (o->cap_len bytes), to the task's observations
+ * (a first hop counts as colored in its direction). Returns 0 or -ENOMEM. */
+int dt_task_add_obs(struct dt_task *task, const struct dt_obs *o, const uint8_t *cap);
 
-/* dt_task_add_obs() in two steps, filled in place: the slot of the next observation (NULL
- * without memory), then, once it is filled, kept and counted. */
-struct dt_obs *dt_task_obs_next(struct dt_task *task);
-void dt_task_obs_keep(struct dt_task *task);
+/* dt_task_add_obs() in two steps, filled in place: the slot of the next observation, with
+ * room for a prefix of cap_len bytes (NULL without memory), then, once it is filled, kept
+ * with its prefix cap (its cap_len bytes) and counted. */
+struct dt_obs *dt_task_obs_next(struct dt_task *task, uint16_t cap_len);
+void dt_task_obs_keep(struct dt_task *task, const uint8_t *cap);
+
+/* Takes back the observations from index n on (not stored: a failed commit), with their
+ * prefixes and their counts of colored packets. */
+void dt_task_obs_truncate(struct dt_task *task, size_t n);
 
 /*
  * The control set of generation t->gen: one arm per key of every task at READY or later,
@@ -312,7 +318,7 @@ void dt_task_ready(struct dt_tasks *t, struct dt_task *task, uint64_t now_ms);
 void dt_task_end(struct dt_tasks *t, struct dt_task *task, uint32_t state, uint32_t status,
 		 uint64_t now_ns, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* Frees a task's observations (after its final report was stored). */
+/* Frees a task's observations and their prefixes (after its final report was stored). */
 void dt_task_drop_obs(struct dt_task *task);
 
 struct dt_lifecycle_ops {

@@ -5,7 +5,7 @@
  * Databases (keys big-endian, so that LMDB's order is numeric order):
  *   meta     "meta" -> struct meta_rec; "stitch" -> struct dt_stitch_counters
  *   tasks    id (4) -> struct task_rec
- *   obs      id (4) | index (8) -> struct dt_obs
+ *   obs      id (4) | index (8) -> struct dt_obs, then its prefix (cap_len bytes)
  *   reports  id (4) -> the DT_MSG_REPORT message, as served
  *   strings  index (4) -> the string, without its NUL
  *   seqs     sender name -> uint64_t
@@ -222,17 +222,21 @@ int dt_taskstore_put_task(struct dt_taskstore *s, const struct dt_task *task)
 	return put(s, DB_TASKS, dt_lmdb_key32(key, task->id), &r, sizeof(r), "write a task");
 }
 
-int dt_taskstore_put_obs(struct dt_taskstore *s, uint32_t id, uint64_t first,
-			 const struct dt_obs *o, size_t n)
+int dt_taskstore_put_obs(struct dt_taskstore *s, const struct dt_task *task)
 {
-	uint8_t key[12];
+	uint8_t key[12], rec[sizeof(struct dt_obs) + DT_CAP_MAX];
 	MDB_val k = {sizeof(key), key};
 	int rv;
 
-	dt_lmdb_put_be32(key, id);
-	for (size_t i = 0; i < n; i++) {
-		dt_lmdb_put_be64(key + 4, first + i);
-		if ((rv = put(s, DB_OBS, k, &o[i], sizeof(o[i]), "write observations")) != 0) {
+	dt_lmdb_put_be32(key, task->id);
+	for (size_t i = task->n_stored; i < task->n_obs; i++) {
+		const struct dt_obs *o = &task->obs[i];
+
+		dt_lmdb_put_be64(key + 4, i);
+		memcpy(rec, o, sizeof(*o));
+		memcpy(rec + sizeof(*o), dt_prefix_of(&task->prefixes, o), o->cap_len);
+		if ((rv = put(s, DB_OBS, k, rec, sizeof(*o) + o->cap_len, "write observations")) !=
+		    0) {
 			return rv;
 		}
 	}
@@ -399,11 +403,16 @@ static int load_obs(void *ctx, const MDB_val *k, const MDB_val *v)
 	const struct dt_taskstore_load_ops *ops = ctx;
 	struct dt_obs o;
 
-	if (k->mv_size != 12 || v->mv_size != sizeof(o)) {
+	if (k->mv_size != 12 || v->mv_size < sizeof(o)) {
 		return -EPROTO;
 	}
 	memcpy(&o, v->mv_data, sizeof(o));
-	return ops->obs ? ops->obs(ops->arg, dt_lmdb_get_be32(k->mv_data), &o) : 0;
+	if (o.cap_len > DT_CAP_MAX || v->mv_size != sizeof(o) + o.cap_len) {
+		return -EPROTO;
+	}
+	return ops->obs ? ops->obs(ops->arg, dt_lmdb_get_be32(k->mv_data), &o,
+				   (const uint8_t *)v->mv_data + sizeof(o))
+			: 0;
 }
 
 static int load_held(void *ctx, const MDB_val *k, const MDB_val *v)

@@ -34,7 +34,7 @@
 #include "stitch.h"
 #include "tasks.h"
 
-#define DT_TASKSTORE_LAYOUT 4
+#define DT_TASKSTORE_LAYOUT 5 /* 5: an observation's prefix after it, not in it */
 
 struct dt_taskstore;
 
@@ -51,8 +51,8 @@ void dt_taskstore_abort(struct dt_taskstore *s);
 /* Within a write transaction. */
 int dt_taskstore_put_meta(struct dt_taskstore *s, uint32_t next_id, uint64_t gen);
 int dt_taskstore_put_task(struct dt_taskstore *s, const struct dt_task *task);
-int dt_taskstore_put_obs(struct dt_taskstore *s, uint32_t id, uint64_t first,
-			 const struct dt_obs *o, size_t n);
+/* The task's observations not stored yet (from task->n_stored on), with their prefixes. */
+int dt_taskstore_put_obs(struct dt_taskstore *s, const struct dt_task *task);
 int dt_taskstore_del_obs(struct dt_taskstore *s, uint32_t id);
 int dt_taskstore_put_report(struct dt_taskstore *s, uint32_t id, const void *buf, size_t len);
 int dt_taskstore_put_string(struct dt_taskstore *s, uint32_t idx, const char *str);
@@ -77,7 +77,7 @@ struct dt_taskstore_load_ops {
 	int (*loss)(void *arg, const char *node, const uint64_t lost[DT_LOSS_MAX]);
 	/* rec is malloc'd, owned by the callee from then on (also on error). */
 	int (*task)(void *arg, struct dt_task *rec);
-	int (*obs)(void *arg, uint32_t id, const struct dt_obs *o);
+	int (*obs)(void *arg, uint32_t id, const struct dt_obs *o, const uint8_t *cap);
 	int (*counters)(void *arg, const struct dt_stitch_counters *c);
 	int (*held)(void *arg, uint64_t id, const struct dt_stitch_in *in);
 	void *arg;

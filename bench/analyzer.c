@@ -316,6 +316,7 @@ static void run(const char *dir, const char *name, uint32_t packets, bool copies
 		dt_store_scan(st, 0, UINT32_MAX, on_stored, &a);
 		t1 = dtb_thread_cpu_ns();
 		ana_ctx(&a, packets, &ctx);
+		ctx.prefixes = &a.task[0]->prefixes;
 		memset(&rep, 0, sizeof(rep));
 		if (dt_paths_build(&ctx, a.task[0]->obs, a.task[0]->n_obs, &rep))
 			dtb_die("dt_paths_build: out of memory");

@@ -216,8 +216,9 @@ int analyzer_scale(uint64_t max_records)
 	say_linear("Packets with copies", cop, n, why);
 	dtb_md("%s", "");
 	dtb_md("A packet held in the window costs its observations: %zu bytes each "
-	       "(`struct dt_obs`, 128 of them the packet prefix), 4 a unicast packet and 10 a "
-	       "flooded one, plus the array's growth by doubling.",
+	       "(`struct dt_obs`), 4 a unicast packet and 10 a flooded one, plus the array's "
+	       "growth by doubling, and their packet prefixes apart (none in this input; up to "
+	       "128 bytes each as the agents capture them).",
 	       sizeof(struct dt_obs));
 	dtb_md("%s", "");
 	table_head("concurrent tasks");

@@ -130,7 +130,7 @@ static void add_obs(struct dt_task *t, uint8_t dir, bool first_hop)
 	o.dir = dir;
 	o.hook = first_hop ? DT_HOOK_PORT_IN : DT_HOOK_UPLINK_IN;
 	o.flags = first_hop ? DT_SAMPLE_F_FIRST_HOP : 0;
-	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	cr_assert_eq(dt_task_add_obs(t, &o, NULL), 0);
 }
 
 static bool in_control(uint32_t id)
@@ -569,11 +569,11 @@ Test(lifecycle, a_budget_counts_datagrams_not_fragments)
 	o.hook = DT_HOOK_PORT_IN;
 	o.flags = DT_SAMPLE_F_FIRST_HOP;
 	o.frag = DT_FRAG_MF; /* the first fragment */
-	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	cr_assert_eq(dt_task_add_obs(t, &o, NULL), 0);
 	o.frag = DT_FRAG_MF | 185;
-	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	cr_assert_eq(dt_task_add_obs(t, &o, NULL), 0);
 	o.frag = 370;
-	cr_assert_eq(dt_task_add_obs(t, &o), 0);
+	cr_assert_eq(dt_task_add_obs(t, &o, NULL), 0);
 	cr_expect_eq(t->colored[DT_DIR_REQUEST], 1, "one datagram of three fragments");
 }
 

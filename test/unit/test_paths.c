@@ -261,6 +261,45 @@ Test(paths, shuffled_ping_pong_four_hops)
 	report_clear(&r);
 }
 
+/* A listed hop carries its observation's prefix, from the prefix store the context names;
+ * without one (ctx.prefixes NULL), none. */
+Test(paths, listed_hops_carry_their_prefixes)
+{
+	struct dt_prefixes pre = {0};
+	struct dt_report r = {0};
+	uint8_t cap[DT_CAP_MAX];
+	struct dt_obs o[4];
+	size_t n = add_packet(o, 0, &ping, 1, 1000000000ull, 10000, 50000, 8000, 0, false);
+
+	for (size_t i = 0; i < n; i++) {
+		o[i].cap_link = DT_CAP_ETH;
+		o[i].cap_len = (uint16_t)(21 + 13 * i); /* odd lengths: the store aligns them */
+		memset(cap, 0x10 + (int)i, o[i].cap_len);
+		cr_assert_eq(dt_prefixes_reserve(&pre, o[i].cap_len), 0);
+		dt_prefixes_append(&pre, &o[i], cap);
+	}
+	ctx.prefixes = &pre;
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_assert_eq(r.n_packets, 1);
+	expect_four_hops(&r.packets[0], false); /* in the order they were added */
+	for (uint32_t j = 0; j < 4; j++) {
+		const struct dt_hop *h = &r.packets[0].hops[j];
+
+		cr_expect_eq(h->cap_link, DT_CAP_ETH);
+		cr_assert_eq(h->cap_len, 21 + 13 * j, "hop %u", j);
+		for (uint16_t k = 0; k < h->cap_len; k++) {
+			cr_assert_eq(h->cap[k], 0x10 + j, "hop %u, byte %u", j, k);
+		}
+	}
+	report_clear(&r);
+	ctx.prefixes = NULL;
+	cr_assert_eq(build(o, n, &r), 0);
+	cr_expect(r.packets[0].hops[0].cap_len == 0 &&
+		  r.packets[0].hops[0].cap_link == DT_CAP_NONE);
+	report_clear(&r);
+	dt_prefixes_free(&pre);
+}
+
 Test(paths, hand_off_beats_receiver_clock_behind)
 {
 	struct dt_obs o[8];

@@ -84,8 +84,28 @@ static struct dt_stitch_in sample(uint8_t hook, struct dt_tuple t, uint16_t ip_i
 	w.ip_id = ip_id;
 	w.ident = 0x2000 + ip_id;
 	w.len = 60;
+	w.cap_link = DT_CAP_ETH;
+	w.cap_len = (uint16_t)(13 + 11 * ip_id); /* odd lengths: the store's alignment */
+	memset(w.cap, 0x40 + ip_id, w.cap_len);
 	dt_stitch_in_fill(&in, &w, 1, 2, DT_STRTAB_NONE, DT_STRTAB_NONE, 0);
 	return in;
+}
+
+/* True when observation i of task has the prefix sample() gave it. */
+static bool prefix_kept(const struct dt_task *task, size_t i)
+{
+	const struct dt_obs *o = &task->obs[i];
+	const uint8_t *cap = dt_prefix_of(&task->prefixes, o);
+
+	if (o->cap_len != 13 + 11 * o->ip_id) {
+		return false;
+	}
+	for (uint16_t k = 0; k < o->cap_len; k++) {
+		if (cap[k] != 0x40 + o->ip_id) {
+			return false;
+		}
+	}
+	return true;
 }
 
 /* gw's gw-out sample: the outside tuple seen, the inside one from conntrack. */
@@ -143,9 +163,7 @@ static int commit(struct state *s)
 		struct dt_task *t = dt_tasks_active(s->tasks, i);
 
 		if ((t->dirty && (rv = dt_taskstore_put_task(s->store, t)) != 0) ||
-		    (t->n_obs > t->n_stored &&
-		     (rv = dt_taskstore_put_obs(s->store, t->id, t->n_stored, t->obs + t->n_stored,
-						t->n_obs - t->n_stored)) != 0)) {
+		    (t->n_obs > t->n_stored && (rv = dt_taskstore_put_obs(s->store, t)) != 0)) {
 			goto abort;
 		}
 	}
@@ -193,7 +211,7 @@ static int ld_task(void *arg, struct dt_task *rec)
 	return rv;
 }
 
-static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
+static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o, const uint8_t *cap)
 {
 	struct state *s = arg;
 	struct dt_task *t = dt_tasks_find_active(s->tasks, id);
@@ -204,7 +222,7 @@ static int ld_obs(void *arg, uint32_t id, const struct dt_obs *o)
 		return 0;
 	}
 	copy.arrival_ms = 0;
-	if ((rv = dt_task_add_obs(t, &copy)) == 0) {
+	if ((rv = dt_task_add_obs(t, &copy, cap)) == 0) {
 		t->n_stored = t->n_obs;
 	}
 	return rv;
@@ -322,6 +340,7 @@ Test(taskstore, held_samples_and_translations_survive_a_crash)
 	cr_assert(t && u);
 	cr_expect_eq(t->n_obs, 0);
 	cr_expect_eq(u->n_obs, 1);
+	cr_expect(prefix_kept(u, 0), "an observation's prefix comes back from the store");
 	cr_assert_eq(n_held_loaded, 1);
 	cr_assert_eq(dt_stitch_n_held(s.st), 1);
 	cr_expect_eq(dt_stitch_held_at(s.st, 0)->id, 1);
@@ -356,6 +375,8 @@ Test(taskstore, held_samples_and_translations_survive_a_crash)
 	cr_expect_eq(dt_stitch_n_held(s.st), 0);
 	cr_assert_eq(t->n_obs, 2);
 	cr_expect_eq(t->obs[1].ip_id, 1);
+	cr_expect(prefix_kept(t, 0));
+	cr_expect(prefix_kept(t, 1), "a held sample's prefix comes back from the store");
 	cr_expect(tuple_eq(&t->obs[1].canon, &t_in));
 	cr_expect_eq(dt_stitch_counters(s.st).late, 1);
 	cr_expect_eq(dt_stitch_counters(s.st).unmatched, 0);
@@ -371,6 +392,7 @@ Test(taskstore, held_samples_and_translations_survive_a_crash)
 	t = dt_tasks_find_active(s.tasks, 1);
 	cr_assert_not_null(t);
 	cr_expect_eq(t->n_obs, 2);
+	cr_expect(prefix_kept(t, 0) && prefix_kept(t, 1));
 	cr_expect_eq(n_held_loaded, 0);
 	cr_expect_eq(dt_stitch_n_held(s.st), 0);
 	cr_expect_eq(dt_stitch_counters(s.st).late, 1);
