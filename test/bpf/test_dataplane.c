@@ -1443,6 +1443,30 @@ Test(port_out, uncolors_a_truncated_packet)
 }
 
 /* First hop then last hop: the packet the instance gets is the packet that was sent. */
+/* Port egress tests the flags byte at its fixed offset first: an uncolored fragment must
+ * still reach the lookup of its datagram (reassembled and fragmented anew on the way). */
+Test(port_out, samples_a_refragmented_fragment_of_a_traced_datagram)
+{
+	struct pkt first = with_frag(tcp_ab, IP_MF), frag = with_frag(tcp_ab, 185);
+	struct pkt other = with_frag(tcp_ab, 185);
+	struct result r;
+
+	other.ip_id = 0x4321;
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, &first, &r);
+	drain();
+	nsamples = 0;
+	run_pkt(skel->progs.dt_port_egress, &frag, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	run_pkt(skel->progs.dt_port_egress, &other, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 1, "the traced datagram's fragment only");
+	cr_expect_eq(samples[0].hook, DT_HOOK_PORT_OUT);
+	cr_expect_eq(samples[0].flags, DT_SAMPLE_F_REFRAG, "flags %#x", samples[0].flags);
+	cr_expect_eq(samples[0].frag, 185);
+}
+
 Test(port_out, round_trip_restores_the_packet)
 {
 	struct result in, out;
