@@ -26,6 +26,8 @@
  *    done without a wrong answer: its state to MANY (the key and value bytes as they were),
  *    then its new key and value (state still MANY: readers look dt_tasks up and ignore
  *    them), then its new state. So a slot is never read as ONE with a mix of two keys.
+ *    (The states differ in their lowest byte only: even a state word copied byte by byte
+ *    reads as the old state or the new one.)
  *  - Arming: insert the keys in dt_tasks, then write the table. Disarming or changing a
  *    key's value: first the affected slots to MANY (dt_slots_write(..., true)), then
  *    dt_tasks, then the table. A MANY slot costs a lookup, never a wrong answer; a slot
