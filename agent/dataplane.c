@@ -512,6 +512,20 @@ static void size_task_maps(struct dt_dataplane *dp, uint32_t entries)
 	dp->task_map_max = entries;
 }
 
+/* dt_slots_write() on our table (bpf/dt_filter.h), logging a failure: 0 or -errno. */
+static int slots_write(struct dt_dataplane *dp, struct dt_armed_key *armed, unsigned n,
+		       bool fallback_only)
+{
+	int rv = dt_slots_write(bpf_map__fd(dp->skel->maps.dt_task_slots), armed, n, fallback_only);
+
+	if (rv)
+		dt_err("DT-AGENT-FILTER",
+		       "cannot write the task slot table: %s; looking every "
+		       "packet up",
+		       strerror(-rv));
+	return rv;
+}
+
 /*
  * After a handover the new programs find the armed keys in the pinned maps: restore the
  * counters the programs read, before they replace the old ones, so coloring never stops.
@@ -519,14 +533,16 @@ static void size_task_maps(struct dt_dataplane *dp, uint32_t entries)
 static void restore_armed(struct dt_dataplane *dp)
 {
 	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
+	struct dt_armed_key *armed = calloc(dp->task_map_max, sizeof(*armed));
 	struct dt_tuple key, next;
 	struct dt_task_val v;
 	unsigned keys = 0, anyport = 0;
 	bool more = bpf_map_get_next_key(fd, NULL, &key) == 0;
+	int rv;
 
-	while (more) {
+	while (more && armed && keys < dp->task_map_max) {
 		if (bpf_map_lookup_elem(fd, &key, &v) == 0) {
-			keys++;
+			armed[keys++] = (struct dt_armed_key){.key = key, .val = v};
 			anyport += (v.flags & DT_TASK_F_ANYPORT) != 0;
 		}
 		more = bpf_map_get_next_key(fd, &key, &next) == 0;
@@ -534,8 +550,11 @@ static void restore_armed(struct dt_dataplane *dp)
 	}
 	dp->skel->bss->dt_anyport_tasks = anyport;
 	dp->skel->bss->dt_armed_keys = keys;
-	/* The pinned prefilter was kept complete by the previous agent. */
-	dp->skel->bss->dt_filter_on = keys > 0;
+	/* The slot table as the pinned task map says (the previous agent's may be older, or
+	 * half written when it died), before our programs read it. */
+	rv = armed ? slots_write(dp, armed, keys, false) : -ENOMEM;
+	dp->skel->bss->dt_filter_on = rv == 0;
+	free(armed);
 	dp->armed = keys;
 	dt_info("DT-AGENT-HANDOVER",
 		"took over a running data plane: %u keys armed, draining "
@@ -654,35 +673,14 @@ static int tuple_cmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct dt_tuple));
 }
 
-/*
- * Writes the prefilter bitmap for keys (see bpf/dt_filter.h) in one batch update.
- * Returns 0 or -errno; on failure the caller turns the prefilter off.
- */
-static int filter_rebuild(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigned n)
+/* The key of arm a and its value in the task map: 0, or -EINVAL (dt_tuple_task_key()). */
+static int arm_key(const struct dt_arm *a, struct dt_armed_key *out)
 {
-	int fd = bpf_map__fd(dp->skel->maps.dt_task_filter);
-	__u64 *words = calloc(DT_FILTER_WORDS, sizeof(*words));
-	__u32 *idx = calloc(DT_FILTER_WORDS, sizeof(*idx));
-	__u32 count = DT_FILTER_WORDS;
-	int rv = 0;
-
-	if (!words || !idx) {
-		rv = -ENOMEM;
-		goto out;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		__u32 bit = dt_filter_bit(&keys[i]);
-
-		words[bit / 64] |= 1ull << (bit % 64);
-	}
-	for (__u32 i = 0; i < DT_FILTER_WORDS; i++)
-		idx[i] = i;
-	if (bpf_map_update_batch(fd, idx, words, &count, NULL))
-		rv = -errno;
-out:
-	free(words);
-	free(idx);
-	return rv;
+	out->val = (struct dt_task_val){.task_id = a->task_id,
+					.flags = a->flags,
+					.budget = a->budget,
+					.rate_pps = a->rate_pps};
+	return dt_tuple_task_key(&a->tuple, &out->val.flags, &out->key);
 }
 
 /* Deletes keys from the task map, and their quotas: a task armed again later starts afresh. */
@@ -698,7 +696,7 @@ static void disarm(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigne
  * Disarms what the last apply armed and keys (sorted, n) no longer hold, before anything
  * is armed: a full map makes room for the new keys first.
  */
-static void disarm_applied(struct dt_dataplane *dp, const struct dt_tuple *keys, unsigned n)
+static void disarm_applied(struct dt_dataplane *dp, const struct dt_armed_key *keys, unsigned n)
 {
 	unsigned i, n_stale = 0;
 
@@ -758,57 +756,57 @@ static void log_arm_fails(const struct dt_dataplane *dp, uint64_t gen)
 int dt_dataplane_apply(struct dt_dataplane *dp, const struct dt_control *c)
 {
 	int fd = bpf_map__fd(dp->skel->maps.dt_tasks);
-	struct dt_tuple *want, *keys;
+	struct dt_armed_key *want, *armed;
+	struct dt_tuple *keys;
 	unsigned i, n_want = 0, n_keys = 0, anyport = 0;
+	size_t n_max = c->n_arms ? c->n_arms : 1;
 	int rv = 0, frv, unknown;
 
-	want = calloc(c->n_arms ? c->n_arms : 1, sizeof(*want));
-	keys = calloc(c->n_arms ? c->n_arms : 1, sizeof(*keys));
+	want = calloc(n_max, sizeof(*want));
+	armed = calloc(n_max, sizeof(*armed));
+	keys = calloc(n_max, sizeof(*keys));
 	free(dp->fails);
-	dp->fails = calloc(c->n_arms ? c->n_arms : 1, sizeof(*dp->fails));
+	dp->fails = calloc(n_max, sizeof(*dp->fails));
 	dp->n_fails = 0;
-	if (!want || !keys || !dp->fails) {
+	if (!want || !armed || !keys || !dp->fails) {
 		free(want);
+		free(armed);
 		free(keys);
 		return -ENOMEM;
 	}
-	for (i = 0; i < c->n_arms; i++) {
-		uint32_t flags = c->arms[i].flags;
-
-		if (dt_tuple_task_key(&c->arms[i].tuple, &flags, &want[n_want]) == 0)
+	for (i = 0; i < c->n_arms; i++)
+		if (arm_key(&c->arms[i], &want[n_want]) == 0)
 			n_want++;
-	}
+	/* Every slot that changes falls back to the task map before the map changes. */
+	if (slots_write(dp, want, n_want, true))
+		dp->skel->bss->dt_filter_on = 0;
 	qsort(want, n_want, sizeof(*want), tuple_cmp);
 	disarm_applied(dp, want, n_want);
 	/* Arm what is listed. */
 	for (i = 0; i < c->n_arms; i++) {
-		struct dt_task_val v = {.task_id = c->arms[i].task_id,
-					.flags = c->arms[i].flags,
-					.budget = c->arms[i].budget,
-					.rate_pps = c->arms[i].rate_pps};
+		struct dt_armed_key *k = &armed[n_keys];
 
-		if (dt_tuple_task_key(&c->arms[i].tuple, &v.flags, &keys[n_keys])) {
+		if (arm_key(&c->arms[i], k)) {
 			arm_failed(dp, &c->arms[i], EINVAL);
 			continue;
 		}
-		if (bpf_map_update_elem(fd, &keys[n_keys], &v, BPF_ANY)) {
+		if (bpf_map_update_elem(fd, &k->key, &k->val, BPF_ANY)) {
 			rv = -errno;
 			arm_failed(dp, &c->arms[i], errno);
 			continue;
 		}
-		if (v.flags & DT_TASK_F_ANYPORT)
+		if (k->val.flags & DT_TASK_F_ANYPORT)
 			anyport++;
-		n_keys++;
+		keys[n_keys++] = k->key;
 	}
 	log_arm_fails(dp, c->gen);
 	qsort(keys, n_keys, sizeof(*keys), tuple_cmp);
-	/* The prefilter holds exactly the new set before anything stale is deleted. */
-	if ((frv = filter_rebuild(dp, keys, n_keys)) < 0)
-		dt_err("DT-AGENT-FILTER", "cannot write the prefilter: %s; looking every packet up",
-		       strerror(-frv));
+	/* The slot table holds exactly the new set before anything stale is deleted. */
+	frv = slots_write(dp, armed, n_keys, false);
 	/* Only now, once the new keys had their chance at the room they hold. */
 	unknown = disarm_unknown(dp, keys, n_keys);
 	free(want);
+	free(armed);
 	free(dp->applied);
 	dp->applied = keys;
 	dp->n_applied = n_keys;

@@ -126,7 +126,7 @@ const void *dt_dataplane_object(size_t *len);
 /*
  * Detaches everything it attached (closes its tcx links, or removes its clsact filters and
  * the qdiscs it created) and unpins its maps. With handover, leaves the programs attached
- * (tcx links pinned) and the maps (tasks, quotas, prefilter, ring buffer, counters) pinned,
+ * (tcx links pinned) and the maps (tasks, quotas, task slots, ring buffer, counters) pinned,
  * so that armed tasks keep coloring and the next agent of this node takes over where this
  * one stopped.
  */

@@ -14,14 +14,14 @@
  *
  * The setup is the agent's (agent/dataplane.c): the loopback device (the device
  * BPF_PROG_TEST_RUN gives the skb, ifindex 1) is a port of VNI 100; tasks are armed with
- * keys from dt_tuple_task_key(), the prefilter bitmap dt_task_filter holds the bit of
- * every key (written in one batch, like filter_rebuild()), and dt_filter_on is 1 once a
- * control set was applied. Nothing is attached to any interface.
+ * keys from dt_tuple_task_key(), the slot table dt_task_slots holds them, written by the
+ * agent's own dt_slots_write() (bpf/dt_filter.h), and dt_filter_on is 1 once a control
+ * set was applied. Nothing is attached to any interface.
  *
  * What repeat runs mean: the kernel runs the program `repeat` times on one skb, so a
  * write persists. At port ingress the first run colors a traced packet; the following
- * runs find it colored by us and matching its task, which costs the prefilter, the port
- * and task lookups, the counter and the sample, but not the color write again (two helper
+ * runs find it colored by us and matching its task, which costs the slot table's read and
+ * compare, the port lookup, the counter and the sample, but not the color write again (two helper
  * calls, a few ns). "Color only" is measured with the ring buffer full: every run tries
  * to reserve a sample, fails, and counts DT_CNT_RING_FULL (what a traced packet costs
  * when the agent does not drain fast enough). "With its sample" drains the ring between
@@ -182,48 +182,17 @@ static void load(void)
 		dtb_die("load the empty program: %s", strerror(errno));
 }
 
-/* The prefilter bitmap of keys[0..n), written in one batch (agent/dataplane.c). */
-static void filter_write(const struct dt_tuple *keys, unsigned n)
+/* How many of keys[0..n) each slot of the slot table holds, to choose the untraced flows. */
+static uint8_t *slot_counts(const struct dt_tuple *keys, unsigned n)
 {
-	uint64_t *words = calloc(DT_FILTER_WORDS, sizeof(*words));
-	uint32_t *idx = calloc(DT_FILTER_WORDS, sizeof(*idx));
-	uint32_t count = DT_FILTER_WORDS;
+	uint8_t *count = calloc(DT_SLOTS, 1);
 
-	if (!words || !idx)
+	if (!count)
 		dtb_die("out of memory");
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t bit = dt_filter_bit(&keys[i]);
-
-		words[bit / 64] |= 1ull << (bit % 64);
-	}
-	for (uint32_t i = 0; i < DT_FILTER_WORDS; i++)
-		idx[i] = i;
-	if (bpf_map_update_batch(bpf_map__fd(skel->maps.dt_task_filter), idx, words, &count, NULL))
-		dtb_die("dt_task_filter: %s", strerror(errno));
-	free(words);
-	free(idx);
-}
-
-/* A userspace copy of the prefilter of keys[0..n), to choose the untraced flows. */
-static uint64_t *filter_local(const struct dt_tuple *keys, unsigned n)
-{
-	uint64_t *words = calloc(DT_FILTER_WORDS, sizeof(*words));
-
-	if (!words)
-		dtb_die("out of memory");
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t bit = dt_filter_bit(&keys[i]);
-
-		words[bit / 64] |= 1ull << (bit % 64);
-	}
-	return words;
-}
-
-static bool filter_has(const uint64_t *words, const struct dt_tuple *k)
-{
-	uint32_t bit = dt_filter_bit(k);
-
-	return (words[bit / 64] >> (bit % 64)) & 1;
+	for (unsigned i = 0; i < n; i++)
+		if (count[dt_slot_of(&keys[i])] < 255)
+			count[dt_slot_of(&keys[i])]++;
+	return count;
 }
 
 static struct flow random_flow(uint64_t *rs)
@@ -249,15 +218,19 @@ static bool task_armed(const struct dt_tuple *key)
 /* Arms keys[from..to) (task ids from + 1 ...). */
 static void arm(const struct dt_tuple *keys, unsigned from, unsigned to)
 {
-	int fd = bpf_map__fd(skel->maps.dt_tasks);
+	int fd = bpf_map__fd(skel->maps.dt_tasks), rc;
+	struct dt_armed_key *armed = calloc(to ? to : 1, sizeof(*armed));
 
-	for (unsigned i = from; i < to; i++) {
-		struct dt_task_val v = {.task_id = i + 1};
-
-		if (bpf_map_update_elem(fd, &keys[i], &v, BPF_ANY))
+	if (!armed)
+		dtb_die("out of memory");
+	for (unsigned i = 0; i < to; i++) {
+		armed[i] = (struct dt_armed_key){.key = keys[i], .val = {.task_id = i + 1}};
+		if (i >= from && bpf_map_update_elem(fd, &keys[i], &armed[i].val, BPF_ANY))
 			dtb_die("arm task %u: %s", i + 1, strerror(errno));
 	}
-	filter_write(keys, to);
+	if ((rc = dt_slots_write(bpf_map__fd(skel->maps.dt_task_slots), armed, to, false)))
+		dtb_die("dt_task_slots: %s", strerror(-rc));
+	free(armed);
 	skel->bss->dt_armed_keys = to;
 	skel->bss->dt_anyport_tasks = 0;
 	skel->bss->dt_filter_on = 1;
@@ -396,8 +369,8 @@ int main(void)
 	struct dt_tuple *keys = calloc(ntasks, sizeof(*keys)), ukey, ckey;
 	const struct flow traced = {IP4(10, 1, 0, 2), IP4(10, 1, 0, 3), 40000, 80};
 	struct flow untraced, collide;
-	uint64_t *bitmap;
-	unsigned fp = 0;
+	uint8_t *counts;
+	unsigned fp = 0, one = 0;
 	uint8_t f_untraced[FRAME_MAX], f_collide[FRAME_MAX], f_traced[FRAME_MAX];
 	uint8_t f_inner[FRAME_MAX], f_vx_untraced[FRAME_MAX], f_vx_traced[FRAME_MAX];
 	size_t l_untraced, l_collide, l_traced, l_inner, l_vx_untraced, l_vx_traced;
@@ -422,27 +395,30 @@ int main(void)
 		if (!dup)
 			n++;
 	}
-	/* An untraced flow whose prefilter bit is clear even with every task armed, and one
-	 * whose bit is set by some task's key (a false positive of the prefilter). */
-	bitmap = filter_local(keys, ntasks);
+	/* An untraced flow whose slot is empty even with every task armed, and one whose slot
+	 * holds a collision of task keys (looked up in dt_tasks: the slow untraced case). */
+	counts = slot_counts(keys, ntasks);
 	do {
 		untraced = random_flow(&rs);
 		ukey = flow_key(&untraced);
-	} while (filter_has(bitmap, &ukey));
+	} while (counts[dt_slot_of(&ukey)]);
 	do {
 		collide = random_flow(&rs);
 		ckey = flow_key(&collide);
-	} while (!filter_has(bitmap, &ckey));
+	} while (counts[dt_slot_of(&ckey)] < 2);
 	for (int i = 0; i < 100000; i++) {
 		struct flow f = random_flow(&rs);
 		struct dt_tuple k = flow_key(&f);
 
-		fp += filter_has(bitmap, &k);
+		fp += counts[dt_slot_of(&k)] > 1;
+		one += counts[dt_slot_of(&k)] == 1;
 	}
-	free(bitmap);
-	dtb_note("prefilter with 10,000 tasks: %.2f%% of 100,000 random untraced flows hit a set "
-		 "bit and pay the exact lookups",
-		 fp / 1000.0);
+	if (counts[dt_slot_of(&keys[0])] != 1)
+		dtb_die("the traced flow's key shares its slot");
+	free(counts);
+	dtb_note("slot table with 10,000 tasks: of 100,000 random untraced flows, %.2f%% find "
+		 "a slot of one other key (one compare), %.2f%% a collision (a dt_tasks lookup)",
+		 one / 1000.0, fp / 1000.0);
 	l_untraced = flow_frame(f_untraced, &untraced, false, 10);
 	l_collide = flow_frame(f_collide, &collide, false, 10);
 	l_traced = flow_frame(f_traced, &traced, false, TRACED_PAYLOAD);
@@ -468,8 +444,9 @@ int main(void)
 	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);
 	row("port-in untraced, 10,000 tasks", r, 8);
 	r = measure(skel->progs.dt_port_ingress, f_collide, l_collide, REPEAT_UNTRACED, NULL);
-	row(dtb_fmt("port-in untraced, 10,000 tasks, prefilter false positive (~1 flow in %.0f)",
-		    (double)(1u << DT_FILTER_BITS_LOG2) / ntasks),
+	row(dtb_fmt("port-in untraced, 10,000 tasks, prefilter false positive: a collision "
+		    "(~1 flow in %.0f)",
+		    fp ? 100000.0 / fp : 0.0),
 	    r, -1);
 	skel->bss->dt_filter_on = 0;
 	r = measure(skel->progs.dt_port_ingress, f_untraced, l_untraced, REPEAT_UNTRACED, NULL);

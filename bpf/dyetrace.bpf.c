@@ -78,8 +78,9 @@
  *                writes one. Re-applying a control set therefore never resets a budget.
  *                The agent reads colored (under the entry's lock) for its node state: the
  *                analyzer decides DONE by it.
- *   dt_task_filter  array of DT_FILTER_WORDS __u64: the optional prefilter of dt_tasks, a
- *                bitmap that the agent maintains (protocol in dt_filter.h).
+ *   dt_task_slots  array of DT_SLOTS struct dt_task_slot: dt_tasks direct-mapped by a hash
+ *                of the tuple without its VNI, each slot empty, one key with its value, or
+ *                a collision (look dt_tasks up); the agent maintains it (dt_filter.h).
  *   dt_events    ring buffer of struct dt_sample. 4 MiB unless the agent sets another size
  *                (bpf_map__set_max_entries() before load).
  *   dt_counters  per-CPU array of __u64, indexed by enum dt_counter.
@@ -96,8 +97,8 @@
  *                L4 parse, no lookup, no conntrack.
  *   dt_anyport_tasks (.bss)  how many armed tasks are wildcards. The agent keeps it up to
  *                date; wildcards are only looked for while it is not 0.
- *   dt_filter_on (.bss)  0 (initially): no prefilter, every candidate is looked up;
- *                1: the agent keeps dt_task_filter complete and a clear bit skips lookups.
+ *   dt_filter_on (.bss)  0 (initially): no slot table, every candidate is looked up in
+ *                dt_tasks; 1: the agent keeps dt_task_slots the table of dt_tasks.
  *   dt_netns_ino (.bss)  the inode number of the agent's network namespace
  *                (stat("/proc/self/ns/net").st_ino); dt_kfree_skb reports drops of that
  *                namespace only (skb->dev's, else skb->sk's). 0 (initially): every drop.
@@ -123,15 +124,17 @@
  * gateway programs find no entry and count DT_CNT_NAT_NO_CT.
  *
  * Cost (docs/design.md): an untraced packet leaving an instance costs a header parse and, with
- * the prefilter on, one or two bitmap tests; without it, two hash lookups (port, task), and
- * a third while wildcard tasks exist. At a port's egress and at the uplink it costs a
- * header parse. At a gateway's egress, a header parse (ICMP echo requests: plus a conntrack
- * read and a task lookup); at its ingress every TCP and UDP packet costs a conntrack lookup
- * (as much again as conntrack's own, moments later) before the task lookups, ICMP a hash
- * lookup. A drop costs a few reads of the skb, more only when colored. Only traced packets
- * reach the ring buffer, the clock and the writers; a traced key with limits adds a hash
- * lookup and a spin lock, and, with a rate, a clock read. A helper that fails while writing the
- * color is counted in DT_CNT_WRITE_FAIL and leaves the packet as it was.
+ * the slot table on, one or two slot reads; without it, two hash lookups (port, task), and
+ * a third while wildcard tasks exist; a traced one a slot read and the port's slot, a hash
+ * lookup only when its key shares its slot. At a port's egress, at the overlay's and at the
+ * uplink an untraced packet costs a test of its IPv4 flags byte at a fixed offset (the inner
+ * one for VXLAN frames): one cache line, no map (dt_plainly_uncolored()). At a gateway's egress, a
+ * header parse (ICMP echo requests: plus a conntrack read and a task lookup); at its ingress every
+ * TCP and UDP packet costs a conntrack lookup (as much again as conntrack's own, moments later)
+ * before the task lookups, ICMP a hash lookup. A drop costs a few reads of the skb, more only when
+ * colored. Only traced packets reach the ring buffer, the clock and the writers; a traced key with
+ * limits adds a hash lookup and a spin lock, and, with a rate, a clock read. A helper that fails
+ * while writing the color is counted in DT_CNT_WRITE_FAIL and leaves the packet as it was.
  *
  * Headers that are not in the skb's linear area make the parse return DT_PARSE_SHORT
  * before any side effect; the tc program then pulls the headers in (bpf_skb_pull_data(),
@@ -200,10 +203,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DT_FILTER_WORDS);
+	__uint(max_entries, DT_SLOTS);
 	__type(key, __u32);
-	__type(value, __u64);
-} dt_task_filter SEC(".maps");
+	__type(value, struct dt_task_slot);
+} dt_task_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -320,17 +323,14 @@ static __always_inline struct dt_sample *dt_sample_begin(__u32 ifindex, __u8 hoo
 	s->ip_id = pkt->ip_id;
 	s->frag = pkt->frag_off & (DT_FRAG_MF | DT_FRAG_OFFSET);
 	s->ident = pkt->ident;
+	/* len and the rest of the header up to the prefix: zero (DT_CAP_NONE too) in seven
+	 * 8-byte stores rather than a store a field, then len. */
+	_Static_assert(__builtin_offsetof(struct dt_sample, len) % 8 == 0,
+		       "len starts an 8-byte word");
+	_Static_assert(DT_CAP_NONE == 0, "zero is DT_CAP_NONE");
+	__builtin_memset(&s->len, 0,
+			 offsetof(struct dt_sample, cap) - offsetof(struct dt_sample, len));
 	s->len = pkt->len;
-	s->outer_saddr = 0;
-	s->outer_daddr = 0;
-	s->drop_reason = 0;
-	__builtin_memset(&s->orig, 0, sizeof(s->orig));
-	s->pad2 = 0;
-	s->drop_location = 0;
-	s->cap_len = 0;
-	s->cap_link = DT_CAP_NONE;
-	s->pad3 = 0;
-	s->pad4 = 0;
 	return s;
 }
 
@@ -417,44 +417,74 @@ fail:
 	return rc;
 }
 
-/* False when the prefilter proves that no task has this key (VNI aside); see dt_filter.h. */
-static __always_inline bool dt_filter_test(const struct dt_tuple *t)
+/* True when slot key k names tuple t, VNI aside: four words, the VNI's skipped. */
+static __always_inline bool dt_slot_names(const struct dt_tuple *k, const struct dt_tuple *t)
 {
-	__u32 bit, word;
-	__u64 *w;
+	const __u32 *a = (const __u32 *)k, *b = (const __u32 *)t;
 
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[4] == b[4];
+}
+
+/*
+ * Whether candidate t (its VNI not known yet) may be the key of a task (dt_filter.h):
+ * false when the slot table proves it is not (its slot is empty, or holds another key).
+ * *hit gets the slot that holds t (whose VNI the caller compares), or NULL: look t up in
+ * dt_tasks (a collision, or the table is off).
+ */
+static __always_inline bool dt_slot_candidate(const struct dt_tuple *t, struct dt_task_slot **hit)
+{
+	struct dt_task_slot *s;
+	__u32 i;
+
+	*hit = NULL;
 	if (!dt_filter_on)
 		return true;
-	bit = dt_filter_bit(t);
-	word = bit / 64;
-	w = bpf_map_lookup_elem(&dt_task_filter, &word);
-	return w && ((*w >> (bit % 64)) & 1);
+	i = dt_slot_of(t);
+	s = bpf_map_lookup_elem(&dt_task_slots, &i);
+	if (!s || s->state == DT_SLOT_EMPTY)
+		return false;
+	if (s->state != DT_SLOT_ONE)
+		return true;
+	if (!dt_slot_names(&s->key, t))
+		return false;
+	*hit = s;
+	return true;
+}
+
+/* The task of key (its VNI set), from the slot that holds it, else from dt_tasks. */
+static __always_inline struct dt_task_val *dt_key_task(const struct dt_tuple *key,
+						       struct dt_task_slot *hit)
+{
+	if (!hit)
+		return bpf_map_lookup_elem(&dt_tasks, key);
+	return hit->key.vni == key->vni ? &hit->val : NULL;
 }
 
 /*
  * The armed task of tuple key arriving on port (or gateway interface) ifindex, or NULL;
- * sets the key's VNI when a candidate survives the prefilter. Candidates: the exact tuple,
+ * sets the key's VNI when a candidate survives the slot table. Candidates: the exact tuple,
  * and, while wildcard tasks exist, the tuple with ports 0, accepted only if that task is a
- * wildcard (a tuple whose ports are 0 already has one candidate). The prefilter drops
- * candidates before any hash lookup; the port's VNI is looked up only for a candidate that
- * survives; the exact match wins. On a match, *matched (unless NULL) gets the dt_tasks key
- * that matched.
+ * wildcard (a tuple whose ports are 0 already has one candidate). The slot table drops
+ * candidates before the port lookup and answers for those it holds alone; dt_tasks is
+ * looked up for collisions only; the exact match wins. On a match, *matched (unless
+ * NULL) gets the dt_tasks key that matched.
  */
 static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __u32 ifindex,
 							struct dt_tuple *matched)
 {
+	struct dt_task_slot *exact_hit, *wild_hit = NULL;
 	struct dt_task_val *task;
 	struct dt_port_val *port;
 	struct dt_tuple any;
 	bool exact, wild;
 
-	exact = dt_filter_test(key);
+	exact = dt_slot_candidate(key, &exact_hit);
 	wild = dt_anyport_tasks && (key->sport || key->dport);
 	if (wild) {
 		any = *key;
 		any.sport = 0;
 		any.dport = 0;
-		wild = dt_filter_test(&any);
+		wild = dt_slot_candidate(&any, &wild_hit);
 	}
 	if (!exact && !wild)
 		return NULL;
@@ -464,7 +494,7 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __
 		return NULL;
 	key->vni = port->vni;
 	if (exact) {
-		task = bpf_map_lookup_elem(&dt_tasks, key);
+		task = dt_key_task(key, exact_hit);
 		if (task) {
 			if (matched)
 				*matched = *key;
@@ -473,7 +503,7 @@ static __always_inline struct dt_task_val *dt_task_find(struct dt_tuple *key, __
 	}
 	if (wild) {
 		any.vni = port->vni;
-		task = bpf_map_lookup_elem(&dt_tasks, &any);
+		task = dt_key_task(&any, wild_hit);
 		if (task && (task->flags & DT_TASK_F_ANYPORT)) {
 			if (matched)
 				*matched = any;
@@ -699,12 +729,13 @@ static __always_inline int port_ingress_later_frag(struct __sk_buff *skb, __u32 
 }
 
 /*
- * True when a packet leaving an instance needs nothing while no key is armed: not IPv4, or
- * IPv4 without the color. One test of the flags byte at its fixed offset, before any
- * parse; a short frame (headers past the linear data) and a tenant's color (to strip) take
- * the generic path.
+ * True when the frame plainly needs nothing from a hook: not IPv4, or IPv4 with none of
+ * the flags of mask (in host order: the color, and at hooks that follow fragments, MF and
+ * the offset). One test of the flags byte at its fixed offset, before any parse, touching
+ * the frame's first cache line and no map; a short frame (headers past the linear data)
+ * takes the generic path.
  */
-static __always_inline bool dt_plainly_uncolored(struct __sk_buff *skb)
+static __always_inline bool dt_plainly_uncolored(struct __sk_buff *skb, __u16 mask)
 {
 	void *data = (void *)(long)dt_skb_load(skb, data);
 	void *end = (void *)(long)dt_skb_load(skb, data_end);
@@ -713,7 +744,42 @@ static __always_inline bool dt_plainly_uncolored(struct __sk_buff *skb)
 
 	if ((void *)(iph + 1) > end)
 		return false;
-	return eth->h_proto != bpf_htons(DT_ETH_P_IP) || !(iph->frag_off & bpf_htons(DT_COLOR_BIT));
+	return eth->h_proto != bpf_htons(DT_ETH_P_IP) || !(iph->frag_off & bpf_htons(mask));
+}
+
+/*
+ * The uplinks' form: true when an underlay frame plainly carries no colored packet. A frame
+ * that is not IPv4 and UDP needs nothing; a VXLAN frame (outer header without options, to
+ * dt_vxlan_port) whose inner frame is not IPv4, or is IPv4 without the color, neither: the
+ * inner flags byte sits at 14 + 20 + 8 + 8 + 14 + 6 bytes. Anything else (outer options, a
+ * short frame) takes the generic parse.
+ */
+static __always_inline bool dt_plainly_uncolored_vxlan(struct __sk_buff *skb)
+{
+	struct vxlan_frame {
+		struct ethhdr eth;
+		struct iphdr ip;
+		struct udphdr udp;
+		struct dt_vxlanhdr vx;
+		struct ethhdr in_eth;
+		struct iphdr in_ip;
+	} *f = (void *)(long)dt_skb_load(skb, data);
+	void *end = (void *)(long)dt_skb_load(skb, data_end);
+
+	if ((void *)(&f->ip + 1) > end)
+		return false;
+	if (f->eth.h_proto != bpf_htons(DT_ETH_P_IP))
+		return true;
+	if (f->ip.version != 4 || f->ip.ihl != 5)
+		return false;
+	if (f->ip.protocol != IPPROTO_UDP)
+		return true;
+	if ((void *)(f + 1) > end)
+		return false;
+	if (f->udp.dest != bpf_htons(dt_vxlan_port))
+		return true;
+	return f->in_eth.h_proto != bpf_htons(DT_ETH_P_IP) ||
+	       !(f->in_ip.frag_off & bpf_htons(DT_COLOR_BIT));
 }
 
 static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bool last_try)
@@ -725,7 +791,7 @@ static __always_inline int port_ingress(struct __sk_buff *skb, __u32 ifindex, bo
 	struct dt_cursor c;
 	int rc;
 
-	if (!dt_armed_keys && dt_plainly_uncolored(skb))
+	if (!dt_armed_keys && dt_plainly_uncolored(skb, DT_COLOR_BIT))
 		return 0;
 	dt_cursor_init(&c, skb);
 	rc = dt_parse_eth_ipv4(&c, &pkt);
@@ -776,6 +842,8 @@ static __always_inline int port_egress(struct __sk_buff *skb, __u32 ifindex, boo
 	bool nat;
 	int rc;
 
+	if (dt_plainly_uncolored(skb, DT_COLOR_BIT | DT_IP_MF | DT_IP_OFFSET))
+		return 0;
 	dt_cursor_init(&c, skb);
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)
@@ -836,6 +904,8 @@ static __always_inline int uplink(struct __sk_buff *skb, __u32 ifindex, __u8 hoo
 	__u8 flags;
 	bool nat;
 
+	if (dt_plainly_uncolored_vxlan(skb))
+		return 0;
 	dt_cursor_init(&c, skb);
 	rc = dt_parse_ethhdr(&c, &eth);
 	if (rc != DT_ETH_P_IP)
@@ -1118,6 +1188,8 @@ static __always_inline int overlay_egress(struct __sk_buff *skb, __u32 ifindex, 
 	struct dt_cursor c;
 	int rc;
 
+	if (dt_plainly_uncolored(skb, DT_COLOR_BIT | DT_IP_MF | DT_IP_OFFSET))
+		return 0;
 	dt_cursor_init(&c, skb);
 	rc = dt_parse_eth_ipv4(&c, &pkt);
 	if (rc < 0)

@@ -119,6 +119,11 @@ static struct ring_buffer *rb;
 static struct dt_sample samples[MAX_SAMPLES];
 static int nsamples;
 
+/* What the test armed in dt_tasks, as the agent keeps it: the slot table is written from it. */
+#define MAX_ARMED 64
+static struct dt_armed_key armed_keys[MAX_ARMED];
+static unsigned n_armed;
+
 /* --- frames --------------------------------------------------------------------------- */
 
 /*
@@ -275,6 +280,7 @@ static void load(uint32_t ring_bytes)
 			 ifindex, PORT_VNI);
 	cr_assert_eq(rc, 0, "dt_ports: %s", strerror(-rc));
 	nsamples = 0;
+	n_armed = 0;
 }
 
 static void setup(void)
@@ -288,22 +294,46 @@ static void teardown(void)
 	dyetrace__destroy(skel);
 }
 
-/* Sets (or clears) the prefilter bit of a task key, as the agent does (dt_filter.h). */
-static void filter_set(const struct dt_tuple *key, bool on)
+/* Writes the slot table of armed_keys[] with the agent's writer (dt_filter.h). */
+static void slots_write(bool fallback_only)
 {
-	int fd = bpf_map__fd(skel->maps.dt_task_filter);
-	uint32_t bit = dt_filter_bit(key), word = bit / 64;
-	uint64_t w;
+	struct dt_armed_key copy[MAX_ARMED];
+	int rc;
 
-	cr_assert_eq(bpf_map_lookup_elem(fd, &word, &w), 0);
-	w = on ? w | 1ull << (bit % 64) : w & ~(1ull << (bit % 64));
-	cr_assert_eq(bpf_map_update_elem(fd, &word, &w, BPF_ANY), 0);
+	memcpy(copy, armed_keys, sizeof(copy)); /* dt_slots_write() sorts what it is given */
+	rc = dt_slots_write(bpf_map__fd(skel->maps.dt_task_slots), copy, n_armed, fallback_only);
+	cr_assert_eq(rc, 0, "dt_slots_write: %s", strerror(-rc));
+}
+
+/* The slot of key as the data plane reads it. */
+static struct dt_task_slot slot_read(const struct dt_tuple *key)
+{
+	struct dt_task_slot s;
+	uint32_t i = dt_slot_of(key);
+
+	cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.dt_task_slots), &i, &s), 0);
+	return s;
+}
+
+/* Disarms key as the agent does: its slot falls back to dt_tasks, the key goes, the table. */
+static void disarm_key(const struct dt_tuple *key)
+{
+	unsigned i;
+
+	for (i = 0; i < n_armed && memcmp(&armed_keys[i].key, key, sizeof(*key)); i++)
+		;
+	cr_assert_lt(i, n_armed, "disarming a key that is not armed");
+	armed_keys[i] = armed_keys[--n_armed];
+	slots_write(true);
+	cr_assert_eq(bpf_map_delete_elem(bpf_map__fd(skel->maps.dt_tasks), key), 0);
+	slots_write(false);
+	skel->bss->dt_armed_keys--;
 }
 
 /*
  * Arms a task for packets like k (ports left out when flags has DT_TASK_F_ANYPORT), the
- * way a complete agent does: key from dt_tuple_task_key(), the task with its limits, its
- * prefilter bit, the wildcard count. Returns the key.
+ * way a complete agent does: key from dt_tuple_task_key(), the task with its limits, the
+ * slot table, the wildcard count. Returns the key.
  */
 static struct dt_tuple arm_limited(const struct pkt *k, uint32_t vni, uint32_t flags,
 				   uint32_t task_id, uint32_t budget, uint32_t rate_pps)
@@ -319,7 +349,9 @@ static struct dt_tuple arm_limited(const struct pkt *k, uint32_t vni, uint32_t f
 	val.flags = flags;
 	rc = bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &val, BPF_NOEXIST);
 	cr_assert_eq(rc, 0, "dt_tasks: %s", strerror(errno));
-	filter_set(&key, true);
+	cr_assert_lt(n_armed, MAX_ARMED);
+	armed_keys[n_armed++] = (struct dt_armed_key){.key = key, .val = val};
+	slots_write(false);
 	skel->bss->dt_armed_keys++;
 	if (flags & DT_TASK_F_ANYPORT)
 		skel->bss->dt_anyport_tasks++;
@@ -1105,7 +1137,7 @@ Test(port_in, ignores_what_it_cannot_parse)
 	assert_counters(0, 0, 0, 0);
 }
 
-/* --- the prefilter (dt_filter.h): on, it changes no answer, only the cost ---------------- */
+/* --- the slot table (dt_filter.h): on, it changes no answer, only the cost ------------- */
 
 static void setup_prefilter(void)
 {
@@ -1135,7 +1167,7 @@ ParameterizedTest(struct pkt *k, prefilter, leaves_a_miss_alone)
 	check_miss(k);
 }
 
-Test(prefilter, wildcard_matches_through_its_portless_bit)
+Test(prefilter, wildcard_matches_through_its_portless_slot)
 {
 	struct pkt k = tcp_ab;
 	struct result r;
@@ -1151,15 +1183,16 @@ Test(prefilter, wildcard_matches_through_its_portless_bit)
 		      r.t0, r.t1);
 }
 
-/* A clear bit is proof enough: the task is not looked up, and a packet that arrives
+/* An empty slot is proof enough: the task is not looked up, and a packet that arrives
  * colored for it is a foreign color. */
-Test(prefilter, clear_bit_skips_the_lookup)
+Test(prefilter, an_empty_slot_skips_the_lookup)
 {
-	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
 	struct pkt colored = with_frag(tcp_ab, IP_DF | DT_COLOR_BIT);
 	struct result r;
 
-	filter_set(&key, false);
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	n_armed = 0; /* the table forgets it, dt_tasks keeps it */
+	slots_write(false);
 	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
 	assert_unchanged(r.in, r.len, r.out, r.out_len);
 	run_pkt(skel->progs.dt_port_ingress, &colored, &r);
@@ -1169,12 +1202,13 @@ Test(prefilter, clear_bit_skips_the_lookup)
 	assert_counters(0, 0, 0, 1);
 }
 
-Test(prefilter, off_ignores_the_bitmap)
+Test(prefilter, off_ignores_the_table)
 {
-	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
 	struct result r;
 
-	filter_set(&key, false);
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	n_armed = 0;
+	slots_write(false);
 	skel->bss->dt_filter_on = 0;
 	run_pkt(skel->progs.dt_port_ingress, &tcp_ab, &r);
 	assert_recolored(r.in, r.len, r.out, r.out_len, true);
@@ -1182,34 +1216,148 @@ Test(prefilter, off_ignores_the_bitmap)
 	cr_assert_eq(nsamples, 1);
 }
 
-Test(prefilter, bit_leaves_the_vni_out)
+Test(prefilter, slot_leaves_the_vni_out)
 {
 	struct dt_tuple a = pkt_tuple(&tcp_ab, 1), b = pkt_tuple(&tcp_ab, 0xffffff);
 
-	cr_assert_eq(dt_filter_bit(&a), dt_filter_bit(&b));
-	cr_assert_lt(dt_filter_bit(&a), 1u << DT_FILTER_BITS_LOG2);
+	cr_assert_eq(dt_slot_of(&a), dt_slot_of(&b));
+	cr_assert_lt(dt_slot_of(&a), DT_SLOTS);
 }
 
-/* 10,000 flows of one subnet, one port apart: about n^2 / 2m = 48 collisions expected. */
-Test(prefilter, bits_spread)
+/* 10,000 flows of one subnet, one port apart: about n^2 / 2m = 381 collisions expected. */
+Test(prefilter, slots_spread)
 {
-	static uint8_t seen[(1u << DT_FILTER_BITS_LOG2) / 8];
+	static uint8_t seen[DT_SLOTS / 8];
 	struct pkt k = tcp_ab;
 	unsigned distinct = 0;
 
 	for (unsigned i = 0; i < 10000; i++) {
 		struct dt_tuple t;
-		uint32_t bit;
+		uint32_t slot;
 
 		k.saddr = IP4(10, 1, i / 250, i % 250 + 1);
 		k.sport = (uint16_t)(40000 + i % 7);
 		t = pkt_tuple(&k, PORT_VNI);
-		bit = dt_filter_bit(&t);
-		if (!(seen[bit / 8] & 1u << (bit % 8)))
+		slot = dt_slot_of(&t);
+		if (!(seen[slot / 8] & 1u << (slot % 8)))
 			distinct++;
-		seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
+		seen[slot / 8] |= (uint8_t)(1u << (slot % 8));
 	}
-	cr_assert_gt(distinct, 9850, "%u distinct bits of 10000", distinct);
+	cr_assert_gt(distinct, 9500, "%u distinct slots of 10000", distinct);
+}
+
+/* A TCP packet from A to B whose key shares the slot of k's (another destination port). */
+static struct pkt colliding(const struct pkt *k, uint32_t vni)
+{
+	struct dt_tuple want = pkt_tuple(k, vni), t;
+	struct pkt c = *k;
+
+	for (uint32_t port = 1; port < 65536; port++) {
+		for (uint32_t sport = 1000; sport < 1064; sport++) {
+			c.sport = (uint16_t)sport;
+			c.dport = (uint16_t)port;
+			t = pkt_tuple(&c, vni);
+			if (dt_slot_of(&t) == dt_slot_of(&want) && memcmp(&t, &want, sizeof(t)))
+				return c;
+		}
+	}
+	cr_assert_fail("no colliding tuple found");
+	return c;
+}
+
+/* The one packet k through port ingress: colored and sampled for task_id (0: untouched). */
+static void assert_traced(const struct pkt *k, uint32_t task_id)
+{
+	struct result r;
+
+	nsamples = 0;
+	run_pkt(skel->progs.dt_port_ingress, k, &r);
+	drain();
+	if (!task_id) {
+		assert_unchanged(r.in, r.len, r.out, r.out_len);
+		cr_assert_eq(nsamples, 0, "%u:%u: traced", k->sport, k->dport);
+		return;
+	}
+	assert_recolored(r.in, r.len, r.out, r.out_len, true);
+	cr_assert_eq(nsamples, 1, "%u:%u: not traced", k->sport, k->dport);
+	cr_assert_eq(samples[0].task_id, task_id, "%u:%u: task %u, want %u", k->sport, k->dport,
+		     samples[0].task_id, task_id);
+}
+
+/* A key alone in its slot is answered from the slot: dt_tasks is not even looked up. */
+Test(prefilter, a_key_alone_is_found_in_its_slot)
+{
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
+	struct dt_task_slot s = slot_read(&key);
+
+	cr_assert_eq(s.state, DT_SLOT_ONE);
+	cr_assert_arr_eq(&s.key, &key, sizeof(key));
+	cr_assert_eq(s.val.task_id, 7);
+	cr_assert_eq(bpf_map_delete_elem(bpf_map__fd(skel->maps.dt_tasks), &key), 0);
+	assert_traced(&tcp_ab, 7);
+}
+
+/* Two keys in one slot: the slot says so, and each is found in dt_tasks. */
+Test(prefilter, colliding_keys_are_found_through_the_task_map)
+{
+	struct pkt other = colliding(&tcp_ab, PORT_VNI);
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
+
+	arm(&other, PORT_VNI, 0, 8);
+	cr_assert_eq(slot_read(&key).state, DT_SLOT_MANY);
+	assert_traced(&tcp_ab, 7);
+	assert_traced(&other, 8);
+}
+
+/* A disarmed key is no longer traced, whether its slot held it alone or with another. */
+Test(prefilter, a_disarmed_key_is_not_traced)
+{
+	struct pkt other = colliding(&tcp_ab, PORT_VNI);
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
+	struct dt_tuple okey = arm(&other, PORT_VNI, 0, 8);
+
+	disarm_key(&key);
+	cr_assert_eq(slot_read(&key).state, DT_SLOT_ONE);
+	assert_traced(&tcp_ab, 0);
+	assert_traced(&other, 8);
+	disarm_key(&okey);
+	cr_assert_eq(slot_read(&key).state, DT_SLOT_EMPTY);
+	assert_traced(&other, 0);
+}
+
+/* A slot that holds one key traces nothing else: another tuple of its slot, nor its tuple
+ * on a port of another VNI. */
+Test(prefilter, an_untraced_key_of_a_held_slot_is_not_traced)
+{
+	struct pkt other = colliding(&tcp_ab, PORT_VNI);
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI + 1, 0, 7);
+
+	cr_assert_eq(slot_read(&key).state, DT_SLOT_ONE);
+	assert_traced(&other, 0);
+	assert_traced(&tcp_ab, 0); /* the port is of PORT_VNI */
+	assert_counters(0, 0, 0, 0);
+}
+
+/* The step before dt_tasks changes: the slot falls back to the map and still finds the key;
+ * a value rewritten then (a task re-armed on the key) is the one the table copies. */
+Test(prefilter, a_key_changes_its_task_through_the_fallback)
+{
+	struct dt_tuple key = arm(&tcp_ab, PORT_VNI, 0, 7);
+	struct dt_task_slot s;
+
+	armed_keys[0].val.task_id = 9;
+	slots_write(true);
+	s = slot_read(&key);
+	cr_assert_eq(s.state, DT_SLOT_MANY);
+	cr_assert_eq(s.val.task_id, 7, "the fallback step rewrote the value");
+	assert_traced(&tcp_ab, 7);
+	cr_assert_eq(bpf_map_update_elem(bpf_map__fd(skel->maps.dt_tasks), &key, &armed_keys[0].val,
+					 BPF_ANY),
+		     0);
+	assert_traced(&tcp_ab, 9);
+	slots_write(false);
+	cr_assert_eq(slot_read(&key).state, DT_SLOT_ONE);
+	assert_traced(&tcp_ab, 9);
 }
 
 /* --- port egress: the last hop ---------------------------------------------------------- */
@@ -1295,6 +1443,30 @@ Test(port_out, uncolors_a_truncated_packet)
 }
 
 /* First hop then last hop: the packet the instance gets is the packet that was sent. */
+/* Port egress tests the flags byte at its fixed offset first: an uncolored fragment must
+ * still reach the lookup of its datagram (reassembled and fragmented anew on the way). */
+Test(port_out, samples_a_refragmented_fragment_of_a_traced_datagram)
+{
+	struct pkt first = with_frag(tcp_ab, IP_MF), frag = with_frag(tcp_ab, 185);
+	struct pkt other = with_frag(tcp_ab, 185);
+	struct result r;
+
+	other.ip_id = 0x4321;
+	arm(&tcp_ab, PORT_VNI, 0, 7);
+	run_pkt(skel->progs.dt_port_ingress, &first, &r);
+	drain();
+	nsamples = 0;
+	run_pkt(skel->progs.dt_port_egress, &frag, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	run_pkt(skel->progs.dt_port_egress, &other, &r);
+	assert_unchanged(r.in, r.len, r.out, r.out_len);
+	drain();
+	cr_assert_eq(nsamples, 1, "the traced datagram's fragment only");
+	cr_expect_eq(samples[0].hook, DT_HOOK_PORT_OUT);
+	cr_expect_eq(samples[0].flags, DT_SAMPLE_F_REFRAG, "flags %#x", samples[0].flags);
+	cr_expect_eq(samples[0].frag, 185);
+}
+
 Test(port_out, round_trip_restores_the_packet)
 {
 	struct result in, out;
