@@ -500,45 +500,6 @@ int dt_batch_decode(const void *buf, size_t len, struct dt_batch *out)
 	return batch_done(&d, &b, out, len, len);
 }
 
-/* The msgpack kind of each field of a sample record (get_sample()), for the raw walk. */
-/* clang-format off */
-static const uint8_t sample_kinds[N_SAMPLE] = {
-	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* hook, flags, iface, ts_ns */
-	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* saddr, daddr, sport, dport */
-	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* proto, vni, task_id, ip_id */
-	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* ident, len, outer addrs */
-	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* orig addrs, ports */
-	DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT, DT_RAW_UINT,	/* drop_reason, _name, _where,
-								 * cap_link */
-	DT_RAW_BIN, DT_RAW_UINT,				/* cap, frag */
-};
-/* clang-format on */
-
-/* A walk over a batch's samples on the raw bytes: its head (decoded) and who gets them. */
-struct sample_walk {
-	const struct dt_batch *b;
-	dt_batch_sample_fn fn; /* NULL: the samples are only checked */
-	void *arg;
-};
-
-/* Each sample, read off the wire by the decoder's getter (which checks it), to w->fn. */
-static void read_sample(struct dt_dec *d, const msgpack_object *rec, uint32_t i, void *ctx)
-{
-	const struct sample_walk *w = ctx;
-	struct dt_wire_sample s;
-
-	(void)i;
-	if (!w->fn) {
-		get_sample(d, rec, w->b->n_ifaces, w->b->n_strings, &s);
-		return;
-	}
-	memset(&s, 0, sizeof(s)); /* as dt_batch_decode()'s array: what a sample lacks is 0 */
-	get_sample(d, rec, w->b->n_ifaces, w->b->n_strings, &s);
-	if (d->err == 0) {
-		w->fn(w->arg, &s);
-	}
-}
-
 /*
  * The collector's check of a sample record, the fields get_sample() reads with a plain
  * bound: the largest value each may hold (the others are checked apart in
@@ -577,12 +538,12 @@ static bool bad_str_index(uint64_t v, uint32_t n_strings)
  * One sample record at *off, checked as get_sample() checks it, straight on the bytes: the
  * framing first (the record's length, each field's type; as dt_raw_records() does before
  * it hands a record on), then the values, so that a record wrong in both ways is refused
- * with the same code as by the decoder's walk. Returns 0 or the error.
+ * with the same code as by the decoder's walk. Its fields are left in v[] (cap apart).
+ * Returns 0 or the error.
  */
-static int check_sample(const uint8_t *p, size_t len, size_t *off, const struct dt_batch *b)
+static int raw_sample(const uint8_t *p, size_t len, size_t *off, const struct dt_batch *b,
+		      uint64_t v[N_SAMPLE], msgpack_object *cap)
 {
-	uint64_t v[N_SAMPLE];
-	msgpack_object cap;
 	bool bad = false;
 	int f, rv;
 
@@ -602,7 +563,7 @@ static int check_sample(const uint8_t *p, size_t len, size_t *off, const struct 
 		}
 		bad |= v[f] > sample_max[f];
 	}
-	if ((rv = dt_raw_value(p, len, off, DT_RAW_BIN, &cap)) != 0 ||
+	if ((rv = dt_raw_value(p, len, off, DT_RAW_BIN, cap)) != 0 ||
 	    (rv = dt_raw_uint(p, len, off, &v[N_SAMPLE - 1])) != 0) {
 		return rv;
 	}
@@ -610,9 +571,59 @@ static int check_sample(const uint8_t *p, size_t len, size_t *off, const struct 
 	bad |= v[SF_HOOK] == DT_HOOK_NONE || v[SF_IFACE] >= b->n_ifaces;
 	bad |= bad_str_index(v[SF_DROP_NAME], b->n_strings);
 	bad |= bad_str_index(v[SF_DROP_WHERE], b->n_strings);
-	bad |= cap.via.bin.size > DT_CAP_MAX ||
-	       (cap.via.bin.size == 0) != (v[SF_CAP_LINK] == DT_CAP_NONE);
+	bad |= cap->via.bin.size > DT_CAP_MAX ||
+	       (cap->via.bin.size == 0) != (v[SF_CAP_LINK] == DT_CAP_NONE);
 	return bad ? DT_PROTO_ERANGE : 0;
+}
+
+static int check_sample(const uint8_t *p, size_t len, size_t *off, const struct dt_batch *b)
+{
+	uint64_t v[N_SAMPLE];
+	msgpack_object cap;
+
+	return raw_sample(p, len, off, b, v, &cap);
+}
+
+/* The sample of fields v[] and prefix cap (raw_sample() checked them), as get_sample()
+ * fills it. */
+static void fill_sample(struct dt_wire_sample *s, const uint64_t v[N_SAMPLE],
+			const msgpack_object *cap)
+{
+	memset(s, 0, sizeof(*s)); /* as dt_batch_decode()'s array: what a sample lacks is 0 */
+	s->hook = (uint8_t)v[0];
+	s->flags = (uint8_t)v[1];
+	s->iface = (uint32_t)v[2];
+	s->ts_ns = v[3];
+	s->tuple.saddr = (uint32_t)v[4];
+	s->tuple.daddr = (uint32_t)v[5];
+	s->tuple.sport = (uint16_t)v[6];
+	s->tuple.dport = (uint16_t)v[7];
+	s->tuple.proto = (uint8_t)v[8];
+	s->tuple.vni = (uint32_t)v[9];
+	s->task_id = (uint32_t)v[10];
+	s->ip_id = (uint16_t)v[11];
+	s->ident = (uint32_t)v[12];
+	s->len = (uint32_t)v[13];
+	s->outer_saddr = (uint32_t)v[14];
+	s->outer_daddr = (uint32_t)v[15];
+	s->orig.saddr = (uint32_t)v[16];
+	s->orig.daddr = (uint32_t)v[17];
+	s->orig.sport = (uint16_t)v[18];
+	s->orig.dport = (uint16_t)v[19];
+	if (s->flags & DT_SAMPLE_F_NAT) {
+		/* orig has the proto and vni of tuple; without a NAT they stay 0 */
+		s->orig.proto = s->tuple.proto;
+		s->orig.vni = s->tuple.vni;
+	}
+	s->drop_reason = (uint32_t)v[20];
+	s->drop_name = (uint16_t)v[21];
+	s->drop_where = (uint16_t)v[22];
+	s->cap_link = (uint8_t)v[23];
+	s->cap_len = (uint16_t)cap->via.bin.size;
+	if (s->cap_len > 0) {
+		memcpy(s->cap, cap->via.bin.ptr, s->cap_len);
+	}
+	s->frag = (uint16_t)v[25];
 }
 
 /* The samples of a batch whose head is in b: a list of at most DT_BATCH_MAX_SAMPLES
@@ -654,17 +665,27 @@ int dt_batch_check(const void *buf, size_t len, struct dt_batch *out)
 int dt_batch_samples(const void *buf, size_t len, const struct dt_batch *b, dt_batch_sample_fn fn,
 		     void *arg)
 {
-	struct sample_walk w = {.b = b, .fn = fn, .arg = arg};
+	struct dt_wire_sample s;
+	uint64_t v[N_SAMPLE];
+	msgpack_object cap;
 	struct dt_dec d;
+	uint32_t n, i;
 	size_t off;
-	int i;
+	int rv;
 
 	off = dt_raw_begin(&d, buf, len, DT_MSG_BATCH, N_BATCH);
 	for (i = BF_SENDER; i < BF_SAMPLES; i++) {
 		dt_raw_skip(&d, buf, len, &off);
 	}
-	dt_raw_records(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES, sample_kinds, N_SAMPLE,
-		       read_sample, &w);
+	n = dt_raw_list(&d, buf, len, &off, DT_BATCH_MAX_SAMPLES);
+	for (i = 0; i < n && d.err == 0; i++) {
+		if ((rv = raw_sample(buf, len, &off, b, v, &cap)) != 0) {
+			dt_get_fail(&d, rv);
+			break;
+		}
+		fill_sample(&s, v, &cap);
+		fn(arg, &s);
+	}
 	return dt_dec_end(&d);
 }
 

@@ -480,8 +480,26 @@ static bool same_head(const struct dt_batch *a, const struct dt_batch *b)
  * accepted batch re-framed under another sender, seq and ctl_gen decodes to the same
  * batch with those three changed.
  */
+/* What dt_batch_samples() hands on must be the decoder's samples, one by one. */
+struct fz_seen {
+	const struct dt_batch *dec;
+	uint32_t n;
+	bool differs;
+};
+
+static void fz_see_sample(void *arg, const struct dt_wire_sample *s)
+{
+	struct fz_seen *seen = arg;
+
+	if (seen->n >= seen->dec->n_samples ||
+	    memcmp(s, &seen->dec->samples[seen->n], sizeof(*s)) != 0)
+		seen->differs = true;
+	seen->n++;
+}
+
 static void check_collector_path(const uint8_t *data, size_t size)
 {
+	struct fz_seen seen = {0};
 	static struct dt_batch dec, chk, re;
 	msgpack_sbuffer e1, e2;
 	uint32_t n = 0;
@@ -504,6 +522,12 @@ static void check_collector_path(const uint8_t *data, size_t size)
 	}
 	if (chk.samples != NULL || !same_head(&dec, &chk)) {
 		FZ_FAIL("batch_check: the head differs from the decoder's, or samples were kept");
+	}
+	seen.dec = &dec;
+	if ((rrv = dt_batch_samples(data, size, &chk, fz_see_sample, &seen)) != 0 || seen.differs ||
+	    seen.n != dec.n_samples) {
+		FZ_FAIL("batch_samples: %s, or the samples differ from the decoder's",
+			dt_proto_strerror(rrv));
 	}
 	msgpack_sbuffer_init(&e1);
 	msgpack_sbuffer_init(&e2);
