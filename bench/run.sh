@@ -120,7 +120,7 @@ if [[ $MODE == scale ]]; then
 	mkdir -p "$SCRATCH/scale"
 	# The growth curves, one line each (issue 16, "How the cost grows").
 	# --- scale benchmarks: add below ---
-	scale "analyzer" "$BIN/dt-bench-analyzer" --scale "$SCRATCH/scale" 1000000
+	scale "analyzer" "$BIN/dt-bench-analyzer" --scale "$SCRATCH/scale" 10000000
 	scale "task service and control path" "$BIN/dt-bench-tasks" "$SCRATCH/scale"
 	scale "collector, agents at once" "$BIN/dt-bench-ingest" --scale "$SCRATCH/scale/ingest" 600
 	# --- scale benchmarks: end ---
