@@ -18,7 +18,7 @@
 
 #include <criterion/criterion.h>
 
-#include "paths.h"
+#include "paths_fixture.h"
 
 /*
  * Allocation failure injection: while fail_after > 0, the fail_after-th malloc() or
@@ -63,56 +63,12 @@ void *calloc(size_t n, size_t size)
 #define UL_H3 0xc0a80003u
 #define UL_GW UL_H3
 
-/* Names are interned; the report is built "much later" than the samples unless a test
- * says otherwise, so that nothing is in flight. */
-static struct dt_strtab *strs;
-static struct dt_paths_ctx ctx;
-
-/* Who hosts what, as the agents report it: i1 (10.100.0.1) behind h1, i2 (10.100.0.2)
- * behind h2, and gw is the NAT gateway of VNI 100. */
-static const char *lab_host_of(const void *arg, uint32_t vni, uint32_t addr)
-{
-	(void)arg;
-	if (vni != 100) {
-		return NULL;
-	}
-	switch (ntohl(addr)) {
-	case 0x0a640001:
-		return "h1";
-	case 0x0a640002:
-		return "h2";
-	case 0:
-		return "gw";
-	default:
-		return NULL;
-	}
-}
-
 static void setup(void)
 {
-	cr_assert_not_null(strs = dt_strtab_new());
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.strs = strs;
-	ctx.now_ns = 4000000000000000000ull;
-	ctx.now_ms = 1ull << 40;
-	ctx.window_ms = 1000;
-	ctx.host_of = lab_host_of;
-}
-
-static void teardown(void)
-{
-	dt_strtab_free(strs);
+	fixture_setup(4000000000000000000ull);
 }
 
 TestSuite(paths, .init = setup, .fini = teardown);
-
-static uint32_t name(const char *s)
-{
-	uint32_t idx;
-
-	cr_assert_eq(dt_strtab_intern(strs, s, 96, &idx), 0);
-	return idx;
-}
 
 static int build(const struct dt_obs *o, size_t n, struct dt_report *r)
 {

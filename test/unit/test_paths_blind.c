@@ -18,7 +18,7 @@
 
 #include <criterion/criterion.h>
 
-#include "paths.h"
+#include "paths_fixture.h"
 
 #define UL_H1 0xc0a80001u /* 192.168.0.1, host order */
 #define UL_H2 0xc0a80002u
@@ -26,9 +26,6 @@
 
 #define MS 1000000ull
 #define T0 (1700000000000ull * MS) /* 2023-11-14T22:13:20.000Z */
-
-static struct dt_strtab *strs;
-static struct dt_paths_ctx ctx;
 
 /* Each node's windows, as its agent reported them. */
 static struct node_gaps {
@@ -57,54 +54,17 @@ static void add_gap(int node, uint64_t from, uint64_t to, uint32_t cause, uint32
 		.from_ns = from, .to_ns = to, .cause = cause, .flags = flags, .lost = lost};
 }
 
-/* i1 (10.100.0.1) behind h1, i2 (10.100.0.2) behind h2, the gateway of VNI 100 on h3. */
-static const char *lab_host_of(const void *arg, uint32_t vni, uint32_t addr)
-{
-	(void)arg;
-	if (vni != 100) {
-		return NULL;
-	}
-	switch (ntohl(addr)) {
-	case 0x0a640001:
-		return "h1";
-	case 0x0a640002:
-		return "h2";
-	case 0:
-		return "h3";
-	default:
-		return NULL;
-	}
-}
-
 static void setup(void)
 {
-	cr_assert_not_null(strs = dt_strtab_new());
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.strs = strs;
-	ctx.now_ns = T0 + 3600000 * MS; /* an hour later: nothing is in flight */
-	ctx.now_ms = 1ull << 40;
-	ctx.window_ms = 1000;
-	ctx.host_of = lab_host_of;
+	fixture_gw = "h3";
+	fixture_setup(T0 + 3600000 * MS); /* an hour later: nothing is in flight */
 	ctx.gaps_of = test_gaps_of;
 	for (size_t i = 0; i < 3; i++) {
 		nodes[i].n = 0;
 	}
 }
 
-static void teardown(void)
-{
-	dt_strtab_free(strs);
-}
-
 TestSuite(blind, .init = setup, .fini = teardown);
-
-static uint32_t name(const char *s)
-{
-	uint32_t idx;
-
-	cr_assert_eq(dt_strtab_intern(strs, s, 96, &idx), 0);
-	return idx;
-}
 
 struct flow {
 	uint32_t saddr, daddr;
