@@ -186,7 +186,9 @@ static void fill_hop(struct dt_hop *hop, const struct hop *h, const struct dt_pa
 	if (ctx->prefixes) {
 		hop->cap_link = o->cap_link;
 		hop->cap_len = o->cap_len;
-		memcpy(hop->cap, dt_prefix_of(ctx->prefixes, o), o->cap_len);
+		if (o->cap_len) {
+			memcpy(hop->cap, dt_prefix_of(ctx->prefixes, o), o->cap_len);
+		}
 	}
 	hop->parent = h->parent;
 	hop->branch = h->branch;

@@ -93,10 +93,10 @@ void dt_prefixes_truncate(struct dt_prefixes *p, const struct dt_obs *o);
 /* Frees p's bytes; p is empty after. */
 void dt_prefixes_free(struct dt_prefixes *p);
 
-/* o's prefix (o->cap_len bytes) in p. */
+/* o's prefix (o->cap_len bytes) in p; NULL while p holds none (then o->cap_len is 0). */
 static inline const uint8_t *dt_prefix_of(const struct dt_prefixes *p, const struct dt_obs *o)
 {
-	return p->bytes + (size_t)o->cap_at * 8;
+	return p->bytes ? p->bytes + (size_t)o->cap_at * 8 : NULL;
 }
 
 /* What a report is built against. */

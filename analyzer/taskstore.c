@@ -234,7 +234,9 @@ int dt_taskstore_put_obs(struct dt_taskstore *s, const struct dt_task *task)
 
 		dt_lmdb_put_be64(key + 4, i);
 		memcpy(rec, o, sizeof(*o));
-		memcpy(rec + sizeof(*o), dt_prefix_of(&task->prefixes, o), o->cap_len);
+		if (o->cap_len) {
+			memcpy(rec + sizeof(*o), dt_prefix_of(&task->prefixes, o), o->cap_len);
+		}
 		if ((rv = put(s, DB_OBS, k, rec, sizeof(*o) + o->cap_len, "write observations")) !=
 		    0) {
 			return rv;
