@@ -253,7 +253,7 @@ int dt_store_put_many(struct dt_store *st, const struct dt_store_batch *v, unsig
 
 		dt_lmdb_put_be64(kb, st->next_lseq + i);
 		if ((rc = mdb_put(txn, st->dbi[DB_BATCHES], &k, &val, MDB_APPEND)) ||
-		    (rc = mdb_put(txn, st->dbi[DB_SENDERS], &sk, &sv, 0))) {
+		    (v[i].seq && (rc = mdb_put(txn, st->dbi[DB_SENDERS], &sk, &sv, 0)))) {
 			mdb_txn_abort(txn);
 			return dt_lmdb_err(&st->db, rc, "store batch");
 		}
@@ -262,7 +262,8 @@ int dt_store_put_many(struct dt_store *st, const struct dt_store_batch *v, unsig
 		return rc;
 	st->next_lseq += n;
 	for (i = 0; i < n; i++)
-		seq[i]->seq = v[i].seq; /* as DB_SENDERS now says */
+		if (v[i].seq)
+			seq[i]->seq = v[i].seq; /* as DB_SENDERS now says */
 	return 0;
 }
 

@@ -32,14 +32,19 @@ struct dt_store;
 int dt_store_open(const char *dir, uint64_t max_mib, struct dt_store **out);
 void dt_store_close(struct dt_store *st);
 
-/* Appends one batch from sender with its seq. Returns 0 or -errno. */
+/*
+ * Appends one batch from sender with its seq. Returns 0 or -errno. seq 0: a heartbeat kept
+ * for its news (loss counters, windows), which leaves the sender's last seq as it is: a
+ * link sends heartbeats between batches, so a heartbeat's own seq may be above those of
+ * batches the sender still holds, and taking it as the last would make them duplicates.
+ */
 int dt_store_put(struct dt_store *st, const char *sender, uint64_t seq, const void *raw,
 		 size_t len);
 
 /* One batch for dt_store_put_many(). */
 struct dt_store_batch {
 	const char *sender;
-	uint64_t seq;
+	uint64_t seq; /* 0: a heartbeat, as for dt_store_put() */
 	const void *raw;
 	size_t len;
 };

@@ -155,7 +155,8 @@ void dt_node_state_free(struct dt_node_state *n);
  *                [sample...], [node_state...]]
  * sender:  who sent this message (the agent's node name, or the collector's name)
  * seq:     sender's message sequence, starting at 1 and growing by 1 per batch;
- *          a heartbeat is a batch with no samples (it still has a seq)
+ *          a heartbeat is a batch with no samples (it still has a seq, which may be
+ *          above batches the sender still holds: receivers never dedupe by it)
  * ctl_gen: generation of the control set the sender has applied (0: none yet)
  * node:    node whose data plane took the samples
  * lost:    exactly DT_LOSS_MAX counters, cumulative over the node's agents (kept in the

@@ -181,6 +181,29 @@ Test(store, sender_seqs_are_the_stores)
 	dt_store_close(st);
 }
 
+/*
+ * A heartbeat kept for its news is stored with seq 0 and leaves the sender's last seq: a
+ * link sends heartbeats between batches, so the heartbeat's own seq may be above batches
+ * the sender still holds, which must not read as duplicates when they come.
+ */
+Test(store, a_heartbeat_leaves_the_senders_seq)
+{
+	struct dt_store *st = store_open();
+	struct seen seen;
+
+	put(st, "h1", 100);
+	put(st, "h1", 0); /* the heartbeat that went out as seq 250, ahead of 101.. */
+	cr_expect_eq(dt_store_last_seq(st, "h1"), 100);
+	put(st, "h2", 0);
+	cr_expect_eq(dt_store_last_seq(st, "h2"), 0, "a sender heard by heartbeat only");
+	st = store_reopen(st);
+	cr_expect_eq(dt_store_last_seq(st, "h1"), 100, "the same after a restart");
+	seen = scan_all(st);
+	cr_assert_eq(seen.n, 3, "the heartbeats are stored (and forwarded) all the same");
+	cr_expect_str_eq(seen.raw[1], "h1#0");
+	dt_store_close(st);
+}
+
 /* Many senders: the table grows and still finds each one, in memory and after a reopen. */
 Test(store, many_senders)
 {
